@@ -1,0 +1,751 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// Namespaces of stream negotiation.
+const (
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession  = "urn:ietf:params:xml:ns:xmpp-session"
+	nsRegister = "jabber:iq:register"
+	nsRegFeat  = "http://jabber.org/features/iq-register"
+	nsRosterV  = "urn:xmpp:features:rosterver"
+	nsPreAppr  = "urn:xmpp:features:pre-approval"
+	nsSASLCB   = "urn:xmpp:sasl-cb:0"
+)
+
+const (
+	handshakeTimeout = 15 * time.Second
+	writeTimeout     = 30 * time.Second
+	closeGrace       = 2 * time.Second
+	maxAuthAttempts  = 5
+	maxBatchBytes    = 64 << 10
+)
+
+// errStreamClosing ends the read loop after we sent a stream error.
+var errStreamClosing = errors.New("stream closing")
+
+type conn struct {
+	srv  *Server
+	log  hclog.Logger
+	nc   net.Conn // the current transport: a *tls.Conn after STARTTLS
+	mode TLSMode
+	r    *xmlstream.Reader
+
+	host       Host
+	encrypted  bool
+	user       string // authenticated local part
+	session    *router.Session
+	headerSent bool
+	remoteIP   string
+
+	wmu     sync.Mutex // serialises writes to nc
+	out     chan []byte
+	writing bool // the writer goroutine runs (after bind)
+	closeCh chan struct{}
+	closed  atomic.Bool
+	tail    atomic.Pointer[[]byte] // the stream error to send last
+	done    chan struct{}          // closed when the writer has finished
+}
+
+func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
+	ip := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	return &conn{
+		srv: s, nc: nc, mode: mode, remoteIP: ip,
+		log:     s.cfg.Log.With("remote", nc.RemoteAddr().String()),
+		closeCh: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// deadlineReader extends the idle deadline on every read, so that any
+// traffic from the client, whitespace keepalives included, keeps it alive.
+type deadlineReader struct {
+	c    *conn
+	idle time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	if d.idle > 0 && !d.c.closed.Load() {
+		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
+	}
+	return d.c.nc.Read(p)
+}
+
+func (c *conn) serve() {
+	defer c.finish()
+	if c.mode == TLSDirect {
+		if err := c.startTLS(); err != nil {
+			c.log.Debug("direct TLS handshake failed", "error", err)
+			return
+		}
+	}
+	c.r = xmlstream.NewReader(deadlineReader{c, c.srv.cfg.IdleTimeout}, c.srv.cfg.Limits)
+	err := c.negotiate()
+	if err == nil {
+		err = c.sessionLoop()
+	}
+	c.handleReadError(err)
+}
+
+// handleReadError turns what ended the read loop into the right stream
+// error, if one is still owed to the peer.
+func (c *conn) handleReadError(err error) {
+	var xe *xmlstream.Error
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, errStreamClosing):
+	case errors.Is(err, xmlstream.ErrStreamEnd):
+		c.Close("", "")
+	case errors.As(err, &xe):
+		c.log.Debug("stream error", "condition", xe.Condition, "text", xe.Text)
+		c.Close(xe.Condition, xe.Text)
+	case errors.As(err, &ne) && ne.Timeout():
+		if !c.closed.Load() {
+			c.Close("connection-timeout", "idle for too long")
+		}
+	default:
+		if !c.closed.Load() {
+			c.log.Debug("connection ended", "error", err)
+		}
+		c.closed.Store(true)
+	}
+}
+
+// finish releases the connection and tells the handler the session ended.
+func (c *conn) finish() {
+	c.Close("", "")
+	if c.writing {
+		<-c.done
+	}
+	c.wmu.Lock()
+	c.nc.Close()
+	c.wmu.Unlock()
+	if s := c.session; s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if c.srv.cfg.Router.Unbind(s) {
+			c.srv.cfg.Handler.Closed(ctx, s)
+		}
+		cancel()
+	}
+}
+
+// Send implements router.Conn.
+func (c *conn) Send(el *xmlstream.Element) bool {
+	if c.closed.Load() {
+		return false
+	}
+	b := el.AppendXML(make([]byte, 0, 256), xmlstream.NSClient)
+	select {
+	case c.out <- b:
+		return true
+	default:
+		c.log.Warn("send queue full, closing slow connection")
+		c.Close("policy-violation", "too slow reading: send queue full")
+		return false
+	}
+}
+
+// Close implements router.Conn: it sends a stream error (if condition is
+// set) and the closing tag, then ends the connection.
+func (c *conn) Close(condition, text string) {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	var b []byte
+	if !c.headerSent {
+		b = append(b, c.header("", "")...)
+	}
+	if condition != "" {
+		e := xmlstream.NewElement(xmlstream.NSStream, "error")
+		e.AppendChild(xmlstream.NewElement(stanza.NSStreams, condition))
+		if text != "" {
+			e.AppendChild(xmlstream.NewElement(stanza.NSStreams, "text").AppendText(text))
+		}
+		b = e.AppendXML(b, "")
+		b = fixStreamPrefix(b)
+	}
+	b = append(b, "</stream:stream>"...)
+	c.tail.Store(&b)
+	close(c.closeCh)
+	c.wmu.Lock()
+	writing := c.writing
+	c.wmu.Unlock()
+	if !writing {
+		c.writeRaw(b)
+		c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	}
+}
+
+// fixStreamPrefix renders the stream namespace with its conventional
+// prefix: <stream:error> rather than a default namespace declaration.
+func fixStreamPrefix(b []byte) []byte {
+	s := string(b)
+	s = strings.Replace(s, "<error xmlns='"+xmlstream.NSStream+"'>", "<stream:error>", 1)
+	s = strings.Replace(s, "<error xmlns=\""+xmlstream.NSStream+"\">", "<stream:error>", 1)
+	s = strings.Replace(s, "</error>", "</stream:error>", 1)
+	return []byte(s)
+}
+
+func (c *conn) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// startWriter hands writing to a goroutine: from now on other sessions can
+// send to this one, and the router must never wait for a slow socket.
+func (c *conn) startWriter() {
+	c.out = make(chan []byte, c.srv.cfg.SendQueue)
+	c.wmu.Lock()
+	c.writing = true
+	c.wmu.Unlock()
+	go c.writer()
+}
+
+func (c *conn) writer() {
+	defer close(c.done)
+	ka := c.srv.cfg.KeepaliveInterval
+	var timer *time.Timer
+	var tick <-chan time.Time
+	if ka > 0 {
+		timer = time.NewTimer(ka)
+		defer timer.Stop()
+		tick = timer.C
+	}
+	var buf []byte
+	for {
+		select {
+		case b := <-c.out:
+			buf = append(buf[:0], b...)
+		drain:
+			for len(buf) < maxBatchBytes {
+				select {
+				case b := <-c.out:
+					buf = append(buf, b...)
+				default:
+					break drain
+				}
+			}
+			if err := c.writeRaw(buf); err != nil {
+				c.closed.Store(true)
+				c.nc.Close()
+				return
+			}
+			if cap(buf) > maxBatchBytes {
+				buf = nil // do not keep a burst's buffer for an idle session
+			}
+		case <-tick:
+			if err := c.writeRaw([]byte{' '}); err != nil {
+				c.closed.Store(true)
+				c.nc.Close()
+				return
+			}
+		case <-c.closeCh:
+			buf = buf[:0]
+		rest:
+			for {
+				select {
+				case b := <-c.out:
+					buf = append(buf, b...)
+				default:
+					break rest
+				}
+			}
+			if t := c.tail.Load(); t != nil {
+				buf = append(buf, *t...)
+			}
+			c.writeRaw(buf)
+			c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+			return
+		}
+		if timer != nil {
+			timer.Reset(ka)
+		}
+	}
+}
+
+func (c *conn) startTLS() error {
+	if c.srv.cfg.TLS == nil {
+		return errors.New("no TLS configuration")
+	}
+	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	c.wmu.Lock()
+	c.nc = tc
+	c.wmu.Unlock()
+	c.encrypted = true
+	return nil
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *conn) header(from, to string) string {
+	var sb strings.Builder
+	sb.WriteString("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='")
+	sb.WriteString(newID())
+	sb.WriteString("' version='1.0' xml:lang='en'")
+	if from != "" {
+		sb.WriteString(" from='" + escapeAttr(from) + "'")
+	}
+	if to != "" {
+		sb.WriteString(" to='" + escapeAttr(to) + "'")
+	}
+	sb.WriteString(">")
+	return sb.String()
+}
+
+func escapeAttr(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", "\"", "&quot;").Replace(s)
+}
+
+// openStream reads the client's stream header and answers with ours and
+// the features of this stage.
+func (c *conn) openStream() error {
+	hdr, err := c.r.ReadHeader()
+	if err != nil {
+		return err
+	}
+	to := hdr.Attr("to")
+	var h Host
+	if d, err := jid.Parse(to); err == nil && d.IsDomain() {
+		h = c.srv.cfg.Host(d.Domain())
+	}
+	from := ""
+	if f, err := jid.Parse(hdr.Attr("from")); err == nil {
+		from = f.String()
+	}
+	name := to
+	if h != nil {
+		name = h.Name()
+	}
+	if err := c.writeRaw([]byte(c.header(name, from))); err != nil {
+		return err
+	}
+	c.headerSent = true
+	switch {
+	case c.r.ContentNamespace() != xmlstream.NSClient:
+		return &xmlstream.Error{Condition: "invalid-namespace", Text: "the content namespace must be jabber:client"}
+	case h == nil:
+		return &xmlstream.Error{Condition: "host-unknown", Text: "this server does not serve " + to}
+	case c.host != nil && c.host != h:
+		return &xmlstream.Error{Condition: "not-authorized", Text: "the stream was restarted for another host"}
+	case !strings.HasPrefix(hdr.Attr("version"), "1."):
+		return &xmlstream.Error{Condition: "unsupported-version", Text: "XMPP 1.0 streams only"}
+	}
+	c.host = h
+	return c.writeRaw(c.features().AppendXML(nil, xmlstream.NSClient))
+}
+
+func (c *conn) tlsPending() bool {
+	return !c.encrypted && (c.mode == TLSRequired || c.mode == TLSOptional)
+}
+
+func (c *conn) saslOptions() sasl.Options {
+	o := sasl.Options{SCRAM: c.host.SCRAM(), TLS: c.encrypted}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		if cs.Version >= tls.VersionTLS13 {
+			o.CBTypes = []string{"tls-exporter"}
+		} else if cs.TLSUnique != nil {
+			o.CBTypes = []string{"tls-unique"}
+		}
+		if len(o.CBTypes) > 0 {
+			o.ChannelBinding = func(cbType string) ([]byte, error) {
+				switch cbType {
+				case "tls-exporter":
+					if cs.Version < tls.VersionTLS13 {
+						return nil, errors.New("tls-exporter needs TLS 1.3")
+					}
+					return cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+				case "tls-unique":
+					if cs.TLSUnique == nil {
+						return nil, errors.New("tls-unique unavailable")
+					}
+					return cs.TLSUnique, nil
+				}
+				return nil, errors.New("unsupported channel binding type " + cbType)
+			}
+		}
+	}
+	return o
+}
+
+func (c *conn) features() *xmlstream.Element {
+	f := xmlstream.NewElement(xmlstream.NSStream, "features")
+	switch {
+	case c.user == "":
+		if c.tlsPending() {
+			st := xmlstream.NewElement(nsTLS, "starttls")
+			if c.mode == TLSRequired {
+				st.AppendChild(xmlstream.NewElement(nsTLS, "required"))
+				f.AppendChild(st)
+				return f
+			}
+			f.AppendChild(st)
+		}
+		o := c.saslOptions()
+		mechs := xmlstream.NewElement(nsSASL, "mechanisms")
+		for _, m := range sasl.Mechanisms(o) {
+			mechs.AppendChild(xmlstream.NewElement(nsSASL, "mechanism").AppendText(m))
+		}
+		f.AppendChild(mechs)
+		if o.ChannelBinding != nil {
+			cb := xmlstream.NewElement(nsSASLCB, "sasl-channel-binding")
+			for _, t := range o.CBTypes {
+				cb.AppendChild(xmlstream.NewElement(nsSASLCB, "channel-binding").SetAttr("type", t))
+			}
+			f.AppendChild(cb)
+		}
+		if c.host.RegistrationOpen() && (c.encrypted || c.mode == TLSDisabled) {
+			f.AppendChild(xmlstream.NewElement(nsRegFeat, "register"))
+		}
+	default:
+		f.AppendChild(xmlstream.NewElement(nsBind, "bind"))
+		f.AppendChild(xmlstream.NewElement(nsSession, "session").AppendChild(xmlstream.NewElement(nsSession, "optional")))
+		f.AppendChild(xmlstream.NewElement(nsRosterV, "ver"))
+		f.AppendChild(xmlstream.NewElement(nsPreAppr, "sub"))
+	}
+	return f
+}
+
+// negotiate runs the stream up to a bound resource.
+func (c *conn) negotiate() error {
+	if err := c.openStream(); err != nil {
+		return err
+	}
+	authFailures := 0
+	for {
+		el, err := c.r.Next()
+		if err != nil {
+			return err
+		}
+		if c.closed.Load() {
+			return errStreamClosing
+		}
+		switch {
+		case el.Space == nsTLS && el.Local == "starttls" && c.tlsPending() && c.user == "":
+			if err := c.writeRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+				return err
+			}
+			if err := c.startTLS(); err != nil {
+				c.log.Debug("STARTTLS handshake failed", "error", err)
+				c.closed.Store(true)
+				return errStreamClosing
+			}
+			c.r.Reset(deadlineReader{c, c.srv.cfg.IdleTimeout})
+			if err := c.openStream(); err != nil {
+				return err
+			}
+		case c.tlsPending() && c.mode == TLSRequired:
+			return &xmlstream.Error{Condition: "policy-violation", Text: "STARTTLS is required"}
+		case el.Space == nsSASL && el.Local == "auth" && c.user == "":
+			ok, err := c.authenticate(el)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if authFailures++; authFailures >= maxAuthAttempts {
+					return &xmlstream.Error{Condition: "policy-violation", Text: "too many failed authentication attempts"}
+				}
+				continue
+			}
+			c.r.Restart()
+			if err := c.openStream(); err != nil {
+				return err
+			}
+		case el.Space == xmlstream.NSClient && el.Local == "iq" && c.user == "":
+			if err := c.preAuthIQ(el); err != nil {
+				return err
+			}
+		case el.Space == xmlstream.NSClient && el.Local == "iq" && c.user != "":
+			bound, err := c.postAuthIQ(el)
+			if err != nil || bound {
+				return err
+			}
+		default:
+			return &xmlstream.Error{Condition: "not-authorized", Text: "authenticate and bind a resource first"}
+		}
+	}
+}
+
+func (c *conn) preAuthIQ(iq *xmlstream.Element) error {
+	q := iq.FirstChild()
+	if q == nil || q.Space != nsRegister || (c.tlsPending() && c.mode != TLSDisabled) {
+		return &xmlstream.Error{Condition: "not-authorized", Text: "authenticate first"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.srv.cfg.IPThrottle != nil && iq.Attr("type") == "set" && !c.srv.cfg.IPThrottle.Allow("reg:"+c.remoteIP) {
+		return c.writeRaw(stanza.ErrorReply(iq, stanza.ErrPolicyViolation.WithText("too many registrations from this address; try later")).AppendXML(nil, xmlstream.NSClient))
+	}
+	reply := c.host.PreAuthIQ(ctx, iq, c.remoteIP)
+	if c.srv.cfg.IPThrottle != nil && iq.Attr("type") == "set" && reply.Attr("type") == "result" {
+		c.srv.cfg.IPThrottle.Fail("reg:" + c.remoteIP) // counts registrations, not failures
+	}
+	return c.writeRaw(reply.AppendXML(nil, xmlstream.NSClient))
+}
+
+func (c *conn) saslFailure(f *sasl.Failure) error {
+	el := xmlstream.NewElement(nsSASL, "failure").AppendChild(xmlstream.NewElement(nsSASL, f.Condition))
+	if f.Text != "" {
+		el.AppendChild(xmlstream.NewElement(nsSASL, "text").AppendText(f.Text))
+	}
+	return c.writeRaw(el.AppendXML(nil, xmlstream.NSClient))
+}
+
+// authenticate runs one SASL exchange. It returns false after a failure
+// that leaves the stream usable for another attempt.
+func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if t := c.srv.cfg.IPThrottle; t != nil && !t.Allow(c.remoteIP) {
+		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts from your address; try again later"})
+	}
+	n, err := sasl.New(auth.Attr("mechanism"), c.host.SASLStore(), c.saslOptions())
+	if err != nil {
+		var f *sasl.Failure
+		if !errors.As(err, &f) {
+			f = &sasl.Failure{Condition: "invalid-mechanism"}
+		}
+		return false, c.saslFailure(f)
+	}
+	in, ok := decodeSASL(auth.Text())
+	if !ok {
+		return false, c.saslFailure(&sasl.Failure{Condition: "incorrect-encoding"})
+	}
+	if strings.TrimSpace(auth.Text()) == "" {
+		// No initial response: ask for it with an empty challenge.
+		if err := c.writeRaw([]byte("<challenge xmlns='" + nsSASL + "'/>")); err != nil {
+			return false, err
+		}
+		resp, err := c.readSASL()
+		if err != nil || resp == nil {
+			return false, err
+		}
+		if in, ok = decodeSASL(resp.Text()); !ok {
+			return false, c.saslFailure(&sasl.Failure{Condition: "incorrect-encoding"})
+		}
+	}
+	for {
+		out, done, err := n.Step(ctx, in)
+		if err != nil {
+			var f *sasl.Failure
+			if !errors.As(err, &f) {
+				f = &sasl.Failure{Condition: "temporary-auth-failure"}
+			}
+			if f.Condition == "not-authorized" {
+				c.authFailed(n.Username())
+			}
+			return false, c.saslFailure(f)
+		}
+		if done {
+			return c.authSucceeded(n, out)
+		}
+		if err := c.writeRaw([]byte("<challenge xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</challenge>")); err != nil {
+			return false, err
+		}
+		resp, err := c.readSASL()
+		if err != nil || resp == nil {
+			return false, err
+		}
+		if in, ok = decodeSASL(resp.Text()); !ok {
+			return false, c.saslFailure(&sasl.Failure{Condition: "incorrect-encoding"})
+		}
+	}
+}
+
+func (c *conn) authFailed(user string) {
+	if t := c.srv.cfg.IPThrottle; t != nil {
+		t.Fail(c.remoteIP)
+	}
+	if t := c.srv.cfg.AccountThrottle; t != nil && user != "" {
+		if u, err := jid.NormalizeLocal(user); err == nil {
+			t.Fail(u + "@" + c.host.Name())
+		}
+	}
+	c.log.Info("authentication failed", "user", user, "host", c.host.Name())
+}
+
+func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error) {
+	user, err := jid.NormalizeLocal(n.Username())
+	if err != nil {
+		return false, c.saslFailure(&sasl.Failure{Condition: "not-authorized"})
+	}
+	if t := c.srv.cfg.AccountThrottle; t != nil && !t.Allow(user+"@"+c.host.Name()) {
+		// The password was right, but the account is under attack: keep
+		// refusing until the window passes so guessing cannot succeed.
+		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
+	}
+	if az := n.Authzid(); az != "" {
+		j, err := jid.Parse(az)
+		if err != nil || j != jid.MustParse(user+"@"+c.host.Name()) {
+			return false, c.saslFailure(&sasl.Failure{Condition: "invalid-authzid"})
+		}
+	}
+	el := "<success xmlns='" + nsSASL + "'/>"
+	if len(additional) > 0 {
+		el = "<success xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(additional) + "</success>"
+	}
+	if err := c.writeRaw([]byte(el)); err != nil {
+		return false, err
+	}
+	c.user = user
+	c.log = c.log.With("user", user+"@"+c.host.Name())
+	c.log.Debug("authenticated")
+	return true, nil
+}
+
+// readSASL reads the client's next SASL element: a response, or an abort
+// (answered here; nil is returned).
+func (c *conn) readSASL() (*xmlstream.Element, error) {
+	el, err := c.r.Next()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case el.Space == nsSASL && el.Local == "response":
+		return el, nil
+	case el.Space == nsSASL && el.Local == "abort":
+		return nil, c.saslFailure(&sasl.Failure{Condition: "aborted"})
+	}
+	return nil, &xmlstream.Error{Condition: "policy-violation", Text: "expected a SASL response"}
+}
+
+func decodeSASL(s string) ([]byte, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "=" {
+		return nil, true
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	return b, err == nil
+}
+
+// postAuthIQ handles resource binding and the legacy session IQ. It
+// returns true once a resource is bound.
+func (c *conn) postAuthIQ(iq *xmlstream.Element) (bool, error) {
+	q := iq.FirstChild()
+	switch {
+	case q != nil && q.Space == nsBind && q.Local == "bind" && iq.Attr("type") == "set":
+		return c.bind(iq, q)
+	case q != nil && q.Space == nsSession && q.Local == "session" && iq.Attr("type") == "set":
+		return false, c.writeRaw(stanza.Result(iq, nil).AppendXML(nil, xmlstream.NSClient))
+	}
+	return false, &xmlstream.Error{Condition: "not-authorized", Text: "bind a resource first"}
+}
+
+func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
+	res := ""
+	if r := q.Child(nsBind, "resource"); r != nil {
+		res = strings.TrimSpace(r.Text())
+	}
+	if res == "" {
+		res = "koi-" + newID()[:12]
+	}
+	full, err := jid.New(c.user, c.host.Name(), res)
+	if err != nil {
+		reply := stanza.ErrorReply(iq, stanza.ErrBadRequest.WithText("invalid resource"))
+		return false, c.writeRaw(reply.AppendXML(nil, xmlstream.NSClient))
+	}
+	res2 := xmlstream.NewElement(nsBind, "bind").AppendChild(xmlstream.NewElement(nsBind, "jid").AppendText(full.String()))
+	reply := stanza.Result(iq, res2)
+	reply.RemoveAttr("to")
+	// The result goes first in the queue: nothing routed to the new
+	// session may overtake it.
+	c.startWriter()
+	c.out <- reply.AppendXML(nil, xmlstream.NSClient)
+	s, replaced := c.srv.cfg.Router.Bind(full, c)
+	c.session = s
+	if replaced != nil {
+		replaced.Close("conflict", "replaced by a new connection for the same resource")
+	}
+	c.log = c.log.With("jid", full.String())
+	c.log.Debug("resource bound")
+	return true, nil
+}
+
+// sessionLoop reads stanzas of a bound session and hands them on.
+func (c *conn) sessionLoop() error {
+	s := c.session
+	full := s.JID()
+	for {
+		el, err := c.r.Next()
+		if err != nil {
+			return err
+		}
+		if c.closed.Load() {
+			return errStreamClosing
+		}
+		if !stanza.IsStanza(el) {
+			return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
+		}
+		if f := el.Attr("from"); f != "" {
+			fj, err := jid.Parse(f)
+			if err != nil || (fj != full && fj != full.Bare()) {
+				return &xmlstream.Error{Condition: "invalid-from", Text: "from does not match your address"}
+			}
+		}
+		el.SetAttr("from", full.String())
+		if el.Local == "iq" && !validIQ(el) {
+			if el.Attr("type") != "error" && el.Attr("type") != "result" {
+				el.RemoveAttr("to")
+				c.Send(stanza.ErrorReply(el, stanza.ErrBadRequest.WithText("an IQ needs an id, a type and (for get and set) exactly one payload")))
+			}
+			continue
+		}
+		if q := el.FirstChild(); el.Local == "iq" && q != nil && el.Attr("to") == "" && q.Space == nsSession && el.Attr("type") == "set" {
+			c.Send(stanza.Result(el, nil))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c.srv.cfg.Handler.Stanza(ctx, s, el)
+		cancel()
+	}
+}
+
+func validIQ(iq *xmlstream.Element) bool {
+	if iq.Attr("id") == "" {
+		return false
+	}
+	switch iq.Attr("type") {
+	case "get", "set":
+		return len(iq.Elements()) == 1
+	case "result", "error":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,182 @@
+// Package c2s accepts client connections and negotiates XMPP streams
+// (RFC 6120): STARTTLS or direct TLS (XEP-0368), SASL, resource binding.
+// Once a session is bound it hands every stanza to a Handler.
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/throttle"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// TLSMode says whether a plain listener offers STARTTLS.
+type TLSMode int
+
+const (
+	// TLSRequired offers STARTTLS and refuses everything else before it.
+	TLSRequired TLSMode = iota
+	// TLSOptional offers STARTTLS but lets the client continue without it.
+	TLSOptional
+	// TLSDisabled never offers STARTTLS.
+	TLSDisabled
+	// TLSDirect is a listener where TLS starts at connect (XEP-0368).
+	TLSDirect
+)
+
+// Host is a virtual host as the connection layer needs it.
+type Host interface {
+	// Name is the domain the host serves.
+	Name() string
+	// SASLStore gives the mechanisms access to the host's accounts.
+	SASLStore() sasl.Store
+	// SCRAM reports whether the host's auth backends keep SCRAM credentials.
+	SCRAM() bool
+	// RegistrationOpen reports whether in-band registration (XEP-0077) is
+	// offered to clients that have not logged in.
+	RegistrationOpen() bool
+	// PreAuthIQ answers an IQ sent before authentication (in-band
+	// registration); it returns the reply stanza.
+	PreAuthIQ(ctx context.Context, iq *xmlstream.Element, remote string) *xmlstream.Element
+}
+
+// Handler processes the stanzas of bound sessions.
+type Handler interface {
+	// Stanza handles one stanza from s. The stanza's from has been stamped.
+	Stanza(ctx context.Context, s *router.Session, el *xmlstream.Element)
+	// Closed is called once when a bound session ends, after it was unbound
+	// (replaced is true when a newer session took its resource).
+	Closed(ctx context.Context, s *router.Session)
+}
+
+// Config sets up a Server.
+type Config struct {
+	Log               hclog.Logger
+	TLS               *tls.Config
+	Limits            xmlstream.Limits
+	IdleTimeout       time.Duration
+	KeepaliveInterval time.Duration
+	SendQueue         int
+	// Host returns the virtual host for a stream's to attribute, nil when
+	// the domain is not served.
+	Host    func(domain string) Host
+	Router  *router.Router
+	Handler Handler
+	// Throttles for failed authentications; nil disables.
+	IPThrottle      *throttle.Limiter
+	AccountThrottle *throttle.Limiter
+}
+
+// Server runs the c2s listeners.
+type Server struct {
+	cfg Config
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+// New returns a Server; call Serve for each listener.
+func New(cfg Config) *Server {
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 1024
+	}
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on l until Shutdown. mode selects STARTTLS
+// behaviour, or direct TLS.
+func (s *Server) Serve(l net.Listener, mode TLSMode) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait and retry
+			// rather than spin or die.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			s.cfg.Log.Warn("accept failed", "address", l.Addr().String(), "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc, mode)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes every stream with <system-shutdown/>
+// and waits (bounded by ctx) for the connections to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close("system-shutdown", "")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,82 @@
+package modules
+
+import (
+	"context"
+	"sort"
+
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// Service discovery (XEP-0030).
+const (
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+)
+
+func (m *Server) registerDisco() {
+	m.handleIQ(scopeServer, "get", NSDiscoInfo, m.discoInfoServer)
+	m.handleIQ(scopeServer, "get", NSDiscoItems, discoItems)
+	m.handleIQ(scopeAccount, "get", NSDiscoInfo, m.discoInfoAccount)
+	m.handleIQ(scopeAccount, "get", NSDiscoItems, discoItems)
+}
+
+// serverFeatures lists what a host offers; it follows the host's backends.
+func (m *Server) serverFeatures(h *Host) []string {
+	f := []string{NSDiscoInfo, NSDiscoItems, nsPing, nsTime, nsVersion, "urn:xmpp:features:rosterver", "urn:xmpp:features:pre-approval"}
+	if h.Offline.On {
+		f = append(f, "msgoffline")
+	}
+	if h.VCard.On {
+		f = append(f, nsVCard)
+	}
+	if h.Private.On {
+		f = append(f, nsPrivate)
+	}
+	if h.Registration || h.PasswordChange {
+		f = append(f, nsRegister)
+	}
+	sort.Strings(f)
+	return f
+}
+
+func infoQuery(node, category, typ, name string, features []string) *xmlstream.Element {
+	q := xmlstream.NewElement(NSDiscoInfo, "query")
+	if node != "" {
+		q.SetAttr("node", node)
+	}
+	id := xmlstream.NewElement(NSDiscoInfo, "identity").SetAttr("category", category).SetAttr("type", typ)
+	if name != "" {
+		id.SetAttr("name", name)
+	}
+	q.AppendChild(id)
+	for _, f := range features {
+		q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
+	}
+	return q
+}
+
+func (m *Server) discoInfoServer(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if c.q.Attr("node") != "" {
+		return nil, stanza.ErrItemNotFound
+	}
+	return infoQuery("", "server", "im", "koi", m.serverFeatures(c.host)), nil
+}
+
+func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if c.q.Attr("node") != "" {
+		return nil, stanza.ErrItemNotFound
+	}
+	features := []string{NSDiscoInfo, NSDiscoItems}
+	if c.host.VCard.On {
+		features = append(features, nsVCard)
+	}
+	return infoQuery("", "account", "registered", "", features), nil
+}
+
+func discoItems(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if c.q.Attr("node") != "" {
+		return nil, stanza.ErrItemNotFound
+	}
+	return xmlstream.NewElement(NSDiscoItems, "query"), nil
+}

@@ -1,0 +1,210 @@
+package modules
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+	"time"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+const (
+	nsChatStates = "http://jabber.org/protocol/chatstates"
+	nsHints      = "urn:xmpp:hints"
+)
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func sortedItems(r *roster) []sdk.RosterItem {
+	out := make([]sdk.RosterItem, 0, len(r.items))
+	for _, it := range r.items {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
+	return out
+}
+
+// messageType normalises the type attribute (RFC 6121 §5.2.2: unknown
+// means normal).
+func messageType(el *xmlstream.Element) string {
+	switch t := el.Attr("type"); t {
+	case "chat", "groupchat", "headline", "error":
+		return t
+	}
+	return "normal"
+}
+
+// outboundMessage routes a message a client sent (RFC 6121 §8.5).
+func (m *Server) outboundMessage(ctx context.Context, s *router.Session, el *xmlstream.Element, to jid.JID) {
+	if to.IsZero() {
+		to = s.JID().Bare() // RFC 6120 §10.3.1: no to means the sender's bare JID
+		el.SetAttr("to", to.String())
+	}
+	if !m.isLocal(to) {
+		m.bounce(s, el, stanza.ErrRemoteNotFound.WithText("this server does not federate"))
+		return
+	}
+	if to.Local() == "" {
+		// Messages to the server itself: nothing handles them.
+		if messageType(el) != "error" {
+			m.bounce(s, el, stanza.ErrServiceUnavailable)
+		}
+		return
+	}
+	m.deliverMessage(ctx, el, to)
+}
+
+// deliverMessage applies the delivery rules for a local recipient.
+func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+	typ := messageType(el)
+	if to.Resource() != "" {
+		if t := m.router.Session(to); t != nil {
+			t.Send(el)
+			return
+		}
+		if typ == "groupchat" {
+			m.bounceTo(ctx, el, stanza.ErrServiceUnavailable)
+			return
+		}
+		// Otherwise treated as if addressed to the bare JID (§8.5.3.2.1).
+	}
+	bare := to.Bare()
+	var targets []*router.Session
+	if u := m.router.User(bare); u != nil {
+		switch typ {
+		case "normal", "chat":
+			targets = u.TopResources()
+		case "headline":
+			targets = u.NonNegative()
+		}
+	}
+	switch typ {
+	case "error":
+		if len(targets) == 0 {
+			if u := m.router.User(bare); u != nil {
+				targets = u.TopResources()
+			}
+		}
+		for _, t := range targets {
+			sendTo(t, el)
+		}
+		return
+	case "groupchat":
+		m.bounceTo(ctx, el, stanza.ErrServiceUnavailable)
+		return
+	}
+	if len(targets) > 0 {
+		for _, t := range targets {
+			c := el.Copy()
+			c.SetAttr("to", bare.String())
+			if to.Resource() != "" {
+				c.SetAttr("to", to.String())
+			}
+			t.Send(c)
+		}
+		return
+	}
+	ok, err := m.userExists(ctx, bare)
+	if err != nil {
+		m.bounceTo(ctx, el, backendError(err))
+		return
+	}
+	if !ok {
+		m.bounceTo(ctx, el, stanza.ErrServiceUnavailable)
+		return
+	}
+	if typ == "headline" {
+		return // headlines are not stored (§8.5.2.1.1)
+	}
+	m.storeOffline(ctx, el, bare)
+}
+
+// storeOffline keeps a message for a user who is away (XEP-0160).
+func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, bare jid.JID) {
+	h := m.hosts[bare.Domain()]
+	if !worthStoring(el) {
+		return
+	}
+	if h == nil || !h.Offline.On || !h.Offline.Writable {
+		m.bounceTo(ctx, el, stanza.ErrServiceUnavailable.WithText("the recipient is offline"))
+		return
+	}
+	if h.OfflineLimit > 0 {
+		n, err := h.Offline.Backend.Count(ctx, bare.String())
+		if err != nil {
+			m.bounceTo(ctx, el, backendError(err))
+			return
+		}
+		if n >= h.OfflineLimit {
+			m.bounceTo(ctx, el, stanza.ErrServiceUnavailable.WithText("the recipient's offline storage is full"))
+			return
+		}
+	}
+	now := time.Now().UTC()
+	c := el.Copy()
+	c.SetAttr("to", bare.String())
+	c.RemoveChildren(stanza.NSDelay, "delay")
+	c.AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("from", bare.Domain()).
+		SetAttr("stamp", now.Format(time.RFC3339Nano)).AppendText("Offline storage"))
+	if err := h.Offline.Backend.Store(ctx, bare.String(), sdk.OfflineMessage{Stanza: c.String(), Stamp: now}); err != nil {
+		m.log.Warn("offline message not stored", "to", bare.String(), "error", err)
+		m.bounceTo(ctx, el, backendError(err))
+	}
+}
+
+// worthStoring leaves out what only makes sense live: chat state
+// notifications and messages hinted no-store (XEP-0334).
+func worthStoring(el *xmlstream.Element) bool {
+	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
+		return false
+	}
+	if el.Child(nsHints, "store") != nil {
+		return true
+	}
+	for _, c := range el.Elements() {
+		if c.Space != nsChatStates && c.Space != nsHints && c.Local != "thread" {
+			return true
+		}
+	}
+	return false
+}
+
+// deliverOffline sends stored messages to a session that just became
+// available. Messages the session cannot take are stored again.
+func (m *Server) deliverOffline(ctx context.Context, s *router.Session) {
+	bare := s.JID().Bare()
+	h := m.hosts[bare.Domain()]
+	if h == nil || !h.Offline.On || !h.Offline.Writable {
+		return
+	}
+	msgs, err := h.Offline.Backend.Pop(ctx, bare.String())
+	if err != nil {
+		m.log.Warn("offline messages not delivered", "user", bare.String(), "error", err)
+		return
+	}
+	for i, om := range msgs {
+		el, err := stanza.Parse(om.Stanza)
+		if err != nil {
+			m.log.Warn("dropping unreadable offline message", "user", bare.String(), "error", err)
+			continue
+		}
+		if !s.Send(el) {
+			for _, rest := range msgs[i:] {
+				if err := h.Offline.Backend.Store(ctx, bare.String(), rest); err != nil {
+					m.log.Error("offline message lost while re-storing", "user", bare.String(), "error", err)
+				}
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,205 @@
+// Package modules is the server's instant messaging logic (RFC 6121) and
+// its feature modules: roster, presence, messages, offline storage,
+// service discovery, vCards, private storage, registration, ping, time and
+// version. Each feature is one file; backends are reached through the small
+// interfaces declared here.
+package modules
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/auth"
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+// RosterBackend stores rosters.
+type RosterBackend interface {
+	sdk.Roster
+	sdk.RosterWriter
+}
+
+// VCardBackend stores vCards.
+type VCardBackend interface {
+	sdk.VCard
+	sdk.VCardWriter
+}
+
+// PrivateBackend stores private XML.
+type PrivateBackend interface {
+	sdk.Private
+	sdk.PrivateWriter
+}
+
+// Feature is one backend-served feature of a host: nil Backend means off.
+type Feature[T any] struct {
+	Backend  T
+	On       bool
+	Writable bool
+}
+
+// Host is one virtual host with its backends and settings.
+type Host struct {
+	Name           string
+	Auth           *auth.Chain
+	Roster         Feature[RosterBackend]
+	Offline        Feature[sdk.Offline]
+	VCard          Feature[VCardBackend]
+	Private        Feature[PrivateBackend]
+	Registration   bool
+	PasswordChange bool
+	OfflineLimit   int
+}
+
+// Server handles the stanzas of bound sessions. It implements c2s.Handler.
+type Server struct {
+	log     hclog.Logger
+	router  *router.Router
+	hosts   map[string]*Host
+	rosters *rosters
+	iq      map[iqKey]iqHandler
+	version string
+	started time.Time
+}
+
+// New builds the module server for hosts.
+func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Server {
+	m := &Server{
+		log: log, router: r, hosts: make(map[string]*Host, len(hosts)),
+		iq: make(map[iqKey]iqHandler), version: version, started: time.Now(),
+	}
+	for _, h := range hosts {
+		m.hosts[h.Name] = h
+	}
+	m.rosters = newRosters(m)
+	m.registerRoster()
+	m.registerDisco()
+	m.registerMisc()
+	m.registerVCard()
+	m.registerPrivate()
+	m.registerRegister()
+	return m
+}
+
+// Host returns the served host called name, or nil.
+func (m *Server) Host(name string) *Host { return m.hosts[name] }
+
+// Stanza implements c2s.Handler.
+func (m *Server) Stanza(ctx context.Context, s *router.Session, el *xmlstream.Element) {
+	var to jid.JID
+	if t := el.Attr("to"); t != "" {
+		j, err := jid.Parse(t)
+		if err != nil {
+			if el.Attr("type") != "error" {
+				el.RemoveAttr("to")
+				s.Send(stanza.ErrorReply(el, stanza.ErrJIDMalformed.WithText("invalid address in to")))
+			}
+			return
+		}
+		to = j
+		el.SetAttr("to", j.String())
+	}
+	switch el.Local {
+	case "message":
+		m.outboundMessage(ctx, s, el, to)
+	case "presence":
+		m.outboundPresence(ctx, s, el, to)
+	case "iq":
+		m.outboundIQ(ctx, s, el, to)
+	}
+}
+
+// Closed implements c2s.Handler: an ended session goes unavailable.
+func (m *Server) Closed(ctx context.Context, s *router.Session) {
+	if s.State().Available {
+		un := xmlstream.NewElement(xmlstream.NSClient, "presence").SetAttr("type", "unavailable")
+		un.SetAttr("from", s.JID().String())
+		m.broadcastPresence(ctx, s, un)
+	}
+	m.rosters.forget(s.JID().Bare())
+}
+
+// isLocal reports whether j belongs to a served host.
+func (m *Server) isLocal(j jid.JID) bool { return m.hosts[j.Domain()] != nil }
+
+// userExists asks the host's auth backends whether bare names an account.
+// Connected users exist without asking.
+func (m *Server) userExists(ctx context.Context, bare jid.JID) (bool, error) {
+	h := m.hosts[bare.Domain()]
+	if h == nil || bare.Local() == "" {
+		return false, nil
+	}
+	if m.router.User(bare) != nil {
+		return true, nil
+	}
+	if h.Auth == nil {
+		return false, nil
+	}
+	return h.Auth.UserExists(ctx, bare.Local())
+}
+
+// backendError maps a backend failure to the stanza error a client sees.
+func backendError(err error) *stanza.Error {
+	switch {
+	case errors.Is(err, sdk.ErrNotFound):
+		return stanza.ErrItemNotFound
+	case errors.Is(err, sdk.ErrExists):
+		return stanza.ErrConflict
+	case errors.Is(err, sdk.ErrReadOnly):
+		return stanza.ErrNotAllowed.WithText("this server's backend for the feature is read-only")
+	case errors.Is(err, sdk.ErrInvalid):
+		return stanza.ErrBadRequest
+	default:
+		return stanza.ErrInternal.WithText("the storage backend is unavailable; try again later")
+	}
+}
+
+// sendTo delivers el to one session, with to set to its full JID.
+func sendTo(s *router.Session, el *xmlstream.Element) bool {
+	c := el.Copy()
+	c.SetAttr("to", s.JID().String())
+	return s.Send(c)
+}
+
+// bounce sends an error reply to the sender, unless el is itself an error.
+func (m *Server) bounce(s *router.Session, el *xmlstream.Element, e *stanza.Error) {
+	if el.Attr("type") == "error" {
+		return
+	}
+	s.Send(stanza.ErrorReply(el, e))
+}
+
+// bounceTo sends an error reply for el to whoever sent it, local or not.
+func (m *Server) bounceTo(ctx context.Context, el *xmlstream.Element, e *stanza.Error) {
+	if el.Attr("type") == "error" {
+		return
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		return
+	}
+	m.routeToJID(ctx, stanza.ErrorReply(el, e), from)
+}
+
+// routeToJID delivers a server-generated stanza to a local address: a full
+// JID's session, or a bare JID's available resources.
+func (m *Server) routeToJID(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+	if to.Resource() != "" {
+		if s := m.router.Session(to); s != nil {
+			s.Send(el)
+		}
+		return
+	}
+	if u := m.router.User(to); u != nil {
+		for _, s := range u.Available() {
+			sendTo(s, el)
+		}
+	}
+}

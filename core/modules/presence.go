@@ -1,0 +1,471 @@
+package modules
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+func isSubscription(typ string) bool {
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		return true
+	}
+	return false
+}
+
+func presenceEl(typ string, from, to jid.JID) *xmlstream.Element {
+	p := xmlstream.NewElement(xmlstream.NSClient, "presence")
+	if typ != "" {
+		p.SetAttr("type", typ)
+	}
+	return p.SetAttr("from", from.String()).SetAttr("to", to.String())
+}
+
+// priority reads <priority/> (RFC 6121 §4.7.2.3): -128..127, default 0.
+func priority(p *xmlstream.Element) int {
+	pe := p.Child(xmlstream.NSClient, "priority")
+	if pe == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(pe.Text()))
+	if err != nil || n < -128 || n > 127 {
+		return 0
+	}
+	return n
+}
+
+// outboundPresence handles presence a client sent (RFC 6121 §3, §4).
+func (m *Server) outboundPresence(ctx context.Context, s *router.Session, el *xmlstream.Element, to jid.JID) {
+	typ := el.Attr("type")
+	switch {
+	case isSubscription(typ):
+		if to.IsZero() {
+			m.bounce(s, el, stanza.ErrBadRequest.WithText("a subscription request needs a to address"))
+			return
+		}
+		m.outboundSubscription(ctx, s, el, typ, to.Bare())
+	case to.IsZero() && (typ == "" || typ == "unavailable"):
+		m.presenceBroadcast(ctx, s, el, typ)
+	case to.IsZero():
+		// probes and errors addressed to nobody have no meaning: ignore
+	case !m.isLocal(to):
+		m.bounce(s, el, stanza.ErrRemoteNotFound.WithText("this server does not federate"))
+	case typ == "probe":
+		m.inboundPresence(ctx, el, s.JID(), to)
+	case typ == "" || typ == "unavailable":
+		m.directedPresence(ctx, s, el, typ, to)
+	default:
+		m.inboundPresence(ctx, el, s.JID(), to)
+	}
+}
+
+// presenceBroadcast handles broadcast presence: initial, subsequent and
+// unavailable (RFC 6121 §4.2–4.5).
+func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *xmlstream.Element, typ string) {
+	el.RemoveAttr("to")
+	if typ == "unavailable" {
+		wasAvailable := s.SetPresence(nil, 0)
+		if wasAvailable {
+			m.broadcastPresence(ctx, s, el)
+		}
+		return
+	}
+	prio := priority(el)
+	wasAvailable := s.SetPresence(el.Copy(), prio)
+	m.broadcastPresence(ctx, s, el)
+	if wasAvailable {
+		return
+	}
+	// Initial presence: learn the contacts' presence, receive what waited.
+	m.probeContacts(ctx, s)
+	m.deliverPendingSubscriptions(ctx, s)
+	if prio >= 0 {
+		m.deliverOffline(ctx, s)
+	}
+}
+
+// broadcastPresence sends p (from s) to the contacts subscribed to the
+// user, to the user's own available resources and, for unavailable
+// presence, to every target of directed presence.
+func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xmlstream.Element) {
+	owner := s.JID().Bare()
+	p.SetAttr("from", s.JID().String())
+	var contacts []jid.JID
+	err := m.rosters.with(ctx, owner, func(r *roster) error {
+		for c, it := range r.items {
+			if it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth {
+				contacts = append(contacts, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("presence broadcast without roster", "user", owner.String(), "error", err)
+	}
+	unavailable := p.Attr("type") == "unavailable"
+	sent := make(map[jid.JID]bool, len(contacts))
+	for _, c := range contacts {
+		sent[c] = true
+		m.deliverPresence(ctx, p, c)
+	}
+	if unavailable {
+		for _, d := range s.TakeDirected() {
+			if !sent[d.Bare()] || d.Resource() != "" {
+				m.deliverPresence(ctx, p, d)
+			}
+		}
+	}
+	if u := s.User(); u != nil {
+		for _, o := range u.Available() {
+			sendTo(o, p)
+		}
+		if unavailable && !s.State().Available {
+			sendTo(s, p) // the originating resource sees its own unavailable presence
+		}
+	}
+}
+
+// deliverPresence hands broadcast or directed presence to a local contact.
+func (m *Server) deliverPresence(ctx context.Context, p *xmlstream.Element, to jid.JID) {
+	if !m.isLocal(to) {
+		return // no federation: remote contacts get nothing
+	}
+	c := p.Copy()
+	c.SetAttr("to", to.String())
+	m.routeToJID(ctx, c, to)
+}
+
+func (m *Server) directedPresence(ctx context.Context, s *router.Session, el *xmlstream.Element, typ string, to jid.JID) {
+	// Directed presence to a contact that already gets our broadcasts is
+	// not remembered: the broadcast covers it.
+	subscribed := false
+	m.rosters.with(ctx, s.JID().Bare(), func(r *roster) error {
+		it, ok := r.item(to.Bare())
+		subscribed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
+		return nil
+	})
+	if typ == "unavailable" {
+		s.RemoveDirected(to)
+	} else if !subscribed && s.State().Available {
+		s.AddDirected(to)
+	}
+	m.routeToJID(ctx, el, to)
+}
+
+// probeContacts answers, for a new available session, the question its
+// server would ask with probes: the presence of every contact the user is
+// subscribed to, and of the user's other resources.
+func (m *Server) probeContacts(ctx context.Context, s *router.Session) {
+	owner := s.JID().Bare()
+	var contacts []jid.JID
+	m.rosters.with(ctx, owner, func(r *roster) error {
+		for c, it := range r.items {
+			if it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth {
+				contacts = append(contacts, c)
+			}
+		}
+		return nil
+	})
+	for _, c := range contacts {
+		if m.router.User(c) == nil {
+			continue // offline: nothing to report
+		}
+		probe := presenceEl("probe", owner, c)
+		m.answerProbe(ctx, probe, s.JID(), c)
+	}
+	if u := s.User(); u != nil {
+		for _, o := range u.Available() {
+			if o != s {
+				if st := o.State(); st.Presence != nil {
+					p := st.Presence.Copy()
+					p.SetAttr("from", o.JID().String())
+					sendTo(s, p)
+				}
+			}
+		}
+	}
+}
+
+// answerProbe sends the presence of contact's available resources to
+// prober if contact has granted prober a subscription (RFC 6121 §4.3.2).
+func (m *Server) answerProbe(ctx context.Context, probe *xmlstream.Element, prober, contact jid.JID) {
+	contact = contact.Bare()
+	allowed := false
+	m.rosters.with(ctx, contact, func(r *roster) error {
+		it, ok := r.item(prober.Bare())
+		allowed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
+		return nil
+	})
+	if !allowed {
+		return
+	}
+	m.sendAvailableTo(ctx, contact, prober)
+}
+
+// sendAvailableTo sends the current presence of owner's available
+// resources to target.
+func (m *Server) sendAvailableTo(ctx context.Context, owner, target jid.JID) {
+	u := m.router.User(owner)
+	if u == nil {
+		return
+	}
+	for _, o := range u.Available() {
+		st := o.State()
+		if st.Presence == nil {
+			continue
+		}
+		p := st.Presence.Copy()
+		p.SetAttr("from", o.JID().String())
+		p.SetAttr("to", target.String())
+		m.routeToJID(ctx, p, target)
+	}
+}
+
+// sendUnavailableTo tells target that owner's resources are gone for it
+// (after a subscription was cancelled).
+func (m *Server) sendUnavailableTo(ctx context.Context, owner, target jid.JID) {
+	u := m.router.User(owner)
+	if u == nil || !m.isLocal(target) {
+		return
+	}
+	for _, o := range u.Available() {
+		m.routeToJID(ctx, presenceEl("unavailable", o.JID(), target), target)
+	}
+}
+
+func (m *Server) deliverPendingSubscriptions(ctx context.Context, s *router.Session) {
+	var pend []string
+	m.rosters.with(ctx, s.JID().Bare(), func(r *roster) error {
+		for _, st := range r.pending {
+			pend = append(pend, st)
+		}
+		return nil
+	})
+	for _, st := range pend {
+		el, err := stanza.Parse(st)
+		if err != nil {
+			m.log.Warn("dropping unreadable pending subscription", "user", s.JID().Bare().String(), "error", err)
+			continue
+		}
+		sendTo(s, el)
+	}
+}
+
+// outboundSubscription handles a subscription stanza sent by a user
+// (RFC 6121 §3, "user's server" side).
+func (m *Server) outboundSubscription(ctx context.Context, s *router.Session, el *xmlstream.Element, typ string, contact jid.JID) {
+	owner := s.JID().Bare()
+	p := el.Copy()
+	p.SetAttr("from", owner.String())
+	p.SetAttr("to", contact.String())
+	route, sendAvail, sendUnavail := true, false, false
+	err := m.rosters.with(ctx, owner, func(r *roster) error {
+		it, ok := r.item(contact)
+		if !ok {
+			it = sdk.RosterItem{JID: contact.String(), Subscription: sdk.SubNone}
+		}
+		_, pending := r.pending[contact]
+		switch typ {
+		case "subscribe":
+			if it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || (ok && it.Ask) {
+				return nil // nothing changes; the contact's server re-answers
+			}
+			it.Ask = true
+			return m.rosters.setItem(ctx, r, it)
+		case "subscribed":
+			switch {
+			case pending:
+				it.Subscription = addFrom(it.Subscription)
+				it.Approved = false
+				if err := m.rosters.setItem(ctx, r, it); err != nil {
+					return err
+				}
+				sendAvail = true
+				return m.rosters.deletePending(ctx, r, contact)
+			case it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth:
+				route = false
+				return nil
+			default:
+				// Pre-approval (RFC 6121 §3.4).
+				route = false
+				if it.Approved {
+					return nil
+				}
+				it.Approved = true
+				return m.rosters.setItem(ctx, r, it)
+			}
+		case "unsubscribe":
+			if !ok {
+				return nil
+			}
+			old := it
+			it.Subscription = removeTo(it.Subscription)
+			it.Ask = false
+			if old.Subscription == it.Subscription && !old.Ask {
+				return nil
+			}
+			return m.rosters.setItem(ctx, r, it)
+		case "unsubscribed":
+			sendUnavail = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth
+			if err := m.rosters.deletePending(ctx, r, contact); err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			old := it
+			it.Subscription = removeFrom(it.Subscription)
+			it.Approved = false
+			if old.Subscription == it.Subscription && !old.Approved {
+				return nil
+			}
+			return m.rosters.setItem(ctx, r, it)
+		}
+		return nil
+	})
+	if err != nil {
+		m.bounce(s, el, asStanzaError(err))
+		return
+	}
+	if !route {
+		return
+	}
+	if !m.isLocal(contact) {
+		m.bounce(s, el, stanza.ErrRemoteNotFound.WithText("this server does not federate"))
+		return
+	}
+	m.inboundPresence(ctx, p, owner, contact)
+	if sendAvail {
+		m.sendAvailableTo(ctx, owner, contact)
+	}
+	if sendUnavail {
+		m.sendUnavailableTo(ctx, owner, contact)
+	}
+}
+
+func addFrom(sub string) string {
+	if sub == sdk.SubTo || sub == sdk.SubBoth {
+		return sdk.SubBoth
+	}
+	return sdk.SubFrom
+}
+
+func addTo(sub string) string {
+	if sub == sdk.SubFrom || sub == sdk.SubBoth {
+		return sdk.SubBoth
+	}
+	return sdk.SubTo
+}
+
+func removeFrom(sub string) string {
+	if sub == sdk.SubBoth || sub == sdk.SubTo {
+		return sdk.SubTo
+	}
+	return sdk.SubNone
+}
+
+func removeTo(sub string) string {
+	if sub == sdk.SubBoth || sub == sdk.SubFrom {
+		return sdk.SubFrom
+	}
+	return sdk.SubNone
+}
+
+// inboundPresence handles presence arriving for a local address (RFC 6121
+// §3 and §4, "contact's server" side). from is the sender.
+func (m *Server) inboundPresence(ctx context.Context, p *xmlstream.Element, from, to jid.JID) {
+	typ := p.Attr("type")
+	switch typ {
+	case "probe":
+		m.answerProbe(ctx, p, from, to)
+		return
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		m.inboundSubscription(ctx, p, typ, from.Bare(), to.Bare())
+		return
+	}
+	m.routeToJID(ctx, p, to)
+}
+
+func (m *Server) inboundSubscription(ctx context.Context, p *xmlstream.Element, typ string, from, to jid.JID) {
+	if typ == "subscribe" {
+		ok, err := m.userExists(ctx, to)
+		if err != nil {
+			m.log.Warn("subscription request not processed", "to", to.String(), "error", err)
+			return
+		}
+		if !ok {
+			m.inboundPresence(ctx, presenceEl("unsubscribed", to, from), to, from)
+			return
+		}
+	}
+	deliver, autoReply, sendAvail := false, false, false
+	err := m.rosters.with(ctx, to, func(r *roster) error {
+		it, ok := r.item(from)
+		_, pending := r.pending[from]
+		switch typ {
+		case "subscribe":
+			switch {
+			case ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth):
+				autoReply = true
+				return nil
+			case ok && it.Approved:
+				it.Subscription = addFrom(it.Subscription)
+				it.Approved = false
+				autoReply, sendAvail = true, true
+				return m.rosters.setItem(ctx, r, it)
+			}
+			deliver = true
+			return m.rosters.setPending(ctx, r, from, p.String())
+		case "subscribed":
+			if !ok || !it.Ask {
+				return nil
+			}
+			it.Subscription = addTo(it.Subscription)
+			it.Ask = false
+			deliver = true
+			return m.rosters.setItem(ctx, r, it)
+		case "unsubscribe":
+			if err := m.rosters.deletePending(ctx, r, from); err != nil {
+				return err
+			}
+			deliver = pending
+			if ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth) {
+				it.Subscription = removeFrom(it.Subscription)
+				deliver = true
+				return m.rosters.setItem(ctx, r, it)
+			}
+		case "unsubscribed":
+			if ok && (it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask) {
+				it.Subscription = removeTo(it.Subscription)
+				it.Ask = false
+				deliver = true
+				return m.rosters.setItem(ctx, r, it)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("subscription state not updated", "type", typ, "from", from.String(), "to", to.String(), "error", err)
+		return
+	}
+	if deliver {
+		if u := m.router.User(to); u != nil {
+			for _, s := range u.Available() {
+				sendTo(s, p)
+			}
+		}
+	}
+	if autoReply {
+		m.inboundPresence(ctx, presenceEl("subscribed", to, from), to, from)
+	}
+	if sendAvail {
+		m.sendAvailableTo(ctx, to, from)
+	}
+}

@@ -1,0 +1,68 @@
+package modules
+
+import (
+	"context"
+	"errors"
+
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+// nsPrivate is private XML storage (XEP-0049).
+const nsPrivate = "jabber:iq:private"
+
+func (m *Server) registerPrivate() {
+	m.handleIQ(scopeAccount, "get", nsPrivate, m.privateIQ)
+	m.handleIQ(scopeAccount, "set", nsPrivate, m.privateIQ)
+}
+
+// reservedNS may not be used for private storage (XEP-0049 §3).
+func reservedNS(ns string) bool {
+	switch ns {
+	case "", xmlstream.NSClient, "jabber:server", nsPrivate, xmlstream.NSStream:
+		return true
+	}
+	return false
+}
+
+func (m *Server) privateIQ(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if !c.self {
+		return nil, stanza.ErrForbidden.WithText("private storage belongs to its owner")
+	}
+	if c.q.Local != "query" {
+		return nil, stanza.ErrBadRequest
+	}
+	h := c.host
+	if !h.Private.On {
+		return nil, stanza.ErrServiceUnavailable
+	}
+	kids := c.q.Elements()
+	if len(kids) != 1 || reservedNS(kids[0].Space) {
+		return nil, stanza.ErrNotAcceptable.WithText("private storage takes exactly one element in a namespace of its own")
+	}
+	k := kids[0]
+	owner := c.to.String()
+	if c.iq.Attr("type") == "get" {
+		s, err := h.Private.Backend.GetPrivate(ctx, owner, k.Local, k.Space)
+		if errors.Is(err, sdk.ErrNotFound) {
+			return xmlstream.NewElement(nsPrivate, "query").AppendChild(xmlstream.NewElement(k.Space, k.Local)), nil
+		}
+		if err != nil {
+			return nil, backendError(err)
+		}
+		el, err := stanza.Parse(s)
+		if err != nil {
+			m.log.Warn("stored private XML unreadable", "owner", owner, "error", err)
+			return nil, stanza.ErrInternalCancel
+		}
+		return xmlstream.NewElement(nsPrivate, "query").AppendChild(el), nil
+	}
+	if !h.Private.Writable {
+		return nil, stanza.ErrNotAllowed
+	}
+	if err := h.Private.Backend.SetPrivate(ctx, owner, k.Local, k.Space, k.String()); err != nil {
+		return nil, backendError(err)
+	}
+	return nil, nil
+}

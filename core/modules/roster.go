@@ -1,0 +1,352 @@
+package modules
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+// NSRoster is the roster namespace (RFC 6121 §2).
+const NSRoster = "jabber:iq:roster"
+
+// roster is one user's roster in memory.
+type roster struct {
+	owner   jid.JID
+	version string
+	items   map[jid.JID]sdk.RosterItem
+	pending map[jid.JID]string // pending inbound subscriptions: contact -> stanza
+}
+
+func (r *roster) item(c jid.JID) (sdk.RosterItem, bool) {
+	it, ok := r.items[c]
+	return it, ok
+}
+
+// rosters loads rosters from the backends and keeps those of connected
+// users in memory, so presence broadcasts never touch a backend. Every
+// read-modify-write of a roster runs under that owner's stripe lock.
+type rosters struct {
+	m     *Server
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+
+	mu    sync.Mutex
+	cache map[jid.JID]*roster
+}
+
+func newRosters(m *Server) *rosters {
+	return &rosters{m: m, seed: maphash.MakeSeed(), cache: make(map[jid.JID]*roster)}
+}
+
+func (rs *rosters) lock(owner jid.JID) *sync.Mutex {
+	return &rs.locks[maphash.String(rs.seed, owner.String())%uint64(len(rs.locks))]
+}
+
+// with runs fn on owner's roster under its lock. The roster passed to fn
+// may be changed by fn only together with the backend (see setItem).
+func (rs *rosters) with(ctx context.Context, owner jid.JID, fn func(r *roster) error) error {
+	l := rs.lock(owner)
+	l.Lock()
+	defer l.Unlock()
+	r, err := rs.load(ctx, owner)
+	if err != nil {
+		return err
+	}
+	return fn(r)
+}
+
+// load returns owner's roster: cached for connected users, read from the
+// backend otherwise. Callers hold owner's lock.
+func (rs *rosters) load(ctx context.Context, owner jid.JID) (*roster, error) {
+	rs.mu.Lock()
+	r := rs.cache[owner]
+	rs.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	r = &roster{owner: owner, version: "0", items: map[jid.JID]sdk.RosterItem{}, pending: map[jid.JID]string{}}
+	h := rs.m.hosts[owner.Domain()]
+	if h == nil || !h.Roster.On {
+		return r, nil
+	}
+	st, err := h.Roster.Backend.GetRoster(ctx, owner.String())
+	if err != nil {
+		return nil, err
+	}
+	r.version = st.Version
+	for _, it := range st.Items {
+		c, err := jid.Parse(it.JID)
+		if err != nil {
+			rs.m.log.Warn("skipping roster item with invalid JID", "owner", owner.String(), "jid", it.JID)
+			continue
+		}
+		r.items[c] = it
+	}
+	for _, p := range st.Pending {
+		if c, err := jid.Parse(p.JID); err == nil {
+			r.pending[c] = p.Stanza
+		}
+	}
+	if rs.m.router.User(owner) != nil {
+		rs.mu.Lock()
+		rs.cache[owner] = r
+		rs.mu.Unlock()
+	}
+	return r, nil
+}
+
+// forget drops a roster from memory once its user has no session left.
+func (rs *rosters) forget(owner jid.JID) {
+	l := rs.lock(owner)
+	l.Lock()
+	defer l.Unlock()
+	if rs.m.router.User(owner) == nil {
+		rs.mu.Lock()
+		delete(rs.cache, owner)
+		rs.mu.Unlock()
+	}
+}
+
+func (rs *rosters) backend(owner jid.JID) (RosterBackend, *stanza.Error) {
+	h := rs.m.hosts[owner.Domain()]
+	switch {
+	case h == nil || !h.Roster.On:
+		return nil, stanza.ErrServiceUnavailable.WithText("rosters are not enabled on this host")
+	case !h.Roster.Writable:
+		return nil, stanza.ErrNotAllowed.WithText("the roster backend of this host is read-only")
+	}
+	return h.Roster.Backend, nil
+}
+
+// setItem stores it in owner's roster (backend first, then memory) and
+// pushes it to the owner's interested resources. Callers hold the lock.
+func (rs *rosters) setItem(ctx context.Context, r *roster, it sdk.RosterItem) error {
+	b, serr := rs.backend(r.owner)
+	if serr != nil {
+		return serr
+	}
+	c, err := jid.Parse(it.JID)
+	if err != nil {
+		return stanza.ErrJIDMalformed
+	}
+	v, err := b.SetItem(ctx, r.owner.String(), it)
+	if err != nil {
+		return err
+	}
+	r.version = v
+	r.items[c] = it
+	rs.push(r.owner, itemElement(it), v)
+	return nil
+}
+
+// deleteItem removes contact from owner's roster and pushes the removal.
+func (rs *rosters) deleteItem(ctx context.Context, r *roster, contact jid.JID) error {
+	b, serr := rs.backend(r.owner)
+	if serr != nil {
+		return serr
+	}
+	v, err := b.DeleteItem(ctx, r.owner.String(), contact.String())
+	if err != nil {
+		return err
+	}
+	r.version = v
+	delete(r.items, contact)
+	el := xmlstream.NewElement(NSRoster, "item").SetAttr("jid", contact.String()).SetAttr("subscription", "remove")
+	rs.push(r.owner, el, v)
+	return nil
+}
+
+func (rs *rosters) setPending(ctx context.Context, r *roster, contact jid.JID, st string) error {
+	b, serr := rs.backend(r.owner)
+	if serr != nil {
+		return serr
+	}
+	if err := b.SetPending(ctx, r.owner.String(), sdk.PendingSubscription{JID: contact.String(), Stanza: st}); err != nil {
+		return err
+	}
+	r.pending[contact] = st
+	return nil
+}
+
+func (rs *rosters) deletePending(ctx context.Context, r *roster, contact jid.JID) error {
+	if _, ok := r.pending[contact]; !ok {
+		return nil
+	}
+	b, serr := rs.backend(r.owner)
+	if serr != nil {
+		return serr
+	}
+	if err := b.DeletePending(ctx, r.owner.String(), contact.String()); err != nil {
+		return err
+	}
+	delete(r.pending, contact)
+	return nil
+}
+
+// push sends a roster push (RFC 6121 §2.1.6) to every resource of owner
+// that requested the roster.
+func (rs *rosters) push(owner jid.JID, item *xmlstream.Element, version string) {
+	u := rs.m.router.User(owner)
+	if u == nil {
+		return
+	}
+	for _, s := range u.Interested() {
+		q := xmlstream.NewElement(NSRoster, "query").SetAttr("ver", version).AppendChild(item.Copy())
+		iq := xmlstream.NewElement(xmlstream.NSClient, "iq").SetAttr("type", "set").
+			SetAttr("id", "push-"+newID()).SetAttr("to", s.JID().String()).AppendChild(q)
+		s.Send(iq)
+	}
+}
+
+func itemElement(it sdk.RosterItem) *xmlstream.Element {
+	el := xmlstream.NewElement(NSRoster, "item").SetAttr("jid", it.JID)
+	if it.Name != "" {
+		el.SetAttr("name", it.Name)
+	}
+	sub := it.Subscription
+	if sub == "" {
+		sub = sdk.SubNone
+	}
+	el.SetAttr("subscription", sub)
+	if it.Ask {
+		el.SetAttr("ask", "subscribe")
+	}
+	if it.Approved {
+		el.SetAttr("approved", "true")
+	}
+	for _, g := range it.Groups {
+		el.AppendChild(xmlstream.NewElement(NSRoster, "group").AppendText(g))
+	}
+	return el
+}
+
+func (m *Server) registerRoster() {
+	m.handleIQ(scopeAccount, "get", NSRoster, m.rosterGet)
+	m.handleIQ(scopeAccount, "set", NSRoster, m.rosterSet)
+}
+
+func (m *Server) rosterGet(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if !c.self {
+		return nil, stanza.ErrForbidden
+	}
+	h := c.host
+	if !h.Roster.On {
+		return nil, stanza.ErrServiceUnavailable
+	}
+	var out *xmlstream.Element
+	err := m.rosters.with(ctx, c.to, func(r *roster) error {
+		c.s.SetInterested()
+		if ver := c.q.Attr("ver"); ver != "" && ver == r.version {
+			return nil // XEP-0237: unchanged, pushes will follow
+		}
+		out = xmlstream.NewElement(NSRoster, "query").SetAttr("ver", r.version)
+		for _, it := range sortedItems(r) {
+			out.AppendChild(itemElement(it))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, asStanzaError(err)
+	}
+	return out, nil
+}
+
+func asStanzaError(err error) *stanza.Error {
+	if se, ok := err.(*stanza.Error); ok {
+		return se
+	}
+	return backendError(err)
+}
+
+func (m *Server) rosterSet(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if !c.self {
+		return nil, stanza.ErrForbidden
+	}
+	items := c.q.Elements()
+	if len(items) != 1 || items[0].Space != NSRoster || items[0].Local != "item" {
+		return nil, stanza.ErrBadRequest.WithText("a roster set carries exactly one item")
+	}
+	el := items[0]
+	contact, err := jid.Parse(el.Attr("jid"))
+	if err != nil {
+		return nil, stanza.ErrJIDMalformed.WithText("invalid item jid")
+	}
+	contact = contact.Bare()
+	if el.Attr("subscription") == "remove" {
+		return nil, asStanzaError(m.rosterRemove(ctx, c.s, contact))
+	}
+	var groups []string
+	seen := map[string]bool{}
+	for _, g := range el.Elements() {
+		if g.Space != NSRoster || g.Local != "group" {
+			continue
+		}
+		name := g.Text()
+		if name == "" || seen[name] || len(name) > 1023 {
+			return nil, stanza.ErrNotAcceptable.WithText("group names must be non-empty, unique and short")
+		}
+		seen[name] = true
+		groups = append(groups, name)
+	}
+	if len(el.Attr("name")) > 1023 {
+		return nil, stanza.ErrNotAcceptable.WithText("item name too long")
+	}
+	err = m.rosters.with(ctx, c.to, func(r *roster) error {
+		it, ok := r.item(contact)
+		if !ok {
+			it = sdk.RosterItem{JID: contact.String(), Subscription: sdk.SubNone}
+		}
+		it.Name = el.Attr("name")
+		it.Groups = groups
+		return m.rosters.setItem(ctx, r, it)
+	})
+	return nil, errOrNil(err)
+}
+
+func errOrNil(err error) *stanza.Error {
+	if err == nil {
+		return nil
+	}
+	return asStanzaError(err)
+}
+
+// rosterRemove removes a contact and cancels subscriptions both ways (RFC
+// 6121 §2.5.2).
+func (m *Server) rosterRemove(ctx context.Context, s *router.Session, contact jid.JID) error {
+	owner := s.JID().Bare()
+	var sendUnsub, sendUnsubd bool
+	err := m.rosters.with(ctx, owner, func(r *roster) error {
+		it, ok := r.item(contact)
+		if !ok {
+			return stanza.ErrItemNotFound
+		}
+		_, pending := r.pending[contact]
+		sendUnsub = it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask
+		sendUnsubd = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth || pending
+		if err := m.rosters.deletePending(ctx, r, contact); err != nil {
+			return err
+		}
+		return m.rosters.deleteItem(ctx, r, contact)
+	})
+	if err != nil {
+		return err
+	}
+	if sendUnsubd {
+		m.sendUnavailableTo(ctx, owner, contact)
+	}
+	for _, typ := range []string{"unsubscribe", "unsubscribed"} {
+		if (typ == "unsubscribe" && !sendUnsub) || (typ == "unsubscribed" && !sendUnsubd) {
+			continue
+		}
+		p := xmlstream.NewElement(xmlstream.NSClient, "presence").SetAttr("type", typ).
+			SetAttr("from", owner.String()).SetAttr("to", contact.String())
+		m.inboundPresence(ctx, p, owner, contact)
+	}
+	return nil
+}

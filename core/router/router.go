@@ -1,0 +1,305 @@
+// Package router keeps the live part of the server's world: which users are
+// connected, with which resources, and each session's presence. It never
+// blocks on a session: delivering to a session only enqueues.
+package router
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// Conn is the connection behind a session, as the router needs it.
+type Conn interface {
+	// Send enqueues a stanza for the client and reports whether it was
+	// accepted (false when the connection is closing or its queue is full).
+	Send(el *xmlstream.Element) bool
+	// Close ends the stream with a stream error condition ("" for a plain
+	// close).
+	Close(condition, text string)
+}
+
+// Router maps addresses to sessions.
+type Router struct {
+	mu    sync.RWMutex
+	users map[jid.JID]*User
+}
+
+// New returns an empty router.
+func New() *Router { return &Router{users: make(map[jid.JID]*User)} }
+
+// User is a connected account: the sessions of one bare JID.
+type User struct {
+	Bare jid.JID
+
+	mu       sync.Mutex
+	sessions map[string]*Session // by resource
+}
+
+// Session is one bound resource.
+type Session struct {
+	user *User
+	jid  jid.JID
+	conn Conn
+
+	// Presence state, guarded by user.mu.
+	available  bool
+	priority   int
+	presence   *xmlstream.Element // last available presence broadcast, nil if none
+	interested bool               // requested the roster: gets roster pushes
+	directed   map[jid.JID]struct{}
+}
+
+// JID is the session's full JID.
+func (s *Session) JID() jid.JID { return s.jid }
+
+// User is the account the session belongs to.
+func (s *Session) User() *User { return s.user }
+
+// Send enqueues el to the client.
+func (s *Session) Send(el *xmlstream.Element) bool { return s.conn.Send(el) }
+
+// Close ends the session's stream with a stream error.
+func (s *Session) Close(condition, text string) { s.conn.Close(condition, text) }
+
+// Bind registers a session for full. When the resource is already bound,
+// the newest session wins: the old one is returned so the caller can close
+// it with <conflict/>.
+func (r *Router) Bind(full jid.JID, c Conn) (s *Session, replaced *Session) {
+	bare := full.Bare()
+	r.mu.Lock()
+	u := r.users[bare]
+	if u == nil {
+		u = &User{Bare: bare, sessions: make(map[string]*Session, 1)}
+		r.users[bare] = u
+	}
+	s = &Session{user: u, jid: full, conn: c}
+	u.mu.Lock()
+	// The replaced session keeps its user for presence bookkeeping; Unbind
+	// of it finds s in the map and leaves s alone.
+	replaced = u.sessions[full.Resource()]
+	u.sessions[full.Resource()] = s
+	u.mu.Unlock()
+	r.mu.Unlock()
+	return s, replaced
+}
+
+// Unbind removes s. It reports whether s was still bound (false when a
+// newer session replaced it, or it was already removed).
+func (r *Router) Unbind(s *Session) bool {
+	bare := s.jid.Bare()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := r.users[bare]
+	if u == nil {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.sessions[s.jid.Resource()] != s {
+		return false
+	}
+	delete(u.sessions, s.jid.Resource())
+	if len(u.sessions) == 0 {
+		delete(r.users, bare)
+	}
+	return true
+}
+
+// User returns the connected account for bare, or nil.
+func (r *Router) User(bare jid.JID) *User {
+	r.mu.RLock()
+	u := r.users[bare]
+	r.mu.RUnlock()
+	return u
+}
+
+// Session returns the session bound to full, or nil.
+func (r *Router) Session(full jid.JID) *Session {
+	u := r.User(full.Bare())
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	s := u.sessions[full.Resource()]
+	u.mu.Unlock()
+	return s
+}
+
+// Sessions returns every session of bare, sorted by resource.
+func (r *Router) Sessions(bare jid.JID) []*Session {
+	u := r.User(bare)
+	if u == nil {
+		return nil
+	}
+	return u.Sessions()
+}
+
+// All returns every session. It is for shutdown and administration,
+// not for hot paths.
+func (r *Router) All() []*Session {
+	r.mu.RLock()
+	users := make([]*User, 0, len(r.users))
+	for _, u := range r.users {
+		users = append(users, u)
+	}
+	r.mu.RUnlock()
+	var out []*Session
+	for _, u := range users {
+		out = append(out, u.Sessions()...)
+	}
+	return out
+}
+
+// Count returns the number of connected users and sessions.
+func (r *Router) Count() (users, sessions int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, u := range r.users {
+		u.mu.Lock()
+		sessions += len(u.sessions)
+		u.mu.Unlock()
+	}
+	return len(r.users), sessions
+}
+
+// Sessions returns the user's sessions sorted by resource.
+func (u *User) Sessions() []*Session {
+	u.mu.Lock()
+	out := make([]*Session, 0, len(u.sessions))
+	for _, s := range u.sessions {
+		out = append(out, s)
+	}
+	u.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].jid.Resource() < out[j].jid.Resource() })
+	return out
+}
+
+// PresenceState is a snapshot of a session's presence.
+type PresenceState struct {
+	Available  bool
+	Priority   int
+	Presence   *xmlstream.Element // shared: do not modify, Copy first
+	Interested bool
+}
+
+// State returns a snapshot of the session's presence state.
+func (s *Session) State() PresenceState {
+	u := s.user
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return PresenceState{Available: s.available, Priority: s.priority, Presence: s.presence, Interested: s.interested}
+}
+
+// SetInterested marks the session as having requested the roster.
+func (s *Session) SetInterested() {
+	s.user.mu.Lock()
+	s.interested = true
+	s.user.mu.Unlock()
+}
+
+// SetPresence records an available presence (p non-nil) or unavailability
+// (p nil). It returns whether the session was available before.
+func (s *Session) SetPresence(p *xmlstream.Element, priority int) (wasAvailable bool) {
+	s.user.mu.Lock()
+	defer s.user.mu.Unlock()
+	wasAvailable = s.available
+	s.available = p != nil
+	s.presence = p
+	s.priority = priority
+	return wasAvailable
+}
+
+// AddDirected remembers that the session sent directed presence to to, so
+// it gets our unavailable presence later.
+func (s *Session) AddDirected(to jid.JID) {
+	s.user.mu.Lock()
+	if s.directed == nil {
+		s.directed = make(map[jid.JID]struct{})
+	}
+	s.directed[to] = struct{}{}
+	s.user.mu.Unlock()
+}
+
+// RemoveDirected forgets a directed presence target.
+func (s *Session) RemoveDirected(to jid.JID) {
+	s.user.mu.Lock()
+	delete(s.directed, to)
+	s.user.mu.Unlock()
+}
+
+// TakeDirected returns and clears the directed presence targets.
+func (s *Session) TakeDirected() []jid.JID {
+	s.user.mu.Lock()
+	defer s.user.mu.Unlock()
+	out := make([]jid.JID, 0, len(s.directed))
+	for j := range s.directed {
+		out = append(out, j)
+	}
+	s.directed = nil
+	return out
+}
+
+// Available returns the user's available sessions.
+func (u *User) Available() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*Session
+	for _, s := range u.sessions {
+		if s.available {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TopResources returns the available sessions with the highest non-negative
+// priority: where RFC 6121 §8.5.2.1 delivers a chat or normal message sent to
+// the bare JID.
+func (u *User) TopResources() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	best := -1
+	var out []*Session
+	for _, s := range u.sessions {
+		if !s.available || s.priority < 0 {
+			continue
+		}
+		switch {
+		case s.priority > best:
+			best = s.priority
+			out = append(out[:0], s)
+		case s.priority == best:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NonNegative returns the available sessions with priority >= 0.
+func (u *User) NonNegative() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*Session
+	for _, s := range u.sessions {
+		if s.available && s.priority >= 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Interested returns the sessions that requested the roster.
+func (u *User) Interested() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*Session
+	for _, s := range u.sessions {
+		if s.interested {
+			out = append(out, s)
+		}
+	}
+	return out
+}

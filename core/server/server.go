@@ -1,0 +1,283 @@
+// Package server assembles koi from its configuration: the plugin host,
+// the virtual hosts with their backends, the router, the feature modules
+// and the client listeners.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/auth"
+	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/throttle"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+// Server is a running koi.
+type Server struct {
+	cfg     *config.Config
+	log     hclog.Logger
+	version string
+}
+
+// New prepares a server for cfg.
+func New(cfg *config.Config, log hclog.Logger, version string) *Server {
+	return &Server{cfg: cfg, log: log, version: version}
+}
+
+// PluginSpecs turns the plugin blocks into plugin host specifications.
+func PluginSpecs(cfg *config.Config, only map[string]bool) []pluginhost.Spec {
+	names := make([]string, 0, len(cfg.Plugins))
+	for n := range cfg.Plugins {
+		if only == nil || only[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	specs := make([]pluginhost.Spec, 0, len(names))
+	for _, n := range names {
+		p := cfg.Plugins[n]
+		specs = append(specs, pluginhost.Spec{
+			Name: n, Command: p.Command, Args: p.Args, SHA256: p.SHA256,
+			Config: p.Config, CallTimeout: p.CallTimeout,
+		})
+	}
+	return specs
+}
+
+// BuildHosts binds each host's features to the started plugins, checking
+// that every plugin serves what the host asks of it.
+func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*modules.Host, error) {
+	var problems config.Errors
+	var hosts []*modules.Host
+	for _, hc := range cfg.Hosts {
+		key := func(k string) string { return fmt.Sprintf("host %q.%s", hc.Name, k) }
+		get := func(k, name string, serves func(sdk.Capabilities) sdk.Access) (*pluginhost.Backend, sdk.Access) {
+			if name == "" {
+				return nil, sdk.AccessNone
+			}
+			b, ok := ph.Backend(name)
+			if !ok {
+				problems = append(problems, config.Problem{Key: key(k), Msg: fmt.Sprintf("plugin %q is not running", name)})
+				return nil, sdk.AccessNone
+			}
+			a := serves(b.Capabilities())
+			if !a.Readable() {
+				problems = append(problems, config.Problem{Key: key(k), Msg: fmt.Sprintf("plugin %q does not serve %s", name, k)})
+				return nil, sdk.AccessNone
+			}
+			return b, a
+		}
+		h := &modules.Host{
+			Name: hc.Name, Registration: hc.Registration, PasswordChange: hc.PasswordChange, OfflineLimit: hc.OfflineLimit,
+		}
+		var chain []auth.Backend
+		for _, name := range hc.Auth {
+			if b, _ := get("auth", name, func(c sdk.Capabilities) sdk.Access { return c.Auth.Access }); b != nil {
+				chain = append(chain, b)
+			}
+		}
+		h.Auth = auth.NewChain(hc.Name, chain)
+		if b, a := get("roster", hc.Roster, func(c sdk.Capabilities) sdk.Access { return c.Roster }); b != nil {
+			h.Roster = modules.Feature[modules.RosterBackend]{Backend: b, On: true, Writable: a.Writable()}
+		}
+		if b, a := get("offline", hc.Offline, func(c sdk.Capabilities) sdk.Access { return c.Offline }); b != nil {
+			h.Offline = modules.Feature[sdk.Offline]{Backend: b, On: true, Writable: a.Writable()}
+		}
+		if b, a := get("vcard", hc.VCard, func(c sdk.Capabilities) sdk.Access { return c.VCard }); b != nil {
+			h.VCard = modules.Feature[modules.VCardBackend]{Backend: b, On: true, Writable: a.Writable()}
+		}
+		if b, a := get("private", hc.Private, func(c sdk.Capabilities) sdk.Access { return c.Private }); b != nil {
+			h.Private = modules.Feature[modules.PrivateBackend]{Backend: b, On: true, Writable: a.Writable()}
+		}
+		if hc.Archive != "" && log != nil {
+			log.Warn("the archive feature is not available in this version; ignoring", "key", key("archive"))
+		}
+		if hc.Registration && !h.Auth.Writable() && log != nil {
+			log.Warn("registration is on but no auth backend can create accounts: requests get <not-allowed/>", "host", hc.Name)
+		}
+		hosts = append(hosts, h)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return hosts, nil
+}
+
+// c2sHost adapts a module host to what the connection layer needs.
+type c2sHost struct {
+	h *modules.Host
+	m *modules.Server
+}
+
+func (a c2sHost) Name() string          { return a.h.Name }
+func (a c2sHost) SASLStore() sasl.Store { return a.h.Auth }
+func (a c2sHost) SCRAM() bool           { return a.h.Auth.SCRAM() }
+func (a c2sHost) RegistrationOpen() bool {
+	return a.h.Registration && a.h.Auth.Writable()
+}
+func (a c2sHost) PreAuthIQ(ctx context.Context, iq *xmlstream.Element, remote string) *xmlstream.Element {
+	return a.m.PreAuthIQ(ctx, a.h, iq)
+}
+
+// Run starts everything and serves until ctx is cancelled, then shuts
+// down: streams closed with <system-shutdown/>, plugins stopped.
+func (s *Server) Run(ctx context.Context) error {
+	cfg := s.cfg
+	raiseFileLimit(s.log)
+
+	names := []string{}
+	for _, h := range cfg.Hosts {
+		names = append(names, h.Name)
+	}
+	names = append(names, "localhost", "127.0.0.1")
+	cert, err := loadOrCreateCert(s.log, cfg.TLS.CertFile, cfg.TLS.KeyFile, dedupe(names))
+	if err != nil {
+		return err
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLS.MinVersion == "1.3" {
+		tlsCfg.MinVersion = tls.VersionTLS13
+	}
+
+	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = ph.Start(startCtx)
+	cancel()
+	if err != nil {
+		ph.Close(context.Background())
+		return fmt.Errorf("starting plugins: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := ph.Close(cctx); err != nil {
+			s.log.Warn("plugins did not stop cleanly", "error", err)
+		}
+	}()
+
+	hosts, err := BuildHosts(cfg, ph, s.log)
+	if err != nil {
+		return err
+	}
+	rt := router.New()
+	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
+	adapters := map[string]c2s.Host{}
+	for _, h := range hosts {
+		adapters[h.Name] = c2sHost{h, mods}
+	}
+	lim := cfg.Limits
+	srv := c2s.New(c2s.Config{
+		Log:               s.log.Named("c2s"),
+		TLS:               tlsCfg,
+		Limits:            xmlstream.Limits{MaxStanzaBytes: lim.MaxStanzaBytes, MaxDepth: lim.MaxDepth},
+		IdleTimeout:       lim.IdleTimeout,
+		KeepaliveInterval: lim.KeepaliveInterval,
+		SendQueue:         lim.SendQueue,
+		Host:              func(d string) c2s.Host { return adapters[d] },
+		Router:            rt,
+		Handler:           mods,
+		IPThrottle:        throttle.New(lim.AuthFailuresPerIP, time.Minute, nil),
+		AccountThrottle:   throttle.New(lim.AuthFailuresPerAccount, time.Minute, nil),
+	})
+
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen %q.address: %w", lc.Name, err)
+		}
+		listeners = append(listeners, l)
+	}
+	var wg sync.WaitGroup
+	for i, lc := range cfg.Listeners {
+		mode := c2s.TLSDirect
+		if lc.Type == "c2s" {
+			switch lc.StartTLS {
+			case "optional":
+				mode = c2s.TLSOptional
+			case "disabled":
+				mode = c2s.TLSDisabled
+			default:
+				mode = c2s.TLSRequired
+			}
+		}
+		l := listeners[i]
+		s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "starttls", lc.StartTLS)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l, mode); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener failed", "listener", lc.Name, "error", err)
+			}
+		}()
+	}
+	if cfg.Server.Pprof != "" {
+		stop := s.servePprof(cfg.Server.Pprof)
+		defer stop()
+	}
+	s.log.Info("koi is ready", "version", s.version, "hosts", len(hosts))
+
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("some connections did not close in time", "error", err)
+	}
+	wg.Wait()
+	return nil
+}
+
+// servePprof exposes the Go profiler on addr (server.pprof); off unless
+// configured, since it reveals internals.
+func (s *Server) servePprof(addr string) func() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		s.log.Info("profiler listening", "address", addr)
+		if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("profiler failed", "error", err)
+		}
+	}()
+	return func() { hs.Close() }
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
