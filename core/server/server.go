@@ -193,8 +193,8 @@ func (s *Server) Run(ctx context.Context) error {
 		Host:              func(d string) c2s.Host { return adapters[d] },
 		Router:            rt,
 		Handler:           mods,
-		IPThrottle:        throttle.New(lim.AuthFailuresPerIP, time.Minute, nil),
-		AccountThrottle:   throttle.New(lim.AuthFailuresPerAccount, time.Minute, nil),
+		IPThrottle:        newThrottle(lim.AuthFailuresPerIP),
+		AccountThrottle:   newThrottle(lim.AuthFailuresPerAccount),
 	})
 
 	var listeners []net.Listener
@@ -268,6 +268,14 @@ func (s *Server) servePprof(addr string) func() {
 		}
 	}()
 	return func() { hs.Close() }
+}
+
+// newThrottle allows limit failures a minute; 0 turns throttling off.
+func newThrottle(limit int) *throttle.Limiter {
+	if limit <= 0 {
+		return nil
+	}
+	return throttle.New(limit, time.Minute, nil)
 }
 
 func dedupe(in []string) []string {

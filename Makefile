@@ -1,0 +1,40 @@
+# koi — see README.md. `make run` builds and starts a server on config.hcl;
+# `make test` runs every test (CI runs it with CI=true).
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build run test vet unit fuzz proto clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/koi ./core/cmd/koi
+	$(GO) build -o $(BIN)/koictl ./core/cmd/koictl
+	$(GO) build -o $(BIN)/plugins/koi-backend-sql ./plugins/sql/cmd/koi-backend-sql
+
+run: build
+	$(BIN)/koi -config config.hcl
+
+vet:
+	$(GO) vet ./...
+
+# Unit, end-to-end, and fuzz seed-corpus tests. The end-to-end tests build
+# and start the real binaries themselves.
+test: build vet
+	$(GO) test -count=1 -timeout 15m ./...
+
+# A short fuzzing session per target (FUZZTIME=30s make fuzz).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test ./core/xmlstream -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
+	$(GO) test ./core/jid -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./core/sasl -run '^$$' -fuzz FuzzStep -fuzztime $(FUZZTIME)
+
+# Regenerates the gRPC code of the plugin protocol (committed).
+proto:
+	sdk/pb/gen.sh
+
+clean:
+	rm -rf $(BIN)

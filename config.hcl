@@ -1,0 +1,32 @@
+# koi configuration. Every key can be overridden from the environment:
+# KOI_<BLOCK>__[<LABEL>__]<KEY>, e.g. KOI_LOG__LEVEL=debug or
+# KOI_HOST__LOCALHOST__REGISTRATION=true. Relative paths are relative to this file.
+
+log { level = "info"  format = "text" }   # trace|debug|info|warn|error; text|json
+
+# c2s upgrades with STARTTLS; c2s_tls speaks TLS from the first byte (XEP-0368).
+listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optional" | "disabled"
+listen "c2s_tls" { address = "127.0.0.1:5223" }
+
+tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made on first run if absent
+
+# One process per plugin block, shared by every host and feature that names it.
+plugin "store" {
+  command = "bin/plugins/koi-backend-sql"
+  # sha256 = "..."                       # optional: refuse a binary that doesn't match
+  config  = { driver = "sqlite"  dsn = "data/koi.db" }
+}
+
+host "localhost" {
+  auth    = "store"       # each feature names a plugin block; omit one to turn it off
+  roster  = "store"
+  offline = "store"
+  vcard   = "store"
+  private = "store"
+  registration = false    # XEP-0077 in-band registration
+}
+
+# Optional, shown with their defaults:
+# limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
+#          auth_failures_per_ip = 10  auth_failures_per_account = 5  send_queue = 1024 }
+# server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }

@@ -1,0 +1,221 @@
+// Package config loads and validates koi's config.hcl.
+//
+// The file is HCL (v1, read through koanf). Its shape is the contract in
+// koi's design sketch (architecture.md, "The config"): log, listen "label",
+// tls, plugin "label", host "domain", and the optional limits and server
+// blocks. Every problem in a file is reported at once, each naming its key
+// the way the file writes it, like `host "localhost".roster: no plugin "stor"`.
+//
+// # Environment
+//
+// Every key can be overridden by an environment variable named KOI_, then
+// the path to the key with segments joined by a double underscore:
+//
+//	KOI_LOG__LEVEL=debug
+//	KOI_TLS__CERT_FILE=/etc/koi/cert.pem
+//	KOI_LISTEN__C2S__ADDRESS=0.0.0.0:5222
+//	KOI_PLUGIN__STORE__CONFIG__DSN=/var/lib/koi.db
+//	KOI_HOST__EXAMPLE.COM__REGISTRATION=true
+//	KOI_LIMITS__MAX_STANZA_SIZE=65536
+//
+// Segments match blocks, labels and keys ignoring case, so a host label
+// keeps its dots (there is no way to spell a dot as a separator). A label
+// that the file does not define creates a new block of that name,
+// lowercased, after those from the file. Values are converted to the
+// type of their key: booleans as strconv.ParseBool reads them, integers in
+// decimal, durations like "5s", and lists (host auth, plugin args) as
+// comma-separated strings, where an empty value gives an empty list. In a
+// plugin's config block a value takes the type of the value it replaces,
+// or stays a string.
+//
+// Every variable that starts with KOI_ and contains "__" after that prefix
+// belongs to this package: one that names no key of the schema is reported
+// like a typo in the file (KOI_LOG__LEVL: unknown key log.levl). KOI_
+// variables without "__" are left alone for other uses. Relative paths set
+// from the environment are resolved like those in the file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is koi's validated configuration.
+type Config struct {
+	Log       Log
+	Listeners []Listener // in file order
+	TLS       TLS
+	Plugins   map[string]Plugin // by label
+	Hosts     []Host            // in file order
+	Limits    Limits
+	Server    Server
+}
+
+// Log configures the server's log (block log).
+type Log struct {
+	Level  string // trace, debug, info (default), warn or error
+	Format string // text (default) or json
+}
+
+// Listener is a client listener (block listen "label").
+type Listener struct {
+	Name string // the label
+	// Type is "c2s" (plain TCP upgraded with STARTTLS) or "c2s_tls" (TLS
+	// from the first byte, XEP-0368). It defaults to the label when the
+	// label is one of those.
+	Type     string
+	Address  string // host:port; required
+	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" for c2s_tls
+}
+
+// TLS names the server's certificate (block tls).
+type TLS struct {
+	CertFile   string // default data/tls/cert.pem
+	KeyFile    string // default data/tls/key.pem
+	MinVersion string // "1.2" (default) or "1.3"
+}
+
+// Plugin is a backend plugin process (block plugin "label").
+type Plugin struct {
+	Name    string // the label
+	Command string // path of the executable; required
+	Args    []string
+	SHA256  string // optional, 64 lowercase hex digits: refuse a binary that does not match
+	// Config is the plugin's config block, any shape, passed to the plugin
+	// as JSON. Never nil.
+	Config      map[string]any
+	CallTimeout time.Duration // key call_timeout, default 5s
+}
+
+// Host is a virtual host (block host "domain"). A feature names the plugin
+// that serves it; "" turns the feature off for the host.
+type Host struct {
+	Name                                     string   // the label, lowercased
+	Auth                                     []string // plugins asked in order; auth = "store" or ["directory", "store"]
+	Roster, Offline, VCard, Private, Archive string
+	Registration                             bool // XEP-0077 in-band registration, default false
+	PasswordChange                           bool // key password_change, default true
+	OfflineLimit                             int  // key offline_limit: messages kept per user, default 100
+}
+
+// Limits protects the server from clients (optional block limits). Zero
+// turns off a timeout, the keepalive and the auth failure limits.
+type Limits struct {
+	MaxStanzaBytes         int64         // key max_stanza_size, default 262144
+	MaxDepth               int           // key max_depth: XML nesting, default 64
+	IdleTimeout            time.Duration // key idle_timeout, default 5m
+	KeepaliveInterval      time.Duration // key keepalive_interval: whitespace ping, default 60s
+	AuthFailuresPerIP      int           // key auth_failures_per_ip, per minute, default 10
+	AuthFailuresPerAccount int           // key auth_failures_per_account, per minute, default 5
+	SendQueue              int           // key send_queue: stanzas queued per session, default 1024
+}
+
+// Server holds process-wide settings (optional block server).
+type Server struct {
+	ShutdownTimeout time.Duration // key shutdown_timeout, default 10s
+	DataDir         string        // key data_dir, default "data"
+	Pprof           string        // host:port to serve net/http/pprof on; "" = off
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Key names the key as the file writes it, like `host "example.com".roster`,
+	// `plugin "store".command` or `limits.max_stanza_size`; or the
+	// environment variable whose name is wrong.
+	Key string
+	Msg string
+}
+
+// Errors is every problem found in a configuration.
+type Errors []Problem
+
+// Error returns one line per problem: "<key>: <msg>".
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, p := range e {
+		if p.Key == "" {
+			lines[i] = p.Msg
+		} else {
+			lines[i] = p.Key + ": " + p.Msg
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads the config file at path, applies the KOI_ variables of
+// environ (in the form of os.Environ) and validates the result. Relative
+// paths in it (plugin commands, TLS files, data_dir) are resolved against
+// the file's directory. When the file parses but is wrong, the error is an
+// Errors with every problem; an unreadable file or an HCL syntax error
+// gives a plain error.
+func Load(path string, environ []string) (*Config, error) {
+	src, err := file.Provider(path).ReadBytes()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := load(src, filepath.Dir(path), environ)
+	if err != nil {
+		if _, ok := err.(Errors); !ok {
+			err = fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Parse is Load for a config held in memory; relative paths stay as given.
+func Parse(src []byte, environ []string) (*Config, error) {
+	cfg, err := load(src, "", environ)
+	if err != nil {
+		if _, ok := err.(Errors); !ok {
+			err = fmt.Errorf("config: %w", err)
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// load returns an Errors for a config with problems, and another error when
+// src is not HCL.
+func load(src []byte, baseDir string, environ []string) (*Config, error) {
+	parser := newHCLParser()
+	k := koanf.NewWithConf(koanf.Conf{Delim: delim})
+	if err := k.Load(bytesProvider(src), parser); err != nil {
+		return nil, err
+	}
+	probs := parser.probs
+
+	sets, envProbs := resolveEnv(k.Raw(), environ)
+	probs = append(probs, envProbs...)
+	origin := make(map[string]string, len(sets))
+	for _, s := range sets {
+		key := strings.Join(s.path, delim)
+		if err := k.Set(key, s.value); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", s.name, err)
+		}
+		origin[key] = s.name
+	}
+
+	d := &decoder{baseDir: baseDir, origin: origin}
+	cfg := d.decode(k.Raw(), parser.order)
+	probs = append(probs, d.probs...)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return cfg, nil
+}
+
+// bytesProvider is a koanf.Provider for a config already in memory.
+type bytesProvider []byte
+
+func (b bytesProvider) ReadBytes() ([]byte, error) { return b, nil }
+
+func (b bytesProvider) Read() (map[string]any, error) {
+	return nil, errors.New("config: bytesProvider needs a parser")
+}

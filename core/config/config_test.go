@@ -1,0 +1,670 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// contractSample is the config in docs/architecture.md ("The config
+// (contract)"), verbatim.
+const contractSample = `log { level = "info"  format = "text" }          # or "json"
+
+listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optional" | "disabled"
+listen "c2s_tls" { address = "127.0.0.1:5223" }                          # direct TLS, XEP-0368
+
+tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made on first run if absent
+
+plugin "store" {
+  command = "bin/plugins/koi-backend-sql"
+  # sha256 = "…"                                  # optional: refuse a binary that doesn't match
+  config  = { driver = "sqlite"  dsn = "data/koi.db" }
+}
+plugin "directory" {
+  command = "bin/plugins/koi-backend-ldap"
+  config  = { url = "ldaps://dc1.corp.example:636"  base_dn = "dc=corp,dc=example"
+              bind_dn = "cn=koi,ou=svc,dc=corp,dc=example"  bind_password = "…"
+              user_filter = "(&(objectClass=user)(sAMAccountName={user}))" }
+}
+
+host "localhost" {
+  auth    = "store"          # each feature names a plugin block
+  roster  = "store"
+  offline = "store"
+  vcard   = "store"
+  private = "store"
+  archive = "store"          # omit a feature to turn it off for this host
+  registration = false       # XEP-0077
+}
+`
+
+func defaultLimits() Limits {
+	return Limits{
+		MaxStanzaBytes: 262144, MaxDepth: 64, IdleTimeout: 5 * time.Minute,
+		KeepaliveInterval: time.Minute, AuthFailuresPerIP: 10, AuthFailuresPerAccount: 5,
+		SendQueue: 1024,
+	}
+}
+
+func defaultServer() Server {
+	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
+}
+
+func TestContractSample(t *testing.T) {
+	got, err := Parse([]byte(contractSample), nil)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Config{
+		Log: Log{Level: "info", Format: "text"},
+		Listeners: []Listener{
+			{Name: "c2s", Type: "c2s", Address: "127.0.0.1:5222", StartTLS: "required"},
+			{Name: "c2s_tls", Type: "c2s_tls", Address: "127.0.0.1:5223"},
+		},
+		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2"},
+		Plugins: map[string]Plugin{
+			"store": {
+				Name: "store", Command: "bin/plugins/koi-backend-sql",
+				Config:      map[string]any{"driver": "sqlite", "dsn": "data/koi.db"},
+				CallTimeout: 5 * time.Second,
+			},
+			"directory": {
+				Name: "directory", Command: "bin/plugins/koi-backend-ldap",
+				Config: map[string]any{
+					"url": "ldaps://dc1.corp.example:636", "base_dn": "dc=corp,dc=example",
+					"bind_dn": "cn=koi,ou=svc,dc=corp,dc=example", "bind_password": "…",
+					"user_filter": "(&(objectClass=user)(sAMAccountName={user}))",
+				},
+				CallTimeout: 5 * time.Second,
+			},
+		},
+		Hosts: []Host{{
+			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
+			VCard: "store", Private: "store", Archive: "store", PasswordChange: true, OfflineLimit: 100,
+		}},
+		Limits: defaultLimits(),
+		Server: defaultServer(),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+func exampleConfig() *Config {
+	return &Config{
+		Log: Log{Level: "info", Format: "text"},
+		Listeners: []Listener{
+			{Name: "c2s", Type: "c2s", Address: "127.0.0.1:5222", StartTLS: "required"},
+			{Name: "c2s_tls", Type: "c2s_tls", Address: "127.0.0.1:5223"},
+		},
+		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2"},
+		Plugins: map[string]Plugin{"store": {
+			Name: "store", Command: "bin/plugins/koi-backend-sql",
+			Config:      map[string]any{"driver": "sqlite", "dsn": "data/koi.db"},
+			CallTimeout: 5 * time.Second,
+		}},
+		Hosts: []Host{{
+			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
+			VCard: "store", Private: "store", PasswordChange: true, OfflineLimit: 100,
+		}},
+		Limits: defaultLimits(),
+		Server: defaultServer(),
+	}
+}
+
+func TestExample(t *testing.T) {
+	got, err := Parse([]byte(Example()), nil)
+	if err != nil {
+		t.Fatalf("Parse(Example()): %v", err)
+	}
+	if want := exampleConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+// The example documents the limits and server defaults in comments; they
+// must be what the decoder uses.
+func TestExampleCommentedDefaults(t *testing.T) {
+	var lines []string
+	for _, l := range strings.Split(Example(), "\n") {
+		for _, p := range []string{"# limits {", "#          ", "# server {"} {
+			if strings.HasPrefix(l, p) {
+				l = strings.TrimPrefix(l, "#")
+			}
+		}
+		lines = append(lines, l)
+	}
+	src := strings.Join(lines, "\n")
+	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") {
+		t.Fatalf("example no longer shows limits and server:\n%s", src)
+	}
+	got, err := Parse([]byte(src), nil)
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, src)
+	}
+	if want := exampleConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+// The repository's config.hcl is Example(), and Load resolves its relative
+// paths against its directory.
+func TestRepoConfigFile(t *testing.T) {
+	path := filepath.Join("..", "..", "config.hcl")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != Example() {
+		t.Errorf("%s differs from Example(); regenerate it", path)
+	}
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	root := filepath.Join("..", "..")
+	if want := filepath.Join(root, "bin/plugins/koi-backend-sql"); got.Plugins["store"].Command != want {
+		t.Errorf("command = %q, want %q", got.Plugins["store"].Command, want)
+	}
+	if want := filepath.Join(root, "data/tls/cert.pem"); got.TLS.CertFile != want {
+		t.Errorf("cert_file = %q, want %q", got.TLS.CertFile, want)
+	}
+}
+
+func TestLoadPaths(t *testing.T) {
+	dir := t.TempDir()
+	src := `
+listen "c2s" { address = "127.0.0.1:5222" }
+tls { cert_file = "/etc/koi/cert.pem" }
+plugin "store" { command = "plugins/sql"  config = { dsn = "data/koi.db" } }
+host "localhost" { auth = "store" }
+server { data_dir = "var" }
+`
+	path := filepath.Join(dir, "koi.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path, []string{"KOI_TLS__KEY_FILE=keys/key.pem"})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"command", got.Plugins["store"].Command, filepath.Join(dir, "plugins/sql")},
+		{"cert_file (absolute)", got.TLS.CertFile, "/etc/koi/cert.pem"},
+		{"key_file (from env)", got.TLS.KeyFile, filepath.Join(dir, "keys/key.pem")},
+		{"data_dir", got.Server.DataDir, filepath.Join(dir, "var")},
+		// A plugin's config is the plugin's business: passed as written.
+		{"plugin config", got.Plugins["store"].Config["dsn"].(string), "data/koi.db"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+
+	// Parse keeps paths as given.
+	p, err := Parse([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Plugins["store"].Command != "plugins/sql" || p.Server.DataDir != "var" {
+		t.Errorf("Parse resolved paths: %q %q", p.Plugins["store"].Command, p.Server.DataDir)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "missing.hcl"), nil)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.hcl") {
+		t.Errorf("missing file: got %v", err)
+	}
+	bad := filepath.Join(dir, "bad.hcl")
+	if err := os.WriteFile(bad, []byte("log {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(bad, nil); err == nil || !strings.HasPrefix(err.Error(), "config "+bad+": At 2:") {
+		t.Errorf("syntax error: got %v", err)
+	}
+	// Problems come back as Errors, not wrapped, so callers can list them.
+	wrong := filepath.Join(dir, "wrong.hcl")
+	if err := os.WriteFile(wrong, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(wrong, nil); err == nil || err.Error() != "host: missing: at least one host block is required, like host \"example.com\" { auth = \"store\" }" {
+		t.Errorf("problems: got %v", err)
+	}
+	for _, src := range []string{
+		`log { level = "info" `,
+		`listen "c2s" { address = }`,
+		`host "x" { auth = ["a", }`,
+		"\x00",
+		// HCL v1 cannot decode a labelled and an unlabelled block of one name.
+		`host "a" {}` + "\n" + `host { auth = "store" }`,
+	} {
+		_, err := Parse([]byte(src), nil)
+		var errs Errors
+		if err == nil || errors.As(err, &errs) || !strings.HasPrefix(err.Error(), "config: ") {
+			t.Errorf("Parse(%q) = %v, want a syntax error", src, err)
+		}
+	}
+}
+
+// base is a valid config the problem cases add to.
+const base = `
+listen "c2s" { address = "127.0.0.1:5222" }
+plugin "store" { command = "bin/plugins/koi-backend-sql" }
+`
+
+func TestProblems(t *testing.T) {
+	host := `host "localhost" { auth = "store" }` + "\n"
+	tests := []struct {
+		name string
+		src  string
+		env  []string
+		want []string // "<key>: <start of msg>", in order
+	}{
+		{"typo in host", base + `host "localhost" { auth = "store"  roser = "store" }`, nil,
+			[]string{`host "localhost".roser: unknown key (did you mean roster?)`}},
+		{"unknown block", base + host + `hosts "x" {}`, nil,
+			[]string{`hosts: unknown key (did you mean host?)`}},
+		{"unknown key in log", base + host + `log { levle = "info" }`, nil,
+			[]string{`log.levle: unknown key (did you mean level?)`}},
+		{"unknown key in limits", base + host + `limits { max_stanzas = 1 }`, nil,
+			[]string{`limits.max_stanzas: unknown key`}},
+		{"unknown key in plugin", base + host + `plugin "x" { command = "x"  confg = {} }`, nil,
+			[]string{`plugin "x".confg: unknown key (did you mean config?)`}},
+		{"unknown key in listen", base + host + `listen "c2s_tls" { address = ":5223"  starttsl = "x" }`, nil,
+			[]string{`listen "c2s_tls".starttsl: unknown key (did you mean starttls?)`}},
+
+		{"level not a string", base + host + `log { level = 5 }`, nil,
+			[]string{`log.level: want a string, got integer 5`}},
+		{"bool as string", base + `host "localhost" { auth = "store"  registration = "yes" }`, nil,
+			[]string{`host "localhost".registration: want true or false, got string "yes"`}},
+		{"int as string", base + `host "localhost" { offline_limit = "100" }`, nil,
+			[]string{`host "localhost".offline_limit: want an integer, got string "100"`}},
+		{"int as float", base + host + `limits { max_stanza_size = 1.5 }`, nil,
+			[]string{`limits.max_stanza_size: want an integer, got number 1.5`}},
+		{"duration as number", base + host + `limits { idle_timeout = 5 }`, nil,
+			[]string{`limits.idle_timeout: want a duration string like "5s", got integer 5`}},
+		{"bad duration", base + host + `server { shutdown_timeout = "ten seconds" }`, nil,
+			[]string{`server.shutdown_timeout: want a duration like "5s" or "1m30s", got "ten seconds"`}},
+		{"auth not a string", base + `host "localhost" { auth = 5 }`, nil,
+			[]string{`host "localhost".auth: want a string or a list of strings, got integer 5`}},
+		{"auth list item", base + `host "localhost" { auth = ["store", true] }`, nil,
+			[]string{`host "localhost".auth: item 2: want a string, got bool true`}},
+		{"args not a list", host + `listen "c2s" { address = ":5222" } plugin "store" { command = "x"  args = "-v" }`, nil,
+			[]string{`plugin "store".args: want a list of strings like ["-v"], got string "-v"`}},
+		{"config not a block", host + `listen "c2s" { address = ":5222" } plugin "store" { command = "x"  config = "dsn" }`, nil,
+			[]string{`plugin "store".config: want a block`}},
+		{"block as string", base + host + `log = "debug"`, nil,
+			[]string{`log: want a block, got string "debug"`}},
+		{"block twice", base + host + `tls {} tls {}`, nil,
+			[]string{`tls: want one block, got a list (is the block written twice?)`}},
+		{"host not a block", base + `host = "localhost"`, nil,
+			[]string{`host: want labelled blocks like host "example.com" { ... }, got string "localhost"`,
+				`host: missing: at least one host block is required`}},
+		{"host without label", base + `host { auth = "store" }`, nil,
+			[]string{`host: block needs a label, like host "example.com" { ... }`,
+				`host: missing: at least one host block is required`}},
+		{"host twice", base + host + `host "LocalHost" { roster = "store" }`, nil,
+			[]string{`host "localhost": defined twice`}},
+		{"plugin twice, case-insensitively", base + host + `plugin "Store" { command = "x" }`, nil,
+			[]string{`plugin "Store": defined twice (labels are case-insensitive: also "store")`}},
+
+		{"no listener", `plugin "store" { command = "x" }` + host, nil,
+			[]string{`listen: missing: at least one listen block is required`}},
+		{"no host", base, nil,
+			[]string{`host: missing: at least one host block is required`}},
+		{"no plugin command", base + host + `plugin "dir" { args = [] }`, nil,
+			[]string{`plugin "dir".command: missing: want the path of the plugin's executable`}},
+		{"empty plugin command", base + host + `plugin "dir" { command = "" }`, nil,
+			[]string{`plugin "dir".command: must not be empty`}},
+		{"listener without type", base + host + `listen "public" { address = ":5269" }`, nil,
+			[]string{`listen "public".type: missing: the label is neither "c2s" nor "c2s_tls"`}},
+		{"listener bad type", base + host + `listen "public" { type = "s2s"  address = ":5269" }`, nil,
+			[]string{`listen "public".type: want one of "c2s", "c2s_tls", got "s2s"`}},
+		{"listener without address", base + host + `listen "c2s_tls" {}`, nil,
+			[]string{`listen "c2s_tls".address: missing: want host:port`}},
+		{"listener bad address", base + host + `listen "c2s_tls" { address = "localhost" }`, nil,
+			[]string{`listen "c2s_tls".address: want host:port, like 127.0.0.1:5222, got "localhost"`}},
+		{"listener bad port", base + host + `listen "c2s_tls" { address = "127.0.0.1:70000" }`, nil,
+			[]string{`listen "c2s_tls".address: want a port from 1 to 65535, got "127.0.0.1:70000"`}},
+		{"bad starttls", base + host + `listen "x" { type = "c2s"  address = ":1"  starttls = "maybe" }`, nil,
+			[]string{`listen "x".starttls: want one of "required", "optional", "disabled", got "maybe"`}},
+		{"starttls on c2s_tls", base + host + `listen "c2s_tls" { address = ":5223"  starttls = "required" }`, nil,
+			[]string{`listen "c2s_tls".starttls: only for type "c2s"`}},
+		{"duplicate address", base + host + `listen "c2s_tls" { address = "127.0.0.1:5222" }`, nil,
+			[]string{`listen "c2s_tls".address: "127.0.0.1:5222" is already used by listen "c2s"`}},
+
+		{"feature names a missing plugin", base + `host "localhost" { auth = "store"  roster = "stor" }`, nil,
+			[]string{`host "localhost".roster: no plugin "stor" (defined: "store")`}},
+		{"auth names a missing plugin", base + `plugin "directory" { command = "x" }` +
+			`host "localhost" { auth = ["directory", "ldap"] }`, nil,
+			[]string{`host "localhost".auth: no plugin "ldap" (defined: "directory", "store")`}},
+		{"no plugins at all", `listen "c2s" { address = ":5222" }` + `host "localhost" { archive = "store" }`, nil,
+			[]string{`host "localhost".archive: no plugin "store" (there are no plugin blocks)`}},
+		{"feature case differs", base + `host "localhost" { auth = "Store" }`, nil,
+			[]string{`host "localhost".auth: no plugin "Store" (defined: "store")`}},
+
+		{"host with underscore", base + `host "bad_name" {}`, nil,
+			[]string{`host "bad_name": not a valid domain name`}},
+		{"host with space", base + `host "exa mple.com" {}`, nil,
+			[]string{`host "exa mple.com": not a valid domain name`}},
+		{"host with empty label", base + `host "a..b" {}`, nil,
+			[]string{`host "a..b": not a valid domain name`}},
+		{"host with hyphen", base + `host "-x.example" {}`, nil,
+			[]string{`host "-x.example": not a valid domain name`}},
+		{"host with trailing dot", base + `host "example.com." {}`, nil,
+			[]string{`host "example.com.": not a valid domain name: remove the trailing dot`}},
+		{"host empty", base + `host "" {}`, nil,
+			[]string{`host "": not a valid domain name: empty`}},
+		{"host label too long", base + `host "` + strings.Repeat("a", 64) + `.example" {}`, nil,
+			[]string{`host "` + strings.Repeat("a", 64) + `.example": not a valid domain name`}},
+
+		{"sha256 short", base + host + `plugin "x" { command = "x"  sha256 = "abc" }`, nil,
+			[]string{`plugin "x".sha256: want a SHA-256 digest as 64 hex digits, got "abc"`}},
+		{"sha256 not hex", base + host + `plugin "x" { command = "x"  sha256 = "` + strings.Repeat("g", 64) + `" }`, nil,
+			[]string{`plugin "x".sha256: want a SHA-256 digest as 64 hex digits`}},
+
+		{"bad log level", base + host + `log { level = "verbose" }`, nil,
+			[]string{`log.level: want one of "trace", "debug", "info", "warn", "error", got "verbose"`}},
+		{"bad log format", base + host + `log { format = "xml" }`, nil,
+			[]string{`log.format: want one of "text", "json", got "xml"`}},
+		{"bad tls version", base + host + `tls { min_version = "1.1" }`, nil,
+			[]string{`tls.min_version: want one of "1.2", "1.3", got "1.1"`}},
+		{"empty cert file", base + host + `tls { cert_file = "" }`, nil,
+			[]string{`tls.cert_file: must not be empty`}},
+		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
+			[]string{`server.pprof: want host:port`}},
+
+		{"negative stanza size", base + host + `limits { max_stanza_size = -1 }`, nil,
+			[]string{`limits.max_stanza_size: must not be negative, got -1`}},
+		{"zero depth", base + host + `limits { max_depth = 0 }`, nil,
+			[]string{`limits.max_depth: must be greater than 0`}},
+		{"negative auth failures", base + host + `limits { auth_failures_per_ip = -5 }`, nil,
+			[]string{`limits.auth_failures_per_ip: must not be negative, got -5`}},
+		{"negative duration", base + host + `limits { keepalive_interval = "-1s" }`, nil,
+			[]string{`limits.keepalive_interval: must not be negative, got "-1s"`}},
+		{"zero call timeout", base + host + `plugin "x" { command = "x"  call_timeout = "0s" }`, nil,
+			[]string{`plugin "x".call_timeout: must be greater than 0`}},
+		{"negative offline limit", base + `host "localhost" { offline_limit = -1 }`, nil,
+			[]string{`host "localhost".offline_limit: must not be negative, got -1`}},
+
+		{"registration without auth", base + `host "localhost" { registration = true }`, nil,
+			[]string{`host "localhost".registration: needs auth`}},
+		{"registration with empty auth", base + `host "localhost" { auth = []  registration = true }`, nil,
+			[]string{`host "localhost".registration: needs auth`}},
+
+		// Problems coming from the environment.
+		{"env unknown key", base + host, []string{"KOI_LOG__LEVL=debug"},
+			[]string{`KOI_LOG__LEVL: unknown key log.levl (did you mean level?)`}},
+		{"env unknown block", base + host, []string{"KOI_LOGS__LEVEL=debug"},
+			[]string{`KOI_LOGS__LEVEL: unknown key logs.level (did you mean log?)`}},
+		{"env unknown host key", base + host, []string{"KOI_HOST__LOCALHOST__ROSER=store"},
+			[]string{`KOI_HOST__LOCALHOST__ROSER: unknown key host "localhost".roser (did you mean roster?)`}},
+		{"env below a value", base + host, []string{"KOI_LOG__LEVEL__X=debug"},
+			[]string{`KOI_LOG__LEVEL__X: unknown key log.level.x`}},
+		{"env whole labelled block", base + host, []string{"KOI_HOST__LOCALHOST=x"},
+			[]string{`KOI_HOST__LOCALHOST: names a whole host block`}},
+		{"env whole plugin config", base + host, []string{"KOI_PLUGIN__STORE__CONFIG=x"},
+			[]string{`KOI_PLUGIN__STORE__CONFIG: names the whole config block`}},
+		{"env empty segment", base + host, []string{"KOI_LOG____LEVEL=debug"},
+			[]string{`KOI_LOG____LEVEL: malformed name`}},
+		{"env bad value", base + host, []string{"KOI_LOG__LEVEL=verbose"},
+			[]string{`log.level: want one of "trace", "debug", "info", "warn", "error", got "verbose" (set by KOI_LOG__LEVEL)`}},
+		{"env bad bool", base + host, []string{"KOI_HOST__LOCALHOST__REGISTRATION=maybe"},
+			[]string{`host "localhost".registration: want true or false, got "maybe" (set by KOI_HOST__LOCALHOST__REGISTRATION)`}},
+		{"env bad int", base + host, []string{"KOI_LIMITS__MAX_DEPTH=deep"},
+			[]string{`limits.max_depth: want an integer, got "deep" (set by KOI_LIMITS__MAX_DEPTH)`}},
+		{"env negative int", base + host, []string{"KOI_LIMITS__SEND_QUEUE=-3"},
+			[]string{`limits.send_queue: must not be negative, got -3 (set by KOI_LIMITS__SEND_QUEUE)`}},
+		{"env missing plugin", base + host, []string{"KOI_HOST__LOCALHOST__ROSTER=nope"},
+			[]string{`host "localhost".roster: no plugin "nope" (defined: "store") (set by KOI_HOST__LOCALHOST__ROSTER)`}},
+		{"env plugin config type", base + host + `plugin "x" { command = "x"  config = { pool = 4 } }`,
+			[]string{"KOI_PLUGIN__X__CONFIG__POOL=many"},
+			[]string{`plugin "x".config.pool: want an integer, got "many" (set by KOI_PLUGIN__X__CONFIG__POOL)`}},
+		{"env new listener needs a type", base + host, []string{"KOI_LISTEN__PUBLIC__ADDRESS=127.0.0.1:5222"},
+			[]string{`listen "public".type: missing`,
+				`listen "public".address: "127.0.0.1:5222" is already used by listen "c2s" (set by KOI_LISTEN__PUBLIC__ADDRESS)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.src), tt.env)
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("got %v, %v; want Errors", cfg, err)
+			}
+			if cfg != nil {
+				t.Errorf("got a config along with errors")
+			}
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(errs), len(tt.want), err)
+			}
+			for i, p := range errs {
+				if line := p.Key + ": " + p.Msg; !strings.HasPrefix(line, tt.want[i]) {
+					t.Errorf("problem %d:\n got %s\nwant %s…", i, line, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// The checks above must not reject what they are meant to allow.
+func TestAccepted(t *testing.T) {
+	host := `host "localhost" { auth = "store" }` + "\n"
+	tests := []struct {
+		name  string
+		src   string
+		check func(*Config) (got, want any)
+	}{
+		{"plugin config any shape",
+			base + host + `plugin "x" { command = "x"  config = {
+				anything = { goes = [1, "two", { three = 3.5 }] }
+				"dotted.key" = true
+				servers = [{ url = "a" }]
+				block { a = 1 }
+				block { a = 2 }
+			} }`,
+			func(c *Config) (any, any) {
+				return c.Plugins["x"].Config, map[string]any{
+					"anything":   map[string]any{"goes": []any{1, "two", map[string]any{"three": 3.5}}},
+					"dotted.key": true,
+					// An explicit one-element list of objects stays a list...
+					"servers": []any{map[string]any{"url": "a"}},
+					// ...and a repeated block becomes one.
+					"block": []any{map[string]any{"a": 1}, map[string]any{"a": 2}},
+				}
+			}},
+		{"empty plugin config is not nil", base + host, func(c *Config) (any, any) {
+			return c.Plugins["store"].Config, map[string]any{}
+		}},
+		{"auth list in order", base + `plugin "directory" { command = "y" }` +
+			`host "example.com" { auth = ["directory", "store"]  registration = true }`,
+			func(c *Config) (any, any) { return c.Hosts[0].Auth, []string{"directory", "store"} }},
+		{"host name lowercased", base + `host "Example.COM" { auth = "store" }`,
+			func(c *Config) (any, any) { return c.Hosts[0].Name, "example.com" }},
+		{"idn host", base + `host "bücher.example" {}`,
+			func(c *Config) (any, any) { return c.Hosts[0].Name, "bücher.example" }},
+		{"ipv4 host", base + `host "192.0.2.1" {}`,
+			func(c *Config) (any, any) { return c.Hosts[0].Name, "192.0.2.1" }},
+		{"hosts and listeners keep file order", `
+			plugin "store" { command = "x" }
+			listen "z" { type = "c2s_tls"  address = ":3" }
+			listen "c2s" { address = ":1" }
+			listen "a" { type = "c2s"  address = ":2"  starttls = "Optional" }
+			host "zeta.example" {}
+			host "alpha.example" {}
+			host "mid.example" {}`,
+			func(c *Config) (any, any) {
+				var names []string
+				for _, l := range c.Listeners {
+					names = append(names, l.Name+"/"+l.Type+"/"+l.StartTLS)
+				}
+				for _, h := range c.Hosts {
+					names = append(names, h.Name)
+				}
+				return names, []string{"z/c2s_tls/", "c2s/c2s/required", "a/c2s/optional",
+					"zeta.example", "alpha.example", "mid.example"}
+			}},
+		{"feature set to empty is off", base + `host "localhost" { auth = "store"  roster = "" }`,
+			func(c *Config) (any, any) { return c.Hosts[0].Roster, "" }},
+		{"sha256 lowercased, args, timeout", base + host + `plugin "x" {
+				command = "x"  args = ["-v", "--x=1"]  call_timeout = "250ms"
+				sha256 = "` + strings.Repeat("AB", 32) + `" }`,
+			func(c *Config) (any, any) {
+				p := c.Plugins["x"]
+				return []any{p.SHA256, p.Args, p.CallTimeout},
+					[]any{strings.Repeat("ab", 32), []string{"-v", "--x=1"}, 250 * time.Millisecond}
+			}},
+		{"limits and server", base + host + `
+			limits { max_stanza_size = 65536  max_depth = 32  idle_timeout = "0s"  keepalive_interval = "30s"
+			         auth_failures_per_ip = 0  auth_failures_per_account = 3  send_queue = 10 }
+			server { shutdown_timeout = "1m"  data_dir = "/var/lib/koi"  pprof = "127.0.0.1:6060" }`,
+			func(c *Config) (any, any) {
+				return []any{c.Limits, c.Server}, []any{
+					Limits{65536, 32, 0, 30 * time.Second, 0, 3, 10},
+					Server{time.Minute, "/var/lib/koi", "127.0.0.1:6060"},
+				}
+			}},
+		{"host options", base + `host "localhost" { auth = "store"  registration = true
+				password_change = false  offline_limit = 0 }`,
+			func(c *Config) (any, any) {
+				h := c.Hosts[0]
+				return []any{h.Registration, h.PasswordChange, h.OfflineLimit}, []any{true, false, 0}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.src), nil)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got, want := tt.check(cfg); !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %#v\nwant %#v", got, want)
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	src := `
+log { level = "info" }
+listen "c2s" { address = "127.0.0.1:5222" }
+plugin "Store" { command = "bin/sql"  config = { driver = "sqlite"  dsn = "data/koi.db"  pool = 4  wal = true  ratio = 0.5 } }
+plugin "directory" { command = "bin/ldap" }
+host "localhost" { auth = "Store" }
+host "example.com" { auth = "Store"  roster = "Store" }
+`
+	tests := []struct {
+		name  string
+		env   []string
+		check func(*Config) (got, want any)
+	}{
+		{"log level", []string{"KOI_LOG__LEVEL=debug"},
+			func(c *Config) (any, any) { return c.Log.Level, "debug" }},
+		{"key of an absent block", []string{"KOI_TLS__CERT_FILE=/x.pem", "KOI_LIMITS__MAX_STANZA_SIZE=65536"},
+			func(c *Config) (any, any) {
+				return []any{c.TLS.CertFile, c.Limits.MaxStanzaBytes}, []any{"/x.pem", int64(65536)}
+			}},
+		{"listener address", []string{"KOI_LISTEN__C2S__ADDRESS=0.0.0.0:5222"},
+			func(c *Config) (any, any) { return c.Listeners, []Listener{{"c2s", "c2s", "0.0.0.0:5222", "required"}} }},
+		{"plugin config, label matched ignoring case", []string{"KOI_PLUGIN__STORE__CONFIG__DSN=/var/lib/koi.db"},
+			func(c *Config) (any, any) {
+				return c.Plugins["Store"].Config, map[string]any{
+					"driver": "sqlite", "dsn": "/var/lib/koi.db", "pool": 4, "wal": true, "ratio": 0.5}
+			}},
+		{"plugin config keeps value types", []string{
+			"KOI_PLUGIN__STORE__CONFIG__POOL=8", "KOI_PLUGIN__STORE__CONFIG__WAL=false",
+			"KOI_PLUGIN__STORE__CONFIG__RATIO=0.25", "KOI_PLUGIN__STORE__CONFIG__NEW_KEY=7"},
+			func(c *Config) (any, any) {
+				return c.Plugins["Store"].Config, map[string]any{
+					"driver": "sqlite", "dsn": "data/koi.db", "pool": 8, "wal": false, "ratio": 0.25,
+					"new_key": "7"}
+			}},
+		{"dotted host", []string{"KOI_HOST__EXAMPLE.COM__REGISTRATION=true"},
+			func(c *Config) (any, any) {
+				return []bool{c.Hosts[0].Registration, c.Hosts[1].Registration}, []bool{false, true}
+			}},
+		{"auth list", []string{"KOI_HOST__EXAMPLE.COM__AUTH=directory, Store"},
+			func(c *Config) (any, any) { return c.Hosts[1].Auth, []string{"directory", "Store"} }},
+		{"feature turned off", []string{"KOI_HOST__EXAMPLE.COM__ROSTER="},
+			func(c *Config) (any, any) { return c.Hosts[1].Roster, "" }},
+		{"durations and args", []string{"KOI_LIMITS__IDLE_TIMEOUT=90s", "KOI_PLUGIN__DIRECTORY__ARGS=-v,--debug"},
+			func(c *Config) (any, any) {
+				return []any{c.Limits.IdleTimeout, c.Plugins["directory"].Args},
+					[]any{90 * time.Second, []string{"-v", "--debug"}}
+			}},
+		{"new host and listener come after the file's", []string{
+			"KOI_HOST__NEW.EXAMPLE__AUTH=Store",
+			"KOI_LISTEN__PUBLIC__ADDRESS=0.0.0.0:5223", "KOI_LISTEN__PUBLIC__TYPE=c2s_tls"},
+			func(c *Config) (any, any) {
+				return []any{c.Hosts[2].Name, c.Hosts[2].Auth, c.Listeners[1]}, []any{
+					"new.example", []string{"Store"}, Listener{"public", "c2s_tls", "0.0.0.0:5223", ""}}
+			}},
+		{"last assignment wins", []string{"KOI_LOG__LEVEL=debug", "KOI_LOG__LEVEL=warn"},
+			func(c *Config) (any, any) { return c.Log.Level, "warn" }},
+		{"variables that are not ours", []string{
+			"KOI_VERSION=3", "koi_log__level=debug", "PATH=/bin", "KOI_", "NOEQUALS", "XKOI_LOG__LEVEL=debug"},
+			func(c *Config) (any, any) { return c.Log.Level, "info" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(src), tt.env)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got, want := tt.check(cfg); !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %#v\nwant %#v", got, want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	src := `
+log { level = "loud"  format = "json" }
+listen "c2s" { address = "127.0.0.1:5222"  starttls = "sometimes" }
+listen "c2s_tls" { address = "127.0.0.1:5222" }
+plugin "store" { sha256 = "123" }
+host "localhost" { auth = "store"  roser = "store"  vcard = "stor" }
+host "bad_host" { registration = true }
+limits { send_queue = -1 }
+`
+	_, err := Parse([]byte(src), []string{"KOI_LOG__LEVL=debug"})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	want := []string{
+		`KOI_LOG__LEVL: unknown key log.levl (did you mean level?)`,
+		`log.level: want one of "trace", "debug", "info", "warn", "error", got "loud"`,
+		`listen "c2s".starttls: want one of "required", "optional", "disabled", got "sometimes"`,
+		`listen "c2s_tls".address: "127.0.0.1:5222" is already used by listen "c2s"`,
+		`plugin "store".command: missing: want the path of the plugin's executable`,
+		`plugin "store".sha256: want a SHA-256 digest as 64 hex digits, got "123"`,
+		`host "localhost".roser: unknown key (did you mean roster?)`,
+		`host "localhost".vcard: no plugin "stor" (defined: "store")`,
+		`host "bad_host": not a valid domain name: label "bad_host" has "_"; use letters, digits and hyphens`,
+		`host "bad_host".registration: needs auth: registration creates accounts in the host's auth plugin, and auth is empty`,
+		`limits.send_queue: must not be negative, got -1`,
+	}
+	if got := err.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\n\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(contractSample), "KOI_HOST__LOCALHOST__ROSTER=directory")
+	f.Add([]byte(Example()), "KOI_PLUGIN__STORE__CONFIG__DSN__X=1")
+	f.Add([]byte(base+`host "a" "b" { c { d = [1, {e = 2}] } }`), "KOI_LISTEN__C2S=1")
+	f.Fuzz(func(t *testing.T, src []byte, env string) {
+		cfg, err := Parse(src, strings.Split(env, "\n"))
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("got config %v and error %v", cfg, err)
+		}
+	})
+}

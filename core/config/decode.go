@@ -1,0 +1,558 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/net/idna"
+)
+
+// decoder turns the merged tree into a Config, collecting every problem.
+type decoder struct {
+	baseDir string            // relative paths are resolved against it; "" keeps them as given
+	origin  map[string]string // key path joined by delim -> the KOI_ variable that set it
+	probs   Errors
+}
+
+func (d *decoder) problem(path []string, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if name, ok := d.origin[strings.Join(path, delim)]; ok {
+		msg += " (set by " + name + ")"
+	}
+	d.probs = append(d.probs, Problem{Key: displayKey(path), Msg: msg})
+}
+
+// file resolves a relative path against the config file's directory.
+func (d *decoder) file(p string) string {
+	if p == "" || d.baseDir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.baseDir, p)
+}
+
+func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config {
+	for _, k := range slices.Sorted(maps.Keys(tree)) {
+		if _, ok := blockKeys(k); !ok {
+			d.problem([]string{k}, "unknown key%s", suggest(k, blockNames()))
+		}
+	}
+	c := &Config{}
+	c.Log = d.log(tree["log"])
+	c.Listeners = d.listeners(tree["listen"], order["listen"])
+	c.TLS = d.tls(tree["tls"])
+	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
+	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
+	c.Limits = d.limits(tree["limits"])
+	c.Server = d.server(tree["server"])
+	return c
+}
+
+func (d *decoder) log(v any) Log {
+	b := d.block([]string{"log"}, v)
+	return Log{
+		Level:  b.enum("level", "info", "trace", "debug", "info", "warn", "error"),
+		Format: b.enum("format", "text", "text", "json"),
+	}
+}
+
+func (d *decoder) listeners(v any, fileOrder []string) []Listener {
+	labels, bodies := d.labels("listen", v, fileOrder)
+	if len(labels) == 0 {
+		d.problem([]string{"listen"}, "missing: at least one listen block is required, like "+
+			`listen "c2s" { address = "127.0.0.1:5222" }`)
+		return nil
+	}
+	var out []Listener
+	used := make(map[string]string) // address -> listener label
+	for _, label := range labels {
+		b := d.block([]string{"listen", label}, bodies[label])
+		l := Listener{Name: label}
+		if label == "" {
+			d.problem(b.path, "label must not be empty")
+		}
+
+		if b.has("type") {
+			l.Type = b.enum("type", "", "c2s", "c2s_tls")
+		} else if label == "c2s" || label == "c2s_tls" {
+			l.Type = label
+		} else {
+			d.problem(b.at("type"), `missing: the label is neither "c2s" nor "c2s_tls", so set type = "c2s" or "c2s_tls"`)
+		}
+
+		if !b.has("address") {
+			d.problem(b.at("address"), "missing: want host:port, like 127.0.0.1:5222")
+		} else if a, ok := b.str("address"); ok {
+			if err := checkAddress(a); err != "" {
+				d.problem(b.at("address"), "%s", err)
+			} else {
+				l.Address = a
+				if prev, dup := used[a]; dup {
+					d.problem(b.at("address"), "%s is already used by listen %s", quote(a), quote(prev))
+				}
+				used[a] = label
+			}
+		}
+
+		switch {
+		case l.Type == "c2s":
+			l.StartTLS = b.enum("starttls", "required", "required", "optional", "disabled")
+		case b.has("starttls") && l.Type == "c2s_tls":
+			d.problem(b.at("starttls"), `only for type "c2s": a c2s_tls listener speaks TLS from the first byte`)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func (d *decoder) tls(v any) TLS {
+	b := d.block([]string{"tls"}, v)
+	return TLS{
+		CertFile:   d.file(b.nonEmpty("cert_file", "data/tls/cert.pem")),
+		KeyFile:    d.file(b.nonEmpty("key_file", "data/tls/key.pem")),
+		MinVersion: b.enum("min_version", "1.2", "1.2", "1.3"),
+	}
+}
+
+func (d *decoder) plugins(v any, fileOrder []string) map[string]Plugin {
+	labels, bodies := d.labels("plugin", v, fileOrder)
+	out := make(map[string]Plugin, len(labels))
+	for _, label := range labels {
+		b := d.block([]string{"plugin", label}, bodies[label])
+		p := Plugin{Name: label, Config: map[string]any{}}
+		if label == "" {
+			d.problem(b.path, "label must not be empty")
+		}
+		if !b.has("command") {
+			d.problem(b.at("command"), "missing: want the path of the plugin's executable")
+		} else {
+			p.Command = d.file(b.nonEmpty("command", ""))
+		}
+		p.Args = b.list("args")
+		if s, ok := b.str("sha256"); ok {
+			if !isHex(s) || len(s) != 64 {
+				d.problem(b.at("sha256"), "want a SHA-256 digest as 64 hex digits, got %s", quote(s))
+			} else {
+				p.SHA256 = strings.ToLower(s)
+			}
+		}
+		if c, ok := b.get("config"); ok {
+			if m, ok := c.(map[string]any); ok {
+				p.Config = m
+			} else {
+				d.problem(b.at("config"), "want a block, like config = { key = \"value\" }, got %s", describe(c))
+			}
+		}
+		p.CallTimeout = b.duration("call_timeout", 5*time.Second, true)
+		out[label] = p
+	}
+	return out
+}
+
+func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []Host {
+	labels, bodies := d.labels("host", v, fileOrder)
+	if len(labels) == 0 {
+		d.problem([]string{"host"}, "missing: at least one host block is required, like "+
+			`host "example.com" { auth = "store" }`)
+		return nil
+	}
+	// ref checks that a feature names a plugin block.
+	ref := func(path []string, name string) bool {
+		if _, ok := plugins[name]; ok {
+			return true
+		}
+		defined := "there are no plugin blocks"
+		if len(plugins) > 0 {
+			var q []string
+			for _, n := range slices.Sorted(maps.Keys(plugins)) {
+				q = append(q, quote(n))
+			}
+			defined = "defined: " + strings.Join(q, ", ")
+		}
+		d.problem(path, "no plugin %s (%s)", quote(name), defined)
+		return false
+	}
+	var out []Host
+	for _, label := range labels {
+		b := d.block([]string{"host", label}, bodies[label])
+		h := Host{Name: label}
+		if err := checkDomain(label); err != "" {
+			d.problem(b.path, "not a valid domain name: %s", err)
+		}
+		auth, authOK := b.stringOrList("auth")
+		for _, a := range auth {
+			if a == "" {
+				d.problem(b.at("auth"), "names an empty plugin")
+			} else if ref(b.at("auth"), a) {
+				h.Auth = append(h.Auth, a)
+			}
+		}
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{
+			{"roster", &h.Roster}, {"offline", &h.Offline}, {"vcard", &h.VCard},
+			{"private", &h.Private}, {"archive", &h.Archive},
+		} {
+			// An empty string, like an absent key, turns the feature off.
+			if s, ok := b.str(f.key); ok && s != "" && ref(b.at(f.key), s) {
+				*f.dst = s
+			}
+		}
+		h.Registration = b.boolean("registration", false)
+		h.PasswordChange = b.boolean("password_change", true)
+		h.OfflineLimit = int(b.integer("offline_limit", 100, false))
+		if h.Registration && authOK && len(auth) == 0 {
+			d.problem(b.at("registration"), "needs auth: registration creates accounts in the host's auth plugin, and auth is empty")
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func (d *decoder) limits(v any) Limits {
+	b := d.block([]string{"limits"}, v)
+	return Limits{
+		MaxStanzaBytes:         b.integer("max_stanza_size", 262144, true),
+		MaxDepth:               int(b.integer("max_depth", 64, true)),
+		IdleTimeout:            b.duration("idle_timeout", 5*time.Minute, false),
+		KeepaliveInterval:      b.duration("keepalive_interval", 60*time.Second, false),
+		AuthFailuresPerIP:      int(b.integer("auth_failures_per_ip", 10, false)),
+		AuthFailuresPerAccount: int(b.integer("auth_failures_per_account", 5, false)),
+		SendQueue:              int(b.integer("send_queue", 1024, true)),
+	}
+}
+
+func (d *decoder) server(v any) Server {
+	b := d.block([]string{"server"}, v)
+	s := Server{
+		ShutdownTimeout: b.duration("shutdown_timeout", 10*time.Second, false),
+		DataDir:         d.file(b.nonEmpty("data_dir", "data")),
+	}
+	if p, ok := b.str("pprof"); ok && p != "" {
+		if err := checkAddress(p); err != "" {
+			d.problem(b.at("pprof"), "%s", err)
+		} else {
+			s.Pprof = p
+		}
+	}
+	return s
+}
+
+// labels returns the labels of a labelled block in file order, followed by
+// labels only the environment introduced, sorted.
+func (d *decoder) labels(block string, v any, fileOrder []string) ([]string, map[string]any) {
+	if v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.problem([]string{block}, "want labelled blocks like %s, got %s", labelExample(block), describe(v))
+		return nil, nil
+	}
+	var out []string
+	for _, l := range fileOrder {
+		if _, ok := m[l]; ok {
+			out = append(out, l)
+		}
+	}
+	for _, l := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out, m
+}
+
+// block is one block of the tree being decoded, with the schema of its keys.
+type block struct {
+	d    *decoder
+	path []string
+	m    map[string]any
+	kind map[string]kind
+}
+
+// block checks v is a block and reports its unknown keys. An absent block
+// (v == nil) decodes to all defaults.
+func (d *decoder) block(path []string, v any) *block {
+	keys, _ := blockKeys(path[0])
+	b := &block{d: d, path: path, kind: keys}
+	switch t := v.(type) {
+	case nil:
+	case map[string]any:
+		b.m = t
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			if _, ok := keys[k]; !ok {
+				d.problem(b.at(k), "unknown key%s", suggest(k, slices.Collect(maps.Keys(keys))))
+			}
+		}
+	case []any:
+		d.problem(path, "want one block, got a list (is the block written twice?)")
+	default:
+		d.problem(path, "want a block, got %s", describe(v))
+	}
+	return b
+}
+
+func (b *block) at(key string) []string {
+	return append(slices.Clone(b.path), key)
+}
+
+func (b *block) has(key string) bool {
+	_, ok := b.m[key]
+	return ok
+}
+
+func (b *block) get(key string) (any, bool) {
+	v, ok := b.m[key]
+	return v, ok
+}
+
+// str returns a string value; ok is false when the key is absent or not a
+// string (the latter reported).
+func (b *block) str(key string) (string, bool) {
+	v, ok := b.m[key]
+	if !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	if !ok {
+		b.d.problem(b.at(key), "want a string, got %s", describe(v))
+	}
+	return s, ok
+}
+
+// nonEmpty returns a string value that must not be empty, or def.
+func (b *block) nonEmpty(key, def string) string {
+	s, ok := b.str(key)
+	if !ok {
+		return def
+	}
+	if s == "" {
+		b.d.problem(b.at(key), "must not be empty")
+		return def
+	}
+	return s
+}
+
+// enum returns one of allowed (matched case-insensitively), or def.
+func (b *block) enum(key, def string, allowed ...string) string {
+	s, ok := b.str(key)
+	if !ok {
+		return def
+	}
+	if l := strings.ToLower(s); slices.Contains(allowed, l) {
+		return l
+	}
+	q := make([]string, len(allowed))
+	for i, a := range allowed {
+		q[i] = quote(a)
+	}
+	b.d.problem(b.at(key), "want one of %s, got %s", strings.Join(q, ", "), quote(s))
+	return def
+}
+
+func (b *block) boolean(key string, def bool) bool {
+	v, ok := b.m[key]
+	if !ok {
+		return def
+	}
+	t, ok := v.(bool)
+	if !ok {
+		b.d.problem(b.at(key), "want true or false, got %s", describe(v))
+		return def
+	}
+	return t
+}
+
+// integer returns a non-negative integer (positive when positive is set),
+// or def.
+func (b *block) integer(key string, def int64, positive bool) int64 {
+	v, ok := b.m[key]
+	if !ok {
+		return def
+	}
+	var n int64
+	switch t := v.(type) {
+	case int:
+		n = int64(t)
+	case int64:
+		n = t
+	default:
+		b.d.problem(b.at(key), "want an integer, got %s", describe(v))
+		return def
+	}
+	switch {
+	case n < 0:
+		b.d.problem(b.at(key), "must not be negative, got %d", n)
+		return def
+	case n == 0 && positive:
+		b.d.problem(b.at(key), "must be greater than 0")
+		return def
+	}
+	return n
+}
+
+// duration returns a non-negative duration written as a string like "5s"
+// (positive when positive is set), or def.
+func (b *block) duration(key string, def time.Duration, positive bool) time.Duration {
+	v, ok := b.m[key]
+	if !ok {
+		return def
+	}
+	s, ok := v.(string)
+	if !ok {
+		b.d.problem(b.at(key), `want a duration string like "5s", got %s`, describe(v))
+		return def
+	}
+	t, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		b.d.problem(b.at(key), `want a duration like "5s" or "1m30s", got %s`, quote(s))
+		return def
+	case t < 0:
+		b.d.problem(b.at(key), "must not be negative, got %s", quote(s))
+		return def
+	case t == 0 && positive:
+		b.d.problem(b.at(key), "must be greater than 0")
+		return def
+	}
+	return t
+}
+
+// list returns a list of strings.
+func (b *block) list(key string) []string {
+	v, ok := b.m[key]
+	if !ok {
+		return nil
+	}
+	l, ok := v.([]any)
+	if !ok {
+		b.d.problem(b.at(key), `want a list of strings like ["-v"], got %s`, describe(v))
+		return nil
+	}
+	return b.strings(key, l)
+}
+
+// stringOrList returns a string as a one-element list, or a list of
+// strings; ok is false when the value has the wrong type (reported).
+func (b *block) stringOrList(key string) (l []string, ok bool) {
+	v, ok := b.m[key]
+	if !ok {
+		return nil, true
+	}
+	switch t := v.(type) {
+	case string:
+		return []string{t}, true
+	case []any:
+		return b.strings(key, t), true
+	}
+	b.d.problem(b.at(key), "want a string or a list of strings, got %s", describe(v))
+	return nil, false
+}
+
+func (b *block) strings(key string, l []any) []string {
+	out := make([]string, 0, len(l))
+	for i, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			b.d.problem(b.at(key), "item %d: want a string, got %s", i+1, describe(e))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// describe names the type of a parsed value for messages.
+func describe(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return "string " + quote(t)
+	case bool:
+		return "bool " + strconv.FormatBool(t)
+	case int, int64:
+		return fmt.Sprintf("integer %d", t)
+	case float64:
+		return "number " + strconv.FormatFloat(t, 'g', -1, 64)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a block"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+func quote(s string) string { return strconv.Quote(s) }
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkAddress checks a host:port listen address; the host may be empty
+// (all interfaces). It returns a message, or "".
+func checkAddress(a string) string {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "want host:port, like 127.0.0.1:5222, got " + quote(a)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "want a port from 1 to 65535, got " + quote(a)
+	}
+	return ""
+}
+
+// checkDomain checks a host label (lowercased already) is a domain name:
+// letters, digits and hyphens in DNS lengths, IDNA2008 lookup rules for
+// non-ASCII names. It returns a message, or "".
+func checkDomain(name string) string {
+	if name == "" {
+		return "empty"
+	}
+	if strings.HasSuffix(name, ".") {
+		return "remove the trailing dot"
+	}
+	ascii := name
+	if strings.IndexFunc(name, func(r rune) bool { return r > unicode.MaxASCII }) >= 0 {
+		// Internationalised: check it maps to an A-label form, then check
+		// that like any other name.
+		a, err := idna.Lookup.ToASCII(name)
+		if err != nil {
+			return strings.TrimPrefix(err.Error(), "idna: ")
+		}
+		ascii = a
+	}
+	if len(ascii) > 253 {
+		return "longer than 253 bytes"
+	}
+	for _, l := range strings.Split(ascii, ".") {
+		switch {
+		case l == "":
+			return "empty label"
+		case len(l) > 63:
+			return "label " + quote(l) + " is longer than 63 bytes"
+		case strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-"):
+			return "label " + quote(l) + " starts or ends with a hyphen"
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return "label " + quote(l) + " has " + quote(string(r)) + "; use letters, digits and hyphens"
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// delim separates key segments inside koanf. It cannot be ".", the koanf
+// default, because host labels are domain names ("example.com") and plugin
+// config keys may contain dots too; and it cannot be "__", because plugin
+// config keys may contain that. The ASCII unit separator appears in no
+// label, key or environment variable name anyone writes by hand.
+const delim = "\x1f"
+
+// kind is the type a schema key accepts.
+type kind int
+
+const (
+	kString       kind = iota + 1
+	kBool              // from the environment: anything strconv.ParseBool takes
+	kInt               // from the environment: a decimal integer
+	kDuration          // a string for time.ParseDuration, like "5s"
+	kList              // a list of strings; from the environment, comma-separated
+	kStringOrList      // a string or a list of strings; from the environment, comma-separated
+	kAny               // a free-form block handed to a plugin
+)
+
+// blockNames lists koi's top-level blocks in the order they are decoded,
+// which is also the order their problems are reported in.
+func blockNames() []string {
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server"}
+}
+
+// labelled reports whether a top-level block carries a label
+// (listen "c2s" { ... }) and may be repeated with different labels.
+func labelled(block string) bool {
+	return block == "listen" || block == "plugin" || block == "host"
+}
+
+// blockKeys returns the keys a top-level block accepts, or false for a name
+// that is not a block. It builds a fresh map so that nobody can change the
+// schema at run time.
+func blockKeys(block string) (map[string]kind, bool) {
+	switch block {
+	case "log":
+		return map[string]kind{"level": kString, "format": kString}, true
+	case "listen":
+		return map[string]kind{"type": kString, "address": kString, "starttls": kString}, true
+	case "tls":
+		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString}, true
+	case "plugin":
+		return map[string]kind{
+			"command": kString, "args": kList, "sha256": kString,
+			"config": kAny, "call_timeout": kDuration,
+		}, true
+	case "host":
+		return map[string]kind{
+			"auth": kStringOrList, "roster": kString, "offline": kString, "vcard": kString,
+			"private": kString, "archive": kString, "registration": kBool,
+			"password_change": kBool, "offline_limit": kInt,
+		}, true
+	case "limits":
+		return map[string]kind{
+			"max_stanza_size": kInt, "max_depth": kInt, "idle_timeout": kDuration,
+			"keepalive_interval": kDuration, "auth_failures_per_ip": kInt,
+			"auth_failures_per_account": kInt, "send_queue": kInt,
+		}, true
+	case "server":
+		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true
+	}
+	return nil, false
+}
+
+// labelExample shows how a labelled block is written, for error messages.
+func labelExample(block string) string {
+	switch block {
+	case "listen":
+		return `listen "c2s" { ... }`
+	case "plugin":
+		return `plugin "store" { ... }`
+	default:
+		return `host "example.com" { ... }`
+	}
+}
+
+// displayKey renders a key path the way it is written in the file:
+// `host "example.com".roster`, `limits.max_stanza_size`.
+func displayKey(path []string) string {
+	var b strings.Builder
+	for i, s := range path {
+		switch {
+		case i == 0:
+			b.WriteString(s)
+		case i == 1 && labelled(path[0]):
+			b.WriteString(" ")
+			b.WriteString(strconv.Quote(s))
+		default:
+			b.WriteString(".")
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+// suggest returns " (did you mean x?)" when a known key is a likely
+// intended spelling of key, and "" otherwise.
+func suggest(key string, known []string) string {
+	best, bestDist := "", 3
+	slices.Sort(known)
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(key), k); d < bestDist && d < len(k) {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes;
+// keys are ASCII.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,118 @@
+package router
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+type recConn struct {
+	mu     sync.Mutex
+	sent   []*xmlstream.Element
+	closed string
+}
+
+func (c *recConn) Send(el *xmlstream.Element) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, el)
+	return true
+}
+
+func (c *recConn) Close(cond, text string) {
+	c.mu.Lock()
+	c.closed = cond
+	c.mu.Unlock()
+}
+
+func presence(string) *xmlstream.Element {
+	p := xmlstream.NewElement(xmlstream.NSClient, "presence")
+	return p
+}
+
+func TestBindNewestWins(t *testing.T) {
+	r := New()
+	full := jid.MustParse("alice@example.com/phone")
+	s1, old := r.Bind(full, &recConn{})
+	if old != nil {
+		t.Fatal("first bind replaced something")
+	}
+	s2, old := r.Bind(full, &recConn{})
+	if old != s1 {
+		t.Fatalf("second bind replaced %v, want the first session", old)
+	}
+	if r.Session(full) != s2 {
+		t.Fatal("the newest session must own the resource")
+	}
+	if r.Unbind(s1) {
+		t.Fatal("unbinding the replaced session must not remove the new one")
+	}
+	if r.Session(full) != s2 {
+		t.Fatal("new session lost after the old one was unbound")
+	}
+	if !r.Unbind(s2) {
+		t.Fatal("unbind of the bound session failed")
+	}
+	if r.User(full.Bare()) != nil {
+		t.Fatal("user kept after its last session left")
+	}
+}
+
+func TestDeliveryTargets(t *testing.T) {
+	r := New()
+	bare := jid.MustParse("bob@example.com")
+	mk := func(res string, avail bool, prio int) *Session {
+		j, _ := bare.WithResource(res)
+		s, _ := r.Bind(j, &recConn{})
+		if avail {
+			s.SetPresence(presence(""), prio)
+		}
+		return s
+	}
+	a := mk("a", true, 5)
+	b := mk("b", true, 5)
+	mk("c", true, 1)
+	mk("d", true, -1)
+	mk("e", false, 0)
+	u := r.User(bare)
+	top := u.TopResources()
+	if len(top) != 2 || !(top[0] == a || top[1] == a) || !(top[0] == b || top[1] == b) {
+		t.Fatalf("top resources = %v, want a and b", top)
+	}
+	if n := len(u.NonNegative()); n != 3 {
+		t.Fatalf("non-negative = %d, want 3", n)
+	}
+	if n := len(u.Available()); n != 4 {
+		t.Fatalf("available = %d, want 4", n)
+	}
+	if users, sessions := r.Count(); users != 1 || sessions != 5 {
+		t.Fatalf("count = %d users %d sessions", users, sessions)
+	}
+}
+
+func TestNegativeOnlyHasNoTop(t *testing.T) {
+	r := New()
+	s, _ := r.Bind(jid.MustParse("c@example.com/x"), &recConn{})
+	s.SetPresence(presence(""), -5)
+	if len(s.User().TopResources()) != 0 {
+		t.Fatal("a negative-priority resource must not get bare-JID chat messages")
+	}
+}
+
+func TestDirected(t *testing.T) {
+	r := New()
+	s, _ := r.Bind(jid.MustParse("d@example.com/x"), &recConn{})
+	t1 := jid.MustParse("e@example.com/y")
+	s.AddDirected(t1)
+	s.AddDirected(jid.MustParse("f@example.com"))
+	s.RemoveDirected(jid.MustParse("f@example.com"))
+	got := s.TakeDirected()
+	if len(got) != 1 || got[0] != t1 {
+		t.Fatalf("directed = %v", got)
+	}
+	if len(s.TakeDirected()) != 0 {
+		t.Fatal("TakeDirected must clear")
+	}
+}
