@@ -1,0 +1,170 @@
+// Package throttle counts authentication failures per key (an IP address,
+// an account) and says when a key has failed too often recently.
+//
+// Memory is bounded without a background goroutine: entries whose failures
+// have all left the window are dropped lazily as new failures come in, and
+// when the table is full the key that failed least recently is evicted.
+package throttle
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// DefaultMaxKeys caps how many keys a Limiter tracks. At the default the
+// table costs some 15 MB at most (about 150 bytes per key, plus the key
+// itself and 8 bytes per remembered failure).
+const DefaultMaxKeys = 100_000
+
+// Limiter is a sliding-window failure counter: Allow reports false once a
+// key has failed limit times within the last window. It is safe for
+// concurrent use.
+//
+// Use one Limiter per kind of key (IP addresses, accounts): under pressure a
+// full table evicts its least recently failed keys, and a flood of one kind
+// must not flush the other.
+type Limiter struct {
+	limit   int
+	window  time.Duration
+	now     func() time.Time
+	epoch   time.Time // times are kept as offsets from it: 8 bytes, monotonic
+	maxKeys int
+
+	mu   sync.Mutex
+	keys map[string]*list.Element // of *entry
+	lru  list.List                // front: least recently failed
+}
+
+type entry struct {
+	key string
+	// fails holds the times of the most recent failures, oldest first, at
+	// most limit of them: more would not change any answer.
+	fails []time.Duration
+}
+
+// New returns a Limiter that refuses a key after limit failures within
+// window. now is the clock (nil means time.Now). A limit or window below 1
+// disables throttling: Allow is always true.
+func New(limit int, window time.Duration, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	l := &Limiter{
+		limit:   limit,
+		window:  window,
+		now:     now,
+		epoch:   now(),
+		maxKeys: DefaultMaxKeys,
+		keys:    map[string]*list.Element{},
+	}
+	l.lru.Init()
+	return l
+}
+
+func (l *Limiter) disabled() bool { return l.limit < 1 || l.window <= 0 }
+
+// clock returns the current time as an offset from the epoch. time.Time's
+// Sub uses the monotonic reading when both times have one, so a wall clock
+// step does not unblock or block anyone.
+func (l *Limiter) clock() time.Duration { return l.now().Sub(l.epoch) }
+
+// live reports whether a failure at t still counts at now. A failure in the
+// future (a clock that went backwards) counts, which errs on the safe side.
+func (l *Limiter) live(t, now time.Duration) bool { return now-t < l.window }
+
+// prune drops failures that left the window.
+func (l *Limiter) prune(e *entry, now time.Duration) {
+	i := 0
+	for i < len(e.fails) && !l.live(e.fails[i], now) {
+		i++
+	}
+	if i > 0 {
+		e.fails = append(e.fails[:0], e.fails[i:]...)
+	}
+}
+
+// Allow reports whether key may try again: false when it has limit or more
+// failures within the window.
+func (l *Limiter) Allow(key string) bool {
+	if l.disabled() {
+		return true
+	}
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.keys[key]
+	if !ok {
+		return true
+	}
+	e := el.Value.(*entry)
+	l.prune(e, now)
+	if len(e.fails) == 0 {
+		l.remove(el)
+		return true
+	}
+	return len(e.fails) < l.limit
+}
+
+// Fail records a failure for key.
+func (l *Limiter) Fail(key string) {
+	if l.disabled() {
+		return
+	}
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	el, ok := l.keys[key]
+	if !ok {
+		for len(l.keys) >= l.maxKeys {
+			l.remove(l.lru.Front())
+		}
+		el = l.lru.PushBack(&entry{key: key, fails: make([]time.Duration, 0, min(l.limit, 4))})
+		l.keys[key] = el
+	} else {
+		l.lru.MoveToBack(el)
+	}
+	e := el.Value.(*entry)
+	l.prune(e, now)
+	if len(e.fails) == l.limit {
+		// Only the newest limit failures can matter.
+		e.fails = append(e.fails[:0], e.fails[1:]...)
+	}
+	e.fails = append(e.fails, now)
+}
+
+// Reset forgets key's failures, as after a successful login for an account.
+func (l *Limiter) Reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if el, ok := l.keys[key]; ok {
+		l.remove(el)
+	}
+}
+
+// Len returns how many keys are tracked, expired ones not yet swept
+// included.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys)
+}
+
+// sweep drops keys whose newest failure left the window. The list is in
+// order of last failure, so the expired keys are at the front and each Fail
+// pays only for the keys it removes.
+func (l *Limiter) sweep(now time.Duration) {
+	for el := l.lru.Front(); el != nil; el = l.lru.Front() {
+		e := el.Value.(*entry)
+		if len(e.fails) > 0 && l.live(e.fails[len(e.fails)-1], now) {
+			return
+		}
+		l.remove(el)
+	}
+}
+
+func (l *Limiter) remove(el *list.Element) {
+	l.lru.Remove(el)
+	delete(l.keys, el.Value.(*entry).key)
+}

@@ -1,0 +1,237 @@
+package throttle
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock, safe for concurrent use.
+type fakeClock struct{ t atomic.Int64 }
+
+func newClock() *fakeClock {
+	c := &fakeClock{}
+	c.t.Store(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.t.Add(int64(d)) }
+
+func TestLimit(t *testing.T) {
+	c := newClock()
+	l := New(3, time.Minute, c.Now)
+	for i := range 3 {
+		if !l.Allow("1.2.3.4") {
+			t.Fatalf("refused after %d failures", i)
+		}
+		l.Fail("1.2.3.4")
+	}
+	if l.Allow("1.2.3.4") {
+		t.Fatal("allowed after 3 failures")
+	}
+	if !l.Allow("5.6.7.8") {
+		t.Fatal("another key is refused")
+	}
+	// More failures while blocked do not extend past the newest limit ones.
+	l.Fail("1.2.3.4")
+	if l.Allow("1.2.3.4") {
+		t.Fatal("allowed after 4 failures")
+	}
+}
+
+// TestSlidingWindow: failures leave the window one by one, each window
+// after it happened.
+func TestSlidingWindow(t *testing.T) {
+	c := newClock()
+	l := New(3, time.Minute, c.Now)
+	l.Fail("k") // t=0
+	c.Advance(20 * time.Second)
+	l.Fail("k") // t=20s
+	c.Advance(20 * time.Second)
+	l.Fail("k") // t=40s
+	if l.Allow("k") {
+		t.Fatal("allowed with 3 failures in the window")
+	}
+	c.Advance(20*time.Second - time.Nanosecond) // t=60s-1ns: the first still counts
+	if l.Allow("k") {
+		t.Fatal("allowed before the first failure left the window")
+	}
+	c.Advance(time.Nanosecond) // t=60s: it left
+	if !l.Allow("k") {
+		t.Fatal("refused after the first failure left the window")
+	}
+	l.Fail("k") // t=60s: failures at 20, 40, 60
+	if l.Allow("k") {
+		t.Fatal("allowed with 3 failures in the window again")
+	}
+	c.Advance(20 * time.Second) // t=80s: 40, 60
+	if !l.Allow("k") {
+		t.Fatal("refused with 2 failures in the window")
+	}
+	c.Advance(time.Minute) // all gone
+	if !l.Allow("k") {
+		t.Fatal("refused with none")
+	}
+	if n := l.Len(); n != 0 {
+		t.Errorf("expired key still tracked: Len = %d", n)
+	}
+}
+
+func TestReset(t *testing.T) {
+	c := newClock()
+	l := New(2, time.Hour, c.Now)
+	l.Fail("juliet@example.com")
+	l.Fail("juliet@example.com")
+	if l.Allow("juliet@example.com") {
+		t.Fatal("allowed after 2 failures")
+	}
+	l.Reset("juliet@example.com")
+	if !l.Allow("juliet@example.com") {
+		t.Fatal("refused after Reset")
+	}
+	l.Fail("juliet@example.com")
+	if !l.Allow("juliet@example.com") {
+		t.Fatal("Reset did not forget the old failures")
+	}
+	l.Reset("nobody") // no entry: no effect, no panic
+}
+
+func TestDisabled(t *testing.T) {
+	for _, tt := range []struct {
+		limit  int
+		window time.Duration
+	}{{0, time.Minute}, {-1, time.Minute}, {3, 0}, {3, -time.Second}} {
+		l := New(tt.limit, tt.window, nil)
+		for range 5 {
+			l.Fail("k")
+		}
+		if !l.Allow("k") || l.Len() != 0 {
+			t.Errorf("New(%d, %v): throttles (Len %d)", tt.limit, tt.window, l.Len())
+		}
+	}
+}
+
+func TestRealClock(t *testing.T) {
+	l := New(1, time.Hour, nil)
+	l.Fail("k")
+	if l.Allow("k") {
+		t.Fatal("allowed after a failure with the real clock")
+	}
+}
+
+// TestSweep: expired keys go away as other keys fail, without anyone asking
+// about them again.
+func TestSweep(t *testing.T) {
+	c := newClock()
+	l := New(5, time.Minute, c.Now)
+	for i := range 1000 {
+		l.Fail(fmt.Sprint("old", i))
+	}
+	c.Advance(30 * time.Second)
+	l.Fail("middle")
+	c.Advance(31 * time.Second)
+	l.Fail("new")
+	if n := l.Len(); n != 2 {
+		t.Errorf("Len = %d after the old keys expired, want 2 (middle, new)", n)
+	}
+	c.Advance(30 * time.Second)
+	l.Fail("new")
+	if n := l.Len(); n != 1 {
+		t.Errorf("Len = %d, want 1", n)
+	}
+}
+
+// TestMaxKeys: a full table evicts the key that failed least recently.
+func TestMaxKeys(t *testing.T) {
+	c := newClock()
+	l := New(2, time.Hour, c.Now)
+	l.maxKeys = 3
+	for _, k := range []string{"a", "b", "c"} {
+		l.Fail(k)
+		l.Fail(k)
+		c.Advance(time.Second)
+	}
+	l.Fail("a") // a is now the most recent
+	l.Fail("d") // evicts b
+	if n := l.Len(); n != 3 {
+		t.Fatalf("Len = %d, want 3", n)
+	}
+	if !l.Allow("b") {
+		t.Error("b was not evicted")
+	}
+	if l.Allow("a") || l.Allow("c") {
+		t.Error("a or c lost its failures")
+	}
+	for i := range 100 {
+		l.Fail(fmt.Sprint("flood", i))
+	}
+	if n := l.Len(); n != 3 {
+		t.Errorf("Len = %d after a flood, want 3", n)
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	c := newClock()
+	l := New(10, time.Minute, c.Now)
+	l.maxKeys = 50
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := fmt.Sprint(g, "/", i%100)
+				if l.Allow(k) {
+					l.Fail(k)
+				}
+				if i%50 == 0 {
+					l.Reset(k)
+					c.Advance(time.Second)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := l.Len(); n > 50 {
+		t.Errorf("Len = %d above the cap", n)
+	}
+	// Per key, failures never exceed what Allow let through.
+	l2 := New(5, time.Hour, c.Now)
+	var allowed atomic.Int64
+	var wg2 sync.WaitGroup
+	for range 8 {
+		wg2.Go(func() {
+			for range 100 {
+				if l2.Allow("shared") {
+					allowed.Add(1)
+					l2.Fail("shared")
+				}
+			}
+		})
+	}
+	wg2.Wait()
+	// Allow and Fail are separate calls, so racing goroutines may each pass
+	// Allow before any Fail lands, but never more than one each past 5.
+	if a := allowed.Load(); a < 5 || a > 5+8 {
+		t.Errorf("%d attempts allowed, want 5..13", a)
+	}
+	if l2.Allow("shared") {
+		t.Error("shared key not blocked")
+	}
+}
+
+func BenchmarkFailAllow(b *testing.B) {
+	l := New(5, time.Minute, nil)
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprint("10.0.", i>>8, ".", i&255)
+	}
+	i := 0
+	for b.Loop() {
+		k := keys[i&(len(keys)-1)]
+		l.Allow(k)
+		l.Fail(k)
+		i++
+	}
+}
