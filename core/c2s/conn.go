@@ -129,10 +129,10 @@ func (c *conn) handleReadError(err error) {
 			c.Close("connection-timeout", "idle for too long")
 		}
 	default:
+		// The peer is gone (EOF, reset): finish closes what is left.
 		if !c.closed.Load() {
 			c.log.Debug("connection ended", "error", err)
 		}
-		c.closed.Store(true)
 	}
 }
 
