@@ -78,15 +78,17 @@ func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *x
 		return
 	}
 	prio := priority(el)
-	wasAvailable := s.SetPresence(el.Copy(), prio)
+	before := s.State()
+	s.SetPresence(el.Copy(), prio)
 	m.broadcastPresence(ctx, s, el)
-	if wasAvailable {
-		return
+	if !before.Available {
+		// Initial presence: learn the contacts' presence, receive what waited.
+		m.probeContacts(ctx, s)
+		m.deliverPendingSubscriptions(ctx, s)
 	}
-	// Initial presence: learn the contacts' presence, receive what waited.
-	m.probeContacts(ctx, s)
-	m.deliverPendingSubscriptions(ctx, s)
-	if prio >= 0 {
+	// Offline messages go to the first presence that can take messages
+	// sent to the bare JID: non-negative priority (XEP-0160 §3).
+	if prio >= 0 && (!before.Available || before.Priority < 0) {
 		m.deliverOffline(ctx, s)
 	}
 }

@@ -279,7 +279,7 @@ func (m *Server) rosterSet(ctx context.Context, c *iqCall) (*xmlstream.Element, 
 	}
 	contact = contact.Bare()
 	if el.Attr("subscription") == "remove" {
-		return nil, asStanzaError(m.rosterRemove(ctx, c.s, contact))
+		return nil, errOrNil(m.rosterRemove(ctx, c.s, contact))
 	}
 	var groups []string
 	seen := map[string]bool{}

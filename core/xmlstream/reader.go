@@ -30,6 +30,8 @@ const (
 	shrinkAfter = 16 << 10
 	// xmlnsURI is the namespace of the xmlns prefix; it may not be bound.
 	xmlnsURI = "http://www.w3.org/2000/xmlns/"
+	// undeclaredPrefix starts the text of the error for an unbound prefix.
+	undeclaredPrefix = "undeclared prefix "
 )
 
 // Limits bounds what a peer can make a Reader buffer.
@@ -194,7 +196,9 @@ func (r *Reader) ReadHeader() (*Element, error) {
 func (r *Reader) header(t xml.StartElement) (*Element, error) {
 	el, err := r.resolve(t)
 	if err != nil {
-		if e, ok := err.(*Error); ok && e.Condition == "not-well-formed" {
+		// An unbound stream prefix is what a client gets wrong when it
+		// forgets xmlns:stream; tell it so.
+		if e, ok := err.(*Error); ok && strings.HasPrefix(e.Text, undeclaredPrefix) {
 			err = &Error{Condition: "invalid-namespace", Text: e.Text}
 		}
 		return nil, r.fail(err)
@@ -366,7 +370,7 @@ func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
 	}
 	space, ok := r.lookup(t.Name.Space)
 	if !ok {
-		return nil, nsError("undeclared prefix " + t.Name.Space)
+		return nil, nsError(undeclaredPrefix + t.Name.Space)
 	}
 	el := &Element{Space: space, Local: t.Name.Local}
 	if plain == 0 {
@@ -385,7 +389,7 @@ func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
 			// Unprefixed attributes are in no namespace, whatever the
 			// default namespace is.
 			if aspace, ok = r.lookup(a.Name.Space); !ok {
-				return nil, nsError("undeclared prefix " + a.Name.Space)
+				return nil, nsError(undeclaredPrefix + a.Name.Space)
 			}
 		}
 		el.Attrs = append(el.Attrs, Attr{Space: aspace, Local: a.Name.Local, Value: a.Value})
