@@ -1,0 +1,152 @@
+package pluginhost
+
+import (
+	"context"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// The feature methods below forward to the current plugin process, each
+// bounded by the plugin's CallTimeout. While the plugin is down they fail
+// at once with an error wrapping sdk.ErrUnavailable.
+
+var (
+	_ sdk.Auth          = (*Backend)(nil)
+	_ sdk.AuthAdmin     = (*Backend)(nil)
+	_ sdk.Roster        = (*Backend)(nil)
+	_ sdk.RosterWriter  = (*Backend)(nil)
+	_ sdk.Offline       = (*Backend)(nil)
+	_ sdk.VCard         = (*Backend)(nil)
+	_ sdk.VCardWriter   = (*Backend)(nil)
+	_ sdk.Private       = (*Backend)(nil)
+	_ sdk.PrivateWriter = (*Backend)(nil)
+	_ sdk.Pinger        = (*Backend)(nil)
+)
+
+// Ping asks the plugin to check its backend's dependencies.
+func (b *Backend) Ping(ctx context.Context) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.Ping(ctx) })
+}
+
+// UserExists implements sdk.Auth.
+func (b *Backend) UserExists(ctx context.Context, host, user string) (bool, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (bool, error) { return c.UserExists(ctx, host, user) })
+}
+
+// CheckPassword implements sdk.Auth.
+func (b *Backend) CheckPassword(ctx context.Context, host, user, password string) (bool, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (bool, error) {
+		return c.CheckPassword(ctx, host, user, password)
+	})
+}
+
+// SCRAMCredentials implements sdk.Auth.
+func (b *Backend) SCRAMCredentials(ctx context.Context, host, user, hash string) (sdk.SCRAMCredentials, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.SCRAMCredentials, error) {
+		return c.SCRAMCredentials(ctx, host, user, hash)
+	})
+}
+
+// CreateUser implements sdk.AuthAdmin.
+func (b *Backend) CreateUser(ctx context.Context, host, user, password string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.CreateUser(ctx, host, user, password) })
+}
+
+// SetPassword implements sdk.AuthAdmin.
+func (b *Backend) SetPassword(ctx context.Context, host, user, password string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetPassword(ctx, host, user, password) })
+}
+
+// DeleteUser implements sdk.AuthAdmin.
+func (b *Backend) DeleteUser(ctx context.Context, host, user string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteUser(ctx, host, user) })
+}
+
+// ListUsers implements sdk.AuthAdmin.
+func (b *Backend) ListUsers(ctx context.Context, host string) ([]string, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) ([]string, error) { return c.ListUsers(ctx, host) })
+}
+
+// GetRoster implements sdk.Roster.
+func (b *Backend) GetRoster(ctx context.Context, owner string) (sdk.RosterState, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.RosterState, error) { return c.GetRoster(ctx, owner) })
+}
+
+// SetItem implements sdk.RosterWriter.
+func (b *Backend) SetItem(ctx context.Context, owner string, item sdk.RosterItem) (string, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.SetItem(ctx, owner, item) })
+}
+
+// DeleteItem implements sdk.RosterWriter.
+func (b *Backend) DeleteItem(ctx context.Context, owner, contact string) (string, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.DeleteItem(ctx, owner, contact) })
+}
+
+// SetPending implements sdk.RosterWriter.
+func (b *Backend) SetPending(ctx context.Context, owner string, p sdk.PendingSubscription) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetPending(ctx, owner, p) })
+}
+
+// DeletePending implements sdk.RosterWriter.
+func (b *Backend) DeletePending(ctx context.Context, owner, contact string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeletePending(ctx, owner, contact) })
+}
+
+// DeleteRoster implements sdk.RosterWriter.
+func (b *Backend) DeleteRoster(ctx context.Context, owner string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteRoster(ctx, owner) })
+}
+
+// Store implements sdk.Offline.
+func (b *Backend) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.Store(ctx, owner, msg) })
+}
+
+// Count implements sdk.Offline.
+func (b *Backend) Count(ctx context.Context, owner string) (int, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (int, error) { return c.Count(ctx, owner) })
+}
+
+// Pop implements sdk.Offline.
+func (b *Backend) Pop(ctx context.Context, owner string) ([]sdk.OfflineMessage, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) ([]sdk.OfflineMessage, error) { return c.Pop(ctx, owner) })
+}
+
+// DeleteAll implements sdk.Offline.
+func (b *Backend) DeleteAll(ctx context.Context, owner string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteAll(ctx, owner) })
+}
+
+// GetVCard implements sdk.VCard.
+func (b *Backend) GetVCard(ctx context.Context, owner string) (string, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.GetVCard(ctx, owner) })
+}
+
+// SetVCard implements sdk.VCardWriter.
+func (b *Backend) SetVCard(ctx context.Context, owner, vcard string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetVCard(ctx, owner, vcard) })
+}
+
+// DeleteVCard implements sdk.VCardWriter.
+func (b *Backend) DeleteVCard(ctx context.Context, owner string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteVCard(ctx, owner) })
+}
+
+// GetPrivate implements sdk.Private.
+func (b *Backend) GetPrivate(ctx context.Context, owner, name, namespace string) (string, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) {
+		return c.GetPrivate(ctx, owner, name, namespace)
+	})
+}
+
+// SetPrivate implements sdk.PrivateWriter.
+func (b *Backend) SetPrivate(ctx context.Context, owner, name, namespace, xml string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error {
+		return c.SetPrivate(ctx, owner, name, namespace, xml)
+	})
+}
+
+// DeletePrivate implements sdk.PrivateWriter.
+func (b *Backend) DeletePrivate(ctx context.Context, owner string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeletePrivate(ctx, owner) })
+}

@@ -1,0 +1,623 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+func TestFeaturesAcrossTheWire(t *testing.T) {
+	h, _ := startHost(t, spec("store", map[string]any{"iterations": 1000}))
+	b := mustBackend(t, h, "store")
+	ctx := context.Background()
+
+	want := sdk.Capabilities{
+		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
+		Roster:  sdk.AccessReadWrite,
+		Offline: sdk.AccessReadWrite,
+		VCard:   sdk.AccessReadWrite,
+		Private: sdk.AccessReadWrite,
+	}
+	if got := b.Capabilities(); got != want {
+		t.Errorf("Capabilities = %+v, want %+v", got, want)
+	}
+	if b.Name() != "store" || !b.Healthy() {
+		t.Errorf("Name %q Healthy %v", b.Name(), b.Healthy())
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+
+	// Auth and AuthAdmin.
+	must(t, b.CreateUser(ctx, "example.org", "alice", "secret"))
+	isErr(t, "CreateUser twice", b.CreateUser(ctx, "example.org", "alice", "x"), sdk.ErrExists)
+	isErr(t, "CreateUser empty", b.CreateUser(ctx, "example.org", "", "x"), sdk.ErrInvalid)
+	must(t, b.CreateUser(ctx, "example.org", "bob", "pw"))
+	ok, err := b.UserExists(ctx, "example.org", "alice")
+	if err != nil || !ok {
+		t.Errorf("UserExists(alice) = %v, %v", ok, err)
+	}
+	ok, err = b.UserExists(ctx, "example.org", "carol")
+	if err != nil || ok {
+		t.Errorf("UserExists(carol) = %v, %v", ok, err)
+	}
+	ok, err = b.CheckPassword(ctx, "example.org", "alice", "secret")
+	if err != nil || !ok {
+		t.Errorf("CheckPassword right = %v, %v", ok, err)
+	}
+	ok, err = b.CheckPassword(ctx, "example.org", "alice", "wrong")
+	if err != nil || ok {
+		t.Errorf("CheckPassword wrong = %v, %v", ok, err)
+	}
+	creds, err := b.SCRAMCredentials(ctx, "example.org", "alice", sdk.HashSHA256)
+	if err != nil {
+		t.Fatalf("SCRAMCredentials: %v", err)
+	}
+	if creds.Iterations != 1000 || len(creds.Salt) == 0 || len(creds.StoredKey) != 32 || len(creds.ServerKey) != 32 {
+		t.Errorf("SCRAMCredentials = %+v", creds)
+	}
+	if !sdk.CheckSCRAMPassword("secret", sdk.HashSHA256, creds) {
+		t.Error("SCRAM credentials do not verify the password after the trip")
+	}
+	_, err = b.SCRAMCredentials(ctx, "example.org", "nobody", sdk.HashSHA1)
+	isErr(t, "SCRAMCredentials unknown user", err, sdk.ErrNotFound)
+	if err != nil && !strings.Contains(err.Error(), "nobody@example.org") {
+		t.Errorf("error lost the backend's message: %v", err)
+	}
+	users, err := b.ListUsers(ctx, "example.org")
+	if err != nil || !reflect.DeepEqual(users, []string{"alice", "bob"}) {
+		t.Errorf("ListUsers = %v, %v", users, err)
+	}
+	must(t, b.SetPassword(ctx, "example.org", "alice", "new"))
+	isErr(t, "SetPassword unknown", b.SetPassword(ctx, "example.org", "carol", "x"), sdk.ErrNotFound)
+	if ok, _ := b.CheckPassword(ctx, "example.org", "alice", "new"); !ok {
+		t.Error("new password not accepted")
+	}
+	must(t, b.DeleteUser(ctx, "example.org", "bob"))
+	isErr(t, "DeleteUser twice", b.DeleteUser(ctx, "example.org", "bob"), sdk.ErrNotFound)
+
+	// Roster.
+	const owner = "alice@example.org"
+	r, err := b.GetRoster(ctx, owner)
+	if err != nil || r.Version != "0" || len(r.Items) != 0 {
+		t.Errorf("empty GetRoster = %+v, %v", r, err)
+	}
+	item := sdk.RosterItem{JID: "bob@example.org", Name: "Bob", Subscription: sdk.SubBoth, Ask: true, Approved: true, Groups: []string{"Friends", "Work"}}
+	v, err := b.SetItem(ctx, owner, item)
+	if err != nil || v != "1" {
+		t.Errorf("SetItem = %q, %v", v, err)
+	}
+	_, err = b.SetItem(ctx, owner, sdk.RosterItem{})
+	isErr(t, "SetItem without JID", err, sdk.ErrInvalid)
+	pending := sdk.PendingSubscription{JID: "carol@example.org", Stanza: "<presence type='subscribe'/>"}
+	must(t, b.SetPending(ctx, owner, pending))
+	r, err = b.GetRoster(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoster := sdk.RosterState{Version: "1", Items: []sdk.RosterItem{item}, Pending: []sdk.PendingSubscription{pending}}
+	if !reflect.DeepEqual(r, wantRoster) {
+		t.Errorf("GetRoster = %+v, want %+v", r, wantRoster)
+	}
+	must(t, b.DeletePending(ctx, owner, pending.JID))
+	v, err = b.DeleteItem(ctx, owner, item.JID)
+	if err != nil || v != "2" {
+		t.Errorf("DeleteItem = %q, %v", v, err)
+	}
+	_, err = b.DeleteItem(ctx, owner, item.JID)
+	isErr(t, "DeleteItem twice", err, sdk.ErrNotFound)
+	must(t, b.DeleteRoster(ctx, owner))
+	if r, _ := b.GetRoster(ctx, owner); r.Version != "0" {
+		t.Errorf("roster after DeleteRoster = %+v", r)
+	}
+
+	// Offline.
+	stamp := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	msgs := []sdk.OfflineMessage{{Stanza: "<message>1</message>", Stamp: stamp}, {Stanza: "<message>2</message>"}}
+	for _, m := range msgs {
+		must(t, b.Store(ctx, owner, m))
+	}
+	if n, err := b.Count(ctx, owner); err != nil || n != 2 {
+		t.Errorf("Count = %d, %v", n, err)
+	}
+	got, err := b.Pop(ctx, owner)
+	if err != nil || !reflect.DeepEqual(got, msgs) {
+		t.Errorf("Pop = %+v, %v; want %+v", got, err, msgs)
+	}
+	if got, err := b.Pop(ctx, owner); err != nil || len(got) != 0 {
+		t.Errorf("second Pop = %+v, %v", got, err)
+	}
+	must(t, b.Store(ctx, owner, msgs[0]))
+	must(t, b.DeleteAll(ctx, owner))
+	if n, _ := b.Count(ctx, owner); n != 0 {
+		t.Errorf("Count after DeleteAll = %d", n)
+	}
+
+	// VCard.
+	_, err = b.GetVCard(ctx, owner)
+	isErr(t, "GetVCard absent", err, sdk.ErrNotFound)
+	const card = "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>"
+	must(t, b.SetVCard(ctx, owner, card))
+	if doc, err := b.GetVCard(ctx, owner); err != nil || doc != card {
+		t.Errorf("GetVCard = %q, %v", doc, err)
+	}
+	must(t, b.DeleteVCard(ctx, owner))
+	_, err = b.GetVCard(ctx, owner)
+	isErr(t, "GetVCard deleted", err, sdk.ErrNotFound)
+
+	// Private.
+	const doc = "<storage xmlns='storage:bookmarks'/>"
+	must(t, b.SetPrivate(ctx, owner, "storage", "storage:bookmarks", doc))
+	isErr(t, "SetPrivate no name", b.SetPrivate(ctx, owner, "", "ns", doc), sdk.ErrInvalid)
+	if got, err := b.GetPrivate(ctx, owner, "storage", "storage:bookmarks"); err != nil || got != doc {
+		t.Errorf("GetPrivate = %q, %v", got, err)
+	}
+	_, err = b.GetPrivate(ctx, owner, "storage", "other")
+	isErr(t, "GetPrivate other ns", err, sdk.ErrNotFound)
+	must(t, b.DeletePrivate(ctx, owner))
+	_, err = b.GetPrivate(ctx, owner, "storage", "storage:bookmarks")
+	isErr(t, "GetPrivate deleted", err, sdk.ErrNotFound)
+}
+
+func TestReadOnlyBackend(t *testing.T) {
+	h, _ := startHost(t, spec("dir", map[string]any{"mode": "readonly"}))
+	b := mustBackend(t, h, "dir")
+	ctx := context.Background()
+	if got := b.Capabilities(); got.Auth.Access != sdk.AccessRead || got.Roster != sdk.AccessRead {
+		t.Errorf("Capabilities = %+v", got)
+	}
+	// Reads work.
+	if ok, err := b.UserExists(ctx, "example.org", "alice"); err != nil || ok {
+		t.Errorf("UserExists = %v, %v", ok, err)
+	}
+	if _, err := b.GetRoster(ctx, "alice@example.org"); err != nil {
+		t.Errorf("GetRoster: %v", err)
+	}
+	if _, err := b.Count(ctx, "alice@example.org"); err != nil {
+		t.Errorf("Count: %v", err)
+	}
+	// Writes are refused with ErrReadOnly, even where the backend's Go type
+	// has the method (Offline is one interface).
+	writes := map[string]error{
+		"CreateUser":    b.CreateUser(ctx, "example.org", "alice", "pw"),
+		"SetPassword":   b.SetPassword(ctx, "example.org", "alice", "pw"),
+		"DeleteUser":    b.DeleteUser(ctx, "example.org", "alice"),
+		"SetPending":    b.SetPending(ctx, "a@b", sdk.PendingSubscription{JID: "c@d"}),
+		"DeletePending": b.DeletePending(ctx, "a@b", "c@d"),
+		"DeleteRoster":  b.DeleteRoster(ctx, "a@b"),
+		"Store":         b.Store(ctx, "a@b", sdk.OfflineMessage{Stanza: "<message/>"}),
+		"DeleteAll":     b.DeleteAll(ctx, "a@b"),
+		"SetVCard":      b.SetVCard(ctx, "a@b", "<vCard/>"),
+		"DeleteVCard":   b.DeleteVCard(ctx, "a@b"),
+		"SetPrivate":    b.SetPrivate(ctx, "a@b", "n", "ns", "<n/>"),
+		"DeletePrivate": b.DeletePrivate(ctx, "a@b"),
+	}
+	_, writes["ListUsers"] = b.ListUsers(ctx, "example.org")
+	_, writes["SetItem"] = b.SetItem(ctx, "a@b", sdk.RosterItem{JID: "c@d"})
+	_, writes["DeleteItem"] = b.DeleteItem(ctx, "a@b", "c@d")
+	for name, err := range writes {
+		isErr(t, name, err, sdk.ErrReadOnly)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	sum := hex.EncodeToString(sha256.New().Sum(nil)) // the sha256 of nothing
+	tests := []struct {
+		name  string
+		specs []Spec
+		is    error
+		want  []string
+	}{
+		{
+			name:  "unknown config key",
+			specs: []Spec{spec("store", map[string]any{"bogus_key": 1})},
+			is:    sdk.ErrInvalid,
+			want:  []string{`plugin "store"`, "configure", `unknown key "bogus_key"`},
+		},
+		{
+			name:  "factory error",
+			specs: []Spec{spec("store", map[string]any{"fail": "database is on fire"})},
+			is:    sdk.ErrUnavailable,
+			want:  []string{`plugin "store"`, "configure", "database is on fire"},
+		},
+		{
+			name:  "capabilities without interfaces",
+			specs: []Spec{spec("liar", map[string]any{"mode": "liar"})},
+			is:    sdk.ErrInvalid,
+			want:  []string{`plugin "liar"`, "declares auth read-write but does not implement sdk.AuthAdmin", "sdk.RosterWriter"},
+		},
+		{
+			name:  "missing command",
+			specs: []Spec{{Name: "ghost", Command: filepath.Join(t.TempDir(), "no-such-plugin")}},
+			want:  []string{`plugin "ghost"`, "no-such-plugin"},
+		},
+		{
+			name:  "not a plugin",
+			specs: []Spec{{Name: "true", Command: "true"}},
+			want:  []string{`plugin "true"`, "start"},
+		},
+		{
+			name:  "checksum mismatch",
+			specs: []Spec{{Name: "store", Command: pluginPath, SHA256: sum}},
+			want:  []string{`plugin "store"`, "checksum mismatch", "config wants " + sum},
+		},
+		{
+			name:  "malformed checksum",
+			specs: []Spec{{Name: "store", Command: pluginPath, SHA256: "abc"}},
+			want:  []string{`plugin "store"`, "not 64 hex digits"},
+		},
+		{
+			name:  "duplicate name",
+			specs: []Spec{spec("store", nil), spec("store", nil)},
+			want:  []string{`plugin "store": configured twice`},
+		},
+		{
+			name:  "one bad plugin among good ones",
+			specs: []Spec{spec("good", nil), spec("bad", map[string]any{"mode": "nonsense"})},
+			is:    sdk.ErrInvalid,
+			want:  []string{`plugin "bad"`, `mode "nonsense"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, _ := newLogger(t)
+			h := New(log, tt.specs)
+			start := time.Now()
+			err := h.Start(context.Background())
+			if err == nil {
+				h.Close(context.Background())
+				t.Fatal("Start succeeded")
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Errorf("Start took %v", time.Since(start))
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %q is not %v", err, tt.is)
+			}
+			// Plugins that did start were stopped again.
+			for _, b := range h.backends {
+				if b.pid() != 0 {
+					t.Errorf("plugin %q left running", b.Name())
+				}
+			}
+			if _, err := mustBackend(t, h, tt.specs[0].Name).GetRoster(context.Background(), "a@b"); !errors.Is(err, sdk.ErrUnavailable) {
+				t.Errorf("call on a host that failed to start: %v, want ErrUnavailable", err)
+			}
+			if err := h.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+}
+
+// copyPlugin copies the test plugin into dir so that a test can swap it.
+func copyPlugin(t *testing.T, dir, name string) (path, sum string) {
+	t.Helper()
+	data, err := os.ReadFile(pluginPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(data)
+	return path, hex.EncodeToString(s[:])
+}
+
+func TestChecksumCheckedAtEveryStart(t *testing.T) {
+	dir := t.TempDir()
+	path, sum := copyPlugin(t, dir, "koi-testbackend")
+	h, logs := startHost(t, Spec{Name: "store", Command: path, SHA256: strings.ToUpper(sum)})
+	b := mustBackend(t, h, "store")
+	if !b.Healthy() {
+		t.Fatal("plugin with matching checksum not healthy")
+	}
+
+	// Swap the binary for a different one (a rename, as an upgrade would)
+	// and kill the plugin: the restart must refuse the new binary.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".orig"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(b.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "restart refused", func() bool {
+		return strings.Contains(logs.String(), "checksum mismatch")
+	})
+	if _, err := b.GetRoster(context.Background(), "a@b"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("call while the binary is refused: %v", err)
+	}
+
+	// Put the right binary back: the next restart takes it.
+	if err := os.Rename(path+".orig", path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "restart with the right binary", b.Healthy)
+}
+
+func TestCloseWhileRestarting(t *testing.T) {
+	path, sum := copyPlugin(t, t.TempDir(), "koi-testbackend")
+	log, logs := newLogger(t)
+	h := New(log, []Spec{{Name: "store", Command: path, SHA256: sum}})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := mustBackend(t, h, "store")
+	// Make every restart fail, then kill the plugin.
+	if err := os.WriteFile(path+".new", []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(b.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "failed restart", func() bool {
+		return strings.Contains(logs.String(), "plugin restart failed")
+	})
+	start := time.Now()
+	if err := h.Close(context.Background()); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close waited %v for a restart loop", d)
+	}
+	if _, err := b.GetRoster(context.Background(), "a@b"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("call after Close: %v", err)
+	}
+}
+
+func TestKilledPluginFailsFastThenRestarts(t *testing.T) {
+	h, logs := startHost(t, spec("store", nil))
+	b := mustBackend(t, h, "store")
+	ctx := context.Background()
+	must(t, b.SetVCard(ctx, "a@b", "<vCard/>"))
+	old := b.pid()
+
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until the restart, calls fail at once; they never hang.
+	sawDown := false
+	for range 20 {
+		start := time.Now()
+		_, err := b.GetVCard(ctx, "a@b")
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("call took %v while the plugin was down", d)
+		}
+		if err == nil {
+			break // already restarted... but then the vCard must be gone
+		}
+		if !errors.Is(err, sdk.ErrUnavailable) && !errors.Is(err, sdk.ErrNotFound) {
+			t.Fatalf("call after kill: %v, want ErrUnavailable", err)
+		}
+		if errors.Is(err, sdk.ErrUnavailable) {
+			sawDown = true
+		}
+		if errors.Is(err, sdk.ErrNotFound) {
+			break // a fresh process answered
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawDown {
+		t.Error("no call saw the plugin down")
+	}
+
+	eventually(t, 5*time.Second, "restart", func() bool { return b.Healthy() && b.pid() != old })
+	if !processGone(old) {
+		t.Errorf("old process %d still there", old)
+	}
+	// The new process works (and, being in-memory, starts empty).
+	_, err := b.GetVCard(ctx, "a@b")
+	isErr(t, "GetVCard after restart", err, sdk.ErrNotFound)
+	must(t, b.SetVCard(ctx, "a@b", "<vCard/>"))
+	for _, msg := range []string{"plugin down", "restarting plugin", "plugin restarted"} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("log lacks %q", msg)
+		}
+	}
+}
+
+func TestCallTimeout(t *testing.T) {
+	s := spec("store", nil)
+	s.CallTimeout = 200 * time.Millisecond
+	h, _ := startHost(t, s)
+	b := mustBackend(t, h, "store")
+	pid := b.pid()
+
+	start := time.Now()
+	_, err := b.GetVCard(context.Background(), "sleep-3s@example.org")
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("call took %v with a 200ms timeout", d)
+	}
+	isErr(t, "slow call", err, sdk.ErrUnavailable)
+	isErr(t, "slow call", err, context.DeadlineExceeded)
+
+	// A slow call is not a dead plugin.
+	_, err = b.GetVCard(context.Background(), "a@b")
+	isErr(t, "call after timeout", err, sdk.ErrNotFound)
+	if b.pid() != pid {
+		t.Error("plugin restarted after a timeout")
+	}
+}
+
+func TestPanicInBackendIsAnError(t *testing.T) {
+	h, _ := startHost(t, spec("store", nil))
+	b := mustBackend(t, h, "store")
+	pid := b.pid()
+	_, err := b.GetVCard(context.Background(), "panic@example.org")
+	if err == nil || errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("panicking call: %v", err)
+	}
+	if _, err := b.GetVCard(context.Background(), "a@b"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("call after panic: %v", err)
+	}
+	if b.pid() != pid {
+		t.Error("plugin restarted after a recovered panic")
+	}
+}
+
+func TestHealthFollowsBackendPing(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "fail")
+	log, logs := newLogger(t)
+	h := New(log, []Spec{spec("store", map[string]any{"ping_fail_file": flag})})
+	h.healthEvery = 50 * time.Millisecond
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	b := mustBackend(t, h, "store")
+	pid := b.pid()
+
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "unhealthy", func() bool { return !b.Healthy() })
+	isErr(t, "Ping", b.Ping(context.Background()), sdk.ErrUnavailable)
+	// An unhealthy backend is still running and still asked.
+	if _, err := b.GetRoster(context.Background(), "a@b"); err != nil {
+		t.Errorf("GetRoster while unhealthy: %v", err)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "healthy again", b.Healthy)
+	if b.pid() != pid {
+		t.Error("an unhealthy backend was restarted")
+	}
+	for _, msg := range []string{"plugin unhealthy", "plugin healthy again"} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("log lacks %q", msg)
+		}
+	}
+}
+
+func TestPluginLogsFoldedIntoHostLog(t *testing.T) {
+	_, logs := startHost(t, spec("store", map[string]any{"greeting": "hello-from-the-plugin"}))
+	eventually(t, 2*time.Second, "plugin log line", func() bool {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "testbackend configured") && strings.Contains(line, "hello-from-the-plugin") {
+				if !strings.Contains(line, "koi.store") || !strings.Contains(line, "[INFO]") {
+					t.Errorf("plugin line not under the plugin's name at its level: %q", line)
+				}
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestCloseLetsCallsFinish(t *testing.T) {
+	before := runtime.NumGoroutine()
+	marker := filepath.Join(t.TempDir(), "closed")
+	log, _ := newLogger(t)
+	h := New(log, []Spec{spec("store", map[string]any{"close_marker": marker})})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := mustBackend(t, h, "store")
+	pid := b.pid()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.GetVCard(context.Background(), "sleep-500ms@example.org")
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the call reach the plugin
+
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- h.Close(context.Background()) }()
+	// New calls are refused at once while Close waits.
+	eventually(t, time.Second, "closing", func() bool {
+		_, err := b.GetRoster(context.Background(), "a@b")
+		return errors.Is(err, sdk.ErrUnavailable) && strings.Contains(err.Error(), "shutting down")
+	})
+
+	if err := <-done; !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("in-flight call: %v, want it to finish (ErrNotFound)", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Close returned after %v, before the in-flight call", d)
+	}
+	if !processGone(pid) {
+		t.Error("plugin process still there after Close")
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("backend not closed: %v", err)
+	}
+	eventually(t, 2*time.Second, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestCloseDeadline(t *testing.T) {
+	log, _ := newLogger(t)
+	h := New(log, []Spec{spec("store", nil)})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := mustBackend(t, h, "store")
+	pid := b.pid()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.GetVCard(context.Background(), "sleep-4s@example.org")
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := h.Close(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("Close took %v past its deadline", d)
+	}
+	if err := <-done; !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("cut call: %v, want ErrUnavailable", err)
+	}
+	eventually(t, time.Second, "process gone", func() bool { return processGone(pid) })
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error %v, want %v", what, err, want)
+	}
+}

@@ -1,0 +1,56 @@
+package sdk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config is the plugin's configuration block from config.hcl (the
+// `config = { ... }` object of its plugin block), as JSON.
+type Config struct {
+	Raw []byte
+}
+
+// Decode unmarshals the configuration into v, a pointer to a struct with
+// json tags. A key v has no field for is an error naming the key, so that a
+// typo in config.hcl is reported rather than silently ignored. An empty
+// configuration leaves v untouched. Errors wrap ErrInvalid.
+func (c Config) Decode(v any) error {
+	raw := bytes.TrimSpace(c.Raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: config: %s", ErrInvalid, describeJSONError(err))
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: config: trailing data after the configuration object", ErrInvalid)
+	}
+	return nil
+}
+
+// describeJSONError rewords encoding/json's errors in terms of config keys.
+func describeJSONError(err error) string {
+	// encoding/json reports an unknown field only as text.
+	const unknown = "json: unknown field "
+	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+		return "unknown key " + strings.TrimPrefix(msg, unknown)
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.Field == "" {
+			return fmt.Sprintf("want %v, got %s", typeErr.Type, typeErr.Value)
+		}
+		return fmt.Sprintf("key %q: want %v, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	}
+	return err.Error()
+}

@@ -1,0 +1,133 @@
+package sdk
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// LogLevelEnv names the environment variable through which the host tells a
+// plugin the level it logs at ("trace" … "error"); the plugin's logger
+// drops what the host would drop anyway. Default "info".
+const LogLevelEnv = "KOI_PLUGIN_LOG_LEVEL"
+
+// parentPollInterval is how often a plugin checks that the process that
+// started it is still there.
+const parentPollInterval = 500 * time.Millisecond
+
+// closeTimeout bounds Backend.Close at shutdown: a plugin that cannot
+// close its backend in time exits anyway.
+const closeTimeout = 5 * time.Second
+
+// Serve runs a backend plugin; call it from the plugin's main. It never
+// returns: the process exits when the host stops the plugin, on SIGTERM or
+// SIGINT, or when the host process goes away (even if it was SIGKILLed),
+// closing the backend first.
+//
+// The plugin logs to the host through the logger its Factory gets (hclog
+// JSON on stderr). Nothing may be written to stdout before Serve: go-plugin
+// uses the first line of stdout for its handshake.
+func Serve(f Factory) {
+	log := newPluginLogger()
+	if f == nil {
+		log.Error("cannot serve", "error", errNoFactory)
+		os.Exit(1)
+	}
+	ppid := os.Getppid()
+	srv := newServer(f, log)
+	p := &servedPlugin{srv: srv}
+
+	// Once the host is gone, writing a log line to its end of our stderr
+	// would raise SIGPIPE and kill us before the backend is closed.
+	signal.Ignore(syscall.SIGPIPE)
+	// Subscribe before serving so that no signal is lost.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: Handshake,
+			Plugins:         map[string]plugin.Plugin{PluginName: p},
+			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+				return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(recoverUnary(log)))...)
+			},
+			Logger: log,
+		})
+	}()
+
+	tick := time.NewTicker(parentPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-served:
+			// The host closed the connection (go-plugin's Kill).
+			os.Exit(shutdown(log, srv, 0))
+		case sig := <-sigs:
+			log.Info("shutting down", "signal", sig.String())
+			os.Exit(shutdown(log, srv, 0))
+		case <-tick.C:
+			// Orphans are re-parented (to init or a subreaper), so a changed
+			// parent pid means the host is gone, however it died.
+			if now := os.Getppid(); now != ppid {
+				log.Warn("host process is gone, exiting", "host_pid", ppid)
+				os.Exit(shutdown(log, srv, 1))
+			}
+		}
+	}
+}
+
+// shutdown closes the backend, waiting at most closeTimeout, and returns
+// the exit code to use.
+func shutdown(log hclog.Logger, srv *server, code int) int {
+	done := make(chan error, 1)
+	go func() { done <- srv.close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("closing backend", "error", err)
+			return 1
+		}
+	case <-time.After(closeTimeout):
+		log.Error("closing backend timed out", "timeout", closeTimeout.String())
+		return 1
+	}
+	return code
+}
+
+// servedPlugin is the GRPCPlugin Serve registers: it serves the one server
+// Serve owns, so that Serve can close its backend at shutdown.
+type servedPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv *server
+}
+
+func (p *servedPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	registerServer(s, p.srv)
+	return nil
+}
+
+func (p *servedPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return NewClient(conn), nil
+}
+
+// newPluginLogger logs hclog JSON to stderr, which go-plugin reads on the
+// host side and folds into the host's log under the plugin's name.
+func newPluginLogger() hclog.Logger {
+	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Level:      level,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+}

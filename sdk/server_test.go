@@ -1,0 +1,108 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/koi-im/koi/sdk/pb"
+)
+
+// rosterReader serves rosters read-only and declares whatever caps says.
+type rosterReader struct {
+	caps   Capabilities
+	closed bool
+}
+
+func (r *rosterReader) Capabilities() Capabilities { return r.caps }
+func (r *rosterReader) Close() error               { r.closed = true; return nil }
+func (r *rosterReader) GetRoster(context.Context, string) (RosterState, error) {
+	return RosterState{Version: "7"}, nil
+}
+
+func TestConfigureValidatesCapabilities(t *testing.T) {
+	tests := []struct {
+		name    string
+		caps    Capabilities
+		wantErr []string
+	}{
+		{name: "honest", caps: Capabilities{Roster: AccessRead}},
+		{name: "nothing", caps: Capabilities{}},
+		{name: "writer missing", caps: Capabilities{Roster: AccessReadWrite},
+			wantErr: []string{"declares roster read-write but does not implement sdk.RosterWriter"}},
+		{name: "several missing", caps: Capabilities{Auth: AuthCapabilities{Access: AccessRead}, VCard: AccessRead},
+			wantErr: []string{"does not implement sdk.Auth", "does not implement sdk.VCard"}},
+		{name: "scram without auth", caps: Capabilities{Auth: AuthCapabilities{SCRAM: true}},
+			wantErr: []string{"SCRAM credentials without auth"}},
+		{name: "bad access", caps: Capabilities{Private: Access(7)},
+			wantErr: []string{"private: unknown access level 7"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &rosterReader{caps: tt.caps}
+			s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
+			resp, err := s.Configure(context.Background(), &pb.ConfigureRequest{Config: []byte("{}")})
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Configure: %v", err)
+				}
+				if got := capsFromPB(resp.GetCapabilities()); got != tt.caps {
+					t.Errorf("capabilities = %+v, want %+v", got, tt.caps)
+				}
+				return
+			}
+			if status.Code(err) != codes.InvalidArgument {
+				t.Errorf("code = %v, want InvalidArgument", status.Code(err))
+			}
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v does not contain %q", err, w)
+				}
+			}
+			if !b.closed {
+				t.Error("rejected backend not closed")
+			}
+		})
+	}
+}
+
+func TestServerRefusesUndeclared(t *testing.T) {
+	b := &rosterReader{caps: Capabilities{Roster: AccessRead}}
+	s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
+	ctx := context.Background()
+
+	// Before Configure everything is unavailable.
+	_, err := s.GetRoster(ctx, &pb.OwnerRequest{Owner: "a@b"})
+	if !errors.Is(fromStatus(ctx, err), ErrUnavailable) {
+		t.Errorf("GetRoster before Configure: %v", err)
+	}
+	if _, err := s.Configure(ctx, &pb.ConfigureRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Configure(ctx, &pb.ConfigureRequest{}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("second Configure: %v", err)
+	}
+	if r, err := s.GetRoster(ctx, &pb.OwnerRequest{Owner: "a@b"}); err != nil || r.GetVersion() != "7" {
+		t.Errorf("GetRoster = %v, %v", r, err)
+	}
+	_, err = s.SetItem(ctx, &pb.SetItemRequest{Owner: "a@b", Item: &pb.RosterItem{Jid: "c@d"}})
+	if !errors.Is(fromStatus(ctx, err), ErrReadOnly) {
+		t.Errorf("SetItem on a read-only roster: %v", err)
+	}
+	_, err = s.GetVCard(ctx, &pb.OwnerRequest{Owner: "a@b"})
+	if got := fromStatus(ctx, err); !errors.Is(got, errors.ErrUnsupported) || !strings.Contains(got.Error(), "does not serve vcard") {
+		t.Errorf("GetVCard on a backend without vCards: %v", got)
+	}
+	if err := s.close(); err != nil || !b.closed {
+		t.Errorf("close = %v, closed %v", err, b.closed)
+	}
+	_, err = s.GetRoster(ctx, &pb.OwnerRequest{Owner: "a@b"})
+	if !errors.Is(fromStatus(ctx, err), ErrUnavailable) {
+		t.Errorf("GetRoster after close: %v", err)
+	}
+}
