@@ -59,14 +59,14 @@ type namedStore struct{ *sqlbackend.Store }
 func (namedStore) Name() string { return "sql" }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	m     *Server
 	r     *router.Router
 	store *sqlbackend.Store
 	host  *Host
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
