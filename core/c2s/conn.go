@@ -60,13 +60,16 @@ type conn struct {
 	headerSent bool
 	remoteIP   string
 
-	wmu     sync.Mutex // serialises writes to nc
-	out     chan []byte
-	writing bool // the writer goroutine runs (after bind)
-	closeCh chan struct{}
-	closed  atomic.Bool
-	tail    atomic.Pointer[[]byte] // the stream error to send last
-	done    chan struct{}          // closed when the writer has finished
+	wmu sync.Mutex // serialises writes to nc
+
+	// The outgoing queue. A writer goroutine runs only while there is
+	// something to write, so an idle session holds no writer and no buffer.
+	qmu       sync.Mutex
+	queue     [][]byte
+	writerOn  bool
+	writers   sync.WaitGroup
+	closed    atomic.Bool
+	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
 }
 
 func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
@@ -76,9 +79,7 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	}
 	return &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip,
-		log:     s.cfg.Log.With("remote", nc.RemoteAddr().String()),
-		closeCh: make(chan struct{}),
-		done:    make(chan struct{}),
+		log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
 	}
 }
 
@@ -139,9 +140,7 @@ func (c *conn) handleReadError(err error) {
 // finish releases the connection and tells the handler the session ended.
 func (c *conn) finish() {
 	c.Close("", "")
-	if c.writing {
-		<-c.done
-	}
+	c.writers.Wait()
 	c.wmu.Lock()
 	c.nc.Close()
 	c.wmu.Unlock()
@@ -160,13 +159,62 @@ func (c *conn) Send(el *xmlstream.Element) bool {
 		return false
 	}
 	b := el.AppendXML(make([]byte, 0, 256), xmlstream.NSClient)
-	select {
-	case c.out <- b:
-		return true
-	default:
+	if !c.enqueue(b, false) {
 		c.log.Warn("send queue full, closing slow connection")
 		c.Close("policy-violation", "too slow reading: send queue full")
 		return false
+	}
+	return true
+}
+
+// enqueue adds b to the outgoing queue and makes sure a writer runs. It
+// refuses when the queue is full, unless force (the closing tail).
+func (c *conn) enqueue(b []byte, force bool) bool {
+	c.qmu.Lock()
+	if !force && len(c.queue) >= c.srv.cfg.SendQueue {
+		c.qmu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, b)
+	start := !c.writerOn
+	if start {
+		c.writerOn = true
+		c.writers.Add(1)
+	}
+	c.qmu.Unlock()
+	if start {
+		go c.writer()
+	}
+	return true
+}
+
+// writer writes the queue out in batches and exits once it is empty.
+func (c *conn) writer() {
+	defer c.writers.Done()
+	var buf []byte
+	for {
+		c.qmu.Lock()
+		q := c.queue
+		c.queue = nil
+		if len(q) == 0 {
+			c.writerOn = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		for len(q) > 0 {
+			buf = buf[:0]
+			for len(q) > 0 && (len(buf) == 0 || len(buf)+len(q[0]) <= maxBatchBytes) {
+				buf = append(buf, q[0]...)
+				q = q[1:]
+			}
+			if err := c.writeRaw(buf); err != nil {
+				// The peer is gone: drop what is queued; the reader ends
+				// the session.
+				c.closed.Store(true)
+				c.transport().Close()
+			}
+		}
 	}
 }
 
@@ -187,28 +235,18 @@ func (c *conn) Close(condition, text string) {
 			e.AppendChild(xmlstream.NewElement(stanza.NSStreams, "text").AppendText(text))
 		}
 		b = e.AppendXML(b, "")
-		b = fixStreamPrefix(b)
 	}
 	b = append(b, "</stream:stream>"...)
-	c.tail.Store(&b)
-	close(c.closeCh)
-	c.wmu.Lock()
-	writing := c.writing
-	c.wmu.Unlock()
-	if !writing {
-		c.writeRaw(b)
-		c.nc.SetReadDeadline(time.Now().Add(closeGrace))
-	}
+	c.enqueue(b, true)
+	// Give the peer a moment to close its side, then the reader ends.
+	c.transport().SetReadDeadline(time.Now().Add(closeGrace))
 }
 
-// fixStreamPrefix renders the stream namespace with its conventional
-// prefix: <stream:error> rather than a default namespace declaration.
-func fixStreamPrefix(b []byte) []byte {
-	s := string(b)
-	s = strings.Replace(s, "<error xmlns='"+xmlstream.NSStream+"'>", "<stream:error>", 1)
-	s = strings.Replace(s, "<error xmlns=\""+xmlstream.NSStream+"\">", "<stream:error>", 1)
-	s = strings.Replace(s, "</error>", "</stream:error>", 1)
-	return []byte(s)
+// transport returns the current connection (it changes at STARTTLS).
+func (c *conn) transport() net.Conn {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.nc
 }
 
 func (c *conn) writeRaw(b []byte) error {
@@ -216,78 +254,20 @@ func (c *conn) writeRaw(b []byte) error {
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := c.nc.Write(b)
+	c.lastWrite.Store(time.Now().UnixNano())
 	return err
 }
 
-// startWriter hands writing to a goroutine: from now on other sessions can
-// send to this one, and the router must never wait for a slow socket.
-func (c *conn) startWriter() {
-	c.out = make(chan []byte, c.srv.cfg.SendQueue)
-	c.wmu.Lock()
-	c.writing = true
-	c.wmu.Unlock()
-	go c.writer()
-}
-
-func (c *conn) writer() {
-	defer close(c.done)
-	ka := c.srv.cfg.KeepaliveInterval
-	var timer *time.Timer
-	var tick <-chan time.Time
-	if ka > 0 {
-		timer = time.NewTimer(ka)
-		defer timer.Stop()
-		tick = timer.C
+// keepalive sends a whitespace ping if nothing was written for interval.
+func (c *conn) keepalive(now time.Time, interval time.Duration) {
+	if c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
+		return
 	}
-	var buf []byte
-	for {
-		select {
-		case b := <-c.out:
-			buf = append(buf[:0], b...)
-		drain:
-			for len(buf) < maxBatchBytes {
-				select {
-				case b := <-c.out:
-					buf = append(buf, b...)
-				default:
-					break drain
-				}
-			}
-			if err := c.writeRaw(buf); err != nil {
-				c.closed.Store(true)
-				c.nc.Close()
-				return
-			}
-			if cap(buf) > maxBatchBytes {
-				buf = nil // do not keep a burst's buffer for an idle session
-			}
-		case <-tick:
-			if err := c.writeRaw([]byte{' '}); err != nil {
-				c.closed.Store(true)
-				c.nc.Close()
-				return
-			}
-		case <-c.closeCh:
-			buf = buf[:0]
-		rest:
-			for {
-				select {
-				case b := <-c.out:
-					buf = append(buf, b...)
-				default:
-					break rest
-				}
-			}
-			if t := c.tail.Load(); t != nil {
-				buf = append(buf, *t...)
-			}
-			c.writeRaw(buf)
-			c.nc.SetReadDeadline(time.Now().Add(closeGrace))
-			return
-		}
-		if timer != nil {
-			timer.Reset(ka)
-		}
+	c.qmu.Lock()
+	busy := c.writerOn
+	c.qmu.Unlock()
+	if !busy {
+		c.enqueue([]byte{' '}, true)
 	}
 }
 
@@ -685,9 +665,8 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 	reply := stanza.Result(iq, res2)
 	reply.RemoveAttr("to")
 	// The result goes first in the queue: nothing routed to the new
-	// session may overtake it.
-	c.startWriter()
-	c.out <- reply.AppendXML(nil, xmlstream.NSClient)
+	// session may overtake it, and from here on every write is queued.
+	c.enqueue(reply.AppendXML(nil, xmlstream.NSClient), true)
 	s, replaced := c.srv.cfg.Router.Bind(full, c)
 	c.session = s
 	if replaced != nil {

@@ -85,6 +85,9 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
+
+	keepaliveOnce sync.Once
+	stop          chan struct{}
 }
 
 // New returns a Server; call Serve for each listener.
@@ -95,7 +98,32 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+}
+
+// keepalives sends whitespace pings (RFC 6120 §4.6.1) on connections that
+// wrote nothing for a keepalive interval. One sweep for all connections
+// costs less than a timer per connection.
+func (s *Server) keepalives() {
+	ka := s.cfg.KeepaliveInterval
+	t := time.NewTicker(ka / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			conns := make([]*conn, 0, len(s.conns))
+			for c := range s.conns {
+				conns = append(conns, c)
+			}
+			s.mu.Unlock()
+			for _, c := range conns {
+				c.keepalive(now, ka)
+			}
+		}
+	}
 }
 
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
@@ -108,6 +136,9 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	if s.cfg.KeepaliveInterval > 0 {
+		s.keepaliveOnce.Do(func() { go s.keepalives() })
+	}
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -154,6 +185,9 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 // and waits (bounded by ctx) for the connections to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.stop)
+	}
 	s.closing = true
 	for l := range s.listeners {
 		l.Close()
@@ -174,7 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.nc.Close()
+			c.transport().Close()
 		}
 		s.mu.Unlock()
 		return ctx.Err()
