@@ -549,7 +549,7 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 				f = &sasl.Failure{Condition: "temporary-auth-failure"}
 			}
 			if f.Condition == "not-authorized" {
-				c.authFailed(n.Username())
+				c.authFailed(n.Authcid())
 			}
 			return false, c.saslFailure(f)
 		}

@@ -23,6 +23,7 @@ func (n *Negotiator) plain(ctx context.Context, in []byte) ([]byte, bool, *Failu
 		return nil, false, fail(CondMalformedRequest, "empty authcid", nil)
 	}
 	n.authzid = authzid
+	n.username = user
 	if pass == "" {
 		// Never ask the backend: some (LDAP) treat an empty password as an
 		// anonymous bind that "succeeds".
@@ -37,6 +38,5 @@ func (n *Negotiator) plain(ctx context.Context, in []byte) ([]byte, bool, *Failu
 	case !ok:
 		return nil, false, fail(CondNotAuthorized, "", errors.New("wrong password or unknown user"))
 	}
-	n.username = user
 	return []byte{}, true, nil
 }

@@ -210,6 +210,11 @@ func (n *Negotiator) Username() string {
 	return n.username
 }
 
+// Authcid returns the authentication identity the client claimed so far,
+// raw, whether or not the exchange succeeded ("" before the client named
+// one). It is for counting failures per account, never for authorisation.
+func (n *Negotiator) Authcid() string { return n.username }
+
 // Authzid returns the authorization identity the client asked for, "" if
 // none. The caller must check that it is empty or the user's own bare JID and
 // otherwise fail with invalid-authzid.
