@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Default limits, used where a Limits field is zero or negative.
@@ -17,8 +18,8 @@ const (
 )
 
 const (
-	// readBufferSize is the per-connection read buffer. It is the only
-	// sizeable allocation a Reader holds while the connection is idle.
+	// readBufferSize is the read buffer of a connection while it reads.
+	// An idle connection gives it back (see countingReader).
 	readBufferSize = 4096
 	// maxBindings bounds the namespace declarations in scope at once.
 	// Lookups scan the scope linearly; without a bound a stanza full of
@@ -107,7 +108,7 @@ func NewReader(r io.Reader, l Limits) *Reader {
 		l.MaxDepth = DefaultMaxDepth
 	}
 	rd := &Reader{maxDepth: l.MaxDepth}
-	rd.src.br = bufio.NewReaderSize(r, readBufferSize)
+	rd.src.r = r
 	rd.src.max = l.MaxStanzaBytes
 	rd.dec = rd.newDecoder()
 	return rd
@@ -138,7 +139,8 @@ func (r *Reader) Restart() {
 // buffered bytes of the old one (a peer must not be able to inject
 // plaintext into the encrypted stream). The next call must be ReadHeader.
 func (r *Reader) Reset(src io.Reader) {
-	r.src.br.Reset(src)
+	r.src.release()
+	r.src.r = src
 	r.dec = r.newDecoder()
 	r.clearStream()
 }
@@ -519,17 +521,55 @@ var errLimit = errors.New("xmlstream: size limit reached")
 // countingReader feeds the decoder one byte at a time from a bufio.Reader
 // and refuses to go past max bytes since n was last reset, so a peer cannot
 // make the decoder accumulate an unbounded token.
+//
+// Between stanzas, when its buffer is empty, it returns the buffer to a
+// pool and waits for the next byte with a one-byte read: thousands of idle
+// connections then hold no read buffer at all.
 type countingReader struct {
-	br       *bufio.Reader
+	r        io.Reader
+	br       *bufio.Reader // nil while idle
+	one      [1]byte
 	n, max   int64
 	exceeded bool
 	srcErr   error // first error returned by the underlying source
+}
+
+// bufPool holds the read buffers of connections that are not reading; it
+// is a cache, shared because idle connections need none.
+var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+func (c *countingReader) release() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		bufPool.Put(c.br)
+		c.br = nil
+	}
 }
 
 func (c *countingReader) ReadByte() (byte, error) {
 	if c.n >= c.max {
 		c.exceeded = true
 		return 0, errLimit
+	}
+	if c.n == 0 && c.br != nil && c.br.Buffered() == 0 {
+		// At a stanza boundary with nothing buffered: about to block.
+		c.release()
+	}
+	if c.br == nil {
+		n, err := c.r.Read(c.one[:])
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			if c.srcErr == nil {
+				c.srcErr = err
+			}
+			return 0, err
+		}
+		c.br = bufPool.Get().(*bufio.Reader)
+		c.br.Reset(c.r)
+		c.n++
+		return c.one[0], nil
 	}
 	b, err := c.br.ReadByte()
 	if err != nil {
@@ -550,6 +590,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	if rest := c.max - c.n; int64(len(p)) > rest {
 		p = p[:rest]
+	}
+	if c.br == nil {
+		c.br = bufPool.Get().(*bufio.Reader)
+		c.br.Reset(c.r)
 	}
 	n, err := c.br.Read(p)
 	c.n += int64(n)

@@ -553,11 +553,18 @@ func (c *chunks) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	part := c.parts[0]
-	c.parts = c.parts[1:]
 	if part == nil {
+		c.parts = c.parts[1:]
 		return 0, errTimeout
 	}
-	return copy(p, part), nil
+	// Like a socket, a short read leaves the rest for the next one.
+	n := copy(p, part)
+	if n < len(part) {
+		c.parts[0] = part[n:]
+	} else {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
 }
 
 func TestSourceErrorBetweenStanzas(t *testing.T) {
