@@ -44,6 +44,10 @@ func buildBinaries(dir string) error {
 		{"build", "-o", filepath.Join(dir, "plugins", "koi-backend-sql"), "./plugins/sql/cmd/koi-backend-sql"},
 	}
 	for _, args := range builds {
+		if os.Getenv("E2E_RACE") != "" {
+			// Race-checks the server itself, not only the test process.
+			args = append([]string{args[0], "-race"}, args[1:]...)
+		}
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {

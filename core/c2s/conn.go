@@ -48,7 +48,6 @@ var errStreamClosing = errors.New("stream closing")
 
 type conn struct {
 	srv  *Server
-	log  hclog.Logger
 	nc   net.Conn // the current transport: a *tls.Conn after STARTTLS
 	mode TLSMode
 	r    *xmlstream.Reader
@@ -59,6 +58,7 @@ type conn struct {
 	session    *router.Session
 	headerSent bool
 	remoteIP   string
+	remote     string // address:port, for logs
 
 	wmu sync.Mutex // serialises writes to nc
 
@@ -78,9 +78,21 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 		ip = h
 	}
 	return &conn{
-		srv: s, nc: nc, mode: mode, remoteIP: ip,
-		log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
+		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
 	}
+}
+
+// log returns a logger carrying what is known about the connection. It is
+// built per call, not kept: logging is rare, connections are many.
+func (c *conn) log() hclog.Logger {
+	kv := []any{"remote", c.remote}
+	switch {
+	case c.session != nil:
+		kv = append(kv, "jid", c.session.JID().String())
+	case c.user != "":
+		kv = append(kv, "user", c.user+"@"+c.host.Name())
+	}
+	return c.srv.cfg.Log.With(kv...)
 }
 
 // deadlineReader extends the idle deadline on every read, so that any
@@ -101,7 +113,7 @@ func (c *conn) serve() {
 	defer c.finish()
 	if c.mode == TLSDirect {
 		if err := c.startTLS(); err != nil {
-			c.log.Debug("direct TLS handshake failed", "error", err)
+			c.log().Debug("direct TLS handshake failed", "error", err)
 			return
 		}
 	}
@@ -123,7 +135,7 @@ func (c *conn) handleReadError(err error) {
 	case errors.Is(err, xmlstream.ErrStreamEnd):
 		c.Close("", "")
 	case errors.As(err, &xe):
-		c.log.Debug("stream error", "condition", xe.Condition, "text", xe.Text)
+		c.log().Debug("stream error", "condition", xe.Condition, "text", xe.Text)
 		c.Close(xe.Condition, xe.Text)
 	case errors.As(err, &ne) && ne.Timeout():
 		if !c.closed.Load() {
@@ -132,7 +144,7 @@ func (c *conn) handleReadError(err error) {
 	default:
 		// The peer is gone (EOF, reset): finish closes what is left.
 		if !c.closed.Load() {
-			c.log.Debug("connection ended", "error", err)
+			c.log().Debug("connection ended", "error", err)
 		}
 	}
 }
@@ -160,7 +172,9 @@ func (c *conn) Send(el *xmlstream.Element) bool {
 	}
 	b := el.AppendXML(make([]byte, 0, 256), xmlstream.NSClient)
 	if !c.enqueue(b, false) {
-		c.log.Warn("send queue full, closing slow connection")
+		// Called from other sessions' goroutines: log without reading
+		// state that the connection's own goroutine writes.
+		c.srv.cfg.Log.Warn("send queue full, closing slow connection", "remote", c.remote)
 		c.Close("policy-violation", "too slow reading: send queue full")
 		return false
 	}
@@ -443,7 +457,7 @@ func (c *conn) negotiate() error {
 				return err
 			}
 			if err := c.startTLS(); err != nil {
-				c.log.Debug("STARTTLS handshake failed", "error", err)
+				c.log().Debug("STARTTLS handshake failed", "error", err)
 				c.closed.Store(true)
 				return errStreamClosing
 			}
@@ -578,7 +592,7 @@ func (c *conn) authFailed(user string) {
 			t.Fail(u + "@" + c.host.Name())
 		}
 	}
-	c.log.Info("authentication failed", "user", user, "host", c.host.Name())
+	c.log().Info("authentication failed", "user", user, "host", c.host.Name())
 }
 
 func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error) {
@@ -605,8 +619,7 @@ func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error
 		return false, err
 	}
 	c.user = user
-	c.log = c.log.With("user", user+"@"+c.host.Name())
-	c.log.Debug("authenticated")
+	c.log().Debug("authenticated")
 	return true, nil
 }
 
@@ -672,8 +685,7 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 	if replaced != nil {
 		replaced.Close("conflict", "replaced by a new connection for the same resource")
 	}
-	c.log = c.log.With("jid", full.String())
-	c.log.Debug("resource bound")
+	c.log().Debug("resource bound")
 	return true, nil
 }
 
