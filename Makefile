@@ -5,7 +5,7 @@ BIN     := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test vet unit fuzz proto clean
+.PHONY: all build run test vet unit fuzz proto clean bench
 
 all: build
 
@@ -13,6 +13,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/koi ./core/cmd/koi
 	$(GO) build -o $(BIN)/koictl ./core/cmd/koictl
 	$(GO) build -o $(BIN)/plugins/koi-backend-sql ./plugins/sql/cmd/koi-backend-sql
+	$(GO) build -o $(BIN)/plugins/koi-backend-ldap ./plugins/ldap/cmd/koi-backend-ldap
+	$(GO) build -o $(BIN)/koi-bench ./tools/koi-bench
 
 run: build
 	$(BIN)/koi -config config.hcl
@@ -31,6 +33,11 @@ fuzz:
 	$(GO) test ./core/xmlstream -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
 	$(GO) test ./core/jid -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./core/sasl -run '^$$' -fuzz FuzzStep -fuzztime $(FUZZTIME)
+
+# The standard benchmark suite against a koi on a temporary data dir (a few
+# minutes; not part of test). BENCH_PROFILE=1 also saves server profiles.
+bench: build
+	scripts/bench.sh
 
 # Regenerates the gRPC code of the plugin protocol (committed).
 proto:

@@ -63,6 +63,17 @@ type Capabilities struct {
 	Offline Access
 	VCard   Access
 	Private Access
+	Archive ArchiveCapabilities
+}
+
+// ArchiveCapabilities describes a message archive backend.
+type ArchiveCapabilities struct {
+	// Access is AccessReadWrite for a backend that stores archives (the
+	// core needs both directions); AccessNone otherwise.
+	Access Access
+	// FullText is true when ArchiveQuery.Text is served (a search of
+	// message bodies). Without it the core never sends Text.
+	FullText bool
 }
 
 // Backend is what a plugin's factory returns. It must also implement the
@@ -245,4 +256,126 @@ type Private interface {
 type PrivateWriter interface {
 	SetPrivate(ctx context.Context, owner, name, namespace, xml string) error
 	DeletePrivate(ctx context.Context, owner string) error
+}
+
+// ArchivedMessage is one message in a user's message archive (XEP-0313).
+type ArchivedMessage struct {
+	// Owner is the bare JID whose archive holds the message.
+	Owner string
+	// StanzaID is the archive's id of the message (XEP-0359). The core
+	// assigns it: unique within the owner's archive and ordered like time,
+	// so a later message has a greater id (bytewise, as Go compares
+	// strings). Backends order and page by it; a time range reaches them as
+	// a range of ids.
+	StanzaID string
+	// Peer is the other party's bare JID; PeerResource its resource, or ""
+	// if the message was addressed to (or sent from) a bare JID.
+	Peer         string
+	PeerResource string
+	// Stamp is when the server archived the message, in UTC.
+	Stamp time.Time
+	// Outgoing is true for a message the owner sent, false for one the
+	// owner received.
+	Outgoing bool
+	// Stanza is the serialised message stanza.
+	Stanza string
+	// Body is the message's plain text body, for full-text search; it may
+	// be empty (an encrypted message, say).
+	Body string
+}
+
+// Archiving defaults of ArchivePrefs (XEP-0313 §6.1).
+const (
+	ArchiveAlways = "always"
+	ArchiveNever  = "never"
+	ArchiveRoster = "roster"
+)
+
+// ArchivePrefs are a user's archiving preferences.
+type ArchivePrefs struct {
+	// Default is ArchiveAlways, ArchiveNever, ArchiveRoster, or "" when the
+	// user never set preferences (the server's default applies).
+	Default string
+	// Always and Never list bare JIDs whose messages are always (never)
+	// archived, whatever Default says.
+	Always []string
+	Never  []string
+}
+
+// MaxArchivePage is the largest ArchiveQuery.Max a backend must serve.
+const MaxArchivePage = 1000
+
+// ArchiveQuery selects messages of one archive. The filters (With ... Text)
+// define the result set; After, Before, Last, Skip and Max select one page
+// of it (Result Set Management, XEP-0059).
+type ArchiveQuery struct {
+	// Owner is the archive's bare JID; required.
+	Owner string
+	// With keeps messages whose Peer is With ("" keeps all); with it,
+	// a non-empty WithResource also requires PeerResource == WithResource.
+	With         string
+	WithResource string
+	// AfterID and BeforeID keep messages whose StanzaID is strictly
+	// greater (smaller) than the value; "" leaves that side open.
+	AfterID, BeforeID string
+	// IDs, if not empty, keeps only messages with one of these StanzaIDs.
+	IDs []string
+	// Text keeps messages whose Body matches: a word search where the
+	// backend has a text index, a case-insensitive substring search
+	// otherwise. Only sent to backends declaring ArchiveCapabilities.FullText.
+	Text string
+
+	// After and Before bound the page: only messages of the result set with
+	// a StanzaID strictly greater than After (smaller than Before).
+	After, Before string
+	// Last takes the page from the end of the (bounded) result set: the Max
+	// messages with the greatest ids. Otherwise the page starts at its
+	// beginning, after skipping Skip messages.
+	Last bool
+	Skip int
+	// Max is the page size, 0 to MaxArchivePage; 0 returns no messages
+	// (useful with Count).
+	Max int
+	// Count asks for ArchivePage.Count and Index, which cost the backend
+	// more than the page itself.
+	Count bool
+}
+
+// ArchivePage is one page of an archive query.
+type ArchivePage struct {
+	// Messages are in ascending StanzaID order, whatever the direction of
+	// the query.
+	Messages []ArchivedMessage
+	// Complete is true when the page reaches the end of the result set in
+	// its direction: no message after the last one (for a Last query, none
+	// before the first one) is left within the page bounds.
+	Complete bool
+	// Count is the size of the whole result set, ignoring the page bounds
+	// (After, Before, Skip, Max, Last). Only set when the query asked.
+	Count int
+	// Index is how many messages of the result set come before
+	// Messages[0]. Only set when the query asked for Count.
+	Index int
+}
+
+// Archive stores message archives (XEP-0313). Owners and peers are bare
+// JIDs, normalised.
+type Archive interface {
+	// AppendArchive stores a batch of messages, of any owners. It is
+	// idempotent: a message whose (Owner, StanzaID) is already stored is
+	// skipped, neither an error nor overwritten, so the core can resend a
+	// batch whose outcome it did not learn. On error part of the batch may
+	// have been stored.
+	AppendArchive(ctx context.Context, msgs []ArchivedMessage) error
+	// QueryArchive returns one page of the owner's archive. An unknown
+	// owner has an empty archive.
+	QueryArchive(ctx context.Context, q ArchiveQuery) (ArchivePage, error)
+	// DeleteArchive removes the owner's messages and preferences; an
+	// absent archive is not an error.
+	DeleteArchive(ctx context.Context, owner string) error
+	// GetArchivePrefs returns the owner's preferences; a user who never set
+	// any gets the zero value (Default ""), not an error.
+	GetArchivePrefs(ctx context.Context, owner string) (ArchivePrefs, error)
+	// SetArchivePrefs replaces the owner's preferences.
+	SetArchivePrefs(ctx context.Context, owner string, prefs ArchivePrefs) error
 }

@@ -2,8 +2,14 @@ package sdk
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/koi-im/koi/sdk/pb"
 )
@@ -24,6 +30,7 @@ type Client struct {
 	offline   pb.OfflineClient
 	vcard     pb.VCardClient
 	private   pb.PrivateClient
+	archive   pb.ArchiveClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -36,6 +43,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		offline:   pb.NewOfflineClient(conn),
 		vcard:     pb.NewVCardClient(conn),
 		private:   pb.NewPrivateClient(conn),
+		archive:   pb.NewArchiveClient(conn),
 	}
 }
 
@@ -49,6 +57,7 @@ var (
 	_ VCardWriter   = (*Client)(nil)
 	_ Private       = (*Client)(nil)
 	_ PrivateWriter = (*Client)(nil)
+	_ Archive       = (*Client)(nil)
 	_ Pinger        = (*Client)(nil)
 )
 
@@ -57,9 +66,20 @@ func call[Req, Resp any](ctx context.Context, rpc func(context.Context, Req, ...
 	resp, err := rpc(ctx, req)
 	if err != nil {
 		var zero Resp
+		if unsendable(err) {
+			return zero, fmt.Errorf("%w: %s", ErrInvalid, status.Convert(err).Message())
+		}
 		return zero, fromStatus(ctx, err)
 	}
 	return resp, nil
+}
+
+// unsendable recognises a request gRPC refused to encode, which never left
+// the host: a string that is not valid UTF-8, which proto3 cannot carry.
+// Sent again it fails again, so it is invalid, not a backend failure.
+func unsendable(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Internal && strings.HasPrefix(st.Message(), "grpc: error while marshaling")
 }
 
 // Configure sends the plugin its configuration (JSON) and returns the
@@ -227,4 +247,131 @@ func (c *Client) SetPrivate(ctx context.Context, owner, name, namespace, xml str
 func (c *Client) DeletePrivate(ctx context.Context, owner string) error {
 	_, err := call(ctx, c.private.DeletePrivate, &pb.OwnerRequest{Owner: owner})
 	return err
+}
+
+// QueryArchive implements Archive.
+func (c *Client) QueryArchive(ctx context.Context, q ArchiveQuery) (ArchivePage, error) {
+	resp, err := call(ctx, c.archive.Query, archiveQueryToPB(q))
+	if err != nil {
+		return ArchivePage{}, err
+	}
+	return archivePageFromPB(resp), nil
+}
+
+// DeleteArchive implements Archive.
+func (c *Client) DeleteArchive(ctx context.Context, owner string) error {
+	_, err := call(ctx, c.archive.DeleteArchive, &pb.OwnerRequest{Owner: owner})
+	return err
+}
+
+// GetArchivePrefs implements Archive.
+func (c *Client) GetArchivePrefs(ctx context.Context, owner string) (ArchivePrefs, error) {
+	resp, err := call(ctx, c.archive.GetPrefs, &pb.OwnerRequest{Owner: owner})
+	if err != nil {
+		return ArchivePrefs{}, err
+	}
+	return archivePrefsFromPB(resp), nil
+}
+
+// SetArchivePrefs implements Archive.
+func (c *Client) SetArchivePrefs(ctx context.Context, owner string, prefs ArchivePrefs) error {
+	_, err := call(ctx, c.archive.SetPrefs, &pb.SetArchivePrefsRequest{Owner: owner, Prefs: archivePrefsToPB(prefs)})
+	return err
+}
+
+// AppendArchive implements Archive with a stream of one batch. Writers
+// that send many batches keep one ArchiveStream open instead.
+func (c *Client) AppendArchive(ctx context.Context, msgs []ArchivedMessage) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.OpenArchiveStream(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(1, msgs); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return err // never sent
+		}
+		// The plugin may have ended the stream at once (a refused
+		// write); its status, which Recv returns, says why.
+		if _, _, rerr := st.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			return rerr
+		}
+		return err
+	}
+	if err := st.CloseSend(); err != nil {
+		return err
+	}
+	id, outcome, err := st.Recv()
+	switch {
+	case err != nil:
+		return err
+	case id != 1:
+		return fmt.Errorf("%w: archive stream acknowledged batch %d, not 1", ErrUnavailable, id)
+	}
+	return outcome
+}
+
+// ArchiveStream is the host's end of an archive Append stream: batches go
+// out with Send, their acknowledgements come back, in order, from Recv.
+// Send and Recv may be called from two goroutines, but neither from two
+// at once.
+type ArchiveStream struct {
+	ctx context.Context
+	s   pb.Archive_AppendClient
+}
+
+// OpenArchiveStream opens an Append stream; it lives until ctx ends,
+// CloseSend is answered, or the plugin goes away.
+func (c *Client) OpenArchiveStream(ctx context.Context) (*ArchiveStream, error) {
+	s, err := c.archive.Append(ctx)
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	return &ArchiveStream{ctx: ctx, s: s}, nil
+}
+
+// Send sends one batch under id, an id the caller chooses and that comes
+// back in its acknowledgement. An error wrapping ErrInvalid means the batch
+// cannot be encoded (a string that is not valid UTF-8) and was not sent;
+// any other error means the stream is broken, and Recv tells why.
+func (a *ArchiveStream) Send(id uint64, msgs []ArchivedMessage) error {
+	if err := a.s.Send(&pb.ArchiveBatch{Id: id, Messages: archivedListToPB(msgs)}); err != nil {
+		if unsendable(err) {
+			return fmt.Errorf("%w: %s", ErrInvalid, status.Convert(err).Message())
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: archive stream closed by the plugin", ErrUnavailable)
+		}
+		return fromStatus(a.ctx, err)
+	}
+	return nil
+}
+
+// CloseSend announces that no more batches come; Recv still returns the
+// outstanding acknowledgements, then io.EOF.
+func (a *ArchiveStream) CloseSend() error {
+	if err := a.s.CloseSend(); err != nil {
+		return fromStatus(a.ctx, err)
+	}
+	return nil
+}
+
+// Recv waits for the next acknowledgement: the batch's id and its outcome,
+// nil when the batch is stored, otherwise the backend's error (errors.Is
+// sees the sdk sentinels). err is a failure of the stream itself, after
+// which nothing more is acknowledged; io.EOF after CloseSend means every
+// batch was answered.
+func (a *ArchiveStream) Recv() (id uint64, outcome, err error) {
+	ack, err := a.s.Recv()
+	if err == io.EOF {
+		return 0, nil, io.EOF
+	}
+	if err != nil {
+		return 0, nil, fromStatus(a.ctx, err)
+	}
+	if c := codes.Code(ack.GetCode()); c != codes.OK {
+		outcome = fromStatus(a.ctx, status.Error(c, ack.GetError()))
+	}
+	return ack.GetId(), outcome, nil
 }

@@ -1,6 +1,9 @@
 package sdk
 
 import (
+	"fmt"
+	"math"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/koi-im/koi/sdk/pb"
@@ -40,6 +43,9 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 		Offline:   accessToPB(c.Offline),
 		Vcard:     accessToPB(c.VCard),
 		Private:   accessToPB(c.Private),
+
+		Archive:         accessToPB(c.Archive.Access),
+		ArchiveFulltext: c.Archive.FullText,
 	}
 }
 
@@ -50,6 +56,7 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Offline: accessFromPB(c.GetOffline()),
 		VCard:   accessFromPB(c.GetVcard()),
 		Private: accessFromPB(c.GetPrivate()),
+		Archive: ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
 	}
 }
 
@@ -139,4 +146,87 @@ func scramFromPB(c *pb.SCRAMCredentialsResponse) SCRAMCredentials {
 		StoredKey:  c.GetStoredKey(),
 		ServerKey:  c.GetServerKey(),
 	}
+}
+
+func archivedToPB(m ArchivedMessage) *pb.ArchivedMessage {
+	out := &pb.ArchivedMessage{
+		Owner: m.Owner, StanzaId: m.StanzaID, Peer: m.Peer, PeerResource: m.PeerResource,
+		Outgoing: m.Outgoing, Stanza: m.Stanza, Body: m.Body,
+	}
+	if !m.Stamp.IsZero() {
+		out.Stamp = timestamppb.New(m.Stamp)
+	}
+	return out
+}
+
+func archivedFromPB(m *pb.ArchivedMessage) ArchivedMessage {
+	out := ArchivedMessage{
+		Owner: m.GetOwner(), StanzaID: m.GetStanzaId(), Peer: m.GetPeer(), PeerResource: m.GetPeerResource(),
+		Outgoing: m.GetOutgoing(), Stanza: m.GetStanza(), Body: m.GetBody(),
+	}
+	if m.GetStamp() != nil {
+		out.Stamp = m.GetStamp().AsTime()
+	}
+	return out
+}
+
+func archivedListToPB(msgs []ArchivedMessage) []*pb.ArchivedMessage {
+	out := make([]*pb.ArchivedMessage, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, archivedToPB(m))
+	}
+	return out
+}
+
+func archivedListFromPB(msgs []*pb.ArchivedMessage) []ArchivedMessage {
+	out := make([]ArchivedMessage, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, archivedFromPB(m))
+	}
+	return out
+}
+
+func archiveQueryToPB(q ArchiveQuery) *pb.ArchiveQuery {
+	return &pb.ArchiveQuery{
+		Owner: q.Owner, With: q.With, WithResource: q.WithResource,
+		AfterId: q.AfterID, BeforeId: q.BeforeID, Ids: q.IDs, Text: q.Text,
+		After: q.After, Before: q.Before, Last: q.Last,
+		Skip: int64(q.Skip), Max: int64(q.Max), Count: q.Count,
+	}
+}
+
+// archiveQueryFromPB refuses numbers that do not fit an int rather than
+// letting them wrap into something the backend would accept.
+func archiveQueryFromPB(q *pb.ArchiveQuery) (ArchiveQuery, error) {
+	if q.GetSkip() < 0 || q.GetSkip() > math.MaxInt32 || q.GetMax() < 0 || q.GetMax() > math.MaxInt32 {
+		return ArchiveQuery{}, fmt.Errorf("%w: archive query skip %d / max %d out of range", ErrInvalid, q.GetSkip(), q.GetMax())
+	}
+	return ArchiveQuery{
+		Owner: q.GetOwner(), With: q.GetWith(), WithResource: q.GetWithResource(),
+		AfterID: q.GetAfterId(), BeforeID: q.GetBeforeId(), IDs: q.GetIds(), Text: q.GetText(),
+		After: q.GetAfter(), Before: q.GetBefore(), Last: q.GetLast(),
+		Skip: int(q.GetSkip()), Max: int(q.GetMax()), Count: q.GetCount(),
+	}, nil
+}
+
+func archivePageToPB(p ArchivePage) *pb.ArchivePage {
+	return &pb.ArchivePage{
+		Messages: archivedListToPB(p.Messages), Complete: p.Complete,
+		Count: int64(p.Count), Index: int64(p.Index),
+	}
+}
+
+func archivePageFromPB(p *pb.ArchivePage) ArchivePage {
+	return ArchivePage{
+		Messages: archivedListFromPB(p.GetMessages()), Complete: p.GetComplete(),
+		Count: int(p.GetCount()), Index: int(p.GetIndex()),
+	}
+}
+
+func archivePrefsToPB(p ArchivePrefs) *pb.ArchivePrefs {
+	return &pb.ArchivePrefs{DefaultMode: p.Default, Always: p.Always, Never: p.Never}
+}
+
+func archivePrefsFromPB(p *pb.ArchivePrefs) ArchivePrefs {
+	return ArchivePrefs{Default: p.GetDefaultMode(), Always: p.GetAlways(), Never: p.GetNever()}
 }

@@ -61,6 +61,7 @@ func registerServer(s grpc.ServiceRegistrar, srv *server) {
 	pb.RegisterOfflineServer(s, srv)
 	pb.RegisterVCardServer(s, srv)
 	pb.RegisterPrivateServer(s, srv)
+	pb.RegisterArchiveServer(s, srv)
 }
 
 // GRPCClient returns a *Client talking over conn (host side).

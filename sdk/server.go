@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type server struct {
 	pb.UnimplementedOfflineServer
 	pb.UnimplementedVCardServer
 	pb.UnimplementedPrivateServer
+	pb.UnimplementedArchiveServer
 
 	factory Factory
 	log     hclog.Logger
@@ -132,11 +134,16 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, vcardW := b.(VCardWriter)
 	_, private := b.(Private)
 	_, privateW := b.(PrivateWriter)
+	_, archive := b.(Archive)
 	check("auth", caps.Auth.Access, auth, authAdmin, "Auth", "AuthAdmin")
 	check("roster", caps.Roster, roster, rosterW, "Roster", "RosterWriter")
 	check("offline", caps.Offline, offline, offline, "Offline", "Offline")
 	check("vcard", caps.VCard, vcard, vcardW, "VCard", "VCardWriter")
 	check("private", caps.Private, private, privateW, "Private", "PrivateWriter")
+	check("archive", caps.Archive.Access, archive, archive, "Archive", "Archive")
+	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
+		problems = append(problems, "declares archive full-text search without archive")
+	}
 	if caps.Auth.SCRAM && !caps.Auth.Access.Readable() {
 		problems = append(problems, "declares SCRAM credentials without auth")
 	}
@@ -206,6 +213,7 @@ func rosterAccess(c Capabilities) Access  { return c.Roster }
 func offlineAccess(c Capabilities) Access { return c.Offline }
 func vcardAccess(c Capabilities) Access   { return c.VCard }
 func privateAccess(c Capabilities) Access { return c.Private }
+func archiveAccess(c Capabilities) Access { return c.Archive.Access }
 
 // reply converts a backend result: on error the status, otherwise resp().
 func reply[R any](err error, resp func() R) (R, error) {
@@ -460,6 +468,96 @@ func (s *server) DeletePrivate(ctx context.Context, req *pb.OwnerRequest) (*pb.E
 	}
 	err = p.DeletePrivate(ctx, req.GetOwner())
 	return emptyReply(err)
+}
+
+// Archive.
+
+// Append stores each batch of the stream and acknowledges it, in order.
+// Batches are stored one after the other: the host keeps several in flight
+// so that the next is on its way while one is being committed.
+func (s *server) Append(stream pb.Archive_AppendServer) error {
+	a, err := writer[Archive](s, "archive", archiveAccess)
+	if err != nil {
+		return err
+	}
+	for {
+		b, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ack := &pb.ArchiveAck{Id: b.GetId()}
+		if err := s.appendBatch(stream.Context(), a, b); err != nil {
+			st := status.Convert(toStatus(err))
+			ack.Code, ack.Error = int32(st.Code()), st.Message()
+		}
+		if err := stream.Send(ack); err != nil {
+			return err
+		}
+	}
+}
+
+// appendBatch stores one batch; a panic in the backend fails the batch,
+// not the plugin (recoverUnary does not see streams).
+func (s *server) appendBatch(ctx context.Context, a Archive, b *pb.ArchiveBatch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("backend panicked", "method", "AppendArchive", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "backend panicked in AppendArchive: %v", r)
+		}
+	}()
+	if _, _, err := s.state(); err != nil {
+		return err
+	}
+	return a.AppendArchive(ctx, archivedListFromPB(b.GetMessages()))
+}
+
+func (s *server) Query(ctx context.Context, req *pb.ArchiveQuery) (*pb.ArchivePage, error) {
+	a, err := reader[Archive](s, "archive", archiveAccess)
+	if err != nil {
+		return nil, err
+	}
+	q, err := archiveQueryFromPB(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if q.Text != "" {
+		if _, caps, _ := s.state(); !caps.Archive.FullText {
+			return nil, status.Error(codes.Unimplemented, "backend has no full-text search")
+		}
+	}
+	page, err := a.QueryArchive(ctx, q)
+	return reply(err, func() *pb.ArchivePage { return archivePageToPB(page) })
+}
+
+func (s *server) DeleteArchive(ctx context.Context, req *pb.OwnerRequest) (*pb.Empty, error) {
+	a, err := writer[Archive](s, "archive", archiveAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(a.DeleteArchive(ctx, req.GetOwner()))
+}
+
+func (s *server) GetPrefs(ctx context.Context, req *pb.OwnerRequest) (*pb.ArchivePrefs, error) {
+	a, err := reader[Archive](s, "archive", archiveAccess)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.GetArchivePrefs(ctx, req.GetOwner())
+	return reply(err, func() *pb.ArchivePrefs { return archivePrefsToPB(p) })
+}
+
+func (s *server) SetPrefs(ctx context.Context, req *pb.SetArchivePrefsRequest) (*pb.Empty, error) {
+	a, err := writer[Archive](s, "archive", archiveAccess)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPrefs() == nil {
+		return nil, toStatus(fmt.Errorf("%w: archive preferences missing", ErrInvalid))
+	}
+	return emptyReply(a.SetArchivePrefs(ctx, req.GetOwner(), archivePrefsFromPB(req.GetPrefs())))
 }
 
 // recoverUnary keeps a panic in one backend call from taking the whole

@@ -99,9 +99,10 @@ type Host struct {
 	Name                                     string   // the label, lowercased
 	Auth                                     []string // plugins asked in order; auth = "store" or ["directory", "store"]
 	Roster, Offline, VCard, Private, Archive string
-	Registration                             bool // XEP-0077 in-band registration, default false
-	PasswordChange                           bool // key password_change, default true
-	OfflineLimit                             int  // key offline_limit: messages kept per user, default 100
+	SharedRoster                             string // key shared_roster: a read-only roster (a directory's groups) merged into each user's
+	Registration                             bool   // XEP-0077 in-band registration, default false
+	PasswordChange                           bool   // key password_change, default true
+	OfflineLimit                             int    // key offline_limit: messages kept per user, default 100
 }
 
 // Limits protects the server from clients (optional block limits). Zero

@@ -198,12 +198,15 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 			dst *string
 		}{
 			{"roster", &h.Roster}, {"offline", &h.Offline}, {"vcard", &h.VCard},
-			{"private", &h.Private}, {"archive", &h.Archive},
+			{"private", &h.Private}, {"archive", &h.Archive}, {"shared_roster", &h.SharedRoster},
 		} {
 			// An empty string, like an absent key, turns the feature off.
 			if s, ok := b.str(f.key); ok && s != "" && ref(b.at(f.key), s) {
 				*f.dst = s
 			}
+		}
+		if h.SharedRoster != "" && h.SharedRoster == h.Roster {
+			d.problem(b.at("shared_roster"), "names the roster plugin %s; the shared roster is a second, read-only source (a directory)", quote(h.Roster))
 		}
 		h.Registration = b.boolean("registration", false)
 		h.PasswordChange = b.boolean("password_change", true)

@@ -56,7 +56,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 		}, true
 	case "host":
 		return map[string]kind{
-			"auth": kStringOrList, "roster": kString, "offline": kString, "vcard": kString,
+			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt,
 		}, true

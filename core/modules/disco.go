@@ -36,6 +36,9 @@ func (m *Server) serverFeatures(h *Host) []string {
 	if h.Registration || h.PasswordChange {
 		f = append(f, nsRegister)
 	}
+	if h.Archive.On {
+		f = append(f, nsSID)
+	}
 	sort.Strings(f)
 	return f
 }
@@ -70,6 +73,9 @@ func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.El
 	features := []string{NSDiscoInfo, NSDiscoItems}
 	if c.host.VCard.On {
 		features = append(features, nsVCard)
+	}
+	if c.self {
+		features = append(features, archiveFeatures(c.host)...)
 	}
 	return infoQuery("", "account", "registered", "", features), nil
 }

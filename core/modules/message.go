@@ -69,7 +69,13 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 	typ := messageType(el)
 	if to.Resource() != "" {
 		if t := m.router.Session(to); t != nil {
+			arch, serr := m.prepareArchive(ctx, el, to)
+			if serr != nil {
+				m.bounceTo(ctx, el, serr)
+				return
+			}
 			t.Send(el)
+			arch.commit(m)
 			return
 		}
 		if typ == "groupchat" {
@@ -104,6 +110,12 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 		return
 	}
 	if len(targets) > 0 {
+		arch, serr := m.prepareArchive(ctx, el, to)
+		if serr != nil {
+			m.bounceTo(ctx, el, serr)
+			return
+		}
+		defer arch.commit(m)
 		for _, t := range targets {
 			c := el.Copy()
 			c.SetAttr("to", bare.String())
@@ -126,11 +138,14 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 	if typ == "headline" {
 		return // headlines are not stored (§8.5.2.1.1)
 	}
-	m.storeOffline(ctx, el, bare)
+	m.storeOffline(ctx, el, to)
 }
 
-// storeOffline keeps a message for a user who is away (XEP-0160).
-func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, bare jid.JID) {
+// storeOffline keeps a message for a user who is away (XEP-0160); to is
+// the address the sender used. The stored copy is archived (and carries
+// its stanza-id) now: offline delivery does not archive it again.
+func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+	bare := to.Bare()
 	h := m.hosts[bare.Domain()]
 	if !worthStoring(el) {
 		return
@@ -150,6 +165,11 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, bare j
 			return
 		}
 	}
+	arch, serr := m.prepareArchive(ctx, el, to)
+	if serr != nil {
+		m.bounceTo(ctx, el, serr)
+		return
+	}
 	now := time.Now().UTC()
 	c := el.Copy()
 	c.SetAttr("to", bare.String())
@@ -157,9 +177,13 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, bare j
 	c.AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("from", bare.Domain()).
 		SetAttr("stamp", now.Format(time.RFC3339Nano)).AppendText("Offline storage"))
 	if err := h.Offline.Backend.Store(ctx, bare.String(), sdk.OfflineMessage{Stanza: c.String(), Stamp: now}); err != nil {
+		arch.cancel()
+		m.stripStanzaIDs(el) // the id it was given is not used
 		m.log.Warn("offline message not stored", "to", bare.String(), "error", err)
 		m.bounceTo(ctx, el, backendError(err))
+		return
 	}
+	arch.commit(m)
 }
 
 // worthStoring leaves out what only makes sense live: chat state

@@ -50,9 +50,11 @@ type Host struct {
 	Name           string
 	Auth           *auth.Chain
 	Roster         Feature[RosterBackend]
+	SharedRoster   Feature[sdk.Roster] // read-only contacts (directory groups) merged into every roster; see roster.go
 	Offline        Feature[sdk.Offline]
 	VCard          Feature[VCardBackend]
 	Private        Feature[PrivateBackend]
+	Archive        Feature[*Archive]
 	Registration   bool
 	PasswordChange bool
 	OfflineLimit   int
@@ -64,6 +66,7 @@ type Server struct {
 	router  *router.Router
 	hosts   map[string]*Host
 	rosters *rosters
+	archive *archiveState
 	iq      map[iqKey]iqHandler
 	version string
 	started time.Time
@@ -79,12 +82,14 @@ func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Ser
 		m.hosts[h.Name] = h
 	}
 	m.rosters = newRosters(m)
+	m.archive = newArchiveState()
 	m.registerRoster()
 	m.registerDisco()
 	m.registerMisc()
 	m.registerVCard()
 	m.registerPrivate()
 	m.registerRegister()
+	m.registerMAM()
 	return m
 }
 

@@ -137,6 +137,9 @@ func (m *Server) RemoveAccount(ctx context.Context, h *Host, user string) error 
 	if err := h.Auth.Delete(ctx, user); err != nil {
 		return err
 	}
+	if j, err := jid.New(user, h.Name, ""); err == nil {
+		m.forgetPrefs(j)
+	}
 	return RemoveAccountData(ctx, h, user+"@"+h.Name)
 }
 
@@ -159,6 +162,9 @@ func RemoveAccountData(ctx context.Context, h *Host, owner string) error {
 	}
 	if h.Private.On && h.Private.Writable {
 		errs = append(errs, wrap("private", h.Private.Backend.DeletePrivate(ctx, owner)))
+	}
+	if h.Archive.On && h.Archive.Writable {
+		errs = append(errs, wrap("archive", removeArchive(ctx, h, owner)))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"github.com/koi-im/koi/core/jid"
@@ -16,11 +17,21 @@ import (
 const NSRoster = "jabber:iq:roster"
 
 // roster is one user's roster in memory.
+//
+// With a shared roster (host key shared_roster), items is the merged view
+// that presence and clients see, while personal and shared keep the two
+// sources apart; without one, personal is nil and items is the personal
+// roster. See mergeItem for the rules.
 type roster struct {
 	owner   jid.JID
-	version string
+	version string // what clients see: personal, or personal~shared
 	items   map[jid.JID]sdk.RosterItem
 	pending map[jid.JID]string // pending inbound subscriptions: contact -> stanza
+
+	personalVersion string
+	sharedVersion   string
+	personal        map[jid.JID]sdk.RosterItem // nil without a shared roster
+	shared          map[jid.JID]sdk.RosterItem
 }
 
 func (r *roster) item(c jid.JID) (sdk.RosterItem, bool) {
@@ -72,26 +83,31 @@ func (rs *rosters) load(ctx context.Context, owner jid.JID) (*roster, error) {
 	}
 	r = &roster{owner: owner, version: "0", items: map[jid.JID]sdk.RosterItem{}, pending: map[jid.JID]string{}}
 	h := rs.m.hosts[owner.Domain()]
-	if h == nil || !h.Roster.On {
+	if h == nil || (!h.Roster.On && !h.SharedRoster.On) {
 		return r, nil
 	}
-	st, err := h.Roster.Backend.GetRoster(ctx, owner.String())
-	if err != nil {
-		return nil, err
-	}
-	r.version = st.Version
-	for _, it := range st.Items {
-		c, err := jid.Parse(it.JID)
+	if h.Roster.On {
+		st, err := h.Roster.Backend.GetRoster(ctx, owner.String())
 		if err != nil {
-			rs.m.log.Warn("skipping roster item with invalid JID", "owner", owner.String(), "jid", it.JID)
-			continue
+			return nil, err
 		}
-		r.items[c] = it
+		r.version = st.Version
+		for _, it := range st.Items {
+			c, err := jid.Parse(it.JID)
+			if err != nil {
+				rs.m.log.Warn("skipping roster item with invalid JID", "owner", owner.String(), "jid", it.JID)
+				continue
+			}
+			r.items[c] = it
+		}
+		for _, p := range st.Pending {
+			if c, err := jid.Parse(p.JID); err == nil {
+				r.pending[c] = p.Stanza
+			}
+		}
 	}
-	for _, p := range st.Pending {
-		if c, err := jid.Parse(p.JID); err == nil {
-			r.pending[c] = p.Stanza
-		}
+	if h.SharedRoster.On {
+		rs.loadShared(ctx, h, r)
 	}
 	if rs.m.router.User(owner) != nil {
 		rs.mu.Lock()
@@ -99,6 +115,82 @@ func (rs *rosters) load(ctx context.Context, owner jid.JID) (*roster, error) {
 		rs.mu.Unlock()
 	}
 	return r, nil
+}
+
+// loadShared adds the host's shared roster (read-only, from a directory)
+// to r. A shared roster that cannot be read is left out, with a warning:
+// the user still gets the personal roster and can log in.
+func (rs *rosters) loadShared(ctx context.Context, h *Host, r *roster) {
+	r.personalVersion = r.version
+	r.personal = r.items
+	r.shared = map[jid.JID]sdk.RosterItem{}
+	r.items = make(map[jid.JID]sdk.RosterItem, len(r.personal))
+	st, err := h.SharedRoster.Backend.GetRoster(ctx, r.owner.String())
+	if err != nil {
+		rs.m.log.Warn("shared roster not loaded", "owner", r.owner.String(), "error", err)
+		st = sdk.RosterState{Version: "unavailable"}
+	}
+	r.sharedVersion = st.Version
+	for _, it := range st.Items {
+		c, err := jid.Parse(it.JID)
+		if err != nil || c.Bare() != c || c == r.owner {
+			rs.m.log.Warn("skipping shared roster item", "owner", r.owner.String(), "jid", it.JID)
+			continue
+		}
+		it.JID = c.String()
+		r.shared[c] = it
+	}
+	for c := range r.personal {
+		r.remerge(c)
+	}
+	for c := range r.shared {
+		r.remerge(c)
+	}
+	r.version = r.combinedVersion()
+}
+
+// mergeItem combines a contact's personal item and shared item: a shared
+// contact is subscribed both ways (the directory decides, and both sides
+// see each other), the user's own name wins, the groups are united.
+func mergeItem(p sdk.RosterItem, hasP bool, sh sdk.RosterItem) sdk.RosterItem {
+	out := sdk.RosterItem{JID: sh.JID, Name: sh.Name, Subscription: sdk.SubBoth, Groups: slices.Clone(sh.Groups)}
+	if hasP {
+		if p.Name != "" {
+			out.Name = p.Name
+		}
+		for _, g := range p.Groups {
+			if !slices.Contains(out.Groups, g) {
+				out.Groups = append(out.Groups, g)
+			}
+		}
+	}
+	return out
+}
+
+// remerge recomputes the visible item of c from its sources.
+func (r *roster) remerge(c jid.JID) {
+	if r.personal == nil {
+		return
+	}
+	p, hasP := r.personal[c]
+	sh, hasS := r.shared[c]
+	switch {
+	case hasS:
+		r.items[c] = mergeItem(p, hasP, sh)
+	case hasP:
+		r.items[c] = p
+	default:
+		delete(r.items, c)
+	}
+}
+
+// combinedVersion is the version clients see (XEP-0237): it changes when
+// either the personal roster or the directory's part changes.
+func (r *roster) combinedVersion() string {
+	if r.personal == nil {
+		return r.personalVersion
+	}
+	return r.personalVersion + "~" + r.sharedVersion
 }
 
 // forget drops a roster from memory once its user has no session left.
@@ -116,6 +208,8 @@ func (rs *rosters) forget(owner jid.JID) {
 func (rs *rosters) backend(owner jid.JID) (RosterBackend, *stanza.Error) {
 	h := rs.m.hosts[owner.Domain()]
 	switch {
+	case h != nil && !h.Roster.On && h.SharedRoster.On:
+		return nil, stanza.ErrNotAllowed.WithText("the roster of this host comes from a directory and is read-only")
 	case h == nil || !h.Roster.On:
 		return nil, stanza.ErrServiceUnavailable.WithText("rosters are not enabled on this host")
 	case !h.Roster.Writable:
@@ -126,27 +220,54 @@ func (rs *rosters) backend(owner jid.JID) (RosterBackend, *stanza.Error) {
 
 // setItem stores it in owner's roster (backend first, then memory) and
 // pushes it to the owner's interested resources. Callers hold the lock.
+//
+// it is a change of the item callers read with r.item. For a contact from
+// the shared roster, whose subscription the directory fixes at both, only
+// the user's name and groups are kept (in the personal roster, with its
+// own subscription state unchanged); a change of nothing else is no change.
 func (rs *rosters) setItem(ctx context.Context, r *roster, it sdk.RosterItem) error {
-	b, serr := rs.backend(r.owner)
-	if serr != nil {
-		return serr
-	}
 	c, err := jid.Parse(it.JID)
 	if err != nil {
 		return stanza.ErrJIDMalformed
+	}
+	if _, shared := r.shared[c]; shared {
+		cur := r.items[c]
+		if it.Name == cur.Name && slices.Equal(it.Groups, cur.Groups) {
+			return nil
+		}
+		p, ok := r.personal[c]
+		if !ok {
+			p = sdk.RosterItem{JID: c.String(), Subscription: sdk.SubNone}
+		}
+		p.Name, p.Groups = it.Name, it.Groups
+		it = p
+	}
+	b, serr := rs.backend(r.owner)
+	if serr != nil {
+		return serr
 	}
 	v, err := b.SetItem(ctx, r.owner.String(), it)
 	if err != nil {
 		return err
 	}
-	r.version = v
-	r.items[c] = it
-	rs.push(r.owner, itemElement(it), v)
+	if r.personal != nil {
+		r.personal[c] = it
+		r.personalVersion = v
+		r.remerge(c)
+		r.version = r.combinedVersion()
+	} else {
+		r.version = v
+		r.items[c] = it
+	}
+	rs.push(r.owner, itemElement(r.items[c]), r.version)
 	return nil
 }
 
 // deleteItem removes contact from owner's roster and pushes the removal.
 func (rs *rosters) deleteItem(ctx context.Context, r *roster, contact jid.JID) error {
+	if _, shared := r.shared[contact]; shared {
+		return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
+	}
 	b, serr := rs.backend(r.owner)
 	if serr != nil {
 		return serr
@@ -155,10 +276,17 @@ func (rs *rosters) deleteItem(ctx context.Context, r *roster, contact jid.JID) e
 	if err != nil {
 		return err
 	}
-	r.version = v
-	delete(r.items, contact)
+	if r.personal != nil {
+		delete(r.personal, contact)
+		r.personalVersion = v
+		r.remerge(contact)
+		r.version = r.combinedVersion()
+	} else {
+		r.version = v
+		delete(r.items, contact)
+	}
 	el := xmlstream.NewElement(NSRoster, "item").SetAttr("jid", contact.String()).SetAttr("subscription", "remove")
-	rs.push(r.owner, el, v)
+	rs.push(r.owner, el, r.version)
 	return nil
 }
 
@@ -236,7 +364,7 @@ func (m *Server) rosterGet(ctx context.Context, c *iqCall) (*xmlstream.Element, 
 		return nil, stanza.ErrForbidden
 	}
 	h := c.host
-	if !h.Roster.On {
+	if !h.Roster.On && !h.SharedRoster.On {
 		return nil, stanza.ErrServiceUnavailable
 	}
 	var out *xmlstream.Element
@@ -325,6 +453,9 @@ func (m *Server) rosterRemove(ctx context.Context, s *router.Session, contact ji
 		it, ok := r.item(contact)
 		if !ok {
 			return stanza.ErrItemNotFound
+		}
+		if _, shared := r.shared[contact]; shared {
+			return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
 		}
 		_, pending := r.pending[contact]
 		sendUnsub = it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask

@@ -241,7 +241,11 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Auth.SCRAM {
 		auth += "+scram"
 	}
-	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v", auth, c.Roster, c.Offline, c.VCard, c.Private)
+	archive := c.Archive.Access.String()
+	if c.Archive.FullText {
+		archive += "+fulltext"
+	}
+	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s", auth, c.Roster, c.Offline, c.VCard, c.Private, archive)
 }
 
 // setHealthy records a backend health check and logs changes.

@@ -2,6 +2,8 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -20,6 +22,7 @@ var (
 	_ sdk.VCardWriter   = (*Backend)(nil)
 	_ sdk.Private       = (*Backend)(nil)
 	_ sdk.PrivateWriter = (*Backend)(nil)
+	_ sdk.Archive       = (*Backend)(nil)
 	_ sdk.Pinger        = (*Backend)(nil)
 )
 
@@ -149,4 +152,55 @@ func (b *Backend) SetPrivate(ctx context.Context, owner, name, namespace, xml st
 // DeletePrivate implements sdk.PrivateWriter.
 func (b *Backend) DeletePrivate(ctx context.Context, owner string) error {
 	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeletePrivate(ctx, owner) })
+}
+
+// AppendArchive implements sdk.Archive with a stream of one batch, bounded
+// by the call timeout. The core's archive writer keeps a stream open with
+// OpenArchiveStream instead.
+func (b *Backend) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.AppendArchive(ctx, msgs) })
+}
+
+// QueryArchive implements sdk.Archive.
+func (b *Backend) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.ArchivePage, error) { return c.QueryArchive(ctx, q) })
+}
+
+// DeleteArchive implements sdk.Archive.
+func (b *Backend) DeleteArchive(ctx context.Context, owner string) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteArchive(ctx, owner) })
+}
+
+// GetArchivePrefs implements sdk.Archive.
+func (b *Backend) GetArchivePrefs(ctx context.Context, owner string) (sdk.ArchivePrefs, error) {
+	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.ArchivePrefs, error) {
+		return c.GetArchivePrefs(ctx, owner)
+	})
+}
+
+// SetArchivePrefs implements sdk.Archive.
+func (b *Backend) SetArchivePrefs(ctx context.Context, owner string, prefs sdk.ArchivePrefs) error {
+	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetArchivePrefs(ctx, owner, prefs) })
+}
+
+// OpenArchiveStream opens an archive write stream on the current plugin
+// process. It fails at once while the plugin is down; a stream dies with
+// its process, and the writer then opens a new one here. No call timeout
+// applies: the stream lives until ctx ends, and counts as a call in flight
+// until then, so the host's Close waits for the writer to finish.
+func (b *Backend) OpenArchiveStream(ctx context.Context) (*sdk.ArchiveStream, error) {
+	c, err := b.acquire()
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.OpenArchiveStream(ctx)
+	if err != nil {
+		b.release()
+		if errors.Is(err, sdk.ErrUnavailable) {
+			b.poke()
+		}
+		return nil, fmt.Errorf("plugin %q: archive stream: %w", b.spec.Name, err)
+	}
+	context.AfterFunc(ctx, b.release)
+	return s, nil
 }

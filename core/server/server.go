@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/config"
@@ -97,6 +98,11 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("roster", hc.Roster, func(c sdk.Capabilities) sdk.Access { return c.Roster }); b != nil {
 			h.Roster = modules.Feature[modules.RosterBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
+		// Read only, whatever the plugin could do: the shared roster is merged
+		// into each user's own and never written.
+		if b, _ := get("shared_roster", hc.SharedRoster, func(c sdk.Capabilities) sdk.Access { return c.Roster }); b != nil {
+			h.SharedRoster = modules.Feature[sdk.Roster]{Backend: b, On: true}
+		}
 		if b, a := get("offline", hc.Offline, func(c sdk.Capabilities) sdk.Access { return c.Offline }); b != nil {
 			h.Offline = modules.Feature[sdk.Offline]{Backend: b, On: true, Writable: a.Writable()}
 		}
@@ -106,8 +112,15 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("private", hc.Private, func(c sdk.Capabilities) sdk.Access { return c.Private }); b != nil {
 			h.Private = modules.Feature[modules.PrivateBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
-		if hc.Archive != "" && log != nil {
-			log.Warn("the archive feature is not available in this version; ignoring", "key", key("archive"))
+		if b, a := get("archive", hc.Archive, func(c sdk.Capabilities) sdk.Access { return c.Archive.Access }); b != nil {
+			if a.Writable() {
+				h.Archive = modules.Feature[*modules.Archive]{
+					Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText},
+					On:      true, Writable: true,
+				}
+			} else {
+				problems = append(problems, config.Problem{Key: key("archive"), Msg: fmt.Sprintf("plugin %q serves the archive read-only; archiving needs writes", hc.Archive)})
+			}
 		}
 		if hc.Registration && !h.Auth.Writable() && log != nil {
 			log.Warn("registration is on but no auth backend can create accounts: requests get <not-allowed/>", "host", hc.Name)
@@ -118,6 +131,41 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		return nil, problems
 	}
 	return hosts, nil
+}
+
+// startArchiveWriters gives each host whose archive is on its writer: a
+// stream of batches to the archive plugin. The returned function flushes
+// and stops them.
+func startArchiveWriters(hosts []*modules.Host, log hclog.Logger) func(context.Context) {
+	var writers []*archive.Writer
+	var names []string
+	for _, h := range hosts {
+		if !h.Archive.On {
+			continue
+		}
+		b, ok := h.Archive.Backend.Backend.(*pluginhost.Backend)
+		if !ok {
+			continue
+		}
+		open := func(ctx context.Context) (archive.Stream, error) { return b.OpenArchiveStream(ctx) }
+		w := archive.NewWriter(open, archive.Options{}, log.With("host", h.Name))
+		h.Archive.Backend.Writer = w
+		writers = append(writers, w)
+		names = append(names, h.Name)
+	}
+	return func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for i, w := range writers {
+			wg.Go(func() {
+				if err := w.Close(ctx); err != nil {
+					log.Error("archive writes lost at shutdown", "host", names[i], "error", err)
+				}
+				st := w.Stats()
+				log.Debug("archive writer stopped", "host", names[i], "stored", st.Stored, "dropped", st.Dropped, "reconnects", st.Reconnects)
+			})
+		}
+		wg.Wait()
+	}
 }
 
 // c2sHost adapts a module host to what the connection layer needs.
@@ -176,6 +224,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopWriters := startArchiveWriters(hosts, s.log.Named("archive"))
+	// Deferred after the plugin host's Close, so it runs before it: the
+	// writers flush their queues while the plugins are still there.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		stopWriters(cctx)
+	}()
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	adapters := map[string]c2s.Host{}

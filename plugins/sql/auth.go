@@ -25,7 +25,7 @@ func (s *Store) UserExists(ctx context.Context, host, user string) (bool, error)
 		return false, s.fail(op, err)
 	}
 	var n int
-	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM koi_users WHERE host = ? AND username = ?"), host, user).Scan(&n)
+	err := s.scanOne(ctx, nil, "SELECT COUNT(*) FROM koi_users WHERE host = ? AND username = ?", []any{host, user}, &n)
 	if err != nil {
 		return false, s.fail(op, err)
 	}
@@ -56,9 +56,9 @@ func (s *Store) SCRAMCredentials(ctx context.Context, host, user, hash string) (
 		return sdk.SCRAMCredentials{}, s.fail(op, fmt.Errorf("%w: unknown SCRAM hash %q", sdk.ErrInvalid, hash))
 	}
 	var c sdk.SCRAMCredentials
-	err := s.db.QueryRowContext(ctx, s.q(
-		"SELECT salt, iterations, stored_key, server_key FROM koi_scram_credentials WHERE host = ? AND username = ? AND hash = ?"),
-		host, user, hash).Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
+	err := s.scanOne(ctx, nil,
+		"SELECT salt, iterations, stored_key, server_key FROM koi_scram_credentials WHERE host = ? AND username = ? AND hash = ?",
+		[]any{host, user, hash}, &c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey)
 	if err != nil {
 		return sdk.SCRAMCredentials{}, s.fail(op, err)
 	}
@@ -77,7 +77,7 @@ func (s *Store) CreateUser(ctx context.Context, host, user, password string) err
 		return s.fail(op, err)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO koi_users (host, username, created_at) VALUES (?, ?, ?)"),
+		if _, err := s.exec(ctx, tx, "INSERT INTO koi_users (host, username, created_at) VALUES (?, ?, ?)",
 			host, user, time.Now().Unix()); err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (s *Store) SetPassword(ctx context.Context, host, user, password string) er
 		if err := s.userExistsTx(ctx, tx, host, user); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_scram_credentials WHERE host = ? AND username = ?"), host, user); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM koi_scram_credentials WHERE host = ? AND username = ?", host, user); err != nil {
 			return err
 		}
 		return s.insertCredentials(ctx, tx, host, user, creds)
@@ -115,10 +115,10 @@ func (s *Store) DeleteUser(ctx context.Context, host, user string) error {
 		return s.fail(op, err)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_scram_credentials WHERE host = ? AND username = ?"), host, user); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM koi_scram_credentials WHERE host = ? AND username = ?", host, user); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_users WHERE host = ? AND username = ?"), host, user)
+		res, err := s.exec(ctx, tx, "DELETE FROM koi_users WHERE host = ? AND username = ?", host, user)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (s *Store) ListUsers(ctx context.Context, host string) ([]string, error) {
 	if err := checkKey("host", host); err != nil {
 		return nil, s.fail(op, err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT username FROM koi_users WHERE host = ?"), host)
+	rows, err := s.query(ctx, nil, "SELECT username FROM koi_users WHERE host = ?", host)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
@@ -178,8 +178,8 @@ func (s *Store) deriveAll(password string) (map[string]sdk.SCRAMCredentials, err
 func (s *Store) insertCredentials(ctx context.Context, tx *sql.Tx, host, user string, creds map[string]sdk.SCRAMCredentials) error {
 	for _, h := range scramHashes() {
 		c := creds[h]
-		if _, err := tx.ExecContext(ctx, s.q(
-			"INSERT INTO koi_scram_credentials (host, username, hash, salt, iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+		if _, err := s.exec(ctx, tx,
+			"INSERT INTO koi_scram_credentials (host, username, hash, salt, iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			host, user, h, c.Salt, c.Iterations, c.StoredKey, c.ServerKey); err != nil {
 			return err
 		}
@@ -190,7 +190,7 @@ func (s *Store) insertCredentials(ctx context.Context, tx *sql.Tx, host, user st
 // userExistsTx returns sdk.ErrNotFound unless the account exists.
 func (s *Store) userExistsTx(ctx context.Context, tx *sql.Tx, host, user string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM koi_users WHERE host = ? AND username = ?"), host, user).Scan(&n); err != nil {
+	if err := s.scanOne(ctx, tx, "SELECT COUNT(*) FROM koi_users WHERE host = ? AND username = ?", []any{host, user}, &n); err != nil {
 		return err
 	}
 	if n == 0 {

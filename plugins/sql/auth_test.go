@@ -13,8 +13,9 @@ import (
 
 const host = "example.org"
 
-func TestAccounts(t *testing.T) {
-	s, _ := openTest(t)
+func TestAccounts(t *testing.T) { forEachDB(t, testAccounts) }
+
+func testAccounts(t *testing.T, s *Store) {
 	ctx := t.Context()
 
 	if ok, err := s.UserExists(ctx, host, "ann"); ok || err != nil {
@@ -76,8 +77,9 @@ func TestAccounts(t *testing.T) {
 	}
 }
 
-func TestSCRAMCredentials(t *testing.T) {
-	s, _ := openTest(t)
+func TestSCRAMCredentials(t *testing.T) { forEachDB(t, testSCRAMCredentials) }
+
+func testSCRAMCredentials(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const pw = "pässwörd ⌘"
 	if err := s.CreateUser(ctx, host, "ann", pw); err != nil {
@@ -156,8 +158,9 @@ func TestPasswordNotStored(t *testing.T) {
 	search("closed")
 }
 
-func TestListUsers(t *testing.T) {
-	s, _ := openTest(t)
+func TestListUsers(t *testing.T) { forEachDB(t, testListUsers) }
+
+func testListUsers(t *testing.T, s *Store) {
 	ctx := t.Context()
 	if got, err := s.ListUsers(ctx, host); err != nil || len(got) != 0 {
 		t.Errorf("ListUsers of empty host = %v, %v", got, err)
@@ -182,8 +185,9 @@ func TestListUsers(t *testing.T) {
 	}
 }
 
-func TestAuthInvalid(t *testing.T) {
-	s, _ := openTest(t)
+func TestAuthInvalid(t *testing.T) { forEachDB(t, testAuthInvalid) }
+
+func testAuthInvalid(t *testing.T, s *Store) {
 	ctx := t.Context()
 	long := strings.Repeat("é", maxKeyChars+1)
 	bad := []struct{ name, host, user string }{

@@ -14,11 +14,19 @@ import (
 // Settings configure a Store. The zero value of each optional field picks
 // its default.
 type Settings struct {
-	// Driver is the database: "sqlite" (PostgreSQL and MySQL are planned).
+	// Driver is the database: "sqlite", "postgres", or "mysql" (also
+	// spelt "mariadb").
 	Driver string
-	// DSN locates the database; for SQLite a file path, whose directory
-	// is created, optionally followed by "?" and driver parameters.
+	// DSN locates the database. SQLite: a file path, whose directory is
+	// created, optionally followed by "?" and driver parameters.
+	// PostgreSQL: a URL (postgres://user:pw@host:5432/db?sslmode=disable)
+	// or key=value pairs, as pgx reads them. MySQL/MariaDB:
+	// user:pw@tcp(host:3306)/db?params, as go-sql-driver/mysql reads it.
 	DSN string
+	// Schema is PostgreSQL's schema for koi's tables, set as the
+	// connection's search_path; it must exist. Empty keeps the dsn's or
+	// the server's search_path (normally "public").
+	Schema string
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords;
 	// 0 means sdk.DefaultSCRAMIterations. Existing credentials keep theirs.
 	SCRAMIterations int
@@ -37,6 +45,7 @@ const maxSCRAMIterations = 10_000_000
 type fileConfig struct {
 	Driver          string `json:"driver"`
 	DSN             string `json:"dsn"`
+	Schema          string `json:"schema"`
 	SCRAMIterations int    `json:"scram_iterations"`
 	MaxOpenConns    int    `json:"max_open_conns"`
 	MaxIdleConns    int    `json:"max_idle_conns"`
@@ -52,6 +61,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 	s := Settings{
 		Driver:          fc.Driver,
 		DSN:             fc.DSN,
+		Schema:          fc.Schema,
 		SCRAMIterations: fc.SCRAMIterations,
 		MaxOpenConns:    fc.MaxOpenConns,
 		MaxIdleConns:    fc.MaxIdleConns,
@@ -75,18 +85,28 @@ func (s Settings) check() (dialect, error) {
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	var d dialect
+	const want = `want "sqlite", "postgres" or "mysql" (or "mariadb")`
 	switch s.Driver {
 	case "sqlite":
 		d = sqliteDialect{}
+	case "postgres":
+		d = postgresDialect{}
+	case "mysql", "mariadb":
+		d = mysqlDialect{}
 	case "":
-		bad(`driver: missing; want "sqlite"`)
-	case "postgres", "mysql":
-		bad(`driver: %q is not supported yet; want "sqlite"`, s.Driver)
+		bad("driver: missing; " + want)
 	default:
-		bad(`driver: unknown %q; want "sqlite"`, s.Driver)
+		bad("driver: unknown %q; "+want, s.Driver)
 	}
 	if s.DSN == "" {
 		bad("dsn: missing")
+	}
+	if s.Schema != "" {
+		if _, ok := d.(postgresDialect); !ok {
+			bad("schema: only driver postgres has schemas; name the database in dsn instead")
+		} else if !validSchema(s.Schema) {
+			bad("schema: %q is not a plain identifier (a-z, 0-9 and _, not starting with a digit, at most 63 bytes)", s.Schema)
+		}
 	}
 	if s.SCRAMIterations != 0 && (s.SCRAMIterations < sdk.DefaultSCRAMIterations || s.SCRAMIterations > maxSCRAMIterations) {
 		bad("scram_iterations: %d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations)
@@ -117,4 +137,18 @@ func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, er
 		return nil, err
 	}
 	return st, nil
+}
+
+// validSchema accepts the identifiers PostgreSQL takes unquoted and folds
+// to nothing else, so the name can go into search_path as it is.
+func validSchema(name string) bool {
+	if name == "" || len(name) > 63 || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }

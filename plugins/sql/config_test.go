@@ -1,9 +1,11 @@
 package sqlbackend
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty config", ``, "driver"},
 		{"missing driver", `{"dsn":"a.db"}`, "driver"},
 		{"unknown driver", `{"driver":"oracle","dsn":"a.db"}`, "driver"},
-		{"driver not yet", `{"driver":"postgres","dsn":"postgres://x"}`, "driver"},
+		{"schema for sqlite", `{"driver":"sqlite","dsn":"a.db","schema":"koi"}`, "schema"},
+		{"schema for mysql", `{"driver":"mysql","dsn":"root@tcp(db:3306)/koi","schema":"koi"}`, "schema"},
+		{"schema upper case", `{"driver":"postgres","dsn":"postgres://db/koi","schema":"Koi"}`, "schema"},
+		{"schema injection", `{"driver":"postgres","dsn":"postgres://db/koi","schema":"koi,public"}`, "schema"},
+		{"schema digit first", `{"driver":"postgres","dsn":"postgres://db/koi","schema":"1koi"}`, "schema"},
+		{"schema not a string", `{"driver":"postgres","dsn":"postgres://db/koi","schema":1}`, "schema"},
 		{"driver wrong type", `{"driver":1,"dsn":"a.db"}`, "driver"},
 		{"missing dsn", `{"driver":"sqlite"}`, "dsn"},
 		{"iterations too low", `{"driver":"sqlite","dsn":"a.db","scram_iterations":100}`, "scram_iterations"},
@@ -66,6 +73,7 @@ func TestNew(t *testing.T) {
 	want := sdk.Capabilities{
 		Auth:   sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster: sdk.AccessReadWrite, Offline: sdk.AccessReadWrite, VCard: sdk.AccessReadWrite, Private: sdk.AccessReadWrite,
+		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -169,5 +177,69 @@ func TestOpenInvalidSettings(t *testing.T) {
 	wantErrText(t, "Open without driver", err, "driver")
 	if !errors.Is(err, sdk.ErrInvalid) {
 		t.Errorf("error %v does not wrap ErrInvalid", err)
+	}
+}
+
+// A dsn the driver cannot read is reported under the dsn key, without the
+// password it may hold.
+func TestOpenBadDSN(t *testing.T) {
+	tests := []struct{ driver, dsn, want string }{
+		{"postgres", "postgres://koi:s3cret-pw@db:notaport/koi", "dsn"},
+		{"postgres", "host=db password=s3cret-pw port=x", "dsn"},
+		{"mysql", "koi:s3cret-pw@tcp(db:3306)", "dsn"},
+		{"mysql", "koi:s3cret-pw@tcp(db:3306)/", "no database"},
+		{"mariadb", "koi:s3cret-pw@tcp(db:3306)/koi?timeout=soon", "dsn"},
+		{"postgres", "postgres://koi:s3cret-pw@db/koi?search_path=x", "schema"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.driver+" "+tt.want, func(t *testing.T) {
+			set := Settings{Driver: tt.driver, DSN: tt.dsn}
+			if strings.Contains(tt.dsn, "search_path") {
+				set.Schema = "koi"
+			}
+			s, err := Open(t.Context(), set, nil)
+			if err == nil {
+				s.Close()
+			}
+			wantErrText(t, "Open", err, tt.want)
+			wantErr(t, "Open", err, sdk.ErrInvalid)
+			if err != nil && strings.Contains(err.Error(), "s3cret-pw") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// A server that does not answer gives sdk.ErrUnavailable, within the
+// caller's deadline.
+func TestOpenUnreachable(t *testing.T) {
+	for _, set := range []Settings{
+		{Driver: "postgres", DSN: "postgres://koi@127.0.0.1:1/koi?sslmode=disable"},
+		{Driver: "mysql", DSN: "koi@tcp(127.0.0.1:1)/koi"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := Open(ctx, set, nil)
+		cancel()
+		wantErr(t, set.Driver, err, sdk.ErrUnavailable)
+	}
+}
+
+// The postgres schema must exist; the error says how to make it.
+func TestOpenMissingSchema(t *testing.T) {
+	set := testSettings(t, "postgres")
+	set.Schema = "koi_test_absent_" + randomHex(4)
+	_, err := Open(t.Context(), set, nil)
+	wantErrText(t, "Open", err, "schema", set.Schema, "CREATE SCHEMA")
+}
+
+func TestParseConfigDrivers(t *testing.T) {
+	for _, raw := range []string{
+		`{"driver":"postgres","dsn":"postgres://db/koi","schema":"koi_1"}`,
+		`{"driver":"mysql","dsn":"root@tcp(db:3306)/koi"}`,
+		`{"driver":"mariadb","dsn":"root@tcp(db:3306)/koi","max_open_conns":20,"max_idle_conns":5,"conn_max_lifetime":"5m"}`,
+	} {
+		if _, err := ParseConfig(sdk.Config{Raw: []byte(raw)}); err != nil {
+			t.Errorf("ParseConfig(%s): %v", raw, err)
+		}
 	}
 }

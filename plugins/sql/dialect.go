@@ -1,22 +1,27 @@
 package sqlbackend
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // dialect hides what differs between SQL databases. Everything else in this
 // package is written once, in portable SQL with "?" placeholders, and passes
-// through a dialect where the databases disagree. Only SQLite is implemented;
-// PostgreSQL and MySQL are meant to be one more file each.
+// through a dialect where the databases disagree.
 type dialect interface {
-	// name is the value of the driver config key.
+	// name is the canonical value of the driver config key.
 	name() string
-	// driverName is the database/sql driver to open.
-	driverName() string
-	// prepareDSN turns the operator's dsn into the driver's, adding the
-	// settings koi relies on.
-	prepareDSN(dsn string) (string, error)
+	// open returns a connection pool for s without connecting; errors name
+	// the config key at fault and never repeat a password.
+	open(s Settings, log hclog.Logger) (*sql.DB, error)
+	// checkServer runs once on a fresh pool, before migrations: it refuses
+	// a server koi cannot use correctly and describes the server for the
+	// log.
+	checkServer(ctx context.Context, db *sql.DB, s Settings) (string, error)
 	// rebind rewrites "?" placeholders into the database's own ("$1" ...).
 	rebind(query string) string
 	// maxIdentLen is the longest table or index name the database accepts.
@@ -26,8 +31,10 @@ type dialect interface {
 	columnType(t colType, size int) (string, error)
 	// tableOptions follows the closing parenthesis of CREATE TABLE.
 	tableOptions() string
-	// createIndex is the statement creating a (non-unique) index.
+	// createIndex is the statement creating a (non-unique) index, dropIndex
+	// the one removing it.
 	createIndex(name, table string, cols []string) string
+	dropIndex(name, table string) string
 	// upsert inserts keys+cols, or on a conflict over keys replaces cols
 	// with the inserted values.
 	upsert(table string, keys, cols []string) string
@@ -40,6 +47,16 @@ type dialect interface {
 	// lockRows is appended to a SELECT whose rows the transaction is about
 	// to delete, so a concurrent transaction cannot read them meanwhile.
 	lockRows() string
+	// readTx are the options of a read-only transaction that must see one
+	// snapshot across several statements.
+	readTx() *sql.TxOptions
+	// transactionalDDL reports whether CREATE, ALTER and DROP roll back
+	// with their transaction. MySQL commits them implicitly, so its
+	// migrations undo their steps by hand (see migrate).
+	transactionalDDL() bool
+	// lockMigrations serialises migrations between processes sharing the
+	// database, on conn, until the returned function runs.
+	lockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
 	// classify sorts a driver error for mapping to the sdk errors.
 	classify(err error) errClass
 }
@@ -71,9 +88,18 @@ const (
 	errOther errClass = iota
 	// errUnique is a primary key or unique constraint violation.
 	errUnique
-	// errTransient is a failure that may go away: busy, locked, I/O,
-	// connection lost.
+	// errTransient is a failure that may go away: busy, locked, timed
+	// out, overloaded.
 	errTransient
+	// errConnLost is a connection that broke or could not be made: the
+	// server went away, restarted or killed the session.
+	errConnLost
+	// errRetry is a transaction the database aborted to break a deadlock
+	// or a serialisation conflict; running it again is safe.
+	errRetry
+	// errMissing is a table, column or index that does not exist; undoing
+	// a migration step that never ran gives it.
+	errMissing
 )
 
 type columnDef struct {
@@ -166,4 +192,26 @@ func placeholders(n int) string {
 		return ""
 	}
 	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// onConflictUpsert is upsert for SQLite and PostgreSQL, which share the
+// INSERT ... ON CONFLICT syntax.
+func onConflictUpsert(table string, keys, cols []string) string {
+	all := append(append([]string(nil), keys...), cols...)
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) ",
+		table, strings.Join(all, ", "), placeholders(len(all)), strings.Join(keys, ", "))
+	if len(cols) == 0 {
+		return q + "DO NOTHING"
+	}
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = excluded." + c
+	}
+	return q + "DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// onConflictBump is bumpCounter for SQLite and PostgreSQL.
+func onConflictBump(table, key, col string) string {
+	return fmt.Sprintf("INSERT INTO %[1]s (%[2]s, %[3]s) VALUES (?, 1) ON CONFLICT (%[2]s) DO UPDATE SET %[3]s = %[1]s.%[3]s + 1",
+		table, key, col)
 }

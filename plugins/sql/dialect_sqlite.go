@@ -1,6 +1,8 @@
 package sqlbackend
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -15,8 +18,24 @@ import (
 // sqliteDialect drives modernc.org/sqlite, a pure Go SQLite.
 type sqliteDialect struct{}
 
-func (sqliteDialect) name() string       { return "sqlite" }
-func (sqliteDialect) driverName() string { return "sqlite" }
+func (sqliteDialect) name() string { return "sqlite" }
+
+func (d sqliteDialect) open(s Settings, _ hclog.Logger) (*sql.DB, error) {
+	dsn, err := d.prepareDSN(s.DSN)
+	if err != nil {
+		return nil, err
+	}
+	return sql.Open("sqlite", dsn)
+}
+
+// checkServer has nothing to refuse: the library is compiled in.
+func (sqliteDialect) checkServer(ctx context.Context, db *sql.DB, _ Settings) (string, error) {
+	var v string
+	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v); err != nil {
+		return "", err
+	}
+	return "SQLite " + v, nil
+}
 
 // sqlitePragmas are applied to every new connection. WAL lets readers run
 // beside the one writer; busy_timeout makes a second writer wait for the
@@ -126,23 +145,14 @@ func (sqliteDialect) createIndex(name, table string, cols []string) string {
 	return fmt.Sprintf("CREATE INDEX %s ON %s (%s)", name, table, strings.Join(cols, ", "))
 }
 
+func (sqliteDialect) dropIndex(name, _ string) string { return "DROP INDEX " + name }
+
 func (sqliteDialect) upsert(table string, keys, cols []string) string {
-	all := append(append([]string(nil), keys...), cols...)
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) ",
-		table, strings.Join(all, ", "), placeholders(len(all)), strings.Join(keys, ", "))
-	if len(cols) == 0 {
-		return q + "DO NOTHING"
-	}
-	set := make([]string, len(cols))
-	for i, c := range cols {
-		set[i] = c + " = excluded." + c
-	}
-	return q + "DO UPDATE SET " + strings.Join(set, ", ")
+	return onConflictUpsert(table, keys, cols)
 }
 
 func (sqliteDialect) bumpCounter(table, key, col string) string {
-	return fmt.Sprintf("INSERT INTO %[1]s (%[2]s, %[3]s) VALUES (?, 1) ON CONFLICT (%[2]s) DO UPDATE SET %[3]s = %[1]s.%[3]s + 1",
-		table, key, col)
+	return onConflictBump(table, key, col)
 }
 
 func (sqliteDialect) returningID() bool { return false }
@@ -150,6 +160,18 @@ func (sqliteDialect) returningID() bool { return false }
 // lockRows is empty: the transaction already holds SQLite's single write
 // lock (BEGIN IMMEDIATE).
 func (sqliteDialect) lockRows() string { return "" }
+
+// readTx needs no isolation level: a SQLite transaction always reads one
+// snapshot.
+func (sqliteDialect) readTx() *sql.TxOptions { return &sql.TxOptions{ReadOnly: true} }
+
+func (sqliteDialect) transactionalDDL() bool { return true }
+
+// lockMigrations has nothing to do: a migration's transaction begins
+// IMMEDIATE, which already excludes every other writer.
+func (sqliteDialect) lockMigrations(context.Context, *sql.Conn) (func(), error) {
+	return func() {}, nil
+}
 
 func (sqliteDialect) classify(err error) errClass {
 	var se *sqlite.Error

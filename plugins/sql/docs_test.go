@@ -6,8 +6,9 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-func TestVCard(t *testing.T) {
-	s, _ := openTest(t)
+func TestVCard(t *testing.T) { forEachDB(t, testVCard) }
+
+func testVCard(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner = "zoë@例え.jp"
 	_, err := s.GetVCard(ctx, owner)
@@ -35,8 +36,9 @@ func TestVCard(t *testing.T) {
 	wantErr(t, "DeleteVCard empty owner", s.DeleteVCard(ctx, ""), sdk.ErrInvalid)
 }
 
-func TestPrivate(t *testing.T) {
-	s, _ := openTest(t)
+func TestPrivate(t *testing.T) { forEachDB(t, testPrivate) }
+
+func testPrivate(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner, other = "ann@example.org", "bob@example.org"
 	docs := []struct{ name, ns, xml string }{

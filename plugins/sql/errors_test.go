@@ -9,8 +9,9 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-func TestClosedStoreUnavailable(t *testing.T) {
-	s, _ := openTest(t)
+func TestClosedStoreUnavailable(t *testing.T) { forEachDB(t, testClosedStoreUnavailable) }
+
+func testClosedStoreUnavailable(t *testing.T, s *Store) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +57,9 @@ func TestLockedDatabaseUnavailable(t *testing.T) {
 	}
 }
 
-func TestCanceledContext(t *testing.T) {
-	s, _ := openTest(t)
+func TestCanceledContext(t *testing.T) { forEachDB(t, testCanceledContext) }
+
+func testCanceledContext(t *testing.T, s *Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := s.GetRoster(ctx, "ann@example.org")

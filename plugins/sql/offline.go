@@ -12,6 +12,23 @@ import (
 // database's limit on bound parameters.
 const popChunk = 500
 
+// padBatch pads ids with copies of its last id to the next of a few fixed
+// lengths, so that four prepared statements serve every Pop instead of
+// one per length. A repeated id in an IN list changes nothing.
+func padBatch(ids []any) []any {
+	for _, size := range [...]int{1, 10, 100, popChunk} {
+		if len(ids) <= size {
+			out := make([]any, size)
+			copy(out, ids)
+			for i := len(ids); i < size; i++ {
+				out[i] = ids[len(ids)-1]
+			}
+			return out
+		}
+	}
+	return ids
+}
+
 // Store appends a message to owner's queue. Stamps keep microsecond
 // precision.
 func (s *Store) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
@@ -36,7 +53,7 @@ func (s *Store) Count(ctx context.Context, owner string) (int, error) {
 		return 0, s.fail(op, err)
 	}
 	var n int
-	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM koi_offline_messages WHERE owner = ?"), owner).Scan(&n)
+	err := s.scanOne(ctx, nil, "SELECT COUNT(*) FROM koi_offline_messages WHERE owner = ?", []any{owner}, &n)
 	return n, s.fail(op, err)
 }
 
@@ -53,7 +70,7 @@ func (s *Store) Pop(ctx context.Context, owner string) ([]sdk.OfflineMessage, er
 	var msgs []sdk.OfflineMessage
 	err := s.write(ctx, op, func(tx *sql.Tx) error {
 		msgs = nil
-		rows, err := tx.QueryContext(ctx, s.q("SELECT id, stanza, stamp FROM koi_offline_messages WHERE owner = ? ORDER BY id"+s.d.lockRows()), owner)
+		rows, err := s.query(ctx, tx, "SELECT id, stanza, stamp FROM koi_offline_messages WHERE owner = ? ORDER BY id"+s.d.lockRows(), owner)
 		if err != nil {
 			return err
 		}
@@ -75,7 +92,8 @@ func (s *Store) Pop(ctx context.Context, owner string) ([]sdk.OfflineMessage, er
 		rows.Close()
 		for len(ids) > 0 {
 			n := min(len(ids), popChunk)
-			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_offline_messages WHERE id IN ("+placeholders(n)+")"), ids[:n]...); err != nil {
+			batch := padBatch(ids[:n])
+			if _, err := s.exec(ctx, tx, "DELETE FROM koi_offline_messages WHERE id IN ("+placeholders(len(batch))+")", batch...); err != nil {
 				return err
 			}
 			ids = ids[n:]
@@ -94,6 +112,6 @@ func (s *Store) DeleteAll(ctx context.Context, owner string) error {
 	if err := checkKey("owner", owner); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM koi_offline_messages WHERE owner = ?"), owner)
+	_, err := s.exec(ctx, nil, "DELETE FROM koi_offline_messages WHERE owner = ?", owner)
 	return s.fail(op, err)
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-func TestOffline(t *testing.T) {
-	s, _ := openTest(t)
+func TestOffline(t *testing.T) { forEachDB(t, testOffline) }
+
+func testOffline(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner = "ann@example.org"
 	base := time.Date(2025, 3, 4, 5, 6, 7, 891234000, time.UTC)
@@ -63,13 +64,14 @@ func TestOffline(t *testing.T) {
 	}
 }
 
-func TestOfflineLargePop(t *testing.T) {
-	s, _ := openTest(t)
+func TestOfflineLargePop(t *testing.T) { forEachDB(t, testOfflineLargePop) }
+
+func testOfflineLargePop(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner, n = "ann@example.org", popChunk*2 + 7
 	err := s.write(ctx, "fill", func(tx *sql.Tx) error {
 		for i := range n {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO koi_offline_messages (owner, stanza, stamp) VALUES (?, ?, 0)", owner, fmt.Sprint(i)); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO koi_offline_messages (owner, stanza, stamp) VALUES (?, ?, 0)"), owner, fmt.Sprint(i)); err != nil {
 				return err
 			}
 		}
@@ -97,8 +99,9 @@ func TestOfflineLargePop(t *testing.T) {
 
 // Poppers racing each other and a writer receive every message exactly
 // once, each batch in arrival order.
-func TestOfflineConcurrentPop(t *testing.T) {
-	s, _ := openTest(t)
+func TestOfflineConcurrentPop(t *testing.T) { forEachDB(t, testOfflineConcurrentPop) }
+
+func testOfflineConcurrentPop(t *testing.T, s *Store) {
 	const owner, total, poppers = "ann@example.org", 300, 8
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -158,8 +161,9 @@ func TestOfflineConcurrentPop(t *testing.T) {
 	}
 }
 
-func TestOfflineInvalid(t *testing.T) {
-	s, _ := openTest(t)
+func TestOfflineInvalid(t *testing.T) { forEachDB(t, testOfflineInvalid) }
+
+func testOfflineInvalid(t *testing.T, s *Store) {
 	ctx := t.Context()
 	wantErr(t, "Store empty owner", s.Store(ctx, "", sdk.OfflineMessage{Stanza: "<message/>"}), sdk.ErrInvalid)
 	wantErr(t, "Store bad stanza", s.Store(ctx, "ann@example.org", sdk.OfflineMessage{Stanza: "\xff"}), sdk.ErrInvalid)

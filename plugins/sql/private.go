@@ -10,8 +10,7 @@ func (s *Store) GetPrivate(ctx context.Context, owner, name, namespace string) (
 		return "", s.fail(op, err)
 	}
 	var xml string
-	err := s.db.QueryRowContext(ctx, s.q("SELECT xml FROM koi_private_storage WHERE owner = ? AND name = ? AND ns = ?"),
-		owner, name, namespace).Scan(&xml)
+	err := s.scanOne(ctx, nil, "SELECT xml FROM koi_private_storage WHERE owner = ? AND name = ? AND ns = ?", []any{owner, name, namespace}, &xml)
 	if err != nil {
 		return "", s.fail(op, err)
 	}
@@ -24,7 +23,7 @@ func (s *Store) SetPrivate(ctx context.Context, owner, name, namespace, xml stri
 	if err := checkAll(checkKey("owner", owner), checkKey("name", name), checkKey("namespace", namespace), checkText("xml", xml)); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(s.d.upsert("koi_private_storage", []string{"owner", "name", "ns"}, []string{"xml"})),
+	_, err := s.exec(ctx, nil, s.d.upsert("koi_private_storage", []string{"owner", "name", "ns"}, []string{"xml"}),
 		owner, name, namespace, xml)
 	return s.fail(op, err)
 }
@@ -35,6 +34,6 @@ func (s *Store) DeletePrivate(ctx context.Context, owner string) error {
 	if err := checkKey("owner", owner); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM koi_private_storage WHERE owner = ?"), owner)
+	_, err := s.exec(ctx, nil, "DELETE FROM koi_private_storage WHERE owner = ?", owner)
 	return s.fail(op, err)
 }

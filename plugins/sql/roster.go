@@ -20,7 +20,7 @@ func (s *Store) GetRoster(ctx context.Context, owner string) (sdk.RosterState, e
 	err := s.read(ctx, op, func(tx *sql.Tx) error {
 		st = sdk.RosterState{Version: "0"}
 		var v int64
-		switch err := tx.QueryRowContext(ctx, s.q("SELECT version FROM koi_roster_versions WHERE owner = ?"), owner).Scan(&v); err {
+		switch err := s.scanOne(ctx, tx, "SELECT version FROM koi_roster_versions WHERE owner = ?", []any{owner}, &v); err {
 		case nil:
 			st.Version = strconv.FormatInt(v, 10)
 		case sql.ErrNoRows:
@@ -39,8 +39,8 @@ func (s *Store) GetRoster(ctx context.Context, owner string) (sdk.RosterState, e
 }
 
 func (s *Store) loadItems(ctx context.Context, tx *sql.Tx, owner string, st *sdk.RosterState) error {
-	rows, err := tx.QueryContext(ctx, s.q(
-		"SELECT contact, name, subscription, ask, approved FROM koi_roster_items WHERE owner = ? ORDER BY contact"), owner)
+	rows, err := s.query(ctx, tx,
+		"SELECT contact, name, subscription, ask, approved FROM koi_roster_items WHERE owner = ? ORDER BY contact", owner)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (s *Store) loadItems(ctx context.Context, tx *sql.Tx, owner string, st *sdk
 	if len(st.Items) == 0 {
 		return nil
 	}
-	grows, err := tx.QueryContext(ctx, s.q("SELECT contact, grp FROM koi_roster_groups WHERE owner = ? ORDER BY contact, pos"), owner)
+	grows, err := s.query(ctx, tx, "SELECT contact, grp FROM koi_roster_groups WHERE owner = ? ORDER BY contact, pos", owner)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func (s *Store) loadItems(ctx context.Context, tx *sql.Tx, owner string, st *sdk
 }
 
 func (s *Store) loadPending(ctx context.Context, tx *sql.Tx, owner string, st *sdk.RosterState) error {
-	rows, err := tx.QueryContext(ctx, s.q("SELECT contact, stanza FROM koi_roster_pending WHERE owner = ? ORDER BY contact"), owner)
+	rows, err := s.query(ctx, tx, "SELECT contact, stanza FROM koi_roster_pending WHERE owner = ? ORDER BY contact", owner)
 	if err != nil {
 		return err
 	}
@@ -105,23 +105,27 @@ func (s *Store) SetItem(ctx context.Context, owner string, item sdk.RosterItem) 
 	}
 	var version string
 	err := s.write(ctx, op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(s.d.upsert("koi_roster_items",
-			[]string{"owner", "contact"}, []string{"name", "subscription", "ask", "approved"})),
+		// The version row first: it serialises the owner's writers before
+		// they touch items and groups, where they could deadlock.
+		var err error
+		if version, err = s.bumpVersion(ctx, tx, owner); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, s.d.upsert("koi_roster_items",
+			[]string{"owner", "contact"}, []string{"name", "subscription", "ask", "approved"}),
 			owner, item.JID, item.Name, item.Subscription, boolInt(item.Ask), boolInt(item.Approved)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?"), owner, item.JID); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, item.JID); err != nil {
 			return err
 		}
 		for i, g := range item.Groups {
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO koi_roster_groups (owner, contact, pos, grp) VALUES (?, ?, ?, ?)"),
+			if _, err := s.exec(ctx, tx, "INSERT INTO koi_roster_groups (owner, contact, pos, grp) VALUES (?, ?, ?, ?)",
 				owner, item.JID, i, g); err != nil {
 				return err
 			}
 		}
-		var err error
-		version, err = s.bumpVersion(ctx, tx, owner)
-		return err
+		return nil
 	})
 	return version, err
 }
@@ -135,10 +139,15 @@ func (s *Store) DeleteItem(ctx context.Context, owner, contact string) (string, 
 	}
 	var version string
 	err := s.write(ctx, op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?"), owner, contact); err != nil {
+		// Version first, as in SetItem; an absent item rolls it back.
+		var err error
+		if version, err = s.bumpVersion(ctx, tx, owner); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q("DELETE FROM koi_roster_items WHERE owner = ? AND contact = ?"), owner, contact)
+		if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, contact); err != nil {
+			return err
+		}
+		res, err := s.exec(ctx, tx, "DELETE FROM koi_roster_items WHERE owner = ? AND contact = ?", owner, contact)
 		if err != nil {
 			return err
 		}
@@ -147,8 +156,7 @@ func (s *Store) DeleteItem(ctx context.Context, owner, contact string) (string, 
 		} else if n == 0 {
 			return sdk.ErrNotFound
 		}
-		version, err = s.bumpVersion(ctx, tx, owner)
-		return err
+		return nil
 	})
 	return version, err
 }
@@ -160,7 +168,7 @@ func (s *Store) SetPending(ctx context.Context, owner string, p sdk.PendingSubsc
 	if err := checkAll(checkKey("owner", owner), checkKey("contact", p.JID), checkText("stanza", p.Stanza)); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(s.d.upsert("koi_roster_pending", []string{"owner", "contact"}, []string{"stanza"})),
+	_, err := s.exec(ctx, nil, s.d.upsert("koi_roster_pending", []string{"owner", "contact"}, []string{"stanza"}),
 		owner, p.JID, p.Stanza)
 	return s.fail(op, err)
 }
@@ -171,7 +179,7 @@ func (s *Store) DeletePending(ctx context.Context, owner, contact string) error 
 	if err := checkAll(checkKey("owner", owner), checkKey("contact", contact)); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM koi_roster_pending WHERE owner = ? AND contact = ?"), owner, contact)
+	_, err := s.exec(ctx, nil, "DELETE FROM koi_roster_pending WHERE owner = ? AND contact = ?", owner, contact)
 	return s.fail(op, err)
 }
 
@@ -183,9 +191,10 @@ func (s *Store) DeleteRoster(ctx context.Context, owner string) error {
 		return s.fail(op, err)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		// Groups before items: they reference them.
-		for _, table := range [...]string{"koi_roster_groups", "koi_roster_items", "koi_roster_pending", "koi_roster_versions"} {
-			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE owner = ?"), owner); err != nil {
+		// The version row first, as writers lock it; groups before items,
+		// which they reference.
+		for _, table := range [...]string{"koi_roster_versions", "koi_roster_groups", "koi_roster_items", "koi_roster_pending"} {
+			if _, err := s.exec(ctx, tx, "DELETE FROM "+table+" WHERE owner = ?", owner); err != nil {
 				return err
 			}
 		}
@@ -196,11 +205,11 @@ func (s *Store) DeleteRoster(ctx context.Context, owner string) error {
 // bumpVersion adds one to the owner's roster version inside tx and returns
 // the new value.
 func (s *Store) bumpVersion(ctx context.Context, tx *sql.Tx, owner string) (string, error) {
-	if _, err := tx.ExecContext(ctx, s.q(s.d.bumpCounter("koi_roster_versions", "owner", "version")), owner); err != nil {
+	if _, err := s.exec(ctx, tx, s.d.bumpCounter("koi_roster_versions", "owner", "version"), owner); err != nil {
 		return "", err
 	}
 	var v int64
-	if err := tx.QueryRowContext(ctx, s.q("SELECT version FROM koi_roster_versions WHERE owner = ?"), owner).Scan(&v); err != nil {
+	if err := s.scanOne(ctx, tx, "SELECT version FROM koi_roster_versions WHERE owner = ?", []any{owner}, &v); err != nil {
 		return "", err
 	}
 	return strconv.FormatInt(v, 10), nil

@@ -34,16 +34,18 @@ func setItem(t *testing.T, s *Store, owner string, it sdk.RosterItem) int {
 	return n
 }
 
-func TestRosterUnknownOwner(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterUnknownOwner(t *testing.T) { forEachDB(t, testRosterUnknownOwner) }
+
+func testRosterUnknownOwner(t *testing.T, s *Store) {
 	st := getRoster(t, s, "nobody@example.org")
 	if st.Version != "0" || len(st.Items) != 0 || len(st.Pending) != 0 {
 		t.Errorf("GetRoster of unknown owner = %+v, want empty at version 0", st)
 	}
 }
 
-func TestRosterItems(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterItems(t *testing.T) { forEachDB(t, testRosterItems) }
+
+func testRosterItems(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner = "ann@example.org"
 	bob := sdk.RosterItem{JID: "bob@example.org", Name: "Bob", Subscription: sdk.SubBoth, Groups: []string{"Zeta", "Alpha", "Mid"}}
@@ -92,8 +94,9 @@ func TestRosterItems(t *testing.T) {
 	}
 }
 
-func TestRosterPending(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterPending(t *testing.T) { forEachDB(t, testRosterPending) }
+
+func testRosterPending(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner = "ann@example.org"
 	v := setItem(t, s, owner, sdk.RosterItem{JID: "bob@example.org", Subscription: sdk.SubNone})
@@ -126,8 +129,9 @@ func TestRosterPending(t *testing.T) {
 	}
 }
 
-func TestDeleteRoster(t *testing.T) {
-	s, _ := openTest(t)
+func TestDeleteRoster(t *testing.T) { forEachDB(t, testDeleteRoster) }
+
+func testDeleteRoster(t *testing.T, s *Store) {
 	ctx := t.Context()
 	const owner, other = "ann@example.org", "bob@example.org"
 	setItem(t, s, owner, sdk.RosterItem{JID: other, Subscription: sdk.SubBoth, Groups: []string{"g"}})
@@ -143,7 +147,7 @@ func TestDeleteRoster(t *testing.T) {
 	}
 	for _, table := range []string{"koi_roster_items", "koi_roster_groups", "koi_roster_pending", "koi_roster_versions"} {
 		var n int
-		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table+" WHERE owner = ?", owner).Scan(&n); err != nil || n != 0 {
+		if err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM "+table+" WHERE owner = ?"), owner).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s rows left: %d, %v", table, n, err)
 		}
 	}
@@ -155,8 +159,9 @@ func TestDeleteRoster(t *testing.T) {
 	}
 }
 
-func TestRosterUnicode(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterUnicode(t *testing.T) { forEachDB(t, testRosterUnicode) }
+
+func testRosterUnicode(t *testing.T, s *Store) {
 	owners := []string{"benoît@例え.jp", "Benoît@例え.jp", "иван@пример.рф"}
 	item := sdk.RosterItem{JID: "ψ@ελλάδα.gr", Name: "Ψ 👪", Subscription: sdk.SubFrom, Groups: []string{"家族", "👪", ""}}
 	for _, o := range owners {
@@ -170,8 +175,9 @@ func TestRosterUnicode(t *testing.T) {
 	}
 }
 
-func TestRosterInvalid(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterInvalid(t *testing.T) { forEachDB(t, testRosterInvalid) }
+
+func testRosterInvalid(t *testing.T, s *Store) {
 	ctx := t.Context()
 	ok := sdk.RosterItem{JID: "bob@example.org", Subscription: sdk.SubNone}
 	items := map[string]sdk.RosterItem{
@@ -202,8 +208,9 @@ func TestRosterInvalid(t *testing.T) {
 
 // Concurrent writers each get a distinct version, and the last one is the
 // number of writes.
-func TestRosterVersionsConcurrent(t *testing.T) {
-	s, _ := openTest(t)
+func TestRosterVersionsConcurrent(t *testing.T) { forEachDB(t, testRosterVersionsConcurrent) }
+
+func testRosterVersionsConcurrent(t *testing.T, s *Store) {
 	const owner, writers, each = "ann@example.org", 4, 10
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -233,24 +240,5 @@ func TestRosterVersionsConcurrent(t *testing.T) {
 	}
 	if st := getRoster(t, s, owner); st.Version != strconv.Itoa(writers*each) || len(st.Items) != writers*each {
 		t.Errorf("final version %s with %d items, want %d", st.Version, len(st.Items), writers*each)
-	}
-}
-
-func BenchmarkGetRoster1000(b *testing.B) {
-	s, _ := openTest(b)
-	ctx := context.Background()
-	const owner = "ann@example.org"
-	for i := range 1000 {
-		it := sdk.RosterItem{JID: fmt.Sprintf("contact%04d@example.org", i), Name: fmt.Sprintf("Contact %d", i),
-			Subscription: sdk.SubBoth, Groups: []string{"Friends", fmt.Sprintf("G%d", i%10)}}
-		if _, err := s.SetItem(ctx, owner, it); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for b.Loop() {
-		st, err := s.GetRoster(ctx, owner)
-		if err != nil || len(st.Items) != 1000 {
-			b.Fatalf("GetRoster: %d items, %v", len(st.Items), err)
-		}
 	}
 }

@@ -10,12 +10,22 @@ package sqlbackend
 // listing go through a second column for the benefit of no real user.
 const maxKeyChars = 255
 
-// migration is one step of the schema. Steps are applied in version order,
-// each in its own transaction, and recorded in koi_schema_migrations.
+// migration is one version of the schema. Migrations are applied in
+// version order and recorded in koi_schema_migrations; see migrate for how
+// a failure is undone.
 type migration struct {
 	version int
 	name    string
-	up      func(d dialect) ([]string, error)
+	up      func(d dialect) ([]step, error)
+}
+
+// step is one statement of a migration and the statement reversing it.
+// undo must also succeed, or fail with a "does not exist" error, when do
+// ran only in part or not at all: it is replayed after a crash. Where DDL
+// is transactional undo is never run, but it is still required, so that
+// every migration works on MySQL.
+type step struct {
+	do, undo string
 }
 
 // migrationsTable records applied migrations.
@@ -33,15 +43,29 @@ func migrationsTableDef() tableDef {
 	}
 }
 
+// progressTable records, on databases without transactional DDL, the
+// migration in progress and how many of its steps were started, so that
+// one interrupted by a crash is undone at the next start.
+const progressTable = "koi_schema_progress"
+
+func progressTableDef() tableDef {
+	return tableDef{
+		name:       progressTable,
+		cols:       []columnDef{{name: "version", typ: colInt}, {name: "started", typ: colInt}},
+		primaryKey: []string{"version"},
+	}
+}
+
 // schema returns koi's migrations. Released migrations never change; a
 // schema change is a new entry at the end.
 func schema() []migration {
 	return []migration{
 		{version: 1, name: "initial", up: initialSchema},
+		{version: 2, name: "archive", up: archiveSchema}, // archive.go
 	}
 }
 
-func initialSchema(d dialect) ([]string, error) {
+func initialSchema(d dialect) ([]step, error) {
 	key := func(name string) columnDef { return columnDef{name: name, typ: colKey, size: maxKeyChars} }
 	text := func(name string) columnDef { return columnDef{name: name, typ: colText} }
 	tables := []tableDef{
@@ -110,17 +134,20 @@ func initialSchema(d dialect) ([]string, error) {
 			primaryKey: []string{"owner", "name", "ns"},
 		},
 	}
-	var stmts []string
+	var steps []step
 	for _, t := range tables {
 		s, err := createTableSQL(d, t, false)
 		if err != nil {
 			return nil, err
 		}
-		stmts = append(stmts, s)
+		steps = append(steps, step{do: s, undo: "DROP TABLE IF EXISTS " + t.name})
 	}
-	idx, err := createIndexSQL(d, "koi_offline_messages_owner_idx", "koi_offline_messages", "owner", "id")
+	// Pop and Count select an owner's messages in id order; every other
+	// query is served by a primary key or its prefix.
+	const idx, table = "koi_offline_messages_owner_idx", "koi_offline_messages"
+	create, err := createIndexSQL(d, idx, table, "owner", "id")
 	if err != nil {
 		return nil, err
 	}
-	return append(stmts, idx), nil
+	return append(steps, step{do: create, undo: d.dropIndex(idx, table)}), nil
 }

@@ -6,7 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,6 +26,17 @@ type Store struct {
 	d          dialect
 	iterations int
 	log        hclog.Logger
+	// from and version are the schema versions Open found and left.
+	from, version int
+	// maxIdle is the pool's idle connection limit.
+	maxIdle int
+
+	// stmts caches a prepared statement per query text ("?" form);
+	// database/sql prepares it again on each connection that needs it.
+	// wanted are queries a transaction found missing from stmts.
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool
 }
 
 var (
@@ -43,6 +59,17 @@ func Open(ctx context.Context, c Settings, log hclog.Logger) (*Store, error) {
 	return open(ctx, c, log, schema())
 }
 
+// Migrate applies any pending schema migrations and closes the database
+// again; it returns the schema version found and the one left.
+func Migrate(ctx context.Context, c Settings, log hclog.Logger) (from, to int, err error) {
+	s, err := open(ctx, c, log, schema())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	return s.from, s.version, nil
+}
+
 // open is Open with the migration list as a parameter, so tests can make a
 // migration fail.
 func open(ctx context.Context, c Settings, log hclog.Logger, migs []migration) (*Store, error) {
@@ -53,35 +80,47 @@ func open(ctx context.Context, c Settings, log hclog.Logger, migs []migration) (
 	if err != nil {
 		return nil, err
 	}
-	dsn, err := d.prepareDSN(c.DSN)
+	db, err := d.open(c, log)
 	if err != nil {
-		return nil, fmt.Errorf("sql backend config: %w", err)
+		return nil, fmt.Errorf("%w: sql backend config: %w", sdk.ErrInvalid, err)
 	}
-	db, err := sql.Open(d.driverName(), dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", d.name(), err)
+	maxIdle := c.MaxIdleConns
+	if maxIdle == 0 {
+		maxIdle = defaultMaxIdleConns
 	}
 	db.SetMaxOpenConns(c.MaxOpenConns)
-	if c.MaxIdleConns > 0 {
-		db.SetMaxIdleConns(c.MaxIdleConns)
-	}
+	db.SetMaxIdleConns(maxIdle)
 	db.SetConnMaxLifetime(c.ConnMaxLifetime)
-	s := &Store{db: db, d: d, iterations: c.SCRAMIterations, log: log}
+	s := &Store{db: db, d: d, iterations: c.SCRAMIterations, log: log, maxIdle: maxIdle,
+		stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
 	if s.iterations == 0 {
 		s.iterations = sdk.DefaultSCRAMIterations
 	}
-	if err := db.PingContext(ctx); err != nil {
+	server, err := d.checkServer(ctx, db, c)
+	if err != nil {
 		db.Close()
 		return nil, s.fail("open "+d.name()+" database", err)
 	}
-	if err := migrate(ctx, db, d, migs, log); err != nil {
+	log.Info("connected", "server", server)
+	from, to, err := migrate(ctx, db, d, migs, log)
+	if err != nil {
 		db.Close()
 		return nil, s.fail("schema", err)
 	}
+	s.from, s.version = from, to
 	return s, nil
 }
 
-// Capabilities declares every feature read-write, with SCRAM.
+// SchemaVersion is the version of the schema, the newest migration
+// applied.
+func (s *Store) SchemaVersion() int { return s.version }
+
+// defaultMaxIdleConns is database/sql's own default, which it does not
+// export.
+const defaultMaxIdleConns = 2
+
+// Capabilities declares every feature read-write, with SCRAM and archive
+// search.
 func (s *Store) Capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
 		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
@@ -89,6 +128,9 @@ func (s *Store) Capabilities() sdk.Capabilities {
 		Offline: sdk.AccessReadWrite,
 		VCard:   sdk.AccessReadWrite,
 		Private: sdk.AccessReadWrite,
+		// Full-text search is a substring scan of the owner's messages
+		// (archive.go): no index, but no extra setup either.
+		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 	}
 }
 
@@ -97,8 +139,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.fail("ping", s.db.PingContext(ctx))
 }
 
-// Close closes the connection pool.
+// Close closes the prepared statements and the connection pool.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	clear(s.stmts)
+	s.mu.Unlock()
 	return s.db.Close()
 }
 
@@ -113,29 +161,143 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 // read runs fn in a read-only transaction, for reads that must see one
 // consistent state.
 func (s *Store) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	return s.inTx(ctx, op, &sql.TxOptions{ReadOnly: true}, fn)
+	return s.inTx(ctx, op, s.d.readTx(), fn)
 }
 
+// maxTxAttempts bounds how often a transaction the database aborted to
+// break a deadlock is run again.
+const maxTxAttempts = 4
+
 func (s *Store) inTx(ctx context.Context, op string, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, opts, fn)
+		if err == nil {
+			// Only now: a failing call must not wait on more statements.
+			s.prepareWanted(ctx)
+			return nil
+		}
+		if attempt == maxTxAttempts || classify(s.d, err) != errRetry || ctx.Err() != nil {
+			return s.fail(op, err)
+		}
+		s.log.Debug("transaction aborted by the database, running it again", "op", op, "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return s.fail(op, ctx.Err())
+		case <-time.After(time.Duration(attempt*attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
-		return s.fail(op, err)
+		return err
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return s.fail(op, err)
+		return err
 	}
-	return s.fail(op, tx.Commit())
+	return tx.Commit()
+}
+
+// stmt returns the prepared statement for query, written with "?"
+// placeholders, in tx unless tx is nil.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	st, ok := s.stmts[query]
+	if !ok && tx != nil {
+		s.wanted[query] = true
+	}
+	s.mu.Unlock()
+	switch {
+	case ok && tx != nil:
+		return tx.StmtContext(ctx, st), nil
+	case ok:
+		return st, nil
+	case tx != nil:
+		// Preparing on the pool now could wait for a free connection
+		// while this transaction holds one; with every connection in
+		// such a transaction nothing would move again. The transaction
+		// prepares its own copy, and inTx prepares the pool's after it.
+		return tx.PrepareContext(ctx, s.q(query))
+	}
+	return s.prepare(ctx, query)
+}
+
+// prepare prepares query on the pool and caches it. It is never called
+// while holding a connection.
+func (s *Store) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.wanted, query)
+	if prev, ok := s.stmts[query]; ok {
+		st.Close()
+		return prev, nil
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// prepareWanted prepares on the pool the statements transactions met
+// uncached. A failure is left for a later transaction to retry.
+func (s *Store) prepareWanted(ctx context.Context) {
+	s.mu.Lock()
+	var queries []string
+	for q := range s.wanted {
+		queries = append(queries, q)
+	}
+	s.mu.Unlock()
+	for _, q := range queries {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := s.prepare(ctx, q); err != nil {
+			s.log.Debug("preparing a statement failed", "error", err)
+			return
+		}
+	}
+}
+
+// exec runs a prepared statement, in tx unless tx is nil.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// query runs a prepared query, in tx unless tx is nil.
+func (s *Store) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scanOne runs a prepared query that returns at most one row and scans it
+// into dest; no row is sql.ErrNoRows.
+func (s *Store) scanOne(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // insertID inserts a row and returns the id the database gave it.
 func (s *Store) insertID(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
 	if s.d.returningID() {
 		var id int64
-		err := tx.QueryRowContext(ctx, s.q(query+" RETURNING id"), args...).Scan(&id)
+		err := s.scanOne(ctx, tx, query+" RETURNING id", args, &id)
 		return id, err
 	}
-	res, err := tx.ExecContext(ctx, s.q(query), args...)
+	res, err := s.exec(ctx, tx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -154,18 +316,45 @@ func (s *Store) fail(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, sdk.ErrNotFound)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn),
-		isClosedDB(err):
-		return fmt.Errorf("%s: %w: %w", op, sdk.ErrUnavailable, err)
 	}
-	switch s.d.classify(err) {
+	switch classify(s.d, err) {
 	case errUnique:
 		return fmt.Errorf("%s: %w: %w", op, sdk.ErrExists, err)
-	case errTransient:
+	case errConnLost:
+		s.dropIdle()
+		return fmt.Errorf("%s: %w: %w", op, sdk.ErrUnavailable, err)
+	case errTransient, errRetry:
 		return fmt.Errorf("%s: %w: %w", op, sdk.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// dropIdle closes the pool's idle connections. When one connection was
+// lost the others mostly were too (a restart, a fail-over, an
+// administrator's kill); reusing them would fail the next calls one by
+// one, while new ones work as soon as the server does.
+func (s *Store) dropIdle() {
+	s.db.SetMaxIdleConns(0)
+	s.db.SetMaxIdleConns(s.maxIdle)
+}
+
+// classify sorts err: first the failures every driver shares (a context
+// ended, a connection lost or refused, the pool closed), then by d.
+func classify(d dialect, err error) errClass {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, sql.ErrConnDone), isClosedDB(err):
+		return errTransient
+	case errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.As(err, &ne) && !ne.Timeout():
+		return errConnLost
+	case errors.As(err, &ne):
+		return errTransient
+	}
+	return d.classify(err)
 }
 
 // isClosedDB recognises database/sql's error for a closed pool, which it

@@ -9,7 +9,7 @@ func (s *Store) GetVCard(ctx context.Context, owner string) (string, error) {
 		return "", s.fail(op, err)
 	}
 	var xml string
-	err := s.db.QueryRowContext(ctx, s.q("SELECT xml FROM koi_vcards WHERE owner = ?"), owner).Scan(&xml)
+	err := s.scanOne(ctx, nil, "SELECT xml FROM koi_vcards WHERE owner = ?", []any{owner}, &xml)
 	if err != nil {
 		return "", s.fail(op, err)
 	}
@@ -22,7 +22,7 @@ func (s *Store) SetVCard(ctx context.Context, owner, vcard string) error {
 	if err := checkAll(checkKey("owner", owner), checkText("vcard", vcard)); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(s.d.upsert("koi_vcards", []string{"owner"}, []string{"xml"})), owner, vcard)
+	_, err := s.exec(ctx, nil, s.d.upsert("koi_vcards", []string{"owner"}, []string{"xml"}), owner, vcard)
 	return s.fail(op, err)
 }
 
@@ -32,6 +32,6 @@ func (s *Store) DeleteVCard(ctx context.Context, owner string) error {
 	if err := checkKey("owner", owner); err != nil {
 		return s.fail(op, err)
 	}
-	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM koi_vcards WHERE owner = ?"), owner)
+	_, err := s.exec(ctx, nil, "DELETE FROM koi_vcards WHERE owner = ?", owner)
 	return s.fail(op, err)
 }

@@ -119,15 +119,17 @@ func (*Empty) Descriptor() ([]byte, []int) {
 }
 
 type Capabilities struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Auth          Access                 `protobuf:"varint,1,opt,name=auth,proto3,enum=koi.backend.v1.Access" json:"auth,omitempty"`
-	AuthScram     bool                   `protobuf:"varint,2,opt,name=auth_scram,json=authScram,proto3" json:"auth_scram,omitempty"`
-	Roster        Access                 `protobuf:"varint,3,opt,name=roster,proto3,enum=koi.backend.v1.Access" json:"roster,omitempty"`
-	Offline       Access                 `protobuf:"varint,4,opt,name=offline,proto3,enum=koi.backend.v1.Access" json:"offline,omitempty"`
-	Vcard         Access                 `protobuf:"varint,5,opt,name=vcard,proto3,enum=koi.backend.v1.Access" json:"vcard,omitempty"`
-	Private       Access                 `protobuf:"varint,6,opt,name=private,proto3,enum=koi.backend.v1.Access" json:"private,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Auth            Access                 `protobuf:"varint,1,opt,name=auth,proto3,enum=koi.backend.v1.Access" json:"auth,omitempty"`
+	AuthScram       bool                   `protobuf:"varint,2,opt,name=auth_scram,json=authScram,proto3" json:"auth_scram,omitempty"`
+	Roster          Access                 `protobuf:"varint,3,opt,name=roster,proto3,enum=koi.backend.v1.Access" json:"roster,omitempty"`
+	Offline         Access                 `protobuf:"varint,4,opt,name=offline,proto3,enum=koi.backend.v1.Access" json:"offline,omitempty"`
+	Vcard           Access                 `protobuf:"varint,5,opt,name=vcard,proto3,enum=koi.backend.v1.Access" json:"vcard,omitempty"`
+	Private         Access                 `protobuf:"varint,6,opt,name=private,proto3,enum=koi.backend.v1.Access" json:"private,omitempty"`
+	Archive         Access                 `protobuf:"varint,7,opt,name=archive,proto3,enum=koi.backend.v1.Access" json:"archive,omitempty"`
+	ArchiveFulltext bool                   `protobuf:"varint,8,opt,name=archive_fulltext,json=archiveFulltext,proto3" json:"archive_fulltext,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -200,6 +202,20 @@ func (x *Capabilities) GetPrivate() Access {
 		return x.Private
 	}
 	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetArchive() Access {
+	if x != nil {
+		return x.Archive
+	}
+	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetArchiveFulltext() bool {
+	if x != nil {
+		return x.ArchiveFulltext
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1653,12 +1669,547 @@ func (x *SetPrivateRequest) GetXml() string {
 	return ""
 }
 
+type ArchivedMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	StanzaId      string                 `protobuf:"bytes,2,opt,name=stanza_id,json=stanzaId,proto3" json:"stanza_id,omitempty"`
+	Peer          string                 `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	PeerResource  string                 `protobuf:"bytes,4,opt,name=peer_resource,json=peerResource,proto3" json:"peer_resource,omitempty"`
+	Stamp         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=stamp,proto3" json:"stamp,omitempty"`
+	Outgoing      bool                   `protobuf:"varint,6,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	Stanza        string                 `protobuf:"bytes,7,opt,name=stanza,proto3" json:"stanza,omitempty"`
+	Body          string                 `protobuf:"bytes,8,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchivedMessage) Reset() {
+	*x = ArchivedMessage{}
+	mi := &file_koi_backend_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchivedMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchivedMessage) ProtoMessage() {}
+
+func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchivedMessage.ProtoReflect.Descriptor instead.
+func (*ArchivedMessage) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ArchivedMessage) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ArchivedMessage) GetStanzaId() string {
+	if x != nil {
+		return x.StanzaId
+	}
+	return ""
+}
+
+func (x *ArchivedMessage) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *ArchivedMessage) GetPeerResource() string {
+	if x != nil {
+		return x.PeerResource
+	}
+	return ""
+}
+
+func (x *ArchivedMessage) GetStamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Stamp
+	}
+	return nil
+}
+
+func (x *ArchivedMessage) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
+func (x *ArchivedMessage) GetStanza() string {
+	if x != nil {
+		return x.Stanza
+	}
+	return ""
+}
+
+func (x *ArchivedMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+type ArchiveBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Messages      []*ArchivedMessage     `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveBatch) Reset() {
+	*x = ArchiveBatch{}
+	mi := &file_koi_backend_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveBatch) ProtoMessage() {}
+
+func (x *ArchiveBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveBatch.ProtoReflect.Descriptor instead.
+func (*ArchiveBatch) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ArchiveBatch) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ArchiveBatch) GetMessages() []*ArchivedMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+type ArchiveAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// code is the gRPC status code of the batch's outcome (0: stored) and
+	// error its message; they map to the sdk errors as a call's status does.
+	Code          int32  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveAck) Reset() {
+	*x = ArchiveAck{}
+	mi := &file_koi_backend_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveAck) ProtoMessage() {}
+
+func (x *ArchiveAck) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveAck.ProtoReflect.Descriptor instead.
+func (*ArchiveAck) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ArchiveAck) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ArchiveAck) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ArchiveAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ArchiveQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	With          string                 `protobuf:"bytes,2,opt,name=with,proto3" json:"with,omitempty"`
+	WithResource  string                 `protobuf:"bytes,3,opt,name=with_resource,json=withResource,proto3" json:"with_resource,omitempty"`
+	AfterId       string                 `protobuf:"bytes,4,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	BeforeId      string                 `protobuf:"bytes,5,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
+	Ids           []string               `protobuf:"bytes,6,rep,name=ids,proto3" json:"ids,omitempty"`
+	Text          string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	After         string                 `protobuf:"bytes,8,opt,name=after,proto3" json:"after,omitempty"`
+	Before        string                 `protobuf:"bytes,9,opt,name=before,proto3" json:"before,omitempty"`
+	Last          bool                   `protobuf:"varint,10,opt,name=last,proto3" json:"last,omitempty"`
+	Skip          int64                  `protobuf:"varint,11,opt,name=skip,proto3" json:"skip,omitempty"`
+	Max           int64                  `protobuf:"varint,12,opt,name=max,proto3" json:"max,omitempty"`
+	Count         bool                   `protobuf:"varint,13,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveQuery) Reset() {
+	*x = ArchiveQuery{}
+	mi := &file_koi_backend_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveQuery) ProtoMessage() {}
+
+func (x *ArchiveQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveQuery.ProtoReflect.Descriptor instead.
+func (*ArchiveQuery) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ArchiveQuery) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetWithResource() string {
+	if x != nil {
+		return x.WithResource
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetAfterId() string {
+	if x != nil {
+		return x.AfterId
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetBeforeId() string {
+	if x != nil {
+		return x.BeforeId
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ArchiveQuery) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *ArchiveQuery) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+func (x *ArchiveQuery) GetSkip() int64 {
+	if x != nil {
+		return x.Skip
+	}
+	return 0
+}
+
+func (x *ArchiveQuery) GetMax() int64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *ArchiveQuery) GetCount() bool {
+	if x != nil {
+		return x.Count
+	}
+	return false
+}
+
+type ArchivePage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*ArchivedMessage     `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	Complete      bool                   `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	Count         int64                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Index         int64                  `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchivePage) Reset() {
+	*x = ArchivePage{}
+	mi := &file_koi_backend_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchivePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchivePage) ProtoMessage() {}
+
+func (x *ArchivePage) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchivePage.ProtoReflect.Descriptor instead.
+func (*ArchivePage) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ArchivePage) GetMessages() []*ArchivedMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ArchivePage) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *ArchivePage) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ArchivePage) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ArchivePrefs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// default_mode is "always", "never", "roster" or "" (never set).
+	DefaultMode   string   `protobuf:"bytes,1,opt,name=default_mode,json=defaultMode,proto3" json:"default_mode,omitempty"`
+	Always        []string `protobuf:"bytes,2,rep,name=always,proto3" json:"always,omitempty"`
+	Never         []string `protobuf:"bytes,3,rep,name=never,proto3" json:"never,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchivePrefs) Reset() {
+	*x = ArchivePrefs{}
+	mi := &file_koi_backend_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchivePrefs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchivePrefs) ProtoMessage() {}
+
+func (x *ArchivePrefs) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchivePrefs.ProtoReflect.Descriptor instead.
+func (*ArchivePrefs) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ArchivePrefs) GetDefaultMode() string {
+	if x != nil {
+		return x.DefaultMode
+	}
+	return ""
+}
+
+func (x *ArchivePrefs) GetAlways() []string {
+	if x != nil {
+		return x.Always
+	}
+	return nil
+}
+
+func (x *ArchivePrefs) GetNever() []string {
+	if x != nil {
+		return x.Never
+	}
+	return nil
+}
+
+type SetArchivePrefsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Prefs         *ArchivePrefs          `protobuf:"bytes,2,opt,name=prefs,proto3" json:"prefs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetArchivePrefsRequest) Reset() {
+	*x = SetArchivePrefsRequest{}
+	mi := &file_koi_backend_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetArchivePrefsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetArchivePrefsRequest) ProtoMessage() {}
+
+func (x *SetArchivePrefsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetArchivePrefsRequest.ProtoReflect.Descriptor instead.
+func (*SetArchivePrefsRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetArchivePrefsRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SetArchivePrefsRequest) GetPrefs() *ArchivePrefs {
+	if x != nil {
+		return x.Prefs
+	}
+	return nil
+}
+
 var File_koi_backend_proto protoreflect.FileDescriptor
 
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\x9b\x02\n" +
+	"\x05Empty\"\xf8\x02\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -1666,7 +2217,9 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x06roster\x18\x03 \x01(\x0e2\x16.koi.backend.v1.AccessR\x06roster\x120\n" +
 	"\aoffline\x18\x04 \x01(\x0e2\x16.koi.backend.v1.AccessR\aoffline\x12,\n" +
 	"\x05vcard\x18\x05 \x01(\x0e2\x16.koi.backend.v1.AccessR\x05vcard\x120\n" +
-	"\aprivate\x18\x06 \x01(\x0e2\x16.koi.backend.v1.AccessR\aprivate\"*\n" +
+	"\aprivate\x18\x06 \x01(\x0e2\x16.koi.backend.v1.AccessR\aprivate\x120\n" +
+	"\aarchive\x18\a \x01(\x0e2\x16.koi.backend.v1.AccessR\aarchive\x12)\n" +
+	"\x10archive_fulltext\x18\b \x01(\bR\x0farchiveFulltext\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -1754,7 +2307,51 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03xml\x18\x04 \x01(\tR\x03xml*A\n" +
+	"\x03xml\x18\x04 \x01(\tR\x03xml\"\xf7\x01\n" +
+	"\x0fArchivedMessage\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
+	"\tstanza_id\x18\x02 \x01(\tR\bstanzaId\x12\x12\n" +
+	"\x04peer\x18\x03 \x01(\tR\x04peer\x12#\n" +
+	"\rpeer_resource\x18\x04 \x01(\tR\fpeerResource\x120\n" +
+	"\x05stamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05stamp\x12\x1a\n" +
+	"\boutgoing\x18\x06 \x01(\bR\boutgoing\x12\x16\n" +
+	"\x06stanza\x18\a \x01(\tR\x06stanza\x12\x12\n" +
+	"\x04body\x18\b \x01(\tR\x04body\"[\n" +
+	"\fArchiveBatch\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
+	"\bmessages\x18\x02 \x03(\v2\x1f.koi.backend.v1.ArchivedMessageR\bmessages\"F\n" +
+	"\n" +
+	"ArchiveAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xb9\x02\n" +
+	"\fArchiveQuery\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04with\x18\x02 \x01(\tR\x04with\x12#\n" +
+	"\rwith_resource\x18\x03 \x01(\tR\fwithResource\x12\x19\n" +
+	"\bafter_id\x18\x04 \x01(\tR\aafterId\x12\x1b\n" +
+	"\tbefore_id\x18\x05 \x01(\tR\bbeforeId\x12\x10\n" +
+	"\x03ids\x18\x06 \x03(\tR\x03ids\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04text\x12\x14\n" +
+	"\x05after\x18\b \x01(\tR\x05after\x12\x16\n" +
+	"\x06before\x18\t \x01(\tR\x06before\x12\x12\n" +
+	"\x04last\x18\n" +
+	" \x01(\bR\x04last\x12\x12\n" +
+	"\x04skip\x18\v \x01(\x03R\x04skip\x12\x10\n" +
+	"\x03max\x18\f \x01(\x03R\x03max\x12\x14\n" +
+	"\x05count\x18\r \x01(\bR\x05count\"\x92\x01\n" +
+	"\vArchivePage\x12;\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1f.koi.backend.v1.ArchivedMessageR\bmessages\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x03R\x05index\"_\n" +
+	"\fArchivePrefs\x12!\n" +
+	"\fdefault_mode\x18\x01 \x01(\tR\vdefaultMode\x12\x16\n" +
+	"\x06always\x18\x02 \x03(\tR\x06always\x12\x14\n" +
+	"\x05never\x18\x03 \x03(\tR\x05never\"b\n" +
+	"\x16SetArchivePrefsRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x122\n" +
+	"\x05prefs\x18\x02 \x01(\v2\x1c.koi.backend.v1.ArchivePrefsR\x05prefs*A\n" +
 	"\x06Access\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x15\n" +
@@ -1797,7 +2394,13 @@ const file_koi_backend_proto_rawDesc = "" +
 	"GetPrivate\x12!.koi.backend.v1.GetPrivateRequest\x1a .koi.backend.v1.DocumentResponse\x12F\n" +
 	"\n" +
 	"SetPrivate\x12!.koi.backend.v1.SetPrivateRequest\x1a\x15.koi.backend.v1.Empty\x12D\n" +
-	"\rDeletePrivate\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
+	"\rDeletePrivate\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\xee\x02\n" +
+	"\aArchive\x12F\n" +
+	"\x06Append\x12\x1c.koi.backend.v1.ArchiveBatch\x1a\x1a.koi.backend.v1.ArchiveAck(\x010\x01\x12B\n" +
+	"\x05Query\x12\x1c.koi.backend.v1.ArchiveQuery\x1a\x1b.koi.backend.v1.ArchivePage\x12D\n" +
+	"\rDeleteArchive\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty\x12F\n" +
+	"\bGetPrefs\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x1c.koi.backend.v1.ArchivePrefs\x12I\n" +
+	"\bSetPrefs\x12&.koi.backend.v1.SetArchivePrefsRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
 
 var (
 	file_koi_backend_proto_rawDescOnce sync.Once
@@ -1812,7 +2415,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -1845,7 +2448,14 @@ var file_koi_backend_proto_goTypes = []any{
 	(*SetVCardRequest)(nil),          // 28: koi.backend.v1.SetVCardRequest
 	(*GetPrivateRequest)(nil),        // 29: koi.backend.v1.GetPrivateRequest
 	(*SetPrivateRequest)(nil),        // 30: koi.backend.v1.SetPrivateRequest
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*ArchivedMessage)(nil),          // 31: koi.backend.v1.ArchivedMessage
+	(*ArchiveBatch)(nil),             // 32: koi.backend.v1.ArchiveBatch
+	(*ArchiveAck)(nil),               // 33: koi.backend.v1.ArchiveAck
+	(*ArchiveQuery)(nil),             // 34: koi.backend.v1.ArchiveQuery
+	(*ArchivePage)(nil),              // 35: koi.backend.v1.ArchivePage
+	(*ArchivePrefs)(nil),             // 36: koi.backend.v1.ArchivePrefs
+	(*SetArchivePrefsRequest)(nil),   // 37: koi.backend.v1.SetArchivePrefsRequest
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -1853,69 +2463,84 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 2: koi.backend.v1.Capabilities.offline:type_name -> koi.backend.v1.Access
 	0,  // 3: koi.backend.v1.Capabilities.vcard:type_name -> koi.backend.v1.Access
 	0,  // 4: koi.backend.v1.Capabilities.private:type_name -> koi.backend.v1.Access
-	2,  // 5: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 6: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 7: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 8: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 9: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	31, // 10: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 11: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 12: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	3,  // 13: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 14: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 15: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 16: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 17: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 18: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 19: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 20: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 21: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 22: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 23: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 24: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 25: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 26: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 27: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 28: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 29: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 30: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 31: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 32: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 33: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 34: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 35: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 36: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 37: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	4,  // 38: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 39: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 40: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 41: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 42: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 43: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 44: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 45: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 46: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 47: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 48: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 49: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 50: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 51: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 52: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 53: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 54: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 55: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 56: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 57: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 58: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 59: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 60: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 61: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 62: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	38, // [38:63] is the sub-list for method output_type
-	13, // [13:38] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
+	2,  // 6: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17, // 7: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18, // 8: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17, // 9: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18, // 10: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	38, // 11: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	23, // 12: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	23, // 13: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	38, // 14: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	31, // 15: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	31, // 16: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	36, // 17: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	3,  // 18: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,  // 19: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,  // 20: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,  // 21: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11, // 22: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,  // 23: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,  // 24: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,  // 25: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13, // 26: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15, // 27: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20, // 28: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16, // 29: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21, // 30: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16, // 31: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15, // 32: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	24, // 33: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15, // 34: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15, // 35: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15, // 36: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15, // 37: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	28, // 38: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15, // 39: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	29, // 40: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	30, // 41: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15, // 42: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	32, // 43: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	34, // 44: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15, // 45: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15, // 46: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	37, // 47: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	4,  // 48: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,  // 49: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10, // 50: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10, // 51: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12, // 52: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,  // 53: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,  // 54: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,  // 55: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14, // 56: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19, // 57: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	22, // 58: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	22, // 59: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,  // 60: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,  // 61: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,  // 62: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	1,  // 63: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	25, // 64: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	26, // 65: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,  // 66: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	27, // 67: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 68: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,  // 69: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	27, // 70: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 71: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,  // 72: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	33, // 73: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	35, // 74: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,  // 75: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	36, // 76: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,  // 77: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	48, // [48:78] is the sub-list for method output_type
+	18, // [18:48] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -1929,9 +2554,9 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   37,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_koi_backend_proto_goTypes,
 		DependencyIndexes: file_koi_backend_proto_depIdxs,

@@ -1459,3 +1459,266 @@ var Private_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "koi_backend.proto",
 }
+
+const (
+	Archive_Append_FullMethodName        = "/koi.backend.v1.Archive/Append"
+	Archive_Query_FullMethodName         = "/koi.backend.v1.Archive/Query"
+	Archive_DeleteArchive_FullMethodName = "/koi.backend.v1.Archive/DeleteArchive"
+	Archive_GetPrefs_FullMethodName      = "/koi.backend.v1.Archive/GetPrefs"
+	Archive_SetPrefs_FullMethodName      = "/koi.backend.v1.Archive/SetPrefs"
+)
+
+// ArchiveClient is the client API for Archive service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Archive mirrors sdk.Archive. Writes travel on Append, one long-lived
+// stream per writer: the host sends batches, each with an id of its
+// choosing; the plugin stores each batch (sdk.Archive.AppendArchive, which
+// is idempotent) and then answers with an ArchiveAck carrying the same id,
+// in the order the batches came. A batch without an ack may or may not be
+// stored; the host sends it again on a new stream.
+type ArchiveClient interface {
+	Append(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ArchiveBatch, ArchiveAck], error)
+	Query(ctx context.Context, in *ArchiveQuery, opts ...grpc.CallOption) (*ArchivePage, error)
+	DeleteArchive(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
+	GetPrefs(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*ArchivePrefs, error)
+	SetPrefs(ctx context.Context, in *SetArchivePrefsRequest, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type archiveClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewArchiveClient(cc grpc.ClientConnInterface) ArchiveClient {
+	return &archiveClient{cc}
+}
+
+func (c *archiveClient) Append(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ArchiveBatch, ArchiveAck], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Archive_ServiceDesc.Streams[0], Archive_Append_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ArchiveBatch, ArchiveAck]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Archive_AppendClient = grpc.BidiStreamingClient[ArchiveBatch, ArchiveAck]
+
+func (c *archiveClient) Query(ctx context.Context, in *ArchiveQuery, opts ...grpc.CallOption) (*ArchivePage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchivePage)
+	err := c.cc.Invoke(ctx, Archive_Query_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *archiveClient) DeleteArchive(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Archive_DeleteArchive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *archiveClient) GetPrefs(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*ArchivePrefs, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchivePrefs)
+	err := c.cc.Invoke(ctx, Archive_GetPrefs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *archiveClient) SetPrefs(ctx context.Context, in *SetArchivePrefsRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Archive_SetPrefs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ArchiveServer is the server API for Archive service.
+// All implementations must embed UnimplementedArchiveServer
+// for forward compatibility.
+//
+// Archive mirrors sdk.Archive. Writes travel on Append, one long-lived
+// stream per writer: the host sends batches, each with an id of its
+// choosing; the plugin stores each batch (sdk.Archive.AppendArchive, which
+// is idempotent) and then answers with an ArchiveAck carrying the same id,
+// in the order the batches came. A batch without an ack may or may not be
+// stored; the host sends it again on a new stream.
+type ArchiveServer interface {
+	Append(grpc.BidiStreamingServer[ArchiveBatch, ArchiveAck]) error
+	Query(context.Context, *ArchiveQuery) (*ArchivePage, error)
+	DeleteArchive(context.Context, *OwnerRequest) (*Empty, error)
+	GetPrefs(context.Context, *OwnerRequest) (*ArchivePrefs, error)
+	SetPrefs(context.Context, *SetArchivePrefsRequest) (*Empty, error)
+	mustEmbedUnimplementedArchiveServer()
+}
+
+// UnimplementedArchiveServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedArchiveServer struct{}
+
+func (UnimplementedArchiveServer) Append(grpc.BidiStreamingServer[ArchiveBatch, ArchiveAck]) error {
+	return status.Error(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedArchiveServer) Query(context.Context, *ArchiveQuery) (*ArchivePage, error) {
+	return nil, status.Error(codes.Unimplemented, "method Query not implemented")
+}
+func (UnimplementedArchiveServer) DeleteArchive(context.Context, *OwnerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteArchive not implemented")
+}
+func (UnimplementedArchiveServer) GetPrefs(context.Context, *OwnerRequest) (*ArchivePrefs, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPrefs not implemented")
+}
+func (UnimplementedArchiveServer) SetPrefs(context.Context, *SetArchivePrefsRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPrefs not implemented")
+}
+func (UnimplementedArchiveServer) mustEmbedUnimplementedArchiveServer() {}
+func (UnimplementedArchiveServer) testEmbeddedByValue()                 {}
+
+// UnsafeArchiveServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ArchiveServer will
+// result in compilation errors.
+type UnsafeArchiveServer interface {
+	mustEmbedUnimplementedArchiveServer()
+}
+
+func RegisterArchiveServer(s grpc.ServiceRegistrar, srv ArchiveServer) {
+	// If the following call panics, it indicates UnimplementedArchiveServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Archive_ServiceDesc, srv)
+}
+
+func _Archive_Append_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ArchiveServer).Append(&grpc.GenericServerStream[ArchiveBatch, ArchiveAck]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Archive_AppendServer = grpc.BidiStreamingServer[ArchiveBatch, ArchiveAck]
+
+func _Archive_Query_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveQuery)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArchiveServer).Query(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Archive_Query_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArchiveServer).Query(ctx, req.(*ArchiveQuery))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Archive_DeleteArchive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArchiveServer).DeleteArchive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Archive_DeleteArchive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArchiveServer).DeleteArchive(ctx, req.(*OwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Archive_GetPrefs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArchiveServer).GetPrefs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Archive_GetPrefs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArchiveServer).GetPrefs(ctx, req.(*OwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Archive_SetPrefs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetArchivePrefsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArchiveServer).SetPrefs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Archive_SetPrefs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArchiveServer).SetPrefs(ctx, req.(*SetArchivePrefsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Archive_ServiceDesc is the grpc.ServiceDesc for Archive service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Archive_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "koi.backend.v1.Archive",
+	HandlerType: (*ArchiveServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Query",
+			Handler:    _Archive_Query_Handler,
+		},
+		{
+			MethodName: "DeleteArchive",
+			Handler:    _Archive_DeleteArchive_Handler,
+		},
+		{
+			MethodName: "GetPrefs",
+			Handler:    _Archive_GetPrefs_Handler,
+		},
+		{
+			MethodName: "SetPrefs",
+			Handler:    _Archive_SetPrefs_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Append",
+			Handler:       _Archive_Append_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "koi_backend.proto",
+}

@@ -5,9 +5,17 @@
 //	koictl [-config FILE] user passwd JID [PASSWORD|-]
 //	koictl [-config FILE] user del JID
 //	koictl [-config FILE] user list [HOST]
+//	koictl [-config FILE] db migrate [PLUGIN]
 //
 // A password given as "-" or left out is read from standard input (one
 // line), which keeps it out of the process list and shell history.
+//
+// db migrate applies pending schema migrations of the named plugin, or of
+// every plugin block, and prints each schema version. It runs the plugin's
+// binary as "COMMAND migrate" with the plugin's config as JSON on standard
+// input; plugins without such a command (they fail it) are skipped unless
+// named. koi-backend-sql also migrates at every start, so this is for
+// doing it ahead of an upgrade.
 package main
 
 import (
@@ -34,7 +42,8 @@ const usage = `usage:
   koictl [-config FILE] user add JID [PASSWORD|-]
   koictl [-config FILE] user passwd JID [PASSWORD|-]
   koictl [-config FILE] user del JID
-  koictl [-config FILE] user list [HOST]`
+  koictl [-config FILE] user list [HOST]
+  koictl [-config FILE] db migrate [PLUGIN]`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -48,7 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	a := fs.Args()
-	if len(a) < 2 || a[0] != "user" {
+	if len(a) < 2 || (a[0] != "user" && a[0] != "db") {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
@@ -59,7 +68,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := userCmd(ctx, cfg, a[1], a[2:], stdin, stdout); err != nil {
+	cmd := userCmd
+	if a[0] == "db" {
+		cmd = dbCmd
+	}
+	if err := cmd(ctx, cfg, a[1], a[2:], stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "koictl: %v\n", err)
 		if errors.Is(err, errUsage) {
 			fmt.Fprintln(stderr, usage)
@@ -181,7 +194,7 @@ func openHost(ctx context.Context, cfg *config.Config, name string) (*modules.Ho
 	for _, a := range hc.Auth {
 		need[a] = true
 	}
-	for _, f := range []string{hc.Roster, hc.Offline, hc.VCard, hc.Private} {
+	for _, f := range []string{hc.Roster, hc.SharedRoster, hc.Offline, hc.VCard, hc.Private, hc.Archive} {
 		if f != "" {
 			need[f] = true
 		}

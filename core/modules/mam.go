@@ -1,0 +1,702 @@
+package modules
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/koi-im/koi/core/archive"
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
+)
+
+// Message Archive Management (XEP-0313) with unique and stable stanza ids
+// (XEP-0359) and Result Set Management (XEP-0059).
+//
+// A one-to-one message with something worth keeping is archived twice when
+// it is routed: in the sender's archive (outgoing) and in the recipient's
+// (incoming), each copy under an id of its own, made by the core and
+// ordered like time. The copy delivered to the recipient, live or stored
+// offline, carries the recipient's id in a <stanza-id/>, so a client can
+// match what it received with what the archive returns. Room for both
+// copies is reserved in the archive writer's bounded queue before the
+// message is delivered and committed after, so a message is archived
+// exactly when it is delivered: if the queue stays full (the backend is
+// down or too slow) the message is refused with <resource-constraint/>
+// rather than delivered unarchived. Offline delivery does not archive
+// again.
+const (
+	nsMAM2         = "urn:xmpp:mam:2"
+	nsMAM2Extended = "urn:xmpp:mam:2#extended"
+	nsMAM1         = "urn:xmpp:mam:1"
+	nsSID          = "urn:xmpp:sid:0"
+	nsRSM          = "http://jabber.org/protocol/rsm"
+	nsForward      = "urn:xmpp:forward:0"
+	nsDataForms    = "jabber:x:data"
+	nsFulltext     = "urn:xmpp:fulltext:0"
+	nsEME          = "urn:xmpp:eme:0"
+)
+
+// Limits of archive queries and preferences.
+const (
+	// mamDefaultPage is the page size when the client gives none;
+	// mamMaxPage the largest page served (a larger max is cut down, as
+	// XEP-0059 allows).
+	mamDefaultPage = 50
+	mamMaxPage     = 250
+	// mamMaxIDs bounds the ids field of a query.
+	mamMaxIDs = 250
+	// mamMaxPrefsJIDs bounds each list of the preferences.
+	mamMaxPrefsJIDs = 1000
+	// mamSyncTimeout bounds the wait for the owner's own pending writes
+	// before a query.
+	mamSyncTimeout = 5 * time.Second
+	// prefsCacheSize bounds the preferences kept in memory.
+	prefsCacheSize = 10000
+)
+
+// Archive is a host's message archive: Backend answers queries and keeps
+// preferences and Writer batches the writes to it. Default is the policy
+// for users without preferences (sdk.ArchiveAlways if empty).
+type Archive struct {
+	Backend  sdk.Archive
+	Writer   *archive.Writer
+	FullText bool
+	Default  string
+}
+
+// archiveState is the MAM module's memory: the id generator and a bounded
+// cache of preferences, which are read for every archived message.
+type archiveState struct {
+	ids *archive.IDs
+
+	mu    sync.Mutex
+	prefs map[jid.JID]sdk.ArchivePrefs
+}
+
+func newArchiveState() *archiveState {
+	return &archiveState{ids: archive.NewIDs(), prefs: map[jid.JID]sdk.ArchivePrefs{}}
+}
+
+func (m *Server) registerMAM() {
+	for _, ns := range []string{nsMAM2, nsMAM1} {
+		m.handleIQ(scopeAccount, "get", ns, m.mamIQ(ns))
+		m.handleIQ(scopeAccount, "set", ns, m.mamIQ(ns))
+	}
+}
+
+// archiveFeatures are the disco features of a host whose archive is on.
+func archiveFeatures(h *Host) []string {
+	if !h.Archive.On {
+		return nil
+	}
+	f := []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID}
+	if h.Archive.Backend.FullText {
+		f = append(f, nsFulltext)
+	}
+	return f
+}
+
+// The delivery side.
+
+// archivable reports whether a message goes into archives: a chat or
+// normal message with a body or an encrypted payload, or one hinted
+// <store/>, unless hinted <no-store/> or <no-permanent-store/> (XEP-0334).
+// Chat states, receipts and markers alone are not archived.
+func archivable(el *xmlstream.Element) bool {
+	switch messageType(el) {
+	case "chat", "normal":
+	default:
+		return false
+	}
+	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
+		return false
+	}
+	if el.Child(nsHints, "store") != nil {
+		return true
+	}
+	for _, c := range el.Elements() {
+		if c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME {
+			return true
+		}
+	}
+	return false
+}
+
+// stripStanzaIDs removes <stanza-id/> elements that claim to come from an
+// entity of this server: only the server may add those (XEP-0359 §4).
+func (m *Server) stripStanzaIDs(el *xmlstream.Element) {
+	forged := false
+	for _, c := range el.Children {
+		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
+			forged = true
+			break
+		}
+	}
+	if !forged {
+		return
+	}
+	kept := el.Children[:0]
+	for _, c := range el.Children {
+		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
+			if by, err := jid.Parse(c.Elem.Attr("by")); err != nil || m.isLocal(by) {
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	el.Children = kept
+}
+
+// archiving is a message's archive copies between reservation and commit.
+type archiving struct {
+	resv []*archive.Reservation
+	msgs [][]sdk.ArchivedMessage // per reservation
+}
+
+// commit queues the copies: the message was delivered.
+func (a *archiving) commit(m *Server) {
+	if a == nil {
+		return
+	}
+	for i, r := range a.resv {
+		if err := r.Commit(a.msgs[i]...); err != nil {
+			m.log.Error("archiving a delivered message failed", "error", err)
+		}
+	}
+}
+
+// cancel gives the room back: the message was not delivered.
+func (a *archiving) cancel() {
+	if a == nil {
+		return
+	}
+	for _, r := range a.resv {
+		r.Release()
+	}
+}
+
+// prepareArchive decides which archives keep el, a message from a local
+// user to the local account to, reserves room for the copies and adds the
+// recipient's <stanza-id/> to el. It returns nil when nothing is archived,
+// and a stanza error when the message must be refused.
+func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to jid.JID) (*archiving, *stanza.Error) {
+	m.stripStanzaIDs(el)
+	if !archivable(el) {
+		return nil, nil
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		return nil, nil
+	}
+	sender, recipient := from.Bare(), to.Bare()
+	hs, hr := m.hosts[sender.Domain()], m.hosts[recipient.Domain()]
+	var body string
+	if b := el.Child(xmlstream.NSClient, "body"); b != nil {
+		body = b.Text()
+	}
+
+	type copyOf struct {
+		h        *Host
+		owner    jid.JID
+		peer     jid.JID
+		outgoing bool
+	}
+	var copies []copyOf
+	if hr != nil && hr.Archive.On {
+		copies = append(copies, copyOf{hr, recipient, from, false})
+	}
+	if hs != nil && hs.Archive.On && sender != recipient {
+		copies = append(copies, copyOf{hs, sender, to, true})
+	}
+	var keep []copyOf
+	for _, c := range copies {
+		ok, err := m.archiveAllowed(ctx, c.h, c.owner, c.peer.Bare())
+		if err != nil {
+			m.log.Warn("archive preferences unavailable; refusing the message", "owner", c.owner.String(), "error", err)
+			return nil, stanza.ErrInternal.WithText("the message archive is unavailable; try again later")
+		}
+		if ok {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, nil
+	}
+
+	a := &archiving{}
+	for _, c := range keep {
+		r, err := c.h.Archive.Backend.Writer.Reserve(ctx, 1)
+		if err != nil {
+			a.cancel()
+			m.log.Warn("message refused: the archive cannot keep up", "owner", c.owner.String(), "error", err)
+			return nil, stanza.ErrResourceConstraint.WithText("the message archive is busy; try again later")
+		}
+		a.resv = append(a.resv, r)
+	}
+	serialized := el.String() // as routed, before our stanza-id
+	for _, c := range keep {
+		id, stamp := m.archive.ids.Next()
+		a.msgs = append(a.msgs, []sdk.ArchivedMessage{{
+			Owner: c.owner.String(), StanzaID: id, Peer: c.peer.Bare().String(), PeerResource: c.peer.Resource(),
+			Stamp: stamp, Outgoing: c.outgoing, Stanza: serialized, Body: body,
+		}})
+		if !c.outgoing {
+			el.AppendChild(xmlstream.NewElement(nsSID, "stanza-id").SetAttr("by", c.owner.String()).SetAttr("id", id))
+		}
+	}
+	return a, nil
+}
+
+// archiveAllowed applies owner's preferences to a message with peer.
+func (m *Server) archiveAllowed(ctx context.Context, h *Host, owner, peer jid.JID) (bool, error) {
+	p, err := m.archivePrefs(ctx, h, owner)
+	if err != nil {
+		return false, err
+	}
+	ps := peer.String()
+	for _, j := range p.Never {
+		if j == ps {
+			return false, nil
+		}
+	}
+	for _, j := range p.Always {
+		if j == ps {
+			return true, nil
+		}
+	}
+	switch p.Default {
+	case sdk.ArchiveNever:
+		return false, nil
+	case sdk.ArchiveRoster:
+		in := false
+		err := m.rosters.with(ctx, owner, func(r *roster) error {
+			_, in = r.item(peer)
+			return nil
+		})
+		return in, err
+	}
+	return true, nil
+}
+
+// archivePrefs returns owner's preferences, with the host's default filled
+// in, from memory when they were read before.
+func (m *Server) archivePrefs(ctx context.Context, h *Host, owner jid.JID) (sdk.ArchivePrefs, error) {
+	st := m.archive
+	st.mu.Lock()
+	p, ok := st.prefs[owner]
+	st.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := h.Archive.Backend.Backend.GetArchivePrefs(ctx, owner.String())
+	if err != nil {
+		return sdk.ArchivePrefs{}, err
+	}
+	if p.Default == "" {
+		p.Default = hostArchiveDefault(h)
+	}
+	m.cachePrefs(owner, p)
+	return p, nil
+}
+
+func hostArchiveDefault(h *Host) string {
+	if d := h.Archive.Backend.Default; d != "" {
+		return d
+	}
+	return sdk.ArchiveAlways
+}
+
+func (m *Server) cachePrefs(owner jid.JID, p sdk.ArchivePrefs) {
+	st := m.archive
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.prefs) >= prefsCacheSize {
+		// Forget an arbitrary entry: map order is random enough, and a
+		// miss costs one backend call.
+		for k := range st.prefs {
+			delete(st.prefs, k)
+			break
+		}
+	}
+	st.prefs[owner] = p
+}
+
+func (m *Server) forgetPrefs(owner jid.JID) {
+	m.archive.mu.Lock()
+	delete(m.archive.prefs, owner)
+	m.archive.mu.Unlock()
+}
+
+// The query side.
+
+// mamIQ answers the IQs of one MAM namespace: the query form, queries and
+// preferences.
+func (m *Server) mamIQ(ns string) iqHandler {
+	return func(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+		if !c.self {
+			return nil, stanza.ErrForbidden.WithText("an archive is readable by its owner only")
+		}
+		if !c.host.Archive.On {
+			return nil, stanza.ErrServiceUnavailable.WithText("this host keeps no message archive")
+		}
+		typ := c.iq.Attr("type")
+		switch {
+		case c.q.Local == "query" && typ == "get":
+			return mamForm(ns, c.host.Archive.Backend.FullText), nil
+		case c.q.Local == "query" && typ == "set":
+			return m.mamQuery(ctx, c, ns)
+		case c.q.Local == "prefs" && typ == "get":
+			p, err := m.archivePrefs(ctx, c.host, c.to)
+			if err != nil {
+				return nil, backendError(err)
+			}
+			return prefsElement(ns, p), nil
+		case c.q.Local == "prefs" && typ == "set":
+			return m.mamSetPrefs(ctx, c, ns)
+		}
+		return nil, stanza.ErrBadRequest
+	}
+}
+
+// mamForm is the query form (XEP-0313 §4.1.1 and §7.1).
+func mamForm(ns string, fullText bool) *xmlstream.Element {
+	x := xmlstream.NewElement(nsDataForms, "x").SetAttr("type", "form")
+	field := func(typ, v string, value ...string) {
+		f := xmlstream.NewElement(nsDataForms, "field").SetAttr("type", typ).SetAttr("var", v)
+		for _, val := range value {
+			f.AppendChild(xmlstream.NewElement(nsDataForms, "value").AppendText(val))
+		}
+		x.AppendChild(f)
+	}
+	field("hidden", "FORM_TYPE", ns)
+	field("jid-single", "with")
+	field("text-single", "start")
+	field("text-single", "end")
+	field("text-single", "before-id")
+	field("text-single", "after-id")
+	field("text-multi", "ids")
+	if fullText {
+		field("text-single", "{"+nsFulltext+"}fulltext")
+	}
+	return xmlstream.NewElement(ns, "query").AppendChild(x)
+}
+
+// mamQueryRequest is a parsed query.
+type mamQueryRequest struct {
+	q       sdk.ArchiveQuery
+	queryID string
+	flip    bool
+}
+
+func (m *Server) mamQuery(ctx context.Context, c *iqCall, ns string) (*xmlstream.Element, *stanza.Error) {
+	req, serr := parseMAMQuery(c.q, ns, c.host.Archive.Backend.FullText)
+	if serr != nil {
+		return nil, serr
+	}
+	a := c.host.Archive.Backend
+	owner := c.to.String()
+	req.q.Owner = owner
+
+	// The owner's own messages still in the writer's queue are written
+	// first, so that a query right after sending sees them.
+	sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
+	err := a.Writer.Sync(sctx, owner)
+	cancel()
+	if err != nil {
+		m.log.Warn("archive query before pending writes are stored", "owner", owner, "error", err)
+		return nil, stanza.ErrInternal.WithText("the message archive is busy; try again later")
+	}
+	// RSM after and before must name messages of the archive (XEP-0059
+	// §2.6: otherwise item-not-found).
+	for _, id := range []string{req.q.After, req.q.Before} {
+		if id == "" {
+			continue
+		}
+		p, err := a.Backend.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, IDs: []string{id}, Max: 1})
+		if err != nil {
+			return nil, backendError(err)
+		}
+		if len(p.Messages) == 0 {
+			return nil, stanza.ErrItemNotFound.WithText("no message " + id + " in the archive")
+		}
+	}
+	page, err := a.Backend.QueryArchive(ctx, req.q)
+	if err != nil {
+		if errors.Is(err, sdk.ErrInvalid) {
+			return nil, stanza.ErrBadRequest
+		}
+		return nil, backendError(err)
+	}
+
+	msgs := page.Messages
+	order := make([]int, len(msgs))
+	for i := range order {
+		order[i] = i
+		if req.flip {
+			order[i] = len(msgs) - 1 - i
+		}
+	}
+	for _, i := range order {
+		r, err := resultMessage(ns, c.s, owner, req.queryID, msgs[i])
+		if err != nil {
+			m.log.Warn("skipping unreadable archived message", "owner", owner, "stanza_id", msgs[i].StanzaID, "error", err)
+			continue
+		}
+		if !c.s.Send(r) {
+			return nil, nil // the session is going away; nobody waits for the rest
+		}
+	}
+
+	fin := xmlstream.NewElement(ns, "fin")
+	if page.Complete {
+		fin.SetAttr("complete", "true")
+	}
+	set := xmlstream.NewElement(nsRSM, "set")
+	if len(msgs) > 0 {
+		first := xmlstream.NewElement(nsRSM, "first").AppendText(msgs[0].StanzaID)
+		if req.q.Count {
+			first.SetAttr("index", strconv.Itoa(page.Index))
+		}
+		set.AppendChild(first)
+		set.AppendChild(xmlstream.NewElement(nsRSM, "last").AppendText(msgs[len(msgs)-1].StanzaID))
+	}
+	if req.q.Count {
+		set.AppendChild(xmlstream.NewElement(nsRSM, "count").AppendText(strconv.Itoa(page.Count)))
+	}
+	return fin.AppendChild(set), nil
+}
+
+// resultMessage wraps an archived message for delivery (XEP-0313 §4.2).
+func resultMessage(ns string, s *router.Session, owner, queryID string, am sdk.ArchivedMessage) (*xmlstream.Element, error) {
+	orig, err := stanza.Parse(am.Stanza)
+	if err != nil {
+		return nil, err
+	}
+	res := xmlstream.NewElement(ns, "result").SetAttr("id", am.StanzaID)
+	if queryID != "" {
+		res.SetAttr("queryid", queryID)
+	}
+	fwd := xmlstream.NewElement(nsForward, "forwarded").
+		AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("stamp", am.Stamp.UTC().Format("2006-01-02T15:04:05.000Z"))).
+		AppendChild(orig)
+	return xmlstream.NewElement(xmlstream.NSClient, "message").
+		SetAttr("from", owner).SetAttr("to", s.JID().String()).SetAttr("id", newID()).
+		AppendChild(res.AppendChild(fwd)), nil
+}
+
+// parseMAMQuery reads the form and the RSM set of a query.
+func parseMAMQuery(q *xmlstream.Element, ns string, fullText bool) (mamQueryRequest, *stanza.Error) {
+	req := mamQueryRequest{queryID: q.Attr("queryid"), flip: q.Child(ns, "flip-page") != nil}
+	bad := func(text string) (mamQueryRequest, *stanza.Error) {
+		return mamQueryRequest{}, stanza.ErrBadRequest.WithText(text)
+	}
+	var afterIDs, beforeIDs []string
+	if x := q.Child(nsDataForms, "x"); x != nil {
+		if t := x.Attr("type"); t != "submit" && t != "" {
+			return bad("the query form must be submitted (type='submit')")
+		}
+		for _, f := range x.Elements() {
+			if f.Space != nsDataForms || f.Local != "field" {
+				continue
+			}
+			var values []string
+			for _, v := range f.Elements() {
+				if v.Space == nsDataForms && v.Local == "value" {
+					values = append(values, v.Text())
+				}
+			}
+			one := ""
+			if len(values) > 0 {
+				one = values[0]
+			}
+			switch v := f.Attr("var"); v {
+			case "FORM_TYPE":
+				if one != ns && one != nsMAM2 {
+					return bad("FORM_TYPE must be " + ns)
+				}
+			case "with":
+				if one == "" {
+					continue
+				}
+				j, err := jid.Parse(one)
+				if err != nil {
+					return mamQueryRequest{}, stanza.ErrJIDMalformed.WithText("invalid JID in the with field")
+				}
+				req.q.With, req.q.WithResource = j.Bare().String(), j.Resource()
+			case "start", "end":
+				if one == "" {
+					continue
+				}
+				t, err := time.Parse(time.RFC3339Nano, one)
+				if err != nil {
+					return bad("the " + v + " field is not an XEP-0082 date and time")
+				}
+				if v == "start" {
+					afterIDs = append(afterIDs, archive.AfterTime(t))
+				} else {
+					beforeIDs = append(beforeIDs, archive.BeforeTime(t))
+				}
+			case "after-id":
+				if one != "" {
+					afterIDs = append(afterIDs, one)
+				}
+			case "before-id":
+				if one != "" {
+					beforeIDs = append(beforeIDs, one)
+				}
+			case "ids":
+				if len(values) > mamMaxIDs {
+					return bad("too many ids (at most " + strconv.Itoa(mamMaxIDs) + ")")
+				}
+				for _, id := range values {
+					if id != "" {
+						req.q.IDs = append(req.q.IDs, id)
+					}
+				}
+				if len(req.q.IDs) == 0 {
+					// An ids field without ids selects nothing, not everything.
+					req.q.IDs = []string{""}
+				}
+			case "{" + nsFulltext + "}fulltext", "withtext":
+				if !fullText {
+					return mamQueryRequest{}, stanza.ErrFeatureNotImpl.WithText("this archive has no full-text search")
+				}
+				req.q.Text = one
+			default:
+				return bad("unknown field " + strconv.Quote(v))
+			}
+		}
+	}
+	for _, id := range afterIDs {
+		req.q.AfterID = max(req.q.AfterID, id)
+	}
+	for i, id := range beforeIDs {
+		if i == 0 || id < req.q.BeforeID {
+			req.q.BeforeID = id
+		}
+	}
+
+	req.q.Max = mamDefaultPage
+	if set := q.Child(nsRSM, "set"); set != nil {
+		if mx := set.Child(nsRSM, "max"); mx != nil {
+			n, err := strconv.Atoi(mx.Text())
+			if err != nil || n < 0 {
+				return bad("max must be a number of items")
+			}
+			req.q.Max = min(n, mamMaxPage)
+			if n == 0 {
+				req.q.Count = true // the XEP-0059 way of asking only for the count
+			}
+		}
+		if a := set.Child(nsRSM, "after"); a != nil {
+			if a.Text() == "" {
+				return bad("after needs an id")
+			}
+			req.q.After = a.Text()
+		}
+		if b := set.Child(nsRSM, "before"); b != nil {
+			req.q.Before = b.Text() // empty: the last page
+			req.q.Last = true
+		}
+		if ix := set.Child(nsRSM, "index"); ix != nil {
+			n, err := strconv.Atoi(ix.Text())
+			if err != nil || n < 0 {
+				return bad("index must be a non-negative number")
+			}
+			if req.q.After != "" || req.q.Last {
+				return bad("index cannot be combined with after or before")
+			}
+			req.q.Skip = n
+			req.q.Count = true
+		}
+	}
+	if req.q.Last && req.q.After != "" {
+		req.q.Last = req.q.Before != "" // after + before: a page between the two, from the start
+	}
+	return req, nil
+}
+
+func prefsElement(ns string, p sdk.ArchivePrefs) *xmlstream.Element {
+	el := xmlstream.NewElement(ns, "prefs").SetAttr("default", p.Default)
+	list := func(name string, jids []string) {
+		l := xmlstream.NewElement(ns, name)
+		for _, j := range jids {
+			l.AppendChild(xmlstream.NewElement(ns, "jid").AppendText(j))
+		}
+		el.AppendChild(l)
+	}
+	list("always", p.Always)
+	list("never", p.Never)
+	return el
+}
+
+func (m *Server) mamSetPrefs(ctx context.Context, c *iqCall, ns string) (*xmlstream.Element, *stanza.Error) {
+	var p sdk.ArchivePrefs
+	switch d := c.q.Attr("default"); d {
+	case sdk.ArchiveAlways, sdk.ArchiveNever, sdk.ArchiveRoster:
+		p.Default = d
+	default:
+		return nil, stanza.ErrBadRequest.WithText("default must be always, never or roster")
+	}
+	seen := map[string]bool{}
+	read := func(name string) ([]string, *stanza.Error) {
+		var out []string
+		l := c.q.Child(ns, name)
+		if l == nil {
+			return nil, nil
+		}
+		for _, e := range l.Elements() {
+			if e.Local != "jid" {
+				continue
+			}
+			j, err := jid.Parse(e.Text())
+			if err != nil {
+				return nil, stanza.ErrJIDMalformed.WithText("invalid JID in " + name)
+			}
+			s := j.Bare().String()
+			if seen[s] {
+				return nil, stanza.ErrBadRequest.WithText(s + " is listed twice")
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+		if len(out) > mamMaxPrefsJIDs {
+			return nil, stanza.ErrNotAcceptable.WithText("too many JIDs in " + name)
+		}
+		return out, nil
+	}
+	var serr *stanza.Error
+	if p.Always, serr = read("always"); serr != nil {
+		return nil, serr
+	}
+	if p.Never, serr = read("never"); serr != nil {
+		return nil, serr
+	}
+	if err := c.host.Archive.Backend.Backend.SetArchivePrefs(ctx, c.to.String(), p); err != nil {
+		return nil, backendError(err)
+	}
+	m.cachePrefs(c.to, p)
+	return prefsElement(ns, p), nil
+}
+
+// removeArchive deletes owner's archive once the owner's pending writes
+// are stored, so that none lands after the deletion. Without a writer (in
+// koictl) there is nothing pending here.
+func removeArchive(ctx context.Context, h *Host, owner string) error {
+	a := h.Archive.Backend
+	if a.Writer != nil {
+		sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
+		err := a.Writer.Sync(sctx, owner)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return a.Backend.DeleteArchive(ctx, owner)
+}

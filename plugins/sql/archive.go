@@ -1,0 +1,377 @@
+package sqlbackend
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// The message archive (XEP-0313). One row per archived message, keyed by
+// (owner, stanza_id); the core makes stanza ids that sort like time, so
+// the primary key is the owner+time index and every page is a range scan
+// of it, or of (owner, peer, stanza_id) for a conversation.
+
+// archiveIDChars bounds stanza ids; the core's are 16 characters.
+const archiveIDChars = 64
+
+// archiveSchema is the migration adding the archive tables.
+func archiveSchema(d dialect) ([]step, error) {
+	key := func(name string) columnDef { return columnDef{name: name, typ: colKey, size: maxKeyChars} }
+	text := func(name string) columnDef { return columnDef{name: name, typ: colText} }
+	id := columnDef{name: "stanza_id", typ: colKey, size: archiveIDChars}
+	tables := []tableDef{
+		{
+			// stamp is Unix microseconds, like koi_offline_messages'.
+			// peer_res is never searched by itself, only within a
+			// conversation, so it needs no index.
+			name: "koi_archive",
+			cols: []columnDef{
+				key("owner"), id, key("peer"), text("peer_res"),
+				{name: "stamp", typ: colBigInt}, {name: "outgoing", typ: colInt},
+				text("stanza"), text("body"),
+			},
+			primaryKey: []string{"owner", "stanza_id"},
+		},
+		{
+			name:       "koi_archive_prefs",
+			cols:       []columnDef{key("owner"), {name: "mode", typ: colKey, size: 8}},
+			primaryKey: []string{"owner"},
+		},
+		{
+			// always is 1 for the always list, 0 for the never list.
+			name:       "koi_archive_prefs_jids",
+			cols:       []columnDef{key("owner"), key("jid"), {name: "always", typ: colInt}},
+			primaryKey: []string{"owner", "jid"},
+		},
+	}
+	var steps []step
+	for _, t := range tables {
+		s, err := createTableSQL(d, t, false)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, step{do: s, undo: "DROP TABLE IF EXISTS " + t.name})
+	}
+	// A conversation's pages: owner and peer, in stanza id order.
+	const idx, table = "koi_archive_peer_idx", "koi_archive"
+	create, err := createIndexSQL(d, idx, table, "owner", "peer", "stanza_id")
+	if err != nil {
+		return nil, err
+	}
+	return append(steps, step{do: create, undo: d.dropIndex(idx, table)}), nil
+}
+
+var archiveCols = []string{"owner", "stanza_id", "peer", "peer_res", "stamp", "outgoing", "stanza", "body"}
+
+// insertIgnoreSQL is a multi-row INSERT into table that skips rows whose
+// keys exist. It reuses the dialect's upsert, whose conflict clause with
+// no columns to update is exactly "skip" (ON CONFLICT DO NOTHING, or
+// MySQL's no-op ON DUPLICATE KEY UPDATE), and puts rows rows of all cols
+// in front of it.
+func insertIgnoreSQL(d dialect, table string, keys, cols []string, rows int) (string, error) {
+	up := d.upsert(table, keys, nil)
+	marker := "VALUES (" + placeholders(len(keys)) + ")"
+	i := strings.Index(up, marker)
+	if i < 0 {
+		return "", fmt.Errorf("%s upsert statement has an unexpected shape: %s", d.name(), up)
+	}
+	row := "(" + placeholders(len(cols)) + ")"
+	values := strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s%s", table, strings.Join(cols, ", "), values, up[i+len(marker):]), nil
+}
+
+// archiveChunks are the row counts of the INSERT statements a batch is cut
+// into: a few fixed shapes, each prepared once.
+var archiveChunks = []int{64, 16, 4, 1}
+
+func checkArchived(m sdk.ArchivedMessage) error {
+	err := checkAll(checkKey("owner", m.Owner), checkKey("peer", m.Peer), checkText("peer resource", m.PeerResource),
+		checkText("stanza", m.Stanza), checkText("body", m.Body), checkText("stanza id", m.StanzaID))
+	if err != nil {
+		return err
+	}
+	if m.StanzaID == "" || len(m.StanzaID) > archiveIDChars {
+		return fmt.Errorf("%w: stanza id must be 1 to %d characters", sdk.ErrInvalid, archiveIDChars)
+	}
+	return nil
+}
+
+// AppendArchive stores the batch in one transaction; messages already
+// stored are skipped by the insert itself.
+func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
+	const op = "archive.Append"
+	for _, m := range msgs {
+		if err := checkArchived(m); err != nil {
+			return s.fail(op, err)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		rest := msgs
+		for _, n := range archiveChunks {
+			for len(rest) >= n {
+				q, err := insertIgnoreSQL(s.d, "koi_archive", []string{"owner", "stanza_id"}, archiveCols, n)
+				if err != nil {
+					return err
+				}
+				args := make([]any, 0, n*len(archiveCols))
+				for _, m := range rest[:n] {
+					args = append(args, m.Owner, m.StanzaID, m.Peer, m.PeerResource, m.Stamp.UnixMicro(),
+						boolInt(m.Outgoing), m.Stanza, m.Body)
+				}
+				if _, err := s.exec(ctx, tx, q, args...); err != nil {
+					return err
+				}
+				rest = rest[n:]
+			}
+		}
+		return nil
+	})
+}
+
+func checkQuery(q sdk.ArchiveQuery) error {
+	switch {
+	case q.Max < 0 || q.Max > sdk.MaxArchivePage:
+		return fmt.Errorf("%w: max %d is outside 0..%d", sdk.ErrInvalid, q.Max, sdk.MaxArchivePage)
+	case q.Skip < 0:
+		return fmt.Errorf("%w: negative skip", sdk.ErrInvalid)
+	case len(q.IDs) > sdk.MaxArchivePage:
+		return fmt.Errorf("%w: more than %d ids", sdk.ErrInvalid, sdk.MaxArchivePage)
+	}
+	errs := []error{checkKey("owner", q.Owner), checkText("with", q.With), checkText("with resource", q.WithResource),
+		checkText("after id", q.AfterID), checkText("before id", q.BeforeID), checkText("text", q.Text),
+		checkText("after", q.After), checkText("before", q.Before)}
+	for _, id := range q.IDs {
+		errs = append(errs, checkText("id", id))
+	}
+	return checkAll(errs...)
+}
+
+// archiveWhere builds the conditions of a query: the result set's, plus
+// the page bounds after and before ("" for none).
+func archiveWhere(q sdk.ArchiveQuery, after, before string) (string, []any) {
+	var b strings.Builder
+	args := []any{q.Owner}
+	b.WriteString("owner = ?")
+	add := func(cond string, v any) {
+		b.WriteString(" AND ")
+		b.WriteString(cond)
+		args = append(args, v)
+	}
+	if q.With != "" {
+		add("peer = ?", q.With)
+		if q.WithResource != "" {
+			add("peer_res = ?", q.WithResource)
+		}
+	}
+	for _, lo := range []string{q.AfterID, after} {
+		if lo != "" {
+			add("stanza_id > ?", lo)
+		}
+	}
+	for _, hi := range []string{q.BeforeID, before} {
+		if hi != "" {
+			add("stanza_id < ?", hi)
+		}
+	}
+	if len(q.IDs) > 0 {
+		b.WriteString(" AND stanza_id IN (" + placeholders(len(q.IDs)) + ")")
+		for _, id := range q.IDs {
+			args = append(args, id)
+		}
+	}
+	if q.Text != "" {
+		// A case-insensitive substring search; LOWER on both sides keeps
+		// it so where LIKE itself is case-sensitive (PostgreSQL).
+		add("LOWER(body) LIKE ? ESCAPE '!'", "%"+escapeLike(strings.ToLower(q.Text))+"%")
+	}
+	return b.String(), args
+}
+
+// archiveSelect is the query of a page: one more row than asked, to know
+// whether the page is complete.
+func archiveSelect(q sdk.ArchiveQuery) (string, []any) {
+	where, args := archiveWhere(q, q.After, q.Before)
+	order := "ASC"
+	if q.Last {
+		order = "DESC"
+	}
+	query := "SELECT stanza_id, peer, peer_res, stamp, outgoing, stanza, body FROM koi_archive WHERE " + where +
+		" ORDER BY stanza_id " + order + " LIMIT ?"
+	args = append(args, q.Max+1)
+	if q.Skip > 0 && !q.Last {
+		query += " OFFSET ?"
+		args = append(args, q.Skip)
+	}
+	return query, args
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// QueryArchive serves a page with one range scan of an index, plus two
+// counts when asked. The statements' shapes vary with the query, so they
+// are not prepared.
+func (s *Store) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+	const op = "archive.Query"
+	if err := checkQuery(q); err != nil {
+		return sdk.ArchivePage{}, s.fail(op, err)
+	}
+	var page sdk.ArchivePage
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		page = sdk.ArchivePage{}
+		query, args := archiveSelect(q)
+		rows, err := tx.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m := sdk.ArchivedMessage{Owner: q.Owner}
+			var stamp int64
+			var out int
+			if err := rows.Scan(&m.StanzaID, &m.Peer, &m.PeerResource, &stamp, &out, &m.Stanza, &m.Body); err != nil {
+				return err
+			}
+			m.Stamp, m.Outgoing = time.UnixMicro(stamp).UTC(), out != 0
+			page.Messages = append(page.Messages, m)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		page.Complete = len(page.Messages) <= q.Max
+		page.Messages = page.Messages[:min(len(page.Messages), q.Max)]
+		if q.Last {
+			slices.Reverse(page.Messages)
+		}
+		if !q.Count {
+			return nil
+		}
+		where, args := archiveWhere(q, "", "")
+		if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM koi_archive WHERE "+where), args...).Scan(&page.Count); err != nil {
+			return err
+		}
+		if len(page.Messages) > 0 {
+			where, args = archiveWhere(q, "", page.Messages[0].StanzaID)
+			if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM koi_archive WHERE "+where), args...).Scan(&page.Index); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return sdk.ArchivePage{}, err
+	}
+	if page.Messages == nil {
+		page.Messages = []sdk.ArchivedMessage{}
+	}
+	return page, nil
+}
+
+// DeleteArchive removes the owner's messages and preferences.
+func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
+	const op = "archive.Delete"
+	if err := checkKey("owner", owner); err != nil {
+		return s.fail(op, err)
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		for _, table := range [...]string{"koi_archive", "koi_archive_prefs_jids", "koi_archive_prefs"} {
+			if _, err := s.exec(ctx, tx, "DELETE FROM "+table+" WHERE owner = ?", owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// GetArchivePrefs returns the owner's preferences, the zero value if none
+// were set. The lists come sorted.
+func (s *Store) GetArchivePrefs(ctx context.Context, owner string) (sdk.ArchivePrefs, error) {
+	const op = "archive.GetPrefs"
+	if err := checkKey("owner", owner); err != nil {
+		return sdk.ArchivePrefs{}, s.fail(op, err)
+	}
+	var p sdk.ArchivePrefs
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		p = sdk.ArchivePrefs{}
+		err := s.scanOne(ctx, tx, "SELECT mode FROM koi_archive_prefs WHERE owner = ?", []any{owner}, &p.Default)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := s.query(ctx, tx, "SELECT jid, always FROM koi_archive_prefs_jids WHERE owner = ? ORDER BY jid", owner)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var j string
+			var always int
+			if err := rows.Scan(&j, &always); err != nil {
+				return err
+			}
+			if always != 0 {
+				p.Always = append(p.Always, j)
+			} else {
+				p.Never = append(p.Never, j)
+			}
+		}
+		return rows.Err()
+	})
+	return p, err
+}
+
+// SetArchivePrefs replaces the owner's preferences.
+func (s *Store) SetArchivePrefs(ctx context.Context, owner string, p sdk.ArchivePrefs) error {
+	const op = "archive.SetPrefs"
+	if err := checkPrefs(owner, p); err != nil {
+		return s.fail(op, err)
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, s.d.upsert("koi_archive_prefs", []string{"owner"}, []string{"mode"}), owner, p.Default); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, "DELETE FROM koi_archive_prefs_jids WHERE owner = ?", owner); err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			jids   []string
+			always int
+		}{{p.Always, 1}, {p.Never, 0}} {
+			for _, j := range l.jids {
+				if _, err := s.exec(ctx, tx, "INSERT INTO koi_archive_prefs_jids (owner, jid, always) VALUES (?, ?, ?)", owner, j, l.always); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func checkPrefs(owner string, p sdk.ArchivePrefs) error {
+	switch p.Default {
+	case sdk.ArchiveAlways, sdk.ArchiveNever, sdk.ArchiveRoster, "":
+	default:
+		return fmt.Errorf("%w: unknown archive default %q", sdk.ErrInvalid, p.Default)
+	}
+	errs := []error{checkKey("owner", owner)}
+	seen := map[string]bool{}
+	for _, j := range append(slices.Clip(p.Always), p.Never...) {
+		errs = append(errs, checkKey("jid", j))
+		if seen[j] {
+			errs = append(errs, fmt.Errorf("%w: %s is listed twice", sdk.ErrInvalid, j))
+		}
+		seen[j] = true
+	}
+	return checkAll(errs...)
+}

@@ -1,0 +1,86 @@
+// Package sdktest is the conformance kit for koi backends: called from a
+// plugin's own tests with the plugin's sdk.Factory, it checks every promise
+// the interfaces of package sdk make, for every feature the backend
+// declares in Capabilities, both in process and through a real plugin
+// process started the way koi starts it.
+//
+//	package mybackend_test
+//
+//	import (
+//		"encoding/json"
+//		"path/filepath"
+//		"testing"
+//
+//		"github.com/koi-im/koi/sdk/sdktest"
+//
+//		"example.com/mybackend"
+//	)
+//
+//	func TestConformance(t *testing.T) {
+//		sdktest.Run(t, mybackend.New, sdktest.Options{
+//			// A fresh, empty store for every subtest.
+//			NewConfig: func(t *testing.T) []byte {
+//				cfg, _ := json.Marshal(map[string]any{
+//					"path": filepath.Join(t.TempDir(), "store.db"),
+//				})
+//				return cfg
+//			},
+//			// Also run every check through the plugin binary.
+//			PluginCommand: sdktest.BuildPlugin(t, "example.com/mybackend/cmd/koi-backend-mine"),
+//		})
+//	}
+//
+// What is checked, per declared feature (subtest names in brackets):
+//
+//   - every declared feature implements its interfaces [capabilities];
+//     Ping succeeds if the backend is an sdk.Pinger [ping].
+//   - auth: unknown users are (false, nil) and sdk.ErrNotFound for SCRAM;
+//     empty user or host names are sdk.ErrInvalid; read-write: CreateUser
+//     and sdk.ErrExists, SetPassword, DeleteUser and sdk.ErrNotFound,
+//     accounts per host, ListUsers sorted, SCRAM credentials for SHA-1 and
+//     SHA-256 that verify the password (sdk.CheckSCRAMPassword), unicode
+//     names stored exactly (zoë is not zoe), exactly one winner among
+//     concurrent CreateUser calls of one name; read-only: the account of
+//     Options.ExistingUser.
+//   - roster: an unknown owner has version "0"; every item field round
+//     trips, group order included; every write returns a new version (a
+//     greater one, for decimal versions) that GetRoster then reports;
+//     DeleteItem and sdk.ErrNotFound; pending requests; DeleteRoster;
+//     rosters per owner; unicode; a 10,000-item roster; concurrent
+//     writers get distinct versions and lose no item.
+//   - offline: messages come back in arrival order with their stamps to
+//     the microsecond; Pop empties the queue; concurrent Pops deliver
+//     every message exactly once; DeleteAll.
+//   - vcard and private: sdk.ErrNotFound, round trips (unicode, a 100 KB
+//     vCard), overwrite, private documents keyed by name and namespace,
+//     the Delete calls.
+//   - archive: every message field round trips (stamps to the
+//     millisecond); appends are idempotent on (owner, stanza id), also
+//     when the same batch is appended concurrently, and never overwrite;
+//     pages forward (After), backward (Last, Before) and by Skip, with
+//     Complete, Count and Index; the With, WithResource, AfterID,
+//     BeforeID and IDs filters alone and together; full-text search when
+//     declared; preferences; DeleteArchive; sdk.ErrInvalid for bad input.
+//   - over the wire only [refusals]: what the plugin does not declare is
+//     refused, writes to read-only features with sdk.ErrReadOnly (or
+//     errors.ErrUnsupported), reads of undeclared features with
+//     errors.ErrUnsupported, and refused writes leave no trace.
+//
+// The same checks run in process and over the wire, so errors must keep
+// their meaning across it: errors.Is(err, sdk.ErrNotFound) holds on both
+// sides only if the backend returns (or wraps) the sdk sentinels.
+//
+// # Fresh state
+//
+// Every subtest builds its own backend (and, over the wire, starts its own
+// plugin process). With Options.NewConfig each gets its own store; with
+// only Options.Config they share one, and the kit keeps them apart with
+// user names and owners unique to each subtest (and to each run, so a
+// store that outlives the test does not get in the way either).
+//
+// # Read-only backends
+//
+// The kit cannot fill a read-only store: it checks what an empty one must
+// answer, plus the account named by Options.ExistingUser and
+// Options.ExistingPassword, which the test must have created beforehand.
+package sdktest

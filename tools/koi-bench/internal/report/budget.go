@@ -1,0 +1,190 @@
+package report
+
+import (
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/koi-im/koi/tools/koi-bench/internal/load"
+	"github.com/koi-im/koi/tools/koi-bench/internal/measure"
+)
+
+// Verdicts of a check.
+const (
+	Pass = "pass"
+	Miss = "MISS"
+	Info = "info"
+)
+
+// Line is one line of the summary.
+type Line struct {
+	Check    string `json:"check"`
+	Measured string `json:"measured"`
+	Target   string `json:"target"`
+	Verdict  string `json:"verdict"`
+}
+
+// Budget checks results against koi's performance budget (issue #6):
+// results are matched by what they measured, not by name, so any set of
+// runs can be summarised. It returns one line per matching check and per
+// cost worth showing.
+func Budget(results []Result) []Line {
+	var lines []Line
+	iterations := 0
+	var scramTLS *load.LoginResult
+	for _, res := range results {
+		if r, ok := res.(*load.LoginResult); ok {
+			if r.Iterations > 0 {
+				iterations = r.Iterations
+			}
+			if r.TLS && strings.HasPrefix(r.Mechanism, "SCRAM") {
+				scramTLS = r
+			}
+		}
+	}
+	for _, res := range results {
+		switch r := res.(type) {
+		case *load.RegisterResult:
+			lines = append(lines, Line{
+				Check:    "users created (" + r.Via + ")",
+				Measured: fmt.Sprintf("%d new + %d existing in %.1fs (%.0f/s)", r.Created, r.Existed, r.Seconds, r.PerSecond),
+				Verdict:  verdict(r.Errors == 0, false),
+			})
+		case *load.MsgResult:
+			lines = append(lines, msgLines(r)...)
+		case *load.IdleResult:
+			limit := 16.0
+			if r.TLS {
+				limit = 32
+			}
+			name := fmt.Sprintf("idle memory per session, %s, %d sessions", tlsName(r.TLS), r.Opened)
+			lines = append(lines, Line{
+				Check:    name,
+				Measured: fmt.Sprintf("%.1f KiB RSS (%.1f KiB heap, %.1f KiB stacks); plugin %.2f KiB", r.RSSPerSessionKiB, r.HeapPerSessionKiB, r.StackPerSessionKiB, r.PluginPerSessionKiB),
+				Target:   fmt.Sprintf("≤ %.0f KiB at 15000", limit),
+				// The memory figure stands if nearly all sessions opened;
+				// failures get their own line below.
+				Verdict: verdict(r.RSSPerSessionKiB <= limit, r.Opened < 14850),
+			})
+			if r.Alive != r.Opened || r.Opened != r.Sessions {
+				lines = append(lines, Line{Check: name + ": sessions alive", Measured: fmt.Sprintf("%d of %d asked, %d alive at the end", r.Opened, r.Sessions, r.Alive), Target: "all", Verdict: Miss})
+			}
+		case *load.LoginResult:
+			lines = append(lines, loginLines(r, iterations, scramTLS)...)
+		}
+	}
+	return lines
+}
+
+func msgLines(r *load.MsgResult) []Line {
+	var lines []Line
+	cost := fmt.Sprintf("server %.1fµs, tool %.1fµs per msg", r.CPU.ServerUsPerOp, r.CPU.ToolUsPerOp)
+	if r.CPU.ToolBound {
+		cost += " (TOOL-BOUND: a lower bound)"
+	}
+	faults := Line{
+		Check:    fmt.Sprintf("messages %d pairs: lost / duplicated", r.Pairs),
+		Measured: fmt.Sprintf("%d / %d (out of order %d, bounced %d) of %d", r.Lost, r.Duplicated, r.OutOfOrder, r.Bounced, r.Sent),
+		Target:   "0 / 0",
+		Verdict:  verdict(r.Lost == 0 && r.Duplicated == 0 && r.Sent > 0, false),
+	}
+	if r.Rate == 0 {
+		lines = append(lines, Line{
+			Check:    fmt.Sprintf("messages %d pairs, unbounded: throughput", r.Pairs),
+			Measured: fmt.Sprintf("%.0f msgs/s (%s)%s", r.PerSecond, cost, disturbed(r.CPU)),
+			Target:   "≥ 90000/s at 500 pairs",
+			Verdict:  verdict(r.PerSecond >= 90000 && r.Pairs >= 500, r.Pairs < 500),
+		}, faults)
+		return lines
+	}
+	lines = append(lines, Line{
+		Check:    fmt.Sprintf("messages %d pairs at %.0f/s: p99 latency", r.Pairs, r.Rate),
+		Measured: fmt.Sprintf("p99 %s (p50 %s, p99.9 %s, max %s; %.0f msgs/s)%s", msStr(r.Latency.P99), msStr(r.Latency.P50), msStr(r.Latency.P999), msStr(r.Latency.Max), r.PerSecond, disturbed(r.CPU)),
+		Target:   "≤ 0.5ms at 5000/s",
+		Verdict:  verdict(r.Latency.P99 <= 0.5 && r.PerSecond >= 0.95*r.Rate && r.Rate >= 5000, r.Rate < 5000),
+	}, faults)
+	return lines
+}
+
+func loginLines(r *load.LoginResult, iterations int, tlsLogin *load.LoginResult) []Line {
+	name := fmt.Sprintf("logins %s %s c=%d", r.Mechanism, tlsName(r.TLS), r.Concurrency)
+	cost := fmt.Sprintf("server %.0fµs + plugin %.0fµs CPU per login; p99 %s", r.CPU.ServerUsPerOp, r.CPU.PluginUsPerOp, msStr(r.Latency.P99)) + disturbed(r.CPU)
+	if r.CPU.ToolBound {
+		cost += " (TOOL-BOUND)"
+	}
+	switch {
+	case r.Mechanism == "SCRAM-SHA-1" && !r.TLS:
+		return []Line{{
+			Check:    name,
+			Measured: fmt.Sprintf("%.0f/s (%s)", r.PerSecond, cost),
+			Target:   "≥ 4000/s at c=50",
+			Verdict:  verdict(r.PerSecond >= 4000 && r.Concurrency >= 50, r.Concurrency < 50),
+		}}
+	case r.Mechanism == "PLAIN":
+		if iterations == 0 {
+			iterations = 4096
+		}
+		hash := pbkdf2Cost(iterations)
+		l := Line{Check: name, Verdict: Info}
+		if tlsLogin != nil && tlsLogin.TLS == r.TLS && tlsLogin.CPU.ServerUsPerOp > 0 {
+			// The same login without the hashing: a SCRAM login over the
+			// same transport. One core does both halves.
+			rest := tlsLogin.CPU.ServerUsPerOp + tlsLogin.CPU.PluginUsPerOp
+			ceiling := 1e6 / (float64(hash.Microseconds()) + rest)
+			l.Measured = fmt.Sprintf("%.0f/s = %.0f%% of the ceiling (%s)", r.PerSecond, 100*r.PerSecond/ceiling, cost)
+			l.Target = fmt.Sprintf("ceiling %.0f/s = one core / (PBKDF2-SHA-256 × %d %.0fµs + rest of a %s login %.0fµs)",
+				ceiling, iterations, float64(hash)/1e3, tlsLogin.Mechanism, rest)
+			l.Verdict = verdict(r.PerSecond >= 0.9*ceiling, false)
+			return []Line{l}
+		}
+		ceiling := float64(time.Second) / float64(hash)
+		l.Measured = fmt.Sprintf("%.0f/s = %.0f%% of the PBKDF2 ceiling (%s)", r.PerSecond, 100*r.PerSecond/ceiling, cost)
+		l.Target = fmt.Sprintf("ceiling %.0f/s: one core / PBKDF2-SHA-256 × %d = %.0fµs", ceiling, iterations, float64(hash)/1e3)
+		return []Line{l}
+	}
+	return []Line{{Check: name, Measured: fmt.Sprintf("%.0f/s (%s)", r.PerSecond, cost), Target: "(no budget)", Verdict: Info}}
+}
+
+// disturbed marks a measurement taken while other processes used the
+// test's CPUs.
+func disturbed(c measure.CPUReport) string {
+	if c.Disturbed() == "" {
+		return ""
+	}
+	return fmt.Sprintf(" [DISTURBED: %.2f cores of other load]", c.OtherCores+c.StealCores)
+}
+
+func verdict(ok, notComparable bool) string {
+	switch {
+	case notComparable:
+		return Info
+	case ok:
+		return Pass
+	}
+	return Miss
+}
+
+// pbkdf2Cost is how long one PBKDF2-HMAC-SHA-256 takes on this machine:
+// the hashing koi's sql plugin does to check a PLAIN password.
+func pbkdf2Cost(iterations int) time.Duration {
+	const runs = 20
+	best := time.Duration(1<<63 - 1)
+	for range runs {
+		t := time.Now()
+		pbkdf2.Key(sha256.New, "koi-bench password", []byte("0123456789abcdef"), iterations, 32)
+		best = min(best, time.Since(t))
+	}
+	return best
+}
+
+// PrintBudget writes the summary table.
+func PrintBudget(w io.Writer, lines []Line) {
+	rows := make([][]string, len(lines))
+	for i, l := range lines {
+		rows[i] = []string{l.Check, l.Measured, l.Target, l.Verdict}
+	}
+	Table(w, []string{"check", "measured", "target", "verdict"}, rows)
+}

@@ -1,0 +1,76 @@
+package report
+
+import (
+	"bytes"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/koi-im/koi/tools/koi-bench/internal/load"
+	"github.com/koi-im/koi/tools/koi-bench/internal/measure"
+)
+
+func TestBudgetVerdicts(t *testing.T) {
+	results := []Result{
+		&load.MsgResult{Common: load.Common{Mode: "msg"}, Pairs: 500, PerSecond: 95000, Sent: 1000},
+		&load.MsgResult{Common: load.Common{Mode: "msg"}, Pairs: 500, Rate: 5000, PerSecond: 5000, Sent: 1000, Lost: 1,
+			Latency: measure.Summary{P99: 0.7}},
+		&load.IdleResult{Common: load.Common{Mode: "idle"}, Sessions: 15000, Opened: 15000, Alive: 15000, RSSPerSessionKiB: 15.5},
+		&load.IdleResult{Common: load.Common{Mode: "idle", TLS: true}, Sessions: 15000, Opened: 15000, Alive: 14000, RSSPerSessionKiB: 20},
+		&load.IdleResult{Common: load.Common{Mode: "idle"}, Sessions: 100, Opened: 100, Alive: 100, RSSPerSessionKiB: 10},
+		&load.LoginResult{Common: load.Common{Mode: "login", Mechanism: "SCRAM-SHA-1"}, Concurrency: 50, PerSecond: 3999, Iterations: 4096},
+		&load.LoginResult{Common: load.Common{Mode: "login", Mechanism: "PLAIN", TLS: true}, Concurrency: 50, PerSecond: 900},
+		&load.LoginResult{Common: load.Common{Mode: "login", Mechanism: "SCRAM-SHA-1", TLS: true}, Concurrency: 50, PerSecond: 1000,
+			CPU: measure.CPUReport{ServerUsPerOp: 1e6, PluginUsPerOp: 0}},
+	}
+	var got []string
+	for _, l := range Budget(results) {
+		got = append(got, l.Verdict)
+	}
+	want := []string{
+		Pass, Pass, // throughput; no loss
+		Miss, Miss, // p99 over 0.5ms; one lost
+		Pass,       // 15.5 KiB plaintext
+		Pass, Miss, // TLS: 20 KiB, but sessions died
+		Info, // 100 sessions: not comparable with the 15000 budget
+		Miss, // 3999 logins/s
+		Pass, // PLAIN: 900/s ≥ 90% of one core / (PBKDF2 + 1s of the rest)
+		Info, // SCRAM over TLS: no budget
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts %v, want %v", got, want)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	in := &load.LoginResult{Common: load.Common{Mode: "login", Label: "x", Mechanism: "PLAIN"}, Logins: 42,
+		Latency: measure.Summary{P99: 1.5}, Phases: map[string]measure.Summary{"auth": {P50: 0.2}}}
+	f := filepath.Join(dir, "r.json")
+	if err := WriteJSON(f, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, Result(in)) {
+		t.Errorf("read back %+v, want %+v", out, in)
+	}
+	if err := WriteJSONValue(f, map[string]string{"mode": "nonsense"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadJSON(f); err == nil || !strings.Contains(err.Error(), "not a koi-bench result") {
+		t.Errorf("reading a foreign file: %v", err)
+	}
+}
+
+func TestTableAligns(t *testing.T) {
+	var b bytes.Buffer
+	Table(&b, []string{"a", "long header"}, [][]string{{"µµµ", "x"}, {"b", "yy"}})
+	want := "a    long header\n---  -----------\nµµµ  x\nb    yy\n"
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
