@@ -70,6 +70,8 @@ type conn struct {
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
+	bound     atomic.Bool  // a resource is bound: keepalives may be sent
+	one       [1]byte      // where an idle session waits for its next byte
 }
 
 func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
@@ -273,8 +275,10 @@ func (c *conn) writeRaw(b []byte) error {
 }
 
 // keepalive sends a whitespace ping if nothing was written for interval.
+// Only bound sessions get them: before that a space could land in the
+// middle of a TLS handshake or before the XML declaration.
 func (c *conn) keepalive(now time.Time, interval time.Duration) {
-	if c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
+	if !c.bound.Load() || c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
 		return
 	}
 	c.qmu.Lock()
@@ -347,22 +351,31 @@ func (c *conn) openStream() error {
 	if h != nil {
 		name = h.Name()
 	}
-	if err := c.writeRaw([]byte(c.header(name, from))); err != nil {
-		return err
-	}
-	c.headerSent = true
+	var problem error
 	switch {
 	case c.r.ContentNamespace() != xmlstream.NSClient:
-		return &xmlstream.Error{Condition: "invalid-namespace", Text: "the content namespace must be jabber:client"}
+		problem = &xmlstream.Error{Condition: "invalid-namespace", Text: "the content namespace must be jabber:client"}
 	case h == nil:
-		return &xmlstream.Error{Condition: "host-unknown", Text: "this server does not serve " + to}
+		problem = &xmlstream.Error{Condition: "host-unknown", Text: "this server does not serve " + to}
 	case c.host != nil && c.host != h:
-		return &xmlstream.Error{Condition: "not-authorized", Text: "the stream was restarted for another host"}
+		problem = &xmlstream.Error{Condition: "not-authorized", Text: "the stream was restarted for another host"}
 	case !strings.HasPrefix(hdr.Attr("version"), "1."):
-		return &xmlstream.Error{Condition: "unsupported-version", Text: "XMPP 1.0 streams only"}
+		problem = &xmlstream.Error{Condition: "unsupported-version", Text: "XMPP 1.0 streams only"}
+	}
+	out := []byte(c.header(name, from))
+	if problem != nil {
+		// Our header first, then the stream error (sent by Close).
+		if err := c.writeRaw(out); err != nil {
+			return err
+		}
+		c.headerSent = true
+		return problem
 	}
 	c.host = h
-	return c.writeRaw(c.features().AppendXML(nil, xmlstream.NSClient))
+	// Header and features in one write: a login restarts the stream twice.
+	out = c.features().AppendXML(out, xmlstream.NSClient)
+	c.headerSent = true
+	return c.writeRaw(out)
 }
 
 func (c *conn) tlsPending() bool {
@@ -682,6 +695,7 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 	c.enqueue(reply.AppendXML(nil, xmlstream.NSClient), true)
 	s, replaced := c.srv.cfg.Router.Bind(full, c)
 	c.session = s
+	c.bound.Store(true)
 	if replaced != nil {
 		replaced.Close("conflict", "replaced by a new connection for the same resource")
 	}
@@ -693,7 +707,21 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 func (c *conn) sessionLoop() error {
 	s := c.session
 	full := s.JID()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for {
+		if c.r.Idle() {
+			// Wait here rather than deep inside the XML decoder: an idle
+			// session's stack can then shrink to its minimum.
+			n, err := (deadlineReader{c, c.srv.cfg.IdleTimeout}).Read(c.one[:])
+			if n == 0 {
+				if err == nil {
+					continue
+				}
+				return err
+			}
+			c.r.Prime(c.one[0])
+		}
 		el, err := c.r.Next()
 		if err != nil {
 			return err
@@ -722,9 +750,9 @@ func (c *conn) sessionLoop() error {
 			c.Send(stanza.Result(el, nil))
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Backend calls carry their own timeouts (plugin call_timeout);
+		// the context ends when the connection does.
 		c.srv.cfg.Handler.Stanza(ctx, s, el)
-		cancel()
 	}
 }
 

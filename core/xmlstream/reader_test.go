@@ -706,3 +706,27 @@ func BenchmarkReadMessage(b *testing.B) {
 		}
 	}
 }
+
+func TestPrimeAfterIdle(t *testing.T) {
+	src := &chunks{parts: [][]byte{[]byte(header + `<presence/>`), []byte(`<message to='a@b'/>`)}}
+	r := mustStart(t, src, Limits{})
+	if p, err := r.Next(); err != nil || p.Local != "presence" {
+		t.Fatalf("Next = %v, %v", p, err)
+	}
+	if !r.Idle() {
+		t.Fatal("a reader that consumed all its input must be idle")
+	}
+	// The caller waits for the peer itself and reads one byte.
+	var one [1]byte
+	if n, err := src.Read(one[:]); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	r.Prime(one[0])
+	if r.Idle() {
+		t.Fatal("a primed reader is not idle")
+	}
+	m, err := r.Next()
+	if err != nil || m.Local != "message" || m.Attr("to") != "a@b" {
+		t.Fatalf("Next after Prime = %v, %v", m, err)
+	}
+}
