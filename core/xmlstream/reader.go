@@ -123,9 +123,14 @@ func (r *Reader) newDecoder() *xml.Decoder {
 }
 
 // Idle reports whether the Reader holds no unread input, so that the next
-// call to Next would wait for the source.
+// call to Next would wait for the source. An idle Reader gives its read
+// buffer back to the pool: the caller is about to wait.
 func (r *Reader) Idle() bool {
-	return !r.src.pending && (r.src.br == nil || r.src.br.Buffered() == 0)
+	if r.src.pending || (r.src.br != nil && r.src.br.Buffered() > 0) {
+		return false
+	}
+	r.src.release()
+	return true
 }
 
 // Prime hands the Reader one byte that the caller read from the source
