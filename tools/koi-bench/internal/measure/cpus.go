@@ -52,10 +52,13 @@ func parseCPUList(s string) ([]int, error) {
 	return out, nil
 }
 
-// CPUBusy is the time the given CPUs spent running tasks (user, nice and
-// system time from /proc/stat; interrupts and idle left out), and the time
-// a hypervisor stole from them.
-func CPUBusy(cpus []int) (busy, steal time.Duration, err error) {
+// CPUIdle is the time the given CPUs spent idle (idle and iowait from
+// /proc/stat) and the time a hypervisor stole from them. Idle time is
+// measured precisely on tickless kernels, unlike the user and system
+// columns, which are sampled at timer ticks and go wrong for processes
+// that run in short bursts: busy time is better had as wall time minus
+// idle time.
+func CPUIdle(cpus []int) (idle, steal time.Duration, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0, err
@@ -64,7 +67,7 @@ func CPUBusy(cpus []int) (busy, steal time.Duration, err error) {
 	for _, c := range cpus {
 		want["cpu"+strconv.Itoa(c)] = true
 	}
-	var ticks, stolen int64
+	var idleTicks, stolen int64
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -76,8 +79,8 @@ func CPUBusy(cpus []int) (busy, steal time.Duration, err error) {
 			v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
 		}
 		// user nice system idle iowait irq softirq steal
-		ticks += v[0] + v[1] + v[2]
+		idleTicks += v[3] + v[4]
 		stolen += v[7]
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, time.Duration(stolen) * time.Second / clockTicks, nil
+	return time.Duration(idleTicks) * time.Second / clockTicks, time.Duration(stolen) * time.Second / clockTicks, nil
 }

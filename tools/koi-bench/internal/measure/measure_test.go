@@ -111,8 +111,8 @@ func TestParseCPUList(t *testing.T) {
 	if err != nil || len(cpus) == 0 {
 		t.Fatalf("AllowedCPUs(self) = %v, %v", cpus, err)
 	}
-	busy, _, err := CPUBusy(cpus)
-	if err != nil || busy <= 0 {
-		t.Errorf("CPUBusy(%v) = %v, %v", cpus, busy, err)
+	idle, _, err := CPUIdle(cpus)
+	if err != nil || idle <= 0 {
+		t.Errorf("CPUIdle(%v) = %v, %v", cpus, idle, err)
 	}
 }
