@@ -5,7 +5,7 @@ BIN     := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test vet unit fuzz proto clean bench
+.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb
 
 all: build
 
@@ -14,6 +14,7 @@ build:
 	$(GO) build -o $(BIN)/koictl ./core/cmd/koictl
 	$(GO) build -o $(BIN)/plugins/koi-backend-sql ./plugins/sql/cmd/koi-backend-sql
 	$(GO) build -o $(BIN)/plugins/koi-backend-ldap ./plugins/ldap/cmd/koi-backend-ldap
+	$(GO) build -o $(BIN)/plugins/koi-backend-mongo ./plugins/mongo/cmd/koi-backend-mongo
 	$(GO) build -o $(BIN)/koi-bench ./tools/koi-bench
 
 run: build
@@ -38,6 +39,16 @@ fuzz:
 # minutes; not part of test). BENCH_PROFILE=1 also saves server profiles.
 bench: build
 	scripts/bench.sh
+
+# Message throughput between online pairs with the archive off, on SQLite
+# and on MongoDB (FerretDB), with koi-bench (a few minutes; not in test).
+bench-archive: build
+	scripts/bench-archive.sh
+
+# Builds FerretDB into .cache/ferretdb for the MongoDB tests ahead of time;
+# the tests otherwise build it on first use (about a minute, once).
+ferretdb:
+	scripts/ferretdb.sh
 
 # Regenerates the gRPC code of the plugin protocol (committed).
 proto:

@@ -272,7 +272,9 @@ type ArchivedMessage struct {
 	// if the message was addressed to (or sent from) a bare JID.
 	Peer         string
 	PeerResource string
-	// Stamp is when the server archived the message, in UTC.
+	// Stamp is when the server archived the message, in UTC, to the
+	// millisecond (the core's stamps have no more); backends keep at least
+	// that precision.
 	Stamp time.Time
 	// Outgoing is true for a message the owner sent, false for one the
 	// owner received.

@@ -472,46 +472,119 @@ func (s *server) DeletePrivate(ctx context.Context, req *pb.OwnerRequest) (*pb.E
 
 // Archive.
 
-// Append stores each batch of the stream and acknowledges it, in order.
-// Batches are stored one after the other: the host keeps several in flight
-// so that the next is on its way while one is being committed.
+// Limits of a group commit: the batches that wait on a stream are stored
+// together, in one AppendArchive call, up to these many messages.
+const (
+	appendGroupMessages = 4096
+	appendQueue         = 32 // batches read ahead of the one being stored
+)
+
+// Append stores the batches of the stream and acknowledges each, in order.
+// While one group of batches is being stored, the next batches are read
+// ahead; they are then stored together, in one AppendArchive call (one
+// transaction, in the shipped backends), which is what makes a busy
+// archive cheap per message. A group that fails as invalid is stored again
+// batch by batch, so that only the faulty batch is refused.
 func (s *server) Append(stream pb.Archive_AppendServer) error {
 	a, err := writer[Archive](s, "archive", archiveAccess)
 	if err != nil {
 		return err
 	}
-	for {
-		b, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+	ctx := stream.Context()
+	batches := make(chan *pb.ArchiveBatch, appendQueue)
+	done := make(chan struct{})
+	defer close(done)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		for {
+			b, err := stream.Recv()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr <- err
+				}
+				return
+			}
+			select {
+			case batches <- b:
+			case <-done:
+				return
+			}
 		}
-		if err != nil {
-			return err
+	}()
+	for b := range batches {
+		group, n := []*pb.ArchiveBatch{b}, len(b.GetMessages())
+	more:
+		for n < appendGroupMessages {
+			select {
+			case next, ok := <-batches:
+				if !ok {
+					break more
+				}
+				group, n = append(group, next), n+len(next.GetMessages())
+			default:
+				break more
+			}
 		}
-		ack := &pb.ArchiveAck{Id: b.GetId()}
-		if err := s.appendBatch(stream.Context(), a, b); err != nil {
-			st := status.Convert(toStatus(err))
-			ack.Code, ack.Error = int32(st.Code()), st.Message()
+		for i, err := range s.appendGroup(ctx, a, group) {
+			ack := &pb.ArchiveAck{Id: group[i].GetId()}
+			if err != nil {
+				st := status.Convert(toStatus(err))
+				ack.Code, ack.Error = int32(st.Code()), st.Message()
+			}
+			if err := stream.Send(ack); err != nil {
+				return err
+			}
 		}
-		if err := stream.Send(ack); err != nil {
-			return err
-		}
+	}
+	select {
+	case err := <-recvErr:
+		return err
+	default:
+		return nil
 	}
 }
 
-// appendBatch stores one batch; a panic in the backend fails the batch,
-// not the plugin (recoverUnary does not see streams).
-func (s *server) appendBatch(ctx context.Context, a Archive, b *pb.ArchiveBatch) (err error) {
+// appendGroup stores a group of batches and returns each one's outcome.
+func (s *server) appendGroup(ctx context.Context, a Archive, group []*pb.ArchiveBatch) []error {
+	out := make([]error, len(group))
+	if len(group) == 1 {
+		out[0] = s.appendBatch(ctx, a, group[0].GetMessages())
+		return out
+	}
+	var all []*pb.ArchivedMessage
+	for _, b := range group {
+		all = append(all, b.GetMessages()...)
+	}
+	err := s.appendBatch(ctx, a, all)
+	if !errors.Is(err, ErrInvalid) {
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	for i, b := range group {
+		out[i] = s.appendBatch(ctx, a, b.GetMessages())
+	}
+	return out
+}
+
+// appendBatch stores messages; a panic in the backend fails them, not the
+// plugin (recoverUnary does not see streams).
+func (s *server) appendBatch(ctx context.Context, a Archive, msgs []*pb.ArchivedMessage) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("backend panicked", "method", "AppendArchive", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "backend panicked in AppendArchive: %v", r)
+			// Refused as invalid, so that the host's writer stores the
+			// rest and drops only the message that breaks the backend,
+			// instead of retrying it forever.
+			err = fmt.Errorf("%w: backend panicked in AppendArchive: %v", ErrInvalid, r)
 		}
 	}()
 	if _, _, err := s.state(); err != nil {
 		return err
 	}
-	return a.AppendArchive(ctx, archivedListFromPB(b.GetMessages()))
+	return a.AppendArchive(ctx, archivedListFromPB(msgs))
 }
 
 func (s *server) Query(ctx context.Context, req *pb.ArchiveQuery) (*pb.ArchivePage, error) {

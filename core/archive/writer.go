@@ -33,6 +33,10 @@ type Options struct {
 	// BatchSize is the most messages in one batch (default 256); a full
 	// batch is sent at once.
 	BatchSize int
+	// BatchBytes bounds a batch's size on the wire (default 1 MiB; a
+	// single message larger than that still goes, alone), well under
+	// gRPC's 4 MiB message limit whatever the stanzas' size.
+	BatchBytes int
 	// FlushInterval is how long a message may wait for its batch to fill
 	// (default 10ms).
 	FlushInterval time.Duration
@@ -40,7 +44,8 @@ type Options struct {
 	// and in flight (default 16384). It is the writer's whole memory.
 	QueueSize int
 	// MaxInFlight is how many batches may await their acknowledgement
-	// (default 4): the next one travels while one is being committed.
+	// (default 16): the next ones travel while one is being committed,
+	// and the plugin commits those that wait together.
 	MaxInFlight int
 	// BlockTimeout is how long Reserve waits for room in a full queue
 	// before it gives up with ErrFull (default 2s).
@@ -65,8 +70,9 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.BatchSize, 256)
+	def(&o.BatchBytes, 1<<20)
 	def(&o.QueueSize, 16384)
-	def(&o.MaxInFlight, 4)
+	def(&o.MaxInFlight, 16)
 	defD(&o.FlushInterval, 10*time.Millisecond)
 	defD(&o.BlockTimeout, 2*time.Second)
 	defD(&o.AckTimeout, 30*time.Second)
@@ -112,7 +118,7 @@ type Writer struct {
 	changed  chan struct{} // closed and replaced on every progress
 	used     int           // reserved + queued + in flight
 	reserved int
-	queue    []item // committed, not sent; ascending seq
+	queue    deque // committed, not sent; ascending seq
 	queuedAt time.Time
 	inflight []*batch // sent, not acknowledged; in sending order
 	nextSeq  uint64   // seq of the next committed message
@@ -256,11 +262,11 @@ func (r *Reservation) Commit(msgs ...sdk.ArchivedMessage) error {
 	w.mu.Lock()
 	w.reserved -= r.n
 	w.used -= r.n - len(msgs)
-	if len(w.queue) == 0 && len(msgs) > 0 {
+	if w.queue.len() == 0 && len(msgs) > 0 {
 		w.queuedAt = time.Now()
 	}
 	for _, m := range msgs {
-		w.queue = append(w.queue, item{seq: w.nextSeq, msg: m})
+		w.queue.pushBack(item{seq: w.nextSeq, msg: m})
 		w.nextSeq++
 		w.owners[m.Owner]++
 	}
@@ -321,8 +327,8 @@ func (w *Writer) Sync(ctx context.Context, owner string) error {
 // minPendingLocked is the smallest seq queued or in flight, or MaxUint64.
 func (w *Writer) minPendingLocked() uint64 {
 	m := ^uint64(0)
-	if len(w.queue) > 0 {
-		m = w.queue[0].seq
+	if w.queue.len() > 0 {
+		m = w.queue.at(0).seq
 	}
 	for _, b := range w.inflight {
 		m = min(m, b.items[0].seq)
@@ -335,7 +341,7 @@ func (w *Writer) Stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.stats
-	s.Pending = len(w.queue)
+	s.Pending = w.queue.len()
 	for _, b := range w.inflight {
 		s.Pending += len(b.items)
 	}
@@ -427,7 +433,7 @@ func (w *Writer) run() {
 		now := time.Now()
 		w.mu.Lock()
 		finished := w.closing && w.used == 0
-		pending := len(w.queue)+len(w.inflight) > 0
+		pending := w.queue.len()+len(w.inflight) > 0
 		w.mu.Unlock()
 		if finished {
 			if c != nil {
@@ -459,7 +465,7 @@ func (w *Writer) run() {
 			wait = time.Until(retryAt)
 		case c != nil:
 			dead = c.dead
-			if len(w.queue) > 0 && len(w.inflight) < w.opt.MaxInFlight {
+			if w.queue.len() > 0 && len(w.inflight) < w.opt.MaxInFlight {
 				wait = time.Until(w.queuedAt.Add(w.opt.FlushInterval))
 			}
 			if len(w.inflight) > 0 {
@@ -551,34 +557,37 @@ func (w *Writer) sendDue(c *conn, now time.Time) {
 }
 
 func (w *Writer) takeBatchLocked(now time.Time) *batch {
-	if len(w.queue) == 0 || len(w.inflight) >= w.opt.MaxInFlight {
+	if w.queue.len() == 0 || len(w.inflight) >= w.opt.MaxInFlight {
 		return nil
 	}
-	n := min(len(w.queue), w.opt.BatchSize)
-	due := n == w.opt.BatchSize || w.closing || w.queue[0].seq <= w.flushTo ||
+	n := min(w.queue.len(), w.opt.BatchSize)
+	due := n == w.opt.BatchSize || w.closing || w.queue.at(0).seq <= w.flushTo ||
 		now.Sub(w.queuedAt) >= w.opt.FlushInterval
 	if !due {
 		return nil
 	}
-	if w.queue[0].alone {
+	if w.queue.at(0).alone {
 		n = 1
 	} else {
+		size := messageSize(w.queue.at(0).msg)
 		for i := 1; i < n; i++ {
-			if w.queue[i].alone {
+			size += messageSize(w.queue.at(i).msg)
+			if w.queue.at(i).alone || size > w.opt.BatchBytes {
 				n = i
 				break
 			}
 		}
 	}
 	w.batchID++
-	b := &batch{id: w.batchID, items: append([]item(nil), w.queue[:n]...), sent: now}
-	w.queue = w.queue[n:]
-	if len(w.queue) == 0 {
-		w.queue = nil // let the backing array go
-	}
+	b := &batch{id: w.batchID, items: w.queue.popFront(n), sent: now}
 	w.queuedAt = now
 	w.inflight = append(w.inflight, b)
 	return b
+}
+
+// messageSize estimates a message's size on the wire.
+func messageSize(m sdk.ArchivedMessage) int {
+	return len(m.Owner) + len(m.StanzaID) + len(m.Peer) + len(m.PeerResource) + len(m.Stanza) + len(m.Body) + 32
 }
 
 // receive reads acknowledgements until the stream breaks.
@@ -629,12 +638,10 @@ func (w *Writer) acked(id uint64, outcome error) bool {
 	case errors.Is(outcome, sdk.ErrInvalid) && len(b.items) > 1:
 		// Find the culprit: send the batch again one message at a time.
 		w.inflight = w.inflight[1:]
-		again := make([]item, 0, len(b.items)+len(w.queue))
-		for _, it := range b.items {
-			it.alone = true
-			again = append(again, it)
+		for i := range b.items {
+			b.items[i].alone = true
 		}
-		w.queue = append(again, w.queue...)
+		w.queue.pushFront(b.items)
 		w.log.Warn("archive backend refused a batch as invalid; retrying its messages one by one", "messages", len(b.items), "error", outcome)
 	case errors.Is(outcome, sdk.ErrInvalid):
 		w.inflight = w.inflight[1:]

@@ -430,3 +430,71 @@ func TestCloseWaitsForOutstandingReservations(t *testing.T) {
 		t.Fatal("the message committed during Close is not stored")
 	}
 }
+
+func TestBatchesStayUnderTheByteLimit(t *testing.T) {
+	st := newStore()
+	w := NewWriter(LocalStream(st), Options{BatchSize: 100, BatchBytes: 10_000, FlushInterval: time.Millisecond}, nil)
+	big := strings.Repeat("x", 3000)
+	var msgs []sdk.ArchivedMessage
+	for i := range 10 {
+		m := msg("alice@example.com", i)
+		m.Stanza = big
+		if i == 5 {
+			m.Stanza = strings.Repeat("y", 50_000) // larger than a batch: goes alone
+		}
+		msgs = append(msgs, m)
+	}
+	if err := w.Append(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	closeWriter(t, w)
+	st.mu.Lock()
+	sizes := fmt.Sprint(st.batches)
+	st.mu.Unlock()
+	if st.count() != 10 || sizes != "[3 2 1 3 1]" {
+		t.Fatalf("stored %d in batches %s, want 10 in [3 2 1 3 1]", st.count(), sizes)
+	}
+}
+
+func TestDeque(t *testing.T) {
+	var d deque
+	next := uint64(0)
+	var want []uint64
+	check := func() {
+		t.Helper()
+		if d.len() != len(want) {
+			t.Fatalf("len %d, want %d", d.len(), len(want))
+		}
+		for i, w := range want {
+			if d.at(i).seq != w {
+				t.Fatalf("item %d is %d, want %d", i, d.at(i).seq, w)
+			}
+		}
+	}
+	// Wrap around and grow several times, with pops and front pushes in
+	// between.
+	for round := range 50 {
+		for range round%7 + 30 {
+			d.pushBack(item{seq: next})
+			want = append(want, next)
+			next++
+		}
+		n := min(d.len(), round%5+20)
+		got := d.popFront(n)
+		for i, it := range got {
+			if it.seq != want[i] {
+				t.Fatalf("popped %d, want %d", it.seq, want[i])
+			}
+		}
+		want = want[n:]
+		if round%3 == 0 {
+			back := got[len(got)-3:]
+			d.pushFront(back)
+			want = append([]uint64{back[0].seq, back[1].seq, back[2].seq}, want...)
+		}
+		check()
+	}
+	d.popFront(d.len())
+	want = nil
+	check()
+}

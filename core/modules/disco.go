@@ -23,7 +23,7 @@ func (m *Server) registerDisco() {
 
 // serverFeatures lists what a host offers; it follows the host's backends.
 func (m *Server) serverFeatures(h *Host) []string {
-	f := []string{NSDiscoInfo, NSDiscoItems, nsPing, nsTime, nsVersion, "urn:xmpp:features:rosterver", "urn:xmpp:features:pre-approval"}
+	f := []string{NSDiscoInfo, NSDiscoItems, nsPing, nsTime, nsVersion, "urn:xmpp:features:rosterver", "urn:xmpp:features:pre-approval", nsCarbons}
 	if h.Offline.On {
 		f = append(f, "msgoffline")
 	}

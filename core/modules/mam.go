@@ -229,7 +229,7 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to j
 		return nil, nil
 	}
 
-	a := &archiving{}
+	a := &archiving{resv: make([]*archive.Reservation, 0, len(keep)), msgs: make([][]sdk.ArchivedMessage, 0, len(keep))}
 	for _, c := range keep {
 		r, err := c.h.Archive.Backend.Writer.Reserve(ctx, 1)
 		if err != nil {

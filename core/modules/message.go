@@ -76,6 +76,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 			}
 			t.Send(el)
 			arch.commit(m)
+			m.sendCarbons(el, to, []*router.Session{t}, arch)
 			return
 		}
 		if typ == "groupchat" {
@@ -115,14 +116,13 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 			m.bounceTo(ctx, el, serr)
 			return
 		}
+		defer m.sendCarbons(el, to, targets, arch)
 		defer arch.commit(m)
+		// Every target gets the same stanza, and Send serialises it at
+		// once: no copy per target.
+		el.SetAttr("to", to.String())
 		for _, t := range targets {
-			c := el.Copy()
-			c.SetAttr("to", bare.String())
-			if to.Resource() != "" {
-				c.SetAttr("to", to.String())
-			}
-			t.Send(c)
+			t.Send(el)
 		}
 		return
 	}
@@ -184,6 +184,7 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 		return
 	}
 	arch.commit(m)
+	m.sendCarbons(el, to, nil, arch)
 }
 
 // worthStoring leaves out what only makes sense live: chat state

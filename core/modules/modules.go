@@ -1,8 +1,8 @@
 // Package modules is the server's instant messaging logic (RFC 6121) and
 // its feature modules: roster, presence, messages, offline storage,
-// service discovery, vCards, private storage, registration, ping, time and
-// version. Each feature is one file; backends are reached through the small
-// interfaces declared here.
+// service discovery, vCards, private storage, registration, ping, time,
+// version, the message archive (mam.go) and carbons. Each feature is one
+// file; backends are reached through the small interfaces declared here.
 package modules
 
 import (
@@ -67,6 +67,7 @@ type Server struct {
 	hosts   map[string]*Host
 	rosters *rosters
 	archive *archiveState
+	carbons *carbons
 	iq      map[iqKey]iqHandler
 	version string
 	started time.Time
@@ -83,6 +84,7 @@ func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Ser
 	}
 	m.rosters = newRosters(m)
 	m.archive = newArchiveState()
+	m.carbons = newCarbons()
 	m.registerRoster()
 	m.registerDisco()
 	m.registerMisc()
@@ -90,6 +92,7 @@ func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Ser
 	m.registerPrivate()
 	m.registerRegister()
 	m.registerMAM()
+	m.registerCarbons()
 	return m
 }
 
@@ -129,6 +132,7 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 		m.broadcastPresence(ctx, s, un)
 	}
 	m.rosters.forget(s.JID().Bare())
+	m.carbons.set(s, false)
 }
 
 // isLocal reports whether j belongs to a served host.

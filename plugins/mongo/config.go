@@ -1,0 +1,124 @@
+package mongobackend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// Settings configure a Store.
+type Settings struct {
+	// URI is the MongoDB connection string, "mongodb://host:port/".
+	URI string
+	// Database is the database holding koi's collections; default "koi".
+	Database string
+	// FullText turns on searching message bodies from archive queries.
+	FullText bool
+	// RetentionDays, if positive, deletes archived messages older than
+	// that many days, every RetentionInterval (default 1h).
+	RetentionDays     int
+	RetentionInterval time.Duration
+	// ConnectTimeout bounds connecting and the first ping (default 10s).
+	ConnectTimeout time.Duration
+	// SCRAMIterations is the PBKDF2 iteration count for new passwords;
+	// 0 means sdk.DefaultSCRAMIterations.
+	SCRAMIterations int
+}
+
+// fileConfig is the config block as the operator writes it.
+type fileConfig struct {
+	URI               string `json:"uri"`
+	Database          string `json:"database"`
+	FullText          bool   `json:"fulltext"`
+	RetentionDays     int    `json:"retention_days"`
+	RetentionInterval string `json:"retention_interval"`
+	ConnectTimeout    string `json:"connect_timeout"`
+	SCRAMIterations   int    `json:"scram_iterations"`
+}
+
+// ParseConfig decodes the plugin's config block and checks it. Problems
+// name the config key to fix.
+func ParseConfig(cfg sdk.Config) (Settings, error) {
+	var fc fileConfig
+	if err := cfg.Decode(&fc); err != nil {
+		return Settings{}, err
+	}
+	s := Settings{URI: fc.URI, Database: fc.Database, FullText: fc.FullText, RetentionDays: fc.RetentionDays,
+		SCRAMIterations: fc.SCRAMIterations}
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	dur := func(key, v string, d *time.Duration) {
+		if v == "" {
+			return
+		}
+		x, err := time.ParseDuration(v)
+		if err != nil || x <= 0 {
+			bad("%s: %q is not a positive duration like \"1h\"", key, v)
+			return
+		}
+		*d = x
+	}
+	dur("retention_interval", fc.RetentionInterval, &s.RetentionInterval)
+	dur("connect_timeout", fc.ConnectTimeout, &s.ConnectTimeout)
+	if err := s.check(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return Settings{}, fmt.Errorf("%w: mongo backend config: %s", sdk.ErrInvalid, strings.Join(errs, "; "))
+	}
+	return s.withDefaults(), nil
+}
+
+// maxSCRAMIterations bounds the PBKDF2 cost so a typo cannot make every
+// login take minutes.
+const maxSCRAMIterations = 10_000_000
+
+func (s Settings) check() error {
+	var errs []string
+	switch {
+	case s.URI == "":
+		errs = append(errs, `uri: missing; want "mongodb://host:port/"`)
+	case !strings.HasPrefix(s.URI, "mongodb://") && !strings.HasPrefix(s.URI, "mongodb+srv://"):
+		errs = append(errs, "uri: must start with mongodb:// or mongodb+srv://")
+	}
+	if strings.ContainsAny(s.Database, "/\\. \"$\x00") {
+		errs = append(errs, fmt.Sprintf("database: %q is not a valid MongoDB database name", s.Database))
+	}
+	if s.SCRAMIterations != 0 && (s.SCRAMIterations < sdk.DefaultSCRAMIterations || s.SCRAMIterations > maxSCRAMIterations) {
+		errs = append(errs, fmt.Sprintf("scram_iterations: %d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations))
+	}
+	if s.RetentionDays < 0 {
+		errs = append(errs, fmt.Sprintf("retention_days: %d is negative", s.RetentionDays))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.Database == "" {
+		s.Database = "koi"
+	}
+	if s.RetentionInterval <= 0 {
+		s.RetentionInterval = time.Hour
+	}
+	if s.ConnectTimeout <= 0 {
+		s.ConnectTimeout = 10 * time.Second
+	}
+	return s
+}
+
+// New is the plugin's sdk.Factory.
+func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+	s, err := ParseConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, s, log)
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# bench-archive.sh: message throughput between online pairs with the
+# message archive off and on (`make bench-archive`). For each setup it
+# starts koi on a fresh data directory, registers the users, and runs
+# koi-bench msg; then it prints one line per setup and the ratio to the
+# archive-off run.
+#
+# Setups (BENCH_ARCHIVE_SETUPS, default "off sql mongo"):
+#   off    no archive
+#   sql    archive in the sql plugin, SQLite (the plugin that also holds
+#          the accounts)
+#   sqltuned  the same with a larger WAL between checkpoints and a larger
+#          page cache (see README, Message archive: performance)
+#   mongo  archive in the mongo plugin, on a FerretDB of its own (SQLite);
+#          FerretDB comes from scripts/ferretdb.sh
+#
+# With taskset and two or more CPUs the server side (koi, its plugins and
+# FerretDB) runs on CPU 0 and koi-bench on CPU 1, as in scripts/bench.sh;
+# BENCH_PIN=0 leaves the scheduling to the kernel.
+#
+# Environment: BENCH_SECONDS (default 10), BENCH_PAIRS (default 500),
+# BENCH_RATE (messages/s in total; default 0: as fast as the server takes
+# them), BENCH_PORT (default 16222), BENCH_DIR (default: a new temp dir),
+# BENCH_PROFILE=1 (save koi's CPU and heap profiles of each run).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/bin
+secs=${BENCH_SECONDS:-10}
+pairs=${BENCH_PAIRS:-500}
+rate=${BENCH_RATE:-0}
+port=${BENCH_PORT:-16222}
+setups=${BENCH_ARCHIVE_SETUPS:-off sql mongo}
+dir=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/koi-bench-archive.XXXXXX")}
+mkdir -p "$dir"
+
+for b in koi koi-bench plugins/koi-backend-sql plugins/koi-backend-mongo; do
+	[[ -x $bin/$b ]] || { echo "bench-archive: $bin/$b missing; run make build" >&2; exit 1; }
+done
+
+server_pin=() tool_pin=()
+if [[ ${BENCH_PIN:-1} == 1 ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+	server_pin=(taskset -c 0)
+	tool_pin=(taskset -c 1)
+fi
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_port() {
+	for _ in $(seq 300); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench-archive: nothing listens on port $1" >&2
+	exit 1
+}
+
+ferret=""
+if [[ " $setups " == *" mongo "* ]]; then
+	ferret=$("$root/scripts/ferretdb.sh")
+fi
+
+declare -A rates
+for setup in $setups; do
+	d=$dir/$setup
+	mkdir -p "$d"
+	archive=""
+	mongo_block=""
+	dsn="$d/koi.db"
+	case $setup in
+	off) ;;
+	sql) archive='archive = "store"' ;;
+	sqltuned)
+		archive='archive = "store"'
+		dsn="$d/koi.db?_pragma=wal_autocheckpoint(20000)&_pragma=cache_size(-131072)"
+		;;
+	mongo)
+		mkdir -p "$d/ferretdb"
+		"${server_pin[@]}" "$ferret" --listen-addr="127.0.0.1:$((port + 3))" --state-dir="$d/ferretdb" \
+			--debug-addr=- --telemetry=disable --log-level=error --handler=sqlite \
+			--sqlite-url="file:$d/ferretdb/" >"$d/ferretdb.log" 2>&1 &
+		pids+=($!)
+		wait_port $((port + 3))
+		mongo_block="plugin \"mongo\" {
+  command = \"$bin/plugins/koi-backend-mongo\"
+  config  = { uri = \"mongodb://127.0.0.1:$((port + 3))/\"  database = \"koi\" }
+}"
+		archive='archive = "mongo"'
+		;;
+	*) echo "bench-archive: unknown setup $setup" >&2; exit 1 ;;
+	esac
+	cat >"$d/koi.hcl" <<CONF
+log { level = "info"  format = "text" }
+listen "plain" { type = "c2s"  address = "127.0.0.1:$port"  starttls = "disabled" }
+tls { cert_file = "$d/tls/cert.pem"  key_file = "$d/tls/key.pem" }
+plugin "store" {
+  command = "$bin/plugins/koi-backend-sql"
+  config  = { driver = "sqlite"  dsn = "$dsn" }
+}
+$mongo_block
+host "localhost" {
+  auth = "store"  roster = "store"  offline = "store"  vcard = "store"  private = "store"
+  $archive
+  registration = true
+}
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0 }
+server { data_dir = "$d/data"  pprof = "127.0.0.1:$((port + 2))" }
+CONF
+	"${server_pin[@]}" "$bin/koi" -config "$d/koi.hcl" >"$d/koi.log" 2>&1 &
+	koi=$!
+	pids+=($koi)
+	wait_port "$port"
+	"${tool_pin[@]}" "$bin/koi-bench" register -addr "127.0.0.1:$port" -users $((2 * pairs)) -c 4 -q >"$d/register.txt"
+	args=(-addr "127.0.0.1:$port" -tls none -mech SCRAM-SHA-1 -pairs "$pairs" -duration "${secs}s" -pid "$koi" -label "archive-$setup" -json "$d/msg.json" -q)
+	if (( rate > 0 )); then args+=(-rate "$rate"); fi
+	if [[ ${BENCH_PROFILE:-} == 1 ]]; then args+=(-pprof "http://127.0.0.1:$((port + 2))" -profile-dir "$d/profiles"); fi
+	echo "== archive $setup" >&2
+	"${tool_pin[@]}" "$bin/koi-bench" msg "${args[@]}" >"$d/msg.txt"
+	cat "$d/msg.txt"
+	rates[$setup]=$(sed -n 's/.*"per_second": \([0-9.e+]*\).*/\1/p' "$d/msg.json" | head -1)
+	kill -TERM "$koi"; wait "$koi" 2>/dev/null || true
+	if [[ $setup == mongo ]]; then cleanup; pids=(); fi
+done
+
+echo
+echo "message throughput between $pairs online pairs, ${secs}s each (results in $dir):"
+base=${rates[off]:-}
+for setup in $setups; do
+	r=${rates[$setup]:-?}
+	if [[ -n $base && $r != "?" ]]; then
+		printf '  archive %-5s %10.0f msg/s  %5.1f%% of archive off\n' "$setup" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN{print 100*a/b}')"
+	else
+		printf '  archive %-5s %10s msg/s\n' "$setup" "$r"
+	fi
+done

@@ -1,0 +1,180 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// archiveBackend keeps messages in a map. Its first AppendArchive call
+// waits for release, so that the batches sent meanwhile queue up.
+type archiveBackend struct {
+	entered chan struct{} // closed when the first call starts
+	release chan struct{}
+
+	mu    sync.Mutex
+	calls []int // messages per AppendArchive call
+	msgs  map[string]ArchivedMessage
+	first bool
+}
+
+func (a *archiveBackend) Capabilities() Capabilities {
+	return Capabilities{Archive: ArchiveCapabilities{Access: AccessReadWrite}}
+}
+func (a *archiveBackend) Close() error { return nil }
+
+func (a *archiveBackend) AppendArchive(ctx context.Context, msgs []ArchivedMessage) error {
+	a.mu.Lock()
+	first := !a.first
+	a.first = true
+	a.mu.Unlock()
+	if first {
+		close(a.entered)
+		<-a.release
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, len(msgs))
+	for _, m := range msgs {
+		if m.Owner == "" {
+			return fmt.Errorf("%w: no owner", ErrInvalid)
+		}
+		if m.Body == "panic" {
+			panic("backend bug")
+		}
+	}
+	for _, m := range msgs {
+		if _, ok := a.msgs[m.Owner+"/"+m.StanzaID]; !ok {
+			a.msgs[m.Owner+"/"+m.StanzaID] = m
+		}
+	}
+	return nil
+}
+
+func (a *archiveBackend) QueryArchive(context.Context, ArchiveQuery) (ArchivePage, error) {
+	return ArchivePage{}, nil
+}
+func (a *archiveBackend) DeleteArchive(context.Context, string) error { return nil }
+func (a *archiveBackend) GetArchivePrefs(context.Context, string) (ArchivePrefs, error) {
+	return ArchivePrefs{}, nil
+}
+func (a *archiveBackend) SetArchivePrefs(context.Context, string, ArchivePrefs) error { return nil }
+
+// wire serves b over an in-memory gRPC connection and returns the host's
+// client.
+func wire(t *testing.T, b Backend) *Client {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	registerServer(gs, newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger()))
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := NewClient(conn)
+	if _, err := c.Configure(context.Background(), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func wireMsgs(owner string, from, n int) []ArchivedMessage {
+	var out []ArchivedMessage
+	for i := from; i < from+n; i++ {
+		out = append(out, ArchivedMessage{Owner: owner, StanzaID: fmt.Sprintf("%08d", i), Peer: "p@example.com", Stamp: time.Now()})
+	}
+	return out
+}
+
+// TestArchiveStreamGroupsAndAcknowledgesInOrder sends batches while the
+// backend is busy: they are stored together in one call, each batch is
+// acknowledged in order, and a faulty batch is refused alone.
+func TestArchiveStreamGroupsAndAcknowledgesInOrder(t *testing.T) {
+	b := &archiveBackend{entered: make(chan struct{}), release: make(chan struct{}), msgs: map[string]ArchivedMessage{}}
+	c := wire(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.OpenArchiveStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := wireMsgs("", 100, 1)
+	panics := wireMsgs("a@example.com", 200, 1)
+	panics[0].Body = "panic"
+	batches := [][]ArchivedMessage{
+		wireMsgs("a@example.com", 0, 3), // stored alone, while the others queue
+		wireMsgs("a@example.com", 3, 3),
+		bad,
+		wireMsgs("b@example.com", 6, 2),
+		panics,
+		wireMsgs("b@example.com", 8, 2),
+	}
+	for i, m := range batches {
+		if err := st.Send(uint64(10+i), m); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-b.entered // the first batch is being stored
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let them reach the plugin's queue
+	close(b.release)
+	for i := range batches {
+		id, outcome, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != uint64(10+i) {
+			t.Fatalf("ack %d is for batch %d: out of order", i, id)
+		}
+		switch i {
+		case 2:
+			if !errors.Is(outcome, ErrInvalid) {
+				t.Errorf("the batch without owner: %v, want ErrInvalid", outcome)
+			}
+		case 4:
+			if !errors.Is(outcome, ErrInvalid) || !errorsContain(outcome, "backend panicked") {
+				t.Errorf("the batch that panics: %v", outcome)
+			}
+		default:
+			if outcome != nil {
+				t.Errorf("batch %d: %v", i, outcome)
+			}
+		}
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Recv(); err != io.EOF {
+		t.Errorf("after the last ack: %v, want io.EOF", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.msgs) != 10 {
+		t.Errorf("stored %d messages, want the 10 valid ones", len(b.msgs))
+	}
+	if len(b.calls) < 2 || b.calls[1] != 9 {
+		t.Errorf("AppendArchive calls of %v messages: the 5 queued batches (9 messages) were not stored together first", b.calls)
+	}
+	t.Logf("AppendArchive calls: %v", b.calls)
+}
+
+func errorsContain(err error, s string) bool {
+	return err != nil && strings.Contains(err.Error(), s)
+}
