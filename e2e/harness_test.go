@@ -178,24 +178,33 @@ func startServer(t *testing.T, opt options) *server {
 	t.Helper()
 	dir := t.TempDir()
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
+	return launch(t, dir, path, c2s, c2sTLS, opt, nil)
+}
+
+// launch starts koi on the config at path, with env added to its
+// environment, and waits until both listeners accept connections. At
+// cleanup koi is stopped with SIGTERM and must exit with status 0; if the
+// test failed (or E2E_KOI_LOG is set), koi's log is printed.
+func launch(tb testing.TB, dir, path, c2s, c2sTLS string, opt options, env []string) *server {
+	tb.Helper()
 	s := &server{
-		t: t, dir: dir, config: path, c2s: c2s, c2sTLS: c2sTLS, opt: opt,
+		t: tb, dir: dir, config: path, c2s: c2s, c2sTLS: c2sTLS, opt: opt,
 		log: &syncBuffer{}, exited: make(chan struct{}),
 	}
 	s.cmd = exec.Command(koiBin(), "-config", path)
-	s.cmd.Env = childEnv()
+	s.cmd.Env = append(childEnv(), env...)
 	s.cmd.Stderr = s.log
 	s.cmd.Stdout = s.log
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting koi: %v", err)
+		tb.Fatalf("starting koi: %v", err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if !s.stopped {
-			s.stop(t)
+			s.stop(tb)
 		}
 		select {
 		case <-s.exited:
@@ -203,12 +212,12 @@ func startServer(t *testing.T, opt options) *server {
 			s.cmd.Process.Kill()
 			<-s.exited
 		}
-		if t.Failed() || os.Getenv("E2E_KOI_LOG") != "" {
-			t.Logf("koi log:\n%s", s.log.String())
+		if tb.Failed() || os.Getenv("E2E_KOI_LOG") != "" {
+			tb.Logf("koi log:\n%s", s.log.String())
 		}
 	})
 	for _, addr := range []string{c2s, c2sTLS} {
-		s.waitListening(t, addr)
+		s.waitListening(tb, addr)
 	}
 	return s
 }

@@ -93,38 +93,7 @@ func startExample(t testing.TB, name string, extra ...string) *ldapServer {
 		"KOI_LIMITS__AUTH_FAILURES_PER_IP=0",
 		"KOI_LIMITS__AUTH_FAILURES_PER_ACCOUNT=0",
 	}, extra...)
-	s := &server{
-		t: t, dir: dir, config: path, c2s: c2s, c2sTLS: c2sTLS,
-		log: &syncBuffer{}, exited: make(chan struct{}),
-	}
-	s.cmd = exec.Command(koiBin(), "-config", path)
-	s.cmd.Env = append(childEnv(), env...)
-	s.cmd.Stderr = s.log
-	s.cmd.Stdout = s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting koi: %v", err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		if !s.stopped {
-			s.stop(t)
-		}
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			t.Logf("koi log:\n%s", s.log.String())
-		}
-	})
-	for _, addr := range []string{c2s, c2sTLS} {
-		s.waitListening(t, addr)
-	}
+	s := launch(t, dir, path, c2s, c2sTLS, options{}, env)
 	return &ldapServer{server: s, env: env}
 }
 

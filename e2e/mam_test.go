@@ -118,35 +118,7 @@ func archiveServer(t *testing.T, backend, dir string, mongoURI, mongoDB string) 
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dir: dir, config: path, c2s: c2s, c2sTLS: c2sTLS, log: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(koiBin(), "-config", path)
-	s.cmd.Env = childEnv()
-	s.cmd.Stderr, s.cmd.Stdout = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting koi: %v", err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		if !s.stopped {
-			s.stop(t)
-		}
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			t.Logf("koi log:\n%s", s.log.String())
-		}
-	})
-	for _, addr := range []string{c2s, c2sTLS} {
-		s.waitListening(t, addr)
-	}
-	return s
+	return launch(t, dir, path, c2s, c2sTLS, options{}, nil)
 }
 
 // mamPage is one answered MAM query.

@@ -185,38 +185,7 @@ func startMixed(tb testing.TB, extra ...string) *mixServer {
 		"KOI_LIMITS__AUTH_FAILURES_PER_IP=0",
 		"KOI_LIMITS__AUTH_FAILURES_PER_ACCOUNT=0",
 	}, extra...)
-	s := &server{
-		t: tb, dir: dir, config: path, c2s: c2s, c2sTLS: c2sTLS,
-		log: &syncBuffer{}, exited: make(chan struct{}),
-	}
-	s.cmd = exec.Command(koiBin(), "-config", path)
-	s.cmd.Env = append(childEnv(), env...)
-	s.cmd.Stderr = s.log
-	s.cmd.Stdout = s.log
-	if err := s.cmd.Start(); err != nil {
-		tb.Fatalf("starting koi: %v", err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	tb.Cleanup(func() {
-		if !s.stopped {
-			s.stop(tb)
-		}
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if tb.Failed() {
-			tb.Logf("koi log:\n%s", s.log.String())
-		}
-	})
-	for _, addr := range []string{c2s, c2sTLS} {
-		s.waitListening(tb, addr)
-	}
+	s := launch(tb, dir, path, c2s, c2sTLS, options{}, env)
 	return &mixServer{server: s, env: env}
 }
 
