@@ -28,5 +28,6 @@ host "localhost" {
 
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
-#          auth_failures_per_ip = 10  auth_failures_per_account = 5  send_queue = 1024 }
+#          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
+#          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
 # server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }

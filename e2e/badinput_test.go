@@ -197,6 +197,78 @@ func TestAuthThrottle(t *testing.T) {
 			if el := r.auth(mech, "uma", "right"); !el.is(nsSASL, "success") {
 				t.Errorf("uma's login: %s, want <success/>", el)
 			}
+			// A stranger's guesses never lock the owner out: from another
+			// address tom gets in.
+			o := dialRawFrom(t, "127.0.0.2", srv.c2s, nil)
+			o.open("localhost")
+			o.startTLS("localhost", tlsCfg)
+			if el := o.auth(mech, "tom", "right"); !el.is(nsSASL, "success") {
+				t.Errorf("tom's login from another address: %s, want <success/>", el)
+			}
 		})
 	}
+
+	// Real clients probe: they try -PLUS with a binding type the server
+	// cannot do, abort, ask for mechanisms that are not offered. None of
+	// that is a wrong password, and none of it may lock an address out.
+	t.Run("only wrong credentials count", func(t *testing.T) {
+		opt := defaultOptions()
+		opt.AuthFailuresPerIP = 2
+		opt.AuthFailuresPerAccount = 2
+		srv := startServer(t, opt)
+		srv.addUser(t, "tom@localhost", "right")
+		tlsCfg := srv.tlsConfig(t, "localhost")
+		first := "n,,n=tom,r=abcdefghijklmnop"
+		cbFirst := "p=no-such-binding,,n=tom,r=abcdefghijklmnop"
+		attempts := []struct {
+			name, send, want string
+		}{
+			{"unknown mechanism", "<auth xmlns='" + nsSASL + "' mechanism='X-NOPE'>" + b64([]byte("x")) + "</auth>", "invalid-mechanism"},
+			{"bad base64", "<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>!!!</auth>", "incorrect-encoding"},
+			{"malformed SCRAM", "<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-256'>" + b64([]byte("q,,garbage")) + "</auth>", "malformed-request"},
+			{"unknown binding type", "<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-256-PLUS'>" + b64([]byte(cbFirst)) + "</auth>", "not-authorized"},
+			{"abort", "<auth xmlns='" + nsSASL + "' mechanism='SCRAM-SHA-256'>" + b64([]byte(first)) + "</auth>", "aborted"},
+		}
+		for round := range 3 {
+			r := dialRaw(t, srv.c2s, nil)
+			r.open("localhost")
+			r.startTLS("localhost", tlsCfg)
+			for _, a := range attempts {
+				r.send(a.send)
+				el := r.mustNext()
+				if a.want == "aborted" {
+					if !el.is(nsSASL, "challenge") {
+						t.Fatalf("round %d, %s: %s, want a challenge", round, a.name, el)
+					}
+					r.send("<abort xmlns='" + nsSASL + "'/>")
+					el = r.mustNext()
+				}
+				if got := saslCondition(el); got != a.want {
+					t.Fatalf("round %d, %s: %s, want <%s/>", round, a.name, el, a.want)
+				}
+			}
+		}
+		r := dialRaw(t, srv.c2s, nil)
+		r.open("localhost")
+		r.startTLS("localhost", tlsCfg)
+		if el := r.auth(sasl.ScramSha256, "tom", "right"); !el.is(nsSASL, "success") {
+			t.Fatalf("login after 15 probing failures: %s, want <success/>", el)
+		}
+		// Two wrong passwords do count, and the refusal says when to retry.
+		r = dialRaw(t, srv.c2s, nil)
+		r.open("localhost")
+		r.startTLS("localhost", tlsCfg)
+		for range 2 {
+			if el := r.auth(sasl.ScramSha256, "tom", "guess"); saslCondition(el) != "not-authorized" {
+				t.Fatalf("wrong password: %s, want <not-authorized/>", el)
+			}
+		}
+		el := r.auth(sasl.ScramSha256, "tom", "right")
+		if saslCondition(el) != "temporary-auth-failure" || !strings.Contains(el.String(), "try again in ") {
+			t.Fatalf("login after 2 wrong passwords: %s, want <temporary-auth-failure/> saying when to retry", el)
+		}
+		if !strings.Contains(srv.log.String(), "reason=\"wrong credentials\"") {
+			t.Errorf("koi's log has no refused login with reason \"wrong credentials\"")
+		}
+	})
 }

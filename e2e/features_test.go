@@ -159,9 +159,16 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("ping as the new account: %s", res)
 		}
 
-		// The account can be removed again (XEP-0077 §3.2); its sessions end.
+		// The account can be removed again (XEP-0077 §3.2), addressed to the
+		// server as in the XEP's examples; its sessions end.
 		other := login(t, dialOpts{addr: srv.c2s, tls: cfg}, "newbie@"+secondHost+"/second", "fresh pass")
-		if res := n.iq("<iq type='set'><query xmlns='jabber:iq:register'><remove/></query></iq>"); res.attr("type") != "result" {
+		if res := n.iq("<iq type='get' to='" + secondHost + "'><query xmlns='jabber:iq:register'/></iq>"); res.attr("type") != "result" || res.path("query", "registered") == nil {
+			t.Errorf("registration info asked of the server: %s, want <registered/>", res)
+		}
+		if res := n.iq("<iq type='set' to='localhost'><query xmlns='jabber:iq:register'><remove/></query></iq>"); res.attr("type") != "error" {
+			t.Fatalf("removal addressed to another domain: %s, want an error", res)
+		}
+		if res := n.iq("<iq type='set' to='" + secondHost + "'><query xmlns='jabber:iq:register'><remove/></query></iq>"); res.attr("type") != "result" {
 			t.Fatalf("account removal: %s", res)
 		}
 		if cond, err := other.waitStreamError(waitTimeout); cond != "not-authorized" {
@@ -204,6 +211,12 @@ func TestFeatures(t *testing.T) {
 			t.Fatalf("password change: %s", r)
 		}
 		login(t, local, "pete@localhost/new", "new secret")
+		// The same, addressed to the server as in XEP-0077's examples.
+		r = pete.iq("<iq type='set' to='localhost'><query xmlns='jabber:iq:register'><username>pete</username><password>newer secret</password></query></iq>")
+		if r.attr("type") != "result" {
+			t.Fatalf("password change addressed to the server: %s", r)
+		}
+		login(t, local, "pete@localhost/newer", "newer secret")
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		if old, err := connect(ctx, t, local, "pete@localhost/old", pw); err == nil {

@@ -32,7 +32,19 @@ var errStreamEnd = errors.New("server closed the stream")
 // dialRaw connects to addr; with tlsCfg set, TLS starts at once (XEP-0368).
 func dialRaw(t testing.TB, addr string, tlsCfg *tls.Config) *rawClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
+	return dialRawFrom(t, "", addr, tlsCfg)
+}
+
+// dialRawFrom is dialRaw from the local IP address from ("" for any):
+// every 127.x.y.z address is this machine, so a test can log in from
+// several client addresses.
+func dialRawFrom(t testing.TB, from, addr string, tlsCfg *tls.Config) *rawClient {
+	t.Helper()
+	d := net.Dialer{Timeout: waitTimeout}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/throttle"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -517,12 +519,14 @@ func (c *conn) preAuthIQ(iq *xmlstream.Element) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if c.srv.cfg.IPThrottle != nil && iq.Attr("type") == "set" && !c.srv.cfg.IPThrottle.Allow("reg:"+c.remoteIP) {
-		return c.writeRaw(stanza.ErrorReply(iq, stanza.ErrPolicyViolation.WithText("too many registrations from this address; try later")).AppendXML(nil, xmlstream.NSClient))
+	reg := c.srv.cfg.Registrations
+	if d := retryAfter(reg, c.remoteIP); iq.Attr("type") == "set" && d > 0 {
+		c.log().Info("registration refused", "reason", "throttled", "retry_after", retryText(d))
+		return c.writeRaw(stanza.ErrorReply(iq, stanza.ErrPolicyViolation.WithText("too many registrations from your address; try again in "+retryText(d))).AppendXML(nil, xmlstream.NSClient))
 	}
 	reply := c.host.PreAuthIQ(ctx, iq, c.remoteIP)
-	if c.srv.cfg.IPThrottle != nil && iq.Attr("type") == "set" && reply.Attr("type") == "result" {
-		c.srv.cfg.IPThrottle.Fail("reg:" + c.remoteIP) // counts registrations, not failures
+	if reg != nil && iq.Attr("type") == "set" && reply.Attr("type") == "result" {
+		reg.Fail(c.remoteIP) // counts registrations, not failures
 	}
 	return c.writeRaw(reply.AppendXML(nil, xmlstream.NSClient))
 }
@@ -540,8 +544,9 @@ func (c *conn) saslFailure(f *sasl.Failure) error {
 func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if t := c.srv.cfg.IPThrottle; t != nil && !t.Allow(c.remoteIP) {
-		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts from your address; try again later"})
+	if d, ok := c.srv.cfg.Guard.CheckAddress(c.remoteIP); !ok {
+		c.log().Info("login refused", "reason", "throttled: too many wrong credentials from this address", "retry_after", retryText(d))
+		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in " + retryText(d)})
 	}
 	n, err := sasl.New(auth.Attr("mechanism"), c.host.SASLStore(), c.saslOptions())
 	if err != nil {
@@ -575,12 +580,11 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 			if !errors.As(err, &f) {
 				f = &sasl.Failure{Condition: "temporary-auth-failure"}
 			}
-			if f.Condition == "not-authorized" {
-				c.authFailed(n.Authcid())
-			}
+			c.authFailed(ctx, n, f)
 			return false, c.saslFailure(f)
 		}
 		if done {
+			c.slowdown(ctx, n.Username())
 			return c.authSucceeded(n, out)
 		}
 		if err := c.writeRaw([]byte("<challenge xmlns='" + nsSASL + "'>" + base64.StdEncoding.EncodeToString(out) + "</challenge>")); err != nil {
@@ -596,16 +600,68 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 	}
 }
 
-func (c *conn) authFailed(user string) {
-	if t := c.srv.cfg.IPThrottle; t != nil {
-		t.Fail(c.remoteIP)
+// authFailed counts wrong credentials against the login throttle and logs
+// every refused login with its reason (never the password). Everything
+// that is not wrong credentials (a binding type we cannot do, an abort, a
+// malformed message, a backend outage) costs the client nothing.
+func (c *conn) authFailed(ctx context.Context, n *sasl.Negotiator, f *sasl.Failure) {
+	user := n.Authcid()
+	account := c.account(user)
+	if f.BadCredentials() {
+		c.slowdown(ctx, user)
+		c.srv.cfg.Guard.Failed(c.remoteIP, account)
+		c.log().Info("login refused", "reason", "wrong credentials", "user", user, "host", c.host.Name(), "mechanism", n.Mechanism())
+		return
 	}
-	if t := c.srv.cfg.AccountThrottle; t != nil && user != "" {
-		if u, err := jid.NormalizeLocal(user); err == nil {
-			t.Fail(u + "@" + c.host.Name())
-		}
+	reason := f.Condition
+	if f.Condition == sasl.CondTemporaryAuthFailure {
+		reason = "backend unavailable"
+	} else if f.Text != "" {
+		reason += ": " + f.Text
 	}
-	c.log().Info("authentication failed", "user", user, "host", c.host.Name())
+	kv := []any{"reason", reason, "user", user, "host", c.host.Name(), "mechanism", n.Mechanism()}
+	if f.Err != nil {
+		kv = append(kv, "error", f.Err)
+	}
+	c.log().Info("login refused", kv...)
+}
+
+// account returns the bare JID of a SASL authcid on this stream's host, ""
+// when it cannot be one.
+func (c *conn) account(authcid string) string {
+	u, err := jid.NormalizeLocal(authcid)
+	if authcid == "" || err != nil {
+		return ""
+	}
+	return u + "@" + c.host.Name()
+}
+
+// slowdown waits before answering a login to an account that is failing
+// from many addresses at once. Success waits as long as failure, so that a
+// guesser cannot cut the wait short by timing the answer.
+func (c *conn) slowdown(ctx context.Context, authcid string) {
+	d := c.srv.cfg.Guard.Slowdown(c.account(authcid))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func retryAfter(l *throttle.Limiter, key string) time.Duration {
+	if l == nil {
+		return 0
+	}
+	return l.RetryAfter(key)
+}
+
+// retryText says when to retry, rounded up to whole seconds.
+func retryText(d time.Duration) string {
+	return strconv.Itoa(int((d+time.Second-1)/time.Second)) + " s"
 }
 
 func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error) {
@@ -613,11 +669,14 @@ func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error
 	if err != nil {
 		return false, c.saslFailure(&sasl.Failure{Condition: "not-authorized"})
 	}
-	if t := c.srv.cfg.AccountThrottle; t != nil && !t.Allow(user+"@"+c.host.Name()) {
-		// The password was right, but the account is under attack: keep
-		// refusing until the window passes so guessing cannot succeed.
-		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
+	account := user + "@" + c.host.Name()
+	if d, ok := c.srv.cfg.Guard.CheckAccount(c.remoteIP, account); !ok {
+		// The password was right, but this address guessed wrong too often:
+		// keep refusing until the window passes so guessing cannot succeed.
+		c.log().Info("login refused", "reason", "throttled: too many wrong credentials for this account from this address", "user", user, "host", c.host.Name(), "retry_after", retryText(d))
+		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins for this account from your address; try again in " + retryText(d)})
 	}
+	c.srv.cfg.Guard.Succeeded(c.remoteIP, account)
 	if az := n.Authzid(); az != "" {
 		j, err := jid.Parse(az)
 		if err != nil || j != jid.MustParse(user+"@"+c.host.Name()) {

@@ -71,9 +71,11 @@ type Config struct {
 	Host    func(domain string) Host
 	Router  *router.Router
 	Handler Handler
-	// Throttles for failed authentications; nil disables.
-	IPThrottle      *throttle.Limiter
-	AccountThrottle *throttle.Limiter
+	// Guard throttles logins after wrong credentials; nil disables.
+	Guard *throttle.Guard
+	// Registrations limits in-band registrations per source address; nil
+	// disables.
+	Registrations *throttle.Limiter
 }
 
 // Server runs the c2s listeners.

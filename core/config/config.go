@@ -112,8 +112,12 @@ type Limits struct {
 	MaxDepth               int           // key max_depth: XML nesting, default 64
 	IdleTimeout            time.Duration // key idle_timeout, default 5m
 	KeepaliveInterval      time.Duration // key keepalive_interval: whitespace ping, default 60s
-	AuthFailuresPerIP      int           // key auth_failures_per_ip, per minute, default 10
-	AuthFailuresPerAccount int           // key auth_failures_per_account, per minute, default 5
+	AuthFailuresPerIP      int           // key auth_failures_per_ip: wrong credentials per source address and window, default 100
+	AuthFailuresPerAccount int           // key auth_failures_per_account: per account and source address, default 5
+	AuthFailureWindow      time.Duration // key auth_failure_window, default 1m
+	AuthSlowdownMax        time.Duration // key auth_slowdown_max: delay cap for an account failing from many addresses, default 5s
+	RegistrationsPerIP     int           // key registrations_per_ip: in-band registrations per source address and window, default 10
+	RegistrationWindow     time.Duration // key registration_window, default 1h
 	SendQueue              int           // key send_queue: stanzas queued per session, default 1024
 }
 

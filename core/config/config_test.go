@@ -46,7 +46,8 @@ host "localhost" {
 func defaultLimits() Limits {
 	return Limits{
 		MaxStanzaBytes: 262144, MaxDepth: 64, IdleTimeout: 5 * time.Minute,
-		KeepaliveInterval: time.Minute, AuthFailuresPerIP: 10, AuthFailuresPerAccount: 5,
+		KeepaliveInterval: time.Minute, AuthFailuresPerIP: 100, AuthFailuresPerAccount: 5,
+		AuthFailureWindow: time.Minute, AuthSlowdownMax: 5 * time.Second, RegistrationsPerIP: 10, RegistrationWindow: time.Hour,
 		SendQueue: 1024,
 	}
 }
@@ -522,11 +523,12 @@ func TestAccepted(t *testing.T) {
 			}},
 		{"limits and server", base + host + `
 			limits { max_stanza_size = 65536  max_depth = 32  idle_timeout = "0s"  keepalive_interval = "30s"
-			         auth_failures_per_ip = 0  auth_failures_per_account = 3  send_queue = 10 }
+			         auth_failures_per_ip = 0  auth_failures_per_account = 3  auth_failure_window = "5m"
+			         auth_slowdown_max = "0s"  registrations_per_ip = 2  registration_window = "24h"  send_queue = 10 }
 			server { shutdown_timeout = "1m"  data_dir = "/var/lib/koi"  pprof = "127.0.0.1:6060" }`,
 			func(c *Config) (any, any) {
 				return []any{c.Limits, c.Server}, []any{
-					Limits{65536, 32, 0, 30 * time.Second, 0, 3, 10},
+					Limits{65536, 32, 0, 30 * time.Second, 0, 3, 5 * time.Minute, 0, 2, 24 * time.Hour, 10},
 					Server{time.Minute, "/var/lib/koi", "127.0.0.1:6060"},
 				}
 			}},

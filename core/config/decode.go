@@ -226,8 +226,12 @@ func (d *decoder) limits(v any) Limits {
 		MaxDepth:               int(b.integer("max_depth", 64, true)),
 		IdleTimeout:            b.duration("idle_timeout", 5*time.Minute, false),
 		KeepaliveInterval:      b.duration("keepalive_interval", 60*time.Second, false),
-		AuthFailuresPerIP:      int(b.integer("auth_failures_per_ip", 10, false)),
+		AuthFailuresPerIP:      int(b.integer("auth_failures_per_ip", 100, false)),
 		AuthFailuresPerAccount: int(b.integer("auth_failures_per_account", 5, false)),
+		AuthFailureWindow:      b.duration("auth_failure_window", time.Minute, false),
+		AuthSlowdownMax:        b.duration("auth_slowdown_max", 5*time.Second, false),
+		RegistrationsPerIP:     int(b.integer("registrations_per_ip", 10, false)),
+		RegistrationWindow:     b.duration("registration_window", time.Hour, false),
 		SendQueue:              int(b.integer("send_queue", 1024, true)),
 	}
 }

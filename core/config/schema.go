@@ -64,7 +64,9 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{
 			"max_stanza_size": kInt, "max_depth": kInt, "idle_timeout": kDuration,
 			"keepalive_interval": kDuration, "auth_failures_per_ip": kInt,
-			"auth_failures_per_account": kInt, "send_queue": kInt,
+			"auth_failures_per_account": kInt, "auth_failure_window": kDuration,
+			"auth_slowdown_max": kDuration, "registrations_per_ip": kInt,
+			"registration_window": kDuration, "send_queue": kInt,
 		}, true
 	case "server":
 		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true

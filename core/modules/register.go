@@ -18,6 +18,24 @@ const nsRegister = "jabber:iq:register"
 func (m *Server) registerRegister() {
 	m.handleIQ(scopeAccount, "get", nsRegister, m.registeredInfo)
 	m.handleIQ(scopeAccount, "set", nsRegister, m.registerChange)
+	// XEP-0077's own examples address the server (to='shakespeare.lit'):
+	// that means the sender's account on it.
+	m.handleIQ(scopeServer, "get", nsRegister, ownAccount(m.registeredInfo))
+	m.handleIQ(scopeServer, "set", nsRegister, ownAccount(m.registerChange))
+}
+
+// ownAccount turns a request to a domain into one to the sender's account
+// there; an account of another domain has none.
+func ownAccount(h iqHandler) iqHandler {
+	return func(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+		me := c.s.JID().Bare()
+		if c.to.Domain() != me.Domain() {
+			return nil, stanza.ErrNotAllowed.WithText("you have no account on " + c.to.Domain())
+		}
+		own := *c
+		own.to, own.self = me, true
+		return h(ctx, &own)
+	}
 }
 
 func regField(q *xmlstream.Element, name string) (string, bool) {

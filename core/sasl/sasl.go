@@ -120,6 +120,21 @@ type Failure struct {
 	Condition string // an RFC 6120 §6.5 condition name, one of the Cond constants
 	Text      string // optional human-readable text, safe to send
 	Err       error  // optional cause, never sent
+
+	badCredentials bool // a wrong password or proof, or an unknown user
+}
+
+// BadCredentials reports whether the exchange failed on the credentials
+// themselves (a wrong password or SCRAM proof, an unknown user), as opposed
+// to a protocol problem, a binding mismatch, an abort or a backend outage.
+// Only these count against a login throttle.
+func (f *Failure) BadCredentials() bool { return f != nil && f.badCredentials }
+
+// badCredentials is a not-authorized failure caused by the credentials.
+func badCredentials(err error) *Failure {
+	f := fail(CondNotAuthorized, "", err)
+	f.badCredentials = true
+	return f
 }
 
 func (f *Failure) Error() string {

@@ -107,17 +107,23 @@ func (n *Negotiator) scramFinal(_ context.Context, in []byte) ([]byte, bool, *Fa
 		if out == "" {
 			return nil, false, fail(CondMalformedRequest, "bad client-final-message", err)
 		}
-		// A wrong proof, wrong channel binding data or a nonce that is not
-		// ours: all the same to the client. The log learns more.
+		if out == scram.ErrChannelBindingsDontMatch {
+			// Checked before the proof, so it says nothing about the
+			// password: a broken binding or a man in the middle, not a
+			// guess.
+			return nil, false, fail(CondNotAuthorized, "channel binding data does not match this connection", err)
+		}
+		// A wrong proof or a nonce that is not ours: all the same to the
+		// client. The log learns more.
 		if n.fake {
 			err = n.cause
 		}
-		return nil, false, fail(CondNotAuthorized, "", err)
+		return nil, false, badCredentials(err)
 	}
 	if n.fake {
 		// Unreachable short of a SHA collision, but the fake keys must
 		// never let anyone in.
-		return nil, false, fail(CondNotAuthorized, "", n.cause)
+		return nil, false, badCredentials(n.cause)
 	}
 	return []byte(out), true, nil
 }

@@ -249,8 +249,13 @@ func (s *Server) Run(ctx context.Context) error {
 		Host:              func(d string) c2s.Host { return adapters[d] },
 		Router:            rt,
 		Handler:           mods,
-		IPThrottle:        newThrottle(lim.AuthFailuresPerIP),
-		AccountThrottle:   newThrottle(lim.AuthFailuresPerAccount),
+		Guard: throttle.NewGuard(throttle.GuardConfig{
+			PerAddress:  lim.AuthFailuresPerIP,
+			PerAccount:  lim.AuthFailuresPerAccount,
+			Window:      lim.AuthFailureWindow,
+			SlowdownMax: lim.AuthSlowdownMax,
+		}),
+		Registrations: newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
 	})
 
 	var listeners []net.Listener
@@ -326,12 +331,12 @@ func (s *Server) servePprof(addr string) func() {
 	return func() { hs.Close() }
 }
 
-// newThrottle allows limit failures a minute; 0 turns throttling off.
-func newThrottle(limit int) *throttle.Limiter {
-	if limit <= 0 {
+// newThrottle allows limit events a window; 0 turns throttling off.
+func newThrottle(limit int, window time.Duration) *throttle.Limiter {
+	if limit <= 0 || window <= 0 {
 		return nil
 	}
-	return throttle.New(limit, time.Minute, nil)
+	return throttle.New(limit, window, nil)
 }
 
 func dedupe(in []string) []string {

@@ -106,6 +106,46 @@ func (l *Limiter) Allow(key string) bool {
 	return len(e.fails) < l.limit
 }
 
+// RetryAfter returns how long key must wait until Allow reports true again:
+// 0 when it may try now.
+func (l *Limiter) RetryAfter(key string) time.Duration {
+	if l.disabled() {
+		return 0
+	}
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.keys[key]
+	if !ok {
+		return 0
+	}
+	e := el.Value.(*entry)
+	l.prune(e, now)
+	if len(e.fails) < l.limit {
+		return 0
+	}
+	// The oldest of the newest limit failures leaving the window lets the
+	// key in again.
+	return max(e.fails[len(e.fails)-l.limit]+l.window-now, time.Nanosecond)
+}
+
+// Count returns how many failures of key are in the window, at most limit.
+func (l *Limiter) Count(key string) int {
+	if l.disabled() {
+		return 0
+	}
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.keys[key]
+	if !ok {
+		return 0
+	}
+	e := el.Value.(*entry)
+	l.prune(e, now)
+	return len(e.fails)
+}
+
 // Fail records a failure for key.
 func (l *Limiter) Fail(key string) {
 	if l.disabled() {

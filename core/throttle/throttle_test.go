@@ -235,3 +235,93 @@ func BenchmarkFailAllow(b *testing.B) {
 		i++
 	}
 }
+
+func TestRetryAfterAndCount(t *testing.T) {
+	c := newClock()
+	l := New(2, time.Minute, c.Now)
+	if d := l.RetryAfter("k"); d != 0 {
+		t.Fatalf("RetryAfter of an unknown key = %v, want 0", d)
+	}
+	l.Fail("k") // t=0
+	c.Advance(10 * time.Second)
+	if d, n := l.RetryAfter("k"), l.Count("k"); d != 0 || n != 1 {
+		t.Fatalf("after one failure: RetryAfter %v, Count %d; want 0, 1", d, n)
+	}
+	l.Fail("k") // t=10s
+	c.Advance(5 * time.Second)
+	if d := l.RetryAfter("k"); d != 45*time.Second {
+		t.Fatalf("RetryAfter = %v, want 45s (the first failure leaves the window at 60s)", d)
+	}
+	c.Advance(45 * time.Second)
+	if d, n := l.RetryAfter("k"), l.Count("k"); d != 0 || n != 1 {
+		t.Fatalf("at 60s: RetryAfter %v, Count %d; want 0, 1", d, n)
+	}
+}
+
+func TestGuardCountsPerAddressAndAccount(t *testing.T) {
+	c := newClock()
+	g := NewGuard(GuardConfig{PerAddress: 10, PerAccount: 3, Window: time.Minute, SlowdownMax: 2 * time.Second, Now: c.Now})
+	const alice = "alice@example.org"
+	for range 3 {
+		g.Failed("10.0.0.66", alice)
+	}
+	if _, ok := g.CheckAccount("10.0.0.66", alice); ok {
+		t.Fatal("the guessing address may still log in to the account")
+	}
+	if _, ok := g.CheckAccount("10.0.0.1", alice); !ok {
+		t.Fatal("the owner's address is locked out by a stranger's failures")
+	}
+	if _, ok := g.CheckAddress("10.0.0.66"); !ok {
+		t.Fatal("3 failures locked out a whole address with PerAddress 10")
+	}
+	if _, ok := g.CheckAccount("10.0.0.66", "bob@example.org"); !ok {
+		t.Fatal("failures for alice locked out bob")
+	}
+	// Another account's failures from the same address add up per address.
+	for range 7 {
+		g.Failed("10.0.0.66", "")
+	}
+	if d, ok := g.CheckAddress("10.0.0.66"); ok || d <= 0 || d > time.Minute {
+		t.Fatalf("CheckAddress after 10 failures = %v, %v; want refused with a retry within the window", d, ok)
+	}
+	c.Advance(time.Minute)
+	if _, ok := g.CheckAddress("10.0.0.66"); !ok {
+		t.Fatal("still refused after the window")
+	}
+}
+
+func TestGuardSucceededResetsOnlyTheAccountAddress(t *testing.T) {
+	c := newClock()
+	g := NewGuard(GuardConfig{PerAddress: 3, PerAccount: 2, Window: time.Minute, Now: c.Now})
+	g.Failed("10.0.0.1", "a@x")
+	g.Failed("10.0.0.1", "a@x")
+	g.Succeeded("10.0.0.1", "a@x")
+	if _, ok := g.CheckAccount("10.0.0.1", "a@x"); !ok {
+		t.Fatal("a success did not clear the address's failures for the account")
+	}
+	g.Failed("10.0.0.1", "b@x")
+	if _, ok := g.CheckAddress("10.0.0.1"); ok {
+		t.Fatal("a success on one account reset the address's count")
+	}
+}
+
+func TestGuardSlowdown(t *testing.T) {
+	c := newClock()
+	g := NewGuard(GuardConfig{PerAddress: 1000, PerAccount: 3, Window: time.Minute, SlowdownMax: 2 * time.Second, Now: c.Now})
+	want := []time.Duration{0, 0, 0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond, 2 * time.Second, 2 * time.Second, 2 * time.Second}
+	for i, w := range want {
+		if d := g.Slowdown("a@x"); d != w {
+			t.Fatalf("after %d failures from different addresses: Slowdown %v, want %v", i, d, w)
+		}
+		g.Failed(fmt.Sprintf("10.0.%d.1", i), "a@x")
+	}
+	c.Advance(time.Minute)
+	if d := g.Slowdown("a@x"); d != 0 {
+		t.Fatalf("Slowdown after the window = %v, want 0", d)
+	}
+	var nilGuard *Guard
+	if _, ok := nilGuard.CheckAddress("x"); !ok || nilGuard.Slowdown("a") != 0 {
+		t.Fatal("a nil Guard throttles")
+	}
+	nilGuard.Failed("x", "a")
+}
