@@ -166,6 +166,7 @@ func (r *Reader) Reset(src io.Reader) {
 
 func (r *Reader) clearStream() {
 	r.src.n, r.src.exceeded, r.src.srcErr = 0, false, nil
+	r.src.ref = charRef{}
 	r.state = stateNeedHeader
 	r.err = nil
 	r.streamPrefix, r.contentNS = "", ""
@@ -553,6 +554,141 @@ type countingReader struct {
 	n, max   int64
 	exceeded bool
 	srcErr   error // first error returned by the underlying source
+	ref      charRef
+}
+
+// charRef follows character references (&#…; and &#x…;) and the UTF-8 of
+// U+FFFE and U+FFFF through the raw bytes. encoding/xml lets these through
+// (it turns &#xD800; into U+FFFD and passes U+FFFE as it is), so a peer
+// could smuggle characters XML forbids into stanzas that other clients then
+// fail to parse. Every other raw character the decoder checks itself.
+// Inside a CDATA section "&#…;" is plain text and is not checked.
+type charRef struct {
+	state uint8  // refOutside, refAmp, refHash, refDigits, refEF, refEFBF
+	hex   bool   // &#x
+	val   uint32 // saturates above the largest code point
+	cdata uint8  // bytes of "<![CDATA[" matched; len(cdataOpen) inside a section
+	end   uint8  // inside a section: bytes of "]]>" matched
+}
+
+const (
+	refOutside uint8 = iota
+	refAmp           // after '&'
+	refHash          // after "&#"
+	refDigits        // in the digits of a reference
+	refEF            // after byte 0xEF
+	refEFBF          // after bytes 0xEF 0xBF
+)
+
+const cdataOpen = "<![CDATA["
+
+// busy reports whether step must see the next byte even if it is not one
+// that can start something.
+func (r *charRef) busy() bool { return r.state != refOutside || r.cdata != 0 }
+
+// errCharRef is returned for a reference to a code point XML forbids.
+var errCharRef = errors.New("character reference to a code point that XML does not allow")
+
+// errNonChar is returned for U+FFFE or U+FFFF in the input.
+var errNonChar = errors.New("U+FFFE and U+FFFF are not XML characters")
+
+// step takes the next byte and reports a forbidden character. The bytes
+// that can start something are '&', '<' and 0xEF; callers skip step for
+// other bytes while !busy().
+func (r *charRef) step(b byte) error {
+	switch r.state {
+	case refEF:
+		r.state = refOutside
+		if b == 0xBF {
+			r.state = refEFBF
+			return nil
+		}
+	case refEFBF:
+		r.state = refOutside
+		if b == 0xBE || b == 0xBF {
+			return errNonChar
+		}
+	case refAmp:
+		r.state = refOutside
+		if b == '#' {
+			r.state, r.hex, r.val = refHash, false, 0
+			return nil
+		}
+	case refHash:
+		r.state = refDigits
+		if b == 'x' {
+			r.hex = true
+			return nil
+		}
+		return r.digit(b)
+	case refDigits:
+		return r.digit(b)
+	}
+	if b == 0xEF {
+		r.state = refEF
+		return nil
+	}
+	if int(r.cdata) == len(cdataOpen) {
+		// Inside a CDATA section: only "]]>" ends it.
+		switch {
+		case b == ']':
+			r.end = min(r.end+1, 2)
+		case b == '>' && r.end == 2:
+			r.cdata, r.end = 0, 0
+		default:
+			r.end = 0
+		}
+		return nil
+	}
+	switch {
+	case b == cdataOpen[r.cdata]:
+		r.cdata++
+	case b == '<':
+		r.cdata = 1
+	default:
+		r.cdata = 0
+	}
+	if b == '&' {
+		r.state = refAmp
+	}
+	return nil
+}
+
+// digit takes the next byte of a reference's digits.
+func (r *charRef) digit(b byte) error {
+	var d uint32
+	switch {
+	case b == ';':
+		r.state = refOutside
+		if !xmlChar(r.val) {
+			return errCharRef
+		}
+		return nil
+	case '0' <= b && b <= '9':
+		d = uint32(b - '0')
+	case r.hex && 'a' <= b && b <= 'f':
+		d = uint32(b-'a') + 10
+	case r.hex && 'A' <= b && b <= 'F':
+		d = uint32(b-'A') + 10
+	default:
+		// Not a reference after all: the decoder reports the syntax.
+		r.state = refOutside
+		return nil
+	}
+	base := uint32(10)
+	if r.hex {
+		base = 16
+	}
+	r.val = min(r.val*base+d, 0x110000)
+	return nil
+}
+
+// xmlChar reports whether c matches XML 1.0's Char production.
+func xmlChar(c uint32) bool {
+	return c == 0x9 || c == 0xA || c == 0xD ||
+		0x20 <= c && c <= 0xD7FF ||
+		0xE000 <= c && c <= 0xFFFD ||
+		0x10000 <= c && c <= 0x10FFFF
 }
 
 // bufPool holds the read buffers of connections that are not reading; it
@@ -575,6 +711,9 @@ func (c *countingReader) ReadByte() (byte, error) {
 	if c.pending {
 		c.pending = false
 		c.n++
+		if c.pb == '&' || c.pb == '<' || c.pb == 0xEF || c.ref.busy() {
+			return c.pb, c.ref.step(c.pb)
+		}
 		return c.pb, nil
 	}
 	if c.n == 0 && c.br != nil && c.br.Buffered() == 0 {
@@ -595,6 +734,9 @@ func (c *countingReader) ReadByte() (byte, error) {
 		c.br = bufPool.Get().(*bufio.Reader)
 		c.br.Reset(c.r)
 		c.n++
+		if c.one[0] == '&' || c.one[0] == '<' || c.one[0] == 0xEF || c.ref.busy() {
+			return c.one[0], c.ref.step(c.one[0])
+		}
 		return c.one[0], nil
 	}
 	b, err := c.br.ReadByte()
@@ -605,6 +747,9 @@ func (c *countingReader) ReadByte() (byte, error) {
 		return 0, err
 	}
 	c.n++
+	if b == '&' || b == '<' || b == 0xEF || c.ref.busy() {
+		return b, c.ref.step(b)
+	}
 	return b, nil
 }
 

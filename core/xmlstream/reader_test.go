@@ -374,6 +374,19 @@ func TestStreamErrors(t *testing.T) {
 		{"trailing colon name", `<a: />`, "not-well-formed"},
 		{"text at stream level", `hello<presence/>`, "bad-format"},
 		{"NUL char ref", `<message><body>&#0;</body></message>`, "not-well-formed"},
+		{"NUL hex char ref", `<message><body>&#x0;</body></message>`, "not-well-formed"},
+		{"control char ref", `<message><body>&#x1F;</body></message>`, "not-well-formed"},
+		{"surrogate char ref", `<message><body>&#xD800;</body></message>`, "not-well-formed"},
+		{"low surrogate char ref", `<message><body>&#57343;</body></message>`, "not-well-formed"},
+		{"FFFE char ref", `<message><body>&#xFFFE;</body></message>`, "not-well-formed"},
+		{"FFFF char ref", `<message><body>&#xffff;</body></message>`, "not-well-formed"},
+		{"char ref past Unicode", `<message><body>&#x110000;</body></message>`, "not-well-formed"},
+		{"huge char ref", `<message><body>&#99999999999999999999;</body></message>`, "not-well-formed"},
+		{"surrogate char ref in attribute", `<message id='&#xDFFF;'/>`, "not-well-formed"},
+		{"char ref after CDATA", `<message><body><![CDATA[&#0; ]]]]>&#0;</body></message>`, "not-well-formed"},
+		{"FFFE raw in CDATA", "<message><body><![CDATA[\xef\xbf\xbe]]></body></message>", "not-well-formed"},
+		{"FFFE raw", "<message><body>\xef\xbf\xbe</body></message>", "not-well-formed"},
+		{"FFFF raw in attribute", "<message id='\xef\xbf\xbf'/>", "not-well-formed"},
 		{"control char", "<message><body>\x01</body></message>", "not-well-formed"},
 		{"invalid UTF-8", "<message><body>\xff</body></message>", "not-well-formed"},
 		{"unquoted attribute", `<message to=a/>`, "not-well-formed"},
@@ -398,6 +411,20 @@ func TestStreamErrors(t *testing.T) {
 				t.Errorf("error not sticky: %v then %v", err, err2)
 			}
 		})
+	}
+}
+
+// TestCharRefsInCDATA: "&#0;" inside a CDATA section is text, not a
+// reference, and the section's end is found even after "]]]".
+func TestCharRefsInCDATA(t *testing.T) {
+	in := header + `<message><body><![CDATA[&#0; &#xD800; <![CDATA[ ]]]>&#x263A;<![CDATA[]]></body></message>`
+	r := mustStart(t, strings.NewReader(in), Limits{})
+	m, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Child(NSClient, "body").Text(), "&#0; &#xD800; <![CDATA[ ]\u263a"; got != want {
+		t.Errorf("body = %q, want %q", got, want)
 	}
 }
 
