@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/sasl"
 )
@@ -43,6 +46,35 @@ func TestBadInput(t *testing.T) {
 			r.expectStreamError(tc.condition)
 		})
 	}
+
+	// Far over the limit, most of the stanza is still unread when koi
+	// closes: the stream error must reach the client anyway, not be
+	// destroyed by a reset.
+	for _, size := range []int{64 << 10, 1 << 20} {
+		t.Run(fmt.Sprintf("stanza of %d bytes", size), func(t *testing.T) {
+			r := dialRaw(t, srv.c2s, nil)
+			r.login("localhost", tlsCfg, "mallory", pw, "huge")
+			// A naive client writes it all before it reads. koi stops
+			// parsing at the limit but must take (and drop) the rest for a
+			// moment, or the write fails and the error is lost.
+			r.nc.SetWriteDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.WriteString(r.nc, "<message to='bob@localhost'><body>"+strings.Repeat("a", size)+"</body></message>"); err != nil {
+				t.Fatalf("writing the stanza: %v", err)
+			}
+			r.expectStreamError("policy-violation")
+		})
+	}
+
+	// Not XMPP at all: answered with a stream error at once, not held
+	// until a timeout.
+	t.Run("HTTP request on the XMPP port", func(t *testing.T) {
+		r := dialRaw(t, srv.c2s, nil)
+		r.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		if _, err := r.readHeader(); err != nil {
+			t.Fatalf("server stream header: %v", err)
+		}
+		r.expectStreamError("not-well-formed")
+	})
 
 	t.Run("stanza under the limit", func(t *testing.T) {
 		c := login(t, dialOpts{addr: srv.c2s, tls: tlsCfg}, "mallory@localhost/big", pw)

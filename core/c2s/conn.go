@@ -73,6 +73,7 @@ type conn struct {
 	closed    atomic.Bool
 	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
 	bound     atomic.Bool  // a resource is bound: keepalives may be sent
+	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
 	one       [1]byte      // where an idle session waits for its next byte
 }
 
@@ -158,7 +159,11 @@ func (c *conn) finish() {
 	c.Close("", "")
 	c.writers.Wait()
 	c.wmu.Lock()
-	c.nc.Close()
+	if c.errorSent.Load() {
+		lingerClose(c.nc, closeGrace)
+	} else {
+		c.nc.Close()
+	}
 	c.wmu.Unlock()
 	if s := c.session; s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -247,6 +252,7 @@ func (c *conn) Close(condition, text string) {
 		b = append(b, c.header("", "")...)
 	}
 	if condition != "" {
+		c.errorSent.Store(true)
 		e := xmlstream.NewElement(xmlstream.NSStream, "error")
 		e.AppendChild(xmlstream.NewElement(stanza.NSStreams, condition))
 		if text != "" {

@@ -191,6 +191,9 @@ func (r *Reader) ReadHeader() (*Element, error) {
 	// (a client restarting its stream may still have a keepalive in flight).
 	for sawDecl := false; ; {
 		r.src.n = 0
+		if err := r.expectMarkup(); err != nil {
+			return nil, err
+		}
 		tok, err := r.dec.RawToken()
 		if err != nil {
 			return nil, r.tokenError(err, true)
@@ -493,6 +496,31 @@ func (r *Reader) tokenError(err error, atBoundary bool) error {
 		return r.fail(&Error{Condition: "unsupported-encoding", Text: "only UTF-8 is supported"})
 	}
 	return r.fail(&Error{Condition: "not-well-formed", Text: err.Error()})
+}
+
+// expectMarkup skips whitespace before a stream header and fails at once
+// when the next byte cannot start markup: an HTTP request or a TLS
+// ClientHello on a plain XMPP port would otherwise be read as text up to the
+// next '<', which may never come, holding the connection until a timeout.
+func (r *Reader) expectMarkup() error {
+	for {
+		b, err := r.src.ReadByte()
+		if err != nil {
+			if r.src.srcErr != nil && !r.src.exceeded {
+				r.src.n = 0 // only whitespace so far: a clean end
+			}
+			return r.tokenError(err, true)
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '<':
+			r.src.pb, r.src.pending = b, true
+			r.src.n--
+			return nil
+		}
+		return r.fail(&Error{Condition: "not-well-formed", Text: "not an XMPP stream: expected a stream header"})
+	}
 }
 
 func (r *Reader) fail(err error) error {

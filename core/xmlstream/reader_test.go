@@ -145,6 +145,31 @@ func TestReadHeaderErrors(t *testing.T) {
 	}
 }
 
+// TestNotXMPP: bytes that cannot start a stream fail at once, without
+// waiting for more input that may never come.
+func TestNotXMPP(t *testing.T) {
+	for _, in := range []string{
+		"GET / HTTP/1.1\r\nHost: example.com\r\n",
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", // a TLS ClientHello
+		"  \n SSH-2.0-OpenSSH_9.2\r\n",
+	} {
+		pr, pw := io.Pipe()
+		go pw.Write([]byte(in)) // and never more, nor EOF
+		r := NewReader(pr, Limits{})
+		done := make(chan error, 1)
+		go func() { _, err := r.ReadHeader(); done <- err }()
+		select {
+		case err := <-done:
+			if condition(err) != "not-well-formed" {
+				t.Errorf("ReadHeader(%q) = %v, want not-well-formed", in, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("ReadHeader(%q) still waiting for more input", in)
+		}
+		pw.Close()
+	}
+}
+
 func TestNext(t *testing.T) {
 	in := header + "\n" +
 		`<message to='juliet@example.com' type='chat' id='1'><body>Hi &amp; &lt;bye&gt; &#x263A;<![CDATA[ <raw> ]]>!</body>` +
