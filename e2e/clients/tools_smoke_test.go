@@ -1,0 +1,71 @@
+package clients
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestToolsSmoke runs the go-sendxmpp, sendxmpp and profanity drivers
+// against a koi started by hand, before the matrix drives them:
+//
+//	KOI_SMOKE_ADDR=127.0.0.1:5222 KOI_SMOKE_TLS_ADDR=127.0.0.1:5223 \
+//	KOI_SMOKE_CA=data/tls/cert.pem go test ./e2e/clients -run ToolsSmoke -v
+//
+// with accounts alice@localhost and peer@localhost (password "pw") and a
+// peer logged in that answers "re: "+body. It skips without KOI_SMOKE_ADDR.
+func TestToolsSmoke(t *testing.T) {
+	addr := os.Getenv("KOI_SMOKE_ADDR")
+	if addr == "" {
+		t.Skip("KOI_SMOKE_ADDR not set")
+	}
+	tlsAddr, ca := os.Getenv("KOI_SMOKE_TLS_ADDR"), os.Getenv("KOI_SMOKE_CA")
+	target := func(a string, direct bool) Target {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		return Target{Domain: "localhost", Host: host, Port: p, DirectTLS: direct, CAFile: ca}
+	}
+	env := &Env{CacheDir: t.TempDir(), Root: os.Geteuid() == 0}
+	for _, d := range []Driver{goSendXMPP{}, sendXMPP{}, profanity{}} {
+		if err := d.Setup(context.Background(), env); err != nil {
+			t.Fatalf("%s: %v", d.Name(), err)
+		}
+		for _, direct := range []bool{false, true} {
+			for _, tls12 := range []bool{false, true} {
+				c := d.Caps()
+				if (tls12 && !c.ForceTLS12) || (direct && !c.DirectTLS) || (direct && tlsAddr == "") {
+					continue
+				}
+				a := addr
+				if direct {
+					a = tlsAddr
+				}
+				name := fmt.Sprintf("%s/direct=%v/tls12=%v", d.Name(), direct, tls12)
+				t.Run(name, func(t *testing.T) {
+					tg := target(a, direct)
+					tg.ClientMaxTLS12 = tls12
+					tg.WorkDir = t.TempDir()
+					send := fmt.Sprintf("hello from %s at %d", name, time.Now().UnixNano())
+					x := Exchange{Me: Account{User: "alice", Domain: "localhost", Password: "pw"}, Peer: "peer@localhost", Send: send}
+					if c.Receive {
+						x.Want = "re: " + send
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					start := time.Now()
+					if err := d.Run(ctx, env, tg, x); err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("ok in %v", time.Since(start).Round(time.Millisecond))
+				})
+			}
+		}
+	}
+}
