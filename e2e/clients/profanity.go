@@ -130,10 +130,10 @@ func (profanity) Run(ctx context.Context, env *Env, t Target, x Exchange) (err e
 		if serr == nil && !dead {
 			_, _ = tmux(cctx, "send-keys", "-t", "koi", "-l", "/quit")
 			_, _ = tmux(cctx, "send-keys", "-t", "koi", "Enter")
+			// last stays the screen as it was: after /quit it is blank.
 			for i := 0; i < 30 && !dead; i++ {
 				time.Sleep(100 * time.Millisecond)
-				last, dead, serr = screen(cctx)
-				if serr != nil {
+				if _, dead, serr = screen(cctx); serr != nil {
 					break
 				}
 			}
@@ -148,7 +148,7 @@ func (profanity) Run(ctx context.Context, env *Env, t Target, x Exchange) (err e
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err != nil {
-			err = fmt.Errorf("%w\nscreen:\n%s\nprofanity.log (end):\n%s", err, strings.TrimRight(last, "\n "), profLogTail(logFile))
+			err = fmt.Errorf("%w\nscreen:\n%s\nprofanity.log (end):\n%s", err, profCompact(last), profLogTail(logFile))
 		}
 	}()
 
@@ -219,6 +219,18 @@ func profScreenHas(screen, from, body string) bool {
 		}
 	}
 	return false
+}
+
+// profCompact drops the blank lines of a screen, which are most of it.
+func profCompact(screen string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(screen, "\n") {
+		if line = strings.TrimRight(line, " "); line != "" {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 // profKeyFileValue escapes a GLib key file value: a backslash starts an

@@ -69,3 +69,46 @@ func TestToolsSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestToolsSmokeFailures checks, against the same koi, that the drivers
+// fail (and return) when the certificate is not trusted or the password
+// is wrong, rather than pass or hang.
+func TestToolsSmokeFailures(t *testing.T) {
+	addr := os.Getenv("KOI_SMOKE_ADDR")
+	if addr == "" {
+		t.Skip("KOI_SMOKE_ADDR not set")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	// Any certificate but koi's: the test binary's own source is no PEM,
+	// so use a CA bundle that cannot contain koi's self-signed one.
+	otherCA := "/etc/ssl/certs/ca-certificates.crt"
+	env := &Env{CacheDir: t.TempDir(), Root: os.Geteuid() == 0}
+	for _, d := range []Driver{goSendXMPP{}, sendXMPP{}, profanity{}} {
+		for _, c := range []struct {
+			name, ca, pw string
+		}{
+			{"untrusted", otherCA, "pw"},
+			{"badpassword", os.Getenv("KOI_SMOKE_CA"), "wrong"},
+		} {
+			t.Run(d.Name()+"/"+c.name, func(t *testing.T) {
+				tg := Target{Domain: "localhost", Host: host, Port: p, CAFile: c.ca, WorkDir: t.TempDir()}
+				x := Exchange{Me: Account{User: "alice", Domain: "localhost", Password: c.pw}, Peer: "peer@localhost", Send: "should not arrive"}
+				if d.Caps().Receive {
+					x.Want = "re: should not arrive"
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				start := time.Now()
+				err := d.Run(ctx, env, tg, x)
+				if err == nil {
+					t.Fatal("Run succeeded")
+				}
+				t.Logf("failed in %v as it should: %.600s", time.Since(start).Round(time.Millisecond), err)
+			})
+		}
+	}
+}
