@@ -83,8 +83,8 @@ func TestToolsSmokeFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := strconv.Atoi(port)
-	// Any certificate but koi's: the test binary's own source is no PEM,
-	// so use a CA bundle that cannot contain koi's self-signed one.
+	// The system CA bundle: a valid PEM file that cannot hold koi's
+	// self-signed certificate.
 	otherCA := "/etc/ssl/certs/ca-certificates.crt"
 	env := &Env{CacheDir: t.TempDir(), Root: os.Geteuid() == 0}
 	for _, d := range []Driver{goSendXMPP{}, sendXMPP{}, profanity{}} {
