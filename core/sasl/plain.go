@@ -27,16 +27,22 @@ func (n *Negotiator) plain(ctx context.Context, in []byte) ([]byte, bool, *Failu
 	if pass == "" {
 		// Never ask the backend: some (LDAP) treat an empty password as an
 		// anonymous bind that "succeeds".
-		return nil, false, fail(CondNotAuthorized, "", errors.New("empty password"))
+		return nil, false, badCredentials(errors.New("empty password"))
 	}
 	ok, err := n.store.CheckPassword(ctx, user, pass)
 	switch {
 	case err != nil && (errors.Is(err, sdk.ErrNotFound) || errors.Is(err, sdk.ErrInvalid)):
-		return nil, false, fail(CondNotAuthorized, "", err)
+		return nil, false, badCredentials(err)
 	case err != nil:
 		return nil, false, backendFailure(err)
 	case !ok:
-		return nil, false, fail(CondNotAuthorized, "", errors.New("wrong password or unknown user"))
+		return nil, false, badCredentials(errors.New("wrong password or unknown user"))
 	}
 	return []byte{}, true, nil
+}
+
+func badCredentials(err error) *Failure {
+	f := fail(CondNotAuthorized, "", err)
+	f.kind = kindBadCredentials
+	return f
 }
