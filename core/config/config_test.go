@@ -525,9 +525,13 @@ func TestAccepted(t *testing.T) {
 					[]string{"require", "off", "prefer"}
 			}},
 		{"tls versions", base + host + `tls { min_version = "1.2"  max_version = "1.2" }`,
-			func(c *Config) (any, any) { return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.2", "1.2"} }},
+			func(c *Config) (any, any) {
+				return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.2", "1.2"}
+			}},
 		{"tls 1.3 only", base + host + `tls { min_version = "1.3" }`,
-			func(c *Config) (any, any) { return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.3", "1.3"} }},
+			func(c *Config) (any, any) {
+				return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.3", "1.3"}
+			}},
 		{"feature set to empty is off", base + `host "localhost" { auth = "store"  roster = "" }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Roster, "" }},
 		{"sha256 lowercased, args, timeout", base + host + `plugin "x" {
