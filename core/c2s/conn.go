@@ -56,7 +56,9 @@ type conn struct {
 
 	host       Host
 	encrypted  bool
-	user       string // authenticated local part
+	served     *tls.Certificate // the certificate the TLS handshake sent, nil if unknown
+	cbMismatch bool             // a -PLUS attempt failed for want of its binding type
+	user       string           // authenticated local part
 	session    *router.Session
 	headerSent bool
 	remoteIP   string
@@ -297,23 +299,6 @@ func (c *conn) keepalive(now time.Time, interval time.Duration) {
 	}
 }
 
-func (c *conn) startTLS() error {
-	if c.srv.cfg.TLS == nil {
-		return errors.New("no TLS configuration")
-	}
-	tc := tls.Server(c.nc, c.srv.cfg.TLS)
-	tc.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	tc.SetDeadline(time.Time{})
-	c.wmu.Lock()
-	c.nc = tc
-	c.wmu.Unlock()
-	c.encrypted = true
-	return nil
-}
-
 func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
@@ -388,36 +373,6 @@ func (c *conn) openStream() error {
 
 func (c *conn) tlsPending() bool {
 	return !c.encrypted && (c.mode == TLSRequired || c.mode == TLSOptional)
-}
-
-func (c *conn) saslOptions() sasl.Options {
-	o := sasl.Options{SCRAM: c.host.SCRAM(), TLS: c.encrypted}
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		cs := tc.ConnectionState()
-		if cs.Version >= tls.VersionTLS13 {
-			o.CBTypes = []string{"tls-exporter"}
-		} else if cs.TLSUnique != nil {
-			o.CBTypes = []string{"tls-unique"}
-		}
-		if len(o.CBTypes) > 0 {
-			o.ChannelBinding = func(cbType string) ([]byte, error) {
-				switch cbType {
-				case "tls-exporter":
-					if cs.Version < tls.VersionTLS13 {
-						return nil, errors.New("tls-exporter needs TLS 1.3")
-					}
-					return cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-				case "tls-unique":
-					if cs.TLSUnique == nil {
-						return nil, errors.New("tls-unique unavailable")
-					}
-					return cs.TLSUnique, nil
-				}
-				return nil, errors.New("unsupported channel binding type " + cbType)
-			}
-		}
-	}
-	return o
 }
 
 func (c *conn) features() *xmlstream.Element {
@@ -586,6 +541,7 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 			if !errors.As(err, &f) {
 				f = &sasl.Failure{Condition: "temporary-auth-failure"}
 			}
+			c.saslFailed(n, f)
 			c.authFailed(ctx, n, f)
 			return false, c.saslFailure(f)
 		}
@@ -697,7 +653,7 @@ func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error
 		return false, err
 	}
 	c.user = user
-	c.log().Debug("authenticated")
+	c.logAuthenticated(n)
 	return true, nil
 }
 

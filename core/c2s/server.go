@@ -41,6 +41,9 @@ type Host interface {
 	SASLStore() sasl.Store
 	// SCRAM reports whether the host's auth backends keep SCRAM credentials.
 	SCRAM() bool
+	// ChannelBinding is the host's channel_binding mode: sasl.CBPrefer
+	// (also ""), sasl.CBRequire or sasl.CBOff.
+	ChannelBinding() string
 	// RegistrationOpen reports whether in-band registration (XEP-0077) is
 	// offered to clients that have not logged in.
 	RegistrationOpen() bool

@@ -79,6 +79,7 @@ type TLS struct {
 	CertFile   string // default data/tls/cert.pem
 	KeyFile    string // default data/tls/key.pem
 	MinVersion string // "1.2" (default) or "1.3"
+	MaxVersion string // "1.3" (default) or "1.2"; not below MinVersion
 }
 
 // Plugin is a backend plugin process (block plugin "label").
@@ -103,6 +104,10 @@ type Host struct {
 	Registration                             bool   // XEP-0077 in-band registration, default false
 	PasswordChange                           bool   // key password_change, default true
 	OfflineLimit                             int    // key offline_limit: messages kept per user, default 100
+	// ChannelBinding is key channel_binding: "prefer" (default) offers the
+	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
+	// (a client that cannot bind cannot log in), "off" never binds.
+	ChannelBinding string
 }
 
 // Limits protects the server from clients (optional block limits). Zero

@@ -67,7 +67,7 @@ func TestContractSample(t *testing.T) {
 			{Name: "c2s", Type: "c2s", Address: "127.0.0.1:5222", StartTLS: "required"},
 			{Name: "c2s_tls", Type: "c2s_tls", Address: "127.0.0.1:5223"},
 		},
-		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2"},
+		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2", MaxVersion: "1.3"},
 		Plugins: map[string]Plugin{
 			"store": {
 				Name: "store", Command: "bin/plugins/koi-backend-sql",
@@ -86,7 +86,7 @@ func TestContractSample(t *testing.T) {
 		},
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
-			VCard: "store", Private: "store", Archive: "store", PasswordChange: true, OfflineLimit: 100,
+			VCard: "store", Private: "store", Archive: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
@@ -103,7 +103,7 @@ func exampleConfig() *Config {
 			{Name: "c2s", Type: "c2s", Address: "127.0.0.1:5222", StartTLS: "required"},
 			{Name: "c2s_tls", Type: "c2s_tls", Address: "127.0.0.1:5223"},
 		},
-		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2"},
+		TLS: TLS{CertFile: "data/tls/cert.pem", KeyFile: "data/tls/key.pem", MinVersion: "1.2", MaxVersion: "1.3"},
 		Plugins: map[string]Plugin{"store": {
 			Name: "store", Command: "bin/plugins/koi-backend-sql",
 			Config:      map[string]any{"driver": "sqlite", "dsn": "data/koi.db"},
@@ -111,7 +111,7 @@ func exampleConfig() *Config {
 		}},
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
-			VCard: "store", Private: "store", PasswordChange: true, OfflineLimit: 100,
+			VCard: "store", Private: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
@@ -377,6 +377,14 @@ func TestProblems(t *testing.T) {
 			[]string{`log.format: want one of "text", "json", got "xml"`}},
 		{"bad tls version", base + host + `tls { min_version = "1.1" }`, nil,
 			[]string{`tls.min_version: want one of "1.2", "1.3", got "1.1"`}},
+		{"bad tls max version", base + host + `tls { max_version = "1.4" }`, nil,
+			[]string{`tls.max_version: want one of "1.2", "1.3", got "1.4"`}},
+		{"tls min above max", base + host + `tls { min_version = "1.3"  max_version = "1.2" }`, nil,
+			[]string{`tls.min_version: "1.3" is above max_version "1.2"`}},
+		{"bad channel binding", base + `host "localhost" { auth = "store"  channel_binding = "always" }`, nil,
+			[]string{`host "localhost".channel_binding: want one of "prefer", "require", "off", got "always"`}},
+		{"bad channel binding from env", base + host, []string{"KOI_HOST__LOCALHOST__CHANNEL_BINDING=yes"},
+			[]string{`host "localhost".channel_binding: want one of "prefer", "require", "off", got "yes" (set by KOI_HOST__LOCALHOST__CHANNEL_BINDING)`}},
 		{"empty cert file", base + host + `tls { cert_file = "" }`, nil,
 			[]string{`tls.cert_file: must not be empty`}},
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
@@ -510,6 +518,20 @@ func TestAccepted(t *testing.T) {
 				}
 				return names, []string{"z/c2s_tls/", "c2s/c2s/required", "a/c2s/optional",
 					"zeta.example", "alpha.example", "mid.example"}
+			}},
+		{"channel binding per host", base + `host "a.example" { channel_binding = "require" }
+			host "b.example" { channel_binding = "Off" }  host "c.example" {}`,
+			func(c *Config) (any, any) {
+				return []string{c.Hosts[0].ChannelBinding, c.Hosts[1].ChannelBinding, c.Hosts[2].ChannelBinding},
+					[]string{"require", "off", "prefer"}
+			}},
+		{"tls versions", base + host + `tls { min_version = "1.2"  max_version = "1.2" }`,
+			func(c *Config) (any, any) {
+				return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.2", "1.2"}
+			}},
+		{"tls 1.3 only", base + host + `tls { min_version = "1.3" }`,
+			func(c *Config) (any, any) {
+				return []string{c.TLS.MinVersion, c.TLS.MaxVersion}, []string{"1.3", "1.3"}
 			}},
 		{"feature set to empty is off", base + `host "localhost" { auth = "store"  roster = "" }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Roster, "" }},

@@ -113,11 +113,17 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 
 func (d *decoder) tls(v any) TLS {
 	b := d.block([]string{"tls"}, v)
-	return TLS{
+	t := TLS{
 		CertFile:   d.file(b.nonEmpty("cert_file", "data/tls/cert.pem")),
 		KeyFile:    d.file(b.nonEmpty("key_file", "data/tls/key.pem")),
 		MinVersion: b.enum("min_version", "1.2", "1.2", "1.3"),
+		MaxVersion: b.enum("max_version", "1.3", "1.2", "1.3"),
 	}
+	// "1.2" < "1.3" as strings too, with only these two values.
+	if t.MinVersion > t.MaxVersion {
+		d.problem(b.at("min_version"), "%s is above max_version %s", quote(t.MinVersion), quote(t.MaxVersion))
+	}
+	return t
 }
 
 func (d *decoder) plugins(v any, fileOrder []string) map[string]Plugin {
@@ -211,6 +217,7 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		h.Registration = b.boolean("registration", false)
 		h.PasswordChange = b.boolean("password_change", true)
 		h.OfflineLimit = int(b.integer("offline_limit", 100, false))
+		h.ChannelBinding = b.enum("channel_binding", "prefer", "prefer", "require", "off")
 		if h.Registration && authOK && len(auth) == 0 {
 			d.problem(b.at("registration"), "needs auth: registration creates accounts in the host's auth plugin, and auth is empty")
 		}

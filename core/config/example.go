@@ -18,6 +18,7 @@ listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optio
 listen "c2s_tls" { address = "127.0.0.1:5223" }
 
 tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made on first run if absent
+#   also in tls, with their defaults: min_version = "1.2"  max_version = "1.3"
 
 # One process per plugin block, shared by every host and feature that names it.
 plugin "store" {
@@ -33,6 +34,7 @@ host "localhost" {
   vcard   = "store"
   private = "store"
   registration = false    # XEP-0077 in-band registration
+  # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }
 
 # Optional, shown with their defaults:

@@ -48,7 +48,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "listen":
 		return map[string]kind{"type": kString, "address": kString, "starttls": kString}, true
 	case "tls":
-		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString}, true
+		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true
 	case "plugin":
 		return map[string]kind{
 			"command": kString, "args": kList, "sha256": kString,
@@ -58,7 +58,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "registration": kBool,
-			"password_change": kBool, "offline_limit": kInt,
+			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
 		}, true
 	case "limits":
 		return map[string]kind{

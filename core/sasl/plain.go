@@ -40,3 +40,9 @@ func (n *Negotiator) plain(ctx context.Context, in []byte) ([]byte, bool, *Failu
 	}
 	return []byte{}, true, nil
 }
+
+func badCredentials(err error) *Failure {
+	f := fail(CondNotAuthorized, "", err)
+	f.kind = kindBadCredentials
+	return f
+}

@@ -31,8 +31,21 @@ const (
 
 // Channel binding types a connection may support.
 const (
-	CBTLSExporter = "tls-exporter" // RFC 9266, TLS 1.3
-	CBTLSUnique   = "tls-unique"   // RFC 5929, TLS 1.2 and older only
+	CBTLSExporter       = "tls-exporter"         // RFC 9266: TLS 1.3, or 1.2 with extended master secret
+	CBTLSServerEndPoint = "tls-server-end-point" // RFC 5929: a hash of the server's certificate
+	CBTLSUnique         = "tls-unique"           // RFC 5929: TLS 1.2 and older only
+)
+
+// Channel binding modes (host channel_binding).
+const (
+	// CBPrefer offers the -PLUS mechanisms next to the others; see
+	// Options.CBTypeMismatch for when a client may go without.
+	CBPrefer = "prefer"
+	// CBRequire offers only the -PLUS mechanisms: a client that cannot bind,
+	// or any client without TLS, cannot log in.
+	CBRequire = "require"
+	// CBOff never offers -PLUS nor uses channel binding.
+	CBOff = "off"
 )
 
 // maxMessage bounds one client message. Real SCRAM and PLAIN messages are a
@@ -62,14 +75,25 @@ type Options struct {
 	// offered over TLS.
 	TLS bool
 	// ChannelBinding returns the channel binding data of the connection for
-	// cbType ("tls-exporter" or "tls-unique"), or an error if the
-	// connection cannot give it (tls-unique on TLS 1.3, for example). nil
-	// means the -PLUS mechanisms are not offered.
+	// cbType, or an error if the connection cannot give it (tls-unique on
+	// TLS 1.3, for example). The error's message is sent to the client as
+	// the failure text, so it should name the type and the types on offer
+	// and must hold nothing secret. nil means the -PLUS mechanisms are not
+	// offered.
 	ChannelBinding func(cbType string) ([]byte, error)
 	// CBTypes lists the channel binding types the connection supports, as
 	// advertised with XEP-0440. When non-nil, a client asking for another
 	// type fails; when nil, any type ChannelBinding can produce is accepted.
 	CBTypes []string
+	// CBMode is CBPrefer (also for ""), CBRequire or CBOff.
+	CBMode string
+	// CBTypeMismatch: an earlier -PLUS attempt on this stream failed only
+	// because the connection could not give the binding type the client
+	// asked for. In CBPrefer mode a client may then use the gs2 flag "y"
+	// (I could bind, but think you cannot) with a mechanism without -PLUS:
+	// both sides have just shown that they share no type, so there is no
+	// downgrade to detect. The README ("Channel binding") weighs the cost.
+	CBTypeMismatch bool
 	// FakeIterations is the PBKDF2 iteration count shown to unknown users in
 	// the fake SCRAM exchange. Set it to what the backend uses, so that an
 	// unknown user looks like a real one; 0 means sdk.DefaultSCRAMIterations.
@@ -77,17 +101,20 @@ type Options struct {
 }
 
 func (o Options) plusOffered() bool {
-	return o.SCRAM && o.TLS && o.ChannelBinding != nil
+	return o.SCRAM && o.TLS && o.ChannelBinding != nil && o.CBMode != CBOff
 }
 
 // Mechanisms returns the mechanisms to offer, in preference order:
 // SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS (with channel binding over TLS),
 // SCRAM-SHA-256, SCRAM-SHA-1 (if the backend keeps SCRAM keys), PLAIN (over
-// TLS only).
+// TLS only). In CBRequire mode only the -PLUS ones, which may leave none.
 func Mechanisms(o Options) []string {
 	var m []string
 	if o.plusOffered() {
 		m = append(m, SCRAMSHA256Plus, SCRAMSHA1Plus)
+	}
+	if o.CBMode == CBRequire {
+		return m
 	}
 	if o.SCRAM {
 		m = append(m, SCRAMSHA256, SCRAMSHA1)
@@ -121,21 +148,30 @@ type Failure struct {
 	Text      string // optional human-readable text, safe to send
 	Err       error  // optional cause, never sent
 
-	badCredentials bool // a wrong password or proof, or an unknown user
+	kind failureKind // set where the failure is made; the zero value is "other"
 }
 
-// BadCredentials reports whether the exchange failed on the credentials
-// themselves (a wrong password or SCRAM proof, an unknown user), as opposed
-// to a protocol problem, a binding mismatch, an abort or a backend outage.
-// Only these count against a login throttle.
-func (f *Failure) BadCredentials() bool { return f != nil && f.badCredentials }
+type failureKind int
 
-// badCredentials is a not-authorized failure caused by the credentials.
-func badCredentials(err error) *Failure {
-	f := fail(CondNotAuthorized, "", err)
-	f.badCredentials = true
-	return f
-}
+const (
+	kindOther          failureKind = iota
+	kindBadCredentials             // a wrong SCRAM proof or PLAIN password, or an unknown user
+	kindCBType                     // the connection cannot give the binding type asked for
+)
+
+// BadCredentials reports whether the client proved nothing because its
+// credentials are wrong: a SCRAM proof that does not verify, a PLAIN
+// password the backend rejects, an unknown user (which SCRAM cannot tell
+// from a wrong password anyway). These are what a password guesser causes,
+// and what a login throttle should count. Everything else is false: an
+// unsupported channel binding type, a downgrade, wrong channel binding data,
+// malformed messages, an abort, an invalid mechanism, a backend failure.
+func (f *Failure) BadCredentials() bool { return f != nil && f.kind == kindBadCredentials }
+
+// ChannelBindingTypeMismatch reports whether a -PLUS exchange failed only
+// because the connection cannot give the binding type the client asked for.
+// The caller remembers it for Options.CBTypeMismatch.
+func (f *Failure) ChannelBindingTypeMismatch() bool { return f != nil && f.kind == kindCBType }
 
 func (f *Failure) Error() string {
 	s := "sasl: " + f.Condition
@@ -186,6 +222,7 @@ type Negotiator struct {
 	lookupErr error           // a backend failure seen by the credential lookup
 	username  string
 	authzid   string
+	cbType    string // the channel binding type of a -PLUS exchange
 }
 
 // New starts an exchange for mechanism. It fails with invalid-mechanism when
@@ -196,7 +233,7 @@ func New(mechanism string, store Store, o Options) (*Negotiator, error) {
 		return nil, fail(CondTemporaryAuthFailure, "", errors.New("sasl: nil Store"))
 	}
 	if !slices.Contains(Mechanisms(o), mechanism) {
-		if mechanism == Plain && !o.TLS {
+		if mechanism == Plain && !o.TLS && o.CBMode != CBRequire {
 			return nil, fail(CondEncryptionRequired, "PLAIN requires TLS", nil)
 		}
 		return nil, fail(CondInvalidMechanism, "", fmt.Errorf("mechanism %q not offered", mechanism))
@@ -229,6 +266,10 @@ func (n *Negotiator) Username() string {
 // raw, whether or not the exchange succeeded ("" before the client named
 // one). It is for counting failures per account, never for authorisation.
 func (n *Negotiator) Authcid() string { return n.username }
+
+// ChannelBinding returns the channel binding type the exchange uses, ""
+// for none.
+func (n *Negotiator) ChannelBinding() string { return n.cbType }
 
 // Authzid returns the authorization identity the client asked for, "" if
 // none. The caller must check that it is empty or the user's own bare JID and

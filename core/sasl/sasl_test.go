@@ -21,6 +21,7 @@ import (
 	"github.com/xdg-go/scram"
 	"golang.org/x/text/secure/precis"
 
+	"github.com/koi-im/koi/core/tlscb"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -563,8 +564,8 @@ func TestSCRAMMalformedClientFinal(t *testing.T) {
 }
 
 // tlsPair connects a TLS client and server over an in-memory pipe and
-// returns both connection states after the handshake.
-func tlsPair(t *testing.T, version uint16) (client, server tls.ConnectionState) {
+// returns the client's connection state and the server's bindings.
+func tlsPair(t *testing.T, version uint16) (tls.ConnectionState, *tlscb.Bindings) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -598,79 +599,119 @@ func tlsPair(t *testing.T, version uint16) (client, server tls.ConnectionState) 
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	return cc.ConnectionState(), sc.ConnectionState()
+	return cc.ConnectionState(), tlscb.New(sc.ConnectionState(), &cert)
 }
 
-// connBinding is what the c2s layer would pass as Options.ChannelBinding.
-func connBinding(cs tls.ConnectionState) func(string) ([]byte, error) {
-	return func(cbType string) ([]byte, error) {
-		switch cbType {
-		case CBTLSExporter:
-			if cs.Version < tls.VersionTLS13 {
-				return nil, errors.New("tls-exporter needs TLS 1.3 (or extended master secret)")
-			}
-			return cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-		case CBTLSUnique:
-			if cs.Version >= tls.VersionTLS13 {
-				return nil, errors.New("tls-unique is undefined for TLS 1.3")
-			}
-			return cs.TLSUnique, nil
+// clientCB is a channel binding as the client computes it.
+func clientCB(t *testing.T, cs tls.ConnectionState, typ string) scram.ChannelBinding {
+	t.Helper()
+	var cb scram.ChannelBinding
+	var err error
+	switch typ {
+	case CBTLSExporter:
+		cb, err = scram.NewTLSExporterBinding(&cs)
+	case CBTLSServerEndPoint:
+		cb, err = scram.NewTLSServerEndpointBinding(&cs)
+	case CBTLSUnique:
+		// A TLS 1.3 client like Python's ssl sends some bytes anyway.
+		cb = scram.ChannelBinding{Type: scram.ChannelBindingTLSUnique, Data: []byte("finished")}
+		if len(cs.TLSUnique) > 0 {
+			cb.Data = cs.TLSUnique
 		}
-		return nil, fmt.Errorf("channel binding %q not supported", cbType)
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cb
 }
 
 func TestSCRAMPlus(t *testing.T) {
 	s := testStore(t)
-	cs13, ss13 := tlsPair(t, tls.VersionTLS13)
-	cs12, ss12 := tlsPair(t, tls.VersionTLS12)
-	exporter13, err := scram.NewTLSExporterBinding(&cs13)
-	if err != nil {
-		t.Fatal(err)
+	conns := map[string]struct {
+		client tls.ConnectionState
+		b      *tlscb.Bindings
+	}{}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cs, b := tlsPair(t, v)
+		conns[tls.VersionName(v)] = struct {
+			client tls.ConnectionState
+			b      *tlscb.Bindings
+		}{cs, b}
 	}
-	unique12 := scram.NewTLSUniqueBinding(cs12.TLSUnique)
-	opts := func(ss tls.ConnectionState, types ...string) Options {
-		return Options{SCRAM: true, TLS: true, ChannelBinding: connBinding(ss), CBTypes: types}
+	withCB := func(cb scram.ChannelBinding) func(*scram.Client) *scram.ClientConversation {
+		return func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(cb) }
+	}
+	plain := func(c *scram.Client) *scram.ClientConversation { return c.NewConversation() }
+	yFlag := func(c *scram.Client) *scram.ClientConversation { return c.NewConversationAdvertisingChannelBinding() }
+
+	// Every type on every version, with both -PLUS mechanisms.
+	for _, version := range []string{"TLS 1.2", "TLS 1.3"} {
+		conn := conns[version]
+		for _, typ := range []string{CBTLSExporter, CBTLSServerEndPoint, CBTLSUnique} {
+			for _, mech := range []string{SCRAMSHA256Plus, SCRAMSHA1Plus} {
+				t.Run(version+"/"+typ+"/"+mech, func(t *testing.T) {
+					o := Options{SCRAM: true, TLS: true, ChannelBinding: conn.b.Data, CBTypes: conn.b.Types()}
+					n, err := New(mech, s, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c, _ := hashGen(mech).NewClient("juliet", "r0m30myr0m30", "")
+					err = exchange(t, n, withCB(clientCB(t, conn.client, typ))(c))
+					if version == "TLS 1.3" && typ == CBTLSUnique {
+						f := wantFailure(t, err, CondNotAuthorized)
+						want := "channel binding type tls-unique is not available on TLS 1.3; this connection offers tls-exporter, tls-server-end-point"
+						if f.Text != want {
+							t.Errorf("text %q, want %q", f.Text, want)
+						}
+						if !f.ChannelBindingTypeMismatch() || f.BadCredentials() {
+							t.Errorf("mismatch %v, bad credentials %v", f.ChannelBindingTypeMismatch(), f.BadCredentials())
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n.Username() != "juliet" || n.ChannelBinding() != typ {
+						t.Errorf("Username() = %q, ChannelBinding() = %q", n.Username(), n.ChannelBinding())
+					}
+				})
+			}
+		}
+	}
+
+	ss13, cs13 := conns["TLS 1.3"].b, conns["TLS 1.3"].client
+	exporter13 := clientCB(t, cs13, CBTLSExporter)
+	opts := func(mode string, mismatch bool) Options {
+		return Options{SCRAM: true, TLS: true, ChannelBinding: ss13.Data, CBTypes: ss13.Types(), CBMode: mode, CBTypeMismatch: mismatch}
 	}
 	other := scram.ChannelBinding{Type: scram.ChannelBindingTLSExporter, Data: make([]byte, 32)}
-
 	tests := []struct {
 		name   string
 		mech   string
 		o      Options
 		client func(*scram.Client) *scram.ClientConversation
 		want   string // "" for success
+		text   string // the failure text, when it matters
 	}{
-		{"exporter TLS 1.3", SCRAMSHA256Plus, opts(ss13, CBTLSExporter),
-			func(c *scram.Client) *scram.ClientConversation {
-				return c.NewConversationWithChannelBinding(exporter13)
-			}, ""},
-		{"exporter SHA-1", SCRAMSHA1Plus, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation {
-				return c.NewConversationWithChannelBinding(exporter13)
-			}, ""},
-		{"unique TLS 1.2", SCRAMSHA256Plus, opts(ss12, CBTLSUnique),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(unique12) }, ""},
-		{"plain SCRAM still works", SCRAMSHA256, opts(ss13, CBTLSExporter),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversation() }, ""},
-		{"other connection's binding", SCRAMSHA256Plus, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(other) }, CondNotAuthorized},
-		{"unique on TLS 1.3", SCRAMSHA256Plus, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation {
-				return c.NewConversationWithChannelBinding(scram.NewTLSUniqueBinding([]byte("x")))
-			}, CondNotAuthorized},
-		{"type not in CBTypes", SCRAMSHA256Plus, opts(ss12, CBTLSExporter),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(unique12) }, CondNotAuthorized},
-		{"downgrade: y while PLUS offered", SCRAMSHA256, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationAdvertisingChannelBinding() }, CondNotAuthorized},
-		{"y without PLUS offered", SCRAMSHA256, tlsOpts,
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationAdvertisingChannelBinding() }, ""},
-		{"PLUS without binding", SCRAMSHA256Plus, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversation() }, CondNotAuthorized},
-		{"binding with plain SCRAM", SCRAMSHA256, opts(ss13),
-			func(c *scram.Client) *scram.ClientConversation {
-				return c.NewConversationWithChannelBinding(exporter13)
-			}, CondNotAuthorized},
+		{"n with plain SCRAM", SCRAMSHA256, opts("", false), plain, "", ""},
+		{"n with PLUS", SCRAMSHA256Plus, opts("", false), plain, CondNotAuthorized, "SCRAM-SHA-256-PLUS requires channel binding"},
+		{"y with PLUS", SCRAMSHA1Plus, opts("", true), yFlag, CondNotAuthorized, "SCRAM-SHA-1-PLUS requires channel binding"},
+		{"y without mismatch: downgrade", SCRAMSHA256, opts(CBPrefer, false), yFlag, CondNotAuthorized,
+			"channel binding downgrade: this server offers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS"},
+		{"y after mismatch, prefer", SCRAMSHA256, opts(CBPrefer, true), yFlag, "", ""},
+		{"y after mismatch, default mode", SCRAMSHA1, opts("", true), yFlag, "", ""},
+		{"y without PLUS offered", SCRAMSHA256, tlsOpts, yFlag, "", ""},
+		{"y in off mode", SCRAMSHA256, opts(CBOff, false), yFlag, "", ""},
+		{"p with plain SCRAM", SCRAMSHA256, opts("", false), withCB(exporter13), CondNotAuthorized, ""},
+		{"other connection's binding", SCRAMSHA256Plus, opts("", false), withCB(other), CondNotAuthorized, ""},
+		{"unknown type", SCRAMSHA256Plus, opts("", false),
+			withCB(scram.ChannelBinding{Type: "tls-foo", Data: []byte("x")}), CondNotAuthorized,
+			"channel binding type tls-foo is not supported; this connection offers tls-exporter, tls-server-end-point"},
+		{"type not in CBTypes", SCRAMSHA256Plus,
+			Options{SCRAM: true, TLS: true, ChannelBinding: ss13.Data, CBTypes: []string{CBTLSServerEndPoint}},
+			withCB(exporter13), CondNotAuthorized,
+			"channel binding type tls-exporter is not offered; this connection offers tls-server-end-point"},
+		{"require, with binding", SCRAMSHA256Plus, opts(CBRequire, false), withCB(exporter13), "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -689,7 +730,101 @@ func TestSCRAMPlus(t *testing.T) {
 				}
 				return
 			}
-			wantFailure(t, err, tt.want)
+			f := wantFailure(t, err, tt.want)
+			if tt.text != "" && f.Text != tt.text {
+				t.Errorf("text %q, want %q", f.Text, tt.text)
+			}
+			if f.BadCredentials() {
+				t.Error("counted as bad credentials")
+			}
 		})
+	}
+}
+
+func TestChannelBindingModes(t *testing.T) {
+	cb := func(string) ([]byte, error) { return []byte("x"), nil }
+	tests := []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{"prefer", Options{SCRAM: true, TLS: true, ChannelBinding: cb, CBMode: CBPrefer},
+			[]string{SCRAMSHA256Plus, SCRAMSHA1Plus, SCRAMSHA256, SCRAMSHA1, Plain}},
+		{"require", Options{SCRAM: true, TLS: true, ChannelBinding: cb, CBMode: CBRequire},
+			[]string{SCRAMSHA256Plus, SCRAMSHA1Plus}},
+		{"require without TLS", Options{SCRAM: true, ChannelBinding: cb, CBMode: CBRequire}, nil},
+		{"require, no binding on this connection", Options{SCRAM: true, TLS: true, CBMode: CBRequire}, nil},
+		{"require, password-only backend", Options{TLS: true, ChannelBinding: cb, CBMode: CBRequire}, nil},
+		{"off", Options{SCRAM: true, TLS: true, ChannelBinding: cb, CBMode: CBOff},
+			[]string{SCRAMSHA256, SCRAMSHA1, Plain}},
+	}
+	s := testStore(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Mechanisms(tt.o)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Mechanisms = %v, want %v", got, tt.want)
+			}
+			for _, m := range []string{SCRAMSHA256Plus, SCRAMSHA1Plus, SCRAMSHA256, SCRAMSHA1, Plain} {
+				if _, err := New(m, s, tt.o); (err == nil) != slices.Contains(got, m) {
+					t.Errorf("New(%s) = %v, but offered = %v", m, err, slices.Contains(got, m))
+				}
+			}
+		})
+	}
+}
+
+func TestBadCredentials(t *testing.T) {
+	s := testStore(t)
+	scramWith := func(mech, user, pass string, o Options) error {
+		n, err := New(mech, s, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := hashGen(mech).NewClient(user, pass, "")
+		return exchange(t, n, c.NewConversation())
+	}
+	plainWith := func(in string) error {
+		n, _ := New(Plain, s, tlsOpts)
+		_, _, err := n.Step(context.Background(), []byte(in))
+		return err
+	}
+	tests := []struct {
+		name string
+		err  error
+		bad  bool
+	}{
+		{"SCRAM wrong password", scramWith(SCRAMSHA256, "juliet", "nope", tlsOpts), true},
+		{"SCRAM-SHA-1 wrong password", scramWith(SCRAMSHA1, "juliet", "nope", tlsOpts), true},
+		{"SCRAM unknown user", scramWith(SCRAMSHA256, "nobody", "nope", tlsOpts), true},
+		{"PLAIN wrong password", plainWith("\x00juliet\x00nope"), true},
+		{"PLAIN unknown user", plainWith("\x00nobody\x00nope"), true},
+		{"PLAIN empty password", plainWith("\x00juliet\x00"), true},
+		{"PLAIN malformed", plainWith("juliet"), false},
+		{"SCRAM malformed", func() error {
+			n, _ := New(SCRAMSHA256, s, tlsOpts)
+			_, _, err := n.Step(context.Background(), []byte("x,,n=juliet,r=abc"))
+			return err
+		}(), false},
+		{"invalid mechanism", func() error { _, err := New("DIGEST-MD5", s, tlsOpts); return err }(), false},
+		{"backend down", func() error {
+			down := newMemStore(t, 4096, nil)
+			down.err = sdk.ErrUnavailable
+			n, _ := New(Plain, down, tlsOpts)
+			_, _, err := n.Step(context.Background(), []byte("\x00juliet\x00pw"))
+			return err
+		}(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := asFailure(t, tt.err)
+			if f.BadCredentials() != tt.bad {
+				t.Errorf("BadCredentials() = %v, want %v (%v)", f.BadCredentials(), tt.bad, f)
+			}
+		})
+	}
+	var nilF *Failure
+	if nilF.BadCredentials() || (&Failure{Condition: CondNotAuthorized}).BadCredentials() {
+		t.Error("a Failure made elsewhere counts as bad credentials")
 	}
 }

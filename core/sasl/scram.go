@@ -47,26 +47,26 @@ func (n *Negotiator) scramFirst(ctx context.Context, in []byte) ([]byte, bool, *
 		if !n.plus {
 			return nil, false, fail(CondNotAuthorized, "channel binding requested with a mechanism without -PLUS", nil)
 		}
-		if n.opts.CBTypes != nil && !slices.Contains(n.opts.CBTypes, cbType) {
-			return nil, false, fail(CondNotAuthorized, "unsupported channel binding type", nil)
+		data, f := n.bindingData(cbType)
+		if f != nil {
+			return nil, false, f
 		}
-		data, err := n.opts.ChannelBinding(cbType)
-		if err == nil && len(data) == 0 {
-			err = errors.New("no channel binding data")
-		}
-		if err != nil {
-			return nil, false, fail(CondNotAuthorized, "unsupported channel binding type",
-				fmt.Errorf("channel binding %s: %w", cbType, err))
-		}
+		n.cbType = cbType
 		conv = srv.NewConversationWithChannelBinding(scram.ChannelBinding{
 			Type: scram.ChannelBindingType(cbType),
 			Data: data,
 		})
 	case "y":
-		// RFC 5802 §6: the client can bind but believes we cannot. We
-		// offered -PLUS, so someone removed it from the list on the way.
-		if n.opts.plusOffered() {
-			return nil, false, fail(CondNotAuthorized, "channel binding downgrade", nil)
+		if n.plus {
+			return nil, false, fail(CondNotAuthorized, n.mech+" requires channel binding", nil)
+		}
+		// RFC 5802 §6: the client can bind but believes we cannot. If we
+		// offered -PLUS, someone removed it from the list on the way;
+		// unless the client already tried -PLUS on this stream and we
+		// could not give the type it asked for (see Options.CBTypeMismatch).
+		if n.opts.plusOffered() && !(n.opts.CBTypeMismatch && n.opts.CBMode != CBRequire) {
+			return nil, false, fail(CondNotAuthorized, "channel binding downgrade: this server offers "+
+				SCRAMSHA256Plus+" and "+SCRAMSHA1Plus, nil)
 		}
 		conv = srv.NewConversation()
 	default: // "n"
@@ -84,9 +84,13 @@ func (n *Negotiator) scramFirst(ctx context.Context, in []byte) ([]byte, bool, *
 			return nil, false, backendFailure(n.lookupErr)
 		}
 		switch out {
-		case scram.ErrServerDoesSupportChannelBinding, scram.ErrChannelBindingNotSupported,
-			scram.ErrUnsupportedChannelBindingType:
+		case scram.ErrServerDoesSupportChannelBinding, scram.ErrChannelBindingNotSupported:
 			return nil, false, fail(CondNotAuthorized, "", err)
+		case scram.ErrUnsupportedChannelBindingType:
+			// Unreachable: bindingData checked the type first.
+			f := fail(CondNotAuthorized, "unsupported channel binding type "+n.cbType, err)
+			f.kind = kindCBType
+			return nil, false, f
 		}
 		return nil, false, fail(CondMalformedRequest, "bad client-first-message", err)
 	}
@@ -95,6 +99,25 @@ func (n *Negotiator) scramFirst(ctx context.Context, in []byte) ([]byte, bool, *
 	n.authzid = conv.AuthzID()
 	n.state = stateSCRAMFinal
 	return []byte(out), false, nil
+}
+
+// bindingData returns the channel binding data for cbType, or the failure
+// naming the type and the types on offer.
+func (n *Negotiator) bindingData(cbType string) ([]byte, *Failure) {
+	data, err := n.opts.ChannelBinding(cbType)
+	if err == nil && n.opts.CBTypes != nil && !slices.Contains(n.opts.CBTypes, cbType) {
+		err = fmt.Errorf("channel binding type %s is not offered; this connection offers %s",
+			cbType, strings.Join(n.opts.CBTypes, ", "))
+	}
+	if err == nil && len(data) == 0 {
+		err = fmt.Errorf("channel binding type %s gave no data", cbType)
+	}
+	if err != nil {
+		f := fail(CondNotAuthorized, err.Error(), err)
+		f.kind = kindCBType
+		return nil, f
+	}
+	return data, nil
 }
 
 // scramFinal checks client-final-message and answers server-final-message.
@@ -107,23 +130,24 @@ func (n *Negotiator) scramFinal(_ context.Context, in []byte) ([]byte, bool, *Fa
 		if out == "" {
 			return nil, false, fail(CondMalformedRequest, "bad client-final-message", err)
 		}
-		if out == scram.ErrChannelBindingsDontMatch {
-			// Checked before the proof, so it says nothing about the
-			// password: a broken binding or a man in the middle, not a
-			// guess.
-			return nil, false, fail(CondNotAuthorized, "channel binding data does not match this connection", err)
-		}
-		// A wrong proof or a nonce that is not ours: all the same to the
-		// client. The log learns more.
+		// A wrong proof, wrong channel binding data or a nonce that is not
+		// ours: all the same to the client. The log learns more.
 		if n.fake {
 			err = n.cause
 		}
-		return nil, false, badCredentials(err)
+		f := fail(CondNotAuthorized, "", err)
+		// Only a proof that does not verify says the password (or the
+		// user) is wrong: xdg-go checks the binding data and the nonce
+		// before the proof, so their failures tell a guesser nothing.
+		if out == scram.ErrInvalidProof {
+			f.kind = kindBadCredentials
+		}
+		return nil, false, f
 	}
 	if n.fake {
 		// Unreachable short of a SHA collision, but the fake keys must
 		// never let anyone in.
-		return nil, false, badCredentials(n.cause)
+		return nil, false, fail(CondNotAuthorized, "", n.cause)
 	}
 	return []byte(out), true, nil
 }

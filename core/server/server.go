@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -170,13 +169,15 @@ func startArchiveWriters(hosts []*modules.Host, log hclog.Logger) func(context.C
 
 // c2sHost adapts a module host to what the connection layer needs.
 type c2sHost struct {
-	h *modules.Host
-	m *modules.Server
+	h              *modules.Host
+	m              *modules.Server
+	channelBinding string // the host's channel_binding setting
 }
 
-func (a c2sHost) Name() string          { return a.h.Name }
-func (a c2sHost) SASLStore() sasl.Store { return a.h.Auth }
-func (a c2sHost) SCRAM() bool           { return a.h.Auth.SCRAM() }
+func (a c2sHost) Name() string           { return a.h.Name }
+func (a c2sHost) SASLStore() sasl.Store  { return a.h.Auth }
+func (a c2sHost) SCRAM() bool            { return a.h.Auth.SCRAM() }
+func (a c2sHost) ChannelBinding() string { return a.channelBinding }
 func (a c2sHost) RegistrationOpen() bool {
 	return a.h.Registration && a.h.Auth.Writable()
 }
@@ -199,10 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.TLS.MinVersion == "1.3" {
-		tlsCfg.MinVersion = tls.VersionTLS13
-	}
+	tlsCfg := tlsConfig(cert, cfg.TLS)
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -234,9 +232,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
+	cbMode := map[string]string{}
+	for _, hc := range cfg.Hosts {
+		cbMode[hc.Name] = hc.ChannelBinding
+	}
 	adapters := map[string]c2s.Host{}
 	for _, h := range hosts {
-		adapters[h.Name] = c2sHost{h, mods}
+		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name]}
 	}
 	lim := cfg.Limits
 	srv := c2s.New(c2s.Config{

@@ -18,7 +18,24 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/config"
 )
+
+// tlsConfig is the server's TLS configuration: cert, and the versions of
+// the tls block. Tests set max_version = "1.2" to see a client on TLS 1.2,
+// where the channel bindings differ (see core/tlscb).
+func tlsConfig(cert tls.Certificate, c config.TLS) *tls.Config {
+	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.MinVersion == "1.3" {
+		t.MinVersion = tls.VersionTLS13
+	}
+	// "" (a Config not made by package config) keeps Go's maximum.
+	if c.MaxVersion == "1.2" {
+		t.MaxVersion = tls.VersionTLS12
+	}
+	return t
+}
 
 // loadOrCreateCert loads the configured certificate. When neither file
 // exists it makes a self-signed one for names, so that a first `make run`
