@@ -36,6 +36,7 @@ func TestBadInput(t *testing.T) {
 		{"undefined entity", "<message to='bob@localhost'><body>&boom;</body></message>", "not-well-formed"},
 		{"too deep", "<message to='bob@localhost'>" + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + "</message>", "policy-violation"},
 		{"spoofed from", "<message from='bob@localhost/x' to='mallory@localhost'><body>it is me</body></message>", "invalid-from"},
+		{"from another resource of the same account", "<message from='mallory@localhost/other' to='mallory@localhost'><body>it is me</body></message>", "invalid-from"},
 		{"unknown top-level element", "<hello xmlns='urn:example:hello'/>", "unsupported-stanza-type"},
 		{"text at stream level", "hello<presence/>", "bad-format"},
 	} {
