@@ -349,6 +349,27 @@ func TestRosterSetAndVersioning(t *testing.T) {
 	if res == nil || res.Attr("type") != "result" || res.FirstChild() != nil {
 		t.Fatalf("get with the current version must return an empty result, got %v", res)
 	}
+	// A second edit moves the version on: its push carries the new
+	// version, and a client at the old one gets something, not "current".
+	a1.send(`<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='dave@example.com' name='Dave'/></query></iq>`)
+	push := find(a1.rec.take(), func(el *xmlstream.Element) bool { return pushItem([]*xmlstream.Element{el}, "dave@example.com") != nil })
+	if push == nil {
+		t.Fatal("no push for the second edit")
+	}
+	ver2 := push.Child(NSRoster, "query").Attr("ver")
+	if ver2 == "" || ver2 == ver {
+		t.Fatalf("version after a second edit = %q, want a new one (was %q)", ver2, ver)
+	}
+	a1.send(`<iq type='get' id='g3'><query xmlns='jabber:iq:roster' ver='` + ver + `'/></iq>`)
+	res = find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g3" })
+	if res == nil || res.Attr("type") != "result" || res.FirstChild() == nil || res.FirstChild().Attr("ver") != ver2 {
+		t.Fatalf("get with the old version: %v, want the roster at version %q", res, ver2)
+	}
+	a1.send(`<iq type='get' id='g4'><query xmlns='jabber:iq:roster' ver='` + ver2 + `'/></iq>`)
+	res = find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g4" })
+	if res == nil || res.Attr("type") != "result" || res.FirstChild() != nil {
+		t.Fatalf("get with the new version must return an empty result, got %v", res)
+	}
 	for _, bad := range []string{
 		`<iq type='set' id='b1'><query xmlns='jabber:iq:roster'><item jid='x@example.com'/><item jid='y@example.com'/></query></iq>`,
 		`<iq type='set' id='b1'><query xmlns='jabber:iq:roster'><item jid='x@example.com'><group>a</group><group>a</group></item></query></iq>`,
