@@ -50,17 +50,17 @@ func TestSASLChannelBinding(t *testing.T) {
 		}
 	})
 
-	t.Run("tls-unique on TLS 1.3, then y", func(t *testing.T) {
+	t.Run("a type koi cannot give, then y", func(t *testing.T) {
 		r, _ := start(t)
-		// What Python's ssl gives on TLS 1.3: some bytes called tls-unique.
-		unique := scram.ChannelBinding{Type: scram.ChannelBindingTLSUnique, Data: []byte("finished")}
+		// RFC 5929 defines it; nobody uses it, koi included.
+		other := scram.ChannelBinding{Type: "tls-unique-for-telnet", Data: []byte("whatever")}
 		for _, mech := range []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"} {
 			c, _ := scram.SHA1.NewClient("alice", pw, "")
 			if mech == "SCRAM-SHA-256-PLUS" {
 				c = client(t)
 			}
-			el := scramAuth(t, r, mech, c.NewConversationWithChannelBinding(unique))
-			want := "channel binding type tls-unique is not available on TLS 1.3; this connection offers tls-exporter, tls-server-end-point"
+			el := scramAuth(t, r, mech, c.NewConversationWithChannelBinding(other))
+			want := "channel binding type tls-unique-for-telnet is not supported; this connection offers tls-exporter, tls-server-end-point"
 			if text := el.child(nsSASL, "text"); saslCondition(el) != "not-authorized" || text == nil || text.Text != want {
 				t.Fatalf("%s with tls-unique: %s, want not-authorized with %q", mech, el, want)
 			}
@@ -70,6 +70,21 @@ func TestSASLChannelBinding(t *testing.T) {
 			t.Fatalf("y after the mismatch: %s", el)
 		}
 		waitLog(t, srv, `authenticated: remote=\S+ user=alice@localhost mechanism=SCRAM-SHA-256 channel_binding=none tls=1\.3`)
+	})
+
+	// On TLS 1.3 koi takes OpenSSL's tls-unique (the client Finished; the
+	// real value is checked against OpenSSL in core/tlscb and with slixmpp
+	// in e2e/clients): wrong data is a failed binding, not a missing type,
+	// so it does not open the y path.
+	t.Run("tls-unique on TLS 1.3 with wrong data", func(t *testing.T) {
+		r, _ := start(t)
+		unique := scram.ChannelBinding{Type: scram.ChannelBindingTLSUnique, Data: []byte("not the client finished")}
+		if el := scramAuth(t, r, "SCRAM-SHA-256-PLUS", client(t).NewConversationWithChannelBinding(unique)); saslCondition(el) != "not-authorized" {
+			t.Fatalf("wrong tls-unique data: %s", el)
+		}
+		if el := scramAuth(t, r, "SCRAM-SHA-256", client(t).NewConversationAdvertisingChannelBinding()); saslCondition(el) != "not-authorized" {
+			t.Fatalf("y after wrong tls-unique data: %s", el)
+		}
 	})
 
 	t.Run("y without a mismatch is a downgrade", func(t *testing.T) {

@@ -198,6 +198,7 @@ func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error
 		return false, err
 	}
 	c.user = user
+	c.finished, c.served = nil, nil // binding is done: an idle session keeps none of it
 	c.logAuthenticated(n)
 	return true, nil
 }

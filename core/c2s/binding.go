@@ -16,9 +16,11 @@ func (c *conn) startTLS() error {
 		return errors.New("no TLS configuration")
 	}
 	var rec tlscb.Recorder
-	tc := tls.Server(c.nc, rec.Config(c.srv.cfg.TLS))
+	hc := tlscb.NewHandshakeConn(c.nc)
+	tc := tls.Server(hc, rec.Config(c.srv.cfg.TLS))
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
+		hc.Forget(c.srv.keyLog)
 		return err
 	}
 	tc.SetDeadline(time.Time{})
@@ -27,6 +29,7 @@ func (c *conn) startTLS() error {
 	c.wmu.Unlock()
 	c.encrypted = true
 	c.served = rec.Served()
+	c.finished = hc.ClientFinished(tc.ConnectionState(), c.srv.keyLog)
 	return nil
 }
 
@@ -39,7 +42,7 @@ func (c *conn) saslOptions() sasl.Options {
 		CBMode: c.host.ChannelBinding(), CBTypeMismatch: c.cbMismatch,
 	}
 	if tc, ok := c.nc.(*tls.Conn); ok && o.CBMode != sasl.CBOff {
-		b := tlscb.New(tc.ConnectionState(), c.served)
+		b := tlscb.New(tc.ConnectionState(), c.served).WithClientFinished(c.finished)
 		if o.CBTypes = b.Types(); len(o.CBTypes) > 0 {
 			o.ChannelBinding = b.Data
 		}

@@ -55,6 +55,7 @@ type conn struct {
 	encrypted  bool
 	served     *tls.Certificate // the certificate the TLS handshake sent, nil if unknown
 	cbMismatch bool             // a -PLUS attempt failed for want of its binding type
+	finished   []byte           // TLS 1.3 client Finished, until login (see tlscb)
 	user       string           // authenticated local part
 	session    *router.Session
 	headerSent bool

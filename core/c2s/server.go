@@ -16,6 +16,7 @@ import (
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/throttle"
+	"github.com/koi-im/koi/core/tlscb"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -83,7 +84,8 @@ type Config struct {
 
 // Server runs the c2s listeners.
 type Server struct {
-	cfg Config
+	cfg    Config
+	keyLog *tlscb.KeyLog // nil without TLS
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -103,7 +105,15 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	return &Server{cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+	var keyLog *tlscb.KeyLog
+	if cfg.TLS != nil && cfg.TLS.KeyLogWriter == nil {
+		// For the TLS 1.3 client Finished that OpenSSL-based clients bind
+		// to as "tls-unique" (see package tlscb).
+		keyLog = tlscb.NewKeyLog()
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.KeyLogWriter = keyLog
+	}
+	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
 }
 
 // keepalives sends whitespace pings (RFC 6120 §4.6.1) on connections that

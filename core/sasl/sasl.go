@@ -81,9 +81,9 @@ type Options struct {
 	// and must hold nothing secret. nil means the -PLUS mechanisms are not
 	// offered.
 	ChannelBinding func(cbType string) ([]byte, error)
-	// CBTypes lists the channel binding types the connection supports, as
-	// advertised with XEP-0440. When non-nil, a client asking for another
-	// type fails; when nil, any type ChannelBinding can produce is accepted.
+	// CBTypes lists the channel binding types the connection advertises
+	// with XEP-0440. Any type ChannelBinding can produce is accepted, even
+	// one not advertised (tls-unique on TLS 1.3, see package tlscb).
 	CBTypes []string
 	// CBMode is CBPrefer (also for ""), CBRequire or CBOff.
 	CBMode string

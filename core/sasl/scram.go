@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -105,10 +104,6 @@ func (n *Negotiator) scramFirst(ctx context.Context, in []byte) ([]byte, bool, *
 // naming the type and the types on offer.
 func (n *Negotiator) bindingData(cbType string) ([]byte, *Failure) {
 	data, err := n.opts.ChannelBinding(cbType)
-	if err == nil && n.opts.CBTypes != nil && !slices.Contains(n.opts.CBTypes, cbType) {
-		err = fmt.Errorf("channel binding type %s is not offered; this connection offers %s",
-			cbType, strings.Join(n.opts.CBTypes, ", "))
-	}
 	if err == nil && len(data) == 0 {
 		err = fmt.Errorf("channel binding type %s gave no data", cbType)
 	}
