@@ -597,7 +597,9 @@ host "example.com" { auth = "Store"  roster = "Store" }
 				return []any{c.TLS.CertFile, c.Limits.MaxStanzaBytes}, []any{"/x.pem", int64(65536)}
 			}},
 		{"listener address", []string{"KOI_LISTEN__C2S__ADDRESS=0.0.0.0:5222"},
-			func(c *Config) (any, any) { return c.Listeners, []Listener{{Name: "c2s", Type: "c2s", Address: "0.0.0.0:5222", StartTLS: "required"}} }},
+			func(c *Config) (any, any) {
+				return c.Listeners, []Listener{{Name: "c2s", Type: "c2s", Address: "0.0.0.0:5222", StartTLS: "required"}}
+			}},
 		{"new websocket listener", []string{"KOI_LISTEN__WEBSOCKET__ADDRESS=127.0.0.1:5280", "KOI_LISTEN__WEBSOCKET__TLS=true"},
 			func(c *Config) (any, any) {
 				return c.Listeners[1], Listener{Name: "websocket", Type: "websocket", Address: "127.0.0.1:5280", Path: "/xmpp-websocket", TLS: true}
