@@ -15,8 +15,14 @@ import (
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
-// pingTimeout bounds the wait for the pong to a keepalive ping.
-const pingTimeout = 30 * time.Second
+const (
+	// pingTimeout bounds the wait for the pong to a keepalive ping.
+	pingTimeout = 30 * time.Second
+	// closeTimeout bounds the wait for the client's half of the close
+	// handshake; the library would wait 5 s, which a client that stopped
+	// reading could make every shutdown wait.
+	closeTimeout = time.Second
+)
 
 // conn presents one WebSocket to c2s as the byte stream of an RFC 6120
 // stream, translating the framing at the boundary, so that the one
@@ -173,7 +179,11 @@ func (c *conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.in.Close()
+		// Cancelling the context ends the feed's pending read, which
+		// closes the connection and so ends the handshake's wait.
+		t := time.AfterFunc(closeTimeout, c.cancel)
 		err = c.ws.Close(websocket.StatusNormalClosure, "")
+		t.Stop()
 		c.cancel()
 	})
 	return err
