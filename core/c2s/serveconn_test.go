@@ -64,7 +64,19 @@ func TestServeConnFeatures(t *testing.T) {
 				t.Errorf("encrypted=%v: %s offered: %s", tt.encrypted, w, got.String())
 			}
 		}
-		go io.Copy(io.Discard, b)
+		go func() {
+			// Read up to the closing tag Shutdown sends, then hang up as a
+			// client would, so the server does not wait out its grace.
+			var tail strings.Builder
+			for !strings.Contains(tail.String(), "</stream:stream>") {
+				n, err := b.Read(buf)
+				if err != nil {
+					break
+				}
+				tail.Write(buf[:n])
+			}
+			b.Close()
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
