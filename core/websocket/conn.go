@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,6 +25,10 @@ const (
 	closeTimeout = time.Second
 )
 
+// saslSuccess starts the element after which the client restarts the
+// stream (RFC 6120 §6.4.6), as koi writes it.
+var saslSuccess = []byte("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'")
+
 // conn presents one WebSocket to c2s as the byte stream of an RFC 6120
 // stream, translating the framing at the boundary, so that the one
 // session implementation serves WebSocket clients too.
@@ -46,6 +51,10 @@ type conn struct {
 	// fail is why the feed stopped on a bad message; c2s gets it as its
 	// read error and ends the stream with it.
 	fail atomic.Pointer[xmlstream.Error]
+	// openAllowed is true where a stream may (re)start: at first, and
+	// after SASL success. Anywhere else the c2s reader would take the
+	// header for an element that never ends and wait for its end tag.
+	openAllowed atomic.Bool
 
 	wmu           sync.Mutex // c2s serialises its writes; this guards out against Close
 	out           outbound
@@ -70,6 +79,7 @@ func newConn(ws *websocket.Conn, maxSize int64, remote, local net.Addr) *conn {
 	// One byte more than the limit, so that reading limit+1 bytes tells
 	// an oversized message without the library closing the connection.
 	ws.SetReadLimit(maxSize + 1)
+	c.openAllowed.Store(true)
 	go c.feedLoop()
 	return c
 }
@@ -104,6 +114,10 @@ func (c *conn) feedLoop() {
 		}
 		if len(b) == 0 {
 			continue
+		}
+		if bytes.HasPrefix(b, []byte(streamHeader)) && !c.openAllowed.Swap(false) {
+			c.fail.Store(&xmlstream.Error{Condition: "bad-format", Text: "<open/> only starts a stream or restarts it after SASL success (RFC 7395 §3.4)"})
+			return
 		}
 		c.feedMu.Lock()
 		_, err = c.feed.Write(b)
@@ -143,6 +157,9 @@ func (c *conn) Write(p []byte) (int, error) {
 		defer cancel()
 	}
 	for _, m := range msgs {
+		if bytes.HasPrefix(m, saslSuccess) {
+			c.openAllowed.Store(true) // before the client can see it
+		}
 		if err := c.ws.Write(ctx, websocket.MessageText, m); err != nil {
 			return 0, err
 		}

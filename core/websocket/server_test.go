@@ -159,6 +159,7 @@ func TestBadMessages(t *testing.T) {
 		{"two elements", websocket.MessageText, "<presence/><presence/>", true, "not-well-formed", false},
 		{"open without namespace", websocket.MessageText, "<open to='localhost' version='1.0'/>", false, "invalid-namespace", true},
 		{"stream header", websocket.MessageText, "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client' to='localhost' version='1.0'>", false, "not-well-formed", true},
+		{"open again", websocket.MessageText, openMsg, true, "bad-format", false},
 		{"too large", websocket.MessageText, "<message><body>" + strings.Repeat("x", 2000) + "</body></message>", true, "policy-violation", false},
 		{"unknown host", websocket.MessageText, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0'/>", false, "host-unknown", true},
 	}
