@@ -3,6 +3,7 @@ module github.com/koi-im/koi
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/hashicorp/go-hclog v1.6.3

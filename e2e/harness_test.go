@@ -35,6 +35,10 @@ type options struct {
 	RegistrationLocalhost  bool   // host "localhost".registration
 	RegistrationSecond     bool   // host "example.test".registration
 	PluginCommand          string // plugin "store".command; default the built plugin
+	// WebSocket, when set, adds listen "websocket" on this address (the
+	// test picks it with freeAddr and waits for it with waitListening).
+	WebSocket    string
+	WebSocketTLS bool // the websocket listener serves wss
 }
 
 func defaultOptions() options {
@@ -55,6 +59,9 @@ log { level = "debug"  format = "text" }
 
 listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}" }
 listen "c2s_tls" { address = "{{.C2STLS}}" }
+{{- if .Opt.WebSocket}}
+listen "websocket" { address = "{{.Opt.WebSocket}}"  tls = {{.Opt.WebSocketTLS}} }
+{{- end}}
 
 tls { cert_file = "{{.Dir}}/tls/cert.pem"  key_file = "{{.Dir}}/tls/key.pem" }
 

@@ -66,12 +66,21 @@ type Log struct {
 // Listener is a client listener (block listen "label").
 type Listener struct {
 	Name string // the label
-	// Type is "c2s" (plain TCP upgraded with STARTTLS) or "c2s_tls" (TLS
-	// from the first byte, XEP-0368). It defaults to the label when the
-	// label is one of those.
+	// Type is "c2s" (plain TCP upgraded with STARTTLS), "c2s_tls" (TLS
+	// from the first byte, XEP-0368) or "websocket" (RFC 7395 over HTTP,
+	// with XEP-0156 host-meta). It defaults to the label when the label is
+	// one of those.
 	Type     string
 	Address  string // host:port; required
-	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" for c2s_tls
+	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" otherwise
+
+	// The keys of a websocket listener; zero for the others.
+	Path string // key path: where the WebSocket endpoint is served, default "/xmpp-websocket"
+	TLS  bool   // key tls: serve https/wss with the tls block's certificate, default false
+	// PublicURL (key public_url) is the WebSocket URL that host-meta
+	// advertises, for a listener behind a proxy ("wss://chat.example.com/ws").
+	// "" builds it from the request's Host, the TLS setting and Path.
+	PublicURL string
 }
 
 // TLS names the server's certificate (block tls).

@@ -325,9 +325,25 @@ func TestProblems(t *testing.T) {
 		{"empty plugin command", base + host + `plugin "dir" { command = "" }`, nil,
 			[]string{`plugin "dir".command: must not be empty`}},
 		{"listener without type", base + host + `listen "public" { address = ":5269" }`, nil,
-			[]string{`listen "public".type: missing: the label is neither "c2s" nor "c2s_tls"`}},
+			[]string{`listen "public".type: missing: the label is none of "c2s", "c2s_tls", "websocket"`}},
 		{"listener bad type", base + host + `listen "public" { type = "s2s"  address = ":5269" }`, nil,
-			[]string{`listen "public".type: want one of "c2s", "c2s_tls", got "s2s"`}},
+			[]string{`listen "public".type: want one of "c2s", "c2s_tls", "websocket", got "s2s"`}},
+		{"websocket with starttls", base + host + `listen "websocket" { address = ":5280"  starttls = "required" }`, nil,
+			[]string{`listen "websocket".starttls: only for type "c2s": a websocket listener never offers STARTTLS`}},
+		{"websocket relative path", base + host + `listen "websocket" { address = ":5280"  path = "xmpp" }`, nil,
+			[]string{`listen "websocket".path: want an absolute URL path like "/xmpp-websocket", got "xmpp"`}},
+		{"websocket path on host-meta", base + host + `listen "websocket" { address = ":5280"  path = "/.well-known/x" }`, nil,
+			[]string{`listen "websocket".path: "/.well-known/x" is where host-meta (XEP-0156) is served`}},
+		{"websocket tls not a bool", base + host + `listen "websocket" { address = ":5280"  tls = "yes" }`, nil,
+			[]string{`listen "websocket".tls: want true or false`}},
+		{"websocket public_url scheme", base + host + `listen "websocket" { address = ":5280"  public_url = "https://chat.example.com/ws" }`, nil,
+			[]string{`listen "websocket".public_url: want a ws:// or wss:// URL, got "https://chat.example.com/ws"`}},
+		{"websocket public_url without host", base + host + `listen "websocket" { address = ":5280"  public_url = "wss:///ws" }`, nil,
+			[]string{`listen "websocket".public_url: want a URL with a host`}},
+		{"path on c2s", base + host + `listen "c2s_tls" { address = ":5223"  path = "/ws" }`, nil,
+			[]string{`listen "c2s_tls".path: only for type "websocket"`}},
+		{"tls on c2s", base + host + `listen "x" { type = "c2s"  address = ":5224"  tls = true }`, nil,
+			[]string{`listen "x".tls: only for type "websocket"`}},
 		{"listener without address", base + host + `listen "c2s_tls" {}`, nil,
 			[]string{`listen "c2s_tls".address: missing: want host:port`}},
 		{"listener bad address", base + host + `listen "c2s_tls" { address = "localhost" }`, nil,
@@ -554,6 +570,16 @@ func TestAccepted(t *testing.T) {
 					Server{time.Minute, "/var/lib/koi", "127.0.0.1:6060"},
 				}
 			}},
+		{"websocket defaults", base + host + `listen "websocket" { address = "127.0.0.1:5280" }`,
+			func(c *Config) (any, any) {
+				return c.Listeners[1], Listener{Name: "websocket", Type: "websocket", Address: "127.0.0.1:5280", Path: "/xmpp-websocket"}
+			}},
+		{"websocket all keys", base + host + `listen "web" { type = "websocket"  address = ":443"  path = "/ws"  tls = true
+				public_url = "wss://chat.example.com/xmpp/ws" }`,
+			func(c *Config) (any, any) {
+				return c.Listeners[1], Listener{Name: "web", Type: "websocket", Address: ":443", Path: "/ws", TLS: true,
+					PublicURL: "wss://chat.example.com/xmpp/ws"}
+			}},
 		{"host options", base + `host "localhost" { auth = "store"  registration = true
 				password_change = false  offline_limit = 0 }`,
 			func(c *Config) (any, any) {
@@ -595,7 +621,13 @@ host "example.com" { auth = "Store"  roster = "Store" }
 				return []any{c.TLS.CertFile, c.Limits.MaxStanzaBytes}, []any{"/x.pem", int64(65536)}
 			}},
 		{"listener address", []string{"KOI_LISTEN__C2S__ADDRESS=0.0.0.0:5222"},
-			func(c *Config) (any, any) { return c.Listeners, []Listener{{"c2s", "c2s", "0.0.0.0:5222", "required"}} }},
+			func(c *Config) (any, any) {
+				return c.Listeners, []Listener{{Name: "c2s", Type: "c2s", Address: "0.0.0.0:5222", StartTLS: "required"}}
+			}},
+		{"new websocket listener", []string{"KOI_LISTEN__WEBSOCKET__ADDRESS=127.0.0.1:5280", "KOI_LISTEN__WEBSOCKET__TLS=true"},
+			func(c *Config) (any, any) {
+				return c.Listeners[1], Listener{Name: "websocket", Type: "websocket", Address: "127.0.0.1:5280", Path: "/xmpp-websocket", TLS: true}
+			}},
 		{"plugin config, label matched ignoring case", []string{"KOI_PLUGIN__STORE__CONFIG__DSN=/var/lib/koi.db"},
 			func(c *Config) (any, any) {
 				return c.Plugins["Store"].Config, map[string]any{
@@ -627,7 +659,7 @@ host "example.com" { auth = "Store"  roster = "Store" }
 			"KOI_LISTEN__PUBLIC__ADDRESS=0.0.0.0:5223", "KOI_LISTEN__PUBLIC__TYPE=c2s_tls"},
 			func(c *Config) (any, any) {
 				return []any{c.Hosts[2].Name, c.Hosts[2].Auth, c.Listeners[1]}, []any{
-					"new.example", []string{"Store"}, Listener{"public", "c2s_tls", "0.0.0.0:5223", ""}}
+					"new.example", []string{"Store"}, Listener{Name: "public", Type: "c2s_tls", Address: "0.0.0.0:5223"}}
 			}},
 		{"last assignment wins", []string{"KOI_LOG__LEVEL=debug", "KOI_LOG__LEVEL=warn"},
 			func(c *Config) (any, any) { return c.Log.Level, "warn" }},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -79,11 +80,11 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		}
 
 		if b.has("type") {
-			l.Type = b.enum("type", "", "c2s", "c2s_tls")
-		} else if label == "c2s" || label == "c2s_tls" {
+			l.Type = b.enum("type", "", "c2s", "c2s_tls", "websocket")
+		} else if label == "c2s" || label == "c2s_tls" || label == "websocket" {
 			l.Type = label
 		} else {
-			d.problem(b.at("type"), `missing: the label is neither "c2s" nor "c2s_tls", so set type = "c2s" or "c2s_tls"`)
+			d.problem(b.at("type"), `missing: the label is none of "c2s", "c2s_tls", "websocket", so set type to one of them`)
 		}
 
 		if !b.has("address") {
@@ -105,10 +106,58 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 			l.StartTLS = b.enum("starttls", "required", "required", "optional", "disabled")
 		case b.has("starttls") && l.Type == "c2s_tls":
 			d.problem(b.at("starttls"), `only for type "c2s": a c2s_tls listener speaks TLS from the first byte`)
+		case b.has("starttls") && l.Type == "websocket":
+			d.problem(b.at("starttls"), `only for type "c2s": a websocket listener never offers STARTTLS (RFC 7395); set tls = true for wss`)
+		}
+		if l.Type == "websocket" {
+			d.websocket(b, &l)
+		} else {
+			for _, k := range []string{"path", "tls", "public_url"} {
+				if b.has(k) && l.Type != "" {
+					d.problem(b.at(k), `only for type "websocket"`)
+				}
+			}
 		}
 		out = append(out, l)
 	}
 	return out
+}
+
+// websocket reads the keys of a websocket listener.
+func (d *decoder) websocket(b *block, l *Listener) {
+	l.Path = b.nonEmpty("path", "/xmpp-websocket")
+	if !strings.HasPrefix(l.Path, "/") || strings.ContainsAny(l.Path, "?# ") {
+		d.problem(b.at("path"), "want an absolute URL path like %s, got %s", quote("/xmpp-websocket"), quote(l.Path))
+		l.Path = "/xmpp-websocket"
+	}
+	if strings.HasPrefix(l.Path, "/.well-known/") {
+		d.problem(b.at("path"), "%s is where host-meta (XEP-0156) is served; choose another path", quote(l.Path))
+	}
+	l.TLS = b.boolean("tls", false)
+	if s, ok := b.str("public_url"); ok && s != "" {
+		if msg := checkWebSocketURL(s); msg != "" {
+			d.problem(b.at("public_url"), "%s", msg)
+		} else {
+			l.PublicURL = s
+		}
+	}
+}
+
+// checkWebSocketURL checks an advertised WebSocket URL. It returns a
+// message, or "".
+func checkWebSocketURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "want a URL like wss://chat.example.com/xmpp-websocket, got " + quote(s)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return "want a ws:// or wss:// URL, got " + quote(s)
+	case u.Host == "":
+		return "want a URL with a host, like wss://chat.example.com/xmpp-websocket, got " + quote(s)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return "want a URL without user, query or fragment, got " + quote(s)
+	}
+	return ""
 }
 
 func (d *decoder) tls(v any) TLS {

@@ -16,6 +16,9 @@ log { level = "info"  format = "text" }   # trace|debug|info|warn|error; text|js
 # c2s upgrades with STARTTLS; c2s_tls speaks TLS from the first byte (XEP-0368).
 listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optional" | "disabled"
 listen "c2s_tls" { address = "127.0.0.1:5223" }
+# RFC 7395 WebSocket for web and JavaScript clients, with XEP-0156 host-meta on the same port;
+# tls = true serves wss:// with the certificate below. public_url overrides the advertised URL.
+# listen "websocket" { address = "127.0.0.1:5280"  path = "/xmpp-websocket"  tls = false }
 
 tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made on first run if absent
 #   also in tls, with their defaults: min_version = "1.2"  max_version = "1.3"

@@ -46,7 +46,10 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "log":
 		return map[string]kind{"level": kString, "format": kString}, true
 	case "listen":
-		return map[string]kind{"type": kString, "address": kString, "starttls": kString}, true
+		return map[string]kind{
+			"type": kString, "address": kString, "starttls": kString,
+			"path": kString, "tls": kBool, "public_url": kString,
+		}, true
 	case "tls":
 		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true
 	case "plugin":

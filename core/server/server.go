@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/throttle"
+	"github.com/koi-im/koi/core/websocket"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
 )
@@ -275,7 +277,20 @@ func (s *Server) Run(ctx context.Context) error {
 		listeners = append(listeners, l)
 	}
 	var wg sync.WaitGroup
+	var webs []*websocket.Server
 	for i, lc := range cfg.Listeners {
+		l := listeners[i]
+		if lc.Type == "websocket" {
+			ws := newWebSocket(lc, srv, tlsCfg, lim.MaxStanzaBytes, s.log.Named("websocket"))
+			webs = append(webs, ws)
+			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "path", lc.Path, "tls", lc.TLS)
+			wg.Go(func() {
+				if err := ws.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("listener failed", "listener", lc.Name, "error", err)
+				}
+			})
+			continue
+		}
 		mode := c2s.TLSDirect
 		if lc.Type == "c2s" {
 			switch lc.StartTLS {
@@ -287,7 +302,6 @@ func (s *Server) Run(ctx context.Context) error {
 				mode = c2s.TLSRequired
 			}
 		}
-		l := listeners[i]
 		s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "starttls", lc.StartTLS)
 		wg.Add(1)
 		go func() {
@@ -307,11 +321,39 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
+	// The WebSocket listeners stop accepting and wait for their streams,
+	// which the c2s server closes like all others: <system-shutdown/>,
+	// then <close/> on a WebSocket.
+	var wsWG sync.WaitGroup
+	for _, ws := range webs {
+		wsWG.Go(func() {
+			if err := ws.Shutdown(sctx); err != nil {
+				s.log.Warn("some WebSocket connections did not close in time", "error", err)
+			}
+		})
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("some connections did not close in time", "error", err)
 	}
+	wsWG.Wait()
 	wg.Wait()
 	return nil
+}
+
+// newWebSocket sets up the RFC 7395 listener lc in front of the c2s
+// server; with tls = true it serves wss with the server's certificate.
+func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxStanza int64, log hclog.Logger) *websocket.Server {
+	cfg := websocket.Config{
+		Log:             log.With("listener", lc.Name),
+		Path:            lc.Path,
+		PublicURL:       lc.PublicURL,
+		MaxMessageBytes: maxStanza,
+		Streams:         srv,
+	}
+	if lc.TLS {
+		cfg.TLS = tlsCfg
+	}
+	return websocket.New(cfg)
 }
 
 // servePprof exposes the Go profiler on addr (server.pprof); off unless

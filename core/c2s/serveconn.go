@@ -1,0 +1,51 @@
+package c2s
+
+import "net"
+
+// ConnOptions describe a connection that another transport, such as the
+// WebSocket listener (RFC 7395), hands to ServeConn.
+type ConnOptions struct {
+	// Encrypted says the transport under the stream is already secured
+	// (wss://): the stream counts as TLS, so PLAIN is offered where the
+	// host allows it. Channel binding is never offered on such a stream:
+	// the TLS session belongs to the transport (an HTTP server), not to
+	// the stream, so there is nothing to bind to here.
+	Encrypted bool
+}
+
+// ServeConn serves one XMPP stream on nc and returns when it has ended
+// and nc is closed. It is how a transport other than TCP reuses the one
+// session implementation: nc carries the stream as RFC 6120 bytes (a
+// stream header, top-level elements, the closing tag) and the transport
+// translates its own framing at the boundary.
+//
+// STARTTLS is never offered: the transport decides about TLS (RFC 7395
+// §3.1). Without Encrypted the stream is handled like a c2s listener with
+// starttls = "disabled": no PLAIN, SCRAM only. Whitespace keepalives are
+// written as on TCP, a single space between top-level elements; a
+// transport that cannot carry them turns them into its own pings or
+// drops them. Shutdown closes these streams like the others.
+func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
+	c := newConn(s, nc, TLSDisabled)
+	c.encrypted = opts.Encrypted
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return net.ErrClosed
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if s.cfg.KeepaliveInterval > 0 {
+		s.keepaliveOnce.Do(func() { go s.keepalives() })
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	c.serve()
+	return nil
+}
