@@ -114,12 +114,15 @@ type Server struct {
 }
 
 // Start starts koi on the config at path, with env added to its
-// environment, and waits until every address in listen accepts
+// environment, in the directory of the config file as a user runs it next
+// to its config (plugin settings such as an SQLite dsn are passed on as
+// written, so a relative one is relative to koi's working directory), and waits until every address in listen accepts
 // connections. On error koi is not left running and the error carries its
 // log.
 func Start(bins Bins, path string, env []string, listen ...string) (*Server, error) {
 	s := &Server{Bins: bins, Config: path, Log: &Buffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bins.Koi(), "-config", path)
+	s.cmd.Dir = filepath.Dir(path)
 	s.cmd.Env = append(ChildEnv(), env...)
 	s.cmd.Stderr = s.Log
 	s.cmd.Stdout = s.Log
@@ -222,10 +225,11 @@ func (s *Server) Kill() {
 	}
 }
 
-// Koictl runs koictl against this server's config and returns its
-// combined output.
+// Koictl runs koictl against this server's config, in the same directory
+// as koi, and returns its combined output.
 func (s *Server) Koictl(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.Bins.Koictl(), append([]string{"-config", s.Config}, args...)...)
+	cmd.Dir = filepath.Dir(s.Config)
 	cmd.Env = ChildEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err

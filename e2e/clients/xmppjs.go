@@ -1,0 +1,66 @@
+package clients
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// xmppJSPackage is the npm package and version range the driver installs.
+const xmppJSPackage = "@xmpp/client@0.14"
+
+// xmppJS is @xmpp/client (xmpp.js) on Node: xmpp:// for STARTTLS, xmpps://
+// for direct TLS, or the WebSocket URL; Node trusts koi's certificate
+// through NODE_EXTRA_CA_CERTS.
+type xmppJS struct{}
+
+func (xmppJS) Name() string { return "@xmpp/client" }
+
+func (xmppJS) Caps() Caps {
+	return Caps{StartTLS: true, DirectTLS: true, WebSocket: true, ForceTLS12: true, Receive: true}
+}
+
+func (xmppJS) Setup(ctx context.Context, env *Env) error {
+	if _, err := exec.LookPath("node"); err != nil {
+		if err := aptInstall(ctx, env, "nodejs"); err != nil {
+			return err
+		}
+	}
+	_, err := npmInstall(ctx, env, "xmppjs", xmppJSPackage)
+	return err
+}
+
+func (xmppJS) Version(ctx context.Context, env *Env) string {
+	return npmVersion(filepath.Join(env.CacheDir, "npm", "xmppjs"), "@xmpp/client")
+}
+
+func (xmppJS) Run(ctx context.Context, env *Env, t Target, x Exchange) error {
+	dir, err := npmInstall(ctx, env, "xmppjs", xmppJSPackage)
+	if err != nil {
+		return err
+	}
+	// Node resolves an ES module's imports from the script's own
+	// directory, so the script goes next to a link to node_modules.
+	src, err := testdata("xmppjs_run.mjs")
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	script := filepath.Join(t.WorkDir, "xmppjs_run.mjs")
+	if err := os.WriteFile(script, b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Symlink(filepath.Join(dir, "node_modules"), filepath.Join(t.WorkDir, "node_modules")); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("linking node_modules: %w", err)
+	}
+	args := []string{script, scriptArgs(t, x)}
+	if t.ClientMaxTLS12 {
+		args = append([]string{"--tls-max-v1.2"}, args...)
+	}
+	return runClient(t, exec.CommandContext(ctx, "node", args...), "NODE_EXTRA_CA_CERTS="+t.CAFile)
+}
