@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 )
 
-// xmppJSPackage is the npm package and version range the driver installs.
-const xmppJSPackage = "@xmpp/client@0.14"
+// xmppJSPackages are the npm packages the driver installs: the client,
+// and ws, the WebSocket that xmpp.js's documentation has Node before 22
+// (no global WebSocket) put in globalThis.
+var xmppJSPackages = []string{"@xmpp/client@0.14", "ws@8"}
 
 // xmppJS is @xmpp/client (xmpp.js) on Node: xmpp:// for STARTTLS, xmpps://
 // for direct TLS, or the WebSocket URL; Node trusts koi's certificate
@@ -28,7 +30,7 @@ func (xmppJS) Setup(ctx context.Context, env *Env) error {
 			return err
 		}
 	}
-	_, err := npmInstall(ctx, env, "xmppjs", xmppJSPackage)
+	_, err := npmInstall(ctx, env, "xmppjs", xmppJSPackages...)
 	return err
 }
 
@@ -37,7 +39,7 @@ func (xmppJS) Version(ctx context.Context, env *Env) string {
 }
 
 func (xmppJS) Run(ctx context.Context, env *Env, t Target, x Exchange) error {
-	dir, err := npmInstall(ctx, env, "xmppjs", xmppJSPackage)
+	dir, err := npmInstall(ctx, env, "xmppjs", xmppJSPackages...)
 	if err != nil {
 		return err
 	}

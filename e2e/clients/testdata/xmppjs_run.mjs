@@ -8,6 +8,11 @@
 // once the message is sent and, when want is set, the answer arrived.
 import { client, xml } from "@xmpp/client";
 
+// Node before 22 has no global WebSocket; xmpp.js expects one.
+if (!globalThis.WebSocket) {
+  globalThis.WebSocket = (await import("ws")).WebSocket;
+}
+
 const a = JSON.parse(process.argv[2]);
 const [username, domain] = a.jid.split("@");
 const service = a.websocket_url
