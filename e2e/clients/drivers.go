@@ -20,6 +20,12 @@ func allDrivers() []Driver {
 	}
 }
 
+// errClientBug marks a run that failed for a defect of the client that a
+// driver recognised with certainty from the client's own output (and that
+// a koi fault cannot cause): the table shows it and the test logs it, but
+// it does not fail the test. Drivers must match narrowly.
+var errClientBug = errors.New("known client bug")
+
 // systemPython is Debian's interpreter, the one the python3-* packages are
 // installed for; a python3 earlier on PATH (pyenv) would not find them.
 const systemPython = "/usr/bin/python3"

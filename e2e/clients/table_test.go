@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -67,16 +68,23 @@ func resultCell(r *row) string {
 	if r.skip != "" {
 		return r.skip
 	}
-	ok := 0
+	ok, bug := 0, 0
 	for _, run := range r.runs {
-		if run.err == nil {
+		switch {
+		case run.err == nil:
 			ok++
+		case errors.Is(run.err, errClientBug):
+			bug++
 		}
 	}
-	if ok == len(r.runs) && ok > 0 {
-		return fmt.Sprintf("ok %d/%d", ok, len(r.runs))
+	note := ""
+	if bug > 0 {
+		note = fmt.Sprintf(" (%d client bug)", bug)
 	}
-	return fmt.Sprintf("FAIL %d/%d ok", ok, len(r.runs))
+	if ok+bug == len(r.runs) && ok > 0 {
+		return fmt.Sprintf("ok %d/%d%s", ok, len(r.runs), note)
+	}
+	return fmt.Sprintf("FAIL %d/%d ok%s", ok, len(r.runs), note)
 }
 
 // distinct joins the different non-empty values f gives for the runs.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // xmppJSPackages are the npm packages the driver installs: the client,
@@ -64,5 +65,20 @@ func (xmppJS) Run(ctx context.Context, env *Env, t Target, x Exchange) error {
 	if t.ClientMaxTLS12 {
 		args = append([]string{"--tls-max-v1.2"}, args...)
 	}
-	return runClient(t, exec.CommandContext(ctx, "node", args...), "NODE_EXTRA_CA_CERTS="+t.CAFile)
+	err = runClient(t, exec.CommandContext(ctx, "node", args...), "NODE_EXTRA_CA_CERTS="+t.CAFile)
+	if err != nil && openRace(err.Error()) {
+		return fmt.Errorf("%w: xmpp.js missed koi's stream header (it listens for it only after its own header is written; 0.14 connection/index.js open()): %w", errClientBug, err)
+	}
+	return err
+}
+
+// openRace recognises xmpp.js 0.14's race in Connection.open: it awaits
+// the write of its stream header and only then listens for the "open"
+// event, so when koi's answer arrives first (a busy machine) the event is
+// lost and open() times out although the status went to "open" - which
+// proves koi answered.
+func openRace(out string) bool {
+	i := strings.Index(out, "status: open\n")
+	j := strings.Index(out, "start failed: TimeoutError")
+	return i >= 0 && j > i && strings.Contains(out[j:], "at Client.open")
 }
