@@ -60,7 +60,7 @@ type Exchange struct {
 type Caps struct {
 	DirectTLS  bool // can connect with direct TLS (XEP-0368)
 	StartTLS   bool // can connect with STARTTLS over TCP
-	WebSocket  bool // speaks RFC 7395 WebSocket only (Target.WebSocketURL)
+	WebSocket  bool // can connect over RFC 7395 WebSocket (Target.WebSocketURL)
 	ForceTLS12 bool // the client side can be forced to TLS 1.2
 	Receive    bool // can wait for and report an incoming message
 }
