@@ -15,8 +15,8 @@ import (
 // allDrivers is the one list of clients in the matrix, in table order.
 func allDrivers() []Driver {
 	return []Driver{
-		slixmpp{}, aioxmpp{}, nbxmpp{}, xmppJS{},
-		// Appended by their authors: goSendXMPP{}, sendXMPP{}, profanity{}, stanzaJS{}.
+		slixmpp{}, aioxmpp{}, nbxmpp{}, xmppJS{}, stanzaJS{},
+		goSendXMPP{}, sendXMPP{}, profanity{},
 	}
 }
 

@@ -100,11 +100,11 @@ func (profanity) Run(ctx context.Context, env *Env, t Target, x Exchange) (err e
 	prog := []string{"env", "-u", "SSL_CERT_DIR", "-u", "OPENSSL_CONF",
 		"HOME=" + home, "XDG_CONFIG_HOME=" + cfg, "XDG_DATA_HOME=" + data, "SSL_CERT_FILE=" + t.CAFile}
 	if t.ClientMaxTLS12 {
-		conf, err := writeOpenSSLMaxTLS12(t.WorkDir)
+		conf, err := openSSLMaxTLS12(t.WorkDir)
 		if err != nil {
 			return err
 		}
-		prog = append(prog, "OPENSSL_CONF="+conf)
+		prog = append(prog, conf)
 	}
 	prog = append(prog, "profanity", "-a", account, "-l", "DEBUG", "-f", logFile)
 	if _, err := tmux(ctx, append([]string{"new-session", "-d", "-x", "220", "-y", "50", "-s", "koi"}, prog...)...); err != nil {

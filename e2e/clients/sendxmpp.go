@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -62,11 +61,11 @@ func (sendXMPP) Run(ctx context.Context, env *Env, t Target, x Exchange) error {
 	// HOME is private so that no ~/.sendxmpprc of the machine is read.
 	cmdEnv := append(dropEnv(os.Environ(), "HOME", "OPENSSL_CONF"), "HOME="+t.WorkDir)
 	if t.ClientMaxTLS12 {
-		conf, err := writeOpenSSLMaxTLS12(t.WorkDir)
+		conf, err := openSSLMaxTLS12(t.WorkDir)
 		if err != nil {
 			return err
 		}
-		cmdEnv = append(cmdEnv, "OPENSSL_CONF="+conf)
+		cmdEnv = append(cmdEnv, conf)
 	}
 	cmd := exec.CommandContext(ctx, "sendxmpp", args...)
 	cmd.Env = cmdEnv
@@ -80,27 +79,4 @@ func (sendXMPP) Run(ctx context.Context, env *Env, t Target, x Exchange) error {
 		return fmt.Errorf("sendxmpp: %w\n%s", err, out.String())
 	}
 	return nil
-}
-
-// writeOpenSSLMaxTLS12 writes an OpenSSL configuration into dir that caps
-// every TLS context a program creates at TLS 1.2, and returns its path for
-// OPENSSL_CONF. It replaces the system configuration for that program;
-// nothing else in it matters to a TLS client.
-func writeOpenSSLMaxTLS12(dir string) (string, error) {
-	const conf = `openssl_conf = openssl_init
-
-[openssl_init]
-ssl_conf = ssl_sect
-
-[ssl_sect]
-system_default = system_default_sect
-
-[system_default_sect]
-MaxProtocol = TLSv1.2
-`
-	p := filepath.Join(dir, "openssl-max-tls12.cnf")
-	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
-		return "", fmt.Errorf("writing OpenSSL configuration: %w", err)
-	}
-	return p, nil
 }
