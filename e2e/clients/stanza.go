@@ -40,6 +40,11 @@ func (stanzaJS) Name() string { return "npm stanza" }
 
 func (stanzaJS) Caps() Caps { return Caps{WebSocket: true, Receive: true} }
 
+// Version is the installed version of the npm package.
+func (stanzaJS) Version(ctx context.Context, env *Env) string {
+	return npmVersion(filepath.Join(env.CacheDir, "npm", "stanza"), "stanza")
+}
+
 func (stanzaJS) Setup(ctx context.Context, env *Env) error {
 	if _, err := exec.LookPath("node"); err != nil {
 		if err := aptInstall(ctx, env, "nodejs"); err != nil {
