@@ -116,9 +116,17 @@ func (d *Directory) readGroup(ctx context.Context, groupDN string, allowed map[s
 	contactName := withCN(d.s.ContactNameAttribute)
 	attrs := d.userAttributes(contactName...)
 	var entries []*ldap.Entry
-	if c := d.membershipClause(groupDN); c != "" {
+	c, err := d.membersFilter(ctx, groupDN)
+	if err != nil {
+		return sg, err
+	}
+	if c != "" {
 		if d.s.RequiredGroup != "" {
-			c += d.membershipClause(d.s.RequiredGroup)
+			rc, err := d.membersFilter(ctx, d.s.RequiredGroup)
+			if err != nil {
+				return sg, err
+			}
+			c += rc
 		}
 		entries, err = d.pagedSearch(ctx, d.s.BaseDN, "(&"+all+c+")", attrs)
 		if err != nil {

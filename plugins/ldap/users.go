@@ -30,10 +30,13 @@ func (d *Directory) ListUsers(ctx context.Context, host string) ([]string, error
 	// filter: expand the group once and keep its members.
 	var allowed map[string]bool
 	if g := d.s.RequiredGroup; g != "" {
-		if c := d.membershipClause(g); c != "" {
+		c, err := d.membersFilter(ctx, g)
+		switch {
+		case err != nil:
+			return nil, err
+		case c != "":
 			filter = "(&" + filter + c + ")"
-		} else {
-			var err error
+		default:
 			if allowed, err = d.expandGroup(ctx, g); err != nil {
 				return nil, err
 			}
