@@ -211,6 +211,9 @@ func listUsers(ctx context.Context, h *modules.Host, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if len(ls) == 0 {
+		return fmt.Errorf("host %s has no auth backend", host)
+	}
 	var unlisted []string
 	for _, l := range ls {
 		if !l.Listed {

@@ -115,6 +115,7 @@ func TestListUsers(t *testing.T) {
 		stderrHas   []string
 		stderrEmpty bool
 	}{
+		{name: "no auth backend", wantErr: "host example.org has no auth backend"},
 		{name: "directory that cannot list", chain: []auth.Backend{dir},
 			wantErr: `the accounts of host example.org live in plugin "directory" (read-only), which cannot list them`},
 		{name: "directory that lists", chain: []auth.Backend{listingDir},
