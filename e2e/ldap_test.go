@@ -267,6 +267,21 @@ func TestLDAPOpenLDAP(t *testing.T) {
 		if out, err := srv.koictl("user", "add", "build-bot"+d, "bot secret"); err != nil {
 			t.Fatalf("koictl user add build-bot: %v\n%s", err, out)
 		}
+		// koictl user list names the backend of each account in a chain,
+		// and lists the directory's (members of xmpp-users, carol nested).
+		out, err := srv.koictl("user", "list", ldapDomain)
+		for _, line := range []string{"alice" + d + "\tdirectory", "carol" + d + "\tdirectory", "jürgen" + d + "\tdirectory", "build-bot" + d + "\tstore"} {
+			if err != nil || !strings.Contains(out, line+"\n") {
+				t.Errorf("koictl user list: %v, no line %q in\n%s", err, line, out)
+			}
+		}
+		if strings.Contains(out, "dave"+d) {
+			t.Errorf("koictl user list shows dave, who is not in xmpp-users:\n%s", out)
+		}
+		out, err = srv.koictlEnv([]string{"KOI_HOST__EXAMPLE.ORG__AUTH=directory"}, "user", "list", ldapDomain)
+		if err != nil || !strings.Contains(out, "alice"+d+"\n") || strings.Contains(out, "\t") || !strings.Contains(out, `plugin "directory" live in a directory`) {
+			t.Errorf("koictl user list on a directory-only host: %v\n%s", err, out)
+		}
 		b := srv.plain(t, "build-bot"+d+"/ci", "bot secret")
 		if r := b.iq("<iq type='get' to='" + ldapDomain + "'><ping xmlns='urn:xmpp:ping'/></iq>"); r.attr("type") != "result" {
 			t.Errorf("ping as the bot: %s", r)
@@ -306,7 +321,7 @@ func TestLDAPOpenLDAP(t *testing.T) {
 		a := srv.plain(t, "alice"+d+"/roster", "alicepw")
 		want := []string{
 			"bob" + d + "|Bob Builder|both|Everyone",
-			"carol" + d + "||both|Everyone,Research Team",
+			"carol" + d + "|carol|both|Everyone,Research Team", // no displayName: cn
 			"jürgen" + d + "|Jürgen Müller|both|Everyone",
 		}
 		if got := rosterItems(t, a); !slices.Equal(got, want) {
@@ -458,7 +473,7 @@ func TestLDAPActiveDirectory(t *testing.T) {
 
 	t.Run("shared roster, presence and vCard", func(t *testing.T) {
 		a := srv.plain(t, "alice"+d+"/r", pw["alice"])
-		want := []string{"carol" + d + "||both|xmpp-users", "jörg" + d + "||both|xmpp-users"} // dave is disabled
+		want := []string{"carol" + d + "|carol|both|xmpp-users", "jörg" + d + "|jörg|both|xmpp-users"} // dave is disabled; names from cn
 		if got := rosterItems(t, a); !slices.Equal(got, want) {
 			t.Errorf("alice's roster:\n got %q\nwant %q", got, want)
 		}

@@ -53,6 +53,15 @@ type AuthCapabilities struct {
 	// iteration count, StoredKey, ServerKey) and returns them from
 	// SCRAMCredentials. Without it koi offers only SASL PLAIN, over TLS.
 	SCRAM bool
+	// List is true when a backend whose Access is AccessRead can still
+	// enumerate its accounts (a directory, with a paged search) and
+	// implements UserLister. A read-write backend always can.
+	List bool
+}
+
+// CanList reports whether ListUsers is served.
+func (a AuthCapabilities) CanList() bool {
+	return a.Access.Writable() || (a.List && a.Access.Readable())
 }
 
 // Capabilities is what a backend declares it can do. The core never asks a
@@ -137,17 +146,23 @@ type Auth interface {
 	SCRAMCredentials(ctx context.Context, host, user, hash string) (SCRAMCredentials, error)
 }
 
+// UserLister enumerates accounts. Every AuthAdmin is one; a read-only
+// backend implements it alone and declares AuthCapabilities.List.
+type UserLister interface {
+	// ListUsers returns the local parts of every account of host, sorted.
+	ListUsers(ctx context.Context, host string) ([]string, error)
+}
+
 // AuthAdmin changes accounts. Only called when Capabilities.Auth.Access is
 // AccessReadWrite.
 type AuthAdmin interface {
+	UserLister
 	// CreateUser returns ErrExists if the user exists.
 	CreateUser(ctx context.Context, host, user, password string) error
 	// SetPassword returns ErrNotFound for an unknown user.
 	SetPassword(ctx context.Context, host, user, password string) error
 	// DeleteUser returns ErrNotFound for an unknown user.
 	DeleteUser(ctx context.Context, host, user string) error
-	// ListUsers returns the local parts of every account of host, sorted.
-	ListUsers(ctx context.Context, host string) ([]string, error)
 }
 
 // Subscription states of a roster item (RFC 6121 §2.1.2.5).

@@ -39,6 +39,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 	return &pb.Capabilities{
 		Auth:      accessToPB(c.Auth.Access),
 		AuthScram: c.Auth.SCRAM,
+		AuthList:  c.Auth.List,
 		Roster:    accessToPB(c.Roster),
 		Offline:   accessToPB(c.Offline),
 		Vcard:     accessToPB(c.VCard),
@@ -51,7 +52,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 
 func capsFromPB(c *pb.Capabilities) Capabilities {
 	return Capabilities{
-		Auth:    AuthCapabilities{Access: accessFromPB(c.GetAuth()), SCRAM: c.GetAuthScram()},
+		Auth:    AuthCapabilities{Access: accessFromPB(c.GetAuth()), SCRAM: c.GetAuthScram(), List: c.GetAuthList()},
 		Roster:  accessFromPB(c.GetRoster()),
 		Offline: accessFromPB(c.GetOffline()),
 		VCard:   accessFromPB(c.GetVcard()),

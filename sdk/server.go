@@ -147,6 +147,14 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	if caps.Auth.SCRAM && !caps.Auth.Access.Readable() {
 		problems = append(problems, "declares SCRAM credentials without auth")
 	}
+	if caps.Auth.List {
+		if _, ok := b.(UserLister); !ok {
+			problems = append(problems, "declares auth listing but does not implement sdk.UserLister")
+		}
+		if !caps.Auth.Access.Readable() {
+			problems = append(problems, "declares auth listing without auth")
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: backend capabilities: %s", ErrInvalid, strings.Join(problems, "; "))
 	}
@@ -292,12 +300,17 @@ func (s *server) DeleteUser(ctx context.Context, req *pb.UserRequest) (*pb.Empty
 	return emptyReply(err)
 }
 
-// ListUsers is a read, but it lives in AuthAdmin: a directory backend
-// (read-only auth) cannot be asked to enumerate its users.
+// ListUsers is a read that lives in AuthAdmin: a read-only backend answers
+// it only when it declared AuthCapabilities.List (a directory that can
+// enumerate cheaply); others refuse it as they refuse the writes.
 func (s *server) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
-	a, err := writer[AuthAdmin](s, "auth", authAccess)
+	b, caps, err := s.state()
 	if err != nil {
 		return nil, err
+	}
+	a, ok := b.(UserLister)
+	if !ok || !caps.Auth.CanList() {
+		return nil, toStatus(fmt.Errorf("%w: backend cannot list its users", ErrReadOnly))
 	}
 	users, err := a.ListUsers(ctx, req.GetHost())
 	return reply(err, func() *pb.ListUsersResponse { return &pb.ListUsersResponse{Users: users} })

@@ -39,6 +39,8 @@ func TestConfigureValidatesCapabilities(t *testing.T) {
 			wantErr: []string{"does not implement sdk.Auth", "does not implement sdk.VCard"}},
 		{name: "scram without auth", caps: Capabilities{Auth: AuthCapabilities{SCRAM: true}},
 			wantErr: []string{"SCRAM credentials without auth"}},
+		{name: "listing without UserLister", caps: Capabilities{Roster: AccessRead, Auth: AuthCapabilities{List: true}},
+			wantErr: []string{"does not implement sdk.UserLister", "auth listing without auth"}},
 		{name: "bad access", caps: Capabilities{Private: Access(7)},
 			wantErr: []string{"private: unknown access level 7"}},
 	}
@@ -104,5 +106,50 @@ func TestServerRefusesUndeclared(t *testing.T) {
 	_, err = s.GetRoster(ctx, &pb.OwnerRequest{Owner: "a@b"})
 	if !errors.Is(fromStatus(ctx, err), ErrUnavailable) {
 		t.Errorf("GetRoster after close: %v", err)
+	}
+}
+
+// directory is a read-only auth backend that may declare listing.
+type directory struct{ list bool }
+
+func (d directory) Capabilities() Capabilities {
+	return Capabilities{Auth: AuthCapabilities{Access: AccessRead, List: d.list}}
+}
+func (directory) Close() error                                             { return nil }
+func (directory) UserExists(context.Context, string, string) (bool, error) { return true, nil }
+func (directory) CheckPassword(context.Context, string, string, string) (bool, error) {
+	return false, nil
+}
+func (directory) SCRAMCredentials(context.Context, string, string, string) (SCRAMCredentials, error) {
+	return SCRAMCredentials{}, ErrNotFound
+}
+func (directory) ListUsers(context.Context, string) ([]string, error) {
+	return []string{"alice", "bob"}, nil
+}
+
+// A read-only auth backend answers ListUsers only when it declared
+// listing; writes stay refused either way.
+func TestReadOnlyListing(t *testing.T) {
+	ctx := context.Background()
+	for _, list := range []bool{true, false} {
+		s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return directory{list}, nil }, hclog.NewNullLogger())
+		resp, err := s.Configure(ctx, &pb.ConfigureRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if caps := capsFromPB(resp.GetCapabilities()); caps.Auth.List != list || caps.Auth.CanList() != list {
+			t.Errorf("list %v: capabilities over the wire %+v", list, caps.Auth)
+		}
+		users, err := s.ListUsers(ctx, &pb.ListUsersRequest{Host: "example.org"})
+		if list && (err != nil || strings.Join(users.GetUsers(), ",") != "alice,bob") {
+			t.Errorf("ListUsers of a listing directory = %v, %v", users, err)
+		}
+		if !list && !errors.Is(fromStatus(ctx, err), ErrReadOnly) {
+			t.Errorf("ListUsers of a directory that cannot list: %v", err)
+		}
+		_, err = s.CreateUser(ctx, &pb.PasswordRequest{Host: "example.org", User: "carol", Password: "pw"})
+		if !errors.Is(fromStatus(ctx, err), ErrReadOnly) {
+			t.Errorf("list %v: CreateUser: %v", list, err)
+		}
 	}
 }

@@ -167,24 +167,53 @@ func (c *Chain) CanChangePassword(ctx context.Context, user string) (bool, error
 	return b.Capabilities().Auth.Access.Writable(), nil
 }
 
-// List returns the accounts of every writable backend, sorted.
-func (c *Chain) List(ctx context.Context) ([]string, error) {
+// Listing is what one backend of a chain lists.
+type Listing struct {
+	Backend string
+	// Writable: the backend owns its accounts (they can be added and
+	// changed through koi); otherwise they live elsewhere, in a directory.
+	Writable bool
+	// Listed is false for a backend that cannot enumerate its accounts.
+	Listed bool
+	// Users are the local parts, sorted, without those an earlier backend
+	// listed: the earlier backend decides for them.
+	Users []string
+}
+
+// ListEach lists each backend's accounts, in chain order.
+func (c *Chain) ListEach(ctx context.Context) ([]Listing, error) {
 	seen := map[string]bool{}
-	var out []string
+	out := make([]Listing, 0, len(c.backends))
 	for _, b := range c.backends {
-		if !b.Capabilities().Auth.Access.Writable() {
-			continue
-		}
-		us, err := b.ListUsers(ctx, c.host)
-		if err != nil {
-			return nil, fmt.Errorf("auth backend %s: %w", b.Name(), err)
-		}
-		for _, u := range us {
-			if !seen[u] {
-				seen[u] = true
-				out = append(out, u)
+		caps := b.Capabilities().Auth
+		l := Listing{Backend: b.Name(), Writable: caps.Access.Writable(), Listed: caps.CanList()}
+		if l.Listed {
+			us, err := b.ListUsers(ctx, c.host)
+			if err != nil {
+				return nil, fmt.Errorf("auth backend %s: %w", b.Name(), err)
 			}
+			for _, u := range us {
+				if !seen[u] {
+					seen[u] = true
+					l.Users = append(l.Users, u)
+				}
+			}
+			sort.Strings(l.Users)
 		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// List returns the accounts of every backend that can list them, sorted.
+func (c *Chain) List(ctx context.Context) ([]string, error) {
+	ls, err := c.ListEach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Users...)
 	}
 	sort.Strings(out)
 	return out, nil

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
@@ -96,5 +97,42 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// readOnly makes a store look like a directory: read-only auth that can
+// list its users or not.
+type readOnly struct {
+	named
+	list bool
+}
+
+func (r readOnly) Capabilities() sdk.Capabilities {
+	c := r.named.Capabilities()
+	c.Auth = sdk.AuthCapabilities{Access: sdk.AccessRead, List: r.list}
+	return c
+}
+
+func TestChainListEach(t *testing.T) {
+	ctx := context.Background()
+	dir, staff, legacy := open(t, "directory"), open(t, "staff"), open(t, "legacy")
+	must(t, dir.CreateUser(ctx, "example.com", "alice", "pw"))
+	must(t, dir.CreateUser(ctx, "example.com", "dave", "pw"))
+	must(t, staff.CreateUser(ctx, "example.com", "alice", "pw")) // shadowed by the directory
+	must(t, staff.CreateUser(ctx, "example.com", "carol", "pw"))
+	must(t, legacy.CreateUser(ctx, "example.com", "erin", "pw"))
+	c := NewChain("example.com", []Backend{readOnly{dir, true}, staff, readOnly{legacy, false}})
+
+	ls, err := c.ListEach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(ls)
+	want := "[{directory false true [alice dave]} {staff true true [carol]} {legacy false false []}]"
+	if got != want {
+		t.Errorf("ListEach =\n %s\nwant\n %s", got, want)
+	}
+	if users, err := c.List(ctx); err != nil || fmt.Sprint(users) != "[alice carol dave]" {
+		t.Errorf("List = %v, %v", users, err)
 	}
 }

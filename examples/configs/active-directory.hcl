@@ -42,8 +42,9 @@ plugin "directory" {
     bind_password = "CHANGE-ME"
 
     # Search the user, then bind as the found DN with the user's password.
+    # objectCategory=person leaves out computer accounts (objectClass user too).
     user_filter        = "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))"
-    username_attribute = "sAMAccountName"
+    username_attribute = "sAMAccountName"   # AD has no uid, the default
     # Or bind directly as the user principal name: user_dn_template = "{user}@EXAMPLE.ORG"
 
     # Only members of xmpp-users may log in, through nested groups too

@@ -48,9 +48,12 @@ plugin "directory" {
     required_group   = "cn=xmpp-users,ou=groups,dc=example,dc=org"
     group_membership = "member"
 
-    shared_groups        = ["cn=xmpp-users,ou=groups,dc=example,dc=org", "cn=research,ou=groups,dc=example,dc=org"]
-    group_name_attribute = "description"
-    refresh_interval     = "5m"
+    shared_groups          = ["cn=xmpp-users,ou=groups,dc=example,dc=org", "cn=research,ou=groups,dc=example,dc=org"]
+    group_name_attribute   = "description"
+    # A contact's name: displayName is optional in inetOrgPerson and often
+    # unset, so entries without one show their cn.
+    contact_name_attribute = "displayName"   # falls back to cn
+    refresh_interval       = "5m"
   }
 }
 

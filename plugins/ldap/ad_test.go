@@ -80,6 +80,11 @@ func TestActiveDirectory(t *testing.T) {
 				t.Errorf("UserExists(%q) = %v, %v; want %v", user, ok, err, want)
 			}
 		}
+		// koictl user list: the same names, nested and disabled included.
+		want := []string{"alice", "carol", "dave", "jörg"}
+		if got, err := d.ListUsers(ctxT(t), "localhost"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ListUsers = %q, %v; want %q", got, err, want)
+		}
 	})
 
 	t.Run("direct membership only", func(t *testing.T) {
@@ -124,15 +129,15 @@ func TestActiveDirectory(t *testing.T) {
 		s.GroupNameAttribute = "description" // research has one; xmpp-users falls back to cn
 		d := open(t, s)
 		want := []string{
-			"carol@localhost||both|Research Team,xmpp-users",
-			"jörg@localhost||both|xmpp-users",
+			"carol@localhost|carol|both|Research Team,xmpp-users",
+			"jörg@localhost|jörg|both|xmpp-users",
 		} // dave is disabled, bob is not in the required group
 		if got := contacts(getRoster(t, d, "alice@localhost")); !reflect.DeepEqual(got, want) {
 			t.Errorf("alice's shared roster:\n got %q\nwant %q", got, want)
 		}
 		want = []string{
 			"alice@localhost|Alice Liddell|both|Research Team,xmpp-users",
-			"jörg@localhost||both|xmpp-users",
+			"jörg@localhost|jörg|both|xmpp-users",
 		}
 		if got := contacts(getRoster(t, d, "carol@localhost")); !reflect.DeepEqual(got, want) {
 			t.Errorf("carol's shared roster:\n got %q\nwant %q", got, want)

@@ -87,10 +87,11 @@ func Open(ctx context.Context, s Settings, log hclog.Logger) (*Directory, error)
 	return d, nil
 }
 
-// Capabilities implements sdk.Backend: everything is read-only, and the
-// roster is served only when there are shared groups to build it from.
+// Capabilities implements sdk.Backend: everything is read-only (users can
+// be listed, not changed), and the roster is served only when there are
+// shared groups to build it from.
 func (d *Directory) Capabilities() sdk.Capabilities {
-	c := sdk.Capabilities{Auth: sdk.AuthCapabilities{Access: sdk.AccessRead}, VCard: sdk.AccessRead}
+	c := sdk.Capabilities{Auth: sdk.AuthCapabilities{Access: sdk.AccessRead, List: true}, VCard: sdk.AccessRead}
 	if len(d.s.SharedGroups) > 0 {
 		c.Roster = sdk.AccessRead
 	}

@@ -340,7 +340,7 @@ func (s *Settings) Check() error {
 	}
 	switch {
 	case s.UserFilter == "":
-		bad(`user_filter: missing; for example "(&(objectClass=user)(sAMAccountName={user}))" or "(uid={user})"`)
+		bad(`user_filter: missing; for example "(&(objectClass=user)(objectCategory=person)(sAMAccountName={user}))" or "(uid={user})"`)
 	case !strings.Contains(s.UserFilter, userPlaceholder):
 		bad("user_filter: %q has no {user}", s.UserFilter)
 	default:

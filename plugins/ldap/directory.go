@@ -113,6 +113,29 @@ func (d *Directory) membershipClause(group string) string {
 	return ""
 }
 
+// membersFilter is the filter term for "member of group" in searches
+// over all users, or "" when the mode needs group expansion instead
+// (member). In the ad mode the in-chain rule is not evaluated per user:
+// that took Samba 10 to 18 s for 1100 users, holding up every other
+// request. It finds the groups nested in group instead (few entries),
+// and users match one of them by memberOf equality, which is indexed.
+func (d *Directory) membersFilter(ctx context.Context, group string) (string, error) {
+	if d.s.GroupMembership != MembershipAD {
+		return d.membershipClause(group), nil
+	}
+	nested, err := d.pagedSearch(ctx, d.s.GroupBaseDN, "(&"+d.s.GroupFilter+d.membershipClause(group)+")", []string{"1.1"})
+	if err != nil {
+		return "", mapError("nested groups of "+group, err)
+	}
+	var b strings.Builder
+	b.WriteString("(|(memberOf=" + ldap.EscapeFilter(group) + ")")
+	for _, g := range nested {
+		b.WriteString("(memberOf=" + ldap.EscapeFilter(g.DN) + ")")
+	}
+	b.WriteString(")")
+	return b.String(), nil
+}
+
 // userAttributes are the attributes a lookup reads, plus extra.
 func (d *Directory) userAttributes(extra ...string) []string {
 	return append([]string{d.s.UsernameAttribute, attrUAC}, extra...)

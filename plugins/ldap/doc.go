@@ -13,7 +13,9 @@
 //     of required_group may log in (nested groups included in the member
 //     and ad modes); accounts disabled in Active Directory (bit 2 of
 //     userAccountControl) never do, though their names stay taken. No SCRAM
-//     keys: koi offers SASL PLAIN, over TLS only.
+//     keys: koi offers SASL PLAIN, over TLS only. ListUsers (koictl user
+//     list) enumerates with a paged search of user_filter, {user} being
+//     a wildcard.
 //   - roster (declared only with shared_groups): the members of each
 //     shared group see each other as contacts, subscribed both ways, in a
 //     roster group named by group_name_attribute. koi merges it into each
@@ -36,7 +38,8 @@
 //	bind_dn              service account for searches; empty: anonymous
 //	bind_password        its password
 //	user_filter          finds one user; {user} is the escaped name (required),
-//	                     e.g. "(&(objectClass=user)(sAMAccountName={user}))"
+//	                     e.g. "(&(objectClass=user)(objectCategory=person)(sAMAccountName={user}))"
+//	                     (AD: without objectCategory=person it matches computer accounts too)
 //	user_dn_template     bind as this instead of the DN found: "uid={user},ou=people,dc=x",
 //	                     "{user}@EXAMPLE.ORG" or "EXAMPLE\\{user}"
 //	username_attribute   attribute holding the JID local part; the part before @ when
@@ -50,7 +53,7 @@
 //	group_member_attribute                                                       ["member"]
 //	shared_groups        DNs of the groups for the shared roster [none]
 //	group_name_attribute a shared group's roster group name, cn if absent ["cn"]
-//	contact_name_attribute a contact's name in the roster ["displayName"]
+//	contact_name_attribute a contact's name in the roster, cn if absent ["displayName"]
 //	refresh_interval     how long group contents are kept ["5m"]
 //	page_size            entries per page of group searches (AD allows 1000) [500]
 //	vcard                { fn given family nickname email tel title role org orgunit photo }:

@@ -99,25 +99,34 @@ func (r *sharedRoster) load(ctx context.Context) (*snapshot, error) {
 // member DNs in the member mode; the other modes filter in the search).
 func (d *Directory) readGroup(ctx context.Context, groupDN string, allowed map[string]bool) (sharedGroup, error) {
 	sg := sharedGroup{}
-	ge, err := d.readEntry(ctx, groupDN, []string{d.s.GroupNameAttribute, "cn"})
+	groupName := withCN(d.s.GroupNameAttribute)
+	ge, err := d.readEntry(ctx, groupDN, groupName)
 	if err != nil {
 		return sg, err
 	}
-	// Names end up in XML: cleanText keeps what XML cannot carry out.
-	sg.name = cleanText(ge.GetEqualFoldAttributeValue(d.s.GroupNameAttribute))
-	if sg.name == "" {
-		sg.name = cleanText(ge.GetEqualFoldAttributeValue("cn"))
-	}
-	if sg.name == "" {
+	// Names end up in XML: firstText keeps out what XML cannot carry.
+	if n := firstText(ge, groupName); len(n) > 0 {
+		sg.name = n[0]
+	} else {
 		sg.name = groupDN
 	}
-	// Every user the user filter can find: {user} becomes a wildcard.
-	all := strings.ReplaceAll(d.s.UserFilter, userPlaceholder, "*")
-	attrs := d.userAttributes(d.s.ContactNameAttribute)
+	all := d.allUsersFilter()
+	// displayName, the default, is optional in inetOrgPerson and often
+	// unset on OpenLDAP; cn is always there.
+	contactName := withCN(d.s.ContactNameAttribute)
+	attrs := d.userAttributes(contactName...)
 	var entries []*ldap.Entry
-	if c := d.membershipClause(groupDN); c != "" {
+	c, err := d.membersFilter(ctx, groupDN)
+	if err != nil {
+		return sg, err
+	}
+	if c != "" {
 		if d.s.RequiredGroup != "" {
-			c += d.membershipClause(d.s.RequiredGroup)
+			rc, err := d.membersFilter(ctx, d.s.RequiredGroup)
+			if err != nil {
+				return sg, err
+			}
+			c += rc
 		}
 		entries, err = d.pagedSearch(ctx, d.s.BaseDN, "(&"+all+c+")", attrs)
 		if err != nil {
@@ -145,10 +154,23 @@ func (d *Directory) readGroup(ctx context.Context, groupDN string, allowed map[s
 			continue
 		}
 		seen[u.local] = true
-		sg.members = append(sg.members, member{local: u.local, name: cleanText(e.GetEqualFoldAttributeValue(d.s.ContactNameAttribute))})
+		m := member{local: u.local}
+		if n := firstText(e, contactName); len(n) > 0 {
+			m.name = n[0]
+		}
+		sg.members = append(sg.members, m)
 	}
 	sort.Slice(sg.members, func(i, j int) bool { return sg.members[i].local < sg.members[j].local })
 	return sg, nil
+}
+
+// withCN is attr followed by cn, the fallback of names: every person and
+// group entry has one.
+func withCN(attr string) []string {
+	if strings.EqualFold(attr, "cn") {
+		return []string{attr}
+	}
+	return []string{attr, "cn"}
 }
 
 // readEntry reads one entry by DN.

@@ -41,9 +41,10 @@ func TestSharedRoster(t *testing.T) {
 		alice []string
 		carol []string
 	}{
+		// carol has no displayName: her name falls back to cn.
 		{MembershipMember, []string{ // carol is in xmpp-users through xmpp-admins
 			"bob@localhost|Bob Builder|both|Everyone",
-			"carol@localhost||both|Everyone,Research Team",
+			"carol@localhost|carol|both|Everyone,Research Team",
 			"jürgen@localhost|Jürgen Müller|both|Everyone",
 		}, []string{
 			"alice@localhost|Alice Liddell|both|Everyone,Research Team",
@@ -52,7 +53,7 @@ func TestSharedRoster(t *testing.T) {
 		}},
 		{MembershipMemberOf, []string{ // the overlay does not nest
 			"bob@localhost|Bob Builder|both|Everyone",
-			"carol@localhost||both|Research Team",
+			"carol@localhost|carol|both|Research Team",
 			"jürgen@localhost|Jürgen Müller|both|Everyone",
 		}, []string{
 			"alice@localhost|Alice Liddell|both|Research Team",
@@ -96,7 +97,7 @@ func TestSharedRosterRequiredGroup(t *testing.T) {
 			d := open(t, s)
 			want := []string{}
 			if mode == MembershipMember {
-				want = []string{"carol@localhost||both|xmpp-users"}
+				want = []string{"carol@localhost|carol|both|xmpp-users"}
 			}
 			if got := contacts(getRoster(t, d, "alice@localhost")); !reflect.DeepEqual(got, want) {
 				t.Errorf("alice's shared roster = %q, want %q", got, want)
@@ -201,5 +202,20 @@ func TestSharedRosterPaging(t *testing.T) {
 				t.Errorf("UserExists(bulk1099) = %v, %v", ok, err)
 			}
 		})
+	}
+}
+
+// A contact without contact_name_attribute is named by cn, as a vCard's
+// FN is, rather than left blank (the usual case on OpenLDAP, where
+// displayName is optional).
+func TestSharedRosterContactNameFallsBackToCN(t *testing.T) {
+	s := slapdSettings(t)
+	s.SharedGroups, s.ContactNameAttribute = []string{"cn=research," + testsvc.SlapdGroups}, "title" // only alice has one
+	d := open(t, s)
+	if got, want := contacts(getRoster(t, d, "alice@localhost")), []string{"carol@localhost|carol|both|research"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("alice's contacts = %q, want %q", got, want)
+	}
+	if got, want := contacts(getRoster(t, d, "carol@localhost")), []string{"alice@localhost|Engineer|both|research"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("carol's contacts = %q, want %q", got, want)
 	}
 }

@@ -51,7 +51,13 @@ func (d *Directory) vcardAttributes() []string {
 
 // first returns the values of the first of field's attributes that e has.
 func (d *Directory) first(e *ldap.Entry, field string) []string {
-	for _, a := range d.s.VCard[field] {
+	return firstText(e, d.s.VCard[field])
+}
+
+// firstText returns the values of the first of attrs that e has with a
+// non-empty value, cleaned for XML; nil if none has.
+func firstText(e *ldap.Entry, attrs []string) []string {
+	for _, a := range attrs {
 		var vs []string
 		for _, v := range e.GetEqualFoldAttributeValues(a) {
 			if v = cleanText(v); v != "" {

@@ -128,8 +128,10 @@ type Capabilities struct {
 	Private         Access                 `protobuf:"varint,6,opt,name=private,proto3,enum=koi.backend.v1.Access" json:"private,omitempty"`
 	Archive         Access                 `protobuf:"varint,7,opt,name=archive,proto3,enum=koi.backend.v1.Access" json:"archive,omitempty"`
 	ArchiveFulltext bool                   `protobuf:"varint,8,opt,name=archive_fulltext,json=archiveFulltext,proto3" json:"archive_fulltext,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// auth_list: a read-only auth backend answers AuthAdmin.ListUsers.
+	AuthList      bool `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -214,6 +216,13 @@ func (x *Capabilities) GetArchive() Access {
 func (x *Capabilities) GetArchiveFulltext() bool {
 	if x != nil {
 		return x.ArchiveFulltext
+	}
+	return false
+}
+
+func (x *Capabilities) GetAuthList() bool {
+	if x != nil {
+		return x.AuthList
 	}
 	return false
 }
@@ -2209,7 +2218,7 @@ var File_koi_backend_proto protoreflect.FileDescriptor
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xf8\x02\n" +
+	"\x05Empty\"\x95\x03\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -2219,7 +2228,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05vcard\x18\x05 \x01(\x0e2\x16.koi.backend.v1.AccessR\x05vcard\x120\n" +
 	"\aprivate\x18\x06 \x01(\x0e2\x16.koi.backend.v1.AccessR\aprivate\x120\n" +
 	"\aarchive\x18\a \x01(\x0e2\x16.koi.backend.v1.AccessR\aarchive\x12)\n" +
-	"\x10archive_fulltext\x18\b \x01(\bR\x0farchiveFulltext\"*\n" +
+	"\x10archive_fulltext\x18\b \x01(\bR\x0farchiveFulltext\x12\x1b\n" +
+	"\tauth_list\x18\t \x01(\bR\bauthList\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +

@@ -134,6 +134,22 @@ func checkAuthExistingUser(e *env) {
 	if e.caps.Auth.SCRAM {
 		e.wantSCRAM(host, user, pw)
 	}
+	if e.caps.Auth.List {
+		l, ok := e.b.(sdk.UserLister)
+		if !ok {
+			e.t.Fatal("auth listing is declared but the backend does not implement sdk.UserLister")
+		}
+		got, err := l.ListUsers(e.ctx, host)
+		if !e.noErr("ListUsers("+host+")", err) {
+			return
+		}
+		if !slices.IsSorted(got) {
+			e.t.Errorf("ListUsers(%q) is not sorted: %q", host, got)
+		}
+		if !slices.Contains(got, user) {
+			e.t.Errorf("ListUsers(%q) = %q does not list the existing user %q", host, got, user)
+		}
+	}
 }
 
 func checkAuthAccounts(e *env) {

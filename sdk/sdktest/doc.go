@@ -41,7 +41,8 @@
 //     SHA-256 that verify the password (sdk.CheckSCRAMPassword), unicode
 //     names stored exactly (zoë is not zoe), exactly one winner among
 //     concurrent CreateUser calls of one name; read-only: the account of
-//     Options.ExistingUser.
+//     Options.ExistingUser, listed by ListUsers if the backend declares
+//     AuthCapabilities.List.
 //   - roster: an unknown owner has version "0"; every item field round
 //     trips, group order included; every write returns a new version (a
 //     greater one, for decimal versions) that GetRoster then reports;

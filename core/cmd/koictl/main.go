@@ -6,9 +6,16 @@
 //	koictl [-config FILE] user del JID
 //	koictl [-config FILE] user list [HOST]
 //	koictl [-config FILE] db migrate [PLUGIN]
+//	koictl -h
 //
 // A password given as "-" or left out is read from standard input (one
 // line), which keeps it out of the process list and shell history.
+//
+// user list prints one JID a line; on a host with several auth backends
+// each line also names the plugin the account is in. Accounts that live
+// in a read-only backend (a directory) are listed when the backend can
+// enumerate them, with a note on standard error; when no backend can,
+// koictl says so and exits 1, so that an empty list always means no users.
 //
 // db migrate applies pending schema migrations of the named plugin, or of
 // every plugin block, and prints each schema version. It runs the plugin's
@@ -38,12 +45,23 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-const usage = `usage:
-  koictl [-config FILE] user add JID [PASSWORD|-]
-  koictl [-config FILE] user passwd JID [PASSWORD|-]
-  koictl [-config FILE] user del JID
-  koictl [-config FILE] user list [HOST]
-  koictl [-config FILE] db migrate [PLUGIN]`
+// usage goes to standard output for -h and to standard error after a
+// wrong command line.
+const usage = `usage: koictl [-config FILE] COMMAND
+
+koictl manages koi's accounts through the backends the configuration names;
+it works while koi runs.
+
+commands:
+  user add JID [PASSWORD|-]     create an account (password from standard input if - or left out)
+  user passwd JID [PASSWORD|-]  change an account's password
+  user del JID                  delete an account with its roster, offline messages, vCard and private data
+  user list [HOST]              list a host's accounts, from every auth backend that can list them
+  db migrate [PLUGIN]           apply pending schema migrations of one plugin, or of every plugin
+
+options:
+  -config FILE  the configuration file (default config.hcl)
+  -h, --help    show this help`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -52,13 +70,30 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("koictl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // the usage is printed below, where it belongs
 	path := fs.String("config", "config.hcl", "configuration file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, usage)
+			return 0
+		}
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	a := fs.Args()
-	if len(a) < 2 || (a[0] != "user" && a[0] != "db") {
+	if len(a) > 0 && a[0] == "help" || len(a) > 1 && (a[1] == "-h" || a[1] == "-help" || a[1] == "--help") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	switch {
+	case len(a) == 0:
 		fmt.Fprintln(stderr, usage)
+		return 2
+	case a[0] != "user" && a[0] != "db":
+		fmt.Fprintf(stderr, "koictl: unknown command %q\n%s\n", a[0], usage)
+		return 2
+	case len(a) < 2:
+		fmt.Fprintf(stderr, "koictl: %s what?\n%s\n", a[0], usage)
 		return 2
 	}
 	cfg, err := config.Load(*path, os.Environ())
@@ -72,7 +107,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if a[0] == "db" {
 		cmd = dbCmd
 	}
-	if err := cmd(ctx, cfg, a[1], a[2:], stdin, stdout); err != nil {
+	if err := cmd(ctx, cfg, a[1], a[2:], stdin, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "koictl: %v\n", err)
 		if errors.Is(err, errUsage) {
 			fmt.Fprintln(stderr, usage)
@@ -85,7 +120,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("wrong arguments")
 
-func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string, stdin io.Reader, stdout io.Writer) error {
+func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var hostName string
 	var user string
 	switch verb {
@@ -123,13 +158,7 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 	account := user + "@" + hostName
 	switch verb {
 	case "list":
-		users, err := h.Auth.List(ctx)
-		if err != nil {
-			return err
-		}
-		for _, u := range users {
-			fmt.Fprintln(stdout, u+"@"+hostName)
-		}
+		return listUsers(ctx, h, stdout, stderr)
 	case "add", "passwd":
 		pw, err := password(args, stdin)
 		if err != nil {
@@ -167,6 +196,50 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 			return fmt.Errorf("deleted %s, but some of its data remains: %w", account, err)
 		}
 		fmt.Fprintf(stdout, "deleted %s\n", account)
+	}
+	return nil
+}
+
+// listUsers prints the accounts of h, one JID a line; with several auth
+// backends each line is labelled with the plugin that decides for the
+// account. What a backend cannot list is said on stderr, and a host where
+// nothing could be listed is an error: an empty output would read as "no
+// users" when the accounts are in a directory.
+func listUsers(ctx context.Context, h *modules.Host, stdout, stderr io.Writer) error {
+	host := h.Auth.Host()
+	ls, err := h.Auth.ListEach(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ls) == 0 {
+		return fmt.Errorf("host %s has no auth backend", host)
+	}
+	var unlisted []string
+	for _, l := range ls {
+		if !l.Listed {
+			unlisted = append(unlisted, fmt.Sprintf("%q", l.Backend))
+			continue
+		}
+		if !l.Writable {
+			fmt.Fprintf(stderr, "koictl: the accounts in plugin %q live in a directory (read-only): listed here, managed there\n", l.Backend)
+		}
+		if len(l.Users) == 0 {
+			fmt.Fprintf(stderr, "koictl: plugin %q has no accounts of host %s\n", l.Backend, host)
+		}
+		for _, u := range l.Users {
+			if len(ls) > 1 {
+				fmt.Fprintf(stdout, "%s@%s\t%s\n", u, host, l.Backend)
+			} else {
+				fmt.Fprintf(stdout, "%s@%s\n", u, host)
+			}
+		}
+	}
+	switch {
+	case len(unlisted) == len(ls):
+		return fmt.Errorf("the accounts of host %s live in plugin %s (read-only), which cannot list them: look them up in the directory itself",
+			host, strings.Join(unlisted, ", "))
+	case len(unlisted) > 0:
+		fmt.Fprintf(stderr, "koictl: not listed: the accounts in plugin %s (read-only, cannot list them)\n", strings.Join(unlisted, ", "))
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 // Starting the plugin through the plugin host would apply the migrations
 // too (koi-backend-sql migrates when configured) but could not report the
 // version over the plugin protocol.
-func dbCmd(ctx context.Context, cfg *config.Config, verb string, args []string, _ io.Reader, stdout io.Writer) error {
+func dbCmd(ctx context.Context, cfg *config.Config, verb string, args []string, _ io.Reader, stdout, _ io.Writer) error {
 	if verb != "migrate" || len(args) > 1 {
 		return fmt.Errorf("%w: unknown command db %s", errUsage, verb)
 	}
