@@ -57,7 +57,7 @@ class Store:
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
             with open(self.path, encoding="utf-8") as f:
-                self.users = json.load(f)
+                self.users = json.load(f) or {}
         except FileNotFoundError:
             self.users = {}
         self.changed = False

@@ -49,6 +49,9 @@ var findPython = sync.OnceValues(func() (string, error) {
 // usersFile writes a fresh accounts file of the example program.
 func usersFile(t testing.TB, users map[string]string) string {
 	t.Helper()
+	if users == nil {
+		users = map[string]string{}
+	}
 	b, err := json.Marshal(users)
 	if err != nil {
 		t.Fatal(err)
