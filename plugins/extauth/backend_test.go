@@ -324,3 +324,20 @@ func TestCloseStopsPrograms(t *testing.T) {
 		t.Errorf("UserExists after Close = %v, want sdk.ErrUnavailable", err)
 	}
 }
+
+// A call whose caller has already given up leaves the program alone.
+func TestCallAlreadyAbandoned(t *testing.T) {
+	b, _ := open(t, map[string]string{"alice@" + testHost: "secret"}, nil)
+	old := firstProcess(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 5 {
+		if _, err := b.UserExists(ctx, testHost, "alice"); !errors.Is(err, sdk.ErrUnavailable) {
+			t.Fatalf("UserExists with a cancelled context = %v, want sdk.ErrUnavailable", err)
+		}
+	}
+	wantExists(t, b, "alice", true)
+	if firstProcess(t, b) != old || !old.alive() {
+		t.Error("a cancelled call replaced the program")
+	}
+}

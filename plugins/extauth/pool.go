@@ -107,6 +107,10 @@ func (p *pool) shutdown() {
 }
 
 func (in *instance) call(ctx context.Context, frame []byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		// Sending now would only get a healthy program killed.
+		return false, fmt.Errorf("%w: %w", sdk.ErrUnavailable, err)
+	}
 	if err := in.ready(ctx, in.deadline(ctx)); err != nil {
 		return false, fmt.Errorf("%w: extauth program: %w", sdk.ErrUnavailable, err)
 	}

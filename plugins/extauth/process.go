@@ -150,11 +150,19 @@ func (p *process) exchange(ctx context.Context, frame []byte, deadline time.Time
 		return false, err
 	}
 	// A caller that gives up before the deadline ends the wait at once.
+	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
 		p.stdin.SetWriteDeadline(time.Now())
 		p.stdout.SetReadDeadline(time.Now())
 	})
-	defer stop()
+	defer func() {
+		// Let a late firing finish now, not during the next exchange,
+		// whose deadlines it would overwrite.
+		if !stop() {
+			<-fired
+		}
+	}()
 	if _, err := p.stdin.Write(frame); err != nil {
 		return false, p.describe(ctx, "writing the request", err)
 	}
