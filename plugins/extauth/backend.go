@@ -21,6 +21,7 @@ var (
 	_ sdk.Backend   = (*Backend)(nil)
 	_ sdk.Auth      = (*Backend)(nil)
 	_ sdk.AuthAdmin = (*Backend)(nil)
+	_ sdk.Pinger    = (*Backend)(nil)
 )
 
 // New is the plugin's sdk.Factory: it reads the config block and starts
@@ -64,6 +65,11 @@ func (b *Backend) Close() error {
 	b.pool.shutdown()
 	return nil
 }
+
+// Ping implements sdk.Pinger without a request (the protocol has no
+// no-op): it fails when every program's last start or request failed, so
+// that koi reports the plugin unhealthy.
+func (b *Backend) Ping(context.Context) error { return b.pool.healthy() }
 
 // ask sends one request and returns the program's 1 (true) or 0 (false).
 func (b *Backend) ask(ctx context.Context, op, host, user string, password ...string) (bool, error) {

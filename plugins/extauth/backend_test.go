@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,6 +171,11 @@ func TestProgramDies(t *testing.T) {
 		t.Error("the dead program was not replaced")
 	}
 	logs.waitLog(t, "extauth program restarted")
+	logs.waitLog(t, `extauth program exited: instance=0 pid=`)
+	logs.waitLog(t, `status="exit status 3"`) // how the example program dies
+	if err := b.Ping(ctxT(t)); err != nil {
+		t.Errorf("Ping once the program works again: %v", err)
+	}
 }
 
 func TestProgramHangs(t *testing.T) {
@@ -256,7 +262,7 @@ func TestPool(t *testing.T) {
 // keeps dying is restarted with a growing delay, and calls fail fast
 // meanwhile.
 func TestRestartBackoff(t *testing.T) {
-	in := &instance{}
+	in := &instance{failing: new(atomic.Int32)}
 	var got []time.Duration
 	for range 10 {
 		in.died()
@@ -270,6 +276,9 @@ func TestRestartBackoff(t *testing.T) {
 	}
 
 	b, _ := open(t, nil, func(s *Settings) { s.Program, s.Args = "/bin/sh", []string{"-c", "exit 1"} })
+	if err := b.Ping(ctxT(t)); err != nil {
+		t.Errorf("Ping before any failure: %v", err)
+	}
 	for i := range 5 {
 		start := time.Now()
 		_, err := b.UserExists(ctxT(t), testHost, "alice")
@@ -279,6 +288,9 @@ func TestRestartBackoff(t *testing.T) {
 		if d := time.Since(start); d > 4*time.Second {
 			t.Fatalf("call %d took %v", i, d)
 		}
+	}
+	if err := b.Ping(ctxT(t)); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("Ping with the only program failing = %v, want sdk.ErrUnavailable", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,11 +33,15 @@ type pool struct {
 	// closeOnce closes closed; stopOnce stops the programs, once, for
 	// Close may be called again.
 	closeOnce, stopOnce sync.Once
+	// failing counts the instances whose last start or request failed,
+	// for health checks, which must not wait for a busy instance.
+	failing atomic.Int32
 }
 
 // instance is one slot of the pool: a program, started again after it
 // dies. Only the call that took it from pool.idle touches it.
 type instance struct {
+	failing  *atomic.Int32 // the pool's count
 	s        Settings
 	log      hclog.Logger
 	proc     *process  // nil before the first start or after a failed one
@@ -49,7 +54,7 @@ type instance struct {
 func newPool(s Settings, log hclog.Logger) (*pool, error) {
 	p := &pool{s: s, idle: make(chan *instance, s.Instances), closed: make(chan struct{})}
 	for i := range s.Instances {
-		in := &instance{s: s, log: log.With("instance", i)}
+		in := &instance{failing: &p.failing, s: s, log: log.With("instance", i)}
 		proc, err := startProcess(s, in.log)
 		if err != nil {
 			p.close()
@@ -84,6 +89,15 @@ func (p *pool) call(ctx context.Context, frame []byte) (bool, error) {
 	default:
 	}
 	return in.call(ctx, frame)
+}
+
+// healthy fails when no program works: every instance's last start or
+// request failed.
+func (p *pool) healthy() error {
+	if n := int(p.failing.Load()); n == p.s.Instances {
+		return fmt.Errorf("%w: all %d extauth programs are failing; see the log", sdk.ErrUnavailable, n)
+	}
+	return nil
 }
 
 // close refuses new calls.
@@ -124,7 +138,10 @@ func (in *instance) call(ctx context.Context, frame []byte) (bool, error) {
 		in.died()
 		return false, fmt.Errorf("%w: extauth program: %w", sdk.ErrUnavailable, err)
 	}
-	in.failures = 0
+	if in.failures > 0 {
+		in.failures = 0
+		in.failing.Add(-1)
+	}
 	return ok, nil
 }
 
@@ -174,6 +191,9 @@ func (in *instance) ready(ctx context.Context, deadline time.Time) error {
 
 // died records a death or failed start and sets when to try again.
 func (in *instance) died() {
+	if in.failures == 0 {
+		in.failing.Add(1)
+	}
 	in.failures++
 	backoff := maxBackoff
 	if in.failures < 8 { // 100ms << 7 is already past maxBackoff

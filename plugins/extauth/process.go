@@ -116,15 +116,22 @@ func (p *process) logStderr(r *os.File) {
 	}
 }
 
-// reap waits for the program to exit and says so, unless it was asked to.
+// reap waits for the program to exit and says how it ended: a warning
+// if nobody asked it to.
 func (p *process) reap() {
 	err := p.cmd.Wait()
 	close(p.exited)
-	if p.stopping.Load() {
-		return
-	}
+	// A failure exit is news even when we were about to kill the program
+	// (it died in the middle of a request); our kill and a clean exit at
+	// EOF are not.
+	var exit *exec.ExitError
+	failed := errors.As(err, &exit) && exit.ExitCode() > 0
 	if err == nil {
 		err = errors.New("exit status 0")
+	}
+	if p.stopping.Load() && !failed {
+		p.log.Debug("extauth program ended", "status", err.Error())
+		return
 	}
 	p.log.Warn("extauth program exited", "status", err.Error())
 }
