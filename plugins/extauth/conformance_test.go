@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 	sdktest.Run(t, New, sdktest.Options{
 		NewConfig: func(t *testing.T) []byte {
 			users := usersFile(t, map[string]string{"alice@" + sdktest.DefaultHost: "alice:pw\u2713"})
-			return kitConfig(t, python, path, users, false)
+			return kitConfig(t, python, path, users, 1, false)
 		},
 		PluginCommand:    sdktest.BuildPlugin(t, "./cmd/koi-backend-extauth"),
 		ExistingUser:     "alice",
@@ -38,7 +38,7 @@ func TestConformanceWritable(t *testing.T) {
 	bin := sdktest.BuildPlugin(t, "./cmd/koi-backend-extauth")
 	fresh := func(t *testing.T) (cfg []byte, users string) {
 		users = usersFile(t, nil)
-		return kitConfig(t, python, path, users, true), users
+		return kitConfig(t, python, path, users, 4, true), users
 	}
 	t.Run("inprocess", func(t *testing.T) {
 		sdktest.RunBackend(t, func(t *testing.T) sdk.Backend {
@@ -58,10 +58,10 @@ func TestConformanceWritable(t *testing.T) {
 	})
 }
 
-func kitConfig(t *testing.T, python, path, users string, writable bool) []byte {
+func kitConfig(t *testing.T, python, path, users string, instances int, writable bool) []byte {
 	t.Helper()
 	cfg, err := json.Marshal(map[string]any{
-		"program": python, "args": []string{path, users}, "instances": 4, "writable": writable,
+		"program": python, "args": []string{path, users}, "instances": instances, "writable": writable,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,8 @@
 // protocol, or whose caller gives up, is killed (with its process group),
 // and the call fails with sdk.ErrUnavailable; one that dies is restarted
 // when next needed, after a delay doubling from 100ms to 10s while it
-// keeps dying.
+// keeps dying. Ping (koi's health check) fails while every copy is
+// failing.
 //
 // Answers map to the sdk contract as follows: a 0 for auth or isuser is
 // (false, nil); a 0 for tryregister, setpass or removeuser is explained by
