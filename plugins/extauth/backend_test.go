@@ -250,7 +250,7 @@ func TestPool(t *testing.T) {
 	pids := map[string]bool{}
 	for line := range strings.Lines(logs.String()) {
 		if _, after, ok := strings.Cut(line, "slow request served by pid "); ok {
-			pids[strings.Fields(after)[0]] = true
+			pids[strings.TrimSuffix(strings.Fields(after)[0], ":")] = true
 		}
 	}
 	if len(pids) != instances {
