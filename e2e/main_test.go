@@ -42,6 +42,7 @@ func buildBinaries(dir string) error {
 		{"build", "-o", filepath.Join(dir, "koi"), "./core/cmd/koi"},
 		{"build", "-o", filepath.Join(dir, "koictl"), "./core/cmd/koictl"},
 		{"build", "-o", filepath.Join(dir, "plugins", "koi-backend-sql"), "./plugins/sql/cmd/koi-backend-sql"},
+		{"build", "-o", filepath.Join(dir, "plugins", "koi-backend-extauth"), "./plugins/extauth/cmd/koi-backend-extauth"},
 	}
 	for _, args := range builds {
 		if os.Getenv("E2E_RACE") != "" {
