@@ -11,8 +11,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 // goSendXMPP drives go-sendxmpp (Go, built on go-xmpp), the command-line
@@ -69,7 +70,7 @@ func (goSendXMPP) Run(ctx context.Context, env *Env, t Target, x Exchange) error
 	}
 
 	var listener *exec.Cmd
-	var lout, lerr gsxOutput
+	var lout, lerr koiproc.Buffer // written by the process while Run reads
 	if x.Want != "" {
 		listener = exec.CommandContext(ctx, "go-sendxmpp", append(append([]string{}, base...), "-d", "-l")...)
 		listener.Env = cmdEnv
@@ -195,23 +196,4 @@ outer:
 		out = append(out, kv)
 	}
 	return out
-}
-
-// gsxOutput is a bytes.Buffer that a running process writes while Run
-// reads it.
-type gsxOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *gsxOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *gsxOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
