@@ -45,7 +45,7 @@ func pluginConfig(t testing.TB, url string, extra map[string]any) []byte {
 	t.Helper()
 	cfg := map[string]any{
 		"base_url":    url,
-		"features":    []string{"auth"},
+		"features":    []string{"auth", "roster"},
 		"token":       testToken,
 		"hmac_secret": testSecret,
 	}

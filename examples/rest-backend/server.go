@@ -69,6 +69,13 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /list_users", s.listUsers)
 
+	mux.HandleFunc("GET /roster/{owner}", s.getRoster)
+	mux.HandleFunc("DELETE /roster/{owner}", s.deleteRoster)
+	mux.HandleFunc("PUT /roster/{owner}/items/{contact}", s.setItem)
+	mux.HandleFunc("DELETE /roster/{owner}/items/{contact}", s.deleteItem)
+	mux.HandleFunc("PUT /roster/{owner}/pending/{contact}", s.setPending)
+	mux.HandleFunc("DELETE /roster/{owner}/pending/{contact}", s.deletePending)
+
 	mux.HandleFunc("PUT /_admin/fault", s.setFault)
 	mux.HandleFunc("GET /_admin/requests", s.requests)
 }
