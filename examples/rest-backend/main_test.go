@@ -44,10 +44,11 @@ func signedOptions() options {
 func pluginConfig(t testing.TB, url string, extra map[string]any) []byte {
 	t.Helper()
 	cfg := map[string]any{
-		"base_url":    url,
-		"features":    []string{"auth", "roster"},
-		"token":       testToken,
-		"hmac_secret": testSecret,
+		"base_url":          url,
+		"features":          []string{"auth", "roster", "archive"},
+		"archive_full_text": true,
+		"token":             testToken,
+		"hmac_secret":       testSecret,
 	}
 	for k, v := range extra {
 		cfg[k] = v
@@ -86,7 +87,7 @@ func TestConformanceReadOnlyAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdktest.Run(t, httpbackend.New, sdktest.Options{
-		Config:           pluginConfig(t, ts.URL, map[string]any{"read_only": []string{"auth"}}),
+		Config:           pluginConfig(t, ts.URL, map[string]any{"features": []string{"auth"}, "read_only": []string{"auth"}, "archive_full_text": false}),
 		ExistingUser:     "existing",
 		ExistingPassword: "pässword",
 	})

@@ -76,6 +76,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /roster/{owner}/pending/{contact}", s.setPending)
 	mux.HandleFunc("DELETE /roster/{owner}/pending/{contact}", s.deletePending)
 
+	mux.HandleFunc("POST /archive/messages", s.appendArchive)
+	mux.HandleFunc("POST /archive/{owner}/query", s.queryArchive)
+	mux.HandleFunc("DELETE /archive/{owner}", s.deleteArchive)
+	mux.HandleFunc("GET /archive/{owner}/prefs", s.getPrefs)
+	mux.HandleFunc("PUT /archive/{owner}/prefs", s.setPrefs)
+
 	mux.HandleFunc("PUT /_admin/fault", s.setFault)
 	mux.HandleFunc("GET /_admin/requests", s.requests)
 }

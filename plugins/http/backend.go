@@ -36,6 +36,7 @@ func (b *Backend) Capabilities() sdk.Capabilities {
 	caps.Auth.Access = b.set.Access[featureAuth]
 	caps.Roster = b.set.Access[featureRoster]
 	caps.Archive.Access = b.set.Access[featureArchive]
+	caps.Archive.FullText = b.set.ArchiveFullText
 	return caps
 }
 

@@ -51,6 +51,7 @@ type options struct {
 	BreakerFailures  *int     `json:"breaker_failures"`
 	BreakerCooldown  *string  `json:"breaker_cooldown"`
 	MaxResponseBytes *int64   `json:"max_response_bytes"`
+	ArchiveFullText  bool     `json:"archive_full_text"`
 }
 
 // Settings is the checked configuration of the plugin.
@@ -72,6 +73,9 @@ type Settings struct {
 	BreakerFailures  int
 	BreakerCooldown  time.Duration
 	MaxResponseBytes int64
+	// ArchiveFullText declares that the service serves the text filter
+	// of archive queries.
+	ArchiveFullText bool
 }
 
 // ParseConfig decodes and checks the plugin's config block. Every error
@@ -111,6 +115,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		BreakerFailures:  defaultBreakerFailures,
 		BreakerCooldown:  defaultBreakerCooldown,
 		MaxResponseBytes: defaultMaxResponseBytes,
+		ArchiveFullText:  o.ArchiveFullText,
 	}
 
 	if len(o.Features) == 0 {
@@ -137,6 +142,10 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 			return bad("read_only: the archive cannot be read-only")
 		}
 		s.Access[f] = sdk.AccessRead
+	}
+
+	if s.ArchiveFullText && !s.serves(featureArchive) {
+		return bad("archive_full_text without the archive in features")
 	}
 
 	switch o.AuthStyle {
