@@ -26,7 +26,7 @@ const (
 
 // Defaults of the optional settings.
 const (
-	defaultTimeout          = 5 * time.Second
+	defaultTimeout          = 2 * time.Second
 	defaultRetries          = 2
 	defaultRetryBackoff     = 100 * time.Millisecond
 	defaultBreakerFailures  = 5
