@@ -19,6 +19,9 @@ type Backend struct {
 
 // New is the plugin's sdk.Factory.
 func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	set, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err

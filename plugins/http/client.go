@@ -95,8 +95,14 @@ func newClient(set Settings, log hclog.Logger) (*client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	c := &client{
-		set:   set,
-		http:  &http.Client{Transport: tr},
+		set: set,
+		http: &http.Client{
+			Transport: tr,
+			// A redirect would re-send the request (and its credentials)
+			// somewhere the operator did not configure, with a signature
+			// made for the first target: a 3xx is an answer like any other.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		log:   log,
 		now:   time.Now,
 		sleep: sleepCtx,
@@ -219,6 +225,12 @@ func (c *client) once(ctx context.Context, cl call, body []byte, ctype string) (
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			return fail("no answer within %s", c.set.Timeout)
+		}
+		// The url.Error names the full URL, whose query holds the
+		// password of an auth call: keep only what went wrong.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
 		}
 		return fail("%v", err)
 	}
