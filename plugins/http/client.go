@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -150,10 +151,10 @@ func (c *client) do(ctx context.Context, cl call) (response, error) {
 			!cl.idempotent, attempt >= c.set.Retries:
 			return response{}, err
 		}
-		if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
-			return response{}, fmt.Errorf("%w: %s %s: %w (while waiting to retry after: %w)", sdk.ErrUnavailable, cl.method, cl.path, err, errCallerGone)
-		}
 		c.log.Debug("retrying", "method", cl.method, "path", cl.path, "attempt", attempt+1, "error", err)
+		if serr := c.sleep(ctx, c.backoff(attempt)); serr != nil {
+			return response{}, fmt.Errorf("%w (%w) while waiting to retry after: %w", serr, errCallerGone, err)
+		}
 	}
 }
 
@@ -251,6 +252,9 @@ func (c *client) once(ctx context.Context, cl call, body []byte, ctype string) (
 		res.StatusCode == http.StatusTooManyRequests, res.StatusCode == http.StatusRequestTimeout:
 		return fail("status %d%s", res.StatusCode, serviceMessage(data))
 	case res.StatusCode/100 == 2 && cl.out != nil:
+		// Start from zero: json.Unmarshal merges into what an earlier,
+		// failed attempt may have left.
+		reflect.ValueOf(cl.out).Elem().SetZero()
 		if err := json.Unmarshal(data, cl.out); err != nil {
 			return fail("malformed JSON answer: %v", err)
 		}
