@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -82,6 +83,9 @@ func (fs *faults) inject(w http.ResponseWriter, r *http.Request) bool {
 	case faultError:
 		writeError(w, http.StatusInternalServerError, "injected failure")
 	case faultTimeout:
+		// Read the body first: the server notices a caller that hung up
+		// (and cancels r.Context()) only once the body is consumed.
+		io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-time.After(delay):

@@ -74,7 +74,7 @@ func TestFaultsAreUnavailable(t *testing.T) {
 	}
 	for _, f := range []fault{
 		{Mode: faultError},
-		{Mode: faultTimeout, Delay: "1s"},
+		{Mode: faultTimeout, Delay: "10s"},
 		{Mode: faultMalformed},
 		{Mode: faultOversized, Bytes: 64 << 10},
 	} {
