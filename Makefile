@@ -16,6 +16,7 @@ build:
 	$(GO) build -o $(BIN)/plugins/koi-backend-ldap ./plugins/ldap/cmd/koi-backend-ldap
 	$(GO) build -o $(BIN)/plugins/koi-backend-mongo ./plugins/mongo/cmd/koi-backend-mongo
 	$(GO) build -o $(BIN)/plugins/koi-backend-extauth ./plugins/extauth/cmd/koi-backend-extauth
+	$(GO) build -o $(BIN)/plugins/koi-backend-http ./plugins/http/cmd/koi-backend-http
 	$(GO) build -o $(BIN)/koi-bench ./tools/koi-bench
 
 run: build

@@ -1,0 +1,59 @@
+package httpbackend
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		cfg, want string
+	}{
+		{`{"base_url": "http://x", "features": ["auth"], "tokn": "t"}`, `unknown key "tokn"`},
+		{`{"features": ["auth"]}`, "base_url is required"},
+		{`{"base_url": "ftp://x", "features": ["auth"]}`, "base_url"},
+		{`{"base_url": "http://x?a=b", "features": ["auth"]}`, "no query"},
+		{`{"base_url": "http://x"}`, "features is required"},
+		{`{"base_url": "http://x", "features": ["vcard"]}`, `unknown feature "vcard"`},
+		{`{"base_url": "http://x", "features": ["auth", "auth"]}`, "twice"},
+		{`{"base_url": "http://x", "features": ["auth"], "read_only": ["roster"]}`, `"roster" is not in features`},
+		{`{"base_url": "http://x", "features": ["archive"], "read_only": ["archive"]}`, "archive cannot be read-only"},
+		{`{"base_url": "http://x", "features": ["auth"], "auth_style": "openfire"}`, "auth_style"},
+		{`{"base_url": "http://x", "features": ["auth"], "token": "t", "basic_auth": "a:b"}`, "exclude each other"},
+		{`{"base_url": "http://x", "features": ["auth"], "basic_auth": "ab"}`, "basic_auth"},
+		{`{"base_url": "http://x", "features": ["auth"], "timeout": "soon"}`, "timeout"},
+		{`{"base_url": "http://x", "features": ["auth"], "timeout": "-1s"}`, "timeout must be positive"},
+		{`{"base_url": "http://x", "features": ["auth"], "retries": 11}`, "retries"},
+		{`{"base_url": "http://x", "features": ["auth"], "breaker_failures": 0}`, "breaker_failures"},
+		{`{"base_url": "http://x", "features": ["auth"], "max_response_bytes": 10}`, "max_response_bytes"},
+	} {
+		_, err := ParseConfig(sdk.Config{Raw: []byte(c.cfg)})
+		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one wrapping sdk.ErrInvalid and mentioning %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	s, err := ParseConfig(sdk.Config{Raw: []byte(`{"base_url": "https://api.example/xmpp/", "features": ["auth", "roster", "archive"], "read_only": ["auth"], "timeout": "2s"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.BaseURL.String(); got != "https://api.example/xmpp" {
+		t.Errorf("base URL %q: the trailing slash should go", got)
+	}
+	want := map[string]sdk.Access{"auth": sdk.AccessRead, "roster": sdk.AccessReadWrite, "archive": sdk.AccessReadWrite}
+	for f, a := range want {
+		if s.Access[f] != a {
+			t.Errorf("access of %s: %v, want %v", f, s.Access[f], a)
+		}
+	}
+	if s.AuthStyle != styleProsody || s.Timeout != 2*time.Second || s.Retries != defaultRetries ||
+		s.BreakerFailures != defaultBreakerFailures || s.MaxResponseBytes != defaultMaxResponseBytes {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+}
