@@ -65,9 +65,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"url": "ldaps://x", "timeout": "soon", ` + minimal + `}`, "timeout"},
 		{`{"url": "ldaps://x", "ca_file": "/nonexistent.pem", ` + minimal + `}`, "ca_file"},
 		{`{"url": "ldaps://x", "shared_groups": ["cn=a", "junk"], ` + minimal + `}`, "shared_groups"},
-		{`{"url": "ldaps://x", "vcard": {"fax": "x"}, ` + minimal + `}`, `unknown key "fax"`},
-		{`{"url": "ldaps://x", "urls": "x", ` + minimal + `}`, `unknown key "urls"`},
-		{`{"url": 5, ` + minimal + `}`, `key "url": want []string, got 5`},
+		{`{"url": "ldaps://x", "vcard": {"fax": "x"}, ` + minimal + `}`, `fax: unknown key`},
+		{`{"url": "ldaps://x", "urls": "x", ` + minimal + `}`, `urls: unknown key`},
+		{`{"url": 5, ` + minimal + `}`, `url: want []string, got 5`},
 	} {
 		_, err := parse(t, tc.js)
 		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {

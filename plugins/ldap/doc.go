@@ -36,7 +36,7 @@
 //	bind_dn              service account for searches; empty: anonymous
 //	bind_password        its password
 //	user_filter          finds one user; {user} is the escaped name (required),
-//	                     e.g. "(&(objectClass=user)(sAMAccountName={user}))"
+//	                     e.g. "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))"
 //	user_dn_template     bind as this instead of the DN found: "uid={user},ou=people,dc=x",
 //	                     "{user}@EXAMPLE.ORG" or "EXAMPLE\\{user}"
 //	username_attribute   attribute holding the JID local part; the part before @ when
