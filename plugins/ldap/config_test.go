@@ -76,7 +76,8 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
-// The directory blocks of the LDAP example configs are valid plugin configs.
+// The directory blocks of the LDAP example configs are valid plugin configs,
+// without warnings.
 func TestExampleConfigs(t *testing.T) {
 	var files []string
 	for _, name := range []string{"active-directory.hcl", "openldap.hcl"} {
@@ -101,8 +102,13 @@ func TestExampleConfigs(t *testing.T) {
 		}
 		p.Config["ca_file"] = "" // an operator's path, not on this machine
 		raw, _ := json.Marshal(p.Config)
-		if _, err := ParseConfig(sdk.Config{Raw: raw}); err != nil {
+		v, err := Validate(sdk.Config{Raw: raw})
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+		// The examples are what operators copy: no pitfalls in them.
+		if len(v.Warnings) > 0 {
+			t.Errorf("%s: warnings %v", f, v.Warnings)
 		}
 	}
 }
