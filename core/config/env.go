@@ -25,9 +25,9 @@ type envSetting struct {
 // so KOI_HOST__EXAMPLE.COM__ROSTER reaches host "example.com" and
 // KOI_PLUGIN__STORE__CONFIG__DSN reaches the dsn key of plugin "store"
 // however they are spelled in the file. A label must exist in the file;
-// plugin config keys that do not exist yet are created lowercased. Values are converted to the type
-// the schema wants; in a plugin config block, to the type of the value
-// they replace (string when there is none).
+// plugin config keys that do not exist yet are created lowercased. Values
+// are converted to the type the schema wants; in a plugin config block, to
+// the type of the value they replace (string when there is none).
 func resolveEnv(tree map[string]any, environ []string) ([]envSetting, Errors) {
 	var (
 		sets  []envSetting
@@ -89,8 +89,8 @@ func resolveVar(tree map[string]any, name, value string) (envSetting, *Problem) 
 		label, ok := foldFind(labels, rest[0])
 		if !ok {
 			name := strings.ToLower(rest[0])
-			return fail("there is no " + block + " " + quote(name) + " block in the config file; an override can only change an existing block" +
-				suggest(name, slices.Collect(maps.Keys(labels))))
+			return fail("there is no " + block + " " + quote(name) + " block in the config file; " +
+				"an override can only change an existing block" + suggest(name, slices.Collect(maps.Keys(labels))))
 		}
 		path = append(path, label)
 		node = child(node, label)
