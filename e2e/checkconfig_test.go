@@ -54,7 +54,9 @@ func TestCheckConfigCatchesStartFailures(t *testing.T) {
 	}{
 		{name: "good", edit: func(s string) string { return s }, code: 0, lines: []string{"OK (2 listeners, 1 plugins, 2 hosts)"}},
 		{name: "missing plugin binary",
-			edit: func(s string) string { return strings.Replace(s, pluginBin(), filepath.Join(dir, "nope", "koi-backend-sql"), 1) },
+			edit: func(s string) string {
+				return strings.Replace(s, pluginBin(), filepath.Join(dir, "nope", "koi-backend-sql"), 1)
+			},
 			code: 1, lines: []string{`plugin "store".command: command "` + filepath.Join(dir, "nope", "koi-backend-sql") + `": `}},
 		{name: "garbage tls", edit: func(s string) string { return strings.Replace(s, tlsLine, garbageTLS, 1) },
 			code: 1, lines: []string{"tls.cert_file/tls.key_file: " + garbage}},
