@@ -25,9 +25,9 @@ func TestConfigDecode(t *testing.T) {
 		{name: "values", raw: `{"driver":"sqlite","pool":{"size":4}}`, want: db{Driver: "sqlite", Pool: struct {
 			Size int `json:"size"`
 		}{4}}},
-		{name: "unknown key", raw: `{"driver":"sqlite","dns":"x"}`, wantErr: `unknown key "dns"`},
-		{name: "unknown nested key", raw: `{"pool":{"max":4}}`, wantErr: `unknown key "max"`},
-		{name: "wrong type", raw: `{"pool":{"size":"four"}}`, wantErr: `key "pool.size": want int, got string`},
+		{name: "unknown key", raw: `{"driver":"sqlite","dns":"x"}`, wantErr: `dns: unknown key`},
+		{name: "unknown nested key", raw: `{"pool":{"max":4}}`, wantErr: `max: unknown key`},
+		{name: "wrong type", raw: `{"pool":{"size":"four"}}`, wantErr: `pool.size: want int, got string`},
 		{name: "not an object", raw: `[1]`, wantErr: "want sdk.db, got array"},
 		{name: "malformed", raw: `{"driver":`, wantErr: "config:"},
 		{name: "trailing data", raw: `{} {}`, wantErr: "trailing data"},

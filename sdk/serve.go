@@ -33,7 +33,18 @@ const closeTimeout = 5 * time.Second
 // The plugin logs to the host through the logger its Factory gets (hclog
 // JSON on stderr). Nothing may be written to stdout before Serve: go-plugin
 // uses the first line of stdout for its handshake.
-func Serve(f Factory) {
+//
+// Run as `COMMAND validate [-json]` the plugin instead checks the config
+// block on standard input with the Validator given by WithValidator, and
+// exits (see ValidateCommand).
+func Serve(f Factory, opts ...ServeOption) {
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(os.Args) > 1 && os.Args[1] == ValidateCommand {
+		os.Exit(runValidate(o.validate, os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	log := newPluginLogger()
 	if f == nil {
 		log.Error("cannot serve", "error", errNoFactory)
@@ -82,6 +93,19 @@ func Serve(f Factory) {
 			}
 		}
 	}
+}
+
+// ServeOption adds to what Serve does.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	validate Validator
+}
+
+// WithValidator gives the plugin a validate command (see ValidateCommand).
+// Without one, `COMMAND validate` exits with ValidateUnsupported.
+func WithValidator(v Validator) ServeOption {
+	return func(o *serveOptions) { o.validate = v }
 }
 
 // shutdown closes the backend, waiting at most closeTimeout, and returns

@@ -20,8 +20,8 @@
 //
 // Segments match blocks, labels and keys ignoring case, so a host label
 // keeps its dots (there is no way to spell a dot as a separator). A label
-// that the file does not define creates a new block of that name,
-// lowercased, after those from the file. Values are converted to the
+// must name a block of the file: an override changes a block, it does not
+// create one. Values are converted to the
 // type of their key: booleans as strconv.ParseBool reads them, integers in
 // decimal, durations like "5s", and lists (host auth, plugin args) as
 // comma-separated strings, where an empty value gives an empty list. In a

@@ -452,9 +452,14 @@ func TestProblems(t *testing.T) {
 		{"env plugin config type", base + host + `plugin "x" { command = "x"  config = { pool = 4 } }`,
 			[]string{"KOI_PLUGIN__X__CONFIG__POOL=many"},
 			[]string{`plugin "x".config.pool: want an integer, got "many" (set by KOI_PLUGIN__X__CONFIG__POOL)`}},
-		{"env new listener needs a type", base + host, []string{"KOI_LISTEN__PUBLIC__ADDRESS=127.0.0.1:5222"},
-			[]string{`listen "public".type: missing`,
-				`listen "public".address: "127.0.0.1:5222" is already used by listen "c2s" (set by KOI_LISTEN__PUBLIC__ADDRESS)`}},
+		{"env no such listener", base + host, []string{"KOI_LISTEN__NOPE__ADDRESS=127.0.0.1:5222"},
+			[]string{`KOI_LISTEN__NOPE__ADDRESS: there is no listen "nope" block in the config file; an override can only change an existing block`}},
+		{"env listener label typo", base + host, []string{"KOI_LISTEN__C2X__ADDRESS=127.0.0.1:5222"},
+			[]string{`KOI_LISTEN__C2X__ADDRESS: there is no listen "c2x" block in the config file; an override can only change an existing block (did you mean c2s?)`}},
+		{"env no such host", base + host, []string{"KOI_HOST__NEW.EXAMPLE__AUTH=store"},
+			[]string{`KOI_HOST__NEW.EXAMPLE__AUTH: there is no host "new.example" block in the config file; an override can only change an existing block`}},
+		{"env no such plugin", base + host, []string{"KOI_PLUGIN__DIRECTORY__CONFIG__URL=ldaps://x"},
+			[]string{`KOI_PLUGIN__DIRECTORY__CONFIG__URL: there is no plugin "directory" block in the config file; an override can only change an existing block`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -653,13 +658,6 @@ host "example.com" { auth = "Store"  roster = "Store" }
 			func(c *Config) (any, any) {
 				return []any{c.Limits.IdleTimeout, c.Plugins["directory"].Args},
 					[]any{90 * time.Second, []string{"-v", "--debug"}}
-			}},
-		{"new host and listener come after the file's", []string{
-			"KOI_HOST__NEW.EXAMPLE__AUTH=Store",
-			"KOI_LISTEN__PUBLIC__ADDRESS=0.0.0.0:5223", "KOI_LISTEN__PUBLIC__TYPE=c2s_tls"},
-			func(c *Config) (any, any) {
-				return []any{c.Hosts[2].Name, c.Hosts[2].Auth, c.Listeners[1]}, []any{
-					"new.example", []string{"Store"}, Listener{Name: "public", Type: "c2s_tls", Address: "0.0.0.0:5223"}}
 			}},
 		{"last assignment wins", []string{"KOI_LOG__LEVEL=debug", "KOI_LOG__LEVEL=warn"},
 			func(c *Config) (any, any) { return c.Log.Level, "warn" }},

@@ -24,10 +24,10 @@ type envSetting struct {
 // parsed file). Segments match existing labels and keys case-insensitively,
 // so KOI_HOST__EXAMPLE.COM__ROSTER reaches host "example.com" and
 // KOI_PLUGIN__STORE__CONFIG__DSN reaches the dsn key of plugin "store"
-// however they are spelled in the file; labels and plugin config keys that
-// do not exist yet are created lowercased. Values are converted to the type
-// the schema wants; in a plugin config block, to the type of the value
-// they replace (string when there is none).
+// however they are spelled in the file. A label must exist in the file;
+// plugin config keys that do not exist yet are created lowercased. Values
+// are converted to the type the schema wants; in a plugin config block, to
+// the type of the value they replace (string when there is none).
 func resolveEnv(tree map[string]any, environ []string) ([]envSetting, Errors) {
 	var (
 		sets  []envSetting
@@ -81,7 +81,17 @@ func resolveVar(tree map[string]any, name, value string) (envSetting, *Problem) 
 			return fail("names a whole " + block + " block; name a key in it, like KOI_" +
 				strings.ToUpper(block) + "__<LABEL>__<KEY>")
 		}
-		label := matchKey(node, rest[0])
+		// A new block from the environment would be half a block (a
+		// listener without a type, a plugin without a command) and fail
+		// later under a name the operator did not write; a typo in the
+		// label would silently add one.
+		labels, _ := node.(map[string]any)
+		label, ok := foldFind(labels, rest[0])
+		if !ok {
+			name := strings.ToLower(rest[0])
+			return fail("there is no " + block + " " + quote(name) + " block in the config file; " +
+				"an override can only change an existing block" + suggest(name, slices.Collect(maps.Keys(labels))))
+		}
 		path = append(path, label)
 		node = child(node, label)
 		rest = rest[1:]

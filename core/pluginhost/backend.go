@@ -83,9 +83,9 @@ func (b *Backend) start(ctx context.Context) (*instance, error) {
 }
 
 func (b *Backend) launch(ctx context.Context) (*instance, error) {
-	path, err := exec.LookPath(b.spec.Command)
+	path, err := b.commandPath()
 	if err != nil {
-		return nil, fmt.Errorf("command %q: %w", b.spec.Command, err)
+		return nil, err
 	}
 	cmd := exec.Command(path, b.spec.Args...)
 	// Env order matters: the last value of a key wins, and the spec's
@@ -121,8 +121,7 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 	proto, err := pc.Client()
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fail(fmt.Errorf("checksum mismatch: %s has sha256 %s, config wants %s; refusing to start it",
-			path, fileSHA256(path), b.spec.SHA256))
+		return fail(b.checksumError(path, fileSHA256(path)))
 	case err != nil:
 		return fail(fmt.Errorf("start %s: %w", path, err))
 	}
@@ -191,6 +190,22 @@ func levelName(log hclog.Logger) string {
 		return l.String()
 	}
 	return hclog.Info.String()
+}
+
+// commandPath finds the plugin binary: a path, or a name looked up in PATH.
+// The file must exist and be executable.
+func (b *Backend) commandPath() (string, error) {
+	path, err := exec.LookPath(b.spec.Command)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", b.spec.Command, err)
+	}
+	return path, nil
+}
+
+// checksumError refuses the binary at path, whose sha256 is got.
+func (b *Backend) checksumError(path, got string) error {
+	return fmt.Errorf("checksum mismatch: %s has sha256 %s, config wants %s; refusing to start it",
+		path, got, b.spec.SHA256)
 }
 
 // fileSHA256 describes the file's current sha256 for an error message.

@@ -223,7 +223,7 @@ func TestStartErrors(t *testing.T) {
 			name:  "unknown config key",
 			specs: []Spec{spec("store", map[string]any{"bogus_key": 1})},
 			is:    sdk.ErrInvalid,
-			want:  []string{`plugin "store"`, "configure", `unknown key "bogus_key"`},
+			want:  []string{`plugin "store"`, "configure", `bogus_key: unknown key`},
 		},
 		{
 			name:  "factory error",

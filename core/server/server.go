@@ -66,7 +66,16 @@ func PluginSpecs(cfg *config.Config, only map[string]bool) []pluginhost.Spec {
 // BuildHosts binds each host's features to the started plugins, checking
 // that every plugin serves what the host asks of it.
 func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*modules.Host, error) {
-	var problems config.Errors
+	problems := HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
+		b, ok := ph.Backend(name)
+		if !ok {
+			return sdk.Capabilities{}, false
+		}
+		return b.Capabilities(), true
+	})
+	if len(problems) > 0 {
+		return nil, problems
+	}
 	var hosts []*modules.Host
 	for _, hc := range cfg.Hosts {
 		key := func(k string) string { return fmt.Sprintf("host %q.%s", hc.Name, k) }
@@ -79,12 +88,8 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 				problems = append(problems, config.Problem{Key: key(k), Msg: fmt.Sprintf("plugin %q is not running", name)})
 				return nil, sdk.AccessNone
 			}
-			a := serves(b.Capabilities())
-			if !a.Readable() {
-				problems = append(problems, config.Problem{Key: key(k), Msg: fmt.Sprintf("plugin %q does not serve %s", name, k)})
-				return nil, sdk.AccessNone
-			}
-			return b, a
+			// HostProblems made sure the plugin serves what it is named for.
+			return b, serves(b.Capabilities())
 		}
 		h := &modules.Host{
 			Name: hc.Name, Registration: hc.Registration, PasswordChange: hc.PasswordChange, OfflineLimit: hc.OfflineLimit,
@@ -99,8 +104,7 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("roster", hc.Roster, func(c sdk.Capabilities) sdk.Access { return c.Roster }); b != nil {
 			h.Roster = modules.Feature[modules.RosterBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
-		// Read only, whatever the plugin could do: the shared roster is merged
-		// into each user's own and never written.
+		// Read only, whatever the plugin could do (see hostFeatures).
 		if b, _ := get("shared_roster", hc.SharedRoster, func(c sdk.Capabilities) sdk.Access { return c.Roster }); b != nil {
 			h.SharedRoster = modules.Feature[sdk.Roster]{Backend: b, On: true}
 		}
@@ -113,14 +117,10 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("private", hc.Private, func(c sdk.Capabilities) sdk.Access { return c.Private }); b != nil {
 			h.Private = modules.Feature[modules.PrivateBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
-		if b, a := get("archive", hc.Archive, func(c sdk.Capabilities) sdk.Access { return c.Archive.Access }); b != nil {
-			if a.Writable() {
-				h.Archive = modules.Feature[*modules.Archive]{
-					Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText},
-					On:      true, Writable: true,
-				}
-			} else {
-				problems = append(problems, config.Problem{Key: key("archive"), Msg: fmt.Sprintf("plugin %q serves the archive read-only; archiving needs writes", hc.Archive)})
+		if b, _ := get("archive", hc.Archive, func(c sdk.Capabilities) sdk.Access { return c.Archive.Access }); b != nil {
+			h.Archive = modules.Feature[*modules.Archive]{
+				Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText},
+				On:      true, Writable: true,
 			}
 		}
 		if hc.Registration && !h.Auth.Writable() && log != nil {

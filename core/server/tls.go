@@ -41,17 +41,42 @@ func tlsConfig(cert tls.Certificate, c config.TLS) *tls.Config {
 // exists it makes a self-signed one for names, so that a first `make run`
 // gives a working TLS server.
 func loadOrCreateCert(log hclog.Logger, certFile, keyFile string, names []string) (tls.Certificate, error) {
-	_, errC := os.Stat(certFile)
-	_, errK := os.Stat(keyFile)
-	if errors.Is(errC, fs.ErrNotExist) && errors.Is(errK, fs.ErrNotExist) {
+	if selfSignedDue(certFile, keyFile) {
 		if err := writeSelfSigned(certFile, keyFile, names); err != nil {
 			return tls.Certificate{}, fmt.Errorf("tls: create self-signed certificate: %w", err)
 		}
 		log.Warn("created a self-signed TLS certificate; clients will ask to trust it", "cert_file", certFile, "names", names)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, p := loadCert(certFile, keyFile)
+	if p != nil {
+		return tls.Certificate{}, config.Errors{*p}
+	}
+	return cert, nil
+}
+
+// selfSignedDue reports whether neither file exists, so that koi makes a
+// self-signed certificate at start.
+func selfSignedDue(certFile, keyFile string) bool {
+	_, errC := os.Stat(certFile)
+	_, errK := os.Stat(keyFile)
+	return errors.Is(errC, fs.ErrNotExist) && errors.Is(errK, fs.ErrNotExist)
+}
+
+// loadCert loads the certificate and its key, naming the key of the config
+// at fault.
+func loadCert(certFile, keyFile string) (tls.Certificate, *config.Problem) {
+	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tls.cert_file/tls.key_file: %w", err)
+		return tls.Certificate{}, &config.Problem{Key: "tls.cert_file", Msg: err.Error()}
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, &config.Problem{Key: "tls.key_file", Msg: err.Error()}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, &config.Problem{Key: "tls.cert_file/tls.key_file",
+			Msg: fmt.Sprintf("%s, %s: %v", certFile, keyFile, err)}
 	}
 	return cert, nil
 }

@@ -51,12 +51,24 @@ func Open(s Settings, log hclog.Logger) (*Backend, error) {
 
 // Capabilities implements sdk.Backend. The protocol carries plain
 // passwords, so there are no SCRAM keys: koi offers PLAIN, over TLS.
-func (b *Backend) Capabilities() sdk.Capabilities {
+func (b *Backend) Capabilities() sdk.Capabilities { return capabilities(b.writable) }
+
+func capabilities(writable bool) sdk.Capabilities {
 	access := sdk.AccessRead
-	if b.writable {
+	if writable {
 		access = sdk.AccessReadWrite
 	}
 	return sdk.Capabilities{Auth: sdk.AuthCapabilities{Access: access}}
+}
+
+// Validate is the plugin's sdk.Validator: the config checked (the program
+// must exist and be executable) without starting the program.
+func Validate(cfg sdk.Config) (sdk.Validation, error) {
+	s, err := ParseConfig(cfg)
+	if err != nil {
+		return sdk.Validation{}, err
+	}
+	return sdk.Validation{Capabilities: capabilities(s.Writable)}, nil
 }
 
 // Close implements sdk.Backend: it closes the programs' stdin, which ends

@@ -56,11 +56,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"program": "no-such-extauth-program-in-path"}`, "not found in PATH"},
 		{`{"program": "` + prog + `", "instances": 65}`, "instances: 65 is outside 1..64"},
 		{`{"program": "` + prog + `", "instances": -1}`, "instances"},
-		{`{"program": "` + prog + `", "instances": "many"}`, `"instances"`},
+		{`{"program": "` + prog + `", "instances": "many"}`, `instances: want int`},
 		{`{"program": "` + prog + `", "timeout": "soon"}`, "timeout"},
 		{`{"program": "` + prog + `", "timeout": "-1s"}`, "timeout: must be positive"},
-		{`{"program": "` + prog + `", "writable": "yes please"}`, `"writable"`},
-		{`{"program": "` + prog + `", "progam": "x"}`, `unknown key "progam"`},
+		{`{"program": "` + prog + `", "writable": "yes please"}`, `writable: want bool`},
+		{`{"program": "` + prog + `", "progam": "x"}`, `progam: unknown key`},
 	} {
 		_, err := ParseConfig(sdk.Config{Raw: []byte(c.config)})
 		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), c.want) {

@@ -34,13 +34,27 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 	return &Backend{set: set, c: c}, nil
 }
 
-func (b *Backend) Capabilities() sdk.Capabilities {
+// Capabilities implements sdk.Backend: what the config says the service
+// serves.
+func (b *Backend) Capabilities() sdk.Capabilities { return b.set.capabilities() }
+
+func (s Settings) capabilities() sdk.Capabilities {
 	var caps sdk.Capabilities
-	caps.Auth.Access = b.set.Access[featureAuth]
-	caps.Roster = b.set.Access[featureRoster]
-	caps.Archive.Access = b.set.Access[featureArchive]
-	caps.Archive.FullText = b.set.ArchiveFullText
+	caps.Auth.Access = s.Access[featureAuth]
+	caps.Roster = s.Access[featureRoster]
+	caps.Archive.Access = s.Access[featureArchive]
+	caps.Archive.FullText = s.ArchiveFullText
 	return caps
+}
+
+// Validate is the plugin's sdk.Validator: the config parsed strictly,
+// without calling the service.
+func Validate(cfg sdk.Config) (sdk.Validation, error) {
+	set, err := ParseConfig(cfg)
+	if err != nil {
+		return sdk.Validation{}, err
+	}
+	return sdk.Validation{Capabilities: set.capabilities()}, nil
 }
 
 func (b *Backend) Close() error {

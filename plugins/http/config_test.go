@@ -13,7 +13,7 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, c := range []struct {
 		cfg, want string
 	}{
-		{`{"base_url": "http://x", "features": ["auth"], "tokn": "t"}`, `unknown key "tokn"`},
+		{`{"base_url": "http://x", "features": ["auth"], "tokn": "t"}`, `tokn: unknown key`},
 		{`{"features": ["auth"]}`, "base_url is required"},
 		{`{"base_url": "ftp://x", "features": ["auth"]}`, "base_url"},
 		{`{"base_url": "http://x?a=b", "features": ["auth"]}`, "no query"},

@@ -69,6 +69,9 @@ func Open(ctx context.Context, s Settings, log hclog.Logger) (*Directory, error)
 			log.Warn("passwords go to the directory in clear text (allow_plaintext)", "url", u)
 		}
 	}
+	for _, w := range s.adPitfalls() {
+		log.Warn("config: " + w.String())
+	}
 	mode := "search then bind"
 	if s.UserDNTemplate != "" {
 		mode = "direct bind as " + s.UserDNTemplate
@@ -87,16 +90,9 @@ func Open(ctx context.Context, s Settings, log hclog.Logger) (*Directory, error)
 	return d, nil
 }
 
-// Capabilities implements sdk.Backend: everything is read-only (users can
-// be listed, not changed), and the roster is served only when there are
-// shared groups to build it from.
-func (d *Directory) Capabilities() sdk.Capabilities {
-	c := sdk.Capabilities{Auth: sdk.AuthCapabilities{Access: sdk.AccessRead, List: true}, VCard: sdk.AccessRead}
-	if len(d.s.SharedGroups) > 0 {
-		c.Roster = sdk.AccessRead
-	}
-	return c
-}
+// Capabilities implements sdk.Backend: everything is read-only, and the
+// roster is served only when there are shared groups to build it from.
+func (d *Directory) Capabilities() sdk.Capabilities { return d.s.capabilities() }
 
 // Close implements sdk.Backend.
 func (d *Directory) Close() error {

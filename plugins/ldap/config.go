@@ -234,14 +234,14 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		SharedGroups: fc.SharedGroups, GroupNameAttribute: fc.GroupNameAttribute,
 		ContactNameAttribute: fc.ContactNameAttribute, PageSize: int(fc.PageSize),
 	}
-	var errs []string
+	errs := &sdk.ConfigErrors{Prefix: "ldap backend config"}
 	dur := func(key, v string, dst *time.Duration) {
 		if v == "" {
 			return
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %q is not a duration like \"3s\"", key, v))
+			errs.Add(key, "%q is not a duration like \"3s\"", v)
 			return
 		}
 		*dst = d
@@ -261,10 +261,8 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return Settings{}, fmt.Errorf("%w: ldap backend config: %s", sdk.ErrInvalid, strings.Join(errs, "; "))
-	}
-	if err := s.Check(); err != nil {
+	s.check(errs)
+	if err := errs.Err(); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
@@ -273,31 +271,37 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 // Check fills in the defaults of s and validates it. Its errors wrap
 // sdk.ErrInvalid and name the config keys to fix.
 func (s *Settings) Check() error {
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	errs := &sdk.ConfigErrors{Prefix: "ldap backend config"}
+	s.check(errs)
+	return errs.Err()
+}
+
+// check fills in the defaults of s and adds its problems to errs.
+func (s *Settings) check(errs *sdk.ConfigErrors) {
+	bad := errs.Add
 	if len(s.URLs) == 0 {
-		bad("url: missing; want ldaps://host:636, or a list tried in order")
+		bad("url", "missing; want ldaps://host:636, or a list tried in order")
 	}
 	for _, u := range s.URLs {
 		p, err := url.Parse(u)
 		switch {
 		case err != nil || p.Host == "":
-			bad("url: %q is not an ldap:// or ldaps:// URL", u)
+			bad("url", "%q is not an ldap:// or ldaps:// URL", u)
 		case p.Scheme == "ldaps":
 			if s.StartTLS {
-				bad("url: %q is already TLS; start_tls is for ldap:// URLs", u)
+				bad("url", "%q is already TLS; start_tls is for ldap:// URLs", u)
 			}
 		case p.Scheme == "ldap":
 			if !s.StartTLS && !s.AllowPlaintext {
-				bad("url: %q sends passwords in clear text; use ldaps://, set start_tls = true, or (lab setups only) allow_plaintext = true", u)
+				bad("url", "%q sends passwords in clear text; use ldaps://, set start_tls = true, or (lab setups only) allow_plaintext = true", u)
 			}
 		default:
-			bad("url: %q: scheme %q is not ldap or ldaps", u, p.Scheme)
+			bad("url", "%q: scheme %q is not ldap or ldaps", u, p.Scheme)
 		}
 	}
 	if s.CAFile != "" {
 		if _, err := s.tlsRoots(); err != nil {
-			bad("ca_file: %v", err)
+			bad("ca_file", "%v", err)
 		}
 	}
 	if s.ConnectTimeout == 0 {
@@ -306,24 +310,27 @@ func (s *Settings) Check() error {
 	if s.Timeout == 0 {
 		s.Timeout = defaultTimeout
 	}
-	if s.ConnectTimeout < 0 || s.Timeout < 0 {
-		bad("connect_timeout, timeout: must be positive")
+	if s.ConnectTimeout < 0 {
+		bad("connect_timeout", "must be positive")
+	}
+	if s.Timeout < 0 {
+		bad("timeout", "must be positive")
 	}
 	if s.PoolSize == 0 {
 		s.PoolSize = defaultPoolSize
 	}
 	if s.PoolSize < 1 || s.PoolSize > maxPoolSize {
-		bad("pool_size: %d is outside 1..%d", s.PoolSize, maxPoolSize)
+		bad("pool_size", "%d is outside 1..%d", s.PoolSize, maxPoolSize)
 	}
 	checkDN := func(key, dn string, required bool) {
 		if dn == "" {
 			if required {
-				bad("%s: missing", key)
+				bad(key, "missing")
 			}
 			return
 		}
 		if _, err := ldap.ParseDN(dn); err != nil {
-			bad("%s: %q is not a DN: %v", key, dn, err)
+			bad(key, "%q is not a DN: %v", dn, err)
 		}
 	}
 	checkDN("base_dn", s.BaseDN, true)
@@ -333,23 +340,23 @@ func (s *Settings) Check() error {
 		checkDN("shared_groups", g, true)
 	}
 	if s.BindDN != "" && s.BindPassword == "" {
-		bad("bind_password: missing for bind_dn %q (an empty password would be an anonymous bind)", s.BindDN)
+		bad("bind_password", "missing for bind_dn %q (an empty password would be an anonymous bind)", s.BindDN)
 	}
 	if s.BindDN == "" && s.BindPassword != "" {
-		bad("bind_password: set without bind_dn")
+		bad("bind_password", "set without bind_dn")
 	}
 	switch {
 	case s.UserFilter == "":
-		bad(`user_filter: missing; for example "(&(objectClass=user)(objectCategory=person)(sAMAccountName={user}))" or "(uid={user})"`)
+		bad("user_filter", `missing; for example "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))" or "(uid={user})"`)
 	case !strings.Contains(s.UserFilter, userPlaceholder):
-		bad("user_filter: %q has no {user}", s.UserFilter)
+		bad("user_filter", "%q has no {user}", s.UserFilter)
 	default:
 		if _, err := ldap.CompileFilter(strings.ReplaceAll(s.UserFilter, userPlaceholder, "x")); err != nil {
-			bad("user_filter: %q is not an LDAP filter: %v", s.UserFilter, err)
+			bad("user_filter", "%q is not an LDAP filter: %v", s.UserFilter, err)
 		}
 	}
 	if s.UserDNTemplate != "" && !strings.Contains(s.UserDNTemplate, userPlaceholder) {
-		bad("user_dn_template: %q has no {user}", s.UserDNTemplate)
+		bad("user_dn_template", "%q has no {user}", s.UserDNTemplate)
 	}
 	if s.UsernameAttribute == "" {
 		s.UsernameAttribute = "uid"
@@ -360,7 +367,7 @@ func (s *Settings) Check() error {
 	switch s.GroupMembership {
 	case MembershipMember, MembershipMemberOf, MembershipAD:
 	default:
-		bad("group_membership: %q; want %q, %q or %q", s.GroupMembership, MembershipMember, MembershipMemberOf, MembershipAD)
+		bad("group_membership", "%q; want %q, %q or %q", s.GroupMembership, MembershipMember, MembershipMemberOf, MembershipAD)
 	}
 	if s.GroupBaseDN == "" {
 		s.GroupBaseDN = s.BaseDN
@@ -369,7 +376,7 @@ func (s *Settings) Check() error {
 		s.GroupFilter = defaultGroupFilter
 	}
 	if _, err := ldap.CompileFilter(s.GroupFilter); err != nil {
-		bad("group_filter: %q is not an LDAP filter: %v", s.GroupFilter, err)
+		bad("group_filter", "%q is not an LDAP filter: %v", s.GroupFilter, err)
 	}
 	if s.GroupMemberAttribute == "" {
 		s.GroupMemberAttribute = "member"
@@ -384,27 +391,23 @@ func (s *Settings) Check() error {
 		s.RefreshInterval = defaultRefreshInterval
 	}
 	if s.RefreshInterval < 0 {
-		bad("refresh_interval: must be positive")
+		bad("refresh_interval", "must be positive")
 	}
 	if s.PageSize == 0 {
 		s.PageSize = defaultPageSize
 	}
 	if s.PageSize < 1 || s.PageSize > maxPageSize {
-		bad("page_size: %d is outside 1..%d", s.PageSize, maxPageSize)
+		bad("page_size", "%d is outside 1..%d", s.PageSize, maxPageSize)
 	}
 	vc := vcardFields()
 	for name, attrs := range s.VCard {
 		if _, ok := vc[name]; !ok {
-			bad("vcard: unknown field %q", name)
+			bad("vcard", "unknown field %q", name)
 			continue
 		}
 		vc[name] = attrs
 	}
 	s.VCard = vc
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: ldap backend config: %s", sdk.ErrInvalid, strings.Join(errs, "; "))
-	}
-	return nil
 }
 
 // tlsRoots reads CAFile.

@@ -38,7 +38,7 @@
 //	bind_dn              service account for searches; empty: anonymous
 //	bind_password        its password
 //	user_filter          finds one user; {user} is the escaped name (required),
-//	                     e.g. "(&(objectClass=user)(objectCategory=person)(sAMAccountName={user}))"
+//	                     e.g. "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))"
 //	                     (AD: without objectCategory=person it matches computer accounts too)
 //	user_dn_template     bind as this instead of the DN found: "uid={user},ou=people,dc=x",
 //	                     "{user}@EXAMPLE.ORG" or "EXAMPLE\\{user}"

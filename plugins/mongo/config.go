@@ -2,7 +2,6 @@ package mongobackend
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -50,55 +49,58 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 	}
 	s := Settings{URI: fc.URI, Database: fc.Database, FullText: fc.FullText, RetentionDays: fc.RetentionDays,
 		SCRAMIterations: fc.SCRAMIterations}
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	errs := &sdk.ConfigErrors{Prefix: "mongo backend config"}
 	dur := func(key, v string, d *time.Duration) {
 		if v == "" {
 			return
 		}
 		x, err := time.ParseDuration(v)
 		if err != nil || x <= 0 {
-			bad("%s: %q is not a positive duration like \"1h\"", key, v)
+			errs.Add(key, "%q is not a positive duration like \"1h\"", v)
 			return
 		}
 		*d = x
 	}
 	dur("retention_interval", fc.RetentionInterval, &s.RetentionInterval)
 	dur("connect_timeout", fc.ConnectTimeout, &s.ConnectTimeout)
-	if err := s.check(); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if len(errs) > 0 {
-		return Settings{}, fmt.Errorf("%w: mongo backend config: %s", sdk.ErrInvalid, strings.Join(errs, "; "))
+	s.check(errs)
+	if err := errs.Err(); err != nil {
+		return Settings{}, err
 	}
 	return s.withDefaults(), nil
+}
+
+// Validate is the plugin's sdk.Validator: it checks the config block as New
+// does, without connecting.
+func Validate(cfg sdk.Config) (sdk.Validation, error) {
+	s, err := ParseConfig(cfg)
+	if err != nil {
+		return sdk.Validation{}, err
+	}
+	return sdk.Validation{Capabilities: s.capabilities()}, nil
 }
 
 // maxSCRAMIterations bounds the PBKDF2 cost so a typo cannot make every
 // login take minutes.
 const maxSCRAMIterations = 10_000_000
 
-func (s Settings) check() error {
-	var errs []string
+// check adds the problems of s to errs.
+func (s Settings) check(errs *sdk.ConfigErrors) {
 	switch {
 	case s.URI == "":
-		errs = append(errs, `uri: missing; want "mongodb://host:port/"`)
+		errs.Add("uri", `missing; want "mongodb://host:port/"`)
 	case !strings.HasPrefix(s.URI, "mongodb://") && !strings.HasPrefix(s.URI, "mongodb+srv://"):
-		errs = append(errs, "uri: must start with mongodb:// or mongodb+srv://")
+		errs.Add("uri", "must start with mongodb:// or mongodb+srv://")
 	}
 	if strings.ContainsAny(s.Database, "/\\. \"$\x00") {
-		errs = append(errs, fmt.Sprintf("database: %q is not a valid MongoDB database name", s.Database))
+		errs.Add("database", "%q is not a valid MongoDB database name", s.Database)
 	}
 	if s.SCRAMIterations != 0 && (s.SCRAMIterations < sdk.DefaultSCRAMIterations || s.SCRAMIterations > maxSCRAMIterations) {
-		errs = append(errs, fmt.Sprintf("scram_iterations: %d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations))
+		errs.Add("scram_iterations", "%d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations)
 	}
 	if s.RetentionDays < 0 {
-		errs = append(errs, fmt.Sprintf("retention_days: %d is negative", s.RetentionDays))
+		errs.Add("retention_days", "%d is negative", s.RetentionDays)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
 }
 
 func (s Settings) withDefaults() Settings {

@@ -60,8 +60,10 @@ func Open(ctx context.Context, set Settings, log hclog.Logger) (*Store, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if err := set.check(); err != nil {
-		return nil, fmt.Errorf("%w: mongo backend config: %v", sdk.ErrInvalid, err)
+	errs := &sdk.ConfigErrors{Prefix: "mongo backend config"}
+	set.check(errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	set = set.withDefaults()
 	client, err := mongo.Connect(options.Client().ApplyURI(set.URI).
@@ -265,14 +267,18 @@ func (s *Store) ExpireArchive(ctx context.Context, cutoff time.Time) (int64, err
 }
 
 // Capabilities declares every feature read-write, with SCRAM.
-func (s *Store) Capabilities() sdk.Capabilities {
+func (s *Store) Capabilities() sdk.Capabilities { return s.set.capabilities() }
+
+// capabilities is what a Store with these settings serves; Validate reports
+// it without connecting.
+func (s Settings) capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
 		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster:  sdk.AccessReadWrite,
 		Offline: sdk.AccessReadWrite,
 		VCard:   sdk.AccessReadWrite,
 		Private: sdk.AccessReadWrite,
-		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.set.FullText},
+		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
 	}
 }
 

@@ -2,8 +2,6 @@ package sqlbackend
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,24 +64,44 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		MaxOpenConns:    fc.MaxOpenConns,
 		MaxIdleConns:    fc.MaxIdleConns,
 	}
+	errs := &sdk.ConfigErrors{Prefix: "sql backend config"}
 	if fc.ConnMaxLifetime != "" {
 		d, err := time.ParseDuration(fc.ConnMaxLifetime)
 		if err != nil {
-			return Settings{}, fmt.Errorf("%w: sql backend config: conn_max_lifetime: %v", sdk.ErrInvalid, err)
+			errs.Add("conn_max_lifetime", "%v", err)
 		}
 		s.ConnMaxLifetime = d
 	}
-	if _, err := s.check(); err != nil {
+	s.checkInto(errs)
+	if err := errs.Err(); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
 }
 
+// Validate is the plugin's sdk.Validator: it checks the config block as New
+// does, without opening the database.
+func Validate(cfg sdk.Config) (sdk.Validation, error) {
+	if _, err := ParseConfig(cfg); err != nil {
+		return sdk.Validation{}, err
+	}
+	return sdk.Validation{Capabilities: capabilities()}, nil
+}
+
 // check validates s and returns its dialect. Error messages name the config
 // key, since that is what the operator has to fix.
 func (s Settings) check() (dialect, error) {
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	errs := &sdk.ConfigErrors{Prefix: "sql backend config"}
+	d := s.checkInto(errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkInto adds the problems of s to errs and returns its dialect.
+func (s Settings) checkInto(errs *sdk.ConfigErrors) dialect {
+	bad := errs.Add
 	var d dialect
 	const want = `want "sqlite", "postgres" or "mysql" (or "mariadb")`
 	switch s.Driver {
@@ -94,36 +112,33 @@ func (s Settings) check() (dialect, error) {
 	case "mysql", "mariadb":
 		d = mysqlDialect{}
 	case "":
-		bad("driver: missing; " + want)
+		bad("driver", "missing; %s", want)
 	default:
-		bad("driver: unknown %q; "+want, s.Driver)
+		bad("driver", "unknown %q; %s", s.Driver, want)
 	}
 	if s.DSN == "" {
-		bad("dsn: missing")
+		bad("dsn", "missing")
 	}
 	if s.Schema != "" {
 		if _, ok := d.(postgresDialect); !ok {
-			bad("schema: only driver postgres has schemas; name the database in dsn instead")
+			bad("schema", "only driver postgres has schemas; name the database in dsn instead")
 		} else if !validSchema(s.Schema) {
-			bad("schema: %q is not a plain identifier (a-z, 0-9 and _, not starting with a digit, at most 63 bytes)", s.Schema)
+			bad("schema", "%q is not a plain identifier (a-z, 0-9 and _, not starting with a digit, at most 63 bytes)", s.Schema)
 		}
 	}
 	if s.SCRAMIterations != 0 && (s.SCRAMIterations < sdk.DefaultSCRAMIterations || s.SCRAMIterations > maxSCRAMIterations) {
-		bad("scram_iterations: %d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations)
+		bad("scram_iterations", "%d is outside %d..%d", s.SCRAMIterations, sdk.DefaultSCRAMIterations, maxSCRAMIterations)
 	}
 	if s.MaxOpenConns < 0 {
-		bad("max_open_conns: %d is negative", s.MaxOpenConns)
+		bad("max_open_conns", "%d is negative", s.MaxOpenConns)
 	}
 	if s.MaxIdleConns < 0 {
-		bad("max_idle_conns: %d is negative", s.MaxIdleConns)
+		bad("max_idle_conns", "%d is negative", s.MaxIdleConns)
 	}
 	if s.ConnMaxLifetime < 0 {
-		bad("conn_max_lifetime: %s is negative", s.ConnMaxLifetime)
+		bad("conn_max_lifetime", "%s is negative", s.ConnMaxLifetime)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: sql backend config: %s", sdk.ErrInvalid, strings.Join(errs, "; "))
-	}
-	return d, nil
+	return d
 }
 
 // New is the plugin's sdk.Factory: it builds a Store from the config block.

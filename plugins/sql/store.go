@@ -121,7 +121,11 @@ const defaultMaxIdleConns = 2
 
 // Capabilities declares every feature read-write, with SCRAM and archive
 // search.
-func (s *Store) Capabilities() sdk.Capabilities {
+func (s *Store) Capabilities() sdk.Capabilities { return capabilities() }
+
+// capabilities is what every Store serves, whatever its config; Validate
+// reports it without opening a database.
+func capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
 		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster:  sdk.AccessReadWrite,

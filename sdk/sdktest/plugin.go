@@ -1,10 +1,14 @@
 package sdktest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +87,40 @@ func StartPlugin(t testing.TB, command string, args []string, config []byte) *Pl
 	if err != nil {
 		t.Fatalf("plugin %s: Configure: %v", command, err)
 	}
+	checkValidate(t, command, config, caps)
 	return &Plugin{Client: c, caps: caps, pc: pc}
+}
+
+// checkValidate runs the plugin's validate command on the config Configure
+// accepted: it must accept it too and report the same capabilities, or
+// `koi check-config` would judge a config differently from koi's start.
+// A plugin without the command is only logged.
+func checkValidate(t testing.TB, command string, config []byte, caps sdk.Capabilities) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, command, sdk.ValidateCommand, "-json")
+	cmd.Stdin = bytes.NewReader(config)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && (ee.ExitCode() == sdk.ValidateUnsupported ||
+		strings.Contains(stderr.String(), "This binary is a plugin")) {
+		t.Logf("plugin %s has no validate command; koi check-config cannot check its config", command)
+		return
+	}
+	var rep sdk.ValidationReport
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Errorf("plugin %s validate: %v; no report (%v) in %q; stderr:\n%s", command, err, jerr, out, &stderr)
+		return
+	}
+	switch {
+	case !rep.OK:
+		t.Errorf("plugin %s validate rejects the config Configure accepted: %v", command, rep.Problems)
+	case rep.Capabilities != caps:
+		t.Errorf("plugin %s validate reports capabilities %+v, Configure declared %+v", command, rep.Capabilities, caps)
+	}
 }
 
 // BuildPlugin builds the plugin's main package pkg (an import path, or a

@@ -74,6 +74,25 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 	return nil, fmt.Errorf("%w: config: mode %q: want full, readonly or liar", sdk.ErrInvalid, opts.Mode)
 }
 
+// Validate is the plugin's sdk.Validator.
+func Validate(cfg sdk.Config) (sdk.Validation, error) {
+	var opts Options
+	if err := cfg.Decode(&opts); err != nil {
+		return sdk.Validation{}, err
+	}
+	access := sdk.AccessReadWrite
+	switch opts.Mode {
+	case "", "full", "liar":
+	case "readonly":
+		access = sdk.AccessRead
+	default:
+		errs := &sdk.ConfigErrors{Prefix: "config"}
+		errs.Add("mode", "%q: want full, readonly or liar", opts.Mode)
+		return sdk.Validation{}, errs
+	}
+	return sdk.Validation{Capabilities: readers{access: access}.Capabilities()}, nil
+}
+
 type user struct {
 	password string
 	scram    map[string]sdk.SCRAMCredentials

@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(extauth.New)
+	sdk.Serve(extauth.New, sdk.WithValidator(extauth.Validate))
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(httpbackend.New)
+	sdk.Serve(httpbackend.New, sdk.WithValidator(httpbackend.Validate))
 }

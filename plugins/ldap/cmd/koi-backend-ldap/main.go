@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(ldapbackend.New)
+	sdk.Serve(ldapbackend.New, sdk.WithValidator(ldapbackend.Validate))
 }

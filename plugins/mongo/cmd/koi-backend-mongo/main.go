@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(mongobackend.New)
+	sdk.Serve(mongobackend.New, sdk.WithValidator(mongobackend.Validate))
 }

@@ -8,6 +8,11 @@
 // without it, from standard input (which keeps a dsn's password out of the
 // process list), applies pending migrations and prints the schema version.
 // `koictl db migrate` runs it for each plugin block of a koi config.
+//
+//	koi-backend-sql validate [-json]
+//
+// checks the config block on standard input without opening the database
+// (`koi check-config` runs it; see sdk.ValidateCommand).
 package main
 
 import (
@@ -29,7 +34,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		os.Exit(migrateCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	sdk.Serve(sqlbackend.New)
+	sdk.Serve(sqlbackend.New, sdk.WithValidator(sqlbackend.Validate))
 }
 
 // maxConfigBytes bounds the config read from standard input.

@@ -6,4 +6,4 @@ import (
 	"github.com/koi-im/koi/sdk/internal/testbackend"
 )
 
-func main() { sdk.Serve(testbackend.New) }
+func main() { sdk.Serve(testbackend.New, sdk.WithValidator(testbackend.Validate)) }
