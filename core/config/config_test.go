@@ -629,10 +629,6 @@ host "example.com" { auth = "Store"  roster = "Store" }
 			func(c *Config) (any, any) {
 				return c.Listeners, []Listener{{Name: "c2s", Type: "c2s", Address: "0.0.0.0:5222", StartTLS: "required"}}
 			}},
-		{"new websocket listener", []string{"KOI_LISTEN__WEBSOCKET__ADDRESS=127.0.0.1:5280", "KOI_LISTEN__WEBSOCKET__TLS=true"},
-			func(c *Config) (any, any) {
-				return c.Listeners[1], Listener{Name: "websocket", Type: "websocket", Address: "127.0.0.1:5280", Path: "/xmpp-websocket", TLS: true}
-			}},
 		{"plugin config, label matched ignoring case", []string{"KOI_PLUGIN__STORE__CONFIG__DSN=/var/lib/koi.db"},
 			func(c *Config) (any, any) {
 				return c.Plugins["Store"].Config, map[string]any{

@@ -17,7 +17,9 @@ func TestHungWrapperKillsChildren(t *testing.T) {
 	b, logs := open(t, map[string]string{"alice@" + testHost: "secret"}, func(s *Settings) {
 		s.Args = append([]string{"-c", `"$0" "$@"; exit 1`, s.Program}, s.Args...)
 		s.Program = "/bin/sh"
-		s.Timeout = time.Second
+		// Room for a Python start on a loaded machine before the 0.3 s
+		// "slow" answer; "hang" still times out.
+		s.Timeout = 4 * time.Second
 	})
 	if _, err := b.UserExists(ctxT(t), testHost, "slow"); err != nil {
 		t.Fatal(err)
