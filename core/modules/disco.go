@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 
+	"github.com/koi-im/koi/core/lastactivity"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -23,7 +24,7 @@ func (m *Server) registerDisco() {
 
 // serverFeatures lists what a host offers; it follows the host's backends.
 func (m *Server) serverFeatures(h *Host) []string {
-	f := []string{NSDiscoInfo, NSDiscoItems, nsPing, nsTime, nsVersion, "urn:xmpp:features:rosterver", "urn:xmpp:features:pre-approval", nsCarbons}
+	f := []string{NSDiscoInfo, NSDiscoItems, nsPing, nsTime, nsVersion, lastactivity.Namespace, "urn:xmpp:features:rosterver", "urn:xmpp:features:pre-approval", nsCarbons}
 	if h.Offline.On {
 		f = append(f, "msgoffline")
 	}

@@ -2,9 +2,11 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"time"
 
+	"github.com/koi-im/koi/core/lastactivity"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -27,6 +29,28 @@ func (m *Server) registerMisc() {
 	})
 	m.handleIQ(scopeServer, "get", nsTime, entityTime)
 	m.handleIQ(scopeServer, "get", nsVersion, m.softwareVersion)
+	m.handleIQ(scopeServer, "get", lastactivity.Namespace, func(context.Context, *iqCall) (*xmlstream.Element, *stanza.Error) {
+		return m.last.Uptime(), nil
+	})
+	m.handleIQ(scopeAccount, "get", lastactivity.Namespace, m.lastActivity)
+}
+
+// lastActivity answers XEP-0012 for an account, to itself and to those
+// subscribed to its presence (§4: others get <forbidden/>).
+func (m *Server) lastActivity(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if !c.self && !m.granted(ctx, c.to, c.s.JID()) {
+		return nil, stanza.ErrForbidden
+	}
+	if u := m.router.User(c.to); u != nil && len(u.Available()) > 0 {
+		return lastactivity.Online(), nil
+	}
+	q, err := m.last.Offline(ctx, c.to, c.host.private())
+	if errors.Is(err, lastactivity.ErrUnknown) {
+		return nil, stanza.ErrItemNotFound.WithText("no last activity known")
+	} else if err != nil {
+		return nil, backendError(err)
+	}
+	return q, nil
 }
 
 func pong(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) { return nil, nil }

@@ -8,12 +8,12 @@ package modules
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/lastactivity"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -70,14 +70,14 @@ type Server struct {
 	carbons *carbons
 	iq      map[iqKey]iqHandler
 	version string
-	started time.Time
+	last    *lastactivity.Tracker
 }
 
 // New builds the module server for hosts.
 func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Server {
 	m := &Server{
 		log: log, router: r, hosts: make(map[string]*Host, len(hosts)),
-		iq: make(map[iqKey]iqHandler), version: version, started: time.Now(),
+		iq: make(map[iqKey]iqHandler), version: version, last: lastactivity.New(nil),
 	}
 	for _, h := range hosts {
 		m.hosts[h.Name] = h

@@ -124,12 +124,19 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 			}
 		}
 	}
+	var others []*router.Session
 	if u := s.User(); u != nil {
-		for _, o := range u.Available() {
+		others = u.Available()
+		for _, o := range others {
 			sendTo(o, p)
 		}
 		if unavailable && !s.State().Available {
 			sendTo(s, p) // the originating resource sees its own unavailable presence
+		}
+	}
+	if unavailable && len(others) == 0 {
+		if err := m.last.WentOffline(ctx, owner, p, m.hosts[owner.Domain()].private()); err != nil {
+			m.log.Warn("last activity not stored", "user", owner.String(), "error", err)
 		}
 	}
 }
@@ -199,16 +206,22 @@ func (m *Server) probeContacts(ctx context.Context, s *router.Session) {
 // prober if contact has granted prober a subscription (RFC 6121 §4.3.2).
 func (m *Server) answerProbe(ctx context.Context, probe *xmlstream.Element, prober, contact jid.JID) {
 	contact = contact.Bare()
-	allowed := false
-	m.rosters.with(ctx, contact, func(r *roster) error {
-		it, ok := r.item(prober.Bare())
-		allowed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
-		return nil
-	})
-	if !allowed {
+	if !m.granted(ctx, contact, prober) {
 		return
 	}
 	m.sendAvailableTo(ctx, contact, prober)
+}
+
+// granted reports whether owner has granted who a subscription to its
+// presence.
+func (m *Server) granted(ctx context.Context, owner, who jid.JID) bool {
+	allowed := false
+	m.rosters.with(ctx, owner.Bare(), func(r *roster) error {
+		it, ok := r.item(who.Bare())
+		allowed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
+		return nil
+	})
+	return allowed
 }
 
 // sendAvailableTo sends the current presence of owner's available

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/koi-im/koi/core/lastactivity"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -65,4 +66,14 @@ func (m *Server) privateIQ(ctx context.Context, c *iqCall) (*xmlstream.Element, 
 		return nil, backendError(err)
 	}
 	return nil, nil
+}
+
+// private returns the host's private storage for features that keep a
+// little per-account state in it (last activity), nil where it is off or
+// read-only.
+func (h *Host) private() lastactivity.Private {
+	if h == nil || !h.Private.On || !h.Private.Writable {
+		return nil
+	}
+	return h.Private.Backend
 }
