@@ -25,8 +25,9 @@ import (
 type Backend struct {
 	spec     Spec
 	log      hclog.Logger
-	config   []byte // spec.Config as JSON
-	checksum []byte // decoded spec.SHA256, nil when unset
+	errs     *errLog // logs the errors of calls, rate-limited per method
+	config   []byte  // spec.Config as JSON
+	checksum []byte  // decoded spec.SHA256, nil when unset
 	// kick asks the supervisor to check the plugin now, after a call saw
 	// ErrUnavailable.
 	kick chan struct{}
@@ -417,27 +418,33 @@ func (b *Backend) poke() {
 	}
 }
 
-// call runs one call on the current plugin with the call timeout.
-func call[T any](ctx context.Context, b *Backend, f func(context.Context, *sdk.Client) (T, error)) (T, error) {
+// call runs one call of method, for host, on the current plugin with the
+// call timeout, and logs the error it returns (see errLog). A call refused
+// because the plugin is down or closing is not logged: the supervisor
+// already says so, once.
+func call[T any](ctx context.Context, b *Backend, method, host string, f func(context.Context, *sdk.Client) (T, error)) (T, error) {
 	c, err := b.acquire()
 	if err != nil {
 		var zero T
 		return zero, err
 	}
 	defer b.release()
-	ctx, cancel := context.WithTimeout(ctx, b.spec.CallTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, b.spec.CallTimeout)
 	defer cancel()
-	v, err := f(ctx, c)
+	v, err := f(callCtx, c)
 	if err != nil && errors.Is(err, sdk.ErrUnavailable) {
 		b.poke()
 		err = fmt.Errorf("plugin %q: %w", b.spec.Name, err)
 	}
+	// ctx, not callCtx: a call that hit the call timeout is logged, one
+	// whose caller gave up is not.
+	b.errs.report(ctx, method, host, err)
 	return v, err
 }
 
 // callErr is call for methods that return only an error.
-func callErr(ctx context.Context, b *Backend, f func(context.Context, *sdk.Client) error) error {
-	_, err := call(ctx, b, func(ctx context.Context, c *sdk.Client) (struct{}, error) {
+func callErr(ctx context.Context, b *Backend, method, host string, f func(context.Context, *sdk.Client) error) error {
+	_, err := call(ctx, b, method, host, func(ctx context.Context, c *sdk.Client) (struct{}, error) {
 		return struct{}{}, f(ctx, c)
 	})
 	return err

@@ -110,6 +110,7 @@ func newBackend(log hclog.Logger, s Spec) (*Backend, error) {
 		s.CallTimeout = defaultCallTimeout
 	}
 	b := &Backend{spec: s, log: log.Named(s.Name), kick: make(chan struct{}, 1)}
+	b.errs = newErrLog(b.log)
 	var problems []error
 	if s.Name == "" {
 		problems = append(problems, errors.New("plugin without a name"))
