@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -89,6 +90,7 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	cmd := exec.Command(path, b.spec.Args...)
+	cmd.Dir = b.spec.Dir
 	// Env order matters: the last value of a key wins, and the spec's
 	// values must beat the host's.
 	cmd.Env = append(os.Environ(), b.spec.Env...)
@@ -194,13 +196,18 @@ func levelName(log hclog.Logger) string {
 }
 
 // commandPath finds the plugin binary: a path, or a name looked up in PATH.
-// The file must exist and be executable.
+// The file must exist and be executable. The result is absolute: exec
+// would resolve a relative one against Spec.Dir, not where it was found.
 func (b *Backend) commandPath() (string, error) {
 	path, err := exec.LookPath(b.spec.Command)
 	if err != nil {
 		return "", fmt.Errorf("command %q: %w", b.spec.Command, err)
 	}
-	return path, nil
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", b.spec.Command, err)
+	}
+	return abs, nil
 }
 
 // checksumError refuses the binary at path, whose sha256 is got.
