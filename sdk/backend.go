@@ -135,14 +135,21 @@ const (
 // Auth checks accounts. Users are identified by their local part (already
 // normalised by the core with the UsernameCaseMapped PRECIS profile) and the
 // virtual host they belong to.
+//
+// Every method of Auth and AuthAdmin returns ErrInvalid when host or user
+// is empty: that request is malformed, which is not the same answer as an
+// unknown user (sdktest checks it).
 type Auth interface {
-	// UserExists reports whether the account exists.
+	// UserExists reports whether the account exists: false, nil for an
+	// unknown user.
 	UserExists(ctx context.Context, host, user string) (bool, error)
 	// CheckPassword verifies a plain-text password. It returns false, nil
-	// for a wrong password or an unknown user.
+	// for a wrong password or an unknown user: an error (even ErrNotFound)
+	// means the check itself failed.
 	CheckPassword(ctx context.Context, host, user, password string) (bool, error)
 	// SCRAMCredentials returns stored credentials for hash (HashSHA1 or
-	// HashSHA256), or ErrNotFound. Only called when Capabilities.Auth.SCRAM.
+	// HashSHA256), or ErrNotFound for an unknown user. Only called when
+	// Capabilities.Auth.SCRAM.
 	SCRAMCredentials(ctx context.Context, host, user, hash string) (SCRAMCredentials, error)
 }
 

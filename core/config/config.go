@@ -101,6 +101,11 @@ type Plugin struct {
 	// as JSON. Never nil.
 	Config      map[string]any
 	CallTimeout time.Duration // key call_timeout, default 5s
+	// Dir is the working directory the plugin runs in: the config file's
+	// directory, so that relative paths in Config (a SQLite dsn, a CA
+	// file) are relative to the config file like koi's own. "" (Parse)
+	// leaves it koi's working directory. Not a key of the block.
+	Dir string
 }
 
 // Host is a virtual host (block host "domain"). A feature names the plugin

@@ -199,8 +199,11 @@ server { data_dir = "var" }
 		{"cert_file (absolute)", got.TLS.CertFile, "/etc/koi/cert.pem"},
 		{"key_file (from env)", got.TLS.KeyFile, filepath.Join(dir, "keys/key.pem")},
 		{"data_dir", got.Server.DataDir, filepath.Join(dir, "var")},
-		// A plugin's config is the plugin's business: passed as written.
+		// A plugin's config is the plugin's business: passed as written,
+		// and the plugin runs in the config file's directory, where a
+		// relative path in it then resolves.
 		{"plugin config", got.Plugins["store"].Config["dsn"].(string), "data/koi.db"},
+		{"plugin dir", got.Plugins["store"].Dir, dir},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)

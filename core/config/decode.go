@@ -180,7 +180,7 @@ func (d *decoder) plugins(v any, fileOrder []string) map[string]Plugin {
 	out := make(map[string]Plugin, len(labels))
 	for _, label := range labels {
 		b := d.block([]string{"plugin", label}, bodies[label])
-		p := Plugin{Name: label, Config: map[string]any{}}
+		p := Plugin{Name: label, Config: map[string]any{}, Dir: d.baseDir}
 		if label == "" {
 			d.problem(b.path, "label must not be empty")
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -25,8 +26,9 @@ import (
 type Backend struct {
 	spec     Spec
 	log      hclog.Logger
-	config   []byte // spec.Config as JSON
-	checksum []byte // decoded spec.SHA256, nil when unset
+	errs     *errLog // logs the errors of calls, rate-limited per method
+	config   []byte  // spec.Config as JSON
+	checksum []byte  // decoded spec.SHA256, nil when unset
 	// kick asks the supervisor to check the plugin now, after a call saw
 	// ErrUnavailable.
 	kick chan struct{}
@@ -88,6 +90,7 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	cmd := exec.Command(path, b.spec.Args...)
+	cmd.Dir = b.spec.Dir
 	// Env order matters: the last value of a key wins, and the spec's
 	// values must beat the host's.
 	cmd.Env = append(os.Environ(), b.spec.Env...)
@@ -193,13 +196,18 @@ func levelName(log hclog.Logger) string {
 }
 
 // commandPath finds the plugin binary: a path, or a name looked up in PATH.
-// The file must exist and be executable.
+// The file must exist and be executable. The result is absolute: exec
+// would resolve a relative one against Spec.Dir, not where it was found.
 func (b *Backend) commandPath() (string, error) {
 	path, err := exec.LookPath(b.spec.Command)
 	if err != nil {
 		return "", fmt.Errorf("command %q: %w", b.spec.Command, err)
 	}
-	return path, nil
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", b.spec.Command, err)
+	}
+	return abs, nil
 }
 
 // checksumError refuses the binary at path, whose sha256 is got.
@@ -417,27 +425,33 @@ func (b *Backend) poke() {
 	}
 }
 
-// call runs one call on the current plugin with the call timeout.
-func call[T any](ctx context.Context, b *Backend, f func(context.Context, *sdk.Client) (T, error)) (T, error) {
+// call runs one call of method, for host, on the current plugin with the
+// call timeout, and logs the error it returns (see errLog). A call refused
+// because the plugin is down or closing is not logged: the supervisor
+// already says so, once.
+func call[T any](ctx context.Context, b *Backend, method, host string, f func(context.Context, *sdk.Client) (T, error)) (T, error) {
 	c, err := b.acquire()
 	if err != nil {
 		var zero T
 		return zero, err
 	}
 	defer b.release()
-	ctx, cancel := context.WithTimeout(ctx, b.spec.CallTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, b.spec.CallTimeout)
 	defer cancel()
-	v, err := f(ctx, c)
+	v, err := f(callCtx, c)
 	if err != nil && errors.Is(err, sdk.ErrUnavailable) {
 		b.poke()
 		err = fmt.Errorf("plugin %q: %w", b.spec.Name, err)
 	}
+	// ctx, not callCtx: a call that hit the call timeout is logged, one
+	// whose caller gave up is not.
+	b.errs.report(ctx, method, host, err)
 	return v, err
 }
 
 // callErr is call for methods that return only an error.
-func callErr(ctx context.Context, b *Backend, f func(context.Context, *sdk.Client) error) error {
-	_, err := call(ctx, b, func(ctx context.Context, c *sdk.Client) (struct{}, error) {
+func callErr(ctx context.Context, b *Backend, method, host string, f func(context.Context, *sdk.Client) error) error {
+	_, err := call(ctx, b, method, host, func(ctx context.Context, c *sdk.Client) (struct{}, error) {
 		return struct{}{}, f(ctx, c)
 	})
 	return err

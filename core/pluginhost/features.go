@@ -28,159 +28,169 @@ var (
 
 // Ping asks the plugin to check its backend's dependencies.
 func (b *Backend) Ping(ctx context.Context) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.Ping(ctx) })
+	return callErr(ctx, b, "Ping", "", func(ctx context.Context, c *sdk.Client) error { return c.Ping(ctx) })
 }
 
 // UserExists implements sdk.Auth.
 func (b *Backend) UserExists(ctx context.Context, host, user string) (bool, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (bool, error) { return c.UserExists(ctx, host, user) })
+	return call(ctx, b, "UserExists", host, func(ctx context.Context, c *sdk.Client) (bool, error) { return c.UserExists(ctx, host, user) })
 }
 
 // CheckPassword implements sdk.Auth.
 func (b *Backend) CheckPassword(ctx context.Context, host, user, password string) (bool, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (bool, error) {
+	return call(ctx, b, "CheckPassword", host, func(ctx context.Context, c *sdk.Client) (bool, error) {
 		return c.CheckPassword(ctx, host, user, password)
 	})
 }
 
 // SCRAMCredentials implements sdk.Auth.
 func (b *Backend) SCRAMCredentials(ctx context.Context, host, user, hash string) (sdk.SCRAMCredentials, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.SCRAMCredentials, error) {
+	return call(ctx, b, "SCRAMCredentials", host, func(ctx context.Context, c *sdk.Client) (sdk.SCRAMCredentials, error) {
 		return c.SCRAMCredentials(ctx, host, user, hash)
 	})
 }
 
 // CreateUser implements sdk.AuthAdmin.
 func (b *Backend) CreateUser(ctx context.Context, host, user, password string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.CreateUser(ctx, host, user, password) })
+	return callErr(ctx, b, "CreateUser", host, func(ctx context.Context, c *sdk.Client) error { return c.CreateUser(ctx, host, user, password) })
 }
 
 // SetPassword implements sdk.AuthAdmin.
 func (b *Backend) SetPassword(ctx context.Context, host, user, password string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetPassword(ctx, host, user, password) })
+	return callErr(ctx, b, "SetPassword", host, func(ctx context.Context, c *sdk.Client) error { return c.SetPassword(ctx, host, user, password) })
 }
 
 // DeleteUser implements sdk.AuthAdmin.
 func (b *Backend) DeleteUser(ctx context.Context, host, user string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteUser(ctx, host, user) })
+	return callErr(ctx, b, "DeleteUser", host, func(ctx context.Context, c *sdk.Client) error { return c.DeleteUser(ctx, host, user) })
 }
 
 // ListUsers implements sdk.AuthAdmin.
 func (b *Backend) ListUsers(ctx context.Context, host string) ([]string, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) ([]string, error) { return c.ListUsers(ctx, host) })
+	return call(ctx, b, "ListUsers", host, func(ctx context.Context, c *sdk.Client) ([]string, error) { return c.ListUsers(ctx, host) })
 }
 
 // GetRoster implements sdk.Roster.
 func (b *Backend) GetRoster(ctx context.Context, owner string) (sdk.RosterState, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.RosterState, error) { return c.GetRoster(ctx, owner) })
+	return call(ctx, b, "GetRoster", hostOf(owner), func(ctx context.Context, c *sdk.Client) (sdk.RosterState, error) { return c.GetRoster(ctx, owner) })
 }
 
 // SetItem implements sdk.RosterWriter.
 func (b *Backend) SetItem(ctx context.Context, owner string, item sdk.RosterItem) (string, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.SetItem(ctx, owner, item) })
+	return call(ctx, b, "SetItem", hostOf(owner), func(ctx context.Context, c *sdk.Client) (string, error) { return c.SetItem(ctx, owner, item) })
 }
 
 // DeleteItem implements sdk.RosterWriter.
 func (b *Backend) DeleteItem(ctx context.Context, owner, contact string) (string, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.DeleteItem(ctx, owner, contact) })
+	return call(ctx, b, "DeleteItem", hostOf(owner), func(ctx context.Context, c *sdk.Client) (string, error) { return c.DeleteItem(ctx, owner, contact) })
 }
 
 // SetPending implements sdk.RosterWriter.
 func (b *Backend) SetPending(ctx context.Context, owner string, p sdk.PendingSubscription) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetPending(ctx, owner, p) })
+	return callErr(ctx, b, "SetPending", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.SetPending(ctx, owner, p) })
 }
 
 // DeletePending implements sdk.RosterWriter.
 func (b *Backend) DeletePending(ctx context.Context, owner, contact string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeletePending(ctx, owner, contact) })
+	return callErr(ctx, b, "DeletePending", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeletePending(ctx, owner, contact) })
 }
 
 // DeleteRoster implements sdk.RosterWriter.
 func (b *Backend) DeleteRoster(ctx context.Context, owner string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteRoster(ctx, owner) })
+	return callErr(ctx, b, "DeleteRoster", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteRoster(ctx, owner) })
 }
 
 // Store implements sdk.Offline.
 func (b *Backend) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.Store(ctx, owner, msg) })
+	return callErr(ctx, b, "Store", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.Store(ctx, owner, msg) })
 }
 
 // Count implements sdk.Offline.
 func (b *Backend) Count(ctx context.Context, owner string) (int, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (int, error) { return c.Count(ctx, owner) })
+	return call(ctx, b, "Count", hostOf(owner), func(ctx context.Context, c *sdk.Client) (int, error) { return c.Count(ctx, owner) })
 }
 
 // Pop implements sdk.Offline.
 func (b *Backend) Pop(ctx context.Context, owner string) ([]sdk.OfflineMessage, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) ([]sdk.OfflineMessage, error) { return c.Pop(ctx, owner) })
+	return call(ctx, b, "Pop", hostOf(owner), func(ctx context.Context, c *sdk.Client) ([]sdk.OfflineMessage, error) { return c.Pop(ctx, owner) })
 }
 
 // DeleteAll implements sdk.Offline.
 func (b *Backend) DeleteAll(ctx context.Context, owner string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteAll(ctx, owner) })
+	return callErr(ctx, b, "DeleteAll", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteAll(ctx, owner) })
 }
 
 // GetVCard implements sdk.VCard.
 func (b *Backend) GetVCard(ctx context.Context, owner string) (string, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) { return c.GetVCard(ctx, owner) })
+	return call(ctx, b, "GetVCard", hostOf(owner), func(ctx context.Context, c *sdk.Client) (string, error) { return c.GetVCard(ctx, owner) })
 }
 
 // SetVCard implements sdk.VCardWriter.
 func (b *Backend) SetVCard(ctx context.Context, owner, vcard string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetVCard(ctx, owner, vcard) })
+	return callErr(ctx, b, "SetVCard", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.SetVCard(ctx, owner, vcard) })
 }
 
 // DeleteVCard implements sdk.VCardWriter.
 func (b *Backend) DeleteVCard(ctx context.Context, owner string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteVCard(ctx, owner) })
+	return callErr(ctx, b, "DeleteVCard", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteVCard(ctx, owner) })
 }
 
 // GetPrivate implements sdk.Private.
 func (b *Backend) GetPrivate(ctx context.Context, owner, name, namespace string) (string, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (string, error) {
+	return call(ctx, b, "GetPrivate", hostOf(owner), func(ctx context.Context, c *sdk.Client) (string, error) {
 		return c.GetPrivate(ctx, owner, name, namespace)
 	})
 }
 
 // SetPrivate implements sdk.PrivateWriter.
 func (b *Backend) SetPrivate(ctx context.Context, owner, name, namespace, xml string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error {
+	return callErr(ctx, b, "SetPrivate", hostOf(owner), func(ctx context.Context, c *sdk.Client) error {
 		return c.SetPrivate(ctx, owner, name, namespace, xml)
 	})
 }
 
 // DeletePrivate implements sdk.PrivateWriter.
 func (b *Backend) DeletePrivate(ctx context.Context, owner string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeletePrivate(ctx, owner) })
+	return callErr(ctx, b, "DeletePrivate", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeletePrivate(ctx, owner) })
 }
 
 // AppendArchive implements sdk.Archive with a stream of one batch, bounded
 // by the call timeout. The core's archive writer keeps a stream open with
 // OpenArchiveStream instead.
 func (b *Backend) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.AppendArchive(ctx, msgs) })
+	return callErr(ctx, b, "AppendArchive", archiveHost(msgs), func(ctx context.Context, c *sdk.Client) error { return c.AppendArchive(ctx, msgs) })
 }
 
 // QueryArchive implements sdk.Archive.
 func (b *Backend) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.ArchivePage, error) { return c.QueryArchive(ctx, q) })
+	return call(ctx, b, "QueryArchive", hostOf(q.Owner), func(ctx context.Context, c *sdk.Client) (sdk.ArchivePage, error) { return c.QueryArchive(ctx, q) })
 }
 
 // DeleteArchive implements sdk.Archive.
 func (b *Backend) DeleteArchive(ctx context.Context, owner string) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.DeleteArchive(ctx, owner) })
+	return callErr(ctx, b, "DeleteArchive", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteArchive(ctx, owner) })
 }
 
 // GetArchivePrefs implements sdk.Archive.
 func (b *Backend) GetArchivePrefs(ctx context.Context, owner string) (sdk.ArchivePrefs, error) {
-	return call(ctx, b, func(ctx context.Context, c *sdk.Client) (sdk.ArchivePrefs, error) {
+	return call(ctx, b, "GetArchivePrefs", hostOf(owner), func(ctx context.Context, c *sdk.Client) (sdk.ArchivePrefs, error) {
 		return c.GetArchivePrefs(ctx, owner)
 	})
 }
 
 // SetArchivePrefs implements sdk.Archive.
 func (b *Backend) SetArchivePrefs(ctx context.Context, owner string, prefs sdk.ArchivePrefs) error {
-	return callErr(ctx, b, func(ctx context.Context, c *sdk.Client) error { return c.SetArchivePrefs(ctx, owner, prefs) })
+	return callErr(ctx, b, "SetArchivePrefs", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.SetArchivePrefs(ctx, owner, prefs) })
+}
+
+// archiveHost names the host of a batch for the error log: the batches
+// koi sends hold one host's messages or few, and the first names it well
+// enough to find the plugin's trouble.
+func archiveHost(msgs []sdk.ArchivedMessage) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	return hostOf(msgs[0].Owner)
 }
 
 // OpenArchiveStream opens an archive write stream on the current plugin

@@ -37,6 +37,11 @@ type Spec struct {
 	CallTimeout time.Duration
 	// Env is added to the host's environment for the plugin ("KEY=value").
 	Env []string
+	// Dir is the plugin's working directory, where relative paths in its
+	// Config resolve; "" is the host's. koi sets the config file's
+	// directory. A relative Command is still relative to the host's
+	// working directory (it is found before the plugin starts).
+	Dir string
 }
 
 // Timings. The host's own work is cheap; these bound what a plugin may take.
@@ -110,6 +115,7 @@ func newBackend(log hclog.Logger, s Spec) (*Backend, error) {
 		s.CallTimeout = defaultCallTimeout
 	}
 	b := &Backend{spec: s, log: log.Named(s.Name), kick: make(chan struct{}, 1)}
+	b.errs = newErrLog(b.log)
 	var problems []error
 	if s.Name == "" {
 		problems = append(problems, errors.New("plugin without a name"))

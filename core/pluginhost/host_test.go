@@ -621,3 +621,31 @@ func isErr(t *testing.T, what string, err, want error) {
 		t.Errorf("%s: error %v, want %v", what, err, want)
 	}
 }
+
+// The plugin runs in Spec.Dir (koi passes the config file's directory),
+// and a relative command is still found from the host's directory.
+func TestPluginRunsInSpecDir(t *testing.T) {
+	dir := t.TempDir()
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(cwd, pluginPath)
+	if err != nil {
+		t.Skipf("no relative path to the plugin: %v", err)
+	}
+	s := spec("store", nil)
+	s.Command, s.Dir = rel, dir
+	_, logs := startHost(t, s)
+	eventually(t, 2*time.Second, "plugin log line", func() bool {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "testbackend configured") {
+				if !strings.Contains(line, "dir="+dir) {
+					t.Errorf("plugin did not run in %s: %q", dir, line)
+				}
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -58,6 +58,7 @@ func Validate(ctx context.Context, s Spec) (sdk.ValidationReport, error) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, sdk.ValidateCommand, "-json")
+	cmd.Dir = s.Dir // as at start: a relative path in the config resolves the same
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.Stdin = bytes.NewReader(b.config) // not an argument: a dsn may hold a password
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

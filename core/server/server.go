@@ -57,7 +57,7 @@ func PluginSpecs(cfg *config.Config, only map[string]bool) []pluginhost.Spec {
 		p := cfg.Plugins[n]
 		specs = append(specs, pluginhost.Spec{
 			Name: n, Command: p.Command, Args: p.Args, SHA256: p.SHA256,
-			Config: p.Config, CallTimeout: p.CallTimeout,
+			Config: p.Config, CallTimeout: p.CallTimeout, Dir: p.Dir,
 		})
 	}
 	return specs

@@ -10,8 +10,9 @@
 # are in SQLite too; vCards come from AD, and everyone in the group
 # xmpp-users sees everyone else in it as a contact.
 #
-# Relative paths are relative to this file, except the SQLite dsn, which is
-# relative to koi's working directory. Secrets belong in the environment:
+# Relative paths are relative to this file, those in plugin config blocks
+# too (koi runs each plugin in this file's directory). Secrets belong in the
+# environment:
 #   KOI_PLUGIN__DIRECTORY__CONFIG__BIND_PASSWORD='...'
 
 log { level = "info"  format = "text" }

@@ -103,8 +103,8 @@ func (s *Settings) Check() error {
 }
 
 // resolveProgram makes p absolute the way the other plugins read their
-// paths: a plugin runs in koi's working directory, so a relative path is
-// relative to that (like the sql plugin's SQLite dsn). A bare name
+// paths: relative to the working directory, which koi sets to the config
+// file's directory (like the sql plugin's SQLite dsn). A bare name
 // without a slash is looked up in PATH, so that program = "python3" with
 // the script in args works. Resolving once, at start, means a missing or
 // non-executable program stops koi with this message instead of failing

@@ -33,7 +33,8 @@
 // The plugin's config block (defaults in brackets):
 //
 //	program    the extauth program: an absolute path, a path relative to
-//	           koi's working directory, or a bare name looked up in PATH
+//	           the plugin's working directory (koi starts it in the config
+//	           file's directory), or a bare name looked up in PATH
 //	args       its arguments [none]
 //	instances  copies of the program run side by side, 1..64 [1]
 //	timeout    time a program has to answer one request ["3s"]; keep it

@@ -109,7 +109,7 @@ func checkArchiveEmpty(e *env) {
 	p := e.queryArchive(sdk.ArchiveQuery{Owner: owner, Max: 10, Count: true})
 	e.wantPage("an unknown owner's archive", p, nil, true)
 	if p.Count != 0 {
-		e.t.Errorf("count of an unknown owner's archive = %d", p.Count)
+		e.t.Errorf("count of an unknown owner's archive = %d, want 0 (an empty archive, not an error)", p.Count)
 	}
 	prefs, err := e.archive().GetArchivePrefs(e.ctx, owner)
 	if e.noErr("GetArchivePrefs of an unknown owner", err) && (prefs.Default != "" || len(prefs.Always)+len(prefs.Never) > 0) {
@@ -142,7 +142,7 @@ func checkArchiveRoundTrip(e *env) {
 			e.t.Errorf("stamp %s, want %s (to the millisecond)", g.Stamp.Format(time.RFC3339Nano), weird.Stamp.Format(time.RFC3339Nano))
 		}
 		if g0 := p.Messages[0]; g0.PeerResource != "pc" || !g0.Outgoing {
-			e.t.Errorf("message 1 came back as %+v", g0)
+			e.t.Errorf("message 1 came back as %+v, want PeerResource \"pc\" and Outgoing true as stored", g0)
 		}
 	}
 	e.wantPage("another owner's archive", e.queryArchive(sdk.ArchiveQuery{Owner: other, Max: 10}), idRange(1, 2), true)
@@ -169,7 +169,7 @@ func checkArchiveIdempotent(e *env) {
 		e.t.Errorf("count after resends = %d, want 6", p.Count)
 	}
 	if len(p.Messages) > 0 && p.Messages[0].Body != batch[0].Body {
-		e.t.Errorf("a resent message overwrote the stored one: body %q", p.Messages[0].Body)
+		e.t.Errorf("a resent message overwrote the stored one: body %q, want %q (AppendArchive keeps the first copy of an (owner, stanza id))", p.Messages[0].Body, batch[0].Body)
 	}
 	e.appendArchive() // an empty batch is fine
 }

@@ -43,8 +43,9 @@ func (e *env) authAdmin() sdk.AuthAdmin {
 func (e *env) wantPassword(host, user, password string, want bool) {
 	e.t.Helper()
 	ok, err := e.auth().CheckPassword(e.ctx, host, user, password)
-	if e.noErr(fmt.Sprintf("CheckPassword(%q, %q)", user, password), err) && ok != want {
-		e.t.Errorf("CheckPassword(%q, %q) = %v, want %v", user, password, ok, want)
+	if err != nil || ok != want {
+		e.t.Errorf("CheckPassword(%q, %q, %q) = %v, %v; want %v, nil%s",
+			host, user, password, ok, describeErr(err), want, notAnError(err, want))
 	}
 }
 
@@ -52,9 +53,19 @@ func (e *env) wantPassword(host, user, password string, want bool) {
 func (e *env) wantExists(host, user string, want bool) {
 	e.t.Helper()
 	ok, err := e.auth().UserExists(e.ctx, host, user)
-	if e.noErr(fmt.Sprintf("UserExists(%q, %q)", host, user), err) && ok != want {
-		e.t.Errorf("UserExists(%q, %q) = %v, want %v", host, user, ok, want)
+	if err != nil || ok != want {
+		e.t.Errorf("UserExists(%q, %q) = %v, %v; want %v, nil%s",
+			host, user, ok, describeErr(err), want, notAnError(err, want))
 	}
+}
+
+// notAnError explains why a false answer must come without an error: koi
+// reads an error as a failed check, not as "no".
+func notAnError(err error, want bool) string {
+	if err == nil || want {
+		return ""
+	}
+	return " (an unknown user or a wrong password is an answer, false, not an error; not even sdk.ErrNotFound)"
 }
 
 // wantSCRAM checks that the stored SCRAM credentials of user match
@@ -68,9 +79,9 @@ func (e *env) wantSCRAM(host, user, password string) {
 		}
 		switch {
 		case len(c.Salt) == 0:
-			e.t.Errorf("SCRAMCredentials(%q, %s): empty salt", user, h.name)
+			e.t.Errorf("SCRAMCredentials(%q, %s): empty salt, want the salt the keys were derived with", user, h.name)
 		case c.Iterations < 1:
-			e.t.Errorf("SCRAMCredentials(%q, %s): iteration count %d", user, h.name, c.Iterations)
+			e.t.Errorf("SCRAMCredentials(%q, %s): iteration count %d, want at least 1", user, h.name, c.Iterations)
 		case len(c.StoredKey) != h.size || len(c.ServerKey) != h.size:
 			e.t.Errorf("SCRAMCredentials(%q, %s): StoredKey %d bytes, ServerKey %d bytes, want %d each",
 				user, h.name, len(c.StoredKey), len(c.ServerKey), h.size)
@@ -295,6 +306,7 @@ func checkAuthConcurrentCreate(e *env) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
+			defer e.recoverPanic()
 			<-start
 			errs[i] = a.CreateUser(e.ctx, host, user, fmt.Sprintf("secret %d", i))
 		})

@@ -118,7 +118,7 @@ func checkPing(e *env) {
 		e.t.Skip("the backend does not implement sdk.Pinger")
 	}
 	if err := p.Ping(e.ctx); err != nil {
-		e.t.Errorf("Ping: %v", err)
+		e.t.Errorf("Ping: error %v, want none from a freshly built backend", describeErr(err))
 	}
 }
 
@@ -147,14 +147,21 @@ func (e *env) wantErr(what string, err error, want ...error) {
 	for i, w := range want {
 		names[i] = errName(w)
 	}
-	e.t.Errorf("%s: error %v, want one wrapping %s", what, describeErr(err), strings.Join(names, " or "))
+	want0 := strings.Join(names, " or ")
+	switch {
+	case err == nil:
+		e.t.Errorf("%s: no error, want one wrapping %s", what, want0)
+	default:
+		e.t.Errorf("%s: error %v, want one wrapping %s (return it, or wrap it with %%w, so that it keeps its meaning in koi)",
+			what, describeErr(err), want0)
+	}
 }
 
 // ok fails the test now if err is not nil.
 func (e *env) ok(what string, err error) {
 	e.t.Helper()
 	if err != nil {
-		e.t.Fatalf("%s: %v", what, err)
+		e.t.Fatalf("%s: error %v, want none", what, describeErr(err))
 	}
 }
 
@@ -162,7 +169,7 @@ func (e *env) ok(what string, err error) {
 func (e *env) noErr(what string, err error) bool {
 	e.t.Helper()
 	if err != nil {
-		e.t.Errorf("%s: %v", what, err)
+		e.t.Errorf("%s: error %v, want none", what, describeErr(err))
 		return false
 	}
 	return true

@@ -71,6 +71,11 @@
 // their meaning across it: errors.Is(err, sdk.ErrNotFound) holds on both
 // sides only if the backend returns (or wraps) the sdk sentinels.
 //
+// A backend that panics fails the subtest it panicked in, with the stack;
+// the other checks, and the plugin run, still run. (In a plugin the SDK
+// recovers panics too and returns them as errors: a panic is never an
+// answer koi understands.)
+//
 // # Fresh state
 //
 // Every subtest builds its own backend (and, over the wire, starts its own

@@ -145,6 +145,7 @@ func checkOfflineConcurrentPop(e *env) {
 		return nil
 	}
 	wg.Go(func() {
+		defer e.recoverPanic()
 		defer stored.Store(true)
 		for i := range total {
 			if err := o.Store(e.ctx, owner, sdk.OfflineMessage{Stanza: fmt.Sprintf("<message id='%d'/>", i), Stamp: stamp}); err != nil {
@@ -156,6 +157,7 @@ func checkOfflineConcurrentPop(e *env) {
 	pops := atomic.Int64{}
 	for range e.o.Concurrency {
 		wg.Go(func() {
+			defer e.recoverPanic()
 			for !stored.Load() {
 				msgs, err := o.Pop(e.ctx, owner)
 				if err == nil {

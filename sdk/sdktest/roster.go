@@ -46,7 +46,7 @@ func (v *versions) next(e *env, what, got string) {
 	e.t.Helper()
 	switch {
 	case got == "":
-		e.t.Errorf("%s returned an empty roster version", what)
+		e.t.Errorf("%s returned an empty roster version, want a new non-empty one after every change", what)
 	case v.seen[got]:
 		e.t.Errorf("%s returned roster version %q, which an earlier state of the roster already had", what, got)
 	case isDecimal(v.last) && isDecimal(got) && decimal(got).Cmp(decimal(v.last)) <= 0:
@@ -235,7 +235,7 @@ func checkRosterVersions(e *env) {
 		change()
 		e.setItem(v, owner, it)
 		if st := e.getRoster(owner); st.Version != v.last {
-			e.t.Errorf("after change %d: GetRoster version %q, SetItem returned %q", i, st.Version, v.last)
+			e.t.Errorf("after change %d: GetRoster version %q, want %q, the version SetItem returned", i, st.Version, v.last)
 		}
 		e.wantRoster(owner, v.last, []sdk.RosterItem{it}, nil)
 	}
@@ -295,7 +295,7 @@ func checkRosterDelete(e *env) {
 	e.ok("DeleteRoster", w.DeleteRoster(e.ctx, owner))
 	st := e.getRoster(owner)
 	if len(st.Items) != 0 || len(st.Pending) != 0 {
-		e.t.Errorf("after DeleteRoster: %d items and %d pending requests left", len(st.Items), len(st.Pending))
+		e.t.Errorf("after DeleteRoster: %d items and %d pending requests left, want none", len(st.Items), len(st.Pending))
 	}
 	e.wantRoster(other, "", items, pending)
 	e.ok("DeleteRoster again", w.DeleteRoster(e.ctx, owner))
@@ -361,6 +361,7 @@ func (e *env) forEach(n int, fn func(i int) error) error {
 	)
 	for range min(e.o.Concurrency, n) {
 		wg.Go(func() {
+			defer e.recoverPanic()
 			for {
 				mu.Lock()
 				i := next
@@ -453,6 +454,7 @@ func checkRosterConcurrent(e *env) {
 	var wg sync.WaitGroup
 	for g := range e.o.Concurrency {
 		wg.Go(func() {
+			defer e.recoverPanic()
 			<-start
 			for k := range perWriter {
 				i := g*perWriter + k

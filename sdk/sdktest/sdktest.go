@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,6 +145,7 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend, o Optio
 		known bool
 	)
 	if !t.Run("capabilities", func(t *testing.T) {
+		defer recoverPanic(t)
 		e := s.env(t)
 		caps, known = e.caps, true
 		t.Logf("declared capabilities: %s", describeCaps(caps))
@@ -165,7 +167,29 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend, o Optio
 		if !c.applies(caps, s.o) {
 			continue
 		}
-		t.Run(c.name, func(t *testing.T) { c.run(s.env(t)) })
+		t.Run(c.name, func(t *testing.T) {
+			defer recoverPanic(t)
+			c.run(s.env(t))
+		})
+	}
+}
+
+// recoverPanic, deferred, turns a panic of the backend (or of the factory)
+// into the failure of the subtest it happened in, with its stack. Without
+// it one panicking method would abort the whole test binary, and with it
+// every other check and the plugin run. It must be deferred directly, so
+// that recover sees the panic.
+func recoverPanic(t testing.TB) {
+	if r := recover(); r != nil {
+		t.Errorf("panic: %v (recovered by the kit; the backend must return an error instead)\n%s", r, debug.Stack())
+	}
+}
+
+// recoverPanic is recoverPanic for the goroutines a check starts: a panic
+// there is not the subtest's to recover, and would end the binary.
+func (e *env) recoverPanic() {
+	if r := recover(); r != nil {
+		e.t.Errorf("panic: %v (recovered by the kit; the backend must return an error instead)\n%s", r, debug.Stack())
 	}
 }
 

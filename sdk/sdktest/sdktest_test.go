@@ -41,6 +41,7 @@ var bugs = map[string]func(m *testbackend.Memory) sdk.Backend{
 	"private-ignores-ns":   func(m *testbackend.Memory) sdk.Backend { return privateByName{m} },
 	"lost-large-roster":    func(m *testbackend.Memory) sdk.Backend { return lossyRoster{m} },
 	"scram-wrong-password": func(m *testbackend.Memory) sdk.Backend { return wrongSCRAM{m} },
+	"panics":               func(m *testbackend.Memory) sdk.Backend { return panicky{m} },
 	// Read-only auth, with the account the kit is told about.
 	"readonly":             func(m *testbackend.Memory) sdk.Backend { return withExisting(readOnlyAuth{m}) },
 	"readonly-accepts-any": func(m *testbackend.Memory) sdk.Backend { return withExisting(acceptsAny{readOnlyAuth{m}}) },
@@ -65,7 +66,7 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"sorted-groups", `Groups:["Zeta" "Alpha" "Mid"]`},
 		{"racy-create", "all succeeded, want exactly one"},
 		{"readonly", ""},
-		{"readonly-accepts-any", `"existing", "pwx") = true, want false`},
+		{"readonly-accepts-any", `"existing", "pwx") = true, <nil>; want false, nil`},
 		{"accent-insensitive", "zoe-"},
 		{"private-ignores-ns", `GetPrivate(`},
 		{"lost-large-roster", "missing item"},
@@ -93,6 +94,29 @@ func TestKitCatchesBugs(t *testing.T) {
 				t.Errorf("the kit's failure does not mention %q:\n%s", c.want, out.String())
 			}
 		})
+	}
+}
+
+// A panicking backend fails the checks that called it, with the stack,
+// both in a check's own goroutine and in the goroutines of a concurrency
+// check, and the run goes on with the other checks.
+func TestKitRecoversPanics(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBroken$", "-test.v")
+	cmd.Env = append(os.Environ(), brokenEnv+"=panics")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kit passed a panicking backend:\n%s", out)
+	}
+	for _, want := range []string{
+		"--- FAIL: TestBroken/inprocess/auth/accounts",
+		"--- FAIL: TestBroken/inprocess/auth/concurrent-create",
+		"panic: CreateUser: deliberate panic (recovered by the kit",
+		"sdktest_test.panicky.CreateUser", // the stack
+		"--- PASS: TestBroken/inprocess/vcard/not-found",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the run's output lacks %q:\n%s", want, out)
+		}
 	}
 }
 
@@ -140,6 +164,13 @@ func (b plainNotFound) GetVCard(ctx context.Context, owner string) (string, erro
 		return "", fmt.Errorf("no vcard for %s", owner)
 	}
 	return v, err
+}
+
+// panicky panics in CreateUser.
+type panicky struct{ *testbackend.Memory }
+
+func (panicky) CreateUser(context.Context, string, string, string) error {
+	panic("CreateUser: deliberate panic")
 }
 
 // unknownUserError treats an unknown user as an error, not a wrong password.

@@ -115,8 +115,9 @@ type Server struct {
 
 // Start starts koi on the config at path, with env added to its
 // environment, in the directory of the config file as a user runs it next
-// to its config (plugin settings such as an SQLite dsn are passed on as
-// written, so a relative one is relative to koi's working directory), and waits until every address in listen accepts
+// to its config (koi runs its plugins there too, whatever its own working
+// directory, so a relative SQLite dsn is relative to the config file), and
+// waits until every address in listen accepts
 // connections. On error koi is not left running and the error carries its
 // log.
 func Start(bins Bins, path string, env []string, listen ...string) (*Server, error) {

@@ -21,7 +21,7 @@ import (
 )
 
 type options struct {
-	File string `json:"file"` // the htpasswd file; relative to koi's working directory
+	File string `json:"file"` // the htpasswd file; relative to the working directory, which koi sets to config.hcl's
 }
 
 type backend struct {

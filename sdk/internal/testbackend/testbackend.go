@@ -62,7 +62,8 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 		vcards:  map[string]string{},
 		private: map[string]map[string]string{},
 	}
-	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid())
+	wd, _ := os.Getwd() // the host's tests check where it runs
+	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
 	switch opts.Mode {
 	case "", "full":
 		return m, nil
