@@ -75,6 +75,8 @@ type conn struct {
 	bound     atomic.Bool  // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
 	one       [1]byte      // where an idle session waits for its next byte
+
+	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 }
 
 func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
@@ -174,8 +176,8 @@ func (c *conn) finish() {
 	}
 }
 
-// Send implements router.Conn.
-func (c *conn) Send(el *xmlstream.Element) bool {
+// send queues el for the client, past any CSI filter (see Send).
+func (c *conn) send(el *xmlstream.Element) bool {
 	if c.closed.Load() {
 		return false
 	}
@@ -392,6 +394,7 @@ func (c *conn) features() *xmlstream.Element {
 		f.AppendChild(xmlstream.NewElement(nsSession, "session").AppendChild(xmlstream.NewElement(nsSession, "optional")))
 		f.AppendChild(xmlstream.NewElement(nsRosterV, "ver"))
 		f.AppendChild(xmlstream.NewElement(nsPreAppr, "sub"))
+		f.AppendChild(xmlstream.NewElement(nsCSI, "csi"))
 	}
 	return f
 }
@@ -523,6 +526,9 @@ func (c *conn) sessionLoop() error {
 		}
 		if c.closed.Load() {
 			return errStreamClosing
+		}
+		if c.clientState(el) {
+			continue
 		}
 		if !stanza.IsStanza(el) {
 			return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
