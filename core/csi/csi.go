@@ -60,7 +60,8 @@ func New(max int) *Filter {
 
 // Push takes the next stanza for the client and returns what to send now,
 // in order: nothing when el is held, else everything held and then el.
-// Held elements are kept, not copied: callers must not change them.
+// What is held is a copy: a sender may change el once Push returns (the
+// modules send one element to several sessions, changing it in between).
 func (f *Filter) Push(el *xmlstream.Element) []*xmlstream.Element {
 	urgent, k := classify(el)
 	if urgent {
@@ -79,7 +80,7 @@ func (f *Filter) Push(el *xmlstream.Element) []*xmlstream.Element {
 	if len(f.held) >= f.max {
 		return f.flush(el)
 	}
-	f.held = append(f.held, held{key: k, el: el})
+	f.held = append(f.held, held{key: k, el: el.Copy()})
 	return nil
 }
 

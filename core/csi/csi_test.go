@@ -119,3 +119,14 @@ func TestFlushReleases(t *testing.T) {
 		t.Errorf("after Activate: Len %d, held %v; want nothing kept", f.Len(), f.held)
 	}
 }
+
+// A sender may change a stanza once Push returns; what was held must not.
+func TestHeldIsCopied(t *testing.T) {
+	f := New(0)
+	el, _ := stanza.Parse(`<presence from='a@x/1' to='b@x/1'/>`)
+	f.Push(el)
+	el.SetAttr("to", "c@x/1")
+	if out := f.Activate(); len(out) != 1 || out[0].Attr("to") != "b@x/1" {
+		t.Errorf("held stanza changed with the original: %v", out)
+	}
+}
