@@ -56,12 +56,15 @@ func (c *conn) clientState(el *xmlstream.Element) bool {
 			c.csi.Store(&csiGate{f: csi.New(csi.DefaultMaxHeld)})
 		}
 	case "active":
-		// Drop the gate first: a Send that still finds it waits for the
-		// flush below, then sees done and goes straight on, after it.
-		if g := c.csi.Swap(nil); g != nil {
+		// Flush, then drop the gate, both under its lock: a Send that
+		// still finds the gate waits, sees done and goes straight on; one
+		// that finds none came after the flush. Either way it queues after
+		// what was held, as a sender's stanzas must stay in order.
+		if g := c.csi.Load(); g != nil {
 			g.mu.Lock()
-			g.done = true
 			c.sendAll(g.f.Activate())
+			g.done = true
+			c.csi.Store(nil)
 			g.mu.Unlock()
 		}
 	default:
