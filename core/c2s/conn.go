@@ -75,6 +75,8 @@ type conn struct {
 	bound     atomic.Bool  // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
 	one       [1]byte      // where an idle session waits for its next byte
+
+	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 }
 
 func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
@@ -174,8 +176,8 @@ func (c *conn) finish() {
 	}
 }
 
-// Send implements router.Conn.
-func (c *conn) Send(el *xmlstream.Element) bool {
+// send queues el for the client, past any CSI filter (see Send).
+func (c *conn) send(el *xmlstream.Element) bool {
 	if c.closed.Load() {
 		return false
 	}
@@ -280,21 +282,6 @@ func (c *conn) writeRaw(b []byte) error {
 	_, err := c.nc.Write(b)
 	c.lastWrite.Store(time.Now().UnixNano())
 	return err
-}
-
-// keepalive sends a whitespace ping if nothing was written for interval.
-// Only bound sessions get them: before that a space could land in the
-// middle of a TLS handshake or before the XML declaration.
-func (c *conn) keepalive(now time.Time, interval time.Duration) {
-	if !c.bound.Load() || c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
-		return
-	}
-	c.qmu.Lock()
-	busy := c.writerOn
-	c.qmu.Unlock()
-	if !busy {
-		c.enqueue([]byte{' '}, true)
-	}
 }
 
 func newID() string {
@@ -407,6 +394,7 @@ func (c *conn) features() *xmlstream.Element {
 		f.AppendChild(xmlstream.NewElement(nsSession, "session").AppendChild(xmlstream.NewElement(nsSession, "optional")))
 		f.AppendChild(xmlstream.NewElement(nsRosterV, "ver"))
 		f.AppendChild(xmlstream.NewElement(nsPreAppr, "sub"))
+		f.AppendChild(xmlstream.NewElement(nsCSI, "csi"))
 	}
 	return f
 }
@@ -538,6 +526,9 @@ func (c *conn) sessionLoop() error {
 		}
 		if c.closed.Load() {
 			return errStreamClosing
+		}
+		if c.clientState(el) {
+			continue
 		}
 		if !stanza.IsStanza(el) {
 			return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}

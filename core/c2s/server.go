@@ -141,6 +141,21 @@ func (s *Server) keepalives() {
 	}
 }
 
+// keepalive sends a whitespace ping if nothing was written for interval.
+// Only bound sessions get them: before that a space could land in the
+// middle of a TLS handshake or before the XML declaration.
+func (c *conn) keepalive(now time.Time, interval time.Duration) {
+	if !c.bound.Load() || c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
+		return
+	}
+	c.qmu.Lock()
+	busy := c.writerOn
+	c.qmu.Unlock()
+	if !busy {
+		c.enqueue([]byte{' '}, true)
+	}
+}
+
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
 // behaviour, or direct TLS.
 func (s *Server) Serve(l net.Listener, mode TLSMode) error {
