@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/koi-im/koi/internal/testsvc"
 	"github.com/koi-im/koi/sdk"
 	"github.com/koi-im/koi/sdk/sdktest"
 )
@@ -23,37 +24,13 @@ const (
 	existingPassword = "p\u00e4ss:w\u00f6rd"
 )
 
-// needNode returns the plugin's directory with its node_modules installed,
-// or skips (fails under CI=true) when node or npm is missing.
+// needNode returns the plugin's directory with its node_modules
+// installed, or skips (fails under CI=true) when node or npm is missing.
 func needNode(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; CI must have node and npm", tool)
-			}
-			t.Skipf("%s is not installed: the node-auth plugin needs node and npm", tool)
-		}
-	}
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	npmInstall(t, dir)
+	dir, err := testsvc.NPMInstall(t.Context(), filepath.Join("examples", "plugins", "node-auth"))
+	testsvc.Require(t, err)
 	return dir
-}
-
-// npmInstall installs the locked dependencies into the plugin's
-// node_modules (gitignored); npm's cache goes under the repo's .cache/.
-// Up to date, it takes about a second.
-func npmInstall(t *testing.T, dir string) {
-	t.Helper()
-	cache := filepath.Join(dir, "..", "..", "..", ".cache", "npm")
-	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--cache", cache)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install in %s: %v\n%s", dir, err, out)
-	}
 }
 
 // hash runs `plugin.js hash`, the operator's tool for the user file. The
