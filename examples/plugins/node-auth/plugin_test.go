@@ -2,7 +2,6 @@ package nodeauth_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,18 +49,8 @@ func hash(t *testing.T, plugin, password string) string {
 func writeUsers(t *testing.T, users map[string]string) []byte {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.json")
-	b, err := json.Marshal(users)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := json.Marshal(map[string]string{"file": path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	writeJSON(t, path, users)
+	return config(t, path)
 }
 
 func TestConformance(t *testing.T) {

@@ -1,0 +1,163 @@
+package nodeauth_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// start launches plugin.js through go-plugin, as koi does, without
+// configuring it (sdktest.StartPlugin fails the test when Configure does).
+func start(t *testing.T, dir string, autoMTLS bool) *sdk.Client {
+	t.Helper()
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginMap(nil),
+		Cmd:              exec.Command(filepath.Join(dir, "plugin.js")),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         autoMTLS,
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Info}),
+		StartTimeout:     30 * time.Second,
+	})
+	t.Cleanup(pc.Kill)
+	proto, err := pc.Client()
+	if err != nil {
+		t.Fatalf("start plugin.js: %v", err)
+	}
+	raw, err := proto.Dispense(sdk.PluginName)
+	if err != nil {
+		t.Fatalf("dispense: %v", err)
+	}
+	return raw.(*sdk.Client)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestConfigureRefusals: a bad config block fails Configure with
+// sdk.ErrInvalid, naming the key, as the Go SDK's Config.Decode does.
+func TestConfigureRefusals(t *testing.T) {
+	dir := needNode(t)
+	c := start(t, dir, false)
+	if _, err := c.UserExists(ctx(t), "example.com", "alice"); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("UserExists before Configure: %v, want sdk.ErrUnavailable", err)
+	}
+	for _, tc := range []struct{ config, want string }{
+		{`{}`, "file: is required"},
+		{`{"file": "x", "fiel": "y"}`, "fiel: unknown key"},
+		{`{"file": "/nonexistent/users.json"}`, "no such file"},
+		{`[1]`, "must be an object"},
+	} {
+		_, err := c.Configure(ctx(t), []byte(tc.config))
+		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Configure(%s): %v, want sdk.ErrInvalid saying %q", tc.config, err, tc.want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "users.json")
+	writeJSON(t, bad, map[string]string{"alice": "secret"})
+	_, err := c.Configure(ctx(t), config(t, bad))
+	if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), `user "alice"`) {
+		t.Errorf("Configure with a plain password in the file: %v, want sdk.ErrInvalid naming alice", err)
+	}
+}
+
+// TestReload: a changed user file is read again; a broken one is ignored.
+func TestReload(t *testing.T) {
+	dir := needNode(t)
+	js := filepath.Join(dir, "plugin.js")
+	path := filepath.Join(t.TempDir(), "users.json")
+	users := map[string]string{"alice": hash(t, js, "secret")}
+	writeJSON(t, path, users)
+	c := start(t, dir, false)
+	if _, err := c.Configure(ctx(t), config(t, path)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(user, password string, want bool) {
+		t.Helper()
+		if ok, err := c.CheckPassword(ctx(t), "example.com", user, password); err != nil || ok != want {
+			t.Errorf("CheckPassword(%q, %q) = %v, %v; want %v", user, password, ok, err, want)
+		}
+	}
+	check("alice", "secret", true)
+	check("bob", "hunter2", false)
+
+	users["bob"] = hash(t, js, "hunter2")
+	writeJSON(t, path, users)
+	check("bob", "hunter2", true)
+
+	if err := os.WriteFile(path, []byte(`{"bob": "$apr1$not-scrypt"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("bob", "hunter2", true)
+	check("alice", "secret", true)
+}
+
+// TestValidateProblems: `plugin.js validate -json` reports problems by key
+// and exits 1, as sdk's validate command does.
+func TestValidateProblems(t *testing.T) {
+	dir := needNode(t)
+	cmd := exec.Command(filepath.Join(dir, "plugin.js"), sdk.ValidateCommand, "-json")
+	cmd.Stdin = strings.NewReader(`{"fiel": "x"}`)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("validate of a bad config: %v, want exit status 1", err)
+	}
+	var rep sdk.ValidationReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("validate report %q: %v", out, err)
+	}
+	keys := map[string]bool{}
+	for _, p := range rep.Problems {
+		keys[p.Key] = true
+	}
+	if rep.OK || !keys["fiel"] || !keys["file"] {
+		t.Errorf("validate report %+v, want problems with fiel and file", rep)
+	}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A coarse file clock must not hide the change from the plugin.
+	later := time.Now().Add(time.Duration(len(b)) * time.Millisecond)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func config(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]string{"file": path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
