@@ -45,14 +45,6 @@ function serve() {
     process.exit(1);
   }
   const log = require('./lib/log');
-  if (process.env.PLUGIN_CLIENT_CERT) {
-    // go-plugin's AutoMTLS. koi does not turn it on (core/pluginhost), and
-    // serving plain gRPC to a client that expects TLS would only fail later
-    // and less clearly.
-    log.error('the host asks for automatic mTLS (PLUGIN_CLIENT_CERT), which this plugin does not implement');
-    process.exit(1);
-  }
-
   const grpc = require('@grpc/grpc-js');
   const protoLoader = require('@grpc/proto-loader');
   const { Backend } = require('./lib/backend');
@@ -92,15 +84,25 @@ function serve() {
   });
   new Backend().register(server, koi);
 
-  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+  // Plain gRPC on loopback unless the host asks for go-plugin's AutoMTLS
+  // (koi does not; lib/mtls.js). The handshake's last field is then our
+  // certificate.
+  let creds = grpc.ServerCredentials.createInsecure();
+  let serverCert = '';
+  if (process.env.PLUGIN_CLIENT_CERT) {
+    ({ creds, serverCert } = require('./lib/mtls').autoMTLS(grpc, process.env.PLUGIN_CLIENT_CERT));
+    log.debug('serving with automatic mTLS');
+  }
+
+  server.bindAsync('127.0.0.1:0', creds, (err, port) => {
     if (err) {
       log.error('cannot listen', { error: err.message });
       process.exit(1);
     }
-    // The handshake: CORE|APP|network|address|protocol|server-cert. No
-    // cert without AutoMTLS. Nothing else may reach stdout before it.
+    // The handshake: CORE|APP|network|address|protocol|server-cert.
+    // Nothing else may reach stdout before it.
     const h = HANDSHAKE;
-    process.stdout.write(`${h.coreProtocolVersion}|${h.protocolVersion}|tcp|127.0.0.1:${port}|grpc|\n`);
+    process.stdout.write(`${h.coreProtocolVersion}|${h.protocolVersion}|tcp|127.0.0.1:${port}|grpc|${serverCert}\n`);
   });
 
   process.on('SIGTERM', () => exit(0, 'SIGTERM'));

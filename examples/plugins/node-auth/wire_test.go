@@ -1,9 +1,19 @@
 package nodeauth_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,4 +170,120 @@ func config(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestAutoMTLS: with go-plugin's AutoMTLS on (koi leaves it off, other
+// hosts may not), the plugin serves TLS with a certificate of its own and
+// requires the host's.
+func TestAutoMTLS(t *testing.T) {
+	dir := needNode(t)
+	js := filepath.Join(dir, "plugin.js")
+	path := filepath.Join(t.TempDir(), "users.json")
+	writeJSON(t, path, map[string]string{"alice": hash(t, js, "secret")})
+	c := start(t, dir, true)
+	caps, err := c.Configure(ctx(t), config(t, path))
+	if err != nil {
+		t.Fatalf("Configure over mTLS: %v", err)
+	}
+	if caps.Auth.Access != sdk.AccessRead {
+		t.Errorf("capabilities %+v", caps)
+	}
+	if ok, err := c.CheckPassword(ctx(t), "example.com", "alice", "secret"); err != nil || !ok {
+		t.Errorf("CheckPassword over mTLS = %v, %v", ok, err)
+	}
+}
+
+// TestAutoMTLSRequiresHostCert: over AutoMTLS, a client without the
+// host's certificate gets no gRPC connection; the handshake's certificate
+// is base64 DER without padding, for "localhost".
+func TestAutoMTLSRequiresHostCert(t *testing.T) {
+	dir := needNode(t)
+	hostCert, hostKey := selfSignedPEM(t)
+	cmd := exec.Command(filepath.Join(dir, "plugin.js"))
+	cmd.Env = append(os.Environ(),
+		sdk.Handshake.MagicCookieKey+"="+sdk.Handshake.MagicCookieValue,
+		"PLUGIN_CLIENT_CERT="+string(hostCert))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("handshake line: %v", err)
+	}
+	parts := strings.Split(strings.TrimSpace(line), "|")
+	if len(parts) != 6 || parts[2] != "tcp" || parts[4] != "grpc" {
+		t.Fatalf("handshake line %q", line)
+	}
+	der, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil {
+		t.Fatalf("server certificate %q: %v", parts[5], err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("server certificate: %v", err)
+	}
+	if err := cert.VerifyHostname("localhost"); err != nil {
+		t.Errorf("server certificate: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	// read dials and reads the server's first HTTP/2 frame: TLS 1.3
+	// reports a refused client certificate only there.
+	read := func(certs []tls.Certificate) error {
+		conn, err := tls.Dial("tcp", parts[3], &tls.Config{
+			RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}, Certificates: certs,
+		})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	if err := read(nil); err == nil {
+		t.Error("a client without the host's certificate was served")
+	}
+	pair, err := tls.X509KeyPair(hostCert, hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read([]tls.Certificate{pair}); err != nil {
+		t.Errorf("the host's certificate is refused: %v", err)
+	}
+}
+
+// selfSignedPEM makes a host certificate as go-plugin's AutoMTLS does.
+func selfSignedPEM(t *testing.T) (cert, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
