@@ -153,6 +153,29 @@ func TestNodePlugin(t *testing.T) {
 		}
 	})
 
+	t.Run("check-config runs the plugin's validate", func(t *testing.T) {
+		out, code := runKoiEnv(t, nil, "check-config", "-config", srv.config)
+		if code != 0 || !strings.Contains(out, ": OK") || strings.Contains(out, "warning") {
+			t.Errorf("koi check-config: exit %d\n%s", code, out)
+		}
+		// The plugin loads the user file as the start would: a missing one
+		// is a problem before koi runs.
+		b, err := os.ReadFile(srv.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := filepath.Join(t.TempDir(), "koi.hcl")
+		missing := filepath.Join(srv.dir, "absent.json")
+		cfg := strings.Replace(string(b), filepath.Join(srv.dir, "users.json"), missing, 1)
+		if err := os.WriteFile(bad, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, code = runKoiEnv(t, nil, "check-config", "-config", bad)
+		if code != 1 || !strings.Contains(out, missing) {
+			t.Errorf("koi check-config with a missing user file: exit %d\n%s", code, out)
+		}
+	})
+
 	t.Run("stopping koi ends the node process", func(t *testing.T) {
 		pids := srv.nodePluginPIDs(t)
 		if len(pids) != 1 {
