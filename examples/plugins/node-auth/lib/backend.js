@@ -6,6 +6,7 @@
 // PERMISSION_DENIED sdk.ErrReadOnly, INVALID_ARGUMENT sdk.ErrInvalid,
 // UNAVAILABLE sdk.ErrUnavailable, UNIMPLEMENTED errors.ErrUnsupported.
 
+const crypto = require('node:crypto');
 const { status } = require('@grpc/grpc-js');
 const { parseConfig, ConfigError } = require('./config');
 const { UserFile } = require('./users');
@@ -24,10 +25,16 @@ const CAPABILITIES_JSON = {
   Archive: { Access: 0, FullText: false },
 };
 
-// A hash checked for unknown users, so that they take as long to refuse
-// as known ones and timing does not tell which names exist.
-let dummy;
-const dummyHash = async () => (dummy ??= scrypt.parse(await scrypt.hash('dummy', scrypt.DEFAULT_LN)));
+// decoy is what an unknown user's password is checked against: the cost
+// of the file's first hash (the usual one), a random key, so that unknown
+// users take as long to refuse as known ones and timing does not tell
+// which names exist.
+const decoyKey = crypto.randomBytes(32);
+const decoySalt = crypto.randomBytes(16);
+function decoy(users) {
+  const model = users.values().next().value ?? { ln: scrypt.DEFAULT_LN, r: 8, p: 1 };
+  return { ln: model.ln, r: model.r, p: model.p, salt: decoySalt, key: decoyKey };
+}
 
 // wireError turns an error into a status the host maps back to a sentinel.
 class WireError extends Error {
@@ -92,25 +99,26 @@ class Backend {
   }
 
   // lookup checks host and user as koi's Go backends do, and returns the
-  // user's parsed hash or undefined.
+  // current users with the user's parsed hash (undefined if unknown).
   async lookup({ host, user }) {
     const file = this.state();
     if (!host) throw invalid('empty host');
     if (!user) throw invalid('empty user');
-    return (await file.current()).get(user);
+    const users = await file.current();
+    return { users, hash: users.get(user) };
   }
 
   async userExists(req) {
-    return { value: (await this.lookup(req)) !== undefined };
+    return { value: (await this.lookup(req)).hash !== undefined };
   }
 
   async checkPassword(req) {
-    const h = await this.lookup(req);
-    if (h === undefined) {
-      await scrypt.verify(await dummyHash(), req.password);
+    const { users, hash } = await this.lookup(req);
+    if (hash === undefined) {
+      await scrypt.verify(decoy(users), req.password);
       return { value: false };
     }
-    return { value: await scrypt.verify(h, req.password) };
+    return { value: await scrypt.verify(hash, req.password) };
   }
 
   async listUsers({ host }) {
