@@ -2,6 +2,7 @@ package nodeauth_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +18,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +289,65 @@ func selfSignedPEM(t *testing.T) (cert, key []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// TestHostGone: when the process that started the plugin dies, even by
+// SIGKILL (no Shutdown, no signal to the plugin), the plugin notices its
+// new parent and exits, as Go plugins do.
+func TestHostGone(t *testing.T) {
+	dir := needNode(t)
+	// sh stands in for koi: it starts the plugin, says its pid, and waits.
+	host := exec.Command("sh", "-c", `"$0" & echo "$!"; wait`, filepath.Join(dir, "plugin.js"))
+	host.Env = append(os.Environ(), sdk.Handshake.MagicCookieKey+"="+sdk.Handshake.MagicCookieValue)
+	stdout, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	var pid int
+	if line, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	} else if pid, err = strconv.Atoi(strings.TrimSpace(line)); err != nil {
+		t.Fatalf("plugin pid %q: %v", line, err)
+	}
+	exited := false
+	t.Cleanup(func() {
+		// Only while it is ours: once gone, the pid may be another's.
+		if !exited {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	// The handshake comes after the plugin noted its parent.
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "1|1|tcp|") {
+		t.Fatalf("handshake: %q, %v", line, err)
+	}
+	if err := host.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = host.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d still runs 10 s after its host was killed", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	exited = true
+}
+
+// gone reports whether pid has exited: no such process, or a zombie that
+// its new parent has not reaped yet.
+func gone(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false // not Linux: the signal check is all there is
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
 }
