@@ -284,7 +284,8 @@ type Blocklist interface {
 	GetBlocklist(ctx context.Context, owner string) ([]string, error)
 }
 
-// BlocklistWriter changes blocklists. Each call is all or nothing.
+// BlocklistWriter changes blocklists. Block and Unblock are idempotent, so
+// a call that failed part-way can simply be repeated.
 type BlocklistWriter interface {
 	// Block adds JIDs to the owner's list; one already there is not an
 	// error, nor is a repeat within jids.
