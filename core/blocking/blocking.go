@@ -53,8 +53,8 @@ type list struct {
 	loaded bool
 	items  []jid.JID
 	// wants are the sessions that asked for the list, which get pushes
-	// (§3.2); a session that ended stays until its user is forgotten,
-	// harmlessly: the router no longer lists it.
+	// (§3.2); a session that ended stays until the next change or until
+	// its user is forgotten, harmlessly: the router no longer lists it.
 	wants map[*router.Session]bool
 }
 
@@ -254,13 +254,16 @@ func (b *Module) set(ctx context.Context, s *router.Session, _, q *xmlstream.Ele
 	}
 	after := slices.Clone(l.items)
 	var pushTo []*router.Session
+	wants := map[*router.Session]bool{}
 	if u := b.router.User(owner); u != nil {
 		for _, o := range u.Sessions() {
 			if l.wants[o] {
 				pushTo = append(pushTo, o)
+				wants[o] = true
 			}
 		}
 	}
+	l.wants = wants // without the sessions that ended
 	l.mu.Unlock()
 
 	push := xmlstream.NewElement(xmlstream.NSClient, "iq").SetAttr("type", "set")

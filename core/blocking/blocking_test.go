@@ -84,6 +84,7 @@ func newEnv(t *testing.T) *env {
 		Auth:      auth.NewChain("example.com", []auth.Backend{namedStore{st}}),
 		Roster:    modules.Feature[modules.RosterBackend]{Backend: st, On: true, Writable: true},
 		VCard:     modules.Feature[modules.VCardBackend]{Backend: st, On: true, Writable: true},
+		Offline:   modules.Feature[sdk.Offline]{Backend: st, On: true, Writable: true},
 		Blocklist: modules.Feature[modules.BlocklistBackend]{Backend: st, On: true, Writable: true},
 	}
 	rt := router.New()
@@ -320,6 +321,28 @@ func TestBlockingCommand(t *testing.T) {
 	}
 	if got, err := e.store.GetBlocklist(context.Background(), "alice@example.com"); err != nil || len(got) != 0 {
 		t.Errorf("stored list %q, %v", got, err)
+	}
+}
+
+// A user who is offline is still protected: the list is read from the
+// backend, and a blocked sender's message is not stored for later.
+func TestBlockedWhileOffline(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.store.Block(ctx, "alice@example.com", []string{"bob@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := e.online("bob@example.com/b")
+	carol := e.online("carol@example.com/c")
+	bob.send(`<message to='alice@example.com' type='chat'><body>stored?</body></message>`)
+	carol.send(`<message to='alice@example.com' type='chat'><body>stored</body></message>`)
+	if n, err := e.store.Count(ctx, "alice@example.com"); err != nil || n != 1 {
+		t.Errorf("offline messages for alice: %d, %v; want only carol's", n, err)
+	}
+	alice := e.online("alice@example.com/a")
+	got := alice.rec.take()
+	if m := find(got, "message", ""); m == nil || !strings.Contains(m.String(), "carol@") || len(got) != 2 {
+		t.Errorf("alice got %v, want her own presence and carol's message", got)
 	}
 }
 
