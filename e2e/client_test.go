@@ -116,9 +116,11 @@ func (c *client) serve() {
 		if err != nil {
 			return err
 		}
-		// Acknowledge roster pushes as RFC 6121 §2.1.6 asks; the library
-		// would answer any other request with service-unavailable.
-		if el.is("", "iq") && el.attr("type") == "set" && el.child(nsRoster, "query") != nil {
+		// Acknowledge roster and blocklist pushes as RFC 6121 §2.1.6 and
+		// XEP-0191 ask; the library would answer any other request with
+		// service-unavailable.
+		if el.is("", "iq") && el.attr("type") == "set" &&
+			(el.child(nsRoster, "query") != nil || el.child(nsBlocking, "block") != nil || el.child(nsBlocking, "unblock") != nil) {
 			res := xml.StartElement{Name: xml.Name{Local: "iq"}, Attr: []xml.Attr{
 				{Name: xml.Name{Local: "type"}, Value: "result"},
 				{Name: xml.Name{Local: "id"}, Value: el.attr("id")},

@@ -76,6 +76,7 @@ host "localhost" {
   offline = "store"
   vcard   = "store"
   private = "store"
+  blocklist = "store"
   registration = {{.Opt.RegistrationLocalhost}}
 }
 
@@ -85,6 +86,7 @@ host "example.test" {
   offline = "store"
   vcard   = "store"
   private = "store"
+  blocklist = "store"
   registration = {{.Opt.RegistrationSecond}}
 }
 

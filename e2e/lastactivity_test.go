@@ -95,12 +95,13 @@ func TestLastActivity(t *testing.T) {
 	}
 }
 
+// hasFeature reports whether a disco#info result lists feature v.
 func hasFeature(r *element, v string) bool {
-	q := r.child("http://jabber.org/protocol/disco#info", "query")
+	q := r.child(nsDiscoInfo, "query")
 	if q == nil {
 		return false
 	}
-	for _, f := range q.children("http://jabber.org/protocol/disco#info", "feature") {
+	for _, f := range q.children(nsDiscoInfo, "feature") {
 		if f.attr("var") == v {
 			return true
 		}

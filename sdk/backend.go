@@ -73,6 +73,8 @@ type Capabilities struct {
 	VCard   Access
 	Private Access
 	Archive ArchiveCapabilities
+	// Blocklist is the blocking command's list (XEP-0191).
+	Blocklist Access
 }
 
 // ArchiveCapabilities describes a message archive backend.
@@ -278,6 +280,28 @@ type Private interface {
 type PrivateWriter interface {
 	SetPrivate(ctx context.Context, owner, name, namespace, xml string) error
 	DeletePrivate(ctx context.Context, owner string) error
+}
+
+// Blocklist reads the JIDs a user blocked (XEP-0191). Owners are bare JIDs;
+// blocked items are JIDs of any form (domain, bare, full, domain/resource),
+// normalised by the core, which also does the matching.
+type Blocklist interface {
+	// GetBlocklist returns the owner's blocked JIDs, sorted; a user who
+	// blocked nobody (or is unknown) has an empty list, not an error.
+	GetBlocklist(ctx context.Context, owner string) ([]string, error)
+}
+
+// BlocklistWriter changes blocklists. Block and Unblock are idempotent, so
+// a call that failed part-way can simply be repeated.
+type BlocklistWriter interface {
+	// Block adds JIDs to the owner's list; one already there is not an
+	// error, nor is a repeat within jids.
+	Block(ctx context.Context, owner string, jids []string) error
+	// Unblock removes JIDs from the owner's list; an absent one is not an
+	// error.
+	Unblock(ctx context.Context, owner string, jids []string) error
+	// UnblockAll empties the owner's list; an empty list is not an error.
+	UnblockAll(ctx context.Context, owner string) error
 }
 
 // ArchivedMessage is one message in a user's message archive (XEP-0313).

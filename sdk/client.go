@@ -31,6 +31,7 @@ type Client struct {
 	vcard     pb.VCardClient
 	private   pb.PrivateClient
 	archive   pb.ArchiveClient
+	blocklist pb.BlocklistClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -44,21 +45,24 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		vcard:     pb.NewVCardClient(conn),
 		private:   pb.NewPrivateClient(conn),
 		archive:   pb.NewArchiveClient(conn),
+		blocklist: pb.NewBlocklistClient(conn),
 	}
 }
 
 var (
-	_ Auth          = (*Client)(nil)
-	_ AuthAdmin     = (*Client)(nil)
-	_ Roster        = (*Client)(nil)
-	_ RosterWriter  = (*Client)(nil)
-	_ Offline       = (*Client)(nil)
-	_ VCard         = (*Client)(nil)
-	_ VCardWriter   = (*Client)(nil)
-	_ Private       = (*Client)(nil)
-	_ PrivateWriter = (*Client)(nil)
-	_ Archive       = (*Client)(nil)
-	_ Pinger        = (*Client)(nil)
+	_ Auth            = (*Client)(nil)
+	_ AuthAdmin       = (*Client)(nil)
+	_ Roster          = (*Client)(nil)
+	_ RosterWriter    = (*Client)(nil)
+	_ Offline         = (*Client)(nil)
+	_ VCard           = (*Client)(nil)
+	_ VCardWriter     = (*Client)(nil)
+	_ Private         = (*Client)(nil)
+	_ PrivateWriter   = (*Client)(nil)
+	_ Archive         = (*Client)(nil)
+	_ Blocklist       = (*Client)(nil)
+	_ BlocklistWriter = (*Client)(nil)
+	_ Pinger          = (*Client)(nil)
 )
 
 // call runs one RPC and turns its status into a Go error.
@@ -246,6 +250,30 @@ func (c *Client) SetPrivate(ctx context.Context, owner, name, namespace, xml str
 // DeletePrivate implements PrivateWriter.
 func (c *Client) DeletePrivate(ctx context.Context, owner string) error {
 	_, err := call(ctx, c.private.DeletePrivate, &pb.OwnerRequest{Owner: owner})
+	return err
+}
+
+// GetBlocklist implements Blocklist.
+func (c *Client) GetBlocklist(ctx context.Context, owner string) ([]string, error) {
+	resp, err := call(ctx, c.blocklist.GetBlocklist, &pb.OwnerRequest{Owner: owner})
+	return resp.GetJids(), err
+}
+
+// Block implements BlocklistWriter.
+func (c *Client) Block(ctx context.Context, owner string, jids []string) error {
+	_, err := call(ctx, c.blocklist.Block, &pb.BlocklistRequest{Owner: owner, Jids: jids})
+	return err
+}
+
+// Unblock implements BlocklistWriter.
+func (c *Client) Unblock(ctx context.Context, owner string, jids []string) error {
+	_, err := call(ctx, c.blocklist.Unblock, &pb.BlocklistRequest{Owner: owner, Jids: jids})
+	return err
+}
+
+// UnblockAll implements BlocklistWriter.
+func (c *Client) UnblockAll(ctx context.Context, owner string) error {
+	_, err := call(ctx, c.blocklist.UnblockAll, &pb.OwnerRequest{Owner: owner})
 	return err
 }
 

@@ -47,17 +47,19 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 
 		Archive:         accessToPB(c.Archive.Access),
 		ArchiveFulltext: c.Archive.FullText,
+		Blocklist:       accessToPB(c.Blocklist),
 	}
 }
 
 func capsFromPB(c *pb.Capabilities) Capabilities {
 	return Capabilities{
-		Auth:    AuthCapabilities{Access: accessFromPB(c.GetAuth()), SCRAM: c.GetAuthScram(), List: c.GetAuthList()},
-		Roster:  accessFromPB(c.GetRoster()),
-		Offline: accessFromPB(c.GetOffline()),
-		VCard:   accessFromPB(c.GetVcard()),
-		Private: accessFromPB(c.GetPrivate()),
-		Archive: ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
+		Auth:      AuthCapabilities{Access: accessFromPB(c.GetAuth()), SCRAM: c.GetAuthScram(), List: c.GetAuthList()},
+		Roster:    accessFromPB(c.GetRoster()),
+		Offline:   accessFromPB(c.GetOffline()),
+		VCard:     accessFromPB(c.GetVcard()),
+		Private:   accessFromPB(c.GetPrivate()),
+		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
+		Blocklist: accessFromPB(c.GetBlocklist()),
 	}
 }
 

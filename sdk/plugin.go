@@ -62,6 +62,7 @@ func registerServer(s grpc.ServiceRegistrar, srv *server) {
 	pb.RegisterVCardServer(s, srv)
 	pb.RegisterPrivateServer(s, srv)
 	pb.RegisterArchiveServer(s, srv)
+	pb.RegisterBlocklistServer(s, srv)
 }
 
 // GRPCClient returns a *Client talking over conn (host side).

@@ -28,6 +28,7 @@ type server struct {
 	pb.UnimplementedVCardServer
 	pb.UnimplementedPrivateServer
 	pb.UnimplementedArchiveServer
+	pb.UnimplementedBlocklistServer
 
 	factory Factory
 	log     hclog.Logger
@@ -135,12 +136,15 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, private := b.(Private)
 	_, privateW := b.(PrivateWriter)
 	_, archive := b.(Archive)
+	_, blocklist := b.(Blocklist)
+	_, blocklistW := b.(BlocklistWriter)
 	check("auth", caps.Auth.Access, auth, authAdmin, "Auth", "AuthAdmin")
 	check("roster", caps.Roster, roster, rosterW, "Roster", "RosterWriter")
 	check("offline", caps.Offline, offline, offline, "Offline", "Offline")
 	check("vcard", caps.VCard, vcard, vcardW, "VCard", "VCardWriter")
 	check("private", caps.Private, private, privateW, "Private", "PrivateWriter")
 	check("archive", caps.Archive.Access, archive, archive, "Archive", "Archive")
+	check("blocklist", caps.Blocklist, blocklist, blocklistW, "Blocklist", "BlocklistWriter")
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}
@@ -216,12 +220,13 @@ func writer[T any](s *server, feature string, access func(Capabilities) Access) 
 	return t, nil
 }
 
-func authAccess(c Capabilities) Access    { return c.Auth.Access }
-func rosterAccess(c Capabilities) Access  { return c.Roster }
-func offlineAccess(c Capabilities) Access { return c.Offline }
-func vcardAccess(c Capabilities) Access   { return c.VCard }
-func privateAccess(c Capabilities) Access { return c.Private }
-func archiveAccess(c Capabilities) Access { return c.Archive.Access }
+func authAccess(c Capabilities) Access      { return c.Auth.Access }
+func rosterAccess(c Capabilities) Access    { return c.Roster }
+func offlineAccess(c Capabilities) Access   { return c.Offline }
+func vcardAccess(c Capabilities) Access     { return c.VCard }
+func privateAccess(c Capabilities) Access   { return c.Private }
+func archiveAccess(c Capabilities) Access   { return c.Archive.Access }
+func blocklistAccess(c Capabilities) Access { return c.Blocklist }
 
 // reply converts a backend result: on error the status, otherwise resp().
 func reply[R any](err error, resp func() R) (R, error) {
@@ -481,6 +486,41 @@ func (s *server) DeletePrivate(ctx context.Context, req *pb.OwnerRequest) (*pb.E
 	}
 	err = p.DeletePrivate(ctx, req.GetOwner())
 	return emptyReply(err)
+}
+
+// Blocklist.
+
+func (s *server) GetBlocklist(ctx context.Context, req *pb.OwnerRequest) (*pb.BlocklistResponse, error) {
+	b, err := reader[Blocklist](s, "blocklist", blocklistAccess)
+	if err != nil {
+		return nil, err
+	}
+	jids, err := b.GetBlocklist(ctx, req.GetOwner())
+	return reply(err, func() *pb.BlocklistResponse { return &pb.BlocklistResponse{Jids: jids} })
+}
+
+func (s *server) Block(ctx context.Context, req *pb.BlocklistRequest) (*pb.Empty, error) {
+	b, err := writer[BlocklistWriter](s, "blocklist", blocklistAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.Block(ctx, req.GetOwner(), req.GetJids()))
+}
+
+func (s *server) Unblock(ctx context.Context, req *pb.BlocklistRequest) (*pb.Empty, error) {
+	b, err := writer[BlocklistWriter](s, "blocklist", blocklistAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.Unblock(ctx, req.GetOwner(), req.GetJids()))
+}
+
+func (s *server) UnblockAll(ctx context.Context, req *pb.OwnerRequest) (*pb.Empty, error) {
+	b, err := writer[BlocklistWriter](s, "blocklist", blocklistAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.UnblockAll(ctx, req.GetOwner()))
 }
 
 // Archive.

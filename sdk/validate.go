@@ -187,6 +187,7 @@ func describeCapabilities(c Capabilities) []string {
 		fullText = ", full-text search"
 	}
 	add("archive", c.Archive.Access, fullText)
+	add("blocklist", c.Blocklist, "")
 	if len(lines) == 0 {
 		lines = append(lines, "serves nothing")
 	}

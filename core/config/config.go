@@ -114,6 +114,7 @@ type Host struct {
 	Name                                     string   // the label, lowercased
 	Auth                                     []string // plugins asked in order; auth = "store" or ["directory", "store"]
 	Roster, Offline, VCard, Private, Archive string
+	Blocklist                                string // XEP-0191 blocking command
 	SharedRoster                             string // key shared_roster: a read-only roster (a directory's groups) merged into each user's
 	Registration                             bool   // XEP-0077 in-band registration, default false
 	PasswordChange                           bool   // key password_change, default true

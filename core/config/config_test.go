@@ -38,6 +38,7 @@ host "localhost" {
   offline = "store"
   vcard   = "store"
   private = "store"
+  blocklist = "store"
   archive = "store"          # omit a feature to turn it off for this host
   registration = false       # XEP-0077
 }
@@ -86,7 +87,7 @@ func TestContractSample(t *testing.T) {
 		},
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
-			VCard: "store", Private: "store", Archive: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
+			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
@@ -111,7 +112,7 @@ func exampleConfig() *Config {
 		}},
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
-			VCard: "store", Private: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
+			VCard: "store", Private: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
@@ -273,6 +274,8 @@ func TestProblems(t *testing.T) {
 	}{
 		{"typo in host", base + `host "localhost" { auth = "store"  roser = "store" }`, nil,
 			[]string{`host "localhost".roser: unknown key (did you mean roster?)`}},
+		{"blocklist names no plugin", base + `host "localhost" { auth = "store"  blocklist = "nope" }`, nil,
+			[]string{`host "localhost".blocklist: no plugin "nope"`}},
 		{"unknown block", base + host + `hosts "x" {}`, nil,
 			[]string{`hosts: unknown key (did you mean host?)`}},
 		{"unknown key in log", base + host + `log { levle = "info" }`, nil,
@@ -518,6 +521,10 @@ func TestAccepted(t *testing.T) {
 		{"auth list in order", base + `plugin "directory" { command = "y" }` +
 			`host "example.com" { auth = ["directory", "store"]  registration = true }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Auth, []string{"directory", "store"} }},
+		{"blocklist", base + `host "localhost" { auth = "store"  blocklist = "store" }`,
+			func(c *Config) (any, any) { return c.Hosts[0].Blocklist, "store" }},
+		{"blocklist empty is off", base + `host "localhost" { auth = "store"  blocklist = "" }`,
+			func(c *Config) (any, any) { return c.Hosts[0].Blocklist, "" }},
 		{"host name lowercased", base + `host "Example.COM" { auth = "store" }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Name, "example.com" }},
 		{"idn host", base + `host "bücher.example" {}`,

@@ -36,6 +36,7 @@ host "localhost" {
   offline = "store"
   vcard   = "store"
   private = "store"
+  blocklist = "store"     # XEP-0191 blocking command
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }

@@ -40,6 +40,11 @@ func (m *Server) serverFeatures(h *Host) []string {
 	if h.Archive.On {
 		f = append(f, nsSID)
 	}
+	for _, x := range m.features {
+		if x.on(h) {
+			f = append(f, x.ns)
+		}
+	}
 	sort.Strings(f)
 	return f
 }

@@ -38,6 +38,13 @@ type PrivateBackend interface {
 	sdk.PrivateWriter
 }
 
+// BlocklistBackend stores blocklists; the blocking command that uses them
+// is package blocking.
+type BlocklistBackend interface {
+	sdk.Blocklist
+	sdk.BlocklistWriter
+}
+
 // Feature is one backend-served feature of a host: nil Backend means off.
 type Feature[T any] struct {
 	Backend  T
@@ -55,6 +62,7 @@ type Host struct {
 	VCard          Feature[VCardBackend]
 	Private        Feature[PrivateBackend]
 	Archive        Feature[*Archive]
+	Blocklist      Feature[BlocklistBackend]
 	Registration   bool
 	PasswordChange bool
 	OfflineLimit   int
@@ -69,8 +77,11 @@ type Server struct {
 	archive *archiveState
 	carbons *carbons
 	iq      map[iqKey]iqHandler
-	version string
-	last    *lastactivity.Tracker
+	// features and blocker are set by modules outside the package (hooks.go).
+	features []serverFeature
+	blocker  Blocker
+	version  string
+	last     *lastactivity.Tracker
 }
 
 // New builds the module server for hosts.
@@ -114,6 +125,9 @@ func (m *Server) Stanza(ctx context.Context, s *router.Session, el *xmlstream.El
 		to = j
 		el.SetAttr("to", j.String())
 	}
+	if m.refuseBlocked(ctx, s, el, to) {
+		return
+	}
 	switch el.Local {
 	case "message":
 		m.outboundMessage(ctx, s, el, to)
@@ -132,6 +146,9 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 		m.broadcastPresence(ctx, s, un)
 	}
 	m.rosters.forget(s.JID().Bare())
+	if m.blocker != nil {
+		m.blocker.Forget(s.JID().Bare())
+	}
 	m.carbons.set(s, false)
 }
 

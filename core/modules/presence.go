@@ -115,11 +115,13 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 	sent := make(map[jid.JID]bool, len(contacts))
 	for _, c := range contacts {
 		sent[c] = true
-		m.deliverPresence(ctx, p, c)
+		if !m.blockedEither(ctx, s.JID(), c) {
+			m.deliverPresence(ctx, p, c)
+		}
 	}
 	if unavailable {
 		for _, d := range s.TakeDirected() {
-			if !sent[d.Bare()] || d.Resource() != "" {
+			if (!sent[d.Bare()] || d.Resource() != "") && !m.blockedEither(ctx, s.JID(), d) {
 				m.deliverPresence(ctx, p, d)
 			}
 		}
@@ -233,7 +235,7 @@ func (m *Server) sendAvailableTo(ctx context.Context, owner, target jid.JID) {
 	}
 	for _, o := range u.Available() {
 		st := o.State()
-		if st.Presence == nil {
+		if st.Presence == nil || m.blockedEither(ctx, o.JID(), target) {
 			continue
 		}
 		p := st.Presence.Copy()
@@ -251,7 +253,9 @@ func (m *Server) sendUnavailableTo(ctx context.Context, owner, target jid.JID) {
 		return
 	}
 	for _, o := range u.Available() {
-		m.routeToJID(ctx, presenceEl("unavailable", o.JID(), target), target)
+		if !m.blockedEither(ctx, o.JID(), target) {
+			m.routeToJID(ctx, presenceEl("unavailable", o.JID(), target), target)
+		}
 	}
 }
 

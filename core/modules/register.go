@@ -184,6 +184,9 @@ func RemoveAccountData(ctx context.Context, h *Host, owner string) error {
 	if h.Archive.On && h.Archive.Writable {
 		errs = append(errs, wrap("archive", removeArchive(ctx, h, owner)))
 	}
+	if h.Blocklist.On && h.Blocklist.Writable {
+		errs = append(errs, wrap("blocklist", h.Blocklist.Backend.UnblockAll(ctx, owner)))
+	}
 	return errors.Join(errs...)
 }
 

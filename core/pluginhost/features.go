@@ -13,17 +13,19 @@ import (
 // at once with an error wrapping sdk.ErrUnavailable.
 
 var (
-	_ sdk.Auth          = (*Backend)(nil)
-	_ sdk.AuthAdmin     = (*Backend)(nil)
-	_ sdk.Roster        = (*Backend)(nil)
-	_ sdk.RosterWriter  = (*Backend)(nil)
-	_ sdk.Offline       = (*Backend)(nil)
-	_ sdk.VCard         = (*Backend)(nil)
-	_ sdk.VCardWriter   = (*Backend)(nil)
-	_ sdk.Private       = (*Backend)(nil)
-	_ sdk.PrivateWriter = (*Backend)(nil)
-	_ sdk.Archive       = (*Backend)(nil)
-	_ sdk.Pinger        = (*Backend)(nil)
+	_ sdk.Auth            = (*Backend)(nil)
+	_ sdk.AuthAdmin       = (*Backend)(nil)
+	_ sdk.Roster          = (*Backend)(nil)
+	_ sdk.RosterWriter    = (*Backend)(nil)
+	_ sdk.Offline         = (*Backend)(nil)
+	_ sdk.VCard           = (*Backend)(nil)
+	_ sdk.VCardWriter     = (*Backend)(nil)
+	_ sdk.Private         = (*Backend)(nil)
+	_ sdk.PrivateWriter   = (*Backend)(nil)
+	_ sdk.Archive         = (*Backend)(nil)
+	_ sdk.Blocklist       = (*Backend)(nil)
+	_ sdk.BlocklistWriter = (*Backend)(nil)
+	_ sdk.Pinger          = (*Backend)(nil)
 )
 
 // Ping asks the plugin to check its backend's dependencies.
@@ -152,6 +154,26 @@ func (b *Backend) SetPrivate(ctx context.Context, owner, name, namespace, xml st
 // DeletePrivate implements sdk.PrivateWriter.
 func (b *Backend) DeletePrivate(ctx context.Context, owner string) error {
 	return callErr(ctx, b, "DeletePrivate", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeletePrivate(ctx, owner) })
+}
+
+// GetBlocklist implements sdk.Blocklist.
+func (b *Backend) GetBlocklist(ctx context.Context, owner string) ([]string, error) {
+	return call(ctx, b, "GetBlocklist", hostOf(owner), func(ctx context.Context, c *sdk.Client) ([]string, error) { return c.GetBlocklist(ctx, owner) })
+}
+
+// Block implements sdk.BlocklistWriter.
+func (b *Backend) Block(ctx context.Context, owner string, jids []string) error {
+	return callErr(ctx, b, "Block", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.Block(ctx, owner, jids) })
+}
+
+// Unblock implements sdk.BlocklistWriter.
+func (b *Backend) Unblock(ctx context.Context, owner string, jids []string) error {
+	return callErr(ctx, b, "Unblock", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.Unblock(ctx, owner, jids) })
+}
+
+// UnblockAll implements sdk.BlocklistWriter.
+func (b *Backend) UnblockAll(ctx context.Context, owner string) error {
+	return callErr(ctx, b, "UnblockAll", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.UnblockAll(ctx, owner) })
 }
 
 // AppendArchive implements sdk.Archive with a stream of one batch, bounded

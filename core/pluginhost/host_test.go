@@ -23,11 +23,12 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	ctx := context.Background()
 
 	want := sdk.Capabilities{
-		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
-		Roster:  sdk.AccessReadWrite,
-		Offline: sdk.AccessReadWrite,
-		VCard:   sdk.AccessReadWrite,
-		Private: sdk.AccessReadWrite,
+		Auth:      sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
+		Roster:    sdk.AccessReadWrite,
+		Offline:   sdk.AccessReadWrite,
+		VCard:     sdk.AccessReadWrite,
+		Private:   sdk.AccessReadWrite,
+		Blocklist: sdk.AccessReadWrite,
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -155,6 +156,18 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	must(t, b.DeleteVCard(ctx, owner))
 	_, err = b.GetVCard(ctx, owner)
 	isErr(t, "GetVCard deleted", err, sdk.ErrNotFound)
+
+	// Blocklist.
+	must(t, b.Block(ctx, owner, []string{"spam.example", "bob@example.com/phone"}))
+	isErr(t, "Block of an empty JID", b.Block(ctx, owner, []string{""}), sdk.ErrInvalid)
+	must(t, b.Unblock(ctx, owner, []string{"spam.example"}))
+	if got, err := b.GetBlocklist(ctx, owner); err != nil || len(got) != 1 || got[0] != "bob@example.com/phone" {
+		t.Errorf("GetBlocklist = %q, %v", got, err)
+	}
+	must(t, b.UnblockAll(ctx, owner))
+	if got, err := b.GetBlocklist(ctx, owner); err != nil || len(got) != 0 {
+		t.Errorf("GetBlocklist after UnblockAll = %q, %v", got, err)
+	}
 
 	// Private.
 	const doc = "<storage xmlns='storage:bookmarks'/>"

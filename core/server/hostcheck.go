@@ -41,6 +41,9 @@ var hostFeatures = []hostFeature{
 	{key: "archive", plugins: func(h config.Host) []string { return one(h.Archive) },
 		access:    func(c sdk.Capabilities) sdk.Access { return c.Archive.Access },
 		needWrite: "archiving needs writes"},
+	{key: "blocklist", plugins: func(h config.Host) []string { return one(h.Blocklist) },
+		access:    func(c sdk.Capabilities) sdk.Access { return c.Blocklist },
+		needWrite: "blocking needs writes"},
 }
 
 // HostProblems checks that every plugin a host names serves the feature it

@@ -19,6 +19,7 @@ import (
 
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/auth"
+	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/modules"
@@ -122,6 +123,9 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 				Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText},
 				On:      true, Writable: true,
 			}
+		}
+		if b, a := get("blocklist", hc.Blocklist, func(c sdk.Capabilities) sdk.Access { return c.Blocklist }); b != nil {
+			h.Blocklist = modules.Feature[modules.BlocklistBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
 		if hc.Registration && !h.Auth.Writable() && log != nil {
 			log.Warn("registration is on but no auth backend can create accounts: requests get <not-allowed/>", "host", hc.Name)
@@ -234,6 +238,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
+	blocking.Register(s.log.Named("blocking"), mods, rt)
 	cbMode := map[string]string{}
 	for _, hc := range cfg.Hosts {
 		cbMode[hc.Name] = hc.ChannelBinding

@@ -26,7 +26,7 @@ type Store struct {
 	set    Settings
 	log    hclog.Logger
 
-	users, archive, prefs, offline, vcards, private *mongo.Collection
+	users, archive, prefs, offline, vcards, private, blocklist *mongo.Collection
 
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
 	rosterLocks                                rosterLocks
@@ -40,18 +40,20 @@ type Store struct {
 }
 
 var (
-	_ sdk.Backend       = (*Store)(nil)
-	_ sdk.Pinger        = (*Store)(nil)
-	_ sdk.Auth          = (*Store)(nil)
-	_ sdk.AuthAdmin     = (*Store)(nil)
-	_ sdk.Archive       = (*Store)(nil)
-	_ sdk.Roster        = (*Store)(nil)
-	_ sdk.RosterWriter  = (*Store)(nil)
-	_ sdk.Offline       = (*Store)(nil)
-	_ sdk.VCard         = (*Store)(nil)
-	_ sdk.VCardWriter   = (*Store)(nil)
-	_ sdk.Private       = (*Store)(nil)
-	_ sdk.PrivateWriter = (*Store)(nil)
+	_ sdk.Backend         = (*Store)(nil)
+	_ sdk.Pinger          = (*Store)(nil)
+	_ sdk.Auth            = (*Store)(nil)
+	_ sdk.AuthAdmin       = (*Store)(nil)
+	_ sdk.Archive         = (*Store)(nil)
+	_ sdk.Roster          = (*Store)(nil)
+	_ sdk.RosterWriter    = (*Store)(nil)
+	_ sdk.Offline         = (*Store)(nil)
+	_ sdk.VCard           = (*Store)(nil)
+	_ sdk.VCardWriter     = (*Store)(nil)
+	_ sdk.Private         = (*Store)(nil)
+	_ sdk.PrivateWriter   = (*Store)(nil)
+	_ sdk.Blocklist       = (*Store)(nil)
+	_ sdk.BlocklistWriter = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -79,6 +81,7 @@ func Open(ctx context.Context, set Settings, log hclog.Logger) (*Store, error) {
 	s.rosterItems, s.rosterPending = db.Collection("roster_items"), db.Collection("roster_pending")
 	s.rosterVersions, s.offline = db.Collection("roster_versions"), db.Collection("offline")
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
+	s.blocklist = db.Collection("blocklist")
 
 	cctx, cancel := context.WithTimeout(ctx, set.ConnectTimeout)
 	defer cancel()
@@ -150,6 +153,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.rosterPending, []namedIndex{index("owner", false, "owner")}},
 		{s.offline, []namedIndex{index("owner_order", false, "owner", "_id")}},
 		{s.private, []namedIndex{index("owner", false, "owner")}},
+		{s.blocklist, []namedIndex{index("owner", false, "owner")}},
 	}
 	for _, set := range sets {
 		// Only the missing ones: FerretDB 1.24 panics (and drops the
@@ -273,12 +277,13 @@ func (s *Store) Capabilities() sdk.Capabilities { return s.set.capabilities() }
 // it without connecting.
 func (s Settings) capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
-		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
-		Roster:  sdk.AccessReadWrite,
-		Offline: sdk.AccessReadWrite,
-		VCard:   sdk.AccessReadWrite,
-		Private: sdk.AccessReadWrite,
-		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
+		Auth:      sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
+		Roster:    sdk.AccessReadWrite,
+		Offline:   sdk.AccessReadWrite,
+		VCard:     sdk.AccessReadWrite,
+		Private:   sdk.AccessReadWrite,
+		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
+		Blocklist: sdk.AccessReadWrite,
 	}
 }
 

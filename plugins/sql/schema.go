@@ -61,7 +61,8 @@ func progressTableDef() tableDef {
 func schema() []migration {
 	return []migration{
 		{version: 1, name: "initial", up: initialSchema},
-		{version: 2, name: "archive", up: archiveSchema}, // archive.go
+		{version: 2, name: "archive", up: archiveSchema},     // archive.go
+		{version: 3, name: "blocklist", up: blocklistSchema}, // blocklist.go
 	}
 }
 

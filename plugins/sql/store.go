@@ -40,17 +40,19 @@ type Store struct {
 }
 
 var (
-	_ sdk.Backend       = (*Store)(nil)
-	_ sdk.Pinger        = (*Store)(nil)
-	_ sdk.Auth          = (*Store)(nil)
-	_ sdk.AuthAdmin     = (*Store)(nil)
-	_ sdk.Roster        = (*Store)(nil)
-	_ sdk.RosterWriter  = (*Store)(nil)
-	_ sdk.Offline       = (*Store)(nil)
-	_ sdk.VCard         = (*Store)(nil)
-	_ sdk.VCardWriter   = (*Store)(nil)
-	_ sdk.Private       = (*Store)(nil)
-	_ sdk.PrivateWriter = (*Store)(nil)
+	_ sdk.Backend         = (*Store)(nil)
+	_ sdk.Pinger          = (*Store)(nil)
+	_ sdk.Auth            = (*Store)(nil)
+	_ sdk.AuthAdmin       = (*Store)(nil)
+	_ sdk.Roster          = (*Store)(nil)
+	_ sdk.RosterWriter    = (*Store)(nil)
+	_ sdk.Offline         = (*Store)(nil)
+	_ sdk.VCard           = (*Store)(nil)
+	_ sdk.VCardWriter     = (*Store)(nil)
+	_ sdk.Private         = (*Store)(nil)
+	_ sdk.PrivateWriter   = (*Store)(nil)
+	_ sdk.Blocklist       = (*Store)(nil)
+	_ sdk.BlocklistWriter = (*Store)(nil)
 )
 
 // Open connects to the database described by c and applies any pending
@@ -134,7 +136,8 @@ func capabilities() sdk.Capabilities {
 		Private: sdk.AccessReadWrite,
 		// Full-text search is a substring scan of the owner's messages
 		// (archive.go): no index, but no extra setup either.
-		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Blocklist: sdk.AccessReadWrite,
 	}
 }
 

@@ -129,7 +129,8 @@ type Capabilities struct {
 	Archive         Access                 `protobuf:"varint,7,opt,name=archive,proto3,enum=koi.backend.v1.Access" json:"archive,omitempty"`
 	ArchiveFulltext bool                   `protobuf:"varint,8,opt,name=archive_fulltext,json=archiveFulltext,proto3" json:"archive_fulltext,omitempty"`
 	// auth_list: a read-only auth backend answers AuthAdmin.ListUsers.
-	AuthList      bool `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
+	AuthList      bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
+	Blocklist     Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -225,6 +226,13 @@ func (x *Capabilities) GetAuthList() bool {
 		return x.AuthList
 	}
 	return false
+}
+
+func (x *Capabilities) GetBlocklist() Access {
+	if x != nil {
+		return x.Blocklist
+	}
+	return Access_ACCESS_NONE
 }
 
 type ConfigureRequest struct {
@@ -2213,12 +2221,108 @@ func (x *SetArchivePrefsRequest) GetPrefs() *ArchivePrefs {
 	return nil
 }
 
+type BlocklistRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Jids          []string               `protobuf:"bytes,2,rep,name=jids,proto3" json:"jids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocklistRequest) Reset() {
+	*x = BlocklistRequest{}
+	mi := &file_koi_backend_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocklistRequest) ProtoMessage() {}
+
+func (x *BlocklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocklistRequest.ProtoReflect.Descriptor instead.
+func (*BlocklistRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BlocklistRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *BlocklistRequest) GetJids() []string {
+	if x != nil {
+		return x.Jids
+	}
+	return nil
+}
+
+type BlocklistResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jids          []string               `protobuf:"bytes,1,rep,name=jids,proto3" json:"jids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocklistResponse) Reset() {
+	*x = BlocklistResponse{}
+	mi := &file_koi_backend_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocklistResponse) ProtoMessage() {}
+
+func (x *BlocklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocklistResponse.ProtoReflect.Descriptor instead.
+func (*BlocklistResponse) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BlocklistResponse) GetJids() []string {
+	if x != nil {
+		return x.Jids
+	}
+	return nil
+}
+
 var File_koi_backend_proto protoreflect.FileDescriptor
 
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\x95\x03\n" +
+	"\x05Empty\"\xcb\x03\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -2229,7 +2333,9 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\aprivate\x18\x06 \x01(\x0e2\x16.koi.backend.v1.AccessR\aprivate\x120\n" +
 	"\aarchive\x18\a \x01(\x0e2\x16.koi.backend.v1.AccessR\aarchive\x12)\n" +
 	"\x10archive_fulltext\x18\b \x01(\bR\x0farchiveFulltext\x12\x1b\n" +
-	"\tauth_list\x18\t \x01(\bR\bauthList\"*\n" +
+	"\tauth_list\x18\t \x01(\bR\bauthList\x124\n" +
+	"\tblocklist\x18\n" +
+	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -2361,7 +2467,12 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05never\x18\x03 \x03(\tR\x05never\"b\n" +
 	"\x16SetArchivePrefsRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x122\n" +
-	"\x05prefs\x18\x02 \x01(\v2\x1c.koi.backend.v1.ArchivePrefsR\x05prefs*A\n" +
+	"\x05prefs\x18\x02 \x01(\v2\x1c.koi.backend.v1.ArchivePrefsR\x05prefs\"<\n" +
+	"\x10BlocklistRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04jids\x18\x02 \x03(\tR\x04jids\"'\n" +
+	"\x11BlocklistResponse\x12\x12\n" +
+	"\x04jids\x18\x01 \x03(\tR\x04jids*A\n" +
 	"\x06Access\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x15\n" +
@@ -2410,7 +2521,13 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05Query\x12\x1c.koi.backend.v1.ArchiveQuery\x1a\x1b.koi.backend.v1.ArchivePage\x12D\n" +
 	"\rDeleteArchive\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty\x12F\n" +
 	"\bGetPrefs\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x1c.koi.backend.v1.ArchivePrefs\x12I\n" +
-	"\bSetPrefs\x12&.koi.backend.v1.SetArchivePrefsRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
+	"\bSetPrefs\x12&.koi.backend.v1.SetArchivePrefsRequest\x1a\x15.koi.backend.v1.Empty2\xa5\x02\n" +
+	"\tBlocklist\x12O\n" +
+	"\fGetBlocklist\x12\x1c.koi.backend.v1.OwnerRequest\x1a!.koi.backend.v1.BlocklistResponse\x12@\n" +
+	"\x05Block\x12 .koi.backend.v1.BlocklistRequest\x1a\x15.koi.backend.v1.Empty\x12B\n" +
+	"\aUnblock\x12 .koi.backend.v1.BlocklistRequest\x1a\x15.koi.backend.v1.Empty\x12A\n" +
+	"\n" +
+	"UnblockAll\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
 
 var (
 	file_koi_backend_proto_rawDescOnce sync.Once
@@ -2425,7 +2542,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -2465,7 +2582,9 @@ var file_koi_backend_proto_goTypes = []any{
 	(*ArchivePage)(nil),              // 35: koi.backend.v1.ArchivePage
 	(*ArchivePrefs)(nil),             // 36: koi.backend.v1.ArchivePrefs
 	(*SetArchivePrefsRequest)(nil),   // 37: koi.backend.v1.SetArchivePrefsRequest
-	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(*BlocklistRequest)(nil),         // 38: koi.backend.v1.BlocklistRequest
+	(*BlocklistResponse)(nil),        // 39: koi.backend.v1.BlocklistResponse
+	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -2474,83 +2593,92 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 3: koi.backend.v1.Capabilities.vcard:type_name -> koi.backend.v1.Access
 	0,  // 4: koi.backend.v1.Capabilities.private:type_name -> koi.backend.v1.Access
 	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
-	2,  // 6: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 7: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 8: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 9: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 10: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	38, // 11: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 12: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 13: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	38, // 14: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	31, // 15: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	31, // 16: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	36, // 17: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	3,  // 18: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 19: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 20: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 21: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 22: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 23: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 24: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 25: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 26: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 27: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 28: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 29: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 30: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 31: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 32: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 33: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 34: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 35: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 36: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 37: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 38: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 39: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 40: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 41: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 42: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	32, // 43: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	34, // 44: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
-	15, // 45: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
-	15, // 46: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	37, // 47: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	4,  // 48: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 49: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 50: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 51: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 52: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 53: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 54: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 55: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 56: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 57: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 58: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 59: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 60: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 61: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 62: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 63: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 64: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 65: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 66: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 67: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 68: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 69: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 70: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 71: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 72: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	33, // 73: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	35, // 74: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,  // 75: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	36, // 76: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,  // 77: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	48, // [48:78] is the sub-list for method output_type
-	18, // [18:48] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	0,  // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
+	2,  // 7: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17, // 8: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18, // 9: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17, // 10: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18, // 11: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	40, // 12: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	23, // 13: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	23, // 14: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	40, // 15: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	31, // 16: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	31, // 17: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	36, // 18: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	3,  // 19: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,  // 20: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,  // 21: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,  // 22: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11, // 23: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,  // 24: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,  // 25: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,  // 26: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13, // 27: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15, // 28: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20, // 29: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16, // 30: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21, // 31: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16, // 32: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15, // 33: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	24, // 34: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15, // 35: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15, // 36: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15, // 37: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15, // 38: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	28, // 39: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15, // 40: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	29, // 41: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	30, // 42: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15, // 43: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	32, // 44: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	34, // 45: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15, // 46: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15, // 47: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	37, // 48: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	15, // 49: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	38, // 50: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	38, // 51: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15, // 52: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	4,  // 53: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,  // 54: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10, // 55: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10, // 56: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12, // 57: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,  // 58: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,  // 59: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,  // 60: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14, // 61: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19, // 62: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	22, // 63: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	22, // 64: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,  // 65: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,  // 66: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,  // 67: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	1,  // 68: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	25, // 69: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	26, // 70: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,  // 71: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	27, // 72: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 73: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,  // 74: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	27, // 75: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 76: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,  // 77: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	33, // 78: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	35, // 79: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,  // 80: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	36, // 81: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,  // 82: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	39, // 83: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,  // 84: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,  // 85: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,  // 86: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	53, // [53:87] is the sub-list for method output_type
+	19, // [19:53] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -2564,9 +2692,9 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
-			NumServices:   8,
+			NumServices:   9,
 		},
 		GoTypes:           file_koi_backend_proto_goTypes,
 		DependencyIndexes: file_koi_backend_proto_depIdxs,

@@ -1722,3 +1722,223 @@ var Archive_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "koi_backend.proto",
 }
+
+const (
+	Blocklist_GetBlocklist_FullMethodName = "/koi.backend.v1.Blocklist/GetBlocklist"
+	Blocklist_Block_FullMethodName        = "/koi.backend.v1.Blocklist/Block"
+	Blocklist_Unblock_FullMethodName      = "/koi.backend.v1.Blocklist/Unblock"
+	Blocklist_UnblockAll_FullMethodName   = "/koi.backend.v1.Blocklist/UnblockAll"
+)
+
+// BlocklistClient is the client API for Blocklist service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Blocklist mirrors sdk.Blocklist and sdk.BlocklistWriter.
+type BlocklistClient interface {
+	GetBlocklist(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*BlocklistResponse, error)
+	Block(ctx context.Context, in *BlocklistRequest, opts ...grpc.CallOption) (*Empty, error)
+	Unblock(ctx context.Context, in *BlocklistRequest, opts ...grpc.CallOption) (*Empty, error)
+	UnblockAll(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type blocklistClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBlocklistClient(cc grpc.ClientConnInterface) BlocklistClient {
+	return &blocklistClient{cc}
+}
+
+func (c *blocklistClient) GetBlocklist(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*BlocklistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlocklistResponse)
+	err := c.cc.Invoke(ctx, Blocklist_GetBlocklist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *blocklistClient) Block(ctx context.Context, in *BlocklistRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Blocklist_Block_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *blocklistClient) Unblock(ctx context.Context, in *BlocklistRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Blocklist_Unblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *blocklistClient) UnblockAll(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Blocklist_UnblockAll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BlocklistServer is the server API for Blocklist service.
+// All implementations must embed UnimplementedBlocklistServer
+// for forward compatibility.
+//
+// Blocklist mirrors sdk.Blocklist and sdk.BlocklistWriter.
+type BlocklistServer interface {
+	GetBlocklist(context.Context, *OwnerRequest) (*BlocklistResponse, error)
+	Block(context.Context, *BlocklistRequest) (*Empty, error)
+	Unblock(context.Context, *BlocklistRequest) (*Empty, error)
+	UnblockAll(context.Context, *OwnerRequest) (*Empty, error)
+	mustEmbedUnimplementedBlocklistServer()
+}
+
+// UnimplementedBlocklistServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBlocklistServer struct{}
+
+func (UnimplementedBlocklistServer) GetBlocklist(context.Context, *OwnerRequest) (*BlocklistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBlocklist not implemented")
+}
+func (UnimplementedBlocklistServer) Block(context.Context, *BlocklistRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Block not implemented")
+}
+func (UnimplementedBlocklistServer) Unblock(context.Context, *BlocklistRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unblock not implemented")
+}
+func (UnimplementedBlocklistServer) UnblockAll(context.Context, *OwnerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnblockAll not implemented")
+}
+func (UnimplementedBlocklistServer) mustEmbedUnimplementedBlocklistServer() {}
+func (UnimplementedBlocklistServer) testEmbeddedByValue()                   {}
+
+// UnsafeBlocklistServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BlocklistServer will
+// result in compilation errors.
+type UnsafeBlocklistServer interface {
+	mustEmbedUnimplementedBlocklistServer()
+}
+
+func RegisterBlocklistServer(s grpc.ServiceRegistrar, srv BlocklistServer) {
+	// If the following call panics, it indicates UnimplementedBlocklistServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Blocklist_ServiceDesc, srv)
+}
+
+func _Blocklist_GetBlocklist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BlocklistServer).GetBlocklist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Blocklist_GetBlocklist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BlocklistServer).GetBlocklist(ctx, req.(*OwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Blocklist_Block_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BlocklistServer).Block(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Blocklist_Block_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BlocklistServer).Block(ctx, req.(*BlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Blocklist_Unblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BlocklistServer).Unblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Blocklist_Unblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BlocklistServer).Unblock(ctx, req.(*BlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Blocklist_UnblockAll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BlocklistServer).UnblockAll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Blocklist_UnblockAll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BlocklistServer).UnblockAll(ctx, req.(*OwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Blocklist_ServiceDesc is the grpc.ServiceDesc for Blocklist service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Blocklist_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "koi.backend.v1.Blocklist",
+	HandlerType: (*BlocklistServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetBlocklist",
+			Handler:    _Blocklist_GetBlocklist_Handler,
+		},
+		{
+			MethodName: "Block",
+			Handler:    _Blocklist_Block_Handler,
+		},
+		{
+			MethodName: "Unblock",
+			Handler:    _Blocklist_Unblock_Handler,
+		},
+		{
+			MethodName: "UnblockAll",
+			Handler:    _Blocklist_UnblockAll_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "koi_backend.proto",
+}

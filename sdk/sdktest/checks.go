@@ -70,7 +70,7 @@ func checks() []check {
 
 		{"private/not-found", privateRead, checkPrivateNotFound},
 		{"private/documents", privateWrite, checkPrivateDocuments},
-	}, archiveChecks()...)
+	}, append(archiveChecks(), blocklistChecks()...)...)
 }
 
 // checkCapabilities checks that every declared feature is backed by its
@@ -98,12 +98,15 @@ func checkCapabilities(e *env) {
 	_, private := b.(sdk.Private)
 	_, privateW := b.(sdk.PrivateWriter)
 	_, archive := b.(sdk.Archive)
+	_, blocklist := b.(sdk.Blocklist)
+	_, blocklistW := b.(sdk.BlocklistWriter)
 	feature("auth", c.Auth.Access, auth, authAdmin, "Auth", "AuthAdmin")
 	feature("roster", c.Roster, roster, rosterW, "Roster", "RosterWriter")
 	feature("offline", c.Offline, offline, offline, "Offline", "Offline")
 	feature("vcard", c.VCard, vcard, vcardW, "VCard", "VCardWriter")
 	feature("private", c.Private, private, privateW, "Private", "PrivateWriter")
 	feature("archive", c.Archive.Access, archive, archive, "Archive", "Archive")
+	feature("blocklist", c.Blocklist, blocklist, blocklistW, "Blocklist", "BlocklistWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
 	}
@@ -131,8 +134,8 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s",
-		auth, c.Roster, c.Offline, c.VCard, c.Private, archive)
+	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v",
+		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist)
 }
 
 // wantErr fails the test unless err wraps one of want.

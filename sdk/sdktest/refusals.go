@@ -110,6 +110,20 @@ func checkRefusals(e *env) {
 		}
 	}
 
+	if b, ok := e.b.(sdk.BlocklistWriter); ok && !c.Blocklist.Writable() {
+		write("Block", b.Block(e.ctx, owner, []string{contact}))
+		write("Unblock", b.Unblock(e.ctx, owner, []string{contact}))
+		write("UnblockAll", b.UnblockAll(e.ctx, owner))
+	}
+	if b, ok := e.b.(sdk.Blocklist); ok {
+		list, err := b.GetBlocklist(e.ctx, owner)
+		if !c.Blocklist.Readable() {
+			read("GetBlocklist", err)
+		} else if e.noErr("GetBlocklist after the refused Block", err) && len(list) > 0 {
+			e.t.Errorf("a refused Block changed the blocklist: %q", list)
+		}
+	}
+
 	if a, ok := e.b.(sdk.Archive); ok {
 		if !c.Archive.Access.Writable() {
 			write("AppendArchive", a.AppendArchive(e.ctx, []sdk.ArchivedMessage{{

@@ -39,6 +39,7 @@ var bugs = map[string]func(m *testbackend.Memory) sdk.Backend{
 	"racy-create":          func(m *testbackend.Memory) sdk.Backend { return racyCreate{m} },
 	"accent-insensitive":   func(m *testbackend.Memory) sdk.Backend { return accentFold{m} },
 	"private-ignores-ns":   func(m *testbackend.Memory) sdk.Backend { return privateByName{m} },
+	"unblock-keeps":        func(m *testbackend.Memory) sdk.Backend { return unblockKeeps{m} },
 	"lost-large-roster":    func(m *testbackend.Memory) sdk.Backend { return lossyRoster{m} },
 	"scram-wrong-password": func(m *testbackend.Memory) sdk.Backend { return wrongSCRAM{m} },
 	"panics":               func(m *testbackend.Memory) sdk.Backend { return panicky{m} },
@@ -69,6 +70,7 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"readonly-accepts-any", `"existing", "pwx") = true, <nil>; want false, nil`},
 		{"accent-insensitive", "zoe-"},
 		{"private-ignores-ns", `GetPrivate(`},
+		{"unblock-keeps", "GetBlocklist("},
 		{"lost-large-roster", "missing item"},
 		{"scram-wrong-password", "do not verify the user's password"},
 	} {
@@ -289,6 +291,11 @@ func (b privateByName) SetPrivate(ctx context.Context, owner, name, _, xml strin
 func (b privateByName) GetPrivate(ctx context.Context, owner, name, _ string) (string, error) {
 	return b.Memory.GetPrivate(ctx, owner, name, "any")
 }
+
+// unblockKeeps ignores Unblock.
+type unblockKeeps struct{ *testbackend.Memory }
+
+func (unblockKeeps) Unblock(context.Context, string, []string) error { return nil }
 
 // lossyRoster drops items beyond 300 (a result-size limit, say).
 type lossyRoster struct{ *testbackend.Memory }

@@ -61,6 +61,7 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 		offline: map[string][]sdk.OfflineMessage{},
 		vcards:  map[string]string{},
 		private: map[string]map[string]string{},
+		blocked: map[string]map[string]bool{},
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -110,16 +111,18 @@ type Memory struct {
 	offline map[string][]sdk.OfflineMessage
 	vcards  map[string]string
 	private map[string]map[string]string // owner -> name + "\x00" + ns
+	blocked map[string]map[string]bool   // owner -> blocked JIDs
 }
 
 // Capabilities implements sdk.Backend.
 func (m *Memory) Capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
-		Auth:    sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
-		Roster:  sdk.AccessReadWrite,
-		Offline: sdk.AccessReadWrite,
-		VCard:   sdk.AccessReadWrite,
-		Private: sdk.AccessReadWrite,
+		Auth:      sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
+		Roster:    sdk.AccessReadWrite,
+		Offline:   sdk.AccessReadWrite,
+		VCard:     sdk.AccessReadWrite,
+		Private:   sdk.AccessReadWrite,
+		Blocklist: sdk.AccessReadWrite,
 	}
 }
 
@@ -474,6 +477,52 @@ func (m *Memory) DeletePrivate(_ context.Context, owner string) error {
 	return nil
 }
 
+// GetBlocklist implements sdk.Blocklist.
+func (m *Memory) GetBlocklist(_ context.Context, owner string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := make([]string, 0, len(m.blocked[owner]))
+	for j := range m.blocked[owner] {
+		list = append(list, j)
+	}
+	slices.Sort(list)
+	return list, nil
+}
+
+// Block implements sdk.BlocklistWriter.
+func (m *Memory) Block(_ context.Context, owner string, jids []string) error {
+	if slices.Contains(jids, "") {
+		return fmt.Errorf("%w: an empty JID", sdk.ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.blocked[owner] == nil {
+		m.blocked[owner] = map[string]bool{}
+	}
+	for _, j := range jids {
+		m.blocked[owner][j] = true
+	}
+	return nil
+}
+
+// Unblock implements sdk.BlocklistWriter.
+func (m *Memory) Unblock(_ context.Context, owner string, jids []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, j := range jids {
+		delete(m.blocked[owner], j)
+	}
+	return nil
+}
+
+// UnblockAll implements sdk.BlocklistWriter.
+func (m *Memory) UnblockAll(_ context.Context, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.blocked, owner)
+	return nil
+}
+
 // readers exposes only the reading interfaces of a Memory, declaring
 // access for every feature.
 type readers struct {
@@ -483,11 +532,12 @@ type readers struct {
 
 func (r readers) Capabilities() sdk.Capabilities {
 	return sdk.Capabilities{
-		Auth:    sdk.AuthCapabilities{Access: r.access, SCRAM: true},
-		Roster:  r.access,
-		Offline: r.access,
-		VCard:   r.access,
-		Private: r.access,
+		Auth:      sdk.AuthCapabilities{Access: r.access, SCRAM: true},
+		Roster:    r.access,
+		Offline:   r.access,
+		VCard:     r.access,
+		Private:   r.access,
+		Blocklist: r.access,
 	}
 }
 
@@ -517,6 +567,10 @@ func (r readers) GetPrivate(ctx context.Context, owner, name, namespace string) 
 	return r.m.GetPrivate(ctx, owner, name, namespace)
 }
 
+func (r readers) GetBlocklist(ctx context.Context, owner string) ([]string, error) {
+	return r.m.GetBlocklist(ctx, owner)
+}
+
 // Offline is one interface for reads and writes, so a read-only backend
 // still implements it; the plugin refuses Store and DeleteAll.
 func (r readers) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
@@ -534,14 +588,16 @@ func (r readers) DeleteAll(ctx context.Context, owner string) error {
 }
 
 var (
-	_ sdk.Auth          = (*Memory)(nil)
-	_ sdk.AuthAdmin     = (*Memory)(nil)
-	_ sdk.Roster        = (*Memory)(nil)
-	_ sdk.RosterWriter  = (*Memory)(nil)
-	_ sdk.Offline       = (*Memory)(nil)
-	_ sdk.VCard         = (*Memory)(nil)
-	_ sdk.VCardWriter   = (*Memory)(nil)
-	_ sdk.Private       = (*Memory)(nil)
-	_ sdk.PrivateWriter = (*Memory)(nil)
-	_ sdk.Pinger        = (*Memory)(nil)
+	_ sdk.Auth            = (*Memory)(nil)
+	_ sdk.AuthAdmin       = (*Memory)(nil)
+	_ sdk.Roster          = (*Memory)(nil)
+	_ sdk.RosterWriter    = (*Memory)(nil)
+	_ sdk.Offline         = (*Memory)(nil)
+	_ sdk.VCard           = (*Memory)(nil)
+	_ sdk.VCardWriter     = (*Memory)(nil)
+	_ sdk.Private         = (*Memory)(nil)
+	_ sdk.PrivateWriter   = (*Memory)(nil)
+	_ sdk.Pinger          = (*Memory)(nil)
+	_ sdk.Blocklist       = (*Memory)(nil)
+	_ sdk.BlocklistWriter = (*Memory)(nil)
 )
