@@ -99,6 +99,15 @@ func open(ctx context.Context, c Settings, log hclog.Logger, migs []migration) (
 		s.iterations = sdk.DefaultSCRAMIterations
 	}
 	server, err := d.checkServer(ctx, db, c)
+	for try := 1; err != nil && try < 5 && d.classify(err) == errTransient; try++ {
+		// Several processes opening a new SQLite file at once race to
+		// switch it to WAL; the loser is told "locked" without waiting.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		}
+		server, err = d.checkServer(ctx, db, c)
+	}
 	if err != nil {
 		db.Close()
 		return nil, s.fail("open "+d.name()+" database", err)
