@@ -595,6 +595,10 @@ func TestAccepted(t *testing.T) {
 				return c.Listeners[1], Listener{Name: "web", Type: "websocket", Address: ":443", Path: "/ws", TLS: true,
 					PublicURL: "wss://chat.example.com/xmpp/ws"}
 			}},
+		{"tls files default to data_dir", base + host + `server { data_dir = "/var/lib/koi" }`,
+			func(c *Config) (any, any) {
+				return []string{c.TLS.CertFile, c.TLS.KeyFile}, []string{"/var/lib/koi/tls/cert.pem", "/var/lib/koi/tls/key.pem"}
+			}},
 		{"host options", base + `host "localhost" { auth = "store"  registration = true
 				password_change = false  offline_limit = 0 }`,
 			func(c *Config) (any, any) {

@@ -47,11 +47,13 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c := &Config{}
 	c.Log = d.log(tree["log"])
 	c.Listeners = d.listeners(tree["listen"], order["listen"])
-	c.TLS = d.tls(tree["tls"])
+	// The server block first: its data_dir is where the TLS files go by
+	// default.
+	c.Server = d.server(tree["server"])
+	c.TLS = d.tls(tree["tls"], c.Server.DataDir)
 	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
 	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
 	c.Limits = d.limits(tree["limits"])
-	c.Server = d.server(tree["server"])
 	return c
 }
 
@@ -160,11 +162,11 @@ func checkWebSocketURL(s string) string {
 	return ""
 }
 
-func (d *decoder) tls(v any) TLS {
+func (d *decoder) tls(v any, dataDir string) TLS {
 	b := d.block([]string{"tls"}, v)
 	t := TLS{
-		CertFile:   d.file(b.nonEmpty("cert_file", "data/tls/cert.pem")),
-		KeyFile:    d.file(b.nonEmpty("key_file", "data/tls/key.pem")),
+		CertFile:   d.file(b.nonEmpty("cert_file", filepath.Join(dataDir, "tls", "cert.pem"))),
+		KeyFile:    d.file(b.nonEmpty("key_file", filepath.Join(dataDir, "tls", "key.pem"))),
 		MinVersion: b.enum("min_version", "1.2", "1.2", "1.3"),
 		MaxVersion: b.enum("max_version", "1.3", "1.2", "1.3"),
 	}
