@@ -14,6 +14,7 @@ import (
 	"hash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -127,6 +128,9 @@ func (k *KeyLog) forget(random [32]byte) {
 // ClientFinished once the handshake is done.
 type HandshakeConn struct {
 	net.Conn
+	// active is recording without the lock: after the handshake every read
+	// of the session passes here and must not pay for a mutex.
+	active    atomic.Bool
 	mu        sync.Mutex
 	recording bool
 	buf       []byte
@@ -134,17 +138,20 @@ type HandshakeConn struct {
 
 // NewHandshakeConn wraps nc and starts recording.
 func NewHandshakeConn(nc net.Conn) *HandshakeConn {
-	return &HandshakeConn{Conn: nc, recording: true}
+	h := &HandshakeConn{Conn: nc, recording: true}
+	h.active.Store(true)
+	return h
 }
 
 // Read implements net.Conn.
 func (h *HandshakeConn) Read(p []byte) (int, error) {
 	n, err := h.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && h.active.Load() {
 		h.mu.Lock()
 		if h.recording {
 			if len(h.buf)+n > maxRecorded {
 				h.recording, h.buf = false, nil
+				h.active.Store(false)
 			} else {
 				h.buf = append(h.buf, p[:n]...)
 			}
@@ -171,6 +178,7 @@ func (h *HandshakeConn) ClientFinished(cs tls.ConnectionState, keys *KeyLog) []b
 	h.mu.Lock()
 	rec := h.buf
 	h.recording, h.buf = false, nil
+	h.active.Store(false)
 	h.mu.Unlock()
 	if keys == nil {
 		return nil
@@ -196,6 +204,7 @@ func (h *HandshakeConn) Forget(keys *KeyLog) {
 	h.mu.Lock()
 	rec := h.buf
 	h.recording, h.buf = false, nil
+	h.active.Store(false)
 	h.mu.Unlock()
 	if random, _, ok := clientFlight(rec); ok && keys != nil {
 		keys.forget(random)
