@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -58,4 +59,39 @@ func describeJSONError(err error) (key, msg string) {
 		return "", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
 	}
 	return "", err.Error()
+}
+
+// Int is an integer config value written as a number or as a string of
+// digits: an environment override (KOI_PLUGIN__X__CONFIG__KEY) of a key the
+// file does not have arrives as a string. Use it in the struct Decode fills.
+type Int int
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Int) UnmarshalJSON(b []byte) error {
+	i, err := strconv.Atoi(string(bytes.Trim(b, `"`)))
+	if err != nil {
+		return typeError(b, reflect.TypeFor[int]())
+	}
+	*n = Int(i)
+	return nil
+}
+
+// Bool is a boolean config value written as true/false or as a string of
+// one, for the same reason as Int.
+type Bool bool
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Bool) UnmarshalJSON(b []byte) error {
+	v, err := strconv.ParseBool(string(bytes.Trim(b, `"`)))
+	if err != nil {
+		return typeError(b, reflect.TypeFor[bool]())
+	}
+	*f = Bool(v)
+	return nil
+}
+
+// typeError is the error encoding/json adds the key to, so that Decode's
+// message names it: pool_size: want int, got "many".
+func typeError(got []byte, want reflect.Type) error {
+	return &json.UnmarshalTypeError{Value: string(got), Type: want}
 }

@@ -54,3 +54,23 @@ func TestConfigDecode(t *testing.T) {
 		})
 	}
 }
+
+// TestIntBool: numbers and booleans may come as strings (environment
+// overrides), and a bad one is an error naming its key.
+func TestIntBool(t *testing.T) {
+	var v struct {
+		N Int  `json:"n"`
+		B Bool `json:"b"`
+	}
+	for _, raw := range []string{`{"n": 7, "b": true}`, `{"n": "7", "b": "true"}`} {
+		if err := (Config{Raw: []byte(raw)}).Decode(&v); err != nil || v.N != 7 || !v.B {
+			t.Errorf("Decode(%s) = %+v, %v; want 7, true", raw, v, err)
+		}
+	}
+	for raw, key := range map[string]string{`{"n": "many"}`: "n", `{"b": "maybe"}`: "b"} {
+		err := (Config{Raw: []byte(raw)}).Decode(&v)
+		if err == nil || !strings.Contains(err.Error(), key+": want") {
+			t.Errorf("Decode(%s) = %v, want an error naming %q", raw, err, key)
+		}
+	}
+}

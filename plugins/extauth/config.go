@@ -1,13 +1,9 @@
 package extauth
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,9 +42,9 @@ type Settings struct {
 type fileConfig struct {
 	Program   string   `json:"program"`
 	Args      []string `json:"args"`
-	Instances flexInt  `json:"instances"`
+	Instances sdk.Int  `json:"instances"`
 	Timeout   string   `json:"timeout"`
-	Writable  flexBool `json:"writable"`
+	Writable  sdk.Bool `json:"writable"`
 }
 
 // ParseConfig decodes the plugin's config block into Settings, with
@@ -126,35 +122,4 @@ func resolveProgram(p string) (string, error) {
 		return "", fmt.Errorf("%q: %w", p, err)
 	}
 	return abs, nil
-}
-
-// flexInt is an integer written as a number or, as environment overrides
-// of keys the file does not have arrive, as a string of digits.
-type flexInt int
-
-func (n *flexInt) UnmarshalJSON(b []byte) error {
-	i, err := strconv.Atoi(string(bytes.Trim(b, `"`)))
-	if err != nil {
-		return typeError(b, reflect.TypeFor[int]())
-	}
-	*n = flexInt(i)
-	return nil
-}
-
-// flexBool is a boolean written as true/false or as a string of one.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	v, err := strconv.ParseBool(string(bytes.Trim(b, `"`)))
-	if err != nil {
-		return typeError(b, reflect.TypeFor[bool]())
-	}
-	*f = flexBool(v)
-	return nil
-}
-
-// typeError is the error encoding/json adds the key to, so that the SDK's
-// message names it: key "instances": want int, got "many".
-func typeError(got []byte, want reflect.Type) error {
-	return &json.UnmarshalTypeError{Value: string(got), Type: want}
 }

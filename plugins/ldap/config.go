@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,14 +122,14 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '[' {
 		var s []string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return typeError(b, reflect.TypeFor[[]string]())
+			return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[[]string]()}
 		}
 		*l = s
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return typeError(b, reflect.TypeFor[[]string]())
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[[]string]()}
 	}
 	if s == "" {
 		*l = []string{}
@@ -138,37 +137,6 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 		*l = []string{s}
 	}
 	return nil
-}
-
-// flexInt is an integer written as a number or, as environment overrides
-// of keys the file does not have arrive, as a string of digits.
-type flexInt int
-
-func (n *flexInt) UnmarshalJSON(b []byte) error {
-	i, err := strconv.Atoi(string(bytes.Trim(b, `"`)))
-	if err != nil {
-		return typeError(b, reflect.TypeFor[int]())
-	}
-	*n = flexInt(i)
-	return nil
-}
-
-// flexBool is a boolean written as true/false or as a string of one.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	v, err := strconv.ParseBool(string(bytes.Trim(b, `"`)))
-	if err != nil {
-		return typeError(b, reflect.TypeFor[bool]())
-	}
-	*f = flexBool(v)
-	return nil
-}
-
-// typeError is the error encoding/json adds the key to, so that the SDK's
-// message names it: key "pool_size": want int, got "many".
-func typeError(got []byte, want reflect.Type) error {
-	return &json.UnmarshalTypeError{Value: string(got), Type: want}
 }
 
 // vcardConfig is the vcard object of the config block; a nil field keeps
@@ -190,14 +158,14 @@ type vcardConfig struct {
 // fileConfig is the config block as the operator writes it.
 type fileConfig struct {
 	URL                  stringList   `json:"url"`
-	StartTLS             flexBool     `json:"start_tls"`
+	StartTLS             sdk.Bool     `json:"start_tls"`
 	CAFile               string       `json:"ca_file"`
 	TLSServerName        string       `json:"tls_server_name"`
-	InsecureSkipVerify   flexBool     `json:"insecure_skip_verify"`
-	AllowPlaintext       flexBool     `json:"allow_plaintext"`
+	InsecureSkipVerify   sdk.Bool     `json:"insecure_skip_verify"`
+	AllowPlaintext       sdk.Bool     `json:"allow_plaintext"`
 	ConnectTimeout       string       `json:"connect_timeout"`
 	Timeout              string       `json:"timeout"`
-	PoolSize             flexInt      `json:"pool_size"`
+	PoolSize             sdk.Int      `json:"pool_size"`
 	BaseDN               string       `json:"base_dn"`
 	BindDN               string       `json:"bind_dn"`
 	BindPassword         string       `json:"bind_password"`
@@ -213,7 +181,7 @@ type fileConfig struct {
 	GroupNameAttribute   string       `json:"group_name_attribute"`
 	ContactNameAttribute string       `json:"contact_name_attribute"`
 	RefreshInterval      string       `json:"refresh_interval"`
-	PageSize             flexInt      `json:"page_size"`
+	PageSize             sdk.Int      `json:"page_size"`
 	VCard                *vcardConfig `json:"vcard"`
 }
 
