@@ -52,8 +52,17 @@ func TestBlocking(t *testing.T) {
 	bob.expect("alice/b unavailable", isPresence("unavailable", "alice@localhost/b"))
 
 	// Nothing of bob's reaches alice.
-	bob.send("<message to='alice@localhost' type='chat'><body>blocked 1</body></message>")
-	bob.send("<message to='alice@localhost/a' type='chat'><body>blocked 2</body></message>")
+	bob.send("<message to='alice@localhost' type='chat' id='b1'><body>blocked 1</body></message>")
+	bob.send("<message to='alice@localhost/a' type='chat' id='b2'><body>blocked 2</body></message>")
+	// The messages bounce as if alice had no account (XEP-0191 §3.3).
+	for _, id := range []string{"b1", "b2"} {
+		e := bob.expect("error for message "+id, func(e *element) bool {
+			return e.is("", "message") && e.attr("type") == "error" && e.attr("id") == id
+		})
+		if _, cond := e.stanzaError(); cond != "service-unavailable" {
+			t.Errorf("bob's message %s to alice: %s, want service-unavailable", id, e)
+		}
+	}
 	bob.send("<presence><show>away</show></presence>")
 	bob.send("<presence to='alice@localhost/a'/>")
 	r = bob.iq("<iq type='get' to='alice@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>")

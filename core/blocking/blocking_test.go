@@ -221,10 +221,16 @@ func TestBlockingCommand(t *testing.T) {
 	bob.send(`<message to='alice@example.com/a' type='chat' id='m2'><body>hi</body></message>`)
 	bob.send(`<presence to='alice@example.com/a'/>`)
 	bob.send(`<presence><show>away</show></presence>`)
-	if got := bob.rec.take(); len(got) != 1 || got[0].Attr("to") != "bob@example.com/phone" {
-		t.Errorf("bob's broadcast: he got %v, want only his own", got)
+	// The messages bounce with service-unavailable, as from an account
+	// without storage (XEP-0191 §3.3); the directed presence is dropped;
+	// bob's broadcast reaches only himself.
+	msgs := bob.rec.take()
+	if len(msgs) != 3 || !hasError(msgs[0], "service-unavailable") || msgs[0].Attr("id") != "m1" ||
+		!hasError(msgs[1], "service-unavailable") || msgs[1].Attr("id") != "m2" ||
+		msgs[2].Local != "presence" || msgs[2].Attr("to") != "bob@example.com/phone" {
+		t.Errorf("bob got %v, want his two messages bounced and his own broadcast", msgs)
 	}
-	bob.wantNothing("bob's messages and presence to alice") // dropped silently, like to nobody
+	bob.wantNothing("bob's presence to alice") // dropped silently
 	for _, x := range []string{
 		`<iq type='get' id='v1' to='alice@example.com/a'><ping xmlns='urn:xmpp:ping'/></iq>`,
 		`<iq type='get' id='v2' to='alice@example.com'><vCard xmlns='vcard-temp'/></iq>`,

@@ -68,9 +68,11 @@ func (m *Server) blockedEither(ctx context.Context, a, b jid.JID) bool {
 
 // refuseBlocked stops a stanza s sent to another user when either blocked
 // the other (XEP-0191 §3.5, §3.6): to a JID the sender blocked it is
-// refused with <not-acceptable/>; from a JID the addressee blocked it is
-// dropped, and an IQ request answered <service-unavailable/> as if nobody
-// were there. It reports whether it stopped el.
+// refused with <not-acceptable/>; from a JID the addressee blocked, a
+// message or IQ request is answered <service-unavailable/> as if nobody
+// were there (§3.3: the same answer an offline account without storage
+// gives, so the block is not revealed) and presence is dropped silently.
+// It reports whether it stopped el.
 func (m *Server) refuseBlocked(ctx context.Context, s *router.Session, el *xmlstream.Element, to jid.JID) bool {
 	if m.blocker == nil || to.Local() == "" || to.Bare() == s.JID().Bare() || !m.isLocal(to) {
 		return false
@@ -84,7 +86,7 @@ func (m *Server) refuseBlocked(ctx context.Context, s *router.Session, el *xmlst
 		return true
 	}
 	if m.blocker.Blocked(ctx, to.Bare(), s.JID()) {
-		if el.Local == "iq" && (typ == "get" || typ == "set") {
+		if (el.Local == "iq" && (typ == "get" || typ == "set")) || (el.Local == "message" && typ != "error") {
 			m.bounce(s, el, stanza.ErrServiceUnavailable)
 		}
 		return true
