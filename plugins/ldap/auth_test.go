@@ -345,3 +345,23 @@ func TestSlowDirectory(t *testing.T) {
 		})
 	}
 }
+
+// The test directory allows unauthenticated binds (slapd's
+// bind_anon_dn): a simple bind with alice's DN and no password
+// succeeds there, as it does on directories set up so. An empty password
+// must still log nobody in.
+func TestEmptyPasswordOnPermissiveDirectory(t *testing.T) {
+	sd := needSlapd(t)
+	c, err := ldap.DialURL(sd.URL)
+	if err != nil {
+		t.Fatalf("dial %s: %v", sd.URL, err)
+	}
+	defer c.Close()
+	dn := "uid=alice," + testsvc.SlapdPeople
+	if err := c.UnauthenticatedBind(dn); err != nil {
+		t.Fatalf("the directory refuses an unauthenticated bind as %s (%v): it no longer tests the guard", dn, err)
+	}
+	d := open(t, slapdSettings(t))
+	checkLogin(t, d, "alice", "", false)
+	checkLogin(t, d, "alice", "alicepw", true)
+}
