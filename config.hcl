@@ -9,6 +9,7 @@ listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optio
 listen "c2s_tls" { address = "127.0.0.1:5223" }
 # RFC 7395 WebSocket for web and JavaScript clients, with XEP-0156 host-meta on the same port;
 # tls = true serves wss:// with the certificate below. public_url overrides the advertised URL.
+# Web pages from other origins than the listener's own need origins = ["chat.example.com"].
 # listen "websocket" { address = "127.0.0.1:5280"  path = "/xmpp-websocket"  tls = false }
 
 tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made on first run if absent

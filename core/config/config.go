@@ -81,6 +81,11 @@ type Listener struct {
 	// advertises, for a listener behind a proxy ("wss://chat.example.com/ws").
 	// "" builds it from the request's Host, the TLS setting and Path.
 	PublicURL string
+	// Origins (key origins) are the web origins, besides the listener's
+	// own, whose pages may open the WebSocket: host patterns as browsers
+	// send them in Origin ("chat.example.com", "*.example.com",
+	// "localhost:8080"). Empty: same origin only.
+	Origins []string
 }
 
 // TLS names the server's certificate (block tls).

@@ -346,6 +346,12 @@ func TestProblems(t *testing.T) {
 			[]string{`listen "websocket".public_url: want a ws:// or wss:// URL, got "https://chat.example.com/ws"`}},
 		{"websocket public_url without host", base + host + `listen "websocket" { address = ":5280"  public_url = "wss:///ws" }`, nil,
 			[]string{`listen "websocket".public_url: want a URL with a host`}},
+		{"websocket origins", base + host + `listen "websocket" { address = ":5280"  origins = ["https://chat.example.com", "[a-", ""] }`, nil,
+			[]string{`listen "websocket".origins: want a host pattern as in the Origin header without its scheme, like "chat.example.com"`,
+				`listen "websocket".origins: bad pattern "[a-": syntax error in pattern`,
+				`listen "websocket".origins: an empty origin pattern matches nothing`}},
+		{"origins on c2s", base + host + `listen "other" { type = "c2s"  address = ":5225"  origins = ["x"] }`, nil,
+			[]string{`listen "other".origins: only for type "websocket"`}},
 		{"path on c2s", base + host + `listen "c2s_tls" { address = ":5223"  path = "/ws" }`, nil,
 			[]string{`listen "c2s_tls".path: only for type "websocket"`}},
 		{"tls on c2s", base + host + `listen "x" { type = "c2s"  address = ":5224"  tls = true }`, nil,
@@ -590,10 +596,10 @@ func TestAccepted(t *testing.T) {
 				return c.Listeners[1], Listener{Name: "websocket", Type: "websocket", Address: "127.0.0.1:5280", Path: "/xmpp-websocket"}
 			}},
 		{"websocket all keys", base + host + `listen "web" { type = "websocket"  address = ":443"  path = "/ws"  tls = true
-				public_url = "wss://chat.example.com/xmpp/ws" }`,
+				public_url = "wss://chat.example.com/xmpp/ws"  origins = ["chat.example.com", "*.example.org:8443"] }`,
 			func(c *Config) (any, any) {
 				return c.Listeners[1], Listener{Name: "web", Type: "websocket", Address: ":443", Path: "/ws", TLS: true,
-					PublicURL: "wss://chat.example.com/xmpp/ws"}
+					PublicURL: "wss://chat.example.com/xmpp/ws", Origins: []string{"chat.example.com", "*.example.org:8443"}}
 			}},
 		{"tls files default to data_dir", base + host + `server { data_dir = "/var/lib/koi" }`,
 			func(c *Config) (any, any) {

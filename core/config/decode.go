@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -114,7 +115,7 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		if l.Type == "websocket" {
 			d.websocket(b, &l)
 		} else {
-			for _, k := range []string{"path", "tls", "public_url"} {
+			for _, k := range []string{"path", "tls", "public_url", "origins"} {
 				if b.has(k) && l.Type != "" {
 					d.problem(b.at(k), `only for type "websocket"`)
 				}
@@ -136,6 +137,13 @@ func (d *decoder) websocket(b *block, l *Listener) {
 		d.problem(b.at("path"), "%s is where host-meta (XEP-0156) is served; choose another path", quote(l.Path))
 	}
 	l.TLS = b.boolean("tls", false)
+	for _, o := range b.list("origins") {
+		if msg := checkOrigin(o); msg != "" {
+			d.problem(b.at("origins"), "%s", msg)
+			continue
+		}
+		l.Origins = append(l.Origins, o)
+	}
 	if s, ok := b.str("public_url"); ok && s != "" {
 		if msg := checkWebSocketURL(s); msg != "" {
 			d.problem(b.at("public_url"), "%s", msg)
@@ -143,6 +151,24 @@ func (d *decoder) websocket(b *block, l *Listener) {
 			l.PublicURL = s
 		}
 	}
+}
+
+// checkOrigin checks an allowed-origin pattern. Browsers send an origin
+// as scheme://host[:port]; the pattern is matched against its host[:port]
+// with path.Match, as the WebSocket library does. It returns a message,
+// or "".
+func checkOrigin(o string) string {
+	switch {
+	case o == "":
+		return "an empty origin pattern matches nothing; remove it"
+	case strings.Contains(o, "://") || strings.ContainsAny(o, "/?# "):
+		return "want a host pattern as in the Origin header without its scheme, like " +
+			quote("chat.example.com") + " or " + quote("*.example.com:8443") + ", got " + quote(o)
+	}
+	if _, err := path.Match(o, ""); err != nil {
+		return "bad pattern " + quote(o) + ": " + err.Error()
+	}
+	return ""
 }
 
 // checkWebSocketURL checks an advertised WebSocket URL. It returns a

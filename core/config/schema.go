@@ -48,7 +48,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "listen":
 		return map[string]kind{
 			"type": kString, "address": kString, "starttls": kString,
-			"path": kString, "tls": kBool, "public_url": kString,
+			"path": kString, "tls": kBool, "public_url": kString, "origins": kList,
 		}, true
 	case "tls":
 		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true

@@ -352,6 +352,7 @@ func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxSt
 		Log:             log.With("listener", lc.Name),
 		Path:            lc.Path,
 		PublicURL:       lc.PublicURL,
+		Origins:         lc.Origins,
 		MaxMessageBytes: maxStanza,
 		Streams:         srv,
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	PublicURL string
 	// TLS, when set, makes the listener serve https and wss with it.
 	TLS *tls.Config
+	// Origins are host patterns of other web origins whose pages may open
+	// the WebSocket ("chat.example.com", "*.example.com"); a page of the
+	// endpoint's own origin always may, a client outside a browser sends
+	// no Origin and always may.
+	Origins []string
 	// MaxMessageBytes bounds one WebSocket message: the stanza size limit.
 	MaxMessageBytes int64
 	Streams         Streams
@@ -145,12 +150,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "RFC 7395 requires the WebSocket subprotocol \"xmpp\": send Sec-WebSocket-Protocol: xmpp.", http.StatusBadRequest)
 		return
 	}
-	// Origin: the library refuses a browser page from another origin
-	// than the Host asked for (cross-site WebSocket hijacking); clients
-	// outside a browser send no Origin. Allowed origins are for later.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
+	// Origin: the library refuses a browser page from an origin other
+	// than the Host asked for and those configured (cross-site WebSocket
+	// hijacking: the page would act with the user's network position).
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}, OriginPatterns: s.cfg.Origins})
 	if err != nil {
-		s.cfg.Log.Debug("WebSocket handshake refused", "remote", r.RemoteAddr, "error", err)
+		if o := r.Header.Get("Origin"); o != "" && w.Header().Get("Sec-WebSocket-Accept") == "" {
+			// Most likely a page of an origin not in origins: an operator
+			// setting up a web client needs to see this.
+			s.cfg.Log.Info("WebSocket handshake refused", "remote", r.RemoteAddr, "origin", o, "error", err)
+		} else {
+			s.cfg.Log.Debug("WebSocket handshake refused", "remote", r.RemoteAddr, "error", err)
+		}
 		return // Accept has answered
 	}
 	var local net.Addr = addr("")

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/router"
@@ -252,6 +254,59 @@ func TestHandshakeRefusals(t *testing.T) {
 	if err == nil || r == nil || r.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-origin handshake: %v, want 403", err)
 	}
+}
+
+// Pages from the configured origins may open a stream; others still may
+// not, and a refusal names the origin in the log.
+func TestAllowedOrigins(t *testing.T) {
+	var log strings.Builder
+	var mu sync.Mutex
+	ts := startTest(t, Config{
+		Origins: []string{"chat.example.com", "*.corp.example:8443"},
+		Log:     hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &mu, w: &log}, Level: hclog.Info}),
+	})
+	for _, tt := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://chat.example.com", true},
+		{"https://web.corp.example:8443", true},
+		{"http://" + strings.TrimPrefix(ts.url, "http://"), true}, // the endpoint's own origin
+		{"https://evil.example", false},
+		{"https://chat.example.com.evil.example", false},
+		{"https://web.corp.example", false}, // the pattern names the port
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, r, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/xmpp-websocket", &websocket.DialOptions{
+			Subprotocols: []string{"xmpp"}, HTTPHeader: http.Header{"Origin": {tt.origin}},
+		})
+		cancel()
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("origin %s: %v, want the handshake accepted", tt.origin, err)
+		case !tt.ok && (err == nil || r == nil || r.StatusCode != http.StatusForbidden):
+			t.Errorf("origin %s: %v, want 403", tt.origin, err)
+		}
+		if c != nil {
+			c.CloseNow()
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "origin=https://evil.example") {
+		t.Errorf("refused origin not logged at info:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestHostMeta(t *testing.T) {

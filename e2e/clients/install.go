@@ -7,45 +7,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/koi-im/koi/internal/testsvc"
 )
 
-// aptMu serialises apt-get: dpkg takes one lock for the whole machine.
-var aptMu sync.Mutex
-
-// aptInstall installs the Debian packages that are not installed yet. It
-// needs root; without it, or when apt fails, the error wraps ErrMissing and
-// names the packages.
+// aptInstall installs the Debian packages that are not installed yet
+// (testsvc.AptInstall). It needs root (env.Root); without it, or when apt
+// fails, the error wraps ErrMissing and names the packages.
 func aptInstall(ctx context.Context, env *Env, pkgs ...string) error {
-	var missing []string
-	for _, p := range pkgs {
-		out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", p).Output()
-		if err != nil || !strings.Contains(string(out), "install ok installed") {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
 	if !env.Root {
+		var missing []string
+		for _, p := range pkgs {
+			out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", p).Output()
+			if err != nil || !strings.Contains(string(out), "install ok installed") {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
 		return fmt.Errorf("%w: Debian packages %s (not root, cannot apt-get install)", ErrMissing, strings.Join(missing, " "))
 	}
-	aptMu.Lock()
-	defer aptMu.Unlock()
-	run := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	args := append([]string{"install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"}, missing...)
-	if _, err := run(args...); err != nil {
-		// The package lists may be missing or stale on a new machine.
-		if out, err := run("update", "-q"); err != nil {
-			return fmt.Errorf("%w: apt-get update: %v\n%s", ErrMissing, err, out)
-		}
-		if out, err := run(args...); err != nil {
-			return fmt.Errorf("%w: apt-get install %s: %v\n%s", ErrMissing, strings.Join(missing, " "), err, out)
-		}
+	if err := testsvc.AptInstall(ctx, pkgs...); err != nil {
+		return fmt.Errorf("%w: %v", ErrMissing, err)
 	}
 	return nil
 }
