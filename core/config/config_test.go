@@ -96,7 +96,7 @@ func TestContractSample(t *testing.T) {
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
-		Limits: defaultLimits(),
+		Limits:  defaultLimits(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 	}
@@ -122,7 +122,7 @@ func exampleConfig() *Config {
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
-		Limits: defaultLimits(),
+		Limits:  defaultLimits(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 	}
