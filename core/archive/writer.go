@@ -192,6 +192,9 @@ type Writer struct {
 	jLogged  time.Time
 
 	down     time.Time // since when the backend is unreachable; zero while it answers
+	// gaveUp: the backend failed again after Close began, so the journal
+	// keeps what is left for the next start.
+	gaveUp   bool
 	downLog  time.Time // when the outage was last logged
 	downErrs int       // failures since then
 }
@@ -536,7 +539,7 @@ func (w *Writer) run() {
 		w.applyAcks()
 		now := time.Now()
 		w.mu.Lock()
-		finished := w.closing && w.used == 0 && (w.jrecords == 0 || !w.down.IsZero())
+		finished := w.closing && w.used == 0 && (w.jrecords == 0 || w.gaveUp)
 		pending := w.queue.len()+len(w.inflight)+w.jrecords > 0
 		w.mu.Unlock()
 		if finished {
@@ -622,10 +625,7 @@ func (w *Writer) stopping(c *conn) {
 	w.applyAcks()
 	w.requeue()
 	w.mu.Lock()
-	w.closing = true
-	if w.down.IsZero() {
-		w.down = time.Now()
-	}
+	w.closing, w.gaveUp = true, true
 	w.jBlocked = time.Time{}
 	w.mu.Unlock()
 	w.spill(time.Now())
@@ -813,7 +813,7 @@ func (w *Writer) spill(now time.Time) {
 			w.mu.Unlock()
 			return
 		}
-		all := w.queue.len() > w.opt.HighWater || (w.closing && !w.down.IsZero())
+		all := w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
 		n := w.cutLocked(now, all)
 		if n == 0 {
 			w.mu.Unlock()
@@ -918,6 +918,9 @@ func (w *Writer) outage(err error) {
 func (w *Writer) outageLocked(err error) {
 	now := time.Now()
 	w.downErrs++
+	if w.closing {
+		w.gaveUp = true
+	}
 	what := "messages wait in memory"
 	if w.j != nil {
 		what = "batches go to the journal"
