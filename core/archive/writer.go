@@ -191,7 +191,7 @@ type Writer struct {
 	jBlocked time.Time
 	jLogged  time.Time
 
-	down     time.Time // since when the backend is unreachable; zero while it answers
+	down time.Time // since when the backend is unreachable; zero while it answers
 	// gaveUp: the backend failed again after Close began, so the journal
 	// keeps what is left for the next start.
 	gaveUp   bool
