@@ -126,7 +126,8 @@ func (o Options) withDefaults() Options {
 // Errors of Reserve and Append.
 var (
 	// ErrFull: the queue stayed full for Options.BlockTimeout, because
-	// the backend is down or slower than the traffic.
+	// the backend is down or slower than the traffic and the journal, if
+	// there is one, is full too.
 	ErrFull = errors.New("archive: write queue full")
 	// ErrClosed: the writer is shutting down.
 	ErrClosed = errors.New("archive: writer closed")
