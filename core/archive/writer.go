@@ -24,6 +24,22 @@ type Stream interface {
 	CloseSend() error
 }
 
+// Journal is where batches wait, durably, while the backend cannot take
+// them; *journal.Journal is one. Records come back from Next in the order
+// they were appended; Ack releases every record up to a position Next
+// returned, and Rewind makes Next start again after the last Ack.
+type Journal interface {
+	// Append stores a record durably (fsynced) before it returns; an
+	// error (full, or a disk failure) leaves the journal as it was.
+	Append(record []byte) error
+	Next() (record []byte, end int64, ok bool)
+	Ack(end int64) error
+	Rewind()
+	// Len is the records not acknowledged and their size in bytes.
+	Len() (records int, bytes int64)
+	Close() error
+}
+
 // Opener opens a stream that lives until ctx ends. It fails at once, with
 // an error wrapping sdk.ErrUnavailable, while the backend is down.
 type Opener func(ctx context.Context) (Stream, error)
@@ -56,6 +72,21 @@ type Options struct {
 	// RetryMin and RetryMax bound the wait between attempts to open a
 	// stream (defaults 50ms and 2s).
 	RetryMin, RetryMax time.Duration
+
+	// Journal, if set, takes the committed messages the backend cannot
+	// take now (see Writer); the Writer closes it. Without one, messages
+	// wait in memory and Reserve refuses once QueueSize is reached.
+	Journal Journal
+	// HighWater is how many queued messages make the writer move them to
+	// the journal even while the backend answers, because it is slower
+	// than the traffic (default QueueSize/2).
+	HighWater int
+	// ProbeInterval caps RetryMax while there is a journal (default
+	// 250ms), so that a backend that is back is found at once.
+	ProbeInterval time.Duration
+	// OutageLogInterval is how often an ongoing outage is logged again
+	// (default 5s).
+	OutageLogInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -78,6 +109,14 @@ func (o Options) withDefaults() Options {
 	defD(&o.AckTimeout, 30*time.Second)
 	defD(&o.RetryMin, 50*time.Millisecond)
 	defD(&o.RetryMax, 2*time.Second)
+	defD(&o.ProbeInterval, 250*time.Millisecond)
+	defD(&o.OutageLogInterval, 5*time.Second)
+	if o.HighWater <= 0 || o.HighWater > o.QueueSize {
+		o.HighWater = max(o.QueueSize/2, 1)
+	}
+	if o.Journal != nil {
+		o.RetryMax = min(o.RetryMax, o.ProbeInterval)
+	}
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = o.RetryMin
 	}
@@ -87,7 +126,8 @@ func (o Options) withDefaults() Options {
 // Errors of Reserve and Append.
 var (
 	// ErrFull: the queue stayed full for Options.BlockTimeout, because
-	// the backend is down or slower than the traffic.
+	// the backend is down or slower than the traffic and the journal, if
+	// there is one, is full too.
 	ErrFull = errors.New("archive: write queue full")
 	// ErrClosed: the writer is shutting down.
 	ErrClosed = errors.New("archive: writer closed")
@@ -104,6 +144,17 @@ var (
 // the stream breaks (the plugin died) the writer opens a new one, with
 // backoff, and sends the unacknowledged batches again; the backend's
 // idempotence on (Owner, StanzaID) keeps them from being stored twice.
+//
+// With a Journal, a committed message is always either in memory (queued
+// or in flight) or in the fsynced journal. The writer moves batches from
+// the queue to the journal while the backend is unreachable (a stream
+// that cannot be opened, a failed batch, an acknowledgement that does not
+// come), while the journal holds anything (so that messages reach the
+// backend in the order they were committed), and when the queue passes
+// HighWater. Memory is thus freed as fast as the disk takes batches, and
+// Reserve refuses only when the journal is full as well. The journal is
+// replayed in order as soon as the backend acknowledges again, and at
+// start-up; replays are idempotent like any resend.
 type Writer struct {
 	open Opener
 	opt  Options
@@ -128,6 +179,32 @@ type Writer struct {
 	backoff  time.Duration
 	closing  bool
 	stats    Stats
+
+	// The journal, if any. jrecs, jmsgs and spillSeq are under mu; the
+	// journal itself is called from run only.
+	j        Journal
+	jrecs    []jrec // journaled and not yet sent, oldest first
+	jrecords int    // records in the journal not acknowledged
+	jmsgs    int    // messages in the journal not acknowledged
+	jAcked   int64  // journal position acknowledged, not yet given to Ack
+	spillSeq uint64 // first seq of a batch being journaled, or 0
+	// jBlocked delays the next journal write after one failed (full).
+	jBlocked time.Time
+	jLogged  time.Time
+
+	down time.Time // since when the backend is unreachable; zero while it answers
+	// gaveUp: the backend failed again after Close began, so the journal
+	// keeps what is left for the next start.
+	gaveUp   bool
+	downLog  time.Time // when the outage was last logged
+	downErrs int       // failures since then
+}
+
+// jrec is a journaled batch waiting to be sent: the seq of its first
+// message and how many it holds.
+type jrec struct {
+	seq uint64
+	n   int
 }
 
 type item struct {
@@ -142,6 +219,12 @@ type batch struct {
 	id    uint64
 	items []item
 	sent  time.Time
+	// end is the journal position after the batch's record, 0 for a
+	// batch from memory.
+	end int64
+	// skip is a journal record that cannot be decoded: never sent, it is
+	// acknowledged when its turn comes.
+	skip bool
 }
 
 func (b *batch) messages() []sdk.ArchivedMessage {
@@ -165,6 +248,9 @@ type Stats struct {
 	Reconnects uint64
 	// Pending is how many messages are queued or in flight now.
 	Pending int
+	// Journaled is how many messages wait in the journal, in
+	// JournalBatches records.
+	Journaled, JournalBatches int
 }
 
 // NewWriter starts a writer; Close stops it. log may be nil.
@@ -178,7 +264,10 @@ func NewWriter(open Opener, opt Options, log hclog.Logger) *Writer {
 		open: open, opt: opt, log: log, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		changed: make(chan struct{}), owners: map[string]int{}, backoff: opt.RetryMin,
-		nextSeq: 1,
+		nextSeq: 1, j: opt.Journal,
+	}
+	if w.j != nil {
+		w.loadJournal()
 	}
 	go w.run()
 	return w
@@ -331,7 +420,15 @@ func (w *Writer) minPendingLocked() uint64 {
 		m = w.queue.at(0).seq
 	}
 	for _, b := range w.inflight {
-		m = min(m, b.items[0].seq)
+		if len(b.items) > 0 {
+			m = min(m, b.items[0].seq)
+		}
+	}
+	if len(w.jrecs) > 0 {
+		m = min(m, w.jrecs[0].seq)
+	}
+	if w.spillSeq != 0 {
+		m = min(m, w.spillSeq)
 	}
 	return m
 }
@@ -345,6 +442,7 @@ func (w *Writer) Stats() Stats {
 	for _, b := range w.inflight {
 		s.Pending += len(b.items)
 	}
+	s.Journaled, s.JournalBatches = w.jmsgs, w.jrecords
 	return s
 }
 
@@ -360,14 +458,21 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.poke()
 	select {
 	case <-w.done:
-		return nil
 	case <-ctx.Done():
+		w.cancel()
+		<-w.done
 	}
-	w.cancel()
-	<-w.done
 	w.mu.Lock()
-	lost := w.used
+	lost, journaled := w.used, w.jmsgs
 	w.mu.Unlock()
+	if w.j != nil {
+		if err := w.j.Close(); err != nil {
+			w.log.Error("archive journal not closed cleanly", "error", err)
+		}
+		if journaled > 0 {
+			w.log.Info("archive messages left in the journal for the next start", "messages", journaled)
+		}
+	}
 	if lost == 0 {
 		return nil
 	}
@@ -419,6 +524,7 @@ func (w *Writer) run() {
 			select {
 			case <-c.dead:
 				c = nil
+				w.requeue()
 				w.mu.Lock()
 				retryAt = time.Now().Add(w.backoff)
 				w.backoff = min(w.backoff*2, w.opt.RetryMax)
@@ -428,16 +534,19 @@ func (w *Writer) run() {
 			}
 		}
 		if w.ctx.Err() != nil {
+			w.stopping(c)
 			return
 		}
+		w.applyAcks()
 		now := time.Now()
 		w.mu.Lock()
-		finished := w.closing && w.used == 0
-		pending := w.queue.len()+len(w.inflight) > 0
+		finished := w.closing && w.used == 0 && (w.jrecords == 0 || w.gaveUp)
+		pending := w.queue.len()+len(w.inflight)+w.jrecords > 0
 		w.mu.Unlock()
 		if finished {
 			if c != nil {
-				// Every batch is acknowledged: end the stream politely.
+				// Every batch is acknowledged or journaled: end the
+				// stream politely.
 				c.s.CloseSend()
 			}
 			return
@@ -452,6 +561,9 @@ func (w *Writer) run() {
 				w.mu.Unlock()
 			}
 		}
+		if w.j != nil {
+			w.spill(now)
+		}
 		if c != nil {
 			w.sendDue(c, now)
 		}
@@ -465,12 +577,15 @@ func (w *Writer) run() {
 			wait = time.Until(retryAt)
 		case c != nil:
 			dead = c.dead
-			if w.queue.len() > 0 && len(w.inflight) < w.opt.MaxInFlight {
+			if w.queue.len() > 0 && w.jrecords == 0 && len(w.inflight) < w.opt.MaxInFlight {
 				wait = time.Until(w.queuedAt.Add(w.opt.FlushInterval))
 			}
 			if len(w.inflight) > 0 {
 				wait = min(wait, time.Until(w.inflight[0].sent.Add(w.opt.AckTimeout)))
 			}
+		}
+		if w.spillingLocked() && w.queue.len() > 0 {
+			wait = min(wait, max(time.Until(w.queuedAt.Add(w.opt.FlushInterval)), time.Until(w.jBlocked)))
 		}
 		w.mu.Unlock()
 		if wait <= 0 {
@@ -478,7 +593,7 @@ func (w *Writer) run() {
 			// retries the connection, or drops a stream that stopped
 			// acknowledging.
 			if c != nil && w.ackOverdue() {
-				w.log.Warn("archive backend does not acknowledge; reopening the stream", "timeout", w.opt.AckTimeout.String())
+				w.outage(fmt.Errorf("no acknowledgement within %s", w.opt.AckTimeout))
 				c.kill()
 			}
 			continue
@@ -499,55 +614,110 @@ func (w *Writer) run() {
 	}
 }
 
+// stopping runs when Close gave up waiting: with a journal, whatever is
+// still in memory goes there rather than being lost.
+func (w *Writer) stopping(c *conn) {
+	if w.j == nil {
+		return
+	}
+	if c != nil {
+		c.kill()
+	}
+	w.applyAcks()
+	w.requeue()
+	w.mu.Lock()
+	w.closing, w.gaveUp = true, true
+	w.jBlocked = time.Time{}
+	w.mu.Unlock()
+	w.spill(time.Now())
+}
+
+// requeue takes back the batches in flight on a stream that died: those
+// from memory return to the front of the queue, those from the journal
+// are read from it again.
+func (w *Writer) requeue() {
+	w.applyAcks()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var mem []item
+	var back []jrec
+	for _, b := range w.inflight {
+		switch {
+		case b.skip:
+			back = append(back, jrec{seq: w.nextSeq, n: 0})
+		case b.end > 0:
+			back = append(back, jrec{seq: b.items[0].seq, n: len(b.items)})
+		default:
+			mem = append(mem, b.items...)
+		}
+	}
+	w.inflight = nil
+	if len(mem) > 0 {
+		if w.queue.len() == 0 {
+			w.queuedAt = time.Now()
+		}
+		w.queue.pushFront(mem)
+	}
+	if len(back) > 0 {
+		w.jrecs = append(back, w.jrecs...)
+		w.j.Rewind()
+	}
+}
+
 func (w *Writer) ackOverdue() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.inflight) > 0 && time.Since(w.inflight[0].sent) >= w.opt.AckTimeout
 }
 
-// connect opens a stream, starts its receiver and resends the batches
-// that were in flight on the previous one. nil means try again later.
+// connect opens a stream and starts its receiver. nil means try again
+// later.
 func (w *Writer) connect() *conn {
 	ctx, cancel := context.WithCancel(w.ctx)
 	s, err := w.open(ctx)
 	if err != nil {
 		cancel()
 		if w.ctx.Err() == nil {
-			w.log.Warn("archive stream cannot be opened; will retry", "error", err)
+			w.outage(err)
 		}
 		return nil
 	}
 	c := &conn{s: s, cancel: cancel, dead: make(chan struct{})}
-	w.mu.Lock()
-	resend := append([]*batch(nil), w.inflight...)
-	now := time.Now()
-	for _, b := range resend {
-		b.sent = now
-	}
-	w.mu.Unlock()
 	go w.receive(c)
-	if len(resend) > 0 {
-		w.log.Info("archive stream reopened; resending unacknowledged batches", "batches", len(resend))
-	}
-	for _, b := range resend {
-		if err := s.Send(b.id, b.messages()); err != nil {
-			c.kill()
-			return c // run notices it is dead
-		}
-	}
 	return c
 }
 
-// sendDue sends the batches that are due: full ones, and partial ones
-// whose first message waited FlushInterval, that a Sync asked for, or at
-// shutdown.
+// sendDue sends the batches that are due: first the journal's, in order;
+// from memory only when the journal is empty: full batches, and partial
+// ones whose first message waited FlushInterval, that a Sync asked for,
+// or at shutdown.
 func (w *Writer) sendDue(c *conn, now time.Time) {
 	for {
 		w.mu.Lock()
-		b := w.takeBatchLocked(now)
+		if len(w.inflight) >= w.opt.MaxInFlight {
+			w.mu.Unlock()
+			return
+		}
+		var b *batch
+		switch {
+		case len(w.jrecs) > 0:
+			w.mu.Unlock()
+			rec, end, ok := w.j.Next()
+			w.mu.Lock()
+			b = w.journalBatchLocked(rec, end, ok, now)
+			if b == nil {
+				w.mu.Unlock()
+				continue
+			}
+		case w.jrecords == 0:
+			b = w.takeBatchLocked(now)
+		}
 		w.mu.Unlock()
 		if b == nil {
 			return
+		}
+		if b.skip {
+			continue
 		}
 		if err := c.s.Send(b.id, b.messages()); err != nil {
 			c.kill()
@@ -556,33 +726,224 @@ func (w *Writer) sendDue(c *conn, now time.Time) {
 	}
 }
 
-func (w *Writer) takeBatchLocked(now time.Time) *batch {
-	if w.queue.len() == 0 || len(w.inflight) >= w.opt.MaxInFlight {
-		return nil
-	}
-	n := min(w.queue.len(), w.opt.BatchSize)
-	due := n == w.opt.BatchSize || w.closing || w.queue.at(0).seq <= w.flushTo ||
-		now.Sub(w.queuedAt) >= w.opt.FlushInterval
-	if !due {
-		return nil
-	}
-	if w.queue.at(0).alone {
-		n = 1
-	} else {
-		size := messageSize(w.queue.at(0).msg)
-		for i := 1; i < n; i++ {
-			size += messageSize(w.queue.at(i).msg)
-			if w.queue.at(i).alone || size > w.opt.BatchBytes {
-				n = i
-				break
-			}
+// journalBatchLocked makes the next journal record a batch in flight;
+// nil means there was nothing to send after all.
+func (w *Writer) journalBatchLocked(rec []byte, end int64, ok bool, now time.Time) *batch {
+	if !ok {
+		// The journal found damage and lost records: forget them.
+		for _, r := range w.jrecs {
+			w.jmsgs -= r.n
 		}
+		w.jrecs = nil
+		return nil
+	}
+	r := w.jrecs[0]
+	w.jrecs = w.jrecs[1:]
+	w.batchID++
+	b := &batch{id: w.batchID, sent: now, end: end}
+	msgs, err := decodeRecord(rec)
+	if err != nil {
+		w.log.Error("archive journal record cannot be read; its messages are lost", "error", err, "messages", r.n)
+		w.jmsgs -= r.n
+		b.skip = true
+		if len(w.inflight) == 0 {
+			w.jAcked = end
+			w.poke()
+			return b
+		}
+	}
+	for i, m := range msgs {
+		b.items = append(b.items, item{seq: r.seq + uint64(i), msg: m, alone: len(msgs) == 1})
+	}
+	w.inflight = append(w.inflight, b)
+	return b
+}
+
+func (w *Writer) takeBatchLocked(now time.Time) *batch {
+	if len(w.inflight) >= w.opt.MaxInFlight {
+		return nil
+	}
+	n := w.cutLocked(now, false)
+	if n == 0 {
+		return nil
 	}
 	w.batchID++
 	b := &batch{id: w.batchID, items: w.queue.popFront(n), sent: now}
 	w.queuedAt = now
 	w.inflight = append(w.inflight, b)
 	return b
+}
+
+// cutLocked is how many messages from the front of the queue make the
+// next batch, 0 when none is due yet; all makes any batch due.
+func (w *Writer) cutLocked(now time.Time, all bool) int {
+	if w.queue.len() == 0 {
+		return 0
+	}
+	n := min(w.queue.len(), w.opt.BatchSize)
+	due := all || n == w.opt.BatchSize || w.closing || w.queue.at(0).seq <= w.flushTo ||
+		now.Sub(w.queuedAt) >= w.opt.FlushInterval
+	if !due {
+		return 0
+	}
+	if w.queue.at(0).alone {
+		return 1
+	}
+	size := messageSize(w.queue.at(0).msg)
+	for i := 1; i < n; i++ {
+		size += messageSize(w.queue.at(i).msg)
+		if w.queue.at(i).alone || size > w.opt.BatchBytes {
+			return i
+		}
+	}
+	return n
+}
+
+// spillingLocked tells whether queued batches go to the journal rather
+// than to the backend.
+func (w *Writer) spillingLocked() bool {
+	return w.j != nil && (!w.down.IsZero() || w.jrecords > 0 || w.queue.len() > w.opt.HighWater)
+}
+
+// spill moves the due batches of the queue to the journal (all of them
+// past the high-water mark or at shutdown), one fsynced record each.
+func (w *Writer) spill(now time.Time) {
+	for {
+		w.mu.Lock()
+		if !w.spillingLocked() || now.Before(w.jBlocked) {
+			w.mu.Unlock()
+			return
+		}
+		all := w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
+		n := w.cutLocked(now, all)
+		if n == 0 {
+			w.mu.Unlock()
+			return
+		}
+		items := w.queue.popFront(n)
+		w.queuedAt = now
+		w.spillSeq = items[0].seq
+		w.mu.Unlock()
+
+		msgs := make([]sdk.ArchivedMessage, len(items))
+		for i, it := range items {
+			msgs[i] = it.msg
+		}
+		err := w.j.Append(encodeRecord(msgs))
+
+		w.mu.Lock()
+		w.spillSeq = 0
+		if err != nil {
+			w.queue.pushFront(items)
+			w.jBlocked = time.Now().Add(w.opt.FlushInterval + 10*time.Millisecond)
+			if time.Since(w.jLogged) >= w.opt.OutageLogInterval {
+				w.jLogged = time.Now()
+				w.log.Error("archive journal takes no more batches; messages wait in memory and are refused when it is full",
+					"error", err, "in_memory", w.used)
+			}
+			w.mu.Unlock()
+			return
+		}
+		w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: n})
+		w.jrecords++
+		w.jmsgs += n
+		w.used -= n
+		w.notifyLocked()
+		w.mu.Unlock()
+	}
+}
+
+// applyAcks gives the journal the position the backend acknowledged, and
+// learns from it how many records are left.
+func (w *Writer) applyAcks() {
+	if w.j == nil {
+		return
+	}
+	w.mu.Lock()
+	end := w.jAcked
+	w.jAcked = 0
+	w.mu.Unlock()
+	if end == 0 {
+		return
+	}
+	if err := w.j.Ack(end); err != nil {
+		w.log.Error("archive journal acknowledgement failed", "error", err)
+	}
+	records, _ := w.j.Len()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.jrecords = records
+	if records == 0 {
+		w.jrecs, w.jmsgs = nil, 0
+		w.log.Info("archive journal replayed; the backend takes messages directly again")
+		w.notifyLocked()
+	}
+}
+
+// loadJournal counts what a journal holds from before a restart; run
+// replays it first.
+func (w *Writer) loadJournal() {
+	var msgs int
+	for {
+		rec, _, ok := w.j.Next()
+		if !ok {
+			break
+		}
+		ms, err := decodeRecord(rec)
+		if err != nil {
+			w.log.Error("archive journal record cannot be read; its messages are lost", "error", err)
+		}
+		w.jrecs = append(w.jrecs, jrec{seq: w.nextSeq, n: len(ms)})
+		for _, m := range ms {
+			w.owners[m.Owner]++
+		}
+		w.nextSeq += uint64(len(ms)) + 1
+		msgs += len(ms)
+	}
+	w.j.Rewind()
+	w.jrecords, _ = w.j.Len()
+	w.jmsgs = msgs
+	if w.jrecords > 0 {
+		w.log.Info("archive journal holds batches from before; replaying them", "batches", w.jrecords, "messages", msgs)
+	}
+}
+
+// outage notes a failure to reach the backend, and logs it at the first
+// failure and then at most once every OutageLogInterval.
+func (w *Writer) outage(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.outageLocked(err)
+}
+
+func (w *Writer) outageLocked(err error) {
+	now := time.Now()
+	w.downErrs++
+	if w.closing {
+		w.gaveUp = true
+	}
+	what := "messages wait in memory"
+	if w.j != nil {
+		what = "batches go to the journal"
+	}
+	if w.down.IsZero() {
+		w.down, w.downLog, w.downErrs = now, now, 0
+		w.log.Warn("archive backend unreachable; "+what, "error", err)
+		return
+	}
+	if now.Sub(w.downLog) < w.opt.OutageLogInterval {
+		return
+	}
+	w.downLog = now
+	since := w.down.UTC().Format(time.RFC3339)
+	if w.j != nil {
+		w.log.Warn(fmt.Sprintf("archive backend unreachable since %s, %d batches (%d messages) journaled", since, w.jrecords, w.jmsgs),
+			"in_memory", w.used-w.reserved, "failures", w.downErrs, "error", err)
+	} else {
+		w.log.Warn(fmt.Sprintf("archive backend unreachable since %s, %d messages waiting in memory", since, w.used-w.reserved),
+			"failures", w.downErrs, "error", err)
+	}
+	w.downErrs = 0
 }
 
 // messageSize estimates a message's size on the wire.
@@ -600,12 +961,12 @@ func (w *Writer) receive(c *conn) {
 			case <-c.dead: // we closed it
 			default:
 				if w.ctx.Err() == nil && w.pendingInFlight() {
-					w.log.Warn("archive stream broken; will reopen and resend", "error", err)
+					w.outage(fmt.Errorf("stream broken: %w", err))
 				}
 			}
 			return
 		}
-		if !w.acked(id, outcome) {
+		if !w.acked(c, id, outcome) {
 			return
 		}
 		w.poke()
@@ -620,9 +981,15 @@ func (w *Writer) pendingInFlight() bool {
 
 // acked applies one acknowledgement; false means the stream must be
 // reopened.
-func (w *Writer) acked(id uint64, outcome error) bool {
+func (w *Writer) acked(c *conn, id uint64, outcome error) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	select {
+	case <-c.dead:
+		// Its batches are back in the queue or the journal.
+		return false
+	default:
+	}
 	if len(w.inflight) == 0 || w.inflight[0].id != id {
 		w.log.Error("archive backend acknowledged an unexpected batch; reopening the stream", "batch", id)
 		return false
@@ -631,36 +998,58 @@ func (w *Writer) acked(id uint64, outcome error) bool {
 	switch {
 	case outcome == nil:
 		w.inflight = w.inflight[1:]
-		w.finishLocked(b.items)
+		w.finishLocked(b)
 		w.stats.Stored += uint64(len(b.items))
 		w.stats.Batches++
 		w.backoff = w.opt.RetryMin
+		if !w.down.IsZero() {
+			w.log.Info("archive backend reachable again", "down_for", time.Since(w.down).Round(time.Millisecond).String(),
+				"journaled_batches", w.jrecords, "journaled_messages", w.jmsgs)
+			w.down = time.Time{}
+		}
 	case errors.Is(outcome, sdk.ErrInvalid) && len(b.items) > 1:
 		// Find the culprit: send the batch again one message at a time.
 		w.inflight = w.inflight[1:]
-		for i := range b.items {
-			b.items[i].alone = true
+		items := b.items
+		if b.end > 0 {
+			// Out of the journal and back in memory.
+			w.used += len(items)
+			w.finishLocked(&batch{end: b.end})
+			w.jmsgs -= len(items)
 		}
-		w.queue.pushFront(b.items)
-		w.log.Warn("archive backend refused a batch as invalid; retrying its messages one by one", "messages", len(b.items), "error", outcome)
+		for i := range items {
+			items[i].alone = true
+		}
+		w.queue.pushFront(items)
+		w.log.Warn("archive backend refused a batch as invalid; retrying its messages one by one", "messages", len(items), "error", outcome)
 	case errors.Is(outcome, sdk.ErrInvalid):
 		w.inflight = w.inflight[1:]
-		w.finishLocked(b.items)
+		w.finishLocked(b)
 		w.stats.Dropped++
 		m := b.items[0].msg
 		w.log.Error("archive backend refused a message; it is not archived", "owner", m.Owner, "stanza_id", m.StanzaID, "error", outcome)
 	default:
-		w.log.Warn("archive backend failed to store a batch; will retry", "error", outcome)
+		w.outageLocked(fmt.Errorf("storing a batch: %w", outcome))
 		return false
+	}
+	// Undecodable journal records next in line count as done.
+	for len(w.inflight) > 0 && w.inflight[0].skip {
+		w.jAcked = w.inflight[0].end
+		w.inflight = w.inflight[1:]
 	}
 	w.notifyLocked()
 	return true
 }
 
-// finishLocked forgets items that are stored or given up.
-func (w *Writer) finishLocked(items []item) {
-	w.used -= len(items)
-	for _, it := range items {
+// finishLocked forgets a batch that is stored or given up.
+func (w *Writer) finishLocked(b *batch) {
+	if b.end > 0 {
+		w.jAcked = b.end
+		w.jmsgs -= len(b.items)
+	} else {
+		w.used -= len(b.items)
+	}
+	for _, it := range b.items {
 		if n := w.owners[it.msg.Owner] - 1; n > 0 {
 			w.owners[it.msg.Owner] = n
 		} else {

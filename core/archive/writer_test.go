@@ -22,6 +22,7 @@ type store struct {
 	msgs    map[string]sdk.ArchivedMessage // owner/id -> message
 	batches []int                          // sizes of the AppendArchive calls
 	appends int                            // messages offered, duplicates included
+	order   []string                       // owner/id in the order first stored
 	failN   int                            // fail the next failN calls with ErrUnavailable
 	delay   time.Duration                  // each call takes this long
 }
@@ -49,6 +50,7 @@ func (s *store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 		k := m.Owner + "/" + m.StanzaID
 		if _, dup := s.msgs[k]; !dup {
 			s.msgs[k] = m
+			s.order = append(s.order, k)
 		}
 	}
 	return nil

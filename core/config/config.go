@@ -55,6 +55,7 @@ type Config struct {
 	Hosts     []Host            // in file order
 	Limits    Limits
 	Server    Server
+	Archive   Archive
 }
 
 // Log configures the server's log (block log).
@@ -151,6 +152,24 @@ type Server struct {
 	ShutdownTimeout time.Duration // key shutdown_timeout, default 10s
 	DataDir         string        // key data_dir, default "data"
 	Pprof           string        // host:port to serve net/http/pprof on; "" = off
+}
+
+// Archive tunes the writer that each host with an archive runs (optional
+// block archive): a bounded queue in memory, sent to the plugin in batches,
+// and a journal on disk for the batches the plugin cannot take.
+type Archive struct {
+	QueueSize     int           // key queue_size: messages held in memory, default 16384
+	BatchSize     int           // key batch_size: messages per batch, default 256; at most queue_size
+	BatchBytes    int           // key batch_bytes: bytes per batch, default 1048576 (1 MiB), at most 4194304
+	FlushInterval time.Duration // key flush_interval: longest wait for a batch to fill, default 10ms
+	MaxInFlight   int           // key max_in_flight: batches awaiting acknowledgement, default 16
+	BlockTimeout  time.Duration // key block_timeout: a sender's wait for room before resource-constraint, default 2s
+	// JournalDir (key journal_dir) holds one journal file per host,
+	// default DATA_DIR/archive-journal.
+	JournalDir string
+	// JournalMaxSize (key journal_max_size) bounds each host's journal in
+	// bytes, default 1073741824 (1 GiB); 0 turns the journal off.
+	JournalMaxSize int64
 }
 
 // Problem is one thing wrong with a configuration.

@@ -53,6 +53,13 @@ func defaultLimits() Limits {
 	}
 }
 
+func defaultArchive() Archive {
+	return Archive{
+		QueueSize: 16384, BatchSize: 256, BatchBytes: 1 << 20, FlushInterval: 10 * time.Millisecond,
+		MaxInFlight: 16, BlockTimeout: 2 * time.Second, JournalDir: "data/archive-journal", JournalMaxSize: 1 << 30,
+	}
+}
+
 func defaultServer() Server {
 	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
 }
@@ -89,8 +96,9 @@ func TestContractSample(t *testing.T) {
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
-		Limits: defaultLimits(),
-		Server: defaultServer(),
+		Limits:  defaultLimits(),
+		Server:  defaultServer(),
+		Archive: defaultArchive(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
@@ -114,8 +122,9 @@ func exampleConfig() *Config {
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
-		Limits: defaultLimits(),
-		Server: defaultServer(),
+		Limits:  defaultLimits(),
+		Server:  defaultServer(),
+		Archive: defaultArchive(),
 	}
 }
 
@@ -134,7 +143,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {"} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {"} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -422,6 +431,16 @@ func TestProblems(t *testing.T) {
 			[]string{`limits.max_stanza_size: must not be negative, got -1`}},
 		{"zero depth", base + host + `limits { max_depth = 0 }`, nil,
 			[]string{`limits.max_depth: must be greater than 0`}},
+		{"archive batch larger than the queue", base + host + `archive { queue_size = 100  batch_size = 200 }`, nil,
+			[]string{`archive.batch_size: must not exceed archive.queue_size (100), got 200`}},
+		{"archive batch bytes over gRPC's limit", base + host + `archive { batch_bytes = 8388608 }`, nil,
+			[]string{`archive.batch_bytes: must not exceed 4194304 (gRPC's message limit is 4 MiB), got 8388608`}},
+		{"archive journal too small", base + host + `archive { journal_max_size = 1000 }`, nil,
+			[]string{`archive.journal_max_size: must be 0 (no journal) or at least 1048576 bytes, got 1000`}},
+		{"archive zero in flight", base + host + `archive { max_in_flight = 0  flush_interval = "0s" }`, nil,
+			[]string{`archive.flush_interval: must be greater than 0`, `archive.max_in_flight: must be greater than 0`}},
+		{"archive empty journal dir", base + host + `archive { journal_dir = "" }`, nil,
+			[]string{`archive.journal_dir: must not be empty`}},
 		{"negative auth failures", base + host + `limits { auth_failures_per_ip = -5 }`, nil,
 			[]string{`limits.auth_failures_per_ip: must not be negative, got -5`}},
 		{"negative duration", base + host + `limits { keepalive_interval = "-1s" }`, nil,

@@ -55,6 +55,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
 	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
 	c.Limits = d.limits(tree["limits"])
+	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	return c
 }
 
@@ -335,6 +336,39 @@ func (d *decoder) server(v any) Server {
 		}
 	}
 	return s
+}
+
+// maxBatchBytes keeps a batch well under gRPC's 4 MiB message limit.
+const maxBatchBytes = 4 << 20
+
+// minJournalSize is the smallest journal bound that holds a full batch.
+const minJournalSize = 1 << 20
+
+func (d *decoder) archive(v any, dataDir string) Archive {
+	b := d.block([]string{"archive"}, v)
+	a := Archive{
+		QueueSize:      int(b.integer("queue_size", 16384, true)),
+		BatchSize:      int(b.integer("batch_size", 256, true)),
+		BatchBytes:     int(b.integer("batch_bytes", 1<<20, true)),
+		FlushInterval:  b.duration("flush_interval", 10*time.Millisecond, true),
+		MaxInFlight:    int(b.integer("max_in_flight", 16, true)),
+		BlockTimeout:   b.duration("block_timeout", 2*time.Second, true),
+		JournalDir:     d.file(b.nonEmpty("journal_dir", "")),
+		JournalMaxSize: b.integer("journal_max_size", 1<<30, false),
+	}
+	if a.JournalDir == "" {
+		a.JournalDir = filepath.Join(dataDir, "archive-journal")
+	}
+	if a.BatchSize > a.QueueSize {
+		d.problem(b.at("batch_size"), "must not exceed archive.queue_size (%d), got %d", a.QueueSize, a.BatchSize)
+	}
+	if a.BatchBytes > maxBatchBytes {
+		d.problem(b.at("batch_bytes"), "must not exceed %d (gRPC's message limit is 4 MiB), got %d", maxBatchBytes, a.BatchBytes)
+	}
+	if a.JournalMaxSize != 0 && a.JournalMaxSize < minJournalSize {
+		d.problem(b.at("journal_max_size"), "must be 0 (no journal) or at least %d bytes, got %d", minJournalSize, a.JournalMaxSize)
+	}
+	return a
 }
 
 // labels returns the labels of a labelled block in file order, followed by

@@ -47,4 +47,9 @@ host "localhost" {
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
 #          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
 # server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }
+# The archive writer of each host (see README, "Message archive"); journal_max_size = 0 turns
+# the journal off, and then a sender waits block_timeout for room, then gets resource-constraint.
+# archive { queue_size = 16384  batch_size = 256  batch_bytes = 1048576  flush_interval = "10ms"
+#          max_in_flight = 16  block_timeout = "2s"  journal_dir = "data/archive-journal"
+#          journal_max_size = 1073741824 }
 `

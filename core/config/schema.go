@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server"}
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server", "archive"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -73,6 +73,11 @@ func blockKeys(block string) (map[string]kind, bool) {
 		}, true
 	case "server":
 		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true
+	case "archive":
+		return map[string]kind{
+			"queue_size": kInt, "batch_size": kInt, "batch_bytes": kInt, "flush_interval": kDuration,
+			"max_in_flight": kInt, "block_timeout": kDuration, "journal_dir": kString, "journal_max_size": kInt,
+		}, true
 	}
 	return nil, false
 }

@@ -27,9 +27,9 @@ import (
 // copies is reserved in the archive writer's bounded queue before the
 // message is delivered and committed after, so a message is archived
 // exactly when it is delivered: if the queue stays full (the backend is
-// down or too slow) the message is refused with <resource-constraint/>
-// rather than delivered unarchived. Offline delivery does not archive
-// again.
+// down or too slow and the writer's journal is full or off) the message is
+// refused with <resource-constraint/> rather than delivered unarchived.
+// Offline delivery does not archive again.
 const (
 	nsMAM2         = "urn:xmpp:mam:2"
 	nsMAM2Extended = "urn:xmpp:mam:2#extended"

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
@@ -138,41 +137,6 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 	return hosts, nil
 }
 
-// startArchiveWriters gives each host whose archive is on its writer: a
-// stream of batches to the archive plugin. The returned function flushes
-// and stops them.
-func startArchiveWriters(hosts []*modules.Host, log hclog.Logger) func(context.Context) {
-	var writers []*archive.Writer
-	var names []string
-	for _, h := range hosts {
-		if !h.Archive.On {
-			continue
-		}
-		b, ok := h.Archive.Backend.Backend.(*pluginhost.Backend)
-		if !ok {
-			continue
-		}
-		open := func(ctx context.Context) (archive.Stream, error) { return b.OpenArchiveStream(ctx) }
-		w := archive.NewWriter(open, archive.Options{}, log.With("host", h.Name))
-		h.Archive.Backend.Writer = w
-		writers = append(writers, w)
-		names = append(names, h.Name)
-	}
-	return func(ctx context.Context) {
-		var wg sync.WaitGroup
-		for i, w := range writers {
-			wg.Go(func() {
-				if err := w.Close(ctx); err != nil {
-					log.Error("archive writes lost at shutdown", "host", names[i], "error", err)
-				}
-				st := w.Stats()
-				log.Debug("archive writer stopped", "host", names[i], "stored", st.Stored, "dropped", st.Dropped, "reconnects", st.Reconnects)
-			})
-		}
-		wg.Wait()
-	}
-}
-
 // c2sHost adapts a module host to what the connection layer needs.
 type c2sHost struct {
 	h              *modules.Host
@@ -228,7 +192,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stopWriters := startArchiveWriters(hosts, s.log.Named("archive"))
+	stopWriters, err := startArchiveWriters(hosts, cfg.Archive, s.log.Named("archive"))
+	if err != nil {
+		return err
+	}
 	// Deferred after the plugin host's Close, so it runs before it: the
 	// writers flush their queues while the plugins are still there.
 	defer func() {

@@ -1,0 +1,262 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/archive/journal"
+	"github.com/koi-im/koi/sdk"
+)
+
+func openJournal(t *testing.T, path string, max int64) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(path, max, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// syncBuffer is a log destination that the writer's goroutines share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// checkInOrder fails unless the store holds messages 0..n-1 of owner,
+// each once, stored in the order they were committed.
+func checkInOrder(t *testing.T, st *store, owner string, n int) {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.order) != n {
+		t.Fatalf("%d messages stored, want %d", len(st.order), n)
+	}
+	for i, k := range st.order {
+		if want := fmt.Sprintf("%s/id%06d", owner, i); k != want {
+			t.Fatalf("message %d stored is %s, want %s", i, k, want)
+		}
+	}
+}
+
+func TestJournalTakesTheBatchesWhileTheBackendIsDown(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	var logs syncBuffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	// The queue holds 8 messages; 300 are committed during the outage,
+	// none refused, because the journal takes them.
+	w := NewWriter(g.opener, Options{QueueSize: 8, BatchSize: 4, FlushInterval: time.Millisecond,
+		BlockTimeout: 2 * time.Second, RetryMin: time.Millisecond, OutageLogInterval: 50 * time.Millisecond,
+		Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}, log)
+	defer closeWriter(t, w)
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		if err := w.Append(ctx, msg("alice@example.com", i)); err != nil {
+			t.Fatalf("append %d during the outage: %v", i, err)
+		}
+		if i == n/2 {
+			time.Sleep(120 * time.Millisecond) // long enough for the outage to be logged again
+		}
+	}
+	waitFor(t, "the queue in the journal", func() bool { return w.Stats().Journaled == n })
+	if st.count() != 0 {
+		t.Fatalf("%d stored while the backend was down", st.count())
+	}
+	g.setDown(false)
+	waitFor(t, "the journal replayed", func() bool { s := w.Stats(); return st.count() == n && s.JournalBatches == 0 })
+	// Messages committed after the recovery go straight to the backend.
+	for i := n; i < n+10; i++ {
+		if err := w.Append(ctx, msg("alice@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the new messages", func() bool { return st.count() == n+10 })
+	checkInOrder(t, st, "alice@example.com", n+10)
+	out := logs.String()
+	for _, want := range []string{
+		"archive backend unreachable; batches go to the journal",
+		"batches (", "messages) journaled",
+		"archive backend reachable again",
+		"archive journal replayed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	// The outage is logged at its start and then at most every 50ms, not
+	// at each of the many failed attempts.
+	if k := strings.Count(out, "archive backend unreachable"); k > 8 {
+		t.Errorf("the outage was logged %d times:\n%s", k, out)
+	}
+}
+
+func TestTheJournalReplaysInOrderThroughBrokenStreams(t *testing.T) {
+	st := newStore()
+	st.delay = time.Millisecond
+	g := &gate{st: st}
+	g.setDown(true)
+	w := NewWriter(g.opener, Options{QueueSize: 16, BatchSize: 5, MaxInFlight: 4, FlushInterval: time.Millisecond,
+		RetryMin: time.Millisecond, Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}, nil)
+	ctx := context.Background()
+	const n = 400
+	for i := range n / 2 {
+		if err := w.Append(ctx, msg("bob@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.setDown(false)
+	// Break streams during the replay while more messages come.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(5 * time.Second)
+		for w.Stats().Reconnects < 3 && time.Now().Before(deadline) {
+			g.breakN.Store(3)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for i := n / 2; i < n; i++ {
+		if err := w.Append(ctx, msg("bob@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	g.breakN.Store(0)
+	waitFor(t, "everything stored", func() bool { return st.count() == n })
+	closeWriter(t, w)
+	if s := w.Stats(); s.Reconnects == 0 {
+		t.Errorf("no stream broke (stats %+v): the test did not test", s)
+	}
+}
+
+func TestAFullJournalRefuses(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	// Room for about three records of four messages.
+	rec := int64(len(encodeRecord(msgsOf("a@example.com", 0, 4)))) + 8
+	w := NewWriter(g.opener, Options{QueueSize: 4, BatchSize: 4, FlushInterval: time.Millisecond,
+		BlockTimeout: 300 * time.Millisecond, RetryMin: time.Millisecond,
+		Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 3*rec+rec/2)}, nil)
+	defer closeWriter(t, w)
+	ctx := context.Background()
+	var accepted int
+	var err error
+	for i := range 100 {
+		if err = w.Append(ctx, msg("a@example.com", i)); err != nil {
+			break
+		}
+		accepted++
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("after %d messages: %v, want ErrFull", accepted, err)
+	}
+	// Three records in the journal and a full queue: 16 messages (one
+	// fewer if the last record was cut before its fourth message came).
+	if accepted < 13 || accepted > 16 {
+		t.Errorf("%d messages accepted, want 16 (12 journaled, 4 in memory)", accepted)
+	}
+	g.setDown(false)
+	waitFor(t, "everything accepted stored", func() bool { return st.count() == accepted })
+	if err := w.Append(ctx, msg("a@example.com", accepted)); err != nil {
+		t.Fatalf("after the replay: %v", err)
+	}
+	waitFor(t, "the next one", func() bool { return st.count() == accepted+1 })
+}
+
+func msgsOf(owner string, from, n int) (out []sdk.ArchivedMessage) {
+	for i := from; i < from+n; i++ {
+		out = append(out, msg(owner, i))
+	}
+	return out
+}
+
+func TestTheJournalSurvivesARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.journal")
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	w := NewWriter(g.opener, Options{FlushInterval: time.Millisecond, RetryMin: time.Millisecond,
+		Journal: openJournal(t, path, 1<<20)}, nil)
+	for i := range 50 {
+		if err := w.Append(context.Background(), msg("carol@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Shutting down with the backend away loses nothing: the queue goes
+	// to the journal.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("Close with the backend down: %v", err)
+	}
+	if st.count() != 0 {
+		t.Fatal("stored while down")
+	}
+
+	w2 := NewWriter(g.opener, Options{FlushInterval: time.Millisecond, RetryMin: time.Millisecond,
+		Journal: openJournal(t, path, 1<<20)}, nil)
+	if s := w2.Stats(); s.Journaled != 50 {
+		t.Errorf("the restarted writer found %d journaled messages, want 50", s.Journaled)
+	}
+	g.setDown(false)
+	for i := 50; i < 60; i++ {
+		if err := w2.Append(context.Background(), msg("carol@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A query waits for the owner's journaled messages too.
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := w2.Sync(sctx, "carol@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != 60 {
+		t.Fatalf("after Sync %d stored, want 60", st.count())
+	}
+	closeWriter(t, w2)
+	checkInOrder(t, st, "carol@example.com", 60)
+}
+
+func TestTheQueuePastTheHighWaterMarkGoesToTheJournal(t *testing.T) {
+	st := newStore()
+	st.delay = 20 * time.Millisecond // slower than the traffic
+	w := NewWriter(LocalStream(st), Options{QueueSize: 64, HighWater: 8, BatchSize: 4, MaxInFlight: 1,
+		FlushInterval: time.Millisecond, Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}, nil)
+	var most int
+	for i := range 200 {
+		if err := w.Append(context.Background(), msg("dave@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, w.Stats().Journaled)
+	}
+	closeWriter(t, w)
+	if most == 0 {
+		t.Error("nothing went to the journal although the queue passed its high-water mark")
+	}
+	checkInOrder(t, st, "dave@example.com", 200)
+}
