@@ -1,6 +1,8 @@
 package httpbackend
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -86,5 +88,27 @@ func TestAppendAnswerAccepted(t *testing.T) {
 		if n := hits.Load(); n != 1 {
 			t.Errorf("answer %d %q: %d requests, want 1", c.status, c.body, n)
 		}
+	}
+}
+
+// TestAppendBodyUnescaped: stanzas travel as written, not with every <
+// and > escaped as \u003c and \u003e (valid JSON, but larger and slower).
+func TestAppendBodyUnescaped(t *testing.T) {
+	var body []byte
+	b := newTestBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}), nil)
+	m := archivedMessage()
+	m.Stanza = "<message to='a@b'><body>x &amp; y</body></message>"
+	if err := b.AppendArchive(t.Context(), []sdk.ArchivedMessage{m}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(body, []byte(`"stanza":"<message to='a@b'><body>x &amp; y</body></message>"`)) {
+		t.Errorf("append body %s: want the stanza unescaped", body)
+	}
+	var got wireAppend
+	if err := json.Unmarshal(body, &got); err != nil || len(got.Messages) != 1 || got.Messages[0].Stanza != m.Stanza {
+		t.Errorf("append body does not decode to the message: %v, %+v", err, got)
 	}
 }

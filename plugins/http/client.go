@@ -187,11 +187,16 @@ func encodeBody(cl call) ([]byte, string, error) {
 	case cl.form != nil:
 		return []byte(cl.form.Encode()), "application/x-www-form-urlencoded", nil
 	case cl.json != nil:
-		b, err := json.Marshal(cl.json)
-		if err != nil {
+		// Without HTML escaping: archived stanzas are XML, and escaping
+		// every < and > as \u003c made an append body about a quarter
+		// larger and slower to write and to read.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(cl.json); err != nil {
 			return nil, "", fmt.Errorf("%w: encoding the request: %w", sdk.ErrInvalid, err)
 		}
-		return b, "application/json", nil
+		return bytes.TrimSuffix(b.Bytes(), []byte("\n")), "application/json", nil
 	}
 	return nil, "", nil
 }
