@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,7 +27,7 @@ import (
 // delivered message may be missing from the archive or stored twice, and
 // the circuit breaker must open and close by itself.
 
-// faultCall is one request to the service's admin endpoints, signed as
+// admin makes one request to the service's admin endpoints, signed as
 // the service requires of every caller.
 func (s *restService) admin(t *testing.T, method, path string, body []byte) []byte {
 	t.Helper()
@@ -160,28 +158,6 @@ limits {
 server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
 `))
 
-// faultKoi starts a reference service and a koi using it.
-func faultKoi(t *testing.T) (*server, *restService) {
-	t.Helper()
-	plugin, service := httpBinaries(t)
-	rest := startRestService(t, service)
-	dir := t.TempDir()
-	c2s, c2sTLS := freeAddr(t), freeAddr(t)
-	var b bytes.Buffer
-	err := faultConfig.Execute(&b, map[string]any{
-		"C2S": c2s, "C2STLS": c2sTLS, "Dir": dir, "SQL": pluginBin(), "HTTP": plugin,
-		"URL": rest.url, "Token": restToken, "Secret": restSecret,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "koi.hcl")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return launch(t, dir, path, c2s, c2sTLS, options{}, nil), rest
-}
-
 // faultCallLimit bounds how long a client may wait for an answer while
 // the service fails: below koi's own call_timeout (5s), so the answer
 // comes from the plugin's timeout, retries and breaker, not from koi
@@ -237,7 +213,7 @@ func waitAuthHealthy(t *testing.T, s *server) {
 
 func TestHTTPFaultsAuthRoster(t *testing.T) {
 	t.Parallel()
-	s, rest := faultKoi(t)
+	s, rest := restKoi(t, faultConfig)
 	s.addUser(t, "romeo@example.test", "montague")
 	s.addUser(t, "juliet@example.test", "capulet")
 	s.addUser(t, "nurse@local.test", "verona")
@@ -417,7 +393,7 @@ func TestHTTPFaultsAuthRoster(t *testing.T) {
 // end up in both archives, once.
 func TestHTTPFaultsArchive(t *testing.T) {
 	t.Parallel()
-	s, rest := faultKoi(t)
+	s, rest := restKoi(t, faultConfig)
 	const pw = "archive-pw"
 	s.addUser(t, "alice@localhost", pw)
 	s.addUser(t, "bob@localhost", pw)

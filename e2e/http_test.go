@@ -182,15 +182,16 @@ limits {
 server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
 `))
 
-func TestHTTPPlugin(t *testing.T) {
-	t.Parallel()
+// restKoi starts a reference service and a koi on the config tmpl makes
+// for it.
+func restKoi(t *testing.T, tmpl *template.Template) (*server, *restService) {
+	t.Helper()
 	plugin, service := httpBinaries(t)
 	rest := startRestService(t, service)
-
 	dir := t.TempDir()
 	c2s, c2sTLS := freeAddr(t), freeAddr(t)
 	var b bytes.Buffer
-	err := restConfig.Execute(&b, map[string]any{
+	err := tmpl.Execute(&b, map[string]any{
 		"C2S": c2s, "C2STLS": c2sTLS, "Dir": dir, "SQL": pluginBin(), "HTTP": plugin,
 		"URL": rest.url, "Token": restToken, "Secret": restSecret,
 	})
@@ -201,7 +202,12 @@ func TestHTTPPlugin(t *testing.T) {
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := launch(t, dir, path, c2s, c2sTLS, options{}, nil)
+	return launch(t, dir, path, c2s, c2sTLS, options{}, nil), rest
+}
+
+func TestHTTPPlugin(t *testing.T) {
+	t.Parallel()
+	s, rest := restKoi(t, restConfig)
 
 	t.Run("archive and roster in the service", func(t *testing.T) { testMAM(t, s) })
 
