@@ -18,6 +18,7 @@ build:
 	$(GO) build -o $(BIN)/plugins/koi-backend-extauth ./plugins/extauth/cmd/koi-backend-extauth
 	$(GO) build -o $(BIN)/plugins/koi-backend-http ./plugins/http/cmd/koi-backend-http
 	$(GO) build -o $(BIN)/koi-bench ./tools/koi-bench
+	$(GO) build -o $(BIN)/rest-backend ./examples/rest-backend
 
 run: build
 	$(BIN)/koi -config config.hcl
@@ -42,8 +43,9 @@ fuzz:
 bench: build
 	scripts/bench.sh
 
-# Message throughput between online pairs with the archive off, on SQLite
-# and on MongoDB (FerretDB), with koi-bench (a few minutes; not in test).
+# Message throughput between online pairs with the archive off, on SQLite,
+# through the http plugin (examples/rest-backend) and on MongoDB
+# (FerretDB), with koi-bench (a few minutes; not in test).
 bench-archive: build
 	scripts/bench-archive.sh
 

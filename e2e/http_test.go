@@ -64,47 +64,64 @@ const (
 
 // restService is the reference service running for one test.
 type restService struct {
-	url    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	bin, addr, db string
+	url           string
+	cmd           *exec.Cmd
+	exited        chan struct{}
+	log           *syncBuffer
 }
 
 func startRestService(t *testing.T, bin string) *restService {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-listen", addr, "-db", filepath.Join(t.TempDir(), "rest.db"),
-		"-token", restToken, "-hmac-secret", restSecret)
-	log := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &restService{url: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
+	s := &restService{bin: bin, addr: freeAddr(t), db: filepath.Join(t.TempDir(), "rest.db"), log: &syncBuffer{}}
+	s.url = "http://" + s.addr
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("rest-backend log:\n%s", log.String())
+			t.Logf("rest-backend log:\n%s", s.log.String())
 		}
 	})
+	s.start(t)
+	return s
+}
+
+// start runs the service on its address and database and waits until it
+// listens: the first time, or again after stop.
+func (s *restService) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(s.bin, "-listen", s.addr, "-db", s.db, "-token", restToken, "-hmac-secret", restSecret)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rest-backend does not listen on %s: %v", addr, err)
+			t.Fatalf("rest-backend does not listen on %s: %v", s.addr, err)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 }
 
+// stop ends the service (SIGTERM, then SIGKILL after 5 s); it may be
+// called again.
 func (s *restService) stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -165,15 +182,16 @@ limits {
 server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
 `))
 
-func TestHTTPPlugin(t *testing.T) {
-	t.Parallel()
+// restKoi starts a reference service and a koi on the config tmpl makes
+// for it.
+func restKoi(t *testing.T, tmpl *template.Template) (*server, *restService) {
+	t.Helper()
 	plugin, service := httpBinaries(t)
 	rest := startRestService(t, service)
-
 	dir := t.TempDir()
 	c2s, c2sTLS := freeAddr(t), freeAddr(t)
 	var b bytes.Buffer
-	err := restConfig.Execute(&b, map[string]any{
+	err := tmpl.Execute(&b, map[string]any{
 		"C2S": c2s, "C2STLS": c2sTLS, "Dir": dir, "SQL": pluginBin(), "HTTP": plugin,
 		"URL": rest.url, "Token": restToken, "Secret": restSecret,
 	})
@@ -184,7 +202,12 @@ func TestHTTPPlugin(t *testing.T) {
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := launch(t, dir, path, c2s, c2sTLS, options{}, nil)
+	return launch(t, dir, path, c2s, c2sTLS, options{}, nil), rest
+}
+
+func TestHTTPPlugin(t *testing.T) {
+	t.Parallel()
+	s, rest := restKoi(t, restConfig)
 
 	t.Run("archive and roster in the service", func(t *testing.T) { testMAM(t, s) })
 

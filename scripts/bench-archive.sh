@@ -5,17 +5,19 @@
 # koi-bench msg; then it prints one line per setup and the ratio to the
 # archive-off run.
 #
-# Setups (BENCH_ARCHIVE_SETUPS, default "off sql mongo"):
+# Setups (BENCH_ARCHIVE_SETUPS, default "off sql http mongo"):
 #   off    no archive
 #   sql    archive in the sql plugin, SQLite (the plugin that also holds
 #          the accounts)
 #   sqltuned  the same with a larger WAL between checkpoints and a larger
 #          page cache (see README, Message archive: performance)
+#   http   archive through the http plugin in bin/rest-backend (the
+#          reference REST service, SQLite) on a database of its own
 #   mongo  archive in the mongo plugin, on a FerretDB of its own (SQLite);
 #          FerretDB comes from scripts/ferretdb.sh
 #
-# With taskset and two or more CPUs the server side (koi, its plugins and
-# FerretDB) runs on CPU 0 and koi-bench on CPU 1, as in scripts/bench.sh;
+# With taskset and two or more CPUs the server side (koi, its plugins,
+# rest-backend and FerretDB) runs on CPU 0 and koi-bench on CPU 1, as in scripts/bench.sh;
 # BENCH_PIN=0 leaves the scheduling to the kernel.
 #
 # Environment: BENCH_SECONDS (default 10), BENCH_PAIRS (default 500),
@@ -30,11 +32,11 @@ secs=${BENCH_SECONDS:-10}
 pairs=${BENCH_PAIRS:-500}
 rate=${BENCH_RATE:-0}
 port=${BENCH_PORT:-16222}
-setups=${BENCH_ARCHIVE_SETUPS:-off sql mongo}
+setups=${BENCH_ARCHIVE_SETUPS:-off sql http mongo}
 dir=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/koi-bench-archive.XXXXXX")}
 mkdir -p "$dir"
 
-for b in koi koi-bench plugins/koi-backend-sql plugins/koi-backend-mongo; do
+for b in koi koi-bench plugins/koi-backend-sql plugins/koi-backend-mongo plugins/koi-backend-http rest-backend; do
 	[[ -x $bin/$b ]] || { echo "bench-archive: $bin/$b missing; run make build" >&2; exit 1; }
 done
 
@@ -60,17 +62,20 @@ wait_port() {
 	exit 1
 }
 
+# cpu_ticks PID prints the user + system CPU ticks the process used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 ferret=""
 if [[ " $setups " == *" mongo "* ]]; then
 	ferret=$("$root/scripts/ferretdb.sh")
 fi
 
-declare -A rates
+declare -A rates notes
 for setup in $setups; do
 	d=$dir/$setup
 	mkdir -p "$d"
 	archive=""
-	mongo_block=""
+	extra_block=""
 	dsn="$d/koi.db"
 	case $setup in
 	off) ;;
@@ -86,11 +91,23 @@ for setup in $setups; do
 			--sqlite-url="file:$d/ferretdb/" >"$d/ferretdb.log" 2>&1 &
 		pids+=($!)
 		wait_port $((port + 3))
-		mongo_block="plugin \"mongo\" {
+		extra_block="plugin \"mongo\" {
   command = \"$bin/plugins/koi-backend-mongo\"
   config  = { uri = \"mongodb://127.0.0.1:$((port + 3))/\"  database = \"koi\" }
 }"
 		archive='archive = "mongo"'
+		;;
+	http)
+		"${server_pin[@]}" "$bin/rest-backend" -listen "127.0.0.1:$((port + 3))" -db "$d/rest.db" \
+			-token bench-token -pprof "127.0.0.1:$((port + 4))" >"$d/rest-backend.log" 2>&1 &
+		rest=$!
+		pids+=($rest)
+		wait_port $((port + 3))
+		extra_block="plugin \"api\" {
+  command = \"$bin/plugins/koi-backend-http\"
+  config  = { base_url = \"http://127.0.0.1:$((port + 3))\"  features = [\"archive\"]  token = \"bench-token\" }
+}"
+		archive='archive = "api"'
 		;;
 	*) echo "bench-archive: unknown setup $setup" >&2; exit 1 ;;
 	esac
@@ -102,13 +119,13 @@ plugin "store" {
   command = "$bin/plugins/koi-backend-sql"
   config  = { driver = "sqlite"  dsn = "$dsn" }
 }
-$mongo_block
+$extra_block
 host "localhost" {
   auth = "store"  roster = "store"  offline = "store"  vcard = "store"  private = "store"
   $archive
   registration = true
 }
-limits { auth_failures_per_ip = 0  auth_failures_per_account = 0 }
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  registrations_per_ip = 0 }
 server { data_dir = "$d/data"  pprof = "127.0.0.1:$((port + 2))" }
 CONF
 	"${server_pin[@]}" "$bin/koi" -config "$d/koi.hcl" >"$d/koi.log" 2>&1 &
@@ -120,11 +137,33 @@ CONF
 	if (( rate > 0 )); then args+=(-rate "$rate"); fi
 	if [[ ${BENCH_PROFILE:-} == 1 ]]; then args+=(-pprof "http://127.0.0.1:$((port + 2))" -profile-dir "$d/profiles"); fi
 	echo "== archive $setup" >&2
+	rest_ticks0=""
+	[[ $setup != http ]] || rest_ticks0=$(cpu_ticks "$rest")
+	rest_profile=""
+	if [[ $setup == http && ${BENCH_PROFILE:-} == 1 ]]; then
+		# The service's own CPU over the whole run: logins, warm-up and
+		# the measured seconds.
+		mkdir -p "$d/profiles"
+		(curl -s -o "$d/profiles/cpu-rest-backend.pb.gz" \
+			"http://127.0.0.1:$((port + 4))/debug/pprof/profile?seconds=$((secs + 10))") &
+		rest_profile=$!
+	fi
 	"${tool_pin[@]}" "$bin/koi-bench" msg "${args[@]}" >"$d/msg.txt"
+	[[ -z $rest_profile ]] || wait "$rest_profile" || true
+	if [[ -n $rest_ticks0 ]]; then
+		# koi-bench counts koi and its plugins; the service is a process
+		# of its own. Its CPU over the whole run (warm-up and drain too)
+		# per message sent.
+		sent=$(sed -n 's/.*"sent": \([0-9]*\).*/\1/p' "$d/msg.json" | head -1)
+		rest_us=$(awk -v t=$(( $(cpu_ticks "$rest") - rest_ticks0 )) -v hz="$(getconf CLK_TCK)" -v n="${sent:-0}" \
+			'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "?" }')
+		echo "archive-http  rest-backend CPU per message sent        ${rest_us}µs" >>"$d/msg.txt"
+		notes[$setup]=" + rest-backend ${rest_us}µs CPU/msg"
+	fi
 	cat "$d/msg.txt"
 	rates[$setup]=$(sed -n 's/.*"per_second": \([0-9.e+]*\).*/\1/p' "$d/msg.json" | head -1)
 	kill -TERM "$koi"; wait "$koi" 2>/dev/null || true
-	if [[ $setup == mongo ]]; then cleanup; pids=(); fi
+	if [[ $setup == mongo || $setup == http ]]; then cleanup; pids=(); fi
 done
 
 echo
@@ -133,7 +172,7 @@ base=${rates[off]:-}
 for setup in $setups; do
 	r=${rates[$setup]:-?}
 	if [[ -n $base && $r != "?" ]]; then
-		printf '  archive %-5s %10.0f msg/s  %5.1f%% of archive off\n' "$setup" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN{print 100*a/b}')"
+		printf '  archive %-5s %10.0f msg/s  %5.1f%% of archive off%s\n' "$setup" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN{print 100*a/b}')" "${notes[$setup]:-}"
 	else
 		printf '  archive %-5s %10s msg/s\n' "$setup" "$r"
 	fi

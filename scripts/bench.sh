@@ -31,7 +31,7 @@ dir=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/koi-bench.XXXXXX")}
 mkdir -p "$dir/results"
 users=$(( sessions > 1000 ? sessions : 1000 ))
 
-for b in koi koi-bench plugins/koi-backend-sql; do
+for b in koi koi-bench plugins/koi-backend-sql plugins/koi-backend-http rest-backend; do
 	[[ -x $bin/$b ]] || { echo "bench: $bin/$b missing; run make build" >&2; exit 1; }
 done
 
@@ -65,15 +65,28 @@ host "localhost" {
 }
 # The suite creates its users in-band from one address and logs in
 # thousands of times a minute: no throttling.
-limits { auth_failures_per_ip = 0  auth_failures_per_account = 0 }
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  registrations_per_ip = 0 }
 server { data_dir = "$dir/data"  pprof = "$pprof" }
+EOF
+
+# The archive runs: the same server with every message archived, by the
+# sql plugin in its SQLite database, or through the http plugin by
+# bin/rest-backend (the reference REST service, SQLite too).
+rest_addr=127.0.0.1:$((port + 3))
+sed 's|^  registration = true$|  registration = true\n  archive = "store"|' "$dir/koi.hcl" >"$dir/koi-archive-sql.hcl"
+sed 's|^  registration = true$|  registration = true\n  archive = "api"|' "$dir/koi.hcl" >"$dir/koi-archive-http.hcl"
+cat >>"$dir/koi-archive-http.hcl" <<EOF
+plugin "api" {
+  command = "$bin/plugins/koi-backend-http"
+  config  = { base_url = "http://$rest_addr"  features = ["archive"]  token = "bench-token" }
+}
 EOF
 
 koi_pid=
 start_koi() {
 	local log=$dir/koi-$1.log
 	# Not exec'd through a shell: the PID must be koi's own.
-	"${server_pin[@]}" "$bin/koi" -config "$dir/koi.hcl" >"$log" 2>&1 &
+	"${server_pin[@]}" "$bin/koi" -config "${2:-$dir/koi.hcl}" >"$log" 2>&1 &
 	koi_pid=$!
 	for _ in $(seq 300); do
 		if grep -q "koi is ready" "$log"; then
@@ -96,7 +109,27 @@ stop_koi() {
 		koi_pid=
 	fi
 }
-trap stop_koi EXIT
+rest_pid=
+start_rest() {
+	# On the server's CPU: koi, its plugins and the service share a core.
+	"${server_pin[@]}" "$bin/rest-backend" -listen "$rest_addr" -db "$dir/rest.db" -token bench-token \
+		>"$dir/rest-backend.log" 2>&1 &
+	rest_pid=$!
+	for _ in $(seq 300); do
+		if (exec 3<>"/dev/tcp/${rest_addr%:*}/${rest_addr#*:}") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench: rest-backend does not listen on $rest_addr; see $dir/rest-backend.log" >&2
+	exit 1
+}
+stop_rest() {
+	if [[ -n $rest_pid ]]; then
+		kill -TERM "$rest_pid" 2>/dev/null || true
+		wait "$rest_pid" 2>/dev/null || true
+		rest_pid=
+	fi
+}
+trap 'stop_koi; stop_rest' EXIT
 
 profile=()
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
@@ -173,7 +206,17 @@ bench msg msg-500-pairs-max -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 50
 bench msg msg-500-pairs-5000 -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -rate 5000 -duration "${secs}s"
 stop_koi
 
+start_koi archive-sql "$dir/koi-archive-sql.hcl"
+bench msg msg-500-pairs-archive-sql -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive sql
+stop_koi
+
+start_rest
+start_koi archive-http "$dir/koi-archive-http.hcl"
+bench msg msg-500-pairs-archive-http -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive http
+stop_koi
+stop_rest
+
 echo >&2
-"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000}.json
+"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000,msg-500-pairs-archive-sql,msg-500-pairs-archive-http}.json
 echo
 echo "$pinning; results in $dir/results"

@@ -101,10 +101,16 @@ func (s *server) appendArchive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	stored := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Prepared once per batch: parsing the statement for each row
+		// cost as much as inserting it (koi sends thousands at a time).
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO archive (owner, sid, peer, peer_resource, stamp_ms, outgoing, stanza, body)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, sid) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
 		for i, m := range req.Messages {
-			res, err := tx.ExecContext(ctx, `INSERT INTO archive (owner, sid, peer, peer_resource, stamp_ms, outgoing, stanza, body)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, sid) DO NOTHING`,
-				m.Owner, m.StanzaID, m.Peer, m.PeerResource, stamps[i].UnixMilli(), m.Outgoing, m.Stanza, m.Body)
+			res, err := ins.ExecContext(ctx, m.Owner, m.StanzaID, m.Peer, m.PeerResource, stamps[i].UnixMilli(), m.Outgoing, m.Stanza, m.Body)
 			if err != nil {
 				return err
 			}

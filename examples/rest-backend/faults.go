@@ -16,6 +16,13 @@ const (
 	faultTimeout   = "timeout"   // answer nothing until the caller gives up (or delay passes)
 	faultMalformed = "malformed" // answer 200 with a body no parser accepts
 	faultOversized = "oversized" // answer 200 with a body of size bytes
+	// faultClose drops the connection without handling the request, as a
+	// crashing service or a proxy resetting it does.
+	faultClose = "close"
+	// faultLost handles the request (a write is applied) and then drops
+	// the connection without answering: the caller cannot know that it
+	// succeeded, the case idempotent writes exist for.
+	faultLost = "lost"
 )
 
 // fault is the admin endpoint's request body.
@@ -51,7 +58,7 @@ func (s *server) setFault(w http.ResponseWriter, r *http.Request) {
 		delay = d
 	}
 	switch f.Mode {
-	case faultNone, faultError, faultTimeout, faultMalformed, faultOversized:
+	case faultNone, faultError, faultTimeout, faultMalformed, faultOversized, faultClose, faultLost:
 	default:
 		writeError(w, http.StatusBadRequest, "unknown mode "+f.Mode)
 		return
@@ -77,9 +84,16 @@ func (fs *faults) take() (fault, time.Duration) {
 }
 
 // inject answers the request badly if a fault is set, and says so.
-func (fs *faults) inject(w http.ResponseWriter, r *http.Request) bool {
+// handle serves the request, for the faults that let it through.
+func (fs *faults) inject(w http.ResponseWriter, r *http.Request, handle http.Handler) bool {
 	f, delay := fs.take()
 	switch f.Mode {
+	case faultClose:
+		io.Copy(io.Discard, r.Body)
+		hangUp(w)
+	case faultLost:
+		handle.ServeHTTP(discard{}, r)
+		hangUp(w)
 	case faultError:
 		writeError(w, http.StatusInternalServerError, "injected failure")
 	case faultTimeout:
@@ -107,3 +121,20 @@ func (fs *faults) inject(w http.ResponseWriter, r *http.Request) bool {
 	}
 	return true
 }
+
+// hangUp closes the request's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 cannot hijack: aborting the handler resets the stream.
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+// discard is a ResponseWriter that throws the answer away.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}

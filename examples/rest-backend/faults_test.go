@@ -80,10 +80,6 @@ func TestFaultsAreUnavailable(t *testing.T) {
 	} {
 		setFault(t, url, f)
 		for name, call := range calls {
-			if f.Mode == faultOversized && strings.HasPrefix(name, "Set") || f.Mode == faultMalformed && name == "AppendArchive" {
-				// Their 2xx answer has no body koi reads.
-				continue
-			}
 			if err := call(); !errors.Is(err, sdk.ErrUnavailable) {
 				t.Errorf("fault %q: %s: error %v, want one wrapping sdk.ErrUnavailable", f.Mode, name, err)
 			}
@@ -213,5 +209,75 @@ func TestBadCredentials(t *testing.T) {
 		if err == nil || errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "credentials") {
 			t.Fatalf("GetRoster with a wrong HMAC secret: %v, want an error about credentials", err)
 		}
+	}
+}
+
+// TestDroppedConnections checks the two faults that hang up: "close"
+// before the request is handled and "lost" after it is (a write is
+// applied but its answer never arrives). Both are temporary failures; the
+// idempotent archive append is retried and stores the message once, and a
+// roster write, whose repeat the service might not absorb, is not retried.
+func TestDroppedConnections(t *testing.T) {
+	srv, url, b := faultyPlugin(t, map[string]any{"retries": 0, "breaker_failures": 1000})
+	msg := testMessage(1)
+	count := func() int {
+		t.Helper()
+		p, err := b.QueryArchive(t.Context(), sdk.ArchiveQuery{Owner: owner, Max: 10, Count: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Count
+	}
+
+	setFault(t, url, fault{Mode: faultClose, Times: 1})
+	if err := b.AppendArchive(t.Context(), []sdk.ArchivedMessage{msg}); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("append with the connection closed: %v, want sdk.ErrUnavailable", err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d messages stored by a request the service never handled", n)
+	}
+
+	setFault(t, url, fault{Mode: faultLost, Times: 1})
+	if err := b.AppendArchive(t.Context(), []sdk.ArchivedMessage{msg}); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("append whose answer was lost: %v, want sdk.ErrUnavailable", err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d messages after a lost answer, want 1 (the service applied it)", n)
+	}
+	// koi's writer sends the batch again: still one message.
+	if err := b.AppendArchive(t.Context(), []sdk.ArchivedMessage{msg}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d messages after the repeat, want 1", n)
+	}
+
+	// With a retry in the plugin the caller never sees the lost answer.
+	srv2, url2, b2 := faultyPlugin(t, map[string]any{"retries": 1, "retry_backoff": "1ms", "breaker_failures": 1000})
+	setFault(t, url2, fault{Mode: faultLost, Times: 1})
+	if err := b2.AppendArchive(t.Context(), []sdk.ArchivedMessage{msg}); err != nil {
+		t.Errorf("append with a retry after a lost answer: %v", err)
+	}
+	if p, err := b2.QueryArchive(t.Context(), sdk.ArchiveQuery{Owner: owner, Max: 10}); err != nil || len(p.Messages) != 1 {
+		t.Errorf("after a lost answer and a retry: %d messages, %v; want 1", len(p.Messages), err)
+	}
+
+	// A roster write is applied, its answer lost, and not sent again
+	// although the plugin retries reads and appends.
+	const pattern = "PUT /roster/{owner}/items/{contact}"
+	setFault(t, url2, fault{Mode: faultLost, Times: 1})
+	_, err := b2.SetItem(t.Context(), owner, sdk.RosterItem{JID: "romeo@example.net", Subscription: sdk.SubBoth})
+	if !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("roster write whose answer was lost: %v, want sdk.ErrUnavailable", err)
+	}
+	if n := srv2.hitCount(pattern); n != 1 {
+		t.Errorf("%d requests for a roster write, want 1 (never retried)", n)
+	}
+	st, err := b2.GetRoster(t.Context(), owner)
+	if err != nil || len(st.Items) != 1 {
+		t.Errorf("roster after the lost answer: %+v, %v; want the item applied", st.Items, err)
+	}
+	if srv.hitCount(pattern) != 0 {
+		t.Error("the first service saw a roster write")
 	}
 }

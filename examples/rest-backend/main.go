@@ -4,7 +4,7 @@
 // JSON contract for rosters and the message archive
 // (plugins/http/openapi.yaml), over SQLite.
 //
-//	rest-backend -listen 127.0.0.1:8480 -db rest.db [-token T | -basic-auth u:p] [-hmac-secret S]
+//	rest-backend -listen 127.0.0.1:8480 -db rest.db [-token T | -basic-auth u:p] [-hmac-secret S] [-pprof ADDR]
 //
 // It is an example to copy from and a test double: PUT /_admin/fault makes
 // it misbehave on purpose (see faults.go).
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +43,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.basicAuth, "basic-auth", "", "require these basic credentials (user:password)")
 	fs.StringVar(&opts.hmacSecret, "hmac-secret", "", "require requests signed with this secret")
 	fs.DurationVar(&opts.maxSkew, "hmac-max-skew", defaultSkew, "accept signed requests this far from our clock")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler on this address (host:port; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +63,20 @@ func run(args []string) error {
 		defer cancel()
 		srv.Shutdown(shut)
 	}()
+	if *pprofAddr != "" {
+		// Its own listener, never the service's: the profiler is for
+		// whoever runs the benchmark, not for the service's callers.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Addr: *pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ps.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("pprof listener", "address", *pprofAddr, "error", err)
+			}
+		}()
+		defer ps.Close()
+	}
 	log.Info("listening", "address", *listen, "db", *dbPath)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err

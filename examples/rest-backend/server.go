@@ -56,7 +56,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.hits[pattern]++
 	s.mu.Unlock()
-	if !strings.HasPrefix(r.URL.Path, "/_admin/") && s.faults.inject(w, r) {
+	if !strings.HasPrefix(r.URL.Path, "/_admin/") && s.faults.inject(w, r, s.mux) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)

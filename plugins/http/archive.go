@@ -1,7 +1,9 @@
 package httpbackend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -97,8 +99,32 @@ func (b *Backend) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage)
 	if len(msgs) == 0 {
 		return nil
 	}
-	_, err := b.c.jsonCall(ctx, call{method: http.MethodPost, path: "archive/messages", json: batch, idempotent: true})
+	_, err := b.c.jsonCall(ctx, call{method: http.MethodPost, path: "archive/messages", json: batch, idempotent: true,
+		parse: appendAnswer(len(msgs))})
 	return err
+}
+
+// appendAnswer checks the answer to an append. koi forgets a batch once
+// the service has taken it, so a 200 whose body is not the contract's
+// {"stored": n} (a proxy's error page, a truncated answer) must not pass
+// for success: it is a temporary failure, and the batch is sent again.
+// An empty body (a 204) is success.
+func appendAnswer(sent int) func(body []byte) error {
+	return func(body []byte) error {
+		if len(bytes.TrimSpace(body)) == 0 {
+			return nil
+		}
+		var a struct {
+			Stored *int `json:"stored"`
+		}
+		if err := json.Unmarshal(body, &a); err != nil {
+			return fmt.Errorf("want {\"stored\": n}: %w", err)
+		}
+		if a.Stored != nil && (*a.Stored < 0 || *a.Stored > sent) {
+			return fmt.Errorf("stored %d of a batch of %d", *a.Stored, sent)
+		}
+		return nil
+	}
 }
 
 func checkQuery(q sdk.ArchiveQuery) error {

@@ -67,6 +67,12 @@ type response struct {
 // breaker ignores it.
 var errCallerGone = errors.New("the call was abandoned")
 
+// errTooLarge marks an answer over max_response_bytes. The service did
+// answer, and would answer the same again: it is neither retried nor
+// held against the service's health, or one user's large archive page
+// would open the breaker for every feature and host.
+var errTooLarge = errors.New("raise max_response_bytes if the service's answers are this large")
+
 // client calls the service: one http.Client, so connections are reused,
 // behind one circuit breaker.
 type client struct {
@@ -118,7 +124,7 @@ func newClient(set Settings, log hclog.Logger) (*client, error) {
 		// Only an unhealthy service counts against it; a 404 or a 409 is
 		// a healthy answer.
 		IsSuccessful: func(err error) bool { return !errors.Is(err, sdk.ErrUnavailable) },
-		IsExcluded:   func(err error) bool { return errors.Is(err, errCallerGone) },
+		IsExcluded:   func(err error) bool { return errors.Is(err, errCallerGone) || errors.Is(err, errTooLarge) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker", "service", name, "from", from.String(), "to", to.String())
 		},
@@ -147,7 +153,7 @@ func (c *client) do(ctx context.Context, cl call) (response, error) {
 			// Fail fast: the service is down, and retrying would only
 			// hammer it while it recovers.
 			return response{}, fmt.Errorf("%w: %s %s: circuit breaker open after repeated failures", sdk.ErrUnavailable, cl.method, cl.path)
-		case errors.Is(err, errCallerGone), !errors.Is(err, sdk.ErrUnavailable),
+		case errors.Is(err, errCallerGone), errors.Is(err, errTooLarge), !errors.Is(err, sdk.ErrUnavailable),
 			!cl.idempotent, attempt >= c.set.Retries:
 			return response{}, err
 		}
@@ -181,11 +187,16 @@ func encodeBody(cl call) ([]byte, string, error) {
 	case cl.form != nil:
 		return []byte(cl.form.Encode()), "application/x-www-form-urlencoded", nil
 	case cl.json != nil:
-		b, err := json.Marshal(cl.json)
-		if err != nil {
+		// Without HTML escaping: archived stanzas are XML, and escaping
+		// every < and > as \u003c made an append body about a quarter
+		// larger and slower to write and to read.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(cl.json); err != nil {
 			return nil, "", fmt.Errorf("%w: encoding the request: %w", sdk.ErrInvalid, err)
 		}
-		return b, "application/json", nil
+		return bytes.TrimSuffix(b.Bytes(), []byte("\n")), "application/json", nil
 	}
 	return nil, "", nil
 }
@@ -216,7 +227,7 @@ func (c *client) once(ctx context.Context, cl call, body []byte, ctype string) (
 	c.authorize(req, body)
 
 	fail := func(format string, args ...any) (response, error) {
-		err := fmt.Errorf("%w: %s %s: %s", sdk.ErrUnavailable, cl.method, cl.path, fmt.Sprintf(format, args...))
+		err := fmt.Errorf("%w: %s %s: %w", sdk.ErrUnavailable, cl.method, cl.path, fmt.Errorf(format, args...))
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", err, errCallerGone)
 		}
@@ -244,7 +255,7 @@ func (c *client) once(ctx context.Context, cl call, body []byte, ctype string) (
 		return fail("reading the answer: %v", err)
 	}
 	if int64(len(data)) > c.set.MaxResponseBytes {
-		return fail("answer larger than max_response_bytes (%d)", c.set.MaxResponseBytes)
+		return fail("answer larger than max_response_bytes (%d) (%w)", c.set.MaxResponseBytes, errTooLarge)
 	}
 	resp := response{status: res.StatusCode, body: data}
 	switch {

@@ -96,3 +96,32 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("GetRoster answered with a redirect: %v (followed: %v)", err, followed)
 	}
 }
+
+// TestOversizedAnswer: an answer over max_response_bytes is a temporary
+// failure for its caller, but the service did answer and would answer
+// the same again: it is not retried, and it does not count against the
+// service's health (with breaker_failures = 1, the next call still goes).
+func TestOversizedAnswer(t *testing.T) {
+	var hits int
+	big := `{"version": "1", "items": [], "pending": [], "pad": "` + strings.Repeat("x", 4096) + `"}`
+	b := newTestBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if r.URL.Path == "/roster/big@example.com" {
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, `{"version": "1", "items": [], "pending": []}`)
+	}), map[string]any{"max_response_bytes": 1024, "retries": 2, "retry_backoff": "1ms", "breaker_failures": 1})
+	for range 3 {
+		_, err := b.GetRoster(t.Context(), "big@example.com")
+		if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "max_response_bytes") {
+			t.Fatalf("GetRoster with a large answer: %v, want sdk.ErrUnavailable naming max_response_bytes", err)
+		}
+	}
+	if hits != 3 {
+		t.Errorf("%d requests for 3 calls, want 3 (no retry)", hits)
+	}
+	if _, err := b.GetRoster(t.Context(), "small@example.com"); err != nil {
+		t.Errorf("a call after large answers: %v (the breaker opened?)", err)
+	}
+}

@@ -229,7 +229,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		settle, hold, warmup, duration, drain                              time.Duration
 		presence, bare                                                     bool
 		rate                                                               float64
-		koictl                                                             string
+		koictl, archive                                                    string
 	)
 	switch mode {
 	case "register":
@@ -261,6 +261,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&drain, "drain", 5*time.Second, "wait up to this long for messages in flight at the end")
 		fs.IntVar(&bodySize, "body", 64, "bytes of text per message body")
 		fs.BoolVar(&bare, "bare", true, "address the receiver's bare JID (false: its full JID)")
+		fs.StringVar(&archive, "archive", "", "what the server archives messages with (e.g. sql, http), recorded for the report; empty: archive off")
 	default:
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("unknown mode %q", mode)
@@ -324,7 +325,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Warmup: warmup, Duration: duration, Drain: drain, BodySize: bodySize, Bare: bare, UserOffset: offset,
 		})
 		if r != nil {
-			r.Label, res = c.label, r
+			r.Label, r.Archive, res = c.label, archive, r
 		}
 		runErr = err
 	}

@@ -52,6 +52,9 @@ type MsgResult struct {
 	Batch    int     `json:"batch,omitempty"`
 	Bare     bool    `json:"bare_jid"`
 	BodySize int     `json:"body_size"`
+	// Archive names what the server archived the messages with, as the
+	// caller said (-archive); empty: the archive was off.
+	Archive string `json:"archive,omitempty"`
 	// Sent and Received (distinct) cover the whole run, warm-up included.
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`

@@ -54,6 +54,10 @@ func Budget(results []Result) []Line {
 				Verdict:  verdict(r.Errors == 0, false),
 			})
 		case *load.MsgResult:
+			if r.Archive != "" {
+				lines = append(lines, archiveLines(r, results)...)
+				break
+			}
 			lines = append(lines, msgLines(r)...)
 		case *load.IdleResult:
 			limit := 16.0
@@ -107,6 +111,60 @@ func msgLines(r *load.MsgResult) []Line {
 		Verdict:  verdict(r.Latency.P99 <= 0.5 && r.PerSecond >= 0.95*r.Rate && r.Rate >= 5000, r.Rate < 5000),
 	}, faults)
 	return lines
+}
+
+// archiveReference is the archive every other is judged against: the
+// sql plugin, the one koi ships for every feature.
+const archiveReference = "sql"
+
+// archiveLines judges an unbounded run with the archive on. There is no
+// absolute figure for it (see README, Message archive: performance):
+// it is shown as a share of the same run with the archive off, and any
+// archive but the reference must keep up with the reference, within 10 %
+// (the issue: "stays within the budget of the sql plugin").
+func archiveLines(r *load.MsgResult, results []Result) []Line {
+	var off, ref *load.MsgResult
+	for _, res := range results {
+		m, ok := res.(*load.MsgResult)
+		if !ok || m.Rate != 0 || m.Pairs != r.Pairs || m == r {
+			continue
+		}
+		switch m.Archive {
+		case "":
+			off = m
+		case archiveReference:
+			ref = m
+		}
+	}
+	cost := fmt.Sprintf("server %.1fµs + plugins %.1fµs per msg", r.CPU.ServerUsPerOp, r.CPU.PluginUsPerOp)
+	measured := fmt.Sprintf("%.0f msgs/s", r.PerSecond)
+	if off != nil && off.PerSecond > 0 {
+		measured += fmt.Sprintf(" = %.0f%% of archive off", 100*r.PerSecond/off.PerSecond)
+	}
+	measured += " (" + cost + ")" + disturbed(r.CPU)
+	l := Line{Check: fmt.Sprintf("messages %d pairs, unbounded, archive %s: throughput", r.Pairs, r.Archive), Measured: measured, Verdict: Info}
+	switch {
+	case r.Rate != 0:
+		l.Check = fmt.Sprintf("messages %d pairs at %.0f/s, archive %s: throughput", r.Pairs, r.Rate, r.Archive)
+		l.Target = "(no budget)"
+	case r.Archive == archiveReference:
+		l.Target = "(no budget: the reference of other archives)"
+	case ref == nil:
+		l.Target = "≥ 90% of the " + archiveReference + " archive (not measured)"
+	default:
+		l.Target = fmt.Sprintf("≥ 90%% of the %s archive: %.0f/s", archiveReference, 0.9*ref.PerSecond)
+		l.Verdict = verdict(r.PerSecond >= 0.9*ref.PerSecond, false)
+	}
+	faults := Line{
+		Check:    fmt.Sprintf("messages %d pairs, archive %s: lost / duplicated", r.Pairs, r.Archive),
+		Measured: fmt.Sprintf("%d / %d (out of order %d, bounced %d) of %d", r.Lost, r.Duplicated, r.OutOfOrder, r.Bounced, r.Sent),
+		Target:   "0 / 0 (bounced: refused with an error, when the archive cannot keep up)",
+		// A message the archive could not take is bounced to its
+		// sender with <resource-constraint/>, by design: a bounce is
+		// not a loss, a silent disappearance is.
+		Verdict: verdict(r.Lost <= r.Bounced && r.Duplicated == 0 && r.Sent > 0, false),
+	}
+	return []Line{l, faults}
 }
 
 func loginLines(r *load.LoginResult, iterations int, tlsLogin *load.LoginResult) []Line {

@@ -74,3 +74,48 @@ func TestTableAligns(t *testing.T) {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestArchiveBudget: runs with the archive on are shown as a share of the
+// archive-off run, and an archive other than sql is judged against the
+// sql archive's rate, measured in the same suite.
+func TestArchiveBudget(t *testing.T) {
+	msg := func(archive string, perSecond float64, lost, bounced uint64) *load.MsgResult {
+		return &load.MsgResult{Common: load.Common{Mode: "msg"}, Pairs: 500, Archive: archive,
+			PerSecond: perSecond, Sent: 1000, Lost: lost, Bounced: bounced}
+	}
+	check := func(results []Result, archive string) []Line {
+		t.Helper()
+		var out []Line
+		for _, l := range Budget(results) {
+			if strings.Contains(l.Check, "archive "+archive+":") {
+				out = append(out, l)
+			}
+		}
+		if len(out) != 2 {
+			t.Fatalf("archive %s: lines %+v, want throughput and faults", archive, out)
+		}
+		return out
+	}
+	off, sql := msg("", 80000, 0, 0), msg("sql", 16000, 10, 10)
+
+	lines := check([]Result{off, sql, msg("http", 15000, 0, 0)}, "http")
+	if lines[0].Verdict != Pass || !strings.Contains(lines[0].Measured, "19% of archive off") || !strings.Contains(lines[0].Target, "14400/s") {
+		t.Errorf("http at 94%% of sql: %+v", lines[0])
+	}
+	if lines[1].Verdict != Pass {
+		t.Errorf("http without faults: %+v", lines[1])
+	}
+	if l := check([]Result{off, sql, msg("http", 8000, 0, 0)}, "http")[0]; l.Verdict != Miss {
+		t.Errorf("http at half of sql: %+v, want MISS", l)
+	}
+	if l := check([]Result{off, msg("http", 8000, 0, 0)}, "http")[0]; l.Verdict != Info {
+		t.Errorf("http without a sql run: %+v, want info", l)
+	}
+	lines = check([]Result{off, sql}, "sql")
+	if lines[0].Verdict != Info || lines[1].Verdict != Pass {
+		t.Errorf("sql, bounced but not lost: %+v", lines)
+	}
+	if l := check([]Result{off, msg("sql", 16000, 11, 10)}, "sql")[1]; l.Verdict != Miss {
+		t.Errorf("sql, a message lost without a bounce: %+v, want MISS", l)
+	}
+}
