@@ -37,3 +37,7 @@ host "localhost" {
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
 #          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
 # server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }
+# Push notifications (XEP-0357) to the app servers of phone clients; the app server is a third party,
+# so it gets neither the text nor the sender unless you say so. interval collapses bursts.
+# push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
+#        max_registrations = 5  max_errors = 16  interval = "5s" }

@@ -55,6 +55,7 @@ type Config struct {
 	Hosts     []Host            // in file order
 	Limits    Limits
 	Server    Server
+	Push      Push
 }
 
 // Log configures the server's log (block log).
@@ -146,6 +147,24 @@ type Server struct {
 	ShutdownTimeout time.Duration // key shutdown_timeout, default 10s
 	DataDir         string        // key data_dir, default "data"
 	Pprof           string        // host:port to serve net/http/pprof on; "" = off
+}
+
+// Push configures push notifications, XEP-0357 (optional block push). The
+// app server that relays a notification to a phone is a third party, so by
+// default it learns only that there is a new message.
+type Push struct {
+	Enabled bool // key enabled, default true
+	// IncludeBody (key include_body) sends the message's text, default false.
+	IncludeBody bool
+	// IncludeSender (key include_sender) sends the sender's JID, default false.
+	IncludeSender bool
+	// BodyPlaceholder (key body_placeholder) is sent as the body of a
+	// message with one while include_body is false, default "New message":
+	// iOS apps show a notification only for a push with a body. "" sends none.
+	BodyPlaceholder  string
+	MaxRegistrations int           // key max_registrations: per account, default 5; the oldest goes when one more is enabled
+	MaxErrors        int           // key max_errors: error replies in a row before a registration is dropped, default 16
+	Interval         time.Duration // key interval: at most one notification per registration this often, default 5s; 0 sends each
 }
 
 // Problem is one thing wrong with a configuration.

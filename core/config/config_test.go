@@ -53,6 +53,10 @@ func defaultLimits() Limits {
 	}
 }
 
+func defaultPush() Push {
+	return Push{Enabled: true, BodyPlaceholder: "New message", MaxRegistrations: 5, MaxErrors: 16, Interval: 5 * time.Second}
+}
+
 func defaultServer() Server {
 	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
 }
@@ -91,6 +95,7 @@ func TestContractSample(t *testing.T) {
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
+		Push:   defaultPush(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
@@ -116,6 +121,7 @@ func exampleConfig() *Config {
 		}},
 		Limits: defaultLimits(),
 		Server: defaultServer(),
+		Push:   defaultPush(),
 	}
 }
 
@@ -134,7 +140,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {"} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# push {", "#        "} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -142,7 +148,7 @@ func TestExampleCommentedDefaults(t *testing.T) {
 		lines = append(lines, l)
 	}
 	src := strings.Join(lines, "\n")
-	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") {
+	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") {
 		t.Fatalf("example no longer shows limits and server:\n%s", src)
 	}
 	got, err := Parse([]byte(src), nil)
@@ -412,6 +418,18 @@ func TestProblems(t *testing.T) {
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
 			[]string{`server.pprof: want host:port`}},
 
+		{"push: zero registrations", base + host + `push { max_registrations = 0 }`, nil,
+			[]string{`push.max_registrations: must be greater than 0`}},
+		{"push: negative errors", base + host + `push { max_errors = -1 }`, nil,
+			[]string{`push.max_errors: must not be negative, got -1`}},
+		{"push: interval too long", base + host + `push { interval = "2h" }`, nil,
+			[]string{`push.interval: at most 1h0m0s, got 2h0m0s`}},
+		{"push: body as string", base + host + `push { include_body = "yes" }`, nil,
+			[]string{`push.include_body: want true or false, got string "yes"`}},
+		{"push: typo", base + host + `push { include_bdy = true }`, nil,
+			[]string{`push.include_bdy: unknown key (did you mean include_body?)`}},
+		{"push: placeholder too long", base + host + `push { body_placeholder = "` + strings.Repeat("x", 201) + `" }`, nil,
+			[]string{`push.body_placeholder: too long: at most 200 bytes, got 201`}},
 		{"negative stanza size", base + host + `limits { max_stanza_size = -1 }`, nil,
 			[]string{`limits.max_stanza_size: must not be negative, got -1`}},
 		{"zero depth", base + host + `limits { max_depth = 0 }`, nil,

@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server"}
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server", "push"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -73,6 +73,11 @@ func blockKeys(block string) (map[string]kind, bool) {
 		}, true
 	case "server":
 		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true
+	case "push":
+		return map[string]kind{
+			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,
+			"max_registrations": kInt, "max_errors": kInt, "interval": kDuration,
+		}, true
 	}
 	return nil, false
 }
