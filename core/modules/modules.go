@@ -77,9 +77,12 @@ type Server struct {
 	archive *archiveState
 	carbons *carbons
 	iq      map[iqKey]iqHandler
-	// features and blocker are set by modules outside the package (hooks.go).
-	features []serverFeature
-	blocker  Blocker
+	// Set by modules outside the package (hooks.go).
+	features        []serverFeature
+	accountFeatures []serverFeature
+	blocker         Blocker
+	replies         []ReplyHandler
+	notifier        Notifier
 	version  string
 	last     *lastactivity.Tracker
 }
