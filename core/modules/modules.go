@@ -83,8 +83,8 @@ type Server struct {
 	blocker         Blocker
 	replies         []ReplyHandler
 	notifier        Notifier
-	version  string
-	last     *lastactivity.Tracker
+	version         string
+	last            *lastactivity.Tracker
 }
 
 // New builds the module server for hosts.
