@@ -682,6 +682,12 @@ host "example.com" { auth = "Store"  roster = "Store" }
 			func(c *Config) (any, any) { return c.Hosts[1].Auth, []string{"directory", "Store"} }},
 		{"feature turned off", []string{"KOI_HOST__EXAMPLE.COM__ROSTER="},
 			func(c *Config) (any, any) { return c.Hosts[1].Roster, "" }},
+		{"push block from the environment", []string{"KOI_PUSH__INCLUDE_BODY=true", "KOI_PUSH__INTERVAL=0s", "KOI_PUSH__BODY_PLACEHOLDER="},
+			func(c *Config) (any, any) {
+				p := defaultPush()
+				p.IncludeBody, p.Interval, p.BodyPlaceholder = true, 0, ""
+				return c.Push, p
+			}},
 		{"durations and args", []string{"KOI_LIMITS__IDLE_TIMEOUT=90s", "KOI_PLUGIN__DIRECTORY__ARGS=-v,--debug"},
 			func(c *Config) (any, any) {
 				return []any{c.Limits.IdleTimeout, c.Plugins["directory"].Args},
