@@ -43,3 +43,7 @@ host "localhost" {
 # archive { queue_size = 16384  batch_size = 256  batch_bytes = 1048576  flush_interval = "10ms"
 #          max_in_flight = 16  block_timeout = "2s"  journal_dir = "data/archive-journal"
 #          journal_max_size = 1073741824 }
+# Push notifications (XEP-0357) to the app servers of phone clients; the app server is a third party,
+# so it gets neither the text nor the sender unless you say so. interval collapses bursts.
+# push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
+#        max_registrations = 5  max_errors = 16  interval = "5s" }

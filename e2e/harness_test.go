@@ -39,6 +39,9 @@ type options struct {
 	// test picks it with freeAddr and waits for it with waitListening).
 	WebSocket    string
 	WebSocketTLS bool // the websocket listener serves wss
+	// Push is the body of a push { } block (XEP-0357 settings); "" leaves
+	// the block out, so the defaults hold.
+	Push string
 }
 
 func defaultOptions() options {
@@ -97,6 +100,10 @@ limits {
 }
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
+{{- if .Opt.Push}}
+
+push { {{.Opt.Push}} }
+{{- end}}
 `))
 
 // server is one koi process started for a test.

@@ -56,6 +56,7 @@ type Config struct {
 	Limits    Limits
 	Server    Server
 	Archive   Archive
+	Push      Push
 }
 
 // Log configures the server's log (block log).
@@ -170,6 +171,24 @@ type Archive struct {
 	// JournalMaxSize (key journal_max_size) bounds each host's journal in
 	// bytes, default 1073741824 (1 GiB); 0 turns the journal off.
 	JournalMaxSize int64
+}
+
+// Push configures push notifications, XEP-0357 (optional block push). The
+// app server that relays a notification to a phone is a third party, so by
+// default it learns only that there is a new message.
+type Push struct {
+	Enabled bool // key enabled, default true
+	// IncludeBody (key include_body) sends the message's text, default false.
+	IncludeBody bool
+	// IncludeSender (key include_sender) sends the sender's JID, default false.
+	IncludeSender bool
+	// BodyPlaceholder (key body_placeholder) is sent as the body of a
+	// message with one while include_body is false, default "New message":
+	// iOS apps show a notification only for a push with a body. "" sends none.
+	BodyPlaceholder  string
+	MaxRegistrations int           // key max_registrations: per account, default 5; the oldest goes when one more is enabled
+	MaxErrors        int           // key max_errors: error replies in a row before a registration is dropped, default 16
+	Interval         time.Duration // key interval: at most one notification per registration this often, default 5s; 0 sends each
 }
 
 // Problem is one thing wrong with a configuration.

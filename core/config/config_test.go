@@ -60,6 +60,10 @@ func defaultArchive() Archive {
 	}
 }
 
+func defaultPush() Push {
+	return Push{Enabled: true, BodyPlaceholder: "New message", MaxRegistrations: 5, MaxErrors: 16, Interval: 5 * time.Second}
+}
+
 func defaultServer() Server {
 	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
 }
@@ -99,6 +103,7 @@ func TestContractSample(t *testing.T) {
 		Limits:  defaultLimits(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
+		Push:    defaultPush(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
@@ -125,6 +130,7 @@ func exampleConfig() *Config {
 		Limits:  defaultLimits(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
+		Push:    defaultPush(),
 	}
 }
 
@@ -143,7 +149,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {"} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        "} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -151,7 +157,7 @@ func TestExampleCommentedDefaults(t *testing.T) {
 		lines = append(lines, l)
 	}
 	src := strings.Join(lines, "\n")
-	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") {
+	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") {
 		t.Fatalf("example no longer shows limits and server:\n%s", src)
 	}
 	got, err := Parse([]byte(src), nil)
@@ -427,6 +433,18 @@ func TestProblems(t *testing.T) {
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
 			[]string{`server.pprof: want host:port`}},
 
+		{"push: zero registrations", base + host + `push { max_registrations = 0 }`, nil,
+			[]string{`push.max_registrations: must be greater than 0`}},
+		{"push: negative errors", base + host + `push { max_errors = -1 }`, nil,
+			[]string{`push.max_errors: must not be negative, got -1`}},
+		{"push: interval too long", base + host + `push { interval = "2h" }`, nil,
+			[]string{`push.interval: at most 1h0m0s, got 2h0m0s`}},
+		{"push: body as string", base + host + `push { include_body = "yes" }`, nil,
+			[]string{`push.include_body: want true or false, got string "yes"`}},
+		{"push: typo", base + host + `push { include_bdy = true }`, nil,
+			[]string{`push.include_bdy: unknown key (did you mean include_body?)`}},
+		{"push: placeholder too long", base + host + `push { body_placeholder = "` + strings.Repeat("x", 201) + `" }`, nil,
+			[]string{`push.body_placeholder: too long: at most 200 bytes, got 201`}},
 		{"negative stanza size", base + host + `limits { max_stanza_size = -1 }`, nil,
 			[]string{`limits.max_stanza_size: must not be negative, got -1`}},
 		{"zero depth", base + host + `limits { max_depth = 0 }`, nil,
@@ -689,6 +707,12 @@ host "example.com" { auth = "Store"  roster = "Store" }
 			func(c *Config) (any, any) { return c.Hosts[1].Auth, []string{"directory", "Store"} }},
 		{"feature turned off", []string{"KOI_HOST__EXAMPLE.COM__ROSTER="},
 			func(c *Config) (any, any) { return c.Hosts[1].Roster, "" }},
+		{"push block from the environment", []string{"KOI_PUSH__INCLUDE_BODY=true", "KOI_PUSH__INTERVAL=0s", "KOI_PUSH__BODY_PLACEHOLDER="},
+			func(c *Config) (any, any) {
+				p := defaultPush()
+				p.IncludeBody, p.Interval, p.BodyPlaceholder = true, 0, ""
+				return c.Push, p
+			}},
 		{"durations and args", []string{"KOI_LIMITS__IDLE_TIMEOUT=90s", "KOI_PLUGIN__DIRECTORY__ARGS=-v,--debug"},
 			func(c *Config) (any, any) {
 				return []any{c.Limits.IdleTimeout, c.Plugins["directory"].Args},

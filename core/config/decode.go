@@ -56,6 +56,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
+	c.Push = d.push(tree["push"])
 	return c
 }
 
@@ -320,6 +321,39 @@ func (d *decoder) limits(v any) Limits {
 		RegistrationWindow:     b.duration("registration_window", time.Hour, false),
 		SendQueue:              int(b.integer("send_queue", 1024, true)),
 	}
+}
+
+// maxPushInterval bounds push.interval: a longer wait would hold a
+// notification past the point where it is news.
+const maxPushInterval = time.Hour
+
+// maxPlaceholder bounds push.body_placeholder, which goes into every
+// notification.
+const maxPlaceholder = 200
+
+func (d *decoder) push(v any) Push {
+	b := d.block([]string{"push"}, v)
+	p := Push{
+		Enabled:          b.boolean("enabled", true),
+		IncludeBody:      b.boolean("include_body", false),
+		IncludeSender:    b.boolean("include_sender", false),
+		BodyPlaceholder:  "New message",
+		MaxRegistrations: int(b.integer("max_registrations", 5, true)),
+		MaxErrors:        int(b.integer("max_errors", 16, true)),
+		Interval:         b.duration("interval", 5*time.Second, false),
+	}
+	if s, ok := b.str("body_placeholder"); ok {
+		if len(s) > maxPlaceholder {
+			d.problem(b.at("body_placeholder"), "too long: at most %d bytes, got %d", maxPlaceholder, len(s))
+		} else {
+			p.BodyPlaceholder = s
+		}
+	}
+	if p.Interval > maxPushInterval {
+		d.problem(b.at("interval"), "at most %v, got %v", maxPushInterval, p.Interval)
+		p.Interval = 5 * time.Second
+	}
+	return p
 }
 
 func (d *decoder) server(v any) Server {

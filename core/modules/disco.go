@@ -82,6 +82,11 @@ func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.El
 	}
 	if c.self {
 		features = append(features, archiveFeatures(c.host)...)
+		for _, x := range m.accountFeatures {
+			if x.on(c.host) {
+				features = append(features, x.ns)
+			}
+		}
 	}
 	return infoQuery("", "account", "registered", "", features), nil
 }

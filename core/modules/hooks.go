@@ -9,9 +9,10 @@ import (
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
-// Hooks for feature modules kept in their own packages (package blocking):
-// an IQ handler on the user's own account, a disco feature, and the
-// blocking filter on routing.
+// Hooks for feature modules kept in their own packages (packages blocking
+// and push): an IQ handler on the user's own account, disco features, the
+// blocking filter on routing, answers to IQs the server sent, and the
+// notifier of messages stored offline.
 
 // Blocker is the blocking command's filter (XEP-0191). Routing asks it
 // about every stanza between two users, so it must answer from memory.
@@ -47,6 +48,31 @@ func (m *Server) HandleOwnIQ(typ, ns string, h OwnIQ) {
 func (m *Server) AddServerFeature(ns string, on func(*Host) bool) {
 	m.features = append(m.features, serverFeature{ns, on})
 }
+
+// AddAccountFeature advertises ns in the disco#info a user gets about
+// their own account (XEP-0030 on the bare JID), for the hosts for which on
+// is true.
+func (m *Server) AddAccountFeature(ns string, on func(*Host) bool) {
+	m.accountFeatures = append(m.accountFeatures, serverFeature{ns, on})
+}
+
+// ReplyHandler is offered the IQ results and errors a client addressed to
+// a served domain or account, which answer requests the server sent in
+// their name; it reports whether el answered one of its requests.
+type ReplyHandler func(ctx context.Context, s *router.Session, el *xmlstream.Element) bool
+
+// HandleReplies adds h to the handlers offered IQ answers.
+func (m *Server) HandleReplies(h ReplyHandler) { m.replies = append(m.replies, h) }
+
+// Notifier hears of the messages stored offline for a user (push
+// notifications, XEP-0357).
+type Notifier interface {
+	Notify(ctx context.Context, to jid.JID, msg *xmlstream.Element)
+}
+
+// SetNotifier installs the notifier of offline messages; nil (the default)
+// tells nobody.
+func (m *Server) SetNotifier(n Notifier) { m.notifier = n }
 
 type serverFeature struct {
 	ns string

@@ -65,7 +65,14 @@ func (m *Server) outboundIQ(ctx context.Context, s *router.Session, el *xmlstrea
 		return
 	}
 	if !request {
-		return // replies to the server or to an account: nothing is waiting for them
+		// Answers to the server or to an account: a module may be waiting
+		// for them (push notifications); otherwise nobody is.
+		for _, h := range m.replies {
+			if h(ctx, s, el) {
+				break
+			}
+		}
+		return
 	}
 	scope := scopeServer
 	if to.Local() != "" {

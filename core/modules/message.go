@@ -185,6 +185,9 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 	}
 	arch.commit(m)
 	m.sendCarbons(el, to, nil, arch)
+	if m.notifier != nil {
+		m.notifier.Notify(ctx, bare, c)
+	}
 }
 
 // worthStoring leaves out what only makes sense live: chat state

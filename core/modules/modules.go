@@ -77,11 +77,14 @@ type Server struct {
 	archive *archiveState
 	carbons *carbons
 	iq      map[iqKey]iqHandler
-	// features and blocker are set by modules outside the package (hooks.go).
-	features []serverFeature
-	blocker  Blocker
-	version  string
-	last     *lastactivity.Tracker
+	// Set by modules outside the package (hooks.go).
+	features        []serverFeature
+	accountFeatures []serverFeature
+	blocker         Blocker
+	replies         []ReplyHandler
+	notifier        Notifier
+	version         string
+	last            *lastactivity.Tracker
 }
 
 // New builds the module server for hosts.

@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/koi-im/koi/core/lastactivity"
 	"github.com/koi-im/koi/core/stanza"
@@ -18,13 +19,18 @@ func (m *Server) registerPrivate() {
 	m.handleIQ(scopeAccount, "set", nsPrivate, m.privateIQ)
 }
 
+// nsKoiPrefix starts the namespaces under which koi keeps its own state in
+// an account's private storage (last activity, push registrations): a
+// client may not read or forge them.
+const nsKoiPrefix = "urn:koi:"
+
 // reservedNS may not be used for private storage (XEP-0049 §3).
 func reservedNS(ns string) bool {
 	switch ns {
 	case "", xmlstream.NSClient, "jabber:server", nsPrivate, xmlstream.NSStream:
 		return true
 	}
-	return false
+	return strings.HasPrefix(ns, nsKoiPrefix)
 }
 
 func (m *Server) privateIQ(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/core/push"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/throttle"
@@ -206,6 +207,18 @@ func (s *Server) Run(ctx context.Context) error {
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	blocking.Register(s.log.Named("blocking"), mods, rt)
+	if pc := cfg.Push; pc.Enabled {
+		ps := push.Register(s.log.Named("push"), push.Config{
+			IncludeBody: pc.IncludeBody, IncludeSender: pc.IncludeSender, BodyPlaceholder: pc.BodyPlaceholder,
+			MaxRegistrations: pc.MaxRegistrations, MaxErrors: pc.MaxErrors, Interval: pc.Interval,
+		}, mods, rt)
+		defer ps.Close()
+		for _, h := range hosts {
+			if !h.Private.On || !h.Private.Writable {
+				s.log.Warn("push registrations are kept in memory only: the host has no writable private storage", "host", h.Name)
+			}
+		}
+	}
 	cbMode := map[string]string{}
 	for _, hc := range cfg.Hosts {
 		cbMode[hc.Name] = hc.ChannelBinding
