@@ -55,6 +55,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
 	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
 	c.Limits = d.limits(tree["limits"])
+	c.SM = d.streamManagement(tree["stream_management"])
 	return c
 }
 
@@ -318,6 +319,16 @@ func (d *decoder) limits(v any) Limits {
 		RegistrationsPerIP:     int(b.integer("registrations_per_ip", 10, false)),
 		RegistrationWindow:     b.duration("registration_window", time.Hour, false),
 		SendQueue:              int(b.integer("send_queue", 1024, true)),
+	}
+}
+
+func (d *decoder) streamManagement(v any) StreamManagement {
+	b := d.block([]string{"stream_management"}, v)
+	return StreamManagement{
+		Enabled:         b.boolean("enabled", true),
+		ResumeTimeout:   b.duration("resume_timeout", 300*time.Second, false),
+		MaxQueue:        int(b.integer("max_queue", 1024, true)),
+		RequestAckEvery: int(b.integer("request_ack_every", 5, false)),
 	}
 }
 
