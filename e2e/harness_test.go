@@ -39,6 +39,8 @@ type options struct {
 	// test picks it with freeAddr and waits for it with waitListening).
 	WebSocket    string
 	WebSocketTLS bool // the websocket listener serves wss
+	// ResumeTimeout, when set, is stream_management.resume_timeout.
+	ResumeTimeout string
 }
 
 func defaultOptions() options {
@@ -95,6 +97,10 @@ limits {
   auth_failures_per_ip = {{.Opt.AuthFailuresPerIP}}
   auth_failures_per_account = {{.Opt.AuthFailuresPerAccount}}
 }
+
+{{- if .Opt.ResumeTimeout}}
+stream_management { resume_timeout = "{{.Opt.ResumeTimeout}}" }
+{{- end}}
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
 `))
