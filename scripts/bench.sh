@@ -65,7 +65,7 @@ host "localhost" {
 }
 # The suite creates its users in-band from one address and logs in
 # thousands of times a minute: no throttling.
-limits { auth_failures_per_ip = 0  auth_failures_per_account = 0 }
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  registrations_per_ip = 0 }
 server { data_dir = "$dir/data"  pprof = "$pprof" }
 EOF
 
@@ -165,6 +165,11 @@ start_koi idle-tls
 bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50
 stop_koi
 
+# XEP-0198: sessions whose connection dropped, waiting for a resumption.
+start_koi detached
+bench idle detached-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50 -detach
+stop_koi
+
 start_koi run
 bench login login-scram-sha-1 -addr "$plain" -tls none -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
 bench login login-plain-tls -addr "$tlsaddr" -tls direct -mech PLAIN -c 50 -duration "${secs}s"
@@ -174,6 +179,6 @@ bench msg msg-500-pairs-5000 -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 5
 stop_koi
 
 echo >&2
-"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000}.json
+"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,detached-plaintext,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000}.json
 echo
 echo "$pinning; results in $dir/results"
