@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -417,5 +423,64 @@ func TestSMResumeExpiry(t *testing.T) {
 	}
 	if !strings.Contains(srv.log.String(), "resumption timeout") {
 		t.Error("koi did not log the expiry")
+	}
+}
+
+// TestSMSlixmpp runs a real client library, Debian's python3-slixmpp with
+// its XEP-0198 plugin: it enables stream management, loses its TCP
+// connection, reconnects and resumes, and gets the message sent to it
+// while it was away.
+func TestSMSlixmpp(t *testing.T) {
+	t.Parallel()
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0198").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("python3-slixmpp with xep_0198 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-sm"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	alice := dialRaw(t, srv.c2s, nil)
+	alice.login("localhost", srv.tlsConfig(t, "localhost"), "alice", pw, "pc")
+
+	host, port, _ := net.SplitHostPort(srv.c2s)
+	portN, _ := strconv.Atoi(port)
+	args, _ := json.Marshal(map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "host": host, "port": portN,
+		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"), "want": "while you were away",
+	})
+	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_sm.py"), string(args))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		lines = append(lines, line)
+		if line == "DROPPED" && !slices.Contains(lines[:len(lines)-1], "DROPPED") {
+			// bob's session is detached now (or about to be): the message
+			// must wait for the resumption.
+			alice.send("<message to='bob@localhost/slix' type='chat'><body>while you were away</body></message>")
+		}
+	}
+	err = cmd.Wait()
+	got := strings.Join(lines, " | ")
+	if err != nil || !strings.Contains(got, "RESUMED") || !strings.Contains(got, "GOT while you were away") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, stderr.String())
+	}
+	if !strings.Contains(srv.log.String(), "stream resumed") {
+		t.Fatal("koi did not log a resumption")
 	}
 }
