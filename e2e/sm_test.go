@@ -484,3 +484,49 @@ func TestSMSlixmpp(t *testing.T) {
 		t.Fatal("koi did not log a resumption")
 	}
 }
+
+// TestSMWebSocket: a WebSocket stream (RFC 7395) gets stream management
+// too, and its session, once the socket is gone, resumes on a TCP stream.
+func TestSMWebSocket(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.WebSocket = freeAddr(t)
+	srv := startServer(t, opt)
+	srv.waitListening(t, opt.WebSocket)
+	const pw = "pw-sm"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	tlsCfg := srv.tlsConfig(t, "localhost")
+
+	ws := dialWS(t, "ws://"+opt.WebSocket+"/xmpp-websocket", nil)
+	ws.open()
+	ws.loginSCRAM("bob", pw, "web")
+	ws.send("<enable xmlns='" + nsSM + "' resume='true'/>")
+	en := ws.next()
+	if !en.is(nsSM, "enabled") || en.attr("id") == "" {
+		t.Fatalf("<enable/> over WebSocket: %s", en)
+	}
+	alice := dialRaw(t, srv.c2s, nil)
+	alice.login("localhost", tlsCfg, "alice", pw, "pc")
+	alice.send("<message to='bob@localhost/web' type='chat'><body>one</body></message>")
+	if m := ws.expect("message one", func(e *element) bool { return e.is(nsClient, "message") }); bodyOf(m) != "one" {
+		t.Fatalf("got %s", m)
+	}
+	ws.ws.CloseNow() // no <close/>: the socket just goes
+	alice.send("<message to='bob@localhost/web' type='chat'><body>two</body></message>")
+
+	// h=0: "one" was never acknowledged, so it comes again, then "two".
+	bob, el := smResume(t, srv, tlsCfg, "bob", pw, en.attr("id"), 0)
+	if !el.is(nsSM, "resumed") {
+		t.Fatalf("resuming the WebSocket session over TCP: %s", el)
+	}
+	var bodies []string
+	for len(bodies) < 2 {
+		if m := bob.mustRead(); m.is("", "message") {
+			bodies = append(bodies, bodyOf(m))
+		}
+	}
+	if fmt.Sprint(bodies) != "[one two]" {
+		t.Fatalf("replayed %v, want [one two]", bodies)
+	}
+}
