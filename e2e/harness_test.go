@@ -42,6 +42,8 @@ type options struct {
 	// Push is the body of a push { } block (XEP-0357 settings); "" leaves
 	// the block out, so the defaults hold.
 	Push string
+	// ResumeTimeout, when set, is stream_management.resume_timeout.
+	ResumeTimeout string
 }
 
 func defaultOptions() options {
@@ -98,6 +100,10 @@ limits {
   auth_failures_per_ip = {{.Opt.AuthFailuresPerIP}}
   auth_failures_per_account = {{.Opt.AuthFailuresPerAccount}}
 }
+
+{{- if .Opt.ResumeTimeout}}
+stream_management { resume_timeout = "{{.Opt.ResumeTimeout}}" }
+{{- end}}
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
 {{- if .Opt.Push}}

@@ -198,6 +198,11 @@ start_koi idle-tls
 bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50
 stop_koi
 
+# XEP-0198: sessions whose connection dropped, waiting for a resumption.
+start_koi detached
+bench idle detached-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50 -detach
+stop_koi
+
 start_koi run
 bench login login-scram-sha-1 -addr "$plain" -tls none -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
 bench login login-plain-tls -addr "$tlsaddr" -tls direct -mech PLAIN -c 50 -duration "${secs}s"
@@ -217,6 +222,6 @@ stop_koi
 stop_rest
 
 echo >&2
-"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000,msg-500-pairs-archive-sql,msg-500-pairs-archive-http}.json
+"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,detached-plaintext,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,msg-500-pairs-max,msg-500-pairs-5000,msg-500-pairs-archive-sql,msg-500-pairs-archive-http}.json
 echo
 echo "$pinning; results in $dir/results"

@@ -17,6 +17,7 @@ import (
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/sm"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -77,6 +78,9 @@ type conn struct {
 	one       [1]byte      // where an idle session waits for its next byte
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
+
+	smSess atomic.Pointer[smSession] // set once stream management is on (XEP-0198)
+	lost   bool                      // the transport died under us: a resumable session detaches
 }
 
 func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
@@ -146,10 +150,12 @@ func (c *conn) handleReadError(err error) {
 		c.Close(xe.Condition, xe.Text)
 	case errors.As(err, &ne) && ne.Timeout():
 		if !c.closed.Load() {
+			c.lost = true
 			c.Close("connection-timeout", "idle for too long")
 		}
 	default:
 		// The peer is gone (EOF, reset): finish closes what is left.
+		c.lost = !c.errorSent.Load()
 		if !c.closed.Load() {
 			c.log().Debug("connection ended", "error", err)
 		}
@@ -167,7 +173,7 @@ func (c *conn) finish() {
 		c.nc.Close()
 	}
 	c.wmu.Unlock()
-	if s := c.session; s != nil {
+	if s := c.session; s != nil && !c.smFinish() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if c.srv.cfg.Router.Unbind(s) {
 			c.srv.cfg.Handler.Closed(ctx, s)
@@ -178,11 +184,15 @@ func (c *conn) finish() {
 
 // send queues el for the client, past any CSI filter (see Send).
 func (c *conn) send(el *xmlstream.Element) bool {
+	if ss := c.smSess.Load(); ss != nil {
+		// Kept until acknowledged, even when this connection is gone.
+		return ss.push(el)
+	}
 	if c.closed.Load() {
 		return false
 	}
 	b := el.AppendXML(make([]byte, 0, 256), xmlstream.NSClient)
-	if !c.enqueue(b, false) {
+	if !c.enqueueStanza(b) {
 		// Called from other sessions' goroutines: log without reading
 		// state that the connection's own goroutine writes.
 		c.srv.cfg.Log.Warn("send queue full, closing slow connection", "remote", c.remote)
@@ -211,6 +221,19 @@ func (c *conn) enqueue(b []byte, force bool) bool {
 		go c.writer()
 	}
 	return true
+}
+
+// enqueueStanza is enqueue for a stanza: once stream management is on it
+// goes through the session's SM state, which counts it; the check is under
+// the queue lock, which startSM holds while turning SM on.
+func (c *conn) enqueueStanza(b []byte) bool {
+	c.qmu.Lock()
+	if ss := c.smSess.Load(); ss != nil {
+		c.qmu.Unlock()
+		return ss.pushBytes(b)
+	}
+	c.qmu.Unlock()
+	return c.enqueue(b, false)
 }
 
 // writer writes the queue out in batches and exits once it is empty.
@@ -395,6 +418,9 @@ func (c *conn) features() *xmlstream.Element {
 		f.AppendChild(xmlstream.NewElement(nsRosterV, "ver"))
 		f.AppendChild(xmlstream.NewElement(nsPreAppr, "sub"))
 		f.AppendChild(xmlstream.NewElement(nsCSI, "csi"))
+		if c.srv.cfg.SM.Enabled {
+			f.AppendChild(xmlstream.NewElement(sm.NS, "sm"))
+		}
 	}
 	return f
 }
@@ -451,6 +477,16 @@ func (c *conn) negotiate() error {
 		case el.Space == xmlstream.NSClient && el.Local == "iq" && c.user != "":
 			bound, err := c.postAuthIQ(el)
 			if err != nil || bound {
+				return err
+			}
+		case el.Space == sm.NS && el.Local == "resume" && c.user != "" && c.srv.cfg.SM.Enabled:
+			resumed, err := c.resumeStream(el)
+			if err != nil || resumed {
+				return err
+			}
+		case el.Space == sm.NS && el.Local == "enable" && c.user != "" && c.srv.cfg.SM.Enabled:
+			// XEP-0198 §3: only after binding a resource.
+			if err := c.writeRaw(smFailed("unexpected-request", nil).AppendXML(nil, xmlstream.NSClient)); err != nil {
 				return err
 			}
 		default:
@@ -530,8 +566,17 @@ func (c *conn) sessionLoop() error {
 		if c.clientState(el) {
 			continue
 		}
+		if handled, err := c.smElement(el); handled || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if !stanza.IsStanza(el) {
 			return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
+		}
+		if ss := c.smSess.Load(); ss != nil {
+			ss.st.Handled()
 		}
 		if f := el.Attr("from"); f != "" {
 			fj, err := jid.Parse(f)

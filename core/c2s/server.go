@@ -15,6 +15,7 @@ import (
 
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/sm"
 	"github.com/koi-im/koi/core/throttle"
 	"github.com/koi-im/koi/core/tlscb"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -80,6 +81,11 @@ type Config struct {
 	// Registrations limits in-band registrations per source address; nil
 	// disables.
 	Registrations *throttle.Limiter
+	// SM configures stream management (XEP-0198).
+	SM SMConfig
+	// Undelivered takes what sessions with stream management were sent
+	// but never acknowledged; nil drops it.
+	Undelivered Undelivered
 }
 
 // Server runs the c2s listeners.
@@ -95,6 +101,8 @@ type Server struct {
 
 	keepaliveOnce sync.Once
 	stop          chan struct{}
+
+	smReg *sm.Registry[*smSession] // resumable sessions (XEP-0198)
 }
 
 // New returns a Server; call Serve for each listener.
@@ -113,7 +121,8 @@ func New(cfg Config) *Server {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.KeyLogWriter = keyLog
 	}
-	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+		smReg: sm.NewRegistry[*smSession]()}
 }
 
 // keepalives sends whitespace pings (RFC 6120 §4.6.1) on connections that
@@ -234,6 +243,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		// Sessions waiting for a resumption will not get one: their
+		// unacknowledged stanzas go to offline storage now, while the
+		// backends are still up.
+		s.endDetached()
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
@@ -241,6 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.transport().Close()
 		}
 		s.mu.Unlock()
+		s.endDetached()
 		return ctx.Err()
 	}
 }

@@ -54,6 +54,7 @@ type Config struct {
 	Plugins   map[string]Plugin // by label
 	Hosts     []Host            // in file order
 	Limits    Limits
+	SM        StreamManagement // block stream_management
 	Server    Server
 	Archive   Archive
 	Push      Push
@@ -146,6 +147,21 @@ type Limits struct {
 	RegistrationsPerIP     int           // key registrations_per_ip: in-band registrations per source address and window, default 10
 	RegistrationWindow     time.Duration // key registration_window, default 1h
 	SendQueue              int           // key send_queue: stanzas queued per session, default 1024
+}
+
+// StreamManagement configures XEP-0198 (optional block stream_management).
+type StreamManagement struct {
+	Enabled bool // key enabled, default true
+	// ResumeTimeout (key resume_timeout, default 300s) is how long a
+	// session whose connection dropped is kept for a resumption; "0s"
+	// offers acknowledgements without resumption.
+	ResumeTimeout time.Duration
+	// MaxQueue (key max_queue, default 1024, like limits.send_queue) bounds
+	// the stanzas kept unacknowledged per session.
+	MaxQueue int
+	// RequestAckEvery (key request_ack_every, default 5) sends <r/> after
+	// that many stanzas; 0 never asks.
+	RequestAckEvery int
 }
 
 // Server holds process-wide settings (optional block server).

@@ -44,6 +44,35 @@ host "localhost" {
 }
 `
 
+func defaultSM() StreamManagement {
+	return StreamManagement{Enabled: true, ResumeTimeout: 300 * time.Second, MaxQueue: 1024, RequestAckEvery: 5}
+}
+
+// stream_management: defaults, the keys read, and each bad value named.
+func TestStreamManagement(t *testing.T) {
+	base := base + `host "localhost" { auth = "store" }` + "\n"
+	got, err := Parse([]byte(base+`stream_management { enabled = false  resume_timeout = "0s"  max_queue = 50  request_ack_every = 0 }`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StreamManagement{MaxQueue: 50}); got.SM != want {
+		t.Fatalf("got %+v, want %+v", got.SM, want)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`max_queue = 0`, "stream_management.max_queue: must be greater than 0"},
+		{`resume_timeout = "-1s"`, `stream_management.resume_timeout: must not be negative`},
+		{`resume_timeout = 300`, `stream_management.resume_timeout: want a duration string`},
+		{`request_ack_every = -1`, "stream_management.request_ack_every: must not be negative"},
+		{`enabled = "yes"`, "stream_management.enabled: want true or false"},
+		{`resume = "5m"`, "stream_management.resume: unknown key"},
+	} {
+		_, err := Parse([]byte(base+"stream_management { "+tc.body+" }"), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}
+
 func defaultLimits() Limits {
 	return Limits{
 		MaxStanzaBytes: 262144, MaxDepth: 64, IdleTimeout: 5 * time.Minute,
@@ -101,6 +130,7 @@ func TestContractSample(t *testing.T) {
 			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits:  defaultLimits(),
+		SM:      defaultSM(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
@@ -128,6 +158,7 @@ func exampleConfig() *Config {
 			VCard: "store", Private: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
 		}},
 		Limits:  defaultLimits(),
+		SM:      defaultSM(),
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
@@ -149,7 +180,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        "} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        ", "# stream_management {"} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -157,7 +188,7 @@ func TestExampleCommentedDefaults(t *testing.T) {
 		lines = append(lines, l)
 	}
 	src := strings.Join(lines, "\n")
-	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") {
+	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") || !strings.Contains(src, "\n stream_management {") {
 		t.Fatalf("example no longer shows limits and server:\n%s", src)
 	}
 	got, err := Parse([]byte(src), nil)

@@ -57,6 +57,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
+	c.SM = d.streamManagement(tree["stream_management"])
 	return c
 }
 
@@ -354,6 +355,16 @@ func (d *decoder) push(v any) Push {
 		p.Interval = 5 * time.Second
 	}
 	return p
+}
+
+func (d *decoder) streamManagement(v any) StreamManagement {
+	b := d.block([]string{"stream_management"}, v)
+	return StreamManagement{
+		Enabled:         b.boolean("enabled", true),
+		ResumeTimeout:   b.duration("resume_timeout", 300*time.Second, false),
+		MaxQueue:        int(b.integer("max_queue", 1024, true)),
+		RequestAckEvery: int(b.integer("request_ack_every", 5, false)),
+	}
 }
 
 func (d *decoder) server(v any) Server {

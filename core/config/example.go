@@ -46,6 +46,9 @@ host "localhost" {
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
 #          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
+# XEP-0198 stream management: a session whose connection drops waits resume_timeout for the
+# client to resume it; then what it did not acknowledge goes to offline storage.
+# stream_management { enabled = true  resume_timeout = "300s"  max_queue = 1024  request_ack_every = 5 }
 # server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }
 # The archive writer of each host (see README, "Message archive"); journal_max_size = 0 turns
 # the journal off, and then a sender waits block_timeout for room, then gets resource-constraint.

@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "server", "archive", "push"}
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -70,6 +70,10 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth_failures_per_account": kInt, "auth_failure_window": kDuration,
 			"auth_slowdown_max": kDuration, "registrations_per_ip": kInt,
 			"registration_window": kDuration, "send_queue": kInt,
+		}, true
+	case "stream_management":
+		return map[string]kind{
+			"enabled": kBool, "resume_timeout": kDuration, "max_queue": kInt, "request_ack_every": kInt,
 		}, true
 	case "server":
 		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true

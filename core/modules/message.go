@@ -150,20 +150,9 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 	if !worthStoring(el) {
 		return
 	}
-	if h == nil || !h.Offline.On || !h.Offline.Writable {
-		m.bounceTo(ctx, el, stanza.ErrServiceUnavailable.WithText("the recipient is offline"))
+	if serr := m.offlineRoom(ctx, h, bare); serr != nil {
+		m.bounceTo(ctx, el, serr)
 		return
-	}
-	if h.OfflineLimit > 0 {
-		n, err := h.Offline.Backend.Count(ctx, bare.String())
-		if err != nil {
-			m.bounceTo(ctx, el, backendError(err))
-			return
-		}
-		if n >= h.OfflineLimit {
-			m.bounceTo(ctx, el, stanza.ErrServiceUnavailable.WithText("the recipient's offline storage is full"))
-			return
-		}
 	}
 	arch, serr := m.prepareArchive(ctx, el, to)
 	if serr != nil {
@@ -188,6 +177,24 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 	if m.notifier != nil {
 		m.notifier.Notify(ctx, bare, c)
 	}
+}
+
+// offlineRoom says why a message for bare cannot be stored offline on h,
+// or nil when it can.
+func (m *Server) offlineRoom(ctx context.Context, h *Host, bare jid.JID) *stanza.Error {
+	if h == nil || !h.Offline.On || !h.Offline.Writable {
+		return stanza.ErrServiceUnavailable.WithText("the recipient is offline")
+	}
+	if h.OfflineLimit > 0 {
+		n, err := h.Offline.Backend.Count(ctx, bare.String())
+		if err != nil {
+			return backendError(err)
+		}
+		if n >= h.OfflineLimit {
+			return stanza.ErrServiceUnavailable.WithText("the recipient's offline storage is full")
+		}
+	}
+	return nil
 }
 
 // worthStoring leaves out what only makes sense live: chat state

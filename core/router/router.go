@@ -6,6 +6,7 @@ package router
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -42,7 +43,10 @@ type User struct {
 type Session struct {
 	user *User
 	jid  jid.JID
-	conn Conn
+	// conn is swapped when stream management (XEP-0198) moves the session
+	// to a new connection or parks it while detached: the session, its
+	// address and presence stay; only where stanzas go changes.
+	conn atomic.Pointer[connBox]
 
 	// Presence state, guarded by user.mu.
 	available  bool
@@ -58,11 +62,22 @@ func (s *Session) JID() jid.JID { return s.jid }
 // User is the account the session belongs to.
 func (s *Session) User() *User { return s.user }
 
+// connBox holds a Conn for atomic.Pointer (interfaces cannot be stored
+// there directly).
+type connBox struct{ c Conn }
+
 // Send enqueues el to the client.
-func (s *Session) Send(el *xmlstream.Element) bool { return s.conn.Send(el) }
+func (s *Session) Send(el *xmlstream.Element) bool { return s.conn.Load().c.Send(el) }
 
 // Close ends the session's stream with a stream error.
-func (s *Session) Close(condition, text string) { s.conn.Close(condition, text) }
+func (s *Session) Close(condition, text string) { s.conn.Load().c.Close(condition, text) }
+
+// Conn returns the connection the session currently sends to.
+func (s *Session) Conn() Conn { return s.conn.Load().c }
+
+// SetConn points the session at c: a resumed stream (XEP-0198) takes over
+// the session without unbinding it, so no presence changes hands.
+func (s *Session) SetConn(c Conn) { s.conn.Store(&connBox{c}) }
 
 // Bind registers a session for full. When the resource is already bound,
 // the newest session wins: the old one is returned so the caller can close
@@ -75,7 +90,8 @@ func (r *Router) Bind(full jid.JID, c Conn) (s *Session, replaced *Session) {
 		u = &User{Bare: bare, sessions: make(map[string]*Session, 1)}
 		r.users[bare] = u
 	}
-	s = &Session{user: u, jid: full, conn: c}
+	s = &Session{user: u, jid: full}
+	s.SetConn(c)
 	u.mu.Lock()
 	// The replaced session keeps its user for presence bookkeeping; Unbind
 	// of it finds s in the map and leaves s alone.

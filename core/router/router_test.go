@@ -116,3 +116,33 @@ func TestDirected(t *testing.T) {
 		t.Fatal("TakeDirected must clear")
 	}
 }
+
+// A resumed stream (XEP-0198) re-points the same session at a new
+// connection: same JID, same presence, still bound; stanzas go to the new
+// connection only.
+func TestSetConnKeepsSession(t *testing.T) {
+	r := New()
+	full := jid.MustParse("alice@example.com/phone")
+	old, neu := &recConn{}, &recConn{}
+	s, _ := r.Bind(full, old)
+	p := presence("")
+	s.SetPresence(p, 5)
+	s.SetConn(neu)
+	if s.Conn() != neu {
+		t.Fatal("Conn did not change")
+	}
+	s.Send(xmlstream.NewElement(xmlstream.NSClient, "message"))
+	s.Close("conflict", "")
+	if len(old.sent) != 0 || old.closed != "" {
+		t.Fatalf("the old connection still gets stanzas: %v %q", old.sent, old.closed)
+	}
+	if len(neu.sent) != 1 || neu.closed != "conflict" {
+		t.Fatalf("new connection got %v, closed %q", neu.sent, neu.closed)
+	}
+	if r.Session(full) != s {
+		t.Fatal("the session is no longer bound")
+	}
+	if st := s.State(); !st.Available || st.Priority != 5 || st.Presence != p {
+		t.Fatalf("presence lost: %+v", st)
+	}
+}

@@ -245,6 +245,13 @@ func (s *Server) Run(ctx context.Context) error {
 			SlowdownMax: lim.AuthSlowdownMax,
 		}),
 		Registrations: newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		SM: c2s.SMConfig{
+			Enabled:       cfg.SM.Enabled,
+			ResumeTimeout: cfg.SM.ResumeTimeout,
+			MaxQueue:      cfg.SM.MaxQueue,
+			RequestEvery:  cfg.SM.RequestAckEvery,
+		},
+		Undelivered: mods,
 	})
 
 	var listeners []net.Listener

@@ -227,7 +227,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		users, from, conc, n, pool, pairs, window, batch, bodySize, offset int
 		settle, hold, warmup, duration, drain                              time.Duration
-		presence, bare                                                     bool
+		presence, bare, detach                                             bool
 		rate                                                               float64
 		koictl, archive                                                    string
 	)
@@ -243,6 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&settle, "settle", 5*time.Second, "wait this long with all sessions open before reading memory")
 		fs.DurationVar(&hold, "hold", 0, "keep the sessions open this much longer before checking they are alive")
 		fs.BoolVar(&presence, "presence", true, "send initial presence")
+		fs.BoolVar(&detach, "detach", false, "enable resumable stream management (XEP-0198), then reset each connection: measure detached sessions")
 	case "login":
 		fs.IntVar(&conc, "c", 50, "concurrent logins")
 		fs.IntVar(&pool, "users", 1000, "users 0..users-1 log in round robin")
@@ -308,7 +309,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		runErr = err
 	case "idle":
-		r, err := load.Idle(ctx, e, load.IdleParams{Sessions: n, Concurrency: conc, Available: presence, Settle: settle, Hold: hold})
+		r, err := load.Idle(ctx, e, load.IdleParams{Sessions: n, Concurrency: conc, Available: presence, Settle: settle, Hold: hold, Detach: detach})
 		if r != nil {
 			r.Label, res = c.label, r
 		}

@@ -675,3 +675,44 @@ func short(b []byte) string {
 	}
 	return string(b)
 }
+
+const nsSM = "urn:xmpp:sm:3"
+
+// EnableSM turns on resumable stream management (XEP-0198) and returns the
+// resumption id.
+func (c *Conn) EnableSM(ctx context.Context) (string, error) {
+	c.setDeadline(ctx)
+	defer c.nc.SetDeadline(time.Time{})
+	if err := c.write("<enable xmlns='" + nsSM + "' resume='true'/>"); err != nil {
+		return "", err
+	}
+	for {
+		el, err := c.next()
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case scan.IsNamed(el, "enabled"):
+			id, _ := scan.Attr(el, "id")
+			if len(id) == 0 {
+				return "", errors.New("stream management enabled without resumption")
+			}
+			return string(id), nil
+		case scan.IsNamed(el, "failed"):
+			return "", fmt.Errorf("stream management refused: %s", describe(el))
+		}
+	}
+}
+
+// Drop resets the TCP connection without closing the stream, as a client
+// that lost its network: a resumable session stays on the server, detached.
+func (c *Conn) Drop() error {
+	nc := c.nc
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn()
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+	return nc.Close()
+}

@@ -23,6 +23,11 @@ type IdleParams struct {
 	// Hold keeps the sessions open this much longer (whitespace keepalives
 	// are sent every 60 s) before the liveness check.
 	Hold time.Duration
+	// Detach enables resumable stream management (XEP-0198) on each
+	// session and then resets its TCP connection: the server keeps the
+	// session, detached, waiting for a resumption. What is measured is then
+	// the memory of a detached session.
+	Detach bool
 }
 
 // IdleResult reports memory per idle session.
@@ -54,6 +59,9 @@ type IdleResult struct {
 	KernelPerConnKiB float64 `json:"kernel_per_conn_kib,omitempty"`
 	// ToolRSS is koi-bench's own resident memory with the sessions open.
 	ToolRSS int64 `json:"tool_rss_bytes"`
+	// Detached: the sessions were left detached (IdleParams.Detach); they
+	// have no connection to ping, so Alive stays 0.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // Idle opens p.Sessions sessions, measures the server's memory with them
@@ -65,7 +73,7 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 	if !e.Target.Known() {
 		return nil, errors.New("idle: the server's PID is needed to read its memory (-pid)")
 	}
-	r := &IdleResult{Common: e.common("idle"), Sessions: p.Sessions}
+	r := &IdleResult{Common: e.common("idle"), Sessions: p.Sessions, Detached: p.Detach}
 	var err error
 	if r.ServerBefore, r.PluginBefore, err = e.Target.Memory(); err != nil {
 		return nil, err
@@ -100,6 +108,16 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 		}
 		mech.Store(c.Mechanism())
 		usedTLS.Store(c.TLS())
+		if p.Detach {
+			_, err := c.EnableSM(ctx)
+			c.Drop()
+			if err != nil {
+				errs.add(fmt.Errorf("session %d: %w", i, err))
+				return
+			}
+			opened.Add(1)
+			return
+		}
 		c.Scanner().Release()
 		conns[i] = c
 		opened.Add(1)
@@ -139,7 +157,7 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 		stop()
 		return nil, err
 	}
-	if kern, err := measure.KernelMemory(); err == nil && kernErr == nil && loopback(e.Dialer.Options().Addr) {
+	if kern, err := measure.KernelMemory(); err == nil && kernErr == nil && loopback(e.Dialer.Options().Addr) && !p.Detach {
 		r.KernelPerConnKiB = kib(kern-kernBefore) / float64(2*r.Opened)
 	}
 	if self, err := measure.ReadMemory(selfPID()); err == nil {

@@ -65,6 +65,17 @@ func Budget(results []Result) []Line {
 				limit = 32
 			}
 			name := fmt.Sprintf("idle memory per session, %s, %d sessions", tlsName(r.TLS), r.Opened)
+			if r.Detached {
+				// XEP-0198: a session waiting for a resumption must cost
+				// no more than an idle one; it has no connection to ping.
+				lines = append(lines, Line{
+					Check:    fmt.Sprintf("detached session memory (XEP-0198), %d sessions", r.Opened),
+					Measured: fmt.Sprintf("%.1f KiB RSS (%.1f KiB heap, %.1f KiB stacks)", r.RSSPerSessionKiB, r.HeapPerSessionKiB, r.StackPerSessionKiB),
+					Target:   fmt.Sprintf("≤ %.0f KiB (the idle budget)", limit),
+					Verdict:  verdict(r.RSSPerSessionKiB <= limit, r.Opened < r.Sessions*99/100),
+				})
+				continue
+			}
 			lines = append(lines, Line{
 				Check:    name,
 				Measured: fmt.Sprintf("%.1f KiB RSS (%.1f KiB heap, %.1f KiB stacks); plugin %.2f KiB", r.RSSPerSessionKiB, r.HeapPerSessionKiB, r.StackPerSessionKiB, r.PluginPerSessionKiB),
