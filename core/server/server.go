@@ -207,12 +207,26 @@ func (s *Server) Run(ctx context.Context) error {
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	blocking.Register(s.log.Named("blocking"), mods, rt)
+	// A message for a session whose connection dropped, waiting under
+	// stream management to be resumed, goes to the phone's push service.
+	var onDetached func(*router.Session, *xmlstream.Element)
 	if pc := cfg.Push; pc.Enabled {
 		ps := push.Register(s.log.Named("push"), push.Config{
 			IncludeBody: pc.IncludeBody, IncludeSender: pc.IncludeSender, BodyPlaceholder: pc.BodyPlaceholder,
 			MaxRegistrations: pc.MaxRegistrations, MaxErrors: pc.MaxErrors, Interval: pc.Interval,
 		}, mods, rt)
 		defer ps.Close()
+		onDetached = func(sess *router.Session, el *xmlstream.Element) {
+			if el.Local != "message" || !push.Important(el) {
+				return
+			}
+			to := sess.JID()
+			go func() { // the hook runs on the sender's goroutine: never wait there
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				ps.Notify(ctx, to, el)
+			}()
+		}
 		for _, h := range hosts {
 			if !h.Private.On || !h.Private.Writable {
 				s.log.Warn("push registrations are kept in memory only: the host has no writable private storage", "host", h.Name)
@@ -246,10 +260,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}),
 		Registrations: newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
 		SM: c2s.SMConfig{
-			Enabled:       cfg.SM.Enabled,
-			ResumeTimeout: cfg.SM.ResumeTimeout,
-			MaxQueue:      cfg.SM.MaxQueue,
-			RequestEvery:  cfg.SM.RequestAckEvery,
+			Enabled:          cfg.SM.Enabled,
+			ResumeTimeout:    cfg.SM.ResumeTimeout,
+			MaxQueue:         cfg.SM.MaxQueue,
+			RequestEvery:     cfg.SM.RequestAckEvery,
+			OnDetachedStanza: onDetached,
 		},
 		Undelivered: mods,
 	})
