@@ -36,5 +36,7 @@ host "localhost" {
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
-#          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
+#          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024
+#          connections_per_ip = 100  logins_per_ip = 100  rate_window = "10s"
+#          handshake_concurrency = 0  handshake_queue = 1000  handshake_wait = "10s" }  # 0: half the CPUs
 # server { shutdown_timeout = "10s"  data_dir = "data"  pprof = "" }

@@ -119,7 +119,15 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 func (c *conn) serve() {
 	defer c.finish()
 	if c.mode == TLSDirect {
-		if err := c.startTLS(); err != nil {
+		release, err := c.handshakeSlot()
+		if err != nil {
+			// No XML before TLS: the client just sees the close.
+			c.closed.Store(true)
+			return
+		}
+		err = c.startTLS()
+		release()
+		if err != nil {
 			c.log().Debug("direct TLS handshake failed", "error", err)
 			return
 		}
@@ -415,10 +423,17 @@ func (c *conn) negotiate() error {
 		}
 		switch {
 		case el.Space == nsTLS && el.Local == "starttls" && c.tlsPending() && c.user == "":
-			if err := c.writeRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+			release, err := c.handshakeSlot()
+			if err != nil {
 				return err
 			}
-			if err := c.startTLS(); err != nil {
+			if err := c.writeRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+				release()
+				return err
+			}
+			err = c.startTLS()
+			release()
+			if err != nil {
 				c.log().Debug("STARTTLS handshake failed", "error", err)
 				c.closed.Store(true)
 				return errStreamClosing

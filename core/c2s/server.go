@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/admission"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/throttle"
@@ -80,6 +81,14 @@ type Config struct {
 	// Registrations limits in-band registrations per source address; nil
 	// disables.
 	Registrations *throttle.Limiter
+	// ConnectionRate limits new connections per source address (Take is
+	// called at accept); nil disables.
+	ConnectionRate *throttle.Limiter
+	// LoginRate limits SASL attempts per source address; nil disables.
+	LoginRate *throttle.Limiter
+	// Handshakes bounds how many TLS handshakes and SASL steps run at
+	// once; nil runs them all at once.
+	Handshakes *admission.Pool
 }
 
 // Server runs the c2s listeners.
@@ -203,7 +212,9 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			c.serve()
+			if c.admitConnection() {
+				c.serve()
+			}
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

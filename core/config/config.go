@@ -144,6 +144,21 @@ type Limits struct {
 	RegistrationsPerIP     int           // key registrations_per_ip: in-band registrations per source address and window, default 10
 	RegistrationWindow     time.Duration // key registration_window, default 1h
 	SendQueue              int           // key send_queue: stanzas queued per session, default 1024
+	// ConnectionsPerIP (key connections_per_ip, default 100) is how many
+	// TCP connections one source address may open per RateWindow on a c2s
+	// or c2s_tls listener; 0 turns it off. Loopback is not exempt.
+	ConnectionsPerIP int
+	// LoginsPerIP (key logins_per_ip, default 100) is how many SASL
+	// attempts, right or wrong, one source address may start per
+	// RateWindow; 0 turns it off.
+	LoginsPerIP int
+	RateWindow  time.Duration // key rate_window: the window of both rates, default 10s
+	// HandshakeConcurrency (key handshake_concurrency) is how many TLS
+	// handshakes and SASL verifications run at once; 0 (default) means
+	// half the CPUs koi may use, at least 1.
+	HandshakeConcurrency int
+	HandshakeQueue       int           // key handshake_queue: how many may wait for one, default 1000
+	HandshakeWait        time.Duration // key handshake_wait: the longest one may wait, default 10s
 }
 
 // Server holds process-wide settings (optional block server).

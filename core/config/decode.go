@@ -318,6 +318,12 @@ func (d *decoder) limits(v any) Limits {
 		RegistrationsPerIP:     int(b.integer("registrations_per_ip", 10, false)),
 		RegistrationWindow:     b.duration("registration_window", time.Hour, false),
 		SendQueue:              int(b.integer("send_queue", 1024, true)),
+		ConnectionsPerIP:       int(b.integer("connections_per_ip", 100, false)),
+		LoginsPerIP:            int(b.integer("logins_per_ip", 100, false)),
+		RateWindow:             b.duration("rate_window", 10*time.Second, true),
+		HandshakeConcurrency:   int(b.integer("handshake_concurrency", 0, false)),
+		HandshakeQueue:         int(b.integer("handshake_queue", 1000, false)),
+		HandshakeWait:          b.duration("handshake_wait", 10*time.Second, true),
 	}
 }
 

@@ -70,6 +70,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth_failures_per_account": kInt, "auth_failure_window": kDuration,
 			"auth_slowdown_max": kDuration, "registrations_per_ip": kInt,
 			"registration_window": kDuration, "send_queue": kInt,
+			"connections_per_ip": kInt, "logins_per_ip": kInt, "rate_window": kDuration,
+			"handshake_concurrency": kInt, "handshake_queue": kInt, "handshake_wait": kDuration,
 		}, true
 	case "server":
 		return map[string]kind{"shutdown_timeout": kDuration, "data_dir": kString, "pprof": kString}, true

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/admission"
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
@@ -248,6 +250,10 @@ func (s *Server) Run(ctx context.Context) error {
 		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name]}
 	}
 	lim := cfg.Limits
+	handshakes, err := newHandshakePool(lim)
+	if err != nil {
+		return err
+	}
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -264,7 +270,10 @@ func (s *Server) Run(ctx context.Context) error {
 			Window:      lim.AuthFailureWindow,
 			SlowdownMax: lim.AuthSlowdownMax,
 		}),
-		Registrations: newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		Registrations:  newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		ConnectionRate: newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
+		LoginRate:      newThrottle(lim.LoginsPerIP, lim.RateWindow),
+		Handshakes:     handshakes,
 	})
 
 	var listeners []net.Listener
@@ -382,6 +391,21 @@ func (s *Server) servePprof(addr string) func() {
 }
 
 // newThrottle allows limit events a window; 0 turns throttling off.
+// newHandshakePool sizes the pool of TLS handshakes and SASL steps: by
+// default half the CPUs the Go scheduler runs on, so that the other half
+// stays with established sessions during a reconnect storm.
+func newHandshakePool(lim config.Limits) (*admission.Pool, error) {
+	n := lim.HandshakeConcurrency
+	if n == 0 {
+		n = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	p, err := admission.New(n, lim.HandshakeQueue, lim.HandshakeWait)
+	if err != nil {
+		return nil, fmt.Errorf("limits.handshake_concurrency: %w", err)
+	}
+	return p, nil
+}
+
 func newThrottle(limit int, window time.Duration) *throttle.Limiter {
 	if limit <= 0 || window <= 0 {
 		return nil

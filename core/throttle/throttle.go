@@ -214,9 +214,10 @@ func (l *Limiter) remove(el *list.Element) {
 // until key may try again. Check and record are one step, so concurrent
 // callers cannot overshoot the limit. Used as a rate limit: an event is a
 // connection or a login, not a failure, and refused events are not
-// recorded, so the retry time it gives is the true one.
+// recorded, so the retry time it gives is the true one. A nil Limiter
+// takes everything.
 func (l *Limiter) Take(key string) time.Duration {
-	if l.disabled() {
+	if l == nil || l.disabled() {
 		return 0
 	}
 	now := l.clock()
