@@ -32,6 +32,10 @@ type options struct {
 	MaxStanzaSize          int    // limits.max_stanza_size
 	AuthFailuresPerIP      int    // limits.auth_failures_per_ip
 	AuthFailuresPerAccount int    // limits.auth_failures_per_account
+	ConnectionsPerIP       int    // limits.connections_per_ip
+	LoginsPerIP            int    // limits.logins_per_ip
+	HandshakeConcurrency   int    // limits.handshake_concurrency (0: koi's default)
+	HandshakeQueue         string // limits.handshake_queue ("": koi's default)
 	RegistrationLocalhost  bool   // host "localhost".registration
 	RegistrationSecond     bool   // host "example.test".registration
 	PluginCommand          string // plugin "store".command; default the built plugin
@@ -47,6 +51,8 @@ func defaultOptions() options {
 		MaxStanzaSize:          8192,
 		AuthFailuresPerIP:      1000,
 		AuthFailuresPerAccount: 1000,
+		ConnectionsPerIP:       1000,
+		LoginsPerIP:            1000,
 		RegistrationSecond:     true,
 	}
 }
@@ -94,6 +100,14 @@ limits {
   max_stanza_size = {{.Opt.MaxStanzaSize}}
   auth_failures_per_ip = {{.Opt.AuthFailuresPerIP}}
   auth_failures_per_account = {{.Opt.AuthFailuresPerAccount}}
+  connections_per_ip = {{.Opt.ConnectionsPerIP}}
+  logins_per_ip = {{.Opt.LoginsPerIP}}
+  {{- if .Opt.HandshakeConcurrency}}
+  handshake_concurrency = {{.Opt.HandshakeConcurrency}}
+  {{- end}}
+  {{- if .Opt.HandshakeQueue}}
+  handshake_queue = {{.Opt.HandshakeQueue}}
+  {{- end}}
 }
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
