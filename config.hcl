@@ -7,6 +7,9 @@ log { level = "info"  format = "text" }   # trace|debug|info|warn|error; text|js
 # c2s upgrades with STARTTLS; c2s_tls speaks TLS from the first byte (XEP-0368).
 listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optional" | "disabled"
 listen "c2s_tls" { address = "127.0.0.1:5223" }
+# On c2s and c2s_tls, what a link silent for keepalive_interval gets: keepalive = "whitespace"
+# (default) | "ping" (XEP-0199; no answer in ping_timeout = "30s" closes it) | "off";
+# keepalive_interval defaults to limits.keepalive_interval.
 # RFC 7395 WebSocket for web and JavaScript clients, with XEP-0156 host-meta on the same port;
 # tls = true serves wss:// with the certificate below. public_url overrides the advertised URL.
 # Web pages from other origins than the listener's own need origins = ["chat.example.com"].

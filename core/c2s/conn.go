@@ -72,6 +72,9 @@ type conn struct {
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
+	lastRead  atomic.Int64 // unix nanoseconds of the last read, for keepalives
+	pingSent  atomic.Int64 // unix nanoseconds of the unanswered keepalive ping, 0 if none
+	ka        Keepalive    // the listener's keepalive policy
 	bound     atomic.Bool  // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
 	one       [1]byte      // where an idle session waits for its next byte
@@ -86,6 +89,7 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	}
 	return &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
+		ka: s.defaultKeepalive(),
 	}
 }
 
@@ -113,7 +117,11 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	if d.idle > 0 && !d.c.closed.Load() {
 		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
 	}
-	return d.c.nc.Read(p)
+	n, err := d.c.nc.Read(p)
+	if n > 0 {
+		d.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (c *conn) serve() {

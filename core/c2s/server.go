@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -103,6 +104,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	keepaliveOnce sync.Once
+	keepaliveTick atomic.Int64 // the sweep's period: a quarter of the shortest interval
 	stop          chan struct{}
 }
 
@@ -125,49 +127,15 @@ func New(cfg Config) *Server {
 	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
 }
 
-// keepalives sends whitespace pings (RFC 6120 §4.6.1) on connections that
-// wrote nothing for a keepalive interval. One sweep for all connections
-// costs less than a timer per connection.
-func (s *Server) keepalives() {
-	ka := s.cfg.KeepaliveInterval
-	t := time.NewTicker(ka / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			conns := make([]*conn, 0, len(s.conns))
-			for c := range s.conns {
-				conns = append(conns, c)
-			}
-			s.mu.Unlock()
-			for _, c := range conns {
-				c.keepalive(now, ka)
-			}
-		}
-	}
-}
-
-// keepalive sends a whitespace ping if nothing was written for interval.
-// Only bound sessions get them: before that a space could land in the
-// middle of a TLS handshake or before the XML declaration.
-func (c *conn) keepalive(now time.Time, interval time.Duration) {
-	if !c.bound.Load() || c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
-		return
-	}
-	c.qmu.Lock()
-	busy := c.writerOn
-	c.qmu.Unlock()
-	if !busy {
-		c.enqueue([]byte{' '}, true)
-	}
-}
-
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
-// behaviour, or direct TLS.
+// behaviour, or direct TLS. Connections get whitespace keepalives every
+// Config.KeepaliveInterval; ServeListener chooses otherwise.
 func (s *Server) Serve(l net.Listener, mode TLSMode) error {
+	return s.ServeListener(l, mode, s.defaultKeepalive())
+}
+
+// ServeListener is Serve with the listener's own keepalive policy.
+func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -175,9 +143,7 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	if s.cfg.KeepaliveInterval > 0 {
-		s.keepaliveOnce.Do(func() { go s.keepalives() })
-	}
+	s.startKeepalives(ka)
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -201,6 +167,7 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 		}
 		backoff = 0
 		c := newConn(s, nc, mode)
+		c.ka = ka
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()

@@ -73,6 +73,13 @@ type Listener struct {
 	Type     string
 	Address  string // host:port; required
 	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" otherwise
+	// Keepalive (key keepalive, c2s and c2s_tls) is what is sent on a
+	// link silent for KeepaliveInterval: "whitespace" (the default, also
+	// ""), "ping" (XEP-0199, closing with connection-timeout after
+	// PingTimeout without an answer) or "off".
+	Keepalive         string
+	KeepaliveInterval time.Duration // key keepalive_interval; 0: limits.keepalive_interval
+	PingTimeout       time.Duration // key ping_timeout, only with keepalive = "ping"; 0: the default, 30s
 
 	// The keys of a websocket listener; zero for the others.
 	Path string // key path: where the WebSocket endpoint is served, default "/xmpp-websocket"

@@ -416,6 +416,12 @@ func TestProblems(t *testing.T) {
 			[]string{`host "localhost".channel_binding: want one of "prefer", "require", "off", got "yes" (set by KOI_HOST__LOCALHOST__CHANNEL_BINDING)`}},
 		{"empty cert file", base + host + `tls { cert_file = "" }`, nil,
 			[]string{`tls.cert_file: must not be empty`}},
+		{"bad keepalive", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  keepalive = "tcp" }`, nil,
+			[]string{`listen "c2s_tls".keepalive: want one of "whitespace", "ping", "off", got "tcp"`}},
+		{"ping timeout without ping", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  ping_timeout = "5s" }`, nil,
+			[]string{`listen "c2s_tls".ping_timeout: only with keepalive = "ping"`}},
+		{"zero ping timeout", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  keepalive = "ping"  ping_timeout = "0s" }`, nil,
+			[]string{`listen "c2s_tls".ping_timeout: must be greater than 0`}},
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
 			[]string{`server.pprof: want host:port`}},
 

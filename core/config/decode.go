@@ -112,6 +112,25 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		case b.has("starttls") && l.Type == "websocket":
 			d.problem(b.at("starttls"), `only for type "c2s": a websocket listener never offers STARTTLS (RFC 7395); set tls = true for wss`)
 		}
+		if l.Type == "c2s" || l.Type == "c2s_tls" {
+			// Unset keys stay zero: the server applies the defaults.
+			if b.has("keepalive") {
+				l.Keepalive = b.enum("keepalive", "whitespace", "whitespace", "ping", "off")
+			}
+			l.KeepaliveInterval = b.duration("keepalive_interval", 0, false)
+			if b.has("ping_timeout") {
+				l.PingTimeout = b.duration("ping_timeout", 30*time.Second, true)
+			}
+			if b.has("ping_timeout") && l.Keepalive != "ping" {
+				d.problem(b.at("ping_timeout"), `only with keepalive = "ping"`)
+			}
+		} else {
+			for _, k := range []string{"keepalive", "keepalive_interval", "ping_timeout"} {
+				if b.has(k) && l.Type != "" {
+					d.problem(b.at(k), `only for types "c2s" and "c2s_tls"`)
+				}
+			}
+		}
 		if l.Type == "websocket" {
 			d.websocket(b, &l)
 		} else {

@@ -49,6 +49,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{
 			"type": kString, "address": kString, "starttls": kString,
 			"path": kString, "tls": kBool, "public_url": kString, "origins": kList,
+			"keepalive": kString, "keepalive_interval": kDuration, "ping_timeout": kDuration,
 		}, true
 	case "tls":
 		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true

@@ -320,7 +320,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(l, mode); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := srv.ServeListener(l, mode, listenerKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener failed", "listener", lc.Name, "error", err)
 			}
 		}()
@@ -391,6 +391,25 @@ func (s *Server) servePprof(addr string) func() {
 }
 
 // newThrottle allows limit events a window; 0 turns throttling off.
+// listenerKeepalive is a c2s listener's keepalive policy; its interval
+// defaults to limits.keepalive_interval.
+func listenerKeepalive(lc config.Listener, lim config.Limits) c2s.Keepalive {
+	ka := c2s.Keepalive{Mode: c2s.KeepaliveWhitespace, Interval: lc.KeepaliveInterval, Timeout: lc.PingTimeout}
+	if ka.Interval == 0 {
+		ka.Interval = lim.KeepaliveInterval
+	}
+	if ka.Timeout == 0 {
+		ka.Timeout = 30 * time.Second
+	}
+	switch lc.Keepalive {
+	case "ping":
+		ka.Mode = c2s.KeepalivePing
+	case "off":
+		ka.Mode = c2s.KeepaliveOff
+	}
+	return ka
+}
+
 // newHandshakePool sizes the pool of TLS handshakes and SASL steps: by
 // default half the CPUs the Go scheduler runs on, so that the other half
 // stays with established sessions during a reconnect storm.
