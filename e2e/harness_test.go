@@ -29,6 +29,7 @@ const (
 // options shape the config of one test server.
 type options struct {
 	StartTLS               string // c2s listener: required (default), optional, disabled
+	C2SExtra               string // more keys of the c2s listener, e.g. keepalive = "ping"
 	MaxStanzaSize          int    // limits.max_stanza_size
 	AuthFailuresPerIP      int    // limits.auth_failures_per_ip
 	AuthFailuresPerAccount int    // limits.auth_failures_per_account
@@ -63,7 +64,7 @@ const secondHost = "example.test"
 var configTemplate = template.Must(template.New("config").Parse(`# koi e2e test config
 log { level = "debug"  format = "text" }
 
-listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}" }
+listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}"  {{.Opt.C2SExtra}} }
 listen "c2s_tls" { address = "{{.C2STLS}}" }
 {{- if .Opt.WebSocket}}
 listen "websocket" { address = "{{.Opt.WebSocket}}"  tls = {{.Opt.WebSocketTLS}} }

@@ -61,7 +61,15 @@ func (s *Server) startKeepalives(ka Keepalive) {
 	tick = max(tick, 10*time.Millisecond)
 	for {
 		cur := s.keepaliveTick.Load()
-		if cur != 0 && cur <= int64(tick) || s.keepaliveTick.CompareAndSwap(cur, int64(tick)) {
+		if cur != 0 && cur <= int64(tick) {
+			break
+		}
+		if s.keepaliveTick.CompareAndSwap(cur, int64(tick)) {
+			// Wake a sweep that is waiting out a longer period.
+			select {
+			case s.keepaliveKick <- struct{}{}:
+			default:
+			}
 			break
 		}
 	}
@@ -76,6 +84,8 @@ func (s *Server) keepalives() {
 		case <-s.stop:
 			t.Stop()
 			return
+		case <-s.keepaliveKick:
+			t.Stop()
 		case now := <-t.C:
 			s.mu.Lock()
 			conns := make([]*conn, 0, len(s.conns))

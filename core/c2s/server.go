@@ -105,6 +105,7 @@ type Server struct {
 
 	keepaliveOnce sync.Once
 	keepaliveTick atomic.Int64 // the sweep's period: a quarter of the shortest interval
+	keepaliveKick chan struct{} // the period got shorter
 	stop          chan struct{}
 }
 
@@ -124,7 +125,7 @@ func New(cfg Config) *Server {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.KeyLogWriter = keyLog
 	}
-	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{})}
+	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}), keepaliveKick: make(chan struct{}, 1)}
 }
 
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
