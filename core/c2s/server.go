@@ -104,7 +104,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	keepaliveOnce sync.Once
-	keepaliveTick atomic.Int64 // the sweep's period: a quarter of the shortest interval
+	keepaliveTick atomic.Int64  // the sweep's period: a quarter of the shortest interval
 	keepaliveKick chan struct{} // the period got shorter
 	stop          chan struct{}
 }
