@@ -29,9 +29,14 @@ const (
 // options shape the config of one test server.
 type options struct {
 	StartTLS               string // c2s listener: required (default), optional, disabled
+	C2SExtra               string // more keys of the c2s listener, e.g. keepalive = "ping"
 	MaxStanzaSize          int    // limits.max_stanza_size
 	AuthFailuresPerIP      int    // limits.auth_failures_per_ip
 	AuthFailuresPerAccount int    // limits.auth_failures_per_account
+	ConnectionsPerIP       int    // limits.connections_per_ip
+	LoginsPerIP            int    // limits.logins_per_ip
+	HandshakeConcurrency   int    // limits.handshake_concurrency (0: koi's default)
+	HandshakeQueue         string // limits.handshake_queue ("": koi's default)
 	RegistrationLocalhost  bool   // host "localhost".registration
 	RegistrationSecond     bool   // host "example.test".registration
 	PluginCommand          string // plugin "store".command; default the built plugin
@@ -52,6 +57,8 @@ func defaultOptions() options {
 		MaxStanzaSize:          8192,
 		AuthFailuresPerIP:      1000,
 		AuthFailuresPerAccount: 1000,
+		ConnectionsPerIP:       1000,
+		LoginsPerIP:            1000,
 		RegistrationSecond:     true,
 	}
 }
@@ -62,7 +69,7 @@ const secondHost = "example.test"
 var configTemplate = template.Must(template.New("config").Parse(`# koi e2e test config
 log { level = "debug"  format = "text" }
 
-listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}" }
+listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}"  {{.Opt.C2SExtra}} }
 listen "c2s_tls" { address = "{{.C2STLS}}" }
 {{- if .Opt.WebSocket}}
 listen "websocket" { address = "{{.Opt.WebSocket}}"  tls = {{.Opt.WebSocketTLS}} }
@@ -99,6 +106,14 @@ limits {
   max_stanza_size = {{.Opt.MaxStanzaSize}}
   auth_failures_per_ip = {{.Opt.AuthFailuresPerIP}}
   auth_failures_per_account = {{.Opt.AuthFailuresPerAccount}}
+  connections_per_ip = {{.Opt.ConnectionsPerIP}}
+  logins_per_ip = {{.Opt.LoginsPerIP}}
+  {{- if .Opt.HandshakeConcurrency}}
+  handshake_concurrency = {{.Opt.HandshakeConcurrency}}
+  {{- end}}
+  {{- if .Opt.HandshakeQueue}}
+  handshake_queue = {{.Opt.HandshakeQueue}}
+  {{- end}}
 }
 
 {{- if .Opt.ResumeTimeout}}

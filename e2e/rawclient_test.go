@@ -23,6 +23,9 @@ type rawClient struct {
 	nc  net.Conn
 	br  *bufio.Reader
 	dec *xml.Decoder
+	// spaces counts whitespace between top-level elements: the server's
+	// whitespace keepalives.
+	spaces int
 }
 
 // errStreamEnd is returned by next when the server closed its stream
@@ -131,6 +134,7 @@ func (r *rawClient) next(timeout time.Duration) (*element, error) {
 			if strings.TrimSpace(string(t)) != "" {
 				return nil, fmt.Errorf("text at stream level: %q", t)
 			}
+			r.spaces += len(t)
 		default:
 			return nil, fmt.Errorf("unexpected %T at stream level", tok)
 		}

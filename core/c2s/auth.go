@@ -50,6 +50,9 @@ func (c *conn) saslFailure(f *sasl.Failure) error {
 func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := c.admitLogin(); err != nil {
+		return false, err
+	}
 	if d, ok := c.srv.cfg.Guard.CheckAddress(c.remoteIP); !ok {
 		c.log().Info("login refused", "reason", "throttled: too many wrong credentials from this address", "retry_after", retryText(d))
 		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in " + retryText(d)})
@@ -80,7 +83,10 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 		}
 	}
 	for {
-		out, done, err := n.Step(ctx, in)
+		out, done, err := c.saslStep(ctx, n, in)
+		if errors.Is(err, errBusy) {
+			return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: c.busyText()})
+		}
 		if err != nil {
 			var f *sasl.Failure
 			if !errors.As(err, &f) {

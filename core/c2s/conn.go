@@ -73,6 +73,9 @@ type conn struct {
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
+	lastRead  atomic.Int64 // unix nanoseconds of the last read, for keepalives
+	pingSent  atomic.Int64 // unix nanoseconds of the unanswered keepalive ping, 0 if none
+	ka        Keepalive    // the listener's keepalive policy
 	bound     atomic.Bool  // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
 	one       [1]byte      // where an idle session waits for its next byte
@@ -90,6 +93,7 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	}
 	return &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
+		ka: s.defaultKeepalive(),
 	}
 }
 
@@ -117,13 +121,25 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	if d.idle > 0 && !d.c.closed.Load() {
 		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
 	}
-	return d.c.nc.Read(p)
+	n, err := d.c.nc.Read(p)
+	if n > 0 {
+		d.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (c *conn) serve() {
 	defer c.finish()
 	if c.mode == TLSDirect {
-		if err := c.startTLS(); err != nil {
+		release, err := c.handshakeSlot()
+		if err != nil {
+			// No XML before TLS: the client just sees the close.
+			c.closed.Store(true)
+			return
+		}
+		err = c.startTLS()
+		release()
+		if err != nil {
 			c.log().Debug("direct TLS handshake failed", "error", err)
 			return
 		}
@@ -441,10 +457,17 @@ func (c *conn) negotiate() error {
 		}
 		switch {
 		case el.Space == nsTLS && el.Local == "starttls" && c.tlsPending() && c.user == "":
-			if err := c.writeRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+			release, err := c.handshakeSlot()
+			if err != nil {
 				return err
 			}
-			if err := c.startTLS(); err != nil {
+			if err := c.writeRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+				release()
+				return err
+			}
+			err = c.startTLS()
+			release()
+			if err != nil {
 				c.log().Debug("STARTTLS handshake failed", "error", err)
 				c.closed.Store(true)
 				return errStreamClosing

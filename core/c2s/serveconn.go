@@ -37,9 +37,7 @@ func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if s.cfg.KeepaliveInterval > 0 {
-		s.keepaliveOnce.Do(func() { go s.keepalives() })
-	}
+	s.startKeepalives(c.ka)
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/admission"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sm"
@@ -86,6 +88,14 @@ type Config struct {
 	// Undelivered takes what sessions with stream management were sent
 	// but never acknowledged; nil drops it.
 	Undelivered Undelivered
+	// ConnectionRate limits new connections per source address (Take is
+	// called at accept); nil disables.
+	ConnectionRate *throttle.Limiter
+	// LoginRate limits SASL attempts per source address; nil disables.
+	LoginRate *throttle.Limiter
+	// Handshakes bounds how many TLS handshakes and SASL steps run at
+	// once; nil runs them all at once.
+	Handshakes *admission.Pool
 }
 
 // Server runs the c2s listeners.
@@ -100,6 +110,8 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	keepaliveOnce sync.Once
+	keepaliveTick atomic.Int64  // the sweep's period: a quarter of the shortest interval
+	keepaliveKick chan struct{} // the period got shorter
 	stop          chan struct{}
 
 	smReg *sm.Registry[*smSession] // resumable sessions (XEP-0198)
@@ -122,52 +134,18 @@ func New(cfg Config) *Server {
 		cfg.TLS.KeyLogWriter = keyLog
 	}
 	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		smReg: sm.NewRegistry[*smSession]()}
-}
-
-// keepalives sends whitespace pings (RFC 6120 §4.6.1) on connections that
-// wrote nothing for a keepalive interval. One sweep for all connections
-// costs less than a timer per connection.
-func (s *Server) keepalives() {
-	ka := s.cfg.KeepaliveInterval
-	t := time.NewTicker(ka / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			conns := make([]*conn, 0, len(s.conns))
-			for c := range s.conns {
-				conns = append(conns, c)
-			}
-			s.mu.Unlock()
-			for _, c := range conns {
-				c.keepalive(now, ka)
-			}
-		}
-	}
-}
-
-// keepalive sends a whitespace ping if nothing was written for interval.
-// Only bound sessions get them: before that a space could land in the
-// middle of a TLS handshake or before the XML declaration.
-func (c *conn) keepalive(now time.Time, interval time.Duration) {
-	if !c.bound.Load() || c.closed.Load() || now.UnixNano()-c.lastWrite.Load() < int64(interval) {
-		return
-	}
-	c.qmu.Lock()
-	busy := c.writerOn
-	c.qmu.Unlock()
-	if !busy {
-		c.enqueue([]byte{' '}, true)
-	}
+		keepaliveKick: make(chan struct{}, 1), smReg: sm.NewRegistry[*smSession]()}
 }
 
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
-// behaviour, or direct TLS.
+// behaviour, or direct TLS. Connections get whitespace keepalives every
+// Config.KeepaliveInterval; ServeListener chooses otherwise.
 func (s *Server) Serve(l net.Listener, mode TLSMode) error {
+	return s.ServeListener(l, mode, s.defaultKeepalive())
+}
+
+// ServeListener is Serve with the listener's own keepalive policy.
+func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -175,9 +153,7 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	if s.cfg.KeepaliveInterval > 0 {
-		s.keepaliveOnce.Do(func() { go s.keepalives() })
-	}
+	s.startKeepalives(ka)
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -201,6 +177,7 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 		}
 		backoff = 0
 		c := newConn(s, nc, mode)
+		c.ka = ka
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -212,7 +189,9 @@ func (s *Server) Serve(l net.Listener, mode TLSMode) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			c.serve()
+			if c.admitConnection() {
+				c.serve()
+			}
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

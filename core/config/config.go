@@ -76,6 +76,13 @@ type Listener struct {
 	Type     string
 	Address  string // host:port; required
 	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" otherwise
+	// Keepalive (key keepalive, c2s and c2s_tls) is what is sent on a
+	// link silent for KeepaliveInterval: "whitespace" (the default, also
+	// ""), "ping" (XEP-0199, closing with connection-timeout after
+	// PingTimeout without an answer) or "off".
+	Keepalive         string
+	KeepaliveInterval time.Duration // key keepalive_interval; 0: limits.keepalive_interval
+	PingTimeout       time.Duration // key ping_timeout, only with keepalive = "ping"; 0: the default, 30s
 
 	// The keys of a websocket listener; zero for the others.
 	Path string // key path: where the WebSocket endpoint is served, default "/xmpp-websocket"
@@ -147,6 +154,21 @@ type Limits struct {
 	RegistrationsPerIP     int           // key registrations_per_ip: in-band registrations per source address and window, default 10
 	RegistrationWindow     time.Duration // key registration_window, default 1h
 	SendQueue              int           // key send_queue: stanzas queued per session, default 1024
+	// ConnectionsPerIP (key connections_per_ip, default 100) is how many
+	// TCP connections one source address may open per RateWindow on a c2s
+	// or c2s_tls listener; 0 turns it off. Loopback is not exempt.
+	ConnectionsPerIP int
+	// LoginsPerIP (key logins_per_ip, default 100) is how many SASL
+	// attempts, right or wrong, one source address may start per
+	// RateWindow; 0 turns it off.
+	LoginsPerIP int
+	RateWindow  time.Duration // key rate_window: the window of both rates, default 10s
+	// HandshakeConcurrency (key handshake_concurrency) is how many TLS
+	// handshakes and SASL verifications run at once; 0 (default) means
+	// half the CPUs koi may use, at least 1.
+	HandshakeConcurrency int
+	HandshakeQueue       int           // key handshake_queue: how many may wait for one, default 1000
+	HandshakeWait        time.Duration // key handshake_wait: the longest one may wait, default 10s
 }
 
 // StreamManagement configures XEP-0198 (optional block stream_management).

@@ -78,7 +78,8 @@ func defaultLimits() Limits {
 		MaxStanzaBytes: 262144, MaxDepth: 64, IdleTimeout: 5 * time.Minute,
 		KeepaliveInterval: time.Minute, AuthFailuresPerIP: 100, AuthFailuresPerAccount: 5,
 		AuthFailureWindow: time.Minute, AuthSlowdownMax: 5 * time.Second, RegistrationsPerIP: 10, RegistrationWindow: time.Hour,
-		SendQueue: 1024,
+		SendQueue: 1024, ConnectionsPerIP: 100, LoginsPerIP: 100, RateWindow: 10 * time.Second,
+		HandshakeQueue: 1000, HandshakeWait: 10 * time.Second,
 	}
 }
 
@@ -461,6 +462,12 @@ func TestProblems(t *testing.T) {
 			[]string{`host "localhost".channel_binding: want one of "prefer", "require", "off", got "yes" (set by KOI_HOST__LOCALHOST__CHANNEL_BINDING)`}},
 		{"empty cert file", base + host + `tls { cert_file = "" }`, nil,
 			[]string{`tls.cert_file: must not be empty`}},
+		{"bad keepalive", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  keepalive = "tcp" }`, nil,
+			[]string{`listen "c2s_tls".keepalive: want one of "whitespace", "ping", "off", got "tcp"`}},
+		{"ping timeout without ping", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  ping_timeout = "5s" }`, nil,
+			[]string{`listen "c2s_tls".ping_timeout: only with keepalive = "ping"`}},
+		{"zero ping timeout", base + host + `listen "c2s_tls" { address = "127.0.0.1:5299"  keepalive = "ping"  ping_timeout = "0s" }`, nil,
+			[]string{`listen "c2s_tls".ping_timeout: must be greater than 0`}},
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
 			[]string{`server.pprof: want host:port`}},
 
@@ -494,6 +501,12 @@ func TestProblems(t *testing.T) {
 			[]string{`limits.auth_failures_per_ip: must not be negative, got -5`}},
 		{"negative duration", base + host + `limits { keepalive_interval = "-1s" }`, nil,
 			[]string{`limits.keepalive_interval: must not be negative, got "-1s"`}},
+		{"negative connection rate", base + host + `limits { connections_per_ip = -1 }`, nil,
+			[]string{`limits.connections_per_ip: must not be negative, got -1`}},
+		{"zero rate window", base + host + `limits { rate_window = "0s" }`, nil,
+			[]string{`limits.rate_window: must be greater than 0`}},
+		{"negative handshake concurrency", base + host + `limits { handshake_concurrency = -2 }`, nil,
+			[]string{`limits.handshake_concurrency: must not be negative, got -2`}},
 		{"zero call timeout", base + host + `plugin "x" { command = "x"  call_timeout = "0s" }`, nil,
 			[]string{`plugin "x".call_timeout: must be greater than 0`}},
 		{"negative offline limit", base + `host "localhost" { offline_limit = -1 }`, nil,
@@ -651,11 +664,13 @@ func TestAccepted(t *testing.T) {
 		{"limits and server", base + host + `
 			limits { max_stanza_size = 65536  max_depth = 32  idle_timeout = "0s"  keepalive_interval = "30s"
 			         auth_failures_per_ip = 0  auth_failures_per_account = 3  auth_failure_window = "5m"
-			         auth_slowdown_max = "0s"  registrations_per_ip = 2  registration_window = "24h"  send_queue = 10 }
+			         auth_slowdown_max = "0s"  registrations_per_ip = 2  registration_window = "24h"  send_queue = 10
+			         connections_per_ip = 0  logins_per_ip = 7  rate_window = "1m"
+			         handshake_concurrency = 3  handshake_queue = 0  handshake_wait = "2s" }
 			server { shutdown_timeout = "1m"  data_dir = "/var/lib/koi"  pprof = "127.0.0.1:6060" }`,
 			func(c *Config) (any, any) {
 				return []any{c.Limits, c.Server}, []any{
-					Limits{65536, 32, 0, 30 * time.Second, 0, 3, 5 * time.Minute, 0, 2, 24 * time.Hour, 10},
+					Limits{65536, 32, 0, 30 * time.Second, 0, 3, 5 * time.Minute, 0, 2, 24 * time.Hour, 10, 0, 7, time.Minute, 3, 0, 2 * time.Second},
 					Server{time.Minute, "/var/lib/koi", "127.0.0.1:6060"},
 				}
 			}},

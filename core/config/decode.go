@@ -115,6 +115,25 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		case b.has("starttls") && l.Type == "websocket":
 			d.problem(b.at("starttls"), `only for type "c2s": a websocket listener never offers STARTTLS (RFC 7395); set tls = true for wss`)
 		}
+		if l.Type == "c2s" || l.Type == "c2s_tls" {
+			// Unset keys stay zero: the server applies the defaults.
+			if b.has("keepalive") {
+				l.Keepalive = b.enum("keepalive", "whitespace", "whitespace", "ping", "off")
+			}
+			l.KeepaliveInterval = b.duration("keepalive_interval", 0, false)
+			if b.has("ping_timeout") {
+				l.PingTimeout = b.duration("ping_timeout", 30*time.Second, true)
+			}
+			if b.has("ping_timeout") && l.Keepalive != "ping" {
+				d.problem(b.at("ping_timeout"), `only with keepalive = "ping"`)
+			}
+		} else {
+			for _, k := range []string{"keepalive", "keepalive_interval", "ping_timeout"} {
+				if b.has(k) && l.Type != "" {
+					d.problem(b.at(k), `only for types "c2s" and "c2s_tls"`)
+				}
+			}
+		}
 		if l.Type == "websocket" {
 			d.websocket(b, &l)
 		} else {
@@ -321,6 +340,12 @@ func (d *decoder) limits(v any) Limits {
 		RegistrationsPerIP:     int(b.integer("registrations_per_ip", 10, false)),
 		RegistrationWindow:     b.duration("registration_window", time.Hour, false),
 		SendQueue:              int(b.integer("send_queue", 1024, true)),
+		ConnectionsPerIP:       int(b.integer("connections_per_ip", 100, false)),
+		LoginsPerIP:            int(b.integer("logins_per_ip", 100, false)),
+		RateWindow:             b.duration("rate_window", 10*time.Second, true),
+		HandshakeConcurrency:   int(b.integer("handshake_concurrency", 0, false)),
+		HandshakeQueue:         int(b.integer("handshake_queue", 1000, false)),
+		HandshakeWait:          b.duration("handshake_wait", 10*time.Second, true),
 	}
 }
 

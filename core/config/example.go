@@ -16,6 +16,9 @@ log { level = "info"  format = "text" }   # trace|debug|info|warn|error; text|js
 # c2s upgrades with STARTTLS; c2s_tls speaks TLS from the first byte (XEP-0368).
 listen "c2s"     { address = "127.0.0.1:5222"  starttls = "required" }  # "optional" | "disabled"
 listen "c2s_tls" { address = "127.0.0.1:5223" }
+# On c2s and c2s_tls, what a link silent for keepalive_interval gets: keepalive = "whitespace"
+# (default) | "ping" (XEP-0199; no answer in ping_timeout = "30s" closes it) | "off";
+# keepalive_interval defaults to limits.keepalive_interval.
 # RFC 7395 WebSocket for web and JavaScript clients, with XEP-0156 host-meta on the same port;
 # tls = true serves wss:// with the certificate below. public_url overrides the advertised URL.
 # Web pages from other origins than the listener's own need origins = ["chat.example.com"].
@@ -45,7 +48,9 @@ host "localhost" {
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"
-#          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024 }
+#          auth_slowdown_max = "5s"  registrations_per_ip = 10  registration_window = "1h"  send_queue = 1024
+#          connections_per_ip = 100  logins_per_ip = 100  rate_window = "10s"
+#          handshake_concurrency = 0  handshake_queue = 1000  handshake_wait = "10s" }  # 0: half the CPUs
 # XEP-0198 stream management: a session whose connection drops waits resume_timeout for the
 # client to resume it; then what it did not acknowledge goes to offline storage.
 # stream_management { enabled = true  resume_timeout = "300s"  max_queue = 1024  request_ack_every = 5 }

@@ -49,6 +49,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{
 			"type": kString, "address": kString, "starttls": kString,
 			"path": kString, "tls": kBool, "public_url": kString, "origins": kList,
+			"keepalive": kString, "keepalive_interval": kDuration, "ping_timeout": kDuration,
 		}, true
 	case "tls":
 		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true
@@ -70,6 +71,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth_failures_per_account": kInt, "auth_failure_window": kDuration,
 			"auth_slowdown_max": kDuration, "registrations_per_ip": kInt,
 			"registration_window": kDuration, "send_queue": kInt,
+			"connections_per_ip": kInt, "logins_per_ip": kInt, "rate_window": kDuration,
+			"handshake_concurrency": kInt, "handshake_queue": kInt, "handshake_wait": kDuration,
 		}, true
 	case "stream_management":
 		return map[string]kind{

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/admission"
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
@@ -242,6 +244,10 @@ func (s *Server) Run(ctx context.Context) error {
 		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name]}
 	}
 	lim := cfg.Limits
+	handshakes, err := newHandshakePool(lim)
+	if err != nil {
+		return err
+	}
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -258,7 +264,10 @@ func (s *Server) Run(ctx context.Context) error {
 			Window:      lim.AuthFailureWindow,
 			SlowdownMax: lim.AuthSlowdownMax,
 		}),
-		Registrations: newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		Registrations:  newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		ConnectionRate: newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
+		LoginRate:      newThrottle(lim.LoginsPerIP, lim.RateWindow),
+		Handshakes:     handshakes,
 		SM: c2s.SMConfig{
 			Enabled:          cfg.SM.Enabled,
 			ResumeTimeout:    cfg.SM.ResumeTimeout,
@@ -313,7 +322,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(l, mode); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := srv.ServeListener(l, mode, listenerKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener failed", "listener", lc.Name, "error", err)
 			}
 		}()
@@ -384,6 +393,40 @@ func (s *Server) servePprof(addr string) func() {
 }
 
 // newThrottle allows limit events a window; 0 turns throttling off.
+// listenerKeepalive is a c2s listener's keepalive policy; its interval
+// defaults to limits.keepalive_interval.
+func listenerKeepalive(lc config.Listener, lim config.Limits) c2s.Keepalive {
+	ka := c2s.Keepalive{Mode: c2s.KeepaliveWhitespace, Interval: lc.KeepaliveInterval, Timeout: lc.PingTimeout}
+	if ka.Interval == 0 {
+		ka.Interval = lim.KeepaliveInterval
+	}
+	if ka.Timeout == 0 {
+		ka.Timeout = 30 * time.Second
+	}
+	switch lc.Keepalive {
+	case "ping":
+		ka.Mode = c2s.KeepalivePing
+	case "off":
+		ka.Mode = c2s.KeepaliveOff
+	}
+	return ka
+}
+
+// newHandshakePool sizes the pool of TLS handshakes and SASL steps: by
+// default half the CPUs the Go scheduler runs on, so that the other half
+// stays with established sessions during a reconnect storm.
+func newHandshakePool(lim config.Limits) (*admission.Pool, error) {
+	n := lim.HandshakeConcurrency
+	if n == 0 {
+		n = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	p, err := admission.New(n, lim.HandshakeQueue, lim.HandshakeWait)
+	if err != nil {
+		return nil, fmt.Errorf("limits.handshake_concurrency: %w", err)
+	}
+	return p, nil
+}
+
 func newThrottle(limit int, window time.Duration) *throttle.Limiter {
 	if limit <= 0 || window <= 0 {
 		return nil

@@ -208,3 +208,40 @@ func (l *Limiter) remove(el *list.Element) {
 	l.lru.Remove(el)
 	delete(l.keys, el.Value.(*entry).key)
 }
+
+// Take records an event for key unless key already has limit events within
+// the window; it returns 0 when the event was recorded, otherwise how long
+// until key may try again. Check and record are one step, so concurrent
+// callers cannot overshoot the limit. Used as a rate limit: an event is a
+// connection or a login, not a failure, and refused events are not
+// recorded, so the retry time it gives is the true one. A nil Limiter
+// takes everything.
+func (l *Limiter) Take(key string) time.Duration {
+	if l == nil || l.disabled() {
+		return 0
+	}
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if el, ok := l.keys[key]; ok {
+		e := el.Value.(*entry)
+		l.prune(e, now)
+		if len(e.fails) >= l.limit {
+			return max(e.fails[len(e.fails)-l.limit]+l.window-now, time.Nanosecond)
+		}
+	}
+	l.sweep(now)
+	el, ok := l.keys[key]
+	if !ok {
+		for len(l.keys) >= l.maxKeys {
+			l.remove(l.lru.Front())
+		}
+		el = l.lru.PushBack(&entry{key: key, fails: make([]time.Duration, 0, min(l.limit, 4))})
+		l.keys[key] = el
+	} else {
+		l.lru.MoveToBack(el)
+	}
+	e := el.Value.(*entry)
+	e.fails = append(e.fails, now)
+	return 0
+}

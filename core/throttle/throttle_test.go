@@ -325,3 +325,32 @@ func TestGuardSlowdown(t *testing.T) {
 	}
 	nilGuard.Failed("x", "a")
 }
+
+func TestLimiterTake(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New(3, 10*time.Second, func() time.Time { return now })
+	for i := range 3 {
+		if d := l.Take("a"); d != 0 {
+			t.Fatalf("take %d refused: %s", i, d)
+		}
+		now = now.Add(time.Second)
+	}
+	// Three events at 0, 1, 2 s; now is 3 s: the first leaves at 10 s.
+	if d := l.Take("a"); d != 7*time.Second {
+		t.Fatalf("fourth take: retry %s, want 7s", d)
+	}
+	if d := l.Take("b"); d != 0 {
+		t.Fatalf("another key refused: %s", d)
+	}
+	// Refused takes are not recorded: at 10 s one slot is free again.
+	now = now.Add(7 * time.Second)
+	if d := l.Take("a"); d != 0 {
+		t.Fatalf("take after the window refused: %s", d)
+	}
+	if d := l.Take("a"); d != time.Second {
+		t.Fatalf("retry %s, want 1s", d)
+	}
+	if d := New(0, time.Second, nil).Take("x"); d != 0 {
+		t.Fatal("a disabled limiter refused")
+	}
+}

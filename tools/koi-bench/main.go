@@ -9,6 +9,7 @@
 //	koi-bench idle     -addr 127.0.0.1:5222 -domain localhost -pid 1234 -n 15000
 //	koi-bench login    -addr 127.0.0.1:5222 -domain localhost -mech SCRAM-SHA-1 -c 50
 //	koi-bench msg      -addr 127.0.0.1:5222 -domain localhost -pairs 500 [-rate 5000]
+//	koi-bench storm    -addr 127.0.0.1:5223 -tls direct -pairs 50 -rate 1000 -logins 2000 -storm-c 500
 //	koi-bench report   results/*.json
 //
 // Run "koi-bench MODE -h" for the flags of a mode.
@@ -44,6 +45,7 @@ modes:
   idle      hold N idle sessions; report the server's memory per session (-pid)
   login     login rate and latency at a given concurrency
   msg       message throughput (unbounded) or latency at a fixed -rate between pairs
+  storm     message latency between established pairs during a storm of logins
   report    summarise result files (-json of the other modes) against koi's budget
 
 Run "koi-bench MODE -h" for the flags of a mode.`
@@ -230,6 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		presence, bare, detach                                             bool
 		rate                                                               float64
 		koictl, archive                                                    string
+		stormLogins, stormConc, stormUsers                                 int
 	)
 	switch mode {
 	case "register":
@@ -250,7 +253,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&warmup, "warmup", 2*time.Second, "logins before measuring")
 		fs.DurationVar(&duration, "duration", 10*time.Second, "measured time")
 		fs.BoolVar(&presence, "presence", false, "a login includes initial presence (and waiting for the server to process it)")
-	case "msg":
+	case "msg", "storm":
+		if mode == "storm" {
+			fs.IntVar(&stormLogins, "logins", 2000, "logins in the storm")
+			fs.IntVar(&stormConc, "storm-c", 500, "storm logins in flight")
+			fs.IntVar(&stormUsers, "storm-users", 500, "storm users, numbered after the pairs' (logged in once before, to prime the tool's SCRAM cache)")
+		}
 		fs.IntVar(&pairs, "pairs", 500, "sender→receiver pairs, users offset..offset+2*pairs-1")
 		fs.IntVar(&offset, "offset", 0, "first user number")
 		fs.IntVar(&conc, "c", 50, "concurrent logins while setting up")
@@ -277,13 +285,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-c must be positive")
 	}
 	if limit, err := measure.RaiseFileLimit(); err == nil {
-		need := uint64(max(n, 2*pairs, conc) + 64)
+		need := uint64(max(n, 2*pairs+stormConc, conc) + 64)
 		if limit < need {
 			return fmt.Errorf("the open-file limit is %d but this run needs about %d connections", limit, need)
 		}
 	}
 	readBuffer := 4096
-	if mode == "msg" {
+	if mode == "msg" || mode == "storm" {
 		readBuffer = 16 << 10
 	}
 	e, err := c.env(stderr, readBuffer)
@@ -327,6 +335,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		})
 		if r != nil {
 			r.Label, r.Archive, res = c.label, archive, r
+		}
+		runErr = err
+	case "storm":
+		if rate <= 0 {
+			return errors.New("storm: -rate must be positive: latency is measured at a fixed rate")
+		}
+		r, err := load.Storm(ctx, e, load.StormParams{
+			Msg: load.MsgParams{
+				Pairs: pairs, Concurrency: conc, Rate: rate,
+				Warmup: warmup, Duration: duration, Drain: drain, BodySize: bodySize, Bare: bare, UserOffset: offset,
+			},
+			Logins: stormLogins, Concurrency: stormConc, Users: stormUsers,
+		})
+		if r != nil {
+			r.Label, res = c.label, r
 		}
 		runErr = err
 	}

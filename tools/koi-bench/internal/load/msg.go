@@ -41,6 +41,11 @@ type MsgParams struct {
 	Bare bool
 	// UserOffset shifts the users: pair i is users Offset+2i → Offset+2i+1.
 	UserOffset int
+	// During, if set, runs while the measurement window is open (started
+	// with it); the window stays open until it returns, Duration being
+	// the least. It is how the storm mode loads the server while the
+	// pairs measure latency.
+	During func(ctx context.Context)
 }
 
 // MsgResult reports message throughput, latency and delivery faults.
@@ -482,7 +487,14 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 	profile := e.profileCPU(ctx, p.Duration, fmt.Sprintf("cpu-msg-%s-%s.pb.gz", rateName(p.Rate), tlsName(r.TLS)))
 	m.winStart.Store(m.now())
 	win := e.Target.StartWindow()
+	during := make(chan struct{})
+	if p.During != nil {
+		go func() { defer close(during); p.During(ctx) }()
+	} else {
+		close(during)
+	}
 	sleep(ctx, p.Duration)
+	<-during
 	m.winEnd.Store(m.now())
 	usage := win.Stop()
 	close(m.stopSending)

@@ -77,6 +77,16 @@ func Rows(res Result) []Row {
 			rows = append(rows, Row{t, "tool's own send lag p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(l.P50), msStr(l.P99), msStr(l.Max))})
 		}
 		return append(rows, errorsRow(t, r.Common))
+	case *load.StormResult:
+		t := label(r.Common, fmt.Sprintf("storm %d logins c%d, %d pairs %.0f/s %s", r.StormLogins+r.StormFailed, r.StormConcurrency, r.Pairs, r.Rate, tlsName(r.TLS)))
+		return []Row{
+			{t, "storm logins/s (done / failed)", fmt.Sprintf("%.0f (%d / %d in %.1fs)", r.StormPerSecond, r.StormLogins, r.StormFailed, r.StormSeconds)},
+			{t, "storm login latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(r.StormLatency.P50), msStr(r.StormLatency.P99), msStr(r.StormLatency.Max))},
+			{t, "established msg latency p50 / p99 / p99.9 / max", fmt.Sprintf("%s / %s / %s / %s", msStr(r.Latency.P50), msStr(r.Latency.P99), msStr(r.Latency.P999), msStr(r.Latency.Max))},
+			{t, "established msgs lost / delivered", fmt.Sprintf("%d / %d", r.Lost, r.Delivered)},
+			{t, "server CPU", perOp(r.CPU, "msg")},
+			errorsRow(t, r.Common),
+		}
 	}
 	return nil
 }
@@ -166,6 +176,8 @@ func common(res Result) *load.Common {
 		return &r.Common
 	case *load.MsgResult:
 		return &r.Common
+	case *load.StormResult:
+		return &r.Common
 	}
 	return nil
 }
@@ -252,6 +264,8 @@ func ReadJSON(file string) (Result, error) {
 		res = &load.LoginResult{}
 	case "msg":
 		res = &load.MsgResult{}
+	case "storm":
+		res = &load.StormResult{}
 	default:
 		return nil, fmt.Errorf("%s: not a koi-bench result (mode %q)", file, probe.Mode)
 	}

@@ -1,0 +1,117 @@
+// Package admission keeps the expensive first steps of new connections
+// (TLS handshakes, SASL verification) from starving the sessions that are
+// already established.
+//
+// A reconnect storm is thousands of clients doing public-key operations and
+// key derivations at once. Run each in its own goroutine and the scheduler
+// shares the CPU among all of them: an established session's message waits
+// behind hundreds of handshakes in the run queue. A Pool lets only a few
+// such steps run at a time; the rest wait (cheaply, parked) in a bounded
+// queue, and whoever waits too long or finds the queue full is turned away
+// with a time to retry. Established traffic then competes with a handful of
+// runnable goroutines instead of hundreds.
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBusy is returned when the pool cannot admit a caller: the wait queue
+// is full or the caller waited longer than the pool's maximum wait.
+var ErrBusy = errors.New("admission: server busy")
+
+// Pool is a semaphore with a bounded, time-limited wait queue. The zero
+// value is not usable; a nil *Pool admits everyone at once.
+type Pool struct {
+	slots   chan struct{}
+	queue   int64
+	maxWait time.Duration
+	waiting atomic.Int64
+
+	admitted atomic.Uint64
+	refused  atomic.Uint64
+}
+
+// New returns a Pool running at most size steps at once, with at most queue
+// callers waiting for at most maxWait each. size must be at least 1; a
+// queue of 0 refuses whoever finds no free slot; a maxWait of 0 waits as
+// long as the caller's context allows.
+func New(size, queue int, maxWait time.Duration) (*Pool, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("admission: pool size %d: must be at least 1", size)
+	}
+	if queue < 0 || maxWait < 0 {
+		return nil, fmt.Errorf("admission: queue %d and wait %s must not be negative", queue, maxWait)
+	}
+	return &Pool{slots: make(chan struct{}, size), queue: int64(queue), maxWait: maxWait}, nil
+}
+
+// Acquire waits for a slot and returns the function that gives it back
+// (call it exactly once). It returns ErrBusy when the queue is full or the
+// wait exceeds the pool's maximum, and ctx's error (wrapped) when ctx ends
+// first. A nil Pool admits at once.
+func (p *Pool) Acquire(ctx context.Context) (release func(), err error) {
+	if p == nil {
+		return func() {}, nil
+	}
+	select {
+	case p.slots <- struct{}{}:
+		p.admitted.Add(1)
+		return p.release, nil
+	default:
+	}
+	if p.waiting.Add(1) > p.queue {
+		p.waiting.Add(-1)
+		p.refused.Add(1)
+		return nil, fmt.Errorf("%w: %d waiting", ErrBusy, p.queue)
+	}
+	defer p.waiting.Add(-1)
+	var expired <-chan time.Time
+	if p.maxWait > 0 {
+		t := time.NewTimer(p.maxWait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case p.slots <- struct{}{}:
+		p.admitted.Add(1)
+		return p.release, nil
+	case <-expired:
+		p.refused.Add(1)
+		return nil, fmt.Errorf("%w: waited %s", ErrBusy, p.maxWait)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("admission: waiting for a slot: %w", ctx.Err())
+	}
+}
+
+func (p *Pool) release() { <-p.slots }
+
+// RetryAfter is what to tell a refused client: the pool's maximum wait,
+// the time in which the queue in front of it turns over at worst, or one
+// second when the pool has no maximum.
+func (p *Pool) RetryAfter() time.Duration {
+	if p == nil || p.maxWait <= 0 {
+		return time.Second
+	}
+	return p.maxWait
+}
+
+// Stats are a pool's counters since it was made.
+type Stats struct {
+	Running  int    // steps holding a slot now
+	Waiting  int    // callers waiting now
+	Admitted uint64 // callers given a slot
+	Refused  uint64 // callers turned away (queue full or waited too long)
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats {
+	if p == nil {
+		return Stats{}
+	}
+	return Stats{Running: len(p.slots), Waiting: int(p.waiting.Load()), Admitted: p.admitted.Load(), Refused: p.refused.Load()}
+}
