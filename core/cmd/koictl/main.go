@@ -267,7 +267,7 @@ func openHost(ctx context.Context, cfg *config.Config, name string) (*modules.Ho
 	for _, a := range hc.Auth {
 		need[a] = true
 	}
-	for _, f := range []string{hc.Roster, hc.SharedRoster, hc.Offline, hc.VCard, hc.Private, hc.Archive, hc.Blocklist} {
+	for _, f := range []string{hc.Roster, hc.SharedRoster, hc.Offline, hc.VCard, hc.Private, hc.Archive, hc.Blocklist, hc.Tokens} {
 		if f != "" {
 			need[f] = true
 		}
