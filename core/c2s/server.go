@@ -80,6 +80,12 @@ type Config struct {
 	// Registrations limits in-band registrations per source address; nil
 	// disables.
 	Registrations *throttle.Limiter
+	// Carbons enables message carbons for Bind 2's inline <enable/>; nil
+	// leaves carbons out of Bind 2.
+	Carbons Carbons
+	// SM is stream management inline in SASL2 and Bind 2; nil (until the
+	// stream management package provides it) offers none.
+	SM SMInline
 }
 
 // Server runs the c2s listeners.
