@@ -39,6 +39,9 @@ type options struct {
 	// test picks it with freeAddr and waits for it with waitListening).
 	WebSocket    string
 	WebSocketTLS bool // the websocket listener serves wss
+	// TokenLifetime is host "localhost".token_lifetime; "" keeps the
+	// default. localhost stores FAST tokens, example.test does not.
+	TokenLifetime string
 }
 
 func defaultOptions() options {
@@ -77,6 +80,10 @@ host "localhost" {
   vcard   = "store"
   private = "store"
   blocklist = "store"
+  tokens  = "store"
+{{- if .Opt.TokenLifetime}}
+  token_lifetime = "{{.Opt.TokenLifetime}}"
+{{- end}}
   registration = {{.Opt.RegistrationLocalhost}}
 }
 
