@@ -65,7 +65,7 @@ host "localhost" {
 }
 # The suite creates its users in-band from one address and logs in
 # thousands of times a minute: no throttling.
-limits { auth_failures_per_ip = 0  auth_failures_per_account = 0 }
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  registrations_per_ip = 0 }
 server { data_dir = "$dir/data"  pprof = "$pprof" }
 EOF
 
