@@ -143,6 +143,17 @@ func (m *Manager) Issue(ctx context.Context, owner, agent, mech string) (string,
 	token := m.derive(owner, agent, salt)
 	// Whole seconds: XEP-0082 timestamps, and every backend keeps them.
 	expires := m.now().Add(m.lifetime).Truncate(time.Second).UTC()
+	// A later expiry is what makes a token the newer one (Verify drops
+	// older ones): two issues in one second must still be ordered.
+	prev, err := m.store.GetTokens(ctx, owner, agent)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("fast: listing tokens: %w", err)
+	}
+	for _, o := range prev {
+		if !o.Expires.Before(expires) {
+			expires = o.Expires.Add(time.Second)
+		}
+	}
 	t := sdk.Token{Owner: owner, Agent: agent, Hash: hashToken(token), Salt: salt, Mechanism: mech, Expires: expires}
 	if err := m.store.PutToken(ctx, t); err != nil {
 		return "", time.Time{}, fmt.Errorf("fast: storing a token: %w", err)
