@@ -32,6 +32,7 @@ host "localhost" {
   vcard   = "store"
   private = "store"
   blocklist = "store"     # XEP-0191 blocking command
+  tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }

@@ -49,6 +49,9 @@ type options struct {
 	Push string
 	// ResumeTimeout, when set, is stream_management.resume_timeout.
 	ResumeTimeout string
+	// TokenLifetime is host "localhost".token_lifetime; "" keeps the
+	// default. localhost stores FAST tokens, example.test does not.
+	TokenLifetime string
 }
 
 func defaultOptions() options {
@@ -89,6 +92,10 @@ host "localhost" {
   vcard   = "store"
   private = "store"
   blocklist = "store"
+  tokens  = "store"
+{{- if .Opt.TokenLifetime}}
+  token_lifetime = "{{.Opt.TokenLifetime}}"
+{{- end}}
   registration = {{.Opt.RegistrationLocalhost}}
 }
 

@@ -75,6 +75,8 @@ type Capabilities struct {
 	Archive ArchiveCapabilities
 	// Blocklist is the blocking command's list (XEP-0191).
 	Blocklist Access
+	// Tokens is the store of FAST login tokens (XEP-0484).
+	Tokens Access
 }
 
 // ArchiveCapabilities describes a message archive backend.
@@ -302,6 +304,48 @@ type BlocklistWriter interface {
 	Unblock(ctx context.Context, owner string, jids []string) error
 	// UnblockAll empties the owner's list; an empty list is not an error.
 	UnblockAll(ctx context.Context, owner string) error
+}
+
+// Token is one FAST login token (XEP-0484) as it is stored: never the token
+// itself. The core derives a token's secret from Salt and a key that lives
+// outside the backend, and keeps Hash to tell a derived secret is the one it
+// handed out; a copy of the backend's data therefore lets nobody log in.
+type Token struct {
+	// Owner is the bare JID the token logs in.
+	Owner string
+	// Agent is the client's user-agent id (XEP-0388), the token's slot: a
+	// user has a few tokens per client installation.
+	Agent string
+	// Hash is the SHA-256 of the token (32 bytes); it names the token.
+	Hash []byte
+	// Salt is the per-token input the core derives the secret from.
+	Salt []byte
+	// Mechanism is the HT mechanism the token is for (HT-SHA-256-NONE, …).
+	Mechanism string
+	// Expires is when the token stops working.
+	Expires time.Time
+}
+
+// Tokens reads FAST tokens.
+type Tokens interface {
+	// GetTokens returns the owner's tokens for agent, expired ones included
+	// (the core deletes those), newest expiry first; none is an empty list,
+	// not an error.
+	GetTokens(ctx context.Context, owner, agent string) ([]Token, error)
+}
+
+// TokensWriter changes the FAST token store.
+type TokensWriter interface {
+	// PutToken stores t; a token with the same owner, agent and hash is
+	// replaced. An empty owner or agent, or a hash that is not 32 bytes, is
+	// ErrInvalid.
+	PutToken(ctx context.Context, t Token) error
+	// DeleteToken removes one token; an absent one is not an error.
+	DeleteToken(ctx context.Context, owner, agent string, hash []byte) error
+	// DeleteTokens removes every token of owner, of every agent (a password
+	// change, an operator's revocation, a deleted account); none is not an
+	// error.
+	DeleteTokens(ctx context.Context, owner string) error
 }
 
 // ArchivedMessage is one message in a user's message archive (XEP-0313).

@@ -32,6 +32,7 @@ type Client struct {
 	private   pb.PrivateClient
 	archive   pb.ArchiveClient
 	blocklist pb.BlocklistClient
+	tokens    pb.TokensClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -46,6 +47,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		private:   pb.NewPrivateClient(conn),
 		archive:   pb.NewArchiveClient(conn),
 		blocklist: pb.NewBlocklistClient(conn),
+		tokens:    pb.NewTokensClient(conn),
 	}
 }
 
@@ -62,6 +64,8 @@ var (
 	_ Archive         = (*Client)(nil)
 	_ Blocklist       = (*Client)(nil)
 	_ BlocklistWriter = (*Client)(nil)
+	_ Tokens          = (*Client)(nil)
+	_ TokensWriter    = (*Client)(nil)
 	_ Pinger          = (*Client)(nil)
 )
 
@@ -274,6 +278,37 @@ func (c *Client) Unblock(ctx context.Context, owner string, jids []string) error
 // UnblockAll implements BlocklistWriter.
 func (c *Client) UnblockAll(ctx context.Context, owner string) error {
 	_, err := call(ctx, c.blocklist.UnblockAll, &pb.OwnerRequest{Owner: owner})
+	return err
+}
+
+// GetTokens implements Tokens.
+func (c *Client) GetTokens(ctx context.Context, owner, agent string) ([]Token, error) {
+	resp, err := call(ctx, c.tokens.GetTokens, &pb.TokensRequest{Owner: owner, Agent: agent})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Token, 0, len(resp.GetTokens()))
+	for _, t := range resp.GetTokens() {
+		out = append(out, tokenFromPB(t))
+	}
+	return out, nil
+}
+
+// PutToken implements TokensWriter.
+func (c *Client) PutToken(ctx context.Context, t Token) error {
+	_, err := call(ctx, c.tokens.PutToken, tokenToPB(t))
+	return err
+}
+
+// DeleteToken implements TokensWriter.
+func (c *Client) DeleteToken(ctx context.Context, owner, agent string, hash []byte) error {
+	_, err := call(ctx, c.tokens.DeleteToken, &pb.DeleteTokenRequest{Owner: owner, Agent: agent, Hash: hash})
+	return err
+}
+
+// DeleteTokens implements TokensWriter.
+func (c *Client) DeleteTokens(ctx context.Context, owner string) error {
+	_, err := call(ctx, c.tokens.DeleteTokens, &pb.OwnerRequest{Owner: owner})
 	return err
 }
 

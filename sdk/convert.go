@@ -48,6 +48,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 		Archive:         accessToPB(c.Archive.Access),
 		ArchiveFulltext: c.Archive.FullText,
 		Blocklist:       accessToPB(c.Blocklist),
+		Tokens:          accessToPB(c.Tokens),
 	}
 }
 
@@ -60,6 +61,7 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Private:   accessFromPB(c.GetPrivate()),
 		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
 		Blocklist: accessFromPB(c.GetBlocklist()),
+		Tokens:    accessFromPB(c.GetTokens()),
 	}
 }
 
@@ -232,4 +234,18 @@ func archivePrefsToPB(p ArchivePrefs) *pb.ArchivePrefs {
 
 func archivePrefsFromPB(p *pb.ArchivePrefs) ArchivePrefs {
 	return ArchivePrefs{Default: p.GetDefaultMode(), Always: p.GetAlways(), Never: p.GetNever()}
+}
+
+func tokenToPB(t Token) *pb.Token {
+	return &pb.Token{
+		Owner: t.Owner, Agent: t.Agent, Hash: t.Hash, Salt: t.Salt,
+		Mechanism: t.Mechanism, Expires: timestamppb.New(t.Expires),
+	}
+}
+
+func tokenFromPB(t *pb.Token) Token {
+	return Token{
+		Owner: t.GetOwner(), Agent: t.GetAgent(), Hash: t.GetHash(), Salt: t.GetSalt(),
+		Mechanism: t.GetMechanism(), Expires: t.GetExpires().AsTime(),
+	}
 }

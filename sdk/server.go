@@ -29,6 +29,7 @@ type server struct {
 	pb.UnimplementedPrivateServer
 	pb.UnimplementedArchiveServer
 	pb.UnimplementedBlocklistServer
+	pb.UnimplementedTokensServer
 
 	factory Factory
 	log     hclog.Logger
@@ -145,6 +146,9 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	check("private", caps.Private, private, privateW, "Private", "PrivateWriter")
 	check("archive", caps.Archive.Access, archive, archive, "Archive", "Archive")
 	check("blocklist", caps.Blocklist, blocklist, blocklistW, "Blocklist", "BlocklistWriter")
+	_, tokens := b.(Tokens)
+	_, tokensW := b.(TokensWriter)
+	check("tokens", caps.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}
@@ -227,6 +231,7 @@ func vcardAccess(c Capabilities) Access     { return c.VCard }
 func privateAccess(c Capabilities) Access   { return c.Private }
 func archiveAccess(c Capabilities) Access   { return c.Archive.Access }
 func blocklistAccess(c Capabilities) Access { return c.Blocklist }
+func tokensAccess(c Capabilities) Access    { return c.Tokens }
 
 // reply converts a backend result: on error the status, otherwise resp().
 func reply[R any](err error, resp func() R) (R, error) {
@@ -521,6 +526,47 @@ func (s *server) UnblockAll(ctx context.Context, req *pb.OwnerRequest) (*pb.Empt
 		return nil, err
 	}
 	return emptyReply(b.UnblockAll(ctx, req.GetOwner()))
+}
+
+// Tokens.
+
+func (s *server) GetTokens(ctx context.Context, req *pb.TokensRequest) (*pb.TokensResponse, error) {
+	b, err := reader[Tokens](s, "tokens", tokensAccess)
+	if err != nil {
+		return nil, err
+	}
+	toks, err := b.GetTokens(ctx, req.GetOwner(), req.GetAgent())
+	return reply(err, func() *pb.TokensResponse {
+		out := &pb.TokensResponse{Tokens: make([]*pb.Token, 0, len(toks))}
+		for _, t := range toks {
+			out.Tokens = append(out.Tokens, tokenToPB(t))
+		}
+		return out
+	})
+}
+
+func (s *server) PutToken(ctx context.Context, req *pb.Token) (*pb.Empty, error) {
+	b, err := writer[TokensWriter](s, "tokens", tokensAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.PutToken(ctx, tokenFromPB(req)))
+}
+
+func (s *server) DeleteToken(ctx context.Context, req *pb.DeleteTokenRequest) (*pb.Empty, error) {
+	b, err := writer[TokensWriter](s, "tokens", tokensAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.DeleteToken(ctx, req.GetOwner(), req.GetAgent(), req.GetHash()))
+}
+
+func (s *server) DeleteTokens(ctx context.Context, req *pb.OwnerRequest) (*pb.Empty, error) {
+	b, err := writer[TokensWriter](s, "tokens", tokensAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.DeleteTokens(ctx, req.GetOwner()))
 }
 
 // Archive.

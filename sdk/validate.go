@@ -188,6 +188,7 @@ func describeCapabilities(c Capabilities) []string {
 	}
 	add("archive", c.Archive.Access, fullText)
 	add("blocklist", c.Blocklist, "")
+	add("tokens", c.Tokens, "")
 	if len(lines) == 0 {
 		lines = append(lines, "serves nothing")
 	}

@@ -92,7 +92,7 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 			if !errors.As(err, &f) {
 				f = &sasl.Failure{Condition: "temporary-auth-failure"}
 			}
-			c.saslFailed(n, f)
+			c.saslFailed(f)
 			c.authFailed(ctx, n, f)
 			return false, c.saslFailure(f)
 		}
@@ -117,7 +117,7 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 // every refused login with its reason (never the password). Everything
 // that is not wrong credentials (a binding type we cannot do, an abort, a
 // malformed message, a backend outage) costs the client nothing.
-func (c *conn) authFailed(ctx context.Context, n *sasl.Negotiator, f *sasl.Failure) {
+func (c *conn) authFailed(ctx context.Context, n exchange, f *sasl.Failure) {
 	user := n.Authcid()
 	account := c.account(user)
 	if f.BadCredentials() {
@@ -178,23 +178,9 @@ func retryText(d time.Duration) string {
 }
 
 func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error) {
-	user, err := jid.NormalizeLocal(n.Username())
-	if err != nil {
-		return false, c.saslFailure(&sasl.Failure{Condition: "not-authorized"})
-	}
-	account := user + "@" + c.host.Name()
-	if d, ok := c.srv.cfg.Guard.CheckAccount(c.remoteIP, account); !ok {
-		// The password was right, but this address guessed wrong too often:
-		// keep refusing until the window passes so guessing cannot succeed.
-		c.log().Info("login refused", "reason", "throttled: too many wrong credentials for this account from this address", "user", user, "host", c.host.Name(), "retry_after", retryText(d))
-		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins for this account from your address; try again in " + retryText(d)})
-	}
-	c.srv.cfg.Guard.Succeeded(c.remoteIP, account)
-	if az := n.Authzid(); az != "" {
-		j, err := jid.Parse(az)
-		if err != nil || j != jid.MustParse(user+"@"+c.host.Name()) {
-			return false, c.saslFailure(&sasl.Failure{Condition: "invalid-authzid"})
-		}
+	user, f := c.admit(n)
+	if f != nil {
+		return false, c.saslFailure(f)
 	}
 	el := "<success xmlns='" + nsSASL + "'/>"
 	if len(additional) > 0 {
@@ -203,10 +189,40 @@ func (c *conn) authSucceeded(n *sasl.Negotiator, additional []byte) (bool, error
 	if err := c.writeRaw([]byte(el)); err != nil {
 		return false, err
 	}
+	c.loggedIn(n, user)
+	return true, nil
+}
+
+// admit applies what a successful exchange must still pass: the per
+// account throttle and the authorization identity. It returns the
+// normalised local part of the user.
+func (c *conn) admit(n exchange) (string, *sasl.Failure) {
+	user, err := jid.NormalizeLocal(n.Username())
+	if err != nil {
+		return "", &sasl.Failure{Condition: "not-authorized"}
+	}
+	account := user + "@" + c.host.Name()
+	if d, ok := c.srv.cfg.Guard.CheckAccount(c.remoteIP, account); !ok {
+		// The password was right, but this address guessed wrong too often:
+		// keep refusing until the window passes so guessing cannot succeed.
+		c.log().Info("login refused", "reason", "throttled: too many wrong credentials for this account from this address", "user", user, "host", c.host.Name(), "retry_after", retryText(d))
+		return "", &sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins for this account from your address; try again in " + retryText(d)}
+	}
+	c.srv.cfg.Guard.Succeeded(c.remoteIP, account)
+	if az := n.Authzid(); az != "" {
+		j, err := jid.Parse(az)
+		if err != nil || j != jid.MustParse(user+"@"+c.host.Name()) {
+			return "", &sasl.Failure{Condition: "invalid-authzid"}
+		}
+	}
+	return user, nil
+}
+
+// loggedIn records the login once the success is on its way.
+func (c *conn) loggedIn(n exchange, user string) {
 	c.user = user
 	c.finished, c.served = nil, nil // binding is done: an idle session keeps none of it
 	c.logAuthenticated(n)
-	return true, nil
 }
 
 // readSASL reads the client's next SASL element: a response, or an abort

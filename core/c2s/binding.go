@@ -53,7 +53,7 @@ func (c *conn) saslOptions() sasl.Options {
 // saslFailed notes a failed exchange: a -PLUS attempt that failed only for
 // want of its binding type lets the client go without binding on this
 // stream (sasl.Options.CBTypeMismatch).
-func (c *conn) saslFailed(n *sasl.Negotiator, f *sasl.Failure) {
+func (c *conn) saslFailed(f *sasl.Failure) {
 	if f.ChannelBindingTypeMismatch() {
 		c.cbMismatch = true
 	}
@@ -61,7 +61,7 @@ func (c *conn) saslFailed(n *sasl.Negotiator, f *sasl.Failure) {
 
 // logAuthenticated writes the one line per login that says how the client
 // got in; tooling parses its message and keys, so keep them.
-func (c *conn) logAuthenticated(n *sasl.Negotiator) {
+func (c *conn) logAuthenticated(n exchange) {
 	cb := n.ChannelBinding()
 	if cb == "" {
 		cb = "none"

@@ -70,6 +70,7 @@ type conn struct {
 	qmu       sync.Mutex
 	queue     [][]byte
 	writerOn  bool
+	held      bool // SASL2 is binding: queue, but start no writer (holdQueue)
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
@@ -227,7 +228,7 @@ func (c *conn) enqueue(b []byte, force bool) bool {
 		return false
 	}
 	c.queue = append(c.queue, b)
-	start := !c.writerOn
+	start := !c.writerOn && !c.held
 	if start {
 		c.writerOn = true
 		c.writers.Add(1)
@@ -418,6 +419,9 @@ func (c *conn) features() *xmlstream.Element {
 			mechs.AppendChild(xmlstream.NewElement(nsSASL, "mechanism").AppendText(m))
 		}
 		f.AppendChild(mechs)
+		if len(mechs.Elements()) > 0 {
+			f.AppendChild(c.sasl2Feature(o, sasl.Mechanisms(o)))
+		}
 		if o.ChannelBinding != nil {
 			cb := xmlstream.NewElement(nsSASLCB, "sasl-channel-binding")
 			for _, t := range o.CBTypes {
@@ -492,6 +496,16 @@ func (c *conn) negotiate() error {
 			c.r.Restart()
 			if err := c.openStream(); err != nil {
 				return err
+			}
+		case el.Space == nsSASL2 && el.Local == "authenticate" && c.user == "":
+			ok, bound, err := c.authenticate2(el)
+			if err != nil || bound {
+				return err
+			}
+			if !ok {
+				if authFailures++; authFailures >= maxAuthAttempts {
+					return &xmlstream.Error{Condition: "policy-violation", Text: "too many failed authentication attempts"}
+				}
 			}
 		case el.Space == xmlstream.NSClient && el.Local == "iq" && c.user == "":
 			if err := c.preAuthIQ(el); err != nil {

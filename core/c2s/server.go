@@ -96,6 +96,12 @@ type Config struct {
 	// Handshakes bounds how many TLS handshakes and SASL steps run at
 	// once; nil runs them all at once.
 	Handshakes *admission.Pool
+	// Carbons enables message carbons for Bind 2's inline <enable/>; nil
+	// leaves carbons out of Bind 2.
+	Carbons Carbons
+	// SM is stream management inline in SASL2 and Bind 2; nil (until the
+	// stream management package provides it) offers none.
+	SMInline SMInline
 }
 
 // Server runs the c2s listeners.

@@ -123,6 +123,10 @@ type Plugin struct {
 	Dir string
 }
 
+// DefaultTokenLifetime is how long a FAST token works unless a host's
+// token_lifetime says otherwise: 21 days, Prosody's default.
+const DefaultTokenLifetime = 21 * 24 * time.Hour
+
 // Host is a virtual host (block host "domain"). A feature names the plugin
 // that serves it; "" turns the feature off for the host.
 type Host struct {
@@ -130,10 +134,16 @@ type Host struct {
 	Auth                                     []string // plugins asked in order; auth = "store" or ["directory", "store"]
 	Roster, Offline, VCard, Private, Archive string
 	Blocklist                                string // XEP-0191 blocking command
-	SharedRoster                             string // key shared_roster: a read-only roster (a directory's groups) merged into each user's
-	Registration                             bool   // XEP-0077 in-band registration, default false
-	PasswordChange                           bool   // key password_change, default true
-	OfflineLimit                             int    // key offline_limit: messages kept per user, default 100
+	// Tokens names the plugin that stores FAST login tokens (XEP-0484);
+	// "" turns SASL2's FAST off for the host (SASL2 and Bind 2 stay).
+	Tokens string
+	// TokenLifetime is key token_lifetime: how long a FAST token works
+	// after it is issued, default 504h (21 days, as Prosody).
+	TokenLifetime  time.Duration
+	SharedRoster   string // key shared_roster: a read-only roster (a directory's groups) merged into each user's
+	Registration   bool   // XEP-0077 in-band registration, default false
+	PasswordChange bool   // key password_change, default true
+	OfflineLimit   int    // key offline_limit: messages kept per user, default 100
 	// ChannelBinding is key channel_binding: "prefer" (default) offers the
 	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
 	// (a client that cannot bind cannot log in), "off" never binds.

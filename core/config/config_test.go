@@ -129,6 +129,7 @@ func TestContractSample(t *testing.T) {
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
+			TokenLifetime: DefaultTokenLifetime,
 		}},
 		Limits:  defaultLimits(),
 		SM:      defaultSM(),
@@ -156,7 +157,8 @@ func exampleConfig() *Config {
 		}},
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
-			VCard: "store", Private: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
+			VCard: "store", Private: "store", Blocklist: "store", Tokens: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
+			TokenLifetime: DefaultTokenLifetime,
 		}},
 		Limits:  defaultLimits(),
 		SM:      defaultSM(),
@@ -321,6 +323,14 @@ func TestProblems(t *testing.T) {
 	}{
 		{"typo in host", base + `host "localhost" { auth = "store"  roser = "store" }`, nil,
 			[]string{`host "localhost".roser: unknown key (did you mean roster?)`}},
+		{"tokens names no plugin", base + `host "localhost" { auth = "store"  tokens = "nope" }`, nil,
+			[]string{`host "localhost".tokens: no plugin "nope"`}},
+		{"tokens without auth", base + `host "localhost" { tokens = "store" }`, nil,
+			[]string{`host "localhost".tokens: needs auth`}},
+		{"token lifetime zero", base + `host "localhost" { auth = "store"  token_lifetime = "0s" }`, nil,
+			[]string{`host "localhost".token_lifetime:`}},
+		{"token lifetime not a duration", base + `host "localhost" { auth = "store"  token_lifetime = "21d" }`, nil,
+			[]string{`host "localhost".token_lifetime: want a duration`}},
 		{"blocklist names no plugin", base + `host "localhost" { auth = "store"  blocklist = "nope" }`, nil,
 			[]string{`host "localhost".blocklist: no plugin "nope"`}},
 		{"unknown block", base + host + `hosts "x" {}`, nil,
@@ -608,6 +618,12 @@ func TestAccepted(t *testing.T) {
 		{"auth list in order", base + `plugin "directory" { command = "y" }` +
 			`host "example.com" { auth = ["directory", "store"]  registration = true }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Auth, []string{"directory", "store"} }},
+		{"tokens", base + `host "localhost" { auth = "store"  tokens = "store"  token_lifetime = "48h" }`,
+			func(c *Config) (any, any) {
+				return [2]any{c.Hosts[0].Tokens, c.Hosts[0].TokenLifetime}, [2]any{"store", 48 * time.Hour}
+			}},
+		{"token lifetime default", base + `host "localhost" { auth = "store" }`,
+			func(c *Config) (any, any) { return c.Hosts[0].TokenLifetime, 21 * 24 * time.Hour }},
 		{"blocklist", base + `host "localhost" { auth = "store"  blocklist = "store" }`,
 			func(c *Config) (any, any) { return c.Hosts[0].Blocklist, "store" }},
 		{"blocklist empty is off", base + `host "localhost" { auth = "store"  blocklist = "" }`,

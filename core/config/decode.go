@@ -304,7 +304,7 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		}{
 			{"roster", &h.Roster}, {"offline", &h.Offline}, {"vcard", &h.VCard},
 			{"private", &h.Private}, {"archive", &h.Archive}, {"shared_roster", &h.SharedRoster},
-			{"blocklist", &h.Blocklist},
+			{"blocklist", &h.Blocklist}, {"tokens", &h.Tokens},
 		} {
 			// An empty string, like an absent key, turns the feature off.
 			if s, ok := b.str(f.key); ok && s != "" && ref(b.at(f.key), s) {
@@ -318,6 +318,10 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		h.PasswordChange = b.boolean("password_change", true)
 		h.OfflineLimit = int(b.integer("offline_limit", 100, false))
 		h.ChannelBinding = b.enum("channel_binding", "prefer", "prefer", "require", "off")
+		h.TokenLifetime = b.duration("token_lifetime", DefaultTokenLifetime, true)
+		if h.Tokens != "" && len(h.Auth) == 0 {
+			d.problem(b.at("tokens"), "needs auth: a FAST token is issued after a login with the host's auth plugin, and auth is empty")
+		}
 		if h.Registration && authOK && len(auth) == 0 {
 			d.problem(b.at("registration"), "needs auth: registration creates accounts in the host's auth plugin, and auth is empty")
 		}

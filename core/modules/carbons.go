@@ -58,6 +58,10 @@ func (m *Server) registerCarbons() {
 	})
 }
 
+// EnableCarbons turns carbons on for s: Bind 2's inline <enable/>
+// (XEP-0386), the same as the enable IQ.
+func (m *Server) EnableCarbons(s *router.Session) { m.carbons.set(s, true) }
+
 // carbonEligible reports whether a message is copied (XEP-0280 §6): chat
 // messages, and normal ones with a body; not those marked private or
 // no-copy, and not carbons themselves.

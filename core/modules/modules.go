@@ -63,6 +63,7 @@ type Host struct {
 	Private        Feature[PrivateBackend]
 	Archive        Feature[*Archive]
 	Blocklist      Feature[BlocklistBackend]
+	Tokens         Feature[sdk.TokensWriter] // FAST tokens (XEP-0484): revoked on password change and removal
 	Registration   bool
 	PasswordChange bool
 	OfflineLimit   int

@@ -147,6 +147,10 @@ func (m *Server) registerChange(ctx context.Context, c *iqCall) (*xmlstream.Elem
 		return nil, backendError(err)
 	}
 	m.log.Info("password changed", "user", c.to.String())
+	if err := RevokeTokens(ctx, h, c.to.String()); err != nil {
+		// The password did change; the client must hear so.
+		m.log.Error("password changed but FAST tokens not revoked; revoke them with koictl user revoke-tokens", "user", c.to.String(), "error", err)
+	}
 	return nil, nil
 }
 
@@ -187,7 +191,18 @@ func RemoveAccountData(ctx context.Context, h *Host, owner string) error {
 	if h.Blocklist.On && h.Blocklist.Writable {
 		errs = append(errs, wrap("blocklist", h.Blocklist.Backend.UnblockAll(ctx, owner)))
 	}
+	errs = append(errs, RevokeTokens(ctx, h, owner))
 	return errors.Join(errs...)
+}
+
+// RevokeTokens deletes every FAST token of owner (a bare JID): after a
+// password change, an account removal, or at an operator's request. A
+// host without tokens has nothing to revoke.
+func RevokeTokens(ctx context.Context, h *Host, owner string) error {
+	if !h.Tokens.On || !h.Tokens.Writable {
+		return nil
+	}
+	return wrap("tokens", h.Tokens.Backend.DeleteTokens(ctx, owner))
 }
 
 func wrap(what string, err error) error {

@@ -25,6 +25,8 @@ var (
 	_ sdk.Archive         = (*Backend)(nil)
 	_ sdk.Blocklist       = (*Backend)(nil)
 	_ sdk.BlocklistWriter = (*Backend)(nil)
+	_ sdk.Tokens          = (*Backend)(nil)
+	_ sdk.TokensWriter    = (*Backend)(nil)
 	_ sdk.Pinger          = (*Backend)(nil)
 )
 
@@ -174,6 +176,26 @@ func (b *Backend) Unblock(ctx context.Context, owner string, jids []string) erro
 // UnblockAll implements sdk.BlocklistWriter.
 func (b *Backend) UnblockAll(ctx context.Context, owner string) error {
 	return callErr(ctx, b, "UnblockAll", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.UnblockAll(ctx, owner) })
+}
+
+// GetTokens implements sdk.Tokens.
+func (b *Backend) GetTokens(ctx context.Context, owner, agent string) ([]sdk.Token, error) {
+	return call(ctx, b, "GetTokens", hostOf(owner), func(ctx context.Context, c *sdk.Client) ([]sdk.Token, error) { return c.GetTokens(ctx, owner, agent) })
+}
+
+// PutToken implements sdk.TokensWriter.
+func (b *Backend) PutToken(ctx context.Context, t sdk.Token) error {
+	return callErr(ctx, b, "PutToken", hostOf(t.Owner), func(ctx context.Context, c *sdk.Client) error { return c.PutToken(ctx, t) })
+}
+
+// DeleteToken implements sdk.TokensWriter.
+func (b *Backend) DeleteToken(ctx context.Context, owner, agent string, hash []byte) error {
+	return callErr(ctx, b, "DeleteToken", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteToken(ctx, owner, agent, hash) })
+}
+
+// DeleteTokens implements sdk.TokensWriter.
+func (b *Backend) DeleteTokens(ctx context.Context, owner string) error {
+	return callErr(ctx, b, "DeleteTokens", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteTokens(ctx, owner) })
 }
 
 // AppendArchive implements sdk.Archive with a stream of one batch, bounded

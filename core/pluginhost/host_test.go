@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,6 +30,7 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 		VCard:     sdk.AccessReadWrite,
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
+		Tokens:    sdk.AccessReadWrite,
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -167,6 +169,20 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	must(t, b.UnblockAll(ctx, owner))
 	if got, err := b.GetBlocklist(ctx, owner); err != nil || len(got) != 0 {
 		t.Errorf("GetBlocklist after UnblockAll = %q, %v", got, err)
+	}
+
+	// Tokens.
+	hash := make([]byte, 32)
+	hash[0] = 7
+	tok := sdk.Token{Owner: owner, Agent: "phone", Hash: hash, Salt: []byte{0, 1}, Mechanism: "HT-SHA-256-NONE", Expires: time.Unix(2000000000, 0).UTC()}
+	must(t, b.PutToken(ctx, tok))
+	isErr(t, "PutToken with a short hash", b.PutToken(ctx, sdk.Token{Owner: owner, Agent: "phone", Hash: hash[:3]}), sdk.ErrInvalid)
+	if got, err := b.GetTokens(ctx, owner, "phone"); err != nil || len(got) != 1 || !bytes.Equal(got[0].Salt, tok.Salt) || !got[0].Expires.Equal(tok.Expires) {
+		t.Errorf("GetTokens = %+v, %v", got, err)
+	}
+	must(t, b.DeleteTokens(ctx, owner))
+	if got, err := b.GetTokens(ctx, owner, "phone"); err != nil || len(got) != 0 {
+		t.Errorf("GetTokens after DeleteTokens = %+v, %v", got, err)
 	}
 
 	// Private.

@@ -46,3 +46,8 @@ func badCredentials(err error) *Failure {
 	f.kind = kindBadCredentials
 	return f
 }
+
+// BadCredentials returns a not-authorized failure that counts as wrong
+// credentials (Failure.BadCredentials), for mechanisms outside this package
+// (FAST tokens) that the login throttle must count the same way.
+func BadCredentials(err error) *Failure { return badCredentials(err) }

@@ -44,6 +44,9 @@ var hostFeatures = []hostFeature{
 	{key: "blocklist", plugins: func(h config.Host) []string { return one(h.Blocklist) },
 		access:    func(c sdk.Capabilities) sdk.Access { return c.Blocklist },
 		needWrite: "blocking needs writes"},
+	{key: "tokens", plugins: func(h config.Host) []string { return one(h.Tokens) },
+		access:    func(c sdk.Capabilities) sdk.Access { return c.Tokens },
+		needWrite: "FAST tokens are issued, rotated and revoked"},
 }
 
 // HostProblems checks that every plugin a host names serves the feature it

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
 	"github.com/koi-im/koi/core/push"
@@ -129,6 +131,9 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("blocklist", hc.Blocklist, func(c sdk.Capabilities) sdk.Access { return c.Blocklist }); b != nil {
 			h.Blocklist = modules.Feature[modules.BlocklistBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
+		if b, a := get("tokens", hc.Tokens, func(c sdk.Capabilities) sdk.Access { return c.Tokens }); b != nil {
+			h.Tokens = modules.Feature[sdk.TokensWriter]{Backend: b, On: true, Writable: a.Writable()}
+		}
 		if hc.Registration && !h.Auth.Writable() && log != nil {
 			log.Warn("registration is on but no auth backend can create accounts: requests get <not-allowed/>", "host", hc.Name)
 		}
@@ -140,12 +145,48 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 	return hosts, nil
 }
 
+// fastManagers makes the FAST token manager of each host that has tokens,
+// all deriving tokens from one key in data_dir (made on first use).
+func fastManagers(cfg *config.Config, hosts []*modules.Host) (map[string]*fast.Manager, error) {
+	lifetime := map[string]time.Duration{}
+	for _, hc := range cfg.Hosts {
+		lifetime[hc.Name] = hc.TokenLifetime
+	}
+	out := map[string]*fast.Manager{}
+	var key []byte
+	for _, h := range hosts {
+		if !h.Tokens.On {
+			continue
+		}
+		st, ok := h.Tokens.Backend.(fast.Store)
+		if !ok || !h.Tokens.Writable {
+			return nil, fmt.Errorf("host %q.tokens: the plugin cannot store tokens", h.Name)
+		}
+		if key == nil {
+			var err error
+			if key, err = fast.LoadOrCreateKey(filepath.Join(cfg.Server.DataDir, "fast.key")); err != nil {
+				return nil, err
+			}
+		}
+		m, err := fast.NewManager(st, key, lifetime[h.Name])
+		if err != nil {
+			return nil, fmt.Errorf("host %q.token_lifetime: %w", h.Name, err)
+		}
+		out[h.Name] = m
+	}
+	return out, nil
+}
+
 // c2sHost adapts a module host to what the connection layer needs.
 type c2sHost struct {
 	h              *modules.Host
 	m              *modules.Server
-	channelBinding string // the host's channel_binding setting
+	channelBinding string        // the host's channel_binding setting
+	fast           *fast.Manager // nil: no FAST tokens on this host
 }
+
+// FAST gives SASL2 the host's token manager (nil when tokens are off).
+func (a c2sHost) FAST() *fast.Manager { return a.fast }
 
 func (a c2sHost) Name() string           { return a.h.Name }
 func (a c2sHost) SASLStore() sasl.Store  { return a.h.Auth }
@@ -239,9 +280,13 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, hc := range cfg.Hosts {
 		cbMode[hc.Name] = hc.ChannelBinding
 	}
+	fastMgrs, err := fastManagers(cfg, hosts)
+	if err != nil {
+		return err
+	}
 	adapters := map[string]c2s.Host{}
 	for _, h := range hosts {
-		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name]}
+		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name], fastMgrs[h.Name]}
 	}
 	lim := cfg.Limits
 	handshakes, err := newHandshakePool(lim)
@@ -276,6 +321,9 @@ func (s *Server) Run(ctx context.Context) error {
 			OnDetachedStanza: onDetached,
 		},
 		Undelivered: mods,
+		Carbons:     mods,
+		// SMInline (stream management inside SASL2 and Bind 2) is not
+		// offered yet: c2s.SMInline over the SMConfig sessions.
 	})
 
 	var listeners []net.Listener

@@ -26,7 +26,7 @@ type Store struct {
 	set    Settings
 	log    hclog.Logger
 
-	users, archive, prefs, offline, vcards, private, blocklist *mongo.Collection
+	users, archive, prefs, offline, vcards, private, blocklist, tokens *mongo.Collection
 
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
 	rosterLocks                                rosterLocks
@@ -54,6 +54,8 @@ var (
 	_ sdk.PrivateWriter   = (*Store)(nil)
 	_ sdk.Blocklist       = (*Store)(nil)
 	_ sdk.BlocklistWriter = (*Store)(nil)
+	_ sdk.Tokens          = (*Store)(nil)
+	_ sdk.TokensWriter    = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -81,7 +83,7 @@ func Open(ctx context.Context, set Settings, log hclog.Logger) (*Store, error) {
 	s.rosterItems, s.rosterPending = db.Collection("roster_items"), db.Collection("roster_pending")
 	s.rosterVersions, s.offline = db.Collection("roster_versions"), db.Collection("offline")
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
-	s.blocklist = db.Collection("blocklist")
+	s.blocklist, s.tokens = db.Collection("blocklist"), db.Collection("fast_tokens")
 
 	cctx, cancel := context.WithTimeout(ctx, set.ConnectTimeout)
 	defer cancel()
@@ -154,6 +156,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.offline, []namedIndex{index("owner_order", false, "owner", "_id")}},
 		{s.private, []namedIndex{index("owner", false, "owner")}},
 		{s.blocklist, []namedIndex{index("owner", false, "owner")}},
+		{s.tokens, []namedIndex{index("owner_agent", false, "owner", "agent")}},
 	}
 	for _, set := range sets {
 		// Only the missing ones: FerretDB 1.24 panics (and drops the
@@ -284,6 +287,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Private:   sdk.AccessReadWrite,
 		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
 		Blocklist: sdk.AccessReadWrite,
+		Tokens:    sdk.AccessReadWrite,
 	}
 }
 

@@ -73,8 +73,8 @@ func TestNew(t *testing.T) {
 	want := sdk.Capabilities{
 		Auth:   sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster: sdk.AccessReadWrite, Offline: sdk.AccessReadWrite, VCard: sdk.AccessReadWrite, Private: sdk.AccessReadWrite,
-		Blocklist: sdk.AccessReadWrite,
-		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Blocklist: sdk.AccessReadWrite, Tokens: sdk.AccessReadWrite,
+		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)

@@ -107,7 +107,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if got := versions(t, admin); len(got) != len(schema()) {
 			t.Errorf("recorded versions %v, want one per migration (%d)", got, len(schema()))
 		}
-		wantTables := withBookkeeping(set, "koi_archive", "koi_archive_prefs", "koi_archive_prefs_jids", "koi_blocklist",
+		wantTables := withBookkeeping(set, "koi_archive", "koi_archive_prefs", "koi_archive_prefs_jids", "koi_blocklist", "koi_fast_tokens",
 			"koi_offline_messages", "koi_private_storage", "koi_roster_groups", "koi_roster_items",
 			"koi_roster_pending", "koi_roster_versions", "koi_scram_credentials", "koi_users", "koi_vcards")
 		if !slices.Equal(want, wantTables) {

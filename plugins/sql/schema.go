@@ -63,6 +63,7 @@ func schema() []migration {
 		{version: 1, name: "initial", up: initialSchema},
 		{version: 2, name: "archive", up: archiveSchema},     // archive.go
 		{version: 3, name: "blocklist", up: blocklistSchema}, // blocklist.go
+		{version: 4, name: "tokens", up: tokensSchema},       // tokens.go
 	}
 }
 

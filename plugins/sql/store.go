@@ -53,6 +53,8 @@ var (
 	_ sdk.PrivateWriter   = (*Store)(nil)
 	_ sdk.Blocklist       = (*Store)(nil)
 	_ sdk.BlocklistWriter = (*Store)(nil)
+	_ sdk.Tokens          = (*Store)(nil)
+	_ sdk.TokensWriter    = (*Store)(nil)
 )
 
 // Open connects to the database described by c and applies any pending
@@ -147,6 +149,7 @@ func capabilities() sdk.Capabilities {
 		// (archive.go): no index, but no extra setup either.
 		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 		Blocklist: sdk.AccessReadWrite,
+		Tokens:    sdk.AccessReadWrite,
 	}
 }
 

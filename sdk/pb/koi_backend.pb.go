@@ -131,6 +131,7 @@ type Capabilities struct {
 	// auth_list: a read-only auth backend answers AuthAdmin.ListUsers.
 	AuthList      bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
 	Blocklist     Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
+	Tokens        Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +232,13 @@ func (x *Capabilities) GetAuthList() bool {
 func (x *Capabilities) GetBlocklist() Access {
 	if x != nil {
 		return x.Blocklist
+	}
+	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetTokens() Access {
+	if x != nil {
+		return x.Tokens
 	}
 	return Access_ACCESS_NONE
 }
@@ -2317,12 +2325,252 @@ func (x *BlocklistResponse) GetJids() []string {
 	return nil
 }
 
+type Token struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Agent         string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	Salt          []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,5,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_koi_backend_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Token) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Token) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *Token) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Token) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *Token) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *Token) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+type TokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Agent         string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokensRequest) Reset() {
+	*x = TokensRequest{}
+	mi := &file_koi_backend_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokensRequest) ProtoMessage() {}
+
+func (x *TokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokensRequest.ProtoReflect.Descriptor instead.
+func (*TokensRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *TokensRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *TokensRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+type TokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokensResponse) Reset() {
+	*x = TokensResponse{}
+	mi := &file_koi_backend_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokensResponse) ProtoMessage() {}
+
+func (x *TokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokensResponse.ProtoReflect.Descriptor instead.
+func (*TokensResponse) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type DeleteTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Agent         string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokenRequest) Reset() {
+	*x = DeleteTokenRequest{}
+	mi := &file_koi_backend_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokenRequest) ProtoMessage() {}
+
+func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DeleteTokenRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *DeleteTokenRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *DeleteTokenRequest) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 var File_koi_backend_proto protoreflect.FileDescriptor
 
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xcb\x03\n" +
+	"\x05Empty\"\xfb\x03\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -2335,7 +2583,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x10archive_fulltext\x18\b \x01(\bR\x0farchiveFulltext\x12\x1b\n" +
 	"\tauth_list\x18\t \x01(\bR\bauthList\x124\n" +
 	"\tblocklist\x18\n" +
-	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\"*\n" +
+	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\x12.\n" +
+	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -2472,7 +2721,23 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04jids\x18\x02 \x03(\tR\x04jids\"'\n" +
 	"\x11BlocklistResponse\x12\x12\n" +
-	"\x04jids\x18\x01 \x03(\tR\x04jids*A\n" +
+	"\x04jids\x18\x01 \x03(\tR\x04jids\"\xaf\x01\n" +
+	"\x05Token\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x12\n" +
+	"\x04salt\x18\x04 \x01(\fR\x04salt\x12\x1c\n" +
+	"\tmechanism\x18\x05 \x01(\tR\tmechanism\x124\n" +
+	"\aexpires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\";\n" +
+	"\rTokensRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\"?\n" +
+	"\x0eTokensResponse\x12-\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x15.koi.backend.v1.TokenR\x06tokens\"T\n" +
+	"\x12DeleteTokenRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash*A\n" +
 	"\x06Access\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x15\n" +
@@ -2527,7 +2792,12 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x05Block\x12 .koi.backend.v1.BlocklistRequest\x1a\x15.koi.backend.v1.Empty\x12B\n" +
 	"\aUnblock\x12 .koi.backend.v1.BlocklistRequest\x1a\x15.koi.backend.v1.Empty\x12A\n" +
 	"\n" +
-	"UnblockAll\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
+	"UnblockAll\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\x9d\x02\n" +
+	"\x06Tokens\x12J\n" +
+	"\tGetTokens\x12\x1d.koi.backend.v1.TokensRequest\x1a\x1e.koi.backend.v1.TokensResponse\x128\n" +
+	"\bPutToken\x12\x15.koi.backend.v1.Token\x1a\x15.koi.backend.v1.Empty\x12H\n" +
+	"\vDeleteToken\x12\".koi.backend.v1.DeleteTokenRequest\x1a\x15.koi.backend.v1.Empty\x12C\n" +
+	"\fDeleteTokens\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
 
 var (
 	file_koi_backend_proto_rawDescOnce sync.Once
@@ -2542,7 +2812,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -2584,7 +2854,11 @@ var file_koi_backend_proto_goTypes = []any{
 	(*SetArchivePrefsRequest)(nil),   // 37: koi.backend.v1.SetArchivePrefsRequest
 	(*BlocklistRequest)(nil),         // 38: koi.backend.v1.BlocklistRequest
 	(*BlocklistResponse)(nil),        // 39: koi.backend.v1.BlocklistResponse
-	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
+	(*Token)(nil),                    // 40: koi.backend.v1.Token
+	(*TokensRequest)(nil),            // 41: koi.backend.v1.TokensRequest
+	(*TokensResponse)(nil),           // 42: koi.backend.v1.TokensResponse
+	(*DeleteTokenRequest)(nil),       // 43: koi.backend.v1.DeleteTokenRequest
+	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -2594,91 +2868,102 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 4: koi.backend.v1.Capabilities.private:type_name -> koi.backend.v1.Access
 	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
 	0,  // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
-	2,  // 7: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 8: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 9: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 10: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 11: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	40, // 12: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 13: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 14: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	40, // 15: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	31, // 16: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	31, // 17: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	36, // 18: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	3,  // 19: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 20: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 21: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 22: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 23: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 24: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 25: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 26: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 27: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 28: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 29: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 30: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 31: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 32: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 33: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 34: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 35: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 36: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 37: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 38: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 39: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 40: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 41: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 42: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 43: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	32, // 44: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	34, // 45: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
-	15, // 46: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
-	15, // 47: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	37, // 48: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	15, // 49: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
-	38, // 50: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
-	38, // 51: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
-	15, // 52: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
-	4,  // 53: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 54: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 55: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 56: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 57: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 58: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 59: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 60: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 61: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 62: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 63: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 64: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 65: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 66: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 67: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 68: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 69: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 70: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 71: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 72: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 73: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 74: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 75: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 76: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 77: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	33, // 78: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	35, // 79: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,  // 80: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	36, // 81: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,  // 82: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	39, // 83: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
-	1,  // 84: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
-	1,  // 85: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
-	1,  // 86: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
-	53, // [53:87] is the sub-list for method output_type
-	19, // [19:53] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 7: koi.backend.v1.Capabilities.tokens:type_name -> koi.backend.v1.Access
+	2,  // 8: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17, // 9: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18, // 10: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17, // 11: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18, // 12: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	44, // 13: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	23, // 14: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	23, // 15: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	44, // 16: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	31, // 17: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	31, // 18: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	36, // 19: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	44, // 20: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	40, // 21: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
+	3,  // 22: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,  // 23: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,  // 24: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,  // 25: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11, // 26: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,  // 27: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,  // 28: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,  // 29: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13, // 30: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15, // 31: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20, // 32: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16, // 33: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21, // 34: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16, // 35: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15, // 36: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	24, // 37: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15, // 38: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15, // 39: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15, // 40: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15, // 41: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	28, // 42: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15, // 43: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	29, // 44: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	30, // 45: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15, // 46: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	32, // 47: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	34, // 48: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15, // 49: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15, // 50: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	37, // 51: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	15, // 52: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	38, // 53: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	38, // 54: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15, // 55: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	41, // 56: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
+	40, // 57: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
+	43, // 58: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
+	15, // 59: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
+	4,  // 60: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,  // 61: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10, // 62: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10, // 63: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12, // 64: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,  // 65: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,  // 66: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,  // 67: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14, // 68: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19, // 69: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	22, // 70: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	22, // 71: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,  // 72: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,  // 73: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,  // 74: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	1,  // 75: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	25, // 76: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	26, // 77: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,  // 78: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	27, // 79: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 80: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,  // 81: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	27, // 82: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 83: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,  // 84: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	33, // 85: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	35, // 86: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,  // 87: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	36, // 88: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,  // 89: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	39, // 90: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,  // 91: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,  // 92: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,  // 93: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	42, // 94: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
+	1,  // 95: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
+	1,  // 96: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
+	1,  // 97: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
+	60, // [60:98] is the sub-list for method output_type
+	22, // [22:60] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -2692,9 +2977,9 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   43,
 			NumExtensions: 0,
-			NumServices:   9,
+			NumServices:   10,
 		},
 		GoTypes:           file_koi_backend_proto_goTypes,
 		DependencyIndexes: file_koi_backend_proto_depIdxs,

@@ -1942,3 +1942,223 @@ var Blocklist_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "koi_backend.proto",
 }
+
+const (
+	Tokens_GetTokens_FullMethodName    = "/koi.backend.v1.Tokens/GetTokens"
+	Tokens_PutToken_FullMethodName     = "/koi.backend.v1.Tokens/PutToken"
+	Tokens_DeleteToken_FullMethodName  = "/koi.backend.v1.Tokens/DeleteToken"
+	Tokens_DeleteTokens_FullMethodName = "/koi.backend.v1.Tokens/DeleteTokens"
+)
+
+// TokensClient is the client API for Tokens service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Tokens mirrors sdk.Tokens and sdk.TokensWriter (XEP-0484 FAST tokens).
+type TokensClient interface {
+	GetTokens(ctx context.Context, in *TokensRequest, opts ...grpc.CallOption) (*TokensResponse, error)
+	PutToken(ctx context.Context, in *Token, opts ...grpc.CallOption) (*Empty, error)
+	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*Empty, error)
+	DeleteTokens(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type tokensClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTokensClient(cc grpc.ClientConnInterface) TokensClient {
+	return &tokensClient{cc}
+}
+
+func (c *tokensClient) GetTokens(ctx context.Context, in *TokensRequest, opts ...grpc.CallOption) (*TokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokensResponse)
+	err := c.cc.Invoke(ctx, Tokens_GetTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokensClient) PutToken(ctx context.Context, in *Token, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Tokens_PutToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokensClient) DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Tokens_DeleteToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokensClient) DeleteTokens(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Tokens_DeleteTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TokensServer is the server API for Tokens service.
+// All implementations must embed UnimplementedTokensServer
+// for forward compatibility.
+//
+// Tokens mirrors sdk.Tokens and sdk.TokensWriter (XEP-0484 FAST tokens).
+type TokensServer interface {
+	GetTokens(context.Context, *TokensRequest) (*TokensResponse, error)
+	PutToken(context.Context, *Token) (*Empty, error)
+	DeleteToken(context.Context, *DeleteTokenRequest) (*Empty, error)
+	DeleteTokens(context.Context, *OwnerRequest) (*Empty, error)
+	mustEmbedUnimplementedTokensServer()
+}
+
+// UnimplementedTokensServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTokensServer struct{}
+
+func (UnimplementedTokensServer) GetTokens(context.Context, *TokensRequest) (*TokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTokens not implemented")
+}
+func (UnimplementedTokensServer) PutToken(context.Context, *Token) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutToken not implemented")
+}
+func (UnimplementedTokensServer) DeleteToken(context.Context, *DeleteTokenRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedTokensServer) DeleteTokens(context.Context, *OwnerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTokens not implemented")
+}
+func (UnimplementedTokensServer) mustEmbedUnimplementedTokensServer() {}
+func (UnimplementedTokensServer) testEmbeddedByValue()                {}
+
+// UnsafeTokensServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TokensServer will
+// result in compilation errors.
+type UnsafeTokensServer interface {
+	mustEmbedUnimplementedTokensServer()
+}
+
+func RegisterTokensServer(s grpc.ServiceRegistrar, srv TokensServer) {
+	// If the following call panics, it indicates UnimplementedTokensServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Tokens_ServiceDesc, srv)
+}
+
+func _Tokens_GetTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokensServer).GetTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tokens_GetTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokensServer).GetTokens(ctx, req.(*TokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Tokens_PutToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Token)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokensServer).PutToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tokens_PutToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokensServer).PutToken(ctx, req.(*Token))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Tokens_DeleteToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokensServer).DeleteToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tokens_DeleteToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokensServer).DeleteToken(ctx, req.(*DeleteTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Tokens_DeleteTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokensServer).DeleteTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tokens_DeleteTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokensServer).DeleteTokens(ctx, req.(*OwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Tokens_ServiceDesc is the grpc.ServiceDesc for Tokens service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Tokens_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "koi.backend.v1.Tokens",
+	HandlerType: (*TokensServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetTokens",
+			Handler:    _Tokens_GetTokens_Handler,
+		},
+		{
+			MethodName: "PutToken",
+			Handler:    _Tokens_PutToken_Handler,
+		},
+		{
+			MethodName: "DeleteToken",
+			Handler:    _Tokens_DeleteToken_Handler,
+		},
+		{
+			MethodName: "DeleteTokens",
+			Handler:    _Tokens_DeleteTokens_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "koi_backend.proto",
+}

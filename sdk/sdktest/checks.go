@@ -70,7 +70,7 @@ func checks() []check {
 
 		{"private/not-found", privateRead, checkPrivateNotFound},
 		{"private/documents", privateWrite, checkPrivateDocuments},
-	}, append(archiveChecks(), blocklistChecks()...)...)
+	}, append(append(archiveChecks(), blocklistChecks()...), tokenChecks()...)...)
 }
 
 // checkCapabilities checks that every declared feature is backed by its
@@ -107,6 +107,9 @@ func checkCapabilities(e *env) {
 	feature("private", c.Private, private, privateW, "Private", "PrivateWriter")
 	feature("archive", c.Archive.Access, archive, archive, "Archive", "Archive")
 	feature("blocklist", c.Blocklist, blocklist, blocklistW, "Blocklist", "BlocklistWriter")
+	_, tokens := b.(sdk.Tokens)
+	_, tokensW := b.(sdk.TokensWriter)
+	feature("tokens", c.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
 	}
@@ -134,8 +137,8 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v",
-		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist)
+	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v",
+		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens)
 }
 
 // wantErr fails the test unless err wraps one of want.

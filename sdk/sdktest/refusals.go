@@ -124,6 +124,21 @@ func checkRefusals(e *env) {
 		}
 	}
 
+	if b, ok := e.b.(sdk.TokensWriter); ok && !c.Tokens.Writable() {
+		h := make([]byte, 32)
+		write("PutToken", b.PutToken(e.ctx, sdk.Token{Owner: owner, Agent: "a", Hash: h, Expires: time.Now().Add(time.Hour)}))
+		write("DeleteToken", b.DeleteToken(e.ctx, owner, "a", h))
+		write("DeleteTokens", b.DeleteTokens(e.ctx, owner))
+	}
+	if b, ok := e.b.(sdk.Tokens); ok {
+		toks, err := b.GetTokens(e.ctx, owner, "a")
+		if !c.Tokens.Readable() {
+			read("GetTokens", err)
+		} else if e.noErr("GetTokens after the refused PutToken", err) && len(toks) > 0 {
+			e.t.Errorf("a refused PutToken stored a token: %+v", toks)
+		}
+	}
+
 	if a, ok := e.b.(sdk.Archive); ok {
 		if !c.Archive.Access.Writable() {
 			write("AppendArchive", a.AppendArchive(e.ctx, []sdk.ArchivedMessage{{

@@ -40,6 +40,7 @@ var bugs = map[string]func(m *testbackend.Memory) sdk.Backend{
 	"accent-insensitive":   func(m *testbackend.Memory) sdk.Backend { return accentFold{m} },
 	"private-ignores-ns":   func(m *testbackend.Memory) sdk.Backend { return privateByName{m} },
 	"unblock-keeps":        func(m *testbackend.Memory) sdk.Backend { return unblockKeeps{m} },
+	"token-delete-keeps":   func(m *testbackend.Memory) sdk.Backend { return tokenDeleteKeeps{m} },
 	"lost-large-roster":    func(m *testbackend.Memory) sdk.Backend { return lossyRoster{m} },
 	"scram-wrong-password": func(m *testbackend.Memory) sdk.Backend { return wrongSCRAM{m} },
 	"panics":               func(m *testbackend.Memory) sdk.Backend { return panicky{m} },
@@ -71,6 +72,7 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"accent-insensitive", "zoe-"},
 		{"private-ignores-ns", `GetPrivate(`},
 		{"unblock-keeps", "GetBlocklist("},
+		{"token-delete-keeps", "GetTokens("},
 		{"lost-large-roster", "missing item"},
 		{"scram-wrong-password", "do not verify the user's password"},
 	} {
@@ -296,6 +298,11 @@ func (b privateByName) GetPrivate(ctx context.Context, owner, name, _ string) (s
 type unblockKeeps struct{ *testbackend.Memory }
 
 func (unblockKeeps) Unblock(context.Context, string, []string) error { return nil }
+
+// tokenDeleteKeeps ignores DeleteToken: a revoked token would still work.
+type tokenDeleteKeeps struct{ *testbackend.Memory }
+
+func (tokenDeleteKeeps) DeleteToken(context.Context, string, string, []byte) error { return nil }
 
 // lossyRoster drops items beyond 300 (a result-size limit, say).
 type lossyRoster struct{ *testbackend.Memory }

@@ -81,7 +81,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:5222", "server `host:port`")
 	fs.StringVar(&c.domain, "domain", "localhost", "XMPP domain of the users")
 	fs.StringVar(&c.tlsMode, "tls", client.TLSAuto, "auto (STARTTLS when offered), none, starttls or direct (TLS from the first byte)")
-	fs.StringVar(&c.mech, "mech", "", "SASL mechanism: PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256 (default: the best offered)")
+	fs.StringVar(&c.mech, "mech", "", "SASL mechanism: PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 or HT-SHA-256-NONE (FAST: SASL2 and Bind 2 with a token got by one SCRAM-SHA-256 login per user; needs TLS and host tokens) (default: the best offered)")
 	fs.BoolVar(&c.verify, "verify", false, "verify the server's certificate (default: accept any, benchmarks run on self-signed ones)")
 	fs.StringVar(&c.caFile, "ca", "", "PEM `file` of CA certificates to verify the server with (implies -verify)")
 	fs.StringVar(&c.prefix, "user-prefix", "kb", "users are PREFIX0, PREFIX1, ...")

@@ -35,7 +35,7 @@ plugin "store" {
   config  = { driver = "sqlite"  dsn = "%[5]s/koi.db" }
 }
 host "localhost" {
-  auth = "store"  roster = "store"  offline = "store"
+  auth = "store"  roster = "store"  offline = "store"  tokens = "store"
   registration = true
 }
 # A long keepalive interval keeps whitespace out of this short test.
@@ -83,6 +83,7 @@ server { data_dir = "%[5]s/data"  pprof = %[6]q  shutdown_timeout = "2s" }
 		{"login-scram", plain, "none", "SCRAM-SHA-1"},
 		{"login-starttls", starttls, "starttls", "SCRAM-SHA-256"},
 		{"login-plain", direct, "direct", "PLAIN"},
+		{"login-fast", direct, "direct", "HT-SHA-256-NONE"},
 	} {
 		l := run(c.name, "login", "-addr", c.addr, "-tls", c.tls, "-mech", c.mech, "-c", "2", "-users", "4",
 			"-warmup", "100ms", "-duration", "700ms").(*load.LoginResult)

@@ -54,8 +54,9 @@ it works while koi runs.
 
 commands:
   user add JID [PASSWORD|-]     create an account (password from standard input if - or left out)
-  user passwd JID [PASSWORD|-]  change an account's password
+  user passwd JID [PASSWORD|-]  change an account's password (and revoke its FAST login tokens)
   user del JID                  delete an account with its roster, offline messages, vCard and private data
+  user revoke-tokens JID        revoke every FAST login token (XEP-0484) of an account: each client logs in with the password again
   user list [HOST]              list a host's accounts, from every auth backend that can list them
   db migrate [PLUGIN]           apply pending schema migrations of one plugin, or of every plugin
 
@@ -135,8 +136,8 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		} else {
 			return fmt.Errorf("%w: name the host to list, one of %s", errUsage, hostNames(cfg))
 		}
-	case "add", "passwd", "del":
-		if len(args) < 1 || len(args) > 2 || (verb == "del" && len(args) != 1) {
+	case "add", "passwd", "del", "revoke-tokens":
+		if len(args) < 1 || len(args) > 2 || ((verb == "del" || verb == "revoke-tokens") && len(args) != 1) {
 			return errUsage
 		}
 		j, err := jid.Parse(args[0])
@@ -152,6 +153,16 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		return err
 	}
 	defer closeHost()
+	if verb == "revoke-tokens" {
+		if !h.Tokens.On {
+			return fmt.Errorf("host %s keeps no FAST tokens (its tokens key is not set)", hostName)
+		}
+		if err := modules.RevokeTokens(ctx, h, user+"@"+hostName); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked the FAST tokens of %s\n", user+"@"+hostName)
+		return nil
+	}
 	if verb != "list" && !h.Auth.Writable() {
 		return fmt.Errorf("the auth backends of host %s are read-only: manage these accounts in the directory itself", hostName)
 	}
@@ -181,8 +192,11 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		}
 		if verb == "add" {
 			fmt.Fprintf(stdout, "created %s\n", account)
-		} else {
-			fmt.Fprintf(stdout, "changed the password of %s\n", account)
+			return nil
+		}
+		fmt.Fprintf(stdout, "changed the password of %s\n", account)
+		if err := modules.RevokeTokens(ctx, h, account); err != nil {
+			return fmt.Errorf("changed the password of %s, but its FAST tokens remain (run user revoke-tokens): %w", account, err)
 		}
 	case "del":
 		err := h.Auth.Delete(ctx, user)
@@ -267,7 +281,7 @@ func openHost(ctx context.Context, cfg *config.Config, name string) (*modules.Ho
 	for _, a := range hc.Auth {
 		need[a] = true
 	}
-	for _, f := range []string{hc.Roster, hc.SharedRoster, hc.Offline, hc.VCard, hc.Private, hc.Archive, hc.Blocklist} {
+	for _, f := range []string{hc.Roster, hc.SharedRoster, hc.Offline, hc.VCard, hc.Private, hc.Archive, hc.Blocklist, hc.Tokens} {
 		if f != "" {
 			need[f] = true
 		}

@@ -8,6 +8,7 @@
 package testbackend
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -62,6 +63,7 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 		vcards:  map[string]string{},
 		private: map[string]map[string]string{},
 		blocked: map[string]map[string]bool{},
+		tokens:  map[string][]sdk.Token{},
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -112,6 +114,7 @@ type Memory struct {
 	vcards  map[string]string
 	private map[string]map[string]string // owner -> name + "\x00" + ns
 	blocked map[string]map[string]bool   // owner -> blocked JIDs
+	tokens  map[string][]sdk.Token       // owner -> FAST tokens
 }
 
 // Capabilities implements sdk.Backend.
@@ -123,6 +126,7 @@ func (m *Memory) Capabilities() sdk.Capabilities {
 		VCard:     sdk.AccessReadWrite,
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
+		Tokens:    sdk.AccessReadWrite,
 	}
 }
 
@@ -523,6 +527,54 @@ func (m *Memory) UnblockAll(_ context.Context, owner string) error {
 	return nil
 }
 
+// GetTokens implements sdk.Tokens.
+func (m *Memory) GetTokens(_ context.Context, owner, agent string) ([]sdk.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []sdk.Token
+	for _, t := range m.tokens[owner] {
+		if t.Agent == agent {
+			t.Hash, t.Salt = slices.Clone(t.Hash), slices.Clone(t.Salt)
+			out = append(out, t)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b sdk.Token) int { return b.Expires.Compare(a.Expires) })
+	return out, nil
+}
+
+// PutToken implements sdk.TokensWriter.
+func (m *Memory) PutToken(_ context.Context, t sdk.Token) error {
+	if t.Owner == "" || t.Agent == "" || len(t.Hash) != 32 {
+		return fmt.Errorf("%w: a token needs an owner, an agent and a 32-byte hash", sdk.ErrInvalid)
+	}
+	t.Hash, t.Salt = slices.Clone(t.Hash), slices.Clone(t.Salt)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list := slices.DeleteFunc(m.tokens[t.Owner], func(o sdk.Token) bool {
+		return o.Agent == t.Agent && bytes.Equal(o.Hash, t.Hash)
+	})
+	m.tokens[t.Owner] = append(list, t)
+	return nil
+}
+
+// DeleteToken implements sdk.TokensWriter.
+func (m *Memory) DeleteToken(_ context.Context, owner, agent string, hash []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tokens[owner] = slices.DeleteFunc(m.tokens[owner], func(o sdk.Token) bool {
+		return o.Agent == agent && bytes.Equal(o.Hash, hash)
+	})
+	return nil
+}
+
+// DeleteTokens implements sdk.TokensWriter.
+func (m *Memory) DeleteTokens(_ context.Context, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tokens, owner)
+	return nil
+}
+
 // readers exposes only the reading interfaces of a Memory, declaring
 // access for every feature.
 type readers struct {
@@ -538,6 +590,7 @@ func (r readers) Capabilities() sdk.Capabilities {
 		VCard:     r.access,
 		Private:   r.access,
 		Blocklist: r.access,
+		Tokens:    r.access,
 	}
 }
 
@@ -571,6 +624,10 @@ func (r readers) GetBlocklist(ctx context.Context, owner string) ([]string, erro
 	return r.m.GetBlocklist(ctx, owner)
 }
 
+func (r readers) GetTokens(ctx context.Context, owner, agent string) ([]sdk.Token, error) {
+	return r.m.GetTokens(ctx, owner, agent)
+}
+
 // Offline is one interface for reads and writes, so a read-only backend
 // still implements it; the plugin refuses Store and DeleteAll.
 func (r readers) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
@@ -600,4 +657,6 @@ var (
 	_ sdk.Pinger          = (*Memory)(nil)
 	_ sdk.Blocklist       = (*Memory)(nil)
 	_ sdk.BlocklistWriter = (*Memory)(nil)
+	_ sdk.Tokens          = (*Memory)(nil)
+	_ sdk.TokensWriter    = (*Memory)(nil)
 )

@@ -77,8 +77,9 @@ type Dialer struct {
 	opt  Options
 	next atomic.Uint32
 
-	mu    sync.Mutex
-	scram map[scramKey]*scram.Client
+	mu     sync.Mutex
+	scram  map[scramKey]*scram.Client
+	tokens map[string]string // user -> FAST token (MechFAST)
 }
 
 type scramKey struct{ mech, user, pass string }
@@ -94,9 +95,9 @@ func NewDialer(opt Options) (*Dialer, error) {
 		return nil, fmt.Errorf("unknown TLS mode %q (want auto, none, starttls or direct)", opt.TLS)
 	}
 	switch opt.Mechanism {
-	case "", MechPLAIN, MechSCRAMSHA1, MechSCRAMSHA256:
+	case "", MechPLAIN, MechSCRAMSHA1, MechSCRAMSHA256, MechFAST:
 	default:
-		return nil, fmt.Errorf("unknown SASL mechanism %q (want PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256)", opt.Mechanism)
+		return nil, fmt.Errorf("unknown SASL mechanism %q (want PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 or %s)", opt.Mechanism, MechFAST)
 	}
 	if opt.Domain == "" {
 		return nil, errors.New("no XMPP domain")
@@ -118,7 +119,7 @@ func NewDialer(opt Options) (*Dialer, error) {
 		c.ServerName = opt.Domain
 		opt.TLSConfig = c
 	}
-	return &Dialer{opt: opt, scram: map[scramKey]*scram.Client{}}, nil
+	return &Dialer{opt: opt, scram: map[scramKey]*scram.Client{}, tokens: map[string]string{}}, nil
 }
 
 // Options returns the dialer's options.
@@ -427,6 +428,12 @@ func (c *Conn) Login(ctx context.Context, user, password, resource string) error
 	c.setDeadline(ctx)
 	defer c.nc.SetDeadline(time.Time{})
 	t0 := time.Now()
+	if c.d.opt.Mechanism == MechFAST {
+		// Authenticated and bound in one exchange: no restart, no bind.
+		err := c.fastLogin(user, password, resource)
+		c.phases.Auth = time.Since(t0)
+		return err
+	}
 	if err := c.auth(user, password); err != nil {
 		return err
 	}

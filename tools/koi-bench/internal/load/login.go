@@ -65,6 +65,11 @@ func Login(ctx context.Context, e *Env, p LoginParams) (*LoginResult, error) {
 		}
 		info.Do(func() {
 			r.Mechanism, r.TLS, r.Iterations = c.Mechanism(), c.TLS(), c.SCRAMIterations()
+			if m := e.Dialer.Options().Mechanism; m == client.MechFAST {
+				// The priming login got the token with SCRAM; the
+				// measured ones use it.
+				r.Mechanism = m
+			}
 		})
 		ph := c.Phases()
 		c.Close()
