@@ -77,7 +77,7 @@ func wire(t *testing.T, b Backend) *Client {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
-	registerServer(gs, newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger()))
+	registerServer(gs, newServer(func(context.Context, Config, Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger()))
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
