@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // The two loggers a Go backend is likely to have at hand fit Logger as
@@ -31,21 +28,12 @@ func TestGRPCPluginGivesItsLoggerToTheFactory(t *testing.T) {
 		log.Info("backend configured", "greeting", "hi")
 		return directory{}, nil
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	if err := (&GRPCPlugin{Factory: factory, Logger: logger}).GRPCServer(nil, gs); err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := NewClient(conn).Configure(t.Context(), []byte("{}")); err != nil {
+	c := dial(t, func(gs *grpc.Server) {
+		if err := (&GRPCPlugin{Factory: factory, Logger: logger}).GRPCServer(nil, gs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := c.Configure(t.Context(), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); !strings.Contains(got, `level=INFO msg="backend configured" greeting=hi`) {
