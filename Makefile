@@ -4,6 +4,11 @@ GO      ?= go
 BIN     := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# The Go modules in this repository: koi, the SDK a plugin requires
+# (github.com/koi-im/koi/sdk) and the third-party plugin example. `go vet
+# ./...` and `go test ./...` stop at a module's boundary, so vet and test
+# visit each.
+MODULES := . sdk examples/plugins/htpasswd-auth
 
 .PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb
 
@@ -24,12 +29,13 @@ run: build
 	$(BIN)/koi -config config.hcl
 
 vet:
-	$(GO) vet ./...
+	@rc=0; for m in $(MODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...) || rc=1; done; exit $$rc
 
-# Unit, end-to-end, and fuzz seed-corpus tests. The end-to-end tests build
-# and start the real binaries themselves.
+# Unit, end-to-end, and fuzz seed-corpus tests of every module; a failing
+# module does not stop the others. The end-to-end tests build and start the
+# real binaries themselves.
 test: build vet
-	$(GO) test -count=1 -timeout 15m ./...
+	@rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m ./...) || rc=1; done; exit $$rc
 
 # A short fuzzing session per target (FUZZTIME=30s make fuzz).
 FUZZTIME ?= 10s

@@ -72,12 +72,25 @@ func (a *archiveBackend) GetArchivePrefs(context.Context, string) (ArchivePrefs,
 func (a *archiveBackend) SetArchivePrefs(context.Context, string, ArchivePrefs) error { return nil }
 
 // wire serves b over an in-memory gRPC connection and returns the host's
-// client.
+// client, configured.
 func wire(t *testing.T, b Backend) *Client {
+	t.Helper()
+	c := dial(t, func(gs *grpc.Server) {
+		registerServer(gs, newServer(func(context.Context, Config, Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger()))
+	})
+	if _, err := c.Configure(context.Background(), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dial serves what register puts on a gRPC server over an in-memory
+// connection and returns the host's client, not yet configured.
+func dial(t *testing.T, register func(*grpc.Server)) *Client {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
-	registerServer(gs, newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger()))
+	register(gs)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
@@ -87,11 +100,7 @@ func wire(t *testing.T, b Backend) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c := NewClient(conn)
-	if _, err := c.Configure(context.Background(), []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return NewClient(conn)
 }
 
 func wireMsgs(owner string, from, n int) []ArchivedMessage {

@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -26,8 +25,8 @@ const PluginName = "backend"
 // Factory builds the backend from its config. It is called once per plugin
 // process, when the host calls Configure; an error fails the plugin's start
 // and is shown to the operator. log writes to the host's log under the
-// plugin's name.
-type Factory func(ctx context.Context, cfg Config, log hclog.Logger) (Backend, error)
+// plugin's name; the backend may keep it for later.
+type Factory func(ctx context.Context, cfg Config, log Logger) (Backend, error)
 
 // GRPCPlugin is the go-plugin glue. On the plugin side it serves the backend
 // Factory builds; on the host side it hands out a *Client. Plugins normally
@@ -38,9 +37,9 @@ type GRPCPlugin struct {
 
 	// Factory builds the backend; only the plugin side needs it.
 	Factory Factory
-	// Logger is given to Factory; nil means JSON to stderr, which the host
-	// folds into its own log.
-	Logger hclog.Logger
+	// Logger is given to Factory; nil means hclog JSON on stderr, which
+	// the host folds into its own log.
+	Logger Logger
 }
 
 // GRPCServer registers the backend services on s (plugin side).

@@ -30,8 +30,8 @@ const closeTimeout = 5 * time.Second
 // SIGINT, or when the host process goes away (even if it was SIGKILLed),
 // closing the backend first.
 //
-// The plugin logs to the host through the logger its Factory gets (hclog
-// JSON on stderr). Nothing may be written to stdout before Serve: go-plugin
+// The plugin logs to the host through the Logger its Factory gets (hclog
+// JSON on stderr, the format go-plugin's host reads). Nothing may be written to stdout before Serve: go-plugin
 // uses the first line of stdout for its handshake.
 //
 // Run as `COMMAND validate [-json]` the plugin instead checks the config
@@ -110,7 +110,7 @@ func WithValidator(v Validator) ServeOption {
 
 // shutdown closes the backend, waiting at most closeTimeout, and returns
 // the exit code to use.
-func shutdown(log hclog.Logger, srv *server, code int) int {
+func shutdown(log Logger, srv *server, code int) int {
 	done := make(chan error, 1)
 	go func() { done <- srv.close() }()
 	select {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,7 +31,7 @@ type server struct {
 	pb.UnimplementedTokensServer
 
 	factory Factory
-	log     hclog.Logger
+	log     Logger
 
 	mu          sync.Mutex
 	backend     Backend
@@ -41,7 +40,7 @@ type server struct {
 	closed      bool
 }
 
-func newServer(f Factory, log hclog.Logger) *server {
+func newServer(f Factory, log Logger) *server {
 	return &server{factory: f, log: log}
 }
 
@@ -734,7 +733,7 @@ func (s *server) SetPrefs(ctx context.Context, req *pb.SetArchivePrefsRequest) (
 
 // recoverUnary keeps a panic in one backend call from taking the whole
 // plugin, and every call in flight, down with it.
-func recoverUnary(log hclog.Logger) grpc.UnaryServerInterceptor {
+func recoverUnary(log Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {

@@ -47,7 +47,7 @@ func TestConfigureValidatesCapabilities(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := &rosterReader{caps: tt.caps}
-			s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
+			s := newServer(func(context.Context, Config, Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
 			resp, err := s.Configure(context.Background(), &pb.ConfigureRequest{Config: []byte("{}")})
 			if len(tt.wantErr) == 0 {
 				if err != nil {
@@ -75,7 +75,7 @@ func TestConfigureValidatesCapabilities(t *testing.T) {
 
 func TestServerRefusesUndeclared(t *testing.T) {
 	b := &rosterReader{caps: Capabilities{Roster: AccessRead}}
-	s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
+	s := newServer(func(context.Context, Config, Logger) (Backend, error) { return b, nil }, hclog.NewNullLogger())
 	ctx := context.Background()
 
 	// Before Configure everything is unavailable.
@@ -132,7 +132,7 @@ func (directory) ListUsers(context.Context, string) ([]string, error) {
 func TestReadOnlyListing(t *testing.T) {
 	ctx := context.Background()
 	for _, list := range []bool{true, false} {
-		s := newServer(func(context.Context, Config, hclog.Logger) (Backend, error) { return directory{list}, nil }, hclog.NewNullLogger())
+		s := newServer(func(context.Context, Config, Logger) (Backend, error) { return directory{list}, nil }, hclog.NewNullLogger())
 		resp, err := s.Configure(ctx, &pb.ConfigureRequest{})
 		if err != nil {
 			t.Fatal(err)

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/hashicorp/go-hclog"
+	"log/slog"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -26,7 +25,7 @@ var (
 
 // New is the plugin's sdk.Factory: it reads the config block and starts
 // the programs.
-func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	s, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -36,9 +35,9 @@ func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, erro
 
 // Open starts the programs of s (already checked by ParseConfig or
 // Settings.Check).
-func Open(s Settings, log hclog.Logger) (*Backend, error) {
+func Open(s Settings, log sdk.Logger) (*Backend, error) {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	p, err := newPool(s, log)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -43,7 +41,7 @@ type pool struct {
 type instance struct {
 	failing  *atomic.Int32 // the pool's count
 	s        Settings
-	log      hclog.Logger
+	log      sdk.Logger
 	proc     *process  // nil before the first start or after a failed one
 	failures int       // deaths and failed starts in a row
 	retryAt  time.Time // no start before this
@@ -51,10 +49,10 @@ type instance struct {
 
 // newPool starts every instance; a program that cannot be started at all
 // (not executable, say) is an error, so that koi refuses to start.
-func newPool(s Settings, log hclog.Logger) (*pool, error) {
+func newPool(s Settings, log sdk.Logger) (*pool, error) {
 	p := &pool{s: s, idle: make(chan *instance, s.Instances), closed: make(chan struct{})}
 	for i := range s.Instances {
-		in := &instance{failing: &p.failing, s: s, log: log.With("instance", i)}
+		in := &instance{failing: &p.failing, s: s, log: withArgs(log, "instance", i)}
 		proc, err := startProcess(s, in.log)
 		if err != nil {
 			p.close()

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/koi-im/koi/sdk"
 )
 
 // stopGrace is how long a program gets to exit on its own once its stdin
@@ -32,7 +32,7 @@ type process struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
 	stdout *os.File
-	log    hclog.Logger
+	log    sdk.Logger
 
 	exited   chan struct{} // closed once the program has exited and been reaped
 	stopping atomic.Bool   // set when we stop or kill it: its exit is expected
@@ -40,7 +40,7 @@ type process struct {
 
 // startProcess starts the program of s and the goroutines that log its
 // stderr and reap it.
-func startProcess(s Settings, log hclog.Logger) (*process, error) {
+func startProcess(s Settings, log sdk.Logger) (*process, error) {
 	var files []*os.File
 	closeAll := func() {
 		for _, f := range files {
@@ -91,7 +91,7 @@ func startProcess(s Settings, log hclog.Logger) (*process, error) {
 
 	p := &process{
 		cmd: cmd, stdin: inW, stdout: outR,
-		log:    log.With("pid", cmd.Process.Pid),
+		log:    withArgs(log, "pid", cmd.Process.Pid),
 		exited: make(chan struct{}),
 	}
 	go p.logStderr(errR)

@@ -3,8 +3,7 @@ package httpbackend
 import (
 	"context"
 	"fmt"
-
-	"github.com/hashicorp/go-hclog"
+	"log/slog"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -18,9 +17,9 @@ type Backend struct {
 }
 
 // New is the plugin's sdk.Factory.
-func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	set, err := ParseConfig(cfg)
 	if err != nil {

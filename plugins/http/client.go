@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/koi-im/koi/sdk"
@@ -79,13 +78,13 @@ type client struct {
 	set     Settings
 	http    *http.Client
 	breaker *gobreaker.CircuitBreaker[response]
-	log     hclog.Logger
+	log     sdk.Logger
 	// now and sleep are replaced in tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
-func newClient(set Settings, log hclog.Logger) (*client, error) {
+func newClient(set Settings, log sdk.Logger) (*client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// koi calls one service from many goroutines: keep enough idle
 	// connections to it instead of the default two.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -16,7 +16,7 @@ import (
 // from an LDAP directory.
 type Directory struct {
 	s      Settings
-	log    hclog.Logger
+	log    sdk.Logger
 	search *pool // bound as the service account (or anonymous)
 	binds  *pool // anonymous until a user binds on them; never searched on
 	roster *sharedRoster
@@ -31,7 +31,7 @@ var (
 )
 
 // New is the plugin's sdk.Factory.
-func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	s, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -42,12 +42,12 @@ func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, er
 // Open builds a Directory for s and checks that the directory answers. A
 // directory that is down at start is not an error (koi starts, logins fail
 // with a temporary error until it is back); a refused service account is.
-func Open(ctx context.Context, s Settings, log hclog.Logger) (*Directory, error) {
+func Open(ctx context.Context, s Settings, log sdk.Logger) (*Directory, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	sv, err := newServers(&s)
 	if err != nil {

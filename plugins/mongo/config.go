@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -117,7 +115,7 @@ func (s Settings) withDefaults() Settings {
 }
 
 // New is the plugin's sdk.Factory.
-func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	s, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err

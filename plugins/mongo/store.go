@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/hashicorp/go-hclog"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -24,7 +24,7 @@ import (
 type Store struct {
 	client *mongo.Client
 	set    Settings
-	log    hclog.Logger
+	log    sdk.Logger
 
 	users, archive, prefs, offline, vcards, private, blocklist, tokens *mongo.Collection
 
@@ -60,9 +60,9 @@ var (
 
 // Open connects, creates the indexes koi's queries need (creating an index
 // that exists is a no-op) and starts the retention job. log may be nil.
-func Open(ctx context.Context, set Settings, log hclog.Logger) (*Store, error) {
+func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	errs := &sdk.ConfigErrors{Prefix: "mongo backend config"}
 	set.check(errs)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -142,7 +140,7 @@ func (s Settings) checkInto(errs *sdk.ConfigErrors) dialect {
 }
 
 // New is the plugin's sdk.Factory: it builds a Store from the config block.
-func New(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	s, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/koi-im/koi/sdk"
 )
 
 // dialect hides what differs between SQL databases. Everything else in this
@@ -17,7 +17,7 @@ type dialect interface {
 	name() string
 	// open returns a connection pool for s without connecting; errors name
 	// the config key at fault and never repeat a password.
-	open(s Settings, log hclog.Logger) (*sql.DB, error)
+	open(s Settings, log sdk.Logger) (*sql.DB, error)
 	// checkServer runs once on a fresh pool, before migrations: it refuses
 	// a server koi cannot use correctly and describes the server for the
 	// log.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/hashicorp/go-hclog"
+	"github.com/koi-im/koi/sdk"
 )
 
 // mysqlDialect drives MySQL (5.7.7 and newer) and MariaDB (10.3 and newer)
@@ -28,7 +28,7 @@ func (mysqlDialect) name() string { return "mysql" }
 // open takes the driver's dsn (user:password@tcp(host:3306)/dbname?params).
 // koi sets the connection's character set to utf8mb4, strict SQL mode
 // unless the dsn sets sql_mode, and a dial timeout unless it sets one.
-func (mysqlDialect) open(s Settings, log hclog.Logger) (*sql.DB, error) {
+func (mysqlDialect) open(s Settings, log sdk.Logger) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(s.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("dsn: %w (want user:password@tcp(host:3306)/dbname)", err)
@@ -58,7 +58,7 @@ func (mysqlDialect) open(s Settings, log hclog.Logger) (*sql.DB, error) {
 
 // mysqlLogger sends the driver's complaints (a connection found dead, say)
 // to the plugin's log instead of its own stderr logger.
-type mysqlLogger struct{ log hclog.Logger }
+type mysqlLogger struct{ log sdk.Logger }
 
 func (l mysqlLogger) Print(v ...any) { l.log.Warn("mysql driver: " + fmt.Sprint(v...)) }
 

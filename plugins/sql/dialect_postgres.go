@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/koi-im/koi/sdk"
 )
 
 // postgresDialect drives PostgreSQL through pgx's database/sql adapter.
@@ -29,7 +29,7 @@ const defaultConnectTimeout = 10 * time.Second
 
 // open accepts a URL (postgres://user@host:5432/db?sslmode=disable) or a
 // key=value dsn. The schema setting becomes the connection's search_path.
-func (postgresDialect) open(s Settings, _ hclog.Logger) (*sql.DB, error) {
+func (postgresDialect) open(s Settings, _ sdk.Logger) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(s.DSN)
 	if err != nil {
 		// pgconn's message shows the dsn with its password masked.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/koi-im/koi/sdk"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -20,7 +20,7 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) name() string { return "sqlite" }
 
-func (d sqliteDialect) open(s Settings, _ hclog.Logger) (*sql.DB, error) {
+func (d sqliteDialect) open(s Settings, _ sdk.Logger) (*sql.DB, error) {
 	dsn, err := d.prepareDSN(s.DSN)
 	if err != nil {
 		return nil, err

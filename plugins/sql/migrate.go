@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/koi-im/koi/sdk"
 )
 
 // migrate brings the database up to the newest of migs and returns the
@@ -26,7 +26,7 @@ import (
 //
 // Migrations are serialised between processes by a database lock (SQLite:
 // the write lock of the migration's transaction).
-func migrate(ctx context.Context, db *sql.DB, d dialect, migs []migration, log hclog.Logger) (from, to int, err error) {
+func migrate(ctx context.Context, db *sql.DB, d dialect, migs []migration, log sdk.Logger) (from, to int, err error) {
 	last := 0
 	for _, m := range migs {
 		if m.version <= last {
@@ -215,7 +215,7 @@ func undoSteps(ctx context.Context, conn *sql.Conn, d dialect, m migration, done
 
 // recoverInterrupted undoes the started steps of migrations that a crash
 // interrupted.
-func recoverInterrupted(ctx context.Context, conn *sql.Conn, d dialect, migs []migration, log hclog.Logger) error {
+func recoverInterrupted(ctx context.Context, conn *sql.Conn, d dialect, migs []migration, log sdk.Logger) error {
 	type progress struct{ version, started int }
 	rows, err := conn.QueryContext(ctx, "SELECT version, started FROM "+progressTable+" ORDER BY version DESC")
 	if err != nil {

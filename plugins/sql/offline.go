@@ -40,7 +40,7 @@ func (s *Store) Store(ctx context.Context, owner string, msg sdk.OfflineMessage)
 		id, err := s.insertID(ctx, tx, "INSERT INTO koi_offline_messages (owner, stanza, stamp) VALUES (?, ?, ?)",
 			owner, msg.Stanza, msg.Stamp.UnixMicro())
 		if err == nil {
-			s.log.Trace("stored offline message", "owner", owner, "id", id)
+			s.log.Debug("stored offline message", "owner", owner, "id", id)
 		}
 		return err
 	})

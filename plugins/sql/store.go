@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -25,7 +24,7 @@ type Store struct {
 	db         *sql.DB
 	d          dialect
 	iterations int
-	log        hclog.Logger
+	log        sdk.Logger
 	// from and version are the schema versions Open found and left.
 	from, version int
 	// maxIdle is the pool's idle connection limit.
@@ -59,13 +58,13 @@ var (
 
 // Open connects to the database described by c and applies any pending
 // schema migrations. log may be nil.
-func Open(ctx context.Context, c Settings, log hclog.Logger) (*Store, error) {
+func Open(ctx context.Context, c Settings, log sdk.Logger) (*Store, error) {
 	return open(ctx, c, log, schema())
 }
 
 // Migrate applies any pending schema migrations and closes the database
 // again; it returns the schema version found and the one left.
-func Migrate(ctx context.Context, c Settings, log hclog.Logger) (from, to int, err error) {
+func Migrate(ctx context.Context, c Settings, log sdk.Logger) (from, to int, err error) {
 	s, err := open(ctx, c, log, schema())
 	if err != nil {
 		return 0, 0, err
@@ -76,9 +75,9 @@ func Migrate(ctx context.Context, c Settings, log hclog.Logger) (from, to int, e
 
 // open is Open with the migration list as a parameter, so tests can make a
 // migration fail.
-func open(ctx context.Context, c Settings, log hclog.Logger, migs []migration) (*Store, error) {
+func open(ctx context.Context, c Settings, log sdk.Logger, migs []migration) (*Store, error) {
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	d, err := c.check()
 	if err != nil {

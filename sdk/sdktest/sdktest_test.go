@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 	"github.com/koi-im/koi/sdk/internal/testbackend"
 	"github.com/koi-im/koi/sdk/sdktest"
@@ -135,7 +133,7 @@ func TestBroken(t *testing.T) {
 	if !ok {
 		t.Fatalf("unknown bug %q", name)
 	}
-	factory := func(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+	factory := func(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 		b, err := testbackend.New(ctx, cfg, log)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/koi-im/koi/sdk"
@@ -26,7 +25,7 @@ type options struct {
 
 type backend struct {
 	file string
-	log  hclog.Logger
+	log  sdk.Logger
 
 	mu      sync.Mutex
 	modTime time.Time
@@ -34,7 +33,7 @@ type backend struct {
 	hashes  map[string][]byte // user -> bcrypt hash
 }
 
-func newBackend(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func newBackend(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	var o options
 	if err := cfg.Decode(&o); err != nil {
 		return nil, err

@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/koi-im/koi/sdk"
@@ -58,7 +58,7 @@ func TestConformance(t *testing.T) {
 func TestReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, line(t, "alice", "secret"))
-	sb, err := newBackend(t.Context(), sdk.Config{Raw: config(t, path)}, hclog.NewNullLogger())
+	sb, err := newBackend(t.Context(), sdk.Config{Raw: config(t, path)}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,11 @@ func TestBadFile(t *testing.T) {
 	} {
 		path := filepath.Join(dir, name)
 		writeFile(t, path, content)
-		if _, err := newBackend(t.Context(), sdk.Config{Raw: config(t, path)}, hclog.NewNullLogger()); err == nil {
+		if _, err := newBackend(t.Context(), sdk.Config{Raw: config(t, path)}, slog.New(slog.DiscardHandler)); err == nil {
 			t.Errorf("newBackend accepted a %s line", name)
 		}
 	}
-	if _, err := newBackend(t.Context(), sdk.Config{Raw: config(t, filepath.Join(dir, "absent"))}, hclog.NewNullLogger()); err == nil {
+	if _, err := newBackend(t.Context(), sdk.Config{Raw: config(t, filepath.Join(dir, "absent"))}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("newBackend accepted a missing file")
 	}
 }

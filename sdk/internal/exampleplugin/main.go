@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -59,7 +57,7 @@ func (b *backend) SCRAMCredentials(context.Context, string, string, string) (sdk
 	return sdk.SCRAMCredentials{}, sdk.ErrNotFound
 }
 
-func newBackend(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func newBackend(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	opts := options{Host: "localhost"}
 	if err := cfg.Decode(&opts); err != nil {
 		return nil, err // names the unknown key, wraps sdk.ErrInvalid

@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -43,7 +41,7 @@ type Options struct {
 }
 
 // New is the plugin's sdk.Factory.
-func New(_ context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Backend, error) {
+func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error) {
 	var opts Options
 	if err := cfg.Decode(&opts); err != nil {
 		return nil, err
@@ -105,7 +103,7 @@ type user struct {
 // Memory keeps everything in maps; it implements every feature interface.
 type Memory struct {
 	opts Options
-	log  hclog.Logger
+	log  sdk.Logger
 
 	mu      sync.Mutex
 	users   map[string]user // host + "\x00" + user
