@@ -453,8 +453,8 @@ func TestHTTPFaultsArchive(t *testing.T) {
 		rest.setFault(t, fc.fault)
 		burst()
 		// Messages are delivered while the archive fails; the writer
-		// keeps them and says why it retries.
-		waitLogSince(t, s, mark, "archive backend failed to store a batch; will retry")
+		// keeps them (in its journal) and says why.
+		waitLogSince(t, s, mark, "archive backend unreachable")
 		waitLogSince(t, s, mark, fc.cause)
 		rest.setFault(t, restFault{})
 		if n := count(bob); n != sent {
