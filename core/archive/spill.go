@@ -1,0 +1,214 @@
+package archive
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// The writer's journal side: where batches go while the backend cannot
+// take them, how they come back, and how the outage is reported.
+
+// Journal is where batches wait, durably, while the backend cannot take
+// them; *journal.Journal is one. Records come back from Next in the order
+// they were appended; Ack releases every record up to a position Next
+// returned, and Rewind makes Next start again after the last Ack.
+type Journal interface {
+	// Append stores a record durably (fsynced) before it returns; an
+	// error (full, or a disk failure) leaves the journal as it was.
+	Append(record []byte) error
+	Next() (record []byte, end int64, ok bool)
+	Ack(end int64) error
+	Rewind()
+	// Len is the records not acknowledged and their size in bytes.
+	Len() (records int, bytes int64)
+	Close() error
+}
+
+// jrec is a journaled batch waiting to be sent: the seq of its first
+// message and how many it holds.
+type jrec struct {
+	seq uint64
+	n   int
+}
+
+// journalBatchLocked makes the next journal record a batch in flight;
+// nil means there was nothing to send after all.
+func (w *Writer) journalBatchLocked(rec []byte, end int64, ok bool, now time.Time) *batch {
+	if !ok {
+		// The journal found damage and lost records: forget them.
+		for _, r := range w.jrecs {
+			w.jmsgs -= r.n
+		}
+		w.jrecs = nil
+		return nil
+	}
+	r := w.jrecs[0]
+	w.jrecs = w.jrecs[1:]
+	w.batchID++
+	b := &batch{id: w.batchID, sent: now, end: end}
+	msgs, err := decodeRecord(rec)
+	if err != nil {
+		w.log.Error("archive journal record cannot be read; its messages are lost", "error", err, "messages", r.n)
+		w.jmsgs -= r.n
+		b.skip = true
+		if len(w.inflight) == 0 {
+			w.jAcked = end
+			w.poke()
+			return b
+		}
+	}
+	for i, m := range msgs {
+		b.items = append(b.items, item{seq: r.seq + uint64(i), msg: m, alone: len(msgs) == 1})
+	}
+	w.inflight = append(w.inflight, b)
+	return b
+}
+
+// spillingLocked tells whether queued batches go to the journal rather
+// than to the backend.
+func (w *Writer) spillingLocked() bool {
+	return w.j != nil && (!w.down.IsZero() || w.jrecords > 0 || w.queue.len() > w.opt.HighWater)
+}
+
+// spill moves the due batches of the queue to the journal (all of them
+// past the high-water mark or at shutdown), one fsynced record each.
+func (w *Writer) spill(now time.Time) {
+	for {
+		w.mu.Lock()
+		if !w.spillingLocked() || now.Before(w.jBlocked) {
+			w.mu.Unlock()
+			return
+		}
+		all := w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
+		n := w.cutLocked(now, all)
+		if n == 0 {
+			w.mu.Unlock()
+			return
+		}
+		items := w.queue.popFront(n)
+		w.queuedAt = now
+		w.spillSeq = items[0].seq
+		w.mu.Unlock()
+
+		msgs := make([]sdk.ArchivedMessage, len(items))
+		for i, it := range items {
+			msgs[i] = it.msg
+		}
+		err := w.j.Append(encodeRecord(msgs))
+
+		w.mu.Lock()
+		w.spillSeq = 0
+		if err != nil {
+			w.queue.pushFront(items)
+			w.jBlocked = time.Now().Add(w.opt.FlushInterval + 10*time.Millisecond)
+			if time.Since(w.jLogged) >= w.opt.OutageLogInterval {
+				w.jLogged = time.Now()
+				w.log.Error("archive journal takes no more batches; messages wait in memory and are refused when it is full",
+					"error", err, "in_memory", w.used)
+			}
+			w.mu.Unlock()
+			return
+		}
+		w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: n})
+		w.jrecords++
+		w.jmsgs += n
+		w.used -= n
+		w.notifyLocked()
+		w.mu.Unlock()
+	}
+}
+
+// applyAcks gives the journal the position the backend acknowledged, and
+// learns from it how many records are left.
+func (w *Writer) applyAcks() {
+	if w.j == nil {
+		return
+	}
+	w.mu.Lock()
+	end := w.jAcked
+	w.jAcked = 0
+	w.mu.Unlock()
+	if end == 0 {
+		return
+	}
+	if err := w.j.Ack(end); err != nil {
+		w.log.Error("archive journal acknowledgement failed", "error", err)
+	}
+	records, _ := w.j.Len()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.jrecords = records
+	if records == 0 {
+		w.jrecs, w.jmsgs = nil, 0
+		w.log.Info("archive journal replayed; the backend takes messages directly again")
+		w.notifyLocked()
+	}
+}
+
+// loadJournal counts what a journal holds from before a restart; run
+// replays it first.
+func (w *Writer) loadJournal() {
+	var msgs int
+	for {
+		rec, _, ok := w.j.Next()
+		if !ok {
+			break
+		}
+		ms, err := decodeRecord(rec)
+		if err != nil {
+			w.log.Error("archive journal record cannot be read; its messages are lost", "error", err)
+		}
+		w.jrecs = append(w.jrecs, jrec{seq: w.nextSeq, n: len(ms)})
+		for _, m := range ms {
+			w.owners[m.Owner]++
+		}
+		w.nextSeq += uint64(len(ms)) + 1
+		msgs += len(ms)
+	}
+	w.j.Rewind()
+	w.jrecords, _ = w.j.Len()
+	w.jmsgs = msgs
+	if w.jrecords > 0 {
+		w.log.Info("archive journal holds batches from before; replaying them", "batches", w.jrecords, "messages", msgs)
+	}
+}
+
+// outage notes a failure to reach the backend, and logs it at the first
+// failure and then at most once every OutageLogInterval.
+func (w *Writer) outage(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.outageLocked(err)
+}
+
+func (w *Writer) outageLocked(err error) {
+	now := time.Now()
+	w.downErrs++
+	if w.closing {
+		w.gaveUp = true
+	}
+	what := "messages wait in memory"
+	if w.j != nil {
+		what = "batches go to the journal"
+	}
+	if w.down.IsZero() {
+		w.down, w.downLog, w.downErrs = now, now, 0
+		w.log.Warn("archive backend unreachable; "+what, "error", err)
+		return
+	}
+	if now.Sub(w.downLog) < w.opt.OutageLogInterval {
+		return
+	}
+	w.downLog = now
+	since := w.down.UTC().Format(time.RFC3339)
+	if w.j != nil {
+		w.log.Warn(fmt.Sprintf("archive backend unreachable since %s, %d batches (%d messages) journaled", since, w.jrecords, w.jmsgs),
+			"in_memory", w.used-w.reserved, "failures", w.downErrs, "error", err)
+	} else {
+		w.log.Warn(fmt.Sprintf("archive backend unreachable since %s, %d messages waiting in memory", since, w.used-w.reserved),
+			"failures", w.downErrs, "error", err)
+	}
+	w.downErrs = 0
+}
