@@ -3,7 +3,6 @@ package blocking
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -12,6 +11,7 @@ import (
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/router/routertest"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
@@ -22,31 +22,7 @@ import (
 // against the real sql backend on a temporary SQLite file; only the client
 // connections are recorders.
 
-type recorder struct {
-	mu  sync.Mutex
-	got []*xmlstream.Element
-}
-
-func (r *recorder) Send(el *xmlstream.Element) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, err := stanza.Parse(el.String()) // what a client would read
-	if err != nil {
-		panic(err)
-	}
-	r.got = append(r.got, p)
-	return true
-}
-
-func (r *recorder) Close(string, string) {}
-
-func (r *recorder) take() []*xmlstream.Element {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.got
-	r.got = nil
-	return out
-}
+type recorder = routertest.Recorder
 
 type namedStore struct{ *sqlbackend.Store }
 
@@ -132,16 +108,14 @@ func (c *client) iq(x string) *xmlstream.Element {
 	el, _ := stanza.Parse(x)
 	var reply *xmlstream.Element
 	var rest []*xmlstream.Element
-	for _, got := range c.rec.take() {
+	for _, got := range c.rec.Take() {
 		if reply == nil && got.Local == "iq" && got.Attr("id") == el.Attr("id") && got.Attr("type") != "set" {
 			reply = got
 		} else {
 			rest = append(rest, got)
 		}
 	}
-	c.rec.mu.Lock()
-	c.rec.got = append(rest, c.rec.got...)
-	c.rec.mu.Unlock()
+	c.rec.Unread(rest)
 	if reply == nil {
 		c.e.t.Fatalf("no reply to %s", x)
 	}
@@ -160,7 +134,7 @@ func (c *client) wantResult(x string) *xmlstream.Element {
 // wantNothing fails if c received anything.
 func (c *client) wantNothing(what string) {
 	c.e.t.Helper()
-	if got := c.rec.take(); len(got) > 0 {
+	if got := c.rec.Take(); len(got) > 0 {
 		c.e.t.Errorf("%s: %s received %d stanzas, first %s", what, c.s.JID(), len(got), got[0])
 	}
 }
@@ -194,7 +168,7 @@ func TestBlockingCommand(t *testing.T) {
 	bob := e.online("bob@example.com/phone")
 	carol := e.online("carol@example.com/x")
 	for _, c := range []*client{alice, alice2, alice3, bob, carol} {
-		c.rec.take()
+		c.rec.Take()
 	}
 
 	if got := alice.blocklist(); len(got) != 0 {
@@ -204,7 +178,7 @@ func TestBlockingCommand(t *testing.T) {
 
 	alice.wantResult(`<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></block></iq>`)
 	for _, c := range []*client{alice, alice2} {
-		push := c.rec.take()
+		push := c.rec.Take()
 		if len(push) != 1 || push[0].Attr("type") != "set" || push[0].Child("urn:xmpp:blocking", "block") == nil ||
 			strings.Join(items(push[0]), " ") != "bob@example.com" {
 			t.Errorf("%s: push %v, want one block of bob", c.s.JID(), push)
@@ -212,7 +186,7 @@ func TestBlockingCommand(t *testing.T) {
 	}
 	alice3.wantNothing("block without having asked for the list")
 	// bob had alice's presence: he learns each of her resources left.
-	if got := bob.rec.take(); len(got) != 3 || got[0].Attr("type") != "unavailable" {
+	if got := bob.rec.Take(); len(got) != 3 || got[0].Attr("type") != "unavailable" {
 		t.Errorf("bob got %v, want alice's three resources unavailable", got)
 	}
 
@@ -224,7 +198,7 @@ func TestBlockingCommand(t *testing.T) {
 	// The messages bounce with service-unavailable, as from an account
 	// without storage (XEP-0191 §3.3); the directed presence is dropped;
 	// bob's broadcast reaches only himself.
-	msgs := bob.rec.take()
+	msgs := bob.rec.Take()
 	if len(msgs) != 3 || !hasError(msgs[0], "service-unavailable") || msgs[0].Attr("id") != "m1" ||
 		!hasError(msgs[1], "service-unavailable") || msgs[1].Attr("id") != "m2" ||
 		msgs[2].Local != "presence" || msgs[2].Attr("to") != "bob@example.com/phone" {
@@ -245,7 +219,7 @@ func TestBlockingCommand(t *testing.T) {
 
 	// Nothing from alice reaches bob, and she is told why.
 	alice.send(`<message to='bob@example.com' type='chat' id='m3'><body>hi</body></message>`)
-	got := alice.rec.take()
+	got := alice.rec.Take()
 	if len(got) != 1 || !hasError(got[0], "not-acceptable") ||
 		got[0].Child(got[0].Space, "error").Child(NSErrors, "blocked") == nil {
 		t.Errorf("alice's message to bob: got %v, want not-acceptable with <blocked/>", got)
@@ -254,23 +228,23 @@ func TestBlockingCommand(t *testing.T) {
 		t.Errorf("alice's IQ to bob: got %s, want not-acceptable", r)
 	}
 	alice.send(`<presence><show>dnd</show></presence>`)
-	alice.rec.take()
+	alice.rec.Take()
 	bob.wantNothing("alice's stanzas to bob")
 
 	// carol is unaffected.
 	carol.send(`<message to='alice@example.com/a' id='m4'><body>hi</body></message>`)
-	if got := alice.rec.take(); len(got) != 1 || got[0].Local != "message" {
+	if got := alice.rec.Take(); len(got) != 1 || got[0].Local != "message" {
 		t.Errorf("carol's message: alice got %v", got)
 	}
 
 	// A domain covers every user of it, but never the owner herself.
 	alice.wantResult(`<iq type='set' id='b2'><block xmlns='urn:xmpp:blocking'><item jid='example.com'/></block></iq>`)
-	alice.rec.take()
-	alice2.rec.take()
+	alice.rec.Take()
+	alice2.rec.Take()
 	carol.send(`<message to='alice@example.com/a' id='m5'><body>hi</body></message>`)
 	alice.wantNothing("a message from a blocked domain")
 	alice2.send(`<message to='alice@example.com/a' id='m6'><body>me</body></message>`)
-	if got := alice.rec.take(); len(got) != 1 {
+	if got := alice.rec.Take(); len(got) != 1 {
 		t.Errorf("alice's message to herself: got %v", got)
 	}
 	if got := alice.blocklist(); strings.Join(got, " ") != "bob@example.com example.com" {
@@ -281,7 +255,7 @@ func TestBlockingCommand(t *testing.T) {
 	for _, c := range []*client{alice, alice2, alice3} {
 		c.logout()
 	}
-	bob.rec.take()
+	bob.rec.Take()
 	alice = e.online("alice@example.com/again")
 	if got := alice.blocklist(); strings.Join(got, " ") != "bob@example.com example.com" {
 		t.Errorf("blocklist after logging in again %q", got)
@@ -290,39 +264,39 @@ func TestBlockingCommand(t *testing.T) {
 
 	// Unblocking the domain leaves bob blocked by his own item.
 	alice.wantResult(`<iq type='set' id='u0'><unblock xmlns='urn:xmpp:blocking'><item jid='example.com'/></unblock></iq>`)
-	alice.rec.take()
+	alice.rec.Take()
 	bob.wantNothing("unblocking the domain")
 	carol.send(`<message to='alice@example.com/again' id='m9'><body>hi</body></message>`)
-	if got := alice.rec.take(); len(got) != 1 {
+	if got := alice.rec.Take(); len(got) != 1 {
 		t.Errorf("carol's message after the domain's unblock: alice got %v", got)
 	}
 
 	// Unblocking bob: he gets alice's presence again (she has a subscription
 	// from him) and she gets his.
 	alice.wantResult(`<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></unblock></iq>`)
-	if got := alice.rec.take(); find(got, "presence", "bob@example.com/phone") == nil || find(got, "iq", "") == nil {
+	if got := alice.rec.Take(); find(got, "presence", "bob@example.com/phone") == nil || find(got, "iq", "") == nil {
 		t.Errorf("alice after unblocking got %v, want the push and bob's presence", got)
 	}
-	if got := bob.rec.take(); find(got, "presence", "alice@example.com/again") == nil {
+	if got := bob.rec.Take(); find(got, "presence", "alice@example.com/again") == nil {
 		t.Errorf("bob after unblocking got %v, want alice's presence", got)
 	}
 	bob.send(`<message to='alice@example.com' type='chat' id='m7'><body>hi</body></message>`)
-	if got := alice.rec.take(); len(got) != 1 || got[0].Local != "message" {
+	if got := alice.rec.Take(); len(got) != 1 || got[0].Local != "message" {
 		t.Errorf("bob's message after unblock: alice got %v", got)
 	}
 
 	// Unblock all: an empty unblock.
 	alice.wantResult(`<iq type='set' id='b3'><block xmlns='urn:xmpp:blocking'><item jid='carol@example.com'/><item jid='x.example'/></block></iq>`)
-	alice.rec.take()
+	alice.rec.Take()
 	alice.wantResult(`<iq type='set' id='u2'><unblock xmlns='urn:xmpp:blocking'/></iq>`)
-	if got := alice.rec.take(); len(got) != 1 || got[0].Child(NS, "unblock") == nil || len(items(got[0])) != 0 {
+	if got := alice.rec.Take(); len(got) != 1 || got[0].Child(NS, "unblock") == nil || len(items(got[0])) != 0 {
 		t.Errorf("push of unblock-all %v", got)
 	}
 	if got := alice.blocklist(); len(got) != 0 {
 		t.Errorf("blocklist after unblock-all %q", got)
 	}
 	carol.send(`<message to='alice@example.com/again' id='m8'><body>hi</body></message>`)
-	if got := alice.rec.take(); len(got) != 1 {
+	if got := alice.rec.Take(); len(got) != 1 {
 		t.Errorf("carol's message after unblock-all: alice got %v", got)
 	}
 	if got, err := e.store.GetBlocklist(context.Background(), "alice@example.com"); err != nil || len(got) != 0 {
@@ -346,7 +320,7 @@ func TestBlockedWhileOffline(t *testing.T) {
 		t.Errorf("offline messages for alice: %d, %v; want only carol's", n, err)
 	}
 	alice := e.online("alice@example.com/a")
-	got := alice.rec.take()
+	got := alice.rec.Take()
 	if m := find(got, "message", ""); m == nil || !strings.Contains(m.String(), "carol@") || len(got) != 2 {
 		t.Errorf("alice got %v, want her own presence and carol's message", got)
 	}
@@ -365,7 +339,7 @@ func TestBlockingRequests(t *testing.T) {
 	e := newEnv(t)
 	alice := e.online("alice@example.com/a")
 	bob := e.online("bob@example.com/b")
-	alice.rec.take()
+	alice.rec.Take()
 	for _, c := range []struct{ x, cond string }{
 		{`<iq type='set' id='1'><block xmlns='urn:xmpp:blocking'/></iq>`, "bad-request"},
 		{`<iq type='set' id='2'><block xmlns='urn:xmpp:blocking'><item jid='@@'/></block></iq>`, "jid-malformed"},

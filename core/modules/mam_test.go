@@ -91,10 +91,10 @@ func (c *client) mam(t *testing.T, ns, queryExtra string, fields ...string) mamR
 		}
 		form += "</x>"
 	}
-	c.rec.take()
+	c.rec.Take()
 	c.send("<iq type='set' id='mamq'><query xmlns='" + ns + "' queryid='q1'>" + form + queryExtra + "</query></iq>")
 	var r mamResult
-	for _, el := range c.rec.take() {
+	for _, el := range c.rec.Take() {
 		switch {
 		case el.Local == "message":
 			res := el.Child(ns, "result")
@@ -151,7 +151,7 @@ func TestArchiveKeepsBothSides(t *testing.T) {
 	a.online("1")
 	b.online("1")
 	a.send(`<message to='bob@example.com' type='chat' id='x1'><body>hello bob</body><stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='forged'/><stanza-id xmlns='urn:xmpp:sid:0' by='elsewhere.example' id='kept'/></message>`)
-	got := find(b.rec.take(), func(el *xmlstream.Element) bool { return el.Local == "message" })
+	got := find(b.rec.Take(), func(el *xmlstream.Element) bool { return el.Local == "message" })
 	if got == nil {
 		t.Fatal("bob got nothing")
 	}
@@ -220,7 +220,7 @@ func TestOfflineMessageIsArchivedOnce(t *testing.T) {
 	b := e.login("bob@example.com/phone")
 	b.send(`<presence/>`)
 	var ids []string
-	for _, el := range b.rec.take() {
+	for _, el := range b.rec.Take() {
 		if el.Local == "message" {
 			id := stanzaID(el, "bob@example.com")
 			if id == "" || el.Child(stanza.NSDelay, "delay") == nil {
@@ -403,7 +403,7 @@ func TestArchiveIsPrivate(t *testing.T) {
 		`<iq type='set' id='spy' to='bob@example.com'><query xmlns='urn:xmpp:mam:1'/></iq>`,
 	} {
 		a.send(q)
-		got := a.rec.take()
+		got := a.rec.Take()
 		reply := find(got, func(el *xmlstream.Element) bool { return el.Attr("id") == "spy" })
 		if reply == nil || errCondition(reply) != "forbidden" {
 			t.Errorf("%s: reply %v", q, reply)
@@ -424,13 +424,13 @@ func TestArchivePreferences(t *testing.T) {
 	}
 	prefs := func(x *client, payload string) *xmlstream.Element {
 		t.Helper()
-		x.rec.take()
+		x.rec.Take()
 		typ := "get"
 		if strings.Contains(payload, "default=") {
 			typ = "set"
 		}
 		x.send("<iq type='" + typ + "' id='p'>" + payload + "</iq>")
-		reply := find(x.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p" })
+		reply := find(x.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p" })
 		if reply == nil {
 			t.Fatal("no reply to prefs")
 		}
@@ -526,7 +526,7 @@ func TestArchiveBackpressureRefusesRatherThanLoses(t *testing.T) {
 	b.online("1")
 	a.chat("bob@example.com", "m", 3) // two copies each: the third does not fit
 	var delivered []string
-	for _, el := range b.rec.take() {
+	for _, el := range b.rec.Take() {
 		if el.Local == "message" {
 			delivered = append(delivered, el.Child(xmlstream.NSClient, "body").Text())
 		}
@@ -534,7 +534,7 @@ func TestArchiveBackpressureRefusesRatherThanLoses(t *testing.T) {
 	if strings.Join(delivered, ",") != "m0,m1" {
 		t.Fatalf("delivered %v, want m0 and m1 only", delivered)
 	}
-	bounce := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Local == "message" && el.Attr("type") == "error" })
+	bounce := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Local == "message" && el.Attr("type") == "error" })
 	if bounce == nil || errCondition(bounce) != "resource-constraint" || bounce.Attr("id") != "m2" {
 		t.Fatalf("the message that could not be archived was not refused: %v", bounce)
 	}
@@ -544,14 +544,14 @@ func TestArchiveDisco(t *testing.T) {
 	e := newArchiveEnv(t, archive.Options{})
 	a := e.login("alice@example.com/pc")
 	a.send(`<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	reply := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "d" })
+	reply := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "d" })
 	for _, f := range []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID, nsFulltext} {
 		if reply == nil || !strings.Contains(reply.String(), "var=\""+f+"\"") && !strings.Contains(reply.String(), "var='"+f+"'") {
 			t.Errorf("account disco lacks %s: %v", f, reply)
 		}
 	}
 	a.send(`<iq type='get' id='f'><query xmlns='urn:xmpp:mam:2'/></iq>`)
-	form := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "f" })
+	form := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "f" })
 	for _, v := range []string{"with", "start", "end", "before-id", "after-id", "ids", "{urn:xmpp:fulltext:0}fulltext"} {
 		if form == nil || !strings.Contains(form.String(), v) {
 			t.Errorf("query form lacks %s: %v", v, form)

@@ -3,7 +3,6 @@ package modules
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,6 +10,7 @@ import (
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/router/routertest"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
@@ -20,39 +20,7 @@ import (
 // The module tests run the IM logic against the real sql backend on a
 // temporary SQLite file; only the client connection is a recorder.
 
-type recorder struct {
-	mu     sync.Mutex
-	got    []*xmlstream.Element
-	closed string
-}
-
-func (r *recorder) Send(el *xmlstream.Element) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	// Serialise and re-parse, as the wire would, so that tests see exactly
-	// what a client would read.
-	p, err := stanza.Parse(el.String())
-	if err != nil {
-		panic(err)
-	}
-	r.got = append(r.got, p)
-	return true
-}
-
-func (r *recorder) Close(cond, text string) {
-	r.mu.Lock()
-	r.closed = cond
-	r.mu.Unlock()
-}
-
-// take returns and forgets everything received so far.
-func (r *recorder) take() []*xmlstream.Element {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.got
-	r.got = nil
-	return out
-}
+type recorder = routertest.Recorder
 
 type namedStore struct{ *sqlbackend.Store }
 
@@ -120,7 +88,7 @@ func (c *client) send(x string) {
 func (c *client) online(prio string) {
 	c.send(`<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>`)
 	c.send(`<presence><priority>` + prio + `</priority></presence>`)
-	c.rec.take()
+	c.rec.Take()
 }
 
 func (c *client) logout() {
@@ -180,19 +148,19 @@ func TestMutualSubscription(t *testing.T) {
 	b.online("1")
 
 	a.send(`<presence to='bob@example.com' type='subscribe'/>`)
-	if it := pushItem(a.rec.take(), "bob@example.com"); it == nil || it.Attr("ask") != "subscribe" || it.Attr("subscription") != "none" {
+	if it := pushItem(a.rec.Take(), "bob@example.com"); it == nil || it.Attr("ask") != "subscribe" || it.Attr("subscription") != "none" {
 		t.Fatalf("alice's push after subscribe: %v", it)
 	}
-	if p := find(b.rec.take(), isPresence("subscribe", "alice@example.com")); p == nil {
+	if p := find(b.rec.Take(), isPresence("subscribe", "alice@example.com")); p == nil {
 		t.Fatal("bob did not get alice's subscription request from her bare JID")
 	}
 
 	b.send(`<presence to='alice@example.com' type='subscribed'/>`)
-	bgot := b.rec.take()
+	bgot := b.rec.Take()
 	if it := pushItem(bgot, "alice@example.com"); it == nil || it.Attr("subscription") != "from" {
 		t.Fatalf("bob's push after approving: %v", it)
 	}
-	agot := a.rec.take()
+	agot := a.rec.Take()
 	if it := pushItem(agot, "bob@example.com"); it == nil || it.Attr("subscription") != "to" || it.Attr("ask") != "" {
 		t.Fatalf("alice's push after approval: %v", it)
 	}
@@ -204,30 +172,30 @@ func TestMutualSubscription(t *testing.T) {
 	}
 
 	b.send(`<presence to='alice@example.com' type='subscribe'/>`)
-	a.rec.take()
+	a.rec.Take()
 	a.send(`<presence to='bob@example.com' type='subscribed'/>`)
 	for _, pair := range [][2]string{{"alice@example.com", "bob@example.com"}, {"bob@example.com", "alice@example.com"}} {
 		if it, ok := e.item(pair[0], pair[1]); !ok || it.Subscription != sdk.SubBoth || it.Ask {
 			t.Fatalf("%s's item for %s = %+v, want both", pair[0], pair[1], it)
 		}
 	}
-	b.rec.take()
-	a.rec.take()
+	b.rec.Take()
+	a.rec.Take()
 
 	// Presence flows both ways; unavailable on disconnect.
 	a.send(`<presence><show>away</show></presence>`)
-	if p := find(b.rec.take(), isPresence("", "alice@example.com/pc")); p == nil || p.Child(xmlstream.NSClient, "show").Text() != "away" {
+	if p := find(b.rec.Take(), isPresence("", "alice@example.com/pc")); p == nil || p.Child(xmlstream.NSClient, "show").Text() != "away" {
 		t.Fatal("bob did not get alice's presence update")
 	}
 	a.logout()
-	if find(b.rec.take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
+	if find(b.rec.Take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
 		t.Fatal("bob did not get alice's unavailable presence on disconnect")
 	}
 
 	// A new login gets bob's presence without asking (probe answered).
 	a2 := e.login("alice@example.com/laptop")
 	a2.send(`<presence/>`)
-	if find(a2.rec.take(), isPresence("", "bob@example.com/phone")) == nil {
+	if find(a2.rec.Take(), isPresence("", "bob@example.com/phone")) == nil {
 		t.Fatal("a new session did not learn bob's presence")
 	}
 }
@@ -242,14 +210,14 @@ func TestPreApproval(t *testing.T) {
 	if it, ok := e.item("bob@example.com", "alice@example.com"); !ok || !it.Approved || it.Subscription != sdk.SubNone {
 		t.Fatalf("pre-approval not stored: %+v", it)
 	}
-	if len(a.rec.take()) != 0 {
+	if len(a.rec.Take()) != 0 {
 		t.Fatal("a pre-approval must not be routed to the contact")
 	}
 	a.send(`<presence to='bob@example.com' type='subscribe'/>`)
-	if find(a.rec.take(), isPresence("subscribed", "bob@example.com")) == nil {
+	if find(a.rec.Take(), isPresence("subscribed", "bob@example.com")) == nil {
 		t.Fatal("pre-approved request was not answered automatically")
 	}
-	if find(b.rec.take(), isPresence("subscribe", "alice@example.com")) != nil {
+	if find(b.rec.Take(), isPresence("subscribe", "alice@example.com")) != nil {
 		t.Fatal("a pre-approved request must not reach bob")
 	}
 	if it, _ := e.item("bob@example.com", "alice@example.com"); it.Subscription != sdk.SubFrom || it.Approved {
@@ -265,16 +233,16 @@ func TestPendingRequestDeliveredAtLogin(t *testing.T) {
 	a := e.login("alice@example.com/pc")
 	a.online("0")
 	a.send(`<presence to='carol@example.com' type='subscribe'><status>hi carol</status></presence>`)
-	a.rec.take()
+	a.rec.Take()
 	c := e.login("carol@example.com/tab")
 	c.send(`<presence/>`)
-	p := find(c.rec.take(), isPresence("subscribe", "alice@example.com"))
+	p := find(c.rec.Take(), isPresence("subscribe", "alice@example.com"))
 	if p == nil || p.Child(xmlstream.NSClient, "status").Text() != "hi carol" {
 		t.Fatalf("carol did not get the stored request at login: %v", p)
 	}
 	// Denying it tells alice and clears the pending state.
 	c.send(`<presence to='alice@example.com' type='unsubscribed'/>`)
-	if it := pushItem(a.rec.take(), "carol@example.com"); it == nil || it.Attr("ask") != "" || it.Attr("subscription") != "none" {
+	if it := pushItem(a.rec.Take(), "carol@example.com"); it == nil || it.Attr("ask") != "" || it.Attr("subscription") != "none" {
 		t.Fatalf("alice's item after denial: %v", it)
 	}
 	st, _ := e.store.GetRoster(context.Background(), "carol@example.com")
@@ -288,7 +256,7 @@ func TestSubscribeToUnknownUser(t *testing.T) {
 	a := e.login("alice@example.com/pc")
 	a.online("0")
 	a.send(`<presence to='nobody@example.com' type='subscribe'/>`)
-	got := a.rec.take()
+	got := a.rec.Take()
 	if find(got, isPresence("unsubscribed", "nobody@example.com")) == nil {
 		t.Fatal("a request to an unknown user must be answered unsubscribed")
 	}
@@ -307,10 +275,10 @@ func TestRosterRemoveCancelsBothWays(t *testing.T) {
 	b.send(`<presence to='alice@example.com' type='subscribed'/>`)
 	b.send(`<presence to='alice@example.com' type='subscribe'/>`)
 	a.send(`<presence to='bob@example.com' type='subscribed'/>`)
-	a.rec.take()
-	b.rec.take()
+	a.rec.Take()
+	b.rec.Take()
 	a.send(`<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@example.com' subscription='remove'/></query></iq>`)
-	agot := a.rec.take()
+	agot := a.rec.Take()
 	if it := pushItem(agot, "bob@example.com"); it == nil || it.Attr("subscription") != "remove" {
 		t.Fatal("no removal push")
 	}
@@ -320,7 +288,7 @@ func TestRosterRemoveCancelsBothWays(t *testing.T) {
 	if it, ok := e.item("bob@example.com", "alice@example.com"); !ok || it.Subscription != sdk.SubNone {
 		t.Fatalf("bob's item after alice removed him: %+v", it)
 	}
-	if find(b.rec.take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
+	if find(b.rec.Take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
 		t.Fatal("bob did not see alice go unavailable when she cancelled his subscription")
 	}
 }
@@ -333,26 +301,26 @@ func TestRosterSetAndVersioning(t *testing.T) {
 	a2.online("0")
 	a1.send(`<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='Carol@Example.com' name='Carol'><group>Friends</group><group>Work</group></item></query></iq>`)
 	for _, c := range []*client{a1, a2} {
-		it := pushItem(c.rec.take(), "carol@example.com")
+		it := pushItem(c.rec.Take(), "carol@example.com")
 		if it == nil || it.Attr("name") != "Carol" || len(it.Elements()) != 2 {
 			t.Fatalf("resource %s: push = %v", c.s.JID(), it)
 		}
 	}
 	a1.send(`<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>`)
-	res := find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g1" })
+	res := find(a1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g1" })
 	ver := res.Child(NSRoster, "query").Attr("ver")
 	if ver == "" || ver == "0" {
 		t.Fatalf("roster version = %q", ver)
 	}
 	a1.send(`<iq type='get' id='g2'><query xmlns='jabber:iq:roster' ver='` + ver + `'/></iq>`)
-	res = find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g2" })
+	res = find(a1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g2" })
 	if res == nil || res.Attr("type") != "result" || res.FirstChild() != nil {
 		t.Fatalf("get with the current version must return an empty result, got %v", res)
 	}
 	// A second edit moves the version on: its push carries the new
 	// version, and a client at the old one gets something, not "current".
 	a1.send(`<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='dave@example.com' name='Dave'/></query></iq>`)
-	push := find(a1.rec.take(), func(el *xmlstream.Element) bool { return pushItem([]*xmlstream.Element{el}, "dave@example.com") != nil })
+	push := find(a1.rec.Take(), func(el *xmlstream.Element) bool { return pushItem([]*xmlstream.Element{el}, "dave@example.com") != nil })
 	if push == nil {
 		t.Fatal("no push for the second edit")
 	}
@@ -361,12 +329,12 @@ func TestRosterSetAndVersioning(t *testing.T) {
 		t.Fatalf("version after a second edit = %q, want a new one (was %q)", ver2, ver)
 	}
 	a1.send(`<iq type='get' id='g3'><query xmlns='jabber:iq:roster' ver='` + ver + `'/></iq>`)
-	res = find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g3" })
+	res = find(a1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g3" })
 	if res == nil || res.Attr("type") != "result" || res.FirstChild() == nil || res.FirstChild().Attr("ver") != ver2 {
 		t.Fatalf("get with the old version: %v, want the roster at version %q", res, ver2)
 	}
 	a1.send(`<iq type='get' id='g4'><query xmlns='jabber:iq:roster' ver='` + ver2 + `'/></iq>`)
-	res = find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g4" })
+	res = find(a1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g4" })
 	if res == nil || res.Attr("type") != "result" || res.FirstChild() != nil {
 		t.Fatalf("get with the new version must return an empty result, got %v", res)
 	}
@@ -376,7 +344,7 @@ func TestRosterSetAndVersioning(t *testing.T) {
 		`<iq type='set' id='b1'><query xmlns='jabber:iq:roster'><item jid='@@'/></query></iq>`,
 	} {
 		a1.send(bad)
-		r := find(a1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "b1" })
+		r := find(a1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "b1" })
 		if r == nil || r.Attr("type") != "error" {
 			t.Fatalf("%s: want an error, got %v", bad, r)
 		}
@@ -391,33 +359,33 @@ func TestMessageDeliveryRules(t *testing.T) {
 	b2 := e.login("bob@example.com/high")
 	b1.online("1")
 	b2.online("5")
-	b1.rec.take()
+	b1.rec.Take()
 
 	a.send(`<message to='bob@example.com' type='chat' id='m1'><body>hi</body></message>`)
-	if find(b2.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m1" }) == nil {
+	if find(b2.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m1" }) == nil {
 		t.Fatal("chat to the bare JID must reach the highest-priority resource")
 	}
-	if find(b1.rec.take(), func(el *xmlstream.Element) bool { return el.Local == "message" }) != nil {
+	if find(b1.rec.Take(), func(el *xmlstream.Element) bool { return el.Local == "message" }) != nil {
 		t.Fatal("chat to the bare JID must not reach a lower-priority resource")
 	}
 	a.send(`<message to='bob@example.com/low' type='chat' id='m2'><body>direct</body></message>`)
-	if m := find(b1.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m2" }); m == nil || m.Attr("from") != "alice@example.com/pc" {
+	if m := find(b1.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m2" }); m == nil || m.Attr("from") != "alice@example.com/pc" {
 		t.Fatal("message to a full JID must reach that resource with the sender's full JID")
 	}
 	a.send(`<message to='bob@example.com/gone' type='chat' id='m3'><body>?</body></message>`)
-	if find(b2.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m3" }) == nil {
+	if find(b2.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m3" }) == nil {
 		t.Fatal("chat to an unknown resource must be handled as to the bare JID")
 	}
 	a.send(`<message to='bob@example.com' type='groupchat' id='m4'><body>x</body></message>`)
-	if r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m4" }); r == nil || stanza.ErrorFrom(r).Condition != "service-unavailable" {
+	if r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m4" }); r == nil || stanza.ErrorFrom(r).Condition != "service-unavailable" {
 		t.Fatal("groupchat to a bare JID must bounce with service-unavailable")
 	}
 	a.send(`<message to='nobody@example.com' id='m5'><body>x</body></message>`)
-	if r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m5" }); r == nil || stanza.ErrorFrom(r).Condition != "service-unavailable" {
+	if r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m5" }); r == nil || stanza.ErrorFrom(r).Condition != "service-unavailable" {
 		t.Fatal("message to an unknown user must bounce with service-unavailable")
 	}
 	a.send(`<message to='someone@remote.example' id='m6'><body>x</body></message>`)
-	if r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m6" }); r == nil || stanza.ErrorFrom(r).Condition != "remote-server-not-found" {
+	if r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "m6" }); r == nil || stanza.ErrorFrom(r).Condition != "remote-server-not-found" {
 		t.Fatal("message to another domain must bounce with remote-server-not-found")
 	}
 }
@@ -430,7 +398,7 @@ func TestOfflineStorage(t *testing.T) {
 		a.send(`<message to='carol@example.com' type='chat' id='o` + string(rune('0'+i)) + `'><body>msg</body></message>`)
 	}
 	a.send(`<message to='carol@example.com' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
-	got := a.rec.take()
+	got := a.rec.Take()
 	if r := find(got, func(el *xmlstream.Element) bool { return el.Attr("id") == "o3" }); r == nil || stanza.ErrorFrom(r).Condition != "service-unavailable" {
 		t.Fatal("the message over the offline limit must bounce")
 	}
@@ -439,12 +407,12 @@ func TestOfflineStorage(t *testing.T) {
 	}
 	c := e.login("carol@example.com/tab")
 	c.send(`<presence><priority>-1</priority></presence>`)
-	if find(c.rec.take(), func(el *xmlstream.Element) bool { return el.Local == "message" }) != nil {
+	if find(c.rec.Take(), func(el *xmlstream.Element) bool { return el.Local == "message" }) != nil {
 		t.Fatal("a negative-priority session must not receive offline messages")
 	}
 	c.send(`<presence/>`)
 	var msgs []*xmlstream.Element
-	for _, el := range c.rec.take() {
+	for _, el := range c.rec.Take() {
 		if el.Local == "message" {
 			msgs = append(msgs, el)
 		}
@@ -480,18 +448,18 @@ func TestIQRouting(t *testing.T) {
 	}
 	for _, tc := range cases {
 		a.send(tc.iq)
-		r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "x" })
+		r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "x" })
 		if r == nil || r.Attr("type") != "error" || stanza.ErrorFrom(r).Condition != tc.cond {
 			t.Errorf("%s: got %v, want %s", tc.iq, r, tc.cond)
 		}
 	}
 	// An IQ to a full JID reaches that client, and its result comes back.
 	a.send(`<iq type='get' id='v1' to='bob@example.com/phone'><query xmlns='jabber:iq:version'/></iq>`)
-	if r := find(b.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "v1" }); r == nil || r.Attr("from") != "alice@example.com/pc" {
+	if r := find(b.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "v1" }); r == nil || r.Attr("from") != "alice@example.com/pc" {
 		t.Fatal("IQ to a full JID not routed")
 	}
 	b.send(`<iq type='result' id='v1' to='alice@example.com/pc'/>`)
-	if find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "v1" && el.Attr("type") == "result" }) == nil {
+	if find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "v1" && el.Attr("type") == "result" }) == nil {
 		t.Fatal("IQ result not routed back")
 	}
 }
@@ -501,21 +469,21 @@ func TestVCardAndPrivate(t *testing.T) {
 	a := e.login("alice@example.com/pc")
 	b := e.login("bob@example.com/phone")
 	a.send(`<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice Ä</FN><NICKNAME>al</NICKNAME></vCard></iq>`)
-	a.rec.take()
+	a.rec.Take()
 	b.send(`<iq type='get' id='g' to='alice@example.com'><vCard xmlns='vcard-temp'/></iq>`)
-	r := find(b.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g" })
+	r := find(b.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "g" })
 	if r == nil || r.Attr("type") != "result" || r.Child("vcard-temp", "vCard").Child("vcard-temp", "FN").Text() != "Alice Ä" {
 		t.Fatalf("vCard get: %v", r)
 	}
 	a.send(`<iq type='set' id='p'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>`)
-	a.rec.take()
+	a.rec.Take()
 	a.send(`<iq type='get' id='p2'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>`)
-	r = find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p2" })
+	r = find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p2" })
 	if r == nil || !strings.Contains(r.String(), "<color>blue</color>") {
 		t.Fatalf("private get: %v", r)
 	}
 	b.send(`<iq type='get' id='p3' to='alice@example.com'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>`)
-	if r := find(b.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p3" }); r == nil || stanza.ErrorFrom(r).Condition != "forbidden" {
+	if r := find(b.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "p3" }); r == nil || stanza.ErrorFrom(r).Condition != "forbidden" {
 		t.Fatal("another user's private storage must be forbidden")
 	}
 }
@@ -527,11 +495,11 @@ func TestDirectedPresence(t *testing.T) {
 	a.online("0")
 	c.online("0")
 	a.send(`<presence to='carol@example.com/tab'><status>psst</status></presence>`)
-	if find(c.rec.take(), isPresence("", "alice@example.com/pc")) == nil {
+	if find(c.rec.Take(), isPresence("", "alice@example.com/pc")) == nil {
 		t.Fatal("directed presence not delivered")
 	}
 	a.logout()
-	if find(c.rec.take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
+	if find(c.rec.Take(), isPresence("unavailable", "alice@example.com/pc")) == nil {
 		t.Fatal("a directed-presence target must get the unavailable presence")
 	}
 }
@@ -541,7 +509,7 @@ func TestPasswordChangeAndRemoval(t *testing.T) {
 	e.host.Registration = true
 	a := e.login("alice@example.com/pc")
 	a.send(`<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>alice</username><password>new-secret</password></query></iq>`)
-	if r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "pw" }); r == nil || r.Attr("type") != "result" {
+	if r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "pw" }); r == nil || r.Attr("type") != "result" {
 		t.Fatalf("password change: %v", r)
 	}
 	ok, err := e.store.CheckPassword(context.Background(), "example.com", "alice", "new-secret")
@@ -549,11 +517,11 @@ func TestPasswordChangeAndRemoval(t *testing.T) {
 		t.Fatal("new password does not work")
 	}
 	a.send(`<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
-	if r := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "rm" }); r == nil || r.Attr("type") != "result" {
+	if r := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "rm" }); r == nil || r.Attr("type") != "result" {
 		t.Fatalf("removal: %v", r)
 	}
-	if a.rec.closed != "not-authorized" {
-		t.Fatalf("removed account's stream closed with %q", a.rec.closed)
+	if a.rec.Closed() != "not-authorized" {
+		t.Fatalf("removed account's stream closed with %q", a.rec.Closed())
 	}
 	if ok, _ := e.store.UserExists(context.Background(), "example.com", "alice"); ok {
 		t.Fatal("account still exists")

@@ -83,7 +83,7 @@ func newSharedEnv(t *testing.T) (*env, *groupRoster) {
 func (c *client) rosterGet(id string) (ver string, items map[string]*xmlstream.Element) {
 	c.e.t.Helper()
 	c.send(`<iq type='get' id='` + id + `'><query xmlns='jabber:iq:roster'/></iq>`)
-	res := find(c.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == id })
+	res := find(c.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == id })
 	if res == nil || res.Attr("type") != "result" {
 		c.e.t.Fatalf("roster get: %v", res)
 	}
@@ -159,23 +159,23 @@ func TestSharedRosterPresence(t *testing.T) {
 	c := e.login("carol@example.com/phone")
 	a.online("1")
 	c.send(`<presence/>`)
-	if find(c.rec.take(), isPresence("", "alice@example.com/pc")) == nil {
+	if find(c.rec.Take(), isPresence("", "alice@example.com/pc")) == nil {
 		t.Error("carol's initial presence did not bring alice's (probe)")
 	}
-	if find(a.rec.take(), isPresence("", "carol@example.com/phone")) == nil {
+	if find(a.rec.Take(), isPresence("", "carol@example.com/phone")) == nil {
 		t.Error("alice did not get carol's broadcast")
 	}
 	c.logout()
-	if find(a.rec.take(), isPresence("unavailable", "carol@example.com/phone")) == nil {
+	if find(a.rec.Take(), isPresence("unavailable", "carol@example.com/phone")) == nil {
 		t.Error("alice did not get carol's unavailable presence")
 	}
 	// A subscription request between shared contacts is already granted:
 	// nobody is asked, nothing waits.
 	b := e.login("bob@example.com/x")
 	b.online("0")
-	a.rec.take()
+	a.rec.Take()
 	b.send(`<presence to='alice@example.com' type='subscribe'/>`)
-	if find(a.rec.take(), isPresence("subscribe", "bob@example.com")) != nil {
+	if find(a.rec.Take(), isPresence("subscribe", "bob@example.com")) != nil {
 		t.Error("alice was asked to approve a shared contact")
 	}
 	if st, err := e.store.GetRoster(context.Background(), "alice@example.com"); err != nil || len(st.Pending) != 0 || len(st.Items) != 0 {
@@ -198,13 +198,13 @@ func TestSharedRosterChanges(t *testing.T) {
 	a.online("0")
 	// Removing a shared contact is not allowed.
 	a.send(`<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='carol@example.com' subscription='remove'/></query></iq>`)
-	res := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "r1" })
+	res := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "r1" })
 	if got := errorCondition(res); got != "not-allowed" {
 		t.Fatalf("removing a shared contact: %v", res)
 	}
 	// Renaming one is the user's business: it goes to the personal roster.
 	a.send(`<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='carol@example.com' name='CC'><group>Everyone</group><group>Close</group></item></query></iq>`)
-	got := a.rec.take()
+	got := a.rec.Take()
 	if res := find(got, func(el *xmlstream.Element) bool { return el.Attr("id") == "s1" }); res == nil || res.Attr("type") != "result" {
 		t.Fatalf("renaming a shared contact: %v", res)
 	}
@@ -217,7 +217,7 @@ func TestSharedRosterChanges(t *testing.T) {
 	// A personal contact is still the user's to remove.
 	a.send(`<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='dave@example.com'/></query></iq>`)
 	a.send(`<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='dave@example.com' subscription='remove'/></query></iq>`)
-	if res := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "r2" }); res == nil || res.Attr("type") != "result" {
+	if res := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "r2" }); res == nil || res.Attr("type") != "result" {
 		t.Fatalf("removing a personal contact: %v", res)
 	}
 	// Directory changes show at the next login.
@@ -243,7 +243,7 @@ func TestSharedRosterOnly(t *testing.T) {
 		t.Fatalf("shared-only roster: %v", items)
 	}
 	a.send(`<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='dave@example.com'/></query></iq>`)
-	if res := find(a.rec.take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "s1" }); errorCondition(res) != "not-allowed" {
+	if res := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "s1" }); errorCondition(res) != "not-allowed" {
 		t.Fatalf("roster set on a read-only roster: %v", res)
 	}
 }

@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/router/routertest"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
@@ -24,31 +24,7 @@ import (
 // are recorders, and the clock and the collapsing timer are in the test's
 // hands.
 
-type recorder struct {
-	mu  sync.Mutex
-	got []*xmlstream.Element
-}
-
-func (r *recorder) Send(el *xmlstream.Element) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, err := stanza.Parse(el.String()) // what a client would read
-	if err != nil {
-		panic(err)
-	}
-	r.got = append(r.got, p)
-	return true
-}
-
-func (r *recorder) Close(string, string) {}
-
-func (r *recorder) take() []*xmlstream.Element {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.got
-	r.got = nil
-	return out
-}
+type recorder = routertest.Recorder
 
 type namedStore struct{ *sqlbackend.Store }
 
@@ -135,7 +111,7 @@ func (e *env) online(full string) *client {
 	s, _ := e.r.Bind(jid.MustParse(full), rec)
 	c := &client{e: e, s: s, rec: rec}
 	c.send(`<presence/>`)
-	rec.take()
+	rec.Take()
 	return c
 }
 
@@ -159,7 +135,7 @@ func (c *client) send(x string) {
 func (c *client) iq(x string) *xmlstream.Element {
 	c.e.t.Helper()
 	c.send(x)
-	for _, el := range c.rec.take() {
+	for _, el := range c.rec.Take() {
 		if el.Local == "iq" && (el.Attr("type") == "result" || el.Attr("type") == "error") {
 			return el
 		}
@@ -176,7 +152,7 @@ func (c *client) enable(attrs, inner string) *xmlstream.Element {
 // notifications takes the publish IQs c (the app server) received.
 func (c *client) notifications() []*xmlstream.Element {
 	var out []*xmlstream.Element
-	for _, el := range c.rec.take() {
+	for _, el := range c.rec.Take() {
 		if el.Local == "iq" && el.Attr("type") == "set" && el.Child(NSPubSub, "pubsub") != nil {
 			out = append(out, el)
 		}
