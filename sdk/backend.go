@@ -77,6 +77,11 @@ type Capabilities struct {
 	Blocklist Access
 	// Tokens is the store of FAST login tokens (XEP-0484).
 	Tokens Access
+	// PubSub is the store of publish-subscribe nodes and items (XEP-0060),
+	// for PEP and the pubsub service.
+	PubSub Access
+	// MUC is the store of persistent group chat rooms (XEP-0045).
+	MUC Access
 }
 
 // ArchiveCapabilities describes a message archive backend.
