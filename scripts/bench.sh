@@ -225,6 +225,8 @@ stop_rest
 # A reconnect storm: 2,000 TLS SCRAM logins at concurrency 500 while 100
 # established pairs exchange 1,000 messages a second; their latency is
 # what the handshake pool protects. Fresh server: no sessions left over.
+# The storm's logins run in a second koi-bench process at nice 10, so that
+# the tool's own TLS handshakes do not delay the messages it measures.
 start_koi storm
 bench storm storm-2000-c500 -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 100 -rate 1000 \
 	-logins 2000 -storm-c 500 -storm-users 500 -duration "${secs}s"

@@ -90,6 +90,8 @@ func Budget(results []Result) []Line {
 			}
 		case *load.LoginResult:
 			lines = append(lines, loginLines(r, iterations, scramTLS)...)
+		case *load.StormResult:
+			lines = append(lines, stormLines(r)...)
 		}
 	}
 	return lines
@@ -226,6 +228,19 @@ func loginLines(r *load.LoginResult, iterations int, tlsLogin *load.LoginResult)
 		}}
 	}
 	return []Line{{Check: name, Measured: fmt.Sprintf("%.0f/s (%s)", r.PerSecond, cost), Target: "(no budget)", Verdict: Info}}
+}
+
+// stormLines check issue #12's storm budget: established sessions keep a
+// message p99 of 10 ms while thousands of clients reconnect.
+func stormLines(r *load.StormResult) []Line {
+	name := fmt.Sprintf("storm of %d logins (c=%d): established p99", r.StormLogins+r.StormFailed, r.StormConcurrency)
+	return []Line{{
+		Check: name,
+		Measured: fmt.Sprintf("p99 %.2fms (p50 %.3fms, p99.9 %.2fms, max %.2fms); %.0f logins/s, %d failed; %d msgs lost%s",
+			r.Latency.P99, r.Latency.P50, r.Latency.P999, r.Latency.Max, r.StormPerSecond, r.StormFailed, r.Lost, disturbed(r.CPU)),
+		Target:  "≤ 10ms, none lost",
+		Verdict: verdict(r.Latency.P99 <= 10 && r.Lost == 0, r.StormLogins == 0),
+	}}
 }
 
 // disturbed marks a measurement taken while other processes used the
