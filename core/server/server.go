@@ -30,6 +30,7 @@ import (
 	"github.com/koi-im/koi/core/push"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/sdnotify"
 	"github.com/koi-im/koi/core/throttle"
 	"github.com/koi-im/koi/core/websocket"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -41,6 +42,9 @@ type Server struct {
 	cfg     *config.Config
 	log     hclog.Logger
 	version string
+	// Notify tells a service manager (systemd, Type=notify) when koi is
+	// ready and when it stops; nil when there is none.
+	Notify *sdnotify.Notifier
 }
 
 // New prepares a server for cfg.
@@ -380,9 +384,15 @@ func (s *Server) Run(ctx context.Context) error {
 		defer stop()
 	}
 	s.log.Info("koi is ready", "version", s.version, "hosts", len(hosts))
+	s.notify(fmt.Sprintf("STATUS=serving %d hosts on %d listeners", len(hosts), len(cfg.Listeners)), "READY=1")
+	if every := s.Notify.WatchdogInterval(); every > 0 {
+		stopWatchdog := s.feedWatchdog(every)
+		defer stopWatchdog()
+	}
 
 	<-ctx.Done()
 	s.log.Info("shutting down")
+	s.notify("STOPPING=1", "STATUS=shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	// The WebSocket listeners stop accepting and wait for their streams,
@@ -402,6 +412,33 @@ func (s *Server) Run(ctx context.Context) error {
 	wsWG.Wait()
 	wg.Wait()
 	return nil
+}
+
+// notify sends state lines to the service manager; a failure is logged,
+// never fatal (koi serves whether or not systemd hears it).
+func (s *Server) notify(state ...string) {
+	if err := s.Notify.Notify(state...); err != nil {
+		s.log.Warn("cannot notify the service manager", "error", err)
+	}
+}
+
+// feedWatchdog sends WATCHDOG=1 every interval until the returned function
+// is called.
+func (s *Server) feedWatchdog(every time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.notify("WATCHDOG=1")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // newWebSocket sets up the RFC 7395 listener lc in front of the c2s
