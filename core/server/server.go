@@ -42,6 +42,9 @@ type Server struct {
 	cfg     *config.Config
 	log     hclog.Logger
 	version string
+	// ConfigPath is the file cfg was read from; the admin API's config
+	// check reads it again.
+	ConfigPath string
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
@@ -383,6 +386,11 @@ func (s *Server) Run(ctx context.Context) error {
 		stop := s.servePprof(cfg.Server.Pprof)
 		defer stop()
 	}
+	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, hosts, mods, rt, ph)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	s.log.Info("koi is ready", "version", s.version, "hosts", len(hosts))
 	s.notify(fmt.Sprintf("STATUS=serving %d hosts on %d listeners", len(hosts), len(cfg.Listeners)), "READY=1")
 	if every := s.Notify.WatchdogInterval(); every > 0 {

@@ -86,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv := server.New(cfg, log, version)
+	srv.ConfigPath = *path
 	srv.Notify = sdnotify.FromEnv(os.Getenv, os.Getpid())
 	if err := srv.Run(ctx); err != nil {
 		// A log value would show config problems as a Go slice.
