@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +147,14 @@ func TestAdminAPI(t *testing.T) {
 	if cond, _ := ada.waitStreamError(waitTimeout); cond != "policy-violation" {
 		t.Errorf("kicked session ended with %q", cond)
 	}
-	api.want(404, "DELETE", "/api/v1/sessions?jid=ada@localhost/desk", "")
+	// The session goes once its connection has closed.
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := api.call("DELETE", "/api/v1/sessions?jid=ada@localhost/desk", ""); code == 404 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the kicked session is still there: %d", code)
+		}
+	}
 
 	// A new password works, the old one no longer.
 	api.want(204, "PUT", "/api/v1/users/ada@localhost/password", `{"password":"pw-ada-2"}`)
@@ -194,4 +204,95 @@ func TestAdminAPI(t *testing.T) {
 	if !strings.Contains(srv.log.String(), "admin API call refused") {
 		t.Error("the refused call is not in koi's log")
 	}
+}
+
+// TestKoictlThroughAdminAPI: with an admin block, koictl talks to the
+// running koi: readable tables, -json, and exit codes scripts rely on; a
+// deleted account's session ends at once. With koi stopped, the user
+// commands work on the plugins directly and the others exit 3.
+func TestKoictlThroughAdminAPI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opt := defaultOptions()
+	path, c2s, c2sTLS := writeConfig(t, dir, opt)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\nadmin { address = \"" + freeAddr(t) + "\"  token = \"" + adminToken + "\" }\n")
+	f.Close()
+	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
+	koictl := func(want int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(koictlBin(), append([]string{"-config", path}, args...)...)
+		cmd.Env = childEnv()
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != want {
+			t.Fatalf("koictl %q: exit %d, want %d\n%s", args, code, want, out)
+		}
+		return string(out)
+	}
+	koictl(0, "user", "add", "cy@localhost", "pw-cy")
+	koictl(5, "user", "add", "cy@localhost", "pw-cy")
+	koictl(0, "user", "add", "dee@localhost", "pw-dee")
+	if out := koictl(0, "user", "list", "localhost"); out != "cy@localhost\ndee@localhost\n" {
+		t.Errorf("user list: %q", out)
+	}
+	cy := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "cy@localhost/laptop", "pw-cy")
+	cy.iq("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>")
+	cy.send("<presence><show>away</show></presence>")
+
+	if out := koictl(0, "session", "list"); !regexp.MustCompile(`(?m)^JID\s+AVAILABLE.*\ncy@localhost/laptop\s+true\s+0\s+away`).MatchString(out) {
+		t.Errorf("session list:\n%s", out)
+	}
+	var st struct {
+		Sessions int `json:"sessions"`
+		Hosts    []struct {
+			Host string `json:"host"`
+		} `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(koictl(0, "-json", "stats")), &st); err != nil || st.Sessions != 1 || len(st.Hosts) == 0 {
+		t.Errorf("stats -json: %+v %v", st, err)
+	}
+	koictl(0, "roster", "add", "cy@localhost", "dee@localhost", "Dee", "Work")
+	cy.expect("roster push", func(e *element) bool {
+		it := e.path("query", "item")
+		return it != nil && it.attr("jid") == "dee@localhost" && it.attr("name") == "Dee"
+	})
+	if out := koictl(0, "roster", "list", "cy@localhost"); !strings.Contains(out, "dee@localhost") || !strings.Contains(out, "Work") {
+		t.Errorf("roster list:\n%s", out)
+	}
+	koictl(4, "roster", "del", "cy@localhost", "nobody@localhost")
+	koictl(0, "send", "cy@localhost", "hello from koictl")
+	cy.expect("koictl message", func(e *element) bool {
+		b := e.child(nsClient, "body")
+		return e.is(nsClient, "message") && b != nil && b.Text == "hello from koictl"
+	})
+	if out := koictl(0, "plugin", "list"); !strings.Contains(out, "store") || !strings.Contains(out, "true") {
+		t.Errorf("plugin list:\n%s", out)
+	}
+	koictl(4, "plugin", "restart", "nope")
+	koictl(4, "session", "kick", "cy@localhost/phone")
+	koictl(0, "config", "check")
+	koictl(2, "session", "kick")
+
+	// Deleting through the running koi ends the session.
+	koictl(0, "user", "del", "cy@localhost")
+	if cond, _ := cy.waitStreamError(waitTimeout); cond != "not-authorized" {
+		t.Errorf("deleted account's session ended with %q", cond)
+	}
+	koictl(4, "user", "del", "cy@localhost")
+
+	srv.stop(t)
+	srv.stopped = true
+	koictl(3, "stats")
+	koictl(0, "user", "passwd", "dee@localhost", "pw-dee-2") // directly on the plugin
+	koictl(4, "user", "del", "nobody@localhost")
 }
