@@ -329,8 +329,6 @@ func (s *Server) Run(ctx context.Context) error {
 		},
 		Undelivered: mods,
 		Carbons:     mods,
-		// SMInline (stream management inside SASL2 and Bind 2) is not
-		// offered yet: c2s.SMInline over the SMConfig sessions.
 	})
 
 	var listeners []net.Listener
