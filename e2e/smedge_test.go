@@ -97,3 +97,50 @@ func TestSMExpiryWithAnotherResource(t *testing.T) {
 		}
 	}
 }
+
+// TestSMDetachedPush: a phone with resumable stream management and push
+// enabled loses its connection; a message for it is kept for the
+// resumption and, since nobody will read it until the phone wakes up,
+// koi publishes a push notification to the app server at once (what wakes
+// the phone). The resumption then replays the message.
+func TestSMDetachedPush(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.Push = `interval = "0s"`
+	srv := startServer(t, opt)
+	const pw = "pw-smp"
+	for _, u := range []string{"gil", "hal", "app"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	tlsCfg := srv.tlsConfig(t, "localhost")
+	app := newAppServer(t, srv, "app", pw)
+
+	gil, id := smLogin(t, srv, tlsCfg, "gil", pw, "phone")
+	gil.send("<iq type='set' id='push1'><enable xmlns='" + nsPush + "' jid='" + app.jid + "' node='gil-phone'/></iq>")
+	for el := gil.mustRead(); !(el.is(nsClient, "iq") && el.attr("id") == "push1"); el = gil.mustRead() {
+	}
+	gil.send("<presence/>")
+	hal := login(t, dialOpts{addr: srv.c2s, tls: tlsCfg}, "hal@localhost/h", pw)
+	hal.send("<message to='gil@localhost/phone' type='chat' id='live'><body>while online</body></message>")
+	for el := gil.mustRead(); bodyOf(el) != "while online"; el = gil.mustRead() {
+	}
+	gil.drop()
+	waitLog(t, srv, "connection lost, session kept for resumption")
+
+	hal.send("<message to='gil@localhost' type='chat' id='asleep'><body>wake up</body></message>")
+	n := app.next()
+	if node, f := pushFields(t, n); node != "gil-phone" || f["message-count"] == "" {
+		t.Errorf("notification node %q fields %v", node, f)
+	}
+	app.result(n)
+
+	gil2, el := smResume(t, srv, tlsCfg, "gil", pw, id, gil.h)
+	if !el.is(nsSM, "resumed") {
+		t.Fatalf("resume: %s", el)
+	}
+	for m := gil2.mustRead(); bodyOf(m) != "wake up"; m = gil2.mustRead() {
+		if bodyOf(m) == "while online" {
+			t.Fatalf("a handled message replayed: %s", m)
+		}
+	}
+}
