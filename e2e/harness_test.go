@@ -44,6 +44,8 @@ type options struct {
 	// test picks it with freeAddr and waits for it with waitListening).
 	WebSocket    string
 	WebSocketTLS bool // the websocket listener serves wss
+	// WebSocketExtra is more keys of the websocket listener.
+	WebSocketExtra string
 	// Push is the body of a push { } block (XEP-0357 settings); "" leaves
 	// the block out, so the defaults hold.
 	Push string
@@ -75,7 +77,7 @@ log { level = "debug"  format = "text" }
 listen "c2s"     { address = "{{.C2S}}"  starttls = "{{.Opt.StartTLS}}"  {{.Opt.C2SExtra}} }
 listen "c2s_tls" { address = "{{.C2STLS}}" }
 {{- if .Opt.WebSocket}}
-listen "websocket" { address = "{{.Opt.WebSocket}}"  tls = {{.Opt.WebSocketTLS}} }
+listen "websocket" { address = "{{.Opt.WebSocket}}"  tls = {{.Opt.WebSocketTLS}}  {{.Opt.WebSocketExtra}} }
 {{- end}}
 
 tls { cert_file = "{{.Dir}}/tls/cert.pem"  key_file = "{{.Dir}}/tls/key.pem" }

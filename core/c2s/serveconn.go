@@ -1,6 +1,8 @@
 package c2s
 
-import "net"
+import (
+	"net"
+)
 
 // ConnOptions describe a connection that another transport, such as the
 // WebSocket listener (RFC 7395), hands to ServeConn.
@@ -11,6 +13,9 @@ type ConnOptions struct {
 	// the TLS session belongs to the transport (an HTTP server), not to
 	// the stream, so there is nothing to bind to here.
 	Encrypted bool
+	// Keepalive is the transport listener's keepalive policy; nil takes
+	// the server's default.
+	Keepalive *Keepalive
 }
 
 // ServeConn serves one XMPP stream on nc and returns when it has ended
@@ -28,6 +33,9 @@ type ConnOptions struct {
 func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 	c := newConn(s, nc, TLSDisabled)
 	c.encrypted = opts.Encrypted
+	if opts.Keepalive != nil {
+		c.ka = *opts.Keepalive
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -46,4 +54,40 @@ func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 	}()
 	c.serve()
 	return nil
+}
+
+// RateLimitListener applies the per-address connection rate (the
+// connections_per_ip limit) at accept, for transports whose connections
+// reach ServeConn only after work of their own (a WebSocket's TLS and
+// HTTP handshakes): a refused connection is closed before that work. The
+// c2s listeners apply the same limit themselves.
+func (s *Server) RateLimitListener(l net.Listener) net.Listener {
+	if s.cfg.ConnectionRate == nil {
+		return l
+	}
+	return rateListener{l, s}
+}
+
+type rateListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l rateListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := nc.RemoteAddr().String()
+		if h, _, err := net.SplitHostPort(ip); err == nil {
+			ip = h
+		}
+		if d := l.s.cfg.ConnectionRate.Take(ip); d > 0 {
+			l.s.cfg.Log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", "connection rate", "retry_after", retryText(d))
+			nc.Close()
+			continue
+		}
+		return nc, nil
+	}
 }

@@ -116,8 +116,9 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		case b.has("starttls") && l.Type == "websocket":
 			d.problem(b.at("starttls"), `only for type "c2s": a websocket listener never offers STARTTLS (RFC 7395); set tls = true for wss`)
 		}
-		if l.Type == "c2s" || l.Type == "c2s_tls" {
-			// Unset keys stay zero: the server applies the defaults.
+		if l.Type == "c2s" || l.Type == "c2s_tls" || l.Type == "websocket" {
+			// Unset keys stay zero: the server applies the defaults. On a
+			// WebSocket a whitespace keepalive is a WebSocket ping.
 			if b.has("keepalive") {
 				l.Keepalive = b.enum("keepalive", "whitespace", "whitespace", "ping", "off")
 			}
@@ -131,7 +132,7 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		} else {
 			for _, k := range []string{"keepalive", "keepalive_interval", "ping_timeout"} {
 				if b.has(k) && l.Type != "" {
-					d.problem(b.at(k), `only for types "c2s" and "c2s_tls"`)
+					d.problem(b.at(k), `only for types "c2s", "c2s_tls" and "websocket"`)
 				}
 			}
 		}

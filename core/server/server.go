@@ -350,11 +350,14 @@ func (s *Server) Run(ctx context.Context) error {
 	for i, lc := range cfg.Listeners {
 		l := listeners[i]
 		if lc.Type == "websocket" {
-			ws := newWebSocket(lc, srv, tlsCfg, lim.MaxStanzaBytes, s.log.Named("websocket"))
+			ws := newWebSocket(lc, srv, tlsCfg, lim.MaxStanzaBytes, listenerKeepalive(lc, lim), handshakes, s.log.Named("websocket"))
 			webs = append(webs, ws)
 			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "path", lc.Path, "tls", lc.TLS)
+			// The same per-address connection rate as the c2s listeners,
+			// counted at accept: before any TLS or HTTP work.
+			rl := srv.RateLimitListener(l)
 			wg.Go(func() {
-				if err := ws.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := ws.Serve(rl); err != nil && !errors.Is(err, net.ErrClosed) {
 					s.log.Error("listener failed", "listener", lc.Name, "error", err)
 				}
 			})
@@ -449,7 +452,7 @@ func (s *Server) feedWatchdog(every time.Duration) func() {
 
 // newWebSocket sets up the RFC 7395 listener lc in front of the c2s
 // server; with tls = true it serves wss with the server's certificate.
-func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxStanza int64, log hclog.Logger) *websocket.Server {
+func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxStanza int64, ka c2s.Keepalive, handshakes *admission.Pool, log hclog.Logger) *websocket.Server {
 	cfg := websocket.Config{
 		Log:             log.With("listener", lc.Name),
 		Path:            lc.Path,
@@ -457,6 +460,8 @@ func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxSt
 		Origins:         lc.Origins,
 		MaxMessageBytes: maxStanza,
 		Streams:         srv,
+		Keepalive:       &ka,
+		Handshakes:      handshakes,
 	}
 	if lc.TLS {
 		cfg.TLS = tlsCfg

@@ -54,6 +54,19 @@ type Config struct {
 	// MaxMessageBytes bounds one WebSocket message: the stanza size limit.
 	MaxMessageBytes int64
 	Streams         Streams
+	// Keepalive is the listener's keepalive policy (nil: the server's
+	// default). Whitespace keepalives become WebSocket pings.
+	Keepalive *c2s.Keepalive
+	// Handshakes, if set, bounds the TLS handshakes of a wss listener
+	// like those of the c2s listeners (limits.handshake_concurrency), so
+	// that a reconnect storm over WebSocket does not starve established
+	// sessions either.
+	Handshakes Handshakes
+}
+
+// Handshakes is a pool of handshake slots (core/admission.Pool).
+type Handshakes interface {
+	Acquire(ctx context.Context) (release func(), err error)
 }
 
 // Server is one WebSocket listener.
@@ -95,7 +108,7 @@ func (s *Server) Serve(l net.Listener) error {
 		// HTTP/1.1 only: a WebSocket handshake is an HTTP/1.1 upgrade,
 		// which HTTP/2 does not have.
 		tc.NextProtos = []string{"http/1.1"}
-		l = tls.NewListener(l, tc)
+		l = &tlsListener{Listener: l, cfg: tc, pool: s.cfg.Handshakes, log: s.cfg.Log}
 	}
 	err := s.hs.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -181,7 +194,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The request's context ends when the handler returns, and the
 	// hijacked connection is ours: c lives by its own context.
-	if err := s.cfg.Streams.ServeConn(c, c2s.ConnOptions{Encrypted: r.TLS != nil}); err != nil {
+	if err := s.cfg.Streams.ServeConn(c, c2s.ConnOptions{Encrypted: r.TLS != nil, Keepalive: s.cfg.Keepalive}); err != nil {
 		s.cfg.Log.Debug("WebSocket stream not served", "remote", r.RemoteAddr, "error", err)
 	}
 	c.Close()
