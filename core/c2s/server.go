@@ -102,6 +102,9 @@ type Config struct {
 	// SM is stream management inline in SASL2 and Bind 2; nil (until the
 	// stream management package provides it) offers none.
 	SMInline SMInline
+	// Observer is told about connections, logins and stanzas (metrics);
+	// nil observes nothing.
+	Observer Observer
 }
 
 // Server runs the c2s listeners.
@@ -130,6 +133,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	var keyLog *tlscb.KeyLog
 	if cfg.TLS != nil && cfg.TLS.KeyLogWriter == nil {
@@ -196,7 +202,9 @@ func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error
 		go func() {
 			defer s.wg.Done()
 			if c.admitConnection() {
+				s.cfg.Observer.ConnOpened()
 				c.serve()
+				s.cfg.Observer.ConnClosed()
 			}
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -293,6 +293,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	observer, err := startMetrics(ctx, cfg.Metrics, hosts, s.log.Named("metrics"))
+	if err != nil {
+		return err
+	}
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -322,6 +326,7 @@ func (s *Server) Run(ctx context.Context) error {
 		},
 		Undelivered: mods,
 		Carbons:     mods,
+		Observer:    observer,
 		// SMInline (stream management inside SASL2 and Bind 2) is not
 		// offered yet: c2s.SMInline over the SMConfig sessions.
 	})

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/metrics"
+	"github.com/koi-im/koi/core/modules"
+)
+
+// startMetrics serves the Prometheus endpoint (block metrics) and returns
+// the observer the c2s server reports to, nil when metrics are off. The
+// listener is bound here, so a taken port stops the start-up with an
+// error naming the key rather than a log line later.
+func startMetrics(ctx context.Context, cfg config.Metrics, hosts []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
+	if cfg.Address == "" {
+		return nil, nil
+	}
+	reg := metrics.New()
+	err := reg.GaugeFunc("koi_archive_queue_depth", "Archive writes queued or in flight, summed over the hosts.", func() float64 {
+		n := 0
+		for _, h := range hosts {
+			if w := h.Archive.Backend.Writer; w != nil {
+				n += w.Stats().Pending
+			}
+		}
+		return float64(n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.address: %w", err)
+	}
+	log.Info("metrics listening", "address", l.Addr().String(), "path", cfg.Path)
+	go func() {
+		if err := reg.Serve(ctx, l, cfg.Path); err != nil {
+			log.Error("metrics listener failed", "error", err)
+		}
+	}()
+	return reg, nil
+}
