@@ -45,6 +45,7 @@ host "localhost" {
 }
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
+metrics { address = "{{.Metrics}}" }
 `))
 
 // browserTimeout bounds each step in the browser: a page load with
@@ -75,10 +76,10 @@ func TestWebchat(t *testing.T) {
 		t.Fatalf("building examples/webchat: %v\n%s", err, out)
 	}
 
-	c2s, c2sTLS, ws, page := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	c2s, c2sTLS, ws, page, metrics := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	var b bytes.Buffer
 	err = webchatConfig.Execute(&b, map[string]string{
-		"C2S": c2s, "C2STLS": c2sTLS, "WS": ws, "Page": page, "Dir": dir, "Plugin": pluginBin(),
+		"C2S": c2s, "C2STLS": c2sTLS, "WS": ws, "Page": page, "Dir": dir, "Plugin": pluginBin(), "Metrics": metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +131,17 @@ func TestWebchat(t *testing.T) {
 	const reply = "hi alice, 5 < 6 & welcome"
 	bob.do("type the reply", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), reply+"\r"))
 	alice.waitText("bob's reply", reply)
+
+	// The browsers' WebSocket sessions count as the TCP ones do, with the
+	// archive on.
+	m := scrapeMetrics(t, "http://"+metrics+"/metrics")
+	if m[`koi_logins_total{result="success"}`] < 4 || m[`koi_stanzas_in_total{type="message"}`] < 2 || m["koi_connections_open"] < 2 {
+		t.Errorf("metrics after the chat: logins %v, messages in %v, connections open %v",
+			m[`koi_logins_total{result="success"}`], m[`koi_stanzas_in_total{type="message"}`], m["koi_connections_open"])
+	}
+	if _, ok := m["koi_archive_queue_depth"]; !ok {
+		t.Error("no koi_archive_queue_depth with the archive on")
+	}
 
 	artefacts := t.ArtifactDir()
 	for _, p := range []*browserPage{alice, bob} {

@@ -25,9 +25,10 @@ func startMetrics(ctx context.Context, cfg config.Metrics, hosts []*modules.Host
 	err := reg.GaugeFunc("koi_archive_queue_depth", "Archive writes queued or in flight, summed over the hosts.", func() float64 {
 		n := 0
 		for _, h := range hosts {
-			if w := h.Archive.Backend.Writer; w != nil {
-				n += w.Stats().Pending
+			if !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
+				continue
 			}
+			n += h.Archive.Backend.Writer.Stats().Pending
 		}
 		return float64(n)
 	})
