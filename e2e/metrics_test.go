@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // scrapeMetrics reads koi's /metrics as name{labels} → value.
@@ -97,6 +100,32 @@ func TestMetrics(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /other: %s, want 404", resp.Status)
+	}
+
+	// The plugin: its calls (logins read SCRAM keys and rosters), and a
+	// restart after it is killed.
+	calls := 0.0
+	for k, v := range got {
+		if strings.HasPrefix(k, "koi_plugin_calls_total{") && strings.Contains(k, `plugin="store"`) {
+			calls += v
+		}
+	}
+	if calls < 2 || got[`koi_plugin_call_seconds_count{plugin="store"}`] != calls {
+		t.Errorf("plugin calls %v, latency observations %v", calls, got[`koi_plugin_call_seconds_count{plugin="store"}`])
+	}
+	pids := s.pluginPIDs(t)
+	if len(pids) != 1 {
+		t.Fatalf("plugin processes %v, want one", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(startTimeout)
+	for scrapeMetrics(t, url)[`koi_plugin_restarts_total{plugin="store"}`] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart counted %v after killing the plugin", startTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	alice.close()

@@ -46,6 +46,11 @@ type Registry struct {
 	stanzasIn   [len(kinds)]prometheus.Counter
 	stanzasOut  [len(kinds)]prometheus.Counter
 	routingTime [len(kinds)]prometheus.Observer
+
+	pluginCalls    *prometheus.CounterVec
+	pluginErrors   *prometheus.CounterVec
+	pluginLatency  *prometheus.HistogramVec
+	pluginRestarts *prometheus.CounterVec
 }
 
 // New returns a Registry with the Go runtime and process collectors.
@@ -69,6 +74,14 @@ func New() *Registry {
 		r.stanzasOut[i] = out.WithLabelValues(k)
 		r.routingTime[i] = lat.WithLabelValues(k)
 	}
+	r.pluginCalls = f.counterVec(prometheus.CounterOpts{Name: "koi_plugin_calls_total", Help: "Calls to backend plugins, by plugin block and method."}, "plugin", "method")
+	r.pluginErrors = f.counterVec(prometheus.CounterOpts{Name: "koi_plugin_errors_total", Help: "Plugin calls that returned an error (the plugin down included), by plugin block and method."}, "plugin", "method")
+	r.pluginLatency = f.histogramVec(prometheus.HistogramOpts{
+		Name:    "koi_plugin_call_seconds",
+		Help:    "Duration of plugin calls, by plugin block.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, "plugin")
+	r.pluginRestarts = f.counterVec(prometheus.CounterOpts{Name: "koi_plugin_restarts_total", Help: "Plugin processes started again after they died."}, "plugin")
 	f.register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
@@ -97,6 +110,19 @@ func (r *Registry) StanzaIn(local string, took time.Duration) {
 
 // StanzaOut counts a stanza queued to a client.
 func (r *Registry) StanzaOut(local string) { r.stanzasOut[kindIndex(local)].Inc() }
+
+// PluginCall counts a call to a plugin. A plugin call is a gRPC round
+// trip (about 0.1 ms), so the label lookups here do not matter.
+func (r *Registry) PluginCall(plugin, method string, took time.Duration, err error) {
+	r.pluginCalls.WithLabelValues(plugin, method).Inc()
+	if err != nil {
+		r.pluginErrors.WithLabelValues(plugin, method).Inc()
+	}
+	r.pluginLatency.WithLabelValues(plugin).Observe(took.Seconds())
+}
+
+// PluginRestarted counts a plugin restart.
+func (r *Registry) PluginRestarted(plugin string) { r.pluginRestarts.WithLabelValues(plugin).Inc() }
 
 // GaugeFunc exports a value read at scrape time, such as a queue's depth.
 func (r *Registry) GaugeFunc(name, help string, value func() float64) error {
@@ -149,8 +175,8 @@ func (f factory) counter(o prometheus.CounterOpts) prometheus.Counter {
 	return c
 }
 
-func (f factory) counterVec(o prometheus.CounterOpts, label string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(o, []string{label})
+func (f factory) counterVec(o prometheus.CounterOpts, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(o, labels)
 	f.register(c)
 	return c
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,9 @@ func TestCounts(t *testing.T) {
 	r.StanzaIn("open", time.Millisecond)
 	r.StanzaOut("message")
 	r.StanzaOut("message")
+	r.PluginCall("store", "GetRoster", time.Millisecond, nil)
+	r.PluginCall("store", "GetRoster", time.Millisecond, errors.New("down"))
+	r.PluginRestarted("store")
 	if err := r.GaugeFunc("koi_test_depth", "A test gauge.", func() float64 { return 7 }); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +49,10 @@ func TestCounts(t *testing.T) {
 		`koi_stanzas_out_total{type="iq"} 0` + "\n",
 		`koi_routing_seconds_count{type="presence"} 1` + "\n",
 		"koi_test_depth 7\n",
+		`koi_plugin_calls_total{method="GetRoster",plugin="store"} 2` + "\n",
+		`koi_plugin_errors_total{method="GetRoster",plugin="store"} 1` + "\n",
+		`koi_plugin_call_seconds_count{plugin="store"} 2` + "\n",
+		`koi_plugin_restarts_total{plugin="store"} 1` + "\n",
 		"go_goroutines ",
 	} {
 		if !strings.Contains(out, want) {

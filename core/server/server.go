@@ -217,6 +217,7 @@ func (s *Server) Run(ctx context.Context) error {
 	tlsCfg := tlsConfig(cert, cfg.TLS)
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
+	reg := newMetrics(cfg.Metrics, ph)
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = ph.Start(startCtx)
 	cancel()
@@ -293,7 +294,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	observer, err := startMetrics(ctx, cfg.Metrics, hosts, s.log.Named("metrics"))
+	observer, err := startMetrics(ctx, reg, cfg.Metrics, hosts, s.log.Named("metrics"))
 	if err != nil {
 		return err
 	}
