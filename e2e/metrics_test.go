@@ -39,11 +39,13 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 func TestMetrics(t *testing.T) {
 	opt := defaultOptions()
 	opt.Metrics = freeAddr(t)
+	opt.AuthFailuresPerAccount = 1 // carol's wrong password locks her right one out
 	s := startServer(t, opt)
 	s.waitListening(t, opt.Metrics)
 	url := "http://" + opt.Metrics + "/metrics"
 	s.addUser(t, "alice@localhost", "alice-pw")
 	s.addUser(t, "bob@localhost", "bob-pw")
+	s.addUser(t, "carol@localhost", "carol-pw")
 
 	before := scrapeMetrics(t, url)
 	if before["koi_connections_open"] != 0 || before[`koi_logins_total{result="success"}`] != 0 {
@@ -53,9 +55,11 @@ func TestMetrics(t *testing.T) {
 	o := dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
-	if c, err := connect(ctx, t, o, "alice@localhost/x", "wrong"); err == nil {
-		c.close()
-		t.Fatal("logged in with a wrong password")
+	for _, pw := range []string{"wrong", "carol-pw"} {
+		if c, err := connect(ctx, t, o, "carol@localhost/x", pw); err == nil {
+			c.close()
+			t.Fatalf("carol logged in with %q after a wrong password", pw)
+		}
 	}
 	alice := login(t, o, "alice@localhost/a", "alice-pw")
 	bob := login(t, o, "bob@localhost/b", "bob-pw")
@@ -73,6 +77,7 @@ func TestMetrics(t *testing.T) {
 		{"koi_connections_total", 3},
 		{`koi_logins_total{result="success"}`, 2},
 		{`koi_logins_total{result="failure"}`, 1},
+		{`koi_logins_total{result="refused"}`, 1},
 		{`koi_stanzas_in_total{type="message"}`, 1},
 		{`koi_stanzas_in_total{type="presence"}`, 1},
 		{`koi_stanzas_out_total{type="message"}`, 1},

@@ -9,8 +9,10 @@ import "time"
 type Observer interface {
 	ConnOpened()
 	ConnClosed()
-	// Login reports a finished SASL or SASL2 exchange.
-	Login(ok bool)
+	// Login reports the outcome of a login attempt: LoginSuccess,
+	// LoginFailure (wrong credentials, a bad request) or LoginRefused
+	// (a throttle turned it away).
+	Login(result string)
 	// StanzaIn reports a stanza from a bound session by its element name,
 	// with the time the Handler took for it.
 	StanzaIn(local string, took time.Duration)
@@ -18,11 +20,18 @@ type Observer interface {
 	StanzaOut(local string)
 }
 
+// Login results for Observer.Login.
+const (
+	LoginSuccess = "success"
+	LoginFailure = "failure"
+	LoginRefused = "refused"
+)
+
 // nopObserver is the Observer of a Server configured without one.
 type nopObserver struct{}
 
 func (nopObserver) ConnOpened()                    {}
 func (nopObserver) ConnClosed()                    {}
-func (nopObserver) Login(bool)                     {}
+func (nopObserver) Login(string)                     {}
 func (nopObserver) StanzaIn(string, time.Duration) {}
 func (nopObserver) StanzaOut(string)               {}

@@ -28,7 +28,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	}
 	r := New()
 	// One of each, so the vectors have series to show.
-	r.Login(true)
+	r.Login("success")
 	r.StanzaIn("message", time.Millisecond)
 	r.StanzaOut("message")
 	r.PluginCall("store", "GetRoster", time.Millisecond, nil)

@@ -41,8 +41,7 @@ type Registry struct {
 
 	connsOpen   prometheus.Gauge
 	connsTotal  prometheus.Counter
-	loginsOK    prometheus.Counter
-	loginsFail  prometheus.Counter
+	logins      map[string]prometheus.Counter // by result, resolved once
 	stanzasIn   [len(kinds)]prometheus.Counter
 	stanzasOut  [len(kinds)]prometheus.Counter
 	routingTime [len(kinds)]prometheus.Observer
@@ -59,9 +58,11 @@ func New() *Registry {
 	f := newFactory(r.reg)
 	r.connsOpen = f.gauge(prometheus.GaugeOpts{Name: "koi_connections_open", Help: "Client connections open now (TCP and WebSocket)."})
 	r.connsTotal = f.counter(prometheus.CounterOpts{Name: "koi_connections_total", Help: "Client connections accepted."})
-	logins := f.counterVec(prometheus.CounterOpts{Name: "koi_logins_total", Help: "SASL logins by result (success, failure)."}, "result")
-	r.loginsOK = logins.WithLabelValues("success")
-	r.loginsFail = logins.WithLabelValues("failure")
+	logins := f.counterVec(prometheus.CounterOpts{Name: "koi_logins_total", Help: "Login attempts by result: success, failure (wrong credentials, bad request), refused (throttled)."}, "result")
+	r.logins = map[string]prometheus.Counter{}
+	for _, res := range []string{"success", "failure", "refused"} {
+		r.logins[res] = logins.WithLabelValues(res)
+	}
 	in := f.counterVec(prometheus.CounterOpts{Name: "koi_stanzas_in_total", Help: "Stanzas received from bound client sessions, by element."}, "type")
 	out := f.counterVec(prometheus.CounterOpts{Name: "koi_stanzas_out_total", Help: "Stanzas queued to client sessions, by element."}, "type")
 	lat := f.histogramVec(prometheus.HistogramOpts{
@@ -92,13 +93,14 @@ func (r *Registry) ConnOpened() { r.connsOpen.Inc(); r.connsTotal.Inc() }
 // ConnClosed counts a client connection's end.
 func (r *Registry) ConnClosed() { r.connsOpen.Dec() }
 
-// Login counts a finished SASL exchange.
-func (r *Registry) Login(ok bool) {
-	if ok {
-		r.loginsOK.Inc()
-	} else {
-		r.loginsFail.Inc()
+// Login counts a login attempt by result ("success", "failure",
+// "refused"); another result counts as a failure.
+func (r *Registry) Login(result string) {
+	c, ok := r.logins[result]
+	if !ok {
+		c = r.logins["failure"]
 	}
+	c.Inc()
 }
 
 // StanzaIn counts a stanza from a client and the time it took to handle.

@@ -23,9 +23,9 @@ func TestCounts(t *testing.T) {
 	r.ConnOpened()
 	r.ConnOpened()
 	r.ConnClosed()
-	r.Login(true)
-	r.Login(false)
-	r.Login(false)
+	r.Login("success")
+	r.Login("failure")
+	r.Login("failure")
 	r.StanzaIn("message", time.Millisecond)
 	r.StanzaIn("presence", time.Millisecond)
 	r.StanzaIn("open", time.Millisecond)
@@ -43,6 +43,7 @@ func TestCounts(t *testing.T) {
 		"koi_connections_total 2\n",
 		`koi_logins_total{result="success"} 1` + "\n",
 		`koi_logins_total{result="failure"} 2` + "\n",
+		`koi_logins_total{result="refused"} 0` + "\n",
 		`koi_stanzas_in_total{type="message"} 1` + "\n",
 		`koi_stanzas_in_total{type="other"} 1` + "\n",
 		`koi_stanzas_out_total{type="message"} 2` + "\n",
