@@ -32,6 +32,6 @@ type nopObserver struct{}
 
 func (nopObserver) ConnOpened()                    {}
 func (nopObserver) ConnClosed()                    {}
-func (nopObserver) Login(string)                     {}
+func (nopObserver) Login(string)                   {}
 func (nopObserver) StanzaIn(string, time.Duration) {}
 func (nopObserver) StanzaOut(string)               {}
