@@ -42,8 +42,11 @@ vet:
 # Unit, end-to-end, and fuzz seed-corpus tests of every module; a failing
 # module does not stop the others. The end-to-end tests build and start the
 # real binaries themselves.
+# Test artefacts (the web chat test's screenshots) are kept under
+# $(ARTIFACTS)/_artifacts; go test prints each test's directory.
+ARTIFACTS ?= $(CURDIR)/bin/test-artifacts
 test: build vet
-	@rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m ./...) || rc=1; done; exit $$rc
+	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; exit $$rc
 
 # A short fuzzing session per target (FUZZTIME=30s make fuzz).
 FUZZTIME ?= 10s
