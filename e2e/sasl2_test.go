@@ -185,8 +185,8 @@ func TestSASL2FAST(t *testing.T) {
 		for _, fe := range inline.child(nsBind2, "bind").child(nsBind2, "inline").children(nsBind2, "feature") {
 			bindFeats = append(bindFeats, fe.attr("var"))
 		}
-		if strings.Join(bindFeats, " ") != nsCarbons2+" "+nsCSI0 {
-			t.Errorf("Bind 2 inline features %v, want carbons and CSI", bindFeats)
+		if strings.Join(bindFeats, " ") != nsCarbons2+" "+nsCSI0+" "+nsSM {
+			t.Errorf("Bind 2 inline features %v, want carbons, CSI and stream management", bindFeats)
 		}
 		var fastMechs []string
 		for _, m := range inline.child(nsFAST, "fast").children(nsFAST, "mechanism") {
@@ -196,9 +196,9 @@ func TestSASL2FAST(t *testing.T) {
 		if strings.Join(fastMechs, " ") != "HT-SHA-256-EXPR HT-SHA-256-ENDP HT-SHA-256-NONE" {
 			t.Errorf("FAST mechanisms %v", fastMechs)
 		}
-		// Stream management inline is not offered until it is wired.
-		if inline.child("urn:xmpp:sm:3", "sm") != nil {
-			t.Errorf("urn:xmpp:sm:3 offered inline: %s", inline)
+		// Stream management resumes inside <authenticate/>.
+		if inline.child(nsSM, "sm") == nil {
+			t.Errorf("urn:xmpp:sm:3 not offered inline: %s", inline)
 		}
 		// A host without tokens offers SASL2 without FAST.
 		_, f2 := sasl2Connect(t, s, "", secondHost)

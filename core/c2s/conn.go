@@ -332,22 +332,21 @@ func newID() string {
 }
 
 func (c *conn) header(from, to string) string {
-	var sb strings.Builder
-	sb.WriteString("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='")
-	sb.WriteString(newID())
-	sb.WriteString("' version='1.0' xml:lang='en'")
+	b := make([]byte, 0, 256)
+	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
+	b = append(b, newID()...)
+	b = append(b, "' version='1.0' xml:lang='en'"...)
 	if from != "" {
-		sb.WriteString(" from='" + escapeAttr(from) + "'")
+		b = append(b, " from='"...)
+		b = xmlstream.AppendAttrValue(b, from)
+		b = append(b, '\'')
 	}
 	if to != "" {
-		sb.WriteString(" to='" + escapeAttr(to) + "'")
+		b = append(b, " to='"...)
+		b = xmlstream.AppendAttrValue(b, to)
+		b = append(b, '\'')
 	}
-	sb.WriteString(">")
-	return sb.String()
-}
-
-func escapeAttr(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", "\"", "&quot;").Replace(s)
+	return string(append(b, '>'))
 }
 
 // openStream reads the client's stream header and answers with ours and

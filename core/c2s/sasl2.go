@@ -51,21 +51,6 @@ type Carbons interface {
 	EnableCarbons(s *router.Session)
 }
 
-// SMInline is stream management's part in SASL2 and Bind 2 (XEP-0198
-// inline: <resume/> in <authenticate/>, <enable/> in <bind/>). It is the
-// seam the stream management package fills in; while Config.SM is nil,
-// urn:xmpp:sm:3 is not offered inline and those elements are ignored.
-type SMInline interface {
-	// Resume handles <resume/> for the authenticated bare JID. It returns
-	// the <resumed/> or <failed/> element for <success/> and, when the old
-	// session was taken over by conn, that session (nil otherwise: the
-	// login goes on to Bind 2 or legacy binding).
-	Resume(ctx context.Context, conn router.Conn, bare jid.JID, el *xmlstream.Element) (result *xmlstream.Element, resumed *router.Session)
-	// Enable handles <enable/> for a session Bind 2 just bound and
-	// returns the <enabled/> or <failed/> element for <bound/>.
-	Enable(ctx context.Context, s *router.Session, el *xmlstream.Element) *xmlstream.Element
-}
-
 // fastHost is a host that issues FAST tokens; a Host without the method,
 // or returning nil, has FAST off.
 type fastHost interface {
@@ -105,7 +90,7 @@ func (c *conn) sasl2Feature(o sasl.Options, mechs []string) *xmlstream.Element {
 		b2.AppendChild(xmlstream.NewElement(nsBind2, "feature").SetAttr("var", nsCarbons))
 	}
 	b2.AppendChild(xmlstream.NewElement(nsBind2, "feature").SetAttr("var", nsCSI))
-	if c.srv.cfg.SMInline != nil {
+	if c.srv.cfg.SM.Enabled {
 		b2.AppendChild(xmlstream.NewElement(nsBind2, "feature").SetAttr("var", nsSM))
 		inline.AppendChild(xmlstream.NewElement(nsSM, "sm"))
 	}
@@ -277,19 +262,20 @@ func (c *conn) sasl2Succeeded(ctx context.Context, n exchange, ht *fast.Exchange
 		return el
 	}
 
-	if req.resume != nil && c.srv.cfg.SMInline != nil {
+	if req.resume != nil && c.srv.cfg.SM.Enabled {
+		// XEP-0198 inline (XEP-0388): <resumed/> goes in <success/>, and
+		// the replay of what the client did not acknowledge follows it.
 		c.holdQueue()
-		res, s := c.srv.cfg.SMInline.Resume(ctx, c, bare, req.resume)
-		if s != nil {
-			c.session = s
-			c.bound.Store(true)
-			c.releaseQueue(success(s.JID().String(), res).AppendXML(nil, xmlstream.NSClient))
+		reply, ss := c.smResume(req.resume)
+		if ss != nil {
+			c.attachSM(ss)
+			c.releaseQueue(success(ss.s.JID().String(), reply).AppendXML(nil, xmlstream.NSClient))
 			return true, true, nil
 		}
 		c.releaseQueue(nil)
-		if res != nil {
-			extra = append(extra, res)
-		}
+		// A failed resumption goes on to Bind 2 (or legacy binding) with
+		// a new session; <failed/> tells the client why.
+		extra = append(extra, reply)
 	}
 	if req.bind == nil {
 		// No restart and no Bind 2: the post-login features, so that
@@ -349,7 +335,7 @@ func (c *conn) bind2(ctx context.Context, req sasl2Request, success func(string,
 	var smEnable *xmlstream.Element
 	for _, f := range req.bind.Elements() {
 		switch {
-		case f.Space == nsSM && f.Local == "enable" && c.srv.cfg.SMInline != nil:
+		case f.Space == nsSM && f.Local == "enable" && c.srv.cfg.SM.Enabled:
 			smEnable = f
 		case f.Space == nsCSI && f.Local == "inactive":
 			c.clientState(f)
@@ -360,15 +346,21 @@ func (c *conn) bind2(ctx context.Context, req sasl2Request, success func(string,
 	c.holdQueue()
 	s, replaced := c.srv.cfg.Router.Bind(full, c)
 	c.session = s
+	var ss *smSession
 	if smEnable != nil {
-		if res := c.srv.cfg.SMInline.Enable(ctx, s, smEnable); res != nil {
-			bound.AppendChild(res)
-		}
+		var reply *xmlstream.Element
+		reply, ss = c.enableSM(smEnable)
+		bound.AppendChild(reply)
 	}
 	if carbons := req.bind.Child(nsCarbons, "enable"); carbons != nil && c.srv.cfg.Carbons != nil {
 		c.srv.cfg.Carbons.EnableCarbons(s)
 	}
-	c.releaseQueue(success(full.String(), bound).AppendXML(nil, xmlstream.NSClient))
+	first := success(full.String(), bound).AppendXML(nil, xmlstream.NSClient)
+	if ss != nil {
+		c.startSMHeld(ss, first)
+	} else {
+		c.releaseQueue(first)
+	}
 	c.bound.Store(true)
 	if replaced != nil {
 		replaced.Close("conflict", "replaced by a new connection for the same resource")

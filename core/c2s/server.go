@@ -99,9 +99,6 @@ type Config struct {
 	// Carbons enables message carbons for Bind 2's inline <enable/>; nil
 	// leaves carbons out of Bind 2.
 	Carbons Carbons
-	// SM is stream management inline in SASL2 and Bind 2; nil (until the
-	// stream management package provides it) offers none.
-	SMInline SMInline
 	// Observer is told about connections, logins and stanzas (metrics);
 	// nil observes nothing.
 	Observer Observer

@@ -159,6 +159,30 @@ func (c *conn) startSM(ss *smSession, first []byte) {
 	c.log().Debug("stream management enabled", "resumable", ss.id != "")
 }
 
+// startSMHeld is startSM for Bind 2's inline <enable/>: the queue is held
+// (see holdQueue) with the stanzas routed to the session since it was
+// bound, and first (the <success/> holding <enabled/>) must go before
+// them. They follow <enabled/> on the wire, so the client counts them:
+// they are counted here too, in order, before anything newer.
+func (c *conn) startSMHeld(ss *smSession, first []byte) {
+	c.qmu.Lock()
+	held := c.queue
+	c.queue = [][]byte{first}
+	for _, b := range held {
+		// ss is not attached yet: Push only keeps b, it does not write
+		// (which would take qmu).
+		if err := ss.st.Push(b); err != nil {
+			c.log().Warn("stanza routed during Bind 2 not kept", "error", err)
+		}
+	}
+	c.smSess.Store(ss)
+	c.qmu.Unlock()
+	// Writes what was held, then what came since, after first.
+	ss.st.Attach(smWriter{c})
+	c.releaseQueue(nil)
+	c.log().Debug("stream management enabled", "resumable", ss.id != "", "inline", true)
+}
+
 // smResume answers <resume previd h/> after authentication, before bind.
 // On success it returns <resumed/> and the session, taken over but not yet
 // attached: the caller writes the answer, then calls attachSM, which

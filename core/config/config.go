@@ -58,6 +58,7 @@ type Config struct {
 	Server    Server
 	Archive   Archive
 	Push      Push
+	Admin     Admin
 	Metrics   Metrics
 }
 
@@ -228,6 +229,21 @@ type Archive struct {
 	// JournalMaxSize (key journal_max_size) bounds each host's journal in
 	// bytes, default 1073741824 (1 GiB); 0 turns the journal off.
 	JournalMaxSize int64
+}
+
+// Admin configures the administration API (optional block admin; see
+// core/admin). It is off unless address is set.
+type Admin struct {
+	// Address (key address) is host:port of the API's listener; "" = off.
+	// Anyone who can reach it and knows the token administers koi: keep it
+	// on loopback or a management network.
+	Address string
+	// Token (key token) is the bearer token every call must carry, at
+	// least 16 characters; set it from the environment (KOI_ADMIN__TOKEN)
+	// rather than in the file.
+	Token string
+	// TLS (key tls) serves https with the tls block's certificate.
+	TLS bool
 }
 
 // Push configures push notifications, XEP-0357 (optional block push). The

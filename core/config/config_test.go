@@ -489,6 +489,14 @@ func TestProblems(t *testing.T) {
 		{"bad pprof", base + host + `server { pprof = "6060" }`, nil,
 			[]string{`server.pprof: want host:port`}},
 
+		{"admin: no token", base + host + `admin { address = "127.0.0.1:5280" }`, nil,
+			[]string{`admin.token: the admin API needs a token of at least 16 characters (got 0); e.g. KOI_ADMIN__TOKEN=$(openssl rand -hex 24)`}},
+		{"admin: short token from env", base + host + `admin { address = "127.0.0.1:5280" }`, []string{"KOI_ADMIN__TOKEN=abc"},
+			[]string{`admin.token: the admin API needs a token of at least 16 characters (got 3); e.g. KOI_ADMIN__TOKEN=$(openssl rand -hex 24) (set by KOI_ADMIN__TOKEN)`}},
+		{"admin: bad address", base + host + `admin { address = "5280"  token = "0123456789abcdef" }`, nil,
+			[]string{`admin.address: want host:port`}},
+		{"admin: typo", base + host + `admin { adress = "127.0.0.1:5280" }`, nil,
+			[]string{`admin.adress: unknown key (did you mean address?)`}},
 		{"push: zero registrations", base + host + `push { max_registrations = 0 }`, nil,
 			[]string{`push.max_registrations: must be greater than 0`}},
 		{"push: negative errors", base + host + `push { max_errors = -1 }`, nil,
@@ -852,4 +860,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("got config %v and error %v", cfg, err)
 		}
 	})
+}
+
+// TestAdmin: the admin API is off by default and on with an address and a
+// token, which may come from the environment.
+func TestAdmin(t *testing.T) {
+	src := base + `host "localhost" { auth = "store" }` + "\n"
+	c, err := Parse([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Admin != (Admin{}) {
+		t.Fatalf("no admin block: %+v, %v", c.Admin, err)
+	}
+	c, err = Parse([]byte(src+`admin { address = "127.0.0.1:5280"  tls = true }`), []string{"KOI_ADMIN__TOKEN=0123456789abcdef0123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Admin{Address: "127.0.0.1:5280", Token: "0123456789abcdef0123", TLS: true}); c.Admin != want {
+		t.Errorf("admin %+v, want %+v", c.Admin, want)
+	}
 }

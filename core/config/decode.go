@@ -57,6 +57,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
+	c.Admin = d.admin(tree["admin"])
 	c.Metrics = d.metrics(tree["metrics"])
 	c.SM = d.streamManagement(tree["stream_management"])
 	return c
@@ -428,6 +429,30 @@ func (d *decoder) server(v any) Server {
 		}
 	}
 	return s
+}
+
+// minAdminToken is the shortest admin token accepted: a guessable token
+// on an API that deletes accounts is worse than none.
+const minAdminToken = 16
+
+func (d *decoder) admin(v any) Admin {
+	b := d.block([]string{"admin"}, v)
+	a := Admin{TLS: b.boolean("tls", false)}
+	addr, _ := b.str("address")
+	tok, _ := b.str("token")
+	if addr == "" {
+		return a
+	}
+	if err := checkAddress(addr); err != "" {
+		d.problem(b.at("address"), "%s", err)
+		return a
+	}
+	if len(tok) < minAdminToken {
+		d.problem(b.at("token"), "the admin API needs a token of at least %d characters (got %d); e.g. KOI_ADMIN__TOKEN=$(openssl rand -hex 24)", minAdminToken, len(tok))
+		return a
+	}
+	a.Address, a.Token = addr, tok
+	return a
 }
 
 // maxBatchBytes keeps a batch well under gRPC's 4 MiB message limit.

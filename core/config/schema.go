@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push", "metrics"}
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push", "admin", "metrics"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -85,6 +85,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"queue_size": kInt, "batch_size": kInt, "batch_bytes": kInt, "flush_interval": kDuration,
 			"max_in_flight": kInt, "block_timeout": kDuration, "journal_dir": kString, "journal_max_size": kInt,
 		}, true
+	case "admin":
+		return map[string]kind{"address": kString, "token": kString, "tls": kBool}, true
 	case "metrics":
 		return map[string]kind{"address": kString, "path": kString}, true
 	case "push":

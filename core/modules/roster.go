@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/koi-im/koi/core/jid"
-	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -407,7 +406,7 @@ func (m *Server) rosterSet(ctx context.Context, c *iqCall) (*xmlstream.Element, 
 	}
 	contact = contact.Bare()
 	if el.Attr("subscription") == "remove" {
-		return nil, errOrNil(m.rosterRemove(ctx, c.s, contact))
+		return nil, errOrNil(m.rosterRemove(ctx, c.s.JID().Bare(), contact))
 	}
 	var groups []string
 	seen := map[string]bool{}
@@ -446,8 +445,7 @@ func errOrNil(err error) *stanza.Error {
 
 // rosterRemove removes a contact and cancels subscriptions both ways (RFC
 // 6121 §2.5.2).
-func (m *Server) rosterRemove(ctx context.Context, s *router.Session, contact jid.JID) error {
-	owner := s.JID().Bare()
+func (m *Server) rosterRemove(ctx context.Context, owner, contact jid.JID) error {
 	var sendUnsub, sendUnsubd bool
 	err := m.rosters.with(ctx, owner, func(r *roster) error {
 		it, ok := r.item(contact)

@@ -15,6 +15,8 @@ import (
 // without acknowledging it (XEP-0198: a resumption that never came, or a
 // stream closed with stanzas in flight). Nothing is silently lost and
 // nothing is duplicated:
+//   - a message for a resource that a new connection has bound since goes
+//     to that session: it has the very address the sender used;
 //   - a chat or normal message worth keeping goes to offline storage when
 //     s was the user's last available session, as it was: no second
 //     archive entry, its stanza-id and delay kept;
@@ -49,6 +51,12 @@ func (m *Server) undeliveredMessage(ctx context.Context, s *router.Session, el *
 		return
 	}
 	if !worthStoring(el) {
+		return
+	}
+	// A new connection bound the same resource (the client came back
+	// without resuming): it has the very address the sender used.
+	if cur := m.router.Session(s.JID()); cur != nil && cur != s {
+		cur.Send(el)
 		return
 	}
 	bare := s.JID().Bare()

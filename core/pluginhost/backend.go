@@ -32,7 +32,10 @@ type Backend struct {
 	// kick asks the supervisor to check the plugin now, after a call saw
 	// ErrUnavailable.
 	kick chan struct{}
-	obs  Observer // nil: none (see Host.SetObserver)
+	// restart asks the supervisor to replace the process (an operator's
+	// request through the admin API).
+	restart chan struct{}
+	obs     Observer // nil: none (see Host.SetObserver)
 
 	mu        sync.Mutex
 	inst      *instance // nil while the plugin is down
@@ -304,7 +307,11 @@ func (b *Backend) supervise(ctx context.Context, healthEvery time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		b.log.Error("plugin down", "pid", inst.pid, "reason", reason)
+		if reason == reasonRestart {
+			b.log.Info("restarting plugin", "pid", inst.pid, "reason", reason)
+		} else {
+			b.log.Error("plugin down", "pid", inst.pid, "reason", reason)
+		}
 		b.down()
 		inst.forceKill()
 		inst.kill()
@@ -335,6 +342,29 @@ func (b *Backend) supervise(ctx context.Context, healthEvery time.Duration) {
 	}
 }
 
+// reasonRestart is why watch returns after Restart.
+const reasonRestart = "restart requested by an operator"
+
+// Restart makes the supervisor replace the plugin's process: calls in
+// flight fail with sdk.ErrUnavailable, and new calls too until the new
+// process is up (after the shortest restart back-off). It returns at once.
+func (b *Backend) Restart() {
+	select {
+	case b.restart <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// PID is the plugin process's id, 0 while it is down.
+func (b *Backend) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inst == nil {
+		return 0
+	}
+	return b.inst.pid
+}
+
 // watch returns why inst should be replaced, or "" when ctx is done.
 func (b *Backend) watch(ctx context.Context, inst *instance, healthEvery time.Duration) string {
 	exitTick := time.NewTicker(exitPollInterval)
@@ -349,6 +379,8 @@ func (b *Backend) watch(ctx context.Context, inst *instance, healthEvery time.Du
 			if inst.pc.Exited() {
 				return "process exited"
 			}
+		case <-b.restart:
+			return reasonRestart
 		case <-b.kick:
 			if err := inst.alive(ctx, b.spec.CallTimeout); err != nil && ctx.Err() == nil {
 				return err.Error()

@@ -114,7 +114,7 @@ func newBackend(log hclog.Logger, s Spec) (*Backend, error) {
 	if s.CallTimeout <= 0 {
 		s.CallTimeout = defaultCallTimeout
 	}
-	b := &Backend{spec: s, log: log.Named(s.Name), kick: make(chan struct{}, 1)}
+	b := &Backend{spec: s, log: log.Named(s.Name), kick: make(chan struct{}, 1), restart: make(chan struct{}, 1)}
 	b.errs = newErrLog(b.log)
 	var problems []error
 	if s.Name == "" {
@@ -188,6 +188,9 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Backends returns every plugin's handle, in the order of the specs.
+func (h *Host) Backends() []*Backend { return h.backends }
 
 // Backend returns the handle of the named plugin.
 func (h *Host) Backend(name string) (*Backend, bool) {

@@ -321,7 +321,7 @@ func TestStartErrors(t *testing.T) {
 			}
 			// Plugins that did start were stopped again.
 			for _, b := range h.backends {
-				if b.pid() != 0 {
+				if b.PID() != 0 {
 					t.Errorf("plugin %q left running", b.Name())
 				}
 			}
@@ -371,7 +371,7 @@ func TestChecksumCheckedAtEveryStart(t *testing.T) {
 	if err := os.Rename(other, path); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(b.pid(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(b.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "restart refused", func() bool {
@@ -403,7 +403,7 @@ func TestCloseWhileRestarting(t *testing.T) {
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(b.pid(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(b.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "failed restart", func() bool {
@@ -426,7 +426,7 @@ func TestKilledPluginFailsFastThenRestarts(t *testing.T) {
 	b := mustBackend(t, h, "store")
 	ctx := context.Background()
 	must(t, b.SetVCard(ctx, "a@b", "<vCard/>"))
-	old := b.pid()
+	old := b.PID()
 
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -457,7 +457,7 @@ func TestKilledPluginFailsFastThenRestarts(t *testing.T) {
 		t.Error("no call saw the plugin down")
 	}
 
-	eventually(t, 5*time.Second, "restart", func() bool { return b.Healthy() && b.pid() != old })
+	eventually(t, 5*time.Second, "restart", func() bool { return b.Healthy() && b.PID() != old })
 	if !processGone(old) {
 		t.Errorf("old process %d still there", old)
 	}
@@ -472,12 +472,30 @@ func TestKilledPluginFailsFastThenRestarts(t *testing.T) {
 	}
 }
 
+// TestOperatorRestart: Restart replaces the process (an operator's
+// request, logged at INFO, not as a failure) and the plugin serves again.
+func TestOperatorRestart(t *testing.T) {
+	h, logs := startHost(t, spec("store", nil))
+	b := mustBackend(t, h, "store")
+	ctx := context.Background()
+	must(t, b.SetVCard(ctx, "a@b", "<vCard/>"))
+	old := b.PID()
+	b.Restart()
+	eventually(t, 5*time.Second, "restart", func() bool { return b.Healthy() && b.PID() != 0 && b.PID() != old })
+	eventually(t, 5*time.Second, "old process gone", func() bool { return processGone(old) })
+	_, err := b.GetVCard(ctx, "a@b")
+	isErr(t, "GetVCard after restart", err, sdk.ErrNotFound)
+	if strings.Contains(logs.String(), "plugin down") || !strings.Contains(logs.String(), reasonRestart) {
+		t.Errorf("log of an operator's restart:\n%s", logs.String())
+	}
+}
+
 func TestCallTimeout(t *testing.T) {
 	s := spec("store", nil)
 	s.CallTimeout = 200 * time.Millisecond
 	h, _ := startHost(t, s)
 	b := mustBackend(t, h, "store")
-	pid := b.pid()
+	pid := b.PID()
 
 	start := time.Now()
 	_, err := b.GetVCard(context.Background(), "sleep-3s@example.org")
@@ -490,7 +508,7 @@ func TestCallTimeout(t *testing.T) {
 	// A slow call is not a dead plugin.
 	_, err = b.GetVCard(context.Background(), "a@b")
 	isErr(t, "call after timeout", err, sdk.ErrNotFound)
-	if b.pid() != pid {
+	if b.PID() != pid {
 		t.Error("plugin restarted after a timeout")
 	}
 }
@@ -498,7 +516,7 @@ func TestCallTimeout(t *testing.T) {
 func TestPanicInBackendIsAnError(t *testing.T) {
 	h, _ := startHost(t, spec("store", nil))
 	b := mustBackend(t, h, "store")
-	pid := b.pid()
+	pid := b.PID()
 	_, err := b.GetVCard(context.Background(), "panic@example.org")
 	if err == nil || errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "panicked") {
 		t.Errorf("panicking call: %v", err)
@@ -506,7 +524,7 @@ func TestPanicInBackendIsAnError(t *testing.T) {
 	if _, err := b.GetVCard(context.Background(), "a@b"); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("call after panic: %v", err)
 	}
-	if b.pid() != pid {
+	if b.PID() != pid {
 		t.Error("plugin restarted after a recovered panic")
 	}
 }
@@ -521,7 +539,7 @@ func TestHealthFollowsBackendPing(t *testing.T) {
 	}
 	defer h.Close(context.Background())
 	b := mustBackend(t, h, "store")
-	pid := b.pid()
+	pid := b.PID()
 
 	if err := os.WriteFile(flag, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -536,7 +554,7 @@ func TestHealthFollowsBackendPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "healthy again", b.Healthy)
-	if b.pid() != pid {
+	if b.PID() != pid {
 		t.Error("an unhealthy backend was restarted")
 	}
 	for _, msg := range []string{"plugin unhealthy", "plugin healthy again"} {
@@ -570,7 +588,7 @@ func TestCloseLetsCallsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := mustBackend(t, h, "store")
-	pid := b.pid()
+	pid := b.PID()
 
 	done := make(chan error, 1)
 	go func() {
@@ -613,7 +631,7 @@ func TestCloseDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := mustBackend(t, h, "store")
-	pid := b.pid()
+	pid := b.PID()
 	done := make(chan error, 1)
 	go func() {
 		_, err := b.GetVCard(context.Background(), "sleep-4s@example.org")

@@ -101,16 +101,6 @@ func mustBackend(t *testing.T, h *Host, name string) *Backend {
 	return b
 }
 
-// pid returns the pid of b's current process, 0 while down.
-func (b *Backend) pid() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.inst == nil {
-		return 0
-	}
-	return b.inst.pid
-}
-
 // processGone reports whether pid no longer runs (a zombie counts as gone).
 func processGone(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {

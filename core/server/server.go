@@ -30,6 +30,7 @@ import (
 	"github.com/koi-im/koi/core/push"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
+	"github.com/koi-im/koi/core/sdnotify"
 	"github.com/koi-im/koi/core/throttle"
 	"github.com/koi-im/koi/core/websocket"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -41,6 +42,12 @@ type Server struct {
 	cfg     *config.Config
 	log     hclog.Logger
 	version string
+	// ConfigPath is the file cfg was read from; the admin API's config
+	// check reads it again.
+	ConfigPath string
+	// Notify tells a service manager (systemd, Type=notify) when koi is
+	// ready and when it stops; nil when there is none.
+	Notify *sdnotify.Notifier
 }
 
 // New prepares a server for cfg.
@@ -328,8 +335,6 @@ func (s *Server) Run(ctx context.Context) error {
 		Undelivered: mods,
 		Carbons:     mods,
 		Observer:    observer,
-		// SMInline (stream management inside SASL2 and Bind 2) is not
-		// offered yet: c2s.SMInline over the SMConfig sessions.
 	})
 
 	var listeners []net.Listener
@@ -385,10 +390,21 @@ func (s *Server) Run(ctx context.Context) error {
 		stop := s.servePprof(cfg.Server.Pprof)
 		defer stop()
 	}
+	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, hosts, mods, rt, ph)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	s.log.Info("koi is ready", "version", s.version, "hosts", len(hosts))
+	s.notify(fmt.Sprintf("STATUS=serving %d hosts on %d listeners", len(hosts), len(cfg.Listeners)), "READY=1")
+	if every := s.Notify.WatchdogInterval(); every > 0 {
+		stopWatchdog := s.feedWatchdog(every)
+		defer stopWatchdog()
+	}
 
 	<-ctx.Done()
 	s.log.Info("shutting down")
+	s.notify("STOPPING=1", "STATUS=shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	// The WebSocket listeners stop accepting and wait for their streams,
@@ -408,6 +424,33 @@ func (s *Server) Run(ctx context.Context) error {
 	wsWG.Wait()
 	wg.Wait()
 	return nil
+}
+
+// notify sends state lines to the service manager; a failure is logged,
+// never fatal (koi serves whether or not systemd hears it).
+func (s *Server) notify(state ...string) {
+	if err := s.Notify.Notify(state...); err != nil {
+		s.log.Warn("cannot notify the service manager", "error", err)
+	}
+}
+
+// feedWatchdog sends WATCHDOG=1 every interval until the returned function
+// is called.
+func (s *Server) feedWatchdog(every time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.notify("WATCHDOG=1")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // newWebSocket sets up the RFC 7395 listener lc in front of the c2s

@@ -306,6 +306,10 @@ func (e *Element) appendAttrs(buf []byte) []byte {
 	return buf
 }
 
+// AppendAttrValue appends s escaped for an attribute value quoted with
+// either quote character.
+func AppendAttrValue(buf []byte, s string) []byte { return appendEscaped(buf, s, true) }
+
 // appendEscaped appends s with markup characters escaped. In attribute
 // values whitespace other than space is written as character references so
 // that attribute-value normalisation by the peer cannot change it; \r is

@@ -46,6 +46,7 @@ modes:
   login     login rate and latency at a given concurrency
   msg       message throughput (unbounded) or latency at a fixed -rate between pairs
   storm     message latency between established pairs during a storm of logins
+  storm-gen the storm's logins, as storm runs them in a second process (internal)
   report    summarise result files (-json of the other modes) against koi's budget
 
 Run "koi-bench MODE -h" for the flags of a mode.`
@@ -233,6 +234,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rate                                                               float64
 		koictl, archive                                                    string
 		stormLogins, stormConc, stormUsers                                 int
+		stormProc                                                          bool
 	)
 	switch mode {
 	case "register":
@@ -253,11 +255,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&warmup, "warmup", 2*time.Second, "logins before measuring")
 		fs.DurationVar(&duration, "duration", 10*time.Second, "measured time")
 		fs.BoolVar(&presence, "presence", false, "a login includes initial presence (and waiting for the server to process it)")
-	case "msg", "storm":
-		if mode == "storm" {
+	case "msg", "storm", "storm-gen":
+		if mode != "msg" {
 			fs.IntVar(&stormLogins, "logins", 2000, "logins in the storm")
 			fs.IntVar(&stormConc, "storm-c", 500, "storm logins in flight")
 			fs.IntVar(&stormUsers, "storm-users", 500, "storm users, numbered after the pairs' (logged in once before, to prime the tool's SCRAM cache)")
+			fs.BoolVar(&stormProc, "storm-proc", true, "run the storm's logins in a second, lower-priority koi-bench process, so that the tool's own handshakes do not delay the measured messages")
 		}
 		fs.IntVar(&pairs, "pairs", 500, "sender→receiver pairs, users offset..offset+2*pairs-1")
 		fs.IntVar(&offset, "offset", 0, "first user number")
@@ -291,12 +294,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	readBuffer := 4096
-	if mode == "msg" || mode == "storm" {
+	if mode == "msg" || mode == "storm" || mode == "storm-gen" {
 		readBuffer = 16 << 10
 	}
 	e, err := c.env(stderr, readBuffer)
 	if err != nil {
 		return err
+	}
+	if mode == "storm-gen" {
+		// The parent's flags, profile files included, are the generator's:
+		// it must not write the parent's files.
+		c.cpuProfile, c.traceFile = "", ""
 	}
 	stopProfile, err := c.selfProfile()
 	defer stopProfile()
@@ -337,16 +345,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			r.Label, r.Archive, res = c.label, archive, r
 		}
 		runErr = err
+	case "storm-gen":
+		return load.StormGenerate(ctx, e, load.StormParams{
+			Msg:    load.MsgParams{Pairs: pairs, UserOffset: offset},
+			Logins: stormLogins, Concurrency: stormConc, Users: stormUsers,
+		}, os.Stdin, stdout)
 	case "storm":
 		if rate <= 0 {
 			return errors.New("storm: -rate must be positive: latency is measured at a fixed rate")
+		}
+		var gen []string
+		if stormProc {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("-storm-proc: %w", err)
+			}
+			gen = append([]string{self, "storm-gen"}, args...)
 		}
 		r, err := load.Storm(ctx, e, load.StormParams{
 			Msg: load.MsgParams{
 				Pairs: pairs, Concurrency: conc, Rate: rate,
 				Warmup: warmup, Duration: duration, Drain: drain, BodySize: bodySize, Bare: bare, UserOffset: offset,
 			},
-			Logins: stormLogins, Concurrency: stormConc, Users: stormUsers,
+			Logins: stormLogins, Concurrency: stormConc, Users: stormUsers, Generator: gen,
 		})
 		if r != nil {
 			r.Label, res = c.label, r

@@ -39,7 +39,7 @@ host "localhost" {
   registration = true
 }
 # A long keepalive interval keeps whitespace out of this short test.
-limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  keepalive_interval = "10m" }
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  connections_per_ip = 0  logins_per_ip = 0  keepalive_interval = "10m" }
 server { data_dir = "%[5]s/data"  pprof = %[6]q  shutdown_timeout = "2s" }
 `, plain, starttls, direct, filepath.Join(bin, "plugins", "koi-backend-sql"), dir, pprofAddr))
 	pid := startKoi(t, bin, cfg, dir, plain)
@@ -109,6 +109,16 @@ server { data_dir = "%[5]s/data"  pprof = %[6]q  shutdown_timeout = "2s" }
 		}
 		if m.Rate > 0 && (m.PerSecond < 150 || m.PerSecond > 250) {
 			t.Errorf("%s: %.0f msgs/s at a rate of 200", c.name, m.PerSecond)
+		}
+	}
+
+	// The storm in a generator process (the default) and in this one.
+	for _, proc := range []string{"true", "false"} {
+		st := run("storm-"+proc, "storm", "-addr", direct, "-tls", "direct", "-pairs", "2", "-rate", "50",
+			"-logins", "12", "-storm-c", "3", "-storm-users", "4", "-storm-proc="+proc,
+			"-warmup", "100ms", "-duration", "1s", "-drain", "2s").(*load.StormResult)
+		if st.StormLogins != 12 || st.StormFailed != 0 || st.StormLatency.Count != 12 || st.Lost != 0 || st.Delivered == 0 {
+			t.Errorf("storm with -storm-proc=%s: %+v", proc, st)
 		}
 	}
 

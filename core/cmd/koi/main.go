@@ -17,6 +17,7 @@ import (
 
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/logging"
+	"github.com/koi-im/koi/core/sdnotify"
 	"github.com/koi-im/koi/core/server"
 )
 
@@ -84,7 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := logging.New("koi", cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := server.New(cfg, log, version).Run(ctx); err != nil {
+	srv := server.New(cfg, log, version)
+	srv.ConfigPath = *path
+	srv.Notify = sdnotify.FromEnv(os.Getenv, os.Getpid())
+	if err := srv.Run(ctx); err != nil {
 		// A log value would show config problems as a Go slice.
 		var probs config.Errors
 		if errors.As(err, &probs) {

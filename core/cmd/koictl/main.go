@@ -6,6 +6,8 @@
 //	koictl [-config FILE] user del JID
 //	koictl [-config FILE] user list [HOST]
 //	koictl [-config FILE] db migrate [PLUGIN]
+//	koictl [-config FILE] [-json] stats | session list|kick | plugin list|restart |
+//	       roster list|add|del | send | broadcast | config check
 //	koictl -h
 //
 // A password given as "-" or left out is read from standard input (one
@@ -23,6 +25,10 @@
 // input; plugins without such a command (they fail it) are skipped unless
 // named. koi-backend-sql also migrates at every start, so this is for
 // doing it ahead of an upgrade.
+//
+// While koi runs with an admin block (core/admin), the user commands go
+// through its admin API, so that the running server stays consistent (a
+// deleted account's sessions end); the other commands there need it.
 package main
 
 import (
@@ -60,9 +66,27 @@ commands:
   user list [HOST]              list a host's accounts, from every auth backend that can list them
   db migrate [PLUGIN]           apply pending schema migrations of one plugin, or of every plugin
 
+commands that need a running koi with an admin block (its admin API; the user commands above
+use it too while koi runs):
+  stats                         uptime, online users and sessions per host
+  session list [HOST]           online sessions
+  session kick JID [REASON]     end a session (its client gets policy-violation and the reason)
+  plugin list                   plugins and their health
+  plugin restart NAME           replace a plugin's process
+  roster list JID               an account's roster
+  roster add JID CONTACT [NAME [GROUP...]]  add a contact (pushed to the account's clients)
+  roster del JID CONTACT        remove a contact, cancelling subscriptions both ways
+  send JID TEXT                 send a message from the server (stored offline if need be)
+  broadcast [HOST] TEXT         send a headline to every online session (of HOST)
+  config check                  check the configuration file as a restart would read it
+
 options:
   -config FILE  the configuration file (default config.hcl)
-  -h, --help    show this help`
+  -json         print the admin API's answer as JSON (commands that use it)
+  -h, --help    show this help
+
+exit codes: 0 done, 1 failed, 2 wrong command line, 3 koi not running (or no admin block),
+4 no such account, session, contact or plugin, 5 the account exists already`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -73,6 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // the usage is printed below, where it belongs
 	path := fs.String("config", "config.hcl", "configuration file")
+	jsonOut := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
@@ -86,14 +111,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, usage)
 		return 0
 	}
+	apiOnly := len(a) > 0 && (a[0] == "stats" || a[0] == "send" || a[0] == "broadcast")
+	grouped := len(a) > 0 && (a[0] == "user" || a[0] == "db" || a[0] == "session" || a[0] == "plugin" || a[0] == "roster" || a[0] == "config")
 	switch {
 	case len(a) == 0:
 		fmt.Fprintln(stderr, usage)
 		return 2
-	case a[0] != "user" && a[0] != "db":
+	case !apiOnly && !grouped:
 		fmt.Fprintf(stderr, "koictl: unknown command %q\n%s\n", a[0], usage)
 		return 2
-	case len(a) < 2:
+	case grouped && len(a) < 2:
 		fmt.Fprintf(stderr, "koictl: %s what?\n%s\n", a[0], usage)
 		return 2
 	}
@@ -104,22 +131,34 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := userCmd
-	if a[0] == "db" {
-		cmd = dbCmd
+	var err2 error
+	switch {
+	case apiOnly:
+		err2 = apiCmd(ctx, newAPIClient(cfg), *jsonOut, a[0], a[1:], stdout)
+	case a[0] == "user":
+		err2 = userCmd(ctx, cfg, a[1], a[2:], stdin, stdout, stderr)
+	case a[0] == "db":
+		err2 = dbCmd(ctx, cfg, a[1], a[2:], stdin, stdout, stderr)
+	default:
+		err2 = apiCmd(ctx, newAPIClient(cfg), *jsonOut, a[0]+" "+a[1], a[2:], stdout)
 	}
-	if err := cmd(ctx, cfg, a[1], a[2:], stdin, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "koictl: %v\n", err)
-		if errors.Is(err, errUsage) {
+	if err2 != nil {
+		fmt.Fprintf(stderr, "koictl: %v\n", err2)
+		if errors.Is(err2, errUsage) {
 			fmt.Fprintln(stderr, usage)
-			return 2
 		}
-		return 1
 	}
-	return 0
+	return exitCode(err2)
 }
 
 var errUsage = errors.New("wrong arguments")
+
+// errExists and errNotFound mark what the exit code tells apart; their
+// text is empty, so that wrapping them changes no message.
+var (
+	errExists   = errors.New("")
+	errNotFound = errors.New("")
+)
 
 func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var hostName string
@@ -147,6 +186,16 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		hostName, user = j.Domain(), j.Local()
 	default:
 		return fmt.Errorf("%w: unknown command user %s", errUsage, verb)
+	}
+	if verb != "revoke-tokens" {
+		apiArgs := args
+		if verb == "list" {
+			apiArgs = []string{hostName}
+		}
+		handled, err := apiUserCmd(ctx, newAPIClient(cfg), verb, apiArgs, func() (string, error) { return password(args, stdin) }, stdout)
+		if handled {
+			return err
+		}
 	}
 	h, closeHost, err := openHost(ctx, cfg, hostName)
 	if err != nil {
@@ -182,9 +231,9 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		}
 		switch {
 		case errors.Is(err, sdk.ErrExists):
-			return fmt.Errorf("%s already exists", account)
+			return fmt.Errorf("%s already exists%w", account, errExists)
 		case errors.Is(err, sdk.ErrNotFound):
-			return fmt.Errorf("%s does not exist", account)
+			return fmt.Errorf("%s does not exist%w", account, errNotFound)
 		case errors.Is(err, sdk.ErrReadOnly):
 			return fmt.Errorf("%s lives in a read-only backend: %w", account, err)
 		case err != nil:
@@ -202,7 +251,7 @@ func userCmd(ctx context.Context, cfg *config.Config, verb string, args []string
 		err := h.Auth.Delete(ctx, user)
 		switch {
 		case errors.Is(err, sdk.ErrNotFound):
-			return fmt.Errorf("%s does not exist", account)
+			return fmt.Errorf("%s does not exist%w", account, errNotFound)
 		case err != nil:
 			return err
 		}

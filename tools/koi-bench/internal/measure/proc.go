@@ -142,13 +142,20 @@ func ProcessName(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// SelfCPU is the CPU time (user plus system) this process has used.
+// SelfCPU is the CPU time (user plus system) this process and its running
+// children (a storm generator) have used.
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, c := range Children(os.Getpid()) {
+		if t, err := CPUTime(c); err == nil {
+			d += t
+		}
+	}
+	return d
 }
 
 // UsableCPUs is how many CPUs this process may run on (its affinity mask,

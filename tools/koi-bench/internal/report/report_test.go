@@ -112,10 +112,40 @@ func TestArchiveBudget(t *testing.T) {
 		t.Errorf("http without a sql run: %+v, want info", l)
 	}
 	lines = check([]Result{off, sql}, "sql")
-	if lines[0].Verdict != Info || lines[1].Verdict != Pass {
-		t.Errorf("sql, bounced but not lost: %+v", lines)
+	if lines[0].Verdict != Miss || !strings.Contains(lines[0].Target, "64000/s") || lines[1].Verdict != Pass {
+		t.Errorf("sql at 20%% of archive off, bounced but not lost: %+v", lines)
+	}
+	if l := check([]Result{off, msg("sql", 70000, 0, 0)}, "sql")[0]; l.Verdict != Pass {
+		t.Errorf("sql at 88%% of archive off: %+v, want pass", l)
+	}
+	if l := check([]Result{msg("sql", 70000, 0, 0)}, "sql")[0]; l.Verdict != Info {
+		t.Errorf("sql without an archive-off run: %+v, want info", l)
 	}
 	if l := check([]Result{off, msg("sql", 16000, 11, 10)}, "sql")[1]; l.Verdict != Miss {
 		t.Errorf("sql, a message lost without a bounce: %+v, want MISS", l)
+	}
+}
+
+// TestTLSBudget: a TLS run is shown beside the plaintext one, and an
+// archive run over TLS is compared with TLS archive-off, not plaintext.
+func TestTLSBudget(t *testing.T) {
+	msg := func(tls bool, archive string, perSecond float64) *load.MsgResult {
+		return &load.MsgResult{Common: load.Common{Mode: "msg", TLS: tls}, Pairs: 500, Archive: archive, PerSecond: perSecond, Sent: 1000}
+	}
+	lines := Budget([]Result{msg(false, "", 80000), msg(true, "", 60000), msg(true, "sql", 54000)})
+	var tlsLine, archLine *Line
+	for i, l := range lines {
+		switch {
+		case strings.HasSuffix(l.Check, "unbounded, TLS: throughput"):
+			tlsLine = &lines[i]
+		case strings.Contains(l.Check, "archive sql: throughput"):
+			archLine = &lines[i]
+		}
+	}
+	if tlsLine == nil || tlsLine.Verdict != Info || !strings.Contains(tlsLine.Measured, "75% of plaintext") {
+		t.Errorf("TLS throughput line: %+v (all: %+v)", tlsLine, lines)
+	}
+	if archLine == nil || !strings.Contains(archLine.Measured, "90% of archive off") || archLine.Verdict != Pass {
+		t.Errorf("TLS archive line: %+v", archLine)
 	}
 }
