@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # visit each.
 MODULES := . sdk examples/plugins/htpasswd-auth
 
-.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb
+.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb webchat
 
 all: build
 
@@ -28,14 +28,25 @@ build:
 run: build
 	$(BIN)/koi -config config.hcl
 
+# Converse.js in the browser against a running koi (make run) with a
+# websocket listener on 127.0.0.1:5280 that allows the origin 127.0.0.1:8080
+# (see examples/webchat/README.md); open http://127.0.0.1:8080/.
+WEBCHAT_WS ?= ws://127.0.0.1:5280/xmpp-websocket
+webchat:
+	cd examples/webchat && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --ignore-scripts; }
+	cd examples/webchat && $(GO) run . -listen 127.0.0.1:8080 -websocket $(WEBCHAT_WS) -domain localhost
+
 vet:
 	@rc=0; for m in $(MODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...) || rc=1; done; exit $$rc
 
 # Unit, end-to-end, and fuzz seed-corpus tests of every module; a failing
 # module does not stop the others. The end-to-end tests build and start the
 # real binaries themselves.
+# Test artefacts (the web chat test's screenshots) are kept under
+# $(ARTIFACTS)/_artifacts; go test prints each test's directory.
+ARTIFACTS ?= $(CURDIR)/bin/test-artifacts
 test: build vet
-	@rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m ./...) || rc=1; done; exit $$rc
+	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; exit $$rc
 
 # A short fuzzing session per target (FUZZTIME=30s make fuzz).
 FUZZTIME ?= 10s

@@ -59,3 +59,6 @@ host "localhost" {
 # The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs).
 # Off unless address is set; give the token through the environment: KOI_ADMIN__TOKEN=...
 # admin { address = "127.0.0.1:5280"  token = ""  tls = false }
+# Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on
+# a listener of their own; off unless address is set. examples/grafana has a dashboard.
+# metrics { address = "127.0.0.1:9100"  path = "/metrics" }

@@ -54,6 +54,8 @@ type options struct {
 	// TokenLifetime is host "localhost".token_lifetime; "" keeps the
 	// default. localhost stores FAST tokens, example.test does not.
 	TokenLifetime string
+	// Metrics, when set, is metrics.address (Prometheus /metrics).
+	Metrics string
 }
 
 func defaultOptions() options {
@@ -133,6 +135,10 @@ server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
 {{- if .Opt.Push}}
 
 push { {{.Opt.Push}} }
+{{- end}}
+{{- if .Opt.Metrics}}
+
+metrics { address = "{{.Opt.Metrics}}" }
 {{- end}}
 `))
 

@@ -45,6 +45,7 @@ func (c *conn) admitLogin() error {
 		return nil
 	}
 	c.log().Info("login refused", "reason", "login rate", "retry_after", retryText(d))
+	c.srv.cfg.Observer.Login(LoginRefused)
 	return &xmlstream.Error{Condition: "policy-violation", Text: "too many logins from your address; retry in " + retryText(d)}
 }
 

@@ -55,6 +55,7 @@ func (c *conn) authenticate(auth *xmlstream.Element) (bool, error) {
 	}
 	if d, ok := c.srv.cfg.Guard.CheckAddress(c.remoteIP); !ok {
 		c.log().Info("login refused", "reason", "throttled: too many wrong credentials from this address", "retry_after", retryText(d))
+		c.srv.cfg.Observer.Login(LoginRefused)
 		return false, c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in " + retryText(d)})
 	}
 	n, err := sasl.New(auth.Attr("mechanism"), c.host.SASLStore(), c.saslOptions())
@@ -206,6 +207,7 @@ func (c *conn) admit(n exchange) (string, *sasl.Failure) {
 		// The password was right, but this address guessed wrong too often:
 		// keep refusing until the window passes so guessing cannot succeed.
 		c.log().Info("login refused", "reason", "throttled: too many wrong credentials for this account from this address", "user", user, "host", c.host.Name(), "retry_after", retryText(d))
+		c.srv.cfg.Observer.Login(LoginRefused)
 		return "", &sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins for this account from your address; try again in " + retryText(d)}
 	}
 	c.srv.cfg.Guard.Succeeded(c.remoteIP, account)

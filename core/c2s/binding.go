@@ -54,6 +54,7 @@ func (c *conn) saslOptions() sasl.Options {
 // want of its binding type lets the client go without binding on this
 // stream (sasl.Options.CBTypeMismatch).
 func (c *conn) saslFailed(f *sasl.Failure) {
+	c.srv.cfg.Observer.Login(LoginFailure)
 	if f.ChannelBindingTypeMismatch() {
 		c.cbMismatch = true
 	}
@@ -62,6 +63,7 @@ func (c *conn) saslFailed(f *sasl.Failure) {
 // logAuthenticated writes the one line per login that says how the client
 // got in; tooling parses its message and keys, so keep them.
 func (c *conn) logAuthenticated(n exchange) {
+	c.srv.cfg.Observer.Login(LoginSuccess)
 	cb := n.ChannelBinding()
 	if cb == "" {
 		cb = "none"

@@ -201,6 +201,7 @@ func (c *conn) finish() {
 
 // send queues el for the client, past any CSI filter (see Send).
 func (c *conn) send(el *xmlstream.Element) bool {
+	c.srv.cfg.Observer.StanzaOut(el.Local)
 	if ss := c.smSess.Load(); ss != nil {
 		// Kept until acknowledged, even when this connection is gone.
 		return ss.push(el)
@@ -634,7 +635,9 @@ func (c *conn) sessionLoop() error {
 		}
 		// Backend calls carry their own timeouts (plugin call_timeout);
 		// the context ends when the connection does.
+		start := time.Now()
 		c.srv.cfg.Handler.Stanza(ctx, s, el)
+		c.srv.cfg.Observer.StanzaIn(el.Local, time.Since(start))
 	}
 }
 

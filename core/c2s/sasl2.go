@@ -150,6 +150,7 @@ func (c *conn) authenticate2(el *xmlstream.Element) (ok, bound bool, err error) 
 	defer cancel()
 	if d, ok := c.srv.cfg.Guard.CheckAddress(c.remoteIP); !ok {
 		c.log().Info("login refused", "reason", "throttled: too many wrong credentials from this address", "retry_after", retryText(d))
+		c.srv.cfg.Observer.Login(LoginRefused)
 		return false, false, c.sasl2Failure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in " + retryText(d)})
 	}
 	req := parseSASL2(el)

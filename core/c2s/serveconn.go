@@ -52,6 +52,8 @@ func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	s.cfg.Observer.ConnOpened()
+	defer s.cfg.Observer.ConnClosed()
 	c.serve()
 	return nil
 }

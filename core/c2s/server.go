@@ -99,6 +99,9 @@ type Config struct {
 	// Carbons enables message carbons for Bind 2's inline <enable/>; nil
 	// leaves carbons out of Bind 2.
 	Carbons Carbons
+	// Observer is told about connections, logins and stanzas (metrics);
+	// nil observes nothing.
+	Observer Observer
 }
 
 // Server runs the c2s listeners.
@@ -127,6 +130,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	var keyLog *tlscb.KeyLog
 	if cfg.TLS != nil && cfg.TLS.KeyLogWriter == nil {
@@ -193,7 +199,9 @@ func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error
 		go func() {
 			defer s.wg.Done()
 			if c.admitConnection() {
+				s.cfg.Observer.ConnOpened()
 				c.serve()
+				s.cfg.Observer.ConnClosed()
 			}
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -59,6 +59,7 @@ type Config struct {
 	Archive   Archive
 	Push      Push
 	Admin     Admin
+	Metrics   Metrics
 }
 
 // Log configures the server's log (block log).
@@ -195,6 +196,14 @@ type StreamManagement struct {
 	// RequestAckEvery (key request_ack_every, default 5) sends <r/> after
 	// that many stanzas; 0 never asks.
 	RequestAckEvery int
+}
+
+// Metrics is the Prometheus endpoint (optional block metrics), off unless
+// an address is set: it tells anyone who can reach it how busy the
+// server is.
+type Metrics struct {
+	Address string // key address: host:port to serve on; "" = off
+	Path    string // key path: default "/metrics"
 }
 
 // Server holds process-wide settings (optional block server).

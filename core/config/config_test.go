@@ -136,6 +136,7 @@ func TestContractSample(t *testing.T) {
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
+		Metrics: Metrics{Path: "/metrics"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
@@ -165,6 +166,7 @@ func exampleConfig() *Config {
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
+		Metrics: Metrics{Path: "/metrics"},
 	}
 }
 
@@ -333,6 +335,12 @@ func TestProblems(t *testing.T) {
 			[]string{`host "localhost".token_lifetime: want a duration`}},
 		{"blocklist names no plugin", base + `host "localhost" { auth = "store"  blocklist = "nope" }`, nil,
 			[]string{`host "localhost".blocklist: no plugin "nope"`}},
+		{"metrics address not host:port", base + host + `metrics { address = "9100" }`, nil,
+			[]string{`metrics.address:`}},
+		{"metrics path relative", base + host + `metrics { address = "127.0.0.1:9100"  path = "metrics" }`, nil,
+			[]string{`metrics.path: want an absolute URL path`}},
+		{"unknown key in metrics", base + host + `metrics { listen = "127.0.0.1:9100" }`, nil,
+			[]string{`metrics.listen: unknown key`}},
 		{"unknown block", base + host + `hosts "x" {}`, nil,
 			[]string{`hosts: unknown key (did you mean host?)`}},
 		{"unknown key in log", base + host + `log { levle = "info" }`, nil,
@@ -602,6 +610,8 @@ func TestAccepted(t *testing.T) {
 		src   string
 		check func(*Config) (got, want any)
 	}{
+		{"metrics on", base + host + `metrics { address = "127.0.0.1:9100" }`,
+			func(c *Config) (any, any) { return c.Metrics, Metrics{Address: "127.0.0.1:9100", Path: "/metrics"} }},
 		{"plugin config any shape",
 			base + host + `plugin "x" { command = "x"  config = {
 				anything = { goes = [1, "two", { three = 3.5 }] }

@@ -58,6 +58,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
 	c.Admin = d.admin(tree["admin"])
+	c.Metrics = d.metrics(tree["metrics"])
 	c.SM = d.streamManagement(tree["stream_management"])
 	return c
 }
@@ -396,6 +397,23 @@ func (d *decoder) streamManagement(v any) StreamManagement {
 		MaxQueue:        int(b.integer("max_queue", 1024, true)),
 		RequestAckEvery: int(b.integer("request_ack_every", 5, false)),
 	}
+}
+
+func (d *decoder) metrics(v any) Metrics {
+	b := d.block([]string{"metrics"}, v)
+	m := Metrics{Path: b.nonEmpty("path", "/metrics")}
+	if !strings.HasPrefix(m.Path, "/") || strings.ContainsAny(m.Path, "?# ") {
+		d.problem(b.at("path"), "want an absolute URL path like %s, got %s", quote("/metrics"), quote(m.Path))
+		m.Path = "/metrics"
+	}
+	if a, ok := b.str("address"); ok && a != "" {
+		if err := checkAddress(a); err != "" {
+			d.problem(b.at("address"), "%s", err)
+		} else {
+			m.Address = a
+		}
+	}
+	return m
 }
 
 func (d *decoder) server(v any) Server {

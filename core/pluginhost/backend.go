@@ -35,6 +35,7 @@ type Backend struct {
 	// restart asks the supervisor to replace the process (an operator's
 	// request through the admin API).
 	restart chan struct{}
+	obs     Observer // nil: none (see Host.SetObserver)
 
 	mu        sync.Mutex
 	inst      *instance // nil while the plugin is down
@@ -249,6 +250,9 @@ func (b *Backend) up(inst *instance, first bool) {
 		b.log.Info("plugin started", "pid", inst.pid, "capabilities", describeCaps(inst.caps))
 	} else {
 		b.log.Info("plugin restarted", "pid", inst.pid)
+		if b.obs != nil {
+			b.obs.PluginRestarted(b.spec.Name)
+		}
 	}
 }
 
@@ -462,8 +466,10 @@ func (b *Backend) poke() {
 // because the plugin is down or closing is not logged: the supervisor
 // already says so, once.
 func call[T any](ctx context.Context, b *Backend, method, host string, f func(context.Context, *sdk.Client) (T, error)) (T, error) {
+	start := time.Now()
 	c, err := b.acquire()
 	if err != nil {
+		b.observeCall(method, start, err)
 		var zero T
 		return zero, err
 	}
@@ -478,6 +484,7 @@ func call[T any](ctx context.Context, b *Backend, method, host string, f func(co
 	// ctx, not callCtx: a call that hit the call timeout is logged, one
 	// whose caller gave up is not.
 	b.errs.report(ctx, method, host, err)
+	b.observeCall(method, start, err)
 	return v, err
 }
 

@@ -224,6 +224,7 @@ func (s *Server) Run(ctx context.Context) error {
 	tlsCfg := tlsConfig(cert, cfg.TLS)
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
+	reg := newMetrics(cfg.Metrics, ph)
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = ph.Start(startCtx)
 	cancel()
@@ -300,6 +301,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	observer, err := startMetrics(ctx, reg, cfg.Metrics, hosts, s.log.Named("metrics"))
+	if err != nil {
+		return err
+	}
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -329,6 +334,7 @@ func (s *Server) Run(ctx context.Context) error {
 		},
 		Undelivered: mods,
 		Carbons:     mods,
+		Observer:    observer,
 	})
 
 	var listeners []net.Listener

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/metrics"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/pluginhost"
+)
+
+// newMetrics returns the registry for block metrics, nil when it is off.
+// The plugins report to it from their start, so it exists before them.
+func newMetrics(cfg config.Metrics, ph *pluginhost.Host) *metrics.Registry {
+	if cfg.Address == "" {
+		return nil
+	}
+	reg := metrics.New()
+	ph.SetObserver(reg)
+	return reg
+}
+
+// startMetrics serves the Prometheus endpoint and returns the observer the
+// c2s server reports to, nil when metrics are off. The listener is bound
+// here, so a taken port stops the start-up with an error naming the key
+// rather than a log line later.
+func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics, hosts []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	err := reg.GaugeFunc("koi_archive_queue_depth", "Archive writes queued or in flight, summed over the hosts.", func() float64 {
+		n := 0
+		for _, h := range hosts {
+			if !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
+				continue
+			}
+			n += h.Archive.Backend.Writer.Stats().Pending
+		}
+		return float64(n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.address: %w", err)
+	}
+	log.Info("metrics listening", "address", l.Addr().String(), "path", cfg.Path)
+	go func() {
+		if err := reg.Serve(ctx, l, cfg.Path); err != nil {
+			log.Error("metrics listener failed", "error", err)
+		}
+	}()
+	return reg, nil
+}

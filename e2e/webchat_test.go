@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/koi-im/koi/internal/testsvc"
+)
+
+// webchatConfig is koi as examples/webchat expects it: a websocket
+// listener that lets the page's origin in, and the features Converse.js
+// waits for before it opens a chat (the blocklist, XEP-0191) or asks for
+// on login (the archive, XEP-0313).
+var webchatConfig = template.Must(template.New("webchat").Parse(`# koi e2e webchat test config
+log { level = "debug"  format = "text" }
+listen "c2s"       { address = "{{.C2S}}"  starttls = "required" }
+listen "c2s_tls"   { address = "{{.C2STLS}}" }
+listen "websocket" { address = "{{.WS}}"  tls = false  origins = ["{{.Page}}"] }
+tls { cert_file = "{{.Dir}}/tls/cert.pem"  key_file = "{{.Dir}}/tls/key.pem" }
+
+plugin "store" {
+  command = "{{.Plugin}}"
+  config  = { driver = "sqlite"  dsn = "{{.Dir}}/koi.db" }
+}
+
+host "localhost" {
+  auth      = "store"
+  roster    = "store"
+  offline   = "store"
+  vcard     = "store"
+  private   = "store"
+  blocklist = "store"
+  archive   = "store"
+}
+
+server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
+metrics { address = "{{.Metrics}}" }
+`))
+
+// browserTimeout bounds each step in the browser: a page load with
+// Converse's 4 MB of script on a busy machine, a login, a message.
+const browserTimeout = 60 * time.Second
+
+// A real web client in a real browser: examples/webchat serves Converse.js
+// pointed at koi's WebSocket listener, headless Chromium logs alice and bob
+// in from two separate browser contexts (no shared storage), alice types a
+// message to bob, and bob's page shows it. The screenshot of both pages is
+// kept as a test artefact (go test -artifacts).
+func TestWebchat(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	testsvc.Require(t, testsvc.AptInstall(ctx, "chromium"))
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		testsvc.Require(t, fmt.Errorf("%w: chromium is not on PATH after installing it: %v", testsvc.ErrMissing, err))
+	}
+	pkg, err := testsvc.NPMInstall(ctx, "examples/webchat")
+	testsvc.Require(t, err)
+
+	dir := t.TempDir()
+	webchatBin := filepath.Join(dir, "webchat")
+	build := exec.CommandContext(ctx, "go", "build", "-o", webchatBin, ".")
+	build.Dir = pkg
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/webchat: %v\n%s", err, out)
+	}
+
+	c2s, c2sTLS, ws, page, metrics := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	var b bytes.Buffer
+	err = webchatConfig.Execute(&b, map[string]string{
+		"C2S": c2s, "C2STLS": c2sTLS, "WS": ws, "Page": page, "Dir": dir, "Plugin": pluginBin(), "Metrics": metrics,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "koi.hcl")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := launch(t, dir, path, c2s, c2sTLS, options{}, nil)
+	s.waitListening(t, ws)
+	s.addUser(t, "alice@localhost", "alice-pw")
+	s.addUser(t, "bob@localhost", "bob-pw")
+	befriend(t, s)
+
+	web := startWebchat(t, webchatBin, page, "ws://"+ws+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox, // root in a container has no user namespace for the sandbox
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 800),
+	)...)
+	defer cancelAlloc()
+	browser, closeBrowser := chromedp.NewContext(allocCtx)
+	defer closeBrowser()
+	if err := chromedp.Do(browser); err != nil { // starts Chromium, with no timeout of its own
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+
+	url := "http://" + page + "/"
+	alice := openPage(t, browser, "alice", url)
+	bob := openPage(t, browser, "bob", url)
+	alice.login("alice", "alice-pw")
+	bob.login("bob", "bob-pw")
+
+	// alice opens the chat with bob from the roster koi gave Converse and
+	// sends; bob's page counts it as unread on alice's roster entry (in
+	// full screen Converse opens no chat by itself), and bob opens it.
+	alice.openChat("bob@localhost")
+	const body = "hello bob, from a browser"
+	alice.do("type the message", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), body+"\r"))
+	alice.waitText("her own message in her chat", body)
+	bob.do("wait for alice's message to be counted as unread",
+		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
+	bob.openChat("alice@localhost")
+	bob.waitText("alice's message", body)
+
+	// And back: bob's answer reaches alice's open chat.
+	const reply = "hi alice, 5 < 6 & welcome"
+	bob.do("type the reply", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), reply+"\r"))
+	alice.waitText("bob's reply", reply)
+
+	// The browsers' WebSocket sessions count as the TCP ones do, with the
+	// archive on.
+	m := scrapeMetrics(t, "http://"+metrics+"/metrics")
+	if m[`koi_logins_total{result="success"}`] < 4 || m[`koi_stanzas_in_total{type="message"}`] < 2 || m["koi_connections_open"] < 2 {
+		t.Errorf("metrics after the chat: logins %v, messages in %v, connections open %v",
+			m[`koi_logins_total{result="success"}`], m[`koi_stanzas_in_total{type="message"}`], m["koi_connections_open"])
+	}
+	if _, ok := m["koi_archive_queue_depth"]; !ok {
+		t.Error("no koi_archive_queue_depth with the archive on")
+	}
+
+	artefacts := t.ArtifactDir()
+	for _, p := range []*browserPage{alice, bob} {
+		shot, err := chromedp.Run(p.timeout(), chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("%s: screenshot: %v", p.name, err)
+		}
+		f := filepath.Join(artefacts, "webchat-"+p.name+".png")
+		if err := os.WriteFile(f, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot of %s's page: %s", p.name, f)
+	}
+	if t.Failed() {
+		t.Logf("webchat log:\n%s", web.String())
+	}
+}
+
+// befriend makes alice and bob subscribed to each other (RFC 6121) with
+// TCP clients, so Converse shows each in the other's roster.
+func befriend(t *testing.T, s *server) {
+	t.Helper()
+	o := dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/setup", "alice-pw")
+	bob := login(t, o, "bob@localhost/setup", "bob-pw")
+	defer alice.close()
+	defer bob.close()
+	for _, c := range []*client{alice, bob} {
+		c.send("<presence/>")
+		c.expect("own presence", isPresence("", c.jid))
+	}
+	for _, p := range [][2]*client{{alice, bob}, {bob, alice}} {
+		from, to := p[0], p[1]
+		fromBare, toBare := strings.Split(from.jid, "/")[0], strings.Split(to.jid, "/")[0]
+		from.send("<presence to='" + toBare + "' type='subscribe'/>")
+		to.expect("a subscription request", isPresence("subscribe", fromBare))
+		to.send("<presence to='" + fromBare + "' type='subscribed'/>")
+		from.expect("subscribed", isPresence("subscribed", toBare))
+	}
+}
+
+// startWebchat runs the example's binary and waits until it serves.
+func startWebchat(t *testing.T, bin, listen, wsURL, dist string) *syncBuffer {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, "-listen", listen, "-websocket", wsURL, "-domain", "localhost", "-dist", dist)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting webchat: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(startTimeout)
+	for !strings.Contains(log.String(), "webchat listening") {
+		select {
+		case <-done:
+			t.Fatalf("webchat exited: %s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webchat not listening after %v: %s", startTimeout, log.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return log
+}
+
+// browserPage is one user's tab, in a browser context of its own.
+type browserPage struct {
+	t       *testing.T
+	name    string
+	ctx     context.Context
+	console *syncBuffer // what the page wrote to its console
+}
+
+func openPage(t *testing.T, browser context.Context, name, url string) *browserPage {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	p := &browserPage{t: t, name: name, ctx: ctx, console: &syncBuffer{}}
+	if err := chromedp.Do(ctx); err != nil { // creates the tab, which lives as long as ctx
+		t.Fatalf("%s: new tab: %v", name, err)
+	}
+	go func() {
+		for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
+			if err != nil {
+				return
+			}
+			var args []string
+			for _, a := range ev.Args {
+				args = append(args, strings.Trim(string(a.Value), `"`)+a.Description)
+			}
+			fmt.Fprintf(p.console, "%s: %s\n", ev.Type, strings.Join(args, " "))
+		}
+	}()
+	go func() {
+		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(p.console, "exception: %v\n", &chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails})
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s's browser console:\n%s", name, p.console.String())
+		}
+	})
+	p.do("load the page", chromedp.Navigate(url))
+	return p
+}
+
+// timeout is the page's context for one step.
+func (p *browserPage) timeout() context.Context {
+	ctx, cancel := context.WithTimeout(p.ctx, browserTimeout)
+	p.t.Cleanup(cancel)
+	return ctx
+}
+
+func (p *browserPage) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.timeout(), steps...); err != nil {
+		p.fail(what, err)
+	}
+}
+
+// fail ends the test with what the page showed: its text and a
+// screenshot among the artefacts.
+func (p *browserPage) fail(what string, err error) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : document.documentElement.outerHTML`))
+	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		f := filepath.Join(p.t.ArtifactDir(), "webchat-"+p.name+"-failed.png")
+		if os.WriteFile(f, shot, 0o644) == nil {
+			p.t.Logf("%s: screenshot of the failure: %s", p.name, f)
+		}
+	}
+	p.t.Fatalf("%s: %s: %v\npage text:\n%s", p.name, what, err, text)
+}
+
+// login fills Converse's login form; the user name takes the page's
+// default domain.
+func (p *browserPage) login(user, password string) {
+	p.t.Helper()
+	p.do("log in",
+		chromedp.WaitVisible(chromedp.ID("converse-login-jid")),
+		chromedp.SendKeys(chromedp.ID("converse-login-jid"), user),
+		chromedp.SendKeys(chromedp.ID("converse-login-password"), password),
+		chromedp.Click(chromedp.CSS("#converse-login button[type=submit]")),
+	)
+}
+
+// openChat clicks contact in the roster, which opens the chat with it.
+func (p *browserPage) openChat(contact string) {
+	p.t.Helper()
+	sel := chromedp.CSS(fmt.Sprintf("a.open-chat[data-jid=%q]", contact))
+	p.do("open the chat with "+contact,
+		chromedp.WaitVisible(sel),
+		chromedp.Click(sel),
+		chromedp.WaitVisible(chromedp.CSS(".chat-textarea")),
+	)
+}
+
+// waitText waits until a message in the open chat reads text.
+func (p *browserPage) waitText(what, text string) {
+	p.t.Helper()
+	_, err := chromedp.Run(p.timeout(), chromedp.PollFunction[bool](
+		`(text) => [...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`,
+		chromedp.WithPollingArgs(text), chromedp.WithPollingTimeout(browserTimeout)))
+	if err != nil {
+		p.fail(fmt.Sprintf("waiting for %s (%q) on the page", what, text), err)
+	}
+}
