@@ -93,6 +93,11 @@ type Plugins interface {
 // `koi check-config` does.
 type ConfigCheck func(ctx context.Context) (problems, warnings []string, err error)
 
+// Reload re-reads the configuration file and applies what can change
+// while koi runs; it returns what it applied and the changed sections
+// that need a restart. An error means nothing changed.
+type Reload func(ctx context.Context) (applied, needRestart []string, err error)
+
 // Config is what the API serves and how.
 type Config struct {
 	// Token is the bearer token every call must carry.
@@ -106,6 +111,7 @@ type Config struct {
 	Messages Messages
 	Plugins  Plugins
 	Check    ConfigCheck
+	Reload   Reload
 }
 
 // maxBody bounds request bodies: the largest legitimate one is a message.
@@ -132,6 +138,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/plugins", a.listPlugins)
 	mux.HandleFunc("POST /api/v1/plugins/{name}/restart", a.restartPlugin)
 	mux.HandleFunc("POST /api/v1/config/check", a.checkConfig)
+	mux.HandleFunc("POST /api/v1/config/reload", a.reload)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not-found", "no such API call: "+r.Method+" "+r.URL.Path)
 	})

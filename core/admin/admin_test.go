@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +37,7 @@ type fakeKoi struct {
 	sent     []*xmlstream.Element
 	restarts []string
 	down     bool // every backend call fails with ErrUnavailable
+	reloads  int
 }
 
 func (f *fakeKoi) Hosts() []string { return []string{"example.org", "other.org"} }
@@ -212,6 +214,13 @@ func TestAPI(t *testing.T) {
 		Check: func(context.Context) ([]string, []string, error) {
 			return []string{`host "x".auth: no plugin block named "y"`}, nil, nil
 		},
+		Reload: func(context.Context) ([]string, []string, error) {
+			f.reloads++
+			if f.reloads > 1 {
+				return nil, nil, errors.New(`limits.max_depth: must be greater than 0`)
+			}
+			return []string{"log.level info → debug"}, []string{"listen"}, nil
+		},
 	})}
 	ts := httptest.NewServer(v)
 	defer ts.Close()
@@ -292,6 +301,12 @@ func TestAPI(t *testing.T) {
 		{"restart", "POST", "/api/v1/plugins/store/restart", "", token, 202, nil},
 		{"restart, unknown", "POST", "/api/v1/plugins/nope/restart", "", token, 404, nil},
 		{"config check", "POST", "/api/v1/config/check", "", token, 200, func(m map[string]any) bool { return m["ok"] == false && len(m["problems"].([]any)) == 1 }},
+		{"reload", "POST", "/api/v1/config/reload", "", token, 200, func(m map[string]any) bool {
+			return len(m["applied"].([]any)) == 1 && len(m["need_restart"].([]any)) == 1
+		}},
+		{"reload of a broken file", "POST", "/api/v1/config/reload", "", token, 422, func(m map[string]any) bool {
+			return strings.Contains(m["error"].(string), "nothing changed")
+		}},
 		{"delete", "DELETE", "/api/v1/users/bob@example.org", "", token, 204, nil},
 		{"delete, absent", "DELETE", "/api/v1/users/bob@example.org", "", token, 404, nil},
 		{"unknown call", "GET", "/api/v1/nonsense", "", token, 404, nil},

@@ -522,3 +522,21 @@ func (a *api) checkConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": len(problems) == 0, "problems": problems, "warnings": warnings})
 }
+
+func (a *api) reload(w http.ResponseWriter, r *http.Request) {
+	applied, restart, err := a.cfg.Reload(r.Context())
+	if err != nil {
+		// The file has problems (or the certificate does not load):
+		// nothing was changed.
+		writeError(w, http.StatusUnprocessableEntity, "config-problems", "nothing changed: "+err.Error())
+		return
+	}
+	if applied == nil {
+		applied = []string{}
+	}
+	if restart == nil {
+		restart = []string{}
+	}
+	a.cfg.Log.Info("configuration reloaded through the admin API", "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"applied": applied, "need_restart": restart})
+}

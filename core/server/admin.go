@@ -203,6 +203,10 @@ func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*mod
 		Check: func(ctx context.Context) ([]string, []string, error) {
 			return s.checkConfigFile(ctx)
 		},
+		Reload: func(ctx context.Context) ([]string, []string, error) {
+			r, err := s.Reload(ctx)
+			return r.Applied, r.NeedRestart, err
+		},
 	})
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	go func() {

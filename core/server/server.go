@@ -45,6 +45,8 @@ type Server struct {
 	// ConfigPath is the file cfg was read from; the admin API's config
 	// check reads it again.
 	ConfigPath string
+	reloadMu sync.Mutex
+	certs    *certStore // set by Run; Reload swaps the certificate
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
@@ -221,7 +223,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg := tlsConfig(cert, cfg.TLS)
+	certs := &certStore{}
+	certs.p.Store(&cert)
+	tlsCfg := tlsConfig(certs, cfg.TLS)
+	s.reloadMu.Lock()
+	s.certs = certs
+	s.reloadMu.Unlock()
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
 	reg := newMetrics(cfg.Metrics, ph)

@@ -25,8 +25,8 @@ import (
 // tlsConfig is the server's TLS configuration: cert, and the versions of
 // the tls block. Tests set max_version = "1.2" to see a client on TLS 1.2,
 // where the channel bindings differ (see core/tlscb).
-func tlsConfig(cert tls.Certificate, c config.TLS) *tls.Config {
-	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+func tlsConfig(certs *certStore, c config.TLS) *tls.Config {
+	t := &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
 	if c.MinVersion == "1.3" {
 		t.MinVersion = tls.VersionTLS13
 	}

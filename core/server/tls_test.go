@@ -19,7 +19,7 @@ func TestTLSConfigVersions(t *testing.T) {
 		{"", "", tls.VersionTLS12, 0},
 	}
 	for _, tt := range tests {
-		c := tlsConfig(tls.Certificate{}, config.TLS{MinVersion: tt.min, MaxVersion: tt.max})
+		c := tlsConfig(&certStore{}, config.TLS{MinVersion: tt.min, MaxVersion: tt.max})
 		if c.MinVersion != tt.wantMin || c.MaxVersion != tt.wantMax {
 			t.Errorf("min %q max %q: got %x..%x, want %x..%x", tt.min, tt.max, c.MinVersion, c.MaxVersion, tt.wantMin, tt.wantMax)
 		}

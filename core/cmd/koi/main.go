@@ -87,6 +87,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	srv := server.New(cfg, log, version)
 	srv.ConfigPath = *path
+	// SIGHUP reloads what can change without dropping sessions.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if _, err := srv.Reload(rctx); err != nil {
+				log.Error("reload refused, nothing changed", "error", err)
+			}
+			cancel()
+		}
+	}()
 	srv.Notify = sdnotify.FromEnv(os.Getenv, os.Getpid())
 	if err := srv.Run(ctx); err != nil {
 		// A log value would show config problems as a Go slice.
