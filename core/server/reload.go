@@ -16,7 +16,9 @@ import (
 
 // certStore is the certificate every TLS listener serves; a reload swaps
 // it, and the next handshake uses the new one (sessions up keep theirs).
-type certStore struct{ p atomic.Pointer[tls.Certificate] }
+type certStore struct {
+	p atomic.Pointer[tls.Certificate]
+}
 
 func (c *certStore) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.p.Load(), nil }
 

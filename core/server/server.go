@@ -45,8 +45,8 @@ type Server struct {
 	// ConfigPath is the file cfg was read from; the admin API's config
 	// check reads it again.
 	ConfigPath string
-	reloadMu sync.Mutex
-	certs    *certStore // set by Run; Reload swaps the certificate
+	reloadMu   sync.Mutex
+	certs      *certStore // set by Run; Reload swaps the certificate
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
