@@ -52,6 +52,9 @@ type instance struct {
 	pid     int
 	caps    sdk.Capabilities
 	started time.Time
+	// attached is the connection to a plugin koi did not start (Spec.Reattach),
+	// nil for one it did; such a plugin is never killed, only disconnected.
+	attached io.Closer
 }
 
 // Name returns the plugin's name.
@@ -77,7 +80,11 @@ func (b *Backend) Healthy() bool {
 
 // start launches a new plugin process and configures it.
 func (b *Backend) start(ctx context.Context) (*instance, error) {
-	inst, err := b.launch(ctx)
+	launch := b.launch
+	if b.spec.Reattach != nil {
+		launch = b.attach
+	}
+	inst, err := launch(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", b.spec.Name, err)
 	}
@@ -159,12 +166,23 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 }
 
 // kill stops the process: politely, then (after go-plugin's 2s) by force.
-func (i *instance) kill() { i.pc.Kill() }
+// An attached process is only disconnected from.
+func (i *instance) kill() {
+	if i.attached != nil {
+		_ = i.attached.Close()
+		return
+	}
+	i.pc.Kill()
+}
 
 // forceKill sends SIGKILL without waiting; kill still has to clean up.
 // os.Process knows when the process has been reaped, so this never hits a
 // recycled pid.
-func (i *instance) forceKill() { _ = i.proc.Kill() }
+func (i *instance) forceKill() {
+	if i.proc != nil {
+		_ = i.proc.Kill()
+	}
+}
 
 // alive checks that the process answers at all, independent of the
 // backend's health: go-plugin registers a gRPC health service in every
@@ -242,9 +260,14 @@ func (b *Backend) up(inst *instance, first bool) {
 		b.log.Warn("plugin declares different capabilities than at its first start; keeping the first",
 			"first", describeCaps(b.caps), "now", describeCaps(inst.caps))
 	}
-	if first {
+	switch {
+	case inst.attached != nil && first:
+		b.log.Info("attached to plugin in debug mode", "pid", inst.pid, "capabilities", describeCaps(inst.caps))
+	case inst.attached != nil:
+		b.log.Info("attached to plugin again", "pid", inst.pid)
+	case first:
 		b.log.Info("plugin started", "pid", inst.pid, "capabilities", describeCaps(inst.caps))
-	} else {
+	default:
 		b.log.Info("plugin restarted", "pid", inst.pid)
 	}
 }
@@ -309,7 +332,11 @@ func (b *Backend) supervise(ctx context.Context, healthEvery time.Duration) {
 		}
 
 		for attempt := 1; ; attempt++ {
-			b.log.Info("restarting plugin", "in", backoff.String(), "attempt", attempt)
+			if inst.attached != nil {
+				b.log.Info("attaching to plugin again", "in", backoff.String(), "attempt", attempt)
+			} else {
+				b.log.Info("restarting plugin", "in", backoff.String(), "attempt", attempt)
+			}
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
