@@ -113,3 +113,18 @@ func TestDebugModeServesForReattach(t *testing.T) {
 		})
 	}
 }
+
+// The README's reattach steps show the line Serve prints.
+func TestReadmeShowsTheReattachLine(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := sdk.ReattachLine(&plugin.ReattachConfig{
+		Pid: 4242, ProtocolVersion: int(sdk.Handshake.ProtocolVersion),
+		Addr: &net.UnixAddr{Net: "unix", Name: "/tmp/plugin123"},
+	})
+	if !strings.Contains(string(readme), "```hcl\n     "+line+"\n     ```\n") {
+		t.Errorf("README.md's Debugging section does not show the line debug mode prints:\n%s", line)
+	}
+}

@@ -873,3 +873,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// sdk/README.md's plugin block for reattach mode is valid config.
+func TestSDKReadmeReattachBlock(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "sdk", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, part := range strings.Split(string(readme), "```hcl\n")[1:] {
+		part, _, _ = strings.Cut(part, "```")
+		if strings.Contains(part, "plugin \"store\"") && strings.Contains(part, "reattach") {
+			block = part
+		}
+	}
+	if block == "" {
+		t.Fatal("sdk/README.md shows no plugin block with reattach")
+	}
+	cfg, err := Parse([]byte(`listen "c2s" { address = "127.0.0.1:5222" }`+"\n"+block+"\n"+`host "localhost" { auth = "store" }`), nil)
+	if err != nil {
+		t.Fatalf("README block: %v\n%s", err, block)
+	}
+	want := PluginReattach{Pid: 4242, Network: "unix", Address: "/tmp/plugin123", ProtocolVersion: 1}
+	if r := cfg.Plugins["store"].Reattach; r == nil || *r != want {
+		t.Errorf("README block reattach = %+v, want %+v", r, want)
+	}
+}
