@@ -76,8 +76,13 @@ EOF
 # sql plugin in its SQLite database, or through the http plugin by
 # bin/rest-backend (the reference REST service, SQLite too).
 rest_addr=127.0.0.1:$((port + 3))
-sed 's|^  registration = true$|  registration = true\n  archive = "store"|' "$dir/koi.hcl" >"$dir/koi-archive-sql.hcl"
-sed 's|^  registration = true$|  registration = true\n  archive = "api"|' "$dir/koi.hcl" >"$dir/koi-archive-http.hcl"
+# Each has its own data_dir: the archive journal (data_dir/archive-journal)
+# keeps what a run could not store yet, and koi replays it at its next
+# start; one run's backlog must not load the other's figures.
+sed -e 's|^  registration = true$|  registration = true\n  archive = "store"|' \
+	-e "s|data_dir = \"$dir/data\"|data_dir = \"$dir/data-archive-sql\"|" "$dir/koi.hcl" >"$dir/koi-archive-sql.hcl"
+sed -e 's|^  registration = true$|  registration = true\n  archive = "api"|' \
+	-e "s|data_dir = \"$dir/data\"|data_dir = \"$dir/data-archive-http\"|" "$dir/koi.hcl" >"$dir/koi-archive-http.hcl"
 cat >>"$dir/koi-archive-http.hcl" <<EOF
 plugin "api" {
   command = "$bin/plugins/koi-backend-http"
@@ -144,13 +149,12 @@ stop_rest() {
 }
 trap 'stop_koi; stop_rest' EXIT
 
-profile=()
-if [[ ${BENCH_PROFILE:-} == 1 ]]; then
-	profile=(-profile-dir "$dir/profiles")
-fi
 bench1() {
 	local mode=$1 name=$2 out=$3
 	shift 3
+	# A directory per row: koi-bench names profiles by mode, not by row.
+	local profile=()
+	[[ ${BENCH_PROFILE:-} == 1 ]] && profile=(-profile-dir "$dir/profiles/$name")
 	"${tool_pin[@]}" "$bin/koi-bench" "$mode" -domain localhost -pid "$koi_pid" \
 		-pprof "http://$pprof" "${profile[@]}" -label "$name" \
 		-json "$out.json" "$@" >"$out.txt"
