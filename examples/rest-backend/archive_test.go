@@ -17,7 +17,7 @@ func TestAppendBatchAcrossInsertChunks(t *testing.T) {
 	msg := func(i int) sdk.ArchivedMessage {
 		return sdk.ArchivedMessage{
 			Owner: "juliet@example.com", StanzaID: fmt.Sprintf("sid%05d", i), Peer: "romeo@example.net",
-			Stamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
+			Stamp:  time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
 			Stanza: fmt.Sprintf("<message><body>%d</body></message>", i), Body: fmt.Sprint(i),
 		}
 	}
