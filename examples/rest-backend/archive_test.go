@@ -49,3 +49,32 @@ func TestAppendBatchAcrossInsertChunks(t *testing.T) {
 		t.Errorf("last message: body %q, %v", body, err)
 	}
 }
+
+// BenchmarkAppendArchive measures the http plugin's archive path without
+// koi: batches of 256 messages like koi's archive writer sends (JSON
+// encoding, one signed HTTP request, the service's decoding and SQLite
+// inserts). Compare with the sql plugin's BenchmarkAppendArchive.
+func BenchmarkAppendArchive(b *testing.B) {
+	_, ts := startService(b, signedOptions())
+	be := newPluginBackend(b, pluginConfig(b, ts.URL, nil))
+	const batchSize = 256
+	batch := make([]sdk.ArchivedMessage, batchSize)
+	stamp := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range batch {
+			n++
+			batch[i] = sdk.ArchivedMessage{
+				Owner: fmt.Sprintf("user%d@localhost", n%500), StanzaID: fmt.Sprintf("sid%09d", n), Peer: "peer@localhost",
+				PeerResource: "bench", Stamp: stamp, Outgoing: n%2 == 0,
+				Stanza: fmt.Sprintf("<message xmlns='jabber:client' to='peer@localhost' id='m%d' type='chat'><body>message number %d from the bench</body></message>", n, n),
+				Body:   fmt.Sprintf("message number %d from the bench", n),
+			}
+		}
+		if err := be.AppendArchive(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "msgs/s")
+}
