@@ -84,28 +84,6 @@ func validMessage(m message) (time.Time, string) {
 	return t, ""
 }
 
-// insertChunks are the row counts of the insert statements a batch is cut
-// into, largest first: a few statement shapes, each well under SQLite's
-// limit of bound variables.
-var insertChunks = []int{128, 16, 1}
-
-// archiveCols is the number of columns an insert binds per message.
-const archiveCols = 8
-
-// insertArchiveSQL inserts n messages, skipping those already stored.
-func insertArchiveSQL(n int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO archive (owner, sid, peer, peer_resource, stamp_ms, outgoing, stanza, body) VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	b.WriteString(" ON CONFLICT (owner, sid) DO NOTHING")
-	return b.String()
-}
-
 func (s *server) appendArchive(w http.ResponseWriter, r *http.Request) {
 	var req appendRequest
 	if !readJSON(w, r, &req) {
@@ -123,35 +101,21 @@ func (s *server) appendArchive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	stored := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// Many rows per statement: with SQLite the cost of an insert is
-		// mostly the statement's execution, not the row (koi sends
-		// hundreds of messages a batch).
-		rest := req.Messages
-		for _, n := range insertChunks {
-			if len(rest) < n {
-				continue
-			}
-			ins, err := tx.PrepareContext(ctx, insertArchiveSQL(n))
+		// Prepared once per batch: parsing the statement for each row
+		// cost as much as inserting it (koi sends thousands at a time).
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO archive (owner, sid, peer, peer_resource, stamp_ms, outgoing, stanza, body)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, sid) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i, m := range req.Messages {
+			res, err := ins.ExecContext(ctx, m.Owner, m.StanzaID, m.Peer, m.PeerResource, stamps[i].UnixMilli(), m.Outgoing, m.Stanza, m.Body)
 			if err != nil {
 				return err
 			}
-			args := make([]any, 0, n*archiveCols)
-			for len(rest) >= n {
-				args = args[:0]
-				for i, m := range rest[:n] {
-					stamp := stamps[len(req.Messages)-len(rest)+i]
-					args = append(args, m.Owner, m.StanzaID, m.Peer, m.PeerResource, stamp.UnixMilli(), m.Outgoing, m.Stanza, m.Body)
-				}
-				res, err := ins.ExecContext(ctx, args...)
-				if err != nil {
-					ins.Close()
-					return err
-				}
-				affected, _ := res.RowsAffected()
-				stored += int(affected)
-				rest = rest[n:]
-			}
-			ins.Close()
+			n, _ := res.RowsAffected()
+			stored += int(n)
 		}
 		return nil
 	})

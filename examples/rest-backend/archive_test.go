@@ -8,9 +8,8 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-// A batch larger than the biggest insert statement is cut into several;
-// what is already stored, in an earlier batch or earlier in the same one,
-// is skipped and not counted, and every message is stored exactly once.
+// What is already stored, in an earlier batch or earlier in the same one,
+// is skipped, and every message is stored exactly once.
 func TestAppendBatchAcrossInsertChunks(t *testing.T) {
 	srv, ts := startService(t, signedOptions())
 	b := newPluginBackend(t, pluginConfig(t, ts.URL, nil))
@@ -28,7 +27,7 @@ func TestAppendBatchAcrossInsertChunks(t *testing.T) {
 	if err := b.AppendArchive(t.Context(), first); err != nil {
 		t.Fatal(err)
 	}
-	// 128 + 16 + 1 + 1 + 1 rows: ids 10..156 plus one repeated in the batch.
+	// ids 10..155, 10..19 already stored, and 150 twice.
 	var batch []sdk.ArchivedMessage
 	for i := 10; i < 156; i++ {
 		batch = append(batch, msg(i))
