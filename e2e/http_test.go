@@ -157,9 +157,12 @@ plugin "api" {
   }
 }
 {{.Setup.Hosts}}
+# The fault tests log in many times a second from one address.
 limits {
   auth_failures_per_ip = 0
   auth_failures_per_account = 0
+  connections_per_ip = 0
+  logins_per_ip = 0
 }
 
 server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
