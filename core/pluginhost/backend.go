@@ -135,24 +135,13 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 	case err != nil:
 		return fail(fmt.Errorf("start %s: %w", path, err))
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
-	if err != nil {
-		return fail(fmt.Errorf("dispense: %w", err))
-	}
-	client, ok := raw.(*sdk.Client)
-	if !ok {
-		return fail(fmt.Errorf("dispense: unexpected client type %T", raw))
-	}
 	grpcProto, ok := proto.(*plugin.GRPCClient)
 	if !ok {
 		return fail(fmt.Errorf("plugin speaks %T, not gRPC", proto))
 	}
-
-	cctx, cancel := context.WithTimeout(ctx, configureTimeout)
-	defer cancel()
-	caps, err := client.Configure(cctx, b.config)
+	client, caps, err := b.configure(ctx, proto)
 	if err != nil {
-		return fail(fmt.Errorf("configure: %w", err))
+		return fail(err)
 	}
 	return &instance{
 		pc:      pc,
@@ -163,6 +152,26 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 		caps:    caps,
 		started: time.Now(),
 	}, nil
+}
+
+// configure gets the backend client from a connected plugin and sends it
+// its configuration.
+func (b *Backend) configure(ctx context.Context, proto plugin.ClientProtocol) (*sdk.Client, sdk.Capabilities, error) {
+	raw, err := proto.Dispense(sdk.PluginName)
+	if err != nil {
+		return nil, sdk.Capabilities{}, fmt.Errorf("dispense: %w", err)
+	}
+	client, ok := raw.(*sdk.Client)
+	if !ok {
+		return nil, sdk.Capabilities{}, fmt.Errorf("dispense: unexpected client type %T", raw)
+	}
+	cctx, cancel := context.WithTimeout(ctx, configureTimeout)
+	defer cancel()
+	caps, err := client.Configure(cctx, b.config)
+	if err != nil {
+		return nil, sdk.Capabilities{}, fmt.Errorf("configure: %w", err)
+	}
+	return client, caps, nil
 }
 
 // kill stops the process: politely, then (after go-plugin's 2s) by force.

@@ -93,19 +93,9 @@ func (b *Backend) attach(ctx context.Context) (*instance, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
+	client, caps, err := b.configure(ctx, proto)
 	if err != nil {
-		return fail(fmt.Errorf("dispense: %w", err))
-	}
-	client, ok := raw.(*sdk.Client)
-	if !ok {
-		return fail(fmt.Errorf("dispense: unexpected client type %T", raw))
-	}
-	cctx, cancel := context.WithTimeout(ctx, configureTimeout)
-	defer cancel()
-	caps, err := client.Configure(cctx, b.config)
-	if err != nil {
-		return fail(fmt.Errorf("configure the plugin at %s: %w", where, err))
+		return fail(fmt.Errorf("the plugin at %s: %w", where, err))
 	}
 	return &instance{
 		pc:       pc,
