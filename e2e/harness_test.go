@@ -40,6 +40,7 @@ type options struct {
 	RegistrationLocalhost  bool   // host "localhost".registration
 	RegistrationSecond     bool   // host "example.test".registration
 	PluginCommand          string // plugin "store".command; default the built plugin
+	PluginReattach         string // a reattach = { … } line for plugin "store"
 	// WebSocket, when set, adds listen "websocket" on this address (the
 	// test picks it with freeAddr and waits for it with waitListening).
 	WebSocket    string
@@ -87,6 +88,9 @@ tls { cert_file = "{{.Dir}}/tls/cert.pem"  key_file = "{{.Dir}}/tls/key.pem" }
 plugin "store" {
   command = "{{.Plugin}}"
   config  = { driver = "sqlite"  dsn = "{{.Dir}}/koi.db" }
+{{- if .Opt.PluginReattach}}
+  {{.Opt.PluginReattach}}
+{{- end}}
 }
 
 host "localhost" {

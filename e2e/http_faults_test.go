@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"mellium.im/sasl"
@@ -101,36 +100,17 @@ var faultCases = []struct {
 	{restFault{Mode: "close"}, "EOF"},
 }
 
-// faultConfig: example.test keeps accounts and rosters in the service;
+// faultSetup: example.test keeps accounts and rosters in the service;
 // localhost its rosters and archive (accounts in SQLite); local.test
 // needs nothing from the service and must not notice it failing.
-var faultConfig = template.Must(template.New("faults").Parse(`# koi e2e http plugin under faults
-log { level = "debug"  format = "text" }
-listen "c2s"     { address = "{{.C2S}}"  starttls = "required" }
-listen "c2s_tls" { address = "{{.C2STLS}}" }
-tls { cert_file = "{{.Dir}}/tls/cert.pem"  key_file = "{{.Dir}}/tls/key.pem" }
-
-plugin "store" {
-  command = "{{.SQL}}"
-  config  = { driver = "sqlite"  dsn = "{{.Dir}}/koi.db" }
-}
-
-plugin "api" {
-  command = "{{.HTTP}}"
-  config  = {
-    base_url = "{{.URL}}"
-    features = ["auth", "roster", "archive"]
-    token = "{{.Token}}"
-    hmac_secret = "{{.Secret}}"
-    timeout = "300ms"
+var faultSetup = restSetup{
+	API: `    timeout = "300ms"
     retries = 1
     retry_backoff = "20ms"
     breaker_failures = 3
     breaker_cooldown = "1s"
-    max_response_bytes = 262144
-  }
-}
-
+    max_response_bytes = 262144`,
+	Hosts: `
 host "localhost" {
   auth    = "store"
   roster  = "api"
@@ -149,14 +129,8 @@ host "local.test" {
   roster  = "store"
   offline = "store"
 }
-
-limits {
-  auth_failures_per_ip = 0
-  auth_failures_per_account = 0
+`,
 }
-
-server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
-`))
 
 // faultCallLimit bounds how long a client may wait for an answer while
 // the service fails: below koi's own call_timeout (5s), so the answer
@@ -213,7 +187,7 @@ func waitAuthHealthy(t *testing.T, s *server) {
 
 func TestHTTPFaultsAuthRoster(t *testing.T) {
 	t.Parallel()
-	s, rest := restKoi(t, faultConfig)
+	s, rest := restKoi(t, faultSetup)
 	s.addUser(t, "romeo@example.test", "montague")
 	s.addUser(t, "juliet@example.test", "capulet")
 	s.addUser(t, "nurse@local.test", "verona")
@@ -393,7 +367,7 @@ func TestHTTPFaultsAuthRoster(t *testing.T) {
 // end up in both archives, once.
 func TestHTTPFaultsArchive(t *testing.T) {
 	t.Parallel()
-	s, rest := restKoi(t, faultConfig)
+	s, rest := restKoi(t, faultSetup)
 	const pw = "archive-pw"
 	s.addUser(t, "alice@localhost", pw)
 	s.addUser(t, "bob@localhost", pw)

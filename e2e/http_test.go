@@ -131,9 +131,10 @@ func (s *restService) stop() {
 	}
 }
 
-// The accounts of localhost stay in SQLite (the MAM checks log in with
-// SCRAM, which the HTTP auth contract cannot serve); example.test has
-// its accounts in the service too.
+// restConfig is the koi config of every test of the http plugin: the
+// sql plugin "store" and the http plugin "api" (auth, roster and archive
+// in the reference service, bearer token and HMAC), with what each test
+// adds in a restSetup.
 var restConfig = template.Must(template.New("rest").Parse(`# koi e2e http plugin config
 log { level = "debug"  format = "text" }
 listen "c2s"     { address = "{{.C2S}}"  starttls = "required" }
@@ -152,12 +153,33 @@ plugin "api" {
     features = ["auth", "roster", "archive"]
     token = "{{.Token}}"
     hmac_secret = "{{.Secret}}"
-    archive_full_text = true
-    retries = 1
-    breaker_failures = 3
+{{.Setup.API}}
   }
 }
+{{.Setup.Hosts}}
+# The fault tests log in many times a second from one address.
+limits {
+  auth_failures_per_ip = 0
+  auth_failures_per_account = 0
+  connections_per_ip = 0
+  logins_per_ip = 0
+}
 
+server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
+`))
+
+// restSetup is what one test puts into restConfig: more keys of the api
+// plugin's config block, and the host blocks.
+type restSetup struct{ API, Hosts string }
+
+// pluginSetup: the accounts of localhost stay in SQLite (the MAM checks
+// log in with SCRAM, which the HTTP auth contract cannot serve);
+// example.test has its accounts in the service too.
+var pluginSetup = restSetup{
+	API: `    archive_full_text = true
+    retries = 1
+    breaker_failures = 3`,
+	Hosts: `
 host "localhost" {
   auth    = "store"
   roster  = "api"
@@ -173,27 +195,20 @@ host "example.test" {
   roster  = "api"
   offline = "store"
 }
-
-limits {
-  auth_failures_per_ip = 0
-  auth_failures_per_account = 0
+`,
 }
 
-server { shutdown_timeout = "10s"  data_dir = "{{.Dir}}/data" }
-`))
-
-// restKoi starts a reference service and a koi on the config tmpl makes
-// for it.
-func restKoi(t *testing.T, tmpl *template.Template) (*server, *restService) {
+// restKoi starts a reference service and a koi on restConfig with setup.
+func restKoi(t *testing.T, setup restSetup) (*server, *restService) {
 	t.Helper()
 	plugin, service := httpBinaries(t)
 	rest := startRestService(t, service)
 	dir := t.TempDir()
 	c2s, c2sTLS := freeAddr(t), freeAddr(t)
 	var b bytes.Buffer
-	err := tmpl.Execute(&b, map[string]any{
+	err := restConfig.Execute(&b, map[string]any{
 		"C2S": c2s, "C2STLS": c2sTLS, "Dir": dir, "SQL": pluginBin(), "HTTP": plugin,
-		"URL": rest.url, "Token": restToken, "Secret": restSecret,
+		"URL": rest.url, "Token": restToken, "Secret": restSecret, "Setup": setup,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +222,7 @@ func restKoi(t *testing.T, tmpl *template.Template) (*server, *restService) {
 
 func TestHTTPPlugin(t *testing.T) {
 	t.Parallel()
-	s, rest := restKoi(t, restConfig)
+	s, rest := restKoi(t, pluginSetup)
 
 	t.Run("archive and roster in the service", func(t *testing.T) { testMAM(t, s) })
 

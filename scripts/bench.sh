@@ -17,6 +17,9 @@
 #                    (default 3): the least disturbed is kept
 #   BENCH_NICE       run koi and koi-bench at this nice level (e.g. -10, needs root) so that
 #                    other work on a shared machine disturbs them less
+#   BENCH_ONLY       run only these rows (space-separated names, e.g.
+#                    "msg-500-pairs-archive-sql msg-500-pairs-archive-http"); register
+#                    always runs, the others are left out of the table. Default: all
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,14 +76,29 @@ EOF
 # sql plugin in its SQLite database, or through the http plugin by
 # bin/rest-backend (the reference REST service, SQLite too).
 rest_addr=127.0.0.1:$((port + 3))
-sed 's|^  registration = true$|  registration = true\n  archive = "store"|' "$dir/koi.hcl" >"$dir/koi-archive-sql.hcl"
-sed 's|^  registration = true$|  registration = true\n  archive = "api"|' "$dir/koi.hcl" >"$dir/koi-archive-http.hcl"
+# Each has its own data_dir: the archive journal (data_dir/archive-journal)
+# keeps what a run could not store yet, and koi replays it at its next
+# start; one run's backlog must not load the other's figures.
+sed -e 's|^  registration = true$|  registration = true\n  archive = "store"|' \
+	-e "s|data_dir = \"$dir/data\"|data_dir = \"$dir/data-archive-sql\"|" "$dir/koi.hcl" >"$dir/koi-archive-sql.hcl"
+sed -e 's|^  registration = true$|  registration = true\n  archive = "api"|' \
+	-e "s|data_dir = \"$dir/data\"|data_dir = \"$dir/data-archive-http\"|" "$dir/koi.hcl" >"$dir/koi-archive-http.hcl"
 cat >>"$dir/koi-archive-http.hcl" <<EOF
 plugin "api" {
   command = "$bin/plugins/koi-backend-http"
   config  = { base_url = "http://$rest_addr"  features = ["archive"]  token = "bench-token" }
 }
 EOF
+
+# want ROW... says whether any of the rows is to run (BENCH_ONLY).
+want() {
+	[[ -z ${BENCH_ONLY:-} ]] && return 0
+	local r
+	for r in "$@"; do
+		[[ " $BENCH_ONLY " == *" $r "* ]] && return 0
+	done
+	return 1
+}
 
 koi_pid=
 start_koi() {
@@ -131,13 +149,12 @@ stop_rest() {
 }
 trap 'stop_koi; stop_rest' EXIT
 
-profile=()
-if [[ ${BENCH_PROFILE:-} == 1 ]]; then
-	profile=(-profile-dir "$dir/profiles")
-fi
 bench1() {
 	local mode=$1 name=$2 out=$3
 	shift 3
+	# A directory per row: koi-bench names profiles by mode, not by row.
+	local profile=()
+	[[ ${BENCH_PROFILE:-} == 1 ]] && profile=(-profile-dir "$dir/profiles/$name")
 	"${tool_pin[@]}" "$bin/koi-bench" "$mode" -domain localhost -pid "$koi_pid" \
 		-pprof "http://$pprof" "${profile[@]}" -label "$name" \
 		-json "$out.json" "$@" >"$out.txt"
@@ -190,52 +207,70 @@ stop_koi
 
 # Memory is measured on a fresh server each time, so that a run does not
 # reuse heap an earlier one grew.
-start_koi idle-plain
-bench idle idle-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50
-stop_koi
+if want idle-plaintext; then
+	start_koi idle-plain
+	bench idle idle-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50
+	stop_koi
+fi
 
-start_koi idle-tls
-bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50
-stop_koi
+if want idle-tls; then
+	start_koi idle-tls
+	bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50
+	stop_koi
+fi
 
 # XEP-0198: sessions whose connection dropped, waiting for a resumption.
-start_koi detached
-bench idle detached-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50 -detach
-stop_koi
+if want detached-plaintext; then
+	start_koi detached
+	bench idle detached-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50 -detach
+	stop_koi
+fi
 
-start_koi run
-bench login login-scram-sha-1 -addr "$plain" -tls none -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
-bench login login-plain-tls -addr "$tlsaddr" -tls direct -mech PLAIN -c 50 -duration "${secs}s"
-bench login login-scram-sha-1-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
-bench login login-fast-tls -addr "$tlsaddr" -tls direct -mech HT-SHA-256-NONE -c 50 -duration "${secs}s"
-bench msg msg-500-pairs-max -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s"
-bench msg msg-500-pairs-5000 -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -rate 5000 -duration "${secs}s"
-# The same two over direct TLS (most deployments), side by side.
-bench msg msg-500-pairs-max-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s"
-bench msg msg-500-pairs-5000-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 500 -rate 5000 -duration "${secs}s"
-stop_koi
+if want login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls; then
+	start_koi run
+	want login-scram-sha-1 && bench login login-scram-sha-1 -addr "$plain" -tls none -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
+	want login-plain-tls && bench login login-plain-tls -addr "$tlsaddr" -tls direct -mech PLAIN -c 50 -duration "${secs}s"
+	want login-scram-sha-1-tls && bench login login-scram-sha-1-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -c 50 -duration "${secs}s"
+	want login-fast-tls && bench login login-fast-tls -addr "$tlsaddr" -tls direct -mech HT-SHA-256-NONE -c 50 -duration "${secs}s"
+	want msg-500-pairs-max && bench msg msg-500-pairs-max -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s"
+	want msg-500-pairs-5000 && bench msg msg-500-pairs-5000 -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -rate 5000 -duration "${secs}s"
+	# The same two over direct TLS (most deployments), side by side.
+	want msg-500-pairs-max-tls && bench msg msg-500-pairs-max-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s"
+	want msg-500-pairs-5000-tls && bench msg msg-500-pairs-5000-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 500 -rate 5000 -duration "${secs}s"
+	stop_koi
+fi
 
-start_koi archive-sql "$dir/koi-archive-sql.hcl"
-bench msg msg-500-pairs-archive-sql -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive sql
-stop_koi
+if want msg-500-pairs-archive-sql; then
+	start_koi archive-sql "$dir/koi-archive-sql.hcl"
+	bench msg msg-500-pairs-archive-sql -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive sql
+	stop_koi
+fi
 
-start_rest
-start_koi archive-http "$dir/koi-archive-http.hcl"
-bench msg msg-500-pairs-archive-http -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive http
-stop_koi
-stop_rest
+if want msg-500-pairs-archive-http; then
+	start_rest
+	start_koi archive-http "$dir/koi-archive-http.hcl"
+	bench msg msg-500-pairs-archive-http -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive http
+	stop_koi
+	stop_rest
+fi
 
 # A reconnect storm: 2,000 TLS SCRAM logins at concurrency 500 while 100
 # established pairs exchange 1,000 messages a second; their latency is
 # what the handshake pool protects. Fresh server: no sessions left over.
 # The storm's logins run in a second koi-bench process at nice 10, so that
 # the tool's own TLS handshakes do not delay the messages it measures.
-start_koi storm
-bench storm storm-2000-c500 -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 100 -rate 1000 \
-	-logins 2000 -storm-c 500 -storm-users 500 -duration "${secs}s"
-stop_koi
+if want storm-2000-c500; then
+	start_koi storm
+	bench storm storm-2000-c500 -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -pairs 100 -rate 1000 \
+		-logins 2000 -storm-c 500 -storm-users 500 -duration "${secs}s"
+	stop_koi
+fi
 
+rows=()
+for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls msg-500-pairs-archive-sql msg-500-pairs-archive-http storm-2000-c500; do
+	[[ -f $dir/results/$r.json ]] && rows+=("$dir/results/$r.json")
+done
 echo >&2
-"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "$dir"/results/{register,idle-plaintext,idle-tls,detached-plaintext,login-scram-sha-1,login-plain-tls,login-scram-sha-1-tls,login-fast-tls,msg-500-pairs-max,msg-500-pairs-5000,msg-500-pairs-max-tls,msg-500-pairs-5000-tls,msg-500-pairs-archive-sql,msg-500-pairs-archive-http,storm-2000-c500}.json
+"$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "${rows[@]}"
 echo
 echo "$pinning; results in $dir/results"

@@ -46,7 +46,7 @@ type GRPCPlugin struct {
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	log := p.Logger
 	if log == nil {
-		log = newPluginLogger()
+		log = newPluginLogger(true)
 	}
 	registerServer(s, newServer(p.Factory, log))
 	return nil

@@ -34,6 +34,9 @@ const closeTimeout = 5 * time.Second
 // JSON on stderr, the format go-plugin's host reads). Nothing may be written to stdout before Serve: go-plugin
 // uses the first line of stdout for its handshake.
 //
+// With DebugEnv set or DebugFlag as first argument, the plugin runs on its
+// own for a debugger and koi attaches to it (see DebugEnv).
+//
 // Run as `COMMAND validate [-json]` the plugin instead checks the config
 // block on standard input with the Validator given by WithValidator, and
 // exits (see ValidateCommand).
@@ -45,14 +48,18 @@ func Serve(f Factory, opts ...ServeOption) {
 	if len(os.Args) > 1 && os.Args[1] == ValidateCommand {
 		os.Exit(runValidate(o.validate, os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	log := newPluginLogger()
+	debug := debugRequested(os.Args, os.Getenv)
+	log := newPluginLogger(!debug)
 	if f == nil {
 		log.Error("cannot serve", "error", errNoFactory)
 		os.Exit(1)
 	}
-	ppid := os.Getppid()
 	srv := newServer(f, log)
 	p := &servedPlugin{srv: srv}
+	if debug {
+		os.Exit(serveDebug(log, srv, p, os.Stdout))
+	}
+	ppid := os.Getppid()
 
 	// Once the host is gone, writing a log line to its end of our stderr
 	// would raise SIGPIPE and kill us before the backend is closed.
@@ -142,9 +149,10 @@ func (p *servedPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn 
 	return NewClient(conn), nil
 }
 
-// newPluginLogger logs hclog JSON to stderr, which go-plugin reads on the
-// host side and folds into the host's log under the plugin's name.
-func newPluginLogger() hclog.Logger {
+// newPluginLogger logs to stderr: hclog JSON, which go-plugin reads on the
+// host side and folds into the host's log under the plugin's name, or text
+// for a person reading a plugin in debug mode.
+func newPluginLogger(json bool) hclog.Logger {
 	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
 	if level == hclog.NoLevel {
 		level = hclog.Info
@@ -152,6 +160,6 @@ func newPluginLogger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Level:      level,
 		Output:     os.Stderr,
-		JSONFormat: true,
+		JSONFormat: json,
 	})
 }

@@ -38,6 +38,9 @@ type server struct {
 	caps        Capabilities
 	configuring bool
 	closed      bool
+	// reconfigurable lets a later Configure replace the backend: in debug
+	// mode every koi that attaches configures the plugin anew.
+	reconfigurable bool
 }
 
 func newServer(f Factory, log Logger) *server {
@@ -70,7 +73,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	case s.closed:
 		s.mu.Unlock()
 		return nil, status.Error(codes.Unavailable, "plugin is shutting down")
-	case s.backend != nil:
+	case s.backend != nil && !s.reconfigurable:
 		s.mu.Unlock()
 		return nil, status.Error(codes.FailedPrecondition, "plugin is already configured")
 	case s.configuring:
@@ -107,8 +110,17 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 		_ = b.Close()
 		return nil, status.Error(codes.Unavailable, "plugin is shutting down")
 	}
+	old := s.backend
 	s.backend, s.caps = b, caps
 	s.mu.Unlock()
+	if old != nil {
+		// Calls of the previous host still in flight may fail: debug
+		// mode only.
+		s.log.Info("configured again by a newly attached host; closing the previous backend")
+		if err := old.Close(); err != nil {
+			s.log.Warn("closing the previous backend", "error", err)
+		}
+	}
 	return &pb.ConfigureResponse{Capabilities: capsToPB(caps)}, nil
 }
 

@@ -123,6 +123,20 @@ type Plugin struct {
 	// file) are relative to the config file like koi's own. "" (Parse)
 	// leaves it koi's working directory. Not a key of the block.
 	Dir string
+	// Reattach, when set (key reattach), makes koi attach to a plugin
+	// process already running in the SDK's debug mode instead of starting
+	// Command; Command, Args and SHA256 are then unused.
+	Reattach *PluginReattach
+}
+
+// PluginReattach is where a plugin started by hand in debug mode listens:
+// the line such a plugin prints, reattach = { pid = 4242, network = "unix",
+// address = "/tmp/plugin123", protocol_version = 1 }.
+type PluginReattach struct {
+	Pid             int
+	Network         string // "unix" or "tcp"
+	Address         string // socket path, or host:port for tcp
+	ProtocolVersion int
 }
 
 // DefaultTokenLifetime is how long a FAST token works unless a host's

@@ -392,7 +392,7 @@ func TestProblems(t *testing.T) {
 		{"no host", base, nil,
 			[]string{`host: missing: at least one host block is required`}},
 		{"no plugin command", base + host + `plugin "dir" { args = [] }`, nil,
-			[]string{`plugin "dir".command: missing: want the path of the plugin's executable`}},
+			[]string{`plugin "dir".command: missing: want the path of the plugin's executable (or reattach, for a plugin in debug mode)`}},
 		{"empty plugin command", base + host + `plugin "dir" { command = "" }`, nil,
 			[]string{`plugin "dir".command: must not be empty`}},
 		{"listener without type", base + host + `listen "public" { address = ":5269" }`, nil,
@@ -573,6 +573,17 @@ func TestProblems(t *testing.T) {
 			[]string{`plugin "x".config.pool: want an integer, got "many" (set by KOI_PLUGIN__X__CONFIG__POOL)`}},
 		{"env no such listener", base + host, []string{"KOI_LISTEN__NOPE__ADDRESS=127.0.0.1:5222"},
 			[]string{`KOI_LISTEN__NOPE__ADDRESS: there is no listen "nope" block in the config file; an override can only change an existing block`}},
+		{"reattach not a block", base + host + `plugin "dbg" { reattach = "4242" }`, nil,
+			[]string{`plugin "dbg".reattach: want the line a plugin in debug mode prints, like reattach = { pid = 4242, network = "unix", address = "/tmp/plugin123", protocol_version = 1 }, got string "4242"`}},
+		{"reattach incomplete and wrong", base + host + `plugin "dbg" { reattach = { pid = -1, network = "udp", prot = 1 } }`, nil,
+			[]string{`plugin "dbg".reattach.prot: unknown key`,
+				`plugin "dbg".reattach.address: missing: copy the whole reattach line the plugin printed`,
+				`plugin "dbg".reattach.protocol_version: missing: copy the whole reattach line the plugin printed`,
+				`plugin "dbg".reattach.pid: must not be negative, got -1`,
+				`plugin "dbg".reattach.network: want one of "unix", "tcp", got "udp"`}},
+		{"reattach empty address", base + host + `plugin "dbg" { reattach = { pid = 7, network = "unix", address = "", protocol_version = 0 } }`, nil,
+			[]string{`plugin "dbg".reattach.address: must not be empty`,
+				`plugin "dbg".reattach.protocol_version: must be greater than 0`}},
 		{"env listener label typo", base + host, []string{"KOI_LISTEN__C2X__ADDRESS=127.0.0.1:5222"},
 			[]string{`KOI_LISTEN__C2X__ADDRESS: there is no listen "c2x" block in the config file; an override can only change an existing block (did you mean c2s?)`}},
 		{"env no such host", base + host, []string{"KOI_HOST__NEW.EXAMPLE__AUTH=store"},
@@ -718,6 +729,25 @@ func TestAccepted(t *testing.T) {
 				return c.Listeners[1], Listener{Name: "web", Type: "websocket", Address: ":443", Path: "/ws", TLS: true,
 					PublicURL: "wss://chat.example.com/xmpp/ws", Origins: []string{"chat.example.com", "*.example.org:8443"}}
 			}},
+		{"reattach line instead of command",
+			base + host + `plugin "dbg" { reattach = { pid = 4242, network = "unix", address = "/tmp/plugin123", protocol_version = 1 } }`,
+			func(c *Config) (any, any) {
+				p := c.Plugins["dbg"]
+				return []any{p.Command, *p.Reattach}, []any{"", PluginReattach{Pid: 4242, Network: "unix", Address: "/tmp/plugin123", ProtocolVersion: 1}}
+			}},
+		{"reattach block beside command",
+			base + host + `plugin "dbg" {
+				command = "x"
+				reattach {
+					pid = 9
+					network = "tcp"
+					address = "127.0.0.1:1234"
+					protocol_version = 1
+				}
+			}`,
+			func(c *Config) (any, any) {
+				return *c.Plugins["dbg"].Reattach, PluginReattach{Pid: 9, Network: "tcp", Address: "127.0.0.1:1234", ProtocolVersion: 1}
+			}},
 		{"tls files default to data_dir", base + host + `server { data_dir = "/var/lib/koi" }`,
 			func(c *Config) (any, any) {
 				return []string{c.TLS.CertFile, c.TLS.KeyFile}, []string{"/var/lib/koi/tls/cert.pem", "/var/lib/koi/tls/key.pem"}
@@ -837,7 +867,7 @@ limits { send_queue = -1 }
 		`log.level: want one of "trace", "debug", "info", "warn", "error", got "loud"`,
 		`listen "c2s".starttls: want one of "required", "optional", "disabled", got "sometimes"`,
 		`listen "c2s_tls".address: "127.0.0.1:5222" is already used by listen "c2s"`,
-		`plugin "store".command: missing: want the path of the plugin's executable`,
+		`plugin "store".command: missing: want the path of the plugin's executable (or reattach, for a plugin in debug mode)`,
 		`plugin "store".sha256: want a SHA-256 digest as 64 hex digits, got "123"`,
 		`host "localhost".roser: unknown key (did you mean roster?)`,
 		`host "localhost".vcard: no plugin "stor" (defined: "store")`,
@@ -879,5 +909,31 @@ func TestAdmin(t *testing.T) {
 	}
 	if want := (Admin{Address: "127.0.0.1:5280", Token: "0123456789abcdef0123", TLS: true}); c.Admin != want {
 		t.Errorf("admin %+v, want %+v", c.Admin, want)
+	}
+}
+
+// sdk/README.md's plugin block for reattach mode is valid config.
+func TestSDKReadmeReattachBlock(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "sdk", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, part := range strings.Split(string(readme), "```hcl\n")[1:] {
+		part, _, _ = strings.Cut(part, "```")
+		if strings.Contains(part, "plugin \"store\"") && strings.Contains(part, "reattach") {
+			block = part
+		}
+	}
+	if block == "" {
+		t.Fatal("sdk/README.md shows no plugin block with reattach")
+	}
+	cfg, err := Parse([]byte(`listen "c2s" { address = "127.0.0.1:5222" }`+"\n"+block+"\n"+`host "localhost" { auth = "store" }`), nil)
+	if err != nil {
+		t.Fatalf("README block: %v\n%s", err, block)
+	}
+	want := PluginReattach{Pid: 4242, Network: "unix", Address: "/tmp/plugin123", ProtocolVersion: 1}
+	if r := cfg.Plugins["store"].Reattach; r == nil || *r != want {
+		t.Errorf("README block reattach = %+v, want %+v", r, want)
 	}
 }

@@ -237,9 +237,11 @@ func (d *decoder) plugins(v any, fileOrder []string) map[string]Plugin {
 		if label == "" {
 			d.problem(b.path, "label must not be empty")
 		}
-		if !b.has("command") {
-			d.problem(b.at("command"), "missing: want the path of the plugin's executable")
-		} else {
+		p.Reattach = d.reattach(b)
+		switch {
+		case !b.has("command") && !b.has("reattach"):
+			d.problem(b.at("command"), "missing: want the path of the plugin's executable (or reattach, for a plugin in debug mode)")
+		case b.has("command"):
 			p.Command = d.file(b.nonEmpty("command", ""))
 		}
 		p.Args = b.list("args")

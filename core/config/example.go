@@ -31,6 +31,9 @@ tls { cert_file = "data/tls/cert.pem"  key_file = "data/tls/key.pem" }  # made o
 plugin "store" {
   command = "bin/plugins/koi-backend-sql"
   # sha256 = "..."                       # optional: refuse a binary that doesn't match
+  # reattach = { pid = 4242, network = "unix", address = "/tmp/plugin123", protocol_version = 1 }
+  #   debugging only: attach to a plugin started by hand in debug mode (KOI_PLUGIN_DEBUG=1),
+  #   the line it prints, instead of starting command; see sdk/README.md
   config  = { driver = "sqlite"  dsn = "data/koi.db" }
 }
 

@@ -56,7 +56,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "plugin":
 		return map[string]kind{
 			"command": kString, "args": kList, "sha256": kString,
-			"config": kAny, "call_timeout": kDuration,
+			"config": kAny, "call_timeout": kDuration, "reattach": kAny,
 		}, true
 	case "host":
 		return map[string]kind{

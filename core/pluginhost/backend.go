@@ -56,6 +56,9 @@ type instance struct {
 	pid     int
 	caps    sdk.Capabilities
 	started time.Time
+	// attached is the connection to a plugin koi did not start (Spec.Reattach),
+	// nil for one it did; such a plugin is never killed, only disconnected.
+	attached io.Closer
 }
 
 // Name returns the plugin's name.
@@ -81,7 +84,11 @@ func (b *Backend) Healthy() bool {
 
 // start launches a new plugin process and configures it.
 func (b *Backend) start(ctx context.Context) (*instance, error) {
-	inst, err := b.launch(ctx)
+	launch := b.launch
+	if b.spec.Reattach != nil {
+		launch = b.attach
+	}
+	inst, err := launch(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", b.spec.Name, err)
 	}
@@ -132,24 +139,13 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 	case err != nil:
 		return fail(fmt.Errorf("start %s: %w", path, err))
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
-	if err != nil {
-		return fail(fmt.Errorf("dispense: %w", err))
-	}
-	client, ok := raw.(*sdk.Client)
-	if !ok {
-		return fail(fmt.Errorf("dispense: unexpected client type %T", raw))
-	}
 	grpcProto, ok := proto.(*plugin.GRPCClient)
 	if !ok {
 		return fail(fmt.Errorf("plugin speaks %T, not gRPC", proto))
 	}
-
-	cctx, cancel := context.WithTimeout(ctx, configureTimeout)
-	defer cancel()
-	caps, err := client.Configure(cctx, b.config)
+	client, caps, err := b.configure(ctx, proto)
 	if err != nil {
-		return fail(fmt.Errorf("configure: %w", err))
+		return fail(err)
 	}
 	return &instance{
 		pc:      pc,
@@ -162,13 +158,44 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 	}, nil
 }
 
+// configure gets the backend client from a connected plugin and sends it
+// its configuration.
+func (b *Backend) configure(ctx context.Context, proto plugin.ClientProtocol) (*sdk.Client, sdk.Capabilities, error) {
+	raw, err := proto.Dispense(sdk.PluginName)
+	if err != nil {
+		return nil, sdk.Capabilities{}, fmt.Errorf("dispense: %w", err)
+	}
+	client, ok := raw.(*sdk.Client)
+	if !ok {
+		return nil, sdk.Capabilities{}, fmt.Errorf("dispense: unexpected client type %T", raw)
+	}
+	cctx, cancel := context.WithTimeout(ctx, configureTimeout)
+	defer cancel()
+	caps, err := client.Configure(cctx, b.config)
+	if err != nil {
+		return nil, sdk.Capabilities{}, fmt.Errorf("configure: %w", err)
+	}
+	return client, caps, nil
+}
+
 // kill stops the process: politely, then (after go-plugin's 2s) by force.
-func (i *instance) kill() { i.pc.Kill() }
+// An attached process is only disconnected from.
+func (i *instance) kill() {
+	if i.attached != nil {
+		_ = i.attached.Close()
+		return
+	}
+	i.pc.Kill()
+}
 
 // forceKill sends SIGKILL without waiting; kill still has to clean up.
 // os.Process knows when the process has been reaped, so this never hits a
 // recycled pid.
-func (i *instance) forceKill() { _ = i.proc.Kill() }
+func (i *instance) forceKill() {
+	if i.proc != nil {
+		_ = i.proc.Kill()
+	}
+}
 
 // alive checks that the process answers at all, independent of the
 // backend's health: go-plugin registers a gRPC health service in every
@@ -246,9 +273,14 @@ func (b *Backend) up(inst *instance, first bool) {
 		b.log.Warn("plugin declares different capabilities than at its first start; keeping the first",
 			"first", describeCaps(b.caps), "now", describeCaps(inst.caps))
 	}
-	if first {
+	switch {
+	case inst.attached != nil && first:
+		b.log.Info("attached to plugin in debug mode", "pid", inst.pid, "capabilities", describeCaps(inst.caps))
+	case inst.attached != nil:
+		b.log.Info("attached to plugin again", "pid", inst.pid)
+	case first:
 		b.log.Info("plugin started", "pid", inst.pid, "capabilities", describeCaps(inst.caps))
-	} else {
+	default:
 		b.log.Info("plugin restarted", "pid", inst.pid)
 		if b.obs != nil {
 			b.obs.PluginRestarted(b.spec.Name)
@@ -320,7 +352,11 @@ func (b *Backend) supervise(ctx context.Context, healthEvery time.Duration) {
 		}
 
 		for attempt := 1; ; attempt++ {
-			b.log.Info("restarting plugin", "in", backoff.String(), "attempt", attempt)
+			if inst.attached != nil {
+				b.log.Info("attaching to plugin again", "in", backoff.String(), "attempt", attempt)
+			} else {
+				b.log.Info("restarting plugin", "in", backoff.String(), "attempt", attempt)
+			}
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():

@@ -42,6 +42,9 @@ type Spec struct {
 	// directory. A relative Command is still relative to the host's
 	// working directory (it is found before the plugin starts).
 	Dir string
+	// Reattach, when set, attaches to a plugin already running in the
+	// SDK's debug mode instead of starting Command (see Reattach).
+	Reattach *Reattach
 }
 
 // Timings. The host's own work is cheap; these bound what a plugin may take.
@@ -120,7 +123,17 @@ func newBackend(log hclog.Logger, s Spec) (*Backend, error) {
 	if s.Name == "" {
 		problems = append(problems, errors.New("plugin without a name"))
 	}
-	if s.Command == "" {
+	if s.Reattach != nil {
+		if err := s.Reattach.check(); err != nil {
+			problems = append(problems, fmt.Errorf("plugin %q: reattach: %w", s.Name, err))
+		}
+		if s.Command != "" || s.SHA256 != "" {
+			b.log.Warn("reattach is set: attaching to the running plugin; command, args and sha256 are not used",
+				"pid", s.Reattach.Pid, "address", s.Reattach.Address)
+		}
+		s.SHA256 = ""
+		b.spec.SHA256 = ""
+	} else if s.Command == "" {
 		problems = append(problems, fmt.Errorf("plugin %q: no command", s.Name))
 	}
 	if s.SHA256 != "" {

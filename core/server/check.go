@@ -35,6 +35,14 @@ func Check(ctx context.Context, cfg *config.Config) (problems, warnings config.E
 			}
 			return config.Problem{Key: block + ".config." + p.Key, Msg: p.Msg}
 		}
+		if r := spec.Reattach; r != nil {
+			// The process is the author's, under a debugger: koi starts
+			// nothing, not even its validate command.
+			warnings = append(warnings, config.Problem{Key: block + ".reattach", Msg: fmt.Sprintf(
+				"koi attaches to the plugin running in debug mode (pid %d, %s:%s) instead of starting command; its config is checked when koi starts",
+				r.Pid, r.Network, r.Address)})
+			continue
+		}
 		rep, err := pluginhost.Validate(ctx, spec)
 		var se *pluginhost.SpecError
 		switch {

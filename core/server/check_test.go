@@ -158,3 +158,15 @@ func TestHostProblems(t *testing.T) {
 		t.Errorf("problems:\n%v\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 }
+
+// check-config starts nothing for a plugin koi attaches to, and says so.
+func TestCheckReattachedPlugin(t *testing.T) {
+	problems, warnings := checkConfig(t, "", `command = "/nonexistent/koi-backend-x"
+		reattach = { pid = 4242, network = "unix", address = "/tmp/plugin123", protocol_version = 1 }`, `auth = "store"`)
+	if len(problems) > 0 {
+		t.Errorf("problems:\n%v", problems)
+	}
+	if len(warnings) != 1 || warnings[0].Key != `plugin "store".reattach` || !strings.Contains(warnings[0].Msg, "pid 4242, unix:/tmp/plugin123") {
+		t.Errorf("warnings %v, want one saying koi attaches to pid 4242", warnings)
+	}
+}

@@ -69,9 +69,13 @@ func PluginSpecs(cfg *config.Config, only map[string]bool) []pluginhost.Spec {
 	specs := make([]pluginhost.Spec, 0, len(names))
 	for _, n := range names {
 		p := cfg.Plugins[n]
+		var reattach *pluginhost.Reattach
+		if r := p.Reattach; r != nil {
+			reattach = &pluginhost.Reattach{Pid: r.Pid, Network: r.Network, Address: r.Address, ProtocolVersion: r.ProtocolVersion}
+		}
 		specs = append(specs, pluginhost.Spec{
 			Name: n, Command: p.Command, Args: p.Args, SHA256: p.SHA256,
-			Config: p.Config, CallTimeout: p.CallTimeout, Dir: p.Dir,
+			Config: p.Config, CallTimeout: p.CallTimeout, Dir: p.Dir, Reattach: reattach,
 		})
 	}
 	return specs

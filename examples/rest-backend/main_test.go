@@ -23,7 +23,7 @@ const (
 )
 
 // startService runs the reference service on a fresh database.
-func startService(t *testing.T, opts options) (*server, *httptest.Server) {
+func startService(t testing.TB, opts options) (*server, *httptest.Server) {
 	t.Helper()
 	st, err := openStore(filepath.Join(t.TempDir(), "rest.db"))
 	if err != nil {
@@ -94,7 +94,7 @@ func TestConformanceReadOnlyAuth(t *testing.T) {
 }
 
 // newPluginBackend builds the http plugin's backend in process.
-func newPluginBackend(t *testing.T, cfg []byte) *httpbackend.Backend {
+func newPluginBackend(t testing.TB, cfg []byte) *httpbackend.Backend {
 	t.Helper()
 	b, err := httpbackend.New(t.Context(), sdk.Config{Raw: cfg}, hclog.NewNullLogger())
 	if err != nil {

@@ -4,31 +4,8 @@
 // declares in Capabilities, both in process and through a real plugin
 // process started the way koi starts it.
 //
-//	package mybackend_test
-//
-//	import (
-//		"encoding/json"
-//		"path/filepath"
-//		"testing"
-//
-//		"github.com/koi-im/koi/sdk/sdktest"
-//
-//		"example.com/mybackend"
-//	)
-//
-//	func TestConformance(t *testing.T) {
-//		sdktest.Run(t, mybackend.New, sdktest.Options{
-//			// A fresh, empty store for every subtest.
-//			NewConfig: func(t *testing.T) []byte {
-//				cfg, _ := json.Marshal(map[string]any{
-//					"path": filepath.Join(t.TempDir(), "store.db"),
-//				})
-//				return cfg
-//			},
-//			// Also run every check through the plugin binary.
-//			PluginCommand: sdktest.BuildPlugin(t, "example.com/mybackend/cmd/koi-backend-mine"),
-//		})
-//	}
+// A plugin's TestConformance calls Run with its sdk.Factory, the plugin
+// binary built by BuildPlugin, and Options (see the example of Run).
 //
 // What is checked, per declared feature (subtest names in brackets):
 //
