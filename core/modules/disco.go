@@ -17,7 +17,7 @@ const (
 
 func (m *Server) registerDisco() {
 	m.handleIQ(scopeServer, "get", NSDiscoInfo, m.discoInfoServer)
-	m.handleIQ(scopeServer, "get", NSDiscoItems, discoItems)
+	m.handleIQ(scopeServer, "get", NSDiscoItems, m.discoItemsServer)
 	m.handleIQ(scopeAccount, "get", NSDiscoInfo, m.discoInfoAccount)
 	m.handleIQ(scopeAccount, "get", NSDiscoItems, discoItems)
 }
@@ -89,6 +89,19 @@ func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.El
 		}
 	}
 	return infoQuery("", "account", "registered", "", features), nil
+}
+
+// discoItemsServer lists the host's component services (conference.host,
+// upload.host…), so that clients find them (XEP-0030 §4, XEP-0045 §6.1).
+func (m *Server) discoItemsServer(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	q, serr := discoItems(ctx, c)
+	if serr != nil {
+		return nil, serr
+	}
+	for _, d := range m.componentsOf(c.host.Name) {
+		q.AppendChild(xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", d))
+	}
+	return q, nil
 }
 
 func discoItems(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {

@@ -141,10 +141,17 @@ func (m *Server) stripStanzaIDs(el *xmlstream.Element) {
 	if !forged {
 		return
 	}
+	// A component (a room) stamps its own stanza-id: from it, that one
+	// is kept.
+	var sender jid.JID
+	if f, err := jid.Parse(el.Attr("from")); err == nil && m.component(f.Domain()) != nil {
+		sender = f.Bare()
+	}
 	kept := el.Children[:0]
 	for _, c := range el.Children {
 		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
-			if by, err := jid.Parse(c.Elem.Attr("by")); err != nil || m.isLocal(by) {
+			by, err := jid.Parse(c.Elem.Attr("by"))
+			if err != nil || m.isLocal(by) || (m.component(by.Domain()) != nil && by.Bare() != sender) {
 				continue
 			}
 		}

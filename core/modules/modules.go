@@ -86,6 +86,7 @@ type Server struct {
 	notifier        Notifier
 	version         string
 	last            *lastactivity.Tracker
+	comps           components
 }
 
 // New builds the module server for hosts.
@@ -129,6 +130,9 @@ func (m *Server) Stanza(ctx context.Context, s *router.Session, el *xmlstream.El
 		to = j
 		el.SetAttr("to", j.String())
 	}
+	if !to.IsZero() && m.toComponent(ctx, s, el, to) {
+		return
+	}
 	if m.refuseBlocked(ctx, s, el, to) {
 		return
 	}
@@ -148,6 +152,8 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 		un := xmlstream.NewElement(xmlstream.NSClient, "presence").SetAttr("type", "unavailable")
 		un.SetAttr("from", s.JID().String())
 		m.broadcastPresence(ctx, s, un)
+	} else {
+		m.leaveComponents(ctx, s)
 	}
 	m.rosters.forget(s.JID().Bare())
 	if m.blocker != nil {
@@ -221,6 +227,10 @@ func (m *Server) bounceTo(ctx context.Context, el *xmlstream.Element, e *stanza.
 // routeToJID delivers a server-generated stanza to a local address: a full
 // JID's session, or a bare JID's available resources.
 func (m *Server) routeToJID(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+	if c := m.component(to.Domain()); c != nil {
+		c.Deliver(ctx, el)
+		return
+	}
 	if to.Resource() != "" {
 		if s := m.router.Session(to); s != nil {
 			s.Send(el)

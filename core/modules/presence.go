@@ -145,7 +145,7 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 
 // deliverPresence hands broadcast or directed presence to a local contact.
 func (m *Server) deliverPresence(ctx context.Context, p *xmlstream.Element, to jid.JID) {
-	if !m.isLocal(to) {
+	if !m.isLocal(to) && m.component(to.Domain()) == nil {
 		return // no federation: remote contacts get nothing
 	}
 	c := p.Copy()
