@@ -204,13 +204,13 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			reason := "wrong token"
+			reason, text := "wrong token", "wrong token: the bearer token is not admin.token"
 			if !ok {
-				reason = "no bearer token"
+				reason, text = "no bearer token", "a bearer token is required: Authorization: Bearer <admin.token>"
 			}
 			a.cfg.Log.Info("admin API call refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="koi"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required: Authorization: Bearer <admin.token>")
+			writeError(w, http.StatusUnauthorized, "unauthorized", text)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)

@@ -267,7 +267,9 @@ func TestAPI(t *testing.T) {
 		check                           func(map[string]any) bool
 	}{
 		{"no token", "GET", "/api/v1/stats", "", "", 401, func(m map[string]any) bool { return m["code"] == "unauthorized" }},
-		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, nil},
+		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, func(m map[string]any) bool {
+			return m["code"] == "unauthorized" && strings.HasPrefix(m["error"].(string), "wrong token")
+		}},
 		{"stats", "GET", "/api/v1/stats", "", token, 200, func(m map[string]any) bool {
 			return m["sessions"] == 2.0 && m["online_users"] == 2.0 && m["uptime_seconds"].(float64) >= 59
 		}},

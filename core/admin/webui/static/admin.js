@@ -311,9 +311,11 @@ function draw(canvas, series) {
   g.fillText('2 min ago', left, h - 4);
   g.textAlign = 'right';
   g.fillText('now', left + pw, h - 4);
-  g.lineWidth = 2;
   g.lineJoin = 'round';
-  for (const [key, id] of series) {
+  series.forEach(([key, id], n) => {
+    // Wider lines first, so that one running level with another still
+    // shows at its edges.
+    g.lineWidth = n === 0 ? 3 : 1.5;
     g.strokeStyle = getComputedStyle($('color-' + id)).backgroundColor;
     g.beginPath();
     samples.forEach((s, i) => {
@@ -323,7 +325,7 @@ function draw(canvas, series) {
       else g.lineTo(x, y);
     });
     g.stroke();
-  }
+  });
 }
 
 // ---- start ----
