@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,14 +50,8 @@ func TestWebAdmin(t *testing.T) {
 	dir := t.TempDir()
 	opt := defaultOptions()
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
-	adminAddr := freeAddr(t)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No metrics block: the page's counters must not depend on it.
-	f.WriteString("\nadmin { address = \"" + adminAddr + "\"  token = \"" + adminToken + "\" }\n")
-	f.Close()
+	adminAddr := addAdmin(t, path)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
 	srv.waitListening(t, adminAddr)
 	srv.addUser(t, "alice@localhost", "alice-pw")

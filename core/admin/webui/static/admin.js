@@ -234,10 +234,32 @@ function totals(c) {
   };
 }
 
-const SERIES = {
-  stanzas: [['stanzasIn', 'stanzas-in'], ['stanzasOut', 'stanzas-out']],
-  logins: [['success', 'logins-success'], ['failure', 'logins-failure'], ['refused', 'logins-refused']],
-};
+// The graphs: each line is [key in samples, id of its legend entry, label].
+const GRAPHS = [
+  { canvas: 'stanza-graph', legend: 'legend-stanzas',
+    lines: [['stanzasIn', 'stanzas-in', 'in'], ['stanzasOut', 'stanzas-out', 'out']] },
+  { canvas: 'login-graph', legend: 'legend-logins',
+    lines: [['success', 'logins-success', 'success'], ['failure', 'logins-failure', 'failure'],
+      ['refused', 'logins-refused', 'refused']] },
+];
+
+function el(tag, props, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+
+// buildLegends writes each line's entry: its colour (which the graph
+// reads back, so the style sheet is the one place for colours), the
+// current rate, the peak and the total.
+function buildLegends() {
+  for (const graph of GRAPHS) {
+    $(graph.legend).replaceChildren(...graph.lines.map(([, id, label]) => el('li', {},
+      el('span', { className: 'swatch c-' + id, id: 'color-' + id }),
+      label + ' ', el('output', { id: 'rate-' + id }, '0'), '/s, peak ',
+      el('output', { id: 'peak-' + id }, '0'), ', total ', el('output', { id: 'total-' + id }, '0'))));
+  }
+}
 
 async function pollCounters() {
   const c = await api('GET', 'counters');
@@ -254,16 +276,15 @@ async function pollCounters() {
     if (samples.length > WINDOW) samples.shift();
   }
   last = now;
-  for (const group of Object.values(SERIES)) {
-    for (const [key, id] of group) {
+  for (const graph of GRAPHS) {
+    for (const [key, id] of graph.lines) {
       const latest = samples.length ? samples[samples.length - 1][key] : 0;
       $('rate-' + id).textContent = fmt(latest);
       $('peak-' + id).textContent = fmt(Math.max(0, ...samples.map((s) => s[key])));
       $('total-' + id).textContent = now[key];
     }
+    draw($(graph.canvas), graph.lines);
   }
-  draw($('stanza-graph'), SERIES.stanzas);
-  draw($('login-graph'), SERIES.logins);
   $('updated').textContent = 'Updated ' + new Date().toLocaleTimeString() + '.';
 }
 
@@ -331,6 +352,7 @@ function draw(canvas, series) {
 // ---- start ----
 
 document.addEventListener('DOMContentLoaded', () => {
+  buildLegends();
   $('login-form').addEventListener('submit', logIn);
   $('logout').addEventListener('click', logOut);
   if (!sessionStorage.getItem(TOKEN_KEY)) {
