@@ -42,9 +42,9 @@ const slowdownStep = 500 * time.Millisecond
 // instead (see GuardConfig.SlowdownMax). Safe for concurrent use.
 type Guard struct {
 	cfg         atomic.Pointer[GuardConfig] // swapped by Reconfigure
-	address     *Limiter // key: source address
-	accountAddr *Limiter // key: account NUL address
-	account     *Limiter // key: account; counts past PerAccount for the slowdown
+	address     *Limiter                    // key: source address
+	accountAddr *Limiter                    // key: account NUL address
+	account     *Limiter                    // key: account; counts past PerAccount for the slowdown
 }
 
 // NewGuard returns a Guard with the limits of cfg.
