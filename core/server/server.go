@@ -477,7 +477,7 @@ func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxSt
 		Origins:         lc.Origins,
 		MaxMessageBytes: maxStanza,
 		Streams:         srv,
-		Keepalive:       &ka,
+		Keepalive:       c2s.NewKeepalivePolicy(ka),
 		Handshakes:      handshakes,
 	}
 	if lc.TLS {
