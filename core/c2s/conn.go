@@ -73,13 +73,13 @@ type conn struct {
 	held      bool // SASL2 is binding: queue, but start no writer (holdQueue)
 	writers   sync.WaitGroup
 	closed    atomic.Bool
-	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
-	lastRead  atomic.Int64 // unix nanoseconds of the last read, for keepalives
-	pingSent  atomic.Int64 // unix nanoseconds of the unanswered keepalive ping, 0 if none
+	lastWrite atomic.Int64     // unix nanoseconds of the last write, for keepalives
+	lastRead  atomic.Int64     // unix nanoseconds of the last read, for keepalives
+	pingSent  atomic.Int64     // unix nanoseconds of the unanswered keepalive ping, 0 if none
 	ka        *KeepalivePolicy // the listener's keepalive policy
-	bound     atomic.Bool  // a resource is bound: keepalives may be sent
-	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
-	one       [1]byte      // where an idle session waits for its next byte
+	bound     atomic.Bool      // a resource is bound: keepalives may be sent
+	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
+	one       [1]byte          // where an idle session waits for its next byte
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 
