@@ -37,7 +37,7 @@ type components struct {
 // AddComponent serves domain with c. A domain that is a host or already a
 // component is refused.
 func (m *Server) AddComponent(domain string, c Component) error {
-	if m.hosts[domain] != nil {
+	if m.Host(domain) != nil {
 		return fmt.Errorf("component %q: the domain is a served host", domain)
 	}
 	m.comps.mu.Lock()
