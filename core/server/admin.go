@@ -23,20 +23,21 @@ import (
 // adminUsers manages accounts for the admin API the way koictl does, and
 // ends the sessions of a deleted account.
 type adminUsers struct {
-	hosts  []*modules.Host
+	hosts  func() []*modules.Host // the hosts served now
 	router *router.Router
 }
 
 func (u adminUsers) Hosts() []string {
-	out := make([]string, len(u.hosts))
-	for i, h := range u.hosts {
+	hosts := u.hosts()
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
 		out[i] = h.Name
 	}
 	return out
 }
 
 func (u adminUsers) host(domain string) (*modules.Host, error) {
-	for _, h := range u.hosts {
+	for _, h := range u.hosts() {
 		if strings.EqualFold(h.Name, domain) {
 			return h, nil
 		}
@@ -181,7 +182,7 @@ func (a adminPlugins) RestartPlugin(name string) bool {
 
 // serveAdmin starts the admin API's listener, if configured; the returned
 // function stops it.
-func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host) (func(), error) {
+func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts func() []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host) (func(), error) {
 	ac := cfg.Admin
 	if ac.Address == "" {
 		return func() {}, nil
