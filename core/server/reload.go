@@ -286,7 +286,10 @@ var limitKeys = map[string]string{
 	"HandshakeConcurrency": "handshake_concurrency", "HandshakeQueue": "handshake_queue", "HandshakeWait": "handshake_wait",
 }
 
-// hostKeys names the fields of config.Host as the file writes them.
+// hostKeys names the fields of config.Host as the file writes them. A new
+// host key needs its line here (TestReloadKeysCoverTheConfig says so);
+// its backend then joins a reload's swap with nothing more to do, since
+// a reload builds each changed host whole with buildHosts, as Run does.
 var hostKeys = map[string]string{
 	"Auth": "auth", "Roster": "roster", "Offline": "offline", "VCard": "vcard", "Private": "private",
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
