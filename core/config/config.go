@@ -160,6 +160,10 @@ type Host struct {
 	Registration   bool   // XEP-0077 in-band registration, default false
 	PasswordChange bool   // key password_change, default true
 	OfflineLimit   int    // key offline_limit: messages kept per user, default 100
+	// MUC (key muc) names the plugin that keeps the host's persistent
+	// chat rooms and their affiliations; "" keeps them in memory only,
+	// until a restart.
+	MUC string
 	// ChannelBinding is key channel_binding: "prefer" (default) offers the
 	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
 	// (a client that cannot bind cannot log in), "off" never binds.
