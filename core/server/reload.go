@@ -74,6 +74,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		{"tls (files, versions)", []any{cur.TLS.CertFile, cur.TLS.KeyFile, cur.TLS.MinVersion, cur.TLS.MaxVersion}, []any{next.TLS.CertFile, next.TLS.KeyFile, next.TLS.MinVersion, next.TLS.MaxVersion}},
 		{"plugin", cur.Plugins, next.Plugins},
 		{"host", cur.Hosts, next.Hosts},
+		{"component", cur.Components, next.Components},
 		{"limits", cur.Limits, next.Limits},
 		{"stream_management", cur.SM, next.SM},
 		{"server", cur.Server, next.Server},

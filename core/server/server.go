@@ -316,6 +316,18 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	guard := throttle.NewGuard(throttle.GuardConfig{
+		PerAddress:  lim.AuthFailuresPerIP,
+		PerAccount:  lim.AuthFailuresPerAccount,
+		Window:      lim.AuthFailureWindow,
+		SlowdownMax: lim.AuthSlowdownMax,
+	})
+	// Wrong component secrets count against the same per-address budget
+	// as wrong passwords.
+	comps, err := newComponents(cfg, mods, guard, reg, s.log.Named("component"))
+	if err != nil {
+		return err
+	}
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -326,16 +338,11 @@ func (s *Server) Run(ctx context.Context) error {
 		Host:              func(d string) c2s.Host { return adapters[d] },
 		Router:            rt,
 		Handler:           mods,
-		Guard: throttle.NewGuard(throttle.GuardConfig{
-			PerAddress:  lim.AuthFailuresPerIP,
-			PerAccount:  lim.AuthFailuresPerAccount,
-			Window:      lim.AuthFailureWindow,
-			SlowdownMax: lim.AuthSlowdownMax,
-		}),
-		Registrations:  newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
-		ConnectionRate: newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
-		LoginRate:      newThrottle(lim.LoginsPerIP, lim.RateWindow),
-		Handshakes:     handshakes,
+		Guard:             guard,
+		Registrations:     newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
+		ConnectionRate:    newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
+		LoginRate:         newThrottle(lim.LoginsPerIP, lim.RateWindow),
+		Handshakes:        handshakes,
 		SM: c2s.SMConfig{
 			Enabled:          cfg.SM.Enabled,
 			ResumeTimeout:    cfg.SM.ResumeTimeout,
@@ -375,6 +382,22 @@ func (s *Server) Run(ctx context.Context) error {
 			rl := srv.RateLimitListener(l)
 			wg.Go(func() {
 				if err := ws.Serve(rl); err != nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("listener failed", "listener", lc.Name, "error", err)
+				}
+			})
+			continue
+		}
+		if lc.Type == "component" {
+			var ctls *tls.Config
+			if lc.TLS {
+				ctls = tlsCfg
+			}
+			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "tls", lc.TLS)
+			if exposedPlaintext(lc, l) {
+				s.log.Warn("component listener reachable from other machines without TLS: handshakes and stanzas travel in the clear; bind it to loopback or set tls = true", "listener", lc.Name)
+			}
+			wg.Go(func() {
+				if err := comps.Serve(l, ctls, componentKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
 					s.log.Error("listener failed", "listener", lc.Name, "error", err)
 				}
 			})
@@ -429,6 +452,15 @@ func (s *Server) Run(ctx context.Context) error {
 		wsWG.Go(func() {
 			if err := ws.Shutdown(sctx); err != nil {
 				s.log.Warn("some WebSocket connections did not close in time", "error", err)
+			}
+		})
+	}
+	if comps != nil {
+		// Components get <system-shutdown/> and </stream:stream> like
+		// clients, at the same time.
+		wsWG.Go(func() {
+			if err := comps.Shutdown(sctx); err != nil {
+				s.log.Warn("some component connections did not close in time", "error", err)
 			}
 		})
 	}
