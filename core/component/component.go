@@ -115,8 +115,11 @@ type Config struct {
 	Router    Router
 	Limits    xmlstream.Limits
 	SendQueue int // stanzas queued for a component; default 8192
-	Guard     Guard
-	Observer  Observer
+	// AuthTimeout bounds the time from connect to a successful
+	// handshake (TLS included); default 30s.
+	AuthTimeout time.Duration
+	Guard       Guard
+	Observer    Observer
 }
 
 // Server runs the component listeners.
@@ -136,6 +139,10 @@ type Server struct {
 // it is larger than a client's.
 const DefaultSendQueue = 8192
 
+// DefaultAuthTimeout is the time a new connection has to complete its
+// handshake.
+const DefaultAuthTimeout = 30 * time.Second
+
 // New returns a Server for the components of cfg; call Serve for each
 // listener and register each of Endpoints on the component seam.
 func New(cfg Config) (*Server, error) {
@@ -147,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.Router == nil {
 		return nil, errors.New("component: no router")

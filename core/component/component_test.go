@@ -579,6 +579,23 @@ func TestPingKeepalive(t *testing.T) {
 	c.streamError("connection-timeout")
 }
 
+func TestAuthTimeout(t *testing.T) {
+	e := start(t, []Spec{{Domain: gw, Secret: secret}}, Keepalive{Mode: KeepaliveOff}, func(c *Config) { c.AuthTimeout = 200 * time.Millisecond })
+	c := dial(t, e.addr)
+	c.open(gw)
+	start := time.Now()
+	c.streamError("connection-timeout")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+	// A link that sends nothing at all gets the same.
+	c = dial(t, e.addr)
+	if _, err := c.r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	c.streamError("connection-timeout")
+}
+
 func TestShutdown(t *testing.T) {
 	e := start(t, []Spec{{Domain: gw, Secret: secret}}, Keepalive{Mode: KeepaliveOff}, nil)
 	c := dial(t, e.addr)

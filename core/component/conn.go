@@ -22,8 +22,6 @@ import (
 )
 
 const (
-	// authTimeout bounds the time from connect to a successful handshake.
-	authTimeout   = 30 * time.Second
 	writeTimeout  = 30 * time.Second
 	closeGrace    = 2 * time.Second
 	maxBatchBytes = 64 << 10
@@ -50,9 +48,9 @@ type conn struct {
 	remote   string // address:port, for logs
 	remoteIP string
 	r        *xmlstream.Reader
-	id       string    // stream id, the salt of the handshake
-	ep       *Endpoint // set once authenticated
-	authed   bool      // the handshake succeeded; read by the conn's goroutine only
+	id       string                   // stream id, the salt of the handshake
+	ep       atomic.Pointer[Endpoint] // set at the handshake; read by Close and logs from other goroutines
+	authed   bool                     // the handshake succeeded; read by the conn's goroutine only
 
 	headerSent atomic.Bool
 	wmu        sync.Mutex // serialises writes to nc
@@ -92,8 +90,8 @@ func newID() string {
 }
 
 func (c *conn) log() hclog.Logger {
-	if c.ep != nil {
-		return c.srv.cfg.Log.With("remote", c.remote, "domain", c.ep.domain)
+	if ep := c.ep.Load(); ep != nil {
+		return c.srv.cfg.Log.With("remote", c.remote, "domain", ep.domain)
 	}
 	return c.srv.cfg.Log.With("remote", c.remote)
 }
@@ -111,7 +109,7 @@ func (s stampReader) Read(p []byte) (int, error) {
 
 func (c *conn) serve() {
 	defer c.finish()
-	c.nc.SetDeadline(time.Now().Add(authTimeout))
+	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if err := tc.Handshake(); err != nil {
 			c.log().Debug("component TLS handshake failed", "error", err)
@@ -144,8 +142,8 @@ func (c *conn) handleReadError(err error) {
 		c.Close(xe.Condition, xe.Text)
 	case errors.As(err, &ne) && ne.Timeout():
 		if !c.closed.Load() && !c.authed {
-			c.log().Info("component did not authenticate in time", "timeout", authTimeout)
-			c.Close("connection-timeout", "no handshake in "+authTimeout.String())
+			c.log().Info("component did not authenticate in time", "timeout", c.srv.cfg.AuthTimeout)
+			c.Close("connection-timeout", "no handshake in "+c.srv.cfg.AuthTimeout.String())
 		}
 	default:
 		if !c.closed.Load() {
@@ -154,13 +152,9 @@ func (c *conn) handleReadError(err error) {
 	}
 }
 
-// finish releases the connection and takes the domain down.
+// finish releases the connection.
 func (c *conn) finish() {
 	c.Close("", "")
-	if ep := c.ep; ep != nil && ep.detach(c) {
-		c.srv.cfg.Observer.ComponentConnected(ep.domain, false)
-		c.log().Info("component disconnected")
-	}
 	c.writers.Wait()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
@@ -253,8 +247,7 @@ func (c *conn) authenticate() error {
 	if g := c.srv.cfg.Guard; g != nil {
 		g.Succeeded(c.remoteIP, name)
 	}
-	// Set before attach: once attached, other goroutines read it.
-	c.ep = ep
+	c.ep.Store(ep)
 	ok, old := ep.attach(c, []byte("<handshake/>"))
 	if !ok {
 		c.srv.cfg.Observer.ComponentHandshake(HandshakeRefused)
@@ -277,7 +270,7 @@ func (c *conn) authenticate() error {
 func (c *conn) loop() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	domain := c.ep.domain
+	domain := c.ep.Load().domain
 	for {
 		el, err := c.r.Next()
 		if err != nil {
@@ -453,6 +446,12 @@ func (c *conn) Close(condition, text string) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
+	// The domain goes down at once, not when the connection is finally
+	// gone: a component told of an error may reconnect before that.
+	if ep := c.ep.Load(); ep != nil && ep.detach(c) {
+		c.srv.cfg.Observer.ComponentConnected(ep.domain, false)
+		c.log().Info("component disconnected", "condition", condition)
+	}
 	var b []byte
 	if c.headerSent.CompareAndSwap(false, true) {
 		b = c.header("")
@@ -541,7 +540,7 @@ func (c *conn) keepalive(now time.Time) {
 	c.pingID, c.pingSent = id, now
 	c.pingMu.Unlock()
 	iq := xmlstream.NewElement(xmlstream.NSClient, "iq").SetAttr("type", "get").SetAttr("id", id).
-		SetAttr("from", c.ep.pingFrom).SetAttr("to", c.ep.domain).
+		SetAttr("from", c.ep.Load().pingFrom).SetAttr("to", c.ep.Load().domain).
 		AppendChild(xmlstream.NewElement(nsPing, "ping"))
 	c.enqueue(iq.AppendXML(nil, xmlstream.NSClient), true)
 }
