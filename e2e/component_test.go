@@ -209,6 +209,17 @@ func TestComponentTLS(t *testing.T) {
 // disco#items lists the component.
 func TestComponentSlixmpp(t *testing.T) {
 	t.Parallel()
+	slixmppComponent(t, false)
+}
+
+// TestComponentSlixmppTLS: the same over a component listener with
+// tls = true; slixmpp checks koi's certificate against its own domain.
+func TestComponentSlixmppTLS(t *testing.T) {
+	t.Parallel()
+	slixmppComponent(t, true)
+}
+
+func slixmppComponent(t *testing.T, withTLS bool) {
 	const python = "/usr/bin/python3"
 	if out, err := exec.Command(python, "-c", "import slixmpp.componentxmpp, slixmpp.plugins.xep_0092").CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("python3-slixmpp not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
@@ -217,13 +228,17 @@ func TestComponentSlixmpp(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	s, addr, _ := componentServer(t, false)
+	s, addr, _ := componentServer(t, withTLS)
 	s.addUser(t, "alice@localhost", "alice-pw")
 	alice := login(t, dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}, "alice@localhost/pc", "alice-pw")
 
 	host, port, _ := net.SplitHostPort(addr)
 	portN, _ := strconv.Atoi(port)
-	args, _ := json.Marshal(map[string]any{"domain": compDomain, "secret": compSecret, "host": host, "port": portN})
+	a := map[string]any{"domain": compDomain, "secret": compSecret, "host": host, "port": portN}
+	if withTLS {
+		a["ca_file"] = filepath.Join(s.dir, "tls", "cert.pem")
+	}
+	args, _ := json.Marshal(a)
 	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_component.py"), string(args))
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -263,6 +278,12 @@ func TestComponentSlixmpp(t *testing.T) {
 		}
 	}
 	expectLine("READY")
+	s.waitLog(t, "component connected")
+	for _, l := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(l, "component connected") && !strings.Contains(l, fmt.Sprintf("tls=%t", withTLS)) {
+			t.Fatalf("want tls=%t: %s", withTLS, l)
+		}
+	}
 
 	// The host lists the component.
 	items := alice.iq("<iq type='get' to='localhost'><query xmlns='" + nsDiscoIt + "'/></iq>")

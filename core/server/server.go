@@ -222,6 +222,11 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, h := range cfg.Hosts {
 		names = append(names, h.Name)
 	}
+	// A component on a TLS listener may check the certificate against
+	// its own domain (slixmpp does).
+	for _, c := range cfg.Components {
+		names = append(names, c.Name)
+	}
 	names = append(names, "localhost", "127.0.0.1")
 	cert, err := loadOrCreateCert(s.log, cfg.TLS.CertFile, cfg.TLS.KeyFile, dedupe(names))
 	if err != nil {

@@ -2,7 +2,7 @@
 as gateways and bots are, against koi.
 
 Usage: python3 slixmpp_component.py JSON, where JSON holds domain, secret,
-host and port. It answers disco#info, version and ping (slixmpp's plugins),
+host and port, and ca_file for a TLS listener. It answers disco#info, version and ping (slixmpp's plugins),
 echoes every message ("echo: BODY", from the address it was sent to), and on
 a message "query me" sends a version IQ to the sender and reports the answer
 in a message "iq answer: TYPE CONDITION". Prints READY once the handshake
@@ -21,6 +21,10 @@ from slixmpp.exceptions import IqError, IqTimeout
 class Gateway(slixmpp.ComponentXMPP):
     def __init__(self, a):
         super().__init__(a["domain"], a["secret"], a["host"], a["port"])
+        if a.get("ca_file"):
+            # TLS from the first byte; slixmpp checks the certificate
+            # against the component's own domain.
+            self.ca_certs = a["ca_file"]
         for p in ("xep_0030", "xep_0092", "xep_0199"):
             self.register_plugin(p)
         self["xep_0030"].add_identity(category="gateway", itype="irc", name="koi test gateway")
@@ -62,7 +66,7 @@ def main():
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gw = Gateway(a)
-    gw.connect()
+    gw.connect(use_ssl=bool(a.get("ca_file")))
     err = gw.loop.run_until_complete(asyncio.wait_for(gw.done, 60))
     gw.disconnect()
     print("FAILED " + err if err else "OK", flush=True)
