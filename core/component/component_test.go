@@ -572,6 +572,11 @@ func TestPingKeepalive(t *testing.T) {
 		c.send("<iq type='result' id='" + p.Attr("id") + "' from='" + gw + "' to='example.com'/>")
 	}
 	e.rt.none(t)
+	// An answer with a ping-like id to someone else is routed.
+	c.send("<iq type='result' id='koi-ping-x' from='" + gw + "' to='alice@example.com/pc'/>")
+	if got := e.rt.next(t); got.Attr("id") != "koi-ping-x" {
+		t.Fatalf("routed %v", got)
+	}
 	// An unanswered one closes it.
 	if p := c.next(); p.Child(nsPing, "ping") == nil {
 		t.Fatalf("want a ping, got %v", p)

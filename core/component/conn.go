@@ -553,7 +553,7 @@ func (c *conn) pong(iq *xmlstream.Element) bool {
 		return false
 	}
 	id := iq.Attr("id")
-	if !strings.HasPrefix(id, "koi-ping-") {
+	if !strings.HasPrefix(id, "koi-ping-") || iq.Attr("to") != c.ep.Load().pingFrom {
 		return false
 	}
 	c.pingMu.Lock()
