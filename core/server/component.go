@@ -69,13 +69,20 @@ func componentKeepalive(lc config.Listener, lim config.Limits) component.Keepali
 	return out
 }
 
-// exposedPlaintext reports whether a component listener without TLS can
+// exposedPlaintext reports whether a component listener without TLS may
 // be reached from other machines: the protocol carries the handshake and
 // all traffic in the clear.
-func exposedPlaintext(lc config.Listener, l net.Listener) bool {
-	if lc.TLS {
+func exposedPlaintext(lc config.Listener) bool {
+	if lc.Type != "component" || lc.TLS {
 		return false
 	}
-	ap, err := netip.ParseAddrPort(l.Addr().String())
-	return err != nil || !ap.Addr().IsLoopback()
+	host, _, err := net.SplitHostPort(lc.Address)
+	if err != nil || host == "localhost" {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err != nil || !a.IsLoopback()
 }
+
+// exposedWarning is said of a listener exposedPlaintext reports.
+const exposedWarning = "a component listener without TLS reachable from other machines: handshakes and stanzas travel in the clear; bind it to loopback or set tls = true"

@@ -398,8 +398,8 @@ func (s *Server) Run(ctx context.Context) error {
 				ctls = tlsCfg
 			}
 			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "tls", lc.TLS)
-			if exposedPlaintext(lc, l) {
-				s.log.Warn("component listener reachable from other machines without TLS: handshakes and stanzas travel in the clear; bind it to loopback or set tls = true", "listener", lc.Name)
+			if exposedPlaintext(lc) {
+				s.log.Warn(exposedWarning, "listener", lc.Name, "address", lc.Address)
 			}
 			wg.Go(func() {
 				if err := comps.Serve(l, ctls, componentKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
