@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -350,5 +351,53 @@ func slixmppComponent(t *testing.T, withTLS bool) {
 			t.Fatalf("still no bounce after the component left: %s", e)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestComponentReloadSecret: a reload (SIGHUP) changes a component's
+// secret for new handshakes; the connected component stays connected. A
+// new domain needs a restart and changes nothing.
+func TestComponentReloadSecret(t *testing.T) {
+	t.Parallel()
+	s, addr, _ := componentServer(t, false)
+	gw, _, err := dialComponent(t, addr, compDomain, compSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	const next = "rotated-component-secret-42"
+	src, _ := os.ReadFile(s.config)
+	os.WriteFile(s.config, []byte(strings.Replace(string(src), compSecret, next, 1)), 0o600)
+	mark := len(s.log.String())
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.waitLog(t, "configuration reloaded")
+	if after := s.log.String()[mark:]; !strings.Contains(after, "component secrets") {
+		t.Fatalf("reload log:\n%s", after)
+	}
+	if _, _, err := dialComponent(t, addr, compDomain, compSecret, nil); streamErr(err) != "not-authorized" {
+		t.Fatalf("the old secret after the reload: %v", err)
+	}
+	// The new secret is right: the domain is taken, by the first connection.
+	if _, _, err := dialComponent(t, addr, compDomain, next, nil); streamErr(err) != "conflict" {
+		t.Fatalf("the new secret after the reload: %v", err)
+	}
+	s.addUser(t, "alice@localhost", "alice-pw")
+	alice := login(t, dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}, "alice@localhost/pc", "alice-pw")
+	alice.send("<message to='bot@" + compDomain + "' id='kept' type='chat'><body>still up</body></message>")
+	if e, err := nextStanza(t, gw); err != nil || e.attr("id") != "kept" {
+		t.Fatalf("the connected component after the reload got %v, %v", e, err)
+	}
+
+	// Another domain: reported, not applied.
+	cur, _ := os.ReadFile(s.config)
+	os.WriteFile(s.config, append(cur, []byte("component \"new.localhost\" { secret = \""+next+"\" }\n")...), 0o600)
+	mark = len(s.log.String())
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.waitLog(t, "changed settings that take effect only at the next start")
+	if after := s.log.String()[mark:]; !strings.Contains(after, "component (domains added or removed)") {
+		t.Fatalf("reload log:\n%s", after)
+	}
+	if _, _, err := dialComponent(t, addr, "new.localhost", next, nil); streamErr(err) != "host-unknown" {
+		t.Fatalf("a domain added by a reload: %v", err)
 	}
 }

@@ -175,6 +175,28 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Update applies a reloaded configuration of the same components: new
+// handshakes use the new secrets and replace settings; connected
+// components stay connected. Adding or removing a domain needs a restart,
+// and is refused with nothing changed.
+func (s *Server) Update(specs []Spec) error {
+	if len(specs) != len(s.eps) {
+		return errors.New("component: the set of component domains changed")
+	}
+	for _, sp := range specs {
+		if s.eps[strings.ToLower(sp.Domain)] == nil || sp.Secret == "" {
+			return fmt.Errorf("component %q: not a component koi started with, or no secret", sp.Domain)
+		}
+	}
+	for _, sp := range specs {
+		e := s.eps[strings.ToLower(sp.Domain)]
+		e.mu.Lock()
+		e.secret, e.replace = sp.Secret, sp.Replace
+		e.mu.Unlock()
+	}
+	return nil
+}
+
 // pingFrom picks the address keepalive pings to domain come from.
 func pingFrom(domain string, hosts []string) string {
 	for _, h := range hosts {

@@ -630,3 +630,29 @@ func TestNewRejects(t *testing.T) {
 		t.Error("New accepted no router")
 	}
 }
+
+// TestUpdate: a reload changes the secret for new handshakes and keeps the
+// connected component; a changed set of domains is refused.
+func TestUpdate(t *testing.T) {
+	e := start(t, []Spec{{Domain: gw, Secret: secret}}, Keepalive{Mode: KeepaliveOff}, nil)
+	c := dial(t, e.addr)
+	c.login(gw, secret)
+	const next = "the-next-secret-0123456789"
+	if err := e.srv.Update([]Spec{{Domain: gw, Secret: next, Replace: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Update([]Spec{{Domain: "other.example.com", Secret: next}}); err == nil {
+		t.Fatal("a new domain accepted by Update")
+	}
+	if err := e.srv.Update(nil); err == nil {
+		t.Fatal("a removed domain accepted by Update")
+	}
+	old := dial(t, e.addr)
+	old.open(gw)
+	old.send("<handshake>" + Digest(old.id, secret) + "</handshake>")
+	old.streamError("not-authorized")
+	// The new secret works, and replace = true now lets it take over.
+	n := dial(t, e.addr)
+	n.login(gw, next)
+	c.streamError("conflict")
+}

@@ -58,6 +58,7 @@ type conn struct {
 	qmu       sync.Mutex
 	queue     [][]byte
 	writerOn  bool
+	held      bool // queue, but start no writer (attach)
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	errorSent atomic.Bool
@@ -236,7 +237,7 @@ func (c *conn) authenticate() error {
 			return &xmlstream.Error{Condition: "policy-violation", Text: "too many failed handshakes; retry in " + d.Round(time.Second).String()}
 		}
 	}
-	if !verifyHandshake(c.id, ep.secret, el.Text()) {
+	if !verifyHandshake(c.id, ep.currentSecret(), el.Text()) {
 		if g := c.srv.cfg.Guard; g != nil {
 			g.Failed(c.remoteIP, name)
 		}
@@ -389,7 +390,7 @@ func (c *conn) enqueue(b []byte, force bool) bool {
 		return false
 	}
 	c.queue = append(c.queue, b)
-	start := !c.writerOn
+	start := !c.writerOn && !c.held
 	if start {
 		c.writerOn = true
 		c.writers.Add(1)
@@ -399,6 +400,28 @@ func (c *conn) enqueue(b []byte, force bool) bool {
 		go c.writer()
 	}
 	return true
+}
+
+// hold keeps what is queued from being written until release.
+func (c *conn) hold() {
+	c.qmu.Lock()
+	c.held = true
+	c.qmu.Unlock()
+}
+
+// release writes what was queued while held.
+func (c *conn) release() {
+	c.qmu.Lock()
+	c.held = false
+	start := !c.writerOn && len(c.queue) > 0
+	if start {
+		c.writerOn = true
+		c.writers.Add(1)
+	}
+	c.qmu.Unlock()
+	if start {
+		go c.writer()
+	}
 }
 
 // writer writes the queue out in batches and exits once it is empty.

@@ -14,12 +14,19 @@ import (
 type Endpoint struct {
 	srv      *Server
 	domain   string
-	secret   string
-	replace  bool
 	pingFrom string
 
-	mu   sync.Mutex           // serialises attach and detach
-	conn atomic.Pointer[conn] // the authenticated connection, nil while down
+	mu      sync.Mutex           // serialises attach and detach; guards secret and replace
+	secret  string               // a reload may change it
+	replace bool                 // a reload may change it
+	conn    atomic.Pointer[conn] // the authenticated connection, nil while down
+}
+
+// currentSecret is the secret new handshakes are checked against.
+func (e *Endpoint) currentSecret() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.secret
 }
 
 // Domain is the component's domain.
@@ -83,8 +90,9 @@ func (e *Endpoint) bounce(ctx context.Context, el *xmlstream.Element, err *stanz
 
 // attach makes c the domain's connection. A connected domain refuses c
 // unless the component replaces old connections; then the old one is
-// returned, to be closed. hello is queued on c first, so that nothing
-// routed to the new connection overtakes it.
+// returned, to be closed. hello goes out first, and only once c serves the
+// domain: nothing routed to c overtakes it, and a component that read it
+// is connected.
 func (e *Endpoint) attach(c *conn, hello []byte) (ok bool, old *conn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -92,8 +100,10 @@ func (e *Endpoint) attach(c *conn, hello []byte) (ok bool, old *conn) {
 	if old != nil && !e.replace {
 		return false, nil
 	}
+	c.hold()
 	c.enqueue(hello, true)
 	e.conn.Store(c)
+	c.release()
 	return true, old
 }
 

@@ -23,10 +23,6 @@ func newComponents(cfg *config.Config, mods *modules.Server, guard component.Gua
 	if len(cfg.Components) == 0 {
 		return nil, nil
 	}
-	specs := make([]component.Spec, 0, len(cfg.Components))
-	for _, c := range cfg.Components {
-		specs = append(specs, component.Spec{Domain: c.Name, Secret: c.Secret, Replace: c.Replace})
-	}
 	hosts := make([]string, 0, len(cfg.Hosts))
 	for _, h := range cfg.Hosts {
 		hosts = append(hosts, h.Name)
@@ -37,7 +33,7 @@ func newComponents(cfg *config.Config, mods *modules.Server, guard component.Gua
 	}
 	cs, err := component.New(component.Config{
 		Log:        log,
-		Components: specs,
+		Components: componentSpecs(cfg.Components),
 		Hosts:      hosts,
 		Router:     mods,
 		Limits:     xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: cfg.Limits.MaxDepth},
@@ -53,6 +49,14 @@ func newComponents(cfg *config.Config, mods *modules.Server, guard component.Gua
 		}
 	}
 	return cs, nil
+}
+
+func componentSpecs(cs []config.Component) []component.Spec {
+	specs := make([]component.Spec, 0, len(cs))
+	for _, c := range cs {
+		specs = append(specs, component.Spec{Domain: c.Name, Secret: c.Secret, Replace: c.Replace})
+	}
+	return specs
 }
 
 // componentKeepalive is a component listener's keepalive policy: the keys

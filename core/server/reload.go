@@ -65,6 +65,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		s.certs.p.Store(&cert)
 		res.Applied = append(res.Applied, "tls certificate ("+next.TLS.CertFile+")")
 	}
+	comps := s.reloadComponents(cur.Components, next.Components, &res)
 	for _, d := range []struct {
 		key       string
 		cur, next any
@@ -74,7 +75,6 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		{"tls (files, versions)", []any{cur.TLS.CertFile, cur.TLS.KeyFile, cur.TLS.MinVersion, cur.TLS.MaxVersion}, []any{next.TLS.CertFile, next.TLS.KeyFile, next.TLS.MinVersion, next.TLS.MaxVersion}},
 		{"plugin", cur.Plugins, next.Plugins},
 		{"host", cur.Hosts, next.Hosts},
-		{"component", cur.Components, next.Components},
 		{"limits", cur.Limits, next.Limits},
 		{"stream_management", cur.SM, next.SM},
 		{"server", cur.Server, next.Server},
@@ -90,6 +90,9 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 	// What was applied is the running config now; the rest is not.
 	kept := *cur
 	kept.Log.Level = next.Log.Level
+	if comps {
+		kept.Components = next.Components
+	}
 	s.cfg = &kept
 	// Logged before a new level can hide it.
 	s.log.Info("configuration reloaded", "applied", res.Applied, "need_restart", res.NeedRestart)
@@ -100,6 +103,27 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		s.log.SetLevel(hclog.LevelFromString(next.Log.Level))
 	}
 	return res, nil
+}
+
+// reloadComponents applies changed component secrets and replace
+// settings (new handshakes use them; connected components stay), and
+// reports whether it did. A changed set of domains needs a restart.
+func (s *Server) reloadComponents(cur, next []config.Component, res *ReloadResult) bool {
+	if reflect.DeepEqual(cur, next) {
+		return false
+	}
+	same := len(cur) == len(next) && s.comps != nil
+	for i := 0; same && i < len(cur); i++ {
+		same = cur[i].Name == next[i].Name
+	}
+	if same {
+		if err := s.comps.Update(componentSpecs(next)); err == nil {
+			res.Applied = append(res.Applied, "component secrets and replace settings")
+			return true
+		}
+	}
+	res.NeedRestart = append(res.NeedRestart, "component (domains added or removed)")
+	return false
 }
 
 func sameCert(a, b tls.Certificate) bool {

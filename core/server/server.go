@@ -23,6 +23,7 @@ import (
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/component"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
@@ -46,7 +47,8 @@ type Server struct {
 	// check reads it again.
 	ConfigPath string
 	reloadMu   sync.Mutex
-	certs      *certStore // set by Run; Reload swaps the certificate
+	certs      *certStore        // set by Run; Reload swaps the certificate
+	comps      *component.Server // set by Run when components are configured; Reload updates their secrets
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
@@ -333,6 +335,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.reloadMu.Lock()
+	s.comps = comps
+	s.reloadMu.Unlock()
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
