@@ -323,15 +323,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	guard := throttle.NewGuard(throttle.GuardConfig{
+	guardCfg := throttle.GuardConfig{
 		PerAddress:  lim.AuthFailuresPerIP,
 		PerAccount:  lim.AuthFailuresPerAccount,
 		Window:      lim.AuthFailureWindow,
 		SlowdownMax: lim.AuthSlowdownMax,
-	})
-	// Wrong component secrets count against the same per-address budget
-	// as wrong passwords.
-	comps, err := newComponents(cfg, mods, guard, reg, s.log.Named("component"))
+	}
+	// Wrong component secrets have the limits of wrong passwords but a
+	// count of their own: behind a reverse proxy on loopback, clients'
+	// failures must not lock out a gateway on loopback, nor the reverse.
+	comps, err := newComponents(cfg, mods, throttle.NewGuard(guardCfg), reg, s.log.Named("component"))
 	if err != nil {
 		return err
 	}
@@ -348,7 +349,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Host:              func(d string) c2s.Host { return adapters[d] },
 		Router:            rt,
 		Handler:           mods,
-		Guard:             guard,
+		Guard:             throttle.NewGuard(guardCfg),
 		Registrations:     newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
 		ConnectionRate:    newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
 		LoginRate:         newThrottle(lim.LoginsPerIP, lim.RateWindow),
