@@ -59,6 +59,7 @@ type conn struct {
 	queue     [][]byte
 	writerOn  bool
 	held      bool // queue, but start no writer (attach)
+	finished  bool // finish is waiting for the writers: start none
 	writers   sync.WaitGroup
 	closed    atomic.Bool
 	errorSent atomic.Bool
@@ -156,6 +157,12 @@ func (c *conn) handleReadError(err error) {
 // finish releases the connection.
 func (c *conn) finish() {
 	c.Close("", "")
+	// A Close from another goroutine (shutdown, a replacing connection)
+	// may still be queueing its tail; after this it starts no writer, so
+	// Wait does not race with one starting.
+	c.qmu.Lock()
+	c.finished = true
+	c.qmu.Unlock()
 	c.writers.Wait()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
@@ -389,6 +396,10 @@ func (c *conn) enqueue(b []byte, force bool) bool {
 		c.qmu.Unlock()
 		return false
 	}
+	if c.finished {
+		c.qmu.Unlock()
+		return false
+	}
 	c.queue = append(c.queue, b)
 	start := !c.writerOn && !c.held
 	if start {
@@ -413,7 +424,7 @@ func (c *conn) hold() {
 func (c *conn) release() {
 	c.qmu.Lock()
 	c.held = false
-	start := !c.writerOn && len(c.queue) > 0
+	start := !c.writerOn && len(c.queue) > 0 && !c.finished
 	if start {
 		c.writerOn = true
 		c.writers.Add(1)
