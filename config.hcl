@@ -41,6 +41,14 @@ host "localhost" {
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }
 
+# External components (XEP-0114): gateways and bots (Biboumi, Slidge, ...) that serve a domain of
+# their own. Each needs a component block with a shared secret of at least 16 characters (secret,
+# secret_file, or KOI_COMPONENT__<DOMAIN>__SECRET for a block in this file). The protocol is plaintext:
+# keep the listener on loopback, or set tls = true there for TLS from the first byte.
+# listen "component" { address = "127.0.0.1:5347" }
+# component "irc.localhost" { secret_file = "irc.secret" }
+#   replace = true lets a new connection for the domain take over instead of being refused
+
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
 #          auth_failures_per_ip = 100  auth_failures_per_account = 5  auth_failure_window = "1m"

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/linger"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sm"
@@ -185,7 +186,7 @@ func (c *conn) finish() {
 	c.writers.Wait()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
-		lingerClose(c.nc, closeGrace)
+		linger.Close(c.nc, closeGrace)
 	} else {
 		c.nc.Close()
 	}

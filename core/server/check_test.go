@@ -173,3 +173,20 @@ func TestCheckReattachedPlugin(t *testing.T) {
 		t.Errorf("warnings %v, want one saying koi attaches to pid 4242", warnings)
 	}
 }
+
+func TestExposedPlaintext(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:5347": false, "[::1]:5347": false, "localhost:5347": false,
+		":5347": true, "0.0.0.0:5347": true, "192.0.2.1:5347": true, "xmpp.example.com:5347": true,
+	} {
+		if got := exposedPlaintext(config.Listener{Type: "component", Address: addr}); got != want {
+			t.Errorf("%s: exposed = %v, want %v", addr, got, want)
+		}
+		if exposedPlaintext(config.Listener{Type: "component", Address: addr, TLS: true}) {
+			t.Errorf("%s with TLS counted as exposed", addr)
+		}
+		if exposedPlaintext(config.Listener{Type: "c2s", Address: addr}) {
+			t.Errorf("%s: a c2s listener counted", addr)
+		}
+	}
+}

@@ -151,6 +151,9 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		// Only when koi is shutting down.
 		return res, err
 	}
+	if s.reloadComponents(cur.Components, next.Components, &res) {
+		target.Components = next.Components
+	}
 	s.cfg = target
 	// Logged before a new level can hide it.
 	s.log.Info("configuration reloaded", "applied", res.Applied, "need_restart", res.NeedRestart)
@@ -294,7 +297,7 @@ var hostKeys = map[string]string{
 	"Auth": "auth", "Roster": "roster", "Offline": "offline", "VCard": "vcard", "Private": "private",
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
 	"SharedRoster": "shared_roster", "Registration": "registration", "PasswordChange": "password_change",
-	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding",
+	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc",
 }
 
 // fieldChanges lists the fields of two structs of one type that differ,
@@ -354,6 +357,27 @@ func hostChanges(cur, next []config.Host) []string {
 		out = append(out, fieldChanges(fmt.Sprintf("host %q", h.Name), old, h, hostKeys)...)
 	}
 	return out
+}
+
+// reloadComponents applies changed component secrets and replace
+// settings (new handshakes use them; connected components stay), and
+// reports whether it did. A changed set of domains needs a restart.
+func (s *Server) reloadComponents(cur, next []config.Component, res *ReloadResult) bool {
+	if reflect.DeepEqual(cur, next) {
+		return false
+	}
+	same := len(cur) == len(next) && s.comps != nil
+	for i := 0; same && i < len(cur); i++ {
+		same = cur[i].Name == next[i].Name
+	}
+	if same {
+		if err := s.comps.Update(componentSpecs(next)); err == nil {
+			res.Applied = append(res.Applied, "component secrets and replace settings")
+			return true
+		}
+	}
+	res.NeedRestart = append(res.NeedRestart, "component (domains added or removed)")
+	return false
 }
 
 func sameCert(a, b tls.Certificate) bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/component"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
@@ -29,6 +30,7 @@ import (
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sdnotify"
+	"github.com/koi-im/koi/core/throttle"
 	"github.com/koi-im/koi/core/websocket"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -43,8 +45,9 @@ type Server struct {
 	// check reads it again.
 	ConfigPath string
 	reloadMu   sync.Mutex
-	certs      *certStore // set by Run; Reload swaps the certificate
-	live       *live      // set by Run once serving; Reload changes it
+	certs      *certStore        // set by Run; Reload swaps the certificate
+	live       *live             // set by Run once serving; Reload changes it
+	comps      *component.Server // set by Run when components are configured; Reload updates their secrets
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
@@ -194,6 +197,11 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, h := range cfg.Hosts {
 		names = append(names, h.Name)
 	}
+	// A component on a TLS listener may check the certificate against
+	// its own domain (slixmpp does).
+	for _, c := range cfg.Components {
+		names = append(names, c.Name)
+	}
 	names = append(names, "localhost", "127.0.0.1")
 	cert, err := loadOrCreateCert(s.log, cfg.TLS.CertFile, cfg.TLS.KeyFile, dedupe(names))
 	if err != nil {
@@ -287,6 +295,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Wrong component secrets have the limits of wrong passwords but a
+	// count of their own: behind a reverse proxy on loopback, clients'
+	// failures must not lock out a gateway on loopback, nor the reverse.
+	comps, err := newComponents(cfg, mods, throttle.NewGuard(guardConfig(lim)), reg, s.log.Named("component"))
+	if err != nil {
+		return err
+	}
+	s.reloadMu.Lock()
+	s.comps = comps
+	s.reloadMu.Unlock()
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -350,6 +368,22 @@ func (s *Server) Run(ctx context.Context) error {
 			})
 			continue
 		}
+		if lc.Type == "component" {
+			var ctls *tls.Config
+			if lc.TLS {
+				ctls = tlsCfg
+			}
+			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "tls", lc.TLS)
+			if exposedPlaintext(lc) {
+				s.log.Warn(exposedWarning, "listener", lc.Name, "address", lc.Address)
+			}
+			wg.Go(func() {
+				if err := comps.Serve(l, ctls, componentKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("listener failed", "listener", lc.Name, "error", err)
+				}
+			})
+			continue
+		}
 		mode := c2s.TLSDirect
 		if lc.Type == "c2s" {
 			switch lc.StartTLS {
@@ -407,6 +441,15 @@ func (s *Server) Run(ctx context.Context) error {
 		wsWG.Go(func() {
 			if err := ws.Shutdown(sctx); err != nil {
 				s.log.Warn("some WebSocket connections did not close in time", "error", err)
+			}
+		})
+	}
+	if comps != nil {
+		// Components get <system-shutdown/> and </stream:stream> like
+		// clients, at the same time.
+		wsWG.Go(func() {
+			if err := comps.Shutdown(sctx); err != nil {
+				s.log.Warn("some component connections did not close in time", "error", err)
 			}
 		})
 	}
