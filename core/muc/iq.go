@@ -262,9 +262,9 @@ func (r *room) adminGet(el, q *xmlstream.Element, from jid.JID) {
 
 // change is one validated item of an admin request.
 type change struct {
-	jid    jid.JID   // affiliation changes
+	jid    jid.JID // affiliation changes
 	aff    Affiliation
-	nick   string    // reserved nick with an affiliation; the target of a role change
+	nick   string // reserved nick with an affiliation; the target of a role change
 	role   Role
 	isRole bool
 	reason string
