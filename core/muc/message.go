@@ -110,7 +110,8 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 		m.SetAttr("id", newStanzaID())
 	}
 	r.stripForged(m)
-	id, at := r.svc.ids.Next()
+	id, _ := r.svc.ids.Next()
+	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
 	m.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
 	if body != nil && r.svc.cfg.MaxHistory > 0 {

@@ -147,7 +147,7 @@ func (r *room) join(ctx context.Context, el *xmlstream.Element, from, to jid.JID
 	case r.cfg.MembersOnly && aff < AffMember:
 		r.reply(el, errMembersOnly)
 		return
-	case r.cfg.Password != "" && aff < AffOwner && x.Child(NSMUC, "password").Text() != r.cfg.Password:
+	case r.cfg.Password != "" && aff < AffOwner && childText(x, NSMUC, "password") != r.cfg.Password:
 		r.reply(el, errPassword)
 		return
 	}
@@ -421,4 +421,12 @@ func (r *room) probe(el *xmlstream.Element, from, to jid.JID, cur *occupant) {
 	if o := r.occupants[to.Resource()]; o != nil {
 		r.send(r.presenceFor(o, from, cur, presenceOpts{}))
 	}
+}
+
+// childText is the text of el's child {ns}local, "" if there is none.
+func childText(el *xmlstream.Element, ns, local string) string {
+	if c := el.Child(ns, local); c != nil {
+		return c.Text()
+	}
+	return ""
 }
