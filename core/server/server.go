@@ -295,6 +295,10 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+	stopMUC, err := startMUC(ctx, cfg, ph, mods, s.log.Named("muc"))
+	if err != nil {
+		return err
+	}
 	cbMode := map[string]string{}
 	for _, hc := range cfg.Hosts {
 		cbMode[hc.Name] = hc.ChannelBinding
@@ -421,6 +425,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.notify("STOPPING=1", "STATUS=shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
+	stopMUC(sctx)
 	// The WebSocket listeners stop accepting and wait for their streams,
 	// which the c2s server closes like all others: <system-shutdown/>,
 	// then <close/> on a WebSocket.

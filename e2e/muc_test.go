@@ -1,0 +1,356 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const (
+	nsMUC      = "http://jabber.org/protocol/muc"
+	nsMUCUser  = nsMUC + "#user"
+	nsMUCAdmin = nsMUC + "#admin"
+	nsMUCOwner = nsMUC + "#owner"
+	mucDomain  = "conference.localhost"
+	lounge     = "lounge@" + mucDomain
+)
+
+// mucCodes lists the muc#user status codes of a stanza.
+func mucCodes(e *element) []string {
+	var out []string
+	for _, s := range e.child(nsMUCUser, "x").children(nsMUCUser, "status") {
+		out = append(out, s.attr("code"))
+	}
+	return out
+}
+
+func mucItem(e *element) *element { return e.child(nsMUCUser, "x").child(nsMUCUser, "item") }
+
+// joinRoom sends the join presence and waits for the self-presence
+// (status 110) or an error; extra goes inside <x/>.
+func joinRoom(c *client, occupant, extra string) *element {
+	c.t.Helper()
+	c.send(fmt.Sprintf("<presence to='%s'><x xmlns='%s'>%s</x></presence>", occupant, nsMUC, extra))
+	return c.expect("self-presence or error from "+occupant, func(e *element) bool {
+		return e.is("", "presence") && e.attr("from") == occupant &&
+			(e.attr("type") == "error" || slices.Contains(mucCodes(e), "110"))
+	})
+}
+
+func wantPresenceError(t *testing.T, p *element, cond string) {
+	t.Helper()
+	if _, c := p.stanzaError(); p.attr("type") != "error" || c != cond {
+		t.Fatalf("want a %s error, got %s", cond, p)
+	}
+}
+
+func isGroupchat(from, body string) func(*element) bool {
+	return func(e *element) bool {
+		return e.is("", "message") && e.attr("type") == "groupchat" && e.attr("from") == from && bodyOf(e) == body
+	}
+}
+
+func ownerSubmit(c *client, room, fields string) *element {
+	c.t.Helper()
+	return c.iq(fmt.Sprintf("<iq type='set' to='%s'><query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>%s</x></query></iq>",
+		room, nsMUCOwner, fields))
+}
+
+func adminSet(c *client, room, item string) *element {
+	c.t.Helper()
+	return c.iq(fmt.Sprintf("<iq type='set' to='%s'><query xmlns='%s'>%s</query></iq>", room, nsMUCAdmin, item))
+}
+
+// TestMUCThreeUsers: three users of a real koi, each on its own TCP stream
+// through the mellium client library, create a room, talk, moderate, leave,
+// come back to its history, and meet its refusals and its end.
+func TestMUCThreeUsers(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-muc"
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	bob := login(t, o, "bob@localhost/phone", pw)
+	carol := login(t, o, "carol@localhost/laptop", pw)
+
+	// The server lists the chat service, the service answers disco.
+	items := alice.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if !strings.Contains(items.String(), mucDomain) {
+		t.Fatalf("server disco#items: %s", items)
+	}
+	info := alice.iq("<iq type='get' to='" + mucDomain + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if !strings.Contains(info.String(), "category='conference'") || !strings.Contains(info.String(), nsMUC+"'") {
+		t.Fatalf("service disco#info: %s", info)
+	}
+
+	// alice creates the room: 201, locked until she configures it.
+	self := joinRoom(alice, lounge+"/Alice", "")
+	if c := mucCodes(self); !slices.Contains(c, "201") || mucItem(self).attr("affiliation") != "owner" {
+		t.Fatalf("creation: %s", self)
+	}
+	alice.expect("empty subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+	wantPresenceError(t, joinRoom(bob, lounge+"/Bob", ""), "item-not-found")
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_roomname'><value>The Lounge</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+
+	// bob and carol come in and see who is there.
+	if p := joinRoom(bob, lounge+"/Bob", ""); p.attr("type") == "error" {
+		t.Fatalf("bob: %s", p)
+	}
+	alice.expect("bob's presence", isPresence("", lounge+"/Bob"))
+	if p := joinRoom(carol, lounge+"/Carol", ""); p.attr("type") == "error" {
+		t.Fatalf("carol: %s", p)
+	}
+	for _, c := range []*client{alice, bob} {
+		c.expect("carol's presence", isPresence("", lounge+"/Carol"))
+	}
+	carol.expect("alice's presence", isPresence("", lounge+"/Alice"))
+	carol.expect("bob's presence", isPresence("", lounge+"/Bob"))
+	// A nick in use is refused.
+	dave := login(t, o, "dave@localhost/d", pw)
+	wantPresenceError(t, joinRoom(dave, lounge+"/Bob", ""), "conflict")
+
+	// They talk: each message reaches everyone, the sender too, stamped.
+	say := func(c *client, nick, body string) {
+		t.Helper()
+		c.send(fmt.Sprintf("<message type='groupchat' to='%s' id='%s'><body>%s</body></message>", lounge, newID(), body))
+		for _, r := range []*client{alice, bob, carol} {
+			m := r.expect(nick+": "+body, isGroupchat(lounge+"/"+nick, body))
+			if sid := m.child(nsSID, "stanza-id"); sid == nil || sid.attr("by") != lounge || sid.attr("id") == "" {
+				t.Fatalf("no stanza-id by the room: %s", m)
+			}
+		}
+	}
+	say(alice, "Alice", "welcome")
+	say(bob, "Bob", "hi all")
+	say(carol, "Carol", "hello")
+
+	// Moderation. bob, a participant, may not kick.
+	r := adminSet(bob, lounge, "<item nick='Carol' role='none'/>")
+	if _, c := r.stanzaError(); c != "forbidden" {
+		t.Fatalf("a participant kicked: %s", r)
+	}
+	// alice takes carol's voice; carol's messages bounce; voice back.
+	if r := adminSet(alice, lounge, "<item nick='Carol' role='visitor'/>"); r.attr("type") != "result" {
+		t.Fatalf("revoking voice: %s", r)
+	}
+	p := carol.expect("carol's new role", isPresence("", lounge+"/Carol"))
+	if mucItem(p).attr("role") != "visitor" {
+		t.Fatalf("carol's role: %s", p)
+	}
+	carol.send("<message type='groupchat' to='" + lounge + "' id='v1'><body>can I speak?</body></message>")
+	e := carol.expect("forbidden", func(e *element) bool { return e.is("", "message") && e.attr("type") == "error" })
+	if _, c := e.stanzaError(); c != "forbidden" {
+		t.Fatalf("a visitor spoke: %s", e)
+	}
+	if r := adminSet(alice, lounge, "<item nick='Carol' role='participant'/>"); r.attr("type") != "result" {
+		t.Fatalf("granting voice: %s", r)
+	}
+	for _, c := range []*client{alice, bob, carol} {
+		c.expect("carol's voice", func(e *element) bool {
+			return isPresence("", lounge+"/Carol")(e) && mucItem(e).attr("role") == "participant"
+		})
+	}
+
+	// alice kicks bob (307); a kicked user may come back.
+	if r := adminSet(alice, lounge, "<item nick='Bob' role='none'><reason>cool off</reason></item>"); r.attr("type") != "result" {
+		t.Fatalf("kick: %s", r)
+	}
+	p = bob.expect("kicked", isPresence("unavailable", lounge+"/Bob"))
+	if c := mucCodes(p); !slices.Contains(c, "307") || !slices.Contains(c, "110") || mucItem(p).child(nsMUCUser, "reason").Text != "cool off" {
+		t.Fatalf("kick presence: %s", p)
+	}
+	for _, c := range []*client{alice, carol} {
+		c.expect("bob kicked", isPresence("unavailable", lounge+"/Bob"))
+	}
+	if p := joinRoom(bob, lounge+"/Bob", ""); p.attr("type") == "error" {
+		t.Fatalf("kicked bob coming back: %s", p)
+	}
+	alice.expect("bob back", isPresence("", lounge+"/Bob"))
+	carol.expect("bob back", isPresence("", lounge+"/Bob"))
+
+	// alice bans bob by bare JID (301): out, and no resource of his gets in.
+	if r := adminSet(alice, lounge, "<item jid='bob@localhost' affiliation='outcast'><reason>spam</reason></item>"); r.attr("type") != "result" {
+		t.Fatalf("ban: %s", r)
+	}
+	p = bob.expect("banned", isPresence("unavailable", lounge+"/Bob"))
+	if !slices.Contains(mucCodes(p), "301") {
+		t.Fatalf("ban presence: %s", p)
+	}
+	bob2 := login(t, o, "bob@localhost/tablet", pw)
+	wantPresenceError(t, joinRoom(bob2, lounge+"/Bobby", ""), "forbidden")
+	list := alice.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsMUCAdmin + "'><item affiliation='outcast'/></query></iq>")
+	if it := list.path("query", "item"); it == nil || it.attr("jid") != "bob@localhost" {
+		t.Fatalf("outcast list: %s", list)
+	}
+
+	// carol leaves; alice sees her go; she comes back to the history.
+	carol.send("<presence type='unavailable' to='" + lounge + "/Carol'><status>brb</status></presence>")
+	carol.expect("own leave", isPresence("unavailable", lounge+"/Carol"))
+	alice.expect("carol gone", isPresence("unavailable", lounge+"/Carol"))
+	say2 := "while carol was away"
+	alice.send("<message type='groupchat' to='" + lounge + "'><body>" + say2 + "</body></message>")
+	alice.expect("own message", isGroupchat(lounge+"/Alice", say2))
+	p = joinRoom(carol, lounge+"/Carol", "<history maxstanzas='3'/>")
+	var history []string
+	for range 3 {
+		m := carol.expect("history", func(e *element) bool {
+			return e.is("", "message") && e.attr("type") == "groupchat" && e.child(nsDelay, "delay") != nil
+		})
+		history = append(history, bodyOf(m))
+	}
+	if want := []string{"hi all", "hello", say2}; !slices.Equal(history, want) {
+		t.Fatalf("history %q, want %q", history, want)
+	}
+	carol.expect("subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+	alice.expect("carol back", isPresence("", lounge+"/Carol"))
+
+	// Password and members-only refusals.
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field>"+
+		"<field var='muc#roomconfig_roomsecret'><value>sesame</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("password: %s", r)
+	}
+	wantPresenceError(t, joinRoom(dave, lounge+"/Dave", ""), "not-authorized")
+	if p := joinRoom(dave, lounge+"/Dave", "<password>sesame</password>"); p.attr("type") == "error" {
+		t.Fatalf("dave with the password: %s", p)
+	}
+	dave.send("<presence type='unavailable' to='" + lounge + "/Dave'/>")
+	dave.expect("own leave", isPresence("unavailable", lounge+"/Dave"))
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_membersonly'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("members-only: %s", r)
+	}
+	// carol, no member, is removed (322); dave is refused.
+	p = carol.expect("removed, members only", func(e *element) bool {
+		return isPresence("unavailable", lounge+"/Carol")(e) && slices.Contains(mucCodes(e), "322")
+	})
+	wantPresenceError(t, joinRoom(dave, lounge+"/Dave", "<password>sesame</password>"), "registration-required")
+	// Made a member, dave gets in.
+	if r := adminSet(alice, lounge, "<item jid='dave@localhost' affiliation='member'/>"); r.attr("type") != "result" {
+		t.Fatalf("member: %s", r)
+	}
+	if p := joinRoom(dave, lounge+"/Dave", "<password>sesame</password>"); p.attr("type") == "error" {
+		t.Fatalf("member dave: %s", p)
+	}
+
+	// Self-ping (XEP-0410) is answered by the room for a joined client.
+	if r := dave.iq("<iq type='get' to='" + lounge + "/Dave'><ping xmlns='" + nsPing + "'/></iq>"); r.attr("type") != "result" {
+		t.Fatalf("self-ping: %s", r)
+	}
+	if r := carol.iq("<iq type='get' to='" + lounge + "/Carol'><ping xmlns='" + nsPing + "'/></iq>"); r.attr("type") != "error" {
+		t.Fatalf("self-ping of a client not in the room: %s", r)
+	}
+
+	// alice destroys the room, pointing to another.
+	if r := alice.iq("<iq type='set' to='" + lounge + "'><query xmlns='" + nsMUCOwner + "'><destroy jid='new@" + mucDomain +
+		"'><reason>moving</reason></destroy></query></iq>"); r.attr("type") != "result" {
+		t.Fatalf("destroy: %s", r)
+	}
+	p = dave.expect("destroyed", isPresence("unavailable", lounge+"/Dave"))
+	if d := p.child(nsMUCUser, "x").child(nsMUCUser, "destroy"); d == nil || d.attr("jid") != "new@"+mucDomain {
+		t.Fatalf("destroy presence: %s", p)
+	}
+	r = alice.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if _, c := r.stanzaError(); c != "item-not-found" {
+		t.Fatalf("disco of a destroyed room: %s", r)
+	}
+}
+
+// TestMUCClientGone: a client whose connection just drops leaves the room,
+// and the room's list shows public rooms only.
+func TestMUCClientGone(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-muc"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	bob := login(t, o, "bob@localhost/phone", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	ownerSubmit(alice, lounge, "")
+	joinRoom(bob, lounge+"/Bob", "")
+	alice.expect("bob", isPresence("", lounge+"/Bob"))
+	joinRoom(alice, "hidden@"+mucDomain+"/Alice", "")
+	ownerSubmit(alice, "hidden@"+mucDomain, "<field var='muc#roomconfig_publicroom'><value>0</value></field>")
+
+	list := bob.iq("<iq type='get' to='" + mucDomain + "'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if s := list.String(); !strings.Contains(s, lounge) || strings.Contains(s, "hidden@") {
+		t.Fatalf("room list: %s", s)
+	}
+
+	bob.sess.Conn().Close() // no unavailable presence, no </stream>
+	alice.expect("bob gone with his connection", isPresence("unavailable", lounge+"/Bob"))
+}
+
+// TestMUCSlixmpp: a client people run, Debian's python3-slixmpp with its
+// XEP-0045 plugin, joins a room a Go client made, gets its history, and
+// the two talk.
+func TestMUCSlixmpp(t *testing.T) {
+	t.Parallel()
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0045").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("python3-slixmpp with xep_0045 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-muc"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	alice := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "alice@localhost/pc", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	ownerSubmit(alice, lounge, "")
+	alice.send("<message type='groupchat' to='" + lounge + "'><body>before you came</body></message>")
+	alice.expect("own message", isGroupchat(lounge+"/Alice", "before you came"))
+
+	host, port, _ := net.SplitHostPort(srv.c2s)
+	portN, _ := strconv.Atoi(port)
+	args, _ := json.Marshal(map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "host": host, "port": portN,
+		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"), "room": lounge, "nick": "Bob",
+		"say": "hello from slixmpp", "want": "hello back",
+	})
+	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_muc.py"), string(args))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		lines = append(lines, line)
+		if line == "JOINED" {
+			alice.expect("bob's presence", isPresence("", lounge+"/Bob"))
+			alice.expect("bob's message", isGroupchat(lounge+"/Bob", "hello from slixmpp"))
+			alice.send("<message type='groupchat' to='" + lounge + "'><body>hello back</body></message>")
+		}
+	}
+	err = cmd.Wait()
+	got := strings.Join(lines, " | ")
+	if err != nil || !strings.Contains(got, "HISTORY before you came") || !strings.Contains(got, "GOT hello back") || !strings.Contains(got, "OK") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, stderr.String())
+	}
+	alice.expect("bob leaves", isPresence("unavailable", lounge+"/Bob"))
+}
