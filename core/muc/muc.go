@@ -205,6 +205,7 @@ func (s *Service) Load(ctx context.Context) error {
 		}
 		r.subject, r.subjectBy = sr.Subject, sr.SubjectBy
 		r.created = sr.Created
+		r.stored = true
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 		affs, err := s.store.GetMUCAffiliations(cctx, sr.Room)
 		cancel()
@@ -326,7 +327,9 @@ var (
 func (s *Service) maybeCreate(ctx context.Context, el *xmlstream.Element, from, to jid.JID) *room {
 	join := el.Local == "presence" && el.Attr("type") == "" && el.Child(NSMUC, "x") != nil
 	if !join {
-		if el.Local == "presence" && el.Attr("type") == "error" {
+		if el.Local == "presence" && el.Attr("type") != "" {
+			// An unavailable presence to a room that is gone (the session
+			// that joined it ends) needs no answer.
 			return nil
 		}
 		s.reply(ctx, el, errNoRoom)
