@@ -1,15 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -300,14 +293,7 @@ func TestMUCClientGone(t *testing.T) {
 // the two talk.
 func TestMUCSlixmpp(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0045").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3-slixmpp with xep_0045 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	needSlixmpp(t, "xep_0045")
 	srv := startServer(t, defaultOptions())
 	const pw = "pw-muc"
 	srv.addUser(t, "alice@localhost", pw)
@@ -318,39 +304,18 @@ func TestMUCSlixmpp(t *testing.T) {
 	alice.send("<message type='groupchat' to='" + lounge + "'><body>before you came</body></message>")
 	alice.expect("own message", isGroupchat(lounge+"/Alice", "before you came"))
 
-	host, port, _ := net.SplitHostPort(srv.c2s)
-	portN, _ := strconv.Atoi(port)
-	args, _ := json.Marshal(map[string]any{
-		"jid": "bob@localhost/slix", "password": pw, "host": host, "port": portN,
-		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"), "room": lounge, "nick": "Bob",
+	got, err, log := runSlixmpp(t, srv, "slixmpp_muc.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "nick": "Bob",
 		"say": "hello from slixmpp", "want": "hello back",
-	})
-	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_muc.py"), string(args))
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var lines []string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		lines = append(lines, line)
+	}, func(line string) {
 		if line == "JOINED" {
 			alice.expect("bob's presence", isPresence("", lounge+"/Bob"))
 			alice.expect("bob's message", isGroupchat(lounge+"/Bob", "hello from slixmpp"))
 			alice.send("<message type='groupchat' to='" + lounge + "'><body>hello back</body></message>")
 		}
-	}
-	err = cmd.Wait()
-	got := strings.Join(lines, " | ")
+	})
 	if err != nil || !strings.Contains(got, "HISTORY before you came") || !strings.Contains(got, "GOT hello back") || !strings.Contains(got, "OK") {
-		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, stderr.String())
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
 	}
 	alice.expect("bob leaves", isPresence("unavailable", lounge+"/Bob"))
 }
