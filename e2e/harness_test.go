@@ -57,6 +57,9 @@ type options struct {
 	TokenLifetime string
 	// Metrics, when set, is metrics.address (Prometheus /metrics).
 	Metrics string
+	// MUCStore keeps host "localhost"'s persistent chat rooms in plugin
+	// "store" (muc = "store").
+	MUCStore bool
 }
 
 func defaultOptions() options {
@@ -101,6 +104,9 @@ host "localhost" {
   private = "store"
   blocklist = "store"
   tokens  = "store"
+{{- if .Opt.MUCStore}}
+  muc     = "store"
+{{- end}}
 {{- if .Opt.TokenLifetime}}
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}

@@ -319,3 +319,93 @@ func TestMUCSlixmpp(t *testing.T) {
 	}
 	alice.expect("bob leaves", isPresence("unavailable", lounge+"/Bob"))
 }
+
+// TestMUCPersistence: a persistent room, its configuration, subject and
+// affiliations outlive a restart of koi in the sql plugin; a temporary
+// room does not.
+func TestMUCPersistence(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.MUCStore = true
+	srv := startServer(t, opt)
+	const pw = "pw-muc"
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	const kept, temp = "kept@" + mucDomain, "temp@" + mucDomain
+	joinRoom(alice, kept+"/Alice", "")
+	if r := ownerSubmit(alice, kept, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"+
+		"<field var='muc#roomconfig_membersonly'><value>1</value></field>"+
+		"<field var='muc#roomconfig_roomname'><value>Kept</value></field>"+
+		"<field var='muc#roomconfig_roomadmins'><value>dave@localhost</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	for _, item := range []string{
+		"<item jid='bob@localhost' affiliation='member' nick='Bobby'/>",
+		"<item jid='carol@localhost' affiliation='outcast'><reason>spam</reason></item>",
+	} {
+		if r := adminSet(alice, kept, item); r.attr("type") != "result" {
+			t.Fatalf("%s: %s", item, r)
+		}
+	}
+	alice.send("<message type='groupchat' to='" + kept + "'><subject>Kept topic</subject></message>")
+	alice.expect("subject", func(e *element) bool {
+		return e.is("", "message") && e.child("", "subject") != nil && e.child("", "subject").Text == "Kept topic"
+	})
+	joinRoom(alice, temp+"/Alice", "")
+	ownerSubmit(alice, temp, "")
+	alice.close()
+
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	if !strings.Contains(srv.log.String(), "rooms loaded") {
+		t.Fatalf("koi did not load rooms:\n%s", srv.log.String())
+	}
+
+	bob := login(t, o, "bob@localhost/phone", pw)
+	info := bob.iq("<iq type='get' to='" + kept + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if s := info.String(); !strings.Contains(s, "name='Kept'") || !strings.Contains(s, "muc_membersonly") || !strings.Contains(s, "muc_persistent") || !strings.Contains(s, "Kept topic") {
+		t.Fatalf("room after a restart: %s", s)
+	}
+	// bob is still a member, with his reserved nick; dave an admin.
+	p := joinRoom(bob, kept+"/Bobby", "")
+	if p.attr("type") == "error" || mucItem(p).attr("affiliation") != "member" {
+		t.Fatalf("member after a restart: %s", p)
+	}
+	bob.expect("subject", func(e *element) bool {
+		return e.is("", "message") && e.child("", "subject") != nil && e.child("", "subject").Text == "Kept topic"
+	})
+	dave := login(t, o, "dave@localhost/d", pw)
+	wantPresenceError(t, joinRoom(dave, kept+"/Bobby", ""), "conflict")
+	if p := joinRoom(dave, kept+"/Dave", ""); p.attr("type") == "error" || mucItem(p).attr("affiliation") != "admin" || mucItem(p).attr("role") != "moderator" {
+		t.Fatalf("admin after a restart: %s", p)
+	}
+	// carol is still banned.
+	carol := login(t, o, "carol@localhost/x", pw)
+	wantPresenceError(t, joinRoom(carol, kept+"/Carol", ""), "forbidden")
+	// alice still owns it.
+	alice = login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, kept+"/Alice", "")
+	if r := alice.iq("<iq type='get' to='" + kept + "'><query xmlns='" + nsMUCOwner + "'/></iq>"); r.attr("type") != "result" {
+		t.Fatalf("owner after a restart: %s", r)
+	}
+	// The temporary room is gone.
+	r := alice.iq("<iq type='get' to='" + temp + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if _, c := r.stanzaError(); c != "item-not-found" {
+		t.Fatalf("a temporary room after a restart: %s", r)
+	}
+	// Destroyed, the room does not come back.
+	if r := alice.iq("<iq type='set' to='" + kept + "'><query xmlns='" + nsMUCOwner + "'><destroy/></query></iq>"); r.attr("type") != "result" {
+		t.Fatalf("destroy: %s", r)
+	}
+	alice.close()
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	bob = login(t, o, "bob@localhost/again", pw)
+	r = bob.iq("<iq type='get' to='" + kept + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if _, c := r.stanzaError(); c != "item-not-found" {
+		t.Fatalf("a destroyed room after a restart: %s", r)
+	}
+}
