@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -604,4 +605,59 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("room info: %v", info)
 	}
 	_ = stanza.ErrBadRequest
+}
+
+// TestConcurrentSendersOneOrder: occupants talking at once, each on its own
+// goroutine as senders are in koi, all see the room's messages in one
+// order, none lost; a client that goes away meanwhile leaves cleanly.
+func TestConcurrentSendersOneOrder(t *testing.T) {
+	n := newTestNet(t, nil)
+	const users, each = 8, 25
+	var jids []string
+	for i := range users {
+		j := n.user(fmt.Sprintf("u%d@example.com/r", i))
+		jids = append(jids, j)
+		if i == 0 {
+			n.create(j, lounge+"/u0")
+		} else {
+			n.join(j, fmt.Sprintf("%s/u%d", lounge, i))
+		}
+	}
+	for _, j := range jids {
+		n.take(j)
+	}
+	var wg sync.WaitGroup
+	for i, j := range jids {
+		wg.Go(func() {
+			for k := range each {
+				n.send(j, fmt.Sprintf(`<message type='groupchat' to='%s'><body>%d-%d</body></message>`, lounge, i, k))
+			}
+		})
+	}
+	// One more client joins and goes away while they talk: its messages
+	// bounce and it is removed on some sender's goroutine.
+	late := n.user("late@example.com/r")
+	n.join(late, lounge+"/late")
+	n.offline(late)
+	wg.Wait()
+	var first []string
+	for _, j := range jids {
+		var seq []string
+		for _, el := range n.take(j) {
+			if el.Local == "message" {
+				seq = append(seq, el.Attr("from")+" "+el.Child("jabber:client", "body").Text())
+			}
+		}
+		if len(seq) != users*each {
+			t.Fatalf("%s got %d messages, want %d", j, len(seq), users*each)
+		}
+		if first == nil {
+			first = seq
+		} else if !slices.Equal(seq, first) {
+			t.Fatalf("%s saw another order than %s", j, jids[0])
+		}
+	}
+	if r := n.svc.room("lounge"); len(r.occupants) != users {
+		t.Fatalf("%d occupants, want %d (the gone client removed)", len(r.occupants), users)
+	}
 }
