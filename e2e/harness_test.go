@@ -60,6 +60,8 @@ type options struct {
 	// MUCStore keeps host "localhost"'s persistent chat rooms in plugin
 	// "store" (muc = "store").
 	MUCStore bool
+	// MUC is the body of a muc { } block; "" leaves the block out.
+	MUC string
 }
 
 func defaultOptions() options {
@@ -149,6 +151,10 @@ push { {{.Opt.Push}} }
 {{- if .Opt.Metrics}}
 
 metrics { address = "{{.Opt.Metrics}}" }
+{{- end}}
+{{- if .Opt.MUC}}
+
+muc { {{.Opt.MUC}} }
 {{- end}}
 `))
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -407,5 +408,112 @@ func TestMUCPersistence(t *testing.T) {
 	r = bob.iq("<iq type='get' to='" + kept + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
 	if _, c := r.stanzaError(); c != "item-not-found" {
 		t.Fatalf("a destroyed room after a restart: %s", r)
+	}
+}
+
+// TestMUCBadInput: what a careless or hostile client sends to the chat
+// service gets the XEP's errors, and leaves nothing behind.
+func TestMUCBadInput(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.MUCStore = true
+	opt.MUC = `join_rate = 4  join_window = "1m"  max_rooms_per_user = 3`
+	srv := startServer(t, opt)
+	const pw = "pw-muc"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "mallory@localhost", pw)
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	mallory := login(t, o, "mallory@localhost/m", pw)
+
+	// A room that does not exist, configured with a bad form: not found,
+	// and no room appears.
+	r := mallory.iq("<iq type='set' to='ghost@" + mucDomain + "'><query xmlns='" + nsMUCOwner + "'><x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='muc#roomconfig_whois'><value>everybody</value></field></x></query></iq>")
+	if _, c := r.stanzaError(); c != "item-not-found" {
+		t.Fatalf("owner form to no room: %s", r)
+	}
+	// Presence without the MUC payload creates nothing either.
+	mallory.send("<presence to='ghost@" + mucDomain + "/M'/>")
+	p := mallory.expect("error", isPresence("error", "ghost@"+mucDomain+"/M"))
+	if _, c := p.stanzaError(); c != "item-not-found" {
+		t.Fatalf("plain presence to no room: %s", p)
+	}
+	// A join without a nick.
+	mallory.send("<presence to='ghost@" + mucDomain + "'><x xmlns='" + nsMUC + "'/></presence>")
+	p = mallory.expect("error", isPresence("error", "ghost@"+mucDomain))
+	if _, c := p.stanzaError(); c != "jid-malformed" {
+		t.Fatalf("join without a nick: %s", p)
+	}
+	items := mallory.iq("<iq type='get' to='" + mucDomain + "'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if items.child("", "query").child("", "item") != nil {
+		t.Fatalf("rooms appeared: %s", items)
+	}
+
+	// A configuration form with a bad value changes nothing, stored or not.
+	joinRoom(alice, lounge+"/Alice", "")
+	ownerSubmit(alice, lounge, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>")
+	r = ownerSubmit(alice, lounge, "<field var='muc#roomconfig_membersonly'><value>1</value></field><field var='muc#roomconfig_maxusers'><value>lots</value></field>")
+	if _, c := r.stanzaError(); c != "not-acceptable" {
+		t.Fatalf("bad form: %s", r)
+	}
+	if p := joinRoom(mallory, lounge+"/Mallory", ""); p.attr("type") == "error" {
+		t.Fatalf("a refused form made the room members-only: %s", p)
+	}
+	alice.expect("mallory", isPresence("", lounge+"/Mallory"))
+
+	// Nick spoofing: the room stamps each sender's own nick; a from naming
+	// another occupant never gets that far (the server closes the stream).
+	mallory.send("<message type='groupchat' to='" + lounge + "'><body>I am alice</body></message>")
+	if m := alice.expect("mallory's message", func(e *element) bool { return e.is("", "message") && bodyOf(e) == "I am alice" }); m.attr("from") != lounge+"/Mallory" {
+		t.Fatalf("spoofed: %s", m)
+	}
+	spoofer := login(t, o, "mallory@localhost/spoof", pw)
+	spoofer.send("<message type='groupchat' from='" + lounge + "/Alice' to='" + lounge + "'><body>as alice</body></message>")
+	if c, err := spoofer.waitStreamError(waitTimeout); c != "invalid-from" {
+		t.Fatalf("a spoofed from: %q %v", c, err)
+	}
+	alice.expectNone("the spoofed message", 300*time.Millisecond, func(e *element) bool { return bodyOf(e) == "as alice" })
+	// Taking alice's nick is a conflict; a blank nick is refused.
+	mallory.send("<presence to='" + lounge + "/Alice'/>")
+	p = mallory.expect("conflict", isPresence("error", lounge+"/Alice"))
+	if _, c := p.stanzaError(); c != "conflict" {
+		t.Fatalf("nick change to a taken nick: %s", p)
+	}
+	// A groupchat message to an occupant is not a private message.
+	mallory.send("<message type='groupchat' to='" + lounge + "/Alice'><body>x</body></message>")
+	e := mallory.expect("error", func(e *element) bool { return e.is("", "message") && e.attr("type") == "error" })
+	if _, c := e.stanzaError(); c != "bad-request" {
+		t.Fatalf("groupchat to an occupant: %s", e)
+	}
+	// Kicking as a participant, banning a full JID.
+	if r := adminSet(mallory, lounge, "<item nick='Alice' role='none'/>"); r.attr("type") != "error" {
+		t.Fatalf("participant kicked the owner: %s", r)
+	}
+	if r := adminSet(alice, lounge, "<item jid='mallory@localhost/m' affiliation='outcast'/>"); r.attr("type") != "error" {
+		t.Fatalf("a ban of a full JID: %s", r)
+	}
+
+	// A flood of rooms and joins: past max_rooms_per_user, policy-violation;
+	// past join_rate, resource-constraint; the refused rooms are not kept.
+	var conds []string
+	for i := range 4 {
+		room := fmt.Sprintf("flood%d@%s", i, mucDomain)
+		p := joinRoom(mallory, room+"/M", "")
+		_, c := p.stanzaError()
+		conds = append(conds, c)
+	}
+	if want := []string{"", "", "", "policy-violation"}; !slices.Equal(conds, want) {
+		t.Fatalf("flood: %q, want %q", conds, want)
+	}
+	items = alice.iq("<iq type='get' to='" + mucDomain + "'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if strings.Contains(items.String(), "flood3@") {
+		t.Fatalf("a refused room is listed: %s", items)
+	}
+	mallory2 := login(t, o, "mallory@localhost/other", pw)
+	// Her fifth join within the window, to a room that exists.
+	p = joinRoom(mallory2, "flood0@"+mucDomain+"/M", "")
+	if _, c := p.stanzaError(); c != "resource-constraint" {
+		t.Fatalf("a fifth join: %s", p)
 	}
 }
