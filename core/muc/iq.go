@@ -391,7 +391,7 @@ func (r *room) adminSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 		}
 		changes = append(changes, c)
 	}
-	if err := r.storeAffiliations(ctx, changes); err != nil {
+	if err := r.storeAffiliations(ctx, changes, r.affs); err != nil {
 		r.svc.log.Warn("affiliations could not be stored", "room", r.jid.String(), "error", err)
 		r.reply(el, errStore)
 		return
@@ -411,8 +411,8 @@ func (r *room) adminSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 }
 
 // storeAffiliations writes the affiliation changes of a stored room, in
-// order; when one fails, those written are put back as they were.
-func (r *room) storeAffiliations(ctx context.Context, changes []change) error {
+// order; when one fails, those written are put back as old has them.
+func (r *room) storeAffiliations(ctx context.Context, changes []change, old map[jid.JID]affEntry) error {
 	var done []change
 	for _, c := range changes {
 		if c.isRole {
@@ -421,7 +421,7 @@ func (r *room) storeAffiliations(ctx context.Context, changes []change) error {
 		if err := r.setAffiliationStored(ctx, c.jid, affEntry{aff: c.aff, nick: c.nick, reason: c.reason}); err != nil {
 			for i := len(done) - 1; i >= 0; i-- {
 				d := done[i]
-				_ = r.setAffiliationStored(ctx, d.jid, r.affs[d.jid])
+				_ = r.setAffiliationStored(ctx, d.jid, old[d.jid])
 			}
 			return err
 		}
@@ -610,7 +610,13 @@ func (r *room) configure(ctx context.Context, ch formChange, from jid.JID) *stan
 		case r.cfg.Persistent:
 			err = r.persist(ctx, false)
 			if err == nil {
-				err = r.storeAffDiff(ctx, oldAffs)
+				if err = r.storeAffiliations(ctx, affDiff(oldAffs, r.affs), oldAffs); err != nil {
+					// Put the old configuration back beside the old lists.
+					cfg := r.cfg
+					r.cfg = old
+					_ = r.persist(ctx, false)
+					r.cfg = cfg
+				}
 			}
 		case r.stored:
 			err = r.unstore(ctx)
@@ -668,23 +674,20 @@ func (r *room) configure(ctx context.Context, ch formChange, from jid.JID) *stan
 	return nil
 }
 
-// storeAffDiff writes the affiliations that differ from old.
-func (r *room) storeAffDiff(ctx context.Context, old map[jid.JID]affEntry) error {
-	for j, e := range r.affs {
+// affDiff lists the affiliation changes from old to cur.
+func affDiff(old, cur map[jid.JID]affEntry) []change {
+	var out []change
+	for j, e := range cur {
 		if old[j] != e {
-			if err := r.setAffiliationStored(ctx, j, e); err != nil {
-				return err
-			}
+			out = append(out, change{jid: j, aff: e.aff, nick: e.nick, reason: e.reason})
 		}
 	}
 	for j := range old {
-		if _, ok := r.affs[j]; !ok {
-			if err := r.setAffiliationStored(ctx, j, affEntry{aff: AffNone}); err != nil {
-				return err
-			}
+		if _, ok := cur[j]; !ok {
+			out = append(out, change{jid: j, aff: AffNone})
 		}
 	}
-	return nil
+	return out
 }
 
 // destroyRequest destroys the room at its owner's request (XEP-0045

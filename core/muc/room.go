@@ -433,6 +433,12 @@ func (r *room) storeRoom() sdk.MUCRoom {
 // persist writes the room (and with all, its affiliations) when it is
 // persistent and the service has a store. A room that could not be
 // written whole is deleted again, so the store never holds half of it.
+//
+// Store calls run under the room's lock, on the goroutine of the owner
+// who asked for the change: the change is applied only once the store
+// has it, so that memory and store never disagree. They are rare (owner
+// and admin requests, subjects of persistent rooms) and bounded by
+// Config.StoreTimeout; groupchat never waits on them.
 func (r *room) persist(ctx context.Context, all bool) error {
 	st := r.svc.store
 	if st == nil || !r.cfg.Persistent {
