@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
 )
 
 func (r *room) iq(ctx context.Context, el *xmlstream.Element, from, to jid.JID) {
@@ -391,43 +393,36 @@ func (r *room) adminSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 		}
 		changes = append(changes, c)
 	}
-	if err := r.storeAffiliations(ctx, changes, r.affs); err != nil {
-		r.svc.log.Warn("affiliations could not be stored", "room", r.jid.String(), "error", err)
-		r.reply(el, errStore)
-		return
-	}
 	actorNick := ""
 	if cur != nil {
 		actorNick = cur.nick
 	}
-	for _, c := range changes {
-		if c.isRole {
-			r.applyRole(c.target, c.role, actorNick, c.reason)
-		} else {
-			r.applyAffiliation(c.jid, affEntry{aff: c.aff, nick: c.nick, reason: c.reason}, actorNick)
-		}
-	}
-	r.result(el, nil)
-}
-
-// storeAffiliations writes the affiliation changes of a stored room, in
-// order; when one fails, those written are put back as old has them.
-func (r *room) storeAffiliations(ctx context.Context, changes []change, old map[jid.JID]affEntry) error {
-	var done []change
-	for _, c := range changes {
-		if c.isRole {
-			continue
-		}
-		if err := r.setAffiliationStored(ctx, c.jid, affEntry{aff: c.aff, nick: c.nick, reason: c.reason}); err != nil {
-			for i := len(done) - 1; i >= 0; i-- {
-				d := done[i]
-				_ = r.setAffiliationStored(ctx, d.jid, old[d.jid])
+	apply := func() {
+		for _, c := range changes {
+			if c.isRole {
+				r.applyRole(c.target, c.role, actorNick, c.reason)
+			} else {
+				r.applyAffiliation(c.jid, affEntry{aff: c.aff, nick: c.nick, reason: c.reason}, actorNick)
 			}
-			return err
 		}
-		done = append(done, c)
+		r.result(el, nil)
 	}
-	return nil
+	var recs []sdk.MUCAffiliation
+	for _, c := range changes {
+		if !c.isRole {
+			recs = append(recs, r.affRecord(c.jid, affEntry{aff: c.aff, nick: c.nick, reason: c.reason}))
+		}
+	}
+	if !r.stored || len(recs) == 0 {
+		apply()
+		return
+	}
+	a, old := r.access(), r.oldRecords()
+	r.queueStore(storeOp{
+		write: func(ctx context.Context) error { return a.setAll(ctx, recs, old) },
+		apply: apply,
+		fail:  func(error) { r.reply(el, errStore) },
+	})
 }
 
 // applyRole changes o's role (XEP-0045 §8.2–8.5, §9.6–9.7); role none
@@ -536,12 +531,9 @@ func (r *room) ownerSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 	switch x.Attr("type") {
 	case "cancel":
 		r.result(el, nil)
-		if r.isLocked() {
+		if r.isLocked() && !r.stored {
 			// An owner who cancels the initial configuration does not want
-			// the room (XEP-0045 §10.1.3).
-			if err := r.unstore(ctx); err != nil {
-				r.svc.log.Warn("a cancelled new room could not be deleted from the store", "room", r.jid.String(), "error", err)
-			}
+			// the room (XEP-0045 §10.1.3); it never reached the store.
 			r.destroy(jid.JID{}, "The room's creation was cancelled", "")
 		}
 	case "submit":
@@ -550,36 +542,33 @@ func (r *room) ownerSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 			r.reply(el, e)
 			return
 		}
-		if e := r.configure(ctx, ch, from); e != nil {
+		if e := r.configure(ch, el); e != nil {
 			r.reply(el, e)
-			return
 		}
-		r.result(el, nil)
 	default:
 		r.reply(el, errBadConfig)
 	}
 }
 
-// configure applies a valid configuration change: the store first, so
-// that a change the store refuses leaves everything as it was.
-func (r *room) configure(ctx context.Context, ch formChange, from jid.JID) *stanza.Error {
-	old := r.cfg
-	oldAffs := make(map[jid.JID]affEntry, len(r.affs))
-	for j, e := range r.affs {
-		oldAffs[j] = e
-	}
+// configure applies a valid configuration change, answering el: the store
+// first, so that a change the store refuses leaves everything as it was.
+func (r *room) configure(ch formChange, el *xmlstream.Element) *stanza.Error {
 	// The new owner and admin lists replace the old ones.
+	affs := make(map[jid.JID]affEntry, len(r.affs))
+	for j, e := range r.affs {
+		affs[j] = e
+	}
 	setList := func(list []jid.JID, aff Affiliation) {
 		keep := map[jid.JID]bool{}
 		for _, j := range list {
 			keep[j] = true
-			if r.affs[j].aff != aff {
-				r.affs[j] = affEntry{aff: aff, nick: r.affs[j].nick}
+			if affs[j].aff != aff {
+				affs[j] = affEntry{aff: aff, nick: affs[j].nick}
 			}
 		}
-		for j, e := range r.affs {
+		for j, e := range affs {
 			if e.aff == aff && !keep[j] {
-				delete(r.affs, j)
+				delete(affs, j)
 			}
 		}
 	}
@@ -590,43 +579,67 @@ func (r *room) configure(ctx context.Context, ch formChange, from jid.JID) *stan
 		// An owner named in both lists stays an owner.
 		var admins []jid.JID
 		for _, j := range ch.admins {
-			if r.affs[j].aff != AffOwner {
+			if affs[j].aff != AffOwner {
 				admins = append(admins, j)
 			}
 		}
 		setList(admins, AffAdmin)
 	}
-	if len(r.listOf(AffOwner)) == 0 {
-		r.affs = oldAffs
+	owners := 0
+	for _, e := range affs {
+		if e.aff == AffOwner {
+			owners++
+		}
+	}
+	if owners == 0 {
 		return errLastOwner
 	}
-	r.cfg = ch.cfg
-	undo := func() { r.cfg, r.affs = old, oldAffs }
-	if r.svc.store != nil {
-		var err error
-		switch {
-		case r.cfg.Persistent && !r.stored:
-			err = r.persist(ctx, true)
-		case r.cfg.Persistent:
-			err = r.persist(ctx, false)
-			if err == nil {
-				if err = r.storeAffiliations(ctx, affDiff(oldAffs, r.affs), oldAffs); err != nil {
-					// Put the old configuration back beside the old lists.
-					cfg := r.cfg
-					r.cfg = old
-					_ = r.persist(ctx, false)
-					r.cfg = cfg
-				}
-			}
-		case r.stored:
-			err = r.unstore(ctx)
-		}
-		if err != nil {
-			undo()
-			r.svc.log.Warn("a room configuration could not be stored", "room", r.jid.String(), "error", err)
-			return errStore
+	apply := func(stored bool) func() {
+		return func() {
+			r.stored = stored
+			r.reconfigure(ch.cfg, affs)
+			r.result(el, nil)
 		}
 	}
+	fail := func(error) { r.reply(el, errStore) }
+	if r.svc.store == nil {
+		apply(false)()
+		return nil
+	}
+	a := r.access()
+	switch {
+	case ch.cfg.Persistent && !r.stored:
+		rec, recs := r.record(ch.cfg, r.subject, r.subjectBy), r.affRecords(affs)
+		r.queueStore(storeOp{write: func(ctx context.Context) error { return a.create(ctx, rec, recs) }, apply: apply(true), fail: fail})
+	case ch.cfg.Persistent:
+		rec, before := r.record(ch.cfg, r.subject, r.subjectBy), r.record(r.cfg, r.subject, r.subjectBy)
+		recs, old := r.affRecords(affDiffMap(r.affs, affs)), r.oldRecords()
+		r.queueStore(storeOp{
+			write: func(ctx context.Context) error {
+				if err := a.put(ctx, rec); err != nil {
+					return err
+				}
+				if err := a.setAll(ctx, recs, old); err != nil {
+					// Put the old configuration back beside the old lists.
+					return errors.Join(err, a.put(ctx, before))
+				}
+				return nil
+			},
+			apply: apply(true), fail: fail,
+		})
+	case r.stored:
+		r.queueStore(storeOp{write: a.delete, apply: apply(false), fail: fail})
+	default:
+		apply(false)()
+	}
+	return nil
+}
+
+// reconfigure puts a new configuration and affiliations in force and tells
+// the room.
+func (r *room) reconfigure(cfg RoomConfig, affs map[jid.JID]affEntry) {
+	old, oldAffs := r.cfg, r.affs
+	r.cfg, r.affs = cfg, affs
 	r.locked, r.fresh = false, false
 
 	// Tell the room (XEP-0045 §10.2.1).
@@ -671,20 +684,19 @@ func (r *room) configure(ctx context.Context, ch formChange, from jid.JID) *stan
 			r.jidsVisibility(o, was)
 		}
 	}
-	return nil
 }
 
-// affDiff lists the affiliation changes from old to cur.
-func affDiff(old, cur map[jid.JID]affEntry) []change {
-	var out []change
+// affDiffMap is what changes from old to cur, removals as "none".
+func affDiffMap(old, cur map[jid.JID]affEntry) map[jid.JID]affEntry {
+	out := map[jid.JID]affEntry{}
 	for j, e := range cur {
 		if old[j] != e {
-			out = append(out, change{jid: j, aff: e.aff, nick: e.nick, reason: e.reason})
+			out[j] = e
 		}
 	}
 	for j := range old {
 		if _, ok := cur[j]; !ok {
-			out = append(out, change{jid: j, aff: AffNone})
+			out[j] = affEntry{aff: AffNone}
 		}
 	}
 	return out
@@ -709,11 +721,14 @@ func (r *room) destroyRequest(ctx context.Context, el, d *xmlstream.Element) {
 	if c := d.Child(NSOwner, "password"); c != nil {
 		password = c.Text()
 	}
-	if err := r.unstore(ctx); err != nil {
-		r.svc.log.Warn("a room could not be deleted from the store", "room", r.jid.String(), "error", err)
-		r.reply(el, errStore)
+	done := func() {
+		r.stored = false
+		r.destroy(venue, reason, password)
+		r.result(el, nil)
+	}
+	if !r.stored {
+		done()
 		return
 	}
-	r.destroy(venue, reason, password)
-	r.result(el, nil)
+	r.queueStore(storeOp{write: r.access().delete, apply: done, fail: func(error) { r.reply(el, errStore) }})
 }

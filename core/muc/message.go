@@ -92,17 +92,29 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 			r.reply(el, errSubject)
 			return
 		}
-		oldSubject, oldBy := r.subject, r.subjectBy
-		r.subject, r.subjectBy = subject.Text(), cur.nick
-		if r.stored {
-			if err := r.persist(ctx, false); err != nil {
-				r.subject, r.subjectBy = oldSubject, oldBy
-				r.svc.log.Warn("a subject could not be stored", "room", r.jid.String(), "error", err)
-				r.reply(el, errStore)
-				return
-			}
+		text, by := subject.Text(), cur.nick
+		set := func() {
+			r.subject, r.subjectBy = text, by
+			r.relay(el, cur, false)
 		}
+		if !r.stored {
+			set()
+			return
+		}
+		a, rec := r.access(), r.record(r.cfg, text, by)
+		r.queueStore(storeOp{
+			write: func(ctx context.Context) error { return a.put(ctx, rec) },
+			apply: set,
+			fail:  func(error) { r.reply(el, errStore) },
+		})
+		return
 	}
+	r.relay(el, cur, body != nil)
+}
+
+// relay broadcasts an occupant's groupchat message as the room's, keeping
+// it for the history when it has a body.
+func (r *room) relay(el *xmlstream.Element, cur *occupant, keep bool) {
 	m := el.Copy()
 	m.SetAttr("from", r.occupantJID(cur.nick).String())
 	m.RemoveAttr("to")
@@ -114,7 +126,7 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
 	m.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
-	if body != nil && r.svc.cfg.MaxHistory > 0 {
+	if keep && r.svc.cfg.MaxHistory > 0 {
 		r.history = append(r.history, histEntry{msg: m, at: at, chars: len(m.String())})
 		if over := len(r.history) - r.svc.cfg.MaxHistory; over > 0 {
 			clear(r.history[:over])
@@ -220,35 +232,44 @@ func (r *room) mediated(ctx context.Context, el, x *xmlstream.Element, from jid.
 			r.reply(el, errInvite)
 			return
 		}
-		// In a members-only room an invitation lets the invitee in.
-		if r.cfg.MembersOnly {
-			var added []jid.JID
-			for _, t := range targets[:len(invites)] {
-				b := t.Bare()
-				if r.affiliation(b) != AffNone || (r.storedAffiliation(b) != AffNone) {
-					continue
-				}
-				e := affEntry{aff: AffMember, reason: "invited by " + from.Bare().String()}
-				if err := r.setAffiliationStored(ctx, b, e); err != nil {
-					for _, a := range added {
-						_ = r.setAffiliationStored(ctx, a, affEntry{aff: AffNone})
-						delete(r.affs, a)
-					}
-					r.svc.log.Warn("an invitee could not be made a member", "room", r.jid.String(), "error", err)
-					r.reply(el, errStore)
-					return
-				}
-				r.affs[b] = e
-				added = append(added, b)
+	}
+	send := func() {
+		for i, c := range invites {
+			r.sendInvite(el, c, from, targets[i])
+		}
+		for i, c := range declines {
+			r.sendDecline(el, c, from, targets[len(invites)+i])
+		}
+	}
+	// In a members-only room an invitation lets the invitee in.
+	added := map[jid.JID]affEntry{}
+	if len(invites) > 0 && r.cfg.MembersOnly {
+		for _, t := range targets[:len(invites)] {
+			if b := t.Bare(); r.affiliation(b) == AffNone {
+				added[b] = affEntry{aff: AffMember, reason: "invited by " + from.Bare().String()}
 			}
 		}
 	}
-	for i, c := range invites {
-		r.sendInvite(el, c, from, targets[i])
+	if len(added) == 0 {
+		send()
+		return
 	}
-	for i, c := range declines {
-		r.sendDecline(el, c, from, targets[len(invites)+i])
+	apply := func() {
+		for j, e := range added {
+			r.affs[j] = e
+		}
+		send()
 	}
+	if !r.stored {
+		apply()
+		return
+	}
+	a, recs, old := r.access(), r.affRecords(added), r.oldRecords()
+	r.queueStore(storeOp{
+		write: func(ctx context.Context) error { return a.setAll(ctx, recs, old) },
+		apply: apply,
+		fail:  func(error) { r.reply(el, errStore) },
+	})
 }
 
 func (r *room) sendInvite(orig, inv *xmlstream.Element, from, to jid.JID) {

@@ -267,6 +267,7 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		s.serviceStanza(ctx, el, from, to)
 		return
 	}
+	store := s.store != nil && mayStore(el, to)
 	for {
 		r := s.room(to.Local())
 		if r == nil {
@@ -275,14 +276,27 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 				return
 			}
 		}
+		if store {
+			r.storeMu.Lock()
+		}
 		r.mu.Lock()
 		if r.gone {
 			// Destroyed between the look-up and the lock: look again.
 			r.mu.Unlock()
+			if store {
+				r.storeMu.Unlock()
+			}
 			continue
 		}
 		r.handle(ctx, el, from, to)
+		queued := r.op != nil
 		r.mu.Unlock()
+		if queued {
+			r.runStore(ctx, store)
+		}
+		if store {
+			r.storeMu.Unlock()
+		}
 		r.flush(ctx)
 		return
 	}

@@ -56,7 +56,7 @@ func (r *room) handle(ctx context.Context, el *xmlstream.Element, from, to jid.J
 	case "iq":
 		r.iq(ctx, el, from, to)
 	}
-	r.emptied(ctx)
+	r.emptied()
 }
 
 func (r *room) presence(ctx context.Context, el *xmlstream.Element, from, to jid.JID) {
@@ -173,13 +173,9 @@ func (r *room) join(ctx context.Context, el *xmlstream.Element, from, to jid.JID
 		}
 	}
 	if creating {
+		// The room reaches the store, if it is persistent, once its owner
+		// configured it.
 		r.affs[from.Bare()] = affEntry{aff: AffOwner}
-		if err := r.persist(ctx, true); err != nil {
-			delete(r.affs, from.Bare())
-			r.svc.log.Warn("a new persistent room could not be stored", "room", r.jid.String(), "error", err)
-			r.reply(el, errStore)
-			return
-		}
 		r.fresh = false
 	}
 

@@ -14,7 +14,6 @@ import (
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
-	"github.com/koi-im/koi/sdk"
 )
 
 // room is one chat room. Every field below mu is guarded by it.
@@ -42,6 +41,14 @@ type room struct {
 	bySession   map[jid.JID]*occupant
 	history     []histEntry
 	stored      bool // the room is in the store
+	// storing is set while a store change prepared under the lock is
+	// written without it (see storeOp); op is that change.
+	storing bool
+	op      *storeOp
+	// storeMu serialises the stanzas that may change what the store
+	// keeps of the room, so that the room's configuration, affiliations
+	// and subject stay as a change found them while it is written.
+	storeMu sync.Mutex
 
 	out      []*xmlstream.Element
 	draining bool
@@ -366,17 +373,15 @@ func (r *room) kick(o *occupant, opt presenceOpts) {
 
 // emptied drops a room that has no one left and need not stay: a
 // temporary room, or one whose creation never completed (its creator's
-// join failed, or it left the room still locked). It reports whether the
-// room is gone.
-func (r *room) emptied(ctx context.Context) bool {
-	if len(r.occupants) > 0 {
+// join failed, or it left the room still locked; such a room was never
+// stored). A room with a store change under way stays until it is done.
+// It reports whether the room is gone.
+func (r *room) emptied() bool {
+	if len(r.occupants) > 0 || r.storing || r.stored {
 		return false
 	}
 	if r.cfg.Persistent && !r.fresh && !r.isLocked() {
 		return false
-	}
-	if err := r.unstore(ctx); err != nil {
-		r.svc.log.Warn("an abandoned new room could not be deleted from the store", "room", r.jid.String(), "error", err)
 	}
 	r.gone = true
 	r.svc.remove(r)
@@ -420,87 +425,6 @@ func (r *room) destroy(venue jid.JID, reason, password string) {
 	}
 	r.gone = true
 	r.svc.remove(r)
-}
-
-// storeRoom is the room as the backend keeps it.
-func (r *room) storeRoom() sdk.MUCRoom {
-	return sdk.MUCRoom{
-		Room: r.jid.String(), Config: r.cfg.toMap(r.salt),
-		Subject: r.subject, SubjectBy: r.subjectBy, Created: r.created.Truncate(time.Millisecond),
-	}
-}
-
-// persist writes the room (and with all, its affiliations) when it is
-// persistent and the service has a store. A room that could not be
-// written whole is deleted again, so the store never holds half of it.
-//
-// Store calls run under the room's lock, on the goroutine of the owner
-// who asked for the change: the change is applied only once the store
-// has it, so that memory and store never disagree. They are rare (owner
-// and admin requests, subjects of persistent rooms) and bounded by
-// Config.StoreTimeout; groupchat never waits on them.
-func (r *room) persist(ctx context.Context, all bool) error {
-	st := r.svc.store
-	if st == nil || !r.cfg.Persistent {
-		return nil
-	}
-	cctx, cancel := r.svc.storeCtx(ctx)
-	defer cancel()
-	if err := st.PutMUCRoom(cctx, r.storeRoom()); err != nil {
-		return err
-	}
-	if all || !r.stored {
-		for _, j := range r.sortedAffJIDs() {
-			e := r.affs[j]
-			if err := st.SetMUCAffiliation(cctx, sdk.MUCAffiliation{
-				Room: r.jid.String(), JID: j.String(), Affiliation: e.aff.String(), Nick: e.nick, Reason: e.reason,
-			}); err != nil {
-				if !r.stored {
-					_ = st.DeleteMUCRoom(cctx, r.jid.String())
-				}
-				return err
-			}
-		}
-	}
-	r.stored = true
-	return nil
-}
-
-func (r *room) sortedAffJIDs() []jid.JID {
-	out := make([]jid.JID, 0, len(r.affs))
-	for j := range r.affs {
-		out = append(out, j)
-	}
-	sort.Slice(out, func(i, k int) bool { return out[i].String() < out[k].String() })
-	return out
-}
-
-// unstore deletes the room from the store.
-func (r *room) unstore(ctx context.Context) error {
-	st := r.svc.store
-	if st == nil || !r.stored {
-		return nil
-	}
-	cctx, cancel := r.svc.storeCtx(ctx)
-	defer cancel()
-	if err := st.DeleteMUCRoom(cctx, r.jid.String()); err != nil {
-		return err
-	}
-	r.stored = false
-	return nil
-}
-
-// setAffiliationStored writes one affiliation change of a stored room.
-func (r *room) setAffiliationStored(ctx context.Context, j jid.JID, e affEntry) error {
-	st := r.svc.store
-	if st == nil || !r.stored {
-		return nil
-	}
-	cctx, cancel := r.svc.storeCtx(ctx)
-	defer cancel()
-	return st.SetMUCAffiliation(cctx, sdk.MUCAffiliation{
-		Room: r.jid.String(), JID: j.String(), Affiliation: e.aff.String(), Nick: e.nick, Reason: e.reason,
-	})
 }
 
 // errStore is what a user gets when the store failed a change, which then
