@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -516,4 +518,85 @@ func TestMUCBadInput(t *testing.T) {
 	if _, c := p.stanzaError(); c != "resource-constraint" {
 		t.Fatalf("a fifth join: %s", p)
 	}
+}
+
+// TestMUCStoreOutage: while the plugin does not answer, a change to a
+// persistent room is refused with a wait error and changes nothing, and
+// the room's conversation goes on meanwhile.
+func TestMUCStoreOutage(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.MUCStore = true
+	srv := startServer(t, opt)
+	const pw = "pw-muc"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	bob := login(t, o, "bob@localhost/phone", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("persistent: %s", r)
+	}
+	joinRoom(bob, lounge+"/Bob", "")
+	alice.expect("bob", isPresence("", lounge+"/Bob"))
+
+	pids := srv.pluginPIDs(t)
+	if len(pids) != 1 {
+		t.Fatalf("plugin children %v, want one", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	cont := func() {
+		if stopped {
+			stopped = false
+			syscall.Kill(pids[0], syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(cont)
+
+	answer := make(chan *element, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		r, _ := alice.iqCtx(ctx, "<iq type='set' to='"+lounge+"'><query xmlns='"+nsMUCOwner+"'><x xmlns='jabber:x:data' type='submit'>"+
+			"<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>")
+		answer <- r
+	}()
+	// The conversation goes on while the store is stuck.
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	bob.send("<message type='groupchat' to='" + lounge + "'><body>still here</body></message>")
+	alice.expect("bob's message during the outage", isGroupchat(lounge+"/Bob", "still here"))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("groupchat waited %v for the store", d)
+	}
+	r := <-answer
+	if typ, c := r.stanzaError(); typ != "wait" || c != "internal-server-error" {
+		t.Fatalf("a change the store did not take: %s", r)
+	}
+	cont()
+	// Nothing changed: bob, no member, is still in, the room still open.
+	info := bob.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if s := info.String(); !strings.Contains(s, "muc_open") {
+		t.Fatalf("after a refused change: %s", s)
+	}
+	bob.expectNone("removal", 200*time.Millisecond, isPresence("unavailable", lounge+"/Bob"))
+	// With the store back, the same change goes through.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_membersonly'><value>1</value></field>")
+		if r.attr("type") == "result" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store is not back: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	bob.expect("removed, members only", func(e *element) bool {
+		return isPresence("unavailable", lounge+"/Bob")(e) && slices.Contains(mucCodes(e), "322")
+	})
 }
