@@ -128,10 +128,9 @@ func (r *room) reply(el *xmlstream.Element, e *stanza.Error) {
 	if el.Attr("type") == "error" || (el.Local == "iq" && el.Attr("type") == "result") {
 		return
 	}
-	rep := stanza.ErrorReply(el, e)
-	// Errors come from the room's bare JID, not the nick addressed, where
-	// the nick is not the sender's own (XEP-0045 examples; Prosody).
-	r.send(rep)
+	// From the address the stanza went to: a join's error comes from the
+	// nick asked for, as clients expect (XEP-0045 §7.2).
+	r.send(stanza.ErrorReply(el, e))
 }
 
 // result queues the result of iq.
