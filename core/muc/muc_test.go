@@ -661,3 +661,78 @@ func TestConcurrentSendersOneOrder(t *testing.T) {
 		t.Fatalf("%d occupants, want %d (the gone client removed)", len(r.occupants), users)
 	}
 }
+
+func TestLockTimeoutAndCancel(t *testing.T) {
+	n := newTestNet(t, func(c *Config) { c.LockTimeout = 5 * time.Minute })
+	now := fixedClock(n, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	alice := n.user("alice@example.com/pc")
+	bob := n.user("bob@example.com/x")
+	n.join(alice, lounge+"/Alice")
+	wantError(t, n.join(bob, lounge+"/Bob"), "item-not-found")
+	*now = now.Add(5 * time.Minute)
+	if got := n.join(bob, lounge+"/Bob"); len(got) == 0 || got[0].Attr("type") == "error" {
+		t.Fatalf("after the lock timed out: %v", got)
+	}
+
+	// Cancelling the initial configuration destroys the new room.
+	n.join(alice, "other@conference.example.com/Alice")
+	n.send(alice, `<iq type='set' id='c' to='other@conference.example.com'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='cancel'/></query></iq>`)
+	got := n.take(alice)
+	if len(got) != 2 || got[0].Attr("type") != "result" || got[1].Child(NSUser, "x").Child(NSUser, "destroy") == nil {
+		t.Fatalf("cancel: %v", got)
+	}
+	if n.svc.room("other") != nil {
+		t.Fatal("a cancelled room stays")
+	}
+}
+
+func TestSessionsSharingANick(t *testing.T) {
+	n := newTestNet(t, nil)
+	pc := n.user("alice@example.com/pc")
+	phone := n.user("alice@example.com/phone")
+	bob := n.user("bob@example.com/x")
+	n.create(pc, lounge+"/Alice")
+	n.join(bob, lounge+"/Bob")
+	n.join(phone, lounge+"/Alice")
+	n.take(pc)
+	n.take(bob)
+	// Both of alice's clients get what is said.
+	n.send(bob, `<message type='groupchat' to='`+lounge+`'><body>hi</body></message>`)
+	if len(n.take(pc)) != 1 || len(n.take(phone)) != 1 {
+		t.Fatal("a session of a shared nick missed a message")
+	}
+	n.take(bob)
+	// The phone leaves: it hears so, alice stays for everyone else.
+	n.send(phone, `<presence type='unavailable' to='`+lounge+`/Alice'/>`)
+	if p := n.one(phone); p.Attr("type") != "unavailable" || !slices.Contains(codes(p), "110") {
+		t.Fatalf("phone leaving: %v", p)
+	}
+	if got := n.take(bob); len(got) != 0 {
+		t.Fatalf("bob saw alice's second client go: %v", got)
+	}
+	if len(n.svc.room("lounge").occupants) != 2 {
+		t.Fatal("alice left with her phone")
+	}
+}
+
+func TestVoiceRequest(t *testing.T) {
+	n := newTestNet(t, func(c *Config) { c.Defaults.Moderated = true })
+	alice := n.user("alice@example.com/pc")
+	bob := n.user("bob@example.com/x")
+	n.create(alice, lounge+"/Alice")
+	got := n.join(bob, lounge+"/Bob")
+	if itemOf(got[len(got)-2]).Attr("role") != "visitor" {
+		t.Fatalf("bob in a moderated room: %v", got)
+	}
+	n.take(alice)
+	n.send(bob, `<message to='`+lounge+`'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field></x></message>`)
+	req := n.one(alice)
+	form := req.Child(NSData, "x")
+	if form == nil || formValues(form)["muc#roomnick"][0] != "Bob" {
+		t.Fatalf("voice request to the moderator: %v", req)
+	}
+	n.send(alice, `<message to='`+lounge+`'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#roomnick'><value>Bob</value></field><field var='muc#request_allow'><value>true</value></field></x></message>`)
+	if p := n.one(bob); itemOf(p).Attr("role") != "participant" {
+		t.Fatalf("bob after approval: %v", p)
+	}
+}
