@@ -304,7 +304,7 @@ type MUC struct {
 	MaxOccupants    int           // key max_occupants: per room, default 1000; 0: no bound
 	MaxRooms        int           // key max_rooms: per service, default 0 (no bound)
 	MaxRoomsPerUser int           // key max_rooms_per_user: rooms a user created that still exist, default 100; 0: no bound
-	JoinRate        int           // key join_rate: rooms one user may enter per join_window, default 30; 0: no bound
+	JoinRate        int           // key join_rate: rooms one user may enter per join_window, default 200 (a client rejoining its bookmarked rooms at every reconnect stays well under it); 0: no bound
 	JoinWindow      time.Duration // key join_window, default 1m
 	LockTimeout     time.Duration // key lock_timeout: a new room waits this long for its configuration, default 5m; 0: until configured
 	Defaults        MUCRoomDefaults

@@ -356,7 +356,7 @@ func (d *decoder) muc(v any) MUC {
 		MaxOccupants:    int(b.integer("max_occupants", 1000, false)),
 		MaxRooms:        int(b.integer("max_rooms", 0, false)),
 		MaxRoomsPerUser: int(b.integer("max_rooms_per_user", 100, false)),
-		JoinRate:        int(b.integer("join_rate", 30, false)),
+		JoinRate:        int(b.integer("join_rate", 200, false)),
 		JoinWindow:      b.duration("join_window", time.Minute, true),
 		LockTimeout:     b.duration("lock_timeout", 5*time.Minute, false),
 		Defaults: MUCRoomDefaults{

@@ -77,7 +77,7 @@ host "localhost" {
 # keeps its persistent rooms across restarts. room_creation: "all" | "host" | "admins";
 # admins own every room. 0 turns a bound off.
 # muc { enabled = true  room_creation = "all"  admins = []  max_history = 100  max_occupants = 1000
-#        max_rooms = 0  max_rooms_per_user = 100  join_rate = 30  join_window = "1m"  lock_timeout = "5m"
+#        max_rooms = 0  max_rooms_per_user = 100  join_rate = 200  join_window = "1m"  lock_timeout = "5m"
 #        default_public = true  default_persistent = false  default_members_only = false
 #        default_moderated = false  default_whois = "moderators"  default_allow_pm = "anyone"
 #        default_history = 20 }
