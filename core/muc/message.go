@@ -122,6 +122,8 @@ func (r *room) relay(el *xmlstream.Element, cur *occupant, keep bool) {
 		m.SetAttr("id", newStanzaID())
 	}
 	r.stripForged(m)
+	// The stanza-id is a time-ordered archive id (core/archive): the id a
+	// room archive (XEP-0313 on rooms) will file this message under.
 	id, _ := r.svc.ids.Next()
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
