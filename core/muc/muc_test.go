@@ -736,3 +736,32 @@ func TestVoiceRequest(t *testing.T) {
 		t.Fatalf("bob after approval: %v", p)
 	}
 }
+
+func TestHistoryBounds(t *testing.T) {
+	n := newTestNet(t, func(c *Config) { c.MaxHistory = 5 })
+	alice := n.user("alice@example.com/pc")
+	n.create(alice, lounge+"/Alice")
+	for i := range 8 {
+		n.send(alice, fmt.Sprintf(`<message type='groupchat' to='%s'><body>m%d</body></message>`, lounge, i))
+	}
+	r := n.svc.room("lounge")
+	if len(r.history) != 5 || r.history[0].msg.Child("jabber:client", "body").Text() != "m3" {
+		t.Fatalf("history kept %d", len(r.history))
+	}
+	// Big messages: the history keeps under its byte bound, and at least
+	// the last message.
+	big := strings.Repeat("x", 200<<10)
+	for range 4 {
+		n.send(alice, `<message type='groupchat' to='`+lounge+`'><body>`+big+`</body></message>`)
+	}
+	if r.historyBytes > maxHistoryBytes || len(r.history) < 1 || len(r.history) > 3 {
+		t.Fatalf("history of %d messages, %d bytes", len(r.history), r.historyBytes)
+	}
+	sum := 0
+	for _, e := range r.history {
+		sum += e.chars
+	}
+	if sum != r.historyBytes {
+		t.Fatalf("history bytes %d, counted %d", r.historyBytes, sum)
+	}
+}

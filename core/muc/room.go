@@ -28,19 +28,20 @@ type room struct {
 	cfg  RoomConfig
 	// fresh is a room made by a join that has not completed yet, or whose
 	// creator has not configured it; locked rooms admit only owners.
-	fresh       bool
-	locked      bool
-	lockedUntil time.Time // zero: until configured
-	created     time.Time
-	creator     jid.JID // bare; zero for rooms loaded from the store
-	subject     string
-	subjectBy   string // nick
-	salt        string // occupant-id salt (XEP-0421)
-	affs        map[jid.JID]affEntry
-	occupants   map[string]*occupant // by nick
-	bySession   map[jid.JID]*occupant
-	history     []histEntry
-	stored      bool // the room is in the store
+	fresh        bool
+	locked       bool
+	lockedUntil  time.Time // zero: until configured
+	created      time.Time
+	creator      jid.JID // bare; zero for rooms loaded from the store
+	subject      string
+	subjectBy    string // nick
+	salt         string // occupant-id salt (XEP-0421)
+	affs         map[jid.JID]affEntry
+	occupants    map[string]*occupant // by nick
+	bySession    map[jid.JID]*occupant
+	history      []histEntry
+	historyBytes int  // the sum of history's chars
+	stored       bool // the room is in the store
 	// storing is set while a store change prepared under the lock is
 	// written without it (see storeOp); op is that change.
 	storing bool
