@@ -416,13 +416,13 @@ func checkMUCInvalid(e *env) {
 
 // checkMUCLarge stores more than gRPC's default message limit (4 MiB, which
 // koi's plugin client lifts) in one listing and in one room's
-// affiliations, with 20 KiB descriptions and 8 KiB reasons: a big public
-// service, a room with a long ban list.
+// affiliations (40 KiB descriptions, 16 KiB reasons: few calls, many
+// bytes): a big public service, a room with a long ban list.
 func checkMUCLarge(e *env) {
 	w := e.mucWriter()
 	svc := e.mucService("large")
 	created := mucStamp(time.Now())
-	const rooms, desc = 240, 20 << 10
+	const rooms, desc = 120, 40 << 10
 	want := make([]sdk.MUCRoom, rooms)
 	for i := range want {
 		cfg := mucConfig(fmt.Sprintf("room %d", i))
@@ -433,7 +433,7 @@ func checkMUCLarge(e *env) {
 	e.wantRooms(svc, want...)
 
 	room := want[0].Room
-	const affs, reason = 600, 8 << 10
+	const affs, reason = 300, 16 << 10
 	wantAffs := make([]sdk.MUCAffiliation, affs)
 	for i := range wantAffs {
 		wantAffs[i] = sdk.MUCAffiliation{Room: room, JID: fmt.Sprintf("spammer%04d@spam.example", i), Affiliation: "outcast",
