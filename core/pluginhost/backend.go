@@ -36,6 +36,9 @@ type Backend struct {
 	// request through the admin API).
 	restart chan struct{}
 	obs     Observer // nil: none (see Host.SetObserver)
+	// supervisor stops the supervisor and waits for it; set when it
+	// starts (Host.superviseLocked).
+	supervisor func()
 
 	mu        sync.Mutex
 	inst      *instance // nil while the plugin is down

@@ -11,6 +11,7 @@ import (
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/muc"
 	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/sdk"
 )
 
 // startMUC serves each host's multi-user chat service on its muc_domain,
@@ -41,11 +42,10 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 			if !ok {
 				return stop, fmt.Errorf("host %q.muc: plugin %q is not running", hc.Name, hc.MUC)
 			}
-			st, ok := any(b).(muc.Store)
-			if !ok {
+			if _, ok := any(b).(muc.Store); !ok {
 				return stop, fmt.Errorf("host %q.muc: this koi cannot keep rooms in plugins", hc.Name)
 			}
-			store = st
+			store = pluginStore{ph: ph, name: hc.MUC}
 		}
 		svc, err := muc.New(log.Named(hc.MUCDomain), muc.Config{
 			Domain: hc.MUCDomain, Host: hc.Name, Creators: mc.RoomCreation, Admins: admins,
@@ -77,4 +77,60 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 			s.Close(ctx)
 		}
 	}, nil
+}
+
+// pluginStore is a host's muc plugin, looked up at each call: a reload
+// that changes the plugin's block replaces its process and handle, and
+// the rooms follow it.
+type pluginStore struct {
+	ph   *pluginhost.Host
+	name string
+}
+
+func (p pluginStore) get() (muc.Store, error) {
+	b, ok := p.ph.Backend(p.name)
+	if !ok {
+		return nil, fmt.Errorf("plugin %q: %w", p.name, sdk.ErrUnavailable)
+	}
+	return b, nil
+}
+
+func (p pluginStore) ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error) {
+	st, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.ListMUCRooms(ctx, service)
+}
+
+func (p pluginStore) GetMUCAffiliations(ctx context.Context, room string) ([]sdk.MUCAffiliation, error) {
+	st, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.GetMUCAffiliations(ctx, room)
+}
+
+func (p pluginStore) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.PutMUCRoom(ctx, r)
+}
+
+func (p pluginStore) DeleteMUCRoom(ctx context.Context, room string) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.DeleteMUCRoom(ctx, room)
+}
+
+func (p pluginStore) SetMUCAffiliation(ctx context.Context, a sdk.MUCAffiliation) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.SetMUCAffiliation(ctx, a)
 }
