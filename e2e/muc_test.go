@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -599,4 +600,58 @@ func TestMUCStoreOutage(t *testing.T) {
 	bob.expect("removed, members only", func(e *element) bool {
 		return isPresence("unavailable", lounge+"/Bob")(e) && slices.Contains(mucCodes(e), "322")
 	})
+}
+
+// TestMUCReloadFollowsStore: a reload that restarts the store's plugin
+// with new settings leaves the chat service writing to the new process.
+func TestMUCReloadFollowsStore(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.MUCStore = true
+	srv := startServer(t, opt)
+	const pw = "pw-muc"
+	srv.addUser(t, "alice@localhost", pw)
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("persistent: %s", r)
+	}
+	old := srv.pluginPIDs(t)
+
+	src, err := os.ReadFile(srv.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(src), "plugin \"store\" {\n", "plugin \"store\" {\n  call_timeout = \"6s\"\n", 1)
+	if err := os.WriteFile(srv.config, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(srv.log.String(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The old process is gone once its grace ran out.
+	for slices.Equal(srv.pluginPIDs(t), old) || len(srv.pluginPIDs(t)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin processes %v, the old was %v", srv.pluginPIDs(t), old)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_roomname'><value>After reload</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("a change after the reload: %s", r)
+	}
+	alice.close()
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	alice = login(t, o, "alice@localhost/pc", pw)
+	if info := alice.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsDiscoInfo + "'/></iq>"); !strings.Contains(info.String(), "name='After reload'") {
+		t.Fatalf("the change made after the reload was not stored: %s", info)
+	}
 }
