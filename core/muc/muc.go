@@ -14,7 +14,9 @@
 // has its own lock: a stanza is handled on its sender's goroutine under
 // the room's lock, and what the room sends goes out in order through the
 // room's outbox after the lock is released (see room.flush), so that an
-// error bounced back into the room at once cannot deadlock it.
+// error bounced back into the room at once cannot deadlock it. Changes to
+// a persistent room are written to the store outside that lock and applied
+// once the store has them (store.go), so no one talking waits for it.
 package muc
 
 import (
