@@ -38,6 +38,7 @@ host "localhost" {
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
   muc       = "store"     # persistent group chat rooms (XEP-0045) and their affiliations
   registration = false    # XEP-0077 in-band registration
+  # muc_domain = "conference.localhost"  # the multi-user chat service (XEP-0045); "" for none
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }
 
@@ -72,6 +73,14 @@ host "localhost" {
 # and a web page at /admin/ (status, hosts, plugins, live graphs; log in with the token).
 # Off unless address is set; give the token through the environment: KOI_ADMIN__TOKEN=...
 # admin { address = "127.0.0.1:5280"  token = ""  tls = false }
+# Multi-user chat (XEP-0045), one service per host on its muc_domain; a host's muc = "<plugin>"
+# keeps its persistent rooms across restarts. room_creation: "all" | "host" | "admins";
+# admins own every room. 0 turns a bound off.
+# muc { enabled = true  room_creation = "all"  admins = []  max_history = 100  max_occupants = 1000
+#        max_rooms = 0  max_rooms_per_user = 100  join_rate = 200  join_window = "1m"  lock_timeout = "5m"
+#        default_public = true  default_persistent = false  default_members_only = false
+#        default_moderated = false  default_whois = "moderators"  default_allow_pm = "anyone"
+#        default_history = 20 }
 # Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on
 # a listener of their own; off unless address is set. examples/grafana has a dashboard.
 # metrics { address = "127.0.0.1:9100"  path = "/metrics" }

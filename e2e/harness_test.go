@@ -60,6 +60,11 @@ type options struct {
 	// Extra is more config, added verbatim at the end (component blocks
 	// and their listener, say).
 	Extra string
+	// MUCStore keeps host "localhost"'s persistent chat rooms in plugin
+	// "store" (muc = "store").
+	MUCStore bool
+	// MUC is the body of a muc { } block; "" leaves the block out.
+	MUC string
 }
 
 func defaultOptions() options {
@@ -104,6 +109,9 @@ host "localhost" {
   private = "store"
   blocklist = "store"
   tokens  = "store"
+{{- if .Opt.MUCStore}}
+  muc     = "store"
+{{- end}}
 {{- if .Opt.TokenLifetime}}
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}
@@ -150,6 +158,10 @@ metrics { address = "{{.Opt.Metrics}}" }
 {{- if .Opt.Extra}}
 
 {{.Opt.Extra}}
+{{- end}}
+{{- if .Opt.MUC}}
+
+muc { {{.Opt.MUC}} }
 {{- end}}
 `))
 

@@ -1,17 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -432,14 +426,7 @@ func TestSMResumeExpiry(t *testing.T) {
 // while it was away.
 func TestSMSlixmpp(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0198").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3-slixmpp with xep_0198 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	needSlixmpp(t, "xep_0198")
 	srv := startServer(t, defaultOptions())
 	const pw = "pw-sm"
 	srv.addUser(t, "alice@localhost", pw)
@@ -447,38 +434,19 @@ func TestSMSlixmpp(t *testing.T) {
 	alice := dialRaw(t, srv.c2s, nil)
 	alice.login("localhost", srv.tlsConfig(t, "localhost"), "alice", pw, "pc")
 
-	host, port, _ := net.SplitHostPort(srv.c2s)
-	portN, _ := strconv.Atoi(port)
-	args, _ := json.Marshal(map[string]any{
-		"jid": "bob@localhost/slix", "password": pw, "host": host, "port": portN,
-		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"), "want": "while you were away",
-	})
-	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_sm.py"), string(args))
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var lines []string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		lines = append(lines, line)
-		if line == "DROPPED" && !slices.Contains(lines[:len(lines)-1], "DROPPED") {
+	dropped := false
+	got, err, log := runSlixmpp(t, srv, "slixmpp_sm.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "want": "while you were away",
+	}, func(line string) {
+		if line == "DROPPED" && !dropped {
+			dropped = true
 			// bob's session is detached now (or about to be): the message
 			// must wait for the resumption.
 			alice.send("<message to='bob@localhost/slix' type='chat'><body>while you were away</body></message>")
 		}
-	}
-	err = cmd.Wait()
-	got := strings.Join(lines, " | ")
+	})
 	if err != nil || !strings.Contains(got, "RESUMED") || !strings.Contains(got, "GOT while you were away") {
-		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, stderr.String())
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
 	}
 	if !strings.Contains(srv.log.String(), "stream resumed") {
 		t.Fatal("koi did not log a resumption")

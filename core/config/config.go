@@ -65,6 +65,7 @@ type Config struct {
 	// connect to a component listener (blocks component "domain"), in
 	// file order.
 	Components []Component
+	MUC        MUC
 }
 
 // Log configures the server's log (block log).
@@ -173,6 +174,10 @@ type Host struct {
 	// chat rooms and their affiliations; "" keeps them in memory only,
 	// until a restart.
 	MUC string
+	// MUCDomain (key muc_domain) is the domain of the host's multi-user
+	// chat service, default "conference.<host>"; "" gives the host none.
+	// Ignored when the muc block turns the service off.
+	MUCDomain string
 	// ChannelBinding is key channel_binding: "prefer" (default) offers the
 	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
 	// (a client that cannot bind cannot log in), "off" never binds.
@@ -310,6 +315,41 @@ type Push struct {
 	MaxRegistrations int           // key max_registrations: per account, default 5; the oldest goes when one more is enabled
 	MaxErrors        int           // key max_errors: error replies in a row before a registration is dropped, default 16
 	Interval         time.Duration // key interval: at most one notification per registration this often, default 5s; 0 sends each
+}
+
+// MUC configures multi-user chat, XEP-0045 (optional block muc): one
+// service per host, on the host's muc_domain. On by default, as in
+// ejabberd: clients look for a conference service and users expect to
+// create rooms.
+type MUC struct {
+	Enabled bool // key enabled, default true
+	// RoomCreation (key room_creation) is who may create rooms: "all"
+	// (default: any user of this server), "host" (users of the service's
+	// own host) or "admins" (only those in Admins).
+	RoomCreation string
+	// Admins (key admins) are bare JIDs that own every room: they enter,
+	// configure and destroy any room.
+	Admins          []string
+	MaxHistory      int           // key max_history: the most messages a room may give newcomers, default 100
+	MaxOccupants    int           // key max_occupants: per room, default 1000; 0: no bound
+	MaxRooms        int           // key max_rooms: per service, default 0 (no bound)
+	MaxRoomsPerUser int           // key max_rooms_per_user: rooms a user created that still exist, default 100; 0: no bound
+	JoinRate        int           // key join_rate: rooms one user may enter per join_window, default 200 (a client rejoining its bookmarked rooms at every reconnect stays well under it); 0: no bound
+	JoinWindow      time.Duration // key join_window, default 1m
+	LockTimeout     time.Duration // key lock_timeout: a new room waits this long for its configuration, default 5m; 0: until configured
+	Defaults        MUCRoomDefaults
+}
+
+// MUCRoomDefaults is the configuration of new rooms (keys default_* of the
+// muc block); owners change it with the room configuration form.
+type MUCRoomDefaults struct {
+	Public      bool   // key default_public: listed in the room list, default true
+	Persistent  bool   // key default_persistent: kept when empty, default false
+	MembersOnly bool   // key default_members_only, default false
+	Moderated   bool   // key default_moderated: only occupants with voice speak, default false
+	WhoIs       string // key default_whois: who sees real JIDs, "moderators" (default) or "anyone"
+	AllowPM     string // key default_allow_pm: "anyone" (default), "participants", "moderators" or "none"
+	History     int    // key default_history: messages a newcomer gets, default 20; at most max_history
 }
 
 // Problem is one thing wrong with a configuration.

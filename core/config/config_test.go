@@ -94,6 +94,14 @@ func defaultPush() Push {
 	return Push{Enabled: true, BodyPlaceholder: "New message", MaxRegistrations: 5, MaxErrors: 16, Interval: 5 * time.Second}
 }
 
+func defaultMUC() MUC {
+	return MUC{
+		Enabled: true, RoomCreation: "all", MaxHistory: 100, MaxOccupants: 1000, MaxRoomsPerUser: 100,
+		JoinRate: 200, JoinWindow: time.Minute, LockTimeout: 5 * time.Minute,
+		Defaults: MUCRoomDefaults{Public: true, WhoIs: "moderators", AllowPM: "anyone", History: 20},
+	}
+}
+
 func defaultServer() Server {
 	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
 }
@@ -129,7 +137,7 @@ func TestContractSample(t *testing.T) {
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Archive: "store", Blocklist: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
-			TokenLifetime: DefaultTokenLifetime,
+			TokenLifetime: DefaultTokenLifetime, MUCDomain: "conference.localhost",
 		}},
 		Limits:  defaultLimits(),
 		SM:      defaultSM(),
@@ -137,6 +145,7 @@ func TestContractSample(t *testing.T) {
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
 		Metrics: Metrics{Path: "/metrics"},
+		MUC:     defaultMUC(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", got, want)
@@ -159,7 +168,7 @@ func exampleConfig() *Config {
 		Hosts: []Host{{
 			Name: "localhost", Auth: []string{"store"}, Roster: "store", Offline: "store",
 			VCard: "store", Private: "store", Blocklist: "store", Tokens: "store", MUC: "store", PasswordChange: true, OfflineLimit: 100, ChannelBinding: "prefer",
-			TokenLifetime: DefaultTokenLifetime,
+			TokenLifetime: DefaultTokenLifetime, MUCDomain: "conference.localhost",
 		}},
 		Limits:  defaultLimits(),
 		SM:      defaultSM(),
@@ -167,6 +176,7 @@ func exampleConfig() *Config {
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
 		Metrics: Metrics{Path: "/metrics"},
+		MUC:     defaultMUC(),
 	}
 }
 
@@ -185,7 +195,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        ", "# stream_management {"} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        ", "# stream_management {", "# muc {"} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -193,7 +203,7 @@ func TestExampleCommentedDefaults(t *testing.T) {
 		lines = append(lines, l)
 	}
 	src := strings.Join(lines, "\n")
-	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") || !strings.Contains(src, "\n stream_management {") {
+	if !strings.Contains(src, "\n limits {") || !strings.Contains(src, "\n server {") || !strings.Contains(src, "\n push {") || !strings.Contains(src, "\n stream_management {") || !strings.Contains(src, "\n muc {") {
 		t.Fatalf("example no longer shows limits and server:\n%s", src)
 	}
 	got, err := Parse([]byte(src), nil)
@@ -337,6 +347,20 @@ func TestProblems(t *testing.T) {
 			[]string{`host "localhost".muc: no plugin "nope"`}},
 		{"blocklist names no plugin", base + `host "localhost" { auth = "store"  blocklist = "nope" }`, nil,
 			[]string{`host "localhost".blocklist: no plugin "nope"`}},
+		{"muc domain is the host", base + `host "localhost" { auth = "store"  muc_domain = "localhost" }`, nil,
+			[]string{`host "localhost".muc_domain: is the host's own domain`}},
+		{"muc domain not a domain", base + `host "localhost" { auth = "store"  muc_domain = "con ference" }`, nil,
+			[]string{`host "localhost".muc_domain: not a valid domain name`}},
+		{"muc admin not a bare JID", base + host + `muc { admins = ["admin@localhost/pc", "localhost"] }`, nil,
+			[]string{`muc.admins: want bare JIDs`, `muc.admins: want bare JIDs`}},
+		{"muc room creation unknown", base + host + `muc { room_creation = "everyone" }`, nil,
+			[]string{`muc.room_creation: want one of "all", "host", "admins"`}},
+		{"muc history over max", base + host + `muc { max_history = 10  default_history = 20 }`, nil,
+			[]string{`muc.default_history: must not exceed muc.max_history (10), got 20`}},
+		{"muc whois unknown", base + host + `muc { default_whois = "nobody" }`, nil,
+			[]string{`muc.default_whois: want one of "moderators", "anyone"`}},
+		{"muc join window zero", base + host + `muc { join_window = "0s" }`, nil,
+			[]string{`muc.join_window:`}},
 		{"metrics address not host:port", base + host + `metrics { address = "9100" }`, nil,
 			[]string{`metrics.address:`}},
 		{"metrics path relative", base + host + `metrics { address = "127.0.0.1:9100"  path = "metrics" }`, nil,
@@ -828,6 +852,11 @@ host "example.com" { auth = "Store"  roster = "Store" }
 				p := defaultPush()
 				p.IncludeBody, p.Interval, p.BodyPlaceholder = true, 0, ""
 				return c.Push, p
+			}},
+		{"muc from the environment", []string{"KOI_MUC__ENABLED=false", "KOI_MUC__ADMINS=a@localhost, b@example.com", "KOI_HOST__EXAMPLE.COM__MUC_DOMAIN=", "KOI_HOST__LOCALHOST__MUC_DOMAIN=chat.localhost"},
+			func(c *Config) (any, any) {
+				return []any{c.MUC.Enabled, c.MUC.Admins, c.Hosts[0].MUCDomain, c.Hosts[1].MUCDomain},
+					[]any{false, []string{"a@localhost", "b@example.com"}, "chat.localhost", ""}
 			}},
 		{"durations and args", []string{"KOI_LIMITS__IDLE_TIMEOUT=90s", "KOI_PLUGIN__DIRECTORY__ARGS=-v,--debug"},
 			func(c *Config) (any, any) {

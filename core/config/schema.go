@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics"}
+	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "muc"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -65,7 +65,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
-			"muc": kString,
+			"muc": kString, "muc_domain": kString,
 		}, true
 	case "limits":
 		return map[string]kind{
@@ -92,6 +92,14 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{"address": kString, "token": kString, "tls": kBool}, true
 	case "metrics":
 		return map[string]kind{"address": kString, "path": kString}, true
+	case "muc":
+		return map[string]kind{
+			"enabled": kBool, "room_creation": kString, "admins": kList,
+			"max_history": kInt, "max_occupants": kInt, "max_rooms": kInt, "max_rooms_per_user": kInt,
+			"join_rate": kInt, "join_window": kDuration, "lock_timeout": kDuration,
+			"default_public": kBool, "default_persistent": kBool, "default_members_only": kBool,
+			"default_moderated": kBool, "default_whois": kString, "default_allow_pm": kString, "default_history": kInt,
+		}, true
 	case "push":
 		return map[string]kind{
 			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,

@@ -191,6 +191,7 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 		{"push", cur.Push, next.Push},
 		{"admin", cur.Admin, next.Admin},
 		{"metrics", cur.Metrics, next.Metrics},
+		{"muc", cur.MUC, next.MUC},
 	} {
 		if !reflect.DeepEqual(d.cur, d.next) {
 			restart = append(restart, d.key)
@@ -221,9 +222,30 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 		restart = append(restart, "listen (addresses, types, TLS, paths)")
 	}
 
-	// Hosts: next's, plus the removed ones as they were.
+	// Hosts: next's, plus the removed ones as they were. A host's chat
+	// service keeps its domain and store until a restart: its rooms were
+	// read from that store.
 	t.Hosts = slices.Clone(next.Hosts)
+	curHost := map[string]config.Host{}
+	for _, h := range cur.Hosts {
+		curHost[h.Name] = h
+	}
+	for i, h := range t.Hosts {
+		c, ok := curHost[h.Name]
+		switch {
+		case !ok && next.MUC.Enabled && h.MUCDomain != "":
+			restart = append(restart, fmt.Sprintf("host %q's chat service (starts with koi)", h.Name))
+		case ok && (c.MUC != h.MUC || c.MUCDomain != h.MUCDomain):
+			restart = append(restart, fmt.Sprintf("host %q muc, muc_domain", h.Name))
+			t.Hosts[i].MUC, t.Hosts[i].MUCDomain = c.MUC, c.MUCDomain
+		}
+	}
 	t.Plugins = maps.Clone(next.Plugins)
+	for _, h := range t.Hosts {
+		if _, ok := t.Plugins[h.MUC]; h.MUC != "" && !ok {
+			t.Plugins[h.MUC] = cur.Plugins[h.MUC] // the chat service still uses it
+		}
+	}
 	inNext := map[string]bool{}
 	for _, h := range next.Hosts {
 		inNext[h.Name] = true
@@ -297,7 +319,7 @@ var hostKeys = map[string]string{
 	"Auth": "auth", "Roster": "roster", "Offline": "offline", "VCard": "vcard", "Private": "private",
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
 	"SharedRoster": "shared_roster", "Registration": "registration", "PasswordChange": "password_change",
-	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc",
+	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc", "MUCDomain": "muc_domain",
 }
 
 // fieldChanges lists the fields of two structs of one type that differ,

@@ -58,7 +58,8 @@ host "three.example" { auth = "c" }
 limits { logins_per_ip = 3 }
 `)
 	tg, restart := reloadTarget(cur, next)
-	want := []string{"log.format", "listen (addresses, types, TLS, paths)", `host "two.example" removed (its users' sessions would end)`}
+	want := []string{"log.format", "listen (addresses, types, TLS, paths)", `host "three.example"'s chat service (starts with koi)`,
+		`host "two.example" removed (its users' sessions would end)`}
 	if !slices.Equal(restart, want) {
 		t.Errorf("need restart %q, want %q", restart, want)
 	}
@@ -99,5 +100,34 @@ limits { logins_per_ip = 3 }
 	tg, restart = reloadTarget(cur, parse(t, reloadBase))
 	if len(restart) != 0 || len(hostChanges(cur.Hosts, tg.Hosts))+len(limitChanges(cur.Limits, tg.Limits)) != 0 {
 		t.Errorf("an unchanged file: restart %v", restart)
+	}
+}
+
+// TestReloadTargetMUC: a chat service keeps its settings, domain and store
+// until a restart (its rooms came from that store), and the store's
+// plugin stays while it uses it.
+func TestReloadTargetMUC(t *testing.T) {
+	cur := parse(t, reloadBase+`host "three.example" { auth = "a"  muc = "b" }`)
+	next := parse(t, `
+listen "c2s" { address = "127.0.0.1:5222" }
+plugin "a" { command = "/bin/a" }
+host "one.example" { auth = "a"  muc_domain = "chat.one.example" }
+host "two.example" { auth = "a" }
+host "three.example" { auth = "a" }
+muc { max_history = 5  default_history = 5 }
+`)
+	tg, restart := reloadTarget(cur, next)
+	want := []string{"muc", `host "one.example" muc, muc_domain`, `host "three.example" muc, muc_domain`}
+	if !slices.Equal(restart, want) {
+		t.Errorf("need restart %q, want %q", restart, want)
+	}
+	if tg.MUC.MaxHistory != cur.MUC.MaxHistory || tg.Hosts[0].MUCDomain != "conference.one.example" || tg.Hosts[2].MUC != "b" {
+		t.Errorf("target muc %+v, hosts %+v", tg.MUC, tg.Hosts)
+	}
+	if _, ok := tg.Plugins["b"]; !ok {
+		t.Errorf("plugin b dropped while the chat service of three.example uses it: %v", tg.Plugins)
+	}
+	if got := hostChanges(cur.Hosts, tg.Hosts); len(got) != 2 || got[1] != `host "two.example".auth [b] → [a]` {
+		t.Errorf("applied host changes %q", got)
 	}
 }

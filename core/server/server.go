@@ -281,6 +281,10 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+	stopMUC, err := startMUC(ctx, cfg, ph, mods, s.log.Named("muc"))
+	if err != nil {
+		return err
+	}
 	set, err := lv.newHostSet(cfg, hosts)
 	if err != nil {
 		return err
@@ -433,6 +437,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.notify("STOPPING=1", "STATUS=shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
+	stopMUC(sctx)
 	// The WebSocket listeners stop accepting and wait for their streams,
 	// which the c2s server closes like all others: <system-shutdown/>,
 	// then <close/> on a WebSocket.

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/muc"
+	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/sdk"
+)
+
+// startMUC serves each host's multi-user chat service on its muc_domain,
+// loading the persistent rooms of hosts with a muc plugin. The returned
+// function tells every occupant the service is going away.
+func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods *modules.Server, log hclog.Logger) (func(context.Context), error) {
+	stop := func(context.Context) {}
+	mc := cfg.MUC
+	if !mc.Enabled {
+		return stop, nil
+	}
+	var admins []jid.JID
+	for _, a := range mc.Admins {
+		j, err := jid.Parse(a)
+		if err != nil {
+			return stop, fmt.Errorf("muc.admins: %q: %w", a, err)
+		}
+		admins = append(admins, j)
+	}
+	var services []*muc.Service
+	for _, hc := range cfg.Hosts {
+		if hc.MUCDomain == "" {
+			continue
+		}
+		var store muc.Store
+		if hc.MUC != "" {
+			b, ok := ph.Backend(hc.MUC)
+			if !ok {
+				return stop, fmt.Errorf("host %q.muc: plugin %q is not running", hc.Name, hc.MUC)
+			}
+			if _, ok := any(b).(muc.Store); !ok {
+				return stop, fmt.Errorf("host %q.muc: this koi cannot keep rooms in plugins", hc.Name)
+			}
+			store = pluginStore{ph: ph, name: hc.MUC}
+		}
+		svc, err := muc.New(log.Named(hc.MUCDomain), muc.Config{
+			Domain: hc.MUCDomain, Host: hc.Name, Creators: mc.RoomCreation, Admins: admins,
+			Defaults: muc.RoomConfig{
+				Public: mc.Defaults.Public, Persistent: mc.Defaults.Persistent, MembersOnly: mc.Defaults.MembersOnly,
+				Moderated: mc.Defaults.Moderated, WhoIs: mc.Defaults.WhoIs, AllowPM: mc.Defaults.AllowPM,
+				HistoryLength: mc.Defaults.History,
+			},
+			MaxHistory: mc.MaxHistory, MaxOccupants: mc.MaxOccupants, MaxRooms: mc.MaxRooms,
+			MaxRoomsPerUser: mc.MaxRoomsPerUser, JoinRate: mc.JoinRate, JoinWindow: mc.JoinWindow,
+			LockTimeout: mc.LockTimeout,
+		}, mods, store)
+		if err != nil {
+			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
+		}
+		if err := svc.Load(ctx); err != nil {
+			return stop, fmt.Errorf("host %q.muc: %w", hc.Name, err)
+		}
+		if err := mods.AddComponent(hc.MUCDomain, svc); err != nil {
+			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
+		}
+		if store == nil {
+			log.Info("persistent rooms are kept in memory only: the host has no muc plugin", "host", hc.Name, "service", hc.MUCDomain)
+		}
+		services = append(services, svc)
+	}
+	return func(ctx context.Context) {
+		for _, s := range services {
+			s.Close(ctx)
+		}
+	}, nil
+}
+
+// pluginStore is a host's muc plugin, looked up at each call: a reload
+// that changes the plugin's block replaces its process and handle, and
+// the rooms follow it.
+type pluginStore struct {
+	ph   *pluginhost.Host
+	name string
+}
+
+func (p pluginStore) get() (muc.Store, error) {
+	b, ok := p.ph.Backend(p.name)
+	if !ok {
+		return nil, fmt.Errorf("plugin %q: %w", p.name, sdk.ErrUnavailable)
+	}
+	return b, nil
+}
+
+func (p pluginStore) ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error) {
+	st, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.ListMUCRooms(ctx, service)
+}
+
+func (p pluginStore) GetMUCAffiliations(ctx context.Context, room string) ([]sdk.MUCAffiliation, error) {
+	st, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.GetMUCAffiliations(ctx, room)
+}
+
+func (p pluginStore) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.PutMUCRoom(ctx, r)
+}
+
+func (p pluginStore) DeleteMUCRoom(ctx context.Context, room string) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.DeleteMUCRoom(ctx, room)
+}
+
+func (p pluginStore) SetMUCAffiliation(ctx context.Context, a sdk.MUCAffiliation) error {
+	st, err := p.get()
+	if err != nil {
+		return err
+	}
+	return st.SetMUCAffiliation(ctx, a)
+}
