@@ -137,11 +137,25 @@ func putContentType(got, announced string) (string, string) {
 	if err != nil || !strings.Contains(mt, "/") {
 		return "", "Content-Type " + strconv.Quote(got) + " is not a media type"
 	}
-	norm := mime.FormatMediaType(mt, params)
-	if announced != "" && norm != announced {
+	if announced != "" && !sameMediaType(mt, params, announced) {
 		return "", "Content-Type " + strconv.Quote(got) + " is not the slot's " + strconv.Quote(announced)
 	}
-	return norm, ""
+	return mime.FormatMediaType(mt, params), ""
+}
+
+// sameMediaType compares a parsed media type with another, ignoring the
+// case of parameter values ("charset=UTF-8" is "charset=utf-8").
+func sameMediaType(mt string, params map[string]string, other string) bool {
+	omt, oparams, err := mime.ParseMediaType(other)
+	if err != nil || mt != omt || len(params) != len(oparams) {
+		return false
+	}
+	for k, v := range params {
+		if ov, ok := oparams[k]; !ok || !strings.EqualFold(v, ov) {
+			return false
+		}
+	}
+	return true
 }
 
 // bodyReader remembers the error reading a request body, to tell a
