@@ -63,6 +63,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
+			"upload": kAny,
 		}, true
 	case "limits":
 		return map[string]kind{
