@@ -222,6 +222,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, h := range cfg.Hosts {
 		names = append(names, h.Name)
 	}
+	names = append(names, uploadDomains(cfg)...)
 	names = append(names, "localhost", "127.0.0.1")
 	cert, err := loadOrCreateCert(s.log, cfg.TLS.CertFile, cfg.TLS.KeyFile, dedupe(names))
 	if err != nil {
@@ -348,6 +349,17 @@ func (s *Server) Run(ctx context.Context) error {
 		Observer:    observer,
 	})
 
+	// Before the client listeners: a client that logs in can discover
+	// the services at once.
+	stopUploads, err := startUploads(cfg, mods, tlsCfg, s.log.Named("upload"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		stopUploads(uctx)
+	}()
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/keyfile"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/upload"
+)
+
+// uploadKeySize is the size of the generated upload signing key.
+const uploadKeySize = 32
+
+// uploadDomains lists the upload services' domains, which the self-signed
+// certificate made at first start covers too.
+func uploadDomains(cfg *config.Config) []string {
+	var out []string
+	for _, h := range cfg.Hosts {
+		if h.Upload != nil {
+			out = append(out, h.Upload.Domain)
+		}
+	}
+	return out
+}
+
+// newUploadStore opens the store an upload block names.
+func newUploadStore(ctx context.Context, key string, sc config.UploadStore) (upload.Store, error) {
+	var (
+		st  upload.Store
+		err error
+	)
+	switch sc.Type {
+	case "s3":
+		st, err = upload.NewS3Store(ctx, upload.S3Config{
+			Endpoint: sc.Endpoint, Bucket: sc.Bucket, Region: sc.Region,
+			AccessKey: sc.AccessKey, SecretKey: sc.SecretKey, Prefix: sc.Prefix,
+		})
+	default:
+		st, err = upload.NewDirStore(sc.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return st, nil
+}
+
+// startUploads starts the upload service of each host that has one: the
+// component on its domain, its HTTP listener and its clean-up loop. stop
+// shuts them down, waiting for uploads in flight until ctx ends.
+func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, log hclog.Logger) (stop func(context.Context), err error) {
+	type running struct {
+		domain string
+		svc    *upload.Service
+		hs     *http.Server
+	}
+	var all []running
+	var wg sync.WaitGroup
+	stop = func(ctx context.Context) {
+		for _, r := range all {
+			mods.RemoveComponent(r.domain, r.svc)
+			if r.hs != nil {
+				if err := r.hs.Shutdown(ctx); err != nil {
+					log.Warn("some uploads did not finish in time", "domain", r.domain, "error", err)
+					r.hs.Close()
+				}
+			}
+			r.svc.Close()
+		}
+		wg.Wait()
+	}
+	defer func() {
+		if err != nil {
+			stop(context.Background())
+		}
+	}()
+	var key []byte
+	for _, hc := range cfg.Hosts {
+		uc := hc.Upload
+		if uc == nil {
+			continue
+		}
+		name := func(k string) string { return fmt.Sprintf("host %q.upload.%s", hc.Name, k) }
+		secret := []byte(uc.Secret)
+		if uc.Secret == "" {
+			if key == nil {
+				key, err = keyfile.LoadOrCreate(filepath.Join(cfg.Server.DataDir, "upload.key"), uploadKeySize,
+					"upload signing key", "the upload URLs handed out and not used yet are then void")
+				if err != nil {
+					return nil, err
+				}
+			}
+			secret = key
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		st, err := newUploadStore(sctx, name("store"), uc.Store)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		l := log.With("domain", uc.Domain)
+		svc, err := upload.New(upload.Config{
+			Domain: uc.Domain, Host: hc.Name, URLBase: uc.URLBase,
+			MaxFileSize: uc.MaxFileSize, Quota: uc.Quota, Expire: uc.Expire,
+			Key: secret, Store: st, Log: l,
+		}, mods)
+		if err != nil {
+			return nil, err
+		}
+		if err := mods.AddComponent(uc.Domain, svc); err != nil {
+			svc.Close()
+			return nil, fmt.Errorf("%s: %w", name("domain"), err)
+		}
+		r := running{domain: uc.Domain, svc: svc}
+		all = append(all, r)
+		ln, err := net.Listen("tcp", uc.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name("listen"), err)
+		}
+		// No read or write timeout for whole requests: an upload or a
+		// download may take long. The service bounds each upload by its
+		// slot; idle connections go.
+		hs := &http.Server{
+			Handler: svc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 16 << 10, ErrorLog: l.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+		}
+		if uc.TLS {
+			hs.TLSConfig = tlsCfg.Clone()
+			ln = tls.NewListener(ln, hs.TLSConfig)
+		}
+		all[len(all)-1].hs = hs
+		l.Info("upload service listening", "address", ln.Addr().String(), "tls", uc.TLS, "url_base", uc.URLBase, "store", uc.Store.Type)
+		wg.Go(func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				l.Error("upload listener failed", "error", err)
+			}
+		})
+		wg.Go(func() { svc.Run(context.Background()) })
+	}
+	return stop, nil
+}
