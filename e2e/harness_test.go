@@ -57,6 +57,9 @@ type options struct {
 	TokenLifetime string
 	// Metrics, when set, is metrics.address (Prometheus /metrics).
 	Metrics string
+	// Upload, when set, is the body of host "localhost"'s upload { }
+	// block (XEP-0363).
+	Upload string
 }
 
 func defaultOptions() options {
@@ -105,6 +108,9 @@ host "localhost" {
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}
   registration = {{.Opt.RegistrationLocalhost}}
+{{- if .Opt.Upload}}
+  upload { {{.Opt.Upload}} }
+{{- end}}
 }
 
 host "example.test" {

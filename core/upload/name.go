@@ -46,8 +46,8 @@ func checkFilename(name string) string {
 }
 
 // urlName is the form of a (checked) file name used in the slot's URLs:
-// letters, digits and a few punctuation marks kept, in NFC, anything else
-// (spaces, URL syntax, quotes) made an underscore, no leading dot, the
+// letters, digits, dots, hyphens and underscores kept, in NFC, anything
+// else (spaces, URL syntax, quotes, brackets) made an underscore, no leading dot, the
 // extension kept when the name is shortened. The original name is kept
 // beside the file for the download's Content-Disposition.
 func urlName(name string) string {
@@ -56,7 +56,7 @@ func urlName(name string) string {
 		switch {
 		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
 			b.WriteRune(r)
-		case strings.ContainsRune(".-_+~()", r):
+		case strings.ContainsRune(".-_", r):
 			b.WriteRune(r)
 		default:
 			b.WriteByte('_')
@@ -94,7 +94,7 @@ func validURLName(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || strings.ContainsRune(".-_+~()", r)) {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || strings.ContainsRune(".-_", r)) {
 			return false
 		}
 	}

@@ -24,7 +24,7 @@ func TestCheckFilename(t *testing.T) {
 func TestURLName(t *testing.T) {
 	cases := map[string]string{
 		"photo.jpg":              "photo.jpg",
-		"my photo (1).JPG":       "my_photo_(1).JPG",
+		"my photo (1).JPG":       "my_photo__1_.JPG",
 		"..hidden":               "hidden",
 		"...":                    "file",
 		"a?b#c%d&e.txt":          "a_b_c_d_e.txt",
