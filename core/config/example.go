@@ -47,6 +47,14 @@ host "localhost" {
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
+  # HTTP File Upload (XEP-0363): upload.localhost hands users slots, files go to its own HTTPS
+  # listener (the tls block's certificate; tls = false for plain HTTP behind a proxy, with
+  # url_base = "https://files.example.com"). quota is per user, 0 = none; expire = "0s" keeps files.
+  # upload { listen = "127.0.0.1:5281"  domain = "upload.localhost"  tls = true
+  #   max_file_size = 104857600  quota = 1073741824  expire = "720h"
+  #   store { type = "dir"  path = "data/upload/upload.localhost" } }
+  #   or: store { type = "s3"  endpoint = "https://s3.eu-west-1.amazonaws.com"  bucket = "koi-files"
+  #               region = ""  prefix = ""  access_key = "..." }  # KOI_HOST__LOCALHOST__UPLOAD__STORE__SECRET_KEY=...
 }
 
 # Optional, shown with their defaults:

@@ -115,3 +115,33 @@ host "b.example" { auth = "store"  upload { listen = ":1" } }`, `host "b.example
 		t.Errorf("bad integer from the environment: %v", err)
 	}
 }
+
+// The upload block commented out in the example shows the defaults.
+func TestExampleUploadDefaults(t *testing.T) {
+	var lines []string
+	in := false
+	for _, l := range strings.Split(Example(), "\n") {
+		if strings.HasPrefix(l, "  # upload {") {
+			in = true
+		}
+		if in {
+			l = "  " + strings.TrimPrefix(l, "  #")
+			if strings.HasSuffix(l, "} }") {
+				in = false
+			}
+		}
+		lines = append(lines, l)
+	}
+	cfg, err := Parse([]byte(strings.Join(lines, "\n")), nil)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Upload{
+		Domain: "upload.localhost", Listen: "127.0.0.1:5281", TLS: true, URLBase: "https://upload.localhost:5281",
+		MaxFileSize: DefaultUploadMaxFileSize, Quota: DefaultUploadQuota, Expire: DefaultUploadExpire,
+		Store: UploadStore{Type: "dir", Path: "data/upload/upload.localhost"},
+	}
+	if got := cfg.Hosts[0].Upload; !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
+	}
+}
