@@ -314,3 +314,39 @@ func TestUploadSlixmpp(t *testing.T) {
 		t.Fatalf("GET %s: %d, %d bytes, %v", getURL, resp.StatusCode, len(got), resp.Header)
 	}
 }
+
+// TestUploadS3: the service keeps files in an S3 bucket (versitygw, or
+// KOI_TEST_S3_ENDPOINT), its secret key given through the environment.
+func TestUploadS3(t *testing.T) {
+	t.Parallel()
+	b := testsvc.S3(t)
+	opt := defaultOptions()
+	addr := freeAddr(t)
+	opt.Upload = fmt.Sprintf(`listen = %q  tls = false  url_base = "http://%s/files"  max_file_size = 100000
+    store { type = "s3"  endpoint = %q  bucket = %q  access_key = %q  prefix = "koi" }`, addr, addr, b.Endpoint, b.Bucket, b.AccessKey)
+	dir := t.TempDir()
+	path, c2s, c2sTLS := writeConfig(t, dir, opt)
+	srv := launch(t, dir, path, c2s, c2sTLS, opt, []string{"KOI_HOST__LOCALHOST__UPLOAD__STORE__SECRET_KEY=" + b.SecretKey})
+	srv.waitListening(t, addr)
+	srv.addUser(t, "alice@localhost", "pw-alice")
+	alice := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "alice@localhost/pc", "pw-alice")
+
+	file := bytes.Repeat([]byte("s3 "), 20000)
+	put, get := slotURLs(t, requestSlot(alice, "notes.txt", len(file), "text/plain"))
+	if !strings.HasPrefix(get, "http://"+addr+"/files/") {
+		t.Fatalf("GET URL %s", get)
+	}
+	web := &http.Client{Timeout: 20 * time.Second}
+	if resp, msg := httpDo(t, web, "PUT", put, file, "text/plain"); resp.StatusCode != 201 {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, msg)
+	}
+	if resp, got := httpDo(t, web, "GET", get, nil, ""); resp.StatusCode != 200 || !bytes.Equal(got, file) || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Fatalf("GET: %d, %d bytes, %v", resp.StatusCode, len(got), resp.Header)
+	}
+	if resp, _ := httpDo(t, web, "PUT", put, file, "text/plain"); resp.StatusCode != 409 {
+		t.Fatalf("second PUT: %d", resp.StatusCode)
+	}
+	if resp, _ := httpDo(t, web, "PUT", put, file[:100], "text/plain"); resp.StatusCode != 400 {
+		t.Fatalf("short PUT: %d", resp.StatusCode)
+	}
+}
