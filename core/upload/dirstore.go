@@ -32,7 +32,8 @@ type DirStore struct {
 }
 
 // NewDirStore opens (making it if needed) the store at root, removing
-// temporary files a crash left behind.
+// what a crash left behind: temporary files, and metadata whose content
+// never arrived.
 func NewDirStore(root string) (*DirStore, error) {
 	if err := os.MkdirAll(root, 0o750); err != nil {
 		return nil, fmt.Errorf("upload store %s: %w", root, err)
@@ -40,9 +41,19 @@ func NewDirStore(root string) (*DirStore, error) {
 	d := &DirStore{root: root}
 	cutoff := time.Now().Add(-staleTemp)
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
+		if err != nil || e.IsDir() {
 			return nil
 		}
+		name := e.Name()
+		orphan := false
+		if strings.HasSuffix(name, metaSuffix) && !strings.HasPrefix(name, ".") {
+			_, err := os.Lstat(strings.TrimSuffix(p, metaSuffix))
+			orphan = errors.Is(err, fs.ErrNotExist)
+		}
+		if !orphan && !strings.HasPrefix(name, tempPrefix) {
+			return nil
+		}
+		// Old enough that no upload in flight is writing it.
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
 			os.Remove(p)
 		}

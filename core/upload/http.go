@@ -31,7 +31,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Requested-With")
+	// No credentials go with these requests, so any header a page asks
+	// for may come; Content-Type is the one uploads need.
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+	}
 	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Disposition")
 	h.Set("Access-Control-Max-Age", "86400")
 	h.Set("X-Content-Type-Options", "nosniff")

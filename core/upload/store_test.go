@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // testStore checks the Store contract on st, which must be empty.
@@ -149,6 +150,33 @@ func TestDirStore(t *testing.T) {
 		}
 		return nil
 	})
+	// A crash's leftovers go at the next start once they are old: a
+	// temporary file and metadata without content; a complete object
+	// stays.
+	old := time.Now().Add(-2 * staleTemp)
+	tmp := filepath.Join(root, "files", tempPrefix+"123")
+	orphan := filepath.Join(root, "files", newID()+metaSuffix)
+	keep := fileKey(newID())
+	if err := st.Put(context.Background(), keep, strings.NewReader("x"), 1, Meta{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tmp, orphan} {
+		os.WriteFile(p, []byte("{}"), 0o600)
+	}
+	for _, p := range []string{tmp, orphan, filepath.Join(root, keep), filepath.Join(root, keep) + metaSuffix} {
+		os.Chtimes(p, old, old)
+	}
+	if _, err := NewDirStore(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tmp, orphan} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left", p)
+		}
+	}
+	if _, err := st.Stat(context.Background(), keep); err != nil {
+		t.Errorf("a complete object went: %v", err)
+	}
 	for _, bad := range []string{"../x", "files/../../x", "/abs", "files/.hidden", "files/a.meta", "files//x", "files/a b", ""} {
 		if err := st.Put(context.Background(), bad, strings.NewReader("x"), 1, Meta{}); err == nil {
 			t.Errorf("key %q accepted", bad)

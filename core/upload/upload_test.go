@@ -205,6 +205,11 @@ func TestUploadAndDownload(t *testing.T) {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 
+	if resp, _ := do(t, "OPTIONS", put, nil, map[string]string{"Origin": "https://web.example", "Access-Control-Request-Method": "PUT",
+		"Access-Control-Request-Headers": "content-type,x-client"}); resp.Header.Get("Access-Control-Allow-Headers") != "content-type,x-client" {
+		t.Fatalf("preflight for more headers: %v", resp.Header)
+	}
+
 	// The slot is spent.
 	if resp, _ := do(t, "PUT", put, []byte(strings.Repeat("x", len(body))), map[string]string{"Content-Type": "text/plain; charset=utf-8"}); resp.StatusCode != 409 {
 		t.Fatalf("second PUT: %d", resp.StatusCode)
