@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,20 @@ func uploadDomains(cfg *config.Config) []string {
 	for _, h := range cfg.Hosts {
 		if h.Upload != nil {
 			out = append(out, h.Upload.Domain)
+		}
+	}
+	return out
+}
+
+// uploadWarnings flags upload services whose URLs are plain http: XEP-0363
+// requires TLS, and clients (Conversations, browsers on https pages)
+// refuse such URLs or block them as mixed content.
+func uploadWarnings(cfg *config.Config) config.Errors {
+	var out config.Errors
+	for _, h := range cfg.Hosts {
+		if u := h.Upload; u != nil && strings.HasPrefix(u.URLBase, "http://") {
+			out = append(out, config.Problem{Key: fmt.Sprintf("host %q.upload.url_base", h.Name), Msg: fmt.Sprintf(
+				"%s is plain http: XEP-0363 wants https, and many clients refuse such links; put the listener behind a TLS proxy and set url_base to its https URL, or set tls = true", u.URLBase)})
 		}
 	}
 	return out
