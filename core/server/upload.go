@@ -81,7 +81,7 @@ func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, 
 	}
 	var all []running
 	var wg sync.WaitGroup
-	stop = func(ctx context.Context) {
+	stopAll := func(ctx context.Context) {
 		for _, r := range all {
 			mods.RemoveComponent(r.domain, r.svc)
 			if r.hs != nil {
@@ -96,7 +96,7 @@ func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, 
 	}
 	defer func() {
 		if err != nil {
-			stop(context.Background())
+			stopAll(context.Background())
 		}
 	}()
 	var key []byte
@@ -162,5 +162,5 @@ func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, 
 		})
 		wg.Go(func() { svc.Run(context.Background()) })
 	}
-	return stop, nil
+	return stopAll, nil
 }

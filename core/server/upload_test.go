@@ -1,10 +1,22 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/router"
 )
 
 // An upload service with plain http URLs is accepted with a warning.
@@ -25,5 +37,57 @@ host "c.example" { auth = "store"  upload { listen = "127.0.0.1:5283"  tls = fal
 	}
 	if got := uploadDomains(cfg); strings.Join(got, " ") != "upload.a.example upload.b.example upload.c.example" {
 		t.Fatalf("domains for the certificate: %v", got)
+	}
+}
+
+// startUploads serves each upload block and names the key of what fails.
+func TestStartUploads(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	freeAddr := free.Addr().String()
+	free.Close()
+	dir := t.TempDir()
+	parse := func(listen string) *config.Config {
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
+listen "c2s" { address = "127.0.0.1:5222" }
+plugin "store" { command = "x" }
+server { data_dir = %q }
+host "a.example" { auth = "store"  upload { listen = %q  tls = false } }
+`, dir, listen)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	mods := modules.New(hclog.NewNullLogger(), router.New(), nil, "test")
+
+	if _, err := startUploads(parse(taken.Addr().String()), mods, &tls.Config{}, hclog.NewNullLogger()); err == nil ||
+		!strings.Contains(err.Error(), `host "a.example".upload.listen`) {
+		t.Fatalf("taken port: %v", err)
+	}
+	stop, err := startUploads(parse(freeAddr), mods, &tls.Config{}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("start after a failed one (the domain must be free again): %v", err)
+	}
+	resp, err := http.Get("http://" + freeAddr + "/" + strings.Repeat("a", 26) + "/x.txt")
+	if err != nil || resp.StatusCode != 404 {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := os.Stat(filepath.Join(dir, "upload.key")); err != nil {
+		t.Fatalf("no signing key made: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "upload", "upload.a.example")); err != nil {
+		t.Fatalf("no store directory: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stop(ctx)
+	if _, err := http.Get("http://" + freeAddr + "/"); err == nil {
+		t.Fatal("the listener is still open after stop")
 	}
 }
