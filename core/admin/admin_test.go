@@ -138,6 +138,16 @@ func (f *fakeKoi) Broadcast(host string, el *xmlstream.Element) int {
 	f.sent = append(f.sent, el)
 	return len(f.Sessions(host))
 }
+func (f *fakeKoi) Counters() Counters {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Counters{
+		ConnectionsOpen: int64(len(f.sessions)), ConnectionsTotal: 5,
+		Logins:     map[string]uint64{"success": 4, "failure": 1, "refused": 0},
+		StanzasIn:  map[string]uint64{"message": uint64(len(f.sent)), "presence": 3, "iq": 7, "other": 0},
+		StanzasOut: map[string]uint64{"message": 2, "presence": 6, "iq": 7, "other": 1},
+	}
+}
 func (f *fakeKoi) Plugins() []Plugin { return []Plugin{{Name: "store", Healthy: true, PID: 42}} }
 func (f *fakeKoi) RestartPlugin(name string) bool {
 	if name != "store" {
@@ -210,7 +220,7 @@ func TestAPI(t *testing.T) {
 	var logs bytes.Buffer
 	v := &validator{t: t, router: rt, seen: map[string]bool{}, next: Handler(Config{
 		Token: token, Version: "test", Started: time.Now().Add(-time.Minute), Log: hclog.New(&hclog.LoggerOptions{Output: &logs}),
-		Users: f, Sessions: f, Rosters: f, Messages: f, Plugins: f,
+		Users: f, Sessions: f, Rosters: f, Messages: f, Plugins: f, Counters: f,
 		Check: func(context.Context) ([]string, []string, error) {
 			return []string{`host "x".auth: no plugin block named "y"`}, nil, nil
 		},
@@ -257,10 +267,17 @@ func TestAPI(t *testing.T) {
 		check                           func(map[string]any) bool
 	}{
 		{"no token", "GET", "/api/v1/stats", "", "", 401, func(m map[string]any) bool { return m["code"] == "unauthorized" }},
-		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, nil},
+		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, func(m map[string]any) bool {
+			return m["code"] == "unauthorized" && strings.HasPrefix(m["error"].(string), "wrong token")
+		}},
 		{"stats", "GET", "/api/v1/stats", "", token, 200, func(m map[string]any) bool {
 			return m["sessions"] == 2.0 && m["online_users"] == 2.0 && m["uptime_seconds"].(float64) >= 59
 		}},
+		{"counters", "GET", "/api/v1/counters", "", token, 200, func(m map[string]any) bool {
+			return m["uptime_ms"].(float64) >= 59000 && m["connections_open"] == 2.0 &&
+				m["logins"].(map[string]any)["success"] == 4.0 && m["stanzas_out"].(map[string]any)["presence"] == 6.0
+		}},
+		{"counters, no token", "GET", "/api/v1/counters", "", "", 401, nil},
 		{"list users, two hosts, none named", "GET", "/api/v1/users", "", token, 400, nil},
 		{"list users", "GET", "/api/v1/users?host=example.org", "", token, 200, func(m map[string]any) bool {
 			return len(m["users"].([]any)) == 1
@@ -297,6 +314,9 @@ func TestAPI(t *testing.T) {
 		{"message, no body", "POST", "/api/v1/messages", `{"to":"alice@example.org"}`, token, 400, nil},
 		{"message, unknown host", "POST", "/api/v1/messages", `{"to":"alice@nowhere.org","body":"x"}`, token, 404, nil},
 		{"broadcast", "POST", "/api/v1/broadcast", `{"host":"other.org","subject":"Notice","body":"restart at 6"}`, token, 200, func(m map[string]any) bool { return m["recipients"] == 1.0 }},
+		{"counters count", "GET", "/api/v1/counters", "", token, 200, func(m map[string]any) bool {
+			return m["stanzas_in"].(map[string]any)["message"] == 2.0
+		}},
 		{"plugins", "GET", "/api/v1/plugins", "", token, 200, func(m map[string]any) bool { return len(m["plugins"].([]any)) == 1 }},
 		{"restart", "POST", "/api/v1/plugins/store/restart", "", token, 202, nil},
 		{"restart, unknown", "POST", "/api/v1/plugins/nope/restart", "", token, 404, nil},

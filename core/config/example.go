@@ -76,7 +76,8 @@ host "localhost" {
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.
 # push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
 #        max_registrations = 5  max_errors = 16  interval = "5s" }
-# The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs).
+# The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs)
+# and a web page at /admin/ (status, hosts, plugins, live graphs; log in with the token).
 # Off unless address is set; give the token through the environment: KOI_ADMIN__TOKEN=...
 # admin { address = "127.0.0.1:5280"  token = ""  tls = false }
 # Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on

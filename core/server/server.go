@@ -236,7 +236,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.reloadMu.Unlock()
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
-	reg := newMetrics(cfg.Metrics, ph)
+	reg := newMetrics(cfg.Metrics, cfg.Admin.Address != "", ph)
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = ph.Start(startCtx)
 	cancel()
@@ -416,7 +416,7 @@ func (s *Server) Run(ctx context.Context) error {
 		stop := s.servePprof(cfg.Server.Pprof)
 		defer stop()
 	}
-	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, hosts, mods, rt, ph)
+	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, hosts, mods, rt, ph, reg)
 	if err != nil {
 		return err
 	}
