@@ -17,7 +17,11 @@ import (
 type Upload struct {
 	Domain string // key domain: the service's JID, default "upload." + the host
 	Listen string // key listen: host:port of the HTTP(S) listener; required
-	TLS    bool   // key tls: serve https with the tls block's certificate, default true
+	TLS    bool   // key tls: serve https, default true
+	// CertFile and KeyFile (keys cert_file, key_file) are the listener's
+	// own certificate, for a domain the tls block's certificate does not
+	// cover; "" uses the tls block's. Read at start.
+	CertFile, KeyFile string
 	// URLBase (key url_base) starts the URLs of the slots, for a listener
 	// behind a proxy ("https://files.example.com/xmpp"); default
 	// https://DOMAIN:PORT (http:// with tls = false).
@@ -71,6 +75,7 @@ var (
 	uploadKeys = map[string]kind{
 		"domain": kString, "listen": kString, "tls": kBool, "url_base": kString, "max_file_size": kInt,
 		"quota": kInt, "expire": kDuration, "secret": kString, "store": kAny,
+		"cert_file": kString, "key_file": kString,
 	}
 	uploadStoreKeys = map[string]kind{
 		"type": kString, "path": kString, "endpoint": kString, "bucket": kString, "region": kString,
@@ -155,6 +160,18 @@ func (d *decoder) upload(hb *block, host, dataDir string) *Upload {
 			scheme = "http"
 		}
 		u.URLBase = scheme + "://" + net.JoinHostPort(u.Domain, port)
+	}
+	u.CertFile = d.file(b.nonEmpty("cert_file", ""))
+	u.KeyFile = d.file(b.nonEmpty("key_file", ""))
+	switch {
+	case (u.CertFile == "") != (u.KeyFile == ""):
+		missing := "key_file"
+		if u.CertFile == "" {
+			missing = "cert_file"
+		}
+		d.problem(b.at(missing), "missing: cert_file and key_file go together")
+	case u.CertFile != "" && !u.TLS:
+		d.problem(b.at("cert_file"), "only with tls = true")
 	}
 	if u.Quota > 0 && u.Quota < u.MaxFileSize {
 		d.problem(b.at("quota"), "%d is less than max_file_size (%d): nobody could upload a file of the largest size", u.Quota, u.MaxFileSize)

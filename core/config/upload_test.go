@@ -10,7 +10,7 @@ import (
 
 func TestUpload(t *testing.T) {
 	src := base + `server { data_dir = "/var/lib/koi" }
-host "example.com" { auth = "store"  upload { listen = "0.0.0.0:5281" } }
+host "example.com" { auth = "store"  upload { listen = "0.0.0.0:5281"  cert_file = "/etc/koi/up.pem"  key_file = "/etc/koi/up.key" } }
 host "example.org" {
   auth = "store"
   upload {
@@ -28,6 +28,7 @@ host "example.net" { auth = "store" }
 	}
 	want := &Upload{
 		Domain: "upload.example.com", Listen: "0.0.0.0:5281", TLS: true, URLBase: "https://upload.example.com:5281",
+		CertFile: "/etc/koi/up.pem", KeyFile: "/etc/koi/up.key",
 		MaxFileSize: DefaultUploadMaxFileSize, Quota: DefaultUploadQuota, Expire: DefaultUploadExpire,
 		Store: UploadStore{Type: "dir", Path: filepath.Join("/var/lib/koi", "upload", "upload.example.com")},
 	}
@@ -97,6 +98,9 @@ func TestUploadProblems(t *testing.T) {
 		{host(`listen = ":5281"  store { bucket = "b" }`), `host "example.com".upload.store.bucket: only for type "s3"`},
 		{host(`listen = ":5281"  max_file_size = 6000000000  quota = 0  store { type = "s3"  endpoint = "https://s3"  bucket = "b" }`), `host "example.com".upload.max_file_size: at most 5368709120`},
 		{host(`listen = ":5281"  store = "dir"`), `host "example.com".upload.store: want a block`},
+		{host(`listen = ":5281"  cert_file = "c.pem"`), `host "example.com".upload.key_file: missing: cert_file and key_file go together`},
+		{host(`listen = ":5281"  key_file = "k.pem"`), `host "example.com".upload.cert_file: missing`},
+		{host(`listen = ":5281"  tls = false  cert_file = "c.pem"  key_file = "k.pem"`), `host "example.com".upload.cert_file: only with tls = true`},
 		{base + `host "example.com" { auth = "store"  upload = "on" }`, `host "example.com".upload: want a block`},
 		{base + `host "a.example" { auth = "store"  upload { listen = ":1" } }
 host "upload.a.example" { auth = "store" }`, `host "a.example".upload.domain: "upload.a.example" is a host`},

@@ -68,6 +68,7 @@ func Check(ctx context.Context, cfg *config.Config) (problems, warnings config.E
 			caps[spec.Name] = rep.Capabilities
 		}
 	}
+	problems = append(problems, uploadCertProblems(cfg)...)
 	warnings = append(warnings, uploadWarnings(cfg)...)
 	problems = append(problems, HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
 		c, ok := caps[name]

@@ -49,6 +49,32 @@ func uploadWarnings(cfg *config.Config) config.Errors {
 	return out
 }
 
+// uploadCert loads the certificate of host h's upload listener, when it
+// has one of its own; problems name the upload block's keys.
+func uploadCert(h config.Host) (*tls.Certificate, *config.Problem) {
+	u := h.Upload
+	if u == nil || u.CertFile == "" {
+		return nil, nil
+	}
+	cert, p := loadCert(u.CertFile, u.KeyFile)
+	if p != nil {
+		p.Key = strings.ReplaceAll(p.Key, "tls.", fmt.Sprintf("host %q.upload.", h.Name))
+		return nil, p
+	}
+	return &cert, nil
+}
+
+// uploadCertProblems checks the upload listeners' own certificates.
+func uploadCertProblems(cfg *config.Config) config.Errors {
+	var out config.Errors
+	for _, h := range cfg.Hosts {
+		if _, p := uploadCert(h); p != nil {
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
 // newUploadStore opens the store an upload block names.
 func newUploadStore(ctx context.Context, key string, sc config.UploadStore) (upload.Store, error) {
 	var (
@@ -106,6 +132,10 @@ func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, 
 			continue
 		}
 		name := func(k string) string { return fmt.Sprintf("host %q.upload.%s", hc.Name, k) }
+		cert, p := uploadCert(hc)
+		if p != nil {
+			return nil, config.Errors{*p}
+		}
 		secret := []byte(uc.Secret)
 		if uc.Secret == "" {
 			if key == nil {
@@ -151,6 +181,10 @@ func startUploads(cfg *config.Config, mods *modules.Server, tlsCfg *tls.Config, 
 		}
 		if uc.TLS {
 			hs.TLSConfig = tlsCfg.Clone()
+			if cert != nil {
+				hs.TLSConfig.GetCertificate = nil
+				hs.TLSConfig.Certificates = []tls.Certificate{*cert}
+			}
 			ln = tls.NewListener(ln, hs.TLSConfig)
 		}
 		all[len(all)-1].hs = hs

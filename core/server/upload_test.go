@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -90,4 +91,52 @@ host "a.example" { auth = "store"  upload { listen = %q  tls = false } }
 	if _, err := http.Get("http://" + freeAddr + "/"); err == nil {
 		t.Fatal("the listener is still open after stop")
 	}
+}
+
+// An upload listener with a certificate of its own serves it, not the tls
+// block's; a missing one is a problem naming the upload block's key.
+func TestUploadOwnCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "up.pem"), filepath.Join(dir, "up.key")
+	if err := writeSelfSigned(certFile, keyFile, []string{"files.a.example"}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	src := func(cert string) string {
+		return fmt.Sprintf(`
+listen "c2s" { address = "127.0.0.1:5222" }
+plugin "store" { command = "x" }
+server { data_dir = %q }
+host "a.example" { auth = "store"  upload { listen = %q  domain = "files.a.example"  cert_file = %q  key_file = %q } }
+`, dir, addr, cert, keyFile)
+	}
+	bad, err := config.Parse([]byte(src(filepath.Join(dir, "missing.pem"))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := uploadCertProblems(bad); len(p) != 1 || p[0].Key != `host "a.example".upload.cert_file` {
+		t.Fatalf("problems: %v", p)
+	}
+	cfg, err := config.Parse([]byte(src(certFile)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's own certificate would not do for files.a.example.
+	serverCert := &certStore{}
+	stop, err := startUploads(cfg, modules.New(hclog.NewNullLogger(), router.New(), nil, "test"),
+		tlsConfig(serverCert, cfg.TLS), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(context.Background())
+	pemBytes, _ := os.ReadFile(certFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "files.a.example"})
+	if err != nil {
+		t.Fatalf("TLS with the upload listener's own certificate: %v", err)
+	}
+	c.Close()
 }
