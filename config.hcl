@@ -36,6 +36,7 @@ host "localhost" {
   private = "store"
   blocklist = "store"     # XEP-0191 blocking command
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
+  muc       = "store"     # persistent group chat rooms (XEP-0045) and their affiliations
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
   # HTTP File Upload (XEP-0363): upload.localhost hands users slots, files go to its own HTTPS
@@ -48,6 +49,14 @@ host "localhost" {
   #   or: store { type = "s3"  endpoint = "https://s3.eu-west-1.amazonaws.com"  bucket = "koi-files"
   #               region = ""  prefix = ""  access_key = "..." }  # KOI_HOST__LOCALHOST__UPLOAD__STORE__SECRET_KEY=...
 }
+
+# External components (XEP-0114): gateways and bots (Biboumi, Slidge, ...) that serve a domain of
+# their own. Each needs a component block with a shared secret of at least 16 characters (secret,
+# secret_file, or KOI_COMPONENT__<DOMAIN>__SECRET for a block in this file). The protocol is plaintext:
+# keep the listener on loopback, or set tls = true there for TLS from the first byte.
+# listen "component" { address = "127.0.0.1:5347" }
+# component "irc.localhost" { secret_file = "irc.secret" }
+#   replace = true lets a new connection for the domain take over instead of being refused
 
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"

@@ -60,6 +60,9 @@ type options struct {
 	// Upload, when set, is the body of host "localhost"'s upload { }
 	// block (XEP-0363).
 	Upload string
+	// Extra is more config, added verbatim at the end (component blocks
+	// and their listener, say).
+	Extra string
 }
 
 func defaultOptions() options {
@@ -149,6 +152,10 @@ push { {{.Opt.Push}} }
 {{- if .Opt.Metrics}}
 
 metrics { address = "{{.Opt.Metrics}}" }
+{{- end}}
+{{- if .Opt.Extra}}
+
+{{.Opt.Extra}}
 {{- end}}
 `))
 

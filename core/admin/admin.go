@@ -112,8 +112,9 @@ type CounterReader interface {
 type ConfigCheck func(ctx context.Context) (problems, warnings []string, err error)
 
 // Reload re-reads the configuration file and applies what can change
-// while koi runs; it returns what it applied and the changed sections
-// that need a restart. An error means nothing changed.
+// while koi runs (log level, certificate, limits, plugins, the hosts'
+// backends); it returns one item per change applied and the changed
+// sections that need a restart. An error means nothing changed.
 type Reload func(ctx context.Context) (applied, needRestart []string, err error)
 
 // Config is what the API serves and how.

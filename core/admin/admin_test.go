@@ -227,9 +227,10 @@ func TestAPI(t *testing.T) {
 		Reload: func(context.Context) ([]string, []string, error) {
 			f.reloads++
 			if f.reloads > 1 {
-				return nil, nil, errors.New(`limits.max_depth: must be greater than 0`)
+				return nil, nil, errors.New(`plugins: plugin "store": configure: bogus_key: unknown key`)
 			}
-			return []string{"log.level info → debug"}, []string{"listen"}, nil
+			return []string{"log.level info → debug", `plugin "store" restarted with its new settings`, `host "example.org".roster store → other`},
+				[]string{"listen (addresses, types, TLS, paths)"}, nil
 		},
 	})}
 	ts := httptest.NewServer(v)
@@ -322,7 +323,7 @@ func TestAPI(t *testing.T) {
 		{"restart, unknown", "POST", "/api/v1/plugins/nope/restart", "", token, 404, nil},
 		{"config check", "POST", "/api/v1/config/check", "", token, 200, func(m map[string]any) bool { return m["ok"] == false && len(m["problems"].([]any)) == 1 }},
 		{"reload", "POST", "/api/v1/config/reload", "", token, 200, func(m map[string]any) bool {
-			return len(m["applied"].([]any)) == 1 && len(m["need_restart"].([]any)) == 1
+			return len(m["applied"].([]any)) == 3 && len(m["need_restart"].([]any)) == 1
 		}},
 		{"reload of a broken file", "POST", "/api/v1/config/reload", "", token, 422, func(m map[string]any) bool {
 			return strings.Contains(m["error"].(string), "nothing changed")

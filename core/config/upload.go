@@ -273,12 +273,16 @@ func checkS3Endpoint(s string) string {
 }
 
 // checkUploads checks what no single upload block can: that the services'
-// domains are no host's and used once, and that their listeners have
-// addresses of their own.
+// domains are no host's or component's and used once, and that their
+// listeners have addresses of their own.
 func (d *decoder) checkUploads(c *Config) {
 	hosts := map[string]bool{}
 	for _, h := range c.Hosts {
 		hosts[h.Name] = true
+	}
+	comps := map[string]bool{}
+	for _, cp := range c.Components {
+		comps[cp.Name] = true
 	}
 	addrs := map[string]string{}
 	for _, l := range c.Listeners {
@@ -293,6 +297,9 @@ func (d *decoder) checkUploads(c *Config) {
 		path := []string{"host", h.Name, "upload"}
 		if hosts[u.Domain] {
 			d.problem(append(path, "domain"), "%s is a host; the upload service needs a domain of its own", quote(u.Domain))
+		}
+		if comps[u.Domain] {
+			d.problem(append(path, "domain"), "%s is an external component's (component %s); the upload service needs a domain of its own", quote(u.Domain), quote(u.Domain))
 		}
 		if prev, dup := domains[u.Domain]; dup {
 			d.problem(append(path, "domain"), "%s is already the upload domain of host %s", quote(u.Domain), quote(prev))

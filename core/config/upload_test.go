@@ -104,6 +104,8 @@ func TestUploadProblems(t *testing.T) {
 		{base + `host "example.com" { auth = "store"  upload = "on" }`, `host "example.com".upload: want a block`},
 		{base + `host "a.example" { auth = "store"  upload { listen = ":1" } }
 host "upload.a.example" { auth = "store" }`, `host "a.example".upload.domain: "upload.a.example" is a host`},
+		{base + `host "a.example" { auth = "store"  upload { listen = ":1" } }
+component "upload.a.example" { secret = "0123456789abcdef0123" }`, `host "a.example".upload.domain: "upload.a.example" is an external component's`},
 		{base + `host "a.example" { auth = "store"  upload { listen = ":1"  domain = "f.example" } }
 host "b.example" { auth = "store"  upload { listen = ":2"  domain = "f.example" } }`, `host "b.example".upload.domain: "f.example" is already the upload domain of host "a.example"`},
 		{base + `host "a.example" { auth = "store"  upload { listen = ":1" } }

@@ -51,6 +51,8 @@ type Registry struct {
 	pluginErrors   *prometheus.CounterVec
 	pluginLatency  *prometheus.HistogramVec
 	pluginRestarts *prometheus.CounterVec
+
+	comp componentMetrics
 }
 
 // New returns a Registry with the Go runtime and process collectors.
@@ -84,6 +86,7 @@ func New() *Registry {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, "plugin")
 	r.pluginRestarts = f.counterVec(prometheus.CounterOpts{Name: "koi_plugin_restarts_total", Help: "Plugin processes started again after they died."}, "plugin")
+	r.comp = newComponentMetrics(f)
 	f.register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }

@@ -24,20 +24,21 @@ import (
 // adminUsers manages accounts for the admin API the way koictl does, and
 // ends the sessions of a deleted account.
 type adminUsers struct {
-	hosts  []*modules.Host
+	hosts  func() []*modules.Host // the hosts served now
 	router *router.Router
 }
 
 func (u adminUsers) Hosts() []string {
-	out := make([]string, len(u.hosts))
-	for i, h := range u.hosts {
+	hosts := u.hosts()
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
 		out[i] = h.Name
 	}
 	return out
 }
 
 func (u adminUsers) host(domain string) (*modules.Host, error) {
-	for _, h := range u.hosts {
+	for _, h := range u.hosts() {
 		if strings.EqualFold(h.Name, domain) {
 			return h, nil
 		}
@@ -193,7 +194,7 @@ func (a adminCounters) Counters() admin.Counters {
 
 // serveAdmin starts the admin API's listener, if configured; the returned
 // function stops it. reg is the registry the connections report to.
-func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host, reg *metrics.Registry) (func(), error) {
+func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts func() []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host, reg *metrics.Registry) (func(), error) {
 	ac := cfg.Admin
 	if ac.Address == "" {
 		return func() {}, nil

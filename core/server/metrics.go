@@ -27,16 +27,16 @@ func newMetrics(cfg config.Metrics, admin bool, ph *pluginhost.Host) *metrics.Re
 }
 
 // startMetrics serves the Prometheus endpoint, if configured, and returns
-// the observer the c2s server reports to, nil when there is no registry.
-// The listener is bound here, so a taken port stops the start-up with an
-// error naming the key rather than a log line later.
-func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics, hosts []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
+// the observer the c2s server reports to, nil when there is no registry. The listener is bound
+// here, so a taken port stops the start-up with an error naming the key
+// rather than a log line later.
+func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics, hosts func() []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
 	if reg == nil {
 		return nil, nil
 	}
 	err := reg.GaugeFunc("koi_archive_queue_depth", "Archive writes queued or in flight, summed over the hosts.", func() float64 {
 		n := 0
-		for _, h := range hosts {
+		for _, h := range hosts() {
 			if !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
 				continue
 			}

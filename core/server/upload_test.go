@@ -140,3 +140,33 @@ host "a.example" { auth = "store"  upload { listen = %q  domain = "files.a.examp
 	}
 	c.Close()
 }
+
+// A reload leaves each upload service as it started and names a changed
+// upload block for a restart; the rest of the host still applies.
+func TestReloadKeepsUploads(t *testing.T) {
+	cur := parse(t, reloadBase+`host "three.example" { auth = "a"  upload { listen = "127.0.0.1:5281" } }`)
+	next := parse(t, reloadBase+`host "three.example" { auth = "a"  registration = true  upload { listen = "127.0.0.1:5281"  quota = 0 } }
+host "four.example" { auth = "a"  upload { listen = "127.0.0.1:5282" } }`)
+	tg, restart := reloadTarget(cur, next)
+	want := []string{`host "three.example".upload`, `host "four.example".upload`}
+	if strings.Join(restart, "|") != strings.Join(want, "|") {
+		t.Errorf("need restart %q, want %q", restart, want)
+	}
+	for _, h := range tg.Hosts {
+		switch h.Name {
+		case "three.example":
+			if h.Upload == nil || h.Upload.Quota != config.DefaultUploadQuota || !h.Registration {
+				t.Errorf("three.example: upload %+v registration %v", h.Upload, h.Registration)
+			}
+		case "four.example":
+			if h.Upload != nil {
+				t.Errorf("a new host's upload service is in the target: %+v", h.Upload)
+			}
+		}
+	}
+	for _, c := range hostChanges(cur.Hosts, tg.Hosts) {
+		if strings.Contains(c, "upload") {
+			t.Errorf("an upload change is reported as applied: %s", c)
+		}
+	}
+}
