@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # visit each.
 MODULES := . sdk examples/plugins/htpasswd-auth
 
-.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb webchat
+.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb versitygw webchat
 
 all: build
 
@@ -45,7 +45,7 @@ vet:
 # Test artefacts (the web chat test's screenshots) are kept under
 # $(ARTIFACTS)/_artifacts; go test prints each test's directory.
 ARTIFACTS ?= $(CURDIR)/bin/test-artifacts
-test: build vet
+test: build vet versitygw
 	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; exit $$rc
 
 # A short fuzzing session per target (FUZZTIME=30s make fuzz).
@@ -70,6 +70,12 @@ bench-archive: build
 # the tests otherwise build it on first use (about a minute, once).
 ferretdb:
 	scripts/ferretdb.sh
+
+# Builds versitygw (an S3 server) into .cache/versitygw for the upload
+# service's S3 tests. test builds it first, outside go test's timeout: the
+# first build takes minutes; later runs only check the cache.
+versitygw:
+	@scripts/versitygw.sh >/dev/null
 
 # Regenerates the gRPC code of the plugin protocol (committed).
 proto:

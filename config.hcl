@@ -40,6 +40,15 @@ host "localhost" {
   registration = false    # XEP-0077 in-band registration
   # muc_domain = "conference.localhost"  # the multi-user chat service (XEP-0045); "" for none
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
+  # HTTP File Upload (XEP-0363): upload.localhost hands users slots, files go to its own HTTPS
+  # listener (the tls block's certificate, or its own: cert_file = "..."  key_file = "..."; tls = false
+  # for plain HTTP behind a proxy, with url_base = "https://files.example.com"). quota is per user,
+  # 0 = none; expire = "0s" keeps files.
+  # upload { listen = "127.0.0.1:5281"  domain = "upload.localhost"  tls = true
+  #   max_file_size = 104857600  quota = 1073741824  expire = "720h"
+  #   store { type = "dir"  path = "data/upload/upload.localhost" } }
+  #   or: store { type = "s3"  endpoint = "https://s3.eu-west-1.amazonaws.com"  bucket = "koi-files"
+  #               region = ""  prefix = ""  access_key = "..." }  # KOI_HOST__LOCALHOST__UPLOAD__STORE__SECRET_KEY=...
 }
 
 # External components (XEP-0114): gateways and bots (Biboumi, Slidge, ...) that serve a domain of

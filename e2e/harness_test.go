@@ -57,6 +57,9 @@ type options struct {
 	TokenLifetime string
 	// Metrics, when set, is metrics.address (Prometheus /metrics).
 	Metrics string
+	// Upload, when set, is the body of host "localhost"'s upload { }
+	// block (XEP-0363).
+	Upload string
 	// Extra is more config, added verbatim at the end (component blocks
 	// and their listener, say).
 	Extra string
@@ -116,6 +119,9 @@ host "localhost" {
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}
   registration = {{.Opt.RegistrationLocalhost}}
+{{- if .Opt.Upload}}
+  upload { {{.Opt.Upload}} }
+{{- end}}
 }
 
 host "example.test" {

@@ -182,6 +182,7 @@ type Host struct {
 	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
 	// (a client that cannot bind cannot log in), "off" never binds.
 	ChannelBinding string
+	Upload         *Upload // block upload: HTTP File Upload (XEP-0363); nil: off
 }
 
 // MinComponentSecret is the shortest component secret accepted: the

@@ -54,8 +54,9 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Server = d.server(tree["server"])
 	c.TLS = d.tls(tree["tls"], c.Server.DataDir)
 	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
-	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
+	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins, c.Server.DataDir)
 	c.Components = d.components(tree["component"], order["component"], c.Hosts, c.Listeners)
+	d.checkUploads(c)
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
@@ -270,7 +271,7 @@ func (d *decoder) plugins(v any, fileOrder []string) map[string]Plugin {
 	return out
 }
 
-func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []Host {
+func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin, dataDir string) []Host {
 	labels, bodies := d.labels("host", v, fileOrder)
 	if len(labels) == 0 {
 		d.problem([]string{"host"}, "missing: at least one host block is required, like "+
@@ -340,6 +341,7 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		h.OfflineLimit = int(b.integer("offline_limit", 100, false))
 		h.ChannelBinding = b.enum("channel_binding", "prefer", "prefer", "require", "off")
 		h.TokenLifetime = b.duration("token_lifetime", DefaultTokenLifetime, true)
+		h.Upload = d.upload(b, label, dataDir)
 		if h.Tokens != "" && len(h.Auth) == 0 {
 			d.problem(b.at("tokens"), "needs auth: a FAST token is issued after a login with the host's auth plugin, and auth is empty")
 		}

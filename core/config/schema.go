@@ -66,6 +66,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
 			"muc": kString, "muc_domain": kString,
+			"upload": kAny,
 		}, true
 	case "limits":
 		return map[string]kind{

@@ -23,10 +23,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/koi-im/koi/core/keyfile"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -260,40 +259,5 @@ func Proof(token, label string, cbData []byte) []byte {
 // LoadOrCreateKey reads the token key from path, making a new random one
 // (mode 0600) when the file does not exist.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if len(b) != KeySize {
-			return nil, fmt.Errorf("FAST token key %s: %d bytes, want %d (delete it to make a new one; every token is then void)", path, len(b), KeySize)
-		}
-		return b, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	key := make([]byte, KeySize)
-	rand.Read(key)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	// Write aside and rename: a crash never leaves a short key.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".fast-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	// Link, not rename: two processes starting at once keep one key.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return LoadOrCreateKey(path)
-		}
-		return nil, fmt.Errorf("FAST token key: %w", err)
-	}
-	return key, nil
+	return keyfile.LoadOrCreate(path, KeySize, "FAST token key", "every token is then void")
 }

@@ -73,6 +73,8 @@ func Check(ctx context.Context, cfg *config.Config) (problems, warnings config.E
 			warnings = append(warnings, config.Problem{Key: fmt.Sprintf("listen %q.address", lc.Name), Msg: exposedWarning})
 		}
 	}
+	problems = append(problems, uploadCertProblems(cfg)...)
+	warnings = append(warnings, uploadWarnings(cfg)...)
 	problems = append(problems, HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
 		c, ok := caps[name]
 		return c, ok

@@ -171,8 +171,9 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 const retireGrace = 2 * time.Second
 
 // reloadTarget is the configuration koi runs after a reload to next from
-// cur: next's log level, limits, listeners' keepalives, plugins and hosts,
-// and cur's everything else, which restart names. A host removed from the
+// cur: next's log level, limits, listeners' keepalives, plugins and hosts
+// (but their upload services), and cur's everything else, which restart
+// names. A host removed from the
 // file keeps running as it was, with the plugins it uses.
 func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 	t := *cur
@@ -250,6 +251,18 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 	for _, h := range next.Hosts {
 		inNext[h.Name] = true
 	}
+	// A host's upload service (its listener, store and component) stays
+	// as it started.
+	running := map[string]*config.Upload{}
+	for _, h := range cur.Hosts {
+		running[h.Name] = h.Upload
+	}
+	for i, h := range t.Hosts {
+		if !reflect.DeepEqual(h.Upload, running[h.Name]) {
+			restart = append(restart, fmt.Sprintf("host %q.upload", h.Name))
+			t.Hosts[i].Upload = running[h.Name]
+		}
+	}
 	for _, h := range cur.Hosts {
 		if inNext[h.Name] {
 			continue
@@ -320,6 +333,7 @@ var hostKeys = map[string]string{
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
 	"SharedRoster": "shared_roster", "Registration": "registration", "PasswordChange": "password_change",
 	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc", "MUCDomain": "muc_domain",
+	"Upload": "upload",
 }
 
 // fieldChanges lists the fields of two structs of one type that differ,

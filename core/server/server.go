@@ -197,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, h := range cfg.Hosts {
 		names = append(names, h.Name)
 	}
+	names = append(names, uploadDomains(cfg)...)
 	// A component on a TLS listener may check the certificate against
 	// its own domain (slixmpp does).
 	for _, c := range cfg.Components {
@@ -337,6 +338,17 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	lv.c2s = srv
 
+	// Before the client listeners: a client that logs in can discover
+	// the services at once.
+	stopUploads, err := startUploads(cfg, mods, tlsCfg, s.log.Named("upload"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		stopUploads(uctx)
+	}()
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
