@@ -32,16 +32,14 @@ import (
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
-// Bucket is the JetStream key-value bucket of the session registry.
-const Bucket = "koi_sessions"
-
-// Subjects. A node's inbox gets the stanzas for its sessions (header
-// Koi-To names the session) and the stream closes other nodes ask for.
+// Subjects, after the cluster's name and a dot. A node's inbox gets the
+// stanzas for its sessions (header Koi-To names the session) and the
+// stream closes other nodes ask for. The registry is the key-value bucket
+// NAME_sessions.
 const (
-	subjHeartbeat = "koi.hb."    // + node
-	subjInbox     = "koi.node."  // + node + ".in"
-	subjClose     = "koi.node."  // + node + ".close"
-	subjRoster    = "koi.roster" // a roster changed: payload the owner's bare JID
+	subjHeartbeat = "hb."    // + node
+	subjNode      = "node."  // + node + ".in" or ".close"
+	subjRoster    = "roster" // a roster changed: payload the owner's bare JID
 	hdrTo         = "Koi-To"
 	hdrNode       = "Koi-Node"
 	hdrCondition  = "Koi-Condition"
@@ -52,6 +50,7 @@ type Config struct {
 	URL   string        // NATS server URLs, comma-separated
 	Node  string        // this node's name: distinct per node, [A-Za-z0-9_-]
 	Lease time.Duration // a node silent longer than this is dead
+	Name  string        // the cluster's name: prefixes subjects and the bucket
 }
 
 // Modules is what the cluster needs of the IM logic (core/modules).
@@ -113,6 +112,9 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 	}
 }
 
+// subj is a subject of this cluster.
+func (c *Cluster) subj(s string) string { return c.cfg.Name + "." + s }
+
 // Node is this node's name.
 func (c *Cluster) Node() string { return c.cfg.Node }
 
@@ -135,12 +137,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster: JetStream: %w", err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, History: 1, Storage: jetstream.MemoryStorage,
+		Bucket: c.cfg.Name + "_sessions", History: 1, Storage: jetstream.MemoryStorage,
 		Description: "koi: the sessions of every node",
 	})
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("cluster: key-value bucket %s (is JetStream enabled on the NATS server?): %w", Bucket, err)
+		return fmt.Errorf("cluster: key-value bucket %s_sessions (is JetStream enabled on the NATS server?): %w", c.cfg.Name, err)
 	}
 	c.kv = kv
 	if err := c.purgeNode(ctx, c.cfg.Node); err != nil {
@@ -152,10 +154,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 		subj string
 		h    nats.MsgHandler
 	}{
-		{subjInbox + c.cfg.Node + ".in", c.onForward},
-		{subjClose + c.cfg.Node + ".close", c.onClose},
-		{subjHeartbeat + "*", c.onHeartbeat},
-		{subjRoster, c.onRoster},
+		{c.subj(subjNode + c.cfg.Node + ".in"), c.onForward},
+		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
+		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
+		{c.subj(subjRoster), c.onRoster},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
 		if err != nil {
@@ -168,7 +170,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("cluster: watch %s: %w", Bucket, err)
+		return fmt.Errorf("cluster: watch the session registry: %w", err)
 	}
 	// The watcher first replays the bucket, then a nil marks the present.
 	for e := range w.Updates() {
@@ -421,7 +423,7 @@ type remoteSession struct {
 
 // Send implements router.Conn: the stanza goes to the home node.
 func (r *remoteSession) Send(el *xmlstream.Element) bool {
-	m := nats.NewMsg(subjInbox + r.node + ".in")
+	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".in"))
 	m.Header.Set(hdrTo, r.full.String())
 	m.Data = el.AppendXML(nil, "")
 	if err := r.c.nc.PublishMsg(m); err != nil {
@@ -433,7 +435,7 @@ func (r *remoteSession) Send(el *xmlstream.Element) bool {
 
 // Close implements router.Conn: the home node closes the stream.
 func (r *remoteSession) Close(condition, text string) {
-	m := nats.NewMsg(subjClose + r.node + ".close")
+	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".close"))
 	m.Header.Set(hdrTo, r.full.String())
 	m.Header.Set(hdrCondition, condition)
 	m.Data = []byte(text)
@@ -475,7 +477,7 @@ func (c *Cluster) onClose(m *nats.Msg) {
 // RosterWritten tells the other nodes that owner's stored roster changed
 // (install it with modules' OnRosterWrite).
 func (c *Cluster) RosterWritten(owner jid.JID) {
-	m := nats.NewMsg(subjRoster)
+	m := nats.NewMsg(c.subj(subjRoster))
 	m.Header.Set(hdrNode, c.cfg.Node)
 	m.Data = []byte(owner.String())
 	if err := c.nc.PublishMsg(m); err != nil {
@@ -493,13 +495,13 @@ func (c *Cluster) onRoster(m *nats.Msg) {
 }
 
 func (c *Cluster) heartbeat() {
-	if err := c.nc.Publish(subjHeartbeat+c.cfg.Node, nil); err != nil {
+	if err := c.nc.Publish(c.subj(subjHeartbeat+c.cfg.Node), nil); err != nil {
 		c.log.Warn("heartbeat not sent", "error", err)
 	}
 }
 
 func (c *Cluster) onHeartbeat(m *nats.Msg) {
-	node := strings.TrimPrefix(m.Subject, subjHeartbeat)
+	node := strings.TrimPrefix(m.Subject, c.subj(subjHeartbeat))
 	if node == c.cfg.Node {
 		return
 	}

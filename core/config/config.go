@@ -219,6 +219,9 @@ type Cluster struct {
 	NATSURL string        // key nats_url: "nats://host:4222" (several comma-separated)
 	Node    string        // key node: this node's name, [A-Za-z0-9_-], default the host name
 	Lease   time.Duration // key lease: how long a silent node counts as alive, default 10s
+	// Name (key name, default "koi") keeps clusters that share one NATS
+	// apart: it prefixes the subjects and the registry bucket.
+	Name string
 }
 
 // On reports whether the cluster block turns clustering on.

@@ -428,7 +428,11 @@ func (d *decoder) cluster(v any) Cluster {
 	if url == "" {
 		return Cluster{} // off: the other keys mean nothing
 	}
-	c := Cluster{Lease: lease}
+	c := Cluster{Lease: lease, Name: b.nonEmpty("name", "koi")}
+	if !validNodeName(c.Name) {
+		d.problem(b.at("name"), "want letters, digits, - and _ only (at most 64), got %s", quote(c.Name))
+		c.Name = "koi"
+	}
 	for _, u := range strings.Split(url, ",") {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
 			d.problem(b.at("nats_url"), "want nats://host:port (or tls://), comma-separated for several servers, got %s", quote(u))

@@ -90,7 +90,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "metrics":
 		return map[string]kind{"address": kString, "path": kString}, true
 	case "cluster":
-		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration}, true
+		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString}, true
 	case "push":
 		return map[string]kind{
 			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,

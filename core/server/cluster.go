@@ -18,7 +18,7 @@ func joinCluster(ctx context.Context, cc config.Cluster, rt *router.Router, mods
 	if !cc.On() {
 		return func(context.Context) {}, nil
 	}
-	cl := cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease}, log, rt, mods)
+	cl := cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease, Name: cc.Name}, log, rt, mods)
 	mods.OnRosterWrite(cl.RosterWritten)
 	if err := cl.Start(ctx); err != nil {
 		return nil, err
