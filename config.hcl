@@ -36,9 +36,18 @@ host "localhost" {
   private = "store"
   blocklist = "store"     # XEP-0191 blocking command
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
+  muc       = "store"     # persistent group chat rooms (XEP-0045) and their affiliations
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }
+
+# External components (XEP-0114): gateways and bots (Biboumi, Slidge, ...) that serve a domain of
+# their own. Each needs a component block with a shared secret of at least 16 characters (secret,
+# secret_file, or KOI_COMPONENT__<DOMAIN>__SECRET for a block in this file). The protocol is plaintext:
+# keep the listener on loopback, or set tls = true there for TLS from the first byte.
+# listen "component" { address = "127.0.0.1:5347" }
+# component "irc.localhost" { secret_file = "irc.secret" }
+#   replace = true lets a new connection for the domain take over instead of being refused
 
 # Optional, shown with their defaults:
 # limits { max_stanza_size = 262144  max_depth = 64  idle_timeout = "5m"  keepalive_interval = "60s"
@@ -59,7 +68,8 @@ host "localhost" {
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.
 # push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
 #        max_registrations = 5  max_errors = 16  interval = "5s" }
-# The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs).
+# The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs)
+# and a web page at /admin/ (status, hosts, plugins, live graphs; log in with the token).
 # Off unless address is set; give the token through the environment: KOI_ADMIN__TOKEN=...
 # admin { address = "127.0.0.1:5280"  token = ""  tls = false }
 # Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on

@@ -15,6 +15,23 @@ import (
 
 const adminToken = "e2e-admin-token-0123456789"
 
+// addAdmin appends an admin block on a free address with adminToken to
+// the config at path (koictl reads the token there too) and returns the
+// address.
+func addAdmin(t *testing.T, path string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("\nadmin { address = \"" + addr + "\"  token = \"" + adminToken + "\" }\n"); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // adminAPI calls koi's admin API and decodes the JSON answer.
 type adminAPI struct {
 	t    *testing.T
@@ -215,12 +232,7 @@ func TestKoictlThroughAdminAPI(t *testing.T) {
 	dir := t.TempDir()
 	opt := defaultOptions()
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("\nadmin { address = \"" + freeAddr(t) + "\"  token = \"" + adminToken + "\" }\n")
-	f.Close()
+	addAdmin(t, path)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
 	koictl := func(want int, args ...string) string {
 		t.Helper()

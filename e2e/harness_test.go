@@ -57,6 +57,9 @@ type options struct {
 	TokenLifetime string
 	// Metrics, when set, is metrics.address (Prometheus /metrics).
 	Metrics string
+	// Extra is more config, added verbatim at the end (component blocks
+	// and their listener, say).
+	Extra string
 }
 
 func defaultOptions() options {
@@ -143,6 +146,10 @@ push { {{.Opt.Push}} }
 {{- if .Opt.Metrics}}
 
 metrics { address = "{{.Opt.Metrics}}" }
+{{- end}}
+{{- if .Opt.Extra}}
+
+{{.Opt.Extra}}
 {{- end}}
 `))
 

@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,10 +66,7 @@ func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	opt := defaultOptions()
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
-	adminAddr := freeAddr(t)
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("\nadmin { address = \"" + adminAddr + "\"  token = \"" + adminToken + "\" }\n")
-	f.Close()
+	adminAddr := addAdmin(t, path)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
 	srv.addUser(t, "jo@localhost", "pw-jo")
 	tlsCfg := srv.tlsConfig(t, "localhost")
@@ -94,7 +93,7 @@ func TestReload(t *testing.T) {
 	waitLog(t, srv, "configuration reloaded")
 	after := srv.log.String()[mark:]
 	if !strings.Contains(after, "log.level debug → warn") || !strings.Contains(after, "tls certificate") ||
-		!strings.Contains(after, `need_restart=["limits"]`) {
+		!strings.Contains(after, "limits.max_depth 64 → 50") || strings.Contains(after, "need_restart=[\"") {
 		t.Errorf("reload log:\n%s", after)
 	}
 	if got := servedCert(t, srv.c2sTLS); !bytes.Equal(got, newDER) || bytes.Equal(got, old) {
@@ -128,4 +127,162 @@ func TestReload(t *testing.T) {
 		t.Errorf("API reload: %v", out)
 	}
 	alive("after the API reload")
+}
+
+// TestReloadBackendsPluginsLimits: with a session up throughout, a reload
+// through the admin API switches a host's roster to another plugin (the
+// next roster read comes from its SQLite file), restarts a plugin whose
+// DSN changed as a new process, enforces a lowered login rate at once,
+// and refuses a plugin config the plugin rejects without changing
+// anything: the old process still serves.
+func TestReloadBackendsPluginsLimits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opt := defaultOptions()
+	path, c2s, c2sTLS := writeConfig(t, dir, opt)
+	adminAddr := freeAddr(t)
+	base, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// write renders the test's variable part: the roster's plugin, the
+	// other plugin's DSN and extra config, the login rate.
+	write := func(roster, dsn, extra string, logins int) {
+		t.Helper()
+		src := strings.Replace(string(base), "  roster  = \"store\"", "  roster  = \""+roster+"\"", 1)
+		src = strings.Replace(src, "logins_per_ip = 1000", fmt.Sprintf("logins_per_ip = %d", logins), 1)
+		src += "\nadmin { address = \"" + adminAddr + "\"  token = \"" + adminToken + "\" }\n"
+		src += fmt.Sprintf("plugin \"other\" {\n  command = %q\n  config = { driver = \"sqlite\"  dsn = %q %s }\n}\n", pluginBin(), filepath.Join(dir, dsn), extra)
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("store", "b.db", "", 1000)
+	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
+	srv.addUser(t, "jo@localhost", "pw-jo")
+	api := adminAPI{t: t, base: "http://" + adminAddr}
+	jo := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "jo@localhost/pc", "pw-jo")
+	alive := func(when string) {
+		t.Helper()
+		if r := jo.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"); r.attr("type") != "result" {
+			t.Fatalf("the session %s: %s", when, r)
+		}
+	}
+	rosterNames := func() []string {
+		t.Helper()
+		r := jo.iq("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>")
+		if r.attr("type") != "result" {
+			t.Fatalf("roster get: %s", r)
+		}
+		var names []string
+		for _, it := range r.path("query").children("jabber:iq:roster", "item") {
+			names = append(names, it.attr("name"))
+		}
+		slices.Sort(names)
+		return names
+	}
+	addItem := func(contact, name string) {
+		t.Helper()
+		if r := jo.iq("<iq type='set'><query xmlns='jabber:iq:roster'><item jid='" + contact + "' name='" + name + "'/></query></iq>"); r.attr("type") != "result" {
+			t.Fatalf("roster set: %s", r)
+		}
+	}
+	reload := func(want ...string) {
+		t.Helper()
+		out := api.want(200, "POST", "/api/v1/config/reload", "")
+		applied := fmt.Sprint(out["applied"])
+		for _, w := range want {
+			if !strings.Contains(applied, w) {
+				t.Errorf("applied %s, want %q in it (need_restart %v)", applied, w, out["need_restart"])
+			}
+		}
+		if nr, _ := out["need_restart"].([]any); len(nr) != 0 {
+			t.Errorf("need_restart %v", nr)
+		}
+	}
+	pid := func(name string) int {
+		t.Helper()
+		out := api.want(200, "GET", "/api/v1/plugins", "")
+		for _, p := range out["plugins"].([]any) {
+			if m := p.(map[string]any); m["name"] == name {
+				n, _ := m["pid"].(float64)
+				return int(n)
+			}
+		}
+		t.Fatalf("no plugin %q in %v", name, out)
+		return 0
+	}
+
+	addItem("ann@localhost", "in A")
+	if got := rosterNames(); !slices.Equal(got, []string{"in A"}) {
+		t.Fatalf("roster in A: %v", got)
+	}
+
+	// The roster goes to plugin "other" (b.db): the next read is from B.
+	write("other", "b.db", "", 1000)
+	reload(`host "localhost".roster store → other`)
+	if got := rosterNames(); len(got) != 0 {
+		t.Fatalf("roster after switching to B (empty): %v", got)
+	}
+	addItem("bea@localhost", "in B")
+	if got := rosterNames(); !slices.Equal(got, []string{"in B"}) {
+		t.Fatalf("roster in B: %v", got)
+	}
+	alive("after switching the roster")
+	// And back: A still holds its own.
+	write("store", "b.db", "", 1000)
+	reload(`host "localhost".roster other → store`)
+	if got := rosterNames(); !slices.Equal(got, []string{"in A"}) {
+		t.Fatalf("roster back in A: %v", got)
+	}
+
+	// The other plugin's DSN changes: a new process on c.db.
+	write("other", "b.db", "", 1000)
+	reload(`host "localhost".roster store → other`)
+	oldPID := pid("other")
+	write("other", "c.db", "", 1000)
+	reload(`plugin "other" restarted with its new settings`)
+	newPID := pid("other")
+	if newPID == 0 || newPID == oldPID {
+		t.Fatalf("plugin other: pid %d before, %d after a DSN change", oldPID, newPID)
+	}
+	if got := rosterNames(); len(got) != 0 {
+		t.Fatalf("roster from the restarted plugin on c.db (empty): %v", got)
+	}
+	addItem("cid@localhost", "in C")
+	deadline := time.Now().Add(waitTimeout)
+	for !processGone(oldPID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replaced plugin process %d still runs", oldPID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	alive("after the plugin restart")
+
+	// A config the plugin rejects: refused, nothing changed, the running
+	// process serves on.
+	write("other", "d.db", "bogus_key = 1", 1000)
+	if out := api.want(422, "POST", "/api/v1/config/reload", ""); !strings.Contains(fmt.Sprint(out["error"]), "bogus_key") {
+		t.Errorf("refusal: %v", out)
+	}
+	if p := pid("other"); p != newPID {
+		t.Fatalf("a refused reload changed plugin other: pid %d, was %d", p, newPID)
+	}
+	if got := rosterNames(); !slices.Equal(got, []string{"in C"}) {
+		t.Fatalf("roster after a refused reload: %v", got)
+	}
+
+	// A lowered login rate holds for the next logins from one address.
+	write("other", "c.db", "", 2)
+	reload("limits.logins_per_ip 1000 → 2")
+	cfg := srv.tlsConfig(t, "localhost")
+	const from = "127.0.0.91"
+	dialRawFrom(t, from, srv.c2s, nil).login("localhost", cfg, "jo", "pw-jo", "r1")
+	dialRawFrom(t, from, srv.c2s, nil).login("localhost", cfg, "jo", "pw-jo", "r2")
+	r := dialRawFrom(t, from, srv.c2s, nil)
+	r.open("localhost")
+	r.startTLS("localhost", cfg)
+	r.send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + b64([]byte("\x00jo\x00pw-jo")) + "</auth>")
+	r.expectRetryError("policy-violation")
+	alive("after the login rate change")
 }

@@ -12,7 +12,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/koi-im/koi/internal/testsvc"
@@ -48,10 +47,6 @@ server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
 metrics { address = "{{.Metrics}}" }
 `))
 
-// browserTimeout bounds each step in the browser: a page load with
-// Converse's 4 MB of script on a busy machine, a login, a message.
-const browserTimeout = 60 * time.Second
-
 // A real web client in a real browser: examples/webchat serves Converse.js
 // pointed at koi's WebSocket listener, headless Chromium logs alice and bob
 // in from two separate browser contexts (no shared storage), alice types a
@@ -60,11 +55,7 @@ const browserTimeout = 60 * time.Second
 func TestWebchat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	testsvc.Require(t, testsvc.AptInstall(ctx, "chromium"))
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		testsvc.Require(t, fmt.Errorf("%w: chromium is not on PATH after installing it: %v", testsvc.ErrMissing, err))
-	}
+	browser := newBrowser(ctx, t)
 	pkg, err := testsvc.NPMInstall(ctx, "examples/webchat")
 	testsvc.Require(t, err)
 
@@ -95,19 +86,6 @@ func TestWebchat(t *testing.T) {
 	befriend(t, s)
 
 	web := startWebchat(t, webchatBin, page, "ws://"+ws+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // root in a container has no user namespace for the sandbox
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 800),
-	)...)
-	defer cancelAlloc()
-	browser, closeBrowser := chromedp.NewContext(allocCtx)
-	defer closeBrowser()
-	if err := chromedp.Do(browser); err != nil { // starts Chromium, with no timeout of its own
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
 
 	url := "http://" + page + "/"
 	alice := openPage(t, browser, "alice", url)
@@ -143,17 +121,8 @@ func TestWebchat(t *testing.T) {
 		t.Error("no koi_archive_queue_depth with the archive on")
 	}
 
-	artefacts := t.ArtifactDir()
 	for _, p := range []*browserPage{alice, bob} {
-		shot, err := chromedp.Run(p.timeout(), chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", p.name, err)
-		}
-		f := filepath.Join(artefacts, "webchat-"+p.name+".png")
-		if err := os.WriteFile(f, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot of %s's page: %s", p.name, f)
+		p.screenshot("webchat-" + p.name + ".png")
 	}
 	if t.Failed() {
 		t.Logf("webchat log:\n%s", web.String())
@@ -213,81 +182,6 @@ func startWebchat(t *testing.T, bin, listen, wsURL, dist string) *syncBuffer {
 	return log
 }
 
-// browserPage is one user's tab, in a browser context of its own.
-type browserPage struct {
-	t       *testing.T
-	name    string
-	ctx     context.Context
-	console *syncBuffer // what the page wrote to its console
-}
-
-func openPage(t *testing.T, browser context.Context, name, url string) *browserPage {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	p := &browserPage{t: t, name: name, ctx: ctx, console: &syncBuffer{}}
-	if err := chromedp.Do(ctx); err != nil { // creates the tab, which lives as long as ctx
-		t.Fatalf("%s: new tab: %v", name, err)
-	}
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
-			if err != nil {
-				return
-			}
-			var args []string
-			for _, a := range ev.Args {
-				args = append(args, strings.Trim(string(a.Value), `"`)+a.Description)
-			}
-			fmt.Fprintf(p.console, "%s: %s\n", ev.Type, strings.Join(args, " "))
-		}
-	}()
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(p.console, "exception: %v\n", &chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails})
-		}
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s's browser console:\n%s", name, p.console.String())
-		}
-	})
-	p.do("load the page", chromedp.Navigate(url))
-	return p
-}
-
-// timeout is the page's context for one step.
-func (p *browserPage) timeout() context.Context {
-	ctx, cancel := context.WithTimeout(p.ctx, browserTimeout)
-	p.t.Cleanup(cancel)
-	return ctx
-}
-
-func (p *browserPage) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	if err := chromedp.Do(p.timeout(), steps...); err != nil {
-		p.fail(what, err)
-	}
-}
-
-// fail ends the test with what the page showed: its text and a
-// screenshot among the artefacts.
-func (p *browserPage) fail(what string, err error) {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : document.documentElement.outerHTML`))
-	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-		f := filepath.Join(p.t.ArtifactDir(), "webchat-"+p.name+"-failed.png")
-		if os.WriteFile(f, shot, 0o644) == nil {
-			p.t.Logf("%s: screenshot of the failure: %s", p.name, f)
-		}
-	}
-	p.t.Fatalf("%s: %s: %v\npage text:\n%s", p.name, what, err, text)
-}
-
 // login fills Converse's login form; the user name takes the page's
 // default domain.
 func (p *browserPage) login(user, password string) {
@@ -314,10 +208,6 @@ func (p *browserPage) openChat(contact string) {
 // waitText waits until a message in the open chat reads text.
 func (p *browserPage) waitText(what, text string) {
 	p.t.Helper()
-	_, err := chromedp.Run(p.timeout(), chromedp.PollFunction[bool](
-		`(text) => [...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`,
-		chromedp.WithPollingArgs(text), chromedp.WithPollingTimeout(browserTimeout)))
-	if err != nil {
-		p.fail(fmt.Sprintf("waiting for %s (%q) on the page", what, text), err)
-	}
+	p.waitUntil(fmt.Sprintf("%s (%q) is on the page", what, text),
+		`(text) => [...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`, text)
 }

@@ -33,6 +33,7 @@ type Client struct {
 	archive   pb.ArchiveClient
 	blocklist pb.BlocklistClient
 	tokens    pb.TokensClient
+	muc       pb.MUCClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -48,6 +49,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		archive:   pb.NewArchiveClient(conn),
 		blocklist: pb.NewBlocklistClient(conn),
 		tokens:    pb.NewTokensClient(conn),
+		muc:       pb.NewMUCClient(conn),
 	}
 }
 
@@ -66,6 +68,8 @@ var (
 	_ BlocklistWriter = (*Client)(nil)
 	_ Tokens          = (*Client)(nil)
 	_ TokensWriter    = (*Client)(nil)
+	_ MUC             = (*Client)(nil)
+	_ MUCWriter       = (*Client)(nil)
 	_ Pinger          = (*Client)(nil)
 )
 
@@ -309,6 +313,63 @@ func (c *Client) DeleteToken(ctx context.Context, owner, agent string, hash []by
 // DeleteTokens implements TokensWriter.
 func (c *Client) DeleteTokens(ctx context.Context, owner string) error {
 	_, err := call(ctx, c.tokens.DeleteTokens, &pb.OwnerRequest{Owner: owner})
+	return err
+}
+
+// GetMUCRoom implements MUC.
+func (c *Client) GetMUCRoom(ctx context.Context, room string) (MUCRoom, error) {
+	resp, err := call(ctx, c.muc.GetMUCRoom, &pb.MUCRoomRequest{Room: room})
+	if err != nil {
+		return MUCRoom{}, err
+	}
+	return mucRoomFromPB(resp)
+}
+
+// ListMUCRooms implements MUC.
+func (c *Client) ListMUCRooms(ctx context.Context, service string) ([]MUCRoom, error) {
+	resp, err := call(ctx, c.muc.ListMUCRooms, &pb.MUCServiceRequest{Service: service})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MUCRoom, 0, len(resp.GetRooms()))
+	for _, r := range resp.GetRooms() {
+		room, err := mucRoomFromPB(r)
+		if err != nil {
+			return nil, fmt.Errorf("plugin answered ListMUCRooms(%s) with a broken room: %w", service, err)
+		}
+		out = append(out, room)
+	}
+	return out, nil
+}
+
+// GetMUCAffiliations implements MUC.
+func (c *Client) GetMUCAffiliations(ctx context.Context, room string) ([]MUCAffiliation, error) {
+	resp, err := call(ctx, c.muc.GetMUCAffiliations, &pb.MUCRoomRequest{Room: room})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MUCAffiliation, 0, len(resp.GetAffiliations()))
+	for _, a := range resp.GetAffiliations() {
+		out = append(out, mucAffiliationFromPB(a))
+	}
+	return out, nil
+}
+
+// PutMUCRoom implements MUCWriter.
+func (c *Client) PutMUCRoom(ctx context.Context, r MUCRoom) error {
+	_, err := call(ctx, c.muc.PutMUCRoom, mucRoomToPB(r))
+	return err
+}
+
+// DeleteMUCRoom implements MUCWriter.
+func (c *Client) DeleteMUCRoom(ctx context.Context, room string) error {
+	_, err := call(ctx, c.muc.DeleteMUCRoom, &pb.MUCRoomRequest{Room: room})
+	return err
+}
+
+// SetMUCAffiliation implements MUCWriter.
+func (c *Client) SetMUCAffiliation(ctx context.Context, a MUCAffiliation) error {
+	_, err := call(ctx, c.muc.SetMUCAffiliation, mucAffiliationToPB(a))
 	return err
 }
 

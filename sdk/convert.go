@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -49,6 +50,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 		ArchiveFulltext: c.Archive.FullText,
 		Blocklist:       accessToPB(c.Blocklist),
 		Tokens:          accessToPB(c.Tokens),
+		Muc:             accessToPB(c.MUC),
 	}
 }
 
@@ -62,6 +64,7 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
 		Blocklist: accessFromPB(c.GetBlocklist()),
 		Tokens:    accessFromPB(c.GetTokens()),
+		MUC:       accessFromPB(c.GetMuc()),
 	}
 }
 
@@ -248,4 +251,47 @@ func tokenFromPB(t *pb.Token) Token {
 		Owner: t.GetOwner(), Agent: t.GetAgent(), Hash: t.GetHash(), Salt: t.GetSalt(),
 		Mechanism: t.GetMechanism(), Expires: t.GetExpires().AsTime(),
 	}
+}
+
+// A room's config travels as fields sorted by var, so that the same map is
+// the same message.
+func mucRoomToPB(r MUCRoom) *pb.MUCRoom {
+	out := &pb.MUCRoom{Room: r.Room, Subject: r.Subject, SubjectBy: r.SubjectBy}
+	if !r.Created.IsZero() {
+		out.Created = timestamppb.New(r.Created)
+	}
+	vars := make([]string, 0, len(r.Config))
+	for v := range r.Config {
+		vars = append(vars, v)
+	}
+	slices.Sort(vars)
+	for _, v := range vars {
+		out.Config = append(out.Config, &pb.MUCConfigField{Var: v, Values: r.Config[v]})
+	}
+	return out
+}
+
+// mucRoomFromPB refuses a config that names a var twice, which no Go map
+// could have sent: the map would silently lose one.
+func mucRoomFromPB(r *pb.MUCRoom) (MUCRoom, error) {
+	out := MUCRoom{Room: r.GetRoom(), Subject: r.GetSubject(), SubjectBy: r.GetSubjectBy(),
+		Config: make(map[string][]string, len(r.GetConfig()))}
+	if r.GetCreated() != nil {
+		out.Created = r.GetCreated().AsTime()
+	}
+	for _, f := range r.GetConfig() {
+		if _, dup := out.Config[f.GetVar()]; dup {
+			return MUCRoom{}, fmt.Errorf("%w: room %s: config field %q given twice", ErrInvalid, r.GetRoom(), f.GetVar())
+		}
+		out.Config[f.GetVar()] = f.GetValues()
+	}
+	return out, nil
+}
+
+func mucAffiliationToPB(a MUCAffiliation) *pb.MUCAffiliation {
+	return &pb.MUCAffiliation{Room: a.Room, Jid: a.JID, Affiliation: a.Affiliation, Nick: a.Nick, Reason: a.Reason}
+}
+
+func mucAffiliationFromPB(a *pb.MUCAffiliation) MUCAffiliation {
+	return MUCAffiliation{Room: a.GetRoom(), JID: a.GetJid(), Affiliation: a.GetAffiliation(), Nick: a.GetNick(), Reason: a.GetReason()}
 }

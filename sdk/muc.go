@@ -46,7 +46,9 @@ type MUC interface {
 	GetMUCAffiliations(ctx context.Context, room string) ([]MUCAffiliation, error)
 }
 
-// MUCWriter changes persistent rooms. Each call is atomic.
+// MUCWriter changes persistent rooms. Each call is atomic. Input that
+// CheckMUCRoom or CheckMUCAffiliation refuses is ErrInvalid, in every
+// method (a room JID that MUCService refuses, in the reads too).
 type MUCWriter interface {
 	// PutMUCRoom creates the room or replaces its Config, Subject and
 	// SubjectBy (Created is kept from the first put).

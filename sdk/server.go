@@ -29,6 +29,7 @@ type server struct {
 	pb.UnimplementedArchiveServer
 	pb.UnimplementedBlocklistServer
 	pb.UnimplementedTokensServer
+	pb.UnimplementedMUCServer
 
 	factory Factory
 	log     Logger
@@ -160,6 +161,9 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, tokens := b.(Tokens)
 	_, tokensW := b.(TokensWriter)
 	check("tokens", caps.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
+	_, muc := b.(MUC)
+	_, mucW := b.(MUCWriter)
+	check("muc", caps.MUC, muc, mucW, "MUC", "MUCWriter")
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}
@@ -243,6 +247,7 @@ func privateAccess(c Capabilities) Access   { return c.Private }
 func archiveAccess(c Capabilities) Access   { return c.Archive.Access }
 func blocklistAccess(c Capabilities) Access { return c.Blocklist }
 func tokensAccess(c Capabilities) Access    { return c.Tokens }
+func mucAccess(c Capabilities) Access       { return c.MUC }
 
 // reply converts a backend result: on error the status, otherwise resp().
 func reply[R any](err error, resp func() R) (R, error) {
@@ -578,6 +583,75 @@ func (s *server) DeleteTokens(ctx context.Context, req *pb.OwnerRequest) (*pb.Em
 		return nil, err
 	}
 	return emptyReply(b.DeleteTokens(ctx, req.GetOwner()))
+}
+
+// MUC.
+
+func (s *server) GetMUCRoom(ctx context.Context, req *pb.MUCRoomRequest) (*pb.MUCRoom, error) {
+	b, err := reader[MUC](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.GetMUCRoom(ctx, req.GetRoom())
+	return reply(err, func() *pb.MUCRoom { return mucRoomToPB(r) })
+}
+
+func (s *server) ListMUCRooms(ctx context.Context, req *pb.MUCServiceRequest) (*pb.MUCRoomsResponse, error) {
+	b, err := reader[MUC](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	rooms, err := b.ListMUCRooms(ctx, req.GetService())
+	return reply(err, func() *pb.MUCRoomsResponse {
+		out := &pb.MUCRoomsResponse{Rooms: make([]*pb.MUCRoom, 0, len(rooms))}
+		for _, r := range rooms {
+			out.Rooms = append(out.Rooms, mucRoomToPB(r))
+		}
+		return out
+	})
+}
+
+func (s *server) GetMUCAffiliations(ctx context.Context, req *pb.MUCRoomRequest) (*pb.MUCAffiliationsResponse, error) {
+	b, err := reader[MUC](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	affs, err := b.GetMUCAffiliations(ctx, req.GetRoom())
+	return reply(err, func() *pb.MUCAffiliationsResponse {
+		out := &pb.MUCAffiliationsResponse{Affiliations: make([]*pb.MUCAffiliation, 0, len(affs))}
+		for _, a := range affs {
+			out.Affiliations = append(out.Affiliations, mucAffiliationToPB(a))
+		}
+		return out
+	})
+}
+
+func (s *server) PutMUCRoom(ctx context.Context, req *pb.MUCRoom) (*pb.Empty, error) {
+	b, err := writer[MUCWriter](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	r, err := mucRoomFromPB(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return emptyReply(b.PutMUCRoom(ctx, r))
+}
+
+func (s *server) DeleteMUCRoom(ctx context.Context, req *pb.MUCRoomRequest) (*pb.Empty, error) {
+	b, err := writer[MUCWriter](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.DeleteMUCRoom(ctx, req.GetRoom()))
+}
+
+func (s *server) SetMUCAffiliation(ctx context.Context, req *pb.MUCAffiliation) (*pb.Empty, error) {
+	b, err := writer[MUCWriter](s, "muc", mucAccess)
+	if err != nil {
+		return nil, err
+	}
+	return emptyReply(b.SetMUCAffiliation(ctx, mucAffiliationFromPB(req)))
 }
 
 // Archive.

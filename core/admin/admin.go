@@ -1,8 +1,9 @@
 // Package admin is koi's administration API: JSON over HTTP on its own
 // listener, off unless configured, every call authenticated with a bearer
 // token. It manages accounts, sessions and rosters, sends messages,
-// reports statistics and plugin health, restarts plugins and checks the
-// configuration. openapi.yaml in this directory is its contract; koictl
+// reports statistics, counters and plugin health, restarts plugins and
+// checks the configuration; under /admin/ it serves a web page (package
+// webui) that shows them and graphs the counters. openapi.yaml in this directory is its contract; koictl
 // uses it when koi runs.
 //
 // The package knows koi only through the small interfaces below, which
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/admin/webui"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -89,13 +91,30 @@ type Plugins interface {
 	RestartPlugin(name string) bool
 }
 
+// Counters are koi's cumulative client counters, the ones /metrics
+// exports; the web page polls them and draws the rates.
+type Counters struct {
+	ConnectionsOpen  int64             `json:"connections_open"`
+	ConnectionsTotal uint64            `json:"connections_total"`
+	Logins           map[string]uint64 `json:"logins"`
+	StanzasIn        map[string]uint64 `json:"stanzas_in"`
+	StanzasOut       map[string]uint64 `json:"stanzas_out"`
+}
+
+// CounterReader reads the counters; it is called once a second per open
+// page, so it must be cheap.
+type CounterReader interface {
+	Counters() Counters
+}
+
 // ConfigCheck checks the configuration file koi was started with, as
 // `koi check-config` does.
 type ConfigCheck func(ctx context.Context) (problems, warnings []string, err error)
 
 // Reload re-reads the configuration file and applies what can change
-// while koi runs; it returns what it applied and the changed sections
-// that need a restart. An error means nothing changed.
+// while koi runs (log level, certificate, limits, plugins, the hosts'
+// backends); it returns one item per change applied and the changed
+// sections that need a restart. An error means nothing changed.
 type Reload func(ctx context.Context) (applied, needRestart []string, err error)
 
 // Config is what the API serves and how.
@@ -110,6 +129,8 @@ type Config struct {
 	Rosters  Rosters
 	Messages Messages
 	Plugins  Plugins
+	// Counters may be nil: the counters call then answers 503.
+	Counters CounterReader
 	Check    ConfigCheck
 	Reload   Reload
 }
@@ -117,11 +138,13 @@ type Config struct {
 // maxBody bounds request bodies: the largest legitimate one is a message.
 const maxBody = 256 << 10
 
-// Handler returns the API's HTTP handler.
+// Handler returns the admin listener's HTTP handler: the API under
+// /api/v1/ and the web page under /admin/.
 func Handler(cfg Config) http.Handler {
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/stats", a.stats)
+	mux.HandleFunc("GET /api/v1/counters", a.counters)
 	mux.HandleFunc("GET /api/v1/users", a.listUsers)
 	mux.HandleFunc("POST /api/v1/users", a.createUser)
 	mux.HandleFunc("GET /api/v1/users/{jid}", a.getUser)
@@ -142,7 +165,36 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not-found", "no such API call: "+r.Method+" "+r.URL.Path)
 	})
-	return a.authenticate(mux)
+	// The page's files are public: all they hold is a login form and the
+	// script that calls the API with the token the user types.
+	top := http.NewServeMux()
+	top.Handle("/api/", a.authenticate(mux))
+	top.Handle("GET /admin/", http.StripPrefix("/admin", webui.Handler()))
+	top.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		// Relative, so that it holds behind a proxy that adds a prefix;
+		// http.Redirect would make it absolute.
+		w.Header().Set("Location", "admin/")
+		w.WriteHeader(http.StatusFound)
+	})
+	top.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not-found", "nothing here: the API is under /api/v1/, the web page under /admin/")
+	})
+	return secure(top)
+}
+
+// secure sets the headers every answer carries: nothing here may be
+// framed, sniffed into another type, leak a Referer, or be cached (the
+// page's files carry an ETag and revalidate).
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
 }
 
 type api struct{ cfg Config }
@@ -153,13 +205,13 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			reason := "wrong token"
+			reason, text := "wrong token", "wrong token: the bearer token is not admin.token"
 			if !ok {
-				reason = "no bearer token"
+				reason, text = "no bearer token", "a bearer token is required: Authorization: Bearer <admin.token>"
 			}
 			a.cfg.Log.Info("admin API call refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="koi"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required: Authorization: Bearer <admin.token>")
+			writeError(w, http.StatusUnauthorized, "unauthorized", text)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)

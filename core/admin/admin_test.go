@@ -138,6 +138,16 @@ func (f *fakeKoi) Broadcast(host string, el *xmlstream.Element) int {
 	f.sent = append(f.sent, el)
 	return len(f.Sessions(host))
 }
+func (f *fakeKoi) Counters() Counters {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Counters{
+		ConnectionsOpen: int64(len(f.sessions)), ConnectionsTotal: 5,
+		Logins:     map[string]uint64{"success": 4, "failure": 1, "refused": 0},
+		StanzasIn:  map[string]uint64{"message": uint64(len(f.sent)), "presence": 3, "iq": 7, "other": 0},
+		StanzasOut: map[string]uint64{"message": 2, "presence": 6, "iq": 7, "other": 1},
+	}
+}
 func (f *fakeKoi) Plugins() []Plugin { return []Plugin{{Name: "store", Healthy: true, PID: 42}} }
 func (f *fakeKoi) RestartPlugin(name string) bool {
 	if name != "store" {
@@ -210,16 +220,17 @@ func TestAPI(t *testing.T) {
 	var logs bytes.Buffer
 	v := &validator{t: t, router: rt, seen: map[string]bool{}, next: Handler(Config{
 		Token: token, Version: "test", Started: time.Now().Add(-time.Minute), Log: hclog.New(&hclog.LoggerOptions{Output: &logs}),
-		Users: f, Sessions: f, Rosters: f, Messages: f, Plugins: f,
+		Users: f, Sessions: f, Rosters: f, Messages: f, Plugins: f, Counters: f,
 		Check: func(context.Context) ([]string, []string, error) {
 			return []string{`host "x".auth: no plugin block named "y"`}, nil, nil
 		},
 		Reload: func(context.Context) ([]string, []string, error) {
 			f.reloads++
 			if f.reloads > 1 {
-				return nil, nil, errors.New(`limits.max_depth: must be greater than 0`)
+				return nil, nil, errors.New(`plugins: plugin "store": configure: bogus_key: unknown key`)
 			}
-			return []string{"log.level info → debug"}, []string{"listen"}, nil
+			return []string{"log.level info → debug", `plugin "store" restarted with its new settings`, `host "example.org".roster store → other`},
+				[]string{"listen (addresses, types, TLS, paths)"}, nil
 		},
 	})}
 	ts := httptest.NewServer(v)
@@ -257,10 +268,17 @@ func TestAPI(t *testing.T) {
 		check                           func(map[string]any) bool
 	}{
 		{"no token", "GET", "/api/v1/stats", "", "", 401, func(m map[string]any) bool { return m["code"] == "unauthorized" }},
-		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, nil},
+		{"wrong token", "GET", "/api/v1/stats", "", "nope", 401, func(m map[string]any) bool {
+			return m["code"] == "unauthorized" && strings.HasPrefix(m["error"].(string), "wrong token")
+		}},
 		{"stats", "GET", "/api/v1/stats", "", token, 200, func(m map[string]any) bool {
 			return m["sessions"] == 2.0 && m["online_users"] == 2.0 && m["uptime_seconds"].(float64) >= 59
 		}},
+		{"counters", "GET", "/api/v1/counters", "", token, 200, func(m map[string]any) bool {
+			return m["uptime_ms"].(float64) >= 59000 && m["connections_open"] == 2.0 &&
+				m["logins"].(map[string]any)["success"] == 4.0 && m["stanzas_out"].(map[string]any)["presence"] == 6.0
+		}},
+		{"counters, no token", "GET", "/api/v1/counters", "", "", 401, nil},
 		{"list users, two hosts, none named", "GET", "/api/v1/users", "", token, 400, nil},
 		{"list users", "GET", "/api/v1/users?host=example.org", "", token, 200, func(m map[string]any) bool {
 			return len(m["users"].([]any)) == 1
@@ -297,12 +315,15 @@ func TestAPI(t *testing.T) {
 		{"message, no body", "POST", "/api/v1/messages", `{"to":"alice@example.org"}`, token, 400, nil},
 		{"message, unknown host", "POST", "/api/v1/messages", `{"to":"alice@nowhere.org","body":"x"}`, token, 404, nil},
 		{"broadcast", "POST", "/api/v1/broadcast", `{"host":"other.org","subject":"Notice","body":"restart at 6"}`, token, 200, func(m map[string]any) bool { return m["recipients"] == 1.0 }},
+		{"counters count", "GET", "/api/v1/counters", "", token, 200, func(m map[string]any) bool {
+			return m["stanzas_in"].(map[string]any)["message"] == 2.0
+		}},
 		{"plugins", "GET", "/api/v1/plugins", "", token, 200, func(m map[string]any) bool { return len(m["plugins"].([]any)) == 1 }},
 		{"restart", "POST", "/api/v1/plugins/store/restart", "", token, 202, nil},
 		{"restart, unknown", "POST", "/api/v1/plugins/nope/restart", "", token, 404, nil},
 		{"config check", "POST", "/api/v1/config/check", "", token, 200, func(m map[string]any) bool { return m["ok"] == false && len(m["problems"].([]any)) == 1 }},
 		{"reload", "POST", "/api/v1/config/reload", "", token, 200, func(m map[string]any) bool {
-			return len(m["applied"].([]any)) == 1 && len(m["need_restart"].([]any)) == 1
+			return len(m["applied"].([]any)) == 3 && len(m["need_restart"].([]any)) == 1
 		}},
 		{"reload of a broken file", "POST", "/api/v1/config/reload", "", token, 422, func(m map[string]any) bool {
 			return strings.Contains(m["error"].(string), "nothing changed")

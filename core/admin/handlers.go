@@ -139,6 +139,23 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// countersAnswer is the counters with the server's clock: the page
+// computes rates from uptime_ms, which is monotonic, rather than from
+// the browser's clock and the jitter of its timers.
+type countersAnswer struct {
+	UptimeMillis int64 `json:"uptime_ms"`
+	Counters
+}
+
+func (a *api) counters(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Counters == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "koi runs without counters")
+		return
+	}
+	c := a.cfg.Counters.Counters()
+	writeJSON(w, http.StatusOK, countersAnswer{UptimeMillis: time.Since(a.cfg.Started).Milliseconds(), Counters: c})
+}
+
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
 	host := strings.ToLower(r.URL.Query().Get("host"))
 	if host == "" {

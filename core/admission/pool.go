@@ -27,13 +27,21 @@ var ErrBusy = errors.New("admission: server busy")
 // Pool is a semaphore with a bounded, time-limited wait queue. The zero
 // value is not usable; a nil *Pool admits everyone at once.
 type Pool struct {
-	slots   chan struct{}
-	queue   int64
-	maxWait time.Duration
+	// cur is swapped by Resize. A caller releases into the slots it
+	// acquired from, so steps admitted before a resize finish under the
+	// old size while new callers wait for the new slots: for a moment
+	// both may run, never more than the old and new sizes together.
+	cur     atomic.Pointer[poolState]
 	waiting atomic.Int64
 
 	admitted atomic.Uint64
 	refused  atomic.Uint64
+}
+
+type poolState struct {
+	slots   chan struct{}
+	queue   int64
+	maxWait time.Duration
 }
 
 // New returns a Pool running at most size steps at once, with at most queue
@@ -41,13 +49,41 @@ type Pool struct {
 // queue of 0 refuses whoever finds no free slot; a maxWait of 0 waits as
 // long as the caller's context allows.
 func New(size, queue int, maxWait time.Duration) (*Pool, error) {
+	st, err := newState(size, queue, maxWait)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{}
+	p.cur.Store(st)
+	return p, nil
+}
+
+func newState(size, queue int, maxWait time.Duration) (*poolState, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("admission: pool size %d: must be at least 1", size)
 	}
 	if queue < 0 || maxWait < 0 {
 		return nil, fmt.Errorf("admission: queue %d and wait %s must not be negative", queue, maxWait)
 	}
-	return &Pool{slots: make(chan struct{}, size), queue: int64(queue), maxWait: maxWait}, nil
+	return &poolState{slots: make(chan struct{}, size), queue: int64(queue), maxWait: maxWait}, nil
+}
+
+// Check reports whether New would accept these values.
+func Check(size, queue int, maxWait time.Duration) error {
+	_, err := newState(size, queue, maxWait)
+	return err
+}
+
+// Resize changes the pool's size, queue and wait (as New checks them).
+// Callers already waiting keep waiting for the slots they queued for;
+// new callers see the new limits at once.
+func (p *Pool) Resize(size, queue int, maxWait time.Duration) error {
+	st, err := newState(size, queue, maxWait)
+	if err != nil {
+		return err
+	}
+	p.cur.Store(st)
+	return nil
 }
 
 // Acquire waits for a slot and returns the function that gives it back
@@ -58,46 +94,50 @@ func (p *Pool) Acquire(ctx context.Context) (release func(), err error) {
 	if p == nil {
 		return func() {}, nil
 	}
+	st := p.cur.Load()
 	select {
-	case p.slots <- struct{}{}:
+	case st.slots <- struct{}{}:
 		p.admitted.Add(1)
-		return p.release, nil
+		return st.release, nil
 	default:
 	}
-	if p.waiting.Add(1) > p.queue {
+	if p.waiting.Add(1) > st.queue {
 		p.waiting.Add(-1)
 		p.refused.Add(1)
-		return nil, fmt.Errorf("%w: %d waiting", ErrBusy, p.queue)
+		return nil, fmt.Errorf("%w: %d waiting", ErrBusy, st.queue)
 	}
 	defer p.waiting.Add(-1)
 	var expired <-chan time.Time
-	if p.maxWait > 0 {
-		t := time.NewTimer(p.maxWait)
+	if st.maxWait > 0 {
+		t := time.NewTimer(st.maxWait)
 		defer t.Stop()
 		expired = t.C
 	}
 	select {
-	case p.slots <- struct{}{}:
+	case st.slots <- struct{}{}:
 		p.admitted.Add(1)
-		return p.release, nil
+		return st.release, nil
 	case <-expired:
 		p.refused.Add(1)
-		return nil, fmt.Errorf("%w: waited %s", ErrBusy, p.maxWait)
+		return nil, fmt.Errorf("%w: waited %s", ErrBusy, st.maxWait)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("admission: waiting for a slot: %w", ctx.Err())
 	}
 }
 
-func (p *Pool) release() { <-p.slots }
+func (st *poolState) release() { <-st.slots }
 
 // RetryAfter is what to tell a refused client: the pool's maximum wait,
 // the time in which the queue in front of it turns over at worst, or one
 // second when the pool has no maximum.
 func (p *Pool) RetryAfter() time.Duration {
-	if p == nil || p.maxWait <= 0 {
+	if p == nil {
 		return time.Second
 	}
-	return p.maxWait
+	if w := p.cur.Load().maxWait; w > 0 {
+		return w
+	}
+	return time.Second
 }
 
 // Stats are a pool's counters since it was made.
@@ -113,5 +153,5 @@ func (p *Pool) Stats() Stats {
 	if p == nil {
 		return Stats{}
 	}
-	return Stats{Running: len(p.slots), Waiting: int(p.waiting.Load()), Admitted: p.admitted.Load(), Refused: p.refused.Load()}
+	return Stats{Running: len(p.cur.Load().slots), Waiting: int(p.waiting.Load()), Admitted: p.admitted.Load(), Refused: p.refused.Load()}
 }

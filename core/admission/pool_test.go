@@ -120,3 +120,52 @@ func TestNewRejectsBadSizes(t *testing.T) {
 		t.Fatal("negative queue accepted")
 	}
 }
+
+// TestPoolResize: a reload resizes the pool; steps admitted before finish
+// under the old size, new callers get the new one.
+func TestPoolResize(t *testing.T) {
+	p, err := New(1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second acquire of a pool of 1 without queue: %v", err)
+	}
+	if err := p.Resize(0, 0, 0); err == nil {
+		t.Fatal("resize to 0 accepted")
+	}
+	if err := Check(2, -1, 0); err == nil {
+		t.Fatal("Check accepted a negative queue")
+	}
+	if err := p.Resize(2, 0, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p.RetryAfter() != 3*time.Second {
+		t.Fatalf("retry after %s", p.RetryAfter())
+	}
+	var rels []func()
+	for i := range 2 {
+		r, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatalf("acquire %d after resize to 2: %v", i, err)
+		}
+		rels = append(rels, r)
+	}
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("third acquire of the new pool of 2: %v", err)
+	}
+	rel() // into the old slots: must not free a new one nor block
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("an old release freed a new slot: %v", err)
+	}
+	for _, r := range rels {
+		r()
+	}
+	if s := p.Stats(); s.Running != 0 {
+		t.Fatalf("running %d after all released", s.Running)
+	}
+}

@@ -140,7 +140,7 @@ var (
 // replayed in order as soon as the backend acknowledges again, and at
 // start-up; replays are idempotent like any resend.
 type Writer struct {
-	open Opener
+	open Opener // under mu: Redirect changes it
 	opt  Options
 	log  hclog.Logger
 
@@ -163,6 +163,9 @@ type Writer struct {
 	backoff  time.Duration
 	closing  bool
 	stats    Stats
+	// redirect asks run to end the current stream once its batches are
+	// acknowledged and to open the next with open (see Redirect).
+	redirect bool
 
 	// The journal, if any. jrecs, jmsgs and spillSeq are under mu; the
 	// journal itself is called from run only.
@@ -456,6 +459,19 @@ func (w *Writer) Close(ctx context.Context) error {
 	return fmt.Errorf("archive: %d messages not written at shutdown: %w", lost, ctx.Err())
 }
 
+// Redirect makes the writer send to another backend (a configuration
+// reload switched the host's archive): the batches in flight on the
+// current stream are acknowledged there, then that stream ends and the
+// next opens with open. What is queued or journaled meanwhile goes to the
+// new backend, as it would after a restart.
+func (w *Writer) Redirect(open Opener) {
+	w.mu.Lock()
+	w.open = open
+	w.redirect = true
+	w.mu.Unlock()
+	w.poke()
+}
+
 func (w *Writer) poke() {
 	select {
 	case w.wake <- struct{}{}:
@@ -517,6 +533,16 @@ func (w *Writer) run() {
 		w.applyAcks()
 		now := time.Now()
 		w.mu.Lock()
+		if w.redirect && (c == nil || len(w.inflight) == 0) {
+			w.redirect = false
+			if c != nil {
+				w.mu.Unlock()
+				c.s.CloseSend()
+				c.kill()
+				c = nil
+				w.mu.Lock()
+			}
+		}
 		finished := w.closing && w.used == 0 && (w.jrecords == 0 || w.gaveUp)
 		pending := w.queue.len()+len(w.inflight)+w.jrecords > 0
 		w.mu.Unlock()
@@ -651,7 +677,10 @@ func (w *Writer) ackOverdue() bool {
 // later.
 func (w *Writer) connect() *conn {
 	ctx, cancel := context.WithCancel(w.ctx)
-	s, err := w.open(ctx)
+	w.mu.Lock()
+	open := w.open
+	w.mu.Unlock()
+	s, err := open(ctx)
 	if err != nil {
 		cancel()
 		if w.ctx.Err() == nil {
@@ -671,7 +700,7 @@ func (w *Writer) connect() *conn {
 func (w *Writer) sendDue(c *conn, now time.Time) {
 	for {
 		w.mu.Lock()
-		if len(w.inflight) >= w.opt.MaxInFlight {
+		if len(w.inflight) >= w.opt.MaxInFlight || w.redirect {
 			w.mu.Unlock()
 			return
 		}

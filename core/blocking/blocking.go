@@ -35,6 +35,7 @@ type Server interface {
 	HandleOwnIQ(typ, ns string, h modules.OwnIQ)
 	AddServerFeature(ns string, on func(*modules.Host) bool)
 	SetBlocker(b modules.Blocker)
+	OnHostChange(f func(old, new *modules.Host))
 }
 
 // Module is the blocking command. It implements modules.Blocker.
@@ -65,7 +66,29 @@ func Register(log hclog.Logger, srv Server, r *router.Router) *Module {
 	srv.HandleOwnIQ("set", NS, b.set)
 	srv.AddServerFeature(NS, func(h *modules.Host) bool { return h.Blocklist.On })
 	srv.SetBlocker(b)
+	srv.OnHostChange(b.hostChanged)
 	return b
+}
+
+// hostChanged reads the lists of the host's users again from its new
+// version's blocklist backend (a reload may have switched it): each list is marked
+// unloaded under its lock, so a load in progress finishes first and the
+// next use reads the new backend. The sessions that asked for a list stay
+// subscribed to its pushes.
+func (b *Module) hostChanged(_, new *modules.Host) {
+	b.mu.Lock()
+	var lists []*list
+	for owner, l := range b.lists {
+		if owner.Domain() == new.Name {
+			lists = append(lists, l)
+		}
+	}
+	b.mu.Unlock()
+	for _, l := range lists {
+		l.mu.Lock()
+		l.loaded, l.items = false, nil
+		l.mu.Unlock()
+	}
 }
 
 // backend returns owner's host's blocklist backend, or nil when the host

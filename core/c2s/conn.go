@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/linger"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sm"
@@ -73,13 +74,13 @@ type conn struct {
 	held      bool // SASL2 is binding: queue, but start no writer (holdQueue)
 	writers   sync.WaitGroup
 	closed    atomic.Bool
-	lastWrite atomic.Int64 // unix nanoseconds of the last write, for keepalives
-	lastRead  atomic.Int64 // unix nanoseconds of the last read, for keepalives
-	pingSent  atomic.Int64 // unix nanoseconds of the unanswered keepalive ping, 0 if none
-	ka        Keepalive    // the listener's keepalive policy
-	bound     atomic.Bool  // a resource is bound: keepalives may be sent
-	errorSent atomic.Bool  // Close wrote a stream error: linger at the close
-	one       [1]byte      // where an idle session waits for its next byte
+	lastWrite atomic.Int64     // unix nanoseconds of the last write, for keepalives
+	lastRead  atomic.Int64     // unix nanoseconds of the last read, for keepalives
+	pingSent  atomic.Int64     // unix nanoseconds of the unanswered keepalive ping, 0 if none
+	ka        *KeepalivePolicy // the listener's keepalive policy
+	bound     atomic.Bool      // a resource is bound: keepalives may be sent
+	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
+	one       [1]byte          // where an idle session waits for its next byte
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 
@@ -94,7 +95,7 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	}
 	return &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
-		ka: s.defaultKeepalive(),
+		ka: s.defaultKA,
 	}
 }
 
@@ -145,7 +146,7 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	c.r = xmlstream.NewReader(deadlineReader{c, c.srv.cfg.IdleTimeout}, c.srv.cfg.Limits)
+	c.r = xmlstream.NewReader(deadlineReader{c, c.srv.tun().IdleTimeout}, c.srv.tun().Limits)
 	err := c.negotiate()
 	if err == nil {
 		err = c.sessionLoop()
@@ -185,7 +186,7 @@ func (c *conn) finish() {
 	c.writers.Wait()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
-		lingerClose(c.nc, closeGrace)
+		linger.Close(c.nc, closeGrace)
 	} else {
 		c.nc.Close()
 	}
@@ -224,7 +225,7 @@ func (c *conn) send(el *xmlstream.Element) bool {
 // refuses when the queue is full, unless force (the closing tail).
 func (c *conn) enqueue(b []byte, force bool) bool {
 	c.qmu.Lock()
-	if !force && len(c.queue) >= c.srv.cfg.SendQueue {
+	if !force && len(c.queue) >= c.srv.tun().SendQueue {
 		c.qmu.Unlock()
 		return false
 	}
@@ -476,7 +477,7 @@ func (c *conn) negotiate() error {
 				c.closed.Store(true)
 				return errStreamClosing
 			}
-			c.r.Reset(deadlineReader{c, c.srv.cfg.IdleTimeout})
+			c.r.Reset(deadlineReader{c, c.srv.tun().IdleTimeout})
 			if err := c.openStream(); err != nil {
 				return err
 			}
@@ -584,7 +585,7 @@ func (c *conn) sessionLoop() error {
 		if c.r.Idle() {
 			// Wait here rather than deep inside the XML decoder: an idle
 			// session's stack can then shrink to its minimum.
-			n, err := (deadlineReader{c, c.srv.cfg.IdleTimeout}).Read(c.one[:])
+			n, err := (deadlineReader{c, c.srv.tun().IdleTimeout}).Read(c.one[:])
 			if n == 0 {
 				if err == nil {
 					continue

@@ -43,10 +43,6 @@ type Keepalive struct {
 	Timeout time.Duration
 }
 
-func (s *Server) defaultKeepalive() Keepalive {
-	return Keepalive{Mode: KeepaliveWhitespace, Interval: s.cfg.KeepaliveInterval}
-}
-
 func (k Keepalive) on() bool { return k.Mode != KeepaliveOff && k.Interval > 0 }
 
 // startKeepalives makes sure the sweep runs often enough for ka.
@@ -105,7 +101,7 @@ func (s *Server) keepalives() {
 // Only bound sessions get them: before that a space could land in the
 // middle of a TLS handshake, and a ping has no address to go to.
 func (c *conn) keepalive(now time.Time) {
-	ka := c.ka
+	ka := c.ka.Load()
 	if !ka.on() || !c.bound.Load() || c.closed.Load() {
 		return
 	}

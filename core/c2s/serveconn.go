@@ -15,7 +15,7 @@ type ConnOptions struct {
 	Encrypted bool
 	// Keepalive is the transport listener's keepalive policy; nil takes
 	// the server's default.
-	Keepalive *Keepalive
+	Keepalive *KeepalivePolicy
 }
 
 // ServeConn serves one XMPP stream on nc and returns when it has ended
@@ -34,7 +34,7 @@ func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 	c := newConn(s, nc, TLSDisabled)
 	c.encrypted = opts.Encrypted
 	if opts.Keepalive != nil {
-		c.ka = *opts.Keepalive
+		c.ka = opts.Keepalive
 	}
 	s.mu.Lock()
 	if s.closing {
@@ -45,7 +45,7 @@ func (s *Server) ServeConn(nc net.Conn, opts ConnOptions) error {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.startKeepalives(c.ka)
+	s.startKeepalives(c.ka.Load())
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)

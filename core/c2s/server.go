@@ -121,6 +121,9 @@ type Server struct {
 	stop          chan struct{}
 
 	smReg *sm.Registry[*smSession] // resumable sessions (XEP-0198)
+
+	tunables  atomic.Pointer[Tunables] // see SetTunables
+	defaultKA *KeepalivePolicy         // Config.KeepaliveInterval, for Serve and ServeConn
 }
 
 // New returns a Server; call Serve for each listener.
@@ -142,19 +145,28 @@ func New(cfg Config) *Server {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.KeyLogWriter = keyLog
 	}
-	return &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
+	s := &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
 		keepaliveKick: make(chan struct{}, 1), smReg: sm.NewRegistry[*smSession]()}
+	s.SetTunables(Tunables{Limits: cfg.Limits, IdleTimeout: cfg.IdleTimeout, SendQueue: cfg.SendQueue})
+	s.defaultKA = NewKeepalivePolicy(Keepalive{Mode: KeepaliveWhitespace, Interval: cfg.KeepaliveInterval})
+	return s
 }
 
 // Serve accepts connections on l until Shutdown. mode selects STARTTLS
 // behaviour, or direct TLS. Connections get whitespace keepalives every
 // Config.KeepaliveInterval; ServeListener chooses otherwise.
 func (s *Server) Serve(l net.Listener, mode TLSMode) error {
-	return s.ServeListener(l, mode, s.defaultKeepalive())
+	return s.ServeListenerPolicy(l, mode, s.defaultKA)
 }
 
 // ServeListener is Serve with the listener's own keepalive policy.
 func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error {
+	return s.ServeListenerPolicy(l, mode, NewKeepalivePolicy(ka))
+}
+
+// ServeListenerPolicy is ServeListener with a policy a reload may change
+// (SetKeepalive).
+func (s *Server) ServeListenerPolicy(l net.Listener, mode TLSMode, ka *KeepalivePolicy) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -162,7 +174,7 @@ func (s *Server) ServeListener(l net.Listener, mode TLSMode, ka Keepalive) error
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	s.startKeepalives(ka)
+	s.startKeepalives(ka.Load())
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()

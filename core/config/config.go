@@ -61,6 +61,11 @@ type Config struct {
 	Admin     Admin
 	Metrics   Metrics
 	Cluster   Cluster
+
+	// Components are the external components (XEP-0114) allowed to
+	// connect to a component listener (blocks component "domain"), in
+	// file order.
+	Components []Component
 }
 
 // Log configures the server's log (block log).
@@ -73,23 +78,27 @@ type Log struct {
 type Listener struct {
 	Name string // the label
 	// Type is "c2s" (plain TCP upgraded with STARTTLS), "c2s_tls" (TLS
-	// from the first byte, XEP-0368) or "websocket" (RFC 7395 over HTTP,
-	// with XEP-0156 host-meta). It defaults to the label when the label is
-	// one of those.
+	// from the first byte, XEP-0368), "websocket" (RFC 7395 over HTTP,
+	// with XEP-0156 host-meta) or "component" (XEP-0114 external
+	// components). It defaults to the label when the label is one of those.
 	Type     string
 	Address  string // host:port; required
 	StartTLS string // for c2s: "required" (default), "optional" or "disabled"; "" otherwise
-	// Keepalive (key keepalive, c2s and c2s_tls) is what is sent on a
-	// link silent for KeepaliveInterval: "whitespace" (the default, also
+	// Keepalive (key keepalive, every type) is what is sent on a link
+	// silent for KeepaliveInterval: "whitespace" (the default, also
 	// ""), "ping" (XEP-0199, closing with connection-timeout after
 	// PingTimeout without an answer) or "off".
 	Keepalive         string
 	KeepaliveInterval time.Duration // key keepalive_interval; 0: limits.keepalive_interval
 	PingTimeout       time.Duration // key ping_timeout, only with keepalive = "ping"; 0: the default, 30s
 
+	// TLS (key tls, websocket and component) serves https/wss on a
+	// websocket listener, and TLS from the first byte on a component
+	// listener, with the tls block's certificate; default false.
+	TLS bool
+
 	// The keys of a websocket listener; zero for the others.
 	Path string // key path: where the WebSocket endpoint is served, default "/xmpp-websocket"
-	TLS  bool   // key tls: serve https/wss with the tls block's certificate, default false
 	// PublicURL (key public_url) is the WebSocket URL that host-meta
 	// advertises, for a listener behind a proxy ("wss://chat.example.com/ws").
 	// "" builds it from the request's Host, the TLS setting and Path.
@@ -161,10 +170,35 @@ type Host struct {
 	Registration   bool   // XEP-0077 in-band registration, default false
 	PasswordChange bool   // key password_change, default true
 	OfflineLimit   int    // key offline_limit: messages kept per user, default 100
+	// MUC (key muc) names the plugin that keeps the host's persistent
+	// chat rooms and their affiliations; "" keeps them in memory only,
+	// until a restart.
+	MUC string
 	// ChannelBinding is key channel_binding: "prefer" (default) offers the
 	// SCRAM -PLUS mechanisms next to the others, "require" offers only them
 	// (a client that cannot bind cannot log in), "off" never binds.
 	ChannelBinding string
+}
+
+// MinComponentSecret is the shortest component secret accepted: the
+// handshake (XEP-0114) is a SHA-1 of the stream id and the secret, sent in
+// the clear on a plain listener, so a short secret falls to an offline
+// guess from one captured handshake.
+const MinComponentSecret = 16
+
+// Component is an external component (block component "domain"): a
+// gateway or bot that connects to a component listener and serves the
+// domain.
+type Component struct {
+	Name string // the label, lowercased: the component's domain
+	// Secret is the shared secret of the handshake, from key secret or
+	// read from the file named by key secret_file (trailing newline
+	// dropped); at least MinComponentSecret characters.
+	Secret string
+	// Replace (key replace, default false) lets a new connection for a
+	// connected domain take over, closing the old one with <conflict/>;
+	// otherwise the new one is refused and the old one keeps serving.
+	Replace bool
 }
 
 // Limits protects the server from clients (optional block limits). Zero

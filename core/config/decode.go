@@ -55,6 +55,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.TLS = d.tls(tree["tls"], c.Server.DataDir)
 	c.Plugins = d.plugins(tree["plugin"], order["plugin"])
 	c.Hosts = d.hosts(tree["host"], order["host"], c.Plugins)
+	c.Components = d.components(tree["component"], order["component"], c.Hosts, c.Listeners)
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
@@ -91,11 +92,11 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 		}
 
 		if b.has("type") {
-			l.Type = b.enum("type", "", "c2s", "c2s_tls", "websocket")
-		} else if label == "c2s" || label == "c2s_tls" || label == "websocket" {
+			l.Type = b.enum("type", "", "c2s", "c2s_tls", "websocket", "component")
+		} else if label == "c2s" || label == "c2s_tls" || label == "websocket" || label == "component" {
 			l.Type = label
 		} else {
-			d.problem(b.at("type"), `missing: the label is none of "c2s", "c2s_tls", "websocket", so set type to one of them`)
+			d.problem(b.at("type"), `missing: the label is none of "c2s", "c2s_tls", "websocket", "component", so set type to one of them`)
 		}
 
 		if !b.has("address") {
@@ -119,8 +120,10 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 			d.problem(b.at("starttls"), `only for type "c2s": a c2s_tls listener speaks TLS from the first byte`)
 		case b.has("starttls") && l.Type == "websocket":
 			d.problem(b.at("starttls"), `only for type "c2s": a websocket listener never offers STARTTLS (RFC 7395); set tls = true for wss`)
+		case b.has("starttls") && l.Type == "component":
+			d.problem(b.at("starttls"), `only for type "c2s": the component protocol (XEP-0114) has no STARTTLS; set tls = true for TLS from the first byte`)
 		}
-		if l.Type == "c2s" || l.Type == "c2s_tls" || l.Type == "websocket" {
+		if l.Type != "" {
 			// Unset keys stay zero: the server applies the defaults. On a
 			// WebSocket a whitespace keepalive is a WebSocket ping.
 			if b.has("keepalive") {
@@ -133,20 +136,20 @@ func (d *decoder) listeners(v any, fileOrder []string) []Listener {
 			if b.has("ping_timeout") && l.Keepalive != "ping" {
 				d.problem(b.at("ping_timeout"), `only with keepalive = "ping"`)
 			}
-		} else {
-			for _, k := range []string{"keepalive", "keepalive_interval", "ping_timeout"} {
-				if b.has(k) && l.Type != "" {
-					d.problem(b.at(k), `only for types "c2s", "c2s_tls" and "websocket"`)
-				}
-			}
 		}
-		if l.Type == "websocket" {
+		switch l.Type {
+		case "websocket":
 			d.websocket(b, &l)
-		} else {
-			for _, k := range []string{"path", "tls", "public_url", "origins"} {
-				if b.has(k) && l.Type != "" {
-					d.problem(b.at(k), `only for type "websocket"`)
-				}
+		case "component":
+			l.TLS = b.boolean("tls", false)
+		}
+		for _, k := range []string{"path", "tls", "public_url", "origins"} {
+			switch {
+			case !b.has(k) || l.Type == "" || l.Type == "websocket" || (k == "tls" && l.Type == "component"):
+			case k == "tls":
+				d.problem(b.at(k), `only for types "websocket" and "component"`)
+			default:
+				d.problem(b.at(k), `only for type "websocket"`)
 			}
 		}
 		out = append(out, l)
@@ -312,7 +315,7 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		}{
 			{"roster", &h.Roster}, {"offline", &h.Offline}, {"vcard", &h.VCard},
 			{"private", &h.Private}, {"archive", &h.Archive}, {"shared_roster", &h.SharedRoster},
-			{"blocklist", &h.Blocklist}, {"tokens", &h.Tokens},
+			{"blocklist", &h.Blocklist}, {"tokens", &h.Tokens}, {"muc", &h.MUC},
 		} {
 			// An empty string, like an absent key, turns the feature off.
 			if s, ok := b.str(f.key); ok && s != "" && ref(b.at(f.key), s) {
@@ -336,6 +339,81 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		out = append(out, h)
 	}
 	return out
+}
+
+// components reads the component blocks and checks they fit the
+// listeners: components need a component listener, and a component
+// listener with no component to accept is a mistake.
+func (d *decoder) components(v any, fileOrder []string, hosts []Host, listeners []Listener) []Component {
+	labels, bodies := d.labels("component", v, fileOrder)
+	var compListener string
+	for _, l := range listeners {
+		if l.Type == "component" {
+			compListener = l.Name
+			break
+		}
+	}
+	if len(labels) == 0 {
+		if compListener != "" {
+			d.problem([]string{"listen", compListener}, "a component listener, but there is no component block to accept; add one like "+
+				`component "gateway.example.com" { secret_file = "gateway.secret" }`)
+		}
+		return nil
+	}
+	var out []Component
+	for _, label := range labels {
+		b := d.block([]string{"component", label}, bodies[label])
+		c := Component{Name: label, Replace: b.boolean("replace", false)}
+		if err := checkDomain(label); err != "" {
+			d.problem(b.path, "not a valid domain name: %s", err)
+		}
+		for _, h := range hosts {
+			if h.Name == label {
+				d.problem(b.path, "is also a host block: a domain is served either by koi or by a component")
+			}
+		}
+		secret, hasSecret := b.str("secret")
+		file, hasFile := b.str("secret_file")
+		switch {
+		case hasSecret && hasFile:
+			d.problem(b.at("secret_file"), "set secret or secret_file, not both")
+		case hasFile:
+			c.Secret = d.secretFile(b.at("secret_file"), file)
+		case hasSecret:
+			c.Secret = secret
+			if len(secret) < MinComponentSecret {
+				d.problem(b.at("secret"), "too short: want at least %d characters (got %d), e.g. $(openssl rand -hex 24); the handshake is a SHA-1 over it that anyone on the path sees", MinComponentSecret, len(secret))
+			}
+		default:
+			d.problem(b.at("secret"), "missing: the component's shared secret (or secret_file = \"path\", or KOI_COMPONENT__%s__SECRET)", strings.ToUpper(label))
+		}
+		out = append(out, c)
+	}
+	if compListener == "" {
+		d.problem([]string{"component", labels[0]}, "no listener accepts components; add one like "+
+			`listen "component" { address = "127.0.0.1:5347" }`)
+	}
+	return out
+}
+
+// secretFile reads a secret from the file at p (relative to the config
+// file), dropping the trailing newline an editor or echo leaves.
+func (d *decoder) secretFile(key []string, p string) string {
+	if p == "" {
+		d.problem(key, "must not be empty")
+		return ""
+	}
+	b, err := os.ReadFile(d.file(p))
+	if err != nil {
+		d.problem(key, "cannot read the secret: %v", err)
+		return ""
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if len(s) < MinComponentSecret {
+		d.problem(key, "the secret in %s is too short: want at least %d characters (got %d), e.g. openssl rand -hex 24 > %s", p, MinComponentSecret, len(s), p)
+		return ""
+	}
+	return s
 }
 
 func (d *decoder) limits(v any) Limits {

@@ -76,7 +76,7 @@ func (p *hclParser) labelledBlocks(block string, v any) map[string]any {
 		}
 		for _, label := range slices.Sorted(maps.Keys(item)) {
 			name := label
-			if block == "host" {
+			if block == "host" || block == "component" {
 				name = strings.ToLower(label)
 			}
 			if prev, dup := foldFind(out, name); dup {

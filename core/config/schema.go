@@ -29,13 +29,13 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "cluster"}
+	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "cluster"}
 }
 
 // labelled reports whether a top-level block carries a label
 // (listen "c2s" { ... }) and may be repeated with different labels.
 func labelled(block string) bool {
-	return block == "listen" || block == "plugin" || block == "host"
+	return block == "listen" || block == "plugin" || block == "host" || block == "component"
 }
 
 // blockKeys returns the keys a top-level block accepts, or false for a name
@@ -51,6 +51,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"path": kString, "tls": kBool, "public_url": kString, "origins": kList,
 			"keepalive": kString, "keepalive_interval": kDuration, "ping_timeout": kDuration,
 		}, true
+	case "component":
+		return map[string]kind{"secret": kString, "secret_file": kString, "replace": kBool}, true
 	case "tls":
 		return map[string]kind{"cert_file": kString, "key_file": kString, "min_version": kString, "max_version": kString}, true
 	case "plugin":
@@ -63,6 +65,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
+			"muc": kString,
 		}, true
 	case "limits":
 		return map[string]kind{
@@ -107,6 +110,8 @@ func labelExample(block string) string {
 		return `listen "c2s" { ... }`
 	case "plugin":
 		return `plugin "store" { ... }`
+	case "component":
+		return `component "gateway.example.com" { ... }`
 	default:
 		return `host "example.com" { ... }`
 	}

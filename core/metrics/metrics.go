@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Stanza kinds, the values of the label type.
@@ -50,6 +51,8 @@ type Registry struct {
 	pluginErrors   *prometheus.CounterVec
 	pluginLatency  *prometheus.HistogramVec
 	pluginRestarts *prometheus.CounterVec
+
+	comp componentMetrics
 }
 
 // New returns a Registry with the Go runtime and process collectors.
@@ -83,6 +86,7 @@ func New() *Registry {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, "plugin")
 	r.pluginRestarts = f.counterVec(prometheus.CounterOpts{Name: "koi_plugin_restarts_total", Help: "Plugin processes started again after they died."}, "plugin")
+	r.comp = newComponentMetrics(f)
 	f.register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
@@ -125,6 +129,54 @@ func (r *Registry) PluginCall(plugin, method string, took time.Duration, err err
 
 // PluginRestarted counts a plugin restart.
 func (r *Registry) PluginRestarted(plugin string) { r.pluginRestarts.WithLabelValues(plugin).Inc() }
+
+// Counters is a snapshot of the cumulative client counters, the values
+// /metrics exports under the same names.
+type Counters struct {
+	ConnectionsOpen  int64
+	ConnectionsTotal uint64
+	// Logins is by result: success, failure, refused.
+	Logins map[string]uint64
+	// StanzasIn and StanzasOut are by element: message, presence, iq,
+	// other.
+	StanzasIn, StanzasOut map[string]uint64
+}
+
+// Counters reads the counters directly, for callers that poll them (the
+// web admin page, every second or so) and should not pay for rendering
+// and parsing the whole text exposition.
+func (r *Registry) Counters() Counters {
+	c := Counters{
+		ConnectionsOpen:  int64(value(r.connsOpen)),
+		ConnectionsTotal: uint64(value(r.connsTotal)),
+		Logins:           make(map[string]uint64, len(r.logins)),
+		StanzasIn:        make(map[string]uint64, len(kinds)),
+		StanzasOut:       make(map[string]uint64, len(kinds)),
+	}
+	for res, m := range r.logins {
+		c.Logins[res] = uint64(value(m))
+	}
+	for i, k := range kinds {
+		c.StanzasIn[k] = uint64(value(r.stanzasIn[i]))
+		c.StanzasOut[k] = uint64(value(r.stanzasOut[i]))
+	}
+	return c
+}
+
+// value reads a counter's or a gauge's current value.
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return 0 // only collectors that fail to collect return errors; ours do not
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	return 0
+}
 
 // GaugeFunc exports a value read at scrape time, such as a queue's depth.
 func (r *Registry) GaugeFunc(name, help string, value func() float64) error {

@@ -34,10 +34,13 @@ type components struct {
 	m  atomic.Pointer[map[string]Component]
 }
 
+// HasComponent reports whether a component serves domain now.
+func (m *Server) HasComponent(domain string) bool { return m.component(domain) != nil }
+
 // AddComponent serves domain with c. A domain that is a host or already a
 // component is refused.
 func (m *Server) AddComponent(domain string, c Component) error {
-	if m.hosts[domain] != nil {
+	if m.Host(domain) != nil {
 		return fmt.Errorf("component %q: the domain is a served host", domain)
 	}
 	m.comps.mu.Lock()

@@ -95,7 +95,7 @@ func (m *Server) outboundIQ(ctx context.Context, s *router.Session, el *xmlstrea
 		m.bounce(s, el, stanza.ErrServiceUnavailable)
 		return
 	}
-	payload, serr := h(ctx, &iqCall{s: s, iq: el, q: q, to: to, host: m.hosts[to.Domain()], self: to == s.JID().Bare()})
+	payload, serr := h(ctx, &iqCall{s: s, iq: el, q: q, to: to, host: m.Host(to.Domain()), self: to == s.JID().Bare()})
 	if serr != nil {
 		m.bounce(s, el, serr)
 		return

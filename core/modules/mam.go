@@ -202,7 +202,7 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to j
 		return nil, nil
 	}
 	sender, recipient := from.Bare(), to.Bare()
-	hs, hr := m.hosts[sender.Domain()], m.hosts[recipient.Domain()]
+	hs, hr := m.Host(sender.Domain()), m.Host(recipient.Domain())
 	var body string
 	if b := el.Child(xmlstream.NSClient, "body"); b != nil {
 		body = b.Text()
@@ -332,6 +332,14 @@ func (m *Server) cachePrefs(owner jid.JID, p sdk.ArchivePrefs) {
 		}
 	}
 	st.prefs[owner] = p
+}
+
+// forgetAllPrefs empties the preferences cache: a host's archive may be
+// another backend now.
+func (st *archiveState) forgetAllPrefs() {
+	st.mu.Lock()
+	clear(st.prefs)
+	st.mu.Unlock()
 }
 
 func (m *Server) forgetPrefs(owner jid.JID) {

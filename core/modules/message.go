@@ -146,7 +146,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 // its stanza-id) now: offline delivery does not archive it again.
 func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid.JID) {
 	bare := to.Bare()
-	h := m.hosts[bare.Domain()]
+	h := m.Host(bare.Domain())
 	if !worthStoring(el) {
 		return
 	}
@@ -218,7 +218,7 @@ func worthStoring(el *xmlstream.Element) bool {
 // available. Messages the session cannot take are stored again.
 func (m *Server) deliverOffline(ctx context.Context, s *router.Session) {
 	bare := s.JID().Bare()
-	h := m.hosts[bare.Domain()]
+	h := m.Host(bare.Domain())
 	if h == nil || !h.Offline.On || !h.Offline.Writable {
 		return
 	}

@@ -8,6 +8,8 @@ package modules
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -71,9 +73,13 @@ type Host struct {
 
 // Server handles the stanzas of bound sessions. It implements c2s.Handler.
 type Server struct {
-	log     hclog.Logger
-	router  *router.Router
-	hosts   map[string]*Host
+	log    hclog.Logger
+	router *router.Router
+	// hosts is replaced whole by SetHosts (a configuration reload): an
+	// operation reads its host once and works with that one throughout.
+	hosts   atomic.Pointer[map[string]*Host]
+	hostsMu sync.Mutex // serialises SetHosts
+	onHosts []func(old, new *Host)
 	rosters *rosters
 	archive *archiveState
 	carbons *carbons
@@ -93,12 +99,14 @@ type Server struct {
 // New builds the module server for hosts.
 func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Server {
 	m := &Server{
-		log: log, router: r, hosts: make(map[string]*Host, len(hosts)),
+		log: log, router: r,
 		iq: make(map[iqKey]iqHandler), version: version, last: lastactivity.New(nil),
 	}
+	byName := make(map[string]*Host, len(hosts))
 	for _, h := range hosts {
-		m.hosts[h.Name] = h
+		byName[h.Name] = h
 	}
+	m.hosts.Store(&byName)
 	m.rosters = newRosters(m)
 	m.archive = newArchiveState()
 	m.carbons = newCarbons()
@@ -114,7 +122,48 @@ func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Ser
 }
 
 // Host returns the served host called name, or nil.
-func (m *Server) Host(name string) *Host { return m.hosts[name] }
+func (m *Server) Host(name string) *Host { return (*m.hosts.Load())[name] }
+
+// Hosts returns the served hosts, in no particular order.
+func (m *Server) Hosts() []*Host {
+	hs := *m.hosts.Load()
+	out := make([]*Host, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, h)
+	}
+	return out
+}
+
+// SetHosts replaces the served hosts (a configuration reload switching a
+// host's backends or settings): the next operation on a host uses the new
+// one, sessions stay. What is kept in memory from a backend that a host no
+// longer uses is read again from the new one when next needed: rosters,
+// archive preferences, and whatever the OnHostChange hooks drop.
+func (m *Server) SetHosts(hosts []*Host) {
+	m.hostsMu.Lock()
+	defer m.hostsMu.Unlock()
+	old := *m.hosts.Load()
+	byName := make(map[string]*Host, len(hosts))
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	m.hosts.Store(&byName)
+	m.archive.forgetAllPrefs()
+	for _, h := range hosts {
+		if o := old[h.Name]; o != nil && o != h {
+			for _, f := range m.onHosts {
+				f(o, h)
+			}
+		}
+	}
+}
+
+// OnHostChange adds f to what SetHosts calls for each host replaced by a
+// new version, after the new one is served: a module that keeps data of a
+// backend in memory drops what the new version reads elsewhere.
+func (m *Server) OnHostChange(f func(old, new *Host)) {
+	m.onHosts = append(m.onHosts, f)
+}
 
 // Stanza implements c2s.Handler.
 func (m *Server) Stanza(ctx context.Context, s *router.Session, el *xmlstream.Element) {
@@ -164,12 +213,12 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 }
 
 // isLocal reports whether j belongs to a served host.
-func (m *Server) isLocal(j jid.JID) bool { return m.hosts[j.Domain()] != nil }
+func (m *Server) isLocal(j jid.JID) bool { return m.Host(j.Domain()) != nil }
 
 // userExists asks the host's auth backends whether bare names an account.
 // Connected users exist without asking.
 func (m *Server) userExists(ctx context.Context, bare jid.JID) (bool, error) {
-	h := m.hosts[bare.Domain()]
+	h := m.Host(bare.Domain())
 	if h == nil || bare.Local() == "" {
 		return false, nil
 	}

@@ -137,7 +137,7 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 		}
 	}
 	if unavailable && len(others) == 0 {
-		if err := m.last.WentOffline(ctx, owner, p, m.hosts[owner.Domain()].private()); err != nil {
+		if err := m.last.WentOffline(ctx, owner, p, m.Host(owner.Domain()).private()); err != nil {
 			m.log.Warn("last activity not stored", "user", owner.String(), "error", err)
 		}
 	}

@@ -22,6 +22,10 @@ const NSRoster = "jabber:iq:roster"
 // sources apart; without one, personal is nil and items is the personal
 // roster. See mergeItem for the rules.
 type roster struct {
+	// host is the version of the owner's host the roster was read with:
+	// a cached roster of another version (a reload may have switched the
+	// backends) is read again.
+	host    *Host
 	owner   jid.JID
 	version string // what clients see: personal, or personal~shared
 	items   map[jid.JID]sdk.RosterItem
@@ -74,14 +78,14 @@ func (rs *rosters) with(ctx context.Context, owner jid.JID, fn func(r *roster) e
 // load returns owner's roster: cached for connected users, read from the
 // backend otherwise. Callers hold owner's lock.
 func (rs *rosters) load(ctx context.Context, owner jid.JID) (*roster, error) {
+	h := rs.m.Host(owner.Domain())
 	rs.mu.Lock()
 	r := rs.cache[owner]
 	rs.mu.Unlock()
-	if r != nil {
+	if r != nil && r.host == h {
 		return r, nil
 	}
-	r = &roster{owner: owner, version: "0", items: map[jid.JID]sdk.RosterItem{}, pending: map[jid.JID]string{}}
-	h := rs.m.hosts[owner.Domain()]
+	r = &roster{host: h, owner: owner, version: "0", items: map[jid.JID]sdk.RosterItem{}, pending: map[jid.JID]string{}}
 	if h == nil || (!h.Roster.On && !h.SharedRoster.On) {
 		return r, nil
 	}
@@ -226,7 +230,7 @@ func (rs *rosters) written(owner jid.JID) {
 }
 
 func (rs *rosters) backend(owner jid.JID) (RosterBackend, *stanza.Error) {
-	h := rs.m.hosts[owner.Domain()]
+	h := rs.m.Host(owner.Domain())
 	switch {
 	case h != nil && !h.Roster.On && h.SharedRoster.On:
 		return nil, stanza.ErrNotAllowed.WithText("the roster of this host comes from a directory and is read-only")

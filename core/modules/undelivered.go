@@ -87,7 +87,7 @@ func (m *Server) undeliveredMessage(ctx context.Context, s *router.Session, el *
 // storeUndelivered is storeOffline for a message that was delivered live
 // once (and archived then): it is stored without archiving it again.
 func (m *Server) storeUndelivered(ctx context.Context, el *xmlstream.Element, bare jid.JID) {
-	h := m.hosts[bare.Domain()]
+	h := m.Host(bare.Domain())
 	if serr := m.offlineRoom(ctx, h, bare); serr != nil {
 		m.bounceTo(ctx, el, serr)
 		return

@@ -36,6 +36,9 @@ type Backend struct {
 	// request through the admin API).
 	restart chan struct{}
 	obs     Observer // nil: none (see Host.SetObserver)
+	// supervisor stops the supervisor and waits for it; set when it
+	// starts (Host.superviseLocked).
+	supervisor func()
 
 	mu        sync.Mutex
 	inst      *instance // nil while the plugin is down
@@ -307,7 +310,7 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s blocklist=%v tokens=%v", auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens)
+	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s blocklist=%v tokens=%v muc=%v", auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC)
 }
 
 // setHealthy records a backend health check and logs changes.

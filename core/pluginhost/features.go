@@ -27,6 +27,8 @@ var (
 	_ sdk.BlocklistWriter = (*Backend)(nil)
 	_ sdk.Tokens          = (*Backend)(nil)
 	_ sdk.TokensWriter    = (*Backend)(nil)
+	_ sdk.MUC             = (*Backend)(nil)
+	_ sdk.MUCWriter       = (*Backend)(nil)
 	_ sdk.Pinger          = (*Backend)(nil)
 )
 
@@ -196,6 +198,40 @@ func (b *Backend) DeleteToken(ctx context.Context, owner, agent string, hash []b
 // DeleteTokens implements sdk.TokensWriter.
 func (b *Backend) DeleteTokens(ctx context.Context, owner string) error {
 	return callErr(ctx, b, "DeleteTokens", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteTokens(ctx, owner) })
+}
+
+// The MUC calls name the room's service as their host in the call log.
+
+// GetMUCRoom implements sdk.MUC.
+func (b *Backend) GetMUCRoom(ctx context.Context, room string) (sdk.MUCRoom, error) {
+	return call(ctx, b, "GetMUCRoom", hostOf(room), func(ctx context.Context, c *sdk.Client) (sdk.MUCRoom, error) { return c.GetMUCRoom(ctx, room) })
+}
+
+// ListMUCRooms implements sdk.MUC.
+func (b *Backend) ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error) {
+	return call(ctx, b, "ListMUCRooms", service, func(ctx context.Context, c *sdk.Client) ([]sdk.MUCRoom, error) { return c.ListMUCRooms(ctx, service) })
+}
+
+// GetMUCAffiliations implements sdk.MUC.
+func (b *Backend) GetMUCAffiliations(ctx context.Context, room string) ([]sdk.MUCAffiliation, error) {
+	return call(ctx, b, "GetMUCAffiliations", hostOf(room), func(ctx context.Context, c *sdk.Client) ([]sdk.MUCAffiliation, error) {
+		return c.GetMUCAffiliations(ctx, room)
+	})
+}
+
+// PutMUCRoom implements sdk.MUCWriter.
+func (b *Backend) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {
+	return callErr(ctx, b, "PutMUCRoom", hostOf(r.Room), func(ctx context.Context, c *sdk.Client) error { return c.PutMUCRoom(ctx, r) })
+}
+
+// DeleteMUCRoom implements sdk.MUCWriter.
+func (b *Backend) DeleteMUCRoom(ctx context.Context, room string) error {
+	return callErr(ctx, b, "DeleteMUCRoom", hostOf(room), func(ctx context.Context, c *sdk.Client) error { return c.DeleteMUCRoom(ctx, room) })
+}
+
+// SetMUCAffiliation implements sdk.MUCWriter.
+func (b *Backend) SetMUCAffiliation(ctx context.Context, a sdk.MUCAffiliation) error {
+	return callErr(ctx, b, "SetMUCAffiliation", hostOf(a.Room), func(ctx context.Context, c *sdk.Client) error { return c.SetMUCAffiliation(ctx, a) })
 }
 
 // AppendArchive implements sdk.Archive with a stream of one batch, bounded

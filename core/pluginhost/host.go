@@ -70,20 +70,23 @@ const (
 
 // Host owns the plugin processes.
 type Host struct {
-	log      hclog.Logger
-	backends []*Backend
-	byName   map[string]*Backend
+	log hclog.Logger
 	// specErr is a problem found in the specs by New, reported by Start.
 	specErr error
 
 	// healthEvery is healthInterval; tests shorten it.
 	healthEvery time.Duration
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	mu sync.Mutex
+	// backends and byName change when a Plan is committed.
+	backends []*Backend
+	byName   map[string]*Backend
+	obs      Observer // see SetObserver
+	started  bool
+	closed   bool
+	superCtx context.Context // the supervisors' and retirements' context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // New prepares a host for specs; Start starts the plugins. log receives the
@@ -193,20 +196,37 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 
 	h.started = true
-	superCtx, stop := context.WithCancel(context.Background())
-	h.stop = stop
+	h.superCtx, h.stop = context.WithCancel(context.Background())
 	for i, b := range h.backends {
 		b.up(insts[i], true)
-		h.wg.Go(func() { b.supervise(superCtx, h.healthEvery) })
+		h.superviseLocked(b)
 	}
 	return nil
 }
 
+// superviseLocked starts b's supervisor, which a retirement can stop on
+// its own. Called with mu held, after Start.
+func (h *Host) superviseLocked(b *Backend) {
+	ctx, cancel := context.WithCancel(h.superCtx)
+	done := make(chan struct{})
+	b.supervisor = func() { cancel(); <-done }
+	h.wg.Go(func() {
+		defer close(done)
+		b.supervise(ctx, h.healthEvery)
+	})
+}
+
 // Backends returns every plugin's handle, in the order of the specs.
-func (h *Host) Backends() []*Backend { return h.backends }
+func (h *Host) Backends() []*Backend {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*Backend(nil), h.backends...)
+}
 
 // Backend returns the handle of the named plugin.
 func (h *Host) Backend(name string) (*Backend, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	b, ok := h.byName[name]
 	return b, ok
 }
@@ -223,11 +243,13 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	stop := h.stop
+	backends := append([]*Backend(nil), h.backends...)
 	h.mu.Unlock()
 
-	// Refuse new calls first, then stop the supervisors so that nothing is
-	// restarted behind our back.
-	for _, b := range h.backends {
+	// Refuse new calls first, then stop the supervisors (and the
+	// retirements of replaced plugins) so that nothing is restarted
+	// behind our back.
+	for _, b := range backends {
 		b.beginClose()
 	}
 	if stop != nil {
@@ -236,14 +258,14 @@ func (h *Host) Close(ctx context.Context) error {
 	h.wg.Wait()
 
 	var drainErr error
-	for _, b := range h.backends {
+	for _, b := range backends {
 		if err := b.drain(ctx); err != nil && drainErr == nil {
 			drainErr = fmt.Errorf("pluginhost: close: plugin %q still had calls in flight: %w", b.spec.Name, err)
 		}
 	}
 
 	var wg sync.WaitGroup
-	for _, b := range h.backends {
+	for _, b := range backends {
 		if inst := b.down(); inst != nil {
 			// Past the deadline there is no time for go-plugin's polite
 			// shutdown (up to 2s): kill first, clean up after.

@@ -31,6 +31,7 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		MUC:       sdk.AccessReadWrite,
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -183,6 +184,33 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	must(t, b.DeleteTokens(ctx, owner))
 	if got, err := b.GetTokens(ctx, owner, "phone"); err != nil || len(got) != 0 {
 		t.Errorf("GetTokens after DeleteTokens = %+v, %v", got, err)
+	}
+
+	// MUC.
+	room := sdk.MUCRoom{Room: "lobby@conference.example.org", Subject: "hi", SubjectBy: "zoë",
+		Config:  map[string][]string{"muc#roomconfig_roomname": {"Lobby"}, "muc#roomconfig_roomadmins": {}},
+		Created: time.Unix(1700000000, 123e6).UTC()}
+	must(t, b.PutMUCRoom(ctx, room))
+	isErr(t, "PutMUCRoom of a full JID", b.PutMUCRoom(ctx, sdk.MUCRoom{Room: room.Room + "/nick"}), sdk.ErrInvalid)
+	if got, err := b.GetMUCRoom(ctx, room.Room); err != nil || !got.Created.Equal(room.Created) || !reflect.DeepEqual(got.Config["muc#roomconfig_roomname"], []string{"Lobby"}) {
+		t.Errorf("GetMUCRoom = %+v, %v", got, err)
+	} else if v, ok := got.Config["muc#roomconfig_roomadmins"]; !ok || len(v) != 0 {
+		t.Errorf("GetMUCRoom lost the field without values: %q", got.Config)
+	}
+	if got, err := b.ListMUCRooms(ctx, "conference.example.org"); err != nil || len(got) != 1 || got[0].Room != room.Room {
+		t.Errorf("ListMUCRooms = %+v, %v", got, err)
+	}
+	aff := sdk.MUCAffiliation{Room: room.Room, JID: owner, Affiliation: "owner", Nick: "al"}
+	must(t, b.SetMUCAffiliation(ctx, aff))
+	isErr(t, "SetMUCAffiliation on a missing room", b.SetMUCAffiliation(ctx, sdk.MUCAffiliation{Room: "none@conference.example.org", JID: owner, Affiliation: "member"}), sdk.ErrNotFound)
+	if got, err := b.GetMUCAffiliations(ctx, room.Room); err != nil || len(got) != 1 || got[0] != aff {
+		t.Errorf("GetMUCAffiliations = %+v, %v", got, err)
+	}
+	must(t, b.DeleteMUCRoom(ctx, room.Room))
+	_, err = b.GetMUCRoom(ctx, room.Room)
+	isErr(t, "GetMUCRoom deleted", err, sdk.ErrNotFound)
+	if got, err := b.GetMUCAffiliations(ctx, room.Room); err != nil || len(got) != 0 {
+		t.Errorf("GetMUCAffiliations after DeleteMUCRoom = %+v, %v", got, err)
 	}
 
 	// Private.

@@ -13,8 +13,12 @@ type Observer interface {
 	PluginRestarted(plugin string)
 }
 
-// SetObserver makes every plugin report to o. Call it before Start.
+// SetObserver makes every plugin report to o, those a Plan adds too.
+// Call it before Start.
 func (h *Host) SetObserver(o Observer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.obs = o
 	for _, b := range h.backends {
 		b.obs = o
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/koi-im/koi/core/admin"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/metrics"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
 	"github.com/koi-im/koi/core/router"
@@ -23,20 +24,21 @@ import (
 // adminUsers manages accounts for the admin API the way koictl does, and
 // ends the sessions of a deleted account.
 type adminUsers struct {
-	hosts  []*modules.Host
+	hosts  func() []*modules.Host // the hosts served now
 	router *router.Router
 }
 
 func (u adminUsers) Hosts() []string {
-	out := make([]string, len(u.hosts))
-	for i, h := range u.hosts {
+	hosts := u.hosts()
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
 		out[i] = h.Name
 	}
 	return out
 }
 
 func (u adminUsers) host(domain string) (*modules.Host, error) {
-	for _, h := range u.hosts {
+	for _, h := range u.hosts() {
 		if strings.EqualFold(h.Name, domain) {
 			return h, nil
 		}
@@ -179,9 +181,20 @@ func (a adminPlugins) RestartPlugin(name string) bool {
 	return ok
 }
 
+// adminCounters reads the metrics registry for the admin page's graph.
+type adminCounters struct{ reg *metrics.Registry }
+
+func (a adminCounters) Counters() admin.Counters {
+	c := a.reg.Counters()
+	return admin.Counters{
+		ConnectionsOpen: c.ConnectionsOpen, ConnectionsTotal: c.ConnectionsTotal,
+		Logins: c.Logins, StanzasIn: c.StanzasIn, StanzasOut: c.StanzasOut,
+	}
+}
+
 // serveAdmin starts the admin API's listener, if configured; the returned
-// function stops it.
-func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host) (func(), error) {
+// function stops it. reg is the registry the connections report to.
+func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts func() []*modules.Host, mods *modules.Server, rt *router.Router, ph *pluginhost.Host, reg *metrics.Registry) (func(), error) {
 	ac := cfg.Admin
 	if ac.Address == "" {
 		return func() {}, nil
@@ -196,10 +209,14 @@ func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*mod
 		scheme = "https"
 	}
 	log := s.log.Named("admin")
+	var counters admin.CounterReader
+	if reg != nil {
+		counters = adminCounters{reg}
+	}
 	h := admin.Handler(admin.Config{
 		Token: ac.Token, Version: s.version, Started: time.Now(), Log: log,
 		Users: adminUsers{hosts, rt}, Sessions: adminSessions{rt}, Rosters: mods, Messages: mods,
-		Plugins: adminPlugins{ph},
+		Plugins: adminPlugins{ph}, Counters: counters,
 		Check: func(ctx context.Context) ([]string, []string, error) {
 			return s.checkConfigFile(ctx)
 		},
@@ -214,7 +231,8 @@ func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts []*mod
 			log.Error("admin API listener failed", "error", err)
 		}
 	}()
-	log.Info("admin API listening", "address", l.Addr().String(), "url", scheme+"://"+l.Addr().String()+"/api/v1/")
+	log.Info("admin API listening", "address", l.Addr().String(), "url", scheme+"://"+l.Addr().String()+"/api/v1/",
+		"page", scheme+"://"+l.Addr().String()+"/admin/")
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -68,6 +68,11 @@ func Check(ctx context.Context, cfg *config.Config) (problems, warnings config.E
 			caps[spec.Name] = rep.Capabilities
 		}
 	}
+	for _, lc := range cfg.Listeners {
+		if exposedPlaintext(lc) {
+			warnings = append(warnings, config.Problem{Key: fmt.Sprintf("listen %q.address", lc.Name), Msg: exposedWarning})
+		}
+	}
 	problems = append(problems, HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
 		c, ok := caps[name]
 		return c, ok

@@ -137,15 +137,16 @@ func TestCheckPluginWithoutValidate(t *testing.T) {
 func TestHostProblems(t *testing.T) {
 	caps := map[string]sdk.Capabilities{
 		"store": {Auth: sdk.AuthCapabilities{Access: sdk.AccessReadWrite}, Roster: sdk.AccessReadWrite,
-			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}},
-		"dir":    {Auth: sdk.AuthCapabilities{Access: sdk.AccessRead}, Roster: sdk.AccessRead, VCard: sdk.AccessRead},
+			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}, MUC: sdk.AccessReadWrite},
+		"dir":    {Auth: sdk.AuthCapabilities{Access: sdk.AccessRead}, Roster: sdk.AccessRead, VCard: sdk.AccessRead, MUC: sdk.AccessRead},
 		"ro-arc": {Archive: sdk.ArchiveCapabilities{Access: sdk.AccessRead}},
 	}
 	cfg := &config.Config{
 		Plugins: map[string]config.Plugin{"dir": {Command: "bin/plugins/koi-backend-ldap"}},
 		Hosts: []config.Host{
-			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store"},
-			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown"},
+			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store", MUC: "store"},
+			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown", MUC: "dir"},
+			{Name: "nomuc", Auth: []string{"store"}, MUC: "ro-arc"},
 		},
 	}
 	got := HostProblems(cfg, func(n string) (sdk.Capabilities, bool) { c, ok := caps[n]; return c, ok })
@@ -153,6 +154,8 @@ func TestHostProblems(t *testing.T) {
 		`host "bad".auth: plugin "ro-arc" does not serve auth`,
 		`host "bad".offline: plugin "dir" (koi-backend-ldap) does not serve offline`,
 		`host "bad".archive: plugin "ro-arc" serves archive read-only; archiving needs writes`,
+		`host "bad".muc: plugin "dir" (koi-backend-ldap) serves muc read-only; rooms are created, configured and destroyed`,
+		`host "nomuc".muc: plugin "ro-arc" does not serve muc`,
 	}
 	if got.Error() != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%v\nwant:\n%s", got, strings.Join(want, "\n"))
@@ -168,5 +171,22 @@ func TestCheckReattachedPlugin(t *testing.T) {
 	}
 	if len(warnings) != 1 || warnings[0].Key != `plugin "store".reattach` || !strings.Contains(warnings[0].Msg, "pid 4242, unix:/tmp/plugin123") {
 		t.Errorf("warnings %v, want one saying koi attaches to pid 4242", warnings)
+	}
+}
+
+func TestExposedPlaintext(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:5347": false, "[::1]:5347": false, "localhost:5347": false,
+		":5347": true, "0.0.0.0:5347": true, "192.0.2.1:5347": true, "xmpp.example.com:5347": true,
+	} {
+		if got := exposedPlaintext(config.Listener{Type: "component", Address: addr}); got != want {
+			t.Errorf("%s: exposed = %v, want %v", addr, got, want)
+		}
+		if exposedPlaintext(config.Listener{Type: "component", Address: addr, TLS: true}) {
+			t.Errorf("%s with TLS counted as exposed", addr)
+		}
+		if exposedPlaintext(config.Listener{Type: "c2s", Address: addr}) {
+			t.Errorf("%s: a c2s listener counted", addr)
+		}
 	}
 }

@@ -47,6 +47,9 @@ var hostFeatures = []hostFeature{
 	{key: "tokens", plugins: func(h config.Host) []string { return one(h.Tokens) },
 		access:    func(c sdk.Capabilities) sdk.Access { return c.Tokens },
 		needWrite: "FAST tokens are issued, rotated and revoked"},
+	{key: "muc", plugins: func(h config.Host) []string { return one(h.MUC) },
+		access:    func(c sdk.Capabilities) sdk.Access { return c.MUC },
+		needWrite: "rooms are created, configured and destroyed"},
 }
 
 // HostProblems checks that every plugin a host names serves the feature it

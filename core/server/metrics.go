@@ -14,10 +14,11 @@ import (
 	"github.com/koi-im/koi/core/pluginhost"
 )
 
-// newMetrics returns the registry for block metrics, nil when it is off.
+// newMetrics returns the registry for block metrics, nil when neither it
+// nor the admin listener (whose page graphs the same counters) is on.
 // The plugins report to it from their start, so it exists before them.
-func newMetrics(cfg config.Metrics, ph *pluginhost.Host) *metrics.Registry {
-	if cfg.Address == "" {
+func newMetrics(cfg config.Metrics, admin bool, ph *pluginhost.Host) *metrics.Registry {
+	if cfg.Address == "" && !admin {
 		return nil
 	}
 	reg := metrics.New()
@@ -25,17 +26,17 @@ func newMetrics(cfg config.Metrics, ph *pluginhost.Host) *metrics.Registry {
 	return reg
 }
 
-// startMetrics serves the Prometheus endpoint and returns the observer the
-// c2s server reports to, nil when metrics are off. The listener is bound
+// startMetrics serves the Prometheus endpoint, if configured, and returns
+// the observer the c2s server reports to, nil when there is no registry. The listener is bound
 // here, so a taken port stops the start-up with an error naming the key
 // rather than a log line later.
-func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics, hosts []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
+func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics, hosts func() []*modules.Host, log hclog.Logger) (c2s.Observer, error) {
 	if reg == nil {
 		return nil, nil
 	}
 	err := reg.GaugeFunc("koi_archive_queue_depth", "Archive writes queued or in flight, summed over the hosts.", func() float64 {
 		n := 0
-		for _, h := range hosts {
+		for _, h := range hosts() {
 			if !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
 				continue
 			}
@@ -45,6 +46,9 @@ func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Address == "" {
+		return reg, nil // counted for the admin page only
 	}
 	l, err := net.Listen("tcp", cfg.Address)
 	if err != nil {

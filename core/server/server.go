@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
 	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/component"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
@@ -46,7 +45,9 @@ type Server struct {
 	// check reads it again.
 	ConfigPath string
 	reloadMu   sync.Mutex
-	certs      *certStore // set by Run; Reload swaps the certificate
+	certs      *certStore        // set by Run; Reload swaps the certificate
+	live       *live             // set by Run once serving; Reload changes it
+	comps      *component.Server // set by Run when components are configured; Reload updates their secrets
 	// Notify tells a service manager (systemd, Type=notify) when koi is
 	// ready and when it stops; nil when there is none.
 	Notify *sdnotify.Notifier
@@ -84,8 +85,14 @@ func PluginSpecs(cfg *config.Config, only map[string]bool) []pluginhost.Spec {
 // BuildHosts binds each host's features to the started plugins, checking
 // that every plugin serves what the host asks of it.
 func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*modules.Host, error) {
+	return buildHosts(cfg, ph.Backend, log)
+}
+
+// buildHosts is BuildHosts with the plugins of backend: those running, or
+// those a reload's plan is about to run.
+func buildHosts(cfg *config.Config, backend func(name string) (*pluginhost.Backend, bool), log hclog.Logger) ([]*modules.Host, error) {
 	problems := HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
-		b, ok := ph.Backend(name)
+		b, ok := backend(name)
 		if !ok {
 			return sdk.Capabilities{}, false
 		}
@@ -101,7 +108,7 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 			if name == "" {
 				return nil, sdk.AccessNone
 			}
-			b, ok := ph.Backend(name)
+			b, ok := backend(name)
 			if !ok {
 				problems = append(problems, config.Problem{Key: key(k), Msg: fmt.Sprintf("plugin %q is not running", name)})
 				return nil, sdk.AccessNone
@@ -158,38 +165,6 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 	return hosts, nil
 }
 
-// fastManagers makes the FAST token manager of each host that has tokens,
-// all deriving tokens from one key in data_dir (made on first use).
-func fastManagers(cfg *config.Config, hosts []*modules.Host) (map[string]*fast.Manager, error) {
-	lifetime := map[string]time.Duration{}
-	for _, hc := range cfg.Hosts {
-		lifetime[hc.Name] = hc.TokenLifetime
-	}
-	out := map[string]*fast.Manager{}
-	var key []byte
-	for _, h := range hosts {
-		if !h.Tokens.On {
-			continue
-		}
-		st, ok := h.Tokens.Backend.(fast.Store)
-		if !ok || !h.Tokens.Writable {
-			return nil, fmt.Errorf("host %q.tokens: the plugin cannot store tokens", h.Name)
-		}
-		if key == nil {
-			var err error
-			if key, err = fast.LoadOrCreateKey(filepath.Join(cfg.Server.DataDir, "fast.key")); err != nil {
-				return nil, err
-			}
-		}
-		m, err := fast.NewManager(st, key, lifetime[h.Name])
-		if err != nil {
-			return nil, fmt.Errorf("host %q.token_lifetime: %w", h.Name, err)
-		}
-		out[h.Name] = m
-	}
-	return out, nil
-}
-
 // c2sHost adapts a module host to what the connection layer needs.
 type c2sHost struct {
 	h              *modules.Host
@@ -222,6 +197,11 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, h := range cfg.Hosts {
 		names = append(names, h.Name)
 	}
+	// A component on a TLS listener may check the certificate against
+	// its own domain (slixmpp does).
+	for _, c := range cfg.Components {
+		names = append(names, c.Name)
+	}
 	names = append(names, "localhost", "127.0.0.1")
 	cert, err := loadOrCreateCert(s.log, cfg.TLS.CertFile, cfg.TLS.KeyFile, dedupe(names))
 	if err != nil {
@@ -235,7 +215,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.reloadMu.Unlock()
 
 	ph := pluginhost.New(s.log.Named("plugin"), PluginSpecs(cfg, nil))
-	reg := newMetrics(cfg.Metrics, ph)
+	reg := newMetrics(cfg.Metrics, cfg.Admin.Address != "", ph)
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = ph.Start(startCtx)
 	cancel()
@@ -255,19 +235,25 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stopWriters, err := startArchiveWriters(hosts, cfg.Archive, s.log.Named("archive"))
+	lv := &live{ph: ph, fastKey: fastKeyPath(cfg), archives: newArchiveWriters(cfg.Archive, s.log.Named("archive")),
+		keepalives: map[string]*c2s.KeepalivePolicy{}, webs: map[string]*websocket.Server{}}
+	archives, err := lv.archives.prepare(hosts)
 	if err != nil {
 		return err
 	}
+	archives.commit()
 	// Deferred after the plugin host's Close, so it runs before it: the
 	// writers flush their queues while the plugins are still there.
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
-		stopWriters(cctx)
+		s.reloadMu.Lock()
+		defer s.reloadMu.Unlock()
+		lv.archives.closeAll(cctx)
 	}()
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
+	lv.mods = mods
 	blocking.Register(s.log.Named("blocking"), mods, rt)
 	leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
 	if err != nil {
@@ -304,27 +290,30 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	cbMode := map[string]string{}
-	for _, hc := range cfg.Hosts {
-		cbMode[hc.Name] = hc.ChannelBinding
-	}
-	fastMgrs, err := fastManagers(cfg, hosts)
+	set, err := lv.newHostSet(cfg, hosts)
 	if err != nil {
 		return err
 	}
-	adapters := map[string]c2s.Host{}
-	for _, h := range hosts {
-		adapters[h.Name] = c2sHost{h, mods, cbMode[h.Name], fastMgrs[h.Name]}
-	}
+	lv.hosts.Store(set)
 	lim := cfg.Limits
-	handshakes, err := newHandshakePool(lim)
+	if err := newLimits(lv, lim); err != nil {
+		return err
+	}
+	handshakes := lv.handshakes
+	observer, err := startMetrics(ctx, reg, cfg.Metrics, lv.currentHosts, s.log.Named("metrics"))
 	if err != nil {
 		return err
 	}
-	observer, err := startMetrics(ctx, reg, cfg.Metrics, hosts, s.log.Named("metrics"))
+	// Wrong component secrets have the limits of wrong passwords but a
+	// count of their own: behind a reverse proxy on loopback, clients'
+	// failures must not lock out a gateway on loopback, nor the reverse.
+	comps, err := newComponents(cfg, mods, throttle.NewGuard(guardConfig(lim)), reg, s.log.Named("component"))
 	if err != nil {
 		return err
 	}
+	s.reloadMu.Lock()
+	s.comps = comps
+	s.reloadMu.Unlock()
 	srv := c2s.New(c2s.Config{
 		Log:               s.log.Named("c2s"),
 		TLS:               tlsCfg,
@@ -332,19 +321,14 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       lim.IdleTimeout,
 		KeepaliveInterval: lim.KeepaliveInterval,
 		SendQueue:         lim.SendQueue,
-		Host:              func(d string) c2s.Host { return adapters[d] },
+		Host:              lv.host,
 		Router:            rt,
 		Handler:           mods,
-		Guard: throttle.NewGuard(throttle.GuardConfig{
-			PerAddress:  lim.AuthFailuresPerIP,
-			PerAccount:  lim.AuthFailuresPerAccount,
-			Window:      lim.AuthFailureWindow,
-			SlowdownMax: lim.AuthSlowdownMax,
-		}),
-		Registrations:  newThrottle(lim.RegistrationsPerIP, lim.RegistrationWindow),
-		ConnectionRate: newThrottle(lim.ConnectionsPerIP, lim.RateWindow),
-		LoginRate:      newThrottle(lim.LoginsPerIP, lim.RateWindow),
-		Handshakes:     handshakes,
+		Guard:             lv.guard,
+		Registrations:     lv.registrations,
+		ConnectionRate:    lv.connRate,
+		LoginRate:         lv.loginRate,
+		Handshakes:        handshakes,
 		SM: c2s.SMConfig{
 			Enabled:          cfg.SM.Enabled,
 			ResumeTimeout:    cfg.SM.ResumeTimeout,
@@ -356,6 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Carbons:     mods,
 		Observer:    observer,
 	})
+	lv.c2s = srv
 
 	var listeners []net.Listener
 	closeAll := func() {
@@ -375,15 +360,34 @@ func (s *Server) Run(ctx context.Context) error {
 	var webs []*websocket.Server
 	for i, lc := range cfg.Listeners {
 		l := listeners[i]
+		ka := c2s.NewKeepalivePolicy(listenerKeepalive(lc, lim))
+		lv.keepalives[lc.Name] = ka
 		if lc.Type == "websocket" {
-			ws := newWebSocket(lc, srv, tlsCfg, lim.MaxStanzaBytes, listenerKeepalive(lc, lim), handshakes, s.log.Named("websocket"))
+			ws := newWebSocket(lc, srv, tlsCfg, lim.MaxStanzaBytes, ka, handshakes, s.log.Named("websocket"))
 			webs = append(webs, ws)
+			lv.webs[lc.Name] = ws
 			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "path", lc.Path, "tls", lc.TLS)
 			// The same per-address connection rate as the c2s listeners,
 			// counted at accept: before any TLS or HTTP work.
 			rl := srv.RateLimitListener(l)
 			wg.Go(func() {
 				if err := ws.Serve(rl); err != nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("listener failed", "listener", lc.Name, "error", err)
+				}
+			})
+			continue
+		}
+		if lc.Type == "component" {
+			var ctls *tls.Config
+			if lc.TLS {
+				ctls = tlsCfg
+			}
+			s.log.Info("listening", "listener", lc.Name, "type", lc.Type, "address", l.Addr().String(), "tls", lc.TLS)
+			if exposedPlaintext(lc) {
+				s.log.Warn(exposedWarning, "listener", lc.Name, "address", lc.Address)
+			}
+			wg.Go(func() {
+				if err := comps.Serve(l, ctls, componentKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
 					s.log.Error("listener failed", "listener", lc.Name, "error", err)
 				}
 			})
@@ -404,7 +408,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.ServeListener(l, mode, listenerKeepalive(lc, lim)); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := srv.ServeListenerPolicy(l, mode, ka); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener failed", "listener", lc.Name, "error", err)
 			}
 		}()
@@ -413,11 +417,19 @@ func (s *Server) Run(ctx context.Context) error {
 		stop := s.servePprof(cfg.Server.Pprof)
 		defer stop()
 	}
-	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, hosts, mods, rt, ph)
+	stopAdmin, err := s.serveAdmin(cfg, tlsCfg, lv.currentHosts, mods, rt, ph, reg)
 	if err != nil {
 		return err
 	}
 	defer stopAdmin()
+	s.reloadMu.Lock()
+	s.live = lv
+	s.reloadMu.Unlock()
+	defer func() {
+		s.reloadMu.Lock()
+		s.live = nil
+		s.reloadMu.Unlock()
+	}()
 	s.log.Info("koi is ready", "version", s.version, "hosts", len(hosts))
 	s.notify(fmt.Sprintf("STATUS=serving %d hosts on %d listeners", len(hosts), len(cfg.Listeners)), "READY=1")
 	if every := s.Notify.WatchdogInterval(); every > 0 {
@@ -438,6 +450,15 @@ func (s *Server) Run(ctx context.Context) error {
 		wsWG.Go(func() {
 			if err := ws.Shutdown(sctx); err != nil {
 				s.log.Warn("some WebSocket connections did not close in time", "error", err)
+			}
+		})
+	}
+	if comps != nil {
+		// Components get <system-shutdown/> and </stream:stream> like
+		// clients, at the same time.
+		wsWG.Go(func() {
+			if err := comps.Shutdown(sctx); err != nil {
+				s.log.Warn("some component connections did not close in time", "error", err)
 			}
 		})
 	}
@@ -478,7 +499,7 @@ func (s *Server) feedWatchdog(every time.Duration) func() {
 
 // newWebSocket sets up the RFC 7395 listener lc in front of the c2s
 // server; with tls = true it serves wss with the server's certificate.
-func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxStanza int64, ka c2s.Keepalive, handshakes *admission.Pool, log hclog.Logger) *websocket.Server {
+func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxStanza int64, ka *c2s.KeepalivePolicy, handshakes *admission.Pool, log hclog.Logger) *websocket.Server {
 	cfg := websocket.Config{
 		Log:             log.With("listener", lc.Name),
 		Path:            lc.Path,
@@ -486,7 +507,7 @@ func newWebSocket(lc config.Listener, srv *c2s.Server, tlsCfg *tls.Config, maxSt
 		Origins:         lc.Origins,
 		MaxMessageBytes: maxStanza,
 		Streams:         srv,
-		Keepalive:       &ka,
+		Keepalive:       ka,
 		Handshakes:      handshakes,
 	}
 	if lc.TLS {
@@ -514,7 +535,6 @@ func (s *Server) servePprof(addr string) func() {
 	return func() { hs.Close() }
 }
 
-// newThrottle allows limit events a window; 0 turns throttling off.
 // listenerKeepalive is a c2s listener's keepalive policy; its interval
 // defaults to limits.keepalive_interval.
 func listenerKeepalive(lc config.Listener, lim config.Limits) c2s.Keepalive {
@@ -532,28 +552,6 @@ func listenerKeepalive(lc config.Listener, lim config.Limits) c2s.Keepalive {
 		ka.Mode = c2s.KeepaliveOff
 	}
 	return ka
-}
-
-// newHandshakePool sizes the pool of TLS handshakes and SASL steps: by
-// default half the CPUs the Go scheduler runs on, so that the other half
-// stays with established sessions during a reconnect storm.
-func newHandshakePool(lim config.Limits) (*admission.Pool, error) {
-	n := lim.HandshakeConcurrency
-	if n == 0 {
-		n = max(1, runtime.GOMAXPROCS(0)/2)
-	}
-	p, err := admission.New(n, lim.HandshakeQueue, lim.HandshakeWait)
-	if err != nil {
-		return nil, fmt.Errorf("limits.handshake_concurrency: %w", err)
-	}
-	return p, nil
-}
-
-func newThrottle(limit int, window time.Duration) *throttle.Limiter {
-	if limit <= 0 || window <= 0 {
-		return nil
-	}
-	return throttle.New(limit, window, nil)
 }
 
 func dedupe(in []string) []string {

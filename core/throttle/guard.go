@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -40,24 +41,43 @@ const slowdownStep = 500 * time.Millisecond
 // account's owner. A guess spread over many addresses is slowed down
 // instead (see GuardConfig.SlowdownMax). Safe for concurrent use.
 type Guard struct {
-	cfg         GuardConfig
-	address     *Limiter // key: source address
-	accountAddr *Limiter // key: account NUL address
-	account     *Limiter // key: account; counts past PerAccount for the slowdown
+	cfg         atomic.Pointer[GuardConfig] // swapped by Reconfigure
+	address     *Limiter                    // key: source address
+	accountAddr *Limiter                    // key: account NUL address
+	account     *Limiter                    // key: account; counts past PerAccount for the slowdown
 }
 
 // NewGuard returns a Guard with the limits of cfg.
 func NewGuard(cfg GuardConfig) *Guard {
-	steps := 0
-	if cfg.SlowdownMax > 0 && cfg.PerAccount > 0 {
-		steps = int(cfg.SlowdownMax/slowdownStep) + 1
-	}
-	return &Guard{
-		cfg:         cfg,
+	g := &Guard{
 		address:     New(cfg.PerAddress, cfg.Window, cfg.Now),
 		accountAddr: New(cfg.PerAccount, cfg.Window, cfg.Now),
-		account:     New(cfg.PerAccount+steps, cfg.Window, cfg.Now),
+		account:     New(cfg.PerAccount+slowdownSteps(cfg), cfg.Window, cfg.Now),
 	}
+	g.cfg.Store(&cfg)
+	return g
+}
+
+// slowdownSteps is how many failures past PerAccount the account counter
+// keeps for the slowdown.
+func slowdownSteps(cfg GuardConfig) int {
+	if cfg.SlowdownMax > 0 && cfg.PerAccount > 0 {
+		return int(cfg.SlowdownMax/slowdownStep) + 1
+	}
+	return 0
+}
+
+// Reconfigure changes the limits (cfg.Now is ignored: the clock stays).
+// The failures already counted stay and count against the new limits.
+func (g *Guard) Reconfigure(cfg GuardConfig) {
+	if g == nil {
+		return
+	}
+	cfg.Now = g.cfg.Load().Now
+	g.address.SetLimit(cfg.PerAddress, cfg.Window)
+	g.accountAddr.SetLimit(cfg.PerAccount, cfg.Window)
+	g.account.SetLimit(cfg.PerAccount+slowdownSteps(cfg), cfg.Window)
+	g.cfg.Store(&cfg)
 }
 
 // CheckAddress reports whether addr may try to log in, and if not, how
@@ -83,14 +103,18 @@ func (g *Guard) CheckAccount(addr, account string) (retryAfter time.Duration, ok
 // Slowdown returns how long to wait before answering a login to account:
 // zero unless the account is failing from many places at once.
 func (g *Guard) Slowdown(account string) time.Duration {
-	if g == nil || g.cfg.SlowdownMax <= 0 || g.cfg.PerAccount <= 0 {
+	if g == nil {
 		return 0
 	}
-	over := g.account.Count(account) - g.cfg.PerAccount + 1
+	cfg := g.cfg.Load()
+	if cfg.SlowdownMax <= 0 || cfg.PerAccount <= 0 {
+		return 0
+	}
+	over := g.account.Count(account) - cfg.PerAccount + 1
 	if over <= 0 {
 		return 0
 	}
-	return min(time.Duration(over)*slowdownStep, g.cfg.SlowdownMax)
+	return min(time.Duration(over)*slowdownStep, cfg.SlowdownMax)
 }
 
 // Failed records wrong credentials from addr for account ("" when the

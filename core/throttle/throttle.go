@@ -25,15 +25,18 @@ const DefaultMaxKeys = 100_000
 // full table evicts its least recently failed keys, and a flood of one kind
 // must not flush the other.
 type Limiter struct {
-	limit   int
-	window  time.Duration
 	now     func() time.Time
 	epoch   time.Time // times are kept as offsets from it: 8 bytes, monotonic
 	maxKeys int
 
-	mu   sync.Mutex
-	keys map[string]*list.Element // of *entry
-	lru  list.List                // front: least recently failed
+	mu sync.Mutex
+	// limit and window change with SetLimit (a configuration reload);
+	// the events already counted stay, so a reload neither forgives an
+	// address nor punishes it twice.
+	limit  int
+	window time.Duration
+	keys   map[string]*list.Element // of *entry
+	lru    list.List                // front: least recently failed
 }
 
 type entry struct {
@@ -62,7 +65,28 @@ func New(limit int, window time.Duration, now func() time.Time) *Limiter {
 	return l
 }
 
+// disabled is called with mu held.
 func (l *Limiter) disabled() bool { return l.limit < 1 || l.window <= 0 }
+
+// SetLimit changes the limit and the window; events already recorded count
+// under the new ones (at most the old limit of them per key was kept). A
+// limit or window below 1 disables the Limiter, as with New. A nil Limiter
+// ignores it.
+func (l *Limiter) SetLimit(limit int, window time.Duration) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limit, l.window = limit, window
+}
+
+// Limit returns the current limit and window.
+func (l *Limiter) Limit() (int, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limit, l.window
+}
 
 // clock returns the current time as an offset from the epoch. time.Time's
 // Sub uses the monotonic reading when both times have one, so a wall clock
@@ -87,12 +111,12 @@ func (l *Limiter) prune(e *entry, now time.Duration) {
 // Allow reports whether key may try again: false when it has limit or more
 // failures within the window.
 func (l *Limiter) Allow(key string) bool {
-	if l.disabled() {
-		return true
-	}
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.disabled() {
+		return true
+	}
 	el, ok := l.keys[key]
 	if !ok {
 		return true
@@ -109,12 +133,12 @@ func (l *Limiter) Allow(key string) bool {
 // RetryAfter returns how long key must wait until Allow reports true again:
 // 0 when it may try now.
 func (l *Limiter) RetryAfter(key string) time.Duration {
-	if l.disabled() {
-		return 0
-	}
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.disabled() {
+		return 0
+	}
 	el, ok := l.keys[key]
 	if !ok {
 		return 0
@@ -131,12 +155,12 @@ func (l *Limiter) RetryAfter(key string) time.Duration {
 
 // Count returns how many failures of key are in the window, at most limit.
 func (l *Limiter) Count(key string) int {
-	if l.disabled() {
-		return 0
-	}
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.disabled() {
+		return 0
+	}
 	el, ok := l.keys[key]
 	if !ok {
 		return 0
@@ -148,12 +172,12 @@ func (l *Limiter) Count(key string) int {
 
 // Fail records a failure for key.
 func (l *Limiter) Fail(key string) {
-	if l.disabled() {
-		return
-	}
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.disabled() {
+		return
+	}
 	l.sweep(now)
 	el, ok := l.keys[key]
 	if !ok {
@@ -167,9 +191,10 @@ func (l *Limiter) Fail(key string) {
 	}
 	e := el.Value.(*entry)
 	l.prune(e, now)
-	if len(e.fails) == l.limit {
-		// Only the newest limit failures can matter.
-		e.fails = append(e.fails[:0], e.fails[1:]...)
+	if n := len(e.fails) - l.limit + 1; n > 0 {
+		// Only the newest limit failures can matter (more were kept
+		// under a higher limit before SetLimit).
+		e.fails = append(e.fails[:0], e.fails[n:]...)
 	}
 	e.fails = append(e.fails, now)
 }
@@ -217,12 +242,15 @@ func (l *Limiter) remove(el *list.Element) {
 // recorded, so the retry time it gives is the true one. A nil Limiter
 // takes everything.
 func (l *Limiter) Take(key string) time.Duration {
-	if l == nil || l.disabled() {
+	if l == nil {
 		return 0
 	}
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.disabled() {
+		return 0
+	}
 	if el, ok := l.keys[key]; ok {
 		e := el.Value.(*entry)
 		l.prune(e, now)

@@ -354,3 +354,85 @@ func TestLimiterTake(t *testing.T) {
 		t.Fatal("a disabled limiter refused")
 	}
 }
+
+// TestSetLimit: a reload changes a limiter's limit and window in place:
+// events already counted count under the new limit, a disabled limiter can
+// be turned on and off again, and changing it while others use it is safe.
+func TestSetLimit(t *testing.T) {
+	c := newClock()
+	l := New(5, time.Minute, c.Now)
+	for range 3 {
+		if d := l.Take("a"); d != 0 {
+			t.Fatalf("refused under 5: %s", d)
+		}
+	}
+	l.SetLimit(2, time.Minute)
+	if d := l.Take("a"); d == 0 {
+		t.Fatal("3 events counted, limit lowered to 2: still taken")
+	}
+	l.SetLimit(10, time.Minute)
+	if d := l.Take("a"); d != 0 {
+		t.Fatalf("limit raised to 10: refused (%s)", d)
+	}
+	// Failures: more kept than the new limit are trimmed as they come.
+	for range 5 {
+		l.Fail("f")
+	}
+	l.SetLimit(2, time.Minute)
+	if l.Allow("f") {
+		t.Fatal("5 failures under a limit of 2: allowed")
+	}
+	l.Fail("f")
+	if n := l.Count("f"); n != 2 {
+		t.Fatalf("count %d after a failure under limit 2, want the newest 2", n)
+	}
+	l.SetLimit(0, time.Minute)
+	if !l.Allow("f") || l.Take("a") != 0 {
+		t.Fatal("a limiter set to 0 still refuses")
+	}
+	if n, w := l.Limit(); n != 0 || w != time.Minute {
+		t.Fatalf("Limit() = %d, %s", n, w)
+	}
+	// A shorter window lets old events go at once.
+	l.SetLimit(2, time.Minute)
+	c.Advance(30 * time.Second)
+	l.SetLimit(2, 10*time.Second)
+	if !l.Allow("f") {
+		t.Fatal("failures 30s old count in a 10s window")
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 200 {
+				l.Take(fmt.Sprint(j % 7))
+				l.SetLimit(1+(i+j)%5, time.Second)
+			}
+		})
+	}
+	wg.Wait()
+	var nilL *Limiter
+	nilL.SetLimit(3, time.Second) // no panic
+}
+
+func TestGuardReconfigure(t *testing.T) {
+	c := newClock()
+	g := NewGuard(GuardConfig{PerAddress: 10, PerAccount: 5, Window: time.Minute, Now: c.Now})
+	for range 3 {
+		g.Failed("1.1.1.1", "a@x")
+	}
+	if _, ok := g.CheckAccount("1.1.1.1", "a@x"); !ok {
+		t.Fatal("refused after 3 of 5")
+	}
+	g.Reconfigure(GuardConfig{PerAddress: 10, PerAccount: 3, Window: time.Minute, SlowdownMax: time.Second})
+	if _, ok := g.CheckAccount("1.1.1.1", "a@x"); ok {
+		t.Fatal("3 failures, limit lowered to 3: still allowed")
+	}
+	if d := g.Slowdown("a@x"); d == 0 {
+		t.Fatal("no slowdown once the per-account limit is reached and slowdown_max set")
+	}
+	// The clock is the one given at NewGuard.
+	c.Advance(2 * time.Minute)
+	if _, ok := g.CheckAccount("1.1.1.1", "a@x"); !ok {
+		t.Fatal("the fake clock was replaced by Reconfigure")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -56,7 +57,7 @@ type Config struct {
 	Streams         Streams
 	// Keepalive is the listener's keepalive policy (nil: the server's
 	// default). Whitespace keepalives become WebSocket pings.
-	Keepalive *c2s.Keepalive
+	Keepalive *c2s.KeepalivePolicy
 	// Handshakes, if set, bounds the TLS handshakes of a wss listener
 	// like those of the c2s listeners (limits.handshake_concurrency), so
 	// that a reconnect storm over WebSocket does not starve established
@@ -73,6 +74,8 @@ type Handshakes interface {
 type Server struct {
 	cfg Config
 	hs  *http.Server
+	// maxMessage is cfg.MaxMessageBytes, changed by SetMaxMessageBytes.
+	maxMessage atomic.Int64
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -91,6 +94,7 @@ func New(cfg Config) *Server {
 		cfg.MaxMessageBytes = 256 << 10
 	}
 	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}}
+	s.maxMessage.Store(cfg.MaxMessageBytes)
 	s.hs = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -98,6 +102,14 @@ func New(cfg Config) *Server {
 		ErrorLog:          cfg.Log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
 	return s
+}
+
+// SetMaxMessageBytes changes the bound of one WebSocket message for the
+// connections opened from now on (a configuration reload); <= 0 leaves it.
+func (s *Server) SetMaxMessageBytes(n int64) {
+	if n > 0 {
+		s.maxMessage.Store(n)
+	}
 }
 
 // Serve accepts HTTP connections on l until Shutdown; with Config.TLS
@@ -181,7 +193,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a
 	}
-	c := newConn(ws, s.cfg.MaxMessageBytes, addr(r.RemoteAddr), local)
+	c := newConn(ws, s.maxMessage.Load(), addr(r.RemoteAddr), local)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)

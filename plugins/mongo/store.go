@@ -27,6 +27,7 @@ type Store struct {
 	log    sdk.Logger
 
 	users, archive, prefs, offline, vcards, private, blocklist, tokens *mongo.Collection
+	mucRooms, mucAffs                                                  *mongo.Collection
 
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
 	rosterLocks                                rosterLocks
@@ -56,6 +57,8 @@ var (
 	_ sdk.BlocklistWriter = (*Store)(nil)
 	_ sdk.Tokens          = (*Store)(nil)
 	_ sdk.TokensWriter    = (*Store)(nil)
+	_ sdk.MUC             = (*Store)(nil)
+	_ sdk.MUCWriter       = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -84,6 +87,7 @@ func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	s.rosterVersions, s.offline = db.Collection("roster_versions"), db.Collection("offline")
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
 	s.blocklist, s.tokens = db.Collection("blocklist"), db.Collection("fast_tokens")
+	s.mucRooms, s.mucAffs = db.Collection("muc_rooms"), db.Collection("muc_affiliations")
 
 	cctx, cancel := context.WithTimeout(ctx, set.ConnectTimeout)
 	defer cancel()
@@ -157,6 +161,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.private, []namedIndex{index("owner", false, "owner")}},
 		{s.blocklist, []namedIndex{index("owner", false, "owner")}},
 		{s.tokens, []namedIndex{index("owner_agent", false, "owner", "agent")}},
+		{s.mucRooms, []namedIndex{index("service", false, "service")}},
+		{s.mucAffs, []namedIndex{index("room_gen", false, "room", "gen")}},
 	}
 	for _, set := range sets {
 		// Only the missing ones: FerretDB 1.24 panics (and drops the
@@ -288,6 +294,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		MUC:       sdk.AccessReadWrite,
 	}
 }
 

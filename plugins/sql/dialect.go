@@ -38,6 +38,10 @@ type dialect interface {
 	// upsert inserts keys+cols, or on a conflict over keys replaces cols
 	// with the inserted values.
 	upsert(table string, keys, cols []string) string
+	// insertNew inserts keys+cols, or does nothing when a row with keys
+	// exists (a first write that must not overwrite, like a creation
+	// stamp).
+	insertNew(table string, keys, cols []string) string
 	// bumpCounter inserts (key, 1), or on a conflict over key adds one to
 	// col.
 	bumpCounter(table, key, col string) string
@@ -208,6 +212,13 @@ func onConflictUpsert(table string, keys, cols []string) string {
 		set[i] = c + " = excluded." + c
 	}
 	return q + "DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// onConflictInsertNew is insertNew for SQLite and PostgreSQL.
+func onConflictInsertNew(table string, keys, cols []string) string {
+	all := append(append([]string(nil), keys...), cols...)
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING",
+		table, strings.Join(all, ", "), placeholders(len(all)), strings.Join(keys, ", "))
 }
 
 // onConflictBump is bumpCounter for SQLite and PostgreSQL.

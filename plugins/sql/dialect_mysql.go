@@ -128,6 +128,14 @@ func (mysqlDialect) upsert(table string, keys, cols []string) string {
 	return q + strings.Join(set, ", ")
 }
 
+// insertNew assigns a key to itself on a duplicate: unlike INSERT IGNORE,
+// it turns no other error into a warning.
+func (mysqlDialect) insertNew(table string, keys, cols []string) string {
+	all := append(append([]string(nil), keys...), cols...)
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s = %s",
+		table, strings.Join(all, ", "), placeholders(len(all)), keys[0], keys[0])
+}
+
 func (mysqlDialect) bumpCounter(table, key, col string) string {
 	return fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES (?, 1) ON DUPLICATE KEY UPDATE %[3]s = %[3]s + 1", table, key, col)
 }

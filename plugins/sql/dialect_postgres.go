@@ -131,6 +131,10 @@ func (postgresDialect) upsert(table string, keys, cols []string) string {
 	return onConflictUpsert(table, keys, cols)
 }
 
+func (postgresDialect) insertNew(table string, keys, cols []string) string {
+	return onConflictInsertNew(table, keys, cols)
+}
+
 func (postgresDialect) bumpCounter(table, key, col string) string {
 	return onConflictBump(table, key, col)
 }

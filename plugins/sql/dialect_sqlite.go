@@ -151,6 +151,10 @@ func (sqliteDialect) upsert(table string, keys, cols []string) string {
 	return onConflictUpsert(table, keys, cols)
 }
 
+func (sqliteDialect) insertNew(table string, keys, cols []string) string {
+	return onConflictInsertNew(table, keys, cols)
+}
+
 func (sqliteDialect) bumpCounter(table, key, col string) string {
 	return onConflictBump(table, key, col)
 }

@@ -129,9 +129,11 @@ type Capabilities struct {
 	Archive         Access                 `protobuf:"varint,7,opt,name=archive,proto3,enum=koi.backend.v1.Access" json:"archive,omitempty"`
 	ArchiveFulltext bool                   `protobuf:"varint,8,opt,name=archive_fulltext,json=archiveFulltext,proto3" json:"archive_fulltext,omitempty"`
 	// auth_list: a read-only auth backend answers AuthAdmin.ListUsers.
-	AuthList      bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
-	Blocklist     Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
-	Tokens        Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
+	AuthList  bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
+	Blocklist Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
+	Tokens    Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
+	// 12 is left for pubsub, the Capabilities field before MUC.
+	Muc           Access `protobuf:"varint,13,opt,name=muc,proto3,enum=koi.backend.v1.Access" json:"muc,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +241,13 @@ func (x *Capabilities) GetBlocklist() Access {
 func (x *Capabilities) GetTokens() Access {
 	if x != nil {
 		return x.Tokens
+	}
+	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetMuc() Access {
+	if x != nil {
+		return x.Muc
 	}
 	return Access_ACCESS_NONE
 }
@@ -2565,12 +2574,396 @@ func (x *DeleteTokenRequest) GetHash() []byte {
 	return nil
 }
 
+// MUCConfigField is one room configuration form field: a var and its
+// values in order. A field without values is kept (an empty list-multi is
+// not an absent one).
+type MUCConfigField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Var           string                 `protobuf:"bytes,1,opt,name=var,proto3" json:"var,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCConfigField) Reset() {
+	*x = MUCConfigField{}
+	mi := &file_koi_backend_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCConfigField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCConfigField) ProtoMessage() {}
+
+func (x *MUCConfigField) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCConfigField.ProtoReflect.Descriptor instead.
+func (*MUCConfigField) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *MUCConfigField) GetVar() string {
+	if x != nil {
+		return x.Var
+	}
+	return ""
+}
+
+func (x *MUCConfigField) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type MUCRoom struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// config holds each var once, sorted by var.
+	Config        []*MUCConfigField      `protobuf:"bytes,2,rep,name=config,proto3" json:"config,omitempty"`
+	Subject       string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	SubjectBy     string                 `protobuf:"bytes,4,opt,name=subject_by,json=subjectBy,proto3" json:"subject_by,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCRoom) Reset() {
+	*x = MUCRoom{}
+	mi := &file_koi_backend_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCRoom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCRoom) ProtoMessage() {}
+
+func (x *MUCRoom) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCRoom.ProtoReflect.Descriptor instead.
+func (*MUCRoom) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *MUCRoom) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *MUCRoom) GetConfig() []*MUCConfigField {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *MUCRoom) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *MUCRoom) GetSubjectBy() string {
+	if x != nil {
+		return x.SubjectBy
+	}
+	return ""
+}
+
+func (x *MUCRoom) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+type MUCRoomRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCRoomRequest) Reset() {
+	*x = MUCRoomRequest{}
+	mi := &file_koi_backend_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCRoomRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCRoomRequest) ProtoMessage() {}
+
+func (x *MUCRoomRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCRoomRequest.ProtoReflect.Descriptor instead.
+func (*MUCRoomRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *MUCRoomRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+type MUCServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCServiceRequest) Reset() {
+	*x = MUCServiceRequest{}
+	mi := &file_koi_backend_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCServiceRequest) ProtoMessage() {}
+
+func (x *MUCServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCServiceRequest.ProtoReflect.Descriptor instead.
+func (*MUCServiceRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *MUCServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type MUCRoomsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rooms         []*MUCRoom             `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCRoomsResponse) Reset() {
+	*x = MUCRoomsResponse{}
+	mi := &file_koi_backend_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCRoomsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCRoomsResponse) ProtoMessage() {}
+
+func (x *MUCRoomsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCRoomsResponse.ProtoReflect.Descriptor instead.
+func (*MUCRoomsResponse) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *MUCRoomsResponse) GetRooms() []*MUCRoom {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+type MUCAffiliation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Jid           string                 `protobuf:"bytes,2,opt,name=jid,proto3" json:"jid,omitempty"`
+	Affiliation   string                 `protobuf:"bytes,3,opt,name=affiliation,proto3" json:"affiliation,omitempty"`
+	Nick          string                 `protobuf:"bytes,4,opt,name=nick,proto3" json:"nick,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCAffiliation) Reset() {
+	*x = MUCAffiliation{}
+	mi := &file_koi_backend_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCAffiliation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCAffiliation) ProtoMessage() {}
+
+func (x *MUCAffiliation) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCAffiliation.ProtoReflect.Descriptor instead.
+func (*MUCAffiliation) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *MUCAffiliation) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *MUCAffiliation) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+func (x *MUCAffiliation) GetAffiliation() string {
+	if x != nil {
+		return x.Affiliation
+	}
+	return ""
+}
+
+func (x *MUCAffiliation) GetNick() string {
+	if x != nil {
+		return x.Nick
+	}
+	return ""
+}
+
+func (x *MUCAffiliation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type MUCAffiliationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Affiliations  []*MUCAffiliation      `protobuf:"bytes,1,rep,name=affiliations,proto3" json:"affiliations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MUCAffiliationsResponse) Reset() {
+	*x = MUCAffiliationsResponse{}
+	mi := &file_koi_backend_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MUCAffiliationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MUCAffiliationsResponse) ProtoMessage() {}
+
+func (x *MUCAffiliationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MUCAffiliationsResponse.ProtoReflect.Descriptor instead.
+func (*MUCAffiliationsResponse) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *MUCAffiliationsResponse) GetAffiliations() []*MUCAffiliation {
+	if x != nil {
+		return x.Affiliations
+	}
+	return nil
+}
+
 var File_koi_backend_proto protoreflect.FileDescriptor
 
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xfb\x03\n" +
+	"\x05Empty\"\xa5\x04\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -2584,7 +2977,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\tauth_list\x18\t \x01(\bR\bauthList\x124\n" +
 	"\tblocklist\x18\n" +
 	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\x12.\n" +
-	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\"*\n" +
+	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\x12(\n" +
+	"\x03muc\x18\r \x01(\x0e2\x16.koi.backend.v1.AccessR\x03muc\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -2737,7 +3131,31 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x12DeleteTokenRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\fR\x04hash*A\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\":\n" +
+	"\x0eMUCConfigField\x12\x10\n" +
+	"\x03var\x18\x01 \x01(\tR\x03var\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xc4\x01\n" +
+	"\aMUCRoom\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x126\n" +
+	"\x06config\x18\x02 \x03(\v2\x1e.koi.backend.v1.MUCConfigFieldR\x06config\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x1d\n" +
+	"\n" +
+	"subject_by\x18\x04 \x01(\tR\tsubjectBy\x124\n" +
+	"\acreated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\"$\n" +
+	"\x0eMUCRoomRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\"-\n" +
+	"\x11MUCServiceRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"A\n" +
+	"\x10MUCRoomsResponse\x12-\n" +
+	"\x05rooms\x18\x01 \x03(\v2\x17.koi.backend.v1.MUCRoomR\x05rooms\"\x84\x01\n" +
+	"\x0eMUCAffiliation\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x10\n" +
+	"\x03jid\x18\x02 \x01(\tR\x03jid\x12 \n" +
+	"\vaffiliation\x18\x03 \x01(\tR\vaffiliation\x12\x12\n" +
+	"\x04nick\x18\x04 \x01(\tR\x04nick\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"]\n" +
+	"\x17MUCAffiliationsResponse\x12B\n" +
+	"\faffiliations\x18\x01 \x03(\v2\x1e.koi.backend.v1.MUCAffiliationR\faffiliations*A\n" +
 	"\x06Access\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x15\n" +
@@ -2797,7 +3215,16 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\tGetTokens\x12\x1d.koi.backend.v1.TokensRequest\x1a\x1e.koi.backend.v1.TokensResponse\x128\n" +
 	"\bPutToken\x12\x15.koi.backend.v1.Token\x1a\x15.koi.backend.v1.Empty\x12H\n" +
 	"\vDeleteToken\x12\".koi.backend.v1.DeleteTokenRequest\x1a\x15.koi.backend.v1.Empty\x12C\n" +
-	"\fDeleteTokens\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
+	"\fDeleteTokens\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\xd2\x03\n" +
+	"\x03MUC\x12E\n" +
+	"\n" +
+	"GetMUCRoom\x12\x1e.koi.backend.v1.MUCRoomRequest\x1a\x17.koi.backend.v1.MUCRoom\x12S\n" +
+	"\fListMUCRooms\x12!.koi.backend.v1.MUCServiceRequest\x1a .koi.backend.v1.MUCRoomsResponse\x12]\n" +
+	"\x12GetMUCAffiliations\x12\x1e.koi.backend.v1.MUCRoomRequest\x1a'.koi.backend.v1.MUCAffiliationsResponse\x12<\n" +
+	"\n" +
+	"PutMUCRoom\x12\x17.koi.backend.v1.MUCRoom\x1a\x15.koi.backend.v1.Empty\x12F\n" +
+	"\rDeleteMUCRoom\x12\x1e.koi.backend.v1.MUCRoomRequest\x1a\x15.koi.backend.v1.Empty\x12J\n" +
+	"\x11SetMUCAffiliation\x12\x1e.koi.backend.v1.MUCAffiliation\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
 
 var (
 	file_koi_backend_proto_rawDescOnce sync.Once
@@ -2812,7 +3239,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -2858,7 +3285,14 @@ var file_koi_backend_proto_goTypes = []any{
 	(*TokensRequest)(nil),            // 41: koi.backend.v1.TokensRequest
 	(*TokensResponse)(nil),           // 42: koi.backend.v1.TokensResponse
 	(*DeleteTokenRequest)(nil),       // 43: koi.backend.v1.DeleteTokenRequest
-	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
+	(*MUCConfigField)(nil),           // 44: koi.backend.v1.MUCConfigField
+	(*MUCRoom)(nil),                  // 45: koi.backend.v1.MUCRoom
+	(*MUCRoomRequest)(nil),           // 46: koi.backend.v1.MUCRoomRequest
+	(*MUCServiceRequest)(nil),        // 47: koi.backend.v1.MUCServiceRequest
+	(*MUCRoomsResponse)(nil),         // 48: koi.backend.v1.MUCRoomsResponse
+	(*MUCAffiliation)(nil),           // 49: koi.backend.v1.MUCAffiliation
+	(*MUCAffiliationsResponse)(nil),  // 50: koi.backend.v1.MUCAffiliationsResponse
+	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -2869,101 +3303,118 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
 	0,  // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
 	0,  // 7: koi.backend.v1.Capabilities.tokens:type_name -> koi.backend.v1.Access
-	2,  // 8: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 9: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 10: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 11: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 12: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	44, // 13: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 14: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 15: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	44, // 16: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	31, // 17: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	31, // 18: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	36, // 19: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	44, // 20: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	40, // 21: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
-	3,  // 22: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 23: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 24: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 25: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 26: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 27: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 28: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 29: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 30: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 31: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 32: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 33: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 34: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 35: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 36: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 37: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 38: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 39: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 40: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 41: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 42: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 43: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 44: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 45: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 46: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	32, // 47: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	34, // 48: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
-	15, // 49: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
-	15, // 50: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	37, // 51: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	15, // 52: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
-	38, // 53: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
-	38, // 54: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
-	15, // 55: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
-	41, // 56: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
-	40, // 57: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
-	43, // 58: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
-	15, // 59: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
-	4,  // 60: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 61: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 62: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 63: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 64: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 65: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 66: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 67: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 68: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 69: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 70: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 71: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 72: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 73: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 74: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 75: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 76: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 77: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 78: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 79: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 80: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 81: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 82: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 83: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 84: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	33, // 85: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	35, // 86: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,  // 87: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	36, // 88: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,  // 89: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	39, // 90: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
-	1,  // 91: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
-	1,  // 92: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
-	1,  // 93: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
-	42, // 94: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
-	1,  // 95: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
-	1,  // 96: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
-	1,  // 97: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
-	60, // [60:98] is the sub-list for method output_type
-	22, // [22:60] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	0,  // 8: koi.backend.v1.Capabilities.muc:type_name -> koi.backend.v1.Access
+	2,  // 9: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17, // 10: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18, // 11: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17, // 12: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18, // 13: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	51, // 14: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	23, // 15: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	23, // 16: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	51, // 17: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	31, // 18: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	31, // 19: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	36, // 20: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	51, // 21: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	40, // 22: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
+	44, // 23: koi.backend.v1.MUCRoom.config:type_name -> koi.backend.v1.MUCConfigField
+	51, // 24: koi.backend.v1.MUCRoom.created:type_name -> google.protobuf.Timestamp
+	45, // 25: koi.backend.v1.MUCRoomsResponse.rooms:type_name -> koi.backend.v1.MUCRoom
+	49, // 26: koi.backend.v1.MUCAffiliationsResponse.affiliations:type_name -> koi.backend.v1.MUCAffiliation
+	3,  // 27: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,  // 28: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,  // 29: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,  // 30: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11, // 31: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,  // 32: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,  // 33: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,  // 34: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13, // 35: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15, // 36: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20, // 37: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16, // 38: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21, // 39: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16, // 40: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15, // 41: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	24, // 42: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15, // 43: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15, // 44: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15, // 45: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15, // 46: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	28, // 47: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15, // 48: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	29, // 49: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	30, // 50: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15, // 51: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	32, // 52: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	34, // 53: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15, // 54: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15, // 55: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	37, // 56: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	15, // 57: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	38, // 58: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	38, // 59: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15, // 60: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	41, // 61: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
+	40, // 62: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
+	43, // 63: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
+	15, // 64: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
+	46, // 65: koi.backend.v1.MUC.GetMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	47, // 66: koi.backend.v1.MUC.ListMUCRooms:input_type -> koi.backend.v1.MUCServiceRequest
+	46, // 67: koi.backend.v1.MUC.GetMUCAffiliations:input_type -> koi.backend.v1.MUCRoomRequest
+	45, // 68: koi.backend.v1.MUC.PutMUCRoom:input_type -> koi.backend.v1.MUCRoom
+	46, // 69: koi.backend.v1.MUC.DeleteMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	49, // 70: koi.backend.v1.MUC.SetMUCAffiliation:input_type -> koi.backend.v1.MUCAffiliation
+	4,  // 71: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,  // 72: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10, // 73: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10, // 74: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12, // 75: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,  // 76: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,  // 77: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,  // 78: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14, // 79: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19, // 80: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	22, // 81: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	22, // 82: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,  // 83: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,  // 84: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,  // 85: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	1,  // 86: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	25, // 87: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	26, // 88: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,  // 89: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	27, // 90: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 91: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,  // 92: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	27, // 93: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 94: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,  // 95: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	33, // 96: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	35, // 97: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,  // 98: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	36, // 99: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,  // 100: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	39, // 101: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,  // 102: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,  // 103: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,  // 104: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	42, // 105: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
+	1,  // 106: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
+	1,  // 107: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
+	1,  // 108: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
+	45, // 109: koi.backend.v1.MUC.GetMUCRoom:output_type -> koi.backend.v1.MUCRoom
+	48, // 110: koi.backend.v1.MUC.ListMUCRooms:output_type -> koi.backend.v1.MUCRoomsResponse
+	50, // 111: koi.backend.v1.MUC.GetMUCAffiliations:output_type -> koi.backend.v1.MUCAffiliationsResponse
+	1,  // 112: koi.backend.v1.MUC.PutMUCRoom:output_type -> koi.backend.v1.Empty
+	1,  // 113: koi.backend.v1.MUC.DeleteMUCRoom:output_type -> koi.backend.v1.Empty
+	1,  // 114: koi.backend.v1.MUC.SetMUCAffiliation:output_type -> koi.backend.v1.Empty
+	71, // [71:115] is the sub-list for method output_type
+	27, // [27:71] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -2977,9 +3428,9 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   50,
 			NumExtensions: 0,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_koi_backend_proto_goTypes,
 		DependencyIndexes: file_koi_backend_proto_depIdxs,

@@ -2162,3 +2162,299 @@ var Tokens_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "koi_backend.proto",
 }
+
+const (
+	MUC_GetMUCRoom_FullMethodName         = "/koi.backend.v1.MUC/GetMUCRoom"
+	MUC_ListMUCRooms_FullMethodName       = "/koi.backend.v1.MUC/ListMUCRooms"
+	MUC_GetMUCAffiliations_FullMethodName = "/koi.backend.v1.MUC/GetMUCAffiliations"
+	MUC_PutMUCRoom_FullMethodName         = "/koi.backend.v1.MUC/PutMUCRoom"
+	MUC_DeleteMUCRoom_FullMethodName      = "/koi.backend.v1.MUC/DeleteMUCRoom"
+	MUC_SetMUCAffiliation_FullMethodName  = "/koi.backend.v1.MUC/SetMUCAffiliation"
+)
+
+// MUCClient is the client API for MUC service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// MUC mirrors sdk.MUC and sdk.MUCWriter (XEP-0045 persistent rooms).
+type MUCClient interface {
+	GetMUCRoom(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*MUCRoom, error)
+	ListMUCRooms(ctx context.Context, in *MUCServiceRequest, opts ...grpc.CallOption) (*MUCRoomsResponse, error)
+	GetMUCAffiliations(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*MUCAffiliationsResponse, error)
+	PutMUCRoom(ctx context.Context, in *MUCRoom, opts ...grpc.CallOption) (*Empty, error)
+	DeleteMUCRoom(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*Empty, error)
+	SetMUCAffiliation(ctx context.Context, in *MUCAffiliation, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type mUCClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewMUCClient(cc grpc.ClientConnInterface) MUCClient {
+	return &mUCClient{cc}
+}
+
+func (c *mUCClient) GetMUCRoom(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*MUCRoom, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MUCRoom)
+	err := c.cc.Invoke(ctx, MUC_GetMUCRoom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mUCClient) ListMUCRooms(ctx context.Context, in *MUCServiceRequest, opts ...grpc.CallOption) (*MUCRoomsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MUCRoomsResponse)
+	err := c.cc.Invoke(ctx, MUC_ListMUCRooms_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mUCClient) GetMUCAffiliations(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*MUCAffiliationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MUCAffiliationsResponse)
+	err := c.cc.Invoke(ctx, MUC_GetMUCAffiliations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mUCClient) PutMUCRoom(ctx context.Context, in *MUCRoom, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MUC_PutMUCRoom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mUCClient) DeleteMUCRoom(ctx context.Context, in *MUCRoomRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MUC_DeleteMUCRoom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mUCClient) SetMUCAffiliation(ctx context.Context, in *MUCAffiliation, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MUC_SetMUCAffiliation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MUCServer is the server API for MUC service.
+// All implementations must embed UnimplementedMUCServer
+// for forward compatibility.
+//
+// MUC mirrors sdk.MUC and sdk.MUCWriter (XEP-0045 persistent rooms).
+type MUCServer interface {
+	GetMUCRoom(context.Context, *MUCRoomRequest) (*MUCRoom, error)
+	ListMUCRooms(context.Context, *MUCServiceRequest) (*MUCRoomsResponse, error)
+	GetMUCAffiliations(context.Context, *MUCRoomRequest) (*MUCAffiliationsResponse, error)
+	PutMUCRoom(context.Context, *MUCRoom) (*Empty, error)
+	DeleteMUCRoom(context.Context, *MUCRoomRequest) (*Empty, error)
+	SetMUCAffiliation(context.Context, *MUCAffiliation) (*Empty, error)
+	mustEmbedUnimplementedMUCServer()
+}
+
+// UnimplementedMUCServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedMUCServer struct{}
+
+func (UnimplementedMUCServer) GetMUCRoom(context.Context, *MUCRoomRequest) (*MUCRoom, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMUCRoom not implemented")
+}
+func (UnimplementedMUCServer) ListMUCRooms(context.Context, *MUCServiceRequest) (*MUCRoomsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMUCRooms not implemented")
+}
+func (UnimplementedMUCServer) GetMUCAffiliations(context.Context, *MUCRoomRequest) (*MUCAffiliationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMUCAffiliations not implemented")
+}
+func (UnimplementedMUCServer) PutMUCRoom(context.Context, *MUCRoom) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutMUCRoom not implemented")
+}
+func (UnimplementedMUCServer) DeleteMUCRoom(context.Context, *MUCRoomRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteMUCRoom not implemented")
+}
+func (UnimplementedMUCServer) SetMUCAffiliation(context.Context, *MUCAffiliation) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMUCAffiliation not implemented")
+}
+func (UnimplementedMUCServer) mustEmbedUnimplementedMUCServer() {}
+func (UnimplementedMUCServer) testEmbeddedByValue()             {}
+
+// UnsafeMUCServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to MUCServer will
+// result in compilation errors.
+type UnsafeMUCServer interface {
+	mustEmbedUnimplementedMUCServer()
+}
+
+func RegisterMUCServer(s grpc.ServiceRegistrar, srv MUCServer) {
+	// If the following call panics, it indicates UnimplementedMUCServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&MUC_ServiceDesc, srv)
+}
+
+func _MUC_GetMUCRoom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCRoomRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).GetMUCRoom(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_GetMUCRoom_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).GetMUCRoom(ctx, req.(*MUCRoomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MUC_ListMUCRooms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).ListMUCRooms(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_ListMUCRooms_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).ListMUCRooms(ctx, req.(*MUCServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MUC_GetMUCAffiliations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCRoomRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).GetMUCAffiliations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_GetMUCAffiliations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).GetMUCAffiliations(ctx, req.(*MUCRoomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MUC_PutMUCRoom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCRoom)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).PutMUCRoom(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_PutMUCRoom_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).PutMUCRoom(ctx, req.(*MUCRoom))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MUC_DeleteMUCRoom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCRoomRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).DeleteMUCRoom(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_DeleteMUCRoom_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).DeleteMUCRoom(ctx, req.(*MUCRoomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MUC_SetMUCAffiliation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MUCAffiliation)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MUCServer).SetMUCAffiliation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MUC_SetMUCAffiliation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MUCServer).SetMUCAffiliation(ctx, req.(*MUCAffiliation))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// MUC_ServiceDesc is the grpc.ServiceDesc for MUC service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var MUC_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "koi.backend.v1.MUC",
+	HandlerType: (*MUCServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetMUCRoom",
+			Handler:    _MUC_GetMUCRoom_Handler,
+		},
+		{
+			MethodName: "ListMUCRooms",
+			Handler:    _MUC_ListMUCRooms_Handler,
+		},
+		{
+			MethodName: "GetMUCAffiliations",
+			Handler:    _MUC_GetMUCAffiliations_Handler,
+		},
+		{
+			MethodName: "PutMUCRoom",
+			Handler:    _MUC_PutMUCRoom_Handler,
+		},
+		{
+			MethodName: "DeleteMUCRoom",
+			Handler:    _MUC_DeleteMUCRoom_Handler,
+		},
+		{
+			MethodName: "SetMUCAffiliation",
+			Handler:    _MUC_SetMUCAffiliation_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "koi_backend.proto",
+}

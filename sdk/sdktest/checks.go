@@ -70,7 +70,7 @@ func checks() []check {
 
 		{"private/not-found", privateRead, checkPrivateNotFound},
 		{"private/documents", privateWrite, checkPrivateDocuments},
-	}, append(append(archiveChecks(), blocklistChecks()...), tokenChecks()...)...)
+	}, append(append(append(archiveChecks(), blocklistChecks()...), tokenChecks()...), mucChecks()...)...)
 }
 
 // checkCapabilities checks that every declared feature is backed by its
@@ -110,6 +110,9 @@ func checkCapabilities(e *env) {
 	_, tokens := b.(sdk.Tokens)
 	_, tokensW := b.(sdk.TokensWriter)
 	feature("tokens", c.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
+	_, muc := b.(sdk.MUC)
+	_, mucW := b.(sdk.MUCWriter)
+	feature("muc", c.MUC, muc, mucW, "MUC", "MUCWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
 	}
@@ -137,8 +140,8 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v",
-		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens)
+	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v, muc %v",
+		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC)
 }
 
 // wantErr fails the test unless err wraps one of want.

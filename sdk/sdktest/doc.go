@@ -39,6 +39,19 @@
 //     Complete, Count and Index; the With, WithResource, AfterID,
 //     BeforeID and IDs filters alone and together; full-text search when
 //     declared; preferences; DeleteArchive; sdk.ErrInvalid for bad input.
+//   - muc: GetMUCRoom of an absent room is sdk.ErrNotFound, lists of an
+//     unused service or room are empty; rooms round trip with their config
+//     byte for byte (multi-valued fields, a field without values, an empty
+//     value, unicode, markup, line breaks) and Created to the millisecond;
+//     a second put replaces config and subject and keeps Created; rooms
+//     listed per service in byte order, none of another service (however
+//     alike the names); affiliations set, replaced and removed ("none"),
+//     sorted by JID, kept when the room is put again, sdk.ErrNotFound on
+//     a room that is not stored, gone with DeleteMUCRoom (a room made
+//     again starts without them); keys exact (Cafe, cafe, café and
+//     cafe+U+0301 are four rooms); sdk.ErrInvalid for malformed room JIDs,
+//     JIDs and affiliations; listings over 4 MiB; concurrent puts and
+//     affiliation changes.
 //   - over the wire only [refusals]: what the plugin does not declare is
 //     refused, writes to read-only features with sdk.ErrReadOnly (or
 //     errors.ErrUnsupported), reads of undeclared features with

@@ -139,6 +139,29 @@ func checkRefusals(e *env) {
 		}
 	}
 
+	if m, ok := e.b.(sdk.MUCWriter); ok && !c.MUC.Writable() {
+		room := e.user("refused") + "@muc.example"
+		write("PutMUCRoom", m.PutMUCRoom(e.ctx, sdk.MUCRoom{Room: room, Created: time.Now()}))
+		write("SetMUCAffiliation", m.SetMUCAffiliation(e.ctx, sdk.MUCAffiliation{Room: room, JID: contact, Affiliation: "owner"}))
+		write("DeleteMUCRoom", m.DeleteMUCRoom(e.ctx, room))
+	}
+	if m, ok := e.b.(sdk.MUC); ok {
+		room := e.user("refused") + "@muc.example"
+		_, err := m.GetMUCRoom(e.ctx, room)
+		if !c.MUC.Readable() {
+			read("GetMUCRoom", err)
+			_, err = m.ListMUCRooms(e.ctx, "muc.example")
+			read("ListMUCRooms", err)
+			_, err = m.GetMUCAffiliations(e.ctx, room)
+			read("GetMUCAffiliations", err)
+		} else {
+			e.wantErr("GetMUCRoom after the refused PutMUCRoom", err, sdk.ErrNotFound)
+			if affs, err := m.GetMUCAffiliations(e.ctx, room); e.noErr("GetMUCAffiliations after the refused writes", err) && len(affs) > 0 {
+				e.t.Errorf("a refused SetMUCAffiliation stored an affiliation: %+v", affs)
+			}
+		}
+	}
+
 	if a, ok := e.b.(sdk.Archive); ok {
 		if !c.Archive.Access.Writable() {
 			write("AppendArchive", a.AppendArchive(e.ctx, []sdk.ArchivedMessage{{

@@ -39,6 +39,10 @@ var bugs = map[string]func(m *testbackend.Memory) sdk.Backend{
 	"private-ignores-ns":   func(m *testbackend.Memory) sdk.Backend { return privateByName{m} },
 	"unblock-keeps":        func(m *testbackend.Memory) sdk.Backend { return unblockKeeps{m} },
 	"token-delete-keeps":   func(m *testbackend.Memory) sdk.Backend { return tokenDeleteKeeps{m} },
+	"muc-new-created":      func(m *testbackend.Memory) sdk.Backend { return mucNewCreated{m} },
+	"muc-drops-empty":      func(m *testbackend.Memory) sdk.Backend { return mucDropsEmpty{m} },
+	"muc-none-ignored":     func(m *testbackend.Memory) sdk.Backend { return mucNoneIgnored{m} },
+	"muc-suffix-services":  func(m *testbackend.Memory) sdk.Backend { return mucSuffixServices{m} },
 	"lost-large-roster":    func(m *testbackend.Memory) sdk.Backend { return lossyRoster{m} },
 	"scram-wrong-password": func(m *testbackend.Memory) sdk.Backend { return wrongSCRAM{m} },
 	"panics":               func(m *testbackend.Memory) sdk.Backend { return panicky{m} },
@@ -71,6 +75,10 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"private-ignores-ns", `GetPrivate(`},
 		{"unblock-keeps", "GetBlocklist("},
 		{"token-delete-keeps", "GetTokens("},
+		{"muc-new-created", "GetMUCRoom(lobby@"},
+		{"muc-drops-empty", `"muc#roomconfig_roomadmins": []`},
+		{"muc-none-ignored", "GetMUCAffiliations(team@"},
+		{"muc-suffix-services", "sorted by room JID"},
 		{"lost-large-roster", "missing item"},
 		{"scram-wrong-password", "do not verify the user's password"},
 	} {
@@ -301,6 +309,67 @@ func (unblockKeeps) Unblock(context.Context, string, []string) error { return ni
 type tokenDeleteKeeps struct{ *testbackend.Memory }
 
 func (tokenDeleteKeeps) DeleteToken(context.Context, string, string, []byte) error { return nil }
+
+// mucNewCreated replaces a room's Created on every put, as a plain
+// replace of the row would.
+type mucNewCreated struct{ *testbackend.Memory }
+
+func (b mucNewCreated) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {
+	affs, err := b.GetMUCAffiliations(ctx, r.Room)
+	if err != nil {
+		return err
+	}
+	if err := b.DeleteMUCRoom(ctx, r.Room); err != nil {
+		return err
+	}
+	if err := b.Memory.PutMUCRoom(ctx, r); err != nil {
+		return err
+	}
+	for _, a := range affs {
+		if err := b.SetMUCAffiliation(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mucDropsEmpty loses config fields without values, as a store of one row
+// per value would.
+type mucDropsEmpty struct{ *testbackend.Memory }
+
+func (b mucDropsEmpty) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {
+	cfg := map[string][]string{}
+	for k, v := range r.Config {
+		if len(v) > 0 {
+			cfg[k] = v
+		}
+	}
+	r.Config = cfg
+	return b.Memory.PutMUCRoom(ctx, r)
+}
+
+// mucNoneIgnored stores nothing for "none" instead of removing the entry.
+type mucNoneIgnored struct{ *testbackend.Memory }
+
+func (b mucNoneIgnored) SetMUCAffiliation(ctx context.Context, a sdk.MUCAffiliation) error {
+	if a.Affiliation == "none" {
+		return nil
+	}
+	return b.Memory.SetMUCAffiliation(ctx, a)
+}
+
+// mucSuffixServices lists the rooms of subdomains with a service's own, as
+// a LIKE '%@' || service query would.
+type mucSuffixServices struct{ *testbackend.Memory }
+
+func (b mucSuffixServices) ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error) {
+	rooms, err := b.Memory.ListMUCRooms(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := b.Memory.ListMUCRooms(ctx, "sub."+service)
+	return append(rooms, sub...), err
+}
 
 // lossyRoster drops items beyond 300 (a result-size limit, say).
 type lossyRoster struct{ *testbackend.Memory }

@@ -62,6 +62,7 @@ func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error)
 		private: map[string]map[string]string{},
 		blocked: map[string]map[string]bool{},
 		tokens:  map[string][]sdk.Token{},
+		rooms:   map[string]*mucRoom{},
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -113,6 +114,13 @@ type Memory struct {
 	private map[string]map[string]string // owner -> name + "\x00" + ns
 	blocked map[string]map[string]bool   // owner -> blocked JIDs
 	tokens  map[string][]sdk.Token       // owner -> FAST tokens
+	rooms   map[string]*mucRoom          // room JID -> persistent MUC room
+}
+
+// mucRoom is a stored room with its affiliations, which go with it.
+type mucRoom struct {
+	room sdk.MUCRoom
+	affs map[string]sdk.MUCAffiliation // JID -> affiliation
 }
 
 // Capabilities implements sdk.Backend.
@@ -125,6 +133,7 @@ func (m *Memory) Capabilities() sdk.Capabilities {
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		MUC:       sdk.AccessReadWrite,
 	}
 }
 
@@ -573,6 +582,113 @@ func (m *Memory) DeleteTokens(_ context.Context, owner string) error {
 	return nil
 }
 
+// cloneRoom copies r deeply, so that neither the caller's map nor ours
+// changes behind the other's back.
+func cloneRoom(r sdk.MUCRoom) sdk.MUCRoom {
+	cfg := make(map[string][]string, len(r.Config))
+	for k, v := range r.Config {
+		cfg[k] = slices.Clone(v)
+	}
+	r.Config = cfg
+	return r
+}
+
+// GetMUCRoom implements sdk.MUC.
+func (m *Memory) GetMUCRoom(_ context.Context, room string) (sdk.MUCRoom, error) {
+	if _, err := sdk.MUCService(room); err != nil {
+		return sdk.MUCRoom{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.rooms[room]
+	if !ok {
+		return sdk.MUCRoom{}, fmt.Errorf("room %s: %w", room, sdk.ErrNotFound)
+	}
+	return cloneRoom(r.room), nil
+}
+
+// ListMUCRooms implements sdk.MUC.
+func (m *Memory) ListMUCRooms(_ context.Context, service string) ([]sdk.MUCRoom, error) {
+	if service == "" {
+		return nil, fmt.Errorf("%w: empty MUC service", sdk.ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []sdk.MUCRoom{}
+	for jid, r := range m.rooms {
+		if s, _ := sdk.MUCService(jid); s == service {
+			out = append(out, cloneRoom(r.room))
+		}
+	}
+	slices.SortFunc(out, func(a, b sdk.MUCRoom) int { return strings.Compare(a.Room, b.Room) })
+	return out, nil
+}
+
+// GetMUCAffiliations implements sdk.MUC.
+func (m *Memory) GetMUCAffiliations(_ context.Context, room string) ([]sdk.MUCAffiliation, error) {
+	if _, err := sdk.MUCService(room); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []sdk.MUCAffiliation{}
+	if r, ok := m.rooms[room]; ok {
+		for _, a := range r.affs {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b sdk.MUCAffiliation) int { return strings.Compare(a.JID, b.JID) })
+	return out, nil
+}
+
+// PutMUCRoom implements sdk.MUCWriter.
+func (m *Memory) PutMUCRoom(_ context.Context, r sdk.MUCRoom) error {
+	if err := sdk.CheckMUCRoom(r); err != nil {
+		return err
+	}
+	r = cloneRoom(r)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.rooms[r.Room]; ok {
+		r.Created = old.room.Created
+		old.room = r
+		return nil
+	}
+	r.Created = r.Created.UTC()
+	m.rooms[r.Room] = &mucRoom{room: r, affs: map[string]sdk.MUCAffiliation{}}
+	return nil
+}
+
+// DeleteMUCRoom implements sdk.MUCWriter.
+func (m *Memory) DeleteMUCRoom(_ context.Context, room string) error {
+	if _, err := sdk.MUCService(room); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.rooms, room)
+	return nil
+}
+
+// SetMUCAffiliation implements sdk.MUCWriter.
+func (m *Memory) SetMUCAffiliation(_ context.Context, a sdk.MUCAffiliation) error {
+	if err := sdk.CheckMUCAffiliation(a); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.rooms[a.Room]
+	if !ok {
+		return fmt.Errorf("room %s: %w", a.Room, sdk.ErrNotFound)
+	}
+	if a.Affiliation == "none" {
+		delete(r.affs, a.JID)
+		return nil
+	}
+	r.affs[a.JID] = a
+	return nil
+}
+
 // readers exposes only the reading interfaces of a Memory, declaring
 // access for every feature.
 type readers struct {
@@ -589,6 +705,7 @@ func (r readers) Capabilities() sdk.Capabilities {
 		Private:   r.access,
 		Blocklist: r.access,
 		Tokens:    r.access,
+		MUC:       r.access,
 	}
 }
 
@@ -626,6 +743,18 @@ func (r readers) GetTokens(ctx context.Context, owner, agent string) ([]sdk.Toke
 	return r.m.GetTokens(ctx, owner, agent)
 }
 
+func (r readers) GetMUCRoom(ctx context.Context, room string) (sdk.MUCRoom, error) {
+	return r.m.GetMUCRoom(ctx, room)
+}
+
+func (r readers) ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error) {
+	return r.m.ListMUCRooms(ctx, service)
+}
+
+func (r readers) GetMUCAffiliations(ctx context.Context, room string) ([]sdk.MUCAffiliation, error) {
+	return r.m.GetMUCAffiliations(ctx, room)
+}
+
 // Offline is one interface for reads and writes, so a read-only backend
 // still implements it; the plugin refuses Store and DeleteAll.
 func (r readers) Store(ctx context.Context, owner string, msg sdk.OfflineMessage) error {
@@ -657,4 +786,6 @@ var (
 	_ sdk.BlocklistWriter = (*Memory)(nil)
 	_ sdk.Tokens          = (*Memory)(nil)
 	_ sdk.TokensWriter    = (*Memory)(nil)
+	_ sdk.MUC             = (*Memory)(nil)
+	_ sdk.MUCWriter       = (*Memory)(nil)
 )
