@@ -60,6 +60,7 @@ type Config struct {
 	Push      Push
 	Admin     Admin
 	Metrics   Metrics
+	Cluster   Cluster
 
 	// Components are the external components (XEP-0114) allowed to
 	// connect to a component listener (blocks component "domain"), in
@@ -251,6 +252,20 @@ type StreamManagement struct {
 	// that many stanzas; 0 never asks.
 	RequestAckEvery int
 }
+
+// Cluster joins koi nodes over NATS (optional block cluster); off unless
+// nats_url is set, and then every node needs a distinct node name.
+type Cluster struct {
+	NATSURL string        // key nats_url: "nats://host:4222" (several comma-separated)
+	Node    string        // key node: this node's name, [A-Za-z0-9_-], default the host name
+	Lease   time.Duration // key lease: how long a silent node counts as alive, default 10s
+	// Name (key name, default "koi") keeps clusters that share one NATS
+	// apart: it prefixes the subjects and the registry bucket.
+	Name string
+}
+
+// On reports whether the cluster block turns clustering on.
+func (c Cluster) On() bool { return c.NATSURL != "" }
 
 // Metrics is the Prometheus endpoint (optional block metrics), off unless
 // an address is set: it tells anyone who can reach it how busy the

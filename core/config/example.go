@@ -102,4 +102,7 @@ host "localhost" {
 # Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on
 # a listener of their own; off unless address is set. examples/grafana has a dashboard.
 # metrics { address = "127.0.0.1:9100"  path = "/metrics" }
+# A cluster of koi nodes over NATS with JetStream (see README, "Cluster"): every node names the same
+# NATS and its own node; the backends must be shared (no SQLite file, no local upload directory).
+# cluster { nats_url = "nats://127.0.0.1:4222"  node = "koi1"  lease = "10s"  name = "koi" }
 `

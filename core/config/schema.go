@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "muc"}
+	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "muc", "cluster"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -101,6 +101,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"default_public": kBool, "default_persistent": kBool, "default_members_only": kBool,
 			"default_moderated": kBool, "default_whois": kString, "default_allow_pm": kString, "default_history": kInt,
 		}, true
+	case "cluster":
+		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString}, true
 	case "push":
 		return map[string]kind{
 			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,

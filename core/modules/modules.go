@@ -93,6 +93,7 @@ type Server struct {
 	version         string
 	last            *lastactivity.Tracker
 	comps           components
+	rosterWritten   func(owner jid.JID) // cluster.go
 }
 
 // New builds the module server for hosts.

@@ -112,7 +112,9 @@ func (rs *rosters) load(ctx context.Context, owner jid.JID) (*roster, error) {
 	if h.SharedRoster.On {
 		rs.loadShared(ctx, h, r)
 	}
-	if rs.m.router.User(owner) != nil {
+	// Only rosters of users with a session on this node are kept: in a
+	// cluster the other nodes' writes invalidate them (ForgetRoster).
+	if u := rs.m.router.User(owner); u != nil && u.HasLocal() {
 		rs.mu.Lock()
 		rs.cache[owner] = r
 		rs.mu.Unlock()
@@ -201,10 +203,29 @@ func (rs *rosters) forget(owner jid.JID) {
 	l := rs.lock(owner)
 	l.Lock()
 	defer l.Unlock()
-	if rs.m.router.User(owner) == nil {
+	if u := rs.m.router.User(owner); u == nil || !u.HasLocal() {
 		rs.mu.Lock()
 		delete(rs.cache, owner)
 		rs.mu.Unlock()
+	}
+}
+
+// drop forgets owner's cached roster whatever its sessions: another node
+// of a cluster changed it.
+func (rs *rosters) drop(owner jid.JID) {
+	l := rs.lock(owner)
+	l.Lock()
+	defer l.Unlock()
+	rs.mu.Lock()
+	delete(rs.cache, owner)
+	rs.mu.Unlock()
+}
+
+// written tells the cluster hook, if any, that owner's stored roster
+// changed.
+func (rs *rosters) written(owner jid.JID) {
+	if f := rs.m.rosterWritten; f != nil {
+		f(owner)
 	}
 }
 
@@ -253,6 +274,7 @@ func (rs *rosters) setItem(ctx context.Context, r *roster, it sdk.RosterItem) er
 	if err != nil {
 		return err
 	}
+	rs.written(r.owner)
 	if r.personal != nil {
 		r.personal[c] = it
 		r.personalVersion = v
@@ -279,6 +301,7 @@ func (rs *rosters) deleteItem(ctx context.Context, r *roster, contact jid.JID) e
 	if err != nil {
 		return err
 	}
+	rs.written(r.owner)
 	if r.personal != nil {
 		delete(r.personal, contact)
 		r.personalVersion = v
@@ -301,6 +324,7 @@ func (rs *rosters) setPending(ctx context.Context, r *roster, contact jid.JID, s
 	if err := b.SetPending(ctx, r.owner.String(), sdk.PendingSubscription{JID: contact.String(), Stanza: st}); err != nil {
 		return err
 	}
+	rs.written(r.owner)
 	r.pending[contact] = st
 	return nil
 }
@@ -316,6 +340,7 @@ func (rs *rosters) deletePending(ctx context.Context, r *roster, contact jid.JID
 	if err := b.DeletePending(ctx, r.owner.String(), contact.String()); err != nil {
 		return err
 	}
+	rs.written(r.owner)
 	delete(r.pending, contact)
 	return nil
 }

@@ -26,7 +26,21 @@ type Conn interface {
 type Router struct {
 	mu    sync.RWMutex
 	users map[jid.JID]*User
+	obs   Observer
 }
+
+// Observer hears of changes to the sessions bound on this node (not to
+// remote ones): a cluster publishes them for the other nodes. It is called
+// after the change, outside the router's locks, on the changer's goroutine.
+type Observer interface {
+	// SessionChanged reports a bind, a presence or roster-interest change.
+	SessionChanged(s *Session)
+	// SessionGone reports an unbind.
+	SessionGone(s *Session)
+}
+
+// SetObserver installs o; call it before the first Bind.
+func (r *Router) SetObserver(o Observer) { r.obs = o }
 
 // New returns an empty router.
 func New() *Router { return &Router{users: make(map[jid.JID]*User)} }
@@ -34,6 +48,7 @@ func New() *Router { return &Router{users: make(map[jid.JID]*User)} }
 // User is a connected account: the sessions of one bare JID.
 type User struct {
 	Bare jid.JID
+	obs  Observer
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource
@@ -54,7 +69,14 @@ type Session struct {
 	presence   *xmlstream.Element // last available presence broadcast, nil if none
 	interested bool               // requested the roster: gets roster pushes
 	directed   map[jid.JID]struct{}
+
+	// remote marks a session bound on another node of a cluster: its Conn
+	// forwards there, and it is not counted among this node's sessions.
+	remote bool
 }
+
+// Remote reports whether the session lives on another node of a cluster.
+func (s *Session) Remote() bool { return s.remote }
 
 // JID is the session's full JID.
 func (s *Session) JID() jid.JID { return s.jid }
@@ -83,14 +105,28 @@ func (s *Session) SetConn(c Conn) { s.conn.Store(&connBox{c}) }
 // the newest session wins: the old one is returned so the caller can close
 // it with <conflict/>.
 func (r *Router) Bind(full jid.JID, c Conn) (s *Session, replaced *Session) {
+	s, replaced = r.bind(full, c, false)
+	if r.obs != nil {
+		r.obs.SessionChanged(s)
+	}
+	return s, replaced
+}
+
+// BindRemote registers a session that another node of a cluster serves;
+// c forwards to it. Like Bind, the newest session of a resource wins.
+func (r *Router) BindRemote(full jid.JID, c Conn) (s *Session, replaced *Session) {
+	return r.bind(full, c, true)
+}
+
+func (r *Router) bind(full jid.JID, c Conn, remote bool) (s *Session, replaced *Session) {
 	bare := full.Bare()
 	r.mu.Lock()
 	u := r.users[bare]
 	if u == nil {
-		u = &User{Bare: bare, sessions: make(map[string]*Session, 1)}
+		u = &User{Bare: bare, obs: r.obs, sessions: make(map[string]*Session, 1)}
 		r.users[bare] = u
 	}
-	s = &Session{user: u, jid: full}
+	s = &Session{user: u, jid: full, remote: remote}
 	s.SetConn(c)
 	u.mu.Lock()
 	// The replaced session keeps its user for presence bookkeeping; Unbind
@@ -105,6 +141,14 @@ func (r *Router) Bind(full jid.JID, c Conn) (s *Session, replaced *Session) {
 // Unbind removes s. It reports whether s was still bound (false when a
 // newer session replaced it, or it was already removed).
 func (r *Router) Unbind(s *Session) bool {
+	ok := r.unbind(s)
+	if ok && r.obs != nil && !s.remote {
+		r.obs.SessionGone(s)
+	}
+	return ok
+}
+
+func (r *Router) unbind(s *Session) bool {
 	bare := s.jid.Bare()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -153,8 +197,8 @@ func (r *Router) Sessions(bare jid.JID) []*Session {
 	return u.Sessions()
 }
 
-// All returns every session. It is for shutdown and administration,
-// not for hot paths.
+// All returns every session bound on this node (not the remote sessions
+// of a cluster). It is for shutdown and administration, not for hot paths.
 func (r *Router) All() []*Session {
 	r.mu.RLock()
 	users := make([]*User, 0, len(r.users))
@@ -164,21 +208,48 @@ func (r *Router) All() []*Session {
 	r.mu.RUnlock()
 	var out []*Session
 	for _, u := range users {
-		out = append(out, u.Sessions()...)
+		for _, s := range u.Sessions() {
+			if !s.remote {
+				out = append(out, s)
+			}
+		}
 	}
 	return out
 }
 
-// Count returns the number of connected users and sessions.
+// Count returns the number of users with a session on this node and of
+// those sessions (the remote sessions of a cluster are not counted).
 func (r *Router) Count() (users, sessions int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, u := range r.users {
+		n := 0
 		u.mu.Lock()
-		sessions += len(u.sessions)
+		for _, s := range u.sessions {
+			if !s.remote {
+				n++
+			}
+		}
 		u.mu.Unlock()
+		if n > 0 {
+			users++
+			sessions += n
+		}
 	}
-	return len(r.users), sessions
+	return users, sessions
+}
+
+// HasLocal reports whether one of the user's sessions is bound on this
+// node.
+func (u *User) HasLocal() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range u.sessions {
+		if !s.remote {
+			return true
+		}
+	}
+	return false
 }
 
 // Sessions returns the user's sessions sorted by resource.
@@ -212,20 +283,43 @@ func (s *Session) State() PresenceState {
 // SetInterested marks the session as having requested the roster.
 func (s *Session) SetInterested() {
 	s.user.mu.Lock()
+	was := s.interested
 	s.interested = true
 	s.user.mu.Unlock()
+	s.changed(!was)
+}
+
+// changed tells the observer of a local session's change.
+func (s *Session) changed(did bool) {
+	if did && !s.remote {
+		if o := s.user.obs; o != nil {
+			o.SessionChanged(s)
+		}
+	}
 }
 
 // SetPresence records an available presence (p non-nil) or unavailability
 // (p nil). It returns whether the session was available before.
 func (s *Session) SetPresence(p *xmlstream.Element, priority int) (wasAvailable bool) {
 	s.user.mu.Lock()
-	defer s.user.mu.Unlock()
 	wasAvailable = s.available
 	s.available = p != nil
 	s.presence = p
 	s.priority = priority
+	s.user.mu.Unlock()
+	s.changed(true)
 	return wasAvailable
+}
+
+// SetRemoteState sets a remote session's presence state as its node
+// published it.
+func (s *Session) SetRemoteState(st PresenceState) {
+	s.user.mu.Lock()
+	s.available = st.Available
+	s.presence = st.Presence
+	s.priority = st.Priority
+	s.interested = st.Interested
+	s.user.mu.Unlock()
 }
 
 // AddDirected remembers that the session sent directed presence to to, so

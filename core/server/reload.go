@@ -193,6 +193,7 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 		{"admin", cur.Admin, next.Admin},
 		{"metrics", cur.Metrics, next.Metrics},
 		{"muc", cur.MUC, next.MUC},
+		{"cluster", cur.Cluster, next.Cluster},
 	} {
 		if !reflect.DeepEqual(d.cur, d.next) {
 			restart = append(restart, d.key)

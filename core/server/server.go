@@ -256,6 +256,15 @@ func (s *Server) Run(ctx context.Context) error {
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
 	blocking.Register(s.log.Named("blocking"), mods, rt)
+	leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		leaveCluster(cctx)
+	}()
 	// A message for a session whose connection dropped, waiting under
 	// stream management to be resumed, goes to the phone's push service.
 	var onDetached func(*router.Session, *xmlstream.Element)

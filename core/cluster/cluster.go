@@ -1,0 +1,571 @@
+// Package cluster joins koi nodes over NATS. The nodes share their
+// backends, so the only state they exchange is the live one: which
+// sessions are bound where, with which presence. Each node publishes its
+// own sessions in a JetStream key-value bucket and keeps a copy of the
+// others' in its router as remote sessions, whose connection forwards
+// stanzas to the home node's subject. Routing code does not know the
+// difference: a message for a user on another node reaches a remote
+// session, and its Send publishes it.
+//
+// A node announces itself with heartbeats; one silent for longer than the
+// lease is dead, and the alive node with the smallest name removes its
+// sessions from the registry and sends their unavailable presence.
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// Subjects, after the cluster's name and a dot. A node's inbox gets the
+// stanzas for its sessions (header Koi-To names the session) and the
+// stream closes other nodes ask for. The registry is the key-value bucket
+// NAME_sessions.
+const (
+	subjHeartbeat = "hb."    // + node
+	subjNode      = "node."  // + node + ".in" or ".close"
+	subjRoster    = "roster" // a roster changed: payload the owner's bare JID
+	hdrTo         = "Koi-To"
+	hdrNode       = "Koi-Node"
+	hdrCondition  = "Koi-Condition"
+)
+
+// Config is the cluster block of the configuration.
+type Config struct {
+	URL   string        // NATS server URLs, comma-separated
+	Node  string        // this node's name: distinct per node, [A-Za-z0-9_-]
+	Lease time.Duration // a node silent longer than this is dead
+	Name  string        // the cluster's name: prefixes subjects and the bucket
+}
+
+// Modules is what the cluster needs of the IM logic (core/modules).
+type Modules interface {
+	// Redeliver delivers a forwarded stanza whose session left.
+	Redeliver(ctx context.Context, el *xmlstream.Element)
+	// ForgetRoster drops a cached roster another node changed.
+	ForgetRoster(owner jid.JID)
+	// Closed ends a session: its unavailable presence is broadcast.
+	Closed(ctx context.Context, s *router.Session)
+}
+
+// entry is a session's registry value.
+type entry struct {
+	Node       string `json:"node"`
+	JID        string `json:"jid"`
+	Available  bool   `json:"available,omitempty"`
+	Priority   int    `json:"priority,omitempty"`
+	Presence   string `json:"presence,omitempty"`
+	Interested bool   `json:"interested,omitempty"`
+}
+
+// Cluster is this node's membership. Start it before the listeners, so
+// that every local session is observed; Stop it after they closed.
+type Cluster struct {
+	cfg Config
+	log hclog.Logger
+	rt  *router.Router
+	mod Modules
+
+	nc   *nats.Conn
+	kv   jetstream.KeyValue
+	subs []*nats.Subscription
+
+	// writes holds the registry writes not yet done, by key: a key's
+	// latest state is all that matters, so bursts coalesce.
+	wmu     sync.Mutex
+	writes  map[string]*router.Session // nil value: delete the key
+	wake    chan struct{}
+	flushed chan struct{} // closed and replaced when writes empties
+
+	mu      sync.Mutex
+	remote  map[jid.JID]*remoteSession // remote sessions by full JID
+	mine    map[jid.JID]uint64         // registry revision of each local session's latest put
+	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
+	started time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns a cluster member; Start connects it.
+func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster {
+	return &Cluster{
+		cfg: cfg, log: log, rt: rt, mod: mod,
+		writes: map[string]*router.Session{}, wake: make(chan struct{}, 1), flushed: make(chan struct{}),
+		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
+		stop: make(chan struct{}),
+	}
+}
+
+// subj is a subject of this cluster.
+func (c *Cluster) subj(s string) string { return c.cfg.Name + "." + s }
+
+// Node is this node's name.
+func (c *Cluster) Node() string { return c.cfg.Node }
+
+// Start connects to NATS, clears what an earlier run of this node left in
+// the registry, loads the other nodes' sessions and starts following them.
+func (c *Cluster) Start(ctx context.Context) error {
+	nc, err := nats.Connect(c.cfg.URL, nats.Name("koi "+c.cfg.Node), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.log.Warn("NATS connection lost; reconnecting", "error", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { c.log.Info("NATS connection back") }))
+	if err != nil {
+		return fmt.Errorf("cluster: connect to NATS %s: %w", c.cfg.URL, err)
+	}
+	c.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: JetStream: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: c.cfg.Name + "_sessions", History: 1, Storage: jetstream.MemoryStorage,
+		Description: "koi: the sessions of every node",
+	})
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: key-value bucket %s_sessions (is JetStream enabled on the NATS server?): %w", c.cfg.Name, err)
+	}
+	c.kv = kv
+	if err := c.purgeNode(ctx, c.cfg.Node); err != nil {
+		nc.Close()
+		return err
+	}
+	c.started = time.Now()
+	for _, s := range []struct {
+		subj string
+		h    nats.MsgHandler
+	}{
+		{c.subj(subjNode + c.cfg.Node + ".in"), c.onForward},
+		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
+		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
+		{c.subj(subjRoster), c.onRoster},
+	} {
+		sub, err := nc.Subscribe(s.subj, s.h)
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: subscribe %s: %w", s.subj, err)
+		}
+		sub.SetPendingLimits(-1, 256<<20)
+		c.subs = append(c.subs, sub)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: watch the session registry: %w", err)
+	}
+	// The watcher first replays the bucket, then a nil marks the present.
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		c.apply(ctx, e)
+	}
+	c.heartbeat()
+	c.rt.SetObserver(c)
+	c.wg.Add(3)
+	go c.follow(w)
+	go c.writer()
+	go c.beat()
+	c.log.Info("joined the cluster", "node", c.cfg.Node, "nats", nc.ConnectedUrlRedacted(), "remote_sessions", len(c.remote))
+	return nil
+}
+
+// Stop writes what is pending (the sessions' removals after a shutdown),
+// then leaves NATS.
+func (c *Cluster) Stop(ctx context.Context) {
+	if c.nc == nil {
+		return
+	}
+	c.wmu.Lock()
+	done := c.flushed
+	empty := len(c.writes) == 0
+	c.wmu.Unlock()
+	if !empty {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.log.Warn("leaving the cluster with registry writes pending; the lease cleans up", "error", ctx.Err())
+		}
+	}
+	close(c.stop)
+	c.wg.Wait()
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+	}
+}
+
+// key is a session's registry key: node, bare JID and resource, the last
+// two base64url-encoded (keys allow few characters).
+func key(node string, full jid.JID) string {
+	enc := base64.RawURLEncoding
+	return node + "." + enc.EncodeToString([]byte(full.Bare().String())) + "." + enc.EncodeToString([]byte(full.Resource()))
+}
+
+// parseKey returns a key's node and full JID.
+func parseKey(k string) (string, jid.JID, error) {
+	parts := strings.Split(k, ".")
+	if len(parts) != 3 {
+		return "", jid.JID{}, fmt.Errorf("registry key %q: want node.bare.resource", k)
+	}
+	enc := base64.RawURLEncoding
+	b, err1 := enc.DecodeString(parts[1])
+	r, err2 := enc.DecodeString(parts[2])
+	if err := errors.Join(err1, err2); err != nil {
+		return "", jid.JID{}, fmt.Errorf("registry key %q: %w", k, err)
+	}
+	full, err := jid.Parse(string(b) + "/" + string(r))
+	if err != nil {
+		return "", jid.JID{}, fmt.Errorf("registry key %q: %w", k, err)
+	}
+	return parts[0], full, nil
+}
+
+// purgeNode deletes every registry key of node.
+func (c *Cluster) purgeNode(ctx context.Context, node string) error {
+	lister, err := c.kv.ListKeysFiltered(ctx, node+".>")
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil
+		}
+		return fmt.Errorf("cluster: list the keys of node %s: %w", node, err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := c.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("cluster: delete %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// SessionChanged implements router.Observer: a local session bound or
+// changed presence.
+func (c *Cluster) SessionChanged(s *router.Session) { c.queue(key(c.cfg.Node, s.JID()), s) }
+
+// SessionGone implements router.Observer.
+func (c *Cluster) SessionGone(s *router.Session) { c.queue(key(c.cfg.Node, s.JID()), nil) }
+
+func (c *Cluster) queue(k string, s *router.Session) {
+	c.wmu.Lock()
+	c.writes[k] = s
+	c.wmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer does the registry writes in the background: a bind never waits
+// for NATS.
+func (c *Cluster) writer() {
+	defer c.wg.Done()
+	ctx := context.Background()
+	for {
+		c.wmu.Lock()
+		batch := c.writes
+		c.writes = map[string]*router.Session{}
+		c.wmu.Unlock()
+		for k, s := range batch {
+			c.write(ctx, k, s)
+		}
+		c.wmu.Lock()
+		if len(c.writes) == 0 {
+			close(c.flushed)
+			c.flushed = make(chan struct{})
+		}
+		c.wmu.Unlock()
+		select {
+		case <-c.wake:
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+func (c *Cluster) write(ctx context.Context, k string, s *router.Session) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if s == nil {
+		if err := c.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			c.log.Warn("session registry: delete failed", "key", k, "error", err)
+		}
+		if _, full, err := parseKey(k); err == nil {
+			c.mu.Lock()
+			delete(c.mine, full)
+			c.mu.Unlock()
+		}
+		return
+	}
+	st := s.State()
+	e := entry{Node: c.cfg.Node, JID: s.JID().String(), Available: st.Available, Priority: st.Priority, Interested: st.Interested}
+	if st.Presence != nil {
+		e.Presence = st.Presence.String()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		c.log.Error("session registry: encode", "error", err)
+		return
+	}
+	rev, err := c.kv.Put(ctx, k, b)
+	if err != nil {
+		c.log.Warn("session registry: put failed", "key", k, "error", err)
+		return
+	}
+	c.mu.Lock()
+	c.mine[s.JID()] = rev
+	c.mu.Unlock()
+}
+
+// follow applies the registry's changes.
+func (c *Cluster) follow(w jetstream.KeyWatcher) {
+	defer c.wg.Done()
+	defer w.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				c.apply(ctx, e)
+			}
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// apply mirrors one registry entry in the router.
+func (c *Cluster) apply(ctx context.Context, e jetstream.KeyValueEntry) {
+	node, full, err := parseKey(e.Key())
+	if err != nil {
+		c.log.Warn("session registry: skipping a key", "error", err)
+		return
+	}
+	if node == c.cfg.Node {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.seen[node]; !ok {
+		c.seen[node] = time.Now() // its heartbeats must follow within a lease
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		if rs := c.remote[full]; rs != nil && rs.node == node {
+			delete(c.remote, full)
+			c.rt.Unbind(rs.s)
+		}
+		return
+	}
+	var v entry
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		c.log.Warn("session registry: bad value", "key", e.Key(), "error", err)
+		return
+	}
+	st := router.PresenceState{Available: v.Available, Priority: v.Priority, Interested: v.Interested}
+	if v.Presence != "" {
+		if p, err := stanza.Parse(v.Presence); err == nil {
+			st.Presence = p
+		}
+	}
+	if rs := c.remote[full]; rs != nil && rs.node == node {
+		rs.s.SetRemoteState(st)
+		return
+	}
+	if l := c.rt.Session(full); l != nil && !l.Remote() {
+		// The same resource on two nodes: the later bind wins, as on one
+		// node (RFC 6120 §7.7.2.2); the registry's revisions order them.
+		if c.mine[full] > e.Revision() {
+			return // ours is newer: the other node closes its session
+		}
+		l.Close("conflict", "replaced by a new session of the same resource on another node")
+	}
+	rs := &remoteSession{c: c, node: node, full: full}
+	s, _ := c.rt.BindRemote(full, rs)
+	rs.s = s
+	s.SetRemoteState(st)
+	if old := c.remote[full]; old != nil {
+		delete(c.remote, full)
+	}
+	c.remote[full] = rs
+}
+
+// remoteSession is the connection of a session on another node.
+type remoteSession struct {
+	c    *Cluster
+	node string
+	full jid.JID
+	s    *router.Session
+}
+
+// Send implements router.Conn: the stanza goes to the home node.
+func (r *remoteSession) Send(el *xmlstream.Element) bool {
+	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".in"))
+	m.Header.Set(hdrTo, r.full.String())
+	m.Data = el.AppendXML(nil, "")
+	if err := r.c.nc.PublishMsg(m); err != nil {
+		r.c.log.Warn("forwarding to another node failed", "node", r.node, "to", r.full.String(), "error", err)
+		return false
+	}
+	return true
+}
+
+// Close implements router.Conn: the home node closes the stream.
+func (r *remoteSession) Close(condition, text string) {
+	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".close"))
+	m.Header.Set(hdrTo, r.full.String())
+	m.Header.Set(hdrCondition, condition)
+	m.Data = []byte(text)
+	if err := r.c.nc.PublishMsg(m); err != nil {
+		r.c.log.Warn("asking another node to close a session failed", "node", r.node, "to", r.full.String(), "error", err)
+	}
+}
+
+// onForward delivers a stanza another node sent to one of ours.
+func (c *Cluster) onForward(m *nats.Msg) {
+	to, err := jid.Parse(m.Header.Get(hdrTo))
+	if err != nil {
+		return
+	}
+	el, err := stanza.Parse(string(m.Data))
+	if err != nil {
+		c.log.Warn("dropping a malformed stanza from another node", "error", err)
+		return
+	}
+	if s := c.rt.Session(to); s != nil && !s.Remote() {
+		if s.Send(el) {
+			return
+		}
+	}
+	c.mod.Redeliver(context.Background(), el)
+}
+
+// onClose closes one of our sessions for another node.
+func (c *Cluster) onClose(m *nats.Msg) {
+	to, err := jid.Parse(m.Header.Get(hdrTo))
+	if err != nil {
+		return
+	}
+	if s := c.rt.Session(to); s != nil && !s.Remote() {
+		s.Close(m.Header.Get(hdrCondition), string(m.Data))
+	}
+}
+
+// RosterWritten tells the other nodes that owner's stored roster changed
+// (install it with modules' OnRosterWrite).
+func (c *Cluster) RosterWritten(owner jid.JID) {
+	m := nats.NewMsg(c.subj(subjRoster))
+	m.Header.Set(hdrNode, c.cfg.Node)
+	m.Data = []byte(owner.String())
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.log.Warn("roster change not announced; other nodes may serve a stale copy", "owner", owner.String(), "error", err)
+	}
+}
+
+func (c *Cluster) onRoster(m *nats.Msg) {
+	if m.Header.Get(hdrNode) == c.cfg.Node {
+		return
+	}
+	if owner, err := jid.Parse(string(m.Data)); err == nil {
+		c.mod.ForgetRoster(owner)
+	}
+}
+
+func (c *Cluster) heartbeat() {
+	if err := c.nc.Publish(c.subj(subjHeartbeat+c.cfg.Node), nil); err != nil {
+		c.log.Warn("heartbeat not sent", "error", err)
+	}
+}
+
+func (c *Cluster) onHeartbeat(m *nats.Msg) {
+	node := strings.TrimPrefix(m.Subject, c.subj(subjHeartbeat))
+	if node == c.cfg.Node {
+		return
+	}
+	c.mu.Lock()
+	c.seen[node] = time.Now()
+	c.mu.Unlock()
+}
+
+// beat sends heartbeats and looks for dead nodes, a few times per lease.
+func (c *Cluster) beat() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.Lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.heartbeat()
+			c.reap(context.Background())
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// reap removes the sessions of nodes silent for longer than the lease.
+// Every node drops its remote sessions of a dead node; the alive node with
+// the smallest name also deletes them from the registry and broadcasts
+// their unavailable presence, so that contacts hear it once.
+func (c *Cluster) reap(ctx context.Context) {
+	now := time.Now()
+	c.mu.Lock()
+	var dead []string
+	leader := true
+	for node, t := range c.seen {
+		if now.Sub(t) > c.cfg.Lease {
+			dead = append(dead, node)
+		} else if node < c.cfg.Node {
+			leader = false
+		}
+	}
+	var gone []*remoteSession
+	for _, node := range dead {
+		delete(c.seen, node)
+		for full, rs := range c.remote {
+			if rs.node == node {
+				delete(c.remote, full)
+				gone = append(gone, rs)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, node := range dead {
+		c.log.Warn("a cluster node stopped answering; its sessions end", "node", node, "lease", c.cfg.Lease, "leader", leader)
+	}
+	for _, rs := range gone {
+		if c.rt.Unbind(rs.s) && leader {
+			c.mod.Closed(ctx, rs.s)
+		}
+	}
+	if leader {
+		for _, node := range dead {
+			if err := c.purgeNode(ctx, node); err != nil {
+				c.log.Warn("dead node's sessions not removed from the registry", "node", node, "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCluster(t *testing.T) {
+	base := `listen "c2s" { address = "127.0.0.1:5222" }
+plugin "store" { command = "x"  config = { driver = "postgres" } }
+host "a.example" { auth = "store" }
+`
+	c, err := Parse([]byte(base+`cluster { nats_url = "nats://127.0.0.1:4222"  node = "n1" }`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Cluster{NATSURL: "nats://127.0.0.1:4222", Node: "n1", Lease: 10 * time.Second, Name: "koi"}); c.Cluster != want {
+		t.Fatalf("cluster = %+v, want %+v", c.Cluster, want)
+	}
+	if c, err := Parse([]byte(base), nil); err != nil || c.Cluster.On() {
+		t.Fatalf("no cluster block: %+v, %v", c.Cluster, err)
+	}
+	for _, tc := range []struct{ src, key string }{
+		{`cluster { nats_url = "http://x:4222" }`, "cluster.nats_url"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a.b" }`, "cluster.node"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a"  name = "x y" }`, "cluster.name"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a"  lease = "10ms" }`, "cluster.lease"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a" }
+plugin "local" { command = "x"  config = { driver = "sqlite" } }`, `plugin "local".config.driver`},
+		{`cluster { nats_url = "nats://x:4222"  node = "a" }
+host "b.example" { auth = "store"  upload { listen = "127.0.0.1:5281" } }`, `host "b.example".upload.store.type`},
+	} {
+		_, err := Parse([]byte(base+tc.src), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: error %v, want one naming %s", tc.src, err, tc.key)
+		}
+	}
+}
