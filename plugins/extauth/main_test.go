@@ -98,7 +98,9 @@ func (l *logBuffer) waitLog(t *testing.T, s string) {
 func open(t *testing.T, users map[string]string, tweak func(*Settings)) (*Backend, *logBuffer) {
 	t.Helper()
 	python, path := script(t)
-	s := Settings{Program: python, Args: []string{path, usersFile(t, users), "--test-hooks"}}
+	// A generous call timeout: Python starting on a loaded machine (CI
+	// beside other jobs) takes seconds. Tests of the timeout set their own.
+	s := Settings{Program: python, Args: []string{path, usersFile(t, users), "--test-hooks"}, Timeout: 20 * time.Second}
 	if tweak != nil {
 		tweak(&s)
 	}
