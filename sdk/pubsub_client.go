@@ -20,12 +20,13 @@ var (
 	_ PubSubWriter = (*Client)(nil)
 )
 
-// Wire limits of the PubSub calls. A plugin sends each item in a message
-// of its own at worst, so the host accepts messages well over the largest
-// payload; a request must fit the 4 MiB a plugin's gRPC server accepts.
+// Wire limits of the PubSub calls. A request must fit the 4 MiB a
+// plugin's gRPC server accepts; whatever the plugin sends back was such a
+// request once (an item, a config) plus a few bytes of framing, in a
+// streamed chunk of its own at worst, so a little over 4 MiB suffices.
 const (
-	pubsubRecvBytes = 16 << 20
 	pubsubSendBytes = 4<<20 - 1<<10
+	pubsubRecvBytes = 4<<20 + 64<<10
 )
 
 var pubsubRecv = grpc.MaxCallRecvMsgSize(pubsubRecvBytes)
