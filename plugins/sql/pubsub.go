@@ -161,7 +161,9 @@ func bareJID(jid string) string {
 }
 
 // pubsubNodeID returns the node's id, ErrNotFound if there is none. With
-// lock, the row stays locked until tx ends.
+// lock, the row stays locked until tx ends: every write locks it, so a
+// write racing with the node's deletion waits for it and then finds no
+// node, instead of failing on the foreign key.
 func (s *Store) pubsubNodeID(ctx context.Context, tx *sql.Tx, service, node string, lock bool) (int64, error) {
 	q := "SELECT id FROM koi_pubsub_nodes WHERE service = ? AND node = ?"
 	if lock {
@@ -645,7 +647,7 @@ func (s *Store) RetractPubSubItem(ctx context.Context, service, node, itemID str
 		return s.fail(op, err)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		id, err := s.pubsubNodeID(ctx, tx, service, node, false)
+		id, err := s.pubsubNodeID(ctx, tx, service, node, true)
 		if err != nil {
 			return err
 		}
@@ -688,7 +690,7 @@ func (s *Store) SetPubSubAffiliation(ctx context.Context, a sdk.PubSubAffiliatio
 		return s.fail(op, fmt.Errorf("%w: affiliation %q", sdk.ErrInvalid, a.Affiliation))
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		id, err := s.pubsubNodeID(ctx, tx, a.Service, a.Node, false)
+		id, err := s.pubsubNodeID(ctx, tx, a.Service, a.Node, true)
 		if err != nil {
 			return err
 		}
@@ -717,7 +719,7 @@ func (s *Store) SetPubSubSubscription(ctx context.Context, sub sdk.PubSubSubscri
 		return s.fail(op, err)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		id, err := s.pubsubNodeID(ctx, tx, sub.Service, sub.Node, false)
+		id, err := s.pubsubNodeID(ctx, tx, sub.Service, sub.Node, true)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ func pubsubChecks() []check {
 		{"pubsub/invalid", pubsubWrite, checkPubSubInvalid},
 		{"pubsub/concurrent-create", pubsubWrite, checkPubSubConcurrentCreate},
 		{"pubsub/concurrent-publish", pubsubWrite, checkPubSubConcurrentPublish},
+		{"pubsub/concurrent-delete", pubsubWrite, checkPubSubConcurrentDelete},
 	}
 }
 
@@ -772,4 +773,49 @@ func checkPubSubConcurrentPublish(e *env) {
 	total := workers * perWorker
 	e.wantItems("after concurrent publishes", e.items(sdk.PubSubItemQuery{Service: service, Node: n.Node, Max: 100}),
 		idsDown(total-1, total-limit), limit, true)
+}
+
+// checkPubSubConcurrentDelete: writes racing with a node's deletion either
+// land before it, and go with the node, or find no node; none fails
+// otherwise, and nothing of the node is left.
+func checkPubSubConcurrentDelete(e *env) {
+	w := e.pubsubWriter()
+	service := e.pubsubService("alice")
+	n := e.createNode(service, "urn:xmpp:sdktest:0", service, nil)
+	friend := e.contact("friend")
+	var wg sync.WaitGroup
+	for g := range e.o.Concurrency {
+		wg.Go(func() {
+			defer e.recoverPanic()
+			for i := range 10 {
+				var err error
+				switch k := g*10 + i; k % 3 {
+				case 0:
+					err = w.PublishPubSubItem(e.ctx, service, n.Node, pubsubItem(k), 5)
+				case 1:
+					err = w.SetPubSubAffiliation(e.ctx, sdk.PubSubAffiliation{Service: service, Node: n.Node,
+						JID: fmt.Sprintf("%d-%s", k, friend), Affiliation: sdk.PubSubMember})
+				default:
+					err = w.SetPubSubSubscription(e.ctx, sdk.PubSubSubscription{Service: service, Node: n.Node,
+						JID: friend, SubID: fmt.Sprint(k), State: sdk.PubSubSubscribed})
+				}
+				if err != nil {
+					e.wantErr("a write racing with DeletePubSubNode", err, sdk.ErrNotFound)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		defer e.recoverPanic()
+		time.Sleep(5 * time.Millisecond)
+		e.noErr("DeletePubSubNode during writes", w.DeletePubSubNode(e.ctx, service, n.Node))
+	})
+	wg.Wait()
+	_, err := e.pubsub().GetPubSubNode(e.ctx, service, n.Node)
+	e.wantErr("GetPubSubNode after the deletion", err, sdk.ErrNotFound)
+	e.createNode(service, n.Node, service, nil)
+	e.wantItems("items of the node created again", e.items(sdk.PubSubItemQuery{Service: service, Node: n.Node, Max: 100}), nil, 0, true)
+	e.wantAffiliations(service, n.Node, "", sdk.PubSubAffiliation{Service: service, Node: n.Node, JID: service, Affiliation: sdk.PubSubOwner})
+	e.wantSubscriptions(service, n.Node, "")
+	e.wantSubscriptions(service, "", friend)
 }
