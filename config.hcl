@@ -37,6 +37,7 @@ host "localhost" {
   blocklist = "store"     # XEP-0191 blocking command
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
   muc       = "store"     # persistent group chat rooms (XEP-0045) and their affiliations
+  pubsub    = "store"     # PEP (XEP-0163: avatars, bookmarks, OMEMO keys) and pubsub nodes and items
   registration = false    # XEP-0077 in-band registration
   # muc_domain = "conference.localhost"  # the multi-user chat service (XEP-0045); "" for none
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"

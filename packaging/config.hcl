@@ -25,6 +25,7 @@ host "chat.example.org" {
   blocklist = "store"
   tokens    = "store"
   muc       = "store"
+  pubsub    = "store"
   archive   = "store"
   registration = false
 }

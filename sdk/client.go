@@ -34,6 +34,7 @@ type Client struct {
 	blocklist pb.BlocklistClient
 	tokens    pb.TokensClient
 	muc       pb.MUCClient
+	pubsub    pb.PubSubClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -50,6 +51,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		blocklist: pb.NewBlocklistClient(conn),
 		tokens:    pb.NewTokensClient(conn),
 		muc:       pb.NewMUCClient(conn),
+		pubsub:    pb.NewPubSubClient(conn),
 	}
 }
 

@@ -64,6 +64,7 @@ func registerServer(s grpc.ServiceRegistrar, srv *server) {
 	pb.RegisterBlocklistServer(s, srv)
 	pb.RegisterTokensServer(s, srv)
 	pb.RegisterMUCServer(s, srv)
+	pb.RegisterPubSubServer(s, srv)
 }
 
 // GRPCClient returns a *Client talking over conn (host side).

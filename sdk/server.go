@@ -30,6 +30,7 @@ type server struct {
 	pb.UnimplementedBlocklistServer
 	pb.UnimplementedTokensServer
 	pb.UnimplementedMUCServer
+	pb.UnimplementedPubSubServer
 
 	factory Factory
 	log     Logger
@@ -164,6 +165,9 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, muc := b.(MUC)
 	_, mucW := b.(MUCWriter)
 	check("muc", caps.MUC, muc, mucW, "MUC", "MUCWriter")
+	_, pubsub := b.(PubSub)
+	_, pubsubW := b.(PubSubWriter)
+	check("pubsub", caps.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}

@@ -190,6 +190,7 @@ func describeCapabilities(c Capabilities) []string {
 	add("blocklist", c.Blocklist, "")
 	add("tokens", c.Tokens, "")
 	add("muc", c.MUC, "")
+	add("pubsub", c.PubSub, "")
 	if len(lines) == 0 {
 		lines = append(lines, "serves nothing")
 	}

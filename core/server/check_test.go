@@ -137,16 +137,18 @@ func TestCheckPluginWithoutValidate(t *testing.T) {
 func TestHostProblems(t *testing.T) {
 	caps := map[string]sdk.Capabilities{
 		"store": {Auth: sdk.AuthCapabilities{Access: sdk.AccessReadWrite}, Roster: sdk.AccessReadWrite,
-			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}, MUC: sdk.AccessReadWrite},
+			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}, MUC: sdk.AccessReadWrite, PubSub: sdk.AccessReadWrite},
 		"dir":    {Auth: sdk.AuthCapabilities{Access: sdk.AccessRead}, Roster: sdk.AccessRead, VCard: sdk.AccessRead, MUC: sdk.AccessRead},
 		"ro-arc": {Archive: sdk.ArchiveCapabilities{Access: sdk.AccessRead}},
+		"ro-ps":  {PubSub: sdk.AccessRead},
 	}
 	cfg := &config.Config{
 		Plugins: map[string]config.Plugin{"dir": {Command: "bin/plugins/koi-backend-ldap"}},
 		Hosts: []config.Host{
-			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store", MUC: "store"},
-			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown", MUC: "dir"},
+			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store", MUC: "store", PubSub: "store"},
+			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown", MUC: "dir", PubSub: "dir"},
 			{Name: "nomuc", Auth: []string{"store"}, MUC: "ro-arc"},
+			{Name: "ro-pubsub", Auth: []string{"store"}, PubSub: "ro-ps"},
 		},
 	}
 	got := HostProblems(cfg, func(n string) (sdk.Capabilities, bool) { c, ok := caps[n]; return c, ok })
@@ -155,7 +157,9 @@ func TestHostProblems(t *testing.T) {
 		`host "bad".offline: plugin "dir" (koi-backend-ldap) does not serve offline`,
 		`host "bad".archive: plugin "ro-arc" serves archive read-only; archiving needs writes`,
 		`host "bad".muc: plugin "dir" (koi-backend-ldap) serves muc read-only; rooms are created, configured and destroyed`,
+		`host "bad".pubsub: plugin "dir" (koi-backend-ldap) does not serve pubsub`,
 		`host "nomuc".muc: plugin "ro-arc" does not serve muc`,
+		`host "ro-pubsub".pubsub: plugin "ro-ps" serves pubsub read-only; PEP and pubsub publish, subscribe and configure nodes`,
 	}
 	if got.Error() != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%v\nwant:\n%s", got, strings.Join(want, "\n"))

@@ -50,6 +50,9 @@ var hostFeatures = []hostFeature{
 	{key: "muc", plugins: func(h config.Host) []string { return one(h.MUC) },
 		access:    func(c sdk.Capabilities) sdk.Access { return c.MUC },
 		needWrite: "rooms are created, configured and destroyed"},
+	{key: "pubsub", plugins: func(h config.Host) []string { return one(h.PubSub) },
+		access:    func(c sdk.Capabilities) sdk.Access { return c.PubSub },
+		needWrite: "PEP and pubsub publish, subscribe and configure nodes"},
 }
 
 // HostProblems checks that every plugin a host names serves the feature it

@@ -333,7 +333,7 @@ var hostKeys = map[string]string{
 	"Auth": "auth", "Roster": "roster", "Offline": "offline", "VCard": "vcard", "Private": "private",
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
 	"SharedRoster": "shared_roster", "Registration": "registration", "PasswordChange": "password_change",
-	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc", "MUCDomain": "muc_domain",
+	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc", "MUCDomain": "muc_domain", "PubSub": "pubsub",
 	"Upload": "upload",
 }
 

@@ -32,6 +32,9 @@ type Store struct {
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
 	rosterLocks                                rosterLocks
 
+	psNodes, psItems, psAffs, psSubs *mongo.Collection
+	psLocks                          pubsubLocks
+
 	// textIndex is true when full-text search runs on a text index
 	// ($text); false means the regular-expression fallback.
 	textIndex bool
@@ -59,6 +62,8 @@ var (
 	_ sdk.TokensWriter    = (*Store)(nil)
 	_ sdk.MUC             = (*Store)(nil)
 	_ sdk.MUCWriter       = (*Store)(nil)
+	_ sdk.PubSub          = (*Store)(nil)
+	_ sdk.PubSubWriter    = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -88,6 +93,8 @@ func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
 	s.blocklist, s.tokens = db.Collection("blocklist"), db.Collection("fast_tokens")
 	s.mucRooms, s.mucAffs = db.Collection("muc_rooms"), db.Collection("muc_affiliations")
+	s.psNodes, s.psItems = db.Collection("pubsub_nodes"), db.Collection("pubsub_items")
+	s.psAffs, s.psSubs = db.Collection("pubsub_affiliations"), db.Collection("pubsub_subscriptions")
 
 	cctx, cancel := context.WithTimeout(ctx, set.ConnectTimeout)
 	defer cancel()
@@ -163,6 +170,10 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.tokens, []namedIndex{index("owner_agent", false, "owner", "agent")}},
 		{s.mucRooms, []namedIndex{index("service", false, "service")}},
 		{s.mucAffs, []namedIndex{index("room_gen", false, "room", "gen")}},
+		{s.psNodes, []namedIndex{index("service", false, "service")}},
+		{s.psItems, []namedIndex{index("uid_order", false, "uid", "published", "seq")}},
+		{s.psAffs, []namedIndex{index("uid", false, "uid"), index("jid_service", false, "jid", "service")}},
+		{s.psSubs, []namedIndex{index("uid", false, "uid"), index("bare_service", false, "bare", "service")}},
 	}
 	for _, set := range sets {
 		// Only the missing ones: FerretDB 1.24 panics (and drops the
@@ -295,6 +306,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 

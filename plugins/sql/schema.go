@@ -65,6 +65,7 @@ func schema() []migration {
 		{version: 3, name: "blocklist", up: blocklistSchema}, // blocklist.go
 		{version: 4, name: "tokens", up: tokensSchema},       // tokens.go
 		{version: 5, name: "muc", up: mucSchema},             // muc.go
+		{version: 6, name: "pubsub", up: pubsubSchema},       // pubsub.go
 	}
 }
 

@@ -56,6 +56,8 @@ var (
 	_ sdk.TokensWriter    = (*Store)(nil)
 	_ sdk.MUC             = (*Store)(nil)
 	_ sdk.MUCWriter       = (*Store)(nil)
+	_ sdk.PubSub          = (*Store)(nil)
+	_ sdk.PubSubWriter    = (*Store)(nil)
 )
 
 // Open connects to the database described by c and applies any pending
@@ -152,6 +154,7 @@ func capabilities() sdk.Capabilities {
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 

@@ -3,6 +3,7 @@ package sdktest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/koi-im/koi/sdk"
@@ -70,7 +71,7 @@ func checks() []check {
 
 		{"private/not-found", privateRead, checkPrivateNotFound},
 		{"private/documents", privateWrite, checkPrivateDocuments},
-	}, append(append(append(archiveChecks(), blocklistChecks()...), tokenChecks()...), mucChecks()...)...)
+	}, slices.Concat(archiveChecks(), blocklistChecks(), tokenChecks(), mucChecks(), pubsubChecks())...)
 }
 
 // checkCapabilities checks that every declared feature is backed by its
@@ -113,6 +114,9 @@ func checkCapabilities(e *env) {
 	_, muc := b.(sdk.MUC)
 	_, mucW := b.(sdk.MUCWriter)
 	feature("muc", c.MUC, muc, mucW, "MUC", "MUCWriter")
+	_, pubsub := b.(sdk.PubSub)
+	_, pubsubW := b.(sdk.PubSubWriter)
+	feature("pubsub", c.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
 	}
@@ -140,8 +144,8 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v, muc %v",
-		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC)
+	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v, muc %v, pubsub %v",
+		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC, c.PubSub)
 }
 
 // wantErr fails the test unless err wraps one of want.

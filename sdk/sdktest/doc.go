@@ -52,6 +52,20 @@
 //     cafe+U+0301 are four rooms); sdk.ErrInvalid for malformed room JIDs,
 //     JIDs and affiliations; listings over 4 MiB; concurrent puts and
 //     affiliation changes.
+//   - pubsub: absent nodes are sdk.ErrNotFound, empty services list
+//     nothing; nodes per service sorted bytewise, config forms round trip
+//     (field order of values, unicode, empty fields), sdk.ErrExists,
+//     Configure keeps Created; deleting a node takes its items,
+//     affiliations and subscriptions with it; items newest first by
+//     Published then publication, a republished id becomes the newest;
+//     trimming to maxItems, also under concurrent publishers; retract,
+//     purge; pages After, Before, both, Max 0, by IDs, with Count and
+//     Complete, sdk.ErrNotFound for an unknown cursor; payloads byte for
+//     byte (200 KiB avatars, a page over 4 MiB); affiliations and
+//     subscriptions set, replaced, removed with "none", looked up per
+//     node or per JID (subscriptions by bare JID); exactly one winner
+//     among concurrent creates; writes racing with a deletion;
+//     sdk.ErrInvalid for bad input.
 //   - over the wire only [refusals]: what the plugin does not declare is
 //     refused, writes to read-only features with sdk.ErrReadOnly (or
 //     errors.ErrUnsupported), reads of undeclared features with

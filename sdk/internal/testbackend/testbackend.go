@@ -63,6 +63,7 @@ func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error)
 		blocked: map[string]map[string]bool{},
 		tokens:  map[string][]sdk.Token{},
 		rooms:   map[string]*mucRoom{},
+		pubsub:  map[pubsubKey]*pubsubNode{},
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -115,6 +116,7 @@ type Memory struct {
 	blocked map[string]map[string]bool   // owner -> blocked JIDs
 	tokens  map[string][]sdk.Token       // owner -> FAST tokens
 	rooms   map[string]*mucRoom          // room JID -> persistent MUC room
+	pubsub  map[pubsubKey]*pubsubNode
 }
 
 // mucRoom is a stored room with its affiliations, which go with it.
@@ -134,6 +136,7 @@ func (m *Memory) Capabilities() sdk.Capabilities {
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 
@@ -706,6 +709,7 @@ func (r readers) Capabilities() sdk.Capabilities {
 		Blocklist: r.access,
 		Tokens:    r.access,
 		MUC:       r.access,
+		PubSub:    r.access,
 	}
 }
 
