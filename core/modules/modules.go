@@ -38,6 +38,12 @@ type PrivateBackend interface {
 	sdk.PrivateWriter
 }
 
+// PubSubBackend stores publish-subscribe nodes and PEP (package pubsub).
+type PubSubBackend interface {
+	sdk.PubSub
+	sdk.PubSubWriter
+}
+
 // BlocklistBackend stores blocklists; the blocking command that uses them
 // is package blocking.
 type BlocklistBackend interface {
@@ -63,6 +69,7 @@ type Host struct {
 	Private        Feature[PrivateBackend]
 	Archive        Feature[*Archive]
 	Blocklist      Feature[BlocklistBackend]
+	PubSub         Feature[PubSubBackend]    // PEP nodes of the host's accounts (package pubsub)
 	Tokens         Feature[sdk.TokensWriter] // FAST tokens (XEP-0484): revoked on password change and removal
 	Registration   bool
 	PasswordChange bool
@@ -84,6 +91,10 @@ type Server struct {
 	blocker         Blocker
 	replies         []ReplyHandler
 	notifier        Notifier
+	observers       []PresenceObserver
+	shapers         []PresenceShaper
+	accountDisco    AccountDisco
+	privateNS       map[string]PrivateStore
 	version         string
 	last            *lastactivity.Tracker
 	comps           components
