@@ -1,0 +1,339 @@
+package pubsub
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// MemoryStore keeps nodes in memory: the store of a host without a pubsub
+// backend, whose PEP nodes then last until koi stops. Safe for concurrent
+// use; every call is atomic, as sdk.PubSubWriter asks.
+type MemoryStore struct {
+	mu    sync.Mutex
+	nodes map[nodeKey]*memNode
+	seq   uint64
+}
+
+type nodeKey struct{ service, node string }
+
+type memNode struct {
+	n     sdk.PubSubNode
+	items []memItem // oldest first
+	affs  map[string]string
+	subs  map[[2]string]sdk.PubSubSubscription // by JID, SubID
+}
+
+type memItem struct {
+	sdk.PubSubItem
+	seq uint64
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{nodes: map[nodeKey]*memNode{}} }
+
+func cloneConfig(c map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(c))
+	for k, v := range c {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+func (m *MemoryStore) node(service, node string) (*memNode, error) {
+	n := m.nodes[nodeKey{service, node}]
+	if n == nil {
+		return nil, sdk.ErrNotFound
+	}
+	return n, nil
+}
+
+// GetPubSubNode implements sdk.PubSub.
+func (m *MemoryStore) GetPubSubNode(_ context.Context, service, node string) (sdk.PubSubNode, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(service, node)
+	if err != nil {
+		return sdk.PubSubNode{}, err
+	}
+	out := n.n
+	out.Config = cloneConfig(n.n.Config)
+	return out, nil
+}
+
+// ListPubSubNodes implements sdk.PubSub.
+func (m *MemoryStore) ListPubSubNodes(_ context.Context, service string) ([]sdk.PubSubNode, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []sdk.PubSubNode{}
+	for k, n := range m.nodes {
+		if k.service == service {
+			c := n.n
+			c.Config = cloneConfig(n.n.Config)
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// GetPubSubItems implements sdk.PubSub.
+func (m *MemoryStore) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (sdk.PubSubItemPage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(q.Service, q.Node)
+	if err != nil {
+		return sdk.PubSubItemPage{}, err
+	}
+	// newest first
+	all := make([]sdk.PubSubItem, len(n.items))
+	for i, it := range n.items {
+		all[len(n.items)-1-i] = it.PubSubItem
+	}
+	page := sdk.PubSubItemPage{Count: len(all), Items: []sdk.PubSubItem{}}
+	if len(q.IDs) > 0 {
+		for _, it := range all {
+			if slices.Contains(q.IDs, it.ID) {
+				page.Items = append(page.Items, it)
+			}
+		}
+		page.Complete = true
+		return page, nil
+	}
+	idx := func(id string) int {
+		return slices.IndexFunc(all, func(it sdk.PubSubItem) bool { return it.ID == id })
+	}
+	lo, hi := 0, len(all)
+	if q.After != "" {
+		i := idx(q.After)
+		if i < 0 {
+			return sdk.PubSubItemPage{}, sdk.ErrNotFound
+		}
+		lo = i + 1
+	}
+	if q.Before != "" {
+		i := idx(q.Before)
+		if i < 0 {
+			return sdk.PubSubItemPage{}, sdk.ErrNotFound
+		}
+		hi = i
+	}
+	if lo > hi {
+		lo = hi
+	}
+	max := min(max(q.Max, 0), sdk.MaxPubSubPage)
+	if q.Before != "" && q.After == "" {
+		start := max0(hi - max)
+		page.Items = append(page.Items, all[start:hi]...)
+		page.Complete = start == 0
+		return page, nil
+	}
+	end := min(lo+max, hi)
+	page.Items = append(page.Items, all[lo:end]...)
+	page.Complete = end >= len(all)
+	return page, nil
+}
+
+func max0(n int) int {
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// GetPubSubAffiliations implements sdk.PubSub.
+func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, jid string) ([]sdk.PubSubAffiliation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []sdk.PubSubAffiliation{}
+	if node != "" {
+		n, err := m.node(service, node)
+		if err != nil {
+			return nil, err
+		}
+		for j, a := range n.affs {
+			out = append(out, sdk.PubSubAffiliation{Service: service, Node: node, JID: j, Affiliation: a})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
+		return out, nil
+	}
+	for k, n := range m.nodes {
+		if a, ok := n.affs[jid]; ok && k.service == service {
+			out = append(out, sdk.PubSubAffiliation{Service: service, Node: k.node, JID: jid, Affiliation: a})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// GetPubSubSubscriptions implements sdk.PubSub.
+func (m *MemoryStore) GetPubSubSubscriptions(_ context.Context, service, node, jid string) ([]sdk.PubSubSubscription, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []sdk.PubSubSubscription{}
+	less := func(a, b sdk.PubSubSubscription) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.JID, b.JID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SubID, b.SubID)
+	}
+	if node != "" {
+		n, err := m.node(service, node)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range n.subs {
+			out = append(out, cloneSub(s))
+		}
+		slices.SortFunc(out, less)
+		return out, nil
+	}
+	bare := bareOf(jid)
+	for k, n := range m.nodes {
+		if k.service != service {
+			continue
+		}
+		for _, s := range n.subs {
+			if bareOf(s.JID) == bare {
+				out = append(out, cloneSub(s))
+			}
+		}
+	}
+	slices.SortFunc(out, less)
+	return out, nil
+}
+
+func bareOf(j string) string {
+	if i := strings.IndexByte(j, '/'); i >= 0 {
+		return j[:i]
+	}
+	return j
+}
+
+func cloneSub(s sdk.PubSubSubscription) sdk.PubSubSubscription {
+	if s.Options != nil {
+		s.Options = cloneConfig(s.Options)
+	}
+	return s
+}
+
+// CreatePubSubNode implements sdk.PubSubWriter.
+func (m *MemoryStore) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := nodeKey{n.Service, n.Node}
+	if m.nodes[k] != nil {
+		return sdk.ErrExists
+	}
+	n.Config = cloneConfig(n.Config)
+	m.nodes[k] = &memNode{n: n, affs: map[string]string{owner: "owner"}, subs: map[[2]string]sdk.PubSubSubscription{}}
+	return nil
+}
+
+// ConfigurePubSubNode implements sdk.PubSubWriter.
+func (m *MemoryStore) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	x, err := m.node(n.Service, n.Node)
+	if err != nil {
+		return err
+	}
+	x.n.Config = cloneConfig(n.Config)
+	return nil
+}
+
+// DeletePubSubNode implements sdk.PubSubWriter.
+func (m *MemoryStore) DeletePubSubNode(_ context.Context, service, node string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.node(service, node); err != nil {
+		return err
+	}
+	delete(m.nodes, nodeKey{service, node})
+	return nil
+}
+
+// PublishPubSubItem implements sdk.PubSubWriter.
+func (m *MemoryStore) PublishPubSubItem(_ context.Context, service, node string, it sdk.PubSubItem, maxItems int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(service, node)
+	if err != nil {
+		return err
+	}
+	n.items = slices.DeleteFunc(n.items, func(x memItem) bool { return x.ID == it.ID })
+	m.seq++
+	n.items = append(n.items, memItem{it, m.seq})
+	if maxItems > 0 && len(n.items) > maxItems {
+		n.items = slices.Clone(n.items[len(n.items)-maxItems:])
+	}
+	return nil
+}
+
+// RetractPubSubItem implements sdk.PubSubWriter.
+func (m *MemoryStore) RetractPubSubItem(_ context.Context, service, node, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(service, node)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(n.items, func(x memItem) bool { return x.ID == id })
+	if i < 0 {
+		return sdk.ErrNotFound
+	}
+	n.items = slices.Delete(n.items, i, i+1)
+	return nil
+}
+
+// PurgePubSubNode implements sdk.PubSubWriter.
+func (m *MemoryStore) PurgePubSubNode(_ context.Context, service, node string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(service, node)
+	if err != nil {
+		return err
+	}
+	n.items = nil
+	return nil
+}
+
+// SetPubSubAffiliation implements sdk.PubSubWriter.
+func (m *MemoryStore) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffiliation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(a.Service, a.Node)
+	if err != nil {
+		return err
+	}
+	if a.Affiliation == "none" {
+		delete(n.affs, a.JID)
+	} else {
+		n.affs[a.JID] = a.Affiliation
+	}
+	return nil
+}
+
+// SetPubSubSubscription implements sdk.PubSubWriter.
+func (m *MemoryStore) SetPubSubSubscription(_ context.Context, s sdk.PubSubSubscription) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.node(s.Service, s.Node)
+	if err != nil {
+		return err
+	}
+	k := [2]string{s.JID, s.SubID}
+	if s.State == "none" {
+		delete(n.subs, k)
+	} else {
+		n.subs[k] = cloneSub(s)
+	}
+	return nil
+}
