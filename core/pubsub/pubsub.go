@@ -505,6 +505,9 @@ func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubIte
 	switch {
 	case serr == stanza.ErrItemNotFound:
 		if !e.mayCreateOn(c) {
+			if e.pep {
+				return nil, stanza.ErrForbidden.WithText("only the account may publish to its PEP nodes")
+			}
 			return nil, stanza.ErrItemNotFound
 		}
 		cfg = defaultConfig(e.pep, e.lim)
@@ -747,10 +750,10 @@ func (e *engine) subscribe(c *call, sub, opts *xmlstream.Element) (*xmlstream.El
 	if sl := cfg.str(fSendLast); sl == "on_sub" || sl == "on_sub_and_presence" {
 		e.sendLast(c.ctx, c.st, c.service, name, cfg, j)
 	}
-	return xmlstream.NewElement(NS, "pubsub").AppendChild(subscriptionEl(NS, s, false)), nil
+	return xmlstream.NewElement(NS, "pubsub").AppendChild(subscriptionEl(NS, s)), nil
 }
 
-func subscriptionEl(ns string, s sdk.PubSubSubscription, withNode bool) *xmlstream.Element {
+func subscriptionEl(ns string, s sdk.PubSubSubscription) *xmlstream.Element {
 	el := xmlstream.NewElement(ns, "subscription").SetAttr("node", s.Node).SetAttr("jid", s.JID)
 	if s.SubID != "" {
 		el.SetAttr("subid", s.SubID)
@@ -816,7 +819,7 @@ func (e *engine) subscriptions(c *call, req *xmlstream.Element) (*xmlstream.Elem
 	}
 	for _, s := range subs {
 		if node == "" || s.Node == node {
-			out.AppendChild(subscriptionEl(NS, s, true))
+			out.AppendChild(subscriptionEl(NS, s))
 		}
 	}
 	return xmlstream.NewElement(NS, "pubsub").AppendChild(out), nil
