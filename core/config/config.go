@@ -58,6 +58,7 @@ type Config struct {
 	Server    Server
 	Archive   Archive
 	Push      Push
+	PubSub    PubSub
 	Admin     Admin
 	Metrics   Metrics
 }
@@ -276,6 +277,19 @@ type Push struct {
 	MaxRegistrations int           // key max_registrations: per account, default 5; the oldest goes when one more is enabled
 	MaxErrors        int           // key max_errors: error replies in a row before a registration is dropped, default 16
 	Interval         time.Duration // key interval: at most one notification per registration this often, default 5s; 0 sends each
+}
+
+// PubSub configures PEP on every account (XEP-0163) and the pubsub
+// service (XEP-0060) (optional block pubsub). Nodes are stored by each
+// host's pubsub backend, in memory for a host without one.
+type PubSub struct {
+	// Service (key service, default true) serves pubsub.<host> for each
+	// host; PEP is always on.
+	Service         bool
+	MaxItems        int // key max_items: the largest pubsub#max_items of a node ("max"), default 256
+	DefaultMaxItems int // key default_max_items: max_items of a new node of the service, default 10 (PEP nodes: 1)
+	MaxNodes        int // key max_nodes: PEP nodes per account, and service nodes a user may own, default 100
+	MaxItemBytes    int // key max_item_size: bytes of one item's payload, default 131072
 }
 
 // Problem is one thing wrong with a configuration.

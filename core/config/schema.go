@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push", "admin", "metrics"}
+	return []string{"log", "listen", "tls", "plugin", "host", "limits", "stream_management", "server", "archive", "push", "pubsub", "admin", "metrics"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -89,6 +89,10 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{"address": kString, "token": kString, "tls": kBool}, true
 	case "metrics":
 		return map[string]kind{"address": kString, "path": kString}, true
+	case "pubsub":
+		return map[string]kind{
+			"service": kBool, "max_items": kInt, "default_max_items": kInt, "max_nodes": kInt, "max_item_size": kInt,
+		}, true
 	case "push":
 		return map[string]kind{
 			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,

@@ -27,6 +27,7 @@ import (
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/core/pubsub"
 	"github.com/koi-im/koi/core/push"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
@@ -269,6 +270,8 @@ func (s *Server) Run(ctx context.Context) error {
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	blocking.Register(s.log.Named("blocking"), mods, rt)
+	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
+	defer pep.Close()
 	// A message for a session whose connection dropped, waiting under
 	// stream management to be resumed, goes to the phone's push service.
 	var onDetached func(*router.Session, *xmlstream.Element)
@@ -438,6 +441,19 @@ func (s *Server) Run(ctx context.Context) error {
 	wsWG.Wait()
 	wg.Wait()
 	return nil
+}
+
+// startPubSub turns on PEP for every host: a host without a pubsub backend
+// keeps its nodes in memory, which lasts until koi stops.
+func startPubSub(pc config.PubSub, hosts []*modules.Host, mods *modules.Server, rt *router.Router, log hclog.Logger) *pubsub.PEP {
+	for _, h := range hosts {
+		if !h.PubSub.On {
+			log.Warn("PEP nodes (avatars, bookmarks, OMEMO keys) are kept in memory only: the host has no pubsub backend", "host", h.Name)
+			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: pubsub.NewMemoryStore(), On: true, Writable: true}
+		}
+	}
+	lim := pubsub.Limits{MaxItems: pc.MaxItems, DefaultMaxItems: pc.DefaultMaxItems, MaxNodes: pc.MaxNodes, MaxItemBytes: pc.MaxItemBytes}
+	return pubsub.RegisterPEP(log, lim, mods, rt, pubsub.NewCaps())
 }
 
 // notify sends state lines to the service manager; a failure is logged,
