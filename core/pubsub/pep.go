@@ -87,6 +87,7 @@ func RegisterPEP(log hclog.Logger, lim Limits, srv Server, r *router.Router, cap
 	srv.ObservePresence(p.presence)
 	srv.HandleReplies(p.reply)
 	srv.SetAccountDisco(p)
+	srv.HandlePrivate(NSBookmarksLegacy, privateBookmarks{p})
 	return p
 }
 
@@ -107,7 +108,23 @@ func (p *PEP) store(service jid.JID) Store {
 }
 
 func (p *PEP) iq(ctx context.Context, s *router.Session, to jid.JID, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error) {
-	return p.e.handle(ctx, s.JID(), to.Bare(), iq, payload)
+	to = to.Bare()
+	if p.store(to) != nil {
+		if res, serr, ok := p.legacyPEP(ctx, s, to, iq, payload); ok {
+			return res, serr
+		}
+	}
+	res, serr := p.e.handle(ctx, s.JID(), to, iq, payload)
+	if serr == nil && iq.Attr("type") == "set" && to == s.JID().Bare() && touches(payload, NSBookmarks) {
+		p.legacyBroadcast(ctx, to)
+	}
+	return res, serr
+}
+
+// touches reports whether a pubsub request acts on node.
+func touches(ps *xmlstream.Element, node string) bool {
+	a := ps.FirstChild()
+	return a != nil && a.Attr("node") == node
 }
 
 // send delivers a notification from an account's PEP service, unless one
@@ -315,7 +332,7 @@ func (p *PEP) ExtendInfo(ctx context.Context, owner, from jid.JID, q *xmlstream.
 		return
 	}
 	q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "identity").SetAttr("category", "pubsub").SetAttr("type", "pep"))
-	fs := []string{NS}
+	fs := append([]string{NS}, bookmarkFeatures...)
 	for _, f := range pepFeatures {
 		fs = append(fs, NS+"#"+f)
 	}

@@ -459,3 +459,80 @@ func TestPEPSubscribeAndAffiliations(t *testing.T) {
 		t.Errorf("carol got %v on delete", got)
 	}
 }
+
+func TestBookmarksCompat(t *testing.T) {
+	e := newEnv(t, DefaultLimits)
+	old := e.login("alice@example.com/old")
+	old.online(NSBookmarksLegacy + "+notify")
+	modern := e.login("alice@example.com/modern")
+	modern.online(NSBookmarks + "+notify")
+	old.rec.Take()
+	modern.rec.Take()
+
+	r := old.ok(`<iq type='get' id='g'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`)
+	if s := r.FirstChild().FirstChild(); s == nil || s.Local != "storage" || len(s.Elements()) != 0 {
+		t.Fatalf("empty bookmarks %s", r)
+	}
+	// XEP-0048 in private XML becomes XEP-0402 items.
+	old.ok(`<iq type='set' id='s'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>
+<conference name='Council' autojoin='true' jid='council@conference.example.com'><nick>Alice</nick></conference>
+<conference name='Lobby' jid='lobby@conference.example.com'/>
+<url name='koi' url='https://koi.example'/></storage></query></iq>`)
+	got := events(modern.rec.Take())
+	if len(got["items "+NSBookmarks]) != 2 {
+		t.Fatalf("modern resource got %v", got)
+	}
+	if got := events(old.rec.Take()); len(got["items "+NSBookmarksLegacy]) != 1 {
+		t.Errorf("legacy resource got %v", got)
+	}
+	r = modern.ok(`<iq type='get' id='i'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)
+	byID := map[string]*xmlstream.Element{}
+	for _, it := range r.FirstChild().FirstChild().Elements() {
+		byID[it.Attr("id")] = it.FirstChild()
+	}
+	if c := byID["council@conference.example.com"]; c == nil || c.Attr("autojoin") != "true" || c.Child(NSBookmarks, "nick").Text() != "Alice" {
+		t.Fatalf("converted bookmarks %s", r)
+	}
+	n, _ := e.nodes.GetPubSubNode(context.Background(), "alice@example.com", NSBookmarks)
+	if loadConfig(n.Config, true, DefaultLimits).accessModel() != AccessWhitelist {
+		t.Errorf("bookmarks node config %v", n.Config)
+	}
+
+	// A XEP-0402 publish shows in the private XML and the legacy node.
+	modern.ok(`<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='orchard@conference.example.com'><conference xmlns='urn:xmpp:bookmarks:1' name='Orchard'/></item></publish></pubsub></iq>`)
+	if got := events(old.rec.Take()); len(got["items "+NSBookmarksLegacy]) != 1 {
+		t.Errorf("legacy resource got %v after a XEP-0402 publish", got)
+	}
+	modern.rec.Take()
+	for _, q := range []string{
+		`<iq type='get' id='g'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`,
+		`<iq type='get' id='g'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='storage:bookmarks'/></pubsub></iq>`,
+	} {
+		r = old.ok(q)
+		var jids []string
+		var walk func(*xmlstream.Element)
+		walk = func(el *xmlstream.Element) {
+			if el.Local == "conference" && el.Space == NSBookmarksLegacy {
+				jids = append(jids, el.Attr("jid"))
+			}
+			for _, k := range el.Elements() {
+				walk(k)
+			}
+		}
+		walk(r)
+		if strings.Join(jids, " ") != "council@conference.example.com lobby@conference.example.com orchard@conference.example.com" {
+			t.Errorf("%s\ngave %q", q, jids)
+		}
+	}
+	// Writing the legacy PEP node with one conference retracts the others.
+	old.ok(`<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'><conference jid='lobby@conference.example.com' name='Lobby'/></storage></item></publish></pubsub></iq>`)
+	got = events(modern.rec.Take())
+	if r := got["items "+NSBookmarks]; len(r) != 2 || !strings.HasPrefix(r[0], "retract:") || !strings.HasPrefix(r[1], "retract:") {
+		t.Errorf("modern resource got %v", got)
+	}
+	page, _ := e.nodes.GetPubSubItems(context.Background(), sdk.PubSubItemQuery{Service: "alice@example.com", Node: NSBookmarks, Max: 10})
+	if page.Count != 1 || page.Items[0].ID != "lobby@conference.example.com" {
+		t.Errorf("bookmarks left %+v", page)
+	}
+	old.fails(`<iq type='set' id='s'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='not a jid@@'/></storage></query></iq>`, "bad-request", "")
+}
