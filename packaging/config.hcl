@@ -24,6 +24,7 @@ host "chat.example.org" {
   private   = "store"
   blocklist = "store"
   tokens    = "store"
+  pubsub    = "store"
   archive   = "store"
   registration = false
 }

@@ -33,6 +33,7 @@ type Client struct {
 	archive   pb.ArchiveClient
 	blocklist pb.BlocklistClient
 	tokens    pb.TokensClient
+	pubsub    pb.PubSubClient
 }
 
 // NewClient returns a Client calling the plugin over conn.
@@ -48,6 +49,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		archive:   pb.NewArchiveClient(conn),
 		blocklist: pb.NewBlocklistClient(conn),
 		tokens:    pb.NewTokensClient(conn),
+		pubsub:    pb.NewPubSubClient(conn),
 	}
 }
 

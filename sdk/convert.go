@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -49,6 +50,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 		ArchiveFulltext: c.Archive.FullText,
 		Blocklist:       accessToPB(c.Blocklist),
 		Tokens:          accessToPB(c.Tokens),
+		Pubsub:          accessToPB(c.PubSub),
 	}
 }
 
@@ -62,6 +64,7 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
 		Blocklist: accessFromPB(c.GetBlocklist()),
 		Tokens:    accessFromPB(c.GetTokens()),
+		PubSub:    accessFromPB(c.GetPubsub()),
 	}
 }
 
@@ -247,5 +250,96 @@ func tokenFromPB(t *pb.Token) Token {
 	return Token{
 		Owner: t.GetOwner(), Agent: t.GetAgent(), Hash: t.GetHash(), Salt: t.GetSalt(),
 		Mechanism: t.GetMechanism(), Expires: t.GetExpires().AsTime(),
+	}
+}
+
+// A zero time travels as an absent timestamp and comes back zero, so that
+// the backend, not the wire, refuses it.
+func timeToPB(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func timeFromPB(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func formToPB(f map[string][]string) map[string]*pb.FormValues {
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(map[string]*pb.FormValues, len(f))
+	for k, v := range f {
+		out[k] = &pb.FormValues{Values: v}
+	}
+	return out
+}
+
+func formFromPB(f map[string]*pb.FormValues) map[string][]string {
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(f))
+	for k, v := range f {
+		out[k] = v.GetValues()
+	}
+	return out
+}
+
+func pubsubNodeToPB(n PubSubNode) *pb.PubSubNode {
+	return &pb.PubSubNode{Service: n.Service, Node: n.Node, Config: formToPB(n.Config), Created: timeToPB(n.Created)}
+}
+
+func pubsubNodeFromPB(n *pb.PubSubNode) PubSubNode {
+	return PubSubNode{Service: n.GetService(), Node: n.GetNode(), Config: formFromPB(n.GetConfig()), Created: timeFromPB(n.GetCreated())}
+}
+
+func pubsubItemToPB(it PubSubItem) *pb.PubSubItem {
+	return &pb.PubSubItem{Id: it.ID, Publisher: it.Publisher, Payload: it.Payload, Published: timeToPB(it.Published)}
+}
+
+func pubsubItemFromPB(it *pb.PubSubItem) PubSubItem {
+	return PubSubItem{ID: it.GetId(), Publisher: it.GetPublisher(), Payload: it.GetPayload(), Published: timeFromPB(it.GetPublished())}
+}
+
+func pubsubQueryToPB(q PubSubItemQuery) *pb.PubSubItemQuery {
+	return &pb.PubSubItemQuery{Service: q.Service, Node: q.Node, Ids: q.IDs, After: q.After, Before: q.Before, Max: int64(q.Max)}
+}
+
+// pubsubQueryFromPB refuses a Max that does not fit an int rather than
+// letting it wrap into one the backend would accept.
+func pubsubQueryFromPB(q *pb.PubSubItemQuery) (PubSubItemQuery, error) {
+	if q.GetMax() < 0 || q.GetMax() > math.MaxInt32 {
+		return PubSubItemQuery{}, fmt.Errorf("%w: pubsub item query max %d out of range", ErrInvalid, q.GetMax())
+	}
+	return PubSubItemQuery{
+		Service: q.GetService(), Node: q.GetNode(), IDs: q.GetIds(),
+		After: q.GetAfter(), Before: q.GetBefore(), Max: int(q.GetMax()),
+	}, nil
+}
+
+func pubsubAffToPB(a PubSubAffiliation) *pb.PubSubAffiliation {
+	return &pb.PubSubAffiliation{Service: a.Service, Node: a.Node, Jid: a.JID, Affiliation: a.Affiliation}
+}
+
+func pubsubAffFromPB(a *pb.PubSubAffiliation) PubSubAffiliation {
+	return PubSubAffiliation{Service: a.GetService(), Node: a.GetNode(), JID: a.GetJid(), Affiliation: a.GetAffiliation()}
+}
+
+func pubsubSubToPB(s PubSubSubscription) *pb.PubSubSubscription {
+	return &pb.PubSubSubscription{
+		Service: s.Service, Node: s.Node, Jid: s.JID, Subid: s.SubID, State: s.State, Options: formToPB(s.Options),
+	}
+}
+
+func pubsubSubFromPB(s *pb.PubSubSubscription) PubSubSubscription {
+	return PubSubSubscription{
+		Service: s.GetService(), Node: s.GetNode(), JID: s.GetJid(), SubID: s.GetSubid(), State: s.GetState(),
+		Options: formFromPB(s.GetOptions()),
 	}
 }

@@ -63,6 +63,7 @@ func registerServer(s grpc.ServiceRegistrar, srv *server) {
 	pb.RegisterArchiveServer(s, srv)
 	pb.RegisterBlocklistServer(s, srv)
 	pb.RegisterTokensServer(s, srv)
+	pb.RegisterPubSubServer(s, srv)
 }
 
 // GRPCClient returns a *Client talking over conn (host side).

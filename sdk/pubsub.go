@@ -5,8 +5,55 @@ import (
 	"time"
 )
 
-// MaxPubSubPage is the largest PubSubItemQuery.Max a backend must serve.
+// MaxPubSubPage is the largest PubSubItemQuery.Max a backend must serve,
+// and the most IDs a PubSubItemQuery may name.
 const MaxPubSubPage = 1000
+
+// MaxPubSubPayload is the largest PubSubItem.Payload, in bytes, that a
+// backend must store and that the plugin wire carries (one gRPC message
+// holds one item; pages are streamed in chunks). The SDK refuses a larger
+// one with ErrInvalid on both ends of the wire; the core's own limit (the
+// stanza size) is normally far lower.
+const MaxPubSubPayload = 2 << 20
+
+// Affiliations with a node (XEP-0060 §4.1). PubSubNone is never stored:
+// setting it removes the affiliation.
+const (
+	PubSubOwner       = "owner"
+	PubSubPublisher   = "publisher"
+	PubSubPublishOnly = "publish-only"
+	PubSubMember      = "member"
+	PubSubOutcast     = "outcast"
+	PubSubNone        = "none"
+)
+
+// Subscription states (XEP-0060 §4.2). PubSubNone is never stored either:
+// setting it removes the subscription.
+const (
+	PubSubSubscribed   = "subscribed"
+	PubSubPending      = "pending"
+	PubSubUnconfigured = "unconfigured"
+)
+
+// ValidPubSubAffiliation reports whether a is an affiliation a backend
+// accepts in SetPubSubAffiliation (PubSubNone included).
+func ValidPubSubAffiliation(a string) bool {
+	switch a {
+	case PubSubOwner, PubSubPublisher, PubSubPublishOnly, PubSubMember, PubSubOutcast, PubSubNone:
+		return true
+	}
+	return false
+}
+
+// ValidPubSubSubscriptionState reports whether s is a state a backend
+// accepts in SetPubSubSubscription (PubSubNone included).
+func ValidPubSubSubscriptionState(s string) bool {
+	switch s {
+	case PubSubSubscribed, PubSubPending, PubSubUnconfigured, PubSubNone:
+		return true
+	}
+	return false
+}
 
 // PubSubNode is one publish-subscribe node (XEP-0060). Service names the
 // node's home: an account's bare JID for PEP (XEP-0163), the service's
@@ -18,9 +65,11 @@ type PubSubNode struct {
 	// Config holds the node's configuration as form values keyed by field
 	// var (pubsub#access_model, pubsub#max_items, ...). The core validates
 	// and fills in defaults; a backend stores the map as it is and returns
-	// it unchanged (a field's values in their order).
+	// it unchanged (a field's values in their order). An empty map may
+	// come back nil, and a field without values with a nil slice.
 	Config map[string][]string
-	// Created is when the node was created, in UTC, to the millisecond.
+	// Created is when the node was created, in UTC, to the millisecond;
+	// the core sets it (zero is ErrInvalid).
 	Created time.Time
 }
 
@@ -35,7 +84,7 @@ type PubSubItem struct {
 	// for an item without one.
 	Payload string
 	// Published is when the item was (last) published, in UTC, to the
-	// millisecond; the core sets it.
+	// millisecond; the core sets it (zero is ErrInvalid).
 	Published time.Time
 }
 
@@ -56,12 +105,15 @@ type PubSubSubscription struct {
 	Service string
 	Node    string
 	JID     string
-	SubID   string
+	// SubID may be "" for the one subscription of a JID that has no
+	// subid (XEP-0060 §6.1.6).
+	SubID string
 	// State is "subscribed", "pending" or "unconfigured" ("none" is never
 	// stored).
 	State string
 	// Options holds the subscription options form values
-	// (pubsub#deliver, pubsub#include_body, ...), nil for the defaults.
+	// (pubsub#deliver, pubsub#include_body, ...), nil for the defaults
+	// (an empty map may come back nil).
 	Options map[string][]string
 }
 
@@ -71,16 +123,17 @@ type PubSubSubscription struct {
 type PubSubItemQuery struct {
 	Service string
 	Node    string
-	// IDs, if not empty, returns just these items (those that exist), in
-	// the newest-first order; paging fields are then ignored.
+	// IDs, if not empty, returns just these items (those that exist, each
+	// once), in the newest-first order, with Complete true; After, Before
+	// and Max are then ignored. More than MaxPubSubPage IDs is ErrInvalid.
 	IDs []string
 	// After, if not empty, starts the page right after the item with this
 	// ID (an older item); Before ends it right before that item (newer
-	// items), taking the Max items closest to it. An ID that is not in the
-	// node is ErrNotFound.
+	// items), taking the Max items closest to it. With both, the page lies
+	// between the two items. An ID that is not in the node is ErrNotFound.
 	After, Before string
-	// Max is the page size, 0 to MaxPubSubPage; 0 returns no items (useful
-	// for Count).
+	// Max is the page size, 0 to MaxPubSubPage (else ErrInvalid); 0
+	// returns no items (useful for Count).
 	Max int
 }
 
@@ -91,12 +144,16 @@ type PubSubItemPage struct {
 	// Count is the number of items in the node.
 	Count int
 	// Complete is true when no item older than the page's last one is left
-	// (for a Before query: no newer item than the page's first one).
+	// (for a Before query: no newer item than the page's first one), within
+	// the bounds After and Before set; for an empty page, none beyond the
+	// bound it starts from.
 	Complete bool
 }
 
 // PubSub reads publish-subscribe nodes (XEP-0060, XEP-0163). Services and
-// JIDs are normalised by the core.
+// JIDs are normalised by the core, and compared byte for byte; "sorted"
+// means in Go's string order. An empty service, node (where one is
+// required), item ID or JID is ErrInvalid.
 type PubSub interface {
 	// GetPubSubNode returns one node; ErrNotFound if it does not exist.
 	GetPubSubNode(ctx context.Context, service, node string) (PubSubNode, error)
@@ -107,21 +164,25 @@ type PubSub interface {
 	// node does not exist.
 	GetPubSubItems(ctx context.Context, q PubSubItemQuery) (PubSubItemPage, error)
 	// GetPubSubAffiliations returns a node's affiliations sorted by JID
-	// (node != ""), or every affiliation of jid on the service's nodes
-	// sorted by node (node == "", jid != "").
+	// (node != ""; ErrNotFound if the node does not exist; only jid's, if
+	// jid != ""), or every affiliation of jid on the service's nodes
+	// sorted by node (node == "", jid != ""; none is an empty list). Both
+	// empty is ErrInvalid.
 	GetPubSubAffiliations(ctx context.Context, service, node, jid string) ([]PubSubAffiliation, error)
 	// GetPubSubSubscriptions returns a node's subscriptions sorted by JID
-	// then SubID (node != ""), or every subscription of jid (its bare JID
-	// matching the subscriptions' JIDs' bare part) on the service's nodes
-	// (node == "", jid != "").
+	// then SubID (node != ""; ErrNotFound if the node does not exist; only
+	// those of jid's bare JID, if jid != ""), or every subscription of jid
+	// (its bare JID matching the subscriptions' JIDs' bare part) on the
+	// service's nodes sorted by node, JID and SubID (node == "", jid !=
+	// ""; none is an empty list). Both empty is ErrInvalid.
 	GetPubSubSubscriptions(ctx context.Context, service, node, jid string) ([]PubSubSubscription, error)
 }
 
 // PubSubWriter changes publish-subscribe nodes. Each call is atomic: a
 // failure leaves nothing half-changed.
 type PubSubWriter interface {
-	// CreatePubSubNode creates n and makes owner its "owner" in the same
-	// transaction; ErrExists if the node exists.
+	// CreatePubSubNode creates n and makes owner (a bare JID, required)
+	// its "owner" in the same transaction; ErrExists if the node exists.
 	CreatePubSubNode(ctx context.Context, n PubSubNode, owner string) error
 	// ConfigurePubSubNode replaces the node's Config; ErrNotFound if the
 	// node does not exist.
@@ -131,8 +192,11 @@ type PubSubWriter interface {
 	DeletePubSubNode(ctx context.Context, service, node string) error
 	// PublishPubSubItem stores it in the node, replacing an item with the
 	// same ID (which becomes the newest), then, if maxItems > 0, deletes
-	// the oldest items beyond maxItems, all in one transaction. ErrNotFound
-	// if the node does not exist.
+	// the oldest items beyond maxItems, all in one transaction, so that
+	// concurrent publishers never leave more than maxItems behind (the
+	// core passes the node's pubsub#max_items; a negative maxItems is
+	// ErrInvalid). ErrNotFound if the node does not exist; a payload over
+	// MaxPubSubPayload is ErrInvalid.
 	PublishPubSubItem(ctx context.Context, service, node string, it PubSubItem, maxItems int) error
 	// RetractPubSubItem deletes one item; ErrNotFound if the node or the
 	// item does not exist.
@@ -141,10 +205,13 @@ type PubSubWriter interface {
 	// node does not exist.
 	PurgePubSubNode(ctx context.Context, service, node string) error
 	// SetPubSubAffiliation stores a.Affiliation for a.JID, or removes it
-	// when a.Affiliation is "none"; ErrNotFound if the node does not exist.
+	// when a.Affiliation is "none" (absent is not an error); ErrNotFound if
+	// the node does not exist, ErrInvalid for an affiliation that
+	// ValidPubSubAffiliation refuses.
 	SetPubSubAffiliation(ctx context.Context, a PubSubAffiliation) error
 	// SetPubSubSubscription stores s (replacing the one with the same JID
-	// and SubID), or removes it when s.State is "none"; ErrNotFound if the
-	// node does not exist.
+	// and SubID), or removes it when s.State is "none" (absent is not an
+	// error); ErrNotFound if the node does not exist, ErrInvalid for a
+	// state that ValidPubSubSubscriptionState refuses.
 	SetPubSubSubscription(ctx context.Context, s PubSubSubscription) error
 }

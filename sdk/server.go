@@ -29,6 +29,7 @@ type server struct {
 	pb.UnimplementedArchiveServer
 	pb.UnimplementedBlocklistServer
 	pb.UnimplementedTokensServer
+	pb.UnimplementedPubSubServer
 
 	factory Factory
 	log     Logger
@@ -160,6 +161,9 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, tokens := b.(Tokens)
 	_, tokensW := b.(TokensWriter)
 	check("tokens", caps.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
+	_, pubsub := b.(PubSub)
+	_, pubsubW := b.(PubSubWriter)
+	check("pubsub", caps.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}

@@ -189,6 +189,7 @@ func describeCapabilities(c Capabilities) []string {
 	add("archive", c.Archive.Access, fullText)
 	add("blocklist", c.Blocklist, "")
 	add("tokens", c.Tokens, "")
+	add("pubsub", c.PubSub, "")
 	if len(lines) == 0 {
 		lines = append(lines, "serves nothing")
 	}

@@ -151,6 +151,10 @@ type Host struct {
 	Auth                                     []string // plugins asked in order; auth = "store" or ["directory", "store"]
 	Roster, Offline, VCard, Private, Archive string
 	Blocklist                                string // XEP-0191 blocking command
+	// PubSub names the plugin that stores publish-subscribe nodes and
+	// items: PEP on the host's accounts (XEP-0163) and its pubsub service
+	// (XEP-0060); "" turns both off.
+	PubSub string
 	// Tokens names the plugin that stores FAST login tokens (XEP-0484);
 	// "" turns SASL2's FAST off for the host (SASL2 and Bind 2 stay).
 	Tokens string

@@ -310,7 +310,7 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin) []
 		}{
 			{"roster", &h.Roster}, {"offline", &h.Offline}, {"vcard", &h.VCard},
 			{"private", &h.Private}, {"archive", &h.Archive}, {"shared_roster", &h.SharedRoster},
-			{"blocklist", &h.Blocklist}, {"tokens", &h.Tokens},
+			{"blocklist", &h.Blocklist}, {"tokens", &h.Tokens}, {"pubsub", &h.PubSub},
 		} {
 			// An empty string, like an absent key, turns the feature off.
 			if s, ok := b.str(f.key); ok && s != "" && ref(b.at(f.key), s) {

@@ -45,6 +45,7 @@ host "localhost" {
   private = "store"
   blocklist = "store"     # XEP-0191 blocking command
   tokens    = "store"     # FAST login tokens (XEP-0484) for SASL2 reconnects; token_lifetime = "504h"
+  pubsub    = "store"     # PEP (XEP-0163: avatars, bookmarks, OMEMO keys) and pubsub nodes and items
   registration = false    # XEP-0077 in-band registration
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
 }

@@ -61,7 +61,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 	case "host":
 		return map[string]kind{
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
-			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "token_lifetime": kDuration, "registration": kBool,
+			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "pubsub": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
 		}, true
 	case "limits":

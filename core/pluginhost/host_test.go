@@ -31,6 +31,7 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -183,6 +184,29 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	must(t, b.DeleteTokens(ctx, owner))
 	if got, err := b.GetTokens(ctx, owner, "phone"); err != nil || len(got) != 0 {
 		t.Errorf("GetTokens after DeleteTokens = %+v, %v", got, err)
+	}
+
+	// PubSub: a PEP node, an item, a page, the owner's affiliation.
+	created := time.Date(2024, 5, 6, 7, 8, 9, 123000000, time.UTC)
+	node := sdk.PubSubNode{Service: owner, Node: "urn:xmpp:avatar:metadata", Config: map[string][]string{"pubsub#max_items": {"1"}}, Created: created}
+	must(t, b.CreatePubSubNode(ctx, node, owner))
+	isErr(t, "CreatePubSubNode twice", b.CreatePubSubNode(ctx, node, owner), sdk.ErrExists)
+	for i, id := range []string{"a", "b"} {
+		must(t, b.PublishPubSubItem(ctx, owner, node.Node, sdk.PubSubItem{ID: id, Payload: "<metadata xmlns='urn:xmpp:avatar:metadata'/>", Published: created.Add(time.Duration(i) * time.Second)}, 1))
+	}
+	if p, err := b.GetPubSubItems(ctx, sdk.PubSubItemQuery{Service: owner, Node: node.Node, Max: 10}); err != nil || len(p.Items) != 1 || p.Items[0].ID != "b" || p.Count != 1 {
+		t.Errorf("GetPubSubItems = %+v, %v; want item b alone", p, err)
+	}
+	if n, err := b.GetPubSubNode(ctx, owner, node.Node); err != nil || !reflect.DeepEqual(n, node) {
+		t.Errorf("GetPubSubNode = %+v, %v; want %+v", n, err, node)
+	}
+	if a, err := b.GetPubSubAffiliations(ctx, owner, "", owner); err != nil || len(a) != 1 || a[0].Affiliation != sdk.PubSubOwner {
+		t.Errorf("GetPubSubAffiliations = %+v, %v", a, err)
+	}
+	isErr(t, "RetractPubSubItem of a trimmed item", b.RetractPubSubItem(ctx, owner, node.Node, "a"), sdk.ErrNotFound)
+	must(t, b.DeletePubSubNode(ctx, owner, node.Node))
+	if l, err := b.ListPubSubNodes(ctx, owner); err != nil || len(l) != 0 {
+		t.Errorf("ListPubSubNodes after DeletePubSubNode = %+v, %v", l, err)
 	}
 
 	// Private.

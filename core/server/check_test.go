@@ -137,15 +137,17 @@ func TestCheckPluginWithoutValidate(t *testing.T) {
 func TestHostProblems(t *testing.T) {
 	caps := map[string]sdk.Capabilities{
 		"store": {Auth: sdk.AuthCapabilities{Access: sdk.AccessReadWrite}, Roster: sdk.AccessReadWrite,
-			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}},
+			Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite}, PubSub: sdk.AccessReadWrite},
 		"dir":    {Auth: sdk.AuthCapabilities{Access: sdk.AccessRead}, Roster: sdk.AccessRead, VCard: sdk.AccessRead},
 		"ro-arc": {Archive: sdk.ArchiveCapabilities{Access: sdk.AccessRead}},
+		"ro-ps":  {PubSub: sdk.AccessRead},
 	}
 	cfg := &config.Config{
 		Plugins: map[string]config.Plugin{"dir": {Command: "bin/plugins/koi-backend-ldap"}},
 		Hosts: []config.Host{
-			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store"},
-			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown"},
+			{Name: "good", Auth: []string{"dir", "store"}, Roster: "store", SharedRoster: "dir", VCard: "dir", Archive: "store", PubSub: "store"},
+			{Name: "bad", Auth: []string{"dir", "ro-arc"}, Offline: "dir", Archive: "ro-arc", Private: "unknown", PubSub: "dir"},
+			{Name: "ro-pubsub", Auth: []string{"store"}, PubSub: "ro-ps"},
 		},
 	}
 	got := HostProblems(cfg, func(n string) (sdk.Capabilities, bool) { c, ok := caps[n]; return c, ok })
@@ -153,6 +155,8 @@ func TestHostProblems(t *testing.T) {
 		`host "bad".auth: plugin "ro-arc" does not serve auth`,
 		`host "bad".offline: plugin "dir" (koi-backend-ldap) does not serve offline`,
 		`host "bad".archive: plugin "ro-arc" serves archive read-only; archiving needs writes`,
+		`host "bad".pubsub: plugin "dir" (koi-backend-ldap) does not serve pubsub`,
+		`host "ro-pubsub".pubsub: plugin "ro-ps" serves pubsub read-only; PEP and pubsub publish, subscribe and configure nodes`,
 	}
 	if got.Error() != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%v\nwant:\n%s", got, strings.Join(want, "\n"))

@@ -47,6 +47,9 @@ var hostFeatures = []hostFeature{
 	{key: "tokens", plugins: func(h config.Host) []string { return one(h.Tokens) },
 		access:    func(c sdk.Capabilities) sdk.Access { return c.Tokens },
 		needWrite: "FAST tokens are issued, rotated and revoked"},
+	{key: "pubsub", plugins: func(h config.Host) []string { return one(h.PubSub) },
+		access:    func(c sdk.Capabilities) sdk.Access { return c.PubSub },
+		needWrite: "PEP and pubsub publish, subscribe and configure nodes"},
 }
 
 // HostProblems checks that every plugin a host names serves the feature it

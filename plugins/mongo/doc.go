@@ -33,6 +33,12 @@
 //	vcards        one document per user
 //	private       one document per element, _id made of owner, namespace
 //	              and name; index {owner}
+//	pubsub_nodes  one document per pubsub or PEP node, _id made of service
+//	              and node; index {service}
+//	pubsub_items, pubsub_affiliations, pubsub_subscriptions
+//	              one document per item, affiliation or subscription,
+//	              filed under the node's uid (see pubsub.go); indexes
+//	              {uid, published, seq}, {uid}, {jid, service}, {bare, service}
 //
 // Documents looked up by a key have it in _id, the one field every server
 // finds through an index: FerretDB on SQLite scans a collection for any

@@ -31,6 +31,9 @@ type Store struct {
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
 	rosterLocks                                rosterLocks
 
+	psNodes, psItems, psAffs, psSubs *mongo.Collection
+	psLocks                          pubsubLocks
+
 	// textIndex is true when full-text search runs on a text index
 	// ($text); false means the regular-expression fallback.
 	textIndex bool
@@ -56,6 +59,8 @@ var (
 	_ sdk.BlocklistWriter = (*Store)(nil)
 	_ sdk.Tokens          = (*Store)(nil)
 	_ sdk.TokensWriter    = (*Store)(nil)
+	_ sdk.PubSub          = (*Store)(nil)
+	_ sdk.PubSubWriter    = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -84,6 +89,8 @@ func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	s.rosterVersions, s.offline = db.Collection("roster_versions"), db.Collection("offline")
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
 	s.blocklist, s.tokens = db.Collection("blocklist"), db.Collection("fast_tokens")
+	s.psNodes, s.psItems = db.Collection("pubsub_nodes"), db.Collection("pubsub_items")
+	s.psAffs, s.psSubs = db.Collection("pubsub_affiliations"), db.Collection("pubsub_subscriptions")
 
 	cctx, cancel := context.WithTimeout(ctx, set.ConnectTimeout)
 	defer cancel()
@@ -157,6 +164,10 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.private, []namedIndex{index("owner", false, "owner")}},
 		{s.blocklist, []namedIndex{index("owner", false, "owner")}},
 		{s.tokens, []namedIndex{index("owner_agent", false, "owner", "agent")}},
+		{s.psNodes, []namedIndex{index("service", false, "service")}},
+		{s.psItems, []namedIndex{index("uid_order", false, "uid", "published", "seq")}},
+		{s.psAffs, []namedIndex{index("uid", false, "uid"), index("jid_service", false, "jid", "service")}},
+		{s.psSubs, []namedIndex{index("uid", false, "uid"), index("bare_service", false, "bare", "service")}},
 	}
 	for _, set := range sets {
 		// Only the missing ones: FerretDB 1.24 panics (and drops the
@@ -288,6 +299,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 

@@ -73,7 +73,7 @@ func TestNew(t *testing.T) {
 	want := sdk.Capabilities{
 		Auth:   sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster: sdk.AccessReadWrite, Offline: sdk.AccessReadWrite, VCard: sdk.AccessReadWrite, Private: sdk.AccessReadWrite,
-		Blocklist: sdk.AccessReadWrite, Tokens: sdk.AccessReadWrite,
+		Blocklist: sdk.AccessReadWrite, Tokens: sdk.AccessReadWrite, PubSub: sdk.AccessReadWrite,
 		Archive: sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 	}
 	if got := b.Capabilities(); got != want {

@@ -118,6 +118,8 @@ type tableDef struct {
 	name       string
 	cols       []columnDef
 	primaryKey []string
+	// unique lists column sets that are unique besides the primary key.
+	unique     [][]string
 	foreignKey []foreignKey
 }
 
@@ -168,6 +170,9 @@ func createTableSQL(d dialect, t tableDef, ifNotExists bool) (string, error) {
 	}
 	if len(t.primaryKey) > 0 {
 		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", strings.Join(t.primaryKey, ", "))
+	}
+	for _, u := range t.unique {
+		fmt.Fprintf(&b, ", UNIQUE (%s)", strings.Join(u, ", "))
 	}
 	for _, fk := range t.foreignKey {
 		fmt.Fprintf(&b, ", FOREIGN KEY (%s) REFERENCES %s (%s)",

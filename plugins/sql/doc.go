@@ -1,5 +1,6 @@
 // Package sqlbackend is koi's SQL storage backend: accounts with SCRAM
 // credentials, rosters, offline messages, vcard-temp and private XML storage,
+// the message archive, blocklists, FAST tokens and pubsub nodes and items,
 // all read-write, on SQLite, PostgreSQL or MySQL/MariaDB.
 //
 // The plugin's config block:
@@ -66,6 +67,12 @@
 // Pop that must not deliver twice) are single transactions; Pop locks the
 // rows it reads (SELECT ... FOR UPDATE where SQLite's write lock does not
 // already exclude other writers).
+//
+// Publish-subscribe nodes (PEP and the pubsub service, pubsub.go) live in
+// koi_pubsub_nodes, with a generated id their items, affiliations and
+// subscriptions refer to; a publish locks its node's row, so the trim to
+// the node's max items that follows it is exact under concurrent
+// publishers.
 //
 // Statements are prepared once per connection and cached.
 //

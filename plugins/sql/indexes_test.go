@@ -61,6 +61,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		_, err = s.GetPrivate(ctx, owner, "a", "b")
 		must(err)
 		must(s.DeletePrivate(ctx, owner))
+		pubsubWorkload(t, s, owner)
 
 		conn, err := s.db.Conn(ctx)
 		must(err)
@@ -151,4 +152,53 @@ func fullScans(t *testing.T, conn *sql.Conn, s *Store, q string, args []any) str
 		t.Fatal(err)
 	}
 	return strings.Join(bad, "; ")
+}
+
+// pubsubWorkload runs every pubsub statement, on a few nodes with items.
+func pubsubWorkload(t *testing.T, s *Store, owner string) {
+	ctx := t.Context()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamp := time.Now().UTC()
+	for i := range 20 {
+		n := sdk.PubSubNode{Service: owner, Node: fmt.Sprintf("urn:n%02d", i), Created: stamp}
+		must(s.CreatePubSubNode(ctx, n, owner))
+		for j := range 5 {
+			must(s.PublishPubSubItem(ctx, owner, n.Node, sdk.PubSubItem{ID: fmt.Sprint(j), Published: stamp}, 3))
+		}
+		must(s.SetPubSubSubscription(ctx, sdk.PubSubSubscription{Service: owner, Node: n.Node, JID: "bob@example.org/x", State: sdk.PubSubSubscribed}))
+	}
+	const node = "urn:n01"
+	must(s.ConfigurePubSubNode(ctx, sdk.PubSubNode{Service: owner, Node: node, Config: map[string][]string{"a": {"b"}}}))
+	_, err := s.GetPubSubNode(ctx, owner, node)
+	must(err)
+	_, err = s.ListPubSubNodes(ctx, owner)
+	must(err)
+	for _, q := range []sdk.PubSubItemQuery{
+		{Max: 10}, {After: "4", Max: 1}, {Before: "3", Max: 1}, {IDs: []string{"3", "4"}},
+	} {
+		q.Service, q.Node = owner, node
+		_, err = s.GetPubSubItems(ctx, q)
+		must(err)
+	}
+	must(s.SetPubSubAffiliation(ctx, sdk.PubSubAffiliation{Service: owner, Node: node, JID: "bob@example.org", Affiliation: sdk.PubSubMember}))
+	must(s.SetPubSubAffiliation(ctx, sdk.PubSubAffiliation{Service: owner, Node: node, JID: "bob@example.org", Affiliation: sdk.PubSubNone}))
+	must(s.SetPubSubSubscription(ctx, sdk.PubSubSubscription{Service: owner, Node: node, JID: "bob@example.org/x", State: sdk.PubSubNone}))
+	for _, n := range []string{node, ""} {
+		_, err = s.GetPubSubAffiliations(ctx, owner, n, "bob@example.org")
+		must(err)
+		_, err = s.GetPubSubSubscriptions(ctx, owner, n, "bob@example.org")
+		must(err)
+	}
+	_, err = s.GetPubSubAffiliations(ctx, owner, node, "")
+	must(err)
+	_, err = s.GetPubSubSubscriptions(ctx, owner, node, "")
+	must(err)
+	must(s.RetractPubSubItem(ctx, owner, node, "4"))
+	must(s.PurgePubSubNode(ctx, owner, node))
+	must(s.DeletePubSubNode(ctx, owner, node))
 }

@@ -108,7 +108,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Errorf("recorded versions %v, want one per migration (%d)", got, len(schema()))
 		}
 		wantTables := withBookkeeping(set, "koi_archive", "koi_archive_prefs", "koi_archive_prefs_jids", "koi_blocklist", "koi_fast_tokens",
-			"koi_offline_messages", "koi_private_storage", "koi_roster_groups", "koi_roster_items",
+			"koi_offline_messages", "koi_private_storage", "koi_pubsub_affiliations", "koi_pubsub_items",
+			"koi_pubsub_nodes", "koi_pubsub_subscriptions", "koi_roster_groups", "koi_roster_items",
 			"koi_roster_pending", "koi_roster_versions", "koi_scram_credentials", "koi_users", "koi_vcards")
 		if !slices.Equal(want, wantTables) {
 			t.Errorf("tables %v, want %v", want, wantTables)

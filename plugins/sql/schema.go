@@ -64,6 +64,7 @@ func schema() []migration {
 		{version: 2, name: "archive", up: archiveSchema},     // archive.go
 		{version: 3, name: "blocklist", up: blocklistSchema}, // blocklist.go
 		{version: 4, name: "tokens", up: tokensSchema},       // tokens.go
+		{version: 5, name: "pubsub", up: pubsubSchema},       // pubsub.go
 	}
 }
 

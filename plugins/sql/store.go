@@ -54,6 +54,8 @@ var (
 	_ sdk.BlocklistWriter = (*Store)(nil)
 	_ sdk.Tokens          = (*Store)(nil)
 	_ sdk.TokensWriter    = (*Store)(nil)
+	_ sdk.PubSub          = (*Store)(nil)
+	_ sdk.PubSubWriter    = (*Store)(nil)
 )
 
 // Open connects to the database described by c and applies any pending
@@ -149,6 +151,7 @@ func capabilities() sdk.Capabilities {
 		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 

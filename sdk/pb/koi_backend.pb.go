@@ -132,6 +132,7 @@ type Capabilities struct {
 	AuthList      bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
 	Blocklist     Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
 	Tokens        Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
+	Pubsub        Access `protobuf:"varint,12,opt,name=pubsub,proto3,enum=koi.backend.v1.Access" json:"pubsub,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +240,13 @@ func (x *Capabilities) GetBlocklist() Access {
 func (x *Capabilities) GetTokens() Access {
 	if x != nil {
 		return x.Tokens
+	}
+	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetPubsub() Access {
+	if x != nil {
+		return x.Pubsub
 	}
 	return Access_ACCESS_NONE
 }
@@ -2565,12 +2573,960 @@ func (x *DeleteTokenRequest) GetHash() []byte {
 	return nil
 }
 
+// FormValues are the values of one data form field, in their order.
+type FormValues struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FormValues) Reset() {
+	*x = FormValues{}
+	mi := &file_koi_backend_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FormValues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FormValues) ProtoMessage() {}
+
+func (x *FormValues) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FormValues.ProtoReflect.Descriptor instead.
+func (*FormValues) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *FormValues) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type PubSubNode struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node    string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// config maps a field var to its values; empty and absent are the same.
+	Config        map[string]*FormValues `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubNode) Reset() {
+	*x = PubSubNode{}
+	mi := &file_koi_backend_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubNode) ProtoMessage() {}
+
+func (x *PubSubNode) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubNode.ProtoReflect.Descriptor instead.
+func (*PubSubNode) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PubSubNode) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubNode) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PubSubNode) GetConfig() map[string]*FormValues {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *PubSubNode) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+type PubSubNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubNodeRequest) Reset() {
+	*x = PubSubNodeRequest{}
+	mi := &file_koi_backend_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubNodeRequest) ProtoMessage() {}
+
+func (x *PubSubNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubNodeRequest.ProtoReflect.Descriptor instead.
+func (*PubSubNodeRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *PubSubNodeRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type PubSubServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubServiceRequest) Reset() {
+	*x = PubSubServiceRequest{}
+	mi := &file_koi_backend_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubServiceRequest) ProtoMessage() {}
+
+func (x *PubSubServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubServiceRequest.ProtoReflect.Descriptor instead.
+func (*PubSubServiceRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *PubSubServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type PubSubNodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*PubSubNode          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubNodes) Reset() {
+	*x = PubSubNodes{}
+	mi := &file_koi_backend_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubNodes) ProtoMessage() {}
+
+func (x *PubSubNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubNodes.ProtoReflect.Descriptor instead.
+func (*PubSubNodes) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PubSubNodes) GetNodes() []*PubSubNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type PubSubItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Publisher     string                 `protobuf:"bytes,2,opt,name=publisher,proto3" json:"publisher,omitempty"`
+	Payload       string                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	Published     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=published,proto3" json:"published,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubItem) Reset() {
+	*x = PubSubItem{}
+	mi := &file_koi_backend_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubItem) ProtoMessage() {}
+
+func (x *PubSubItem) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubItem.ProtoReflect.Descriptor instead.
+func (*PubSubItem) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PubSubItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PubSubItem) GetPublisher() string {
+	if x != nil {
+		return x.Publisher
+	}
+	return ""
+}
+
+func (x *PubSubItem) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *PubSubItem) GetPublished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Published
+	}
+	return nil
+}
+
+type PubSubItemQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Ids           []string               `protobuf:"bytes,3,rep,name=ids,proto3" json:"ids,omitempty"`
+	After         string                 `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	Before        string                 `protobuf:"bytes,5,opt,name=before,proto3" json:"before,omitempty"`
+	Max           int64                  `protobuf:"varint,6,opt,name=max,proto3" json:"max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubItemQuery) Reset() {
+	*x = PubSubItemQuery{}
+	mi := &file_koi_backend_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubItemQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubItemQuery) ProtoMessage() {}
+
+func (x *PubSubItemQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubItemQuery.ProtoReflect.Descriptor instead.
+func (*PubSubItemQuery) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PubSubItemQuery) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubItemQuery) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PubSubItemQuery) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *PubSubItemQuery) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *PubSubItemQuery) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *PubSubItemQuery) GetMax() int64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+type PubSubItemPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*PubSubItem          `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Complete      bool                   `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubItemPage) Reset() {
+	*x = PubSubItemPage{}
+	mi := &file_koi_backend_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubItemPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubItemPage) ProtoMessage() {}
+
+func (x *PubSubItemPage) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubItemPage.ProtoReflect.Descriptor instead.
+func (*PubSubItemPage) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PubSubItemPage) GetItems() []*PubSubItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *PubSubItemPage) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *PubSubItemPage) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+type PubSubJIDRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Jid           string                 `protobuf:"bytes,3,opt,name=jid,proto3" json:"jid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubJIDRequest) Reset() {
+	*x = PubSubJIDRequest{}
+	mi := &file_koi_backend_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubJIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubJIDRequest) ProtoMessage() {}
+
+func (x *PubSubJIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubJIDRequest.ProtoReflect.Descriptor instead.
+func (*PubSubJIDRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *PubSubJIDRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubJIDRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PubSubJIDRequest) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+type PubSubAffiliation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Jid           string                 `protobuf:"bytes,3,opt,name=jid,proto3" json:"jid,omitempty"`
+	Affiliation   string                 `protobuf:"bytes,4,opt,name=affiliation,proto3" json:"affiliation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubAffiliation) Reset() {
+	*x = PubSubAffiliation{}
+	mi := &file_koi_backend_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubAffiliation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubAffiliation) ProtoMessage() {}
+
+func (x *PubSubAffiliation) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubAffiliation.ProtoReflect.Descriptor instead.
+func (*PubSubAffiliation) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PubSubAffiliation) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubAffiliation) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PubSubAffiliation) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+func (x *PubSubAffiliation) GetAffiliation() string {
+	if x != nil {
+		return x.Affiliation
+	}
+	return ""
+}
+
+type PubSubAffiliations struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Affiliations  []*PubSubAffiliation   `protobuf:"bytes,1,rep,name=affiliations,proto3" json:"affiliations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubAffiliations) Reset() {
+	*x = PubSubAffiliations{}
+	mi := &file_koi_backend_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubAffiliations) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubAffiliations) ProtoMessage() {}
+
+func (x *PubSubAffiliations) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubAffiliations.ProtoReflect.Descriptor instead.
+func (*PubSubAffiliations) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *PubSubAffiliations) GetAffiliations() []*PubSubAffiliation {
+	if x != nil {
+		return x.Affiliations
+	}
+	return nil
+}
+
+type PubSubSubscription struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node    string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Jid     string                 `protobuf:"bytes,3,opt,name=jid,proto3" json:"jid,omitempty"`
+	Subid   string                 `protobuf:"bytes,4,opt,name=subid,proto3" json:"subid,omitempty"`
+	State   string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// options maps a field var to its values; empty and absent are the same.
+	Options       map[string]*FormValues `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubSubscription) Reset() {
+	*x = PubSubSubscription{}
+	mi := &file_koi_backend_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubSubscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubSubscription) ProtoMessage() {}
+
+func (x *PubSubSubscription) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubSubscription.ProtoReflect.Descriptor instead.
+func (*PubSubSubscription) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *PubSubSubscription) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PubSubSubscription) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PubSubSubscription) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+func (x *PubSubSubscription) GetSubid() string {
+	if x != nil {
+		return x.Subid
+	}
+	return ""
+}
+
+func (x *PubSubSubscription) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PubSubSubscription) GetOptions() map[string]*FormValues {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PubSubSubscriptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*PubSubSubscription  `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubSubscriptions) Reset() {
+	*x = PubSubSubscriptions{}
+	mi := &file_koi_backend_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubSubscriptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubSubscriptions) ProtoMessage() {}
+
+func (x *PubSubSubscriptions) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubSubscriptions.ProtoReflect.Descriptor instead.
+func (*PubSubSubscriptions) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *PubSubSubscriptions) GetSubscriptions() []*PubSubSubscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+type CreatePubSubNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *PubSubNode            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePubSubNodeRequest) Reset() {
+	*x = CreatePubSubNodeRequest{}
+	mi := &file_koi_backend_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePubSubNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePubSubNodeRequest) ProtoMessage() {}
+
+func (x *CreatePubSubNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePubSubNodeRequest.ProtoReflect.Descriptor instead.
+func (*CreatePubSubNodeRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreatePubSubNodeRequest) GetNode() *PubSubNode {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *CreatePubSubNodeRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+type PublishPubSubItemRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node    string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Item    *PubSubItem            `protobuf:"bytes,3,opt,name=item,proto3" json:"item,omitempty"`
+	// max_items > 0 trims the node to that many items, oldest out first.
+	MaxItems      int64 `protobuf:"varint,4,opt,name=max_items,json=maxItems,proto3" json:"max_items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishPubSubItemRequest) Reset() {
+	*x = PublishPubSubItemRequest{}
+	mi := &file_koi_backend_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishPubSubItemRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishPubSubItemRequest) ProtoMessage() {}
+
+func (x *PublishPubSubItemRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishPubSubItemRequest.ProtoReflect.Descriptor instead.
+func (*PublishPubSubItemRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *PublishPubSubItemRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PublishPubSubItemRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PublishPubSubItemRequest) GetItem() *PubSubItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *PublishPubSubItemRequest) GetMaxItems() int64 {
+	if x != nil {
+		return x.MaxItems
+	}
+	return 0
+}
+
+type RetractPubSubItemRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetractPubSubItemRequest) Reset() {
+	*x = RetractPubSubItemRequest{}
+	mi := &file_koi_backend_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetractPubSubItemRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetractPubSubItemRequest) ProtoMessage() {}
+
+func (x *RetractPubSubItemRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetractPubSubItemRequest.ProtoReflect.Descriptor instead.
+func (*RetractPubSubItemRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *RetractPubSubItemRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *RetractPubSubItemRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RetractPubSubItemRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_koi_backend_proto protoreflect.FileDescriptor
 
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xfb\x03\n" +
+	"\x05Empty\"\xab\x04\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -2584,7 +3540,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\tauth_list\x18\t \x01(\bR\bauthList\x124\n" +
 	"\tblocklist\x18\n" +
 	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\x12.\n" +
-	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\"*\n" +
+	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\x12.\n" +
+	"\x06pubsub\x18\f \x01(\x0e2\x16.koi.backend.v1.AccessR\x06pubsub\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -2737,7 +3694,78 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x12DeleteTokenRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\fR\x04hash*A\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\"$\n" +
+	"\n" +
+	"FormValues\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x87\x02\n" +
+	"\n" +
+	"PubSubNode\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12>\n" +
+	"\x06config\x18\x03 \x03(\v2&.koi.backend.v1.PubSubNode.ConfigEntryR\x06config\x124\n" +
+	"\acreated\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x1aU\n" +
+	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.koi.backend.v1.FormValuesR\x05value:\x028\x01\"A\n" +
+	"\x11PubSubNodeRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"0\n" +
+	"\x14PubSubServiceRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"?\n" +
+	"\vPubSubNodes\x120\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x1a.koi.backend.v1.PubSubNodeR\x05nodes\"\x8e\x01\n" +
+	"\n" +
+	"PubSubItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tpublisher\x18\x02 \x01(\tR\tpublisher\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\tR\apayload\x128\n" +
+	"\tpublished\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tpublished\"\x91\x01\n" +
+	"\x0fPubSubItemQuery\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x10\n" +
+	"\x03ids\x18\x03 \x03(\tR\x03ids\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\tR\x05after\x12\x16\n" +
+	"\x06before\x18\x05 \x01(\tR\x06before\x12\x10\n" +
+	"\x03max\x18\x06 \x01(\x03R\x03max\"t\n" +
+	"\x0ePubSubItemPage\x120\n" +
+	"\x05items\x18\x01 \x03(\v2\x1a.koi.backend.v1.PubSubItemR\x05items\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\"R\n" +
+	"\x10PubSubJIDRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x10\n" +
+	"\x03jid\x18\x03 \x01(\tR\x03jid\"u\n" +
+	"\x11PubSubAffiliation\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x10\n" +
+	"\x03jid\x18\x03 \x01(\tR\x03jid\x12 \n" +
+	"\vaffiliation\x18\x04 \x01(\tR\vaffiliation\"[\n" +
+	"\x12PubSubAffiliations\x12E\n" +
+	"\faffiliations\x18\x01 \x03(\v2!.koi.backend.v1.PubSubAffiliationR\faffiliations\"\xa3\x02\n" +
+	"\x12PubSubSubscription\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x10\n" +
+	"\x03jid\x18\x03 \x01(\tR\x03jid\x12\x14\n" +
+	"\x05subid\x18\x04 \x01(\tR\x05subid\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12I\n" +
+	"\aoptions\x18\x06 \x03(\v2/.koi.backend.v1.PubSubSubscription.OptionsEntryR\aoptions\x1aV\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.koi.backend.v1.FormValuesR\x05value:\x028\x01\"_\n" +
+	"\x13PubSubSubscriptions\x12H\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2\".koi.backend.v1.PubSubSubscriptionR\rsubscriptions\"_\n" +
+	"\x17CreatePubSubNodeRequest\x12.\n" +
+	"\x04node\x18\x01 \x01(\v2\x1a.koi.backend.v1.PubSubNodeR\x04node\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"\x95\x01\n" +
+	"\x18PublishPubSubItemRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12.\n" +
+	"\x04item\x18\x03 \x01(\v2\x1a.koi.backend.v1.PubSubItemR\x04item\x12\x1b\n" +
+	"\tmax_items\x18\x04 \x01(\x03R\bmaxItems\"X\n" +
+	"\x18RetractPubSubItemRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id*A\n" +
 	"\x06Access\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x15\n" +
@@ -2797,7 +3825,23 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\tGetTokens\x12\x1d.koi.backend.v1.TokensRequest\x1a\x1e.koi.backend.v1.TokensResponse\x128\n" +
 	"\bPutToken\x12\x15.koi.backend.v1.Token\x1a\x15.koi.backend.v1.Empty\x12H\n" +
 	"\vDeleteToken\x12\".koi.backend.v1.DeleteTokenRequest\x1a\x15.koi.backend.v1.Empty\x12C\n" +
-	"\fDeleteTokens\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
+	"\fDeleteTokens\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\xfa\a\n" +
+	"\x06PubSub\x12H\n" +
+	"\aGetNode\x12!.koi.backend.v1.PubSubNodeRequest\x1a\x1a.koi.backend.v1.PubSubNode\x12P\n" +
+	"\tListNodes\x12$.koi.backend.v1.PubSubServiceRequest\x1a\x1b.koi.backend.v1.PubSubNodes0\x01\x12M\n" +
+	"\bGetItems\x12\x1f.koi.backend.v1.PubSubItemQuery\x1a\x1e.koi.backend.v1.PubSubItemPage0\x01\x12Y\n" +
+	"\x0fGetAffiliations\x12 .koi.backend.v1.PubSubJIDRequest\x1a\".koi.backend.v1.PubSubAffiliations0\x01\x12[\n" +
+	"\x10GetSubscriptions\x12 .koi.backend.v1.PubSubJIDRequest\x1a#.koi.backend.v1.PubSubSubscriptions0\x01\x12L\n" +
+	"\n" +
+	"CreateNode\x12'.koi.backend.v1.CreatePubSubNodeRequest\x1a\x15.koi.backend.v1.Empty\x12B\n" +
+	"\rConfigureNode\x12\x1a.koi.backend.v1.PubSubNode\x1a\x15.koi.backend.v1.Empty\x12F\n" +
+	"\n" +
+	"DeleteNode\x12!.koi.backend.v1.PubSubNodeRequest\x1a\x15.koi.backend.v1.Empty\x12J\n" +
+	"\aPublish\x12(.koi.backend.v1.PublishPubSubItemRequest\x1a\x15.koi.backend.v1.Empty\x12J\n" +
+	"\aRetract\x12(.koi.backend.v1.RetractPubSubItemRequest\x1a\x15.koi.backend.v1.Empty\x12A\n" +
+	"\x05Purge\x12!.koi.backend.v1.PubSubNodeRequest\x1a\x15.koi.backend.v1.Empty\x12J\n" +
+	"\x0eSetAffiliation\x12!.koi.backend.v1.PubSubAffiliation\x1a\x15.koi.backend.v1.Empty\x12L\n" +
+	"\x0fSetSubscription\x12\".koi.backend.v1.PubSubSubscription\x1a\x15.koi.backend.v1.EmptyB\x1eZ\x1cgithub.com/koi-im/koi/sdk/pbb\x06proto3"
 
 var (
 	file_koi_backend_proto_rawDescOnce sync.Once
@@ -2812,7 +3856,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -2858,7 +3902,25 @@ var file_koi_backend_proto_goTypes = []any{
 	(*TokensRequest)(nil),            // 41: koi.backend.v1.TokensRequest
 	(*TokensResponse)(nil),           // 42: koi.backend.v1.TokensResponse
 	(*DeleteTokenRequest)(nil),       // 43: koi.backend.v1.DeleteTokenRequest
-	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
+	(*FormValues)(nil),               // 44: koi.backend.v1.FormValues
+	(*PubSubNode)(nil),               // 45: koi.backend.v1.PubSubNode
+	(*PubSubNodeRequest)(nil),        // 46: koi.backend.v1.PubSubNodeRequest
+	(*PubSubServiceRequest)(nil),     // 47: koi.backend.v1.PubSubServiceRequest
+	(*PubSubNodes)(nil),              // 48: koi.backend.v1.PubSubNodes
+	(*PubSubItem)(nil),               // 49: koi.backend.v1.PubSubItem
+	(*PubSubItemQuery)(nil),          // 50: koi.backend.v1.PubSubItemQuery
+	(*PubSubItemPage)(nil),           // 51: koi.backend.v1.PubSubItemPage
+	(*PubSubJIDRequest)(nil),         // 52: koi.backend.v1.PubSubJIDRequest
+	(*PubSubAffiliation)(nil),        // 53: koi.backend.v1.PubSubAffiliation
+	(*PubSubAffiliations)(nil),       // 54: koi.backend.v1.PubSubAffiliations
+	(*PubSubSubscription)(nil),       // 55: koi.backend.v1.PubSubSubscription
+	(*PubSubSubscriptions)(nil),      // 56: koi.backend.v1.PubSubSubscriptions
+	(*CreatePubSubNodeRequest)(nil),  // 57: koi.backend.v1.CreatePubSubNodeRequest
+	(*PublishPubSubItemRequest)(nil), // 58: koi.backend.v1.PublishPubSubItemRequest
+	(*RetractPubSubItemRequest)(nil), // 59: koi.backend.v1.RetractPubSubItemRequest
+	nil,                              // 60: koi.backend.v1.PubSubNode.ConfigEntry
+	nil,                              // 61: koi.backend.v1.PubSubSubscription.OptionsEntry
+	(*timestamppb.Timestamp)(nil),    // 62: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -2869,101 +3931,140 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
 	0,  // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
 	0,  // 7: koi.backend.v1.Capabilities.tokens:type_name -> koi.backend.v1.Access
-	2,  // 8: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 9: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 10: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 11: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 12: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	44, // 13: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 14: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 15: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	44, // 16: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	31, // 17: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	31, // 18: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	36, // 19: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	44, // 20: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	40, // 21: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
-	3,  // 22: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 23: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 24: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 25: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 26: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 27: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 28: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 29: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 30: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 31: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 32: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 33: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 34: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 35: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 36: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 37: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 38: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 39: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 40: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 41: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 42: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 43: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 44: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 45: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 46: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	32, // 47: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	34, // 48: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
-	15, // 49: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
-	15, // 50: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	37, // 51: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	15, // 52: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
-	38, // 53: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
-	38, // 54: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
-	15, // 55: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
-	41, // 56: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
-	40, // 57: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
-	43, // 58: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
-	15, // 59: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
-	4,  // 60: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 61: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 62: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 63: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 64: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 65: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 66: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 67: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 68: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 69: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 70: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 71: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 72: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 73: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 74: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 75: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 76: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 77: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 78: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 79: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 80: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 81: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 82: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 83: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 84: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	33, // 85: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	35, // 86: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,  // 87: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	36, // 88: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,  // 89: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	39, // 90: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
-	1,  // 91: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
-	1,  // 92: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
-	1,  // 93: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
-	42, // 94: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
-	1,  // 95: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
-	1,  // 96: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
-	1,  // 97: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
-	60, // [60:98] is the sub-list for method output_type
-	22, // [22:60] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	0,  // 8: koi.backend.v1.Capabilities.pubsub:type_name -> koi.backend.v1.Access
+	2,  // 9: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17, // 10: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18, // 11: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17, // 12: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18, // 13: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	62, // 14: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	23, // 15: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	23, // 16: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	62, // 17: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	31, // 18: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	31, // 19: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	36, // 20: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	62, // 21: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	40, // 22: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
+	60, // 23: koi.backend.v1.PubSubNode.config:type_name -> koi.backend.v1.PubSubNode.ConfigEntry
+	62, // 24: koi.backend.v1.PubSubNode.created:type_name -> google.protobuf.Timestamp
+	45, // 25: koi.backend.v1.PubSubNodes.nodes:type_name -> koi.backend.v1.PubSubNode
+	62, // 26: koi.backend.v1.PubSubItem.published:type_name -> google.protobuf.Timestamp
+	49, // 27: koi.backend.v1.PubSubItemPage.items:type_name -> koi.backend.v1.PubSubItem
+	53, // 28: koi.backend.v1.PubSubAffiliations.affiliations:type_name -> koi.backend.v1.PubSubAffiliation
+	61, // 29: koi.backend.v1.PubSubSubscription.options:type_name -> koi.backend.v1.PubSubSubscription.OptionsEntry
+	55, // 30: koi.backend.v1.PubSubSubscriptions.subscriptions:type_name -> koi.backend.v1.PubSubSubscription
+	45, // 31: koi.backend.v1.CreatePubSubNodeRequest.node:type_name -> koi.backend.v1.PubSubNode
+	49, // 32: koi.backend.v1.PublishPubSubItemRequest.item:type_name -> koi.backend.v1.PubSubItem
+	44, // 33: koi.backend.v1.PubSubNode.ConfigEntry.value:type_name -> koi.backend.v1.FormValues
+	44, // 34: koi.backend.v1.PubSubSubscription.OptionsEntry.value:type_name -> koi.backend.v1.FormValues
+	3,  // 35: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,  // 36: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,  // 37: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,  // 38: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11, // 39: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,  // 40: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,  // 41: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,  // 42: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13, // 43: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15, // 44: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20, // 45: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16, // 46: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21, // 47: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16, // 48: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15, // 49: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	24, // 50: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15, // 51: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15, // 52: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15, // 53: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15, // 54: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	28, // 55: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15, // 56: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	29, // 57: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	30, // 58: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15, // 59: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	32, // 60: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	34, // 61: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15, // 62: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15, // 63: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	37, // 64: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	15, // 65: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	38, // 66: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	38, // 67: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15, // 68: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	41, // 69: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
+	40, // 70: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
+	43, // 71: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
+	15, // 72: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
+	46, // 73: koi.backend.v1.PubSub.GetNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	47, // 74: koi.backend.v1.PubSub.ListNodes:input_type -> koi.backend.v1.PubSubServiceRequest
+	50, // 75: koi.backend.v1.PubSub.GetItems:input_type -> koi.backend.v1.PubSubItemQuery
+	52, // 76: koi.backend.v1.PubSub.GetAffiliations:input_type -> koi.backend.v1.PubSubJIDRequest
+	52, // 77: koi.backend.v1.PubSub.GetSubscriptions:input_type -> koi.backend.v1.PubSubJIDRequest
+	57, // 78: koi.backend.v1.PubSub.CreateNode:input_type -> koi.backend.v1.CreatePubSubNodeRequest
+	45, // 79: koi.backend.v1.PubSub.ConfigureNode:input_type -> koi.backend.v1.PubSubNode
+	46, // 80: koi.backend.v1.PubSub.DeleteNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	58, // 81: koi.backend.v1.PubSub.Publish:input_type -> koi.backend.v1.PublishPubSubItemRequest
+	59, // 82: koi.backend.v1.PubSub.Retract:input_type -> koi.backend.v1.RetractPubSubItemRequest
+	46, // 83: koi.backend.v1.PubSub.Purge:input_type -> koi.backend.v1.PubSubNodeRequest
+	53, // 84: koi.backend.v1.PubSub.SetAffiliation:input_type -> koi.backend.v1.PubSubAffiliation
+	55, // 85: koi.backend.v1.PubSub.SetSubscription:input_type -> koi.backend.v1.PubSubSubscription
+	4,  // 86: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,  // 87: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10, // 88: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10, // 89: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12, // 90: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,  // 91: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,  // 92: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,  // 93: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14, // 94: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19, // 95: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	22, // 96: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	22, // 97: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,  // 98: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,  // 99: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,  // 100: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	1,  // 101: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	25, // 102: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	26, // 103: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,  // 104: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	27, // 105: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 106: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,  // 107: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	27, // 108: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,  // 109: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,  // 110: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	33, // 111: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	35, // 112: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,  // 113: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	36, // 114: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,  // 115: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	39, // 116: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,  // 117: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,  // 118: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,  // 119: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	42, // 120: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
+	1,  // 121: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
+	1,  // 122: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
+	1,  // 123: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
+	45, // 124: koi.backend.v1.PubSub.GetNode:output_type -> koi.backend.v1.PubSubNode
+	48, // 125: koi.backend.v1.PubSub.ListNodes:output_type -> koi.backend.v1.PubSubNodes
+	51, // 126: koi.backend.v1.PubSub.GetItems:output_type -> koi.backend.v1.PubSubItemPage
+	54, // 127: koi.backend.v1.PubSub.GetAffiliations:output_type -> koi.backend.v1.PubSubAffiliations
+	56, // 128: koi.backend.v1.PubSub.GetSubscriptions:output_type -> koi.backend.v1.PubSubSubscriptions
+	1,  // 129: koi.backend.v1.PubSub.CreateNode:output_type -> koi.backend.v1.Empty
+	1,  // 130: koi.backend.v1.PubSub.ConfigureNode:output_type -> koi.backend.v1.Empty
+	1,  // 131: koi.backend.v1.PubSub.DeleteNode:output_type -> koi.backend.v1.Empty
+	1,  // 132: koi.backend.v1.PubSub.Publish:output_type -> koi.backend.v1.Empty
+	1,  // 133: koi.backend.v1.PubSub.Retract:output_type -> koi.backend.v1.Empty
+	1,  // 134: koi.backend.v1.PubSub.Purge:output_type -> koi.backend.v1.Empty
+	1,  // 135: koi.backend.v1.PubSub.SetAffiliation:output_type -> koi.backend.v1.Empty
+	1,  // 136: koi.backend.v1.PubSub.SetSubscription:output_type -> koi.backend.v1.Empty
+	86, // [86:137] is the sub-list for method output_type
+	35, // [35:86] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -2977,9 +4078,9 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   61,
 			NumExtensions: 0,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_koi_backend_proto_goTypes,
 		DependencyIndexes: file_koi_backend_proto_depIdxs,

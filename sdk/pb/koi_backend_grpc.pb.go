@@ -2162,3 +2162,588 @@ var Tokens_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "koi_backend.proto",
 }
+
+const (
+	PubSub_GetNode_FullMethodName          = "/koi.backend.v1.PubSub/GetNode"
+	PubSub_ListNodes_FullMethodName        = "/koi.backend.v1.PubSub/ListNodes"
+	PubSub_GetItems_FullMethodName         = "/koi.backend.v1.PubSub/GetItems"
+	PubSub_GetAffiliations_FullMethodName  = "/koi.backend.v1.PubSub/GetAffiliations"
+	PubSub_GetSubscriptions_FullMethodName = "/koi.backend.v1.PubSub/GetSubscriptions"
+	PubSub_CreateNode_FullMethodName       = "/koi.backend.v1.PubSub/CreateNode"
+	PubSub_ConfigureNode_FullMethodName    = "/koi.backend.v1.PubSub/ConfigureNode"
+	PubSub_DeleteNode_FullMethodName       = "/koi.backend.v1.PubSub/DeleteNode"
+	PubSub_Publish_FullMethodName          = "/koi.backend.v1.PubSub/Publish"
+	PubSub_Retract_FullMethodName          = "/koi.backend.v1.PubSub/Retract"
+	PubSub_Purge_FullMethodName            = "/koi.backend.v1.PubSub/Purge"
+	PubSub_SetAffiliation_FullMethodName   = "/koi.backend.v1.PubSub/SetAffiliation"
+	PubSub_SetSubscription_FullMethodName  = "/koi.backend.v1.PubSub/SetSubscription"
+)
+
+// PubSubClient is the client API for PubSub service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PubSub mirrors sdk.PubSub and sdk.PubSubWriter (XEP-0060, XEP-0163).
+// Reads that return lists stream them in chunks of about 1 MiB or less
+// (a single larger item alone), because a page of items can hold far more
+// than gRPC's 4 MiB message limit (an avatar is some 100 KiB); the host
+// joins the chunks. Every stream sends at least one message; GetItems
+// repeats count and complete in each.
+type PubSubClient interface {
+	GetNode(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*PubSubNode, error)
+	ListNodes(ctx context.Context, in *PubSubServiceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubNodes], error)
+	GetItems(ctx context.Context, in *PubSubItemQuery, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubItemPage], error)
+	GetAffiliations(ctx context.Context, in *PubSubJIDRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubAffiliations], error)
+	GetSubscriptions(ctx context.Context, in *PubSubJIDRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubSubscriptions], error)
+	CreateNode(ctx context.Context, in *CreatePubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error)
+	ConfigureNode(ctx context.Context, in *PubSubNode, opts ...grpc.CallOption) (*Empty, error)
+	DeleteNode(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error)
+	Publish(ctx context.Context, in *PublishPubSubItemRequest, opts ...grpc.CallOption) (*Empty, error)
+	Retract(ctx context.Context, in *RetractPubSubItemRequest, opts ...grpc.CallOption) (*Empty, error)
+	Purge(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error)
+	SetAffiliation(ctx context.Context, in *PubSubAffiliation, opts ...grpc.CallOption) (*Empty, error)
+	SetSubscription(ctx context.Context, in *PubSubSubscription, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type pubSubClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPubSubClient(cc grpc.ClientConnInterface) PubSubClient {
+	return &pubSubClient{cc}
+}
+
+func (c *pubSubClient) GetNode(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*PubSubNode, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PubSubNode)
+	err := c.cc.Invoke(ctx, PubSub_GetNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) ListNodes(ctx context.Context, in *PubSubServiceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubNodes], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PubSub_ServiceDesc.Streams[0], PubSub_ListNodes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PubSubServiceRequest, PubSubNodes]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_ListNodesClient = grpc.ServerStreamingClient[PubSubNodes]
+
+func (c *pubSubClient) GetItems(ctx context.Context, in *PubSubItemQuery, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubItemPage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PubSub_ServiceDesc.Streams[1], PubSub_GetItems_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PubSubItemQuery, PubSubItemPage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetItemsClient = grpc.ServerStreamingClient[PubSubItemPage]
+
+func (c *pubSubClient) GetAffiliations(ctx context.Context, in *PubSubJIDRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubAffiliations], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PubSub_ServiceDesc.Streams[2], PubSub_GetAffiliations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PubSubJIDRequest, PubSubAffiliations]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetAffiliationsClient = grpc.ServerStreamingClient[PubSubAffiliations]
+
+func (c *pubSubClient) GetSubscriptions(ctx context.Context, in *PubSubJIDRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PubSubSubscriptions], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PubSub_ServiceDesc.Streams[3], PubSub_GetSubscriptions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PubSubJIDRequest, PubSubSubscriptions]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetSubscriptionsClient = grpc.ServerStreamingClient[PubSubSubscriptions]
+
+func (c *pubSubClient) CreateNode(ctx context.Context, in *CreatePubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_CreateNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) ConfigureNode(ctx context.Context, in *PubSubNode, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_ConfigureNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) DeleteNode(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_DeleteNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) Publish(ctx context.Context, in *PublishPubSubItemRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_Publish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) Retract(ctx context.Context, in *RetractPubSubItemRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_Retract_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) Purge(ctx context.Context, in *PubSubNodeRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_Purge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) SetAffiliation(ctx context.Context, in *PubSubAffiliation, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_SetAffiliation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pubSubClient) SetSubscription(ctx context.Context, in *PubSubSubscription, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, PubSub_SetSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PubSubServer is the server API for PubSub service.
+// All implementations must embed UnimplementedPubSubServer
+// for forward compatibility.
+//
+// PubSub mirrors sdk.PubSub and sdk.PubSubWriter (XEP-0060, XEP-0163).
+// Reads that return lists stream them in chunks of about 1 MiB or less
+// (a single larger item alone), because a page of items can hold far more
+// than gRPC's 4 MiB message limit (an avatar is some 100 KiB); the host
+// joins the chunks. Every stream sends at least one message; GetItems
+// repeats count and complete in each.
+type PubSubServer interface {
+	GetNode(context.Context, *PubSubNodeRequest) (*PubSubNode, error)
+	ListNodes(*PubSubServiceRequest, grpc.ServerStreamingServer[PubSubNodes]) error
+	GetItems(*PubSubItemQuery, grpc.ServerStreamingServer[PubSubItemPage]) error
+	GetAffiliations(*PubSubJIDRequest, grpc.ServerStreamingServer[PubSubAffiliations]) error
+	GetSubscriptions(*PubSubJIDRequest, grpc.ServerStreamingServer[PubSubSubscriptions]) error
+	CreateNode(context.Context, *CreatePubSubNodeRequest) (*Empty, error)
+	ConfigureNode(context.Context, *PubSubNode) (*Empty, error)
+	DeleteNode(context.Context, *PubSubNodeRequest) (*Empty, error)
+	Publish(context.Context, *PublishPubSubItemRequest) (*Empty, error)
+	Retract(context.Context, *RetractPubSubItemRequest) (*Empty, error)
+	Purge(context.Context, *PubSubNodeRequest) (*Empty, error)
+	SetAffiliation(context.Context, *PubSubAffiliation) (*Empty, error)
+	SetSubscription(context.Context, *PubSubSubscription) (*Empty, error)
+	mustEmbedUnimplementedPubSubServer()
+}
+
+// UnimplementedPubSubServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPubSubServer struct{}
+
+func (UnimplementedPubSubServer) GetNode(context.Context, *PubSubNodeRequest) (*PubSubNode, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetNode not implemented")
+}
+func (UnimplementedPubSubServer) ListNodes(*PubSubServiceRequest, grpc.ServerStreamingServer[PubSubNodes]) error {
+	return status.Error(codes.Unimplemented, "method ListNodes not implemented")
+}
+func (UnimplementedPubSubServer) GetItems(*PubSubItemQuery, grpc.ServerStreamingServer[PubSubItemPage]) error {
+	return status.Error(codes.Unimplemented, "method GetItems not implemented")
+}
+func (UnimplementedPubSubServer) GetAffiliations(*PubSubJIDRequest, grpc.ServerStreamingServer[PubSubAffiliations]) error {
+	return status.Error(codes.Unimplemented, "method GetAffiliations not implemented")
+}
+func (UnimplementedPubSubServer) GetSubscriptions(*PubSubJIDRequest, grpc.ServerStreamingServer[PubSubSubscriptions]) error {
+	return status.Error(codes.Unimplemented, "method GetSubscriptions not implemented")
+}
+func (UnimplementedPubSubServer) CreateNode(context.Context, *CreatePubSubNodeRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateNode not implemented")
+}
+func (UnimplementedPubSubServer) ConfigureNode(context.Context, *PubSubNode) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfigureNode not implemented")
+}
+func (UnimplementedPubSubServer) DeleteNode(context.Context, *PubSubNodeRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteNode not implemented")
+}
+func (UnimplementedPubSubServer) Publish(context.Context, *PublishPubSubItemRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedPubSubServer) Retract(context.Context, *RetractPubSubItemRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Retract not implemented")
+}
+func (UnimplementedPubSubServer) Purge(context.Context, *PubSubNodeRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Purge not implemented")
+}
+func (UnimplementedPubSubServer) SetAffiliation(context.Context, *PubSubAffiliation) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAffiliation not implemented")
+}
+func (UnimplementedPubSubServer) SetSubscription(context.Context, *PubSubSubscription) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSubscription not implemented")
+}
+func (UnimplementedPubSubServer) mustEmbedUnimplementedPubSubServer() {}
+func (UnimplementedPubSubServer) testEmbeddedByValue()                {}
+
+// UnsafePubSubServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PubSubServer will
+// result in compilation errors.
+type UnsafePubSubServer interface {
+	mustEmbedUnimplementedPubSubServer()
+}
+
+func RegisterPubSubServer(s grpc.ServiceRegistrar, srv PubSubServer) {
+	// If the following call panics, it indicates UnimplementedPubSubServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PubSub_ServiceDesc, srv)
+}
+
+func _PubSub_GetNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).GetNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_GetNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).GetNode(ctx, req.(*PubSubNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_ListNodes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PubSubServiceRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PubSubServer).ListNodes(m, &grpc.GenericServerStream[PubSubServiceRequest, PubSubNodes]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_ListNodesServer = grpc.ServerStreamingServer[PubSubNodes]
+
+func _PubSub_GetItems_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PubSubItemQuery)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PubSubServer).GetItems(m, &grpc.GenericServerStream[PubSubItemQuery, PubSubItemPage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetItemsServer = grpc.ServerStreamingServer[PubSubItemPage]
+
+func _PubSub_GetAffiliations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PubSubJIDRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PubSubServer).GetAffiliations(m, &grpc.GenericServerStream[PubSubJIDRequest, PubSubAffiliations]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetAffiliationsServer = grpc.ServerStreamingServer[PubSubAffiliations]
+
+func _PubSub_GetSubscriptions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PubSubJIDRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PubSubServer).GetSubscriptions(m, &grpc.GenericServerStream[PubSubJIDRequest, PubSubSubscriptions]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PubSub_GetSubscriptionsServer = grpc.ServerStreamingServer[PubSubSubscriptions]
+
+func _PubSub_CreateNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePubSubNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).CreateNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_CreateNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).CreateNode(ctx, req.(*CreatePubSubNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_ConfigureNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubNode)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).ConfigureNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_ConfigureNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).ConfigureNode(ctx, req.(*PubSubNode))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_DeleteNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).DeleteNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_DeleteNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).DeleteNode(ctx, req.(*PubSubNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_Publish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishPubSubItemRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).Publish(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_Publish_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).Publish(ctx, req.(*PublishPubSubItemRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_Retract_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetractPubSubItemRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).Retract(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_Retract_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).Retract(ctx, req.(*RetractPubSubItemRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_Purge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).Purge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_Purge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).Purge(ctx, req.(*PubSubNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_SetAffiliation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubAffiliation)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).SetAffiliation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_SetAffiliation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).SetAffiliation(ctx, req.(*PubSubAffiliation))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PubSub_SetSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PubSubSubscription)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PubSubServer).SetSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PubSub_SetSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PubSubServer).SetSubscription(ctx, req.(*PubSubSubscription))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// PubSub_ServiceDesc is the grpc.ServiceDesc for PubSub service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PubSub_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "koi.backend.v1.PubSub",
+	HandlerType: (*PubSubServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetNode",
+			Handler:    _PubSub_GetNode_Handler,
+		},
+		{
+			MethodName: "CreateNode",
+			Handler:    _PubSub_CreateNode_Handler,
+		},
+		{
+			MethodName: "ConfigureNode",
+			Handler:    _PubSub_ConfigureNode_Handler,
+		},
+		{
+			MethodName: "DeleteNode",
+			Handler:    _PubSub_DeleteNode_Handler,
+		},
+		{
+			MethodName: "Publish",
+			Handler:    _PubSub_Publish_Handler,
+		},
+		{
+			MethodName: "Retract",
+			Handler:    _PubSub_Retract_Handler,
+		},
+		{
+			MethodName: "Purge",
+			Handler:    _PubSub_Purge_Handler,
+		},
+		{
+			MethodName: "SetAffiliation",
+			Handler:    _PubSub_SetAffiliation_Handler,
+		},
+		{
+			MethodName: "SetSubscription",
+			Handler:    _PubSub_SetSubscription_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ListNodes",
+			Handler:       _PubSub_ListNodes_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetItems",
+			Handler:       _PubSub_GetItems_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetAffiliations",
+			Handler:       _PubSub_GetAffiliations_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetSubscriptions",
+			Handler:       _PubSub_GetSubscriptions_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "koi_backend.proto",
+}

@@ -3,6 +3,7 @@ package sdktest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/koi-im/koi/sdk"
@@ -70,7 +71,7 @@ func checks() []check {
 
 		{"private/not-found", privateRead, checkPrivateNotFound},
 		{"private/documents", privateWrite, checkPrivateDocuments},
-	}, append(append(archiveChecks(), blocklistChecks()...), tokenChecks()...)...)
+	}, slices.Concat(archiveChecks(), blocklistChecks(), tokenChecks(), pubsubChecks())...)
 }
 
 // checkCapabilities checks that every declared feature is backed by its
@@ -110,6 +111,9 @@ func checkCapabilities(e *env) {
 	_, tokens := b.(sdk.Tokens)
 	_, tokensW := b.(sdk.TokensWriter)
 	feature("tokens", c.Tokens, tokens, tokensW, "Tokens", "TokensWriter")
+	_, pubsub := b.(sdk.PubSub)
+	_, pubsubW := b.(sdk.PubSubWriter)
+	feature("pubsub", c.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
 	}
@@ -137,8 +141,8 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v",
-		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens)
+	return fmt.Sprintf("auth %s, roster %v, offline %v, vcard %v, private %v, archive %s, blocklist %v, tokens %v, pubsub %v",
+		auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.PubSub)
 }
 
 // wantErr fails the test unless err wraps one of want.

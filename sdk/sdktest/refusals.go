@@ -139,6 +139,8 @@ func checkRefusals(e *env) {
 		}
 	}
 
+	refused += refusePubSub(e, owner, contact)
+
 	if a, ok := e.b.(sdk.Archive); ok {
 		if !c.Archive.Access.Writable() {
 			write("AppendArchive", a.AppendArchive(e.ctx, []sdk.ArchivedMessage{{
@@ -161,4 +163,52 @@ func checkRefusals(e *env) {
 	if refused == 0 {
 		e.t.Log("the plugin declares every feature it can be asked for: nothing to refuse")
 	}
+}
+
+// refusePubSub is checkRefusals for pubsub; it returns how many calls it
+// expected to be refused.
+func refusePubSub(e *env, service, contact string) int {
+	c := e.caps
+	refused := 0
+	wantRefused := func(what string, err error, want ...error) {
+		e.t.Helper()
+		refused++
+		e.wantErr(what, err, want...)
+	}
+	readOnly := []error{sdk.ErrReadOnly, errors.ErrUnsupported}
+	const node = "urn:sdktest:refused"
+	if w, ok := e.b.(sdk.PubSubWriter); ok && !c.PubSub.Writable() {
+		n := sdk.PubSubNode{Service: service, Node: node, Created: time.Now().UTC()}
+		wantRefused("CreatePubSubNode (not writable)", w.CreatePubSubNode(e.ctx, n, service), readOnly...)
+		wantRefused("ConfigurePubSubNode (not writable)", w.ConfigurePubSubNode(e.ctx, n), readOnly...)
+		wantRefused("DeletePubSubNode (not writable)", w.DeletePubSubNode(e.ctx, service, node), readOnly...)
+		it := sdk.PubSubItem{ID: "1", Payload: "<x xmlns='urn:sdktest'/>", Published: time.Now().UTC()}
+		wantRefused("PublishPubSubItem (not writable)", w.PublishPubSubItem(e.ctx, service, node, it, 0), readOnly...)
+		wantRefused("RetractPubSubItem (not writable)", w.RetractPubSubItem(e.ctx, service, node, "1"), readOnly...)
+		wantRefused("PurgePubSubNode (not writable)", w.PurgePubSubNode(e.ctx, service, node), readOnly...)
+		wantRefused("SetPubSubAffiliation (not writable)", w.SetPubSubAffiliation(e.ctx, sdk.PubSubAffiliation{
+			Service: service, Node: node, JID: contact, Affiliation: sdk.PubSubMember}), readOnly...)
+		wantRefused("SetPubSubSubscription (not writable)", w.SetPubSubSubscription(e.ctx, sdk.PubSubSubscription{
+			Service: service, Node: node, JID: contact, State: sdk.PubSubSubscribed}), readOnly...)
+	}
+	p, ok := e.b.(sdk.PubSub)
+	if !ok {
+		return refused
+	}
+	_, err := p.GetPubSubNode(e.ctx, service, node)
+	if !c.PubSub.Readable() {
+		unsupported := errors.ErrUnsupported
+		wantRefused("GetPubSubNode (not served)", err, unsupported)
+		_, err = p.ListPubSubNodes(e.ctx, service)
+		wantRefused("ListPubSubNodes (not served)", err, unsupported)
+		_, err = p.GetPubSubItems(e.ctx, sdk.PubSubItemQuery{Service: service, Node: node, Max: 10})
+		wantRefused("GetPubSubItems (not served)", err, unsupported)
+		_, err = p.GetPubSubAffiliations(e.ctx, service, "", contact)
+		wantRefused("GetPubSubAffiliations (not served)", err, unsupported)
+		_, err = p.GetPubSubSubscriptions(e.ctx, service, "", contact)
+		wantRefused("GetPubSubSubscriptions (not served)", err, unsupported)
+		return refused
+	}
+	e.wantErr("GetPubSubNode after the refused CreatePubSubNode", err, sdk.ErrNotFound)
+	return refused
 }

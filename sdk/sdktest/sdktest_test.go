@@ -42,6 +42,9 @@ var bugs = map[string]func(m *testbackend.Memory) sdk.Backend{
 	"lost-large-roster":    func(m *testbackend.Memory) sdk.Backend { return lossyRoster{m} },
 	"scram-wrong-password": func(m *testbackend.Memory) sdk.Backend { return wrongSCRAM{m} },
 	"panics":               func(m *testbackend.Memory) sdk.Backend { return panicky{m} },
+	"pubsub-no-trim":       func(m *testbackend.Memory) sdk.Backend { return pubsubNoTrim{m} },
+	"pubsub-delete-keeps":  func(m *testbackend.Memory) sdk.Backend { return pubsubDeleteKeeps{m, map[string]bool{}} },
+	"pubsub-sub-by-full":   func(m *testbackend.Memory) sdk.Backend { return pubsubSubsByFullJID{m} },
 	// Read-only auth, with the account the kit is told about.
 	"readonly":             func(m *testbackend.Memory) sdk.Backend { return withExisting(readOnlyAuth{m}) },
 	"readonly-accepts-any": func(m *testbackend.Memory) sdk.Backend { return withExisting(acceptsAny{readOnlyAuth{m}}) },
@@ -73,6 +76,9 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"token-delete-keeps", "GetTokens("},
 		{"lost-large-roster", "missing item"},
 		{"scram-wrong-password", "do not verify the user's password"},
+		{"pubsub-no-trim", "five publishes with max 3"},
+		{"pubsub-delete-keeps", "items of a re-created node"},
+		{"pubsub-sub-by-full", `GetPubSubSubscriptions(`},
 	} {
 		t.Run(c.bug, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBroken$", "-test.v")
@@ -301,6 +307,80 @@ func (unblockKeeps) Unblock(context.Context, string, []string) error { return ni
 type tokenDeleteKeeps struct{ *testbackend.Memory }
 
 func (tokenDeleteKeeps) DeleteToken(context.Context, string, string, []byte) error { return nil }
+
+// pubsubNoTrim ignores the node's max items.
+type pubsubNoTrim struct{ *testbackend.Memory }
+
+func (b pubsubNoTrim) PublishPubSubItem(ctx context.Context, service, node string, it sdk.PubSubItem, _ int) error {
+	return b.Memory.PublishPubSubItem(ctx, service, node, it, 0)
+}
+
+// pubsubDeleteKeeps deletes a node but leaves its items behind: a node
+// created again under the name finds them.
+type pubsubDeleteKeeps struct {
+	*testbackend.Memory
+	deleted map[string]bool
+}
+
+func (b pubsubDeleteKeeps) DeletePubSubNode(ctx context.Context, service, node string) error {
+	p, err := b.Memory.GetPubSubItems(ctx, sdk.PubSubItemQuery{Service: service, Node: node, Max: sdk.MaxPubSubPage})
+	if err != nil {
+		return err
+	}
+	n, err := b.Memory.GetPubSubNode(ctx, service, node)
+	if err != nil {
+		return err
+	}
+	if err := b.Memory.DeletePubSubNode(ctx, service, node); err != nil {
+		return err
+	}
+	// Put the items back under a node recreated at once, then hide it
+	// until the kit creates it again.
+	if err := b.Memory.CreatePubSubNode(ctx, n, "ghost@sdktest.example"); err != nil {
+		return err
+	}
+	for _, it := range p.Items {
+		if err := b.Memory.PublishPubSubItem(ctx, service, node, it, 0); err != nil {
+			return err
+		}
+	}
+	b.deleted[service+"\x00"+node] = true
+	return nil
+}
+
+func (b pubsubDeleteKeeps) CreatePubSubNode(ctx context.Context, n sdk.PubSubNode, owner string) error {
+	if b.deleted[n.Service+"\x00"+n.Node] {
+		delete(b.deleted, n.Service+"\x00"+n.Node)
+		return b.Memory.SetPubSubAffiliation(ctx, sdk.PubSubAffiliation{Service: n.Service, Node: n.Node, JID: owner, Affiliation: sdk.PubSubOwner})
+	}
+	return b.Memory.CreatePubSubNode(ctx, n, owner)
+}
+
+func (b pubsubDeleteKeeps) GetPubSubNode(ctx context.Context, service, node string) (sdk.PubSubNode, error) {
+	if b.deleted[service+"\x00"+node] {
+		return sdk.PubSubNode{}, sdk.ErrNotFound
+	}
+	return b.Memory.GetPubSubNode(ctx, service, node)
+}
+
+func (b pubsubDeleteKeeps) GetPubSubItems(ctx context.Context, q sdk.PubSubItemQuery) (sdk.PubSubItemPage, error) {
+	if b.deleted[q.Service+"\x00"+q.Node] {
+		return sdk.PubSubItemPage{}, sdk.ErrNotFound
+	}
+	return b.Memory.GetPubSubItems(ctx, q)
+}
+
+// pubsubSubsByFullJID matches a JID's subscriptions on the full JID, not
+// on the bare one.
+type pubsubSubsByFullJID struct{ *testbackend.Memory }
+
+func (b pubsubSubsByFullJID) GetPubSubSubscriptions(ctx context.Context, service, node, jid string) ([]sdk.PubSubSubscription, error) {
+	subs, err := b.Memory.GetPubSubSubscriptions(ctx, service, node, jid)
+	if jid != "" {
+		subs = slices.DeleteFunc(subs, func(s sdk.PubSubSubscription) bool { return s.JID != jid })
+	}
+	return subs, err
+}
 
 // lossyRoster drops items beyond 300 (a result-size limit, say).
 type lossyRoster struct{ *testbackend.Memory }

@@ -62,6 +62,7 @@ func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error)
 		private: map[string]map[string]string{},
 		blocked: map[string]map[string]bool{},
 		tokens:  map[string][]sdk.Token{},
+		pubsub:  map[pubsubKey]*pubsubNode{},
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -113,6 +114,7 @@ type Memory struct {
 	private map[string]map[string]string // owner -> name + "\x00" + ns
 	blocked map[string]map[string]bool   // owner -> blocked JIDs
 	tokens  map[string][]sdk.Token       // owner -> FAST tokens
+	pubsub  map[pubsubKey]*pubsubNode
 }
 
 // Capabilities implements sdk.Backend.
@@ -125,6 +127,7 @@ func (m *Memory) Capabilities() sdk.Capabilities {
 		Private:   sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
+		PubSub:    sdk.AccessReadWrite,
 	}
 }
 
@@ -589,6 +592,7 @@ func (r readers) Capabilities() sdk.Capabilities {
 		Private:   r.access,
 		Blocklist: r.access,
 		Tokens:    r.access,
+		PubSub:    r.access,
 	}
 }
 
