@@ -1,7 +1,9 @@
 package pubsub
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -30,7 +32,34 @@ type memNode struct {
 
 type memItem struct {
 	sdk.PubSubItem
-	seq uint64
+	seq uint64 // publication order, for equal stamps
+}
+
+// newestFirst lists a node's items in the contract's order: by Published,
+// then by publication.
+func (n *memNode) newestFirst() []sdk.PubSubItem {
+	l := slices.Clone(n.items)
+	slices.SortFunc(l, func(a, b memItem) int {
+		if c := b.Published.Compare(a.Published); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.seq, a.seq)
+	})
+	out := make([]sdk.PubSubItem, len(l))
+	for i, it := range l {
+		out[i] = it.PubSubItem
+	}
+	return out
+}
+
+// required fails with sdk.ErrInvalid when a named value is empty.
+func required(kv ...string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			return fmt.Errorf("%w: empty %s", sdk.ErrInvalid, kv[i])
+		}
+	}
+	return nil
 }
 
 // NewMemoryStore returns an empty store.
@@ -54,6 +83,9 @@ func (m *MemoryStore) node(service, node string) (*memNode, error) {
 
 // GetPubSubNode implements sdk.PubSub.
 func (m *MemoryStore) GetPubSubNode(_ context.Context, service, node string) (sdk.PubSubNode, error) {
+	if err := required("service", service, "node", node); err != nil {
+		return sdk.PubSubNode{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(service, node)
@@ -67,6 +99,9 @@ func (m *MemoryStore) GetPubSubNode(_ context.Context, service, node string) (sd
 
 // ListPubSubNodes implements sdk.PubSub.
 func (m *MemoryStore) ListPubSubNodes(_ context.Context, service string) ([]sdk.PubSubNode, error) {
+	if err := required("service", service); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []sdk.PubSubNode{}
@@ -83,18 +118,20 @@ func (m *MemoryStore) ListPubSubNodes(_ context.Context, service string) ([]sdk.
 
 // GetPubSubItems implements sdk.PubSub.
 func (m *MemoryStore) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (sdk.PubSubItemPage, error) {
+	if err := required("service", q.Service, "node", q.Node); err != nil {
+		return sdk.PubSubItemPage{}, err
+	}
+	if q.Max < 0 || q.Max > sdk.MaxPubSubPage || len(q.IDs) > sdk.MaxPubSubPage {
+		return sdk.PubSubItemPage{}, fmt.Errorf("%w: max %d, %d ids", sdk.ErrInvalid, q.Max, len(q.IDs))
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(q.Service, q.Node)
 	if err != nil {
 		return sdk.PubSubItemPage{}, err
 	}
-	// newest first
-	all := make([]sdk.PubSubItem, len(n.items))
-	for i, it := range n.items {
-		all[len(n.items)-1-i] = it.PubSubItem
-	}
-	page := sdk.PubSubItemPage{Count: len(all), Items: []sdk.PubSubItem{}}
+	all := n.newestFirst()
+	page := sdk.PubSubItemPage{Count: len(all)}
 	if len(q.IDs) > 0 {
 		for _, it := range all {
 			if slices.Contains(q.IDs, it.ID) {
@@ -104,49 +141,44 @@ func (m *MemoryStore) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (
 		page.Complete = true
 		return page, nil
 	}
-	idx := func(id string) int {
-		return slices.IndexFunc(all, func(it sdk.PubSubItem) bool { return it.ID == id })
+	index := func(id string) (int, error) {
+		i := slices.IndexFunc(all, func(it sdk.PubSubItem) bool { return it.ID == id })
+		if i < 0 {
+			return 0, fmt.Errorf("%w: no item %q", sdk.ErrNotFound, id)
+		}
+		return i, nil
 	}
 	lo, hi := 0, len(all)
 	if q.After != "" {
-		i := idx(q.After)
-		if i < 0 {
-			return sdk.PubSubItemPage{}, sdk.ErrNotFound
+		if lo, err = index(q.After); err != nil {
+			return sdk.PubSubItemPage{}, err
 		}
-		lo = i + 1
+		lo++
 	}
 	if q.Before != "" {
-		i := idx(q.Before)
-		if i < 0 {
-			return sdk.PubSubItemPage{}, sdk.ErrNotFound
+		if hi, err = index(q.Before); err != nil {
+			return sdk.PubSubItemPage{}, err
 		}
-		hi = i
 	}
-	if lo > hi {
-		lo = hi
+	hi = max(hi, lo)
+	from, to := lo, min(hi, lo+q.Max)
+	page.Complete = to == hi
+	if q.Before != "" {
+		from, to = max(lo, hi-q.Max), hi
+		page.Complete = from == lo
 	}
-	max := min(max(q.Max, 0), sdk.MaxPubSubPage)
-	if q.Before != "" && q.After == "" {
-		start := max0(hi - max)
-		page.Items = append(page.Items, all[start:hi]...)
-		page.Complete = start == 0
-		return page, nil
-	}
-	end := min(lo+max, hi)
-	page.Items = append(page.Items, all[lo:end]...)
-	page.Complete = end >= len(all)
+	page.Items = append(page.Items, all[from:to]...)
 	return page, nil
-}
-
-func max0(n int) int {
-	if n < 0 {
-		return 0
-	}
-	return n
 }
 
 // GetPubSubAffiliations implements sdk.PubSub.
 func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, jid string) ([]sdk.PubSubAffiliation, error) {
+	if err := required("service", service); err != nil {
+		return nil, err
+	}
+	if node == "" && jid == "" {
+		return nil, fmt.Errorf("%w: neither node nor jid", sdk.ErrInvalid)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []sdk.PubSubAffiliation{}
@@ -156,6 +188,9 @@ func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, ji
 			return nil, err
 		}
 		for j, a := range n.affs {
+			if jid != "" && j != jid {
+				continue
+			}
 			out = append(out, sdk.PubSubAffiliation{Service: service, Node: node, JID: j, Affiliation: a})
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
@@ -172,6 +207,12 @@ func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, ji
 
 // GetPubSubSubscriptions implements sdk.PubSub.
 func (m *MemoryStore) GetPubSubSubscriptions(_ context.Context, service, node, jid string) ([]sdk.PubSubSubscription, error) {
+	if err := required("service", service); err != nil {
+		return nil, err
+	}
+	if node == "" && jid == "" {
+		return nil, fmt.Errorf("%w: neither node nor jid", sdk.ErrInvalid)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []sdk.PubSubSubscription{}
@@ -190,7 +231,9 @@ func (m *MemoryStore) GetPubSubSubscriptions(_ context.Context, service, node, j
 			return nil, err
 		}
 		for _, s := range n.subs {
-			out = append(out, cloneSub(s))
+			if jid == "" || bareOf(s.JID) == bareOf(jid) {
+				out = append(out, cloneSub(s))
+			}
 		}
 		slices.SortFunc(out, less)
 		return out, nil
@@ -226,6 +269,12 @@ func cloneSub(s sdk.PubSubSubscription) sdk.PubSubSubscription {
 
 // CreatePubSubNode implements sdk.PubSubWriter.
 func (m *MemoryStore) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owner string) error {
+	if err := required("service", n.Service, "node", n.Node, "owner", owner); err != nil {
+		return err
+	}
+	if n.Created.IsZero() {
+		return fmt.Errorf("%w: node without a creation time", sdk.ErrInvalid)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := nodeKey{n.Service, n.Node}
@@ -239,6 +288,9 @@ func (m *MemoryStore) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owne
 
 // ConfigurePubSubNode implements sdk.PubSubWriter.
 func (m *MemoryStore) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) error {
+	if err := required("service", n.Service, "node", n.Node); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	x, err := m.node(n.Service, n.Node)
@@ -251,6 +303,9 @@ func (m *MemoryStore) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) e
 
 // DeletePubSubNode implements sdk.PubSubWriter.
 func (m *MemoryStore) DeletePubSubNode(_ context.Context, service, node string) error {
+	if err := required("service", service, "node", node); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.node(service, node); err != nil {
@@ -262,6 +317,17 @@ func (m *MemoryStore) DeletePubSubNode(_ context.Context, service, node string) 
 
 // PublishPubSubItem implements sdk.PubSubWriter.
 func (m *MemoryStore) PublishPubSubItem(_ context.Context, service, node string, it sdk.PubSubItem, maxItems int) error {
+	if err := required("service", service, "node", node, "item id", it.ID); err != nil {
+		return err
+	}
+	switch {
+	case it.Published.IsZero():
+		return fmt.Errorf("%w: item without a publication time", sdk.ErrInvalid)
+	case maxItems < 0:
+		return fmt.Errorf("%w: max items %d", sdk.ErrInvalid, maxItems)
+	case len(it.Payload) > sdk.MaxPubSubPayload:
+		return fmt.Errorf("%w: payload of %d bytes", sdk.ErrInvalid, len(it.Payload))
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(service, node)
@@ -272,13 +338,19 @@ func (m *MemoryStore) PublishPubSubItem(_ context.Context, service, node string,
 	m.seq++
 	n.items = append(n.items, memItem{it, m.seq})
 	if maxItems > 0 && len(n.items) > maxItems {
-		n.items = slices.Clone(n.items[len(n.items)-maxItems:])
+		keep := n.newestFirst()[:maxItems]
+		n.items = slices.DeleteFunc(n.items, func(x memItem) bool {
+			return !slices.ContainsFunc(keep, func(k sdk.PubSubItem) bool { return k.ID == x.ID })
+		})
 	}
 	return nil
 }
 
 // RetractPubSubItem implements sdk.PubSubWriter.
 func (m *MemoryStore) RetractPubSubItem(_ context.Context, service, node, id string) error {
+	if err := required("service", service, "node", node, "item id", id); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(service, node)
@@ -295,6 +367,9 @@ func (m *MemoryStore) RetractPubSubItem(_ context.Context, service, node, id str
 
 // PurgePubSubNode implements sdk.PubSubWriter.
 func (m *MemoryStore) PurgePubSubNode(_ context.Context, service, node string) error {
+	if err := required("service", service, "node", node); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(service, node)
@@ -307,6 +382,12 @@ func (m *MemoryStore) PurgePubSubNode(_ context.Context, service, node string) e
 
 // SetPubSubAffiliation implements sdk.PubSubWriter.
 func (m *MemoryStore) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffiliation) error {
+	if err := required("service", a.Service, "node", a.Node, "jid", a.JID); err != nil {
+		return err
+	}
+	if !sdk.ValidPubSubAffiliation(a.Affiliation) {
+		return fmt.Errorf("%w: affiliation %q", sdk.ErrInvalid, a.Affiliation)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(a.Service, a.Node)
@@ -323,6 +404,12 @@ func (m *MemoryStore) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffili
 
 // SetPubSubSubscription implements sdk.PubSubWriter.
 func (m *MemoryStore) SetPubSubSubscription(_ context.Context, s sdk.PubSubSubscription) error {
+	if err := required("service", s.Service, "node", s.Node, "jid", s.JID); err != nil {
+		return err
+	}
+	if !sdk.ValidPubSubSubscriptionState(s.State) {
+		return fmt.Errorf("%w: subscription state %q", sdk.ErrInvalid, s.State)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.node(s.Service, s.Node)

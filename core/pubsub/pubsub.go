@@ -264,14 +264,12 @@ func (e *engine) affiliation(c *call, node string, who jid.JID) (string, *stanza
 	if e.pep && bare == c.service {
 		return "owner", nil
 	}
-	affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), node, "")
+	affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), node, bare.String())
 	if err != nil {
 		return "", storeError(err)
 	}
-	for _, a := range affs {
-		if a.JID == bare.String() {
-			return a.Affiliation, nil
-		}
+	if len(affs) > 0 {
+		return affs[0].Affiliation, nil
 	}
 	return "none", nil
 }

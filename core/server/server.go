@@ -145,6 +145,9 @@ func BuildHosts(cfg *config.Config, ph *pluginhost.Host, log hclog.Logger) ([]*m
 		if b, a := get("blocklist", hc.Blocklist, func(c sdk.Capabilities) sdk.Access { return c.Blocklist }); b != nil {
 			h.Blocklist = modules.Feature[modules.BlocklistBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
+		if b, a := get("pubsub", hc.PubSub, func(c sdk.Capabilities) sdk.Access { return c.PubSub }); b != nil {
+			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: b, On: true, Writable: a.Writable()}
+		}
 		if b, a := get("tokens", hc.Tokens, func(c sdk.Capabilities) sdk.Access { return c.Tokens }); b != nil {
 			h.Tokens = modules.Feature[sdk.TokensWriter]{Backend: b, On: true, Writable: a.Writable()}
 		}
