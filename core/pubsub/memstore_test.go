@@ -11,8 +11,10 @@ import (
 // holds it to the same contract as the plugins' stores.
 type memBackend struct{ *MemoryStore }
 
-func (memBackend) Capabilities() sdk.Capabilities { return sdk.Capabilities{PubSub: sdk.AccessReadWrite} }
-func (memBackend) Close() error                   { return nil }
+func (memBackend) Capabilities() sdk.Capabilities {
+	return sdk.Capabilities{PubSub: sdk.AccessReadWrite}
+}
+func (memBackend) Close() error { return nil }
 
 func TestMemoryStoreConformance(t *testing.T) {
 	sdktest.RunBackend(t, func(t *testing.T) sdk.Backend { return memBackend{NewMemoryStore()} }, sdktest.Options{})
