@@ -101,6 +101,7 @@ host "localhost" {
   private = "store"
   blocklist = "store"
   tokens  = "store"
+  pubsub  = "store"
 {{- if .Opt.TokenLifetime}}
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}

@@ -198,6 +198,20 @@ func TestPEPBookmarks(t *testing.T) {
 	if its := r.path("pubsub", "items").children(nsPubSub, "item"); len(its) != 1 || its[0].attr("id") != "orchard@conference.localhost" {
 		t.Errorf("bookmarks after retraction: %s", r)
 	}
+
+	// The pubsub backend keeps them across a restart, and an old client
+	// reads them as XEP-0048 private XML.
+	a.close()
+	b.close()
+	bob.close()
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	c := login(t, local, "alice@localhost/old", pw)
+	r = c.iq("<iq type='get'><query xmlns='" + nsPrivate + "'><storage xmlns='storage:bookmarks'/></query></iq>")
+	conf := r.path("query", "storage", "conference")
+	if conf == nil || conf.attr("jid") != "orchard@conference.localhost" || conf.attr("name") != "Orchard" {
+		t.Errorf("bookmarks as private XML after a restart: %s", r)
+	}
 }
 
 func TestPEPOMEMO(t *testing.T) {
