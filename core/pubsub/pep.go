@@ -66,13 +66,15 @@ type PEP struct {
 	mu      sync.Mutex
 	closed  bool
 	timeout time.Duration
+	av      avatars
 }
 
 // RegisterPEP builds PEP with caps and hooks it into srv. Each host's
 // nodes are kept by its PubSub feature (a backend, or a MemoryStore the
 // caller put there).
 func RegisterPEP(log hclog.Logger, lim Limits, srv Server, r *router.Router, caps *Caps) *PEP {
-	p := &PEP{log: log, srv: srv, router: r, caps: caps, slots: make(chan struct{}, 4), timeout: 30 * time.Second}
+	p := &PEP{log: log, srv: srv, router: r, caps: caps, slots: make(chan struct{}, 4), timeout: 30 * time.Second,
+		av: avatars{m: map[jid.JID]avatarHash{}}}
 	p.e = &engine{
 		log: log, lim: lim, pep: true, now: time.Now, seed: maphash.MakeSeed(),
 		store:  p.store,
@@ -85,6 +87,7 @@ func RegisterPEP(log hclog.Logger, lim Limits, srv Server, r *router.Router, cap
 		srv.HandleAccountIQ(typ, NSOwner, p.iq)
 	}
 	srv.ObservePresence(p.presence)
+	srv.ShapePresence(p.shape)
 	srv.HandleReplies(p.reply)
 	srv.SetAccountDisco(p)
 	srv.HandlePrivate(NSBookmarksLegacy, privateBookmarks{p})
@@ -115,8 +118,13 @@ func (p *PEP) iq(ctx context.Context, s *router.Session, to jid.JID, iq, payload
 		}
 	}
 	res, serr := p.e.handle(ctx, s.JID(), to, iq, payload)
-	if serr == nil && iq.Attr("type") == "set" && to == s.JID().Bare() && touches(payload, NSBookmarks) {
-		p.legacyBroadcast(ctx, to)
+	if serr == nil && iq.Attr("type") == "set" && to == s.JID().Bare() {
+		switch {
+		case touches(payload, NSBookmarks):
+			p.legacyBroadcast(ctx, to)
+		case touches(payload, NSAvatarMeta):
+			p.forgetAvatar(to)
+		}
 	}
 	return res, serr
 }
@@ -233,6 +241,7 @@ func (p *PEP) presence(ctx context.Context, s *router.Session, pres *xmlstream.E
 	full := s.JID()
 	if pres.Attr("type") == "unavailable" {
 		p.caps.Forget(full)
+		p.avatarGone(full.Bare())
 		return
 	}
 	if p.store(full.Bare()) == nil {

@@ -536,3 +536,47 @@ func TestBookmarksCompat(t *testing.T) {
 	}
 	old.fails(`<iq type='set' id='s'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='not a jid@@'/></storage></query></iq>`, "bad-request", "")
 }
+
+func TestAvatarHashInPresence(t *testing.T) {
+	e := newEnv(t, DefaultLimits)
+	alice := e.login("alice@example.com/pc")
+	bob := e.login("bob@example.com/pc")
+	subscribe(alice, bob)
+	bob.online()
+	alice.online()
+	photo := func(c *client, from string) (string, bool) {
+		t.Helper()
+		for _, el := range c.rec.Take() {
+			if el.Local == "presence" && el.Attr("from") == from && el.Attr("type") == "" {
+				x := el.Child(nsVCardPhoto, "x")
+				if x == nil {
+					return "", false
+				}
+				return x.Child(nsVCardPhoto, "photo").Text(), true
+			}
+		}
+		t.Fatalf("no presence from %s", from)
+		return "", false
+	}
+	bob.rec.Take()
+	// No PEP avatar: the client's own vCard hash stands.
+	alice.send(`<presence><x xmlns='vcard-temp:x:update'><photo>vcardhash</photo></x></presence>`)
+	if h, _ := photo(bob, "alice@example.com/pc"); h != "vcardhash" {
+		t.Errorf("hash without a PEP avatar %q", h)
+	}
+	alice.ok(publishMeta("pephash"))
+	alice.send(`<presence><x xmlns='vcard-temp:x:update'><photo>vcardhash</photo></x></presence>`)
+	if h, _ := photo(bob, "alice@example.com/pc"); h != "pephash" {
+		t.Errorf("hash after a PEP avatar %q", h)
+	}
+	alice.send(`<presence><show>away</show></presence>`)
+	if h, ok := photo(bob, "alice@example.com/pc"); !ok || h != "pephash" {
+		t.Errorf("hash in presence without one %q %v", h, ok)
+	}
+	// An empty metadata item removes the avatar: an empty photo.
+	alice.ok(`<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='none'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub></iq>`)
+	alice.send(`<presence/>`)
+	if h, ok := photo(bob, "alice@example.com/pc"); !ok || h != "" {
+		t.Errorf("hash after removing the avatar %q %v", h, ok)
+	}
+}
