@@ -580,3 +580,57 @@ func TestAvatarHashInPresence(t *testing.T) {
 		t.Errorf("hash after removing the avatar %q %v", h, ok)
 	}
 }
+
+func TestService(t *testing.T) {
+	e := newEnv(t, Limits{MaxItems: 20, DefaultMaxItems: 5, MaxNodes: 1, MaxItemBytes: 1000})
+	if _, err := RegisterService(hclog.NewNullLogger(), Limits{MaxItems: 20, DefaultMaxItems: 5, MaxNodes: 1, MaxItemBytes: 1000}, e.m, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	alice := e.login("alice@example.com/pc")
+	bob := e.login("bob@example.com/pc")
+	alice.online()
+	bob.online()
+	alice.rec.Take()
+	bob.rec.Take()
+
+	// The server lists the service; it says what it is.
+	r := alice.ok(`<iq type='get' id='d' to='example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+	if it := r.FirstChild().FirstChild(); it == nil || it.Attr("jid") != "pubsub.example.com" {
+		t.Fatalf("server items %s", r)
+	}
+	r = alice.ok(`<iq type='get' id='d' to='pubsub.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+	if id := r.FirstChild().FirstChild(); id.Attr("category") != "pubsub" || id.Attr("type") != "service" {
+		t.Fatalf("service info %s", r)
+	}
+
+	// An instant node, then bob subscribes and hears of a publish.
+	r = alice.ok(`<iq type='set' id='c' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create/></pubsub></iq>`)
+	node := r.FirstChild().FirstChild().Attr("node")
+	if node == "" {
+		t.Fatalf("instant node %s", r)
+	}
+	alice.fails(`<iq type='set' id='c' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='second'/></pubsub></iq>`, "not-allowed", "max-nodes-exceeded")
+	alice.fails(`<iq type='set' id='c' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='`+node+`'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>presence</value></field></x></configure></pubsub></iq>`, "not-acceptable", "unsupported-access-model")
+	bob.ok(`<iq type='set' id='s' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='` + node + `' jid='bob@example.com/pc'/></pubsub></iq>`)
+	alice.ok(`<iq type='set' id='p' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='` + node + `'><item id='n1'><entry xmlns='http://www.w3.org/2005/Atom'>news</entry></item></publish></pubsub></iq>`)
+	got := bob.rec.Take()
+	if ev := events(got)["items "+node]; len(ev) != 1 || ev[0] != "item:n1" || got[0].Attr("from") != "pubsub.example.com" {
+		t.Fatalf("bob got %v", got)
+	}
+	// Bob may not publish to alice's node nor delete it.
+	bob.fails(`<iq type='set' id='p' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='`+node+`'><item><x xmlns='urn:x'/></item></publish></pubsub></iq>`, "forbidden", "")
+	bob.fails(`<iq type='set' id='p' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='`+node+`'/></pubsub></iq>`, "forbidden", "")
+	r = bob.ok(`<iq type='get' id='i' to='pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='` + node + `'/></pubsub></iq>`)
+	if it := r.FirstChild().FirstChild().FirstChild(); it == nil || it.Attr("id") != "n1" {
+		t.Fatalf("items %s", r)
+	}
+	r = bob.ok(`<iq type='get' id='d' to='pubsub.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+	if it := r.FirstChild().FirstChild(); it == nil || it.Attr("node") != node {
+		t.Fatalf("service items %s", r)
+	}
+	// Nodes of the service live in the host's store under its domain.
+	if _, err := e.nodes.GetPubSubNode(context.Background(), "pubsub.example.com", node); err != nil {
+		t.Fatal(err)
+	}
+	bob.fails(`<iq type='get' id='x' to='nobody@pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='x'/></pubsub></iq>`, "item-not-found", "")
+}

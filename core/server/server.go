@@ -456,7 +456,15 @@ func startPubSub(pc config.PubSub, hosts []*modules.Host, mods *modules.Server, 
 		}
 	}
 	lim := pubsub.Limits{MaxItems: pc.MaxItems, DefaultMaxItems: pc.DefaultMaxItems, MaxNodes: pc.MaxNodes, MaxItemBytes: pc.MaxItemBytes}
-	return pubsub.RegisterPEP(log, lim, mods, rt, pubsub.NewCaps())
+	pep := pubsub.RegisterPEP(log, lim, mods, rt, pubsub.NewCaps())
+	if pc.Service {
+		for _, h := range hosts {
+			if _, err := pubsub.RegisterService(log.Named("service"), lim, mods, h.Name); err != nil {
+				log.Warn("pubsub service not served", "host", h.Name, "error", err)
+			}
+		}
+	}
+	return pep
 }
 
 // notify sends state lines to the service manager; a failure is logged,
