@@ -4,6 +4,12 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,4 +274,45 @@ func hasIdentity(r *element, category, typ string) bool {
 		}
 	}
 	return false
+}
+
+// TestPEPSlixmpp runs Debian's python3-slixmpp with its own XEP-0084,
+// XEP-0163, XEP-0115, XEP-0048, XEP-0049 and XEP-0223 plugins: an avatar
+// published by one client reaches a contact through caps +notify and is
+// fetched; bookmarks stored as private XML are read by a second resource
+// through PEP, both as XEP-0048 storage and as XEP-0402 items.
+func TestPEPSlixmpp(t *testing.T) {
+	t.Parallel()
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0084, slixmpp.plugins.xep_0048, slixmpp.plugins.xep_0223").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("python3-slixmpp with xep_0084/0048/0223 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-slix-pep"
+	srv.addUser(t, "alice@localhost", pw)
+	srv.addUser(t, "bob@localhost", pw)
+	local := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	a := login(t, local, "alice@localhost/setup", pw)
+	b := login(t, local, "bob@localhost/setup", pw)
+	subscribeBoth(t, a, b)
+	a.close()
+	b.close()
+
+	host, port, _ := net.SplitHostPort(srv.c2s)
+	portN, _ := strconv.Atoi(port)
+	args, _ := json.Marshal(map[string]any{
+		"alice": "alice@localhost", "bob": "bob@localhost", "password": pw, "host": host, "port": portN,
+		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"),
+	})
+	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_pep.py"), string(args))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "OK") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, out, stderr.String())
+	}
 }
