@@ -69,8 +69,9 @@ type Limits struct {
 // DefaultLimits are the limits when the config sets none.
 var DefaultLimits = Limits{MaxItems: 256, DefaultMaxItems: 10, MaxNodes: 100, MaxItemBytes: 128 << 10}
 
-// maxNodeName bounds a node name and an item id.
-const maxNodeName = 1023
+// maxNodeName bounds a node name and an item id: the key length every
+// backend stores (the sql plugin's columns).
+const maxNodeName = 255
 
 // perr is a stanza error with a pubsub#errors condition.
 func perr(base *stanza.Error, app string) *stanza.Error { return base.WithApp(NSErrors, app) }
