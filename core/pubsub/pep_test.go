@@ -30,14 +30,15 @@ type namedStore struct{ *sqlbackend.Store }
 func (namedStore) Name() string { return "sql" }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
+	st    *sqlbackend.Store
 	m     *modules.Server
 	r     *router.Router
 	pep   *PEP
 	nodes *MemoryStore
 }
 
-func newEnv(t *testing.T, lim Limits) *env {
+func newEnv(t testing.TB, lim Limits) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
@@ -63,7 +64,7 @@ func newEnv(t *testing.T, lim Limits) *env {
 	m := modules.New(hclog.NewNullLogger(), rt, []*modules.Host{h}, "test")
 	p := RegisterPEP(hclog.NewNullLogger(), lim, m, rt, NewCaps())
 	t.Cleanup(p.Close)
-	return &env{t: t, m: m, r: rt, pep: p, nodes: nodes}
+	return &env{t: t, st: st, m: m, r: rt, pep: p, nodes: nodes}
 }
 
 type client struct {
