@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"encoding/base64"
 	"sort"
 	"strings"
@@ -634,4 +635,23 @@ func TestService(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.fails(`<iq type='get' id='x' to='nobody@pubsub.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='x'/></pubsub></iq>`, "item-not-found", "")
+}
+
+// brokenPublish is a store whose publishes fail, as a backend that went
+// away between two calls.
+type brokenPublish struct{ *MemoryStore }
+
+func (brokenPublish) PublishPubSubItem(context.Context, string, string, sdk.PubSubItem, int) error {
+	return errors.New("connection reset")
+}
+
+func TestFailedPublishLeavesNothing(t *testing.T) {
+	e := newEnv(t, DefaultLimits)
+	e.m.Host("example.com").PubSub.Backend = brokenPublish{e.nodes}
+	alice := e.login("alice@example.com/pc")
+	alice.online()
+	alice.fails(publishMeta("h1"), "internal-server-error", "")
+	if nodes, _ := e.nodes.ListPubSubNodes(context.Background(), "alice@example.com"); len(nodes) != 0 {
+		t.Fatalf("nodes left by a failed publish: %v", nodes)
+	}
 }

@@ -501,6 +501,7 @@ func (e *engine) publish(c *call, pub, opts *xmlstream.Element) (*xmlstream.Elem
 func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubItem) (nodeConfig, *stanza.Error) {
 	defer e.lock(c.service)()
 	_, cfg, serr := e.node(c, name)
+	created := false
 	switch {
 	case serr == stanza.ErrItemNotFound:
 		if !e.mayCreateOn(c) {
@@ -523,6 +524,7 @@ func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubIte
 		if serr := e.createLocked(c, name, cfg); serr != nil {
 			return nil, serr
 		}
+		created = true
 	case serr != nil:
 		return nil, serr
 	default:
@@ -539,6 +541,12 @@ func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubIte
 		return cfg, nil
 	}
 	if err := c.st.PublishPubSubItem(c.ctx, c.service.String(), name, it, cfg.maxItems()); err != nil {
+		if created {
+			// The publish failed as a whole: no empty node is left behind.
+			if derr := c.st.DeletePubSubNode(c.ctx, c.service.String(), name); derr != nil {
+				e.log.Warn("node created for a failed publish not removed", "service", c.service.String(), "node", name, "error", derr)
+			}
+		}
 		return nil, storeError(err)
 	}
 	return cfg, nil
