@@ -3,8 +3,8 @@ package pubsub
 import (
 	"context"
 	"crypto/sha1"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"sort"
 	"strings"
 	"testing"
