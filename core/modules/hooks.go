@@ -107,6 +107,23 @@ type PresenceShaper func(ctx context.Context, s *router.Session, p *xmlstream.El
 // ShapePresence adds f to the shapers of available broadcast presence.
 func (m *Server) ShapePresence(f PresenceShaper) { m.shapers = append(m.shapers, f) }
 
+// Rebroadcast sends a session's current available presence again, shaped
+// anew, to whoever gets its broadcasts: after something a shaper adds
+// changed (the avatar hash of XEP-0153). An unavailable session is left
+// alone.
+func (m *Server) Rebroadcast(ctx context.Context, s *router.Session) {
+	st := s.State()
+	if !st.Available || st.Presence == nil {
+		return
+	}
+	p := st.Presence.Copy()
+	for _, f := range m.shapers {
+		f(ctx, s, p)
+	}
+	s.SetPresence(p.Copy(), st.Priority)
+	m.broadcastPresence(ctx, s, p)
+}
+
 // AccountDisco extends service discovery on accounts (XEP-0030 on a bare
 // JID, asked by from, which may be the owner).
 type AccountDisco interface {

@@ -141,6 +141,16 @@ func TestAccountHooks(t *testing.T) {
 		t.Error("hooked private XML reached the backend")
 	}
 
+	// Rebroadcast sends the stored presence again, through the shapers;
+	// an unavailable session is left alone.
+	seen = nil
+	e.m.Rebroadcast(context.Background(), a.s)
+	idle := e.login("bob@example.com/idle")
+	e.m.Rebroadcast(context.Background(), idle.s)
+	if len(seen) != 1 || seen[0] != "alice@example.com/pc::shaped" {
+		t.Fatalf("observer saw %q after rebroadcasts", seen)
+	}
+
 	// Ending the session: the observer hears the unavailable presence.
 	a.logout()
 	if len(seen) != 2 || seen[1] != "alice@example.com/pc:unavailable:" {

@@ -96,6 +96,30 @@ func (p *PEP) forgetAvatar(owner jid.JID) {
 	p.av.mu.Unlock()
 }
 
+// avatarChanged follows a change to owner's metadata node: each available
+// session whose presence carries another hash sends its presence again,
+// so that contacts see the new avatar at once (XEP-0153 §4.2).
+func (p *PEP) avatarChanged(ctx context.Context, owner jid.JID) {
+	p.forgetAvatar(owner)
+	a, ok := p.avatarHash(ctx, owner)
+	u := p.router.User(owner)
+	if !ok || !a.has || u == nil {
+		return
+	}
+	for _, s := range u.Available() {
+		pres := s.State().Presence
+		if pres == nil {
+			continue
+		}
+		if x := pres.Child(nsVCardPhoto, "x"); x != nil {
+			if ph := x.Child(nsVCardPhoto, "photo"); ph != nil && ph.Text() == a.hash {
+				continue
+			}
+		}
+		p.srv.Rebroadcast(ctx, s)
+	}
+}
+
 // avatarGone forgets an account whose last session went unavailable.
 func (p *PEP) avatarGone(owner jid.JID) {
 	if u := p.router.User(owner); u == nil || len(u.Available()) == 0 {

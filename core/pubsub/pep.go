@@ -35,6 +35,7 @@ type Server interface {
 	RosterItem(ctx context.Context, owner, contact jid.JID) (sdk.RosterItem, bool, error)
 	RosterItems(ctx context.Context, owner jid.JID) ([]sdk.RosterItem, error)
 	Blocked(ctx context.Context, a, b jid.JID) bool
+	Rebroadcast(ctx context.Context, s *router.Session)
 }
 
 // pepFeatures are the pubsub features of every account (XEP-0163 §8,
@@ -123,7 +124,7 @@ func (p *PEP) iq(ctx context.Context, s *router.Session, to jid.JID, iq, payload
 		case touches(payload, NSBookmarks):
 			p.legacyBroadcast(ctx, to)
 		case touches(payload, NSAvatarMeta):
-			p.forgetAvatar(to)
+			p.avatarChanged(ctx, to)
 		}
 	}
 	return res, serr

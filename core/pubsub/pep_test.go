@@ -566,10 +566,14 @@ func TestAvatarHashInPresence(t *testing.T) {
 	if h, _ := photo(bob, "alice@example.com/pc"); h != "vcardhash" {
 		t.Errorf("hash without a PEP avatar %q", h)
 	}
+	// Publishing the avatar sends presence with its hash at once.
 	alice.ok(publishMeta("pephash"))
-	alice.send(`<presence><x xmlns='vcard-temp:x:update'><photo>vcardhash</photo></x></presence>`)
 	if h, _ := photo(bob, "alice@example.com/pc"); h != "pephash" {
 		t.Errorf("hash after a PEP avatar %q", h)
+	}
+	alice.send(`<presence><x xmlns='vcard-temp:x:update'><photo>vcardhash</photo></x></presence>`)
+	if h, _ := photo(bob, "alice@example.com/pc"); h != "pephash" {
+		t.Errorf("hash in the client's next presence %q", h)
 	}
 	alice.send(`<presence><show>away</show></presence>`)
 	if h, ok := photo(bob, "alice@example.com/pc"); !ok || h != "pephash" {
@@ -577,9 +581,15 @@ func TestAvatarHashInPresence(t *testing.T) {
 	}
 	// An empty metadata item removes the avatar: an empty photo.
 	alice.ok(`<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='none'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub></iq>`)
-	alice.send(`<presence/>`)
 	if h, ok := photo(bob, "alice@example.com/pc"); !ok || h != "" {
 		t.Errorf("hash after removing the avatar %q %v", h, ok)
+	}
+	// Publishing the same avatar again sends nothing new.
+	alice.ok(`<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='none'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub></iq>`)
+	for _, el := range bob.rec.Take() {
+		if el.Local == "presence" {
+			t.Errorf("presence for an unchanged avatar: %s", el)
+		}
 	}
 }
 
