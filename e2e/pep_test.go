@@ -316,3 +316,57 @@ func TestPEPSlixmpp(t *testing.T) {
 		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, out, stderr.String())
 	}
 }
+
+// TestPubSubService covers the service on pubsub.localhost (XEP-0060)
+// and limits over the wire: the server lists the service, a user creates
+// a node, another subscribes and hears of a publish; an item over the
+// size limit (half the test's 8 KiB stanza limit) is refused whole.
+func TestPubSubService(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-pubsub"
+	for _, u := range []string{"alice", "bob"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	local := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, local, "alice@localhost/pc", pw)
+	bob := login(t, local, "bob@localhost/pc", pw)
+
+	r := alice.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	found := false
+	for _, it := range r.path("query").Children {
+		found = found || it.attr("jid") == "pubsub.localhost"
+	}
+	if !found {
+		t.Fatalf("server disco#items without the pubsub service: %s", r)
+	}
+	r = alice.iq("<iq type='get' to='pubsub.localhost'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if !hasIdentity(r, "pubsub", "service") || !hasFeature(r, nsPubSub+"#create-nodes") {
+		t.Fatalf("service disco#info: %s", r)
+	}
+	if r := alice.iq("<iq type='set' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><create node='koi-news'/></pubsub></iq>"); r.attr("type") != "result" {
+		t.Fatalf("create: %s", r)
+	}
+	if r := bob.iq("<iq type='set' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><subscribe node='koi-news' jid='bob@localhost/pc'/></pubsub></iq>"); r.path("pubsub", "subscription").attr("subscription") != "subscribed" {
+		t.Fatalf("subscribe: %s", r)
+	}
+	if r := alice.iq("<iq type='set' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><publish node='koi-news'><item id='n1'><entry xmlns='http://www.w3.org/2005/Atom'><title>koi 1.0</title></entry></item></publish></pubsub></iq>"); r.attr("type") != "result" {
+		t.Fatalf("publish: %s", r)
+	}
+	bob.expect("the service's notification", isEvent("pubsub.localhost", "koi-news", "item", "n1"))
+
+	big := strings.Repeat("x", 5000)
+	r = alice.iq("<iq type='set' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><publish node='koi-news'><item id='big'><entry xmlns='http://www.w3.org/2005/Atom'>" + big + "</entry></item></publish></pubsub></iq>")
+	if _, cond := r.stanzaError(); cond != "not-acceptable" || r.child("", "error").child(nsPubSubErrors, "payload-too-big") == nil {
+		t.Errorf("oversized item: %s", r)
+	}
+	r = bob.iq("<iq type='set' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><publish node='koi-news'><item id='evil'><entry xmlns='http://www.w3.org/2005/Atom'/></item></publish></pubsub></iq>")
+	if _, cond := r.stanzaError(); cond != "forbidden" {
+		t.Errorf("bob publishing to alice's node: %s", r)
+	}
+	r = bob.iq("<iq type='get' to='pubsub.localhost'><pubsub xmlns='" + nsPubSub + "'><items node='koi-news'/></pubsub></iq>")
+	if its := r.path("pubsub", "items").children(nsPubSub, "item"); len(its) != 1 || its[0].attr("id") != "n1" {
+		t.Errorf("items after the refused publishes: %s", r)
+	}
+	bob.expectNone("notification of a refused publish", 300*time.Millisecond, isAnyEvent)
+}
