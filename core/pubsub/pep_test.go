@@ -665,3 +665,16 @@ func TestFailedPublishLeavesNothing(t *testing.T) {
 		t.Fatalf("nodes left by a failed publish: %v", nodes)
 	}
 }
+
+func TestAccountRemovalDeletesPEP(t *testing.T) {
+	e := newEnv(t, DefaultLimits)
+	alice := e.login("alice@example.com/pc")
+	alice.online()
+	alice.ok(publishMeta("h1"))
+	if err := modules.RemoveAccountData(context.Background(), e.m.Host("example.com"), "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _ := e.nodes.ListPubSubNodes(context.Background(), "alice@example.com"); len(nodes) != 0 {
+		t.Fatalf("PEP nodes left after removing the account: %v", nodes)
+	}
+}
