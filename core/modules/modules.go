@@ -192,6 +192,10 @@ func (m *Server) userExists(ctx context.Context, bare jid.JID) (bool, error) {
 	return h.Auth.UserExists(ctx, bare.Local())
 }
 
+// BackendError maps a backend failure to the stanza error a client sees,
+// for the feature modules kept in packages of their own.
+func BackendError(err error) *stanza.Error { return backendError(err) }
+
 // backendError maps a backend failure to the stanza error a client sees.
 func backendError(err error) *stanza.Error {
 	switch {

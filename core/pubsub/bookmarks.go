@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -46,7 +47,7 @@ func (p *PEP) legacyStorage(ctx context.Context, owner jid.JID) (*xmlstream.Elem
 		return storage, nil
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	// Oldest first, as the user added them.
 	for i := len(page.Items) - 1; i >= 0; i-- {
@@ -123,7 +124,7 @@ func (p *PEP) storeLegacy(ctx context.Context, owner jid.JID, storage *xmlstream
 	switch {
 	case errors.Is(err, sdk.ErrNotFound):
 	case err != nil:
-		return storeError(err)
+		return modules.BackendError(err)
 	}
 	for _, it := range page.Items {
 		current[it.ID] = it.Payload

@@ -351,90 +351,26 @@ func (p *PEP) ExtendInfo(ctx context.Context, owner, from jid.JID, q *xmlstream.
 	}
 }
 
-// NodeInfo implements modules.AccountDisco (XEP-0060 §5.3): a node the
-// asker may see is a leaf with its meta-data.
+// NodeInfo implements modules.AccountDisco (XEP-0060 §5.3).
 func (p *PEP) NodeInfo(ctx context.Context, owner, from jid.JID, node string) (*xmlstream.Element, *stanza.Error) {
-	cfg, serr := p.visible(ctx, owner, from, node)
-	if serr != nil {
-		return nil, serr
-	}
-	q := xmlstream.NewElement(NSDiscoInfo, "query").SetAttr("node", node)
-	q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "identity").SetAttr("category", "pubsub").SetAttr("type", "leaf"))
-	q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", NS))
-	q.AppendChild(metaData(cfg))
-	return q, nil
-}
-
-// metaData is the node's meta-data form (XEP-0060 §5.4).
-func metaData(cfg nodeConfig) *xmlstream.Element {
-	ff := []formField{}
-	for _, v := range []string{fTitle, fDescription, fType, fAccessModel, fPublishModel, fMaxItems} {
-		ff = append(ff, formField{v: v, values: cfg[v]})
-	}
-	return buildForm("result", NSMetaData, ff)
-}
-
-// visible loads a node that from may see, item-not-found otherwise (so
-// that a node's existence is not revealed).
-func (p *PEP) visible(ctx context.Context, owner, from jid.JID, node string) (nodeConfig, *stanza.Error) {
 	st := p.store(owner)
 	if st == nil {
 		return nil, stanza.ErrItemNotFound
 	}
-	c := &call{ctx: ctx, from: from, service: owner, st: st}
-	_, cfg, serr := p.e.node(c, node)
-	if serr != nil {
-		return nil, serr
-	}
-	if p.e.mayRetrieve(c, node, cfg, from) != nil {
-		return nil, stanza.ErrItemNotFound
-	}
-	return cfg, nil
+	return p.e.nodeInfo(&call{ctx: ctx, from: from, service: owner, st: st}, node)
 }
 
 // Items implements modules.AccountDisco: the account's nodes the asker
 // may see, or a node's item ids (XEP-0060 §5.2, §5.5).
 func (p *PEP) Items(ctx context.Context, owner, from jid.JID, node string) (*xmlstream.Element, *stanza.Error) {
-	q := xmlstream.NewElement(NSDiscoItems, "query")
 	st := p.store(owner)
-	if node == "" {
-		if st == nil {
-			return q, nil
+	if st == nil {
+		if node == "" {
+			return xmlstream.NewElement(NSDiscoItems, "query"), nil
 		}
-		nodes, err := st.ListPubSubNodes(ctx, owner.String())
-		if err != nil {
-			return nil, storeError(err)
-		}
-		c := &call{ctx: ctx, from: from, service: owner, st: st}
-		for _, n := range nodes {
-			cfg := loadConfig(n.Config, true, p.e.lim)
-			if p.e.mayRetrieve(c, n.Node, cfg, from) != nil {
-				continue
-			}
-			it := xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", owner.String()).SetAttr("node", n.Node)
-			if t := cfg.str(fTitle); t != "" {
-				it.SetAttr("name", t)
-			}
-			q.AppendChild(it)
-		}
-		return q, nil
+		return nil, stanza.ErrItemNotFound
 	}
-	cfg, serr := p.visible(ctx, owner, from, node)
-	if serr != nil {
-		return nil, serr
-	}
-	q.SetAttr("node", node)
-	if !cfg.bool(fPersistItems) {
-		return q, nil
-	}
-	page, err := st.GetPubSubItems(ctx, sdk.PubSubItemQuery{Service: owner.String(), Node: node, Max: sdk.MaxPubSubPage})
-	if err != nil {
-		return nil, storeError(err)
-	}
-	for _, it := range page.Items {
-		q.AppendChild(xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", owner.String()).SetAttr("name", it.ID))
-	}
-	return q, nil
+	return p.e.discoItems(&call{ctx: ctx, from: from, service: owner, st: st}, node)
 }
 
 // notifyNodes lists the nodes whose notifications the session asked for.

@@ -29,6 +29,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -98,21 +99,6 @@ func unsupported(feature string) *stanza.Error {
 	e := stanza.ErrFeatureNotImpl.WithApp(NSErrors, "unsupported")
 	e.App.SetAttr("feature", feature)
 	return e
-}
-
-// storeError maps a backend failure to the error a client sees.
-func storeError(err error) *stanza.Error {
-	switch {
-	case errors.Is(err, sdk.ErrNotFound):
-		return stanza.ErrItemNotFound
-	case errors.Is(err, sdk.ErrExists):
-		return stanza.ErrConflict
-	case errors.Is(err, sdk.ErrReadOnly):
-		return stanza.ErrNotAllowed.WithText("this host's pubsub backend is read-only")
-	case errors.Is(err, sdk.ErrInvalid):
-		return stanza.ErrBadRequest
-	}
-	return stanza.ErrInternal.WithText("the pubsub storage is unavailable; try again later")
 }
 
 // parsePayload reads a stored payload. A payload without a namespace of
@@ -253,7 +239,7 @@ func nodeName(el *xmlstream.Element) (string, *stanza.Error) {
 func (e *engine) node(c *call, name string) (sdk.PubSubNode, nodeConfig, *stanza.Error) {
 	n, err := c.st.GetPubSubNode(c.ctx, c.service.String(), name)
 	if err != nil {
-		return n, nil, storeError(err)
+		return n, nil, modules.BackendError(err)
 	}
 	return n, loadConfig(n.Config, e.pep, e.lim), nil
 }
@@ -267,7 +253,7 @@ func (e *engine) affiliation(c *call, node string, who jid.JID) (string, *stanza
 	}
 	affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), node, bare.String())
 	if err != nil {
-		return "", storeError(err)
+		return "", modules.BackendError(err)
 	}
 	if len(affs) > 0 {
 		return affs[0].Affiliation, nil
@@ -303,7 +289,7 @@ func (e *engine) modelAllows(ctx context.Context, service jid.JID, cfg nodeConfi
 		}
 		it, ok, err := e.roster(ctx, service, who)
 		if err != nil {
-			return storeError(err)
+			return modules.BackendError(err)
 		}
 		subscribed := ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
 		if cfg.accessModel() == AccessPresence {
@@ -396,7 +382,7 @@ func (e *engine) createLocked(c *call, name string, cfg nodeConfig) *stanza.Erro
 	if e.pep {
 		nodes, err := c.st.ListPubSubNodes(c.ctx, c.service.String())
 		if err != nil {
-			return storeError(err)
+			return modules.BackendError(err)
 		}
 		for _, n := range nodes {
 			if n.Node == name {
@@ -410,7 +396,7 @@ func (e *engine) createLocked(c *call, name string, cfg nodeConfig) *stanza.Erro
 	} else {
 		affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), "", owner)
 		if err != nil {
-			return storeError(err)
+			return modules.BackendError(err)
 		}
 		owned := 0
 		for _, a := range affs {
@@ -427,7 +413,7 @@ func (e *engine) createLocked(c *call, name string, cfg nodeConfig) *stanza.Erro
 		if errors.Is(err, sdk.ErrExists) {
 			return stanza.ErrConflict.WithText("the node exists")
 		}
-		return storeError(err)
+		return modules.BackendError(err)
 	}
 	return nil
 }
@@ -547,7 +533,7 @@ func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubIte
 				e.log.Warn("node created for a failed publish not removed", "service", c.service.String(), "node", name, "error", derr)
 			}
 		}
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	return cfg, nil
 }
@@ -570,7 +556,7 @@ func (e *engine) mayPublish(c *call, name string, cfg nodeConfig) *stanza.Error 
 	case "subscribers":
 		subs, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), name, "")
 		if err != nil {
-			return storeError(err)
+			return modules.BackendError(err)
 		}
 		for _, s := range subs {
 			if s.State == "subscribed" && bareOf(s.JID) == c.from.Bare().String() {
@@ -604,7 +590,7 @@ func (e *engine) retract(c *call, r *xmlstream.Element) (*xmlstream.Element, *st
 		return nil, stanza.ErrForbidden
 	}
 	if err := c.st.RetractPubSubItem(c.ctx, c.service.String(), name, id); err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	notify := cfg.bool(fNotifyRetract)
 	if v := r.Attr("notify"); v != "" {
@@ -676,7 +662,7 @@ func (e *engine) items(c *call, req, rsm *xmlstream.Element) (*xmlstream.Element
 			if errors.Is(err, sdk.ErrNotFound) && (q.After != "" || q.Before != "") {
 				return nil, stanza.ErrItemNotFound.WithText("no such item to page from")
 			}
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 	}
 	out := xmlstream.NewElement(NS, "items").SetAttr("node", name)
@@ -739,7 +725,7 @@ func (e *engine) subscribe(c *call, sub, opts *xmlstream.Element) (*xmlstream.El
 	}
 	subs, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	s := sdk.PubSubSubscription{Service: c.service.String(), Node: name, JID: j.String(), SubID: newID(), State: "subscribed"}
 	found := false
@@ -751,7 +737,7 @@ func (e *engine) subscribe(c *call, sub, opts *xmlstream.Element) (*xmlstream.El
 	}
 	if !found {
 		if err := c.st.SetPubSubSubscription(c.ctx, s); err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 	}
 	if sl := cfg.str(fSendLast); sl == "on_sub" || sl == "on_sub_and_presence" {
@@ -783,7 +769,7 @@ func (e *engine) unsubscribe(c *call, u *xmlstream.Element) (*xmlstream.Element,
 	}
 	subs, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	subid := u.Attr("subid")
 	var mine []sdk.PubSubSubscription
@@ -801,7 +787,7 @@ func (e *engine) unsubscribe(c *call, u *xmlstream.Element) (*xmlstream.Element,
 		}
 		s.State = "none"
 		if err := c.st.SetPubSubSubscription(c.ctx, s); err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 		if subid != "" {
 			return nil, nil
@@ -817,7 +803,7 @@ func (e *engine) unsubscribe(c *call, u *xmlstream.Element) (*xmlstream.Element,
 func (e *engine) subscriptions(c *call, req *xmlstream.Element) (*xmlstream.Element, *stanza.Error) {
 	subs, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), "", c.from.Bare().String())
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	node := req.Attr("node")
 	out := xmlstream.NewElement(NS, "subscriptions")
@@ -847,7 +833,7 @@ func (e *engine) affiliations(c *call, req *xmlstream.Element) (*xmlstream.Eleme
 	if e.pep && c.from.Bare() == c.service {
 		nodes, err := c.st.ListPubSubNodes(c.ctx, c.service.String())
 		if err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 		for _, n := range nodes {
 			add(n.Node, "owner")
@@ -855,7 +841,7 @@ func (e *engine) affiliations(c *call, req *xmlstream.Element) (*xmlstream.Eleme
 	} else {
 		affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), "", c.from.Bare().String())
 		if err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 		for _, a := range affs {
 			add(a.Node, a.Affiliation)
@@ -923,7 +909,7 @@ func (e *engine) configureSet(c *call, req *xmlstream.Element) (*xmlstream.Eleme
 		return nil, serr
 	}
 	if err := c.st.ConfigurePubSubNode(c.ctx, sdk.PubSubNode{Service: c.service.String(), Node: name, Config: next}); err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	if next.maxItems() < cfg.maxItems() {
 		e.trim(c, name, next.maxItems())
@@ -958,7 +944,7 @@ func (e *engine) deleteNode(c *call, req *xmlstream.Element) (*xmlstream.Element
 	}
 	to := e.recipients(c, name, cfg)
 	if err := c.st.DeletePubSubNode(c.ctx, c.service.String(), name); err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	if cfg.bool(fNotifyDelete) {
 		e.deliver(c.ctx, c.service, to, xmlstream.NewElement(NSEvent, "delete").SetAttr("node", name))
@@ -973,7 +959,7 @@ func (e *engine) purge(c *call, req *xmlstream.Element) (*xmlstream.Element, *st
 		return nil, serr
 	}
 	if err := c.st.PurgePubSubNode(c.ctx, c.service.String(), name); err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	if cfg.bool(fNotifyRetract) {
 		e.broadcast(c, name, cfg, xmlstream.NewElement(NSEvent, "purge").SetAttr("node", name))
@@ -988,7 +974,7 @@ func (e *engine) ownerSubscriptions(c *call, req *xmlstream.Element) (*xmlstream
 	}
 	subs, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	out := xmlstream.NewElement(NSOwner, "subscriptions").SetAttr("node", name)
 	for _, s := range subs {
@@ -1010,7 +996,7 @@ func (e *engine) ownerSetSubscriptions(c *call, req *xmlstream.Element) (*xmlstr
 	}
 	existing, err := c.st.GetPubSubSubscriptions(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	var changes []sdk.PubSubSubscription
 	for _, el := range req.Elements() {
@@ -1043,7 +1029,7 @@ func (e *engine) ownerSetSubscriptions(c *call, req *xmlstream.Element) (*xmlstr
 	}
 	for _, s := range changes {
 		if err := c.st.SetPubSubSubscription(c.ctx, s); err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 	}
 	return nil, nil
@@ -1056,7 +1042,7 @@ func (e *engine) ownerAffiliations(c *call, req *xmlstream.Element) (*xmlstream.
 	}
 	affs, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	out := xmlstream.NewElement(NSOwner, "affiliations").SetAttr("node", name)
 	for _, a := range affs {
@@ -1075,7 +1061,7 @@ func (e *engine) ownerSetAffiliations(c *call, req *xmlstream.Element) (*xmlstre
 	}
 	current, err := c.st.GetPubSubAffiliations(c.ctx, c.service.String(), name, "")
 	if err != nil {
-		return nil, storeError(err)
+		return nil, modules.BackendError(err)
 	}
 	owners := map[string]bool{}
 	for _, a := range current {
@@ -1117,7 +1103,7 @@ func (e *engine) ownerSetAffiliations(c *call, req *xmlstream.Element) (*xmlstre
 	}
 	for _, a := range changes {
 		if err := c.st.SetPubSubAffiliation(c.ctx, a); err != nil {
-			return nil, storeError(err)
+			return nil, modules.BackendError(err)
 		}
 	}
 	return nil, nil

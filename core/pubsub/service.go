@@ -11,7 +11,6 @@ import (
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
-	"github.com/koi-im/koi/sdk"
 )
 
 // ComponentServer is what the pubsub service needs of the module server
@@ -140,18 +139,7 @@ func (s *Service) info(ctx context.Context, from jid.JID, node string) (*xmlstre
 		}
 		return q, nil
 	}
-	_, cfg, serr := s.e.node(c, node)
-	if serr != nil {
-		return nil, serr
-	}
-	if s.e.mayRetrieve(c, node, cfg, from) != nil {
-		return nil, stanza.ErrItemNotFound
-	}
-	q.SetAttr("node", node)
-	q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "identity").SetAttr("category", "pubsub").SetAttr("type", "leaf"))
-	q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", NS))
-	q.AppendChild(metaData(cfg))
-	return q, nil
+	return s.e.nodeInfo(c, node)
 }
 
 // items lists the nodes the asker may see, or a node's item ids.
@@ -160,42 +148,5 @@ func (s *Service) items(ctx context.Context, from jid.JID, node string) (*xmlstr
 	if c == nil {
 		return nil, stanza.ErrServiceUnavailable
 	}
-	q := xmlstream.NewElement(NSDiscoItems, "query")
-	if node == "" {
-		nodes, err := c.st.ListPubSubNodes(ctx, s.domain.String())
-		if err != nil {
-			return nil, storeError(err)
-		}
-		for _, n := range nodes {
-			cfg := loadConfig(n.Config, false, s.e.lim)
-			if s.e.mayRetrieve(c, n.Node, cfg, from) != nil {
-				continue
-			}
-			it := xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", s.domain.String()).SetAttr("node", n.Node)
-			if t := cfg.str(fTitle); t != "" {
-				it.SetAttr("name", t)
-			}
-			q.AppendChild(it)
-		}
-		return q, nil
-	}
-	_, cfg, serr := s.e.node(c, node)
-	if serr != nil {
-		return nil, serr
-	}
-	if s.e.mayRetrieve(c, node, cfg, from) != nil {
-		return nil, stanza.ErrItemNotFound
-	}
-	q.SetAttr("node", node)
-	if !cfg.bool(fPersistItems) {
-		return q, nil
-	}
-	page, err := c.st.GetPubSubItems(ctx, sdk.PubSubItemQuery{Service: s.domain.String(), Node: node, Max: sdk.MaxPubSubPage})
-	if err != nil {
-		return nil, storeError(err)
-	}
-	for _, it := range page.Items {
-		q.AppendChild(xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", s.domain.String()).SetAttr("name", it.ID))
-	}
-	return q, nil
+	return s.e.discoItems(c, node)
 }
