@@ -79,6 +79,11 @@ host "localhost" {
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.
 # push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
 #        max_registrations = 5  max_errors = 16  interval = "5s" }
+# PEP on every account (XEP-0163: avatars, bookmarks, OMEMO keys) and the pubsub service
+# pubsub.<host> (XEP-0060, service = false turns it off); nodes live in each host's pubsub backend
+# (key pubsub of the host block), in memory without one. max_item_size is below max_stanza_size.
+# pubsub { service = true  max_items = 256  default_max_items = 10  max_nodes = 100
+#          max_item_size = 131072 }
 # The administration API (JSON over HTTP, core/admin/openapi.yaml; koictl uses it while koi runs)
 # and a web page at /admin/ (status, hosts, plugins, live graphs; log in with the token).
 # Off unless address is set; give the token through the environment: KOI_ADMIN__TOKEN=...

@@ -35,6 +35,9 @@ type client struct {
 	backlog []*element    // received and not yet taken by expect
 	notify  chan struct{} // signalled on every arrival
 
+	features      []string      // answered to disco#info once announceCaps set them
+	discoAnswered chan struct{} // signalled when such an answer went out
+
 	done     chan struct{} // closed when the read loop ends
 	serveErr error         // why it ended, valid after done
 	closed   bool
@@ -129,6 +132,21 @@ func (c *client) serve() {
 				return err
 			}
 			if err := r.EncodeToken(res.End()); err != nil {
+				return err
+			}
+		}
+		// A client that announced capabilities answers the server's
+		// disco#info about them (XEP-0115 §6.2).
+		if q := el.child(nsDiscoInfo, "query"); el.is("", "iq") && el.attr("type") == "get" && q != nil {
+			c.mu.Lock()
+			feats, answered := c.features, c.discoAnswered
+			c.mu.Unlock()
+			if feats != nil {
+				err := answerDisco(r, el.attr("id"), el.attr("from"), q.attr("node"), feats)
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
 				return err
 			}
 		}

@@ -115,6 +115,7 @@ host "localhost" {
 {{- if .Opt.MUCStore}}
   muc     = "store"
 {{- end}}
+  pubsub  = "store"
 {{- if .Opt.TokenLifetime}}
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}

@@ -58,6 +58,7 @@ type Config struct {
 	Server    Server
 	Archive   Archive
 	Push      Push
+	PubSub    PubSub
 	Admin     Admin
 	Metrics   Metrics
 	Cluster   Cluster
@@ -370,6 +371,19 @@ type MUCRoomDefaults struct {
 	WhoIs       string // key default_whois: who sees real JIDs, "moderators" (default) or "anyone"
 	AllowPM     string // key default_allow_pm: "anyone" (default), "participants", "moderators" or "none"
 	History     int    // key default_history: messages a newcomer gets, default 20; at most max_history
+}
+
+// PubSub configures PEP on every account (XEP-0163) and the pubsub
+// service (XEP-0060) (optional block pubsub). Nodes are stored by each
+// host's pubsub backend, in memory for a host without one.
+type PubSub struct {
+	// Service (key service, default true) serves pubsub.<host> for each
+	// host; PEP is always on.
+	Service         bool
+	MaxItems        int // key max_items: the largest pubsub#max_items of a node ("max"), default 256
+	DefaultMaxItems int // key default_max_items: max_items of a new node of the service, default 10 (PEP nodes: 1)
+	MaxNodes        int // key max_nodes: PEP nodes per account, and service nodes a user may own, default 100
+	MaxItemBytes    int // key max_item_size: bytes of one item's payload, default 131072
 }
 
 // Problem is one thing wrong with a configuration.

@@ -102,6 +102,10 @@ func defaultMUC() MUC {
 	}
 }
 
+func defaultPubSub() PubSub {
+	return PubSub{Service: true, MaxItems: 256, DefaultMaxItems: 10, MaxNodes: 100, MaxItemBytes: 131072}
+}
+
 func defaultServer() Server {
 	return Server{ShutdownTimeout: 10 * time.Second, DataDir: "data"}
 }
@@ -144,6 +148,7 @@ func TestContractSample(t *testing.T) {
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
+		PubSub:  defaultPubSub(),
 		Metrics: Metrics{Path: "/metrics"},
 		MUC:     defaultMUC(),
 	}
@@ -175,6 +180,7 @@ func exampleConfig() *Config {
 		Server:  defaultServer(),
 		Archive: defaultArchive(),
 		Push:    defaultPush(),
+		PubSub:  defaultPubSub(),
 		Metrics: Metrics{Path: "/metrics"},
 		MUC:     defaultMUC(),
 	}
@@ -195,7 +201,7 @@ func TestExample(t *testing.T) {
 func TestExampleCommentedDefaults(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(Example(), "\n") {
-		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        ", "# stream_management {", "# muc {"} {
+		for _, p := range []string{"# limits {", "#          ", "# server {", "# archive {", "# push {", "#        ", "# stream_management {", "# muc {", "# pubsub {"} {
 			if strings.HasPrefix(l, p) {
 				l = strings.TrimPrefix(l, "#")
 			}
@@ -978,5 +984,37 @@ func TestSDKReadmeReattachBlock(t *testing.T) {
 	want := PluginReattach{Pid: 4242, Network: "unix", Address: "/tmp/plugin123", ProtocolVersion: 1}
 	if r := cfg.Plugins["store"].Reattach; r == nil || *r != want {
 		t.Errorf("README block reattach = %+v, want %+v", r, want)
+	}
+}
+
+func TestPubSubBlock(t *testing.T) {
+	base := contractSample
+	c, err := Parse([]byte(base+`
+pubsub { service = false  max_items = 50  default_max_items = 5  max_nodes = 7  max_item_size = 1000 }`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (PubSub{MaxItems: 50, DefaultMaxItems: 5, MaxNodes: 7, MaxItemBytes: 1000}); c.PubSub != want {
+		t.Errorf("got %+v", c.PubSub)
+	}
+	for _, c := range []struct{ body, key string }{
+		{`max_items = 5000`, "pubsub.max_items"},
+		{`max_items = 5  default_max_items = 6`, "pubsub.default_max_items"},
+		{`max_item_size = 300000`, "pubsub.max_item_size"},
+		{`max_nodes = 0`, "pubsub.max_nodes"},
+		{`max_nodez = 3`, "pubsub.max_nodez"},
+	} {
+		_, err := Parse([]byte(base+"\npubsub { "+c.body+" }"), nil)
+		if err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: error %v, want one naming %s", c.body, err, c.key)
+		}
+	}
+	// A small stanza limit shrinks the default item size.
+	c, err = Parse([]byte(base+"\nlimits { max_stanza_size = 65536 }"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PubSub.MaxItemBytes != 32768 {
+		t.Errorf("max_item_size with a 64 KiB stanza limit: %d", c.PubSub.MaxItemBytes)
 	}
 }

@@ -60,6 +60,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.Limits = d.limits(tree["limits"])
 	c.Archive = d.archive(tree["archive"], c.Server.DataDir)
 	c.Push = d.push(tree["push"])
+	c.PubSub = d.pubsub(tree["pubsub"], c.Limits.MaxStanzaBytes)
 	c.Admin = d.admin(tree["admin"])
 	c.Metrics = d.metrics(tree["metrics"])
 	c.Cluster = d.cluster(tree["cluster"])
@@ -531,6 +532,40 @@ func (d *decoder) push(v any) Push {
 	if p.Interval > maxPushInterval {
 		d.problem(b.at("interval"), "at most %v, got %v", maxPushInterval, p.Interval)
 		p.Interval = 5 * time.Second
+	}
+	return p
+}
+
+// maxPubSubItems bounds pubsub.max_items: a page of a node's items is
+// read at once (sdk.MaxPubSubPage).
+const maxPubSubItems = 1000
+
+func (d *decoder) pubsub(v any, maxStanza int64) PubSub {
+	b := d.block([]string{"pubsub"}, v)
+	p := PubSub{
+		Service:         b.boolean("service", true),
+		MaxItems:        int(b.integer("max_items", 256, true)),
+		DefaultMaxItems: int(b.integer("default_max_items", 10, true)),
+		MaxNodes:        int(b.integer("max_nodes", 100, true)),
+		MaxItemBytes:    int(b.integer("max_item_size", 131072, true)),
+	}
+	if p.MaxItems > maxPubSubItems {
+		d.problem(b.at("max_items"), "at most %d, got %d", maxPubSubItems, p.MaxItems)
+		p.MaxItems = 256
+	}
+	if p.DefaultMaxItems > p.MaxItems {
+		d.problem(b.at("default_max_items"), "at most max_items (%d), got %d", p.MaxItems, p.DefaultMaxItems)
+		p.DefaultMaxItems = min(10, p.MaxItems)
+	}
+	// An item travels in a stanza: one larger than the stanza limit could
+	// never be published nor read.
+	// The default shrinks with a small stanza limit; a size set outright
+	// must fit.
+	if maxStanza > 0 && int64(p.MaxItemBytes) >= maxStanza {
+		if b.has("max_item_size") {
+			d.problem(b.at("max_item_size"), "must be below limits.max_stanza_size (%d), got %d", maxStanza, p.MaxItemBytes)
+		}
+		p.MaxItemBytes = int(maxStanza / 2)
 	}
 	return p
 }

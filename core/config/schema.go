@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "admin", "metrics", "muc", "cluster"}
+	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "pubsub", "admin", "metrics", "muc", "cluster"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -103,6 +103,10 @@ func blockKeys(block string) (map[string]kind, bool) {
 		}, true
 	case "cluster":
 		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString}, true
+	case "pubsub":
+		return map[string]kind{
+			"service": kBool, "max_items": kInt, "default_max_items": kInt, "max_nodes": kInt, "max_item_size": kInt,
+		}, true
 	case "push":
 		return map[string]kind{
 			"enabled": kBool, "include_body": kBool, "include_sender": kBool, "body_placeholder": kString,

@@ -19,7 +19,7 @@ func (m *Server) registerDisco() {
 	m.handleIQ(scopeServer, "get", NSDiscoInfo, m.discoInfoServer)
 	m.handleIQ(scopeServer, "get", NSDiscoItems, m.discoItemsServer)
 	m.handleIQ(scopeAccount, "get", NSDiscoInfo, m.discoInfoAccount)
-	m.handleIQ(scopeAccount, "get", NSDiscoItems, discoItems)
+	m.handleIQ(scopeAccount, "get", NSDiscoItems, m.discoItemsAccount)
 }
 
 // serverFeatures lists what a host offers; it follows the host's backends.
@@ -73,7 +73,10 @@ func (m *Server) discoInfoServer(ctx context.Context, c *iqCall) (*xmlstream.Ele
 }
 
 func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
-	if c.q.Attr("node") != "" {
+	if node := c.q.Attr("node"); node != "" {
+		if m.accountDisco != nil {
+			return m.accountDisco.NodeInfo(ctx, c.to, c.s.JID(), node)
+		}
 		return nil, stanza.ErrItemNotFound
 	}
 	features := []string{NSDiscoInfo, NSDiscoItems}
@@ -88,7 +91,20 @@ func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.El
 			}
 		}
 	}
-	return infoQuery("", "account", "registered", "", features), nil
+	q := infoQuery("", "account", "registered", "", features)
+	if m.accountDisco != nil {
+		m.accountDisco.ExtendInfo(ctx, c.to, c.s.JID(), q)
+	}
+	return q, nil
+}
+
+// discoItemsAccount lists an account's items: its PEP nodes when the
+// extension serves them.
+func (m *Server) discoItemsAccount(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if m.accountDisco != nil {
+		return m.accountDisco.Items(ctx, c.to, c.s.JID(), c.q.Attr("node"))
+	}
+	return discoItems(ctx, c)
 }
 
 // discoItemsServer lists the host's component services (conference.host,

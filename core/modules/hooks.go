@@ -7,6 +7,7 @@ import (
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
+	"github.com/koi-im/koi/sdk"
 )
 
 // Hooks for feature modules kept in their own packages (packages blocking
@@ -30,6 +31,22 @@ type Blocker interface {
 // nobody): payload is its first child. It returns the result's payload (nil
 // for an empty result) or a stanza error.
 type OwnIQ func(ctx context.Context, s *router.Session, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error)
+
+// AccountIQ answers an IQ request addressed to an account's bare JID,
+// the sender's own or another user's (to), on the account's behalf:
+// payload is its first child. It returns the result's payload (nil for an
+// empty result) or a stanza error.
+type AccountIQ func(ctx context.Context, s *router.Session, to jid.JID, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error)
+
+// HandleAccountIQ routes requests of type typ with a payload in ns,
+// addressed to any existing local account, to h (PEP answers contacts on
+// the owner's behalf, XEP-0163). Requests to an account that does not
+// exist get <service-unavailable/> before h is asked.
+func (m *Server) HandleAccountIQ(typ, ns string, h AccountIQ) {
+	m.handleIQ(scopeAccount, typ, ns, func(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+		return h(ctx, c.s, c.to, c.iq, c.q)
+	})
+}
 
 // HandleOwnIQ routes requests of type typ ("get" or "set") with a payload
 // in ns, addressed to the sender's own account, to h. Addressed to another
@@ -73,6 +90,88 @@ type Notifier interface {
 // SetNotifier installs the notifier of offline messages; nil (the default)
 // tells nobody.
 func (m *Server) SetNotifier(n Notifier) { m.notifier = n }
+
+// PresenceObserver hears a session's broadcast presence once it has been
+// sent: available (initial or changed) and unavailable, including the
+// unavailable presence of a session that ends. It runs on the sender's
+// goroutine and must not wait on the network.
+type PresenceObserver func(ctx context.Context, s *router.Session, p *xmlstream.Element)
+
+// ObservePresence adds o to the observers of broadcast presence.
+func (m *Server) ObservePresence(o PresenceObserver) { m.observers = append(m.observers, o) }
+
+// PresenceShaper may change a session's available broadcast presence
+// before it is stored and sent (the avatar hash of XEP-0153).
+type PresenceShaper func(ctx context.Context, s *router.Session, p *xmlstream.Element)
+
+// ShapePresence adds f to the shapers of available broadcast presence.
+func (m *Server) ShapePresence(f PresenceShaper) { m.shapers = append(m.shapers, f) }
+
+// Rebroadcast sends a session's current available presence again, shaped
+// anew, to whoever gets its broadcasts: after something a shaper adds
+// changed (the avatar hash of XEP-0153). An unavailable session is left
+// alone.
+func (m *Server) Rebroadcast(ctx context.Context, s *router.Session) {
+	st := s.State()
+	if !st.Available || st.Presence == nil {
+		return
+	}
+	p := st.Presence.Copy()
+	for _, f := range m.shapers {
+		f(ctx, s, p)
+	}
+	s.SetPresence(p.Copy(), st.Priority)
+	m.broadcastPresence(ctx, s, p)
+}
+
+// AccountDisco extends service discovery on accounts (XEP-0030 on a bare
+// JID, asked by from, which may be the owner).
+type AccountDisco interface {
+	// ExtendInfo adds identities and features to q, the disco#info
+	// result about owner's account itself.
+	ExtendInfo(ctx context.Context, owner, from jid.JID, q *xmlstream.Element)
+	// NodeInfo answers disco#info about a node of owner's account.
+	NodeInfo(ctx context.Context, owner, from jid.JID, node string) (*xmlstream.Element, *stanza.Error)
+	// Items answers disco#items about owner's account (node "") or one
+	// of its nodes.
+	Items(ctx context.Context, owner, from jid.JID, node string) (*xmlstream.Element, *stanza.Error)
+}
+
+// SetAccountDisco installs the extension of account disco; nil (the
+// default) answers with the account's own features only.
+func (m *Server) SetAccountDisco(d AccountDisco) { m.accountDisco = d }
+
+// PrivateStore serves one namespace of private XML storage (XEP-0049) in
+// place of the host's private backend: XEP-0048 bookmarks kept in PEP
+// (XEP-0402 §5.1). Get returns the stored element (an empty one of the
+// namespace when there is none); Set replaces it.
+type PrivateStore interface {
+	GetPrivate(ctx context.Context, owner jid.JID, local, ns string) (*xmlstream.Element, *stanza.Error)
+	SetPrivate(ctx context.Context, owner jid.JID, el *xmlstream.Element) *stanza.Error
+}
+
+// HandlePrivate serves private storage in namespace ns with p.
+func (m *Server) HandlePrivate(ns string, p PrivateStore) {
+	if m.privateNS == nil {
+		m.privateNS = map[string]PrivateStore{}
+	}
+	m.privateNS[ns] = p
+}
+
+// RosterItem returns owner's roster item for contact, if there is one.
+func (m *Server) RosterItem(ctx context.Context, owner, contact jid.JID) (sdk.RosterItem, bool, error) {
+	var it sdk.RosterItem
+	var ok bool
+	err := m.rosters.with(ctx, owner.Bare(), func(r *roster) error {
+		it, ok = r.item(contact.Bare())
+		return nil
+	})
+	return it, ok, err
+}
+
+// Blocked reports whether a and b may not exchange stanzas because one
+// blocked the other (XEP-0191).
+func (m *Server) Blocked(ctx context.Context, a, b jid.JID) bool { return m.blockedEither(ctx, a, b) }
 
 type serverFeature struct {
 	ns string

@@ -40,6 +40,12 @@ type PrivateBackend interface {
 	sdk.PrivateWriter
 }
 
+// PubSubBackend stores publish-subscribe nodes and PEP (package pubsub).
+type PubSubBackend interface {
+	sdk.PubSub
+	sdk.PubSubWriter
+}
+
 // BlocklistBackend stores blocklists; the blocking command that uses them
 // is package blocking.
 type BlocklistBackend interface {
@@ -65,6 +71,7 @@ type Host struct {
 	Private        Feature[PrivateBackend]
 	Archive        Feature[*Archive]
 	Blocklist      Feature[BlocklistBackend]
+	PubSub         Feature[PubSubBackend]    // PEP nodes of the host's accounts (package pubsub)
 	Tokens         Feature[sdk.TokensWriter] // FAST tokens (XEP-0484): revoked on password change and removal
 	Registration   bool
 	PasswordChange bool
@@ -90,6 +97,10 @@ type Server struct {
 	blocker         Blocker
 	replies         []ReplyHandler
 	notifier        Notifier
+	observers       []PresenceObserver
+	shapers         []PresenceShaper
+	accountDisco    AccountDisco
+	privateNS       map[string]PrivateStore
 	version         string
 	last            *lastactivity.Tracker
 	comps           components
@@ -230,6 +241,10 @@ func (m *Server) userExists(ctx context.Context, bare jid.JID) (bool, error) {
 	}
 	return h.Auth.UserExists(ctx, bare.Local())
 }
+
+// BackendError maps a backend failure to the stanza error a client sees,
+// for the feature modules kept in packages of their own.
+func BackendError(err error) *stanza.Error { return backendError(err) }
 
 // backendError maps a backend failure to the stanza error a client sees.
 func backendError(err error) *stanza.Error {

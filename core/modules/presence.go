@@ -79,6 +79,9 @@ func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *x
 	}
 	prio := priority(el)
 	before := s.State()
+	for _, f := range m.shapers {
+		f(ctx, s, el)
+	}
 	s.SetPresence(el.Copy(), prio)
 	m.broadcastPresence(ctx, s, el)
 	if !before.Available {
@@ -140,6 +143,9 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 		if err := m.last.WentOffline(ctx, owner, p, m.Host(owner.Domain()).private()); err != nil {
 			m.log.Warn("last activity not stored", "user", owner.String(), "error", err)
 		}
+	}
+	for _, o := range m.observers {
+		o(ctx, s, p)
 	}
 }
 

@@ -49,6 +49,9 @@ func (m *Server) privateIQ(ctx context.Context, c *iqCall) (*xmlstream.Element, 
 		return nil, stanza.ErrNotAcceptable.WithText("private storage takes exactly one element in a namespace of its own")
 	}
 	k := kids[0]
+	if p := m.privateNS[k.Space]; p != nil {
+		return m.privateHooked(ctx, c, p, k)
+	}
 	owner := c.to.String()
 	if c.iq.Attr("type") == "get" {
 		s, err := h.Private.Backend.GetPrivate(ctx, owner, k.Local, k.Space)
@@ -82,4 +85,17 @@ func (h *Host) private() lastactivity.Private {
 		return nil
 	}
 	return h.Private.Backend
+}
+
+// privateHooked serves a namespace that a module keeps elsewhere
+// (HandlePrivate).
+func (m *Server) privateHooked(ctx context.Context, c *iqCall, p PrivateStore, k *xmlstream.Element) (*xmlstream.Element, *stanza.Error) {
+	if c.iq.Attr("type") == "get" {
+		el, serr := p.GetPrivate(ctx, c.to, k.Local, k.Space)
+		if serr != nil {
+			return nil, serr
+		}
+		return xmlstream.NewElement(nsPrivate, "query").AppendChild(el), nil
+	}
+	return nil, p.SetPrivate(ctx, c.to, k)
 }

@@ -191,6 +191,9 @@ func RemoveAccountData(ctx context.Context, h *Host, owner string) error {
 	if h.Blocklist.On && h.Blocklist.Writable {
 		errs = append(errs, wrap("blocklist", h.Blocklist.Backend.UnblockAll(ctx, owner)))
 	}
+	if h.PubSub.On && h.PubSub.Writable {
+		errs = append(errs, wrap("pep", removePEP(ctx, h.PubSub.Backend, owner)))
+	}
 	errs = append(errs, RevokeTokens(ctx, h, owner))
 	return errors.Join(errs...)
 }
@@ -210,4 +213,19 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("remove %s data: %w", what, err)
+}
+
+// removePEP deletes owner's PEP nodes with their items.
+func removePEP(ctx context.Context, b PubSubBackend, owner string) error {
+	nodes, err := b.ListPubSubNodes(ctx, owner)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nodes {
+		if err := b.DeletePubSubNode(ctx, owner, n.Node); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

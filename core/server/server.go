@@ -26,6 +26,7 @@ import (
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
+	"github.com/koi-im/koi/core/pubsub"
 	"github.com/koi-im/koi/core/push"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
@@ -151,6 +152,9 @@ func buildHosts(cfg *config.Config, backend func(name string) (*pluginhost.Backe
 		if b, a := get("blocklist", hc.Blocklist, func(c sdk.Capabilities) sdk.Access { return c.Blocklist }); b != nil {
 			h.Blocklist = modules.Feature[modules.BlocklistBackend]{Backend: b, On: true, Writable: a.Writable()}
 		}
+		if b, a := get("pubsub", hc.PubSub, func(c sdk.Capabilities) sdk.Access { return c.PubSub }); b != nil {
+			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: b, On: true, Writable: a.Writable()}
+		}
 		if b, a := get("tokens", hc.Tokens, func(c sdk.Capabilities) sdk.Access { return c.Tokens }); b != nil {
 			h.Tokens = modules.Feature[sdk.TokensWriter]{Backend: b, On: true, Writable: a.Writable()}
 		}
@@ -265,6 +269,8 @@ func (s *Server) Run(ctx context.Context) error {
 		defer cancel()
 		leaveCluster(cctx)
 	}()
+	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
+	defer pep.Close()
 	// A message for a session whose connection dropped, waiting under
 	// stream management to be resumed, goes to the phone's push service.
 	var onDetached func(*router.Session, *xmlstream.Element)
@@ -485,6 +491,27 @@ func (s *Server) Run(ctx context.Context) error {
 	wsWG.Wait()
 	wg.Wait()
 	return nil
+}
+
+// startPubSub turns on PEP for every host: a host without a pubsub backend
+// keeps its nodes in memory, which lasts until koi stops.
+func startPubSub(pc config.PubSub, hosts []*modules.Host, mods *modules.Server, rt *router.Router, log hclog.Logger) *pubsub.PEP {
+	for _, h := range hosts {
+		if !h.PubSub.On {
+			log.Warn("PEP nodes (avatars, bookmarks, OMEMO keys) are kept in memory only: the host has no pubsub backend", "host", h.Name)
+			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: pubsub.NewMemoryStore(), On: true, Writable: true}
+		}
+	}
+	lim := pubsub.Limits{MaxItems: pc.MaxItems, DefaultMaxItems: pc.DefaultMaxItems, MaxNodes: pc.MaxNodes, MaxItemBytes: pc.MaxItemBytes}
+	pep := pubsub.RegisterPEP(log, lim, mods, rt, pubsub.NewCaps())
+	if pc.Service {
+		for _, h := range hosts {
+			if _, err := pubsub.RegisterService(log.Named("service"), lim, mods, h.Name); err != nil {
+				log.Warn("pubsub service not served", "host", h.Name, "error", err)
+			}
+		}
+	}
+	return pep
 }
 
 // notify sends state lines to the service manager; a failure is logged,

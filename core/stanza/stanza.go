@@ -31,6 +31,9 @@ type Error struct {
 	Type      string
 	Condition string
 	Text      string
+	// App is an application-specific condition element (RFC 6120
+	// §8.3.3.3), such as XEP-0060's <precondition-not-met/>; nil for none.
+	App *xmlstream.Element
 }
 
 func (e *Error) Error() string {
@@ -42,23 +45,23 @@ func (e *Error) Error() string {
 
 // Common stanza errors.
 var (
-	ErrBadRequest           = &Error{Modify, "bad-request", ""}
-	ErrFeatureNotImpl       = &Error{Cancel, "feature-not-implemented", ""}
-	ErrForbidden            = &Error{Auth, "forbidden", ""}
-	ErrItemNotFound         = &Error{Cancel, "item-not-found", ""}
-	ErrJIDMalformed         = &Error{Modify, "jid-malformed", ""}
-	ErrNotAcceptable        = &Error{Modify, "not-acceptable", ""}
-	ErrNotAllowed           = &Error{Cancel, "not-allowed", ""}
-	ErrConflict             = &Error{Cancel, "conflict", ""}
-	ErrServiceUnavailable   = &Error{Cancel, "service-unavailable", ""}
-	ErrRemoteNotFound       = &Error{Cancel, "remote-server-not-found", ""}
-	ErrResourceConstraint   = &Error{Wait, "resource-constraint", ""}
-	ErrInternal             = &Error{Wait, "internal-server-error", ""}
-	ErrInternalCancel       = &Error{Cancel, "internal-server-error", ""}
-	ErrUnexpectedRequest    = &Error{Wait, "unexpected-request", ""}
-	ErrNotAuthorized        = &Error{Auth, "not-authorized", ""}
-	ErrPolicyViolation      = &Error{Modify, "policy-violation", ""}
-	ErrRecipientUnavailable = &Error{Wait, "recipient-unavailable", ""}
+	ErrBadRequest           = &Error{Type: Modify, Condition: "bad-request"}
+	ErrFeatureNotImpl       = &Error{Type: Cancel, Condition: "feature-not-implemented"}
+	ErrForbidden            = &Error{Type: Auth, Condition: "forbidden"}
+	ErrItemNotFound         = &Error{Type: Cancel, Condition: "item-not-found"}
+	ErrJIDMalformed         = &Error{Type: Modify, Condition: "jid-malformed"}
+	ErrNotAcceptable        = &Error{Type: Modify, Condition: "not-acceptable"}
+	ErrNotAllowed           = &Error{Type: Cancel, Condition: "not-allowed"}
+	ErrConflict             = &Error{Type: Cancel, Condition: "conflict"}
+	ErrServiceUnavailable   = &Error{Type: Cancel, Condition: "service-unavailable"}
+	ErrRemoteNotFound       = &Error{Type: Cancel, Condition: "remote-server-not-found"}
+	ErrResourceConstraint   = &Error{Type: Wait, Condition: "resource-constraint"}
+	ErrInternal             = &Error{Type: Wait, Condition: "internal-server-error"}
+	ErrInternalCancel       = &Error{Type: Cancel, Condition: "internal-server-error"}
+	ErrUnexpectedRequest    = &Error{Type: Wait, Condition: "unexpected-request"}
+	ErrNotAuthorized        = &Error{Type: Auth, Condition: "not-authorized"}
+	ErrPolicyViolation      = &Error{Type: Modify, Condition: "policy-violation"}
+	ErrRecipientUnavailable = &Error{Type: Wait, Condition: "recipient-unavailable"}
 )
 
 // WithText returns a copy of e carrying a human-readable text.
@@ -68,12 +71,23 @@ func (e *Error) WithText(text string) *Error {
 	return &c
 }
 
+// WithApp returns a copy of e carrying the application-specific condition
+// {ns}local.
+func (e *Error) WithApp(ns, local string) *Error {
+	c := *e
+	c.App = xmlstream.NewElement(ns, local)
+	return &c
+}
+
 // Element renders the <error/> child.
 func (e *Error) Element() *xmlstream.Element {
 	el := xmlstream.NewElement(xmlstream.NSClient, "error").SetAttr("type", e.Type)
 	el.AppendChild(xmlstream.NewElement(NSStanzas, e.Condition))
 	if e.Text != "" {
 		el.AppendChild(xmlstream.NewElement(NSStanzas, "text").SetAttrNS(xmlstream.NSXML, "lang", "en").AppendText(e.Text))
+	}
+	if e.App != nil {
+		el.AppendChild(e.App.Copy())
 	}
 	return el
 }

@@ -123,3 +123,15 @@ func TestIsStanza(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorApp(t *testing.T) {
+	e := ErrConflict.WithApp("http://jabber.org/protocol/pubsub#errors", "precondition-not-met").WithText("why")
+	got := e.Element().String()
+	want := `<error xmlns='jabber:client' type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>why</text><precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'/></error>`
+	if got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if ErrConflict.App != nil {
+		t.Error("WithApp changed the shared error")
+	}
+}

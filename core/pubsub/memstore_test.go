@@ -1,0 +1,21 @@
+package pubsub
+
+import (
+	"testing"
+
+	"github.com/koi-im/koi/sdk"
+	"github.com/koi-im/koi/sdk/sdktest"
+)
+
+// memBackend offers the memory store to the SDK's conformance kit, which
+// holds it to the same contract as the plugins' stores.
+type memBackend struct{ *MemoryStore }
+
+func (memBackend) Capabilities() sdk.Capabilities {
+	return sdk.Capabilities{PubSub: sdk.AccessReadWrite}
+}
+func (memBackend) Close() error { return nil }
+
+func TestMemoryStoreConformance(t *testing.T) {
+	sdktest.RunBackend(t, func(t *testing.T) sdk.Backend { return memBackend{NewMemoryStore()} }, sdktest.Options{})
+}
