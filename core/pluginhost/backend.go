@@ -310,8 +310,7 @@ func describeCaps(c sdk.Capabilities) string {
 	if c.Archive.FullText {
 		archive += "+fulltext"
 	}
-	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s blocklist=%v tokens=%v muc=%v", auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC)
-	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s blocklist=%v tokens=%v pubsub=%v", auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.PubSub)
+	return fmt.Sprintf("auth=%s roster=%v offline=%v vcard=%v private=%v archive=%s blocklist=%v tokens=%v muc=%v pubsub=%v", auth, c.Roster, c.Offline, c.VCard, c.Private, archive, c.Blocklist, c.Tokens, c.MUC, c.PubSub)
 }
 
 // setHealthy records a backend health check and logs changes.
