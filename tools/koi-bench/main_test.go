@@ -167,6 +167,10 @@ func TestBadUse(t *testing.T) {
 		{"report"},
 		{"report", "/does/not/exist.json"},
 		{"login", "extra"},
+		{"muc", "-senders", "0"},
+		{"muc", "-occupants", "2", "-senders", "3"},
+		{"pep", "-contacts", "0"},
+		{"pep", "-rate", "-1"},
 	} {
 		var out bytes.Buffer
 		if err := run(t.Context(), args, &out, &out); err == nil {

@@ -56,6 +56,7 @@ func MUC(ctx context.Context, e *Env, p MUCParams) (*FanResult, error) {
 	// Occupants join one after the other's self-presence, the first
 	// creating the room and taking the defaults (an instant room).
 	joined := make([]chan struct{}, p.Receivers)
+	refused := make([]atomic.Pointer[string], p.Receivers)
 	var unlocked = make(chan bool, 1)
 	for i, c := range conns {
 		joined[i] = make(chan struct{})
@@ -67,10 +68,10 @@ func MUC(ctx context.Context, e *Env, p MUCParams) (*FanResult, error) {
 				if from, _ := scan.Attr(raw, "from"); bytes.Equal(from, self) && !done.Swap(true) {
 					if t, _ := scan.Attr(raw, "type"); string(t) == "error" {
 						e, _ := scan.Child(raw, "error")
-						f.errs.add(fmt.Errorf("%s cannot join %s: %s", c.JID(), room, scan.Condition(e)))
-					} else {
-						close(joined[i])
+						cond := scan.Condition(e)
+						refused[i].Store(&cond)
 					}
+					close(joined[i])
 				}
 				return true
 			case i == 0 && scan.IsNamed(raw, "iq"):
@@ -91,6 +92,9 @@ func MUC(ctx context.Context, e *Env, p MUCParams) (*FanResult, error) {
 		}
 		select {
 		case <-joined[i]:
+			if cond := refused[i].Load(); cond != nil {
+				return fmt.Errorf("%s cannot join %s: %s", c.JID(), room, *cond)
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()

@@ -30,10 +30,14 @@ var capsFeatures = []string{nsCaps, nsDiscoInfo, PEPNode + "+notify"}
 
 // capsVer is the XEP-0115 §5.1 verification string of the contacts'
 // identity and features, SHA-1, base64.
-func capsVer() string {
-	f := append([]string(nil), capsFeatures...)
+func capsVer() string { return capsVerOf(capsIdentity, capsFeatures) }
+
+// capsVerOf computes the verification string of one identity
+// (category/type/lang/name) and features, without forms.
+func capsVerOf(identity string, features []string) string {
+	f := append([]string(nil), features...)
 	sort.Strings(f)
-	s := capsIdentity + "<"
+	s := identity + "<"
 	for _, x := range f {
 		s += x + "<"
 	}
@@ -137,7 +141,10 @@ func PEP(ctx context.Context, e *Env, p FanParams) (*FanResult, error) {
 			return true
 		case scan.IsNamed(raw, "iq"):
 			if id, _ := scan.Attr(raw, "id"); bytes.HasPrefix(id, []byte("kb-roster")) {
-				roster <- bytes.Clone(raw)
+				select { // a late answer to a query given up on is dropped
+				case roster <- bytes.Clone(raw):
+				default:
+				}
 				return true
 			}
 		}
