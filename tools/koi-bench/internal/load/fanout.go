@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -219,24 +218,10 @@ func (r *fanReceiver) book(sender int, seq uint64, ts, rt, ws, we int64) {
 	}
 }
 
-type fanTimedReader struct {
-	r    io.Reader
-	f    *fanRun
-	last int64
-}
-
-func (t *fanTimedReader) Read(b []byte) (int, error) {
-	n, err := t.r.Read(b)
-	if n > 0 {
-		t.last = t.f.now()
-	}
-	return n, err
-}
-
 // read runs a session's stream: deliveries are booked on r (nil for a
 // send-only session), bounces and stream errors counted.
 func (f *fanRun) read(c *client.Conn, r *fanReceiver, handle func(raw []byte) bool) {
-	tr := &fanTimedReader{r: c.NetConn(), f: f}
+	tr := &timedReader{r: c.NetConn(), base: f.base}
 	sc := c.Scanner()
 	sc.SetReader(tr)
 	for {
@@ -454,15 +439,7 @@ func (f *fanRun) measure(ctx context.Context, r *FanResult) error {
 	r.Latency = hist.Summarize()
 	r.CPU = usage.Report(r.Delivered, f.e.Target.Known())
 	f.errs.fill(&r.Common)
-	if note := profile(); note != "" {
-		r.Notes = append(r.Notes, note)
-	}
-	if d := r.CPU.Disturbed(); d != "" {
-		r.Notes = append(r.Notes, d)
-	}
-	if r.CPU.ToolBound {
-		r.Notes = append(r.Notes, "koi-bench used all its CPU: throughput is a lower bound of the server's")
-	}
+	r.Notes = cpuNotes(r.Notes, profile(), r.CPU, "throughput")
 	if p.Rate > 0 && r.SentPerSecond < 0.95*p.Rate {
 		r.Notes = append(r.Notes, fmt.Sprintf("sent %.0f/s of the %.0f/s asked for", r.SentPerSecond, p.Rate))
 	}
