@@ -32,7 +32,10 @@ tlsaddr=127.0.0.1:$((port + 1))
 pprof=127.0.0.1:$((port + 2))
 dir=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/koi-bench.XXXXXX")}
 mkdir -p "$dir/results"
-users=$(( sessions > 1000 ? sessions : 1000 ))
+# The fan-out rows use users 1000..1500 (pep: publisher 1000, contacts
+# 1001..1500), whose rosters they change; the other rows use 0..999 (idle
+# all of them).
+users=$(( sessions > 1501 ? sessions : 1501 ))
 
 for b in koi koi-bench plugins/koi-backend-sql plugins/koi-backend-http rest-backend; do
 	[[ -x $bin/$b ]] || { echo "bench: $bin/$b missing; run make build" >&2; exit 1; }
@@ -89,6 +92,11 @@ plugin "api" {
   config  = { base_url = "http://$rest_addr"  features = ["archive"]  token = "bench-token" }
 }
 EOF
+
+# The fan-out rows: the same server with PEP (pubsub in the sql plugin),
+# on a data_dir of their own.
+sed -e 's|^  registration = true$|  registration = true\n  pubsub = "store"|' \
+	-e "s|data_dir = \"$dir/data\"|data_dir = \"$dir/data-fanout\"|" "$dir/koi.hcl" >"$dir/koi-fanout.hcl"
 
 # want ROW... says whether any of the rows is to run (BENCH_ONLY).
 want() {
@@ -266,8 +274,20 @@ if want storm-2000-c500; then
 	stop_koi
 fi
 
+# Fan-out (issues #13, #14): one room of 500 occupants, 5 of them sending
+# groupchat as fast as a window of 4 unacknowledged messages each allows
+# (to compare with msg-500-pairs-max), and one PEP publisher whose 500
+# contacts ask for the node's notifications through caps +notify.
+# Reported, no budget yet.
+if want muc-500 pep-500; then
+	start_koi fanout "$dir/koi-fanout.hcl"
+	want muc-500 && bench muc muc-500 -addr "$plain" -tls none -mech SCRAM-SHA-1 -occupants 500 -senders 5 -offset 1000 -duration "${secs}s"
+	want pep-500 && bench pep pep-500 -addr "$plain" -tls none -mech SCRAM-SHA-1 -contacts 500 -offset 1000 -duration "${secs}s"
+	stop_koi
+fi
+
 rows=()
-for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls msg-500-pairs-archive-sql msg-500-pairs-archive-http storm-2000-c500; do
+for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls msg-500-pairs-archive-sql msg-500-pairs-archive-http storm-2000-c500 muc-500 pep-500; do
 	[[ -f $dir/results/$r.json ]] && rows+=("$dir/results/$r.json")
 done
 echo >&2

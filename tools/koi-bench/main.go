@@ -9,6 +9,8 @@
 //	koi-bench idle     -addr 127.0.0.1:5222 -domain localhost -pid 1234 -n 15000
 //	koi-bench login    -addr 127.0.0.1:5222 -domain localhost -mech SCRAM-SHA-1 -c 50
 //	koi-bench msg      -addr 127.0.0.1:5222 -domain localhost -pairs 500 [-rate 5000]
+//	koi-bench muc      -addr 127.0.0.1:5222 -domain localhost -occupants 500 -senders 5
+//	koi-bench pep      -addr 127.0.0.1:5222 -domain localhost -contacts 500
 //	koi-bench storm    -addr 127.0.0.1:5223 -tls direct -pairs 50 -rate 1000 -logins 2000 -storm-c 500
 //	koi-bench report   results/*.json
 //
@@ -45,6 +47,8 @@ modes:
   idle      hold N idle sessions; report the server's memory per session (-pid)
   login     login rate and latency at a given concurrency
   msg       message throughput (unbounded) or latency at a fixed -rate between pairs
+  muc       groupchat fan-out: N occupants of one room, a few of them sending
+  pep       PEP fan-out: one publisher, N contacts notified through caps +notify
   storm     message latency between established pairs during a storm of logins
   storm-gen the storm's logins, as storm runs them in a second process (internal)
   report    summarise result files (-json of the other modes) against koi's budget
@@ -235,6 +239,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		koictl, archive                                                    string
 		stormLogins, stormConc, stormUsers                                 int
 		stormProc                                                          bool
+		fan                                                                load.FanParams
+		service                                                            string
 	)
 	switch mode {
 	case "register":
@@ -274,6 +280,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&bodySize, "body", 64, "bytes of text per message body")
 		fs.BoolVar(&bare, "bare", true, "address the receiver's bare JID (false: its full JID)")
 		fs.StringVar(&archive, "archive", "", "what the server archives messages with (e.g. sql, http), recorded for the report; empty: archive off")
+	case "muc", "pep":
+		if mode == "muc" {
+			fs.IntVar(&fan.Receivers, "occupants", 500, "occupants of the room, users offset..offset+occupants-1")
+			fs.IntVar(&fan.Senders, "senders", 5, "occupants that send (the first ones)")
+			fs.StringVar(&service, "service", "", "the MUC service (default: conference.DOMAIN)")
+		} else {
+			fs.IntVar(&fan.Receivers, "contacts", 500, "contacts of the publisher (user offset), users offset+1..offset+contacts")
+			fan.Senders = 1
+		}
+		fs.IntVar(&fan.UserOffset, "offset", 0, "first user number")
+		fs.IntVar(&conc, "c", 50, "concurrent logins (and joins) while setting up")
+		fs.Float64Var(&fan.Rate, "rate", 0, "stanzas sent a second, over all senders (each reaches every receiver); 0 sends as fast as -window allows")
+		fs.IntVar(&fan.Window, "window", 4, "unbounded mode: stanzas per sender not yet received by every receiver")
+		fs.DurationVar(&fan.Warmup, "warmup", 2*time.Second, "sending before measuring")
+		fs.DurationVar(&fan.Duration, "duration", 10*time.Second, "measured time")
+		fs.DurationVar(&fan.Drain, "drain", 5*time.Second, "wait up to this long for deliveries in flight at the end")
+		fs.IntVar(&fan.BodySize, "body", 64, "bytes of text per message or item")
 	default:
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("unknown mode %q", mode)
@@ -288,7 +311,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-c must be positive")
 	}
 	if limit, err := measure.RaiseFileLimit(); err == nil {
-		need := uint64(max(n, 2*pairs+stormConc, conc) + 64)
+		need := uint64(max(n, 2*pairs+stormConc, conc, fan.Receivers+1) + 64)
 		if limit < need {
 			return fmt.Errorf("the open-file limit is %d but this run needs about %d connections", limit, need)
 		}
@@ -343,6 +366,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		})
 		if r != nil {
 			r.Label, r.Archive, res = c.label, archive, r
+		}
+		runErr = err
+	case "muc", "pep":
+		fan.Concurrency = conc
+		var r *load.FanResult
+		var err error
+		if mode == "muc" {
+			r, err = load.MUC(ctx, e, load.MUCParams{FanParams: fan, Service: service})
+		} else {
+			r, err = load.PEP(ctx, e, fan)
+		}
+		if r != nil {
+			r.Label, res = c.label, r
 		}
 		runErr = err
 	case "storm-gen":

@@ -35,7 +35,7 @@ plugin "store" {
   config  = { driver = "sqlite"  dsn = "%[5]s/koi.db" }
 }
 host "localhost" {
-  auth = "store"  roster = "store"  offline = "store"  tokens = "store"
+  auth = "store"  roster = "store"  offline = "store"  tokens = "store"  pubsub = "store"
   registration = true
 }
 # A long keepalive interval keeps whitespace out of this short test.
@@ -122,8 +122,32 @@ server { data_dir = "%[5]s/data"  pprof = %[6]q  shutdown_timeout = "2s" }
 		}
 	}
 
+	// Fan-out: a room of 6 (2 sending) and a publisher with 5 contacts,
+	// unbounded and at a rate. The pep runs twice: the second finds the
+	// subscriptions made by the first.
+	for _, c := range []struct {
+		name string
+		args []string
+		want uint64 // receivers
+	}{
+		{"muc-max", []string{"muc", "-occupants", "6", "-senders", "2"}, 6},
+		{"muc-rate", []string{"muc", "-occupants", "6", "-senders", "2", "-rate", "100"}, 6},
+		{"pep-max", []string{"pep", "-offset", "6", "-contacts", "5"}, 5},
+		{"pep-rate", []string{"pep", "-offset", "6", "-contacts", "5", "-rate", "50"}, 5},
+	} {
+		args := append(c.args, "-addr", plain, "-c", "3", "-warmup", "200ms", "-duration", "1s", "-drain", "2s")
+		f := run(c.name, args...).(*load.FanResult)
+		if f.Delivered == 0 || f.Lost != 0 || f.Duplicated != 0 || f.OutOfOrder != 0 || f.Bounced != 0 || f.Errors != 0 ||
+			f.Received != f.Sent*c.want || f.Latency.P99 <= 0 {
+			t.Errorf("%s: %+v", c.name, f)
+		}
+		if f.Rate > 0 && (f.SentPerSecond < 0.75*f.Rate || f.SentPerSecond > 1.25*f.Rate) {
+			t.Errorf("%s: sent %.0f/s at a rate of %.0f", c.name, f.SentPerSecond, f.Rate)
+		}
+	}
+
 	var files []string
-	for _, n := range []string{"register", "idle", "login-scram", "login-plain", "msg-max", "msg-rate"} {
+	for _, n := range []string{"register", "idle", "login-scram", "login-plain", "msg-max", "msg-rate", "muc-max", "pep-max"} {
 		files = append(files, jsonOf(n))
 	}
 	out, err := exec.Command(kb, append([]string{"report"}, files...)...).CombinedOutput()
@@ -143,6 +167,10 @@ func TestBadUse(t *testing.T) {
 		{"report"},
 		{"report", "/does/not/exist.json"},
 		{"login", "extra"},
+		{"muc", "-senders", "0"},
+		{"muc", "-occupants", "2", "-senders", "3"},
+		{"pep", "-contacts", "0"},
+		{"pep", "-rate", "-1"},
 	} {
 		var out bytes.Buffer
 		if err := run(t.Context(), args, &out, &out); err == nil {

@@ -209,3 +209,19 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// cpuNotes adds the notes every measured run may carry: where its server
+// profile went, whether other load disturbed it, whether the tool (what
+// it measured is then a lower bound) was the bottleneck.
+func cpuNotes(notes []string, profileNote string, cpu measure.CPUReport, what string) []string {
+	if profileNote != "" {
+		notes = append(notes, profileNote)
+	}
+	if d := cpu.Disturbed(); d != "" {
+		notes = append(notes, d)
+	}
+	if cpu.ToolBound {
+		notes = append(notes, "koi-bench used all its CPU: "+what+" is a lower bound of the server's")
+	}
+	return notes
+}

@@ -180,15 +180,7 @@ func Login(ctx context.Context, e *Env, p LoginParams) (*LoginResult, error) {
 	if n := errs.n.Load() - errsBefore; n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d logins failed during the measurement", n))
 	}
-	if note := profile(); note != "" {
-		r.Notes = append(r.Notes, note)
-	}
-	if d := r.CPU.Disturbed(); d != "" {
-		r.Notes = append(r.Notes, d)
-	}
-	if r.CPU.ToolBound {
-		r.Notes = append(r.Notes, "koi-bench used all its CPU: the login rate is a lower bound of the server's")
-	}
+	r.Notes = cpuNotes(r.Notes, profile(), r.CPU, "the login rate")
 	return r, nil
 }
 

@@ -208,20 +208,20 @@ func (p *pair) got(seq uint64, ts, rt, ws, we int64) {
 // stanzas in it, taken once per read rather than per stanza.
 type timedReader struct {
 	r    io.Reader
-	m    *msgRun
+	base time.Time // the run's clock: last is nanoseconds since base
 	last int64
 }
 
 func (t *timedReader) Read(b []byte) (int, error) {
 	n, err := t.r.Read(b)
 	if n > 0 {
-		t.last = t.m.now()
+		t.last = int64(time.Since(t.base))
 	}
 	return n, err
 }
 
 func (m *msgRun) receive(p *pair) {
-	tr := &timedReader{r: p.to.NetConn(), m: m}
+	tr := &timedReader{r: p.to.NetConn(), base: m.base}
 	sc := p.to.Scanner()
 	sc.SetReader(tr)
 	for {
@@ -544,15 +544,7 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 	}
 	r.CPU = usage.Report(r.Delivered, e.Target.Known())
 	m.errs.fill(&r.Common)
-	if note := profile(); note != "" {
-		r.Notes = append(r.Notes, note)
-	}
-	if d := r.CPU.Disturbed(); d != "" {
-		r.Notes = append(r.Notes, d)
-	}
-	if r.CPU.ToolBound {
-		r.Notes = append(r.Notes, "koi-bench used all its CPU: throughput is a lower bound of the server's")
-	}
+	r.Notes = cpuNotes(r.Notes, profile(), r.CPU, "throughput")
 	if r.LateSends > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d sends were over an interval behind schedule", r.LateSends))
 	}

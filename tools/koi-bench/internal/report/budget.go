@@ -92,6 +92,8 @@ func Budget(results []Result) []Line {
 			lines = append(lines, loginLines(r, iterations, scramTLS)...)
 		case *load.StormResult:
 			lines = append(lines, stormLines(r)...)
+		case *load.FanResult:
+			lines = append(lines, fanLine(r))
 		}
 	}
 	return lines
@@ -272,6 +274,25 @@ func stormLines(r *load.StormResult) []Line {
 		Target:  "≤ 10ms, none lost",
 		Verdict: verdict(r.Latency.P99 <= 10 && r.Lost == 0, r.StormLogins == 0),
 	}}
+}
+
+// fanLine reports a fan-out run (issues #13, #14 give no budget yet).
+func fanLine(r *load.FanResult) Line {
+	what := fmt.Sprintf("room of %d occupants, %d sending", r.Receivers, r.Senders)
+	unit := "msgs"
+	if r.Mode == "pep" {
+		what, unit = fmt.Sprintf("PEP publish to %d contacts (caps +notify)", r.Receivers), "notifications"
+	}
+	if r.Rate > 0 {
+		what += fmt.Sprintf(" at %.0f/s", r.Rate)
+	}
+	return Line{
+		Check: what + ": deliveries",
+		Measured: fmt.Sprintf("%.0f %s/s (%.0f sent/s), p99 %.2fms (p50 %.3fms, max %.2fms); %d lost, %d duplicated%s",
+			r.PerSecond, unit, r.SentPerSecond, r.Latency.P99, r.Latency.P50, r.Latency.Max, r.Lost, r.Duplicated, disturbed(r.CPU)),
+		Target:  "— (reported)",
+		Verdict: Info,
+	}
 }
 
 // disturbed marks a measurement taken while other processes used the

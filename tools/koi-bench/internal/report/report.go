@@ -77,6 +77,24 @@ func Rows(res Result) []Row {
 			rows = append(rows, Row{t, "tool's own send lag p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(l.P50), msStr(l.P99), msStr(l.Max))})
 		}
 		return append(rows, errorsRow(t, r.Common))
+	case *load.FanResult:
+		what, unit := "max", "msgs"
+		if r.Rate > 0 {
+			what = fmt.Sprintf("%.0f/s", r.Rate)
+		}
+		name := fmt.Sprintf("muc %d occupants, %d senders %s %s", r.Receivers, r.Senders, what, tlsName(r.TLS))
+		if r.Mode == "pep" {
+			name, unit = fmt.Sprintf("pep %d contacts %s %s", r.Receivers, what, tlsName(r.TLS)), "notifications"
+		}
+		t := label(r.Common, name)
+		return []Row{
+			{t, "delivered " + unit + "/s", fmt.Sprintf("%.0f (%d in %.1fs; %.0f sent/s)", r.PerSecond, r.Delivered, r.Seconds, r.SentPerSecond)},
+			{t, "lost / duplicated / out of order / bounced", fmt.Sprintf("%d / %d / %d / %d (of %d sent × %d)", r.Lost, r.Duplicated, r.OutOfOrder, r.Bounced, r.Sent, r.Receivers)},
+			{t, "latency p50 / p99 / p99.9 / max", fmt.Sprintf("%s / %s / %s / %s", msStr(r.Latency.P50), msStr(r.Latency.P99), msStr(r.Latency.P999), msStr(r.Latency.Max))},
+			{t, "CPU per delivery", perOp(r.CPU, "delivery")},
+			{t, "setup (logins, joins or subscriptions)", fmt.Sprintf("%.1fs", r.SetupSeconds)},
+			errorsRow(t, r.Common),
+		}
 	case *load.StormResult:
 		t := label(r.Common, fmt.Sprintf("storm %d logins c%d, %d pairs %.0f/s %s", r.StormLogins+r.StormFailed, r.StormConcurrency, r.Pairs, r.Rate, tlsName(r.TLS)))
 		return []Row{
@@ -178,6 +196,8 @@ func common(res Result) *load.Common {
 		return &r.Common
 	case *load.StormResult:
 		return &r.Common
+	case *load.FanResult:
+		return &r.Common
 	}
 	return nil
 }
@@ -266,6 +286,8 @@ func ReadJSON(file string) (Result, error) {
 		res = &load.MsgResult{}
 	case "storm":
 		res = &load.StormResult{}
+	case "muc", "pep":
+		res = &load.FanResult{}
 	default:
 		return nil, fmt.Errorf("%s: not a koi-bench result (mode %q)", file, probe.Mode)
 	}
