@@ -113,9 +113,11 @@ func checkBlocklistConcurrent(e *env) {
 	owner := e.owner("alice")
 	const n = 16
 	want := make([]string, n)
-	var wg sync.WaitGroup
 	for i := range n {
 		want[i] = fmt.Sprintf("c%02d@contacts.example", i)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
