@@ -118,6 +118,10 @@ type Config struct {
 	LockTimeout time.Duration
 	// StoreTimeout bounds each call to the Store.
 	StoreTimeout time.Duration
+	// Archive returns the archive of the service's host, nil while the
+	// host keeps none; it is asked at each use, as a reload may change
+	// it. Nil: rooms keep no archive (mam.go).
+	Archive func() Archive
 }
 
 // Service is one multi-user chat service. It implements the module
@@ -267,6 +271,15 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 	}
 	if to.Local() == "" {
 		s.serviceStanza(ctx, el, from, to)
+		return
+	}
+	if isMAMQuery(el, to) {
+		r := s.room(to.Local())
+		if r == nil {
+			s.reply(ctx, el, errNoRoom)
+			return
+		}
+		s.mamQuery(ctx, r, el, from)
 		return
 	}
 	store := s.store != nil && mayStore(el, to)
