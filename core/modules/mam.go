@@ -37,7 +37,6 @@ const (
 	nsRSM          = "http://jabber.org/protocol/rsm"
 	nsForward      = "urn:xmpp:forward:0"
 	nsFulltext     = "urn:xmpp:fulltext:0"
-	nsEME          = "urn:xmpp:eme:0"
 )
 
 // Limits of archive queries and preferences.
@@ -105,18 +104,7 @@ func archivable(el *xmlstream.Element) bool {
 	default:
 		return false
 	}
-	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
-		return false
-	}
-	if el.Child(nsHints, "store") != nil {
-		return true
-	}
-	for _, c := range el.Elements() {
-		if c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME {
-			return true
-		}
-	}
-	return false
+	return archive.Keepable(el)
 }
 
 // stripStanzaIDs removes <stanza-id/> elements that claim to come from an

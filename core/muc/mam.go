@@ -29,8 +29,6 @@ import (
 const (
 	NSMAM2         = archive.NSMAM2
 	NSMAM2Extended = NSMAM2 + "#extended"
-	nsHints        = "urn:xmpp:hints"
-	nsEME          = "urn:xmpp:eme:0"
 )
 
 // mamSyncTimeout bounds the wait for the room's pending writes before a
@@ -64,25 +62,6 @@ func (r *room) archive() Archive {
 		return nil
 	}
 	return r.svc.cfg.Archive()
-}
-
-// archivable reports whether a groupchat message goes into the room's
-// archive: one with a body or an encrypted payload, or hinted <store/>,
-// unless hinted <no-store/> or <no-permanent-store/> (XEP-0334). Subject
-// changes, chat states and markers alone are not archived.
-func archivable(el *xmlstream.Element) bool {
-	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
-		return false
-	}
-	if el.Child(nsHints, "store") != nil {
-		return true
-	}
-	for _, c := range el.Elements() {
-		if c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME {
-			return true
-		}
-	}
-	return false
 }
 
 // archiveCopy is the row of m, a message as the room broadcast it, sent by

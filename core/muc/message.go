@@ -123,7 +123,7 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 // that is on and the message is worth keeping (mam.go).
 func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, keep bool) {
 	var resv *archive.Reservation
-	if a := r.archive(); a != nil && archivable(el) {
+	if a := r.archive(); a != nil && archive.Keepable(el) {
 		var err error
 		if resv, err = a.Reserve(ctx, 1); err != nil {
 			r.svc.log.Warn("groupchat message refused: the archive cannot keep up", "room", r.jid.String(), "error", err)
