@@ -1,6 +1,9 @@
 package archive
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -196,6 +199,51 @@ func ParseQuery(q *xmlstream.Element, ns string, fullText bool) (Query, *stanza.
 		req.Q.Last = req.Q.Before != "" // after + before: a page between the two, from the start
 	}
 	return req, nil
+}
+
+// Source is an archive that answers queries: a backend, with the writer
+// that feeds it.
+type Source interface {
+	// Sync waits until owner's pending messages are stored.
+	Sync(ctx context.Context, owner string) error
+	QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error)
+}
+
+// ErrPending means an owner's pending writes were not stored in time for a
+// query.
+var ErrPending = errors.New("archive: pending writes not stored in time")
+
+// NoSuchIDError is an RSM after or before that names no message of the
+// archive (XEP-0059 §2.6: item-not-found).
+type NoSuchIDError struct{ ID string }
+
+func (e *NoSuchIDError) Error() string { return "no message " + e.ID + " in the archive" }
+
+// Read answers q (q.Q.Owner set) from src. The owner's messages still in
+// the writer's queue are written first, waiting at most syncTimeout, so
+// that a query right after a message sees it. Errors: ErrPending, a
+// *NoSuchIDError, or the backend's.
+func Read(ctx context.Context, src Source, q Query, syncTimeout time.Duration) (sdk.ArchivePage, error) {
+	owner := q.Q.Owner
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	err := src.Sync(sctx, owner)
+	cancel()
+	if err != nil {
+		return sdk.ArchivePage{}, fmt.Errorf("%w: %w", ErrPending, err)
+	}
+	for _, id := range []string{q.Q.After, q.Q.Before} {
+		if id == "" {
+			continue
+		}
+		p, err := src.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, IDs: []string{id}, Max: 1})
+		if err != nil {
+			return sdk.ArchivePage{}, err
+		}
+		if len(p.Messages) == 0 {
+			return sdk.ArchivePage{}, &NoSuchIDError{ID: id}
+		}
+	}
+	return src.QueryArchive(ctx, q.Q)
 }
 
 // Fin is the <fin/> that ends the answer to q with page.

@@ -60,6 +60,14 @@ type Archive struct {
 	Default  string
 }
 
+// Sync waits until owner's pending messages are stored.
+func (a *Archive) Sync(ctx context.Context, owner string) error { return a.Writer.Sync(ctx, owner) }
+
+// QueryArchive reads one page of an archive from the backend.
+func (a *Archive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+	return a.Backend.QueryArchive(ctx, q)
+}
+
 // archiveState is the MAM module's memory: the id generator and a bounded
 // cache of preferences, which are read for every archived message.
 type archiveState struct {
@@ -363,38 +371,19 @@ func (m *Server) mamQuery(ctx context.Context, c *iqCall, ns string) (*xmlstream
 	if serr != nil {
 		return nil, serr
 	}
-	a := c.host.Archive.Backend
 	owner := c.to.String()
 	req.Q.Owner = owner
-
-	// The owner's own messages still in the writer's queue are written
-	// first, so that a query right after sending sees them.
-	sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
-	err := a.Writer.Sync(sctx, owner)
-	cancel()
-	if err != nil {
+	page, err := archive.Read(ctx, c.host.Archive.Backend, req, mamSyncTimeout)
+	var noID *archive.NoSuchIDError
+	switch {
+	case errors.As(err, &noID):
+		return nil, stanza.ErrItemNotFound.WithText(noID.Error())
+	case errors.Is(err, archive.ErrPending):
 		m.log.Warn("archive query before pending writes are stored", "owner", owner, "error", err)
 		return nil, stanza.ErrInternal.WithText("the message archive is busy; try again later")
-	}
-	// RSM after and before must name messages of the archive (XEP-0059
-	// §2.6: otherwise item-not-found).
-	for _, id := range []string{req.Q.After, req.Q.Before} {
-		if id == "" {
-			continue
-		}
-		p, err := a.Backend.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, IDs: []string{id}, Max: 1})
-		if err != nil {
-			return nil, backendError(err)
-		}
-		if len(p.Messages) == 0 {
-			return nil, stanza.ErrItemNotFound.WithText("no message " + id + " in the archive")
-		}
-	}
-	page, err := a.Backend.QueryArchive(ctx, req.Q)
-	if err != nil {
-		if errors.Is(err, sdk.ErrInvalid) {
-			return nil, stanza.ErrBadRequest
-		}
+	case errors.Is(err, sdk.ErrInvalid):
+		return nil, stanza.ErrBadRequest
+	case err != nil:
 		return nil, backendError(err)
 	}
 

@@ -38,12 +38,9 @@ const mamSyncTimeout = 5 * time.Second
 // Archive is the message archive rooms are kept in: the host's archive,
 // written through its batched writer (core/archive.Writer).
 type Archive interface {
+	archive.Source
 	// Reserve makes room for n messages in the writer's queue.
 	Reserve(ctx context.Context, n int) (*archive.Reservation, error)
-	// Sync waits until owner's pending messages are stored.
-	Sync(ctx context.Context, owner string) error
-	// QueryArchive reads one page of an archive.
-	QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error)
 	// FullText says whether queries may search message bodies.
 	FullText() bool
 }
@@ -144,34 +141,17 @@ func (s *Service) mamQuery(ctx context.Context, r *room, el *xmlstream.Element, 
 	}
 	owner := r.jid.String()
 	req.Q.Owner = owner
-	// The room's messages still in the writer's queue are written first,
-	// so that a query right after a message sees it.
-	sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
-	err := acc.a.Sync(sctx, owner)
-	cancel()
-	if err != nil {
+	page, err := archive.Read(ctx, acc.a, req, mamSyncTimeout)
+	var noID *archive.NoSuchIDError
+	switch {
+	case errors.As(err, &noID):
+		s.reply(ctx, el, stanza.ErrItemNotFound.WithText(noID.Error()))
+		return
+	case errors.Is(err, archive.ErrPending):
 		s.log.Warn("room archive query before pending writes are stored", "room", owner, "error", err)
 		s.reply(ctx, el, errArchiveBusy)
 		return
-	}
-	// RSM after and before must name messages of the archive (XEP-0059
-	// §2.6: otherwise item-not-found).
-	for _, id := range []string{req.Q.After, req.Q.Before} {
-		if id == "" {
-			continue
-		}
-		p, err := acc.a.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, IDs: []string{id}, Max: 1})
-		if err != nil {
-			s.reply(ctx, el, archiveError(err))
-			return
-		}
-		if len(p.Messages) == 0 {
-			s.reply(ctx, el, stanza.ErrItemNotFound.WithText("no message "+id+" in the archive"))
-			return
-		}
-	}
-	page, err := acc.a.QueryArchive(ctx, req.Q)
-	if err != nil {
+	case err != nil:
 		s.reply(ctx, el, archiveError(err))
 		return
 	}
