@@ -485,7 +485,12 @@ func (m *Server) mamSetPrefs(ctx context.Context, c *iqCall, ns string) (*xmlstr
 // are stored, so that none lands after the deletion. Without a writer (in
 // koictl) there is nothing pending here.
 func removeArchive(ctx context.Context, h *Host, owner string) error {
-	a := h.Archive.Backend
+	return h.Archive.Backend.Remove(ctx, owner)
+}
+
+// Remove deletes owner's archive once the owner's pending writes are
+// stored, so that none lands after the deletion.
+func (a *Archive) Remove(ctx context.Context, owner string) error {
 	if a.Writer != nil {
 		sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
 		err := a.Writer.Sync(sctx, owner)

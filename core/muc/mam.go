@@ -43,6 +43,8 @@ type Archive interface {
 	Reserve(ctx context.Context, n int) (*archive.Reservation, error)
 	// FullText says whether queries may search message bodies.
 	FullText() bool
+	// Remove deletes an archive, after its pending messages.
+	Remove(ctx context.Context, owner string) error
 }
 
 // Errors of room archives.
@@ -172,6 +174,25 @@ func (s *Service) mamQuery(ctx context.Context, r *room, el *xmlstream.Element, 
 		s.router.Route(ctx, archive.Result(NSMAM2, req.QueryID, owner, from.String(), am, orig, newStanzaID()))
 	}
 	s.router.Route(ctx, stanza.Result(el, archive.Fin(NSMAM2, req.Q, page)))
+}
+
+// dropArchive deletes the archive of r, a room that is gone (destroyed, or
+// a temporary room that emptied), as Prosody does: a room made later under
+// the same name, perhaps open where this one was members-only, must not
+// show what was said in this one.
+func (s *Service) dropArchive(ctx context.Context, r *room) {
+	if s.cfg.Archive == nil {
+		return
+	}
+	a := s.cfg.Archive()
+	if a == nil {
+		return
+	}
+	cctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if err := a.Remove(cctx, r.jid.String()); err != nil {
+		s.log.Warn("the archive of a room that is gone could not be deleted", "room", r.jid.String(), "error", err)
+	}
 }
 
 // archiveError is the XMPP error for a failed archive read.

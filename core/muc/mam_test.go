@@ -25,6 +25,13 @@ func (h hostArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.
 
 func (h hostArchive) FullText() bool { return false }
 
+func (h hostArchive) Remove(ctx context.Context, owner string) error {
+	if err := h.Sync(ctx, owner); err != nil {
+		return err
+	}
+	return h.st.DeleteArchive(ctx, owner)
+}
+
 // newArchivedNet is a test service whose host keeps an archive; logging is
 // on in new rooms.
 func newArchivedNet(t *testing.T, mod func(*Config)) (*testNet, *sqlbackend.Store) {
@@ -261,6 +268,32 @@ func TestRoomArchiveVisibility(t *testing.T) {
 	config(`<field var='muc#roomconfig_enablelogging'><value>1</value></field>`)
 	if b := n.mam(alice, lounge, "", "").bodies(); !slices.Equal(b, []string{"members only"}) {
 		t.Fatalf("with logging back on: %v", b)
+	}
+
+	// Destroyed, the room takes its archive along: an open room made
+	// later under the same name shows nothing of it.
+	n.send(alice, `<iq type='set' id='x' to='`+lounge+`'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
+	n.take(alice)
+	n.create(carol, lounge+"/Carol")
+	if r := n.mam(carol, lounge, "", ""); r.iq.Attr("type") != "result" || len(r.results) != 0 {
+		t.Fatalf("the new room shows %v (%v)", r.bodies(), r.iq)
+	}
+}
+
+func TestTemporaryRoomArchiveGoesWithIt(t *testing.T) {
+	n, st := newArchivedNet(t, nil)
+	alice := n.user("alice@example.com/pc")
+	n.create(alice, lounge+"/Alice")
+	n.send(alice, `<message type='groupchat' to='`+lounge+`'><body>fleeting</body></message>`)
+	n.take(alice)
+	if b := n.mam(alice, lounge, "", "").bodies(); !slices.Equal(b, []string{"fleeting"}) {
+		t.Fatalf("archive of the temporary room: %v", b)
+	}
+	n.send(alice, `<presence type='unavailable' to='`+lounge+`/Alice'/>`)
+	n.take(alice)
+	p, err := st.QueryArchive(context.Background(), sdk.ArchiveQuery{Owner: lounge, Max: 10})
+	if err != nil || len(p.Messages) != 0 {
+		t.Fatalf("the archive of an emptied temporary room: %v, %v", p.Messages, err)
 	}
 }
 

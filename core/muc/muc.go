@@ -313,6 +313,13 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 			r.storeMu.Unlock()
 		}
 		r.flush(ctx)
+		r.mu.Lock()
+		drop := r.dropArchive
+		r.dropArchive = false
+		r.mu.Unlock()
+		if drop {
+			s.dropArchive(ctx, r)
+		}
 		return
 	}
 }

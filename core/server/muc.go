@@ -111,6 +111,8 @@ func (r roomArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.
 
 func (r roomArchive) FullText() bool { return r.a.FullText }
 
+func (r roomArchive) Remove(ctx context.Context, owner string) error { return r.a.Remove(ctx, owner) }
+
 // pluginStore is a host's muc plugin, looked up at each call: a reload
 // that changes the plugin's block replaces its process and handle, and
 // the rooms follow it.
