@@ -135,3 +135,34 @@ func TestMUCArchive(t *testing.T) {
 		t.Fatalf("the member reads %v (%s)", p.bodies, p.reply)
 	}
 }
+
+// TestMUCArchiveSlixmpp: a client people run, slixmpp with its XEP-0313
+// plugin, catches up on a room it is not in, page by page.
+func TestMUCArchiveSlixmpp(t *testing.T) {
+	t.Parallel()
+	needSlixmpp(t, "xep_0313")
+	srv := archiveServer(t, "sql", "", "", "")
+	const pw = "pw-mucmam"
+	for _, u := range []string{"alice", "bob"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	alice := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "alice@localhost/pc", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	alice.expect("empty subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+	if r := ownerSubmit(alice, lounge, ""); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	var want []string
+	for i := range 5 {
+		body := fmt.Sprintf("archived %d", i)
+		alice.send("<message type='groupchat' to='" + lounge + "'><body>" + body + "</body></message>")
+		alice.expect(body, isGroupchat(lounge+"/Alice", body))
+		want = append(want, "MSG "+lounge+"/Alice "+body)
+	}
+	got, err, log := runSlixmpp(t, srv, "slixmpp_muc_mam.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "max": 2,
+	}, func(string) {})
+	if err != nil || got != strings.Join(append(want, "OK"), " | ") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
+	}
+}
