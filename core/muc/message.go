@@ -138,8 +138,8 @@ func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, 
 		m.SetAttr("id", newStanzaID())
 	}
 	r.stripForged(m)
-	// The stanza-id is a time-ordered archive id (core/archive): the id a
-	// room archive (XEP-0313 on rooms) will file this message under.
+	// The stanza-id is a time-ordered archive id (core/archive): the id the
+	// room's archive files this message under (mam.go).
 	id, stamp := r.svc.ids.Next()
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))

@@ -7,7 +7,7 @@
 // disco#items (XEP-0030) of the service and its rooms; self-ping
 // (XEP-0410); occupant ids (XEP-0421); unique room names (XEP-0307); and
 // stamps every groupchat message with a stanza-id by the room (XEP-0359),
-// the id a room archive (XEP-0313) will file it under.
+// the id the room's archive (XEP-0313 on rooms, mam.go) files it under.
 //
 // Rooms live in memory; persistent rooms and their affiliations are also
 // written to a Store and loaded from it when the service starts. Each room
