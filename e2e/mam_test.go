@@ -125,6 +125,7 @@ func archiveServer(t *testing.T, backend, dir string, mongoURI, mongoDB string) 
 type mamPage struct {
 	ids    []string // archive ids, in the order the results came
 	bodies []string
+	msgs   []*element // the forwarded messages
 	fin    *element
 	reply  *element
 }
@@ -149,6 +150,16 @@ func (c *client) mam(set string, fields ...string) mamPage {
 // user's pending archive writes, which wait for a plugin that restarts.
 func (c *client) mamWithin(d time.Duration, set string, fields ...string) mamPage {
 	c.t.Helper()
+	return c.mamTo("", d, set, fields...)
+}
+
+// mamTo is mamWithin on the archive at to ("": the user's own), a room's
+// for one.
+func (c *client) mamTo(to string, d time.Duration, set string, fields ...string) mamPage {
+	c.t.Helper()
+	if to != "" {
+		to = " to='" + to + "'"
+	}
 	qid := newID()
 	form := ""
 	if len(fields) > 0 {
@@ -163,7 +174,7 @@ func (c *client) mamWithin(d time.Duration, set string, fields ...string) mamPag
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	reply, err := c.iqCtx(ctx, "<iq type='set' id='"+newID()+"'><query xmlns='"+nsMAM+"' queryid='"+qid+"'>"+form+set+"</query></iq>")
+	reply, err := c.iqCtx(ctx, "<iq type='set' id='"+newID()+"'"+to+"><query xmlns='"+nsMAM+"' queryid='"+qid+"'>"+form+set+"</query></iq>")
 	if err != nil {
 		c.t.Fatalf("%s: MAM query: %v", c.jid, err)
 	}
@@ -183,6 +194,7 @@ func (c *client) mamWithin(d time.Duration, set string, fields ...string) mamPag
 		r := el.child(nsMAM, "result")
 		msg := r.child(nsForward, "forwarded").child(nsClient, "message")
 		p.ids = append(p.ids, r.attr("id"))
+		p.msgs = append(p.msgs, msg)
 		p.bodies = append(p.bodies, msg.child(nsClient, "body").Text)
 	}
 	return p

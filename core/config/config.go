@@ -371,6 +371,10 @@ type MUCRoomDefaults struct {
 	WhoIs       string // key default_whois: who sees real JIDs, "moderators" (default) or "anyone"
 	AllowPM     string // key default_allow_pm: "anyone" (default), "participants", "moderators" or "none"
 	History     int    // key default_history: messages a newcomer gets, default 20; at most max_history
+	// Logging (key default_logging, default true, as Prosody's
+	// muc_log_by_default) keeps the room's messages in the host's archive
+	// (XEP-0313 on rooms) when the host's archive is on.
+	Logging bool
 }
 
 // PubSub configures PEP on every account (XEP-0163) and the pubsub

@@ -98,7 +98,7 @@ func defaultMUC() MUC {
 	return MUC{
 		Enabled: true, RoomCreation: "all", MaxHistory: 100, MaxOccupants: 1000, MaxRoomsPerUser: 100,
 		JoinRate: 200, JoinWindow: time.Minute, LockTimeout: 5 * time.Minute,
-		Defaults: MUCRoomDefaults{Public: true, WhoIs: "moderators", AllowPM: "anyone", History: 20},
+		Defaults: MUCRoomDefaults{Public: true, WhoIs: "moderators", AllowPM: "anyone", History: 20, Logging: true},
 	}
 }
 

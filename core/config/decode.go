@@ -452,6 +452,7 @@ func (d *decoder) muc(v any) MUC {
 			WhoIs:       b.enum("default_whois", "moderators", "moderators", "anyone"),
 			AllowPM:     b.enum("default_allow_pm", "anyone", "anyone", "participants", "moderators", "none"),
 			History:     int(b.integer("default_history", 20, false)),
+			Logging:     b.boolean("default_logging", true),
 		},
 	}
 	for _, a := range b.list("admins") {

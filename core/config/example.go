@@ -99,12 +99,13 @@ host "localhost" {
 # admin { address = "127.0.0.1:5280"  token = ""  tls = false }
 # Multi-user chat (XEP-0045), one service per host on its muc_domain; a host's muc = "<plugin>"
 # keeps its persistent rooms across restarts. room_creation: "all" | "host" | "admins";
-# admins own every room. 0 turns a bound off.
+# admins own every room. 0 turns a bound off. default_logging: new rooms keep their messages
+# in the host's archive (XEP-0313 on rooms) when the host's archive is on.
 # muc { enabled = true  room_creation = "all"  admins = []  max_history = 100  max_occupants = 1000
 #        max_rooms = 0  max_rooms_per_user = 100  join_rate = 200  join_window = "1m"  lock_timeout = "5m"
 #        default_public = true  default_persistent = false  default_members_only = false
 #        default_moderated = false  default_whois = "moderators"  default_allow_pm = "anyone"
-#        default_history = 20 }
+#        default_history = 20  default_logging = true }
 # Prometheus metrics (connections, logins, stanzas, handling time, archive queue, Go runtime) on
 # a listener of their own; off unless address is set. examples/grafana has a dashboard.
 # metrics { address = "127.0.0.1:9100"  path = "/metrics" }

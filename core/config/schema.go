@@ -100,6 +100,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"join_rate": kInt, "join_window": kDuration, "lock_timeout": kDuration,
 			"default_public": kBool, "default_persistent": kBool, "default_members_only": kBool,
 			"default_moderated": kBool, "default_whois": kString, "default_allow_pm": kString, "default_history": kInt,
+			"default_logging": kBool,
 		}, true
 	case "cluster":
 		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString}, true

@@ -3,7 +3,6 @@ package modules
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,20 +36,11 @@ const (
 	nsSID          = "urn:xmpp:sid:0"
 	nsRSM          = "http://jabber.org/protocol/rsm"
 	nsForward      = "urn:xmpp:forward:0"
-	nsDataForms    = "jabber:x:data"
 	nsFulltext     = "urn:xmpp:fulltext:0"
-	nsEME          = "urn:xmpp:eme:0"
 )
 
 // Limits of archive queries and preferences.
 const (
-	// mamDefaultPage is the page size when the client gives none;
-	// mamMaxPage the largest page served (a larger max is cut down, as
-	// XEP-0059 allows).
-	mamDefaultPage = 50
-	mamMaxPage     = 250
-	// mamMaxIDs bounds the ids field of a query.
-	mamMaxIDs = 250
 	// mamMaxPrefsJIDs bounds each list of the preferences.
 	mamMaxPrefsJIDs = 1000
 	// mamSyncTimeout bounds the wait for the owner's own pending writes
@@ -68,6 +58,14 @@ type Archive struct {
 	Writer   *archive.Writer
 	FullText bool
 	Default  string
+}
+
+// Sync waits until owner's pending messages are stored.
+func (a *Archive) Sync(ctx context.Context, owner string) error { return a.Writer.Sync(ctx, owner) }
+
+// QueryArchive reads one page of an archive from the backend.
+func (a *Archive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+	return a.Backend.QueryArchive(ctx, q)
 }
 
 // archiveState is the MAM module's memory: the id generator and a bounded
@@ -114,18 +112,7 @@ func archivable(el *xmlstream.Element) bool {
 	default:
 		return false
 	}
-	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
-		return false
-	}
-	if el.Child(nsHints, "store") != nil {
-		return true
-	}
-	for _, c := range el.Elements() {
-		if c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME {
-			return true
-		}
-	}
-	return false
+	return archive.Keepable(el)
 }
 
 // stripStanzaIDs removes <stanza-id/> elements that claim to come from an
@@ -363,7 +350,7 @@ func (m *Server) mamIQ(ns string) iqHandler {
 		typ := c.iq.Attr("type")
 		switch {
 		case c.q.Local == "query" && typ == "get":
-			return mamForm(ns, c.host.Archive.Backend.FullText), nil
+			return archive.QueryForm(ns, c.host.Archive.Backend.FullText), nil
 		case c.q.Local == "query" && typ == "set":
 			return m.mamQuery(ctx, c, ns)
 		case c.q.Local == "prefs" && typ == "get":
@@ -379,73 +366,24 @@ func (m *Server) mamIQ(ns string) iqHandler {
 	}
 }
 
-// mamForm is the query form (XEP-0313 §4.1.1 and §7.1).
-func mamForm(ns string, fullText bool) *xmlstream.Element {
-	x := xmlstream.NewElement(nsDataForms, "x").SetAttr("type", "form")
-	field := func(typ, v string, value ...string) {
-		f := xmlstream.NewElement(nsDataForms, "field").SetAttr("type", typ).SetAttr("var", v)
-		for _, val := range value {
-			f.AppendChild(xmlstream.NewElement(nsDataForms, "value").AppendText(val))
-		}
-		x.AppendChild(f)
-	}
-	field("hidden", "FORM_TYPE", ns)
-	field("jid-single", "with")
-	field("text-single", "start")
-	field("text-single", "end")
-	field("text-single", "before-id")
-	field("text-single", "after-id")
-	field("text-multi", "ids")
-	if fullText {
-		field("text-single", "{"+nsFulltext+"}fulltext")
-	}
-	return xmlstream.NewElement(ns, "query").AppendChild(x)
-}
-
-// mamQueryRequest is a parsed query.
-type mamQueryRequest struct {
-	q       sdk.ArchiveQuery
-	queryID string
-	flip    bool
-}
-
 func (m *Server) mamQuery(ctx context.Context, c *iqCall, ns string) (*xmlstream.Element, *stanza.Error) {
-	req, serr := parseMAMQuery(c.q, ns, c.host.Archive.Backend.FullText)
+	req, serr := archive.ParseQuery(c.q, ns, c.host.Archive.Backend.FullText)
 	if serr != nil {
 		return nil, serr
 	}
-	a := c.host.Archive.Backend
 	owner := c.to.String()
-	req.q.Owner = owner
-
-	// The owner's own messages still in the writer's queue are written
-	// first, so that a query right after sending sees them.
-	sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
-	err := a.Writer.Sync(sctx, owner)
-	cancel()
-	if err != nil {
+	req.Q.Owner = owner
+	page, err := archive.Read(ctx, c.host.Archive.Backend, req, mamSyncTimeout)
+	var noID *archive.NoSuchIDError
+	switch {
+	case errors.As(err, &noID):
+		return nil, stanza.ErrItemNotFound.WithText(noID.Error())
+	case errors.Is(err, archive.ErrPending):
 		m.log.Warn("archive query before pending writes are stored", "owner", owner, "error", err)
 		return nil, stanza.ErrInternal.WithText("the message archive is busy; try again later")
-	}
-	// RSM after and before must name messages of the archive (XEP-0059
-	// §2.6: otherwise item-not-found).
-	for _, id := range []string{req.q.After, req.q.Before} {
-		if id == "" {
-			continue
-		}
-		p, err := a.Backend.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, IDs: []string{id}, Max: 1})
-		if err != nil {
-			return nil, backendError(err)
-		}
-		if len(p.Messages) == 0 {
-			return nil, stanza.ErrItemNotFound.WithText("no message " + id + " in the archive")
-		}
-	}
-	page, err := a.Backend.QueryArchive(ctx, req.q)
-	if err != nil {
-		if errors.Is(err, sdk.ErrInvalid) {
-			return nil, stanza.ErrBadRequest
-		}
+	case errors.Is(err, sdk.ErrInvalid):
+		return nil, stanza.ErrBadRequest
+	case err != nil:
 		return nil, backendError(err)
 	}
 
@@ -453,12 +391,12 @@ func (m *Server) mamQuery(ctx context.Context, c *iqCall, ns string) (*xmlstream
 	order := make([]int, len(msgs))
 	for i := range order {
 		order[i] = i
-		if req.flip {
+		if req.Flip {
 			order[i] = len(msgs) - 1 - i
 		}
 	}
 	for _, i := range order {
-		r, err := resultMessage(ns, c.s, owner, req.queryID, msgs[i])
+		r, err := resultMessage(ns, c.s, owner, req.QueryID, msgs[i])
 		if err != nil {
 			m.log.Warn("skipping unreadable archived message", "owner", owner, "stanza_id", msgs[i].StanzaID, "error", err)
 			continue
@@ -468,23 +406,7 @@ func (m *Server) mamQuery(ctx context.Context, c *iqCall, ns string) (*xmlstream
 		}
 	}
 
-	fin := xmlstream.NewElement(ns, "fin")
-	if page.Complete {
-		fin.SetAttr("complete", "true")
-	}
-	set := xmlstream.NewElement(nsRSM, "set")
-	if len(msgs) > 0 {
-		first := xmlstream.NewElement(nsRSM, "first").AppendText(msgs[0].StanzaID)
-		if req.q.Count {
-			first.SetAttr("index", strconv.Itoa(page.Index))
-		}
-		set.AppendChild(first)
-		set.AppendChild(xmlstream.NewElement(nsRSM, "last").AppendText(msgs[len(msgs)-1].StanzaID))
-	}
-	if req.q.Count {
-		set.AppendChild(xmlstream.NewElement(nsRSM, "count").AppendText(strconv.Itoa(page.Count)))
-	}
-	return fin.AppendChild(set), nil
+	return archive.Fin(ns, req.Q, page), nil
 }
 
 // resultMessage wraps an archived message for delivery (XEP-0313 §4.2).
@@ -493,148 +415,7 @@ func resultMessage(ns string, s *router.Session, owner, queryID string, am sdk.A
 	if err != nil {
 		return nil, err
 	}
-	res := xmlstream.NewElement(ns, "result").SetAttr("id", am.StanzaID)
-	if queryID != "" {
-		res.SetAttr("queryid", queryID)
-	}
-	fwd := xmlstream.NewElement(nsForward, "forwarded").
-		AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("stamp", am.Stamp.UTC().Format("2006-01-02T15:04:05.000Z"))).
-		AppendChild(orig)
-	return xmlstream.NewElement(xmlstream.NSClient, "message").
-		SetAttr("from", owner).SetAttr("to", s.JID().String()).SetAttr("id", newID()).
-		AppendChild(res.AppendChild(fwd)), nil
-}
-
-// parseMAMQuery reads the form and the RSM set of a query.
-func parseMAMQuery(q *xmlstream.Element, ns string, fullText bool) (mamQueryRequest, *stanza.Error) {
-	req := mamQueryRequest{queryID: q.Attr("queryid"), flip: q.Child(ns, "flip-page") != nil}
-	bad := func(text string) (mamQueryRequest, *stanza.Error) {
-		return mamQueryRequest{}, stanza.ErrBadRequest.WithText(text)
-	}
-	var afterIDs, beforeIDs []string
-	if x := q.Child(nsDataForms, "x"); x != nil {
-		if t := x.Attr("type"); t != "submit" && t != "" {
-			return bad("the query form must be submitted (type='submit')")
-		}
-		for _, f := range x.Elements() {
-			if f.Space != nsDataForms || f.Local != "field" {
-				continue
-			}
-			var values []string
-			for _, v := range f.Elements() {
-				if v.Space == nsDataForms && v.Local == "value" {
-					values = append(values, v.Text())
-				}
-			}
-			one := ""
-			if len(values) > 0 {
-				one = values[0]
-			}
-			switch v := f.Attr("var"); v {
-			case "FORM_TYPE":
-				if one != ns && one != nsMAM2 {
-					return bad("FORM_TYPE must be " + ns)
-				}
-			case "with":
-				if one == "" {
-					continue
-				}
-				j, err := jid.Parse(one)
-				if err != nil {
-					return mamQueryRequest{}, stanza.ErrJIDMalformed.WithText("invalid JID in the with field")
-				}
-				req.q.With, req.q.WithResource = j.Bare().String(), j.Resource()
-			case "start", "end":
-				if one == "" {
-					continue
-				}
-				t, err := time.Parse(time.RFC3339Nano, one)
-				if err != nil {
-					return bad("the " + v + " field is not an XEP-0082 date and time")
-				}
-				if v == "start" {
-					afterIDs = append(afterIDs, archive.AfterTime(t))
-				} else {
-					beforeIDs = append(beforeIDs, archive.BeforeTime(t))
-				}
-			case "after-id":
-				if one != "" {
-					afterIDs = append(afterIDs, one)
-				}
-			case "before-id":
-				if one != "" {
-					beforeIDs = append(beforeIDs, one)
-				}
-			case "ids":
-				if len(values) > mamMaxIDs {
-					return bad("too many ids (at most " + strconv.Itoa(mamMaxIDs) + ")")
-				}
-				for _, id := range values {
-					if id != "" {
-						req.q.IDs = append(req.q.IDs, id)
-					}
-				}
-				if len(req.q.IDs) == 0 {
-					// An ids field without ids selects nothing, not everything.
-					req.q.IDs = []string{""}
-				}
-			case "{" + nsFulltext + "}fulltext", "withtext":
-				if !fullText {
-					return mamQueryRequest{}, stanza.ErrFeatureNotImpl.WithText("this archive has no full-text search")
-				}
-				req.q.Text = one
-			default:
-				return bad("unknown field " + strconv.Quote(v))
-			}
-		}
-	}
-	for _, id := range afterIDs {
-		req.q.AfterID = max(req.q.AfterID, id)
-	}
-	for i, id := range beforeIDs {
-		if i == 0 || id < req.q.BeforeID {
-			req.q.BeforeID = id
-		}
-	}
-
-	req.q.Max = mamDefaultPage
-	if set := q.Child(nsRSM, "set"); set != nil {
-		if mx := set.Child(nsRSM, "max"); mx != nil {
-			n, err := strconv.Atoi(mx.Text())
-			if err != nil || n < 0 {
-				return bad("max must be a number of items")
-			}
-			req.q.Max = min(n, mamMaxPage)
-			if n == 0 {
-				req.q.Count = true // the XEP-0059 way of asking only for the count
-			}
-		}
-		if a := set.Child(nsRSM, "after"); a != nil {
-			if a.Text() == "" {
-				return bad("after needs an id")
-			}
-			req.q.After = a.Text()
-		}
-		if b := set.Child(nsRSM, "before"); b != nil {
-			req.q.Before = b.Text() // empty: the last page
-			req.q.Last = true
-		}
-		if ix := set.Child(nsRSM, "index"); ix != nil {
-			n, err := strconv.Atoi(ix.Text())
-			if err != nil || n < 0 {
-				return bad("index must be a non-negative number")
-			}
-			if req.q.After != "" || req.q.Last {
-				return bad("index cannot be combined with after or before")
-			}
-			req.q.Skip = n
-			req.q.Count = true
-		}
-	}
-	if req.q.Last && req.q.After != "" {
-		req.q.Last = req.q.Before != "" // after + before: a page between the two, from the start
-	}
-	return req, nil
+	return archive.Result(ns, queryID, owner, s.JID().String(), am, orig, newID()), nil
 }
 
 func prefsElement(ns string, p sdk.ArchivePrefs) *xmlstream.Element {
@@ -704,7 +485,12 @@ func (m *Server) mamSetPrefs(ctx context.Context, c *iqCall, ns string) (*xmlstr
 // are stored, so that none lands after the deletion. Without a writer (in
 // koictl) there is nothing pending here.
 func removeArchive(ctx context.Context, h *Host, owner string) error {
-	a := h.Archive.Backend
+	return h.Archive.Backend.Remove(ctx, owner)
+}
+
+// Remove deletes owner's archive once the owner's pending writes are
+// stored, so that none lands after the deletion.
+func (a *Archive) Remove(ctx context.Context, owner string) error {
 	if a.Writer != nil {
 		sctx, cancel := context.WithTimeout(ctx, mamSyncTimeout)
 		err := a.Writer.Sync(sctx, owner)

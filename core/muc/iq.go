@@ -168,6 +168,9 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
 	}
+	if r.archive() != nil {
+		features = append(features, NSMAM2, NSMAM2Extended)
+	}
 	for _, f := range features {
 		res.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
+	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -99,7 +100,8 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 		text, by := subject.Text(), cur.nick
 		set := func() {
 			r.subject, r.subjectBy = text, by
-			r.relay(el, cur, false)
+			// Applied after the store write, perhaps once ctx is done.
+			r.relay(context.WithoutCancel(ctx), el, cur, false)
 		}
 		if !r.stored {
 			set()
@@ -113,12 +115,22 @@ func (r *room) groupchat(ctx context.Context, el *xmlstream.Element, from jid.JI
 		})
 		return
 	}
-	r.relay(el, cur, body != nil)
+	r.relay(ctx, el, cur, body != nil)
 }
 
 // relay broadcasts an occupant's groupchat message as the room's, keeping
-// it for the history when it has a body.
-func (r *room) relay(el *xmlstream.Element, cur *occupant, keep bool) {
+// it for the history when it has a body and in the room's archive when
+// that is on and the message is worth keeping (mam.go).
+func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, keep bool) {
+	var resv *archive.Reservation
+	if a := r.archive(); a != nil && archive.Keepable(el) {
+		var err error
+		if resv, err = a.Reserve(ctx, 1); err != nil {
+			r.svc.log.Warn("groupchat message refused: the archive cannot keep up", "room", r.jid.String(), "error", err)
+			r.reply(el, errArchiveBusy)
+			return
+		}
+	}
 	m := el.Copy()
 	m.SetAttr("from", r.occupantJID(cur.nick).String())
 	m.RemoveAttr("to")
@@ -126,9 +138,9 @@ func (r *room) relay(el *xmlstream.Element, cur *occupant, keep bool) {
 		m.SetAttr("id", newStanzaID())
 	}
 	r.stripForged(m)
-	// The stanza-id is a time-ordered archive id (core/archive): the id a
-	// room archive (XEP-0313 on rooms) will file this message under.
-	id, _ := r.svc.ids.Next()
+	// The stanza-id is a time-ordered archive id (core/archive): the id the
+	// room's archive files this message under (mam.go).
+	id, stamp := r.svc.ids.Next()
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
 	m.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
@@ -145,6 +157,11 @@ func (r *room) relay(el *xmlstream.Element, cur *occupant, keep bool) {
 		}
 		clear(r.history[:over])
 		r.history = r.history[over:]
+	}
+	if resv != nil {
+		if err := resv.Commit(r.archiveCopy(m, cur, id, stamp)); err != nil {
+			r.svc.log.Error("archiving a groupchat message failed", "room", r.jid.String(), "error", err)
+		}
 	}
 	r.broadcast(m)
 }

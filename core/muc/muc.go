@@ -7,7 +7,7 @@
 // disco#items (XEP-0030) of the service and its rooms; self-ping
 // (XEP-0410); occupant ids (XEP-0421); unique room names (XEP-0307); and
 // stamps every groupchat message with a stanza-id by the room (XEP-0359),
-// the id a room archive (XEP-0313) will file it under.
+// the id the room's archive (XEP-0313 on rooms, mam.go) files it under.
 //
 // Rooms live in memory; persistent rooms and their affiliations are also
 // written to a Store and loaded from it when the service starts. Each room
@@ -118,6 +118,10 @@ type Config struct {
 	LockTimeout time.Duration
 	// StoreTimeout bounds each call to the Store.
 	StoreTimeout time.Duration
+	// Archive returns the archive of the service's host, nil while the
+	// host keeps none; it is asked at each use, as a reload may change
+	// it. Nil: rooms keep no archive (mam.go).
+	Archive func() Archive
 }
 
 // Service is one multi-user chat service. It implements the module
@@ -269,6 +273,15 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		s.serviceStanza(ctx, el, from, to)
 		return
 	}
+	if isMAMQuery(el, to) {
+		r := s.room(to.Local())
+		if r == nil {
+			s.reply(ctx, el, errNoRoom)
+			return
+		}
+		s.mamQuery(ctx, r, el, from)
+		return
+	}
 	store := s.store != nil && mayStore(el, to)
 	for {
 		r := s.room(to.Local())
@@ -300,6 +313,13 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 			r.storeMu.Unlock()
 		}
 		r.flush(ctx)
+		r.mu.Lock()
+		drop := r.dropArchive
+		r.dropArchive = false
+		r.mu.Unlock()
+		if drop {
+			s.dropArchive(ctx, r)
+		}
 		return
 	}
 }

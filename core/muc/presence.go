@@ -198,7 +198,7 @@ func (r *room) join(ctx context.Context, el *xmlstream.Element, from, to jid.JID
 	if r.nonAnonymous() {
 		codes = append(codes, "100")
 	}
-	if r.cfg.Logging {
+	if r.archive() != nil {
 		codes = append(codes, "170")
 	}
 	if creating {

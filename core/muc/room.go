@@ -53,6 +53,9 @@ type room struct {
 
 	out      []*xmlstream.Element
 	draining bool
+	// dropArchive is set when the room is gone and its archive is to be
+	// deleted by the goroutine that saw it go (Service.Deliver).
+	dropArchive bool
 }
 
 // affEntry is one user's affiliation, with the nick reserved for them and
@@ -384,6 +387,7 @@ func (r *room) emptied() bool {
 		return false
 	}
 	r.gone = true
+	r.dropArchive = true
 	r.svc.remove(r)
 	return true
 }
@@ -424,6 +428,7 @@ func (r *room) destroy(venue jid.JID, reason, password string) {
 		}
 	}
 	r.gone = true
+	r.dropArchive = true
 	r.svc.remove(r)
 }
 

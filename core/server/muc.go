@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
@@ -52,11 +53,12 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 			Defaults: muc.RoomConfig{
 				Public: mc.Defaults.Public, Persistent: mc.Defaults.Persistent, MembersOnly: mc.Defaults.MembersOnly,
 				Moderated: mc.Defaults.Moderated, WhoIs: mc.Defaults.WhoIs, AllowPM: mc.Defaults.AllowPM,
-				HistoryLength: mc.Defaults.History,
+				HistoryLength: mc.Defaults.History, Logging: mc.Defaults.Logging,
 			},
 			MaxHistory: mc.MaxHistory, MaxOccupants: mc.MaxOccupants, MaxRooms: mc.MaxRooms,
 			MaxRoomsPerUser: mc.MaxRoomsPerUser, JoinRate: mc.JoinRate, JoinWindow: mc.JoinWindow,
 			LockTimeout: mc.LockTimeout,
+			Archive:     hostArchive(mods, hc.Name),
 		}, mods, store)
 		if err != nil {
 			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
@@ -78,6 +80,38 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 		}
 	}, nil
 }
+
+// hostArchive gives a host's rooms the host's message archive, looked up
+// at each use: a reload may turn it on or off or move it to another
+// plugin, and the rooms follow it through the same writer.
+func hostArchive(mods *modules.Server, host string) func() muc.Archive {
+	return func() muc.Archive {
+		h := mods.Host(host)
+		if h == nil || !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
+			return nil
+		}
+		return roomArchive{h.Archive.Backend}
+	}
+}
+
+// roomArchive is a host's archive as package muc uses it.
+type roomArchive struct{ a *modules.Archive }
+
+func (r roomArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
+	return r.a.Writer.Reserve(ctx, n)
+}
+
+func (r roomArchive) Sync(ctx context.Context, owner string) error {
+	return r.a.Writer.Sync(ctx, owner)
+}
+
+func (r roomArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+	return r.a.Backend.QueryArchive(ctx, q)
+}
+
+func (r roomArchive) FullText() bool { return r.a.FullText }
+
+func (r roomArchive) Remove(ctx context.Context, owner string) error { return r.a.Remove(ctx, owner) }
 
 // pluginStore is a host's muc plugin, looked up at each call: a reload
 // that changes the plugin's block replaces its process and handle, and

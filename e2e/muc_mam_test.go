@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMUCArchive: three users of a real koi with its archive in the sql
+// plugin talk in a room; one leaves and later reads what was said from the
+// room's archive (XEP-0313 on the room), page by page, under the ids the
+// room stamped live; a non-member of a members-only room is refused.
+func TestMUCArchive(t *testing.T) {
+	t.Parallel()
+	srv := archiveServer(t, "sql", "", "", "")
+	const pw = "pw-mucmam"
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	bob := login(t, o, "bob@localhost/phone", pw)
+	carol := login(t, o, "carol@localhost/laptop", pw)
+	dave := login(t, o, "dave@localhost/d", pw)
+
+	// alice creates the room; logging is on by default (status 170).
+	self := joinRoom(alice, lounge+"/Alice", "")
+	if !slices.Contains(mucCodes(self), "201") {
+		t.Fatalf("creation: %s", self)
+	}
+	alice.expect("empty subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+	if r := ownerSubmit(alice, lounge, ""); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	info := bob.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if !strings.Contains(info.String(), "var='"+nsMAM+"'") {
+		t.Fatalf("room disco#info lacks %s: %s", nsMAM, info)
+	}
+	if p := joinRoom(bob, lounge+"/Bob", ""); p.attr("type") == "error" || !slices.Contains(mucCodes(p), "170") {
+		t.Fatalf("bob: %s", p)
+	}
+	alice.expect("bob's presence", isPresence("", lounge+"/Bob"))
+	if p := joinRoom(carol, lounge+"/Carol", ""); p.attr("type") == "error" {
+		t.Fatalf("carol: %s", p)
+	}
+	for _, c := range []*client{alice, bob} {
+		c.expect("carol's presence", isPresence("", lounge+"/Carol"))
+	}
+	carol.expect("alice's presence", isPresence("", lounge+"/Alice"))
+	carol.expect("bob's presence", isPresence("", lounge+"/Bob"))
+
+	// They talk; carol notes the stanza-id of each message.
+	var said, live []string
+	nicks := map[*client]string{alice: "Alice", bob: "Bob", carol: "Carol"}
+	for i, c := range []*client{alice, bob, carol, alice, bob, carol, alice} {
+		body := fmt.Sprintf("line %d from %s", i, nicks[c])
+		c.send(fmt.Sprintf("<message type='groupchat' to='%s' id='%s'><body>%s</body></message>", lounge, newID(), body))
+		for _, r := range []*client{alice, bob, carol} {
+			m := r.expect(body, isGroupchat(lounge+"/"+nicks[c], body))
+			if r == carol {
+				live = append(live, m.child(nsSID, "stanza-id").attr("id"))
+			}
+		}
+		said = append(said, body)
+	}
+
+	// carol leaves.
+	carol.send("<presence type='unavailable' to='" + lounge + "/Carol'/>")
+	carol.expect("carol's exit", isPresence("unavailable", lounge+"/Carol"))
+
+	// Later she reads the room's archive, three at a time.
+	var got, ids []string
+	page := carol.mamTo(lounge, waitTimeout, "<max>3</max>")
+	for pages := 1; ; pages++ {
+		if page.reply.attr("type") != "result" {
+			t.Fatalf("query: %s", page.reply)
+		}
+		if len(page.bodies) > 3 {
+			t.Fatalf("a page of %d with max 3", len(page.bodies))
+		}
+		for _, m := range page.msgs {
+			// Semi-anonymous room: occupant JIDs, no real JID for carol.
+			if !strings.HasPrefix(m.attr("from"), lounge+"/") || strings.Contains(m.String(), "@localhost/") || strings.Contains(m.String(), "jid=") {
+				t.Fatalf("archived message shows more than the room did: %s", m)
+			}
+		}
+		got = append(got, page.bodies...)
+		ids = append(ids, page.ids...)
+		if page.complete() {
+			if pages != 3 {
+				t.Fatalf("%d pages for 7 messages at 3 a page", pages)
+			}
+			break
+		}
+		page = carol.mamTo(lounge, waitTimeout, "<max>3</max><after>"+page.rsm("last")+"</after>")
+	}
+	if !slices.Equal(got, said) {
+		t.Fatalf("archive %q, said %q", got, said)
+	}
+	if !slices.Equal(ids, live) {
+		t.Fatalf("archive ids %v, stanza-ids seen live %v", ids, live)
+	}
+	// The owner, a moderator, sees who said what.
+	own := alice.mamTo(lounge, waitTimeout, "<max>2</max>")
+	if it := own.msgs[1].child(nsMUCUser, "x").child(nsMUCUser, "item"); it == nil || it.attr("jid") != "bob@localhost" {
+		t.Fatalf("the owner sees %s", own.msgs[1])
+	}
+
+	// A members-only room: dave, no member, is refused; bob, a member who
+	// left, reads it.
+	const club = "club@" + mucDomain
+	joinRoom(alice, club+"/Alice", "")
+	alice.expect("empty subject", func(e *element) bool {
+		return e.is("", "message") && e.child("", "subject") != nil && e.attr("from") == club
+	})
+	if r := ownerSubmit(alice, club, "<field var='muc#roomconfig_membersonly'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	if r := adminSet(alice, club, "<item affiliation='member' jid='bob@localhost'/>"); r.attr("type") != "result" {
+		t.Fatalf("adding a member: %s", r)
+	}
+	if p := joinRoom(bob, club+"/Bob", ""); p.attr("type") == "error" {
+		t.Fatalf("bob: %s", p)
+	}
+	bob.send("<message type='groupchat' to='" + club + "'><body>members only</body></message>")
+	bob.expect("his message", isGroupchat(club+"/Bob", "members only"))
+	refused := dave.mamTo(club, waitTimeout, "")
+	if _, c := refused.reply.stanzaError(); c != "forbidden" || len(refused.bodies) != 0 {
+		t.Fatalf("a non-member read a members-only room: %s %v", refused.reply, refused.bodies)
+	}
+	bob.send("<presence type='unavailable' to='" + club + "/Bob'/>")
+	bob.expect("bob's exit", isPresence("unavailable", club+"/Bob"))
+	if p := bob.mamTo(club, waitTimeout, ""); !slices.Equal(p.bodies, []string{"members only"}) {
+		t.Fatalf("the member reads %v (%s)", p.bodies, p.reply)
+	}
+}
+
+// TestMUCArchiveSlixmpp: a client people run, slixmpp with its XEP-0313
+// plugin, catches up on a room it is not in, page by page.
+func TestMUCArchiveSlixmpp(t *testing.T) {
+	t.Parallel()
+	needSlixmpp(t, "xep_0313")
+	srv := archiveServer(t, "sql", "", "", "")
+	const pw = "pw-mucmam"
+	for _, u := range []string{"alice", "bob"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	alice := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "alice@localhost/pc", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	alice.expect("empty subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+	if r := ownerSubmit(alice, lounge, ""); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	var want []string
+	for i := range 5 {
+		body := fmt.Sprintf("archived %d", i)
+		alice.send("<message type='groupchat' to='" + lounge + "'><body>" + body + "</body></message>")
+		alice.expect(body, isGroupchat(lounge+"/Alice", body))
+		want = append(want, "MSG "+lounge+"/Alice "+body)
+	}
+	got, err, log := runSlixmpp(t, srv, "slixmpp_muc_mam.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "max": 2,
+	}, func(string) {})
+	if err != nil || got != strings.Join(append(want, "OK"), " | ") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
+	}
+}
