@@ -80,6 +80,7 @@ type conn struct {
 	ka        *KeepalivePolicy // the listener's keepalive policy
 	bound     atomic.Bool      // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
+	writeLost atomic.Bool      // a write failed: the peer is gone
 	one       [1]byte          // where an idle session waits for its next byte
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
@@ -161,6 +162,10 @@ func (c *conn) handleReadError(err error) {
 	var ne net.Error
 	switch {
 	case err == nil, errors.Is(err, errStreamClosing):
+		// A write that failed closed the stream under the reader: the
+		// peer vanished, as for a read error, and stream management
+		// keeps the session.
+		c.lost = c.writeLost.Load() && !c.errorSent.Load()
 	case errors.Is(err, xmlstream.ErrStreamEnd):
 		c.Close("", "")
 	case errors.As(err, &xe):
@@ -278,6 +283,7 @@ func (c *conn) writer() {
 			if err := c.writeRaw(buf); err != nil {
 				// The peer is gone: drop what is queued; the reader ends
 				// the session.
+				c.writeLost.Store(true)
 				c.closed.Store(true)
 				c.transport().Close()
 			}
