@@ -209,14 +209,26 @@ func (b *syncBuffer) String() string {
 // ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// The kernel may offer a port it just offered (closed, so free
+		// again) to the next caller: hand each out once per test binary,
+		// or two listeners of one config, or of parallel tests, collide.
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("finding a free port: every port offered was handed out already")
+	return ""
 }
+
+// handedOut holds the addresses freeAddr returned.
+var handedOut sync.Map
 
 // childEnv is the environment for koi and koictl: ours without KOI_
 // variables, which would change the config under test.
