@@ -122,6 +122,9 @@ func TestHandshakePoolFull(t *testing.T) {
 	opt.HandshakeQueue = "0"
 	s := startServer(t, opt)
 	cfg := s.tlsConfig(t, "localhost")
+	// The harness's probe of the direct TLS listener holds the one slot
+	// until its handshake fails: wait for that.
+	s.waitLog(t, "direct TLS handshake failed")
 
 	holder := dialRaw(t, s.c2s, nil)
 	holder.open("localhost")
