@@ -179,7 +179,7 @@ func TestCluster(t *testing.T) {
 	// dave is on no node: his message waits offline, and he gets it on
 	// whichever node he logs in to.
 	bob.send(`<message to='dave@localhost' type='chat' id='m4'><body>for later</body></message>`)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second) // the message is stored by another node, asynchronously
 	dave := nodes[2].login(t, "dave@localhost/x", pw)
 	dave.send(`<presence/>`)
 	if m := dave.expect("offline message", isMessageFrom("bob@localhost/phone")); bodyOf(m) != "for later" {
@@ -193,7 +193,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal("alice got no unavailable presence for carol within two leases of node 3's death")
 	}
 	alice.send(`<message to='carol@localhost' type='chat' id='m5'><body>are you there?</body></message>`)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second) // the message is stored by another node, asynchronously
 	carol2 := nodes[1].login(t, "carol@localhost/tab", pw)
 	carol2.send(`<presence/>`)
 	if m := carol2.expect("offline message after the node died", isMessageFrom("alice@localhost/pc")); bodyOf(m) != "are you there?" {
