@@ -221,14 +221,7 @@ func TestComponentSlixmppTLS(t *testing.T) {
 }
 
 func slixmppComponent(t *testing.T, withTLS bool) {
-	const python = "/usr/bin/python3"
-	if out, err := exec.Command(python, "-c", "import slixmpp.componentxmpp, slixmpp.plugins.xep_0092").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3-slixmpp not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	needSlixmpp(t, "slixmpp.componentxmpp", "slixmpp.plugins.xep_0092")
 	s, addr, _ := componentServer(t, withTLS)
 	s.addUser(t, "alice@localhost", "alice-pw")
 	alice := login(t, dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}, "alice@localhost/pc", "alice-pw")
@@ -240,7 +233,7 @@ func slixmppComponent(t *testing.T, withTLS bool) {
 		a["ca_file"] = filepath.Join(s.dir, "tls", "cert.pem")
 	}
 	args, _ := json.Marshal(a)
-	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_component.py"), string(args))
+	cmd := exec.Command(debianPython, filepath.Join("testdata", "slixmpp_component.py"), string(args))
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

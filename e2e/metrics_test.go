@@ -68,8 +68,9 @@ func TestMetrics(t *testing.T) {
 	alice.send("<message to='bob@localhost/b' type='chat'><body>counted</body></message>")
 	bob.expect("alice's message", isMessageFrom(alice.jid))
 
-	got := scrapeMetrics(t, url)
-	for _, c := range []struct {
+	// A stanza is counted once its handling returns, which can be after
+	// the recipient already has it: scrape until the counters catch up.
+	wants := []struct {
 		name string
 		min  float64
 	}{
@@ -84,7 +85,19 @@ func TestMetrics(t *testing.T) {
 		{`koi_routing_seconds_count{type="message"}`, 1},
 		{"go_goroutines", 1},
 		{"process_resident_memory_bytes", 1},
-	} {
+	}
+	var got map[string]float64
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(50 * time.Millisecond) {
+		got = scrapeMetrics(t, url)
+		short := false
+		for _, c := range wants {
+			short = short || got[c.name] < c.min
+		}
+		if !short || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, c := range wants {
 		v, ok := got[c.name]
 		if !ok || v < c.min {
 			t.Errorf("%s = %v (present %v), want at least %v", c.name, v, ok, c.min)

@@ -140,7 +140,7 @@ func TestMUCArchive(t *testing.T) {
 // plugin, catches up on a room it is not in, page by page.
 func TestMUCArchiveSlixmpp(t *testing.T) {
 	t.Parallel()
-	needSlixmpp(t, "xep_0313")
+	needSlixmpp(t, "slixmpp.plugins.xep_0313")
 	srv := archiveServer(t, "sql", "", "", "")
 	const pw = "pw-mucmam"
 	for _, u := range []string{"alice", "bob"} {

@@ -297,7 +297,7 @@ func TestMUCClientGone(t *testing.T) {
 // the two talk.
 func TestMUCSlixmpp(t *testing.T) {
 	t.Parallel()
-	needSlixmpp(t, "xep_0045")
+	needSlixmpp(t, "slixmpp.plugins.xep_0045")
 	srv := startServer(t, defaultOptions())
 	const pw = "pw-muc"
 	srv.addUser(t, "alice@localhost", pw)

@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -283,14 +281,7 @@ func hasIdentity(r *element, category, typ string) bool {
 // through PEP, both as XEP-0048 storage and as XEP-0402 items.
 func TestPEPSlixmpp(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if out, err := exec.Command(python, "-c", "import slixmpp.plugins.xep_0084, slixmpp.plugins.xep_0048, slixmpp.plugins.xep_0223").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3-slixmpp with xep_0084/0048/0223 not importable by %s (apt-get install python3-slixmpp): %v %s", python, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	needSlixmpp(t, "slixmpp.plugins.xep_0084", "slixmpp.plugins.xep_0048", "slixmpp.plugins.xep_0223")
 	srv := startServer(t, defaultOptions())
 	const pw = "pw-slix-pep"
 	srv.addUser(t, "alice@localhost", pw)
@@ -308,7 +299,7 @@ func TestPEPSlixmpp(t *testing.T) {
 		"alice": "alice@localhost", "bob": "bob@localhost", "password": pw, "host": host, "port": portN,
 		"ca_file": filepath.Join(srv.dir, "tls", "cert.pem"),
 	})
-	cmd := exec.Command(python, filepath.Join("testdata", "slixmpp_pep.py"), string(args))
+	cmd := exec.Command(debianPython, filepath.Join("testdata", "slixmpp_pep.py"), string(args))
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/koi-im/koi/internal/testsvc"
 )
 
 // debianPython is the interpreter that has Debian's python3-slixmpp (the
@@ -18,11 +22,21 @@ import (
 const debianPython = "/usr/bin/python3"
 
 // needSlixmpp skips the test, or fails it under CI, unless the slixmpp
-// plugin module (like "xep_0045") can be imported.
-func needSlixmpp(t *testing.T, plugin string) {
+// modules (like "slixmpp.plugins.xep_0045") can be imported; when they
+// cannot, it first installs python3-slixmpp with apt (as root).
+func needSlixmpp(t *testing.T, modules ...string) {
 	t.Helper()
-	if out, err := exec.Command(debianPython, "-c", "import slixmpp.plugins."+plugin).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3-slixmpp with %s not importable by %s (apt-get install python3-slixmpp): %v %s", plugin, debianPython, err, out)
+	imp := exec.Command(debianPython, "-c", "import "+strings.Join(modules, ", "))
+	out, err := imp.CombinedOutput()
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if testsvc.AptInstall(ctx, "python3-slixmpp") == nil {
+			out, err = exec.Command(debianPython, "-c", "import "+strings.Join(modules, ", ")).CombinedOutput()
+		}
+	}
+	if err != nil {
+		msg := fmt.Sprintf("python3-slixmpp with %s not importable by %s (apt-get install python3-slixmpp): %v %s", strings.Join(modules, ", "), debianPython, err, out)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

@@ -426,7 +426,7 @@ func TestSMResumeExpiry(t *testing.T) {
 // while it was away.
 func TestSMSlixmpp(t *testing.T) {
 	t.Parallel()
-	needSlixmpp(t, "xep_0198")
+	needSlixmpp(t, "slixmpp.plugins.xep_0198")
 	srv := startServer(t, defaultOptions())
 	const pw = "pw-sm"
 	srv.addUser(t, "alice@localhost", pw)
