@@ -71,7 +71,7 @@ type PEP struct {
 }
 
 // RegisterPEP builds PEP with caps and hooks it into srv. Each host's
-// nodes are kept by its PubSub feature (a backend, or a MemoryStore the
+// nodes are kept by its PubSub feature (a backend, or a memory.PubSub the
 // caller put there).
 func RegisterPEP(log hclog.Logger, lim Limits, srv Server, r *router.Router, caps *Caps) *PEP {
 	p := &PEP{log: log, srv: srv, router: r, caps: caps, slots: make(chan struct{}, 4), timeout: 30 * time.Second,

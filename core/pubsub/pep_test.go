@@ -20,6 +20,7 @@ import (
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
 	"github.com/koi-im/koi/sdk"
+	"github.com/koi-im/koi/sdk/memory"
 )
 
 // The PEP tests run the module server on the real sql backend (rosters,
@@ -36,7 +37,7 @@ type env struct {
 	m     *modules.Server
 	r     *router.Router
 	pep   *PEP
-	nodes *MemoryStore
+	nodes *memory.PubSub
 }
 
 func newEnv(t testing.TB, lim Limits) *env {
@@ -52,7 +53,7 @@ func newEnv(t testing.TB, lim Limits) *env {
 			t.Fatal(err)
 		}
 	}
-	nodes := NewMemoryStore()
+	nodes := memory.NewPubSub()
 	h := &modules.Host{
 		Name:    "example.com",
 		Auth:    auth.NewChain("example.com", []auth.Backend{namedStore{st}}),
@@ -649,7 +650,7 @@ func TestService(t *testing.T) {
 
 // brokenPublish is a store whose publishes fail, as a backend that went
 // away between two calls.
-type brokenPublish struct{ *MemoryStore }
+type brokenPublish struct{ *memory.PubSub }
 
 func (brokenPublish) PublishPubSubItem(context.Context, string, string, sdk.PubSubItem, int) error {
 	return errors.New("connection reset")

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -262,7 +263,7 @@ func (e *engine) mayPublish(c *call, name string, cfg nodeConfig) *stanza.Error 
 			return modules.BackendError(err)
 		}
 		for _, s := range subs {
-			if s.State == "subscribed" && bareOf(s.JID) == c.from.Bare().String() {
+			if j, err := jid.Parse(s.JID); err == nil && s.State == "subscribed" && j.Bare() == c.from.Bare() {
 				return nil
 			}
 		}

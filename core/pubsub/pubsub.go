@@ -11,7 +11,7 @@
 //
 // Nodes, items, affiliations and subscriptions are kept by the host's
 // pubsub backend (sdk.PubSub and sdk.PubSubWriter); a host without one
-// keeps them in memory (MemoryStore) until koi stops.
+// keeps them in memory (sdk/memory) until koi stops.
 package pubsub
 
 import (

@@ -35,6 +35,7 @@ import (
 	"github.com/koi-im/koi/core/websocket"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
+	"github.com/koi-im/koi/sdk/memory"
 )
 
 // Server is a running koi.
@@ -499,7 +500,7 @@ func startPubSub(pc config.PubSub, hosts []*modules.Host, mods *modules.Server, 
 	for _, h := range hosts {
 		if !h.PubSub.On {
 			log.Warn("PEP nodes (avatars, bookmarks, OMEMO keys) are kept in memory only: the host has no pubsub backend", "host", h.Name)
-			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: pubsub.NewMemoryStore(), On: true, Writable: true}
+			h.PubSub = modules.Feature[modules.PubSubBackend]{Backend: memory.NewPubSub(), On: true, Writable: true}
 		}
 	}
 	lim := pubsub.Limits{MaxItems: pc.MaxItems, DefaultMaxItems: pc.DefaultMaxItems, MaxNodes: pc.MaxNodes, MaxItemBytes: pc.MaxItemBytes}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/koi-im/koi/sdk"
+	"github.com/koi-im/koi/sdk/memory"
 )
 
 // Options is the plugin's configuration block.
@@ -63,7 +64,7 @@ func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error)
 		blocked: map[string]map[string]bool{},
 		tokens:  map[string][]sdk.Token{},
 		rooms:   map[string]*mucRoom{},
-		pubsub:  map[pubsubKey]*pubsubNode{},
+		PubSub:  memory.NewPubSub(),
 	}
 	wd, _ := os.Getwd() // the host's tests check where it runs
 	log.Info("testbackend configured", "greeting", opts.Greeting, "mode", cmp.Or(opts.Mode, "full"), "pid", os.Getpid(), "dir", wd)
@@ -71,9 +72,9 @@ func New(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Backend, error)
 	case "", "full":
 		return m, nil
 	case "readonly":
-		return readers{m: m, access: sdk.AccessRead}, nil
+		return readers{m: m, access: sdk.AccessRead, PubSub: m.PubSub}, nil
 	case "liar":
-		return readers{m: m, access: sdk.AccessReadWrite}, nil
+		return readers{m: m, access: sdk.AccessReadWrite, PubSub: m.PubSub}, nil
 	}
 	return nil, fmt.Errorf("%w: config: mode %q: want full, readonly or liar", sdk.ErrInvalid, opts.Mode)
 }
@@ -116,7 +117,10 @@ type Memory struct {
 	blocked map[string]map[string]bool   // owner -> blocked JIDs
 	tokens  map[string][]sdk.Token       // owner -> FAST tokens
 	rooms   map[string]*mucRoom          // room JID -> persistent MUC room
-	pubsub  map[pubsubKey]*pubsubNode
+
+	// PubSub is the SDK's in-memory reference store, shared with koi's
+	// hosts that have no pubsub backend.
+	*memory.PubSub
 }
 
 // mucRoom is a stored room with its affiliations, which go with it.
@@ -695,8 +699,9 @@ func (m *Memory) SetMUCAffiliation(_ context.Context, a sdk.MUCAffiliation) erro
 // readers exposes only the reading interfaces of a Memory, declaring
 // access for every feature.
 type readers struct {
-	m      *Memory
-	access sdk.Access
+	m          *Memory
+	access     sdk.Access
+	sdk.PubSub // the store's reading half only
 }
 
 func (r readers) Capabilities() sdk.Capabilities {

@@ -1,4 +1,9 @@
-package pubsub
+// Package memory keeps a backend's data in memory: the reference
+// implementations of the SDK's feature contracts for stores that need not
+// outlive the process. koi uses them for a host that configures no backend
+// for a feature (its PEP nodes then last until koi stops), and the SDK's
+// test backend for its own.
+package memory
 
 import (
 	"cmp"
@@ -12,10 +17,10 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-// MemoryStore keeps nodes in memory: the store of a host without a pubsub
-// backend, whose PEP nodes then last until koi stops. Safe for concurrent
-// use; every call is atomic, as sdk.PubSubWriter asks.
-type MemoryStore struct {
+// PubSub keeps pubsub nodes, items, affiliations and subscriptions in
+// memory; it implements sdk.PubSub and sdk.PubSubWriter. Safe for
+// concurrent use; every call is atomic, as sdk.PubSubWriter asks.
+type PubSub struct {
 	mu    sync.Mutex
 	nodes map[nodeKey]*memNode
 	seq   uint64
@@ -62,8 +67,8 @@ func required(kv ...string) error {
 	return nil
 }
 
-// NewMemoryStore returns an empty store.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{nodes: map[nodeKey]*memNode{}} }
+// NewPubSub returns an empty store.
+func NewPubSub() *PubSub { return &PubSub{nodes: map[nodeKey]*memNode{}} }
 
 func cloneConfig(c map[string][]string) map[string][]string {
 	out := make(map[string][]string, len(c))
@@ -73,7 +78,7 @@ func cloneConfig(c map[string][]string) map[string][]string {
 	return out
 }
 
-func (m *MemoryStore) node(service, node string) (*memNode, error) {
+func (m *PubSub) node(service, node string) (*memNode, error) {
 	n := m.nodes[nodeKey{service, node}]
 	if n == nil {
 		return nil, sdk.ErrNotFound
@@ -82,7 +87,7 @@ func (m *MemoryStore) node(service, node string) (*memNode, error) {
 }
 
 // GetPubSubNode implements sdk.PubSub.
-func (m *MemoryStore) GetPubSubNode(_ context.Context, service, node string) (sdk.PubSubNode, error) {
+func (m *PubSub) GetPubSubNode(_ context.Context, service, node string) (sdk.PubSubNode, error) {
 	if err := required("service", service, "node", node); err != nil {
 		return sdk.PubSubNode{}, err
 	}
@@ -98,7 +103,7 @@ func (m *MemoryStore) GetPubSubNode(_ context.Context, service, node string) (sd
 }
 
 // ListPubSubNodes implements sdk.PubSub.
-func (m *MemoryStore) ListPubSubNodes(_ context.Context, service string) ([]sdk.PubSubNode, error) {
+func (m *PubSub) ListPubSubNodes(_ context.Context, service string) ([]sdk.PubSubNode, error) {
 	if err := required("service", service); err != nil {
 		return nil, err
 	}
@@ -117,7 +122,7 @@ func (m *MemoryStore) ListPubSubNodes(_ context.Context, service string) ([]sdk.
 }
 
 // GetPubSubItems implements sdk.PubSub.
-func (m *MemoryStore) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (sdk.PubSubItemPage, error) {
+func (m *PubSub) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (sdk.PubSubItemPage, error) {
 	if err := required("service", q.Service, "node", q.Node); err != nil {
 		return sdk.PubSubItemPage{}, err
 	}
@@ -172,7 +177,7 @@ func (m *MemoryStore) GetPubSubItems(_ context.Context, q sdk.PubSubItemQuery) (
 }
 
 // GetPubSubAffiliations implements sdk.PubSub.
-func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, jid string) ([]sdk.PubSubAffiliation, error) {
+func (m *PubSub) GetPubSubAffiliations(_ context.Context, service, node, jid string) ([]sdk.PubSubAffiliation, error) {
 	if err := required("service", service); err != nil {
 		return nil, err
 	}
@@ -206,7 +211,7 @@ func (m *MemoryStore) GetPubSubAffiliations(_ context.Context, service, node, ji
 }
 
 // GetPubSubSubscriptions implements sdk.PubSub.
-func (m *MemoryStore) GetPubSubSubscriptions(_ context.Context, service, node, jid string) ([]sdk.PubSubSubscription, error) {
+func (m *PubSub) GetPubSubSubscriptions(_ context.Context, service, node, jid string) ([]sdk.PubSubSubscription, error) {
 	if err := required("service", service); err != nil {
 		return nil, err
 	}
@@ -268,7 +273,7 @@ func cloneSub(s sdk.PubSubSubscription) sdk.PubSubSubscription {
 }
 
 // CreatePubSubNode implements sdk.PubSubWriter.
-func (m *MemoryStore) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owner string) error {
+func (m *PubSub) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owner string) error {
 	if err := required("service", n.Service, "node", n.Node, "owner", owner); err != nil {
 		return err
 	}
@@ -287,7 +292,7 @@ func (m *MemoryStore) CreatePubSubNode(_ context.Context, n sdk.PubSubNode, owne
 }
 
 // ConfigurePubSubNode implements sdk.PubSubWriter.
-func (m *MemoryStore) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) error {
+func (m *PubSub) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) error {
 	if err := required("service", n.Service, "node", n.Node); err != nil {
 		return err
 	}
@@ -302,7 +307,7 @@ func (m *MemoryStore) ConfigurePubSubNode(_ context.Context, n sdk.PubSubNode) e
 }
 
 // DeletePubSubNode implements sdk.PubSubWriter.
-func (m *MemoryStore) DeletePubSubNode(_ context.Context, service, node string) error {
+func (m *PubSub) DeletePubSubNode(_ context.Context, service, node string) error {
 	if err := required("service", service, "node", node); err != nil {
 		return err
 	}
@@ -316,7 +321,7 @@ func (m *MemoryStore) DeletePubSubNode(_ context.Context, service, node string) 
 }
 
 // PublishPubSubItem implements sdk.PubSubWriter.
-func (m *MemoryStore) PublishPubSubItem(_ context.Context, service, node string, it sdk.PubSubItem, maxItems int) error {
+func (m *PubSub) PublishPubSubItem(_ context.Context, service, node string, it sdk.PubSubItem, maxItems int) error {
 	if err := required("service", service, "node", node, "item id", it.ID); err != nil {
 		return err
 	}
@@ -347,7 +352,7 @@ func (m *MemoryStore) PublishPubSubItem(_ context.Context, service, node string,
 }
 
 // RetractPubSubItem implements sdk.PubSubWriter.
-func (m *MemoryStore) RetractPubSubItem(_ context.Context, service, node, id string) error {
+func (m *PubSub) RetractPubSubItem(_ context.Context, service, node, id string) error {
 	if err := required("service", service, "node", node, "item id", id); err != nil {
 		return err
 	}
@@ -366,7 +371,7 @@ func (m *MemoryStore) RetractPubSubItem(_ context.Context, service, node, id str
 }
 
 // PurgePubSubNode implements sdk.PubSubWriter.
-func (m *MemoryStore) PurgePubSubNode(_ context.Context, service, node string) error {
+func (m *PubSub) PurgePubSubNode(_ context.Context, service, node string) error {
 	if err := required("service", service, "node", node); err != nil {
 		return err
 	}
@@ -381,7 +386,7 @@ func (m *MemoryStore) PurgePubSubNode(_ context.Context, service, node string) e
 }
 
 // SetPubSubAffiliation implements sdk.PubSubWriter.
-func (m *MemoryStore) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffiliation) error {
+func (m *PubSub) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffiliation) error {
 	if err := required("service", a.Service, "node", a.Node, "jid", a.JID); err != nil {
 		return err
 	}
@@ -403,7 +408,7 @@ func (m *MemoryStore) SetPubSubAffiliation(_ context.Context, a sdk.PubSubAffili
 }
 
 // SetPubSubSubscription implements sdk.PubSubWriter.
-func (m *MemoryStore) SetPubSubSubscription(_ context.Context, s sdk.PubSubSubscription) error {
+func (m *PubSub) SetPubSubSubscription(_ context.Context, s sdk.PubSubSubscription) error {
 	if err := required("service", s.Service, "node", s.Node, "jid", s.JID); err != nil {
 		return err
 	}

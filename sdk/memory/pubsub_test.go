@@ -1,4 +1,4 @@
-package pubsub
+package memory
 
 import (
 	"testing"
@@ -9,13 +9,13 @@ import (
 
 // memBackend offers the memory store to the SDK's conformance kit, which
 // holds it to the same contract as the plugins' stores.
-type memBackend struct{ *MemoryStore }
+type memBackend struct{ *PubSub }
 
 func (memBackend) Capabilities() sdk.Capabilities {
 	return sdk.Capabilities{PubSub: sdk.AccessReadWrite}
 }
 func (memBackend) Close() error { return nil }
 
-func TestMemoryStoreConformance(t *testing.T) {
-	sdktest.RunBackend(t, func(t *testing.T) sdk.Backend { return memBackend{NewMemoryStore()} }, sdktest.Options{})
+func TestPubSubConformance(t *testing.T) {
+	sdktest.RunBackend(t, func(t *testing.T) sdk.Backend { return memBackend{NewPubSub()} }, sdktest.Options{})
 }
