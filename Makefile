@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # visit each.
 MODULES := . sdk examples/plugins/htpasswd-auth
 
-.PHONY: all build run test vet unit fuzz proto clean bench bench-archive ferretdb versitygw webchat
+.PHONY: all build run test test-deps vet unit fuzz proto clean bench bench-archive ferretdb versitygw webchat
 
 all: build
 
@@ -45,7 +45,7 @@ vet:
 # Test artefacts (the web chat test's screenshots) are kept under
 # $(ARTIFACTS)/_artifacts; go test prints each test's directory.
 ARTIFACTS ?= $(CURDIR)/bin/test-artifacts
-test: build vet versitygw
+test: build vet test-deps
 	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; exit $$rc
 
 # A short fuzzing session per target (FUZZTIME=30s make fuzz).
@@ -76,6 +76,12 @@ ferretdb:
 # first build takes minutes; later runs only check the cache.
 versitygw:
 	@scripts/versitygw.sh >/dev/null
+
+# What the tests need before they run (test does it first): the Debian
+# packages they use, installed as root, and FerretDB and versitygw built,
+# so that install and build minutes fall outside go test's time limits.
+test-deps:
+	@scripts/test-deps.sh
 
 # Regenerates the gRPC code of the plugin protocol (committed).
 proto:
