@@ -326,6 +326,13 @@ func TestClusterKillUnderLoad(t *testing.T) {
 	s2 := nodes[0].login(t, "s2@localhost/load", pw)
 	s2.online()
 
+	// The dead node is reaped once: its purge is no sign of life.
+	for i, n := range []*clusterNode{nodes[0], nodes[2]} {
+		if k := strings.Count(n.log.String(), "a cluster node stopped answering; its sessions end: node=koi2"); k != 1 {
+			t.Errorf("node %d reaped koi2 %d times, want once", 2*i+1, k)
+		}
+	}
+
 	var total, acked, lost, bounced int
 	var missing []string
 	conditions := map[string]int{}
