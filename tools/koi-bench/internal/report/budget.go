@@ -174,10 +174,14 @@ func clusterLines(r *load.MsgResult) []Line {
 	if r.Rate > 0 {
 		rate = fmt.Sprintf("at %.0f/s", r.Rate)
 	}
+	cost := ""
+	if r.CPU.ServerUsPerOp > 0 { // the nodes are several processes: -pid names one at most
+		cost = fmt.Sprintf("; server %.1fµs per msg", r.CPU.ServerUsPerOp)
+	}
 	lines := []Line{{
 		Check: fmt.Sprintf("%s, %s: msgs/s, p99", name, rate),
-		Measured: fmt.Sprintf("%.0f msgs/s, p99 %s (p50 %s; server %.1fµs per msg)%s",
-			r.PerSecond, msStr(r.Latency.P99), msStr(r.Latency.P50), r.CPU.ServerUsPerOp, disturbed(r.CPU)),
+		Measured: fmt.Sprintf("%.0f msgs/s, p99 %s (p50 %s%s)%s",
+			r.PerSecond, msStr(r.Latency.P99), msStr(r.Latency.P50), cost, disturbed(r.CPU)),
 		Target:  "(no budget)",
 		Verdict: Info,
 	}}
