@@ -17,6 +17,11 @@
 #                    (default 3): the least disturbed is kept
 #   BENCH_NICE       run koi and koi-bench at this nice level (e.g. -10, needs root) so that
 #                    other work on a shared machine disturbs them less
+#   BENCH_PG_DSN     PostgreSQL for the cluster rows (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable;
+#                    the rows make a schema of their own there and drop it)
+#   BENCH_NATS_URL   NATS with JetStream for the cluster rows (default nats://127.0.0.1:4222); the
+#                    cluster rows are left out, with a warning, when either is unreachable
+#   BENCH_CLUSTER_PAIRS  pairs of the cluster rows (default 300, spread over the nodes)
 #   BENCH_ONLY       run only these rows (space-separated names, e.g.
 #                    "msg-500-pairs-archive-sql msg-500-pairs-archive-http"); register
 #                    always runs, the others are left out of the table. Default: all
@@ -290,8 +295,114 @@ if want muc-500 muc-500-20 pep-500; then
 	stop_koi
 fi
 
+# The cluster rows (issue #16): 1, 2 and 3 koi nodes on one PostgreSQL
+# and one NATS, pairs spread over the nodes so that (N-1)/N of them cross
+# nodes, as for users spread at random: msgs/s and p99 unbounded, and at a
+# fixed rate the same-node and cross-node latency of one run, whose
+# difference is the hop's cost. All nodes share the server's CPU: on one
+# machine this measures what the hop costs, not how a cluster scales.
+cluster_rows="msg-cluster-1-max msg-cluster-2-max msg-cluster-3-max msg-cluster-3-1000"
+cluster_pids=()
+stop_cluster() {
+	local p
+	for p in "${cluster_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${cluster_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	cluster_pids=()
+}
+pg_dsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+nats_url=${BENCH_NATS_URL:-nats://127.0.0.1:4222}
+cluster_schema=
+drop_schema() {
+	[[ -z $cluster_schema ]] || psql -q "$pg_dsn" -c "DROP SCHEMA IF EXISTS $cluster_schema CASCADE" >/dev/null 2>&1 || true
+}
+trap 'stop_koi; stop_rest; stop_cluster; drop_schema' EXIT
+# start_cluster N starts nodes 1..N and waits until each is ready.
+start_cluster() {
+	local i log
+	for (( i = 1; i <= $1; i++ )); do
+		log=$dir/koi-cluster$1-node$i.log
+		"${server_pin[@]}" "$bin/koi" -config "$dir/koi-cluster$i.hcl" >"$log" 2>&1 &
+		cluster_pids+=($!)
+	done
+	for (( i = 1; i <= $1; i++ )); do
+		log=$dir/koi-cluster$1-node$i.log
+		for _ in $(seq 300); do
+			grep -q "koi is ready" "$log" && continue 2
+			if ! kill -0 "${cluster_pids[i-1]}" 2>/dev/null; then
+				echo "bench: cluster node $i exited at start; its log ($log):" >&2
+				cat "$log" >&2
+				exit 1
+			fi
+			sleep 0.1
+		done
+		echo "bench: cluster node $i did not get ready in 30s; see $log" >&2
+		exit 1
+	done
+}
+# cluster_addrs N prints the c2s addresses of nodes 1..N, comma-separated.
+cluster_addrs() {
+	local i a=()
+	for (( i = 1; i <= $1; i++ )); do a+=("127.0.0.1:$((port + 10 + i))"); done
+	local IFS=,
+	echo "${a[*]}"
+}
+# shellcheck disable=SC2086
+if want $cluster_rows; then
+	nats_hostport=${nats_url#nats://}
+	if ! (exec 3<>"/dev/tcp/${nats_hostport%:*}/${nats_hostport##*:}") 2>/dev/null; then
+		echo "bench: warning: no NATS at $nats_url (nats-server -js; set BENCH_NATS_URL): cluster rows left out" >&2
+	elif ! command -v psql >/dev/null || ! psql -q "$pg_dsn" -c "SELECT 1" >/dev/null 2>&1; then
+		echo "bench: warning: PostgreSQL at $pg_dsn not reachable with psql (set BENCH_PG_DSN): cluster rows left out" >&2
+	else
+		cluster_schema=koibench_$$
+		cluster_pairs=${BENCH_CLUSTER_PAIRS:-300}
+		psql -q "$pg_dsn" -c "CREATE SCHEMA $cluster_schema" >/dev/null
+		for i in 1 2 3; do
+			cat >"$dir/koi-cluster$i.hcl" <<EOF
+# koi-bench cluster node $i (written by scripts/bench.sh)
+log { level = "info"  format = "text" }
+listen "plain" { type = "c2s"  address = "127.0.0.1:$((port + 10 + i))"  starttls = "disabled" }
+tls { cert_file = "$dir/tls/cert.pem"  key_file = "$dir/tls/key.pem" }
+plugin "store" {
+  command = "$bin/plugins/koi-backend-sql"
+  config  = { driver = "postgres"  dsn = "$pg_dsn"  schema = "$cluster_schema"  max_open_conns = 20 }
+}
+host "localhost" {
+  auth = "store"  roster = "store"  offline = "store"  vcard = "store"  private = "store"
+  registration = true
+}
+limits { auth_failures_per_ip = 0  auth_failures_per_account = 0  registrations_per_ip = 0  connections_per_ip = 0  logins_per_ip = 0 }
+server { data_dir = "$dir/data-cluster$i" }
+cluster { nats_url = "$nats_url"  node = "bench$i"  name = "koibench$$"  lease = "5s" }
+EOF
+		done
+		# The users, once, through node 1: every node reads the same schema.
+		start_cluster 1
+		echo "== cluster users" >&2
+		"${tool_pin[@]}" "$bin/koi-bench" register -addr "$(cluster_addrs 1)" -domain localhost -users $((2 * cluster_pairs)) -c 4 \
+			-label cluster-register >"$dir/results/cluster-register.txt"
+		stop_cluster
+		# cluster_bench NODES NAME [msg flags]: no -pid (the nodes are
+		# several processes, so no CPU per message); tried once.
+		cluster_bench() {
+			local nodes=$1 name=$2
+			shift 2
+			want "$name" || return 0
+			echo "== $name" >&2
+			start_cluster "$nodes"
+			"${tool_pin[@]}" "$bin/koi-bench" msg -domain localhost -addrs "$(cluster_addrs "$nodes")" -tls none -mech SCRAM-SHA-1 \
+				-pairs "$cluster_pairs" -duration "${secs}s" -label "$name" -json "$dir/results/$name.json" "$@" >"$dir/results/$name.txt"
+			stop_cluster
+		}
+		cluster_bench 1 msg-cluster-1-max
+		cluster_bench 2 msg-cluster-2-max
+		cluster_bench 3 msg-cluster-3-max
+		cluster_bench 3 msg-cluster-3-1000 -rate 1000
+	fi
+fi
+
 rows=()
-for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls msg-500-pairs-archive-sql msg-500-pairs-archive-http storm-2000-c500 muc-500 muc-500-20 pep-500; do
+for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls msg-500-pairs-max msg-500-pairs-5000 msg-500-pairs-max-tls msg-500-pairs-5000-tls msg-500-pairs-archive-sql msg-500-pairs-archive-http storm-2000-c500 muc-500 muc-500-20 pep-500 $cluster_rows; do
 	[[ -f $dir/results/$r.json ]] && rows+=("$dir/results/$r.json")
 done
 echo >&2

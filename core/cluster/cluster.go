@@ -370,15 +370,17 @@ func (c *Cluster) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.seen[node]; !ok {
-		c.seen[node] = time.Now() // its heartbeats must follow within a lease
-	}
 	if e.Operation() != jetstream.KeyValuePut {
 		if rs := c.remote[full]; rs != nil && rs.node == node {
 			delete(c.remote, full)
 			c.rt.Unbind(rs.s)
 		}
+		// Not a sign of life: the deletes of a dead node's purge would
+		// make it known again, and reaped again a lease later.
 		return
+	}
+	if _, ok := c.seen[node]; !ok {
+		c.seen[node] = time.Now() // its heartbeats must follow within a lease
 	}
 	var v entry
 	if err := json.Unmarshal(e.Value(), &v); err != nil {

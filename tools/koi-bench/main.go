@@ -236,7 +236,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		settle, hold, warmup, duration, drain                              time.Duration
 		presence, bare, detach                                             bool
 		rate                                                               float64
-		koictl, archive                                                    string
+		koictl, archive, addrs                                             string
+		cross                                                              float64
 		stormLogins, stormConc, stormUsers                                 int
 		stormProc                                                          bool
 		fan                                                                load.FanParams
@@ -280,6 +281,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&bodySize, "body", 64, "bytes of text per message body")
 		fs.BoolVar(&bare, "bare", true, "address the receiver's bare JID (false: its full JID)")
 		fs.StringVar(&archive, "archive", "", "what the server archives messages with (e.g. sql, http), recorded for the report; empty: archive off")
+		if mode == "msg" {
+			fs.StringVar(&addrs, "addrs", "", "a cluster's nodes: their c2s `host:port,...` (-addr is then unused); pair i's sender logs in to node i mod N, its receiver to the same node or, for a -cross share of the pairs, to the next one")
+			fs.Float64Var(&cross, "cross", -1, "with -addrs: the share of pairs whose ends are on different nodes, 0 to 1 (default (N-1)/N, as for users spread at random)")
+		}
 	case "muc", "pep":
 		if mode == "muc" {
 			fs.IntVar(&fan.Receivers, "occupants", 500, "occupants of the room, users offset..offset+occupants-1")
@@ -360,9 +365,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		runErr = err
 	case "msg":
+		nodes, err := clusterDialers(e.Dialer, addrs)
+		if err != nil {
+			return err
+		}
+		if cross < 0 {
+			cross = float64(max(len(nodes)-1, 0)) / float64(max(len(nodes), 1))
+		}
 		r, err := load.Msg(ctx, e, load.MsgParams{
 			Pairs: pairs, Concurrency: conc, Rate: rate, Window: window, Batch: batch,
 			Warmup: warmup, Duration: duration, Drain: drain, BodySize: bodySize, Bare: bare, UserOffset: offset,
+			Nodes: nodes, Cross: cross,
 		})
 		if r != nil {
 			r.Label, r.Archive, res = c.label, archive, r
@@ -415,6 +428,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// A partial result is still worth showing (and saving) with the error.
 	return errors.Join(runErr, finish(stdout, c.jsonFile, res))
+}
+
+// clusterDialers returns a dialer per address of -addrs, each like d but
+// for its node; none for an empty list.
+func clusterDialers(d *client.Dialer, addrs string) ([]*client.Dialer, error) {
+	if addrs == "" {
+		return nil, nil
+	}
+	var out []*client.Dialer
+	for _, a := range strings.Split(addrs, ",") {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+			return nil, fmt.Errorf("-addrs: %q: %w", a, err)
+		}
+		o := d.Options()
+		o.Addr = strings.TrimSpace(a)
+		nd, err := client.NewDialer(o)
+		if err != nil {
+			return nil, fmt.Errorf("-addrs %s: %w", a, err)
+		}
+		out = append(out, nd)
+	}
+	return out, nil
 }
 
 func finish(stdout io.Writer, jsonFile string, res report.Result) error {

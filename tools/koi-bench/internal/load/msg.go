@@ -41,6 +41,14 @@ type MsgParams struct {
 	Bare bool
 	// UserOffset shifts the users: pair i is users Offset+2i → Offset+2i+1.
 	UserOffset int
+	// Nodes, if set, are the dialers of a cluster's nodes (one per node;
+	// Env.Dialer is then unused): the sender of pair i logs in to node
+	// i mod len(Nodes), its receiver to the same node or, for a Cross
+	// share of the pairs spread evenly, to the next one.
+	Nodes []*client.Dialer
+	// Cross is the share of pairs whose ends are on different nodes, 0 to
+	// 1; at least two Nodes for any.
+	Cross float64
 	// During, if set, runs while the measurement window is open (started
 	// with it); the window stays open until it returns, Duration being
 	// the least. It is how the storm mode loads the server while the
@@ -75,8 +83,15 @@ type MsgResult struct {
 	Bounced    uint64 `json:"bounced"`
 	// Latency from the write to the read, of messages delivered in the
 	// measured time.
-	Latency measure.Summary   `json:"latency"`
-	CPU     measure.CPUReport `json:"cpu"`
+	Latency measure.Summary `json:"latency"`
+	// Cluster runs (MsgParams.Nodes): the nodes, the share of pairs
+	// crossing nodes, and the latency of same-node and cross-node pairs
+	// (when there are both), whose difference is the hop's cost.
+	Nodes     int               `json:"nodes,omitempty"`
+	Cross     float64           `json:"cross,omitempty"`
+	SameNode  *measure.Summary  `json:"same_node,omitempty"`
+	CrossNode *measure.Summary  `json:"cross_node,omitempty"`
+	CPU       measure.CPUReport `json:"cpu"`
 	// LateSends counts fixed-rate sends more than one interval behind
 	// schedule (the tool could not keep the rate).
 	LateSends uint64 `json:"late_sends,omitempty"`
@@ -90,6 +105,7 @@ type MsgResult struct {
 // pair is one sender and its receiver.
 type pair struct {
 	from, to *client.Conn
+	cross    bool   // the ends are on different nodes
 	prefix   []byte // the message up to the sequence number
 	suffix   []byte // after the timestamp
 
@@ -381,6 +397,12 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 	if p.Rate < 0 || math.IsInf(p.Rate, 0) || math.IsNaN(p.Rate) {
 		return nil, fmt.Errorf("msg: bad rate %v", p.Rate)
 	}
+	if !(p.Cross >= 0 && p.Cross <= 1) {
+		return nil, fmt.Errorf("msg: the share of cross-node pairs must be 0 to 1, got %v", p.Cross)
+	}
+	if p.Cross > 0 && len(p.Nodes) < 2 {
+		return nil, errors.New("msg: cross-node pairs need the addresses of two or more nodes")
+	}
 	if p.Rate == 0 {
 		p.Window = max(p.Window, 1)
 		p.Batch = max(min(p.Batch, p.Window), 1)
@@ -394,6 +416,14 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 	m.winStart.Store(math.MaxInt64)
 	m.winEnd.Store(math.MaxInt64)
 	r := &MsgResult{Common: e.common("msg"), Pairs: p.Pairs, Rate: p.Rate, Window: p.Window, Batch: p.Batch, Bare: p.Bare, BodySize: p.BodySize}
+	if len(p.Nodes) > 0 {
+		r.Nodes, r.Cross = len(p.Nodes), p.Cross
+		var addrs []string
+		for _, d := range p.Nodes {
+			addrs = append(addrs, d.Options().Addr)
+		}
+		r.Server = strings.Join(addrs, ",")
+	}
 
 	// Log in both ends of every pair, receivers available before anyone
 	// sends.
@@ -404,7 +434,15 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 		return fmt.Sprintf("logging in %d/%d, errors %d", opened.Load(), n, m.errs.n.Load())
 	})
 	forEach(ctx, n, p.Concurrency, func(i int) {
-		c, err := e.Dialer.Session(ctx, e.Users.Name(p.UserOffset+i), e.Users.Password, "kb", true)
+		d := e.Dialer
+		if len(p.Nodes) > 0 {
+			from, to := pairNodes(i/2, len(p.Nodes), p.Cross)
+			d = p.Nodes[from]
+			if i%2 == 1 {
+				d = p.Nodes[to]
+			}
+		}
+		c, err := d.Session(ctx, e.Users.Name(p.UserOffset+i), e.Users.Password, "kb", true)
 		if err != nil {
 			m.errs.add(fmt.Errorf("user %d: %w", p.UserOffset+i, err))
 			return
@@ -440,6 +478,10 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 			addr = e.Users.Name(p.UserOffset+2*i+1) + "@" + domain
 		}
 		pr := &pair{from: from, to: to, wake: make(chan struct{}, 1), highest: -1}
+		if len(p.Nodes) > 0 {
+			a, b := pairNodes(i, len(p.Nodes), p.Cross)
+			pr.cross = a != b
+		}
 		pr.prefix = append(scan.Escape([]byte("<message to='"), addr), "' type='chat' id='"...)
 		pr.prefix = append(pr.prefix, m.needle...)
 		pr.suffix = append([]byte("'><body>"), scan.Escape(nil, text)...)
@@ -519,9 +561,14 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 		return nil, ctx.Err()
 	}
 
-	var hist, lag measure.Histogram
+	var hist, lag, same, cross measure.Histogram
 	for _, pr := range pairs {
 		lag.Merge(&pr.lag)
+		if pr.cross {
+			cross.Merge(&pr.hist)
+		} else {
+			same.Merge(&pr.hist)
+		}
 		s, rc := pr.sent.Load(), pr.recv.Load()
 		r.Sent += s
 		r.Received += rc
@@ -538,6 +585,10 @@ func Msg(ctx context.Context, e *Env, p MsgParams) (*MsgResult, error) {
 	r.Seconds = time.Duration(m.winEnd.Load() - m.winStart.Load()).Seconds()
 	r.PerSecond = float64(r.Delivered) / r.Seconds
 	r.Latency = hist.Summarize()
+	if len(p.Nodes) > 1 && p.Cross > 0 && p.Cross < 1 {
+		sl, cl := same.Summarize(), cross.Summarize()
+		r.SameNode, r.CrossNode = &sl, &cl
+	}
 	if p.Rate > 0 {
 		l := lag.Summarize()
 		r.SendLag = &l
@@ -559,4 +610,17 @@ func rateName(rate float64) string {
 		return "max"
 	}
 	return fmt.Sprintf("%.0f", rate)
+}
+
+// pairNodes places pair i on a cluster of n nodes: the sender on node
+// i mod n, the receiver on the same node or, for a share cross of each
+// node's pairs, spread evenly over them, on the next one (so every node
+// also receives as much as it sends).
+func pairNodes(i, n int, cross float64) (from, to int) {
+	from = i % n
+	j := i / n // the pair's rank among its node's
+	if n > 1 && math.Floor(float64(j+1)*cross) > math.Floor(float64(j)*cross) {
+		return from, (from + 1) % n
+	}
+	return from, from
 }

@@ -70,3 +70,43 @@ func TestBody(t *testing.T) {
 		}
 	}
 }
+
+// TestPairNodes checks the placement of pairs on a cluster: senders spread
+// over the nodes, and exactly the asked share of pairs crossing nodes,
+// each to a node other than the sender's.
+func TestPairNodes(t *testing.T) {
+	for _, c := range []struct {
+		nodes, pairs, wantCross int
+		cross                   float64
+	}{
+		{1, 100, 0, 0},
+		{2, 100, 50, 0.5},
+		{3, 300, 198, 2.0 / 3},
+		{3, 99, 0, 0},
+		{3, 99, 99, 1},
+		{2, 1000, 250, 0.25},
+	} {
+		crossed := 0
+		senders := make([]int, c.nodes)
+		receivers := make([]int, c.nodes)
+		for i := range c.pairs {
+			from, to := pairNodes(i, c.nodes, c.cross)
+			if from < 0 || from >= c.nodes || to < 0 || to >= c.nodes {
+				t.Fatalf("%d nodes: pair %d placed on %d → %d", c.nodes, i, from, to)
+			}
+			senders[from]++
+			receivers[to]++
+			if from != to {
+				crossed++
+			}
+		}
+		if crossed != c.wantCross {
+			t.Errorf("%d nodes, %d pairs, cross %.2f: %d pairs cross, want %d", c.nodes, c.pairs, c.cross, crossed, c.wantCross)
+		}
+		for n := range c.nodes {
+			if senders[n] != c.pairs/c.nodes || receivers[n] != c.pairs/c.nodes {
+				t.Errorf("%d nodes, cross %.2f: node %d has %d senders and %d receivers, want %d each", c.nodes, c.cross, n, senders[n], receivers[n], c.pairs/c.nodes)
+			}
+		}
+	}
+}

@@ -55,6 +55,10 @@ func Budget(results []Result) []Line {
 				Verdict:  verdict(r.Errors == 0, false),
 			})
 		case *load.MsgResult:
+			if r.Nodes > 0 {
+				lines = append(lines, clusterLines(r)...)
+				break
+			}
 			if r.Archive != "" {
 				lines = append(lines, archiveLines(r, results)...)
 				break
@@ -154,6 +158,56 @@ func msgLines(r *load.MsgResult, results []Result) []Line {
 		}
 	}
 	return append(lines, l, faults)
+}
+
+// clusterLines reports a run over a cluster's nodes (issue #16): no
+// budget yet, but nothing may be lost, and the cross-node hop's cost is
+// the difference between the pairs across nodes and those on one.
+func clusterLines(r *load.MsgResult) []Line {
+	name := fmt.Sprintf("cluster %d node", r.Nodes)
+	if r.Nodes > 1 {
+		name += fmt.Sprintf("s, %.0f%% of %d pairs across", 100*r.Cross, r.Pairs)
+	} else {
+		name += fmt.Sprintf(", %d pairs", r.Pairs)
+	}
+	rate := "unbounded"
+	if r.Rate > 0 {
+		rate = fmt.Sprintf("at %.0f/s", r.Rate)
+	}
+	cost := ""
+	if r.CPU.ServerUsPerOp > 0 { // the nodes are several processes: -pid names one at most
+		cost = fmt.Sprintf("; server %.1fµs per msg", r.CPU.ServerUsPerOp)
+	}
+	lines := []Line{{
+		Check: fmt.Sprintf("%s, %s: msgs/s, p99", name, rate),
+		Measured: fmt.Sprintf("%.0f msgs/s, p99 %s (p50 %s%s)%s",
+			r.PerSecond, msStr(r.Latency.P99), msStr(r.Latency.P50), cost, disturbed(r.CPU)),
+		Target:  "(no budget)",
+		Verdict: Info,
+	}}
+	if s, c := r.SameNode, r.CrossNode; s != nil && c != nil {
+		lines = append(lines, Line{
+			Check: fmt.Sprintf("%s, %s: cross-node hop", name, rate),
+			Measured: fmt.Sprintf("%s p50, %s p99 (same node %s / %s, across %s / %s)",
+				signedMs(c.P50-s.P50), signedMs(c.P99-s.P99), msStr(s.P50), msStr(s.P99), msStr(c.P50), msStr(c.P99)),
+			Target:  "(no budget)",
+			Verdict: Info,
+		})
+	}
+	return append(lines, Line{
+		Check:    name + ": lost / duplicated",
+		Measured: fmt.Sprintf("%d / %d (out of order %d, bounced %d) of %d", r.Lost, r.Duplicated, r.OutOfOrder, r.Bounced, r.Sent),
+		Target:   "0 / 0",
+		Verdict:  verdict(r.Lost == 0 && r.Duplicated == 0 && r.Sent > 0, false),
+	})
+}
+
+// signedMs is msStr with a sign: a difference of latencies.
+func signedMs(ms float64) string {
+	if ms < 0 {
+		return "-" + msStr(-ms)
+	}
+	return "+" + msStr(ms)
 }
 
 // archiveReference is the archive every other is judged against: the

@@ -66,12 +66,21 @@ func Rows(res Result) []Row {
 		if r.Rate > 0 {
 			what = fmt.Sprintf("%.0f/s", r.Rate)
 		}
-		t := label(r.Common, fmt.Sprintf("msg %d pairs %s %s", r.Pairs, what, tlsName(r.TLS)))
+		name := fmt.Sprintf("msg %d pairs %s %s", r.Pairs, what, tlsName(r.TLS))
+		if r.Nodes > 0 {
+			name += fmt.Sprintf(", %d nodes, %.0f%% of pairs across", r.Nodes, 100*r.Cross)
+		}
+		t := label(r.Common, name)
 		rows := []Row{
 			{t, "delivered msgs/s", fmt.Sprintf("%.0f (%d in %.1fs)", r.PerSecond, r.Delivered, r.Seconds)},
 			{t, "lost / duplicated / out of order / bounced", fmt.Sprintf("%d / %d / %d / %d (of %d sent)", r.Lost, r.Duplicated, r.OutOfOrder, r.Bounced, r.Sent)},
 			{t, "latency p50 / p99 / p99.9 / max", fmt.Sprintf("%s / %s / %s / %s", msStr(r.Latency.P50), msStr(r.Latency.P99), msStr(r.Latency.P999), msStr(r.Latency.Max))},
 			{t, "CPU per message", perOp(r.CPU, "msg")},
+		}
+		if r.SameNode != nil && r.CrossNode != nil {
+			rows = append(rows,
+				Row{t, "same-node latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(r.SameNode.P50), msStr(r.SameNode.P99), msStr(r.SameNode.Max))},
+				Row{t, "cross-node latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(r.CrossNode.P50), msStr(r.CrossNode.P99), msStr(r.CrossNode.Max))})
 		}
 		if l := r.SendLag; l != nil {
 			rows = append(rows, Row{t, "tool's own send lag p50 / p99 / max", fmt.Sprintf("%s / %s / %s", msStr(l.P50), msStr(l.P99), msStr(l.Max))})

@@ -149,3 +149,33 @@ func TestTLSBudget(t *testing.T) {
 		t.Errorf("TLS archive line: %+v", archLine)
 	}
 }
+
+// TestClusterBudget: a cluster run is reported apart from the one-server
+// budget, with the cross-node hop as the difference of the two kinds of
+// pairs, and a loss is a miss.
+func TestClusterBudget(t *testing.T) {
+	results := []Result{
+		&load.MsgResult{Common: load.Common{Mode: "msg"}, Pairs: 200, Nodes: 1, PerSecond: 20000, Sent: 1000,
+			Latency: measure.Summary{P50: 0.5, P99: 2}},
+		&load.MsgResult{Common: load.Common{Mode: "msg"}, Pairs: 200, Nodes: 3, Cross: 2.0 / 3, PerSecond: 15000, Sent: 1000, Lost: 2,
+			Latency:  measure.Summary{P50: 0.8, P99: 3},
+			SameNode: &measure.Summary{P50: 0.5, P99: 2}, CrossNode: &measure.Summary{P50: 0.9, P99: 1.5}},
+	}
+	lines := Budget(results)
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.Verdict)
+	}
+	if want := []string{Info, Pass, Info, Info, Miss}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("verdicts %v, want %v: %+v", got, want, lines)
+	}
+	hop := lines[3]
+	if !strings.Contains(hop.Check, "cross-node hop") || !strings.HasPrefix(hop.Measured, "+0.400ms p50, -0.500ms p99") {
+		t.Errorf("hop line %+v", hop)
+	}
+	var b bytes.Buffer
+	Print(&b, results[1])
+	if out := b.String(); !strings.Contains(out, "3 nodes, 67% of pairs across") || !strings.Contains(out, "cross-node latency p50 / p99 / max") {
+		t.Errorf("table:\n%s", out)
+	}
+}
