@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,39 +101,7 @@ func startVersityGW(t testing.TB, bin string) (endpoint, access, secret string) 
 	addr := l.Addr().String()
 	l.Close()
 	access, secret = "koitest", "koitest-secret-key"
-	var log lockedBuffer
 	cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "posix", t.TempDir())
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testsvc: starting versitygw: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return "http://" + addr, access, secret
-		}
-		select {
-		case <-exited:
-			t.Fatalf("testsvc: versitygw exited at start:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testsvc: versitygw does not listen on %s:\n%s", addr, log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	StartDaemon(t, "versitygw", cmd, addr)
+	return "http://" + addr, access, secret
 }

@@ -25,10 +25,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/internal/testsvc"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -125,42 +125,7 @@ func Start(t testing.TB) Server {
 		}
 		args = append(args, "--handler=sqlite", "--sqlite-url=file:"+data+"/")
 	}
-	var log bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	// FerretDB must not outlive a test binary that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("mongotest: starting FerretDB: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mongotest: FerretDB exited at start:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mongotest: FerretDB does not listen on %s:\n%s", addr, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testsvc.StartDaemon(t, "FerretDB", exec.Command(bin, args...), addr)
 	return Server{URI: "mongodb://" + addr + "/", Database: randomName("koi_test_")}
 }
 
