@@ -370,3 +370,44 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		t.Errorf("%d acknowledged messages lost, e.g. %s", lost, strings.Join(missing, ", "))
 	}
 }
+
+// TestClusterForwardToDeadNode: messages for a user whose node was just
+// killed, sent while the registry still lists the user there (the lease
+// has not run out), are not lost: the NATS server answers the forward with
+// "no responders", and the sender's node stores them offline as for any
+// session that ended without acknowledging them.
+func TestClusterForwardToDeadNode(t *testing.T) {
+	t.Parallel()
+	nodes := startClusterNodes(t, 2, mixPostgres(t), natsURL(t))
+	const pw = "pw-dead"
+	nodes[0].addUser(t, "alice@localhost", pw)
+	nodes[0].addUser(t, "bob@localhost", pw)
+	alice := nodes[0].login(t, "alice@localhost/pc", pw)
+	bob := nodes[1].login(t, "bob@localhost/phone", pw)
+	bob.send(`<presence/>`)
+	// bob is known on node 1 once a message to his full JID reaches him.
+	alice.send(`<message to='bob@localhost/phone' type='chat' id='m0'><body>before</body></message>`)
+	bob.expect("the message before the kill", isMessageFrom("alice@localhost/pc"))
+
+	nodes[1].kill(t)
+	const n = 5
+	for i := range n {
+		alice.send(fmt.Sprintf(`<message to='bob@localhost/phone' type='chat' id='d%d'><body>after %d</body></message>`, i, i))
+	}
+	// A round trip: node 1 handled alice's messages.
+	alice.send(`<iq type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	alice.expect("ping result", func(e *element) bool { return e.is("", "iq") && e.attr("id") == "ping" })
+
+	// bob comes back on node 1 once his old session is gone from the
+	// registry, and gets every message as an offline one.
+	time.Sleep(3 * time.Second) // more than the 2 s lease
+	bob2 := nodes[0].login(t, "bob@localhost/phone", pw)
+	bob2.send(`<presence/>`)
+	for i := range n {
+		want := fmt.Sprintf("after %d", i)
+		m := bob2.expect("offline message "+want, isMessageFrom("alice@localhost/pc"))
+		if bodyOf(m) != want {
+			t.Fatalf("offline message %d: %s", i, m)
+		}
+	}
+}

@@ -61,6 +61,8 @@ type Modules interface {
 	ForgetRoster(owner jid.JID)
 	// Closed ends a session: its unavailable presence is broadcast.
 	Closed(ctx context.Context, s *router.Session)
+	// Undelivered handles a stanza sent to s that s never got.
+	Undelivered(ctx context.Context, s *router.Session, el *xmlstream.Element)
 }
 
 // entry is a session's registry value.
@@ -98,6 +100,8 @@ type Cluster struct {
 	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
 	started time.Time
 
+	lost *inflight // forwards that may come back with "no responders"
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -108,7 +112,7 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 		cfg: cfg, log: log, rt: rt, mod: mod,
 		writes: map[string]*router.Session{}, wake: make(chan struct{}, 1), flushed: make(chan struct{}),
 		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
-		stop: make(chan struct{}),
+		lost: newInflight(), stop: make(chan struct{}),
 	}
 }
 
@@ -158,6 +162,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
 		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
 		{c.subj(subjRoster), c.onRoster},
+		{c.subj(subjNode + c.cfg.Node + "." + subjLost + "*"), c.onLost},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
 		if err != nil {
@@ -428,6 +433,7 @@ func (r *remoteSession) Send(el *xmlstream.Element) bool {
 	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".in"))
 	m.Header.Set(hdrTo, r.full.String())
 	m.Data = el.AppendXML(nil, "")
+	m.Reply = r.c.replySubject(r.c.lost.track(r, m.Data))
 	if err := r.c.nc.PublishMsg(m); err != nil {
 		r.c.log.Warn("forwarding to another node failed", "node", r.node, "to", r.full.String(), "error", err)
 		return false
@@ -522,6 +528,7 @@ func (c *Cluster) beat() {
 		case <-t.C:
 			c.heartbeat()
 			c.reap(context.Background())
+			c.lost.rotate(time.Now())
 		case <-c.stop:
 			return
 		}
