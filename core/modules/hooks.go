@@ -48,6 +48,21 @@ func (m *Server) HandleAccountIQ(typ, ns string, h AccountIQ) {
 	})
 }
 
+// WrapAccountIQ puts wrap around the handler of account requests of type
+// typ in ns that is already registered, which wrap gets as next (the
+// avatar conversion of XEP-0398 around vcard-temp). It reports whether
+// there was such a handler.
+func (m *Server) WrapAccountIQ(typ, ns string, wrap func(next AccountIQ) AccountIQ) bool {
+	inner := m.iq[iqKey{scopeAccount, typ, ns}]
+	if inner == nil {
+		return false
+	}
+	m.HandleAccountIQ(typ, ns, wrap(func(ctx context.Context, s *router.Session, to jid.JID, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error) {
+		return inner(ctx, &iqCall{s: s, iq: iq, q: payload, to: to, host: m.Host(to.Domain()), self: to == s.JID().Bare()})
+	}))
+	return true
+}
+
 // HandleOwnIQ routes requests of type typ ("get" or "set") with a payload
 // in ns, addressed to the sender's own account, to h. Addressed to another
 // account they get <service-unavailable/>.
