@@ -115,12 +115,19 @@ type PresenceObserver func(ctx context.Context, s *router.Session, p *xmlstream.
 // ObservePresence adds o to the observers of broadcast presence.
 func (m *Server) ObservePresence(o PresenceObserver) { m.observers = append(m.observers, o) }
 
-// PresenceShaper may change a session's available broadcast presence
-// before it is stored and sent (the avatar hash of XEP-0153).
+// PresenceShaper may change a session's available presence, broadcast or
+// directed, before it is stored and sent (the avatar hash of XEP-0153).
 type PresenceShaper func(ctx context.Context, s *router.Session, p *xmlstream.Element)
 
-// ShapePresence adds f to the shapers of available broadcast presence.
+// ShapePresence adds f to the shapers of available presence, broadcast
+// and directed (a room join carries the avatar hash, XEP-0398 §4).
 func (m *Server) ShapePresence(f PresenceShaper) { m.shapers = append(m.shapers, f) }
+
+func (m *Server) shape(ctx context.Context, s *router.Session, p *xmlstream.Element) {
+	for _, f := range m.shapers {
+		f(ctx, s, p)
+	}
+}
 
 // Rebroadcast sends a session's current available presence again, shaped
 // anew, to whoever gets its broadcasts: after something a shaper adds
@@ -132,9 +139,7 @@ func (m *Server) Rebroadcast(ctx context.Context, s *router.Session) {
 		return
 	}
 	p := st.Presence.Copy()
-	for _, f := range m.shapers {
-		f(ctx, s, p)
-	}
+	m.shape(ctx, s, p)
 	s.SetPresence(p.Copy(), st.Priority)
 	m.broadcastPresence(ctx, s, p)
 }
