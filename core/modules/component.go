@@ -123,6 +123,7 @@ func (m *Server) toComponent(ctx context.Context, s *router.Session, el *xmlstre
 	if el.Local == "presence" {
 		switch typ {
 		case "":
+			m.shape(ctx, s, el)
 			s.AddDirected(to)
 		case "unavailable":
 			s.RemoveDirected(to)

@@ -48,6 +48,21 @@ func (m *Server) HandleAccountIQ(typ, ns string, h AccountIQ) {
 	})
 }
 
+// WrapAccountIQ puts wrap around the handler of account requests of type
+// typ in ns that is already registered, which wrap gets as next (the
+// avatar conversion of XEP-0398 around vcard-temp). It reports whether
+// there was such a handler.
+func (m *Server) WrapAccountIQ(typ, ns string, wrap func(next AccountIQ) AccountIQ) bool {
+	inner := m.iq[iqKey{scopeAccount, typ, ns}]
+	if inner == nil {
+		return false
+	}
+	m.HandleAccountIQ(typ, ns, wrap(func(ctx context.Context, s *router.Session, to jid.JID, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error) {
+		return inner(ctx, &iqCall{s: s, iq: iq, q: payload, to: to, host: m.Host(to.Domain()), self: to == s.JID().Bare()})
+	}))
+	return true
+}
+
 // HandleOwnIQ routes requests of type typ ("get" or "set") with a payload
 // in ns, addressed to the sender's own account, to h. Addressed to another
 // account they get <service-unavailable/>.
@@ -100,12 +115,19 @@ type PresenceObserver func(ctx context.Context, s *router.Session, p *xmlstream.
 // ObservePresence adds o to the observers of broadcast presence.
 func (m *Server) ObservePresence(o PresenceObserver) { m.observers = append(m.observers, o) }
 
-// PresenceShaper may change a session's available broadcast presence
-// before it is stored and sent (the avatar hash of XEP-0153).
+// PresenceShaper may change a session's available presence, broadcast or
+// directed, before it is stored and sent (the avatar hash of XEP-0153).
 type PresenceShaper func(ctx context.Context, s *router.Session, p *xmlstream.Element)
 
-// ShapePresence adds f to the shapers of available broadcast presence.
+// ShapePresence adds f to the shapers of available presence, broadcast
+// and directed (a room join carries the avatar hash, XEP-0398 §4).
 func (m *Server) ShapePresence(f PresenceShaper) { m.shapers = append(m.shapers, f) }
+
+func (m *Server) shape(ctx context.Context, s *router.Session, p *xmlstream.Element) {
+	for _, f := range m.shapers {
+		f(ctx, s, p)
+	}
+}
 
 // Rebroadcast sends a session's current available presence again, shaped
 // anew, to whoever gets its broadcasts: after something a shaper adds
@@ -117,9 +139,7 @@ func (m *Server) Rebroadcast(ctx context.Context, s *router.Session) {
 		return
 	}
 	p := st.Presence.Copy()
-	for _, f := range m.shapers {
-		f(ctx, s, p)
-	}
+	m.shape(ctx, s, p)
 	s.SetPresence(p.Copy(), st.Priority)
 	m.broadcastPresence(ctx, s, p)
 }

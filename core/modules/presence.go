@@ -79,9 +79,7 @@ func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *x
 	}
 	prio := priority(el)
 	before := s.State()
-	for _, f := range m.shapers {
-		f(ctx, s, el)
-	}
+	m.shape(ctx, s, el)
 	s.SetPresence(el.Copy(), prio)
 	m.broadcastPresence(ctx, s, el)
 	if !before.Available {
@@ -170,8 +168,11 @@ func (m *Server) directedPresence(ctx context.Context, s *router.Session, el *xm
 	})
 	if typ == "unavailable" {
 		s.RemoveDirected(to)
-	} else if !subscribed && s.State().Available {
-		s.AddDirected(to)
+	} else {
+		m.shape(ctx, s, el)
+		if !subscribed && s.State().Available {
+			s.AddDirected(to)
+		}
 	}
 	m.routeToJID(ctx, el, to)
 }

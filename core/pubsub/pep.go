@@ -32,6 +32,7 @@ type Server interface {
 	HandlePrivate(ns string, p modules.PrivateStore)
 	HandleOwnIQ(typ, ns string, h modules.OwnIQ)
 	AddAccountFeature(ns string, on func(*modules.Host) bool)
+	WrapAccountIQ(typ, ns string, wrap func(next modules.AccountIQ) modules.AccountIQ) bool
 	RosterItem(ctx context.Context, owner, contact jid.JID) (sdk.RosterItem, bool, error)
 	RosterItems(ctx context.Context, owner jid.JID) ([]sdk.RosterItem, error)
 	Blocked(ctx context.Context, a, b jid.JID) bool
@@ -92,6 +93,7 @@ func RegisterPEP(log hclog.Logger, lim Limits, srv Server, r *router.Router, cap
 	srv.HandleReplies(p.reply)
 	srv.SetAccountDisco(p)
 	srv.HandlePrivate(NSBookmarksLegacy, privateBookmarks{p})
+	p.convertVCardAvatars(srv)
 	return p
 }
 
