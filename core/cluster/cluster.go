@@ -71,6 +71,7 @@ type entry struct {
 	Priority   int    `json:"priority,omitempty"`
 	Presence   string `json:"presence,omitempty"`
 	Interested bool   `json:"interested,omitempty"`
+	Carbons    bool   `json:"carbons,omitempty"`
 }
 
 // Cluster is this node's membership. Start it before the listeners, so
@@ -319,7 +320,7 @@ func (c *Cluster) write(ctx context.Context, k string, s *router.Session) {
 		return
 	}
 	st := s.State()
-	e := entry{Node: c.cfg.Node, JID: s.JID().String(), Available: st.Available, Priority: st.Priority, Interested: st.Interested}
+	e := entry{Node: c.cfg.Node, JID: s.JID().String(), Available: st.Available, Priority: st.Priority, Interested: st.Interested, Carbons: st.Carbons}
 	if st.Presence != nil {
 		e.Presence = st.Presence.String()
 	}
@@ -385,7 +386,7 @@ func (c *Cluster) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 		c.log.Warn("session registry: bad value", "key", e.Key(), "error", err)
 		return
 	}
-	st := router.PresenceState{Available: v.Available, Priority: v.Priority, Interested: v.Interested}
+	st := router.PresenceState{Available: v.Available, Priority: v.Priority, Interested: v.Interested, Carbons: v.Carbons}
 	if v.Presence != "" {
 		if p, err := stanza.Parse(v.Presence); err == nil {
 			st.Presence = p
