@@ -39,7 +39,7 @@ import (
 const (
 	subjHeartbeat = "hb."    // + node
 	subjNode      = "node."  // + node + ".in" or ".close"
-	subjRoster    = "roster" // a roster changed: payload the owner's bare JID
+	subjCache     = "cache"  // a cached user's data changed: see caches.go
 	hdrTo         = "Koi-To"
 	hdrNode       = "Koi-Node"
 	hdrCondition  = "Koi-Condition"
@@ -57,8 +57,6 @@ type Config struct {
 type Modules interface {
 	// Redeliver delivers a forwarded stanza whose session left.
 	Redeliver(ctx context.Context, el *xmlstream.Element)
-	// ForgetRoster drops a cached roster another node changed.
-	ForgetRoster(owner jid.JID)
 	// Closed ends a session: its unavailable presence is broadcast.
 	Closed(ctx context.Context, s *router.Session)
 }
@@ -101,6 +99,8 @@ type Cluster struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	caches map[string]func(owner jid.JID) // caches.go
 }
 
 // New returns a cluster member; Start connects it.
@@ -158,7 +158,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		{c.subj(subjNode + c.cfg.Node + ".in"), c.onForward},
 		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
 		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
-		{c.subj(subjRoster), c.onRoster},
+		{c.subj(subjCache), c.onCache},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
 		if err != nil {
@@ -472,26 +472,6 @@ func (c *Cluster) onClose(m *nats.Msg) {
 	}
 	if s := c.rt.Session(to); s != nil && !s.Remote() {
 		s.Close(m.Header.Get(hdrCondition), string(m.Data))
-	}
-}
-
-// RosterWritten tells the other nodes that owner's stored roster changed
-// (install it with modules' OnRosterWrite).
-func (c *Cluster) RosterWritten(owner jid.JID) {
-	m := nats.NewMsg(c.subj(subjRoster))
-	m.Header.Set(hdrNode, c.cfg.Node)
-	m.Data = []byte(owner.String())
-	if err := c.nc.PublishMsg(m); err != nil {
-		c.log.Warn("roster change not announced; other nodes may serve a stale copy", "owner", owner.String(), "error", err)
-	}
-}
-
-func (c *Cluster) onRoster(m *nats.Msg) {
-	if m.Header.Get(hdrNode) == c.cfg.Node {
-		return
-	}
-	if owner, err := jid.Parse(string(m.Data)); err == nil {
-		c.mod.ForgetRoster(owner)
 	}
 }
 

@@ -259,8 +259,8 @@ func (s *Server) Run(ctx context.Context) error {
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
-	blocking.Register(s.log.Named("blocking"), mods, rt)
-	leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
+	blk := blocking.Register(s.log.Named("blocking"), mods, rt)
+	_, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, blk, s.log.Named("cluster"))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+)
+
+// The cluster tests of what a user's sessions share across nodes:
+// carbons, blocking, stream-management resumption. They reuse
+// cluster_test.go's nodes (examples/cluster on PostgreSQL and NATS).
+
+const nsCarbons = "urn:xmpp:carbons:2"
+
+// registrySettle is how long a test gives a session's change (carbons
+// enabled, say) to reach the other nodes through the registry, which is
+// written in the background; about a millisecond on an idle LAN, much
+// more on this loaded machine.
+const registrySettle = time.Second
+
+// isCarbon matches a carbon copy (sent or received) for bare of a message
+// with body.
+func isCarbon(kind, bare, body string) func(*element) bool {
+	return func(e *element) bool {
+		// The client library reports the account's own bare JID as no
+		// from at all, as RFC 6120 §8.1.2.1 lets it.
+		if f := e.attr("from"); !e.is("", "message") || (f != bare && f != "") {
+			return false
+		}
+		m := e.child(nsCarbons, kind)
+		if m == nil {
+			return false
+		}
+		fwd := m.child("urn:xmpp:forward:0", "forwarded")
+		return fwd != nil && fwd.child("", "message") != nil && bodyOf(fwd.child("", "message")) == body
+	}
+}
+
+// TestClusterCarbons: alice has a resource on each of two nodes, both with
+// carbons on, and bob is on node 2. Each of her resources gets a copy of
+// what the other sends and receives, wherever the message is routed; once
+// one disables carbons it gets no more copies.
+func TestClusterCarbons(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-carbons"
+	for _, u := range []string{"alice", "bob"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	a1 := nodes[0].login(t, "alice@localhost/one", pw)
+	a2 := nodes[1].login(t, "alice@localhost/two", pw)
+	bob := nodes[1].login(t, "bob@localhost/x", pw)
+	for _, c := range []*client{a1, a2} {
+		c.send(`<iq type='set' id='carbons'><enable xmlns='` + nsCarbons + `'/></iq>`)
+		c.expect("carbons enabled", func(e *element) bool { return e.attr("id") == "carbons" && e.attr("type") == "result" })
+	}
+	for _, c := range []*client{a1, a2, bob} {
+		c.send(`<presence/>`)
+	}
+	a1.expect("alice/two's presence", isPresence("", "alice@localhost/two"))
+	a2.expect("alice/one's presence", isPresence("", "alice@localhost/one"))
+	time.Sleep(registrySettle)
+
+	// Sent on node 1 (routed there): the copy crosses to node 2.
+	a1.send(`<message to='bob@localhost/x' type='chat' id='s1'><body>from one</body></message>`)
+	bob.expect("alice/one's message", isMessageFrom("alice@localhost/one"))
+	a2.expect("sent carbon of alice/one's message", isCarbon("sent", "alice@localhost", "from one"))
+	// Received on node 2 (bob's node routes it to node 1): the copy stays on node 2.
+	bob.send(`<message to='alice@localhost/one' type='chat' id='r1'><body>to one</body></message>`)
+	a1.expect("bob's message on node 1", isMessageFrom("bob@localhost/x"))
+	a2.expect("received carbon on node 2", isCarbon("received", "alice@localhost", "to one"))
+	// Sent on node 2: the copy crosses to node 1.
+	a2.send(`<message to='bob@localhost/x' type='chat' id='s2'><body>from two</body></message>`)
+	bob.expect("alice/two's message", isMessageFrom("alice@localhost/two"))
+	a1.expect("sent carbon of alice/two's message", isCarbon("sent", "alice@localhost", "from two"))
+	// Received on node 2: the copy crosses to node 1.
+	bob.send(`<message to='alice@localhost/two' type='chat' id='r2'><body>to two</body></message>`)
+	a2.expect("bob's message on node 2", isMessageFrom("bob@localhost/x"))
+	a1.expect("received carbon on node 1", isCarbon("received", "alice@localhost", "to two"))
+	// Each copy once.
+	a1.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool { return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil })
+	a2.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool { return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil })
+
+	// alice/one disables carbons: node 2 learns it and copies nothing
+	// more to node 1.
+	a1.send(`<iq type='set' id='off'><disable xmlns='` + nsCarbons + `'/></iq>`)
+	a1.expect("carbons disabled", func(e *element) bool { return e.attr("id") == "off" && e.attr("type") == "result" })
+	time.Sleep(registrySettle)
+	a2.send(`<message to='bob@localhost/x' type='chat' id='s3'><body>not copied</body></message>`)
+	bob.expect("alice/two's last message", func(e *element) bool { return e.is("", "message") && bodyOf(e) == "not copied" })
+	a1.expectNone("a carbon after disabling", time.Second, func(e *element) bool { return e.child(nsCarbons, "sent") != nil })
+}
+
+// TestClusterBlocking: alice blocks mallory from her resource on node 1;
+// node 2, which routes mallory's stanzas and holds alice's list in its
+// cache, enforces it as soon as the block's result is back, both ways,
+// and pushes it to alice's resource there; the unblock too.
+func TestClusterBlocking(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-blocking"
+	for _, u := range []string{"alice", "mallory"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	a1 := nodes[0].login(t, "alice@localhost/one", pw)
+	a2 := nodes[1].login(t, "alice@localhost/two", pw)
+	mal := nodes[1].login(t, "mallory@localhost/m", pw)
+	for _, c := range []*client{a1, a2, mal} {
+		c.send(`<presence/>`)
+	}
+	a2.send(`<iq type='get' id='bl'><blocklist xmlns='urn:xmpp:blocking'/></iq>`)
+	a2.expect("blocklist", func(e *element) bool { return e.attr("id") == "bl" && e.attr("type") == "result" })
+	// Node 2 has alice's list in its cache now, and lets mallory through.
+	mal.send(`<message to='alice@localhost/two' type='chat' id='m0'><body>before</body></message>`)
+	a2.expect("mallory's message before the block", func(e *element) bool { return isMessageFrom("mallory@localhost/m")(e) && bodyOf(e) == "before" })
+
+	a1.send(`<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block></iq>`)
+	a1.expect("block result", func(e *element) bool { return e.attr("id") == "b1" && e.attr("type") == "result" })
+	// At once, no waiting: node 2 confirmed before alice had her result.
+	mal.send(`<message to='alice@localhost/two' type='chat' id='m1'><body>blocked</body></message>`)
+	if e := mal.expect("the bounce of a message to alice, who blocked mallory", func(e *element) bool { return e.attr("id") == "m1" }); e.attr("type") != "error" {
+		t.Fatalf("mallory's message to alice after the block: %s, want an error", e)
+	}
+	a2.send(`<message to='mallory@localhost/m' type='chat' id='m2'><body>to a blocked contact</body></message>`)
+	if e := a2.expect("the refusal of a message to a blocked contact", func(e *element) bool { return e.attr("id") == "m2" }); e.attr("type") != "error" || e.path("error", "blocked") == nil {
+		t.Fatalf("alice's message from node 2 to mallory: %s, want an error with <blocked/>", e)
+	}
+	a2.expect("block push on node 2", func(e *element) bool {
+		b := e.child("urn:xmpp:blocking", "block")
+		return e.is("", "iq") && e.attr("type") == "set" && b != nil && b.child("", "item") != nil && b.child("", "item").attr("jid") == "mallory@localhost"
+	})
+	a2.expectNone("mallory's blocked message", 500*time.Millisecond, isMessageFrom("mallory@localhost/m"))
+	mal.expectNone("alice's message", 0, isMessageFrom("alice@localhost/two"))
+
+	a1.send(`<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></unblock></iq>`)
+	a1.expect("unblock result", func(e *element) bool { return e.attr("id") == "u1" && e.attr("type") == "result" })
+	mal.send(`<message to='alice@localhost/two' type='chat' id='m3'><body>after</body></message>`)
+	a2.expect("mallory's message after the unblock", func(e *element) bool { return isMessageFrom("mallory@localhost/m")(e) && bodyOf(e) == "after" })
+	a2.expect("unblock push on node 2", func(e *element) bool {
+		return e.is("", "iq") && e.attr("type") == "set" && e.child("urn:xmpp:blocking", "unblock") != nil
+	})
+}
