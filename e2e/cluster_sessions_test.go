@@ -79,8 +79,12 @@ func TestClusterCarbons(t *testing.T) {
 	a2.expect("bob's message on node 2", isMessageFrom("bob@localhost/x"))
 	a1.expect("received carbon on node 1", isCarbon("received", "alice@localhost", "to two"))
 	// Each copy once.
-	a1.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool { return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil })
-	a2.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool { return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil })
+	a1.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool {
+		return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil
+	})
+	a2.expectNone("a second carbon", 300*time.Millisecond, func(e *element) bool {
+		return e.child(nsCarbons, "sent") != nil || e.child(nsCarbons, "received") != nil
+	})
 
 	// alice/one disables carbons: node 2 learns it and copies nothing
 	// more to node 1.

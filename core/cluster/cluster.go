@@ -37,9 +37,9 @@ import (
 // stream closes other nodes ask for. The registry is the key-value bucket
 // NAME_sessions.
 const (
-	subjHeartbeat = "hb."    // + node
-	subjNode      = "node."  // + node + ".in" or ".close"
-	subjCache     = "cache"  // a cached user's data changed: see caches.go
+	subjHeartbeat = "hb."   // + node
+	subjNode      = "node." // + node + ".in" or ".close"
+	subjCache     = "cache" // a cached user's data changed: see caches.go
 	hdrTo         = "Koi-To"
 	hdrNode       = "Koi-Node"
 	hdrCondition  = "Koi-Condition"
