@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -146,4 +149,92 @@ func TestClusterBlocking(t *testing.T) {
 	a2.expect("unblock push on node 2", func(e *element) bool {
 		return e.is("", "iq") && e.attr("type") == "set" && e.child("urn:xmpp:blocking", "unblock") != nil
 	})
+}
+
+// TestClusterSMResumeOnAnotherNode: bob's session waits for a resumption
+// on node 1 with messages he never acknowledged, some sent before his
+// connection dropped and some after; he comes back to node 2 and resumes
+// there. Node 2 takes the session over: <resumed/> with node 1's count of
+// what bob sent, every unacknowledged message exactly once and in order,
+// his presence kept, and from then on his messages route to node 2.
+func TestClusterSMResumeOnAnotherNode(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-sm-cluster"
+	for _, u := range []string{"alice", "bob"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	bob, id := smLogin(t, nodes[0].server, nodes[0].tlsConfig(t, "localhost"), "bob", pw, "phone")
+	bob.noAcks = true
+	bob.send(`<presence><status>on node 1</status></presence>`)
+	alice := nodes[1].login(t, "alice@localhost/pc", pw)
+	time.Sleep(registrySettle) // node 2 learns of bob's session
+
+	const before, after = 12, 8
+	for i := range before {
+		alice.send(fmt.Sprintf(`<message to='bob@localhost/phone' type='chat' id='m%d'><body>%d</body></message>`, i, i))
+	}
+	var got []int
+	take := func(el *element) {
+		t.Helper()
+		if !el.is("", "message") {
+			return // his own presence
+		}
+		n, err := strconv.Atoi(bodyOf(el))
+		if err != nil {
+			t.Fatalf("unexpected message %s", el)
+		}
+		got = append(got, n)
+	}
+	for len(got) < 5 {
+		take(bob.mustRead())
+	}
+	h := bob.h
+	bob.drop()
+	for i := before; i < before+after; i++ {
+		alice.send(fmt.Sprintf(`<message to='bob@localhost/phone' type='chat' id='m%d'><body>%d</body></message>`, i, i))
+	}
+
+	bob2, el := smResume(t, nodes[1].server, nodes[1].tlsConfig(t, "localhost"), "bob", pw, id, h)
+	if !el.is(nsSM, "resumed") || el.attr("previd") != id || el.attr("h") != "1" {
+		t.Fatalf("want <resumed previd='%s' h='1'/> (node 1 handled his presence), got %s", id, el)
+	}
+	bob2.noAcks = true
+	for len(got) < before+after {
+		el, err := bob2.read(waitTimeout)
+		if err != nil {
+			t.Fatalf("after resuming on node 2, %d of %d messages %v: %v", len(got), before+after, got, err)
+		}
+		take(el)
+	}
+	// Nothing more: the ping's answer comes after anything still queued.
+	bob2.send("<iq type='get' id='last' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for el := bob2.mustRead(); !(el.is("", "iq") && el.attr("id") == "last"); el = bob2.mustRead() {
+		take(el)
+	}
+	for i, n := range got {
+		if n != i {
+			t.Fatalf("messages as bob got them: %v, want 0…%d once each in order", got, before+after-1)
+		}
+	}
+	if !strings.Contains(nodes[0].log.String(), "session handed over to another node") ||
+		!strings.Contains(nodes[1].log.String(), "session taken over from another node") {
+		t.Fatal("the nodes did not log the takeover")
+	}
+
+	// The session lives on node 2 now, with its presence: alice's next
+	// message and bob's reply route there.
+	alice.send(`<iq type='get' id='ver' to='bob@localhost/phone'><query xmlns='jabber:iq:version'/></iq>`)
+	if el := bob2.mustRead(); !el.is("", "iq") || el.attr("id") != "ver" {
+		t.Fatalf("bob got %s, want alice's IQ", el)
+	}
+	bob2.send(`<iq type='result' id='ver' to='alice@localhost/pc'><query xmlns='jabber:iq:version'><name>e2e</name><version>1</version></query></iq>`)
+	alice.expect("bob's answer from node 2", func(e *element) bool { return e.attr("id") == "ver" && e.attr("type") == "result" })
+	time.Sleep(registrySettle)
+	alice.send(`<message to='bob@localhost' type='chat' id='bare'><body>bare</body></message>`)
+	if el := bob2.mustRead(); bodyOf(el) != "bare" {
+		t.Fatalf("a message to bob's bare JID: bob got %s (is his presence kept?)", el)
+	}
 }

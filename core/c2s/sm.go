@@ -33,6 +33,9 @@ type SMConfig struct {
 	// detached session: the hook for push notifications (XEP-0357). It
 	// runs on the sender's goroutine and must not block.
 	OnDetachedStanza func(s *router.Session, el *xmlstream.Element)
+	// Cluster, if set, resumes sessions that other nodes of a cluster
+	// hold (smcluster.go).
+	Cluster SMCluster
 }
 
 // Undelivered takes the stanzas a session was sent but never acknowledged
@@ -205,6 +208,8 @@ func (c *conn) smResume(el *xmlstream.Element) (*xmlstream.Element, *smSession) 
 	if err != nil {
 		if errors.Is(err, sm.ErrNotOwner) {
 			c.log().Info("resumption of another account's session refused", "previd", previd)
+		} else if cl := c.srv.cfg.SM.Cluster; cl != nil {
+			return c.resumeFromNode(cl, previd, owner, uint32(h)) // smcluster.go
 		}
 		return smFailed("item-not-found", nil), nil
 	}

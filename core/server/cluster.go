@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/blocking"
+	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/cluster"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/jid"
@@ -31,4 +32,21 @@ func joinCluster(ctx context.Context, cc config.Cluster, rt *router.Router, mods
 		return nil, nil, err
 	}
 	return cl, cl.Stop, nil
+}
+
+// smCluster is cl for stream management: nil (no cluster) must be a nil
+// interface, not a nil *cluster.Cluster in one.
+func smCluster(cl *cluster.Cluster) c2s.SMCluster {
+	if cl == nil {
+		return nil
+	}
+	return cl
+}
+
+// serveHandovers lets the other nodes take over srv's resumable sessions.
+func serveHandovers(cl *cluster.Cluster, srv *c2s.Server) error {
+	if cl == nil {
+		return nil
+	}
+	return cl.ServeHandovers(srv)
 }

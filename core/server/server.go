@@ -260,7 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
 	blk := blocking.Register(s.log.Named("blocking"), mods, rt)
-	_, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, blk, s.log.Named("cluster"))
+	cl, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, blk, s.log.Named("cluster"))
 	if err != nil {
 		return err
 	}
@@ -346,12 +346,16 @@ func (s *Server) Run(ctx context.Context) error {
 			MaxQueue:         cfg.SM.MaxQueue,
 			RequestEvery:     cfg.SM.RequestAckEvery,
 			OnDetachedStanza: onDetached,
+			Cluster:          smCluster(cl),
 		},
 		Undelivered: mods,
 		Carbons:     mods,
 		Observer:    observer,
 	})
 	lv.c2s = srv
+	if err := serveHandovers(cl, srv); err != nil {
+		return err
+	}
 
 	// Before the client listeners: a client that logs in can discover
 	// the services at once.
