@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -219,10 +218,8 @@ func TestClusterSMResumeOnAnotherNode(t *testing.T) {
 			t.Fatalf("messages as bob got them: %v, want 0…%d once each in order", got, before+after-1)
 		}
 	}
-	if !strings.Contains(nodes[0].log.String(), "session handed over to another node") ||
-		!strings.Contains(nodes[1].log.String(), "session taken over from another node") {
-		t.Fatal("the nodes did not log the takeover")
-	}
+	waitLog(t, nodes[0].server, "session handed over to another node")
+	waitLog(t, nodes[1].server, "session taken over from another node")
 
 	// The session lives on node 2 now, with its presence: alice's next
 	// message and bob's reply route there.
@@ -236,5 +233,72 @@ func TestClusterSMResumeOnAnotherNode(t *testing.T) {
 	alice.send(`<message to='bob@localhost' type='chat' id='bare'><body>bare</body></message>`)
 	if el := bob2.mustRead(); bodyOf(el) != "bare" {
 		t.Fatalf("a message to bob's bare JID: bob got %s (is his presence kept?)", el)
+	}
+}
+
+// TestClusterSMOwnerDead: bob's session waits for a resumption on node 1
+// with three messages he never acknowledged when node 1 dies. Node 2
+// reaps it: bob's resumption there fails with <item-not-found/>, and the
+// three messages wait in offline storage, as they would after the
+// session's expiry on one node (not the one he acknowledged).
+func TestClusterSMOwnerDead(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-sm-dead"
+	for _, u := range []string{"alice", "bob"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	bob, id := smLogin(t, nodes[0].server, nodes[0].tlsConfig(t, "localhost"), "bob", pw, "phone")
+	bob.send(`<presence/>`)
+	alice := nodes[1].login(t, "alice@localhost/pc", pw)
+	time.Sleep(registrySettle) // node 2 learns of bob's session
+
+	alice.send(`<message to='bob@localhost/phone' type='chat' id='seen'><body>seen</body></message>`)
+	for el := bob.mustRead(); bodyOf(el) != "seen"; el = bob.mustRead() {
+	}
+	bob.ack()
+	bob.send("<r xmlns='" + nsSM + "'/>")
+	for el := bob.mustRead(); !el.is(nsSM, "a"); el = bob.mustRead() {
+	}
+	bob.drop()
+	waitLog(t, nodes[0].server, "session kept for resumption")
+	for i := range 3 {
+		alice.send(fmt.Sprintf(`<message to='bob@localhost/phone' type='chat' id='k%d'><body>kept %d</body></message>`, i, i))
+	}
+	// The three reach node 1's queue (and the cluster's copy of it).
+	time.Sleep(registrySettle)
+	nodes[0].kill(t)
+	waitLog(t, nodes[1].server, "stanzas a node kept for its detached sessions treated as undelivered")
+
+	if _, el := smResume(t, nodes[1].server, nodes[1].tlsConfig(t, "localhost"), "bob", pw, id, bob.h); !el.is(nsSM, "failed") || el.child("", "item-not-found") == nil {
+		t.Fatalf("resuming a session of a dead node: %s, want <failed><item-not-found/></failed>", el)
+	}
+	bob2 := dialRaw(t, nodes[1].c2s, nil)
+	bob2.login("localhost", nodes[1].tlsConfig(t, "localhost"), "bob", pw, "laptop")
+	bob2.send("<presence/>")
+	var bodies []string
+	for len(bodies) < 3 {
+		el := bob2.mustNext()
+		if el.is("", "message") {
+			if el.child("urn:xmpp:delay", "delay") == nil {
+				t.Errorf("offline message without <delay/>: %s", el)
+			}
+			bodies = append(bodies, bodyOf(el))
+		}
+	}
+	if want := "[kept 0 kept 1 kept 2]"; fmt.Sprint(bodies) != want {
+		t.Fatalf("offline after node 1 died: %v, want %s (and not the acknowledged one)", bodies, want)
+	}
+	bob2.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := bob2.mustNext()
+		if el.is("", "message") {
+			t.Fatalf("extra offline message: %s", el)
+		}
+		if el.is("", "iq") && el.attr("id") == "p" {
+			break
+		}
 	}
 }

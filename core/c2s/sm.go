@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/koi-im/koi/core/jid"
@@ -59,6 +60,8 @@ type smSession struct {
 	mu    sync.Mutex
 	conn  *conn // the attached connection, nil while detached
 	ended bool
+
+	kept atomic.Bool // its queue is kept in the cluster (smcluster.go)
 }
 
 // smWriter writes a session's stanzas to its connection's queue. The SM
@@ -250,6 +253,7 @@ func (c *conn) attachSM(ss *smSession) {
 	c.smSess.Store(ss)
 	ss.s.SetConn(c)
 	ss.st.Attach(smWriter{c})
+	ss.release()
 	c.bound.Store(true)
 	_, _, unacked := ss.st.Counts()
 	c.log().Info("stream resumed", "replayed", unacked)
@@ -299,6 +303,7 @@ func (c *conn) smFinish() bool {
 	ss.conn = nil
 	if ss.id != "" && c.lost && !c.srv.isClosing() {
 		ss.st.Detach()
+		ss.keepDetached() // smcluster.go
 		ss.s.SetConn(detachedConn{ss})
 		// Under ss.mu: a resumption that claims the session waits until
 		// its clock runs.
@@ -370,6 +375,7 @@ func (ss *smSession) end() {
 		ss.srv.smReg.Remove(ss.id)
 	}
 	q := ss.st.Close()
+	ss.release()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ss.srv.cfg.Router.Unbind(ss.s) {

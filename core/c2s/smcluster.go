@@ -28,6 +28,32 @@ type SMCluster interface {
 	// having acknowledged h stanzas. It returns sm.ErrUnknown when no node
 	// has it, an *sm.RefusedError when h is wrong.
 	Take(ctx context.Context, id string, owner jid.JID, h uint32) (*sm.Handover, error)
+	// Keep stores b, stanza number n queued for the detached session id
+	// of full, where it outlives this node: should the node die before
+	// the session resumes or ends, another node treats it as undelivered.
+	// It must not block.
+	Keep(id string, full jid.JID, n uint32, b []byte)
+	// Release drops what Keep stored for id: the session resumed, moved
+	// or ended here.
+	Release(id string)
+}
+
+// keepDetached starts keeping a detached session's queue in the cluster.
+func (ss *smSession) keepDetached() {
+	cl := ss.srv.cfg.SM.Cluster
+	if cl == nil || ss.id == "" {
+		return
+	}
+	id, full := ss.id, ss.s.JID()
+	ss.kept.Store(true)
+	ss.st.KeepDetached(func(n uint32, b []byte) { cl.Keep(id, full, n, b) })
+}
+
+// release drops what keepDetached kept.
+func (ss *smSession) release() {
+	if cl := ss.srv.cfg.SM.Cluster; cl != nil && ss.kept.Swap(false) {
+		cl.Release(ss.id)
+	}
 }
 
 // takeTimeout bounds a takeover: a node that holds the session answers in
@@ -146,6 +172,7 @@ func (s *Server) HandOver(id string, owner jid.JID, h uint32, send func(*sm.Hand
 	var q [][]byte
 	ho.In, ho.Acked, q = ss.st.Take()
 	ho.Unacked = q
+	ss.release()
 	if err := send(ho); err != nil {
 		s.cfg.Log.Warn("session not handed over to another node; it ends here", "jid", ho.JID, "error", err)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

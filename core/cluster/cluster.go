@@ -59,6 +59,9 @@ type Modules interface {
 	Redeliver(ctx context.Context, el *xmlstream.Element)
 	// Closed ends a session: its unavailable presence is broadcast.
 	Closed(ctx context.Context, s *router.Session)
+	// Undelivered takes a stanza a session that ended never acknowledged
+	// (XEP-0198): offline storage, a bounce, or nothing.
+	Undelivered(ctx context.Context, s *router.Session, el *xmlstream.Element)
 }
 
 // entry is a session's registry value.
@@ -100,7 +103,8 @@ type Cluster struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	caches map[string]func(owner jid.JID) // caches.go
+	caches   map[string]func(owner jid.JID) // caches.go
+	detached jetstream.Stream               // detached.go
 }
 
 // New returns a cluster member; Start connects it.
@@ -371,15 +375,17 @@ func (c *Cluster) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.seen[node]; !ok {
-		c.seen[node] = time.Now() // its heartbeats must follow within a lease
-	}
 	if e.Operation() != jetstream.KeyValuePut {
 		if rs := c.remote[full]; rs != nil && rs.node == node {
 			delete(c.remote, full)
 			c.rt.Unbind(rs.s)
 		}
 		return
+	}
+	// Not on a delete: reaping a dead node deletes its keys, which must
+	// not bring it back to life for another lease.
+	if _, ok := c.seen[node]; !ok {
+		c.seen[node] = time.Now() // its heartbeats must follow within a lease
 	}
 	var v entry
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
@@ -544,6 +550,7 @@ func (c *Cluster) reap(ctx context.Context) {
 	}
 	if leader {
 		for _, node := range dead {
+			c.undeliverDetached(ctx, node, gone) // detached.go
 			if err := c.purgeNode(ctx, node); err != nil {
 				c.log.Warn("dead node's sessions not removed from the registry", "node", node, "error", err)
 			}

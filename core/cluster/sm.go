@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,7 +21,12 @@ import (
 // the handover (core/sm.Handover) and forgets it, the others answer that
 // they do not have it. A node that is dead answers nothing, and the
 // resumption fails once the others have answered or the wait is over.
-const subjTake = "sm.take"
+const (
+	subjTake = "sm.take"
+	// takeConfirm bounds the holder's wait for the requester's
+	// confirmation that it took the session.
+	takeConfirm = 5 * time.Second
+)
 
 // Handovers is what the cluster needs of the client server (core/c2s):
 // handing one of its resumable sessions over to another node.
@@ -42,8 +48,12 @@ type takeReply struct {
 }
 
 // ServeHandovers answers the other nodes' takeovers with h's sessions.
-// Call it after Start, before the listeners open.
-func (c *Cluster) ServeHandovers(h Handovers) error {
+// Call it after Start, before the listeners open: it also treats as
+// undelivered what an earlier run of this node kept (detached.go).
+func (c *Cluster) ServeHandovers(ctx context.Context, h Handovers) error {
+	if err := c.openDetached(ctx); err != nil {
+		return err
+	}
 	sub, err := c.nc.Subscribe(c.subj(subjTake), func(m *nats.Msg) { c.onTake(h, m) })
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe %s: %w", c.subj(subjTake), err)
@@ -78,8 +88,11 @@ func (c *Cluster) onTake(h Handovers, m *nats.Msg) {
 		if max := c.nc.MaxPayload(); int64(len(b)) > max {
 			return fmt.Errorf("handover of %d bytes exceeds the NATS payload limit of %d", len(b), max)
 		}
-		if err := m.Respond(b); err != nil {
-			return err
+		// The requester confirms that it took the session: if it gave up
+		// meanwhile, the session ends here as usual rather than being
+		// lost between the nodes.
+		if _, err := c.nc.RequestMsg(&nats.Msg{Subject: m.Reply, Data: b}, takeConfirm); err != nil {
+			return fmt.Errorf("the node that asked did not confirm: %w", err)
 		}
 		if full, err := jid.Parse(ho.JID); err == nil {
 			c.moved(full, from, ho)
@@ -160,6 +173,12 @@ func (c *Cluster) Take(ctx context.Context, id string, owner jid.JID, h uint32) 
 		}
 		switch {
 		case rep.Found && rep.Handover != nil:
+			if ctx.Err() != nil {
+				return nil, sm.ErrUnknown // too late: the holder ends it
+			}
+			if err := r.Respond(nil); err != nil {
+				return nil, fmt.Errorf("cluster: takeover not confirmed: %w", err)
+			}
 			return rep.Handover, nil
 		case rep.Refused:
 			return nil, &sm.RefusedError{In: rep.In}

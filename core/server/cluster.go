@@ -44,9 +44,9 @@ func smCluster(cl *cluster.Cluster) c2s.SMCluster {
 }
 
 // serveHandovers lets the other nodes take over srv's resumable sessions.
-func serveHandovers(cl *cluster.Cluster, srv *c2s.Server) error {
+func serveHandovers(ctx context.Context, cl *cluster.Cluster, srv *c2s.Server) error {
 	if cl == nil {
 		return nil
 	}
-	return cl.ServeHandovers(srv)
+	return cl.ServeHandovers(ctx, srv)
 }

@@ -353,7 +353,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Observer:    observer,
 	})
 	lv.c2s = srv
-	if err := serveHandovers(cl, srv); err != nil {
+	if err := serveHandovers(ctx, cl, srv); err != nil {
 		return err
 	}
 

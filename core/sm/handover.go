@@ -67,3 +67,17 @@ func (r *Registry[T]) Put(id string, owner jid.JID, v T) bool {
 	r.m[id] = &entry[T]{owner: owner.Bare(), v: v}
 	return true
 }
+
+// KeepDetached hands keep a copy of every stanza queued, numbered (the
+// count of stanzas sent when it was), first those queued now, then each
+// one pushed until Attach or Close. A node of a cluster keeps them where
+// they outlive it: should it die, another node treats them as undelivered.
+// keep runs under the state's lock and must not block or call back.
+func (s *State) KeepDetached(keep func(n uint32, b []byte)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, b := range s.queue[s.head:] {
+		keep(s.acked+uint32(i)+1, b)
+	}
+	s.keep = keep
+}
