@@ -302,3 +302,65 @@ func TestClusterSMOwnerDead(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterArchive: the archive ids a message is stamped with by the
+// node that routes it are the ones the recipient's archive serves from
+// another node: alice (node 1) and bob (node 2) talk both ways, and each
+// reads the whole conversation, with the ids seen live, from their own
+// node.
+func TestClusterArchive(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-archive"
+	for _, u := range []string{"alice", "bob"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	alice := nodes[0].login(t, "alice@localhost/pc", pw)
+	bob := nodes[1].login(t, "bob@localhost/x", pw)
+	alice.online()
+	bob.online()
+	time.Sleep(registrySettle)
+
+	for i := range 3 {
+		alice.send(fmt.Sprintf(`<message to='bob@localhost' type='chat' id='a%d'><body>a%d</body></message>`, i, i))
+	}
+	aBodies, bobIDs := bob.received("alice@localhost/pc", 3)
+	for i := range 2 {
+		bob.send(fmt.Sprintf(`<message to='alice@localhost' type='chat' id='b%d'><body>b%d</body></message>`, i, i))
+	}
+	bBodies, aliceIDs := alice.received("bob@localhost/x", 2)
+	if fmt.Sprint(aBodies, bBodies) != "[a0 a1 a2] [b0 b1]" {
+		t.Fatalf("live: %v %v", aBodies, bBodies)
+	}
+
+	// Archive writes are batched by the node that routed the message:
+	// the other node's reader sees them once written.
+	read := func(c *client, want int) mamPage {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			p := c.mam("")
+			if len(p.ids) >= want || time.Now().After(deadline) {
+				return p
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	want := "[a0 a1 a2 b0 b1]"
+	bp := read(bob, 5)
+	if fmt.Sprint(bp.bodies) != want {
+		t.Fatalf("bob's archive on node 2: %v, want %s", bp.bodies, want)
+	}
+	if fmt.Sprint(bp.ids[:3]) != fmt.Sprint(bobIDs) {
+		t.Fatalf("bob's archive ids %v, stamped live %v", bp.ids[:3], bobIDs)
+	}
+	ap := read(alice, 5)
+	if fmt.Sprint(ap.bodies) != want {
+		t.Fatalf("alice's archive on node 1: %v, want %s", ap.bodies, want)
+	}
+	if fmt.Sprint(ap.ids[3:]) != fmt.Sprint(aliceIDs) {
+		t.Fatalf("alice's archive ids %v, stamped live %v", ap.ids[3:], aliceIDs)
+	}
+}
