@@ -38,22 +38,15 @@ func (c *Cluster) OnChange(cache string, drop func(owner jid.JID)) {
 // changeWait (logged).
 func (c *Cluster) Changed(ctx context.Context, cache string, owner jid.JID) {
 	want := c.liveNodes()
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	m := nats.NewMsg(c.subj(subjCache))
+	m.Header.Set(hdrCache, cache)
+	m.Data = []byte(owner.Bare().String())
+	sub, err := c.ask(m)
 	if err != nil {
 		c.log.Warn("cache change not announced; other nodes may serve a stale copy", "cache", cache, "owner", owner.String(), "error", err)
 		return
 	}
 	defer sub.Unsubscribe()
-	m := nats.NewMsg(c.subj(subjCache))
-	m.Reply = inbox
-	m.Header.Set(hdrNode, c.cfg.Node)
-	m.Header.Set(hdrCache, cache)
-	m.Data = []byte(owner.Bare().String())
-	if err := c.nc.PublishMsg(m); err != nil {
-		c.log.Warn("cache change not announced; other nodes may serve a stale copy", "cache", cache, "owner", owner.String(), "error", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, changeWait)
 	defer cancel()
 	for got := 0; got < want; got++ {
@@ -63,6 +56,22 @@ func (c *Cluster) Changed(ctx context.Context, cache string, owner jid.JID) {
 			return
 		}
 	}
+}
+
+// ask publishes m, from this node, to every node, and returns the
+// subscription their answers come to; unsubscribe it when done.
+func (c *Cluster) ask(m *nats.Msg) (*nats.Subscription, error) {
+	m.Reply = c.nc.NewRespInbox()
+	m.Header.Set(hdrNode, c.cfg.Node)
+	sub, err := c.nc.SubscribeSync(m.Reply)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.nc.PublishMsg(m); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
 }
 
 // liveNodes counts the other nodes heard from within the lease.

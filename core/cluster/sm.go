@@ -147,19 +147,13 @@ func (c *Cluster) Take(ctx context.Context, id string, owner jid.JID, h uint32) 
 	if err != nil {
 		return nil, err
 	}
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	m := nats.NewMsg(c.subj(subjTake))
+	m.Data = body
+	sub, err := c.ask(m)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: takeover: %w", err)
 	}
 	defer sub.Unsubscribe()
-	m := nats.NewMsg(c.subj(subjTake))
-	m.Reply = inbox
-	m.Header.Set(hdrNode, c.cfg.Node)
-	m.Data = body
-	if err := c.nc.PublishMsg(m); err != nil {
-		return nil, fmt.Errorf("cluster: takeover: %w", err)
-	}
 	for got := 0; got < want; got++ {
 		r, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
