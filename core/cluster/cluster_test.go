@@ -24,7 +24,7 @@ import (
 // of the machine, KOI_TEST_NATS_URL or nats://127.0.0.1:4222, each test
 // with a cluster name of its own.
 
-func natsURL(t *testing.T) string {
+func natsURL(t testing.TB) string {
 	u := os.Getenv("KOI_TEST_NATS_URL")
 	if u == "" {
 		u = "nats://127.0.0.1:4222"
@@ -60,7 +60,7 @@ type node struct {
 	mod *modsLog
 }
 
-func startNode(t *testing.T, url, name, nodeName string) *node {
+func startNode(t testing.TB, url, name, nodeName string) *node {
 	t.Helper()
 	rt := router.New()
 	mod := &modsLog{}
@@ -204,5 +204,57 @@ func TestDetachedKept(t *testing.T) {
 	a.undeliverDetached(ctx, "b", gone)
 	if len(a.mod.undelivered) != 0 {
 		t.Fatalf("kept stanzas handled twice: %v", a.mod.undelivered)
+	}
+}
+
+// benchNodes starts two nodes that see each other, b handing over ho.
+func benchNodes(b *testing.B, ho *sm.Handover) (a, other *node) {
+	url := natsURL(b)
+	name := clusterName()
+	ctx := context.Background()
+	a, other = startNode(b, url, name, "a"), startNode(b, url, name, "b")
+	other.OnChange("roster", func(jid.JID) {})
+	for _, n := range []*node{a, other} {
+		if err := n.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { n.Stop(context.Background()) })
+	}
+	if err := other.ServeHandovers(ctx, handovers{id: "secret", ho: ho}); err != nil {
+		b.Fatal(err)
+	}
+	for a.liveNodes() != 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return a, other
+}
+
+// BenchmarkChanged is the cost a roster or blocklist change adds to its
+// IQ in a two-node cluster: announce and wait for the other's answer.
+func BenchmarkChanged(b *testing.B) {
+	a, _ := benchNodes(b, &sm.Handover{})
+	owner := jid.MustParse("alice@x")
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		a.Changed(ctx, "roster", owner)
+	}
+}
+
+// BenchmarkTake is a takeover's round trips (ask, handover, confirm) with
+// 20 unacknowledged stanzas of 300 bytes, without the c2s side.
+func BenchmarkTake(b *testing.B) {
+	ho := &sm.Handover{JID: "bob@x/phone", Available: true}
+	for range 20 {
+		ho.Unacked = append(ho.Unacked, []byte(strings.Repeat("x", 300)))
+	}
+	a, _ := benchNodes(b, ho)
+	owner := jid.MustParse("bob@x")
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := a.Take(ctx, "secret", owner, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
