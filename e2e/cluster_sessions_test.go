@@ -57,6 +57,7 @@ func TestClusterCarbons(t *testing.T) {
 		c.send(`<iq type='set' id='carbons'><enable xmlns='` + nsCarbons + `'/></iq>`)
 		c.expect("carbons enabled", func(e *element) bool { return e.attr("id") == "carbons" && e.attr("type") == "result" })
 	}
+	time.Sleep(registrySettle) // each node learns of the other's session of alice
 	for _, c := range []*client{a1, a2, bob} {
 		c.send(`<presence/>`)
 	}
