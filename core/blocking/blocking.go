@@ -46,6 +46,8 @@ type Module struct {
 
 	mu    sync.Mutex
 	lists map[jid.JID]*list // by owner; only while the owner has a session
+
+	changed func(ctx context.Context, owner jid.JID) // cluster.go
 }
 
 // list is one user's blocklist in memory.
@@ -288,17 +290,24 @@ func (b *Module) set(ctx context.Context, s *router.Session, _, q *xmlstream.Ele
 	}
 	l.wants = wants // without the sessions that ended
 	l.mu.Unlock()
+	if b.changed != nil {
+		b.changed(ctx, owner)
+	}
+	pushChange(pushTo, q.Local, items)
+	b.presenceChanges(ctx, owner, before, after)
+	return nil, nil
+}
 
+// pushChange tells sessions of a block or unblock of items (§3.3, §3.4).
+func pushChange(to []*router.Session, kind string, items []jid.JID) {
 	push := xmlstream.NewElement(xmlstream.NSClient, "iq").SetAttr("type", "set")
-	push.AppendChild(itemsElement(q.Local, items))
-	for _, o := range pushTo {
+	push.AppendChild(itemsElement(kind, items))
+	for _, o := range to {
 		p := push.Copy()
 		p.SetAttr("id", "push-"+newID())
 		p.SetAttr("to", o.JID().String())
 		o.Send(p)
 	}
-	b.presenceChanges(ctx, owner, before, after)
-	return nil, nil
 }
 
 // backendError maps a backend failure to the stanza error the client sees.

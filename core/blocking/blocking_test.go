@@ -32,6 +32,7 @@ type env struct {
 	t     *testing.T
 	m     *modules.Server
 	r     *router.Router
+	b     *Module
 	store *sqlbackend.Store
 }
 
@@ -55,6 +56,12 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
+	return newNode(t, st)
+}
+
+// newNode is a module server with the blocking command over st: one node
+// of a cluster when several share st.
+func newNode(t *testing.T, st *sqlbackend.Store) *env {
 	h := &modules.Host{
 		Name:      "example.com",
 		Auth:      auth.NewChain("example.com", []auth.Backend{namedStore{st}}),
@@ -65,8 +72,8 @@ func newEnv(t *testing.T) *env {
 	}
 	rt := router.New()
 	m := modules.New(hclog.NewNullLogger(), rt, []*modules.Host{h}, "test")
-	Register(hclog.NewNullLogger(), m, rt)
-	return &env{t: t, m: m, r: rt, store: st}
+	b := Register(hclog.NewNullLogger(), m, rt)
+	return &env{t: t, m: m, r: rt, b: b, store: st}
 }
 
 type client struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/koi-im/koi/core/jid"
@@ -33,6 +34,9 @@ type SMConfig struct {
 	// detached session: the hook for push notifications (XEP-0357). It
 	// runs on the sender's goroutine and must not block.
 	OnDetachedStanza func(s *router.Session, el *xmlstream.Element)
+	// Cluster, if set, resumes sessions that other nodes of a cluster
+	// hold (smcluster.go).
+	Cluster SMCluster
 }
 
 // Undelivered takes the stanzas a session was sent but never acknowledged
@@ -56,6 +60,8 @@ type smSession struct {
 	mu    sync.Mutex
 	conn  *conn // the attached connection, nil while detached
 	ended bool
+
+	kept atomic.Bool // its queue is kept in the cluster (smcluster.go)
 }
 
 // smWriter writes a session's stanzas to its connection's queue. The SM
@@ -205,6 +211,8 @@ func (c *conn) smResume(el *xmlstream.Element) (*xmlstream.Element, *smSession) 
 	if err != nil {
 		if errors.Is(err, sm.ErrNotOwner) {
 			c.log().Info("resumption of another account's session refused", "previd", previd)
+		} else if cl := c.srv.cfg.SM.Cluster; cl != nil {
+			return c.resumeFromNode(cl, previd, owner, uint32(h)) // smcluster.go
 		}
 		return smFailed("item-not-found", nil), nil
 	}
@@ -245,6 +253,7 @@ func (c *conn) attachSM(ss *smSession) {
 	c.smSess.Store(ss)
 	ss.s.SetConn(c)
 	ss.st.Attach(smWriter{c})
+	ss.release()
 	c.bound.Store(true)
 	_, _, unacked := ss.st.Counts()
 	c.log().Info("stream resumed", "replayed", unacked)
@@ -294,6 +303,7 @@ func (c *conn) smFinish() bool {
 	ss.conn = nil
 	if ss.id != "" && c.lost && !c.srv.isClosing() {
 		ss.st.Detach()
+		ss.keepDetached() // smcluster.go
 		ss.s.SetConn(detachedConn{ss})
 		// Under ss.mu: a resumption that claims the session waits until
 		// its clock runs.
@@ -365,6 +375,7 @@ func (ss *smSession) end() {
 		ss.srv.smReg.Remove(ss.id)
 	}
 	q := ss.st.Close()
+	ss.release()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ss.srv.cfg.Router.Unbind(ss.s) {

@@ -37,9 +37,9 @@ import (
 // stream closes other nodes ask for. The registry is the key-value bucket
 // NAME_sessions.
 const (
-	subjHeartbeat = "hb."    // + node
-	subjNode      = "node."  // + node + ".in" or ".close"
-	subjRoster    = "roster" // a roster changed: payload the owner's bare JID
+	subjHeartbeat = "hb."   // + node
+	subjNode      = "node." // + node + ".in" or ".close"
+	subjCache     = "cache" // a cached user's data changed: see caches.go
 	hdrTo         = "Koi-To"
 	hdrNode       = "Koi-Node"
 	hdrCondition  = "Koi-Condition"
@@ -57,11 +57,11 @@ type Config struct {
 type Modules interface {
 	// Redeliver delivers a forwarded stanza whose session left.
 	Redeliver(ctx context.Context, el *xmlstream.Element)
-	// ForgetRoster drops a cached roster another node changed.
-	ForgetRoster(owner jid.JID)
 	// Closed ends a session: its unavailable presence is broadcast.
 	Closed(ctx context.Context, s *router.Session)
-	// Undelivered handles a stanza sent to s that s never got.
+	// Undelivered takes a stanza sent to s that s never got (XEP-0198
+	// unacknowledged, or forwarded to a node that is gone): offline
+	// storage, a bounce, or nothing.
 	Undelivered(ctx context.Context, s *router.Session, el *xmlstream.Element)
 }
 
@@ -73,6 +73,7 @@ type entry struct {
 	Priority   int    `json:"priority,omitempty"`
 	Presence   string `json:"presence,omitempty"`
 	Interested bool   `json:"interested,omitempty"`
+	Carbons    bool   `json:"carbons,omitempty"`
 }
 
 // Cluster is this node's membership. Start it before the listeners, so
@@ -104,6 +105,9 @@ type Cluster struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	caches   map[string]func(owner jid.JID) // caches.go
+	detached jetstream.Stream               // detached.go
 }
 
 // New returns a cluster member; Start connects it.
@@ -161,7 +165,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		{c.subj(subjNode + c.cfg.Node + ".in"), c.onForward},
 		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
 		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
-		{c.subj(subjRoster), c.onRoster},
+		{c.subj(subjCache), c.onCache},
 		{c.subj(subjNode + c.cfg.Node + "." + subjLost + "*"), c.onLost},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
@@ -324,7 +328,7 @@ func (c *Cluster) write(ctx context.Context, k string, s *router.Session) {
 		return
 	}
 	st := s.State()
-	e := entry{Node: c.cfg.Node, JID: s.JID().String(), Available: st.Available, Priority: st.Priority, Interested: st.Interested}
+	e := entry{Node: c.cfg.Node, JID: s.JID().String(), Available: st.Available, Priority: st.Priority, Interested: st.Interested, Carbons: st.Carbons}
 	if st.Presence != nil {
 		e.Presence = st.Presence.String()
 	}
@@ -392,7 +396,7 @@ func (c *Cluster) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 		c.log.Warn("session registry: bad value", "key", e.Key(), "error", err)
 		return
 	}
-	st := router.PresenceState{Available: v.Available, Priority: v.Priority, Interested: v.Interested}
+	st := router.PresenceState{Available: v.Available, Priority: v.Priority, Interested: v.Interested, Carbons: v.Carbons}
 	if v.Presence != "" {
 		if p, err := stanza.Parse(v.Presence); err == nil {
 			st.Presence = p
@@ -482,26 +486,6 @@ func (c *Cluster) onClose(m *nats.Msg) {
 	}
 }
 
-// RosterWritten tells the other nodes that owner's stored roster changed
-// (install it with modules' OnRosterWrite).
-func (c *Cluster) RosterWritten(owner jid.JID) {
-	m := nats.NewMsg(c.subj(subjRoster))
-	m.Header.Set(hdrNode, c.cfg.Node)
-	m.Data = []byte(owner.String())
-	if err := c.nc.PublishMsg(m); err != nil {
-		c.log.Warn("roster change not announced; other nodes may serve a stale copy", "owner", owner.String(), "error", err)
-	}
-}
-
-func (c *Cluster) onRoster(m *nats.Msg) {
-	if m.Header.Get(hdrNode) == c.cfg.Node {
-		return
-	}
-	if owner, err := jid.Parse(string(m.Data)); err == nil {
-		c.mod.ForgetRoster(owner)
-	}
-}
-
 func (c *Cluster) heartbeat() {
 	if err := c.nc.Publish(c.subj(subjHeartbeat+c.cfg.Node), nil); err != nil {
 		c.log.Warn("heartbeat not sent", "error", err)
@@ -572,6 +556,7 @@ func (c *Cluster) reap(ctx context.Context) {
 	}
 	if leader {
 		for _, node := range dead {
+			c.undeliverDetached(ctx, node, gone) // detached.go
 			if err := c.purgeNode(ctx, node); err != nil {
 				c.log.Warn("dead node's sessions not removed from the registry", "node", node, "error", err)
 			}

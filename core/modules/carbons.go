@@ -2,7 +2,6 @@ package modules
 
 import (
 	"context"
-	"sync"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/router"
@@ -17,30 +16,6 @@ import (
 // so a client can match carbons, offline messages and archive results.
 const nsCarbons = "urn:xmpp:carbons:2"
 
-// carbons remembers which sessions enabled carbons.
-type carbons struct {
-	mu sync.Mutex
-	on map[*router.Session]bool
-}
-
-func newCarbons() *carbons { return &carbons{on: map[*router.Session]bool{}} }
-
-func (c *carbons) set(s *router.Session, on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if on {
-		c.on[s] = true
-	} else {
-		delete(c.on, s)
-	}
-}
-
-func (c *carbons) enabled(s *router.Session) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.on[s]
-}
-
 func (m *Server) registerCarbons() {
 	m.handleIQ(scopeAccount, "set", nsCarbons, func(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
 		if !c.self {
@@ -48,9 +23,9 @@ func (m *Server) registerCarbons() {
 		}
 		switch c.q.Local {
 		case "enable":
-			m.carbons.set(c.s, true)
+			c.s.SetCarbons(true)
 		case "disable":
-			m.carbons.set(c.s, false)
+			c.s.SetCarbons(false)
 		default:
 			return nil, stanza.ErrBadRequest
 		}
@@ -60,7 +35,7 @@ func (m *Server) registerCarbons() {
 
 // EnableCarbons turns carbons on for s: Bind 2's inline <enable/>
 // (XEP-0386), the same as the enable IQ.
-func (m *Server) EnableCarbons(s *router.Session) { m.carbons.set(s, true) }
+func (m *Server) EnableCarbons(s *router.Session) { s.SetCarbons(true) }
 
 // carbonEligible reports whether a message is copied (XEP-0280 §6): chat
 // messages, and normal ones with a body; not those marked private or
@@ -98,7 +73,7 @@ func (m *Server) sendCarbons(el *xmlstream.Element, to jid.JID, delivered []*rou
 		}
 		if u := m.router.User(to.Bare()); u != nil {
 			for _, s := range u.Available() {
-				if !got[s] && m.carbons.enabled(s) {
+				if !got[s] && s.Carbons() {
 					s.Send(carbon("received", to.Bare(), s, el))
 				}
 			}
@@ -107,7 +82,7 @@ func (m *Server) sendCarbons(el *xmlstream.Element, to jid.JID, delivered []*rou
 	if u := m.router.User(from.Bare()); u != nil {
 		var sent *xmlstream.Element
 		for _, s := range u.Available() {
-			if s.JID() == from || !m.carbons.enabled(s) {
+			if s.JID() == from || !s.Carbons() {
 				continue
 			}
 			if sent == nil {

@@ -89,7 +89,6 @@ type Server struct {
 	onHosts []func(old, new *Host)
 	rosters *rosters
 	archive *archiveState
-	carbons *carbons
 	iq      map[iqKey]iqHandler
 	// Set by modules outside the package (hooks.go).
 	features        []serverFeature
@@ -120,7 +119,6 @@ func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Ser
 	m.hosts.Store(&byName)
 	m.rosters = newRosters(m)
 	m.archive = newArchiveState()
-	m.carbons = newCarbons()
 	m.registerRoster()
 	m.registerDisco()
 	m.registerMisc()
@@ -220,7 +218,6 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 	if m.blocker != nil {
 		m.blocker.Forget(s.JID().Bare())
 	}
-	m.carbons.set(s, false)
 }
 
 // isLocal reports whether j belongs to a served host.

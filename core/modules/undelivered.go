@@ -74,7 +74,7 @@ func (m *Server) undeliveredMessage(ctx context.Context, s *router.Session, el *
 			return // bare-JID delivery reached the other resources too
 		}
 		for _, o := range others {
-			if m.carbons.enabled(o) {
+			if o.Carbons() {
 				return
 			}
 		}

@@ -33,7 +33,8 @@ type Router struct {
 // remote ones): a cluster publishes them for the other nodes. It is called
 // after the change, outside the router's locks, on the changer's goroutine.
 type Observer interface {
-	// SessionChanged reports a bind, a presence or roster-interest change.
+	// SessionChanged reports a bind, a presence, roster-interest or
+	// carbons change.
 	SessionChanged(s *Session)
 	// SessionGone reports an unbind.
 	SessionGone(s *Session)
@@ -68,6 +69,7 @@ type Session struct {
 	priority   int
 	presence   *xmlstream.Element // last available presence broadcast, nil if none
 	interested bool               // requested the roster: gets roster pushes
+	carbons    bool               // enabled Message Carbons (XEP-0280)
 	directed   map[jid.JID]struct{}
 
 	// remote marks a session bound on another node of a cluster: its Conn
@@ -270,6 +272,7 @@ type PresenceState struct {
 	Priority   int
 	Presence   *xmlstream.Element // shared: do not modify, Copy first
 	Interested bool
+	Carbons    bool
 }
 
 // State returns a snapshot of the session's presence state.
@@ -277,7 +280,7 @@ func (s *Session) State() PresenceState {
 	u := s.user
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return PresenceState{Available: s.available, Priority: s.priority, Presence: s.presence, Interested: s.interested}
+	return PresenceState{Available: s.available, Priority: s.priority, Presence: s.presence, Interested: s.interested, Carbons: s.carbons}
 }
 
 // SetInterested marks the session as having requested the roster.
@@ -287,6 +290,25 @@ func (s *Session) SetInterested() {
 	s.interested = true
 	s.user.mu.Unlock()
 	s.changed(!was)
+}
+
+// SetCarbons records whether the session wants carbon copies (XEP-0280).
+// It lives with the session, not in the carbons module, so that a cluster
+// publishes it with the rest of the state: the node that routes a message
+// copies it to every resource that asked, wherever it is bound.
+func (s *Session) SetCarbons(on bool) {
+	s.user.mu.Lock()
+	was := s.carbons
+	s.carbons = on
+	s.user.mu.Unlock()
+	s.changed(was != on)
+}
+
+// Carbons reports whether the session enabled carbons.
+func (s *Session) Carbons() bool {
+	s.user.mu.Lock()
+	defer s.user.mu.Unlock()
+	return s.carbons
 }
 
 // changed tells the observer of a local session's change.
@@ -319,6 +341,7 @@ func (s *Session) SetRemoteState(st PresenceState) {
 	s.presence = st.Presence
 	s.priority = st.Priority
 	s.interested = st.Interested
+	s.carbons = st.Carbons
 	s.user.mu.Unlock()
 }
 

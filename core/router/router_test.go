@@ -146,3 +146,34 @@ func TestSetConnKeepsSession(t *testing.T) {
 		t.Fatalf("presence lost: %+v", st)
 	}
 }
+
+// countingObserver counts the observer's calls, as a cluster would see them.
+type countingObserver struct{ changed, gone int }
+
+func (o *countingObserver) SessionChanged(*Session) { o.changed++ }
+func (o *countingObserver) SessionGone(*Session)    { o.gone++ }
+
+// TestCarbonsFlag: the carbons flag is part of a session's state, a change
+// is reported to the observer (a cluster publishes it) and a repeat is not,
+// and a remote session takes it from its node's state.
+func TestCarbonsFlag(t *testing.T) {
+	r := New()
+	o := &countingObserver{}
+	r.SetObserver(o)
+	s, _ := r.Bind(jid.MustParse("a@x/1"), &recConn{})
+	base := o.changed
+	s.SetCarbons(true)
+	s.SetCarbons(true)
+	if !s.Carbons() || !s.State().Carbons || o.changed != base+1 {
+		t.Fatalf("carbons %v, state %+v, observer calls %d (want %d)", s.Carbons(), s.State(), o.changed, base+1)
+	}
+	s.SetCarbons(false)
+	if s.Carbons() || o.changed != base+2 {
+		t.Fatalf("after disable: carbons %v, observer calls %d", s.Carbons(), o.changed)
+	}
+	rs, _ := r.BindRemote(jid.MustParse("a@x/2"), &recConn{})
+	rs.SetRemoteState(PresenceState{Available: true, Carbons: true})
+	if !rs.Carbons() || o.changed != base+2 {
+		t.Fatalf("remote: carbons %v, observer calls %d (a remote change is not this node's to publish)", rs.Carbons(), o.changed)
+	}
+}

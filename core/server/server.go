@@ -260,8 +260,8 @@ func (s *Server) Run(ctx context.Context) error {
 	rt := router.New()
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
-	blocking.Register(s.log.Named("blocking"), mods, rt)
-	leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
+	blk := blocking.Register(s.log.Named("blocking"), mods, rt)
+	cl, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, blk, s.log.Named("cluster"))
 	if err != nil {
 		return err
 	}
@@ -347,12 +347,16 @@ func (s *Server) Run(ctx context.Context) error {
 			MaxQueue:         cfg.SM.MaxQueue,
 			RequestEvery:     cfg.SM.RequestAckEvery,
 			OnDetachedStanza: onDetached,
+			Cluster:          smCluster(cl),
 		},
 		Undelivered: mods,
 		Carbons:     mods,
 		Observer:    observer,
 	})
 	lv.c2s = srv
+	if err := serveHandovers(ctx, cl, srv); err != nil {
+		return err
+	}
 
 	// Before the client listeners: a client that logs in can discover
 	// the services at once.

@@ -63,6 +63,9 @@ type State struct {
 	max     int
 	every   int
 	pending int // stanzas since the last <r/>
+	// keep, while detached in a cluster, gets a copy of each stanza
+	// queued (handover.go).
+	keep func(n uint32, b []byte)
 }
 
 // NewState returns the state of a session that just enabled stream
@@ -81,7 +84,7 @@ func NewState(max, every int) *State {
 func (s *State) Attach(w Writer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.w = w
+	s.w, s.keep = w, nil
 	for _, b := range s.queue[s.head:] {
 		w.Write(b)
 	}
@@ -120,6 +123,9 @@ func (s *State) Push(b []byte) error {
 	}
 	s.queue = append(s.queue, b)
 	s.sent++
+	if s.keep != nil {
+		s.keep(s.sent, b)
+	}
 	if s.w != nil {
 		s.w.Write(b)
 		if s.pending++; s.every > 0 && s.pending >= s.every {
@@ -192,7 +198,7 @@ func (s *State) Close() [][]byte {
 		return nil
 	}
 	s.closed = true
-	s.w = nil
+	s.w, s.keep = nil, nil
 	out := s.queue[s.head:]
 	s.queue, s.head = nil, 0
 	return out
