@@ -11,17 +11,17 @@ import (
 	"github.com/koi-im/koi/core/router"
 )
 
-// joinCluster makes this koi a node of the cluster cc configures, if any,
-// and returns what leaves it: after the listeners closed, so that the
-// sessions' removals reach the registry.
-func joinCluster(ctx context.Context, cc config.Cluster, rt *router.Router, mods *modules.Server, log hclog.Logger) (leave func(context.Context), err error) {
+// joinCluster makes this koi a node of the cluster cc configures, if any
+// (nil when none), and returns what leaves it: after the listeners closed,
+// so that the sessions' removals reach the registry.
+func joinCluster(ctx context.Context, cc config.Cluster, rt *router.Router, mods *modules.Server, log hclog.Logger) (cl *cluster.Cluster, leave func(context.Context), err error) {
 	if !cc.On() {
-		return func(context.Context) {}, nil
+		return nil, func(context.Context) {}, nil
 	}
-	cl := cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease, Name: cc.Name}, log, rt, mods)
+	cl = cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease, Name: cc.Name}, log, rt, mods)
 	mods.OnRosterWrite(cl.RosterWritten)
 	if err := cl.Start(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cl.Stop, nil
+	return cl, cl.Stop, nil
 }

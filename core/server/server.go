@@ -260,7 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
 	blocking.Register(s.log.Named("blocking"), mods, rt)
-	leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
+	cl, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, s.log.Named("cluster"))
 	if err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	stopMUC, err := startMUC(ctx, cfg, ph, mods, s.log.Named("muc"))
+	stopMUC, err := startMUC(ctx, cfg, ph, mods, cl, s.log.Named("muc"))
 	if err != nil {
 		return err
 	}
