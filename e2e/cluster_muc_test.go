@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -173,4 +174,27 @@ func TestClusterMUC(t *testing.T) {
 	for _, r := range []*client{alice, bob, carol} {
 		r.expect("a message after the takeover", isGroupchat(occ("Carol"), "still here"))
 	}
+
+	// Now node 3, with carol and alice, dies, and the room (on bob's node
+	// 2, which took it over) keeps talking: once their sessions are gone
+	// from the registry, its messages to them bounce and it lets the
+	// others know they left (status 333).
+	nodes[2].kill(t)
+	isGone := func(nick string) func(*element) bool {
+		return func(e *element) bool {
+			return e.is("", "presence") && e.attr("from") == occ(nick) && e.attr("type") == "unavailable" &&
+				slices.Contains(mucCodes(e), "333")
+		}
+	}
+	deadline := time.Now().Add(8 * 2 * time.Second)
+	for i := 0; ; i++ {
+		bob.send(fmt.Sprintf("<message type='groupchat' to='%s'><body>anyone? %d</body></message>", room, i))
+		if _, ok := bob.await(time.Second, isGone("Carol")); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("carol, whose node died, is still in the room eight leases later")
+		}
+	}
+	bob.expect("alice leaving with her node", isGone("Alice"))
 }
