@@ -237,6 +237,7 @@ func (h *RoomHomes) Forward(ctx context.Context, node string, el *xmlstream.Elem
 	}
 	m := nats.NewMsg(h.r.c.subj(subjNode + node + subjRoomSuffix))
 	m.Header.Set(hdrHops, strconv.Itoa(hops+1))
+	m.Header.Set(hdrNode, h.r.c.cfg.Node)
 	m.Data = el.AppendXML(nil, "")
 	if err := h.r.c.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("%w: publish to node %s: %w", ErrNoHome, node, err)
@@ -325,8 +326,55 @@ func (r *rooms) onRoom(m *nats.Msg) {
 		r.c.log.Warn("a room stanza for a chat service this node does not serve", "to", to.String())
 		return
 	}
+	if from, err := jid.Parse(el.Attr("from")); err == nil {
+		r.c.learnSession(m.Header.Get(hdrNode), from)
+	}
 	hops, _ := strconv.Atoi(m.Header.Get(hdrHops))
 	deliver(context.WithValue(context.Background(), hopsKey{}, hops), el)
+}
+
+// learnSession puts full, a session of node whose stanza node forwarded,
+// in the router if the registry has not brought it yet: the session's
+// registry entry is written in the background after its bind, and may
+// come after the session's first stanza to a room (a join at once after
+// login). The room's answers would otherwise find no session, and a
+// groupchat that bounces makes the room drop the new occupant. The entry,
+// when it comes, updates this remote session; its deletion removes it.
+// A session that was already gone from the registry when its stanza came
+// would stay for good: a lease later, one not in the registry is removed.
+func (c *Cluster) learnSession(node string, full jid.JID) {
+	if node == "" || node == c.cfg.Node || full.Local() == "" || full.Resource() == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rt.Session(full) != nil {
+		return
+	}
+	if _, ok := c.seen[node]; !ok {
+		c.seen[node] = time.Now() // its heartbeats must follow within a lease
+	}
+	rs := &remoteSession{c: c, node: node, full: full}
+	rs.s, _ = c.rt.BindRemote(full, rs)
+	c.remote[full] = rs
+	time.AfterFunc(c.cfg.Lease, func() { c.forgetUnregistered(rs) })
+}
+
+// forgetUnregistered removes rs, a session learnSession put in the router,
+// if the registry does not have it.
+func (c *Cluster) forgetUnregistered(rs *remoteSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.kv.Get(ctx, key(rs.node, rs.full))
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return // registered (or the registry cannot say: the lease will)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.remote[rs.full] == rs {
+		delete(c.remote, rs.full)
+		c.rt.Unbind(rs.s)
+	}
 }
 
 // alive reports whether node is this one or has sent a heartbeat within

@@ -200,3 +200,42 @@ func TestRoomHomeDies(t *testing.T) {
 		time.Sleep(lease / 4)
 	}
 }
+
+// TestRoomSenderLearned: the home of a room learns the session of a
+// forwarded stanza's sender from the forwarding node before the registry
+// brings it, so the room's answers reach it; a session the registry never
+// had is forgotten a lease later.
+func TestRoomSenderLearned(t *testing.T) {
+	url := roomsNATS(t)
+	name := roomsCluster(t)
+	got := make(chan *xmlstream.Element, 4)
+	const lease = time.Second
+	a, _ := roomsNode(t, url, name, "a", lease, got)
+	defer stopNode(a)
+	b, hb := roomsNode(t, url, name, "b", lease, got)
+	defer stopNode(b)
+	el, err := stanza.Parse(`<presence xmlns='jabber:client' from='u@example.com/r' to='hall@conference.example.com/U'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hb.Forward(context.Background(), "a", el); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the forwarded join did not reach a")
+	}
+	u := jid.MustParse("u@example.com/r")
+	s := a.rt.Session(u)
+	if s == nil || !s.Remote() {
+		t.Fatalf("a does not route to the sender: %v", s)
+	}
+	deadline := time.Now().Add(5 * lease)
+	for a.rt.Session(u) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a session the registry never had is still routed to five leases later")
+		}
+		time.Sleep(lease / 4)
+	}
+}
