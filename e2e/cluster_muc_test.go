@@ -12,11 +12,12 @@ import (
 // TestClusterMUC: three users on three nodes of a cluster are in one room,
 // which lives on the node that first needed it: they see each other's
 // presence and every message, a newcomer gets the history, a private
-// message crosses nodes, and the room answers disco from any node. The
+// message crosses nodes, and the room answers disco and MAM from any node. The
 // room's node dies: within the lease a self-ping (XEP-0410) says the
 // occupants are no longer in the room, and the users rejoin through the
 // nodes left, where the persistent room is back from the store with its
-// configuration, owner and subject.
+// configuration, owner and subject, and its archive. Then a node with
+// occupants dies, and the room drops them.
 func TestClusterMUC(t *testing.T) {
 	t.Parallel()
 	nats := natsURL(t)
@@ -104,6 +105,18 @@ func TestClusterMUC(t *testing.T) {
 		t.Fatalf("carol got %s", m)
 	}
 
+	// The room's archive (XEP-0313), asked from node 3.
+	wantArchived := func(c *client, what string) {
+		t.Helper()
+		p := c.mamTo(room, waitTimeout, "")
+		for _, want := range []string{"before carol", "hello from Alice", "hello from Bob", "hello from Carol"} {
+			if !slices.Contains(p.bodies, want) {
+				t.Fatalf("%s: the room's archive has %q, want %q among them (reply %s)", what, p.bodies, want, p.reply)
+			}
+		}
+	}
+	wantArchived(carol, "MAM on the room from another node")
+
 	// The room's disco from node 3.
 	info := carol.iq("<iq type='get' to='" + room + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
 	if s := info.String(); info.attr("type") != "result" || !strings.Contains(s, "Cluster Hall") || !strings.Contains(s, "muc_persistent") {
@@ -170,6 +183,7 @@ func TestClusterMUC(t *testing.T) {
 	if s := info.String(); !strings.Contains(s, "Cluster Hall") || !strings.Contains(s, "muc_persistent") {
 		t.Fatalf("disco#info after the takeover: %s", s)
 	}
+	wantArchived(carol, "MAM on the room after the takeover")
 	carol.send("<message type='groupchat' to='" + room + "'><body>still here</body></message>")
 	for _, r := range []*client{alice, bob, carol} {
 		r.expect("a message after the takeover", isGroupchat(occ("Carol"), "still here"))
