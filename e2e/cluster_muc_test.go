@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -211,4 +212,74 @@ func TestClusterMUC(t *testing.T) {
 		}
 	}
 	bob.expect("alice leaving with her node", isGone("Alice"))
+}
+
+// TestClusterMUCGracefulStop: a room's node that stops gives its rooms up
+// before it tells their occupants it is going away (status 332), so that
+// an occupant on another node that rejoins at once finds the room on a
+// node that stays, with its configuration and subject.
+func TestClusterMUCGracefulStop(t *testing.T) {
+	t.Parallel()
+	nats := natsURL(t)
+	pg := mixPostgres(t)
+	nodes := startClusterNodes(t, 2, pg, nats)
+	const pw = "pw-cluster-muc-stop"
+	for _, u := range []string{"alice", "bob"} {
+		nodes[0].addUser(t, u+"@localhost", pw)
+	}
+	alice := nodes[0].login(t, "alice@localhost/pc", pw)
+	bob := nodes[1].login(t, "bob@localhost/phone", pw)
+	for _, c := range []*client{alice, bob} {
+		c.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
+		c.expect("roster", func(e *element) bool { return e.is("", "iq") && e.attr("id") == "r1" })
+		c.send(`<presence/>`)
+	}
+	const room = "porch@" + mucDomain
+	joinRoom(alice, room+"/Alice", "")
+	if r := ownerSubmit(alice, room, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	alice.send("<message type='groupchat' to='" + room + "'><subject>Kept</subject></message>")
+	isSubject := func(e *element) bool {
+		return e.is("", "message") && e.child("", "subject") != nil && e.child("", "subject").Text == "Kept"
+	}
+	alice.expect("subject", isSubject)
+	if p := joinRoom(bob, room+"/Bob", ""); p.attr("type") == "error" {
+		t.Fatalf("bob joining: %s", p)
+	}
+	bob.expect("subject", isSubject)
+
+	// Node 1 (the room's) stops; bob hears the service is going away and
+	// rejoins at once, as clients do.
+	nodes[0].stopped = true
+	if err := nodes[0].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect("the service going away (332)", func(e *element) bool {
+		return e.is("", "presence") && e.attr("from") == room+"/Bob" && e.attr("type") == "unavailable" &&
+			slices.Contains(mucCodes(e), "332")
+	})
+	var p *element
+	for i := 0; ; i++ {
+		// A join that reached the stopping node in the moment before
+		// bob's node saw the release gets a wait error: retry.
+		if p = joinRoom(bob, room+"/Bob", ""); p.attr("type") != "error" || i == 10 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if p.attr("type") == "error" {
+		t.Fatalf("bob rejoining: %s", p)
+	}
+	bob.expect("the subject from the store", isSubject)
+	// Once node 1 is gone, bob is still in the room: it is on node 2.
+	<-nodes[0].exited
+	if nodes[0].waitErr != nil {
+		t.Errorf("node 1 exited after SIGTERM with %v", nodes[0].waitErr)
+	}
+	bob.send("<message type='groupchat' to='" + room + "'><body>on node 2</body></message>")
+	bob.expect("his message back from the room on node 2", isGroupchat(room+"/Bob", "on node 2"))
+	if c := bob.iq("<iq type='get' to='" + room + "/Bob'><ping xmlns='urn:xmpp:ping'/></iq>"); c.attr("type") != "result" {
+		t.Fatalf("bob's self-ping after node 1 left: %s", c)
+	}
 }

@@ -53,6 +53,12 @@ var (
 // here (true), or on the room's home node, to which it has been passed.
 // A room this node has just claimed is read from the store first.
 func (s *Service) placeHere(ctx context.Context, el *xmlstream.Element, to jid.JID) bool {
+	if s.closing.Load() {
+		// Its rooms are released: another node serves them, once the
+		// sender's node has seen the release.
+		s.reply(ctx, el, errNoHome)
+		return false
+	}
 	unlock := s.names.lock(to.Local())
 	node, fresh, err := s.homes.Home(ctx, to.Bare())
 	if err == nil && fresh {
@@ -88,6 +94,9 @@ func (s *Service) placeHere(ctx context.Context, el *xmlstream.Element, to jid.J
 func (s *Service) createHomed(ctx context.Context, el *xmlstream.Element, from, to jid.JID) (*room, *stanza.Error) {
 	unlock := s.names.lock(to.Local())
 	defer unlock()
+	if s.closing.Load() {
+		return nil, errNoHome
+	}
 	node, fresh, err := s.homes.Home(ctx, to.Bare())
 	if err != nil {
 		return nil, errNoHome
@@ -105,6 +114,22 @@ func (s *Service) createHomed(ctx context.Context, el *xmlstream.Element, from, 
 		}
 	}
 	return s.create(from, to)
+}
+
+// leaveHomes, when the service stops in a cluster, gives up the claims on
+// its rooms before their occupants are told the service is going away
+// (status 332): the clients that rejoin at once reach a node that takes
+// the rooms over, not this one. From now on this node serves no room.
+func (s *Service) leaveHomes(ctx context.Context, rooms []*room) {
+	if s.homes == nil {
+		return
+	}
+	s.closing.Store(true)
+	for _, r := range rooms {
+		unlock := s.names.lock(r.jid.Local())
+		s.homes.Release(ctx, r.jid)
+		unlock()
+	}
 }
 
 // releaseIfNone gives up this node's claim on the room named local when

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -141,6 +142,8 @@ type Service struct {
 	now    func() time.Time
 	homes  Homes // nil: not in a cluster (homes.go)
 	names  names
+	// closing is set when the service stops serving rooms in a cluster.
+	closing atomic.Bool
 
 	mu    sync.Mutex
 	rooms map[string]*room // by localpart
@@ -265,6 +268,7 @@ func (s *Service) Close(ctx context.Context) {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
+	s.leaveHomes(ctx, rooms)
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.shutdown()
