@@ -87,6 +87,8 @@ type Cluster struct {
 	nc   *nats.Conn
 	kv   jetstream.KeyValue
 	subs []*nats.Subscription
+	// rooms are the chat rooms' homes (rooms.go).
+	rooms *rooms
 
 	// writes holds the registry writes not yet done, by key: a key's
 	// latest state is all that matters, so bursts coalesce.
@@ -188,6 +190,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 		}
 		c.apply(ctx, e)
 	}
+	if err := c.startRooms(ctx, js); err != nil {
+		w.Stop()
+		nc.Close()
+		return err
+	}
 	c.heartbeat()
 	c.rt.SetObserver(c)
 	c.wg.Add(3)
@@ -215,6 +222,7 @@ func (c *Cluster) Stop(ctx context.Context) {
 			c.log.Warn("leaving the cluster with registry writes pending; the lease cleans up", "error", ctx.Err())
 		}
 	}
+	c.rooms.releaseAll(ctx, c.cfg.Node)
 	close(c.stop)
 	c.wg.Wait()
 	if err := c.nc.Drain(); err != nil {
@@ -560,6 +568,7 @@ func (c *Cluster) reap(ctx context.Context) {
 			if err := c.purgeNode(ctx, node); err != nil {
 				c.log.Warn("dead node's sessions not removed from the registry", "node", node, "error", err)
 			}
+			c.rooms.releaseAll(ctx, node)
 		}
 	}
 }

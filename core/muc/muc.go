@@ -23,10 +23,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -73,6 +75,8 @@ type Router interface {
 type Store interface {
 	ListMUCRooms(ctx context.Context, service string) ([]sdk.MUCRoom, error)
 	GetMUCAffiliations(ctx context.Context, room string) ([]sdk.MUCAffiliation, error)
+	// GetMUCRoom returns one room, or sdk.ErrNotFound.
+	GetMUCRoom(ctx context.Context, room string) (sdk.MUCRoom, error)
 	PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error
 	DeleteMUCRoom(ctx context.Context, room string) error
 	SetMUCAffiliation(ctx context.Context, a sdk.MUCAffiliation) error
@@ -136,6 +140,10 @@ type Service struct {
 	ids    *archive.IDs
 	admins map[jid.JID]bool
 	now    func() time.Time
+	homes  Homes // nil: not in a cluster (homes.go)
+	names  names
+	// closing is set when the service stops serving rooms in a cluster.
+	closing atomic.Bool
 
 	mu    sync.Mutex
 	rooms map[string]*room // by localpart
@@ -198,36 +206,15 @@ func (s *Service) Load(ctx context.Context) error {
 	}
 	loaded := map[string]*room{}
 	for _, sr := range rooms {
-		rj, err := jid.Parse(sr.Room)
-		if err != nil || rj.Local() == "" || !rj.IsBare() || rj.Domain() != s.domain.Domain() {
+		r, err := s.stored(ctx, sr)
+		if errors.Is(err, errBadStoredRoom) {
 			s.log.Warn("skipping a stored room with a bad address", "room", sr.Room)
 			continue
 		}
-		cfg, salt := configFromMap(s.cfg.Defaults, sr.Config, s.cfg.MaxHistory, s.cfg.MaxOccupants)
-		cfg.Persistent = true
-		r := newRoom(s, rj, cfg, jid.JID{})
-		if salt != "" {
-			r.salt = salt
-		}
-		r.subject, r.subjectBy = sr.Subject, sr.SubjectBy
-		r.created = sr.Created
-		r.stored = true
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-		affs, err := s.store.GetMUCAffiliations(cctx, sr.Room)
-		cancel()
 		if err != nil {
-			return fmt.Errorf("muc %s: loading affiliations: %w", sr.Room, err)
+			return err
 		}
-		for _, a := range affs {
-			j, err := jid.Parse(a.JID)
-			aff, ok := parseAffiliation(a.Affiliation)
-			if err != nil || !j.IsBare() || !ok || aff == AffNone {
-				s.log.Warn("skipping a stored affiliation", "room", sr.Room, "jid", a.JID, "affiliation", a.Affiliation)
-				continue
-			}
-			r.affs[j] = affEntry{aff: aff, nick: a.Nick, reason: a.Reason}
-		}
-		loaded[rj.Local()] = r
+		loaded[r.jid.Local()] = r
 	}
 	s.mu.Lock()
 	for k, r := range loaded {
@@ -238,6 +225,41 @@ func (s *Service) Load(ctx context.Context) error {
 	return nil
 }
 
+var errBadStoredRoom = errors.New("a stored room with a bad address")
+
+// stored makes the room the store keeps as sr, with its affiliations.
+func (s *Service) stored(ctx context.Context, sr sdk.MUCRoom) (*room, error) {
+	rj, err := jid.Parse(sr.Room)
+	if err != nil || rj.Local() == "" || !rj.IsBare() || rj.Domain() != s.domain.Domain() {
+		return nil, fmt.Errorf("muc %s: %q: %w", s.domain, sr.Room, errBadStoredRoom)
+	}
+	cfg, salt := configFromMap(s.cfg.Defaults, sr.Config, s.cfg.MaxHistory, s.cfg.MaxOccupants)
+	cfg.Persistent = true
+	r := newRoom(s, rj, cfg, jid.JID{})
+	if salt != "" {
+		r.salt = salt
+	}
+	r.subject, r.subjectBy = sr.Subject, sr.SubjectBy
+	r.created = sr.Created
+	r.stored = true
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	affs, err := s.store.GetMUCAffiliations(cctx, sr.Room)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("muc %s: loading affiliations: %w", sr.Room, err)
+	}
+	for _, a := range affs {
+		j, err := jid.Parse(a.JID)
+		aff, ok := parseAffiliation(a.Affiliation)
+		if err != nil || !j.IsBare() || !ok || aff == AffNone {
+			s.log.Warn("skipping a stored affiliation", "room", sr.Room, "jid", a.JID, "affiliation", a.Affiliation)
+			continue
+		}
+		r.affs[j] = affEntry{aff: aff, nick: a.Nick, reason: a.Reason}
+	}
+	return r, nil
+}
+
 // Close tells every occupant the service is going away (status 332).
 func (s *Service) Close(ctx context.Context) {
 	s.mu.Lock()
@@ -246,6 +268,7 @@ func (s *Service) Close(ctx context.Context) {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
+	s.leaveHomes(ctx, rooms)
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.shutdown()
@@ -272,6 +295,12 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 	if to.Local() == "" {
 		s.serviceStanza(ctx, el, from, to)
 		return
+	}
+	if s.homes != nil {
+		if !s.placeHere(ctx, el, to) {
+			return
+		}
+		defer s.releaseIfNone(ctx, to.Bare())
 	}
 	if isMAMQuery(el, to) {
 		r := s.room(to.Local())
@@ -379,7 +408,13 @@ func (s *Service) maybeCreate(ctx context.Context, el *xmlstream.Element, from, 
 		s.reply(ctx, el, e)
 		return nil
 	}
-	r, e := s.create(from, to)
+	var r *room
+	var e *stanza.Error
+	if s.homes != nil {
+		r, e = s.createHomed(ctx, el, from, to)
+	} else {
+		r, e = s.create(from, to)
+	}
 	if e != nil {
 		s.reply(ctx, el, e)
 		return nil

@@ -75,6 +75,7 @@ func Check(ctx context.Context, cfg *config.Config) (problems, warnings config.E
 	}
 	problems = append(problems, uploadCertProblems(cfg)...)
 	warnings = append(warnings, uploadWarnings(cfg)...)
+	warnings = append(warnings, clusterWarnings(cfg)...)
 	problems = append(problems, HostProblems(cfg, func(name string) (sdk.Capabilities, bool) {
 		c, ok := caps[name]
 		return c, ok

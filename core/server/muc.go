@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/archive"
+	"github.com/koi-im/koi/core/cluster"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
@@ -16,9 +17,10 @@ import (
 )
 
 // startMUC serves each host's multi-user chat service on its muc_domain,
-// loading the persistent rooms of hosts with a muc plugin. The returned
-// function tells every occupant the service is going away.
-func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods *modules.Server, log hclog.Logger) (func(context.Context), error) {
+// loading the persistent rooms of hosts with a muc plugin. In a cluster
+// (cl not nil) each room lives on one node (core/cluster, rooms.go). The
+// returned function tells every occupant the service is going away.
+func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods *modules.Server, cl *cluster.Cluster, log hclog.Logger) (func(context.Context), error) {
 	stop := func(context.Context) {}
 	mc := cfg.MUC
 	if !mc.Enabled {
@@ -62,6 +64,9 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 		}, mods, store)
 		if err != nil {
 			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
+		}
+		if cl != nil {
+			svc.SetHomes(cl.Rooms(hc.MUCDomain, svc.Deliver))
 		}
 		if err := svc.Load(ctx); err != nil {
 			return stop, fmt.Errorf("host %q.muc: %w", hc.Name, err)
@@ -143,6 +148,14 @@ func (p pluginStore) GetMUCAffiliations(ctx context.Context, room string) ([]sdk
 		return nil, err
 	}
 	return st.GetMUCAffiliations(ctx, room)
+}
+
+func (p pluginStore) GetMUCRoom(ctx context.Context, room string) (sdk.MUCRoom, error) {
+	st, err := p.get()
+	if err != nil {
+		return sdk.MUCRoom{}, err
+	}
+	return st.GetMUCRoom(ctx, room)
 }
 
 func (p pluginStore) PutMUCRoom(ctx context.Context, r sdk.MUCRoom) error {

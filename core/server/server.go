@@ -298,7 +298,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	stopMUC, err := startMUC(ctx, cfg, ph, mods, s.log.Named("muc"))
+	stopMUC, err := startMUC(ctx, cfg, ph, mods, cl, s.log.Named("muc"))
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ host "localhost" {
   private  = "store"
   archive  = "store"
   blocklist = "store"
+  muc      = "store"   # persistent chat rooms: any node can take a room over from the store
 }
 
 cluster {
