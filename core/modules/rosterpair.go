@@ -338,20 +338,19 @@ const (
 // single backend call can change together. This is safe because every call
 // sets an absolute state (this item, no item, this pending request, none):
 // repeated after an error or a lost answer it leaves what one call leaves.
-// So a write that failed for a passing reason (sdk.ErrUnavailable) is
-// retried until it is done or the error is final; and when one stays
-// unwritten, the calls made before it, and it, are set back to the state
-// they had, the same way, so that the failure leaves neither side changed
-// rather than one.
+// So once a first write is in, a later one that fails for a passing reason
+// (sdk.ErrUnavailable) is retried until it is done or the error is final;
+// and when one stays unwritten, the calls made before it, and it, are set
+// back to the state they had, the same way, so that the failure leaves
+// neither side changed rather than one. The first write is made once, as a
+// lone write always was: nothing needs repairing before it is in.
 func (tx *rosterTx) writePairs(ctx context.Context) (map[string]string, error) {
-	versions := map[string]string{}
 	type op struct {
 		b        RosterBackend
 		do, undo sdk.RosterChange
 	}
-	var done []op
+	var ops []op
 	for _, s := range tx.steps {
-		var ops []op
 		base := sdk.RosterChange{Owner: s.c.Owner, Contact: s.c.Contact}
 		if s.c.ChangesItem() {
 			do, undo := base, base
@@ -365,24 +364,31 @@ func (tx *rosterTx) writePairs(ctx context.Context) (map[string]string, error) {
 			undo.Pending, undo.DeletePending = s.prevPending, s.prevPending == nil
 			ops = append(ops, op{s.b, do, undo})
 		}
-		for _, o := range ops {
-			v, err := retryWrite(ctx, o.b, o.do)
-			if err != nil {
-				done = append(done, o) // it may have been written before its answer was lost
-				for i := len(done) - 1; i >= 0; i-- {
-					if _, uerr := retryWrite(ctx, done[i].b, done[i].undo); uerr != nil {
-						tx.rs.m.log.Error("roster change half written: a retry or the user's next change repairs it",
-							"owner", done[i].undo.Owner, "contact", done[i].undo.Contact, "error", err, "undo_error", uerr)
-						tx.dropCached()
-						break
-					}
-				}
+	}
+	versions := map[string]string{}
+	for i, o := range ops {
+		attempts := pairAttempts
+		if i == 0 {
+			attempts = 1
+		}
+		v, err := retryWrite(ctx, o.b, o.do, attempts)
+		if err != nil {
+			if len(ops) == 1 {
 				return nil, err
 			}
-			if v != "" {
-				versions[o.do.Owner] = v
+			// The failed write may be in, its answer lost: set it back too.
+			for j := i; j >= 0; j-- {
+				if _, uerr := retryWrite(ctx, ops[j].b, ops[j].undo, pairAttempts); uerr != nil {
+					tx.rs.m.log.Error("roster change half written: a retry or the user's next change repairs it",
+						"owner", ops[j].undo.Owner, "contact", ops[j].undo.Contact, "error", err, "undo_error", uerr)
+					tx.dropCached()
+					break
+				}
 			}
-			done = append(done, o)
+			return nil, err
+		}
+		if v != "" {
+			versions[o.do.Owner] = v
 		}
 	}
 	return versions, nil
@@ -398,12 +404,13 @@ func (tx *rosterTx) dropCached() {
 	}
 }
 
-// retryWrite makes one write, again while it fails for a passing reason.
-func retryWrite(ctx context.Context, b RosterBackend, c sdk.RosterChange) (string, error) {
+// retryWrite makes one write, up to attempts times while it fails for a
+// passing reason.
+func retryWrite(ctx context.Context, b RosterBackend, c sdk.RosterChange, attempts int) (string, error) {
 	wait := pairBackoff
 	for attempt := 1; ; attempt++ {
 		v, err := writeOne(ctx, b, c)
-		if err == nil || !errors.Is(err, sdk.ErrUnavailable) || attempt == pairAttempts {
+		if err == nil || !errors.Is(err, sdk.ErrUnavailable) || attempt >= attempts {
 			return v, err
 		}
 		t := time.NewTimer(wait)
