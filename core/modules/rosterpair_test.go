@@ -220,3 +220,34 @@ func TestSubscriptionBatch(t *testing.T) {
 	}
 	wantApproved(t, e, a)
 }
+
+// BenchmarkSubscriptionCycle measures a request, its approval and its
+// cancellation between two online users on the sql store (SQLite): with
+// both sides in one transaction, and as the pair of single writes a
+// backend without batches gets.
+func BenchmarkSubscriptionCycle(b *testing.B) {
+	for _, mode := range []string{"batch", "pair"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newEnv(b)
+			if mode == "pair" {
+				e.host.Roster.Backend = &flakyRoster{RosterBackend: e.store}
+			}
+			a := e.login("alice@example.com/pc")
+			c := e.login("bob@example.com/phone")
+			a.online("0")
+			c.online("0")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a.send(`<presence to='bob@example.com' type='subscribe'/>`)
+				c.send(`<presence to='alice@example.com' type='subscribed'/>`)
+				a.send(`<presence to='bob@example.com' type='unsubscribe'/>`)
+				a.rec.Take()
+				c.rec.Take()
+			}
+			b.StopTimer()
+			if it, ok := e.item("bob@example.com", "alice@example.com"); !ok || it.Subscription != sdk.SubNone {
+				b.Fatalf("bob's item after the cycles: %+v", it)
+			}
+		})
+	}
+}
