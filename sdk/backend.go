@@ -82,6 +82,11 @@ type Capabilities struct {
 	PubSub Access
 	// MUC is the store of persistent group chat rooms (XEP-0045).
 	MUC Access
+	// RosterBatch is true when a read-write roster backend also implements
+	// RosterBatchWriter: it applies changes to several rosters at once, all
+	// or none. Without it the core writes the two sides of a subscription
+	// change one after the other (see RosterBatchWriter).
+	RosterBatch bool
 }
 
 // ArchiveCapabilities describes a message archive backend.
@@ -240,6 +245,47 @@ type RosterWriter interface {
 	DeletePending(ctx context.Context, owner, contact string) error
 	// DeleteRoster removes everything the owner has; absent is not an error.
 	DeleteRoster(ctx context.Context, owner string) error
+}
+
+// RosterChange is what one change does to one owner's roster, about one
+// contact: the item for Contact and the pending inbound subscription from
+// Contact. Each part is an absolute state (what it becomes, not what to add),
+// so a change applied twice leaves what it left once.
+type RosterChange struct {
+	// Owner is the bare JID whose roster changes.
+	Owner string
+	// Contact is the bare JID of the item and of the pending subscription.
+	Contact string
+	// Item, when set, is the item for Contact from now on (Item.JID is
+	// Contact). Nil leaves the item as it is, unless DeleteItem.
+	Item *RosterItem
+	// DeleteItem removes the item for Contact; an absent item is not an
+	// error. It cannot be combined with Item.
+	DeleteItem bool
+	// Pending, when set, records (or replaces) the pending inbound
+	// subscription from Contact (Pending.JID is Contact). Nil leaves it,
+	// unless DeletePending.
+	Pending *PendingSubscription
+	// DeletePending forgets the pending inbound subscription from Contact;
+	// absent is not an error. It cannot be combined with Pending.
+	DeletePending bool
+}
+
+// ChangesItem reports whether c sets or removes an item, which gives the
+// owner's roster a new version; pending subscriptions alone do not.
+func (c RosterChange) ChangesItem() bool { return c.Item != nil || c.DeleteItem }
+
+// RosterBatchWriter is implemented by a roster backend that declares
+// Capabilities.RosterBatch. A subscription between two users of the server
+// changes both their rosters (RFC 6121 §3): the core hands both sides to
+// ApplyRosterChanges so that a crash between two writes can never leave one
+// user subscribed and the other not.
+type RosterBatchWriter interface {
+	// ApplyRosterChanges applies every change or none: when it returns an
+	// error, no roster changed. Each (Owner, Contact) appears at most once.
+	// versions holds the new roster version of every owner whose items
+	// changed (ChangesItem), one new version per owner per call.
+	ApplyRosterChanges(ctx context.Context, changes []RosterChange) (versions map[string]string, err error)
 }
 
 // OfflineMessage is a message stored for a user who was not online.

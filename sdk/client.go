@@ -56,23 +56,24 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 var (
-	_ Auth            = (*Client)(nil)
-	_ AuthAdmin       = (*Client)(nil)
-	_ Roster          = (*Client)(nil)
-	_ RosterWriter    = (*Client)(nil)
-	_ Offline         = (*Client)(nil)
-	_ VCard           = (*Client)(nil)
-	_ VCardWriter     = (*Client)(nil)
-	_ Private         = (*Client)(nil)
-	_ PrivateWriter   = (*Client)(nil)
-	_ Archive         = (*Client)(nil)
-	_ Blocklist       = (*Client)(nil)
-	_ BlocklistWriter = (*Client)(nil)
-	_ Tokens          = (*Client)(nil)
-	_ TokensWriter    = (*Client)(nil)
-	_ MUC             = (*Client)(nil)
-	_ MUCWriter       = (*Client)(nil)
-	_ Pinger          = (*Client)(nil)
+	_ Auth              = (*Client)(nil)
+	_ AuthAdmin         = (*Client)(nil)
+	_ Roster            = (*Client)(nil)
+	_ RosterWriter      = (*Client)(nil)
+	_ RosterBatchWriter = (*Client)(nil)
+	_ Offline           = (*Client)(nil)
+	_ VCard             = (*Client)(nil)
+	_ VCardWriter       = (*Client)(nil)
+	_ Private           = (*Client)(nil)
+	_ PrivateWriter     = (*Client)(nil)
+	_ Archive           = (*Client)(nil)
+	_ Blocklist         = (*Client)(nil)
+	_ BlocklistWriter   = (*Client)(nil)
+	_ Tokens            = (*Client)(nil)
+	_ TokensWriter      = (*Client)(nil)
+	_ MUC               = (*Client)(nil)
+	_ MUCWriter         = (*Client)(nil)
+	_ Pinger            = (*Client)(nil)
 )
 
 // call runs one RPC and turns its status into a Go error.
@@ -188,6 +189,16 @@ func (c *Client) SetPending(ctx context.Context, owner string, p PendingSubscrip
 func (c *Client) DeletePending(ctx context.Context, owner, contact string) error {
 	_, err := call(ctx, c.roster.DeletePending, &pb.ContactRequest{Owner: owner, Contact: contact})
 	return err
+}
+
+// ApplyRosterChanges implements RosterBatchWriter. Call it only when the
+// backend declared Capabilities.RosterBatch: others answer Unimplemented.
+func (c *Client) ApplyRosterChanges(ctx context.Context, changes []RosterChange) (map[string]string, error) {
+	resp, err := call(ctx, c.roster.ApplyRosterChanges, rosterChangesToPB(changes))
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetVersions(), nil
 }
 
 // DeleteRoster implements RosterWriter.

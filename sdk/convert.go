@@ -53,6 +53,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 		Tokens:          accessToPB(c.Tokens),
 		Pubsub:          accessToPB(c.PubSub),
 		Muc:             accessToPB(c.MUC),
+		RosterBatch:     c.RosterBatch,
 	}
 }
 
@@ -68,6 +69,8 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Tokens:    accessFromPB(c.GetTokens()),
 		PubSub:    accessFromPB(c.GetPubsub()),
 		MUC:       accessFromPB(c.GetMuc()),
+
+		RosterBatch: c.GetRosterBatch(),
 	}
 }
 
@@ -119,6 +122,38 @@ func rosterFromPB(r *pb.RosterState) RosterState {
 	}
 	for _, p := range r.GetPending() {
 		out.Pending = append(out.Pending, pendingFromPB(p))
+	}
+	return out
+}
+
+func rosterChangesToPB(cs []RosterChange) *pb.RosterChangesRequest {
+	out := &pb.RosterChangesRequest{Changes: make([]*pb.RosterChange, len(cs))}
+	for i, c := range cs {
+		pc := &pb.RosterChange{Owner: c.Owner, Contact: c.Contact, DeleteItem: c.DeleteItem, DeletePending: c.DeletePending}
+		if c.Item != nil {
+			pc.Item = rosterItemToPB(*c.Item)
+		}
+		if c.Pending != nil {
+			pc.Pending = pendingToPB(*c.Pending)
+		}
+		out.Changes[i] = pc
+	}
+	return out
+}
+
+func rosterChangesFromPB(r *pb.RosterChangesRequest) []RosterChange {
+	out := make([]RosterChange, len(r.GetChanges()))
+	for i, pc := range r.GetChanges() {
+		c := RosterChange{Owner: pc.GetOwner(), Contact: pc.GetContact(), DeleteItem: pc.GetDeleteItem(), DeletePending: pc.GetDeletePending()}
+		if pc.Item != nil {
+			it := rosterItemFromPB(pc.Item)
+			c.Item = &it
+		}
+		if pc.Pending != nil {
+			p := pendingFromPB(pc.Pending)
+			c.Pending = &p
+		}
+		out[i] = c
 	}
 	return out
 }

@@ -168,6 +168,14 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	_, pubsub := b.(PubSub)
 	_, pubsubW := b.(PubSubWriter)
 	check("pubsub", caps.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
+	if caps.RosterBatch {
+		if _, ok := b.(RosterBatchWriter); !ok {
+			problems = append(problems, "declares roster batches but does not implement sdk.RosterBatchWriter")
+		}
+		if !caps.Roster.Writable() {
+			problems = append(problems, "declares roster batches without a read-write roster")
+		}
+	}
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}
@@ -397,6 +405,18 @@ func (s *server) DeletePending(ctx context.Context, req *pb.ContactRequest) (*pb
 	}
 	err = r.DeletePending(ctx, req.GetOwner(), req.GetContact())
 	return emptyReply(err)
+}
+
+func (s *server) ApplyRosterChanges(ctx context.Context, req *pb.RosterChangesRequest) (*pb.RosterVersionsResponse, error) {
+	r, err := writer[RosterBatchWriter](s, "roster", rosterAccess)
+	if err != nil {
+		return nil, err
+	}
+	if _, caps, _ := s.state(); !caps.RosterBatch {
+		return nil, status.Error(codes.Unimplemented, "backend does not serve roster batches")
+	}
+	v, err := r.ApplyRosterChanges(ctx, rosterChangesFromPB(req))
+	return reply(err, func() *pb.RosterVersionsResponse { return &pb.RosterVersionsResponse{Versions: v} })
 }
 
 func (s *server) DeleteRoster(ctx context.Context, req *pb.OwnerRequest) (*pb.Empty, error) {

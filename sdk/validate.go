@@ -178,7 +178,11 @@ func describeCapabilities(c Capabilities) []string {
 		scram = ", SCRAM"
 	}
 	add("auth", c.Auth.Access, scram)
-	add("roster", c.Roster, "")
+	batch := ""
+	if c.RosterBatch {
+		batch = ", batches"
+	}
+	add("roster", c.Roster, batch)
 	add("offline", c.Offline, "")
 	add("vcard", c.VCard, "")
 	add("private", c.Private, "")

@@ -58,8 +58,11 @@ func newRosters(m *Server) *rosters {
 	return &rosters{m: m, seed: maphash.MakeSeed(), cache: make(map[jid.JID]*roster)}
 }
 
-func (rs *rosters) lock(owner jid.JID) *sync.Mutex {
-	return &rs.locks[maphash.String(rs.seed, owner.String())%uint64(len(rs.locks))]
+func (rs *rosters) lock(owner jid.JID) *sync.Mutex { return &rs.locks[rs.stripe(owner)] }
+
+// stripe is the index of owner's lock.
+func (rs *rosters) stripe(owner jid.JID) int {
+	return int(maphash.String(rs.seed, owner.String()) % uint64(len(rs.locks)))
 }
 
 // with runs fn on owner's roster under its lock. The roster passed to fn
@@ -242,109 +245,6 @@ func (rs *rosters) backend(owner jid.JID) (RosterBackend, *stanza.Error) {
 	return h.Roster.Backend, nil
 }
 
-// setItem stores it in owner's roster (backend first, then memory) and
-// pushes it to the owner's interested resources. Callers hold the lock.
-//
-// it is a change of the item callers read with r.item. For a contact from
-// the shared roster, whose subscription the directory fixes at both, only
-// the user's name and groups are kept (in the personal roster, with its
-// own subscription state unchanged); a change of nothing else is no change.
-func (rs *rosters) setItem(ctx context.Context, r *roster, it sdk.RosterItem) error {
-	c, err := jid.Parse(it.JID)
-	if err != nil {
-		return stanza.ErrJIDMalformed
-	}
-	if _, shared := r.shared[c]; shared {
-		cur := r.items[c]
-		if it.Name == cur.Name && slices.Equal(it.Groups, cur.Groups) {
-			return nil
-		}
-		p, ok := r.personal[c]
-		if !ok {
-			p = sdk.RosterItem{JID: c.String(), Subscription: sdk.SubNone}
-		}
-		p.Name, p.Groups = it.Name, it.Groups
-		it = p
-	}
-	b, serr := rs.backend(r.owner)
-	if serr != nil {
-		return serr
-	}
-	v, err := b.SetItem(ctx, r.owner.String(), it)
-	if err != nil {
-		return err
-	}
-	rs.written(r.owner)
-	if r.personal != nil {
-		r.personal[c] = it
-		r.personalVersion = v
-		r.remerge(c)
-		r.version = r.combinedVersion()
-	} else {
-		r.version = v
-		r.items[c] = it
-	}
-	rs.push(r.owner, itemElement(r.items[c]), r.version)
-	return nil
-}
-
-// deleteItem removes contact from owner's roster and pushes the removal.
-func (rs *rosters) deleteItem(ctx context.Context, r *roster, contact jid.JID) error {
-	if _, shared := r.shared[contact]; shared {
-		return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
-	}
-	b, serr := rs.backend(r.owner)
-	if serr != nil {
-		return serr
-	}
-	v, err := b.DeleteItem(ctx, r.owner.String(), contact.String())
-	if err != nil {
-		return err
-	}
-	rs.written(r.owner)
-	if r.personal != nil {
-		delete(r.personal, contact)
-		r.personalVersion = v
-		r.remerge(contact)
-		r.version = r.combinedVersion()
-	} else {
-		r.version = v
-		delete(r.items, contact)
-	}
-	el := xmlstream.NewElement(NSRoster, "item").SetAttr("jid", contact.String()).SetAttr("subscription", "remove")
-	rs.push(r.owner, el, r.version)
-	return nil
-}
-
-func (rs *rosters) setPending(ctx context.Context, r *roster, contact jid.JID, st string) error {
-	b, serr := rs.backend(r.owner)
-	if serr != nil {
-		return serr
-	}
-	if err := b.SetPending(ctx, r.owner.String(), sdk.PendingSubscription{JID: contact.String(), Stanza: st}); err != nil {
-		return err
-	}
-	rs.written(r.owner)
-	r.pending[contact] = st
-	return nil
-}
-
-func (rs *rosters) deletePending(ctx context.Context, r *roster, contact jid.JID) error {
-	if _, ok := r.pending[contact]; !ok {
-		return nil
-	}
-	b, serr := rs.backend(r.owner)
-	if serr != nil {
-		return serr
-	}
-	if err := b.DeletePending(ctx, r.owner.String(), contact.String()); err != nil {
-		return err
-	}
-	rs.written(r.owner)
-	delete(r.pending, contact)
-	return nil
-}
-
 // push sends a roster push (RFC 6121 §2.1.6) to every resource of owner
 // that requested the roster.
 func (rs *rosters) push(owner jid.JID, item *xmlstream.Element, version string) {
@@ -470,41 +370,4 @@ func errOrNil(err error) *stanza.Error {
 		return nil
 	}
 	return asStanzaError(err)
-}
-
-// rosterRemove removes a contact and cancels subscriptions both ways (RFC
-// 6121 §2.5.2).
-func (m *Server) rosterRemove(ctx context.Context, owner, contact jid.JID) error {
-	var sendUnsub, sendUnsubd bool
-	err := m.rosters.with(ctx, owner, func(r *roster) error {
-		it, ok := r.item(contact)
-		if !ok {
-			return stanza.ErrItemNotFound
-		}
-		if _, shared := r.shared[contact]; shared {
-			return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
-		}
-		_, pending := r.pending[contact]
-		sendUnsub = it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask
-		sendUnsubd = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth || pending
-		if err := m.rosters.deletePending(ctx, r, contact); err != nil {
-			return err
-		}
-		return m.rosters.deleteItem(ctx, r, contact)
-	})
-	if err != nil {
-		return err
-	}
-	if sendUnsubd {
-		m.sendUnavailableTo(ctx, owner, contact)
-	}
-	for _, typ := range []string{"unsubscribe", "unsubscribed"} {
-		if (typ == "unsubscribe" && !sendUnsub) || (typ == "unsubscribed" && !sendUnsubd) {
-			continue
-		}
-		p := xmlstream.NewElement(xmlstream.NSClient, "presence").SetAttr("type", typ).
-			SetAttr("from", owner.String()).SetAttr("to", contact.String())
-		m.inboundPresence(ctx, p, owner, contact)
-	}
-	return nil
 }

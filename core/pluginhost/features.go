@@ -13,23 +13,24 @@ import (
 // at once with an error wrapping sdk.ErrUnavailable.
 
 var (
-	_ sdk.Auth            = (*Backend)(nil)
-	_ sdk.AuthAdmin       = (*Backend)(nil)
-	_ sdk.Roster          = (*Backend)(nil)
-	_ sdk.RosterWriter    = (*Backend)(nil)
-	_ sdk.Offline         = (*Backend)(nil)
-	_ sdk.VCard           = (*Backend)(nil)
-	_ sdk.VCardWriter     = (*Backend)(nil)
-	_ sdk.Private         = (*Backend)(nil)
-	_ sdk.PrivateWriter   = (*Backend)(nil)
-	_ sdk.Archive         = (*Backend)(nil)
-	_ sdk.Blocklist       = (*Backend)(nil)
-	_ sdk.BlocklistWriter = (*Backend)(nil)
-	_ sdk.Tokens          = (*Backend)(nil)
-	_ sdk.TokensWriter    = (*Backend)(nil)
-	_ sdk.MUC             = (*Backend)(nil)
-	_ sdk.MUCWriter       = (*Backend)(nil)
-	_ sdk.Pinger          = (*Backend)(nil)
+	_ sdk.Auth              = (*Backend)(nil)
+	_ sdk.AuthAdmin         = (*Backend)(nil)
+	_ sdk.Roster            = (*Backend)(nil)
+	_ sdk.RosterWriter      = (*Backend)(nil)
+	_ sdk.RosterBatchWriter = (*Backend)(nil)
+	_ sdk.Offline           = (*Backend)(nil)
+	_ sdk.VCard             = (*Backend)(nil)
+	_ sdk.VCardWriter       = (*Backend)(nil)
+	_ sdk.Private           = (*Backend)(nil)
+	_ sdk.PrivateWriter     = (*Backend)(nil)
+	_ sdk.Archive           = (*Backend)(nil)
+	_ sdk.Blocklist         = (*Backend)(nil)
+	_ sdk.BlocklistWriter   = (*Backend)(nil)
+	_ sdk.Tokens            = (*Backend)(nil)
+	_ sdk.TokensWriter      = (*Backend)(nil)
+	_ sdk.MUC               = (*Backend)(nil)
+	_ sdk.MUCWriter         = (*Backend)(nil)
+	_ sdk.Pinger            = (*Backend)(nil)
 )
 
 // Ping asks the plugin to check its backend's dependencies.
@@ -99,6 +100,18 @@ func (b *Backend) SetPending(ctx context.Context, owner string, p sdk.PendingSub
 // DeletePending implements sdk.RosterWriter.
 func (b *Backend) DeletePending(ctx context.Context, owner, contact string) error {
 	return callErr(ctx, b, "DeletePending", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeletePending(ctx, owner, contact) })
+}
+
+// ApplyRosterChanges implements sdk.RosterBatchWriter. The core calls it
+// only when the plugin declared Capabilities().RosterBatch.
+func (b *Backend) ApplyRosterChanges(ctx context.Context, changes []sdk.RosterChange) (map[string]string, error) {
+	host := ""
+	if len(changes) > 0 {
+		host = hostOf(changes[0].Owner)
+	}
+	return call(ctx, b, "ApplyRosterChanges", host, func(ctx context.Context, c *sdk.Client) (map[string]string, error) {
+		return c.ApplyRosterChanges(ctx, changes)
+	})
 }
 
 // DeleteRoster implements sdk.RosterWriter.

@@ -33,6 +33,8 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
 		PubSub:    sdk.AccessReadWrite,
+
+		RosterBatch: true,
 	}
 	if got := b.Capabilities(); got != want {
 		t.Errorf("Capabilities = %+v, want %+v", got, want)
@@ -122,6 +124,18 @@ func TestFeaturesAcrossTheWire(t *testing.T) {
 	}
 	_, err = b.DeleteItem(ctx, owner, item.JID)
 	isErr(t, "DeleteItem twice", err, sdk.ErrNotFound)
+	// Both sides of a subscription in one call.
+	to, from := sdk.RosterItem{JID: "bob@example.org", Subscription: sdk.SubTo}, sdk.RosterItem{JID: owner, Subscription: sdk.SubFrom}
+	vs, err := b.ApplyRosterChanges(ctx, []sdk.RosterChange{
+		{Owner: owner, Contact: "bob@example.org", Item: &to},
+		{Owner: "bob@example.org", Contact: owner, Item: &from, DeletePending: true},
+	})
+	if err != nil || vs[owner] != "3" || vs["bob@example.org"] != "1" {
+		t.Errorf("ApplyRosterChanges = %v, %v; want versions 3 and 1", vs, err)
+	}
+	if r, _ := b.GetRoster(ctx, "bob@example.org"); !reflect.DeepEqual(r.Items, []sdk.RosterItem{from}) {
+		t.Errorf("bob's roster after the batch = %+v", r)
+	}
 	must(t, b.DeleteRoster(ctx, owner))
 	if r, _ := b.GetRoster(ctx, owner); r.Version != "0" {
 		t.Errorf("roster after DeleteRoster = %+v", r)
@@ -287,6 +301,7 @@ func TestReadOnlyBackend(t *testing.T) {
 	_, writes["ListUsers"] = b.ListUsers(ctx, "example.org")
 	_, writes["SetItem"] = b.SetItem(ctx, "a@b", sdk.RosterItem{JID: "c@d"})
 	_, writes["DeleteItem"] = b.DeleteItem(ctx, "a@b", "c@d")
+	_, writes["ApplyRosterChanges"] = b.ApplyRosterChanges(ctx, []sdk.RosterChange{{Owner: "a@b", Contact: "c@d", DeleteItem: true}})
 	for name, err := range writes {
 		isErr(t, name, err, sdk.ErrReadOnly)
 	}

@@ -130,20 +130,13 @@ func (s *server) setItem(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown subscription")
 		return
 	}
-	if it.Groups == nil {
-		it.Groups = []string{}
-	}
-	groups, _ := json.Marshal(it.Groups)
 	ctx := r.Context()
 	var version string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO roster_items (owner, jid, name, subscription, ask, approved, groups_json) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (owner, jid) DO UPDATE SET name = excluded.name, subscription = excluded.subscription,
-			ask = excluded.ask, approved = excluded.approved, groups_json = excluded.groups_json`,
-			owner, contact, it.Name, it.Subscription, it.Ask, it.Approved, string(groups))
-		if err != nil {
+		if err := putItem(ctx, tx, owner, contact, it); err != nil {
 			return err
 		}
+		var err error
 		version, err = bump(ctx, tx, owner)
 		return err
 	})
@@ -152,6 +145,19 @@ func (s *server) setItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, versionAnswer{version})
+}
+
+// putItem creates or replaces owner's item for contact.
+func putItem(ctx context.Context, tx *sql.Tx, owner, contact string, it rosterItem) error {
+	if it.Groups == nil {
+		it.Groups = []string{}
+	}
+	groups, _ := json.Marshal(it.Groups)
+	_, err := tx.ExecContext(ctx, `INSERT INTO roster_items (owner, jid, name, subscription, ask, approved, groups_json) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner, jid) DO UPDATE SET name = excluded.name, subscription = excluded.subscription,
+		ask = excluded.ask, approved = excluded.approved, groups_json = excluded.groups_json`,
+		owner, contact, it.Name, it.Subscription, it.Ask, it.Approved, string(groups))
+	return err
 }
 
 var errNoItem = errors.New("no such item")

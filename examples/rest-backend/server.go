@@ -75,6 +75,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /roster/{owner}/items/{contact}", s.deleteItem)
 	mux.HandleFunc("PUT /roster/{owner}/pending/{contact}", s.setPending)
 	mux.HandleFunc("DELETE /roster/{owner}/pending/{contact}", s.deletePending)
+	mux.HandleFunc("POST /roster_changes", s.applyRosterChanges)
 
 	mux.HandleFunc("POST /archive/messages", s.appendArchive)
 	mux.HandleFunc("POST /archive/{owner}/query", s.queryArchive)

@@ -52,6 +52,7 @@ type options struct {
 	BreakerCooldown  *string  `json:"breaker_cooldown"`
 	MaxResponseBytes *int64   `json:"max_response_bytes"`
 	ArchiveFullText  bool     `json:"archive_full_text"`
+	RosterBatch      bool     `json:"roster_batch"`
 }
 
 // Settings is the checked configuration of the plugin.
@@ -76,6 +77,9 @@ type Settings struct {
 	// ArchiveFullText declares that the service serves the text filter
 	// of archive queries.
 	ArchiveFullText bool
+	// RosterBatch declares that the service serves POST roster_changes:
+	// both sides of a subscription in one call, all or none.
+	RosterBatch bool
 }
 
 // ParseConfig decodes and checks the plugin's config block. Every error
@@ -116,6 +120,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		BreakerCooldown:  defaultBreakerCooldown,
 		MaxResponseBytes: defaultMaxResponseBytes,
 		ArchiveFullText:  o.ArchiveFullText,
+		RosterBatch:      o.RosterBatch,
 	}
 
 	if len(o.Features) == 0 {
@@ -146,6 +151,9 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 
 	if s.ArchiveFullText && !s.serves(featureArchive) {
 		return bad("archive_full_text without the archive in features")
+	}
+	if s.RosterBatch && !s.Access[featureRoster].Writable() {
+		return bad("roster_batch without a read-write roster in features")
 	}
 
 	switch o.AuthStyle {

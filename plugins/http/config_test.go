@@ -30,6 +30,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"base_url": "http://x", "features": ["auth"], "retries": 11}`, "retries"},
 		{`{"base_url": "http://x", "features": ["auth"], "breaker_failures": 0}`, "breaker_failures"},
 		{`{"base_url": "http://x", "features": ["auth"], "max_response_bytes": 10}`, "max_response_bytes"},
+		{`{"base_url": "http://x", "features": ["auth"], "roster_batch": true}`, "roster_batch without a read-write roster"},
+		{`{"base_url": "http://x", "features": ["roster"], "read_only": ["roster"], "roster_batch": true}`, "roster_batch without a read-write roster"},
 	} {
 		_, err := ParseConfig(sdk.Config{Raw: []byte(c.cfg)})
 		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
@@ -51,6 +53,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		if s.Access[f] != a {
 			t.Errorf("access of %s: %v, want %v", f, s.Access[f], a)
 		}
+	}
+	if s.RosterBatch || s.capabilities().RosterBatch {
+		t.Error("roster batches are declared without roster_batch")
 	}
 	if s.AuthStyle != styleProsody || s.Timeout != 2*time.Second || s.Retries != defaultRetries ||
 		s.BreakerFailures != defaultBreakerFailures || s.MaxResponseBytes != defaultMaxResponseBytes {

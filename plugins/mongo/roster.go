@@ -26,7 +26,9 @@ import (
 //
 // Without transactions, a roster's documents cannot change together
 // atomically. Changes and reads of one roster are therefore serialised
-// within the plugin, which serves the whole server; between processes
+// within the plugin, which serves the whole server (a batch that changes
+// two rosters, journaled so that a crash cannot leave half of it, is in
+// rosterbatch.go); between processes
 // (two koi servers on one database) a reader could see an item a moment
 // before its version, or the version a moment before its item.
 
@@ -39,6 +41,9 @@ type rosterItem struct {
 	Ask          bool     `bson:"ask,omitempty"`
 	Approved     bool     `bson:"approved,omitempty"`
 	Groups       []string `bson:"groups,omitempty"`
+	// Txn is the journal entry of the batch that wrote the document, until
+	// another write replaces it (rosterbatch.go).
+	Txn string `bson:"txn,omitempty"`
 }
 
 type pendingDoc struct {
@@ -46,6 +51,7 @@ type pendingDoc struct {
 	Owner  string `bson:"owner"`
 	JID    string `bson:"jid"`
 	Stanza string `bson:"stanza"`
+	Txn    string `bson:"txn,omitempty"`
 }
 
 type versionDoc struct {
@@ -60,9 +66,32 @@ type rosterLocks struct {
 }
 
 func (l *rosterLocks) lock(owner string) func() {
-	m := &l.locks[maphash.String(l.seed, owner)%uint64(len(l.locks))]
+	m := &l.locks[l.stripe(owner)]
 	m.Lock()
 	return m.Unlock
+}
+
+func (l *rosterLocks) stripe(owner string) int {
+	return int(maphash.String(l.seed, owner) % uint64(len(l.locks)))
+}
+
+// lockAll locks the rosters of owners, stripes in index order so that two
+// batches over the same rosters cannot wait for each other.
+func (l *rosterLocks) lockAll(owners []string) func() {
+	var stripes []int
+	for _, o := range owners {
+		stripes = append(stripes, l.stripe(o))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		l.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			l.locks[i].Unlock()
+		}
+	}
 }
 
 // docKey is the _id of a document keyed by several strings. Lookups by

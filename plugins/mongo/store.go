@@ -30,6 +30,7 @@ type Store struct {
 	mucRooms, mucAffs                                                  *mongo.Collection
 
 	rosterItems, rosterPending, rosterVersions *mongo.Collection
+	rosterJournal                              *mongo.Collection // rosterbatch.go
 	rosterLocks                                rosterLocks
 
 	psNodes, psItems, psAffs, psSubs *mongo.Collection
@@ -44,26 +45,27 @@ type Store struct {
 }
 
 var (
-	_ sdk.Backend         = (*Store)(nil)
-	_ sdk.Pinger          = (*Store)(nil)
-	_ sdk.Auth            = (*Store)(nil)
-	_ sdk.AuthAdmin       = (*Store)(nil)
-	_ sdk.Archive         = (*Store)(nil)
-	_ sdk.Roster          = (*Store)(nil)
-	_ sdk.RosterWriter    = (*Store)(nil)
-	_ sdk.Offline         = (*Store)(nil)
-	_ sdk.VCard           = (*Store)(nil)
-	_ sdk.VCardWriter     = (*Store)(nil)
-	_ sdk.Private         = (*Store)(nil)
-	_ sdk.PrivateWriter   = (*Store)(nil)
-	_ sdk.Blocklist       = (*Store)(nil)
-	_ sdk.BlocklistWriter = (*Store)(nil)
-	_ sdk.Tokens          = (*Store)(nil)
-	_ sdk.TokensWriter    = (*Store)(nil)
-	_ sdk.MUC             = (*Store)(nil)
-	_ sdk.MUCWriter       = (*Store)(nil)
-	_ sdk.PubSub          = (*Store)(nil)
-	_ sdk.PubSubWriter    = (*Store)(nil)
+	_ sdk.Backend           = (*Store)(nil)
+	_ sdk.Pinger            = (*Store)(nil)
+	_ sdk.Auth              = (*Store)(nil)
+	_ sdk.AuthAdmin         = (*Store)(nil)
+	_ sdk.Archive           = (*Store)(nil)
+	_ sdk.Roster            = (*Store)(nil)
+	_ sdk.RosterWriter      = (*Store)(nil)
+	_ sdk.RosterBatchWriter = (*Store)(nil)
+	_ sdk.Offline           = (*Store)(nil)
+	_ sdk.VCard             = (*Store)(nil)
+	_ sdk.VCardWriter       = (*Store)(nil)
+	_ sdk.Private           = (*Store)(nil)
+	_ sdk.PrivateWriter     = (*Store)(nil)
+	_ sdk.Blocklist         = (*Store)(nil)
+	_ sdk.BlocklistWriter   = (*Store)(nil)
+	_ sdk.Tokens            = (*Store)(nil)
+	_ sdk.TokensWriter      = (*Store)(nil)
+	_ sdk.MUC               = (*Store)(nil)
+	_ sdk.MUCWriter         = (*Store)(nil)
+	_ sdk.PubSub            = (*Store)(nil)
+	_ sdk.PubSubWriter      = (*Store)(nil)
 )
 
 // Open connects, creates the indexes koi's queries need (creating an index
@@ -90,6 +92,7 @@ func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	s.users, s.archive, s.prefs = db.Collection("users"), db.Collection("archive"), db.Collection("archive_prefs")
 	s.rosterItems, s.rosterPending = db.Collection("roster_items"), db.Collection("roster_pending")
 	s.rosterVersions, s.offline = db.Collection("roster_versions"), db.Collection("offline")
+	s.rosterJournal = db.Collection("roster_journal")
 	s.vcards, s.private = db.Collection("vcards"), db.Collection("private")
 	s.blocklist, s.tokens = db.Collection("blocklist"), db.Collection("fast_tokens")
 	s.mucRooms, s.mucAffs = db.Collection("muc_rooms"), db.Collection("muc_affiliations")
@@ -109,11 +112,15 @@ func Open(ctx context.Context, set Settings, log sdk.Logger) (*Store, error) {
 	if set.FullText {
 		s.textIndex = s.tryTextIndex(cctx)
 	}
+	if err := s.recoverJournal(cctx, journalGrace); err != nil {
+		log.Warn("roster journal recovery failed; will retry", "error", err)
+	}
 	rctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	if set.RetentionDays > 0 {
 		s.wg.Go(func() { s.retain(rctx) })
 	}
+	s.wg.Go(func() { s.recoverLoop(rctx) })
 	log.Info("mongo backend ready", "database", set.Database, "fulltext", s.searchMode(),
 		"retention_days", set.RetentionDays)
 	return s, nil
@@ -307,6 +314,8 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
 		PubSub:    sdk.AccessReadWrite,
+		// Both sides of a subscription in one journaled batch (rosterbatch.go).
+		RosterBatch: true,
 	}
 }
 

@@ -111,23 +111,29 @@ func (s *Store) SetItem(ctx context.Context, owner string, item sdk.RosterItem) 
 		if version, err = s.bumpVersion(ctx, tx, owner); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, s.d.upsert("koi_roster_items",
-			[]string{"owner", "contact"}, []string{"name", "subscription", "ask", "approved"}),
-			owner, item.JID, item.Name, item.Subscription, boolInt(item.Ask), boolInt(item.Approved)); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, item.JID); err != nil {
-			return err
-		}
-		for i, g := range item.Groups {
-			if _, err := s.exec(ctx, tx, "INSERT INTO koi_roster_groups (owner, contact, pos, grp) VALUES (?, ?, ?, ?)",
-				owner, item.JID, i, g); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.putItem(ctx, tx, owner, item)
 	})
 	return version, err
+}
+
+// putItem writes item and its groups inside tx, whose caller bumped the
+// owner's version first.
+func (s *Store) putItem(ctx context.Context, tx *sql.Tx, owner string, item sdk.RosterItem) error {
+	if _, err := s.exec(ctx, tx, s.d.upsert("koi_roster_items",
+		[]string{"owner", "contact"}, []string{"name", "subscription", "ask", "approved"}),
+		owner, item.JID, item.Name, item.Subscription, boolInt(item.Ask), boolInt(item.Approved)); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, item.JID); err != nil {
+		return err
+	}
+	for i, g := range item.Groups {
+		if _, err := s.exec(ctx, tx, "INSERT INTO koi_roster_groups (owner, contact, pos, grp) VALUES (?, ?, ?, ?)",
+			owner, item.JID, i, g); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteItem removes the item for contact and returns the roster's new
@@ -144,21 +150,27 @@ func (s *Store) DeleteItem(ctx context.Context, owner, contact string) (string, 
 		if version, err = s.bumpVersion(ctx, tx, owner); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, contact); err != nil {
-			return err
+		found, err := s.removeItem(ctx, tx, owner, contact)
+		if err == nil && !found {
+			err = sdk.ErrNotFound
 		}
-		res, err := s.exec(ctx, tx, "DELETE FROM koi_roster_items WHERE owner = ? AND contact = ?", owner, contact)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return sdk.ErrNotFound
-		}
-		return nil
+		return err
 	})
 	return version, err
+}
+
+// removeItem deletes the item for contact and its groups inside tx and
+// reports whether there was one.
+func (s *Store) removeItem(ctx context.Context, tx *sql.Tx, owner, contact string) (bool, error) {
+	if _, err := s.exec(ctx, tx, "DELETE FROM koi_roster_groups WHERE owner = ? AND contact = ?", owner, contact); err != nil {
+		return false, err
+	}
+	res, err := s.exec(ctx, tx, "DELETE FROM koi_roster_items WHERE owner = ? AND contact = ?", owner, contact)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // SetPending records or replaces a pending inbound subscription. It does

@@ -155,6 +155,8 @@ func capabilities() sdk.Capabilities {
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
 		PubSub:    sdk.AccessReadWrite,
+		// Both sides of a subscription in one transaction (rosterbatch.go).
+		RosterBatch: true,
 	}
 }
 

@@ -129,11 +129,13 @@ type Capabilities struct {
 	Archive         Access                 `protobuf:"varint,7,opt,name=archive,proto3,enum=koi.backend.v1.Access" json:"archive,omitempty"`
 	ArchiveFulltext bool                   `protobuf:"varint,8,opt,name=archive_fulltext,json=archiveFulltext,proto3" json:"archive_fulltext,omitempty"`
 	// auth_list: a read-only auth backend answers AuthAdmin.ListUsers.
-	AuthList      bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
-	Blocklist     Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
-	Tokens        Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
-	Pubsub        Access `protobuf:"varint,12,opt,name=pubsub,proto3,enum=koi.backend.v1.Access" json:"pubsub,omitempty"`
-	Muc           Access `protobuf:"varint,13,opt,name=muc,proto3,enum=koi.backend.v1.Access" json:"muc,omitempty"`
+	AuthList  bool   `protobuf:"varint,9,opt,name=auth_list,json=authList,proto3" json:"auth_list,omitempty"`
+	Blocklist Access `protobuf:"varint,10,opt,name=blocklist,proto3,enum=koi.backend.v1.Access" json:"blocklist,omitempty"`
+	Tokens    Access `protobuf:"varint,11,opt,name=tokens,proto3,enum=koi.backend.v1.Access" json:"tokens,omitempty"`
+	Pubsub    Access `protobuf:"varint,12,opt,name=pubsub,proto3,enum=koi.backend.v1.Access" json:"pubsub,omitempty"`
+	Muc       Access `protobuf:"varint,13,opt,name=muc,proto3,enum=koi.backend.v1.Access" json:"muc,omitempty"`
+	// roster_batch: the roster backend serves Roster.ApplyRosterChanges.
+	RosterBatch   bool `protobuf:"varint,14,opt,name=roster_batch,json=rosterBatch,proto3" json:"roster_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +259,13 @@ func (x *Capabilities) GetMuc() Access {
 		return x.Muc
 	}
 	return Access_ACCESS_NONE
+}
+
+func (x *Capabilities) GetRosterBatch() bool {
+	if x != nil {
+		return x.RosterBatch
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1250,6 +1259,182 @@ func (x *SetPendingRequest) GetPending() *PendingSubscription {
 	return nil
 }
 
+// RosterChange mirrors sdk.RosterChange.
+type RosterChange struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Owner   string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Contact string                 `protobuf:"bytes,2,opt,name=contact,proto3" json:"contact,omitempty"`
+	// item, when present, is what the contact's item becomes.
+	Item       *RosterItem `protobuf:"bytes,3,opt,name=item,proto3" json:"item,omitempty"`
+	DeleteItem bool        `protobuf:"varint,4,opt,name=delete_item,json=deleteItem,proto3" json:"delete_item,omitempty"`
+	// pending, when present, is the pending inbound subscription from contact.
+	Pending       *PendingSubscription `protobuf:"bytes,5,opt,name=pending,proto3" json:"pending,omitempty"`
+	DeletePending bool                 `protobuf:"varint,6,opt,name=delete_pending,json=deletePending,proto3" json:"delete_pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RosterChange) Reset() {
+	*x = RosterChange{}
+	mi := &file_koi_backend_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RosterChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RosterChange) ProtoMessage() {}
+
+func (x *RosterChange) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RosterChange.ProtoReflect.Descriptor instead.
+func (*RosterChange) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RosterChange) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *RosterChange) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+func (x *RosterChange) GetItem() *RosterItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *RosterChange) GetDeleteItem() bool {
+	if x != nil {
+		return x.DeleteItem
+	}
+	return false
+}
+
+func (x *RosterChange) GetPending() *PendingSubscription {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+func (x *RosterChange) GetDeletePending() bool {
+	if x != nil {
+		return x.DeletePending
+	}
+	return false
+}
+
+type RosterChangesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*RosterChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RosterChangesRequest) Reset() {
+	*x = RosterChangesRequest{}
+	mi := &file_koi_backend_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RosterChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RosterChangesRequest) ProtoMessage() {}
+
+func (x *RosterChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RosterChangesRequest.ProtoReflect.Descriptor instead.
+func (*RosterChangesRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RosterChangesRequest) GetChanges() []*RosterChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type RosterVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// versions: owner -> new roster version, for each owner whose items changed.
+	Versions      map[string]string `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RosterVersionsResponse) Reset() {
+	*x = RosterVersionsResponse{}
+	mi := &file_koi_backend_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RosterVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RosterVersionsResponse) ProtoMessage() {}
+
+func (x *RosterVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RosterVersionsResponse.ProtoReflect.Descriptor instead.
+func (*RosterVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RosterVersionsResponse) GetVersions() map[string]string {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 type VersionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -1259,7 +1444,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_koi_backend_proto_msgTypes[21]
+	mi := &file_koi_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1456,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[21]
+	mi := &file_koi_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1469,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{21}
+	return file_koi_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -1304,7 +1489,7 @@ type OfflineMessage struct {
 
 func (x *OfflineMessage) Reset() {
 	*x = OfflineMessage{}
-	mi := &file_koi_backend_proto_msgTypes[22]
+	mi := &file_koi_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1501,7 @@ func (x *OfflineMessage) String() string {
 func (*OfflineMessage) ProtoMessage() {}
 
 func (x *OfflineMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[22]
+	mi := &file_koi_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1514,7 @@ func (x *OfflineMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineMessage.ProtoReflect.Descriptor instead.
 func (*OfflineMessage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{22}
+	return file_koi_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OfflineMessage) GetStanza() string {
@@ -1356,7 +1541,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_koi_backend_proto_msgTypes[23]
+	mi := &file_koi_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1553,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[23]
+	mi := &file_koi_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1566,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{23}
+	return file_koi_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StoreRequest) GetOwner() string {
@@ -1407,7 +1592,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_koi_backend_proto_msgTypes[24]
+	mi := &file_koi_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1604,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[24]
+	mi := &file_koi_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1617,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{24}
+	return file_koi_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -1451,7 +1636,7 @@ type PopResponse struct {
 
 func (x *PopResponse) Reset() {
 	*x = PopResponse{}
-	mi := &file_koi_backend_proto_msgTypes[25]
+	mi := &file_koi_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1648,7 @@ func (x *PopResponse) String() string {
 func (*PopResponse) ProtoMessage() {}
 
 func (x *PopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[25]
+	mi := &file_koi_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1661,7 @@ func (x *PopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PopResponse.ProtoReflect.Descriptor instead.
 func (*PopResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{25}
+	return file_koi_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PopResponse) GetMessages() []*OfflineMessage {
@@ -1495,7 +1680,7 @@ type DocumentResponse struct {
 
 func (x *DocumentResponse) Reset() {
 	*x = DocumentResponse{}
-	mi := &file_koi_backend_proto_msgTypes[26]
+	mi := &file_koi_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1692,7 @@ func (x *DocumentResponse) String() string {
 func (*DocumentResponse) ProtoMessage() {}
 
 func (x *DocumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[26]
+	mi := &file_koi_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1705,7 @@ func (x *DocumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DocumentResponse.ProtoReflect.Descriptor instead.
 func (*DocumentResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{26}
+	return file_koi_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DocumentResponse) GetXml() string {
@@ -1540,7 +1725,7 @@ type SetVCardRequest struct {
 
 func (x *SetVCardRequest) Reset() {
 	*x = SetVCardRequest{}
-	mi := &file_koi_backend_proto_msgTypes[27]
+	mi := &file_koi_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1737,7 @@ func (x *SetVCardRequest) String() string {
 func (*SetVCardRequest) ProtoMessage() {}
 
 func (x *SetVCardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[27]
+	mi := &file_koi_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1750,7 @@ func (x *SetVCardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVCardRequest.ProtoReflect.Descriptor instead.
 func (*SetVCardRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{27}
+	return file_koi_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetVCardRequest) GetOwner() string {
@@ -1593,7 +1778,7 @@ type GetPrivateRequest struct {
 
 func (x *GetPrivateRequest) Reset() {
 	*x = GetPrivateRequest{}
-	mi := &file_koi_backend_proto_msgTypes[28]
+	mi := &file_koi_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1790,7 @@ func (x *GetPrivateRequest) String() string {
 func (*GetPrivateRequest) ProtoMessage() {}
 
 func (x *GetPrivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[28]
+	mi := &file_koi_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1803,7 @@ func (x *GetPrivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrivateRequest.ProtoReflect.Descriptor instead.
 func (*GetPrivateRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{28}
+	return file_koi_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetPrivateRequest) GetOwner() string {
@@ -1654,7 +1839,7 @@ type SetPrivateRequest struct {
 
 func (x *SetPrivateRequest) Reset() {
 	*x = SetPrivateRequest{}
-	mi := &file_koi_backend_proto_msgTypes[29]
+	mi := &file_koi_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1851,7 @@ func (x *SetPrivateRequest) String() string {
 func (*SetPrivateRequest) ProtoMessage() {}
 
 func (x *SetPrivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[29]
+	mi := &file_koi_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1864,7 @@ func (x *SetPrivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrivateRequest.ProtoReflect.Descriptor instead.
 func (*SetPrivateRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{29}
+	return file_koi_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetPrivateRequest) GetOwner() string {
@@ -1726,7 +1911,7 @@ type ArchivedMessage struct {
 
 func (x *ArchivedMessage) Reset() {
 	*x = ArchivedMessage{}
-	mi := &file_koi_backend_proto_msgTypes[30]
+	mi := &file_koi_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +1923,7 @@ func (x *ArchivedMessage) String() string {
 func (*ArchivedMessage) ProtoMessage() {}
 
 func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[30]
+	mi := &file_koi_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +1936,7 @@ func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivedMessage.ProtoReflect.Descriptor instead.
 func (*ArchivedMessage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{30}
+	return file_koi_backend_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ArchivedMessage) GetOwner() string {
@@ -1820,7 +2005,7 @@ type ArchiveBatch struct {
 
 func (x *ArchiveBatch) Reset() {
 	*x = ArchiveBatch{}
-	mi := &file_koi_backend_proto_msgTypes[31]
+	mi := &file_koi_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +2017,7 @@ func (x *ArchiveBatch) String() string {
 func (*ArchiveBatch) ProtoMessage() {}
 
 func (x *ArchiveBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[31]
+	mi := &file_koi_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +2030,7 @@ func (x *ArchiveBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveBatch.ProtoReflect.Descriptor instead.
 func (*ArchiveBatch) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{31}
+	return file_koi_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ArchiveBatch) GetId() uint64 {
@@ -1875,7 +2060,7 @@ type ArchiveAck struct {
 
 func (x *ArchiveAck) Reset() {
 	*x = ArchiveAck{}
-	mi := &file_koi_backend_proto_msgTypes[32]
+	mi := &file_koi_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2072,7 @@ func (x *ArchiveAck) String() string {
 func (*ArchiveAck) ProtoMessage() {}
 
 func (x *ArchiveAck) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[32]
+	mi := &file_koi_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2085,7 @@ func (x *ArchiveAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveAck.ProtoReflect.Descriptor instead.
 func (*ArchiveAck) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{32}
+	return file_koi_backend_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ArchiveAck) GetId() uint64 {
@@ -1945,7 +2130,7 @@ type ArchiveQuery struct {
 
 func (x *ArchiveQuery) Reset() {
 	*x = ArchiveQuery{}
-	mi := &file_koi_backend_proto_msgTypes[33]
+	mi := &file_koi_backend_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2142,7 @@ func (x *ArchiveQuery) String() string {
 func (*ArchiveQuery) ProtoMessage() {}
 
 func (x *ArchiveQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[33]
+	mi := &file_koi_backend_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2155,7 @@ func (x *ArchiveQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveQuery.ProtoReflect.Descriptor instead.
 func (*ArchiveQuery) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{33}
+	return file_koi_backend_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ArchiveQuery) GetOwner() string {
@@ -2076,7 +2261,7 @@ type ArchivePage struct {
 
 func (x *ArchivePage) Reset() {
 	*x = ArchivePage{}
-	mi := &file_koi_backend_proto_msgTypes[34]
+	mi := &file_koi_backend_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2273,7 @@ func (x *ArchivePage) String() string {
 func (*ArchivePage) ProtoMessage() {}
 
 func (x *ArchivePage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[34]
+	mi := &file_koi_backend_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2286,7 @@ func (x *ArchivePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivePage.ProtoReflect.Descriptor instead.
 func (*ArchivePage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{34}
+	return file_koi_backend_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ArchivePage) GetMessages() []*ArchivedMessage {
@@ -2144,7 +2329,7 @@ type ArchivePrefs struct {
 
 func (x *ArchivePrefs) Reset() {
 	*x = ArchivePrefs{}
-	mi := &file_koi_backend_proto_msgTypes[35]
+	mi := &file_koi_backend_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2341,7 @@ func (x *ArchivePrefs) String() string {
 func (*ArchivePrefs) ProtoMessage() {}
 
 func (x *ArchivePrefs) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[35]
+	mi := &file_koi_backend_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2354,7 @@ func (x *ArchivePrefs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivePrefs.ProtoReflect.Descriptor instead.
 func (*ArchivePrefs) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{35}
+	return file_koi_backend_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ArchivePrefs) GetDefaultMode() string {
@@ -2203,7 +2388,7 @@ type SetArchivePrefsRequest struct {
 
 func (x *SetArchivePrefsRequest) Reset() {
 	*x = SetArchivePrefsRequest{}
-	mi := &file_koi_backend_proto_msgTypes[36]
+	mi := &file_koi_backend_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2400,7 @@ func (x *SetArchivePrefsRequest) String() string {
 func (*SetArchivePrefsRequest) ProtoMessage() {}
 
 func (x *SetArchivePrefsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[36]
+	mi := &file_koi_backend_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2413,7 @@ func (x *SetArchivePrefsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetArchivePrefsRequest.ProtoReflect.Descriptor instead.
 func (*SetArchivePrefsRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{36}
+	return file_koi_backend_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetArchivePrefsRequest) GetOwner() string {
@@ -2255,7 +2440,7 @@ type BlocklistRequest struct {
 
 func (x *BlocklistRequest) Reset() {
 	*x = BlocklistRequest{}
-	mi := &file_koi_backend_proto_msgTypes[37]
+	mi := &file_koi_backend_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2452,7 @@ func (x *BlocklistRequest) String() string {
 func (*BlocklistRequest) ProtoMessage() {}
 
 func (x *BlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[37]
+	mi := &file_koi_backend_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2465,7 @@ func (x *BlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocklistRequest.ProtoReflect.Descriptor instead.
 func (*BlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{37}
+	return file_koi_backend_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BlocklistRequest) GetOwner() string {
@@ -2306,7 +2491,7 @@ type BlocklistResponse struct {
 
 func (x *BlocklistResponse) Reset() {
 	*x = BlocklistResponse{}
-	mi := &file_koi_backend_proto_msgTypes[38]
+	mi := &file_koi_backend_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2503,7 @@ func (x *BlocklistResponse) String() string {
 func (*BlocklistResponse) ProtoMessage() {}
 
 func (x *BlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[38]
+	mi := &file_koi_backend_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2516,7 @@ func (x *BlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocklistResponse.ProtoReflect.Descriptor instead.
 func (*BlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{38}
+	return file_koi_backend_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BlocklistResponse) GetJids() []string {
@@ -2355,7 +2540,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_koi_backend_proto_msgTypes[39]
+	mi := &file_koi_backend_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2552,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[39]
+	mi := &file_koi_backend_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2565,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{39}
+	return file_koi_backend_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Token) GetOwner() string {
@@ -2435,7 +2620,7 @@ type TokensRequest struct {
 
 func (x *TokensRequest) Reset() {
 	*x = TokensRequest{}
-	mi := &file_koi_backend_proto_msgTypes[40]
+	mi := &file_koi_backend_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2632,7 @@ func (x *TokensRequest) String() string {
 func (*TokensRequest) ProtoMessage() {}
 
 func (x *TokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[40]
+	mi := &file_koi_backend_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2645,7 @@ func (x *TokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokensRequest.ProtoReflect.Descriptor instead.
 func (*TokensRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{40}
+	return file_koi_backend_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TokensRequest) GetOwner() string {
@@ -2486,7 +2671,7 @@ type TokensResponse struct {
 
 func (x *TokensResponse) Reset() {
 	*x = TokensResponse{}
-	mi := &file_koi_backend_proto_msgTypes[41]
+	mi := &file_koi_backend_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2683,7 @@ func (x *TokensResponse) String() string {
 func (*TokensResponse) ProtoMessage() {}
 
 func (x *TokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[41]
+	mi := &file_koi_backend_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2696,7 @@ func (x *TokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokensResponse.ProtoReflect.Descriptor instead.
 func (*TokensResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{41}
+	return file_koi_backend_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TokensResponse) GetTokens() []*Token {
@@ -2532,7 +2717,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_koi_backend_proto_msgTypes[42]
+	mi := &file_koi_backend_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2729,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[42]
+	mi := &file_koi_backend_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2742,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{42}
+	return file_koi_backend_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteTokenRequest) GetOwner() string {
@@ -2594,7 +2779,7 @@ type MUCConfigField struct {
 
 func (x *MUCConfigField) Reset() {
 	*x = MUCConfigField{}
-	mi := &file_koi_backend_proto_msgTypes[43]
+	mi := &file_koi_backend_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2791,7 @@ func (x *MUCConfigField) String() string {
 func (*MUCConfigField) ProtoMessage() {}
 
 func (x *MUCConfigField) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[43]
+	mi := &file_koi_backend_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2804,7 @@ func (x *MUCConfigField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCConfigField.ProtoReflect.Descriptor instead.
 func (*MUCConfigField) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{43}
+	return file_koi_backend_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *MUCConfigField) GetVar() string {
@@ -2650,7 +2835,7 @@ type MUCRoom struct {
 
 func (x *MUCRoom) Reset() {
 	*x = MUCRoom{}
-	mi := &file_koi_backend_proto_msgTypes[44]
+	mi := &file_koi_backend_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2847,7 @@ func (x *MUCRoom) String() string {
 func (*MUCRoom) ProtoMessage() {}
 
 func (x *MUCRoom) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[44]
+	mi := &file_koi_backend_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2860,7 @@ func (x *MUCRoom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoom.ProtoReflect.Descriptor instead.
 func (*MUCRoom) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{44}
+	return file_koi_backend_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MUCRoom) GetRoom() string {
@@ -2722,7 +2907,7 @@ type MUCRoomRequest struct {
 
 func (x *MUCRoomRequest) Reset() {
 	*x = MUCRoomRequest{}
-	mi := &file_koi_backend_proto_msgTypes[45]
+	mi := &file_koi_backend_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2919,7 @@ func (x *MUCRoomRequest) String() string {
 func (*MUCRoomRequest) ProtoMessage() {}
 
 func (x *MUCRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[45]
+	mi := &file_koi_backend_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2932,7 @@ func (x *MUCRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoomRequest.ProtoReflect.Descriptor instead.
 func (*MUCRoomRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{45}
+	return file_koi_backend_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MUCRoomRequest) GetRoom() string {
@@ -2766,7 +2951,7 @@ type MUCServiceRequest struct {
 
 func (x *MUCServiceRequest) Reset() {
 	*x = MUCServiceRequest{}
-	mi := &file_koi_backend_proto_msgTypes[46]
+	mi := &file_koi_backend_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2963,7 @@ func (x *MUCServiceRequest) String() string {
 func (*MUCServiceRequest) ProtoMessage() {}
 
 func (x *MUCServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[46]
+	mi := &file_koi_backend_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2976,7 @@ func (x *MUCServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCServiceRequest.ProtoReflect.Descriptor instead.
 func (*MUCServiceRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{46}
+	return file_koi_backend_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *MUCServiceRequest) GetService() string {
@@ -2810,7 +2995,7 @@ type MUCRoomsResponse struct {
 
 func (x *MUCRoomsResponse) Reset() {
 	*x = MUCRoomsResponse{}
-	mi := &file_koi_backend_proto_msgTypes[47]
+	mi := &file_koi_backend_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3007,7 @@ func (x *MUCRoomsResponse) String() string {
 func (*MUCRoomsResponse) ProtoMessage() {}
 
 func (x *MUCRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[47]
+	mi := &file_koi_backend_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3020,7 @@ func (x *MUCRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoomsResponse.ProtoReflect.Descriptor instead.
 func (*MUCRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{47}
+	return file_koi_backend_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MUCRoomsResponse) GetRooms() []*MUCRoom {
@@ -2858,7 +3043,7 @@ type MUCAffiliation struct {
 
 func (x *MUCAffiliation) Reset() {
 	*x = MUCAffiliation{}
-	mi := &file_koi_backend_proto_msgTypes[48]
+	mi := &file_koi_backend_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3055,7 @@ func (x *MUCAffiliation) String() string {
 func (*MUCAffiliation) ProtoMessage() {}
 
 func (x *MUCAffiliation) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[48]
+	mi := &file_koi_backend_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3068,7 @@ func (x *MUCAffiliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCAffiliation.ProtoReflect.Descriptor instead.
 func (*MUCAffiliation) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{48}
+	return file_koi_backend_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MUCAffiliation) GetRoom() string {
@@ -2930,7 +3115,7 @@ type MUCAffiliationsResponse struct {
 
 func (x *MUCAffiliationsResponse) Reset() {
 	*x = MUCAffiliationsResponse{}
-	mi := &file_koi_backend_proto_msgTypes[49]
+	mi := &file_koi_backend_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3127,7 @@ func (x *MUCAffiliationsResponse) String() string {
 func (*MUCAffiliationsResponse) ProtoMessage() {}
 
 func (x *MUCAffiliationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[49]
+	mi := &file_koi_backend_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3140,7 @@ func (x *MUCAffiliationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCAffiliationsResponse.ProtoReflect.Descriptor instead.
 func (*MUCAffiliationsResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{49}
+	return file_koi_backend_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MUCAffiliationsResponse) GetAffiliations() []*MUCAffiliation {
@@ -2975,7 +3160,7 @@ type FormValues struct {
 
 func (x *FormValues) Reset() {
 	*x = FormValues{}
-	mi := &file_koi_backend_proto_msgTypes[50]
+	mi := &file_koi_backend_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3172,7 @@ func (x *FormValues) String() string {
 func (*FormValues) ProtoMessage() {}
 
 func (x *FormValues) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[50]
+	mi := &file_koi_backend_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3185,7 @@ func (x *FormValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FormValues.ProtoReflect.Descriptor instead.
 func (*FormValues) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{50}
+	return file_koi_backend_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FormValues) GetValues() []string {
@@ -3023,7 +3208,7 @@ type PubSubNode struct {
 
 func (x *PubSubNode) Reset() {
 	*x = PubSubNode{}
-	mi := &file_koi_backend_proto_msgTypes[51]
+	mi := &file_koi_backend_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3220,7 @@ func (x *PubSubNode) String() string {
 func (*PubSubNode) ProtoMessage() {}
 
 func (x *PubSubNode) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[51]
+	mi := &file_koi_backend_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3233,7 @@ func (x *PubSubNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNode.ProtoReflect.Descriptor instead.
 func (*PubSubNode) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{51}
+	return file_koi_backend_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PubSubNode) GetService() string {
@@ -3089,7 +3274,7 @@ type PubSubNodeRequest struct {
 
 func (x *PubSubNodeRequest) Reset() {
 	*x = PubSubNodeRequest{}
-	mi := &file_koi_backend_proto_msgTypes[52]
+	mi := &file_koi_backend_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3286,7 @@ func (x *PubSubNodeRequest) String() string {
 func (*PubSubNodeRequest) ProtoMessage() {}
 
 func (x *PubSubNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[52]
+	mi := &file_koi_backend_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3299,7 @@ func (x *PubSubNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNodeRequest.ProtoReflect.Descriptor instead.
 func (*PubSubNodeRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{52}
+	return file_koi_backend_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PubSubNodeRequest) GetService() string {
@@ -3140,7 +3325,7 @@ type PubSubServiceRequest struct {
 
 func (x *PubSubServiceRequest) Reset() {
 	*x = PubSubServiceRequest{}
-	mi := &file_koi_backend_proto_msgTypes[53]
+	mi := &file_koi_backend_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3337,7 @@ func (x *PubSubServiceRequest) String() string {
 func (*PubSubServiceRequest) ProtoMessage() {}
 
 func (x *PubSubServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[53]
+	mi := &file_koi_backend_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3350,7 @@ func (x *PubSubServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubServiceRequest.ProtoReflect.Descriptor instead.
 func (*PubSubServiceRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{53}
+	return file_koi_backend_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PubSubServiceRequest) GetService() string {
@@ -3184,7 +3369,7 @@ type PubSubNodes struct {
 
 func (x *PubSubNodes) Reset() {
 	*x = PubSubNodes{}
-	mi := &file_koi_backend_proto_msgTypes[54]
+	mi := &file_koi_backend_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3381,7 @@ func (x *PubSubNodes) String() string {
 func (*PubSubNodes) ProtoMessage() {}
 
 func (x *PubSubNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[54]
+	mi := &file_koi_backend_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3394,7 @@ func (x *PubSubNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNodes.ProtoReflect.Descriptor instead.
 func (*PubSubNodes) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{54}
+	return file_koi_backend_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PubSubNodes) GetNodes() []*PubSubNode {
@@ -3231,7 +3416,7 @@ type PubSubItem struct {
 
 func (x *PubSubItem) Reset() {
 	*x = PubSubItem{}
-	mi := &file_koi_backend_proto_msgTypes[55]
+	mi := &file_koi_backend_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3428,7 @@ func (x *PubSubItem) String() string {
 func (*PubSubItem) ProtoMessage() {}
 
 func (x *PubSubItem) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[55]
+	mi := &file_koi_backend_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3441,7 @@ func (x *PubSubItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItem.ProtoReflect.Descriptor instead.
 func (*PubSubItem) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{55}
+	return file_koi_backend_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PubSubItem) GetId() string {
@@ -3301,7 +3486,7 @@ type PubSubItemQuery struct {
 
 func (x *PubSubItemQuery) Reset() {
 	*x = PubSubItemQuery{}
-	mi := &file_koi_backend_proto_msgTypes[56]
+	mi := &file_koi_backend_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3498,7 @@ func (x *PubSubItemQuery) String() string {
 func (*PubSubItemQuery) ProtoMessage() {}
 
 func (x *PubSubItemQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[56]
+	mi := &file_koi_backend_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3511,7 @@ func (x *PubSubItemQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItemQuery.ProtoReflect.Descriptor instead.
 func (*PubSubItemQuery) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{56}
+	return file_koi_backend_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PubSubItemQuery) GetService() string {
@@ -3382,7 +3567,7 @@ type PubSubItemPage struct {
 
 func (x *PubSubItemPage) Reset() {
 	*x = PubSubItemPage{}
-	mi := &file_koi_backend_proto_msgTypes[57]
+	mi := &file_koi_backend_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3579,7 @@ func (x *PubSubItemPage) String() string {
 func (*PubSubItemPage) ProtoMessage() {}
 
 func (x *PubSubItemPage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[57]
+	mi := &file_koi_backend_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3592,7 @@ func (x *PubSubItemPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItemPage.ProtoReflect.Descriptor instead.
 func (*PubSubItemPage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{57}
+	return file_koi_backend_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PubSubItemPage) GetItems() []*PubSubItem {
@@ -3442,7 +3627,7 @@ type PubSubJIDRequest struct {
 
 func (x *PubSubJIDRequest) Reset() {
 	*x = PubSubJIDRequest{}
-	mi := &file_koi_backend_proto_msgTypes[58]
+	mi := &file_koi_backend_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3639,7 @@ func (x *PubSubJIDRequest) String() string {
 func (*PubSubJIDRequest) ProtoMessage() {}
 
 func (x *PubSubJIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[58]
+	mi := &file_koi_backend_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3652,7 @@ func (x *PubSubJIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubJIDRequest.ProtoReflect.Descriptor instead.
 func (*PubSubJIDRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{58}
+	return file_koi_backend_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PubSubJIDRequest) GetService() string {
@@ -3503,7 +3688,7 @@ type PubSubAffiliation struct {
 
 func (x *PubSubAffiliation) Reset() {
 	*x = PubSubAffiliation{}
-	mi := &file_koi_backend_proto_msgTypes[59]
+	mi := &file_koi_backend_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3700,7 @@ func (x *PubSubAffiliation) String() string {
 func (*PubSubAffiliation) ProtoMessage() {}
 
 func (x *PubSubAffiliation) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[59]
+	mi := &file_koi_backend_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3713,7 @@ func (x *PubSubAffiliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubAffiliation.ProtoReflect.Descriptor instead.
 func (*PubSubAffiliation) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{59}
+	return file_koi_backend_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *PubSubAffiliation) GetService() string {
@@ -3568,7 +3753,7 @@ type PubSubAffiliations struct {
 
 func (x *PubSubAffiliations) Reset() {
 	*x = PubSubAffiliations{}
-	mi := &file_koi_backend_proto_msgTypes[60]
+	mi := &file_koi_backend_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3765,7 @@ func (x *PubSubAffiliations) String() string {
 func (*PubSubAffiliations) ProtoMessage() {}
 
 func (x *PubSubAffiliations) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[60]
+	mi := &file_koi_backend_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3778,7 @@ func (x *PubSubAffiliations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubAffiliations.ProtoReflect.Descriptor instead.
 func (*PubSubAffiliations) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{60}
+	return file_koi_backend_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PubSubAffiliations) GetAffiliations() []*PubSubAffiliation {
@@ -3618,7 +3803,7 @@ type PubSubSubscription struct {
 
 func (x *PubSubSubscription) Reset() {
 	*x = PubSubSubscription{}
-	mi := &file_koi_backend_proto_msgTypes[61]
+	mi := &file_koi_backend_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +3815,7 @@ func (x *PubSubSubscription) String() string {
 func (*PubSubSubscription) ProtoMessage() {}
 
 func (x *PubSubSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[61]
+	mi := &file_koi_backend_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +3828,7 @@ func (x *PubSubSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubSubscription.ProtoReflect.Descriptor instead.
 func (*PubSubSubscription) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{61}
+	return file_koi_backend_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PubSubSubscription) GetService() string {
@@ -3697,7 +3882,7 @@ type PubSubSubscriptions struct {
 
 func (x *PubSubSubscriptions) Reset() {
 	*x = PubSubSubscriptions{}
-	mi := &file_koi_backend_proto_msgTypes[62]
+	mi := &file_koi_backend_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3894,7 @@ func (x *PubSubSubscriptions) String() string {
 func (*PubSubSubscriptions) ProtoMessage() {}
 
 func (x *PubSubSubscriptions) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[62]
+	mi := &file_koi_backend_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3907,7 @@ func (x *PubSubSubscriptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubSubscriptions.ProtoReflect.Descriptor instead.
 func (*PubSubSubscriptions) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{62}
+	return file_koi_backend_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PubSubSubscriptions) GetSubscriptions() []*PubSubSubscription {
@@ -3742,7 +3927,7 @@ type CreatePubSubNodeRequest struct {
 
 func (x *CreatePubSubNodeRequest) Reset() {
 	*x = CreatePubSubNodeRequest{}
-	mi := &file_koi_backend_proto_msgTypes[63]
+	mi := &file_koi_backend_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +3939,7 @@ func (x *CreatePubSubNodeRequest) String() string {
 func (*CreatePubSubNodeRequest) ProtoMessage() {}
 
 func (x *CreatePubSubNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[63]
+	mi := &file_koi_backend_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +3952,7 @@ func (x *CreatePubSubNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePubSubNodeRequest.ProtoReflect.Descriptor instead.
 func (*CreatePubSubNodeRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{63}
+	return file_koi_backend_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreatePubSubNodeRequest) GetNode() *PubSubNode {
@@ -3797,7 +3982,7 @@ type PublishPubSubItemRequest struct {
 
 func (x *PublishPubSubItemRequest) Reset() {
 	*x = PublishPubSubItemRequest{}
-	mi := &file_koi_backend_proto_msgTypes[64]
+	mi := &file_koi_backend_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3994,7 @@ func (x *PublishPubSubItemRequest) String() string {
 func (*PublishPubSubItemRequest) ProtoMessage() {}
 
 func (x *PublishPubSubItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[64]
+	mi := &file_koi_backend_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +4007,7 @@ func (x *PublishPubSubItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishPubSubItemRequest.ProtoReflect.Descriptor instead.
 func (*PublishPubSubItemRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{64}
+	return file_koi_backend_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *PublishPubSubItemRequest) GetService() string {
@@ -3864,7 +4049,7 @@ type RetractPubSubItemRequest struct {
 
 func (x *RetractPubSubItemRequest) Reset() {
 	*x = RetractPubSubItemRequest{}
-	mi := &file_koi_backend_proto_msgTypes[65]
+	mi := &file_koi_backend_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +4061,7 @@ func (x *RetractPubSubItemRequest) String() string {
 func (*RetractPubSubItemRequest) ProtoMessage() {}
 
 func (x *RetractPubSubItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[65]
+	mi := &file_koi_backend_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +4074,7 @@ func (x *RetractPubSubItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetractPubSubItemRequest.ProtoReflect.Descriptor instead.
 func (*RetractPubSubItemRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{65}
+	return file_koi_backend_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RetractPubSubItemRequest) GetService() string {
@@ -3918,7 +4103,7 @@ var File_koi_backend_proto protoreflect.FileDescriptor
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xd5\x04\n" +
+	"\x05Empty\"\xf8\x04\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -3934,7 +4119,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	" \x01(\x0e2\x16.koi.backend.v1.AccessR\tblocklist\x12.\n" +
 	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\x12.\n" +
 	"\x06pubsub\x18\f \x01(\x0e2\x16.koi.backend.v1.AccessR\x06pubsub\x12(\n" +
-	"\x03muc\x18\r \x01(\x0e2\x16.koi.backend.v1.AccessR\x03muc\"*\n" +
+	"\x03muc\x18\r \x01(\x0e2\x16.koi.backend.v1.AccessR\x03muc\x12!\n" +
+	"\froster_batch\x18\x0e \x01(\bR\vrosterBatch\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -3996,7 +4182,22 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x04item\x18\x02 \x01(\v2\x1a.koi.backend.v1.RosterItemR\x04item\"h\n" +
 	"\x11SetPendingRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12=\n" +
-	"\apending\x18\x02 \x01(\v2#.koi.backend.v1.PendingSubscriptionR\apending\"+\n" +
+	"\apending\x18\x02 \x01(\v2#.koi.backend.v1.PendingSubscriptionR\apending\"\xf5\x01\n" +
+	"\fRosterChange\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x18\n" +
+	"\acontact\x18\x02 \x01(\tR\acontact\x12.\n" +
+	"\x04item\x18\x03 \x01(\v2\x1a.koi.backend.v1.RosterItemR\x04item\x12\x1f\n" +
+	"\vdelete_item\x18\x04 \x01(\bR\n" +
+	"deleteItem\x12=\n" +
+	"\apending\x18\x05 \x01(\v2#.koi.backend.v1.PendingSubscriptionR\apending\x12%\n" +
+	"\x0edelete_pending\x18\x06 \x01(\bR\rdeletePending\"N\n" +
+	"\x14RosterChangesRequest\x126\n" +
+	"\achanges\x18\x01 \x03(\v2\x1c.koi.backend.v1.RosterChangeR\achanges\"\xa7\x01\n" +
+	"\x16RosterVersionsResponse\x12P\n" +
+	"\bversions\x18\x01 \x03(\v24.koi.backend.v1.RosterVersionsResponse.VersionsEntryR\bversions\x1a;\n" +
+	"\rVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"Z\n" +
 	"\x0eOfflineMessage\x12\x16\n" +
@@ -4201,7 +4402,7 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\vSetPassword\x12\x1f.koi.backend.v1.PasswordRequest\x1a\x15.koi.backend.v1.Empty\x12@\n" +
 	"\n" +
 	"DeleteUser\x12\x1b.koi.backend.v1.UserRequest\x1a\x15.koi.backend.v1.Empty\x12P\n" +
-	"\tListUsers\x12 .koi.backend.v1.ListUsersRequest\x1a!.koi.backend.v1.ListUsersResponse2\xc0\x03\n" +
+	"\tListUsers\x12 .koi.backend.v1.ListUsersRequest\x1a!.koi.backend.v1.ListUsersResponse2\xa4\x04\n" +
 	"\x06Roster\x12F\n" +
 	"\tGetRoster\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x1b.koi.backend.v1.RosterState\x12J\n" +
 	"\aSetItem\x12\x1e.koi.backend.v1.SetItemRequest\x1a\x1f.koi.backend.v1.VersionResponse\x12M\n" +
@@ -4210,7 +4411,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"SetPending\x12!.koi.backend.v1.SetPendingRequest\x1a\x15.koi.backend.v1.Empty\x12F\n" +
 	"\rDeletePending\x12\x1e.koi.backend.v1.ContactRequest\x1a\x15.koi.backend.v1.Empty\x12C\n" +
-	"\fDeleteRoster\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\x91\x02\n" +
+	"\fDeleteRoster\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty\x12b\n" +
+	"\x12ApplyRosterChanges\x12$.koi.backend.v1.RosterChangesRequest\x1a&.koi.backend.v1.RosterVersionsResponse2\x91\x02\n" +
 	"\aOffline\x12<\n" +
 	"\x05Store\x12\x1c.koi.backend.v1.StoreRequest\x1a\x15.koi.backend.v1.Empty\x12D\n" +
 	"\x05Count\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x1d.koi.backend.v1.CountResponse\x12@\n" +
@@ -4282,7 +4484,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -4306,215 +4508,225 @@ var file_koi_backend_proto_goTypes = []any{
 	(*RosterState)(nil),              // 19: koi.backend.v1.RosterState
 	(*SetItemRequest)(nil),           // 20: koi.backend.v1.SetItemRequest
 	(*SetPendingRequest)(nil),        // 21: koi.backend.v1.SetPendingRequest
-	(*VersionResponse)(nil),          // 22: koi.backend.v1.VersionResponse
-	(*OfflineMessage)(nil),           // 23: koi.backend.v1.OfflineMessage
-	(*StoreRequest)(nil),             // 24: koi.backend.v1.StoreRequest
-	(*CountResponse)(nil),            // 25: koi.backend.v1.CountResponse
-	(*PopResponse)(nil),              // 26: koi.backend.v1.PopResponse
-	(*DocumentResponse)(nil),         // 27: koi.backend.v1.DocumentResponse
-	(*SetVCardRequest)(nil),          // 28: koi.backend.v1.SetVCardRequest
-	(*GetPrivateRequest)(nil),        // 29: koi.backend.v1.GetPrivateRequest
-	(*SetPrivateRequest)(nil),        // 30: koi.backend.v1.SetPrivateRequest
-	(*ArchivedMessage)(nil),          // 31: koi.backend.v1.ArchivedMessage
-	(*ArchiveBatch)(nil),             // 32: koi.backend.v1.ArchiveBatch
-	(*ArchiveAck)(nil),               // 33: koi.backend.v1.ArchiveAck
-	(*ArchiveQuery)(nil),             // 34: koi.backend.v1.ArchiveQuery
-	(*ArchivePage)(nil),              // 35: koi.backend.v1.ArchivePage
-	(*ArchivePrefs)(nil),             // 36: koi.backend.v1.ArchivePrefs
-	(*SetArchivePrefsRequest)(nil),   // 37: koi.backend.v1.SetArchivePrefsRequest
-	(*BlocklistRequest)(nil),         // 38: koi.backend.v1.BlocklistRequest
-	(*BlocklistResponse)(nil),        // 39: koi.backend.v1.BlocklistResponse
-	(*Token)(nil),                    // 40: koi.backend.v1.Token
-	(*TokensRequest)(nil),            // 41: koi.backend.v1.TokensRequest
-	(*TokensResponse)(nil),           // 42: koi.backend.v1.TokensResponse
-	(*DeleteTokenRequest)(nil),       // 43: koi.backend.v1.DeleteTokenRequest
-	(*MUCConfigField)(nil),           // 44: koi.backend.v1.MUCConfigField
-	(*MUCRoom)(nil),                  // 45: koi.backend.v1.MUCRoom
-	(*MUCRoomRequest)(nil),           // 46: koi.backend.v1.MUCRoomRequest
-	(*MUCServiceRequest)(nil),        // 47: koi.backend.v1.MUCServiceRequest
-	(*MUCRoomsResponse)(nil),         // 48: koi.backend.v1.MUCRoomsResponse
-	(*MUCAffiliation)(nil),           // 49: koi.backend.v1.MUCAffiliation
-	(*MUCAffiliationsResponse)(nil),  // 50: koi.backend.v1.MUCAffiliationsResponse
-	(*FormValues)(nil),               // 51: koi.backend.v1.FormValues
-	(*PubSubNode)(nil),               // 52: koi.backend.v1.PubSubNode
-	(*PubSubNodeRequest)(nil),        // 53: koi.backend.v1.PubSubNodeRequest
-	(*PubSubServiceRequest)(nil),     // 54: koi.backend.v1.PubSubServiceRequest
-	(*PubSubNodes)(nil),              // 55: koi.backend.v1.PubSubNodes
-	(*PubSubItem)(nil),               // 56: koi.backend.v1.PubSubItem
-	(*PubSubItemQuery)(nil),          // 57: koi.backend.v1.PubSubItemQuery
-	(*PubSubItemPage)(nil),           // 58: koi.backend.v1.PubSubItemPage
-	(*PubSubJIDRequest)(nil),         // 59: koi.backend.v1.PubSubJIDRequest
-	(*PubSubAffiliation)(nil),        // 60: koi.backend.v1.PubSubAffiliation
-	(*PubSubAffiliations)(nil),       // 61: koi.backend.v1.PubSubAffiliations
-	(*PubSubSubscription)(nil),       // 62: koi.backend.v1.PubSubSubscription
-	(*PubSubSubscriptions)(nil),      // 63: koi.backend.v1.PubSubSubscriptions
-	(*CreatePubSubNodeRequest)(nil),  // 64: koi.backend.v1.CreatePubSubNodeRequest
-	(*PublishPubSubItemRequest)(nil), // 65: koi.backend.v1.PublishPubSubItemRequest
-	(*RetractPubSubItemRequest)(nil), // 66: koi.backend.v1.RetractPubSubItemRequest
-	nil,                              // 67: koi.backend.v1.PubSubNode.ConfigEntry
-	nil,                              // 68: koi.backend.v1.PubSubSubscription.OptionsEntry
-	(*timestamppb.Timestamp)(nil),    // 69: google.protobuf.Timestamp
+	(*RosterChange)(nil),             // 22: koi.backend.v1.RosterChange
+	(*RosterChangesRequest)(nil),     // 23: koi.backend.v1.RosterChangesRequest
+	(*RosterVersionsResponse)(nil),   // 24: koi.backend.v1.RosterVersionsResponse
+	(*VersionResponse)(nil),          // 25: koi.backend.v1.VersionResponse
+	(*OfflineMessage)(nil),           // 26: koi.backend.v1.OfflineMessage
+	(*StoreRequest)(nil),             // 27: koi.backend.v1.StoreRequest
+	(*CountResponse)(nil),            // 28: koi.backend.v1.CountResponse
+	(*PopResponse)(nil),              // 29: koi.backend.v1.PopResponse
+	(*DocumentResponse)(nil),         // 30: koi.backend.v1.DocumentResponse
+	(*SetVCardRequest)(nil),          // 31: koi.backend.v1.SetVCardRequest
+	(*GetPrivateRequest)(nil),        // 32: koi.backend.v1.GetPrivateRequest
+	(*SetPrivateRequest)(nil),        // 33: koi.backend.v1.SetPrivateRequest
+	(*ArchivedMessage)(nil),          // 34: koi.backend.v1.ArchivedMessage
+	(*ArchiveBatch)(nil),             // 35: koi.backend.v1.ArchiveBatch
+	(*ArchiveAck)(nil),               // 36: koi.backend.v1.ArchiveAck
+	(*ArchiveQuery)(nil),             // 37: koi.backend.v1.ArchiveQuery
+	(*ArchivePage)(nil),              // 38: koi.backend.v1.ArchivePage
+	(*ArchivePrefs)(nil),             // 39: koi.backend.v1.ArchivePrefs
+	(*SetArchivePrefsRequest)(nil),   // 40: koi.backend.v1.SetArchivePrefsRequest
+	(*BlocklistRequest)(nil),         // 41: koi.backend.v1.BlocklistRequest
+	(*BlocklistResponse)(nil),        // 42: koi.backend.v1.BlocklistResponse
+	(*Token)(nil),                    // 43: koi.backend.v1.Token
+	(*TokensRequest)(nil),            // 44: koi.backend.v1.TokensRequest
+	(*TokensResponse)(nil),           // 45: koi.backend.v1.TokensResponse
+	(*DeleteTokenRequest)(nil),       // 46: koi.backend.v1.DeleteTokenRequest
+	(*MUCConfigField)(nil),           // 47: koi.backend.v1.MUCConfigField
+	(*MUCRoom)(nil),                  // 48: koi.backend.v1.MUCRoom
+	(*MUCRoomRequest)(nil),           // 49: koi.backend.v1.MUCRoomRequest
+	(*MUCServiceRequest)(nil),        // 50: koi.backend.v1.MUCServiceRequest
+	(*MUCRoomsResponse)(nil),         // 51: koi.backend.v1.MUCRoomsResponse
+	(*MUCAffiliation)(nil),           // 52: koi.backend.v1.MUCAffiliation
+	(*MUCAffiliationsResponse)(nil),  // 53: koi.backend.v1.MUCAffiliationsResponse
+	(*FormValues)(nil),               // 54: koi.backend.v1.FormValues
+	(*PubSubNode)(nil),               // 55: koi.backend.v1.PubSubNode
+	(*PubSubNodeRequest)(nil),        // 56: koi.backend.v1.PubSubNodeRequest
+	(*PubSubServiceRequest)(nil),     // 57: koi.backend.v1.PubSubServiceRequest
+	(*PubSubNodes)(nil),              // 58: koi.backend.v1.PubSubNodes
+	(*PubSubItem)(nil),               // 59: koi.backend.v1.PubSubItem
+	(*PubSubItemQuery)(nil),          // 60: koi.backend.v1.PubSubItemQuery
+	(*PubSubItemPage)(nil),           // 61: koi.backend.v1.PubSubItemPage
+	(*PubSubJIDRequest)(nil),         // 62: koi.backend.v1.PubSubJIDRequest
+	(*PubSubAffiliation)(nil),        // 63: koi.backend.v1.PubSubAffiliation
+	(*PubSubAffiliations)(nil),       // 64: koi.backend.v1.PubSubAffiliations
+	(*PubSubSubscription)(nil),       // 65: koi.backend.v1.PubSubSubscription
+	(*PubSubSubscriptions)(nil),      // 66: koi.backend.v1.PubSubSubscriptions
+	(*CreatePubSubNodeRequest)(nil),  // 67: koi.backend.v1.CreatePubSubNodeRequest
+	(*PublishPubSubItemRequest)(nil), // 68: koi.backend.v1.PublishPubSubItemRequest
+	(*RetractPubSubItemRequest)(nil), // 69: koi.backend.v1.RetractPubSubItemRequest
+	nil,                              // 70: koi.backend.v1.RosterVersionsResponse.VersionsEntry
+	nil,                              // 71: koi.backend.v1.PubSubNode.ConfigEntry
+	nil,                              // 72: koi.backend.v1.PubSubSubscription.OptionsEntry
+	(*timestamppb.Timestamp)(nil),    // 73: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
-	0,  // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
-	0,  // 1: koi.backend.v1.Capabilities.roster:type_name -> koi.backend.v1.Access
-	0,  // 2: koi.backend.v1.Capabilities.offline:type_name -> koi.backend.v1.Access
-	0,  // 3: koi.backend.v1.Capabilities.vcard:type_name -> koi.backend.v1.Access
-	0,  // 4: koi.backend.v1.Capabilities.private:type_name -> koi.backend.v1.Access
-	0,  // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
-	0,  // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
-	0,  // 7: koi.backend.v1.Capabilities.tokens:type_name -> koi.backend.v1.Access
-	0,  // 8: koi.backend.v1.Capabilities.pubsub:type_name -> koi.backend.v1.Access
-	0,  // 9: koi.backend.v1.Capabilities.muc:type_name -> koi.backend.v1.Access
-	2,  // 10: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17, // 11: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18, // 12: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17, // 13: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18, // 14: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	69, // 15: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	23, // 16: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	23, // 17: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	69, // 18: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	31, // 19: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	31, // 20: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	36, // 21: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	69, // 22: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	40, // 23: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
-	44, // 24: koi.backend.v1.MUCRoom.config:type_name -> koi.backend.v1.MUCConfigField
-	69, // 25: koi.backend.v1.MUCRoom.created:type_name -> google.protobuf.Timestamp
-	45, // 26: koi.backend.v1.MUCRoomsResponse.rooms:type_name -> koi.backend.v1.MUCRoom
-	49, // 27: koi.backend.v1.MUCAffiliationsResponse.affiliations:type_name -> koi.backend.v1.MUCAffiliation
-	67, // 28: koi.backend.v1.PubSubNode.config:type_name -> koi.backend.v1.PubSubNode.ConfigEntry
-	69, // 29: koi.backend.v1.PubSubNode.created:type_name -> google.protobuf.Timestamp
-	52, // 30: koi.backend.v1.PubSubNodes.nodes:type_name -> koi.backend.v1.PubSubNode
-	69, // 31: koi.backend.v1.PubSubItem.published:type_name -> google.protobuf.Timestamp
-	56, // 32: koi.backend.v1.PubSubItemPage.items:type_name -> koi.backend.v1.PubSubItem
-	60, // 33: koi.backend.v1.PubSubAffiliations.affiliations:type_name -> koi.backend.v1.PubSubAffiliation
-	68, // 34: koi.backend.v1.PubSubSubscription.options:type_name -> koi.backend.v1.PubSubSubscription.OptionsEntry
-	62, // 35: koi.backend.v1.PubSubSubscriptions.subscriptions:type_name -> koi.backend.v1.PubSubSubscription
-	52, // 36: koi.backend.v1.CreatePubSubNodeRequest.node:type_name -> koi.backend.v1.PubSubNode
-	56, // 37: koi.backend.v1.PublishPubSubItemRequest.item:type_name -> koi.backend.v1.PubSubItem
-	51, // 38: koi.backend.v1.PubSubNode.ConfigEntry.value:type_name -> koi.backend.v1.FormValues
-	51, // 39: koi.backend.v1.PubSubSubscription.OptionsEntry.value:type_name -> koi.backend.v1.FormValues
-	3,  // 40: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
-	5,  // 41: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
-	7,  // 42: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
-	8,  // 43: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
-	11, // 44: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
-	9,  // 45: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
-	9,  // 46: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
-	7,  // 47: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
-	13, // 48: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
-	15, // 49: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20, // 50: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16, // 51: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21, // 52: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16, // 53: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
-	15, // 54: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	24, // 55: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
-	15, // 56: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
-	15, // 57: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
-	15, // 58: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
-	15, // 59: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	28, // 60: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
-	15, // 61: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	29, // 62: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	30, // 63: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
-	15, // 64: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	32, // 65: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	34, // 66: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
-	15, // 67: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
-	15, // 68: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	37, // 69: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	15, // 70: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
-	38, // 71: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
-	38, // 72: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
-	15, // 73: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
-	41, // 74: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
-	40, // 75: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
-	43, // 76: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
-	15, // 77: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
-	46, // 78: koi.backend.v1.MUC.GetMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
-	47, // 79: koi.backend.v1.MUC.ListMUCRooms:input_type -> koi.backend.v1.MUCServiceRequest
-	46, // 80: koi.backend.v1.MUC.GetMUCAffiliations:input_type -> koi.backend.v1.MUCRoomRequest
-	45, // 81: koi.backend.v1.MUC.PutMUCRoom:input_type -> koi.backend.v1.MUCRoom
-	46, // 82: koi.backend.v1.MUC.DeleteMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
-	49, // 83: koi.backend.v1.MUC.SetMUCAffiliation:input_type -> koi.backend.v1.MUCAffiliation
-	53, // 84: koi.backend.v1.PubSub.GetNode:input_type -> koi.backend.v1.PubSubNodeRequest
-	54, // 85: koi.backend.v1.PubSub.ListNodes:input_type -> koi.backend.v1.PubSubServiceRequest
-	57, // 86: koi.backend.v1.PubSub.GetItems:input_type -> koi.backend.v1.PubSubItemQuery
-	59, // 87: koi.backend.v1.PubSub.GetAffiliations:input_type -> koi.backend.v1.PubSubJIDRequest
-	59, // 88: koi.backend.v1.PubSub.GetSubscriptions:input_type -> koi.backend.v1.PubSubJIDRequest
-	64, // 89: koi.backend.v1.PubSub.CreateNode:input_type -> koi.backend.v1.CreatePubSubNodeRequest
-	52, // 90: koi.backend.v1.PubSub.ConfigureNode:input_type -> koi.backend.v1.PubSubNode
-	53, // 91: koi.backend.v1.PubSub.DeleteNode:input_type -> koi.backend.v1.PubSubNodeRequest
-	65, // 92: koi.backend.v1.PubSub.Publish:input_type -> koi.backend.v1.PublishPubSubItemRequest
-	66, // 93: koi.backend.v1.PubSub.Retract:input_type -> koi.backend.v1.RetractPubSubItemRequest
-	53, // 94: koi.backend.v1.PubSub.Purge:input_type -> koi.backend.v1.PubSubNodeRequest
-	60, // 95: koi.backend.v1.PubSub.SetAffiliation:input_type -> koi.backend.v1.PubSubAffiliation
-	62, // 96: koi.backend.v1.PubSub.SetSubscription:input_type -> koi.backend.v1.PubSubSubscription
-	4,  // 97: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,  // 98: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10, // 99: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10, // 100: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12, // 101: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,  // 102: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,  // 103: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,  // 104: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14, // 105: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19, // 106: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	22, // 107: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	22, // 108: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,  // 109: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,  // 110: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,  // 111: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	1,  // 112: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	25, // 113: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	26, // 114: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,  // 115: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	27, // 116: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 117: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,  // 118: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	27, // 119: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,  // 120: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,  // 121: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	33, // 122: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	35, // 123: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,  // 124: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	36, // 125: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,  // 126: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	39, // 127: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
-	1,  // 128: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
-	1,  // 129: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
-	1,  // 130: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
-	42, // 131: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
-	1,  // 132: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
-	1,  // 133: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
-	1,  // 134: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
-	45, // 135: koi.backend.v1.MUC.GetMUCRoom:output_type -> koi.backend.v1.MUCRoom
-	48, // 136: koi.backend.v1.MUC.ListMUCRooms:output_type -> koi.backend.v1.MUCRoomsResponse
-	50, // 137: koi.backend.v1.MUC.GetMUCAffiliations:output_type -> koi.backend.v1.MUCAffiliationsResponse
-	1,  // 138: koi.backend.v1.MUC.PutMUCRoom:output_type -> koi.backend.v1.Empty
-	1,  // 139: koi.backend.v1.MUC.DeleteMUCRoom:output_type -> koi.backend.v1.Empty
-	1,  // 140: koi.backend.v1.MUC.SetMUCAffiliation:output_type -> koi.backend.v1.Empty
-	52, // 141: koi.backend.v1.PubSub.GetNode:output_type -> koi.backend.v1.PubSubNode
-	55, // 142: koi.backend.v1.PubSub.ListNodes:output_type -> koi.backend.v1.PubSubNodes
-	58, // 143: koi.backend.v1.PubSub.GetItems:output_type -> koi.backend.v1.PubSubItemPage
-	61, // 144: koi.backend.v1.PubSub.GetAffiliations:output_type -> koi.backend.v1.PubSubAffiliations
-	63, // 145: koi.backend.v1.PubSub.GetSubscriptions:output_type -> koi.backend.v1.PubSubSubscriptions
-	1,  // 146: koi.backend.v1.PubSub.CreateNode:output_type -> koi.backend.v1.Empty
-	1,  // 147: koi.backend.v1.PubSub.ConfigureNode:output_type -> koi.backend.v1.Empty
-	1,  // 148: koi.backend.v1.PubSub.DeleteNode:output_type -> koi.backend.v1.Empty
-	1,  // 149: koi.backend.v1.PubSub.Publish:output_type -> koi.backend.v1.Empty
-	1,  // 150: koi.backend.v1.PubSub.Retract:output_type -> koi.backend.v1.Empty
-	1,  // 151: koi.backend.v1.PubSub.Purge:output_type -> koi.backend.v1.Empty
-	1,  // 152: koi.backend.v1.PubSub.SetAffiliation:output_type -> koi.backend.v1.Empty
-	1,  // 153: koi.backend.v1.PubSub.SetSubscription:output_type -> koi.backend.v1.Empty
-	97, // [97:154] is the sub-list for method output_type
-	40, // [40:97] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	0,   // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
+	0,   // 1: koi.backend.v1.Capabilities.roster:type_name -> koi.backend.v1.Access
+	0,   // 2: koi.backend.v1.Capabilities.offline:type_name -> koi.backend.v1.Access
+	0,   // 3: koi.backend.v1.Capabilities.vcard:type_name -> koi.backend.v1.Access
+	0,   // 4: koi.backend.v1.Capabilities.private:type_name -> koi.backend.v1.Access
+	0,   // 5: koi.backend.v1.Capabilities.archive:type_name -> koi.backend.v1.Access
+	0,   // 6: koi.backend.v1.Capabilities.blocklist:type_name -> koi.backend.v1.Access
+	0,   // 7: koi.backend.v1.Capabilities.tokens:type_name -> koi.backend.v1.Access
+	0,   // 8: koi.backend.v1.Capabilities.pubsub:type_name -> koi.backend.v1.Access
+	0,   // 9: koi.backend.v1.Capabilities.muc:type_name -> koi.backend.v1.Access
+	2,   // 10: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
+	17,  // 11: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	18,  // 12: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	17,  // 13: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	18,  // 14: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	17,  // 15: koi.backend.v1.RosterChange.item:type_name -> koi.backend.v1.RosterItem
+	18,  // 16: koi.backend.v1.RosterChange.pending:type_name -> koi.backend.v1.PendingSubscription
+	22,  // 17: koi.backend.v1.RosterChangesRequest.changes:type_name -> koi.backend.v1.RosterChange
+	70,  // 18: koi.backend.v1.RosterVersionsResponse.versions:type_name -> koi.backend.v1.RosterVersionsResponse.VersionsEntry
+	73,  // 19: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	26,  // 20: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	26,  // 21: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	73,  // 22: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	34,  // 23: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	34,  // 24: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	39,  // 25: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	73,  // 26: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	43,  // 27: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
+	47,  // 28: koi.backend.v1.MUCRoom.config:type_name -> koi.backend.v1.MUCConfigField
+	73,  // 29: koi.backend.v1.MUCRoom.created:type_name -> google.protobuf.Timestamp
+	48,  // 30: koi.backend.v1.MUCRoomsResponse.rooms:type_name -> koi.backend.v1.MUCRoom
+	52,  // 31: koi.backend.v1.MUCAffiliationsResponse.affiliations:type_name -> koi.backend.v1.MUCAffiliation
+	71,  // 32: koi.backend.v1.PubSubNode.config:type_name -> koi.backend.v1.PubSubNode.ConfigEntry
+	73,  // 33: koi.backend.v1.PubSubNode.created:type_name -> google.protobuf.Timestamp
+	55,  // 34: koi.backend.v1.PubSubNodes.nodes:type_name -> koi.backend.v1.PubSubNode
+	73,  // 35: koi.backend.v1.PubSubItem.published:type_name -> google.protobuf.Timestamp
+	59,  // 36: koi.backend.v1.PubSubItemPage.items:type_name -> koi.backend.v1.PubSubItem
+	63,  // 37: koi.backend.v1.PubSubAffiliations.affiliations:type_name -> koi.backend.v1.PubSubAffiliation
+	72,  // 38: koi.backend.v1.PubSubSubscription.options:type_name -> koi.backend.v1.PubSubSubscription.OptionsEntry
+	65,  // 39: koi.backend.v1.PubSubSubscriptions.subscriptions:type_name -> koi.backend.v1.PubSubSubscription
+	55,  // 40: koi.backend.v1.CreatePubSubNodeRequest.node:type_name -> koi.backend.v1.PubSubNode
+	59,  // 41: koi.backend.v1.PublishPubSubItemRequest.item:type_name -> koi.backend.v1.PubSubItem
+	54,  // 42: koi.backend.v1.PubSubNode.ConfigEntry.value:type_name -> koi.backend.v1.FormValues
+	54,  // 43: koi.backend.v1.PubSubSubscription.OptionsEntry.value:type_name -> koi.backend.v1.FormValues
+	3,   // 44: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
+	5,   // 45: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
+	7,   // 46: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
+	8,   // 47: koi.backend.v1.Auth.CheckPassword:input_type -> koi.backend.v1.CheckPasswordRequest
+	11,  // 48: koi.backend.v1.Auth.SCRAMCredentials:input_type -> koi.backend.v1.SCRAMCredentialsRequest
+	9,   // 49: koi.backend.v1.AuthAdmin.CreateUser:input_type -> koi.backend.v1.PasswordRequest
+	9,   // 50: koi.backend.v1.AuthAdmin.SetPassword:input_type -> koi.backend.v1.PasswordRequest
+	7,   // 51: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
+	13,  // 52: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
+	15,  // 53: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
+	20,  // 54: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	16,  // 55: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	21,  // 56: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	16,  // 57: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	15,  // 58: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
+	23,  // 59: koi.backend.v1.Roster.ApplyRosterChanges:input_type -> koi.backend.v1.RosterChangesRequest
+	27,  // 60: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	15,  // 61: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
+	15,  // 62: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
+	15,  // 63: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
+	15,  // 64: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
+	31,  // 65: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	15,  // 66: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
+	32,  // 67: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	33,  // 68: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	15,  // 69: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
+	35,  // 70: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	37,  // 71: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	15,  // 72: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
+	15,  // 73: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
+	40,  // 74: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	15,  // 75: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	41,  // 76: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	41,  // 77: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15,  // 78: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	44,  // 79: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
+	43,  // 80: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
+	46,  // 81: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
+	15,  // 82: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
+	49,  // 83: koi.backend.v1.MUC.GetMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	50,  // 84: koi.backend.v1.MUC.ListMUCRooms:input_type -> koi.backend.v1.MUCServiceRequest
+	49,  // 85: koi.backend.v1.MUC.GetMUCAffiliations:input_type -> koi.backend.v1.MUCRoomRequest
+	48,  // 86: koi.backend.v1.MUC.PutMUCRoom:input_type -> koi.backend.v1.MUCRoom
+	49,  // 87: koi.backend.v1.MUC.DeleteMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	52,  // 88: koi.backend.v1.MUC.SetMUCAffiliation:input_type -> koi.backend.v1.MUCAffiliation
+	56,  // 89: koi.backend.v1.PubSub.GetNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	57,  // 90: koi.backend.v1.PubSub.ListNodes:input_type -> koi.backend.v1.PubSubServiceRequest
+	60,  // 91: koi.backend.v1.PubSub.GetItems:input_type -> koi.backend.v1.PubSubItemQuery
+	62,  // 92: koi.backend.v1.PubSub.GetAffiliations:input_type -> koi.backend.v1.PubSubJIDRequest
+	62,  // 93: koi.backend.v1.PubSub.GetSubscriptions:input_type -> koi.backend.v1.PubSubJIDRequest
+	67,  // 94: koi.backend.v1.PubSub.CreateNode:input_type -> koi.backend.v1.CreatePubSubNodeRequest
+	55,  // 95: koi.backend.v1.PubSub.ConfigureNode:input_type -> koi.backend.v1.PubSubNode
+	56,  // 96: koi.backend.v1.PubSub.DeleteNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	68,  // 97: koi.backend.v1.PubSub.Publish:input_type -> koi.backend.v1.PublishPubSubItemRequest
+	69,  // 98: koi.backend.v1.PubSub.Retract:input_type -> koi.backend.v1.RetractPubSubItemRequest
+	56,  // 99: koi.backend.v1.PubSub.Purge:input_type -> koi.backend.v1.PubSubNodeRequest
+	63,  // 100: koi.backend.v1.PubSub.SetAffiliation:input_type -> koi.backend.v1.PubSubAffiliation
+	65,  // 101: koi.backend.v1.PubSub.SetSubscription:input_type -> koi.backend.v1.PubSubSubscription
+	4,   // 102: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,   // 103: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10,  // 104: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10,  // 105: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12,  // 106: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,   // 107: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,   // 108: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,   // 109: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14,  // 110: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	19,  // 111: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	25,  // 112: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	25,  // 113: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,   // 114: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,   // 115: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,   // 116: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	24,  // 117: koi.backend.v1.Roster.ApplyRosterChanges:output_type -> koi.backend.v1.RosterVersionsResponse
+	1,   // 118: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	28,  // 119: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	29,  // 120: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,   // 121: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	30,  // 122: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,   // 123: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,   // 124: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	30,  // 125: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,   // 126: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,   // 127: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	36,  // 128: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	38,  // 129: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,   // 130: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	39,  // 131: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,   // 132: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	42,  // 133: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,   // 134: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,   // 135: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,   // 136: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	45,  // 137: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
+	1,   // 138: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
+	1,   // 139: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
+	1,   // 140: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
+	48,  // 141: koi.backend.v1.MUC.GetMUCRoom:output_type -> koi.backend.v1.MUCRoom
+	51,  // 142: koi.backend.v1.MUC.ListMUCRooms:output_type -> koi.backend.v1.MUCRoomsResponse
+	53,  // 143: koi.backend.v1.MUC.GetMUCAffiliations:output_type -> koi.backend.v1.MUCAffiliationsResponse
+	1,   // 144: koi.backend.v1.MUC.PutMUCRoom:output_type -> koi.backend.v1.Empty
+	1,   // 145: koi.backend.v1.MUC.DeleteMUCRoom:output_type -> koi.backend.v1.Empty
+	1,   // 146: koi.backend.v1.MUC.SetMUCAffiliation:output_type -> koi.backend.v1.Empty
+	55,  // 147: koi.backend.v1.PubSub.GetNode:output_type -> koi.backend.v1.PubSubNode
+	58,  // 148: koi.backend.v1.PubSub.ListNodes:output_type -> koi.backend.v1.PubSubNodes
+	61,  // 149: koi.backend.v1.PubSub.GetItems:output_type -> koi.backend.v1.PubSubItemPage
+	64,  // 150: koi.backend.v1.PubSub.GetAffiliations:output_type -> koi.backend.v1.PubSubAffiliations
+	66,  // 151: koi.backend.v1.PubSub.GetSubscriptions:output_type -> koi.backend.v1.PubSubSubscriptions
+	1,   // 152: koi.backend.v1.PubSub.CreateNode:output_type -> koi.backend.v1.Empty
+	1,   // 153: koi.backend.v1.PubSub.ConfigureNode:output_type -> koi.backend.v1.Empty
+	1,   // 154: koi.backend.v1.PubSub.DeleteNode:output_type -> koi.backend.v1.Empty
+	1,   // 155: koi.backend.v1.PubSub.Publish:output_type -> koi.backend.v1.Empty
+	1,   // 156: koi.backend.v1.PubSub.Retract:output_type -> koi.backend.v1.Empty
+	1,   // 157: koi.backend.v1.PubSub.Purge:output_type -> koi.backend.v1.Empty
+	1,   // 158: koi.backend.v1.PubSub.SetAffiliation:output_type -> koi.backend.v1.Empty
+	1,   // 159: koi.backend.v1.PubSub.SetSubscription:output_type -> koi.backend.v1.Empty
+	102, // [102:160] is the sub-list for method output_type
+	44,  // [44:102] is the sub-list for method input_type
+	44,  // [44:44] is the sub-list for extension type_name
+	44,  // [44:44] is the sub-list for extension extendee
+	0,   // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_koi_backend_proto_init() }
@@ -4528,7 +4740,7 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   68,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   12,
 		},

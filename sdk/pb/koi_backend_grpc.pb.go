@@ -581,12 +581,13 @@ var AuthAdmin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Roster_GetRoster_FullMethodName     = "/koi.backend.v1.Roster/GetRoster"
-	Roster_SetItem_FullMethodName       = "/koi.backend.v1.Roster/SetItem"
-	Roster_DeleteItem_FullMethodName    = "/koi.backend.v1.Roster/DeleteItem"
-	Roster_SetPending_FullMethodName    = "/koi.backend.v1.Roster/SetPending"
-	Roster_DeletePending_FullMethodName = "/koi.backend.v1.Roster/DeletePending"
-	Roster_DeleteRoster_FullMethodName  = "/koi.backend.v1.Roster/DeleteRoster"
+	Roster_GetRoster_FullMethodName          = "/koi.backend.v1.Roster/GetRoster"
+	Roster_SetItem_FullMethodName            = "/koi.backend.v1.Roster/SetItem"
+	Roster_DeleteItem_FullMethodName         = "/koi.backend.v1.Roster/DeleteItem"
+	Roster_SetPending_FullMethodName         = "/koi.backend.v1.Roster/SetPending"
+	Roster_DeletePending_FullMethodName      = "/koi.backend.v1.Roster/DeletePending"
+	Roster_DeleteRoster_FullMethodName       = "/koi.backend.v1.Roster/DeleteRoster"
+	Roster_ApplyRosterChanges_FullMethodName = "/koi.backend.v1.Roster/ApplyRosterChanges"
 )
 
 // RosterClient is the client API for Roster service.
@@ -601,6 +602,9 @@ type RosterClient interface {
 	SetPending(ctx context.Context, in *SetPendingRequest, opts ...grpc.CallOption) (*Empty, error)
 	DeletePending(ctx context.Context, in *ContactRequest, opts ...grpc.CallOption) (*Empty, error)
 	DeleteRoster(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ApplyRosterChanges mirrors sdk.RosterBatchWriter: all changes or none.
+	// Served only by a backend whose capabilities say roster_batch.
+	ApplyRosterChanges(ctx context.Context, in *RosterChangesRequest, opts ...grpc.CallOption) (*RosterVersionsResponse, error)
 }
 
 type rosterClient struct {
@@ -671,6 +675,16 @@ func (c *rosterClient) DeleteRoster(ctx context.Context, in *OwnerRequest, opts 
 	return out, nil
 }
 
+func (c *rosterClient) ApplyRosterChanges(ctx context.Context, in *RosterChangesRequest, opts ...grpc.CallOption) (*RosterVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RosterVersionsResponse)
+	err := c.cc.Invoke(ctx, Roster_ApplyRosterChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RosterServer is the server API for Roster service.
 // All implementations must embed UnimplementedRosterServer
 // for forward compatibility.
@@ -683,6 +697,9 @@ type RosterServer interface {
 	SetPending(context.Context, *SetPendingRequest) (*Empty, error)
 	DeletePending(context.Context, *ContactRequest) (*Empty, error)
 	DeleteRoster(context.Context, *OwnerRequest) (*Empty, error)
+	// ApplyRosterChanges mirrors sdk.RosterBatchWriter: all changes or none.
+	// Served only by a backend whose capabilities say roster_batch.
+	ApplyRosterChanges(context.Context, *RosterChangesRequest) (*RosterVersionsResponse, error)
 	mustEmbedUnimplementedRosterServer()
 }
 
@@ -710,6 +727,9 @@ func (UnimplementedRosterServer) DeletePending(context.Context, *ContactRequest)
 }
 func (UnimplementedRosterServer) DeleteRoster(context.Context, *OwnerRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRoster not implemented")
+}
+func (UnimplementedRosterServer) ApplyRosterChanges(context.Context, *RosterChangesRequest) (*RosterVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyRosterChanges not implemented")
 }
 func (UnimplementedRosterServer) mustEmbedUnimplementedRosterServer() {}
 func (UnimplementedRosterServer) testEmbeddedByValue()                {}
@@ -840,6 +860,24 @@ func _Roster_DeleteRoster_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Roster_ApplyRosterChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RosterChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RosterServer).ApplyRosterChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Roster_ApplyRosterChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RosterServer).ApplyRosterChanges(ctx, req.(*RosterChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Roster_ServiceDesc is the grpc.ServiceDesc for Roster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -870,6 +908,10 @@ var Roster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRoster",
 			Handler:    _Roster_DeleteRoster_Handler,
+		},
+		{
+			MethodName: "ApplyRosterChanges",
+			Handler:    _Roster_ApplyRosterChanges_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -60,6 +60,8 @@ func checks() []check {
 		{"roster/unicode", rosterWrite, checkRosterUnicode},
 		{"roster/large", rosterLarge, checkRosterLarge},
 		{"roster/concurrent", rosterWrite, checkRosterConcurrent},
+		{"roster/batch", rosterBatch, checkRosterBatch},
+		{"roster/batch-atomic", rosterBatch, checkRosterBatchAtomic},
 
 		{"offline/empty", offlineRead, checkOfflineEmpty},
 		{"offline/queue", offlineWrite, checkOfflineQueue},
@@ -119,6 +121,9 @@ func checkCapabilities(e *env) {
 	feature("pubsub", c.PubSub, pubsub, pubsubW, "PubSub", "PubSubWriter")
 	if c.Auth.SCRAM && !c.Auth.Access.Readable() {
 		t.Error("SCRAM credentials are declared without auth")
+	}
+	if _, ok := b.(sdk.RosterBatchWriter); c.RosterBatch && (!ok || !c.Roster.Writable()) {
+		t.Error("roster batches are declared without a read-write roster and sdk.RosterBatchWriter")
 	}
 	if c.Archive.FullText && !c.Archive.Access.Readable() {
 		t.Error("archive full-text search is declared without archive")

@@ -95,7 +95,11 @@ func Validate(cfg sdk.Config) (sdk.Validation, error) {
 		errs.Add("mode", "%q: want full, readonly or liar", opts.Mode)
 		return sdk.Validation{}, errs
 	}
-	return sdk.Validation{Capabilities: readers{access: access}.Capabilities()}, nil
+	caps := readers{access: access}.Capabilities()
+	if opts.Mode == "" || opts.Mode == "full" {
+		caps = (&Memory{}).Capabilities()
+	}
+	return sdk.Validation{Capabilities: caps}, nil
 }
 
 type user struct {
@@ -141,6 +145,8 @@ func (m *Memory) Capabilities() sdk.Capabilities {
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,
 		PubSub:    sdk.AccessReadWrite,
+
+		RosterBatch: true,
 	}
 }
 
@@ -368,6 +374,41 @@ func (m *Memory) DeletePending(_ context.Context, owner, contact string) error {
 		r.Pending = slices.DeleteFunc(r.Pending, func(q sdk.PendingSubscription) bool { return q.JID == contact })
 	}
 	return nil
+}
+
+// ApplyRosterChanges implements sdk.RosterBatchWriter: the whole batch is
+// checked before anything changes, and applied under one lock.
+func (m *Memory) ApplyRosterChanges(_ context.Context, changes []sdk.RosterChange) (map[string]string, error) {
+	if err := sdk.CheckRosterChanges(changes); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	versions := map[string]string{}
+	bumped := map[string]bool{}
+	for _, c := range changes {
+		r := m.roster(c.Owner)
+		i := slices.IndexFunc(r.Items, func(it sdk.RosterItem) bool { return it.JID == c.Contact })
+		switch {
+		case c.Item != nil && i >= 0:
+			r.Items[i] = *c.Item
+		case c.Item != nil:
+			r.Items = append(r.Items, *c.Item)
+		case c.DeleteItem && i >= 0:
+			r.Items = slices.Delete(r.Items, i, i+1)
+		}
+		if c.Pending != nil || c.DeletePending {
+			r.Pending = slices.DeleteFunc(r.Pending, func(q sdk.PendingSubscription) bool { return q.JID == c.Contact })
+		}
+		if c.Pending != nil {
+			r.Pending = append(r.Pending, *c.Pending)
+		}
+		if c.ChangesItem() && !bumped[c.Owner] {
+			bumped[c.Owner] = true
+			versions[c.Owner] = bump(r)
+		}
+	}
+	return versions, nil
 }
 
 // DeleteRoster implements sdk.RosterWriter.
