@@ -131,10 +131,19 @@ func TestClusterMUC(t *testing.T) {
 		t.Fatalf("an IQ to a missing occupant: %s", r)
 	}
 
-	// The room's node dies. Until the lease runs out, pings go to the dead
-	// node and get no answer; then the next node to need the room takes it
+	// The room's node dies. Until the lease runs out, a stanza for the
+	// room gets <recipient-unavailable/> at once (NATS has no responder
+	// for the dead node); then the next node to need the room takes it
 	// over, without its occupants.
 	nodes[0].kill(t)
+	bob.send(`<message to='` + room + `' type='groupchat' id='lost1'><body>into the void</body></message>`)
+	if e := bob.expect("the error for a message to the dead node's room", func(e *element) bool {
+		return e.is("", "message") && e.attr("id") == "lost1"
+	}); e.attr("type") != "error" {
+		t.Fatalf("a message to the dead node's room: %s, want an error", e)
+	} else if _, c := e.stanzaError(); c != "recipient-unavailable" {
+		t.Fatalf("a message to the dead node's room: %s, want recipient-unavailable", e)
+	}
 	selfPing := func(c *client, nick string) string {
 		t.Helper()
 		deadline := time.Now().Add(8 * 2 * time.Second) // eight leases
@@ -145,11 +154,11 @@ func TestClusterMUC(t *testing.T) {
 			if err != nil {
 				continue // no answer: the dead node's lease has not run out
 			}
-			if r.attr("type") == "result" {
+			_, cond := r.stanzaError()
+			if r.attr("type") == "result" || cond == "recipient-unavailable" {
 				time.Sleep(500 * time.Millisecond)
 				continue
 			}
-			_, cond := r.stanzaError()
 			return cond
 		}
 		t.Fatalf("%s: no self-ping error within eight leases of the room's node's death", nick)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
 )
 
 // Forwards that found nobody. A stanza for a session on another node is
@@ -22,6 +24,10 @@ import (
 // node answers nothing, so each forward is remembered only for a few
 // seconds (two generations, rotated).
 //
+// A room's stanza forwarded to its dead home node is answered to its
+// sender with <recipient-unavailable/> (roomLost) until the lease lets
+// another node take the room over.
+//
 // What this cannot see: a node cut off from NATS without its connection
 // closing, until the NATS server's ping timeout ends it. Those forwards
 // are still in the archive, where the archive is on.
@@ -33,7 +39,7 @@ const subjLost = "lost." // node.NODE.lost.SEQ: the reply subject of a forward
 const lostRotate = 2 * time.Second
 
 type forward struct {
-	r    *remoteSession // the connection it was sent on
+	r    *remoteSession // the connection it was sent on; nil for a room's stanza
 	data []byte         // the stanza as published
 }
 
@@ -101,13 +107,37 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	if !ok {
 		return
 	}
+	el, err := stanza.Parse(string(fw.data))
+	if err != nil {
+		return
+	}
+	if fw.r == nil {
+		c.roomLost(el)
+		return
+	}
 	c.mu.Lock() // apply sets the router session under it
 	s := fw.r.s
 	c.mu.Unlock()
-	el, err := stanza.Parse(string(fw.data))
-	if err != nil || s == nil {
+	if s == nil {
 		return
 	}
 	c.log.Debug("a forward found no node; handled as undelivered", "to", s.JID().String())
 	c.mod.Undelivered(context.Background(), s, el)
+}
+
+// roomLost answers a stanza for a room whose home node is gone with
+// <recipient-unavailable/>, "temporarily unavailable", rather than let it
+// vanish until the lease lets another node take the room over: the sender
+// learns its message was not delivered, and may send it again.
+func (c *Cluster) roomLost(el *xmlstream.Element) {
+	if el.Attr("type") == "error" || (el.Local == "iq" && el.Attr("type") == "result") {
+		return
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		return
+	}
+	if s := c.rt.Session(from); s != nil {
+		s.Send(stanza.ErrorReply(el, stanza.ErrRecipientUnavailable.WithText("the room's node is gone; try again in a few seconds")))
+	}
 }

@@ -239,6 +239,7 @@ func (h *RoomHomes) Forward(ctx context.Context, node string, el *xmlstream.Elem
 	m.Header.Set(hdrHops, strconv.Itoa(hops+1))
 	m.Header.Set(hdrNode, h.r.c.cfg.Node)
 	m.Data = el.AppendXML(nil, "")
+	m.Reply = h.r.c.replySubject(h.r.c.lost.track(nil, m.Data)) // lost.go
 	if err := h.r.c.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("%w: publish to node %s: %w", ErrNoHome, node, err)
 	}
