@@ -582,8 +582,7 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 }
 
 // sessionLoop reads stanzas of a bound session and hands them on. It is
-// kept small: an idle session waits in it (waitIdle), and the shallower the
-// stack at the wait, the smaller the runtime can shrink it.
+// small on purpose: an idle session waits in it (see waitIdle).
 func (c *conn) sessionLoop() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
