@@ -584,8 +584,8 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 // sessionLoop reads stanzas of a bound session and hands them on. It is
 // small on purpose: an idle session waits in it (see waitIdle).
 func (c *conn) sessionLoop() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := &sessionCtx{}
+	defer ctx.cancel()
 	rc := rawConn(c.nc)
 	for {
 		if c.r.Idle() {
