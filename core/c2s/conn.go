@@ -81,7 +81,7 @@ type conn struct {
 	bound     atomic.Bool      // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
 	writeLost atomic.Bool      // a write failed: the peer is gone
-	one       [1]byte          // where an idle session waits for its next byte
+	one       [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 
@@ -581,71 +581,71 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 	return true, nil
 }
 
-// sessionLoop reads stanzas of a bound session and hands them on.
+// sessionLoop reads stanzas of a bound session and hands them on. It is
+// small on purpose: an idle session waits in it (see waitIdle).
 func (c *conn) sessionLoop() error {
-	s := c.session
-	full := s.JID()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := &sessionCtx{}
+	defer ctx.cancel()
+	rc := rawConn(c.nc)
 	for {
 		if c.r.Idle() {
-			// Wait here rather than deep inside the XML decoder: an idle
-			// session's stack can then shrink to its minimum.
-			n, err := (deadlineReader{c, c.srv.tun().IdleTimeout}).Read(c.one[:])
-			if n == 0 {
-				if err == nil {
-					continue
-				}
+			if err := c.waitIdle(rc); err != nil {
 				return err
 			}
-			c.r.Prime(c.one[0])
 		}
-		el, err := c.r.Next()
-		if err != nil {
+		if err := c.nextStanza(ctx); err != nil {
 			return err
 		}
-		if c.closed.Load() {
-			return errStreamClosing
-		}
-		if c.clientState(el) {
-			continue
-		}
-		if handled, err := c.smElement(el); handled || err != nil {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if !stanza.IsStanza(el) {
-			return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
-		}
-		if ss := c.smSess.Load(); ss != nil {
-			ss.st.Handled()
-		}
-		if f := el.Attr("from"); f != "" {
-			fj, err := jid.Parse(f)
-			if err != nil || (fj != full && fj != full.Bare()) {
-				return &xmlstream.Error{Condition: "invalid-from", Text: "from does not match your address"}
-			}
-		}
-		el.SetAttr("from", full.String())
-		if el.Local == "iq" && !validIQ(el) {
-			if el.Attr("type") != "error" && el.Attr("type") != "result" {
-				el.RemoveAttr("to")
-				c.Send(stanza.ErrorReply(el, stanza.ErrBadRequest.WithText("an IQ needs an id, a type and (for get and set) exactly one payload")))
-			}
-			continue
-		}
-		if q := el.FirstChild(); el.Local == "iq" && q != nil && el.Attr("to") == "" && q.Space == nsSession && el.Attr("type") == "set" {
-			c.Send(stanza.Result(el, nil))
-			continue
-		}
-		// Backend calls carry their own timeouts (plugin call_timeout);
-		// the context ends when the connection does.
-		start := time.Now()
-		c.srv.cfg.Handler.Stanza(ctx, s, el)
-		c.srv.cfg.Observer.StanzaIn(el.Local, time.Since(start))
 	}
+}
+
+// nextStanza reads one element of a bound session and handles it.
+func (c *conn) nextStanza(ctx context.Context) error {
+	el, err := c.r.Next()
+	if err != nil {
+		return err
+	}
+	if c.closed.Load() {
+		return errStreamClosing
+	}
+	if c.clientState(el) {
+		return nil
+	}
+	if handled, err := c.smElement(el); handled || err != nil {
+		return err
+	}
+	if !stanza.IsStanza(el) {
+		return &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
+	}
+	if ss := c.smSess.Load(); ss != nil {
+		ss.st.Handled()
+	}
+	s := c.session
+	full := s.JID()
+	if f := el.Attr("from"); f != "" {
+		fj, err := jid.Parse(f)
+		if err != nil || (fj != full && fj != full.Bare()) {
+			return &xmlstream.Error{Condition: "invalid-from", Text: "from does not match your address"}
+		}
+	}
+	el.SetAttr("from", full.String())
+	if el.Local == "iq" && !validIQ(el) {
+		if el.Attr("type") != "error" && el.Attr("type") != "result" {
+			el.RemoveAttr("to")
+			c.Send(stanza.ErrorReply(el, stanza.ErrBadRequest.WithText("an IQ needs an id, a type and (for get and set) exactly one payload")))
+		}
+		return nil
+	}
+	if q := el.FirstChild(); el.Local == "iq" && q != nil && el.Attr("to") == "" && q.Space == nsSession && el.Attr("type") == "set" {
+		c.Send(stanza.Result(el, nil))
+		return nil
+	}
+	// Backend calls carry their own timeouts (plugin call_timeout);
+	// the context ends when the connection does.
+	start := time.Now()
+	c.srv.cfg.Handler.Stanza(ctx, s, el)
+	c.srv.cfg.Observer.StanzaIn(el.Local, time.Since(start))
+	return nil
 }
 
 func validIQ(iq *xmlstream.Element) bool {

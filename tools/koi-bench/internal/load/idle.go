@@ -53,6 +53,12 @@ type IdleResult struct {
 	// (after a forced GC): live heap and goroutine stacks per session.
 	HeapPerSessionKiB  float64 `json:"heap_per_session_kib,omitempty"`
 	StackPerSessionKiB float64 `json:"stack_per_session_kib,omitempty"`
+	// GoroutinesPerSession is the server's goroutines per open session.
+	GoroutinesPerSession float64 `json:"goroutines_per_session,omitempty"`
+	// RSSAfterGCPerSessionKiB is the RSS per session read again a few
+	// seconds after the forced GC, once the runtime had time to return
+	// what the collection freed (and the stacks it shrank) to the system.
+	RSSAfterGCPerSessionKiB float64 `json:"rss_after_gc_per_session_kib,omitempty"`
 	// KernelPerConnKiB estimates the kernel memory (slab and TCP buffers)
 	// of one connection end, from the machine-wide change divided by
 	// twice the sessions (a loopback connection has both ends here).
@@ -63,6 +69,10 @@ type IdleResult struct {
 	// have no connection to ping, so Alive stays 0.
 	Detached bool `json:"detached,omitempty"`
 }
+
+// GCSettle is how long after the forced GC the RSS is read again: the
+// runtime returns freed memory to the system in the background.
+const GCSettle = 5 * time.Second
 
 // Idle opens p.Sessions sessions, measures the server's memory with them
 // open, checks they are still alive and closes them.
@@ -80,9 +90,13 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 	}
 	kernBefore, kernErr := measure.KernelMemory()
 	var msBefore map[string]int64
+	var gBefore int
 	if e.Pprof != nil {
 		if msBefore, err = e.Pprof.MemStats(ctx); err != nil {
 			r.Notes = append(r.Notes, "reading the server's memory statistics: "+err.Error())
+		}
+		if gBefore, err = e.Pprof.Goroutines(ctx); err != nil {
+			r.Notes = append(r.Notes, "counting the server's goroutines: "+err.Error())
 		}
 	}
 
@@ -178,6 +192,16 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 		if ms, err := e.Pprof.MemStats(ctx); err == nil {
 			r.HeapPerSessionKiB = kib(ms["HeapAlloc"]-msBefore["HeapAlloc"]) / n
 			r.StackPerSessionKiB = kib(ms["Stack"]-msBefore["Stack"]) / n
+		}
+		if g, err := e.Pprof.Goroutines(ctx); err == nil && gBefore > 0 {
+			r.GoroutinesPerSession = float64(g-gBefore) / n
+		}
+		select {
+		case <-time.After(GCSettle):
+		case <-ctx.Done():
+		}
+		if m, _, err := e.Target.Memory(); err == nil {
+			r.RSSAfterGCPerSessionKiB = kib(m.RSS-r.ServerBefore.RSS) / n
 		}
 	}
 

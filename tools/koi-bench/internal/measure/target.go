@@ -193,9 +193,11 @@ type Pprof struct {
 }
 
 // MemStats returns the runtime.MemStats figures the heap profile's debug
-// output lists ("# HeapInuse = 123"), by name.
+// output lists ("# HeapInuse = 123"), by name. The server collects garbage
+// first (gc=1), so that HeapAlloc is what is live and Stack what is left
+// after the collection shrank idle goroutines' stacks.
 func (p *Pprof) MemStats(ctx context.Context) (map[string]int64, error) {
-	body, err := p.get(ctx, "/debug/pprof/heap?debug=1")
+	body, err := p.get(ctx, "/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +227,26 @@ func (p *Pprof) MemStats(ctx context.Context) (map[string]int64, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// Goroutines returns how many goroutines the server runs.
+func (p *Pprof) Goroutines(ctx context.Context) (int, error) {
+	body, err := p.get(ctx, "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	if !sc.Scan() {
+		return 0, fmt.Errorf("pprof goroutine: empty answer: %v", sc.Err())
+	}
+	// "goroutine profile: total 15027"
+	_, total, ok := strings.Cut(sc.Text(), "total ")
+	if !ok {
+		return 0, fmt.Errorf("pprof goroutine: unexpected first line %q", sc.Text())
+	}
+	return strconv.Atoi(strings.TrimSpace(total))
 }
 
 // Save fetches path (e.g. "/debug/pprof/profile?seconds=10") into file

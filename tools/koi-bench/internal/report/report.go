@@ -41,7 +41,13 @@ func Rows(res Result) []Row {
 			rows = append(rows, Row{t, "server PSS per session", fmt.Sprintf("%.1f KiB", r.PSSPerSessionKiB)})
 		}
 		if r.HeapPerSessionKiB != 0 || r.StackPerSessionKiB != 0 {
-			rows = append(rows, Row{t, "  of which live heap / stacks", fmt.Sprintf("%.1f / %.1f KiB", r.HeapPerSessionKiB, r.StackPerSessionKiB)})
+			rows = append(rows, Row{t, "  of which live heap / stacks", fmt.Sprintf("%.1f / %.1f KiB (after a forced GC)", r.HeapPerSessionKiB, r.StackPerSessionKiB)})
+		}
+		if r.RSSAfterGCPerSessionKiB != 0 {
+			rows = append(rows, Row{t, "server RSS per session after GC", fmt.Sprintf("%.1f KiB (%.0f s after a forced GC)", r.RSSAfterGCPerSessionKiB, load.GCSettle.Seconds())})
+		}
+		if r.GoroutinesPerSession != 0 {
+			rows = append(rows, Row{t, "server goroutines per session", fmt.Sprintf("%.2f", r.GoroutinesPerSession)})
 		}
 		if r.KernelPerConnKiB != 0 {
 			rows = append(rows, Row{t, "kernel memory per connection end", fmt.Sprintf("%.1f KiB (slab and TCP buffers, estimate)", r.KernelPerConnKiB)})
