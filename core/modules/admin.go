@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
 )
@@ -17,8 +18,8 @@ import (
 // RosterItems returns owner's roster, sorted by JID.
 func (m *Server) RosterItems(ctx context.Context, owner jid.JID) ([]sdk.RosterItem, error) {
 	var items []sdk.RosterItem
-	err := m.rosters.with(ctx, owner, func(r *roster) error {
-		items = sortedItems(r)
+	err := m.rosters.With(ctx, owner, func(r *roster.Roster) error {
+		items = r.Sorted()
 		return nil
 	})
 	return items, err
@@ -29,13 +30,13 @@ func (m *Server) RosterItems(ctx context.Context, owner jid.JID) ([]sdk.RosterIt
 // subscription is not changed: that takes presence subscriptions).
 func (m *Server) SetRosterItem(ctx context.Context, owner, contact jid.JID, name string, groups []string) error {
 	groups = slices.Compact(slices.Sorted(slices.Values(groups)))
-	return m.rosters.with(ctx, owner, func(r *roster) error {
-		it, ok := r.item(contact)
+	return m.rosters.With(ctx, owner, func(r *roster.Roster) error {
+		it, ok := r.Item(contact)
 		if !ok {
 			it = sdk.RosterItem{JID: contact.String(), Subscription: sdk.SubNone}
 		}
 		it.Name, it.Groups = name, groups
-		return m.rosters.setItem(ctx, r, it)
+		return m.rosters.SetItem(ctx, r, it)
 	})
 }
 

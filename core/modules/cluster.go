@@ -18,7 +18,7 @@ import (
 func (m *Server) OnRosterWrite(f func(owner jid.JID)) { m.rosterWritten = f }
 
 // ForgetRoster drops owner's cached roster: the next use reads the backend.
-func (m *Server) ForgetRoster(owner jid.JID) { m.rosters.drop(owner) }
+func (m *Server) ForgetRoster(owner jid.JID) { m.rosters.Drop(owner) }
 
 // Redeliver delivers a stanza that another node forwarded to a session of
 // this node which is gone: a message goes to the recipient's other

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -182,8 +183,8 @@ func (m *Server) HandlePrivate(ns string, p PrivateStore) {
 func (m *Server) RosterItem(ctx context.Context, owner, contact jid.JID) (sdk.RosterItem, bool, error) {
 	var it sdk.RosterItem
 	var ok bool
-	err := m.rosters.with(ctx, owner.Bare(), func(r *roster) error {
-		it, ok = r.item(contact.Bare())
+	err := m.rosters.With(ctx, owner.Bare(), func(r *roster.Roster) error {
+		it, ok = r.Item(contact.Bare())
 		return nil
 	})
 	return it, ok, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -269,8 +270,8 @@ func (m *Server) archiveAllowed(ctx context.Context, h *Host, owner, peer jid.JI
 		return false, nil
 	case sdk.ArchiveRoster:
 		in := false
-		err := m.rosters.with(ctx, owner, func(r *roster) error {
-			_, in = r.item(peer)
+		err := m.rosters.With(ctx, owner, func(r *roster.Roster) error {
+			_, in = r.Item(peer)
 			return nil
 		})
 		return in, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"sort"
 	"time"
 
 	"github.com/koi-im/koi/core/jid"
@@ -23,15 +22,6 @@ func newID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func sortedItems(r *roster) []sdk.RosterItem {
-	out := make([]sdk.RosterItem, 0, len(r.items))
-	for _, it := range r.items {
-		out = append(out, it)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
-	return out
 }
 
 // messageType normalises the type attribute (RFC 6121 §5.2.2: unknown

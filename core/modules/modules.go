@@ -16,17 +16,15 @@ import (
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/lastactivity"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
 )
 
-// RosterBackend stores rosters.
-type RosterBackend interface {
-	sdk.Roster
-	sdk.RosterWriter
-}
+// RosterBackend stores rosters (package roster keeps them in memory).
+type RosterBackend = roster.Backend
 
 // VCardBackend stores vCards.
 type VCardBackend interface {
@@ -65,7 +63,7 @@ type Host struct {
 	Name           string
 	Auth           *auth.Chain
 	Roster         Feature[RosterBackend]
-	SharedRoster   Feature[sdk.Roster] // read-only contacts (directory groups) merged into every roster; see roster.go
+	SharedRoster   Feature[sdk.Roster] // read-only contacts (directory groups) merged into every roster; see package roster
 	Offline        Feature[sdk.Offline]
 	VCard          Feature[VCardBackend]
 	Private        Feature[PrivateBackend]
@@ -87,7 +85,7 @@ type Server struct {
 	hosts   atomic.Pointer[map[string]*Host]
 	hostsMu sync.Mutex // serialises SetHosts
 	onHosts []func(old, new *Host)
-	rosters *rosters
+	rosters *roster.Rosters
 	archive *archiveState
 	iq      map[iqKey]iqHandler
 	// Set by modules outside the package (hooks.go).
@@ -214,7 +212,7 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 	} else {
 		m.leaveComponents(ctx, s)
 	}
-	m.rosters.forget(s.JID().Bare())
+	m.rosters.Forget(s.JID().Bare())
 	if m.blocker != nil {
 		m.blocker.Forget(s.JID().Bare())
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -101,8 +102,8 @@ func (m *Server) broadcastPresence(ctx context.Context, s *router.Session, p *xm
 	owner := s.JID().Bare()
 	p.SetAttr("from", s.JID().String())
 	var contacts []jid.JID
-	err := m.rosters.with(ctx, owner, func(r *roster) error {
-		for c, it := range r.items {
+	err := m.rosters.With(ctx, owner, func(r *roster.Roster) error {
+		for c, it := range r.Items() {
 			if it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth {
 				contacts = append(contacts, c)
 			}
@@ -161,8 +162,8 @@ func (m *Server) directedPresence(ctx context.Context, s *router.Session, el *xm
 	// Directed presence to a contact that already gets our broadcasts is
 	// not remembered: the broadcast covers it.
 	subscribed := false
-	m.rosters.with(ctx, s.JID().Bare(), func(r *roster) error {
-		it, ok := r.item(to.Bare())
+	m.rosters.With(ctx, s.JID().Bare(), func(r *roster.Roster) error {
+		it, ok := r.Item(to.Bare())
 		subscribed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
 		return nil
 	})
@@ -183,8 +184,8 @@ func (m *Server) directedPresence(ctx context.Context, s *router.Session, el *xm
 func (m *Server) probeContacts(ctx context.Context, s *router.Session) {
 	owner := s.JID().Bare()
 	var contacts []jid.JID
-	m.rosters.with(ctx, owner, func(r *roster) error {
-		for c, it := range r.items {
+	m.rosters.With(ctx, owner, func(r *roster.Roster) error {
+		for c, it := range r.Items() {
 			if it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth {
 				contacts = append(contacts, c)
 			}
@@ -225,8 +226,8 @@ func (m *Server) answerProbe(ctx context.Context, probe *xmlstream.Element, prob
 // presence.
 func (m *Server) granted(ctx context.Context, owner, who jid.JID) bool {
 	allowed := false
-	m.rosters.with(ctx, owner.Bare(), func(r *roster) error {
-		it, ok := r.item(who.Bare())
+	m.rosters.With(ctx, owner.Bare(), func(r *roster.Roster) error {
+		it, ok := r.Item(who.Bare())
 		allowed = ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth)
 		return nil
 	})
@@ -268,8 +269,8 @@ func (m *Server) sendUnavailableTo(ctx context.Context, owner, target jid.JID) {
 
 func (m *Server) deliverPendingSubscriptions(ctx context.Context, s *router.Session) {
 	var pend []string
-	m.rosters.with(ctx, s.JID().Bare(), func(r *roster) error {
-		for _, st := range r.pending {
+	m.rosters.With(ctx, s.JID().Bare(), func(r *roster.Roster) error {
+		for _, st := range r.Pending() {
 			pend = append(pend, st)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/roster"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -14,8 +15,8 @@ import (
 // servers would: the user's server updates the sender's roster (stageOut),
 // the contact's server the recipient's (stageIn). Between two users of this
 // server both sides, and the answer the contact's server gives at once (a
-// pre-approval, an unknown user), are staged in one rosterTx and written
-// together (rosterpair.go); only then do stanzas and pushes go out.
+// pre-approval, an unknown user), are staged in one roster.Tx and written
+// together (core/roster/tx.go); only then do stanzas and pushes go out.
 
 // outcome is what a staged side leaves to do once it is written.
 type outcome struct {
@@ -28,9 +29,9 @@ type outcome struct {
 
 // stageOut stages the user's side of a subscription stanza of type typ
 // from r's owner to contact (RFC 6121 §3, "user's server").
-func (m *Server) stageOut(tx *rosterTx, r *roster, typ string, contact jid.JID) (outcome, error) {
+func (m *Server) stageOut(tx *roster.Tx, r *roster.Roster, typ string, contact jid.JID) (outcome, error) {
 	o := outcome{route: true}
-	it, ok := tx.item(r, contact)
+	it, ok := tx.Item(r, contact)
 	if !ok {
 		it = sdk.RosterItem{JID: contact.String(), Subscription: sdk.SubNone}
 	}
@@ -40,17 +41,17 @@ func (m *Server) stageOut(tx *rosterTx, r *roster, typ string, contact jid.JID) 
 			return o, nil // nothing changes; the contact's server re-answers
 		}
 		it.Ask = true
-		return o, tx.setItem(r, it)
+		return o, tx.SetItem(r, it)
 	case "subscribed":
 		switch {
-		case tx.pending(r, contact):
+		case tx.Pending(r, contact):
 			it.Subscription = addFrom(it.Subscription)
 			it.Approved = false
-			if err := tx.setItem(r, it); err != nil {
+			if err := tx.SetItem(r, it); err != nil {
 				return o, err
 			}
 			o.sendAvail = true
-			return o, tx.deletePending(r, contact)
+			return o, tx.DeletePending(r, contact)
 		case it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth:
 			o.route = false
 			return o, nil
@@ -61,7 +62,7 @@ func (m *Server) stageOut(tx *rosterTx, r *roster, typ string, contact jid.JID) 
 				return o, nil
 			}
 			it.Approved = true
-			return o, tx.setItem(r, it)
+			return o, tx.SetItem(r, it)
 		}
 	case "unsubscribe":
 		if !ok {
@@ -73,10 +74,10 @@ func (m *Server) stageOut(tx *rosterTx, r *roster, typ string, contact jid.JID) 
 		if old.Subscription == it.Subscription && !old.Ask {
 			return o, nil
 		}
-		return o, tx.setItem(r, it)
+		return o, tx.SetItem(r, it)
 	case "unsubscribed":
 		o.sendUnavail = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth
-		if err := tx.deletePending(r, contact); err != nil {
+		if err := tx.DeletePending(r, contact); err != nil {
 			return o, err
 		}
 		if !ok {
@@ -88,17 +89,17 @@ func (m *Server) stageOut(tx *rosterTx, r *roster, typ string, contact jid.JID) 
 		if old.Subscription == it.Subscription && !old.Approved {
 			return o, nil
 		}
-		return o, tx.setItem(r, it)
+		return o, tx.SetItem(r, it)
 	}
 	return o, nil
 }
 
 // stageIn stages the contact's side: presence p of type typ from from
 // arrives for r's owner (RFC 6121 §3, "contact's server").
-func (m *Server) stageIn(tx *rosterTx, r *roster, p *xmlstream.Element, typ string, from jid.JID) (outcome, error) {
+func (m *Server) stageIn(tx *roster.Tx, r *roster.Roster, p *xmlstream.Element, typ string, from jid.JID) (outcome, error) {
 	var o outcome
-	it, ok := tx.item(r, from)
-	pending := tx.pending(r, from)
+	it, ok := tx.Item(r, from)
+	pending := tx.Pending(r, from)
 	switch typ {
 	case "subscribe":
 		switch {
@@ -109,10 +110,10 @@ func (m *Server) stageIn(tx *rosterTx, r *roster, p *xmlstream.Element, typ stri
 			it.Subscription = addFrom(it.Subscription)
 			it.Approved = false
 			o.autoReply, o.sendAvail = true, true
-			return o, tx.setItem(r, it)
+			return o, tx.SetItem(r, it)
 		}
 		o.deliver = true
-		return o, tx.setPending(r, from, p.String())
+		return o, tx.SetPending(r, from, p.String())
 	case "subscribed":
 		if !ok || !it.Ask {
 			return o, nil
@@ -120,23 +121,23 @@ func (m *Server) stageIn(tx *rosterTx, r *roster, p *xmlstream.Element, typ stri
 		it.Subscription = addTo(it.Subscription)
 		it.Ask = false
 		o.deliver = true
-		return o, tx.setItem(r, it)
+		return o, tx.SetItem(r, it)
 	case "unsubscribe":
-		if err := tx.deletePending(r, from); err != nil {
+		if err := tx.DeletePending(r, from); err != nil {
 			return o, err
 		}
 		o.deliver = pending
 		if ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth) {
 			it.Subscription = removeFrom(it.Subscription)
 			o.deliver = true
-			return o, tx.setItem(r, it)
+			return o, tx.SetItem(r, it)
 		}
 	case "unsubscribed":
 		if ok && (it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask) {
 			it.Subscription = removeTo(it.Subscription)
 			it.Ask = false
 			o.deliver = true
-			return o, tx.setItem(r, it)
+			return o, tx.SetItem(r, it)
 		}
 	}
 	return o, nil
@@ -146,10 +147,10 @@ func (m *Server) stageIn(tx *rosterTx, r *roster, p *xmlstream.Element, typ stri
 // is staged in the same tx. A recipient whose roster cannot be written
 // (a host without a writable roster) keeps none of it, as when its server
 // is elsewhere; the sender's side goes on.
-func (m *Server) stageInLogged(tx *rosterTx, r *roster, p *xmlstream.Element, typ string, from jid.JID) outcome {
+func (m *Server) stageInLogged(tx *roster.Tx, r *roster.Roster, p *xmlstream.Element, typ string, from jid.JID) outcome {
 	o, err := m.stageIn(tx, r, p, typ, from)
 	if err != nil {
-		m.log.Warn("subscription state not updated", "type", typ, "from", from.String(), "to", r.owner.String(), "error", err)
+		m.log.Warn("subscription state not updated", "type", typ, "from", from.String(), "to", r.Owner().String(), "error", err)
 		return outcome{}
 	}
 	return o
@@ -188,8 +189,8 @@ func (m *Server) outboundSubscription(ctx context.Context, s *router.Session, el
 	}
 	var out, in, back outcome
 	var reply *xmlstream.Element
-	err := m.rosters.withPair(ctx, owner, other, func(ro, rc *roster) error {
-		tx := m.rosters.begin()
+	err := m.rosters.WithPair(ctx, owner, other, func(ro, rc *roster.Roster) error {
+		tx := m.rosters.Begin()
 		var err error
 		if out, err = m.stageOut(tx, ro, typ, contact); err != nil {
 			return err
@@ -208,7 +209,7 @@ func (m *Server) outboundSubscription(ctx context.Context, s *router.Session, el
 				back = m.stageInLogged(tx, ro, reply, "subscribed", contact)
 			}
 		}
-		return tx.commit(ctx)
+		return tx.Commit(ctx)
 	})
 	if err != nil {
 		m.bounce(s, el, asStanzaError(err))
@@ -251,13 +252,13 @@ func (m *Server) inboundSubscription(ctx context.Context, p *xmlstream.Element, 
 		}
 	}
 	var o outcome
-	err := m.rosters.with(ctx, to, func(r *roster) error {
-		tx := m.rosters.begin()
+	err := m.rosters.With(ctx, to, func(r *roster.Roster) error {
+		tx := m.rosters.Begin()
 		var err error
 		if o, err = m.stageIn(tx, r, p, typ, from); err != nil {
 			return err
 		}
-		return tx.commit(ctx)
+		return tx.Commit(ctx)
 	})
 	if err != nil {
 		m.log.Warn("subscription state not updated", "type", typ, "from", from.String(), "to", to.String(), "error", err)
@@ -284,21 +285,21 @@ func (m *Server) rosterRemove(ctx context.Context, owner, contact jid.JID) error
 	unsub := presenceEl("unsubscribe", owner, contact)
 	unsubd := presenceEl("unsubscribed", owner, contact)
 	var inUnsub, inUnsubd outcome
-	err := m.rosters.withPair(ctx, owner, other, func(ro, rc *roster) error {
-		tx := m.rosters.begin()
-		it, ok := tx.item(ro, contact)
+	err := m.rosters.WithPair(ctx, owner, other, func(ro, rc *roster.Roster) error {
+		tx := m.rosters.Begin()
+		it, ok := tx.Item(ro, contact)
 		if !ok {
 			return stanza.ErrItemNotFound
 		}
-		if _, shared := ro.shared[contact]; shared {
+		if ro.Shared(contact) {
 			return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
 		}
 		sendUnsub = it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask
-		sendUnsubd = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth || tx.pending(ro, contact)
-		if err := tx.deletePending(ro, contact); err != nil {
+		sendUnsubd = it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth || tx.Pending(ro, contact)
+		if err := tx.DeletePending(ro, contact); err != nil {
 			return err
 		}
-		if err := tx.deleteItem(ro, contact); err != nil {
+		if err := tx.DeleteItem(ro, contact); err != nil {
 			return err
 		}
 		if rc != nil && sendUnsub {
@@ -307,7 +308,7 @@ func (m *Server) rosterRemove(ctx context.Context, owner, contact jid.JID) error
 		if rc != nil && sendUnsubd {
 			inUnsubd = m.stageInLogged(tx, rc, unsubd, "unsubscribed", owner)
 		}
-		return tx.commit(ctx)
+		return tx.Commit(ctx)
 	})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package modules
+package roster
 
 import (
 	"context"
@@ -17,18 +17,18 @@ import (
 // rosters (RFC 6121 §3): alice's item for bob says "to", bob's for alice
 // "from", a pending request goes. Written one after the other, a crash
 // between the writes would leave a half-subscription that no client can
-// repair. So the changes of one stanza are staged in a rosterTx, under
+// repair. So the changes of one stanza are staged in a Tx, under
 // both owners' locks, and written in one step: one ApplyRosterChanges call
 // when both rosters live in a backend that declares RosterBatch, otherwise
 // a retried pair of writes (see writePairs). Memory and roster pushes
 // follow only once the backend has everything.
 
-// withPair runs fn on the rosters of a and b under both their locks. With
+// WithPair runs fn on the rosters of a and b under both their locks. With
 // a zero b (a contact on no host of ours) rb is nil; with b == a both are
 // the same roster.
-func (rs *rosters) withPair(ctx context.Context, a, b jid.JID, fn func(ra, rb *roster) error) error {
+func (rs *Rosters) WithPair(ctx context.Context, a, b jid.JID, fn func(ra, rb *Roster) error) error {
 	if b.IsZero() || b == a {
-		return rs.with(ctx, a, func(r *roster) error {
+		return rs.With(ctx, a, func(r *Roster) error {
 			if b.IsZero() {
 				return fn(r, nil)
 			}
@@ -56,27 +56,29 @@ func (rs *rosters) withPair(ctx context.Context, a, b jid.JID, fn func(ra, rb *r
 	return fn(ra, rb)
 }
 
-// rosterTx is the staged change of one or two rosters whose locks the
-// caller holds. Reads through it (item, pending) see the staged state.
-type rosterTx struct {
-	rs    *rosters
+// Tx is the staged change of one or two rosters whose locks the
+// caller holds. Reads through it (Item, Pending) see the staged state.
+type Tx struct {
+	rs    *Rosters
 	steps []*txStep
 }
 
 // txStep is what the transaction does to one roster about one contact.
 type txStep struct {
-	r       *roster
+	r       *Roster
 	contact jid.JID
-	b       RosterBackend
+	b       Backend
 	c       sdk.RosterChange
 	// The stored state before, to undo a pair written in half.
 	prevItem    *sdk.RosterItem
 	prevPending *sdk.PendingSubscription
 }
 
-func (rs *rosters) begin() *rosterTx { return &rosterTx{rs: rs} }
+// Begin starts a transaction on rosters whose locks the caller holds
+// (With, WithPair).
+func (rs *Rosters) Begin() *Tx { return &Tx{rs: rs} }
 
-func (tx *rosterTx) find(r *roster, c jid.JID) *txStep {
+func (tx *Tx) find(r *Roster, c jid.JID) *txStep {
 	for _, s := range tx.steps {
 		if s.r == r && s.contact == c {
 			return s
@@ -87,7 +89,7 @@ func (tx *rosterTx) find(r *roster, c jid.JID) *txStep {
 
 // step returns the step for (r, c), creating it; nil with the error when
 // the owner's roster cannot be written.
-func (tx *rosterTx) step(r *roster, c jid.JID) (*txStep, error) {
+func (tx *Tx) step(r *Roster, c jid.JID) (*txStep, error) {
 	if s := tx.find(r, c); s != nil {
 		return s, nil
 	}
@@ -108,16 +110,16 @@ func (tx *rosterTx) step(r *roster, c jid.JID) (*txStep, error) {
 
 // stored is the owner's own item for c, as the backend has it: without a
 // shared roster's part.
-func (r *roster) stored(c jid.JID) (sdk.RosterItem, bool) {
+func (r *Roster) stored(c jid.JID) (sdk.RosterItem, bool) {
 	if r.personal != nil {
 		it, ok := r.personal[c]
 		return it, ok
 	}
-	return r.item(c)
+	return r.Item(c)
 }
 
 // personal is the staged or stored own item for c.
-func (tx *rosterTx) personal(r *roster, c jid.JID) (sdk.RosterItem, bool) {
+func (tx *Tx) personal(r *Roster, c jid.JID) (sdk.RosterItem, bool) {
 	if s := tx.find(r, c); s != nil && s.c.ChangesItem() {
 		if s.c.Item == nil {
 			return sdk.RosterItem{}, false
@@ -127,11 +129,11 @@ func (tx *rosterTx) personal(r *roster, c jid.JID) (sdk.RosterItem, bool) {
 	return r.stored(c)
 }
 
-// item is the item for c that clients would see once tx is written.
-func (tx *rosterTx) item(r *roster, c jid.JID) (sdk.RosterItem, bool) {
+// Item is the item for c that clients would see once tx is written.
+func (tx *Tx) Item(r *Roster, c jid.JID) (sdk.RosterItem, bool) {
 	s := tx.find(r, c)
 	if s == nil || !s.c.ChangesItem() {
-		return r.item(c)
+		return r.Item(c)
 	}
 	p, hasP := tx.personal(r, c)
 	if sh, ok := r.shared[c]; ok {
@@ -140,8 +142,8 @@ func (tx *rosterTx) item(r *roster, c jid.JID) (sdk.RosterItem, bool) {
 	return p, hasP
 }
 
-// pending reports whether a request from c waits once tx is written.
-func (tx *rosterTx) pending(r *roster, c jid.JID) bool {
+// Pending reports whether a request from c waits once tx is written.
+func (tx *Tx) Pending(r *Roster, c jid.JID) bool {
 	if s := tx.find(r, c); s != nil && (s.c.Pending != nil || s.c.DeletePending) {
 		return s.c.Pending != nil
 	}
@@ -149,19 +151,19 @@ func (tx *rosterTx) pending(r *roster, c jid.JID) bool {
 	return ok
 }
 
-// setItem stages it in r, a change of the item read with tx.item.
+// SetItem stages it in r, a change of the item read with tx.Item.
 //
 // For a contact from the shared roster, whose subscription the directory
 // fixes at both, only the user's name and groups are kept (in the personal
 // roster, with its own subscription state unchanged); a change of nothing
 // else is no change.
-func (tx *rosterTx) setItem(r *roster, it sdk.RosterItem) error {
+func (tx *Tx) SetItem(r *Roster, it sdk.RosterItem) error {
 	c, err := jid.Parse(it.JID)
 	if err != nil {
 		return stanza.ErrJIDMalformed
 	}
 	if _, shared := r.shared[c]; shared {
-		cur, _ := tx.item(r, c)
+		cur, _ := tx.Item(r, c)
 		if it.Name == cur.Name && slices.Equal(it.Groups, cur.Groups) {
 			return nil
 		}
@@ -180,8 +182,8 @@ func (tx *rosterTx) setItem(r *roster, it sdk.RosterItem) error {
 	return nil
 }
 
-// deleteItem stages the removal of contact from r.
-func (tx *rosterTx) deleteItem(r *roster, contact jid.JID) error {
+// DeleteItem stages the removal of contact from r.
+func (tx *Tx) DeleteItem(r *Roster, contact jid.JID) error {
 	if _, shared := r.shared[contact]; shared {
 		return stanza.ErrNotAllowed.WithText("this contact comes from the directory's shared roster and cannot be removed")
 	}
@@ -193,8 +195,8 @@ func (tx *rosterTx) deleteItem(r *roster, contact jid.JID) error {
 	return nil
 }
 
-// setPending stages a pending inbound subscription from contact.
-func (tx *rosterTx) setPending(r *roster, contact jid.JID, st string) error {
+// SetPending stages a pending inbound subscription from contact.
+func (tx *Tx) SetPending(r *Roster, contact jid.JID, st string) error {
 	s, err := tx.step(r, contact)
 	if err != nil {
 		return err
@@ -203,9 +205,9 @@ func (tx *rosterTx) setPending(r *roster, contact jid.JID, st string) error {
 	return nil
 }
 
-// deletePending stages forgetting the pending subscription from contact.
-func (tx *rosterTx) deletePending(r *roster, contact jid.JID) error {
-	if !tx.pending(r, contact) {
+// DeletePending stages forgetting the pending subscription from contact.
+func (tx *Tx) DeletePending(r *Roster, contact jid.JID) error {
+	if !tx.Pending(r, contact) {
 		return nil
 	}
 	s, err := tx.step(r, contact)
@@ -216,26 +218,26 @@ func (tx *rosterTx) deletePending(r *roster, contact jid.JID) error {
 	return nil
 }
 
-// setItem stores it in owner's roster and pushes it: a transaction of one
+// SetItem stores it in owner's roster and pushes it: a transaction of one
 // item. Callers hold the lock.
-func (rs *rosters) setItem(ctx context.Context, r *roster, it sdk.RosterItem) error {
-	tx := rs.begin()
-	if err := tx.setItem(r, it); err != nil {
+func (rs *Rosters) SetItem(ctx context.Context, r *Roster, it sdk.RosterItem) error {
+	tx := rs.Begin()
+	if err := tx.SetItem(r, it); err != nil {
 		return err
 	}
-	return tx.commit(ctx)
+	return tx.Commit(ctx)
 }
 
-// commit writes the staged changes, then updates the rosters in memory and
+// Commit writes the staged changes, then updates the rosters in memory and
 // pushes every changed item to its owner's interested resources. On an
 // error nothing changed in memory, and in the backend neither side did
 // unless it was unreachable even for the undo (see writePairs).
-func (tx *rosterTx) commit(ctx context.Context) error {
+func (tx *Tx) Commit(ctx context.Context) error {
 	if len(tx.steps) == 0 {
 		return nil
 	}
 	versions, err := tx.write(ctx)
-	var owners []*roster
+	var owners []*Roster
 	for _, s := range tx.steps {
 		if !slices.Contains(owners, s.r) {
 			owners = append(owners, s.r)
@@ -261,9 +263,9 @@ func (tx *rosterTx) commit(ctx context.Context) error {
 	for _, s := range tx.steps {
 		switch {
 		case s.c.Item != nil:
-			tx.rs.push(s.r.owner, itemElement(s.r.items[s.contact]), s.r.version)
+			tx.rs.push(s.r.owner, ItemElement(s.r.items[s.contact]), s.r.version)
 		case s.c.DeleteItem:
-			el := xmlstream.NewElement(NSRoster, "item").SetAttr("jid", s.contact.String()).SetAttr("subscription", "remove")
+			el := xmlstream.NewElement(NS, "item").SetAttr("jid", s.contact.String()).SetAttr("subscription", "remove")
 			tx.rs.push(s.r.owner, el, s.r.version)
 		}
 	}
@@ -296,7 +298,7 @@ func (s *txStep) apply() {
 
 // write stores the steps in one call when one backend holds every roster
 // and declared it can, in a retried pair otherwise.
-func (tx *rosterTx) write(ctx context.Context) (map[string]string, error) {
+func (tx *Tx) write(ctx context.Context) (map[string]string, error) {
 	if bw := tx.batchWriter(); bw != nil {
 		changes := make([]sdk.RosterChange, len(tx.steps))
 		for i, s := range tx.steps {
@@ -311,7 +313,7 @@ func (tx *rosterTx) write(ctx context.Context) (map[string]string, error) {
 // in-process stores of the tests).
 type capable interface{ Capabilities() sdk.Capabilities }
 
-func (tx *rosterTx) batchWriter() sdk.RosterBatchWriter {
+func (tx *Tx) batchWriter() sdk.RosterBatchWriter {
 	b := tx.steps[0].b
 	for _, s := range tx.steps[1:] {
 		// Comparing interfaces holding a type without == would panic.
@@ -344,9 +346,9 @@ const (
 // back to the state they had, the same way, so that the failure leaves
 // neither side changed rather than one. The first write is made once, as a
 // lone write always was: nothing needs repairing before it is in.
-func (tx *rosterTx) writePairs(ctx context.Context) (map[string]string, error) {
+func (tx *Tx) writePairs(ctx context.Context) (map[string]string, error) {
 	type op struct {
-		b        RosterBackend
+		b        Backend
 		do, undo sdk.RosterChange
 	}
 	var ops []op
@@ -379,7 +381,7 @@ func (tx *rosterTx) writePairs(ctx context.Context) (map[string]string, error) {
 			// The failed write may be in, its answer lost: set it back too.
 			for j := i; j >= 0; j-- {
 				if _, uerr := retryWrite(ctx, ops[j].b, ops[j].undo, pairAttempts); uerr != nil {
-					tx.rs.m.log.Error("roster change half written: a retry or the user's next change repairs it",
+					tx.rs.cfg.Log.Error("roster change half written: a retry or the user's next change repairs it",
 						"owner", ops[j].undo.Owner, "contact", ops[j].undo.Contact, "error", err, "undo_error", uerr)
 					tx.dropCached()
 					break
@@ -396,7 +398,7 @@ func (tx *rosterTx) writePairs(ctx context.Context) (map[string]string, error) {
 
 // dropCached forgets the cached rosters of the transaction, which may no
 // longer match their backend. Callers hold their locks.
-func (tx *rosterTx) dropCached() {
+func (tx *Tx) dropCached() {
 	tx.rs.mu.Lock()
 	defer tx.rs.mu.Unlock()
 	for _, s := range tx.steps {
@@ -406,7 +408,7 @@ func (tx *rosterTx) dropCached() {
 
 // retryWrite makes one write, up to attempts times while it fails for a
 // passing reason.
-func retryWrite(ctx context.Context, b RosterBackend, c sdk.RosterChange, attempts int) (string, error) {
+func retryWrite(ctx context.Context, b Backend, c sdk.RosterChange, attempts int) (string, error) {
 	wait := pairBackoff
 	for attempt := 1; ; attempt++ {
 		v, err := writeOne(ctx, b, c)
@@ -426,7 +428,7 @@ func retryWrite(ctx context.Context, b RosterBackend, c sdk.RosterChange, attemp
 
 // writeOne makes the one write c holds and returns the roster's version
 // when it changed an item.
-func writeOne(ctx context.Context, b RosterBackend, c sdk.RosterChange) (string, error) {
+func writeOne(ctx context.Context, b Backend, c sdk.RosterChange) (string, error) {
 	switch {
 	case c.Item != nil:
 		return b.SetItem(ctx, c.Owner, *c.Item)
