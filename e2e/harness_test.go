@@ -37,6 +37,7 @@ type options struct {
 	LoginsPerIP            int    // limits.logins_per_ip
 	HandshakeConcurrency   int    // limits.handshake_concurrency (0: koi's default)
 	HandshakeQueue         string // limits.handshake_queue ("": koi's default)
+	IdleTimeout            string // limits.idle_timeout ("": koi's default)
 	RegistrationLocalhost  bool   // host "localhost".registration
 	RegistrationSecond     bool   // host "example.test".registration
 	PluginCommand          string // plugin "store".command; default the built plugin
@@ -146,6 +147,9 @@ limits {
   {{- end}}
   {{- if .Opt.HandshakeQueue}}
   handshake_queue = {{.Opt.HandshakeQueue}}
+  {{- end}}
+  {{- if .Opt.IdleTimeout}}
+  idle_timeout = "{{.Opt.IdleTimeout}}"
   {{- end}}
 }
 

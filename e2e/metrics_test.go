@@ -25,7 +25,7 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
 	}
 	out := map[string]float64{}
-	for _, m := range regexp.MustCompile(`(?m)^([a-z_]+(?:\{[^}]*\})?) (\S+)$`).FindAllStringSubmatch(string(b), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^([a-z_0-9]+(?:\{[^}]*\})?) (\S+)$`).FindAllStringSubmatch(string(b), -1) {
 		v, err := strconv.ParseFloat(m[2], 64)
 		if err == nil {
 			out[m[1]] = v

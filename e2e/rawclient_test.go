@@ -260,6 +260,13 @@ func (r *rawClient) login(domain string, cfg *tls.Config, user, password, resour
 	r.t.Helper()
 	r.open(domain)
 	r.startTLS(domain, cfg)
+	r.loginAfterTLS(domain, user, password, resource)
+}
+
+// loginAfterTLS is the rest of login once the stream is encrypted: SASL
+// PLAIN, stream restart, bind.
+func (r *rawClient) loginAfterTLS(domain, user, password, resource string) {
+	r.t.Helper()
 	if el := r.auth(sasl.Plain, user, password); !el.is(nsSASL, "success") {
 		r.t.Fatalf("login as %s: %s", user, el)
 	}

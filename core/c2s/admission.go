@@ -49,6 +49,24 @@ func (c *conn) admitLogin() error {
 	return &xmlstream.Error{Condition: "policy-violation", Text: "too many logins from your address; retry in " + retryText(d)}
 }
 
+// directTLS runs the handshake of a direct TLS connection in its place
+// in the handshake pool and reports whether the stream may begin.
+func (c *conn) directTLS() bool {
+	release, err := c.handshakeSlot()
+	if err != nil {
+		// No XML before TLS: the client just sees the close.
+		c.closed.Store(true)
+		return false
+	}
+	err = c.startTLS()
+	release()
+	if err != nil {
+		c.log().Debug("direct TLS handshake failed", "error", err)
+		return false
+	}
+	return true
+}
+
 // handshakeSlot waits for a place in the handshake pool. A refusal comes
 // back as a stream error (resource-constraint) saying when to retry.
 func (c *conn) handshakeSlot() (func(), error) {

@@ -82,6 +82,7 @@ type conn struct {
 	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
 	writeLost atomic.Bool      // a write failed: the peer is gone
 	one       [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
+	park      parking          // an idle session waiting without a goroutine (idlepark.go)
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 
@@ -113,46 +114,17 @@ func (c *conn) log() hclog.Logger {
 	return c.srv.cfg.Log.With(kv...)
 }
 
-// deadlineReader extends the idle deadline on every read, so that any
-// traffic from the client, whitespace keepalives included, keeps it alive.
-type deadlineReader struct {
-	c    *conn
-	idle time.Duration
-}
-
-func (d deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 && !d.c.closed.Load() {
-		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
-	}
-	n, err := d.c.nc.Read(p)
-	if n > 0 {
-		d.c.lastRead.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
-
 func (c *conn) serve() {
-	defer c.finish()
-	if c.mode == TLSDirect {
-		release, err := c.handshakeSlot()
-		if err != nil {
-			// No XML before TLS: the client just sees the close.
-			c.closed.Store(true)
-			return
-		}
-		err = c.startTLS()
-		release()
-		if err != nil {
-			c.log().Debug("direct TLS handshake failed", "error", err)
-			return
-		}
+	if c.mode == TLSDirect && !c.directTLS() {
+		c.end(nil)
+		return
 	}
 	c.r = xmlstream.NewReader(deadlineReader{c, c.srv.tun().IdleTimeout}, c.srv.tun().Limits)
-	err := c.negotiate()
-	if err == nil {
-		err = c.sessionLoop()
+	if err := c.negotiate(); err != nil {
+		c.end(err)
+		return
 	}
-	c.handleReadError(err)
+	c.resume()
 }
 
 // handleReadError turns what ended the read loop into the right stream
@@ -286,6 +258,7 @@ func (c *conn) writer() {
 				c.writeLost.Store(true)
 				c.closed.Store(true)
 				c.transport().Close()
+				c.unpark()
 			}
 		}
 	}
@@ -314,6 +287,7 @@ func (c *conn) Close(condition, text string) {
 	c.enqueue(b, true)
 	// Give the peer a moment to close its side, then the reader ends.
 	c.transport().SetReadDeadline(time.Now().Add(closeGrace))
+	c.unpark()
 }
 
 // transport returns the current connection (it changes at STARTTLS).
@@ -582,10 +556,9 @@ func (c *conn) bind(iq, q *xmlstream.Element) (bool, error) {
 }
 
 // sessionLoop reads stanzas of a bound session and hands them on. It is
-// small on purpose: an idle session waits in it (see waitIdle).
+// small on purpose: an idle session waits in it (see waitIdle), or parks.
 func (c *conn) sessionLoop() error {
-	ctx := &sessionCtx{}
-	defer ctx.cancel()
+	ctx := c.park.context()
 	rc := rawConn(c.nc)
 	for {
 		if c.r.Idle() {

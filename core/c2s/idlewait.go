@@ -21,7 +21,7 @@ import (
 
 // waitIdle blocks until the client sends something, the idle timeout
 // passes (a timeout error), or Close cuts the wait short with its read
-// deadline. With a socket (rc) it waits for the socket to become readable
+// deadline; a session of a listener may instead park (errParked). With a socket (rc) it waits for the socket to become readable
 // and reads nothing, so that a TLS session waits outside crypto/tls, whose
 // record reader has deep frames. Without one it reads one byte and hands
 // it to the Reader.
@@ -33,7 +33,11 @@ func (c *conn) waitIdle(rc syscall.RawConn) error {
 			return err
 		}
 	}
-	if idle := c.srv.tun().IdleTimeout; idle > 0 && !c.closed.Load() {
+	idle := c.srv.tun().IdleTimeout
+	if rc != nil && c.parkable() {
+		return c.waitOrPark(rc, idle)
+	}
+	if idle > 0 && !c.closed.Load() {
 		c.nc.SetReadDeadline(time.Now().Add(idle))
 	}
 	if rc != nil {
@@ -73,4 +77,22 @@ func (c *conn) tlsBuffered(tc *tls.Conn) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// deadlineReader extends the idle deadline on every read, so that any
+// traffic from the client, whitespace keepalives included, keeps it alive.
+type deadlineReader struct {
+	c    *conn
+	idle time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	if d.idle > 0 && !d.c.closed.Load() {
+		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
+	}
+	n, err := d.c.nc.Read(p)
+	if n > 0 {
+		d.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }

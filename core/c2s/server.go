@@ -120,7 +120,8 @@ type Server struct {
 	keepaliveKick chan struct{} // the period got shorter
 	stop          chan struct{}
 
-	smReg *sm.Registry[*smSession] // resumable sessions (XEP-0198)
+	smReg     *sm.Registry[*smSession] // resumable sessions (XEP-0198)
+	parkState                          // idle sessions parked without a goroutine (idlepark.go)
 
 	tunables  atomic.Pointer[Tunables] // see SetTunables
 	defaultKA *KeepalivePolicy         // Config.KeepaliveInterval, for Serve and ServeConn
@@ -208,16 +209,25 @@ func (s *Server) ServeListenerPolicy(l net.Listener, mode TLSMode, ka *Keepalive
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			if c.admitConnection() {
-				s.cfg.Observer.ConnOpened()
-				c.serve()
-				s.cfg.Observer.ConnClosed()
-			}
+		forget := func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
+			s.wg.Done()
+		}
+		go func() {
+			if !c.admitConnection() {
+				forget()
+				return
+			}
+			s.cfg.Observer.ConnOpened()
+			// serve may return while the session goes on, parked: the
+			// end runs on whichever goroutine it ends on.
+			c.park.onEnd = func() {
+				s.cfg.Observer.ConnClosed()
+				forget()
+			}
+			c.serve()
 		}()
 	}
 }
@@ -249,6 +259,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// unacknowledged stanzas go to offline storage now, while the
 		// backends are still up.
 		s.endDetached()
+		s.closePoller()
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
@@ -257,6 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		s.endDetached()
+		s.closePoller()
 		return ctx.Err()
 	}
 }

@@ -62,3 +62,14 @@ func startMetrics(ctx context.Context, reg *metrics.Registry, cfg config.Metrics
 	}()
 	return reg, nil
 }
+
+// exportParked adds the gauge of idle client sessions parked without a
+// goroutine: with koi_connections_open it shows how many wait cheaply.
+func exportParked(reg *metrics.Registry, srv *c2s.Server) error {
+	if reg == nil {
+		return nil
+	}
+	return reg.GaugeFunc("koi_c2s_parked_sessions", "Idle client sessions waiting without a goroutine of their own.", func() float64 {
+		return float64(srv.ParkedSessions())
+	})
+}

@@ -354,6 +354,9 @@ func (s *Server) Run(ctx context.Context) error {
 		Observer:    observer,
 	})
 	lv.c2s = srv
+	if err := exportParked(reg, srv); err != nil {
+		return err
+	}
 	if err := serveHandovers(ctx, cl, srv); err != nil {
 		return err
 	}
