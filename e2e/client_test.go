@@ -249,7 +249,11 @@ func (c *client) send(stanza string) {
 
 func (c *client) trySend(stanza string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	// Not at once: mellium's Send leaves a goroutine that, if it sees
+	// this context done before its own end, sets the connection's
+	// deadline in the past; late (a loaded machine), that breaks the
+	// next Send with an i/o timeout. It ends within microseconds of Send.
+	defer time.AfterFunc(time.Second, cancel)
 	if err := c.sess.Send(ctx, tokens(stanza)); err != nil {
 		return fmt.Errorf("%s: sending %s: %w", c.jid, stanza, err)
 	}
