@@ -65,9 +65,11 @@ func Budget(results []Result) []Line {
 			}
 			lines = append(lines, msgLines(r, results)...)
 		case *load.IdleResult:
-			limit := 16.0
+			// Issue #17: 12 KiB plaintext, 24 KiB over TLS (16 and 32
+			// before idle sessions parked without a goroutine).
+			limit := 12.0
 			if r.TLS {
-				limit = 32
+				limit = 24
 			}
 			name := fmt.Sprintf("idle memory per session, %s, %d sessions", tlsName(r.TLS), r.Opened)
 			if r.Detached {
