@@ -46,14 +46,22 @@ vet:
 # $(ARTIFACTS)/_artifacts; go test prints each test's directory.
 ARTIFACTS ?= $(CURDIR)/bin/test-artifacts
 test: build vet test-deps
-	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; exit $$rc
+	@mkdir -p $(ARTIFACTS); rc=0; for m in $(MODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -count=1 -timeout 15m -artifacts -outputdir $(ARTIFACTS) ./...) || rc=1; done; \
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) FUZZFLAGS=-parallel=1 || rc=1; exit $$rc
 
-# A short fuzzing session per target (FUZZTIME=30s make fuzz).
+# A fuzzing session per target (FUZZTIME=10m make fuzz for a long one);
+# make test runs each for TEST_FUZZTIME on one worker, so that a crasher
+# the seeds miss still has a chance to show up in every CI run. A crasher
+# is written to the package's testdata/fuzz and fails the run.
 FUZZTIME ?= 10s
+TEST_FUZZTIME ?= 4s
+FUZZFLAGS ?=
 fuzz:
-	$(GO) test ./core/xmlstream -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
-	$(GO) test ./core/jid -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./core/sasl -run '^$$' -fuzz FuzzStep -fuzztime $(FUZZTIME)
+	$(GO) test ./core/xmlstream -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
+	$(GO) test ./core/jid -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
+	$(GO) test ./core/sasl -run '^$$' -fuzz '^FuzzStep$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
+	$(GO) test ./core/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
+	$(GO) test ./core/archive -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
 
 # The standard benchmark suite against a koi on a temporary data dir (a few
 # minutes; not part of test). BENCH_PROFILE=1 also saves server profiles.
