@@ -41,7 +41,6 @@ const (
 	writeTimeout     = 30 * time.Second
 	closeGrace       = 2 * time.Second
 	maxAuthAttempts  = 5
-	maxBatchBytes    = 64 << 10
 )
 
 // errStreamClosing ends the read loop after we sent a stream error.
@@ -66,13 +65,7 @@ type conn struct {
 
 	wmu sync.Mutex // serialises writes to nc
 
-	// The outgoing queue. A writer goroutine runs only while there is
-	// something to write, so an idle session holds no writer and no buffer.
-	qmu       sync.Mutex
-	queue     [][]byte
-	writerOn  bool
-	held      bool // SASL2 is binding: queue, but start no writer (holdQueue)
-	writers   sync.WaitGroup
+	out       sendQueue // the outgoing queue and its writer (sendqueue.go)
 	closed    atomic.Bool
 	lastWrite atomic.Int64     // unix nanoseconds of the last write, for keepalives
 	lastRead  atomic.Int64     // unix nanoseconds of the last read, for keepalives
@@ -160,7 +153,7 @@ func (c *conn) handleReadError(err error) {
 // finish releases the connection and tells the handler the session ended.
 func (c *conn) finish() {
 	c.Close("", "")
-	c.writers.Wait()
+	c.out.writers.Wait()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
 		linger.Close(c.nc, closeGrace)
@@ -174,93 +167,6 @@ func (c *conn) finish() {
 			c.srv.cfg.Handler.Closed(ctx, s)
 		}
 		cancel()
-	}
-}
-
-// send queues el for the client, past any CSI filter (see Send).
-func (c *conn) send(el *xmlstream.Element) bool {
-	c.srv.cfg.Observer.StanzaOut(el.Local)
-	if ss := c.smSess.Load(); ss != nil {
-		// Kept until acknowledged, even when this connection is gone.
-		return ss.push(el)
-	}
-	if c.closed.Load() {
-		return false
-	}
-	b := el.AppendXML(make([]byte, 0, 256), xmlstream.NSClient)
-	if !c.enqueueStanza(b) {
-		// Called from other sessions' goroutines: log without reading
-		// state that the connection's own goroutine writes.
-		c.srv.cfg.Log.Warn("send queue full, closing slow connection", "remote", c.remote)
-		c.Close("policy-violation", "too slow reading: send queue full")
-		return false
-	}
-	return true
-}
-
-// enqueue adds b to the outgoing queue and makes sure a writer runs. It
-// refuses when the queue is full, unless force (the closing tail).
-func (c *conn) enqueue(b []byte, force bool) bool {
-	c.qmu.Lock()
-	if !force && len(c.queue) >= c.srv.tun().SendQueue {
-		c.qmu.Unlock()
-		return false
-	}
-	c.queue = append(c.queue, b)
-	start := !c.writerOn && !c.held
-	if start {
-		c.writerOn = true
-		c.writers.Add(1)
-	}
-	c.qmu.Unlock()
-	if start {
-		go c.writer()
-	}
-	return true
-}
-
-// enqueueStanza is enqueue for a stanza: once stream management is on it
-// goes through the session's SM state, which counts it; the check is under
-// the queue lock, which startSM holds while turning SM on.
-func (c *conn) enqueueStanza(b []byte) bool {
-	c.qmu.Lock()
-	if ss := c.smSess.Load(); ss != nil {
-		c.qmu.Unlock()
-		return ss.pushBytes(b)
-	}
-	c.qmu.Unlock()
-	return c.enqueue(b, false)
-}
-
-// writer writes the queue out in batches and exits once it is empty.
-func (c *conn) writer() {
-	defer c.writers.Done()
-	var buf []byte
-	for {
-		c.qmu.Lock()
-		q := c.queue
-		c.queue = nil
-		if len(q) == 0 {
-			c.writerOn = false
-			c.qmu.Unlock()
-			return
-		}
-		c.qmu.Unlock()
-		for len(q) > 0 {
-			buf = buf[:0]
-			for len(q) > 0 && (len(buf) == 0 || len(buf)+len(q[0]) <= maxBatchBytes) {
-				buf = append(buf, q[0]...)
-				q = q[1:]
-			}
-			if err := c.writeRaw(buf); err != nil {
-				// The peer is gone: drop what is queued; the reader ends
-				// the session.
-				c.writeLost.Store(true)
-				c.closed.Store(true)
-				c.transport().Close()
-				c.unpark()
-			}
-		}
 	}
 }
 
@@ -288,22 +194,6 @@ func (c *conn) Close(condition, text string) {
 	// Give the peer a moment to close its side, then the reader ends.
 	c.transport().SetReadDeadline(time.Now().Add(closeGrace))
 	c.unpark()
-}
-
-// transport returns the current connection (it changes at STARTTLS).
-func (c *conn) transport() net.Conn {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.nc
-}
-
-func (c *conn) writeRaw(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.nc.Write(b)
-	c.lastWrite.Store(time.Now().UnixNano())
-	return err
 }
 
 func newID() string {

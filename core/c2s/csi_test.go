@@ -40,7 +40,7 @@ func newCSIConn(t *testing.T) (*conn, *wire) {
 			}
 		}
 	}()
-	t.Cleanup(func() { a.Close(); b.Close(); c.writers.Wait() })
+	t.Cleanup(func() { a.Close(); b.Close(); c.out.writers.Wait() })
 	return c, w
 }
 

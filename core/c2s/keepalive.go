@@ -123,10 +123,7 @@ func (c *conn) keepalive(now time.Time) {
 	if n-c.lastWrite.Load() < int64(ka.Interval) || n-c.lastRead.Load() < int64(ka.Interval) {
 		return
 	}
-	c.qmu.Lock()
-	busy := c.writerOn
-	c.qmu.Unlock()
-	if busy {
+	if c.writing() {
 		return
 	}
 	if ka.Mode == KeepaliveWhitespace {

@@ -394,30 +394,3 @@ func bind2Resource(bind *xmlstream.Element, user, agent string) string {
 	}
 	return tag + "~" + suffix
 }
-
-// holdQueue keeps the writer from starting until releaseQueue, so that
-// stanzas routed to a session being bound wait behind its <success/>.
-func (c *conn) holdQueue() {
-	c.qmu.Lock()
-	c.held = true
-	c.qmu.Unlock()
-}
-
-// releaseQueue puts first (if any) at the head of the queue and lets the
-// writer go.
-func (c *conn) releaseQueue(first []byte) {
-	c.qmu.Lock()
-	if first != nil {
-		c.queue = append([][]byte{first}, c.queue...)
-	}
-	c.held = false
-	start := !c.writerOn && len(c.queue) > 0
-	if start {
-		c.writerOn = true
-		c.writers.Add(1)
-	}
-	c.qmu.Unlock()
-	if start {
-		go c.writer()
-	}
-}

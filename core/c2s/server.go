@@ -123,6 +123,7 @@ type Server struct {
 	smReg     *sm.Registry[*smSession] // resumable sessions (XEP-0198)
 	parkState                          // idle sessions parked without a goroutine (idlepark.go)
 
+	bufs      bufPool                  // send buffers of sessions that are writing (sendqueue.go)
 	tunables  atomic.Pointer[Tunables] // see SetTunables
 	defaultKA *KeepalivePolicy         // Config.KeepaliveInterval, for Serve and ServeConn
 }

@@ -149,18 +149,9 @@ func (c *conn) enableSM(el *xmlstream.Element) (*xmlstream.Element, *smSession) 
 func (c *conn) startSM(ss *smSession, first []byte) {
 	// Under the queue lock: a stanza enqueued concurrently either comes
 	// before first (and uncounted) or goes through ss after it.
-	c.qmu.Lock()
+	c.out.mu.Lock()
 	c.smSess.Store(ss)
-	c.queue = append(c.queue, first)
-	start := !c.writerOn
-	if start {
-		c.writerOn = true
-		c.writers.Add(1)
-	}
-	c.qmu.Unlock()
-	if start {
-		go c.writer()
-	}
+	c.enqueueLocked(first)
 	ss.st.Attach(smWriter{c})
 	c.log().Debug("stream management enabled", "resumable", ss.id != "")
 }
@@ -171,18 +162,18 @@ func (c *conn) startSM(ss *smSession, first []byte) {
 // them. They follow <enabled/> on the wire, so the client counts them:
 // they are counted here too, in order, before anything newer.
 func (c *conn) startSMHeld(ss *smSession, first []byte) {
-	c.qmu.Lock()
-	held := c.queue
-	c.queue = [][]byte{first}
+	c.out.mu.Lock()
+	held := c.out.held
+	c.out.held = [][]byte{first}
 	for _, b := range held {
 		// ss is not attached yet: Push only keeps b, it does not write
-		// (which would take qmu).
+		// (which would take the queue's lock).
 		if err := ss.st.Push(b); err != nil {
 			c.log().Warn("stanza routed during Bind 2 not kept", "error", err)
 		}
 	}
 	c.smSess.Store(ss)
-	c.qmu.Unlock()
+	c.out.mu.Unlock()
 	// Writes what was held, then what came since, after first.
 	ss.st.Attach(smWriter{c})
 	c.releaseQueue(nil)
