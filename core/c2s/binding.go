@@ -24,6 +24,7 @@ func (c *conn) startTLS() error {
 		return err
 	}
 	tc.SetDeadline(time.Time{})
+	c.rdl = 0 // the handshake moved it
 	c.wmu.Lock()
 	c.nc = tc
 	c.wmu.Unlock()

@@ -74,6 +74,7 @@ type conn struct {
 	bound     atomic.Bool      // a resource is bound: keepalives may be sent
 	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
 	writeLost atomic.Bool      // a write failed: the peer is gone
+	rdl       int64            // the read deadline (unix ns) the session goroutine set, 0 if none or unknown
 	one       [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
 	park      parking          // an idle session waiting without a goroutine (idlepark.go)
 

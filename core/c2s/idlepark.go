@@ -145,7 +145,7 @@ func (c *conn) waitOrPark(rc syscall.RawConn, idle time.Duration) error {
 		wait = idle - quiet
 	}
 	if !c.closed.Load() {
-		c.nc.SetReadDeadline(time.Now().Add(wait))
+		c.setReadDeadline(time.Now().Add(wait))
 	}
 	err := rc.Read(readable)
 	if c.closed.Load() {
@@ -154,7 +154,7 @@ func (c *conn) waitOrPark(rc syscall.RawConn, idle time.Duration) error {
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		if idle == 0 {
 			// Only an idle timeout makes the reads renew the deadline.
-			c.nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 		}
 		return err
 	}
@@ -182,7 +182,7 @@ func (c *conn) parkNow(rc syscall.RawConn, idle time.Duration) error {
 		// the old way.
 		c.park.tok.Store(0)
 		if !c.closed.Load() {
-			c.nc.SetReadDeadline(expires)
+			c.setReadDeadline(expires)
 		}
 		return rc.Read(readable)
 	}

@@ -38,7 +38,7 @@ func (c *conn) waitIdle(rc syscall.RawConn) error {
 		return c.waitOrPark(rc, idle)
 	}
 	if idle > 0 && !c.closed.Load() {
-		c.nc.SetReadDeadline(time.Now().Add(idle))
+		c.setReadDeadline(time.Now().Add(idle))
 	}
 	if rc != nil {
 		return rc.Read(readable)
@@ -65,7 +65,7 @@ func (c *conn) tlsBuffered(tc *tls.Conn) (bool, error) {
 		// Close set the read deadline that ends the session; keep it.
 		return false, nil
 	}
-	tc.SetReadDeadline(time.Now().Add(-time.Second))
+	c.setReadDeadline(time.Now().Add(-time.Second))
 	n, err := tc.Read(c.one[:])
 	if n > 0 {
 		c.lastRead.Store(time.Now().UnixNano())
@@ -79,20 +79,43 @@ func (c *conn) tlsBuffered(tc *tls.Conn) (bool, error) {
 	return false, err
 }
 
-// deadlineReader extends the idle deadline on every read, so that any
+// deadlineReader keeps the idle deadline ahead of every read, so that any
 // traffic from the client, whitespace keepalives included, keeps it alive.
+// Moving a deadline resets a runtime timer, too dear for every read of a
+// busy session: the deadline is set a little further out (slack) and
+// moved only once it is that stale, so the idle timeout fires between
+// idle and idle+slack after the last read.
 type deadlineReader struct {
 	c    *conn
 	idle time.Duration
 }
 
+// deadlineSlack is how stale the idle deadline may get before a read moves
+// it: idle/64, at most a second.
+func deadlineSlack(idle time.Duration) time.Duration { return min(idle/64, time.Second) }
+
 func (d deadlineReader) Read(p []byte) (int, error) {
 	if d.idle > 0 && !d.c.closed.Load() {
-		d.c.nc.SetReadDeadline(time.Now().Add(d.idle))
+		now, slack := time.Now(), deadlineSlack(d.idle)
+		// Stale, or further out than idle+slack (set for a longer idle).
+		if left := time.Duration(d.c.rdl - now.UnixNano()); left < d.idle || left > d.idle+slack {
+			d.c.setReadDeadline(now.Add(d.idle + slack))
+		}
 	}
 	n, err := d.c.nc.Read(p)
 	if n > 0 {
 		d.c.lastRead.Store(time.Now().UnixNano())
 	}
 	return n, err
+}
+
+// setReadDeadline moves the read deadline of the session's own goroutine
+// and notes it for deadlineReader. (Close moves it from elsewhere, but a
+// closed session's reads move it no more.)
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	c.rdl = 0
+	if !t.IsZero() {
+		c.rdl = t.UnixNano()
+	}
 }
