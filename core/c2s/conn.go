@@ -75,6 +75,7 @@ type conn struct {
 	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
 	writeLost atomic.Bool      // a write failed: the peer is gone
 	rdl       int64            // the read deadline (unix ns) the session goroutine set, 0 if none or unknown
+	probing   bool             // tlsBuffered reads with a deadline in the past: deadlineReader keeps it
 	one       [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
 	park      parking          // an idle session waiting without a goroutine (idlepark.go)
 

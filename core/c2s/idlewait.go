@@ -21,18 +21,29 @@ import (
 
 // waitIdle blocks until the client sends something, the idle timeout
 // passes (a timeout error), or Close cuts the wait short with its read
-// deadline; a session of a listener may instead park (errParked). With a socket (rc) it waits for the socket to become readable
-// and reads nothing, so that a TLS session waits outside crypto/tls, whose
-// record reader has deep frames. Without one it reads one byte and hands
-// it to the Reader.
+// deadline; a session of a listener may instead park (errParked). With a
+// socket (rc) it waits for the socket to become readable and reads
+// nothing, so that a TLS session waits outside crypto/tls, whose record
+// reader has deep frames. Without one it reads one byte and hands it to
+// the Reader. Then, back in shallow frames, the Reader reads once
+// (xmlstream.Reader.Ready): what that brings is parsed without going back
+// to the socket.
 func (c *conn) waitIdle(rc syscall.RawConn) error {
-	if tc, ok := c.nc.(*tls.Conn); ok && rc != nil {
+	if _, ok := c.nc.(*tls.Conn); ok && rc != nil {
 		// crypto/tls may hold records it read with an earlier one: the
 		// socket is then quiet although there is something to read.
-		if got, err := c.tlsBuffered(tc); got || err != nil {
+		if got, err := c.tlsBuffered(); got || err != nil {
 			return err
 		}
 	}
+	if err := c.waitReadable(rc); err != nil {
+		return err
+	}
+	return c.r.Ready()
+}
+
+// waitReadable is waitIdle's wait.
+func (c *conn) waitReadable(rc syscall.RawConn) error {
 	idle := c.srv.tun().IdleTimeout
 	if rc != nil && c.parkable() {
 		return c.waitOrPark(rc, idle)
@@ -56,24 +67,24 @@ func (c *conn) waitIdle(rc syscall.RawConn) error {
 	}
 }
 
-// tlsBuffered reads what crypto/tls has already received, if anything,
-// without waiting for the socket: a read with a deadline in the past
-// returns buffered data and otherwise fails with a timeout that crypto/tls
-// does not keep (it is temporary). A byte read is handed to the Reader.
-func (c *conn) tlsBuffered(tc *tls.Conn) (bool, error) {
+// tlsBuffered has the Reader read what crypto/tls has already received,
+// if anything, without waiting for the socket: a read with a deadline in
+// the past returns buffered data and otherwise fails with a timeout that
+// crypto/tls does not keep (it is temporary).
+func (c *conn) tlsBuffered() (bool, error) {
 	if c.closed.Load() {
 		// Close set the read deadline that ends the session; keep it.
 		return false, nil
 	}
 	c.setReadDeadline(time.Now().Add(-time.Second))
-	n, err := tc.Read(c.one[:])
-	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
-		c.r.Prime(c.one[0])
-		return true, nil
-	}
+	c.probing = true // deadlineReader leaves the past deadline alone
+	err := c.r.Ready()
+	c.probing = false
 	var ne net.Error
-	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		return false, nil
 	}
 	return false, err
@@ -95,7 +106,7 @@ type deadlineReader struct {
 func deadlineSlack(idle time.Duration) time.Duration { return min(idle/64, time.Second) }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 && !d.c.closed.Load() {
+	if d.idle > 0 && !d.c.probing && !d.c.closed.Load() {
 		now, slack := time.Now(), deadlineSlack(d.idle)
 		// Stale, or further out than idle+slack (set for a longer idle).
 		if left := time.Duration(d.c.rdl - now.UnixNano()); left < d.idle || left > d.idle+slack {

@@ -141,6 +141,28 @@ func (r *Reader) Prime(b byte) {
 	r.src.pb, r.src.pending = b, true
 }
 
+// Ready reads once from the source into the Reader's buffer, if that holds
+// nothing: the caller has waited until the source had input. The elements
+// that read brought are then parsed by Next without going back to the
+// source between them; without Ready, the first byte after a wait would be
+// read on its own and the rest with a second read. It returns the source's
+// error when the read brought nothing; the Reader stays usable, as after a
+// read deadline between elements.
+func (r *Reader) Ready() error {
+	c := &r.src
+	if c.br != nil && c.br.Buffered() > 0 {
+		return nil
+	}
+	if c.br == nil {
+		c.br = bufPool.Get().(*bufio.Reader)
+		c.br.Reset(c.r)
+	}
+	// Peek reads the source once (bufio's fill), as much as it has up to
+	// the buffer's size, and hands back an error only with nothing read.
+	_, err := c.br.Peek(1)
+	return err
+}
+
 // ContentNamespace returns the default namespace declared on the last
 // stream header (jabber:client for a well-behaved client), "" if none.
 func (r *Reader) ContentNamespace() string { return r.contentNS }

@@ -782,3 +782,55 @@ func TestPrimeAfterIdle(t *testing.T) {
 		t.Fatalf("Next after Prime = %v, %v", m, err)
 	}
 }
+
+// countReads counts the Reads of its source.
+type countReads struct {
+	io.Reader
+	n int
+}
+
+func (c *countReads) Read(p []byte) (int, error) {
+	c.n++
+	return c.Reader.Read(p)
+}
+
+// After a wait, Ready reads the source once, and every element that read
+// brought is parsed without another read; a read that brings nothing hands
+// back the source's error and leaves the Reader usable.
+func TestReadyReadsOnce(t *testing.T) {
+	src := &countReads{Reader: &chunks{parts: [][]byte{
+		[]byte(header + `<presence/>`), []byte(`<message id='1'/><message id='2'/> <iq id='3' type='get'><ping xmlns='urn:xmpp:ping'/></iq>`),
+		nil, []byte(`<message id='4'/>`),
+	}}}
+	r := mustStart(t, src, Limits{})
+	if p, err := r.Next(); err != nil || p.Local != "presence" || !r.Idle() {
+		t.Fatalf("Next = %v, %v", p, err)
+	}
+	before := src.n
+	if err := r.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if r.Idle() {
+			t.Fatalf("idle before element %s", id)
+		}
+		if el, err := r.Next(); err != nil || el.Attr("id") != id {
+			t.Fatalf("Next = %v, %v; want element %s", el, err, id)
+		}
+	}
+	if got := src.n - before; got != 1 {
+		t.Errorf("three elements after a wait took %d reads, want 1", got)
+	}
+	if !r.Idle() {
+		t.Error("not idle after the last buffered element")
+	}
+	if err := r.Ready(); !errors.Is(err, errTimeout) {
+		t.Fatalf("Ready on a timed-out source = %v", err)
+	}
+	if err := r.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	if el, err := r.Next(); err != nil || el.Attr("id") != "4" {
+		t.Fatalf("Next after a failed Ready = %v, %v", el, err)
+	}
+}
