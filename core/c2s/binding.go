@@ -24,8 +24,9 @@ func (c *conn) startTLS() error {
 		return err
 	}
 	tc.SetDeadline(time.Time{})
-	c.rdl = 0 // the handshake moved it
+	c.rdl = 0 // the handshake moved them
 	c.wmu.Lock()
+	c.out.wdl = 0
 	c.nc = tc
 	c.wmu.Unlock()
 	c.encrypted = true

@@ -107,10 +107,14 @@ func deadlineSlack(idle time.Duration) time.Duration { return min(idle/64, time.
 
 func (d deadlineReader) Read(p []byte) (int, error) {
 	if d.idle > 0 && !d.c.probing && !d.c.closed.Load() {
-		now, slack := time.Now(), deadlineSlack(d.idle)
-		// Stale, or further out than idle+slack (set for a longer idle).
-		if left := time.Duration(d.c.rdl - now.UnixNano()); left < d.idle || left > d.idle+slack {
-			d.c.setReadDeadline(now.Add(d.idle + slack))
+		// Measured from the last read, which ended at most a few
+		// statements ago on a busy session, so that the common case
+		// needs no clock: a deadline idle to idle+slack after it stands.
+		// Stale, or further out (set for a longer idle or for something
+		// else), it moves.
+		slack := deadlineSlack(d.idle)
+		if left := time.Duration(d.c.rdl - d.c.lastRead.Load()); left < d.idle || left > d.idle+slack {
+			d.c.setReadDeadline(time.Now().Add(d.idle + slack))
 		}
 	}
 	n, err := d.c.nc.Read(p)

@@ -30,6 +30,7 @@ type sendQueue struct {
 	held     [][]byte // while holding, one entry per element: stream management may count them
 	writerOn bool
 	writers  sync.WaitGroup
+	wdl      int64 // the write deadline set (unix ns), under the conn's wmu; 0 if none or unknown
 }
 
 // bufPool is the server's pool of send buffers.
@@ -217,11 +218,20 @@ func (c *conn) transport() net.Conn {
 	return c.nc
 }
 
+// writeRaw writes b now. Like the idle read deadline (deadlineReader), the
+// write deadline moves only once it is a second stale: moving it resets a
+// runtime timer.
 func (c *conn) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	now := time.Now()
+	if left := time.Duration(c.out.wdl - now.UnixNano()); left < writeTimeout || left > writeTimeout+time.Second {
+		c.nc.SetWriteDeadline(now.Add(writeTimeout + time.Second))
+		c.out.wdl = now.Add(writeTimeout + time.Second).UnixNano()
+	}
 	_, err := c.nc.Write(b)
-	c.lastWrite.Store(time.Now().UnixNano())
+	// The start of the write does for keepalives: they skip a session
+	// while its writer runs.
+	c.lastWrite.Store(now.UnixNano())
 	return err
 }
