@@ -65,19 +65,19 @@ type conn struct {
 
 	wmu sync.Mutex // serialises writes to nc
 
-	out       sendQueue // the outgoing queue and its writer (sendqueue.go)
-	closed    atomic.Bool
-	lastWrite atomic.Int64     // unix nanoseconds of the last write, for keepalives
-	lastRead  atomic.Int64     // unix nanoseconds of the last read, for keepalives
-	pingSent  atomic.Int64     // unix nanoseconds of the unanswered keepalive ping, 0 if none
-	ka        *KeepalivePolicy // the listener's keepalive policy
-	bound     atomic.Bool      // a resource is bound: keepalives may be sent
-	errorSent atomic.Bool      // Close wrote a stream error: linger at the close
-	writeLost atomic.Bool      // a write failed: the peer is gone
-	rdl       int64            // the read deadline (unix ns) the session goroutine set, 0 if none or unknown
-	probing   bool             // tlsBuffered reads with a deadline in the past: deadlineReader keeps it
-	one       [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
-	park      parking          // an idle session waiting without a goroutine (idlepark.go)
+	out         sendQueue // the outgoing queue and its writer (sendqueue.go)
+	closed      atomic.Bool
+	lastWrite   atomic.Int64     // unix nanoseconds of the last write, for keepalives
+	lastRead    atomic.Int64     // unix nanoseconds of the last read, for keepalives
+	pingSent    atomic.Int64     // unix nanoseconds of the unanswered keepalive ping, 0 if none
+	ka          *KeepalivePolicy // the listener's keepalive policy
+	bound       atomic.Bool      // a resource is bound: keepalives may be sent
+	errorSent   atomic.Bool      // Close wrote a stream error: linger at the close
+	writeLost   atomic.Bool      // a write failed: the peer is gone
+	rdl         int64            // the read deadline (unix ns) the session goroutine set, 0 if none or unknown
+	ownDeadline bool             // a read under a deadline of its own (a wait, a probe): deadlineReader keeps it
+	one         [1]byte          // where an idle session without a socket waits for its next byte (waitIdle)
+	park        parking          // an idle session waiting without a goroutine (idlepark.go)
 
 	csi atomic.Pointer[csiGate] // set while the client is inactive (XEP-0352)
 

@@ -133,10 +133,18 @@ func (c *conn) unpark() {
 }
 
 // waitOrPark waits for the client for up to parkAfter with the goroutine,
-// then parks the session. It returns nil when there is something to read,
-// errParked when parked, a timeout error when the idle timeout passed.
+// then parks the session. It returns nil when the Reader has read
+// something (or, closing, when the next read ends the session), errParked
+// when parked, an error when the idle timeout passed or the read failed.
+//
+// It waits in the read itself (xmlstream.Reader.Ready): a socket read,
+// the poller, the read again, with no peek before it and, over TLS, no
+// probe of crypto/tls's held records, which the read returns at once.
+// Those frames are deeper than waitIdle's, but a session waits in them
+// for a second at most: then it parks and has no stack at all.
 func (c *conn) waitOrPark(rc syscall.RawConn, idle time.Duration) error {
-	quiet := time.Duration(time.Now().UnixNano() - c.lastRead.Load())
+	now := time.Now()
+	quiet := time.Duration(now.UnixNano() - c.lastRead.Load())
 	if idle > 0 && quiet >= idle && !c.closed.Load() {
 		return os.ErrDeadlineExceeded
 	}
@@ -145,17 +153,16 @@ func (c *conn) waitOrPark(rc syscall.RawConn, idle time.Duration) error {
 		wait = idle - quiet
 	}
 	if !c.closed.Load() {
-		c.setReadDeadline(time.Now().Add(wait))
-	}
-	err := rc.Read(readable)
-	if c.closed.Load() {
-		return err
-	}
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-		if idle == 0 {
-			// Only an idle timeout makes the reads renew the deadline.
-			c.setReadDeadline(time.Time{})
+		// One set a moment ago does: a busy session waits many times a
+		// second, and moving a deadline resets a runtime timer.
+		if d := now.Add(wait).UnixNano(); c.rdl > d || c.rdl < d-int64(parkAfter/64) {
+			c.setReadDeadline(now.Add(wait))
 		}
+	}
+	c.ownDeadline = true // deadlineReader leaves the wait's deadline alone
+	err := c.r.Ready()
+	c.ownDeadline = false
+	if c.closed.Load() || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
 	return c.parkNow(rc, idle)

@@ -19,34 +19,35 @@ import (
 	"time"
 )
 
-// waitIdle blocks until the client sends something, the idle timeout
-// passes (a timeout error), or Close cuts the wait short with its read
-// deadline; a session of a listener may instead park (errParked). With a
-// socket (rc) it waits for the socket to become readable and reads
-// nothing, so that a TLS session waits outside crypto/tls, whose record
-// reader has deep frames. Without one it reads one byte and hands it to
-// the Reader. Then, back in shallow frames, the Reader reads once
-// (xmlstream.Reader.Ready): what that brings is parsed without going back
-// to the socket.
+// waitIdle blocks until the client sends something and the Reader has
+// read it (xmlstream.Reader.Ready), the idle timeout passes (a timeout
+// error), or Close cuts the wait short with its read deadline; a session
+// of a listener may instead park (errParked), waiting in waitOrPark. Any
+// other session waits here in shallow frames: with a socket (rc) it waits
+// for the socket to become readable and reads nothing, so that a TLS
+// session waits outside crypto/tls, whose record reader has deep frames;
+// without one it reads one byte and hands it to the Reader. Then the
+// Reader reads once: what that brings is parsed without going back to the
+// socket.
 func (c *conn) waitIdle(rc syscall.RawConn) error {
+	idle := c.srv.tun().IdleTimeout
+	if rc != nil && c.parkable() {
+		return c.waitOrPark(rc, idle)
+	}
+	if err := c.waitReadable(rc, idle); err != nil {
+		return err
+	}
+	return c.r.Ready()
+}
+
+// waitReadable is waitIdle's wait for a session that does not park.
+func (c *conn) waitReadable(rc syscall.RawConn, idle time.Duration) error {
 	if _, ok := c.nc.(*tls.Conn); ok && rc != nil {
 		// crypto/tls may hold records it read with an earlier one: the
 		// socket is then quiet although there is something to read.
 		if got, err := c.tlsBuffered(); got || err != nil {
 			return err
 		}
-	}
-	if err := c.waitReadable(rc); err != nil {
-		return err
-	}
-	return c.r.Ready()
-}
-
-// waitReadable is waitIdle's wait.
-func (c *conn) waitReadable(rc syscall.RawConn) error {
-	idle := c.srv.tun().IdleTimeout
-	if rc != nil && c.parkable() {
-		return c.waitOrPark(rc, idle)
 	}
 	if idle > 0 && !c.closed.Load() {
 		c.setReadDeadline(time.Now().Add(idle))
@@ -77,9 +78,9 @@ func (c *conn) tlsBuffered() (bool, error) {
 		return false, nil
 	}
 	c.setReadDeadline(time.Now().Add(-time.Second))
-	c.probing = true // deadlineReader leaves the past deadline alone
+	c.ownDeadline = true // deadlineReader leaves the past deadline alone
 	err := c.r.Ready()
-	c.probing = false
+	c.ownDeadline = false
 	var ne net.Error
 	switch {
 	case err == nil:
@@ -106,16 +107,21 @@ type deadlineReader struct {
 func deadlineSlack(idle time.Duration) time.Duration { return min(idle/64, time.Second) }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 && !d.c.probing && !d.c.closed.Load() {
+	switch {
+	case d.c.ownDeadline || d.c.closed.Load():
+	case d.idle > 0:
 		// Measured from the last read, which ended at most a few
 		// statements ago on a busy session, so that the common case
 		// needs no clock: a deadline idle to idle+slack after it stands.
 		// Stale, or further out (set for a longer idle or for something
-		// else), it moves.
+		// else, such as a wait), it moves.
 		slack := deadlineSlack(d.idle)
 		if left := time.Duration(d.c.rdl - d.c.lastRead.Load()); left < d.idle || left > d.idle+slack {
 			d.c.setReadDeadline(time.Now().Add(d.idle + slack))
 		}
+	case d.c.rdl != 0:
+		// A wait's deadline: without an idle timeout a read has none.
+		d.c.setReadDeadline(time.Time{})
 	}
 	n, err := d.c.nc.Read(p)
 	if n > 0 {

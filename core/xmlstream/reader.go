@@ -159,8 +159,11 @@ func (r *Reader) Ready() error {
 	}
 	// Peek reads the source once (bufio's fill), as much as it has up to
 	// the buffer's size, and hands back an error only with nothing read.
-	_, err := c.br.Peek(1)
-	return err
+	if _, err := c.br.Peek(1); err != nil {
+		c.release() // the caller may wait a long time now
+		return err
+	}
+	return nil
 }
 
 // ContentNamespace returns the default namespace declared on the last
