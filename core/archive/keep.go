@@ -20,8 +20,8 @@ func Keepable(el *xmlstream.Element) bool {
 	if el.Child(nsHints, "store") != nil {
 		return true
 	}
-	for _, c := range el.Elements() {
-		if c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME {
+	for _, n := range el.Children { // not Elements: it allocates, on every message
+		if c := n.Elem; c != nil && (c.Local == "body" && c.Space == xmlstream.NSClient || c.Local == "encrypted" || c.Space == nsEME) {
 			return true
 		}
 	}

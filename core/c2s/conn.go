@@ -493,7 +493,7 @@ func (c *conn) nextStanza(ctx context.Context) error {
 			return &xmlstream.Error{Condition: "invalid-from", Text: "from does not match your address"}
 		}
 	}
-	el.SetAttr("from", full.String())
+	el.SetAttr("from", s.Address())
 	if el.Local == "iq" && !validIQ(el) {
 		if el.Attr("type") != "error" && el.Attr("type") != "result" {
 			el.RemoveAttr("to")

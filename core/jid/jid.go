@@ -160,6 +160,33 @@ func (j JID) String() string {
 	return b.String()
 }
 
+// Reuse returns s if it spells j's canonical form already, and String
+// otherwise: a stanza's address is rewritten in canonical form, and most
+// are canonical as sent, so the common case builds no string.
+func (j JID) Reuse(s string) string {
+	if j.spells(s) {
+		return s
+	}
+	return j.String()
+}
+
+func (j JID) spells(s string) bool {
+	if j.local != "" {
+		if !strings.HasPrefix(s, j.local) || len(s) == len(j.local) || s[len(j.local)] != '@' {
+			return false
+		}
+		s = s[len(j.local)+1:]
+	}
+	if !strings.HasPrefix(s, j.domain) {
+		return false
+	}
+	s = s[len(j.domain):]
+	if j.resource == "" {
+		return s == ""
+	}
+	return len(s) == len(j.resource)+1 && s[0] == '/' && s[1:] == j.resource
+}
+
 // NormalizeLocal applies the RFC 7622 §3.3 localpart rules
 // (UsernameCaseMapped plus the extra prohibited characters) to s. It is
 // also the normalisation for SASL usernames, so that an account name and

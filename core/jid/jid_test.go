@@ -329,3 +329,33 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+func TestReuse(t *testing.T) {
+	for _, tt := range []struct {
+		jid, s string
+		same   bool
+	}{
+		{"a@b/c", "a@b/c", true},
+		{"a@b", "a@b", true},
+		{"b", "b", true},
+		{"b/c", "b/c", true},
+		{"a@b/c", "A@b/c", false},
+		{"a@b/c", "a@b/c/", false},
+		{"a@b/c", "a@b", false},
+		{"a@b", "a@b/c", false},
+		{"a@b", "a@bb", false},
+		{"a@b", "ab", false},
+		{"a@b", "a", false},
+		{"b", "a@b", false},
+		{"b/c", "b/cd", false},
+	} {
+		j := MustParse(tt.jid)
+		got := j.Reuse(tt.s)
+		if got != j.String() {
+			t.Errorf("%s.Reuse(%q) = %q, want %q", tt.jid, tt.s, got, j.String())
+		}
+		if j.spells(tt.s) != tt.same {
+			t.Errorf("%s spells %q: %v, want %v", tt.jid, tt.s, !tt.same, tt.same)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 		defer arch.commit(m)
 		// Every target gets the same stanza, and Send serialises it at
 		// once: no copy per target.
-		el.SetAttr("to", to.String())
+		el.SetAttr("to", to.Reuse(el.Attr("to")))
 		for _, t := range targets {
 			t.Send(el)
 		}

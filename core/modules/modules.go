@@ -185,7 +185,7 @@ func (m *Server) Stanza(ctx context.Context, s *router.Session, el *xmlstream.El
 			return
 		}
 		to = j
-		el.SetAttr("to", j.String())
+		el.SetAttr("to", j.Reuse(t))
 	}
 	if !to.IsZero() && m.toComponent(ctx, s, el, to) {
 		return

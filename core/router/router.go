@@ -53,12 +53,14 @@ type User struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource
+	views    *views              // nil when stale (views.go)
 }
 
 // Session is one bound resource.
 type Session struct {
 	user *User
 	jid  jid.JID
+	addr string // jid.String(), built once: every stanza the session sends is stamped with it
 	// conn is swapped when stream management (XEP-0198) moves the session
 	// to a new connection or parks it while detached: the session, its
 	// address and presence stay; only where stanzas go changes.
@@ -82,6 +84,9 @@ func (s *Session) Remote() bool { return s.remote }
 
 // JID is the session's full JID.
 func (s *Session) JID() jid.JID { return s.jid }
+
+// Address is JID().String(), without building it.
+func (s *Session) Address() string { return s.addr }
 
 // User is the account the session belongs to.
 func (s *Session) User() *User { return s.user }
@@ -128,13 +133,14 @@ func (r *Router) bind(full jid.JID, c Conn, remote bool) (s *Session, replaced *
 		u = &User{Bare: bare, obs: r.obs, sessions: make(map[string]*Session, 1)}
 		r.users[bare] = u
 	}
-	s = &Session{user: u, jid: full, remote: remote}
+	s = &Session{user: u, jid: full, addr: full.String(), remote: remote}
 	s.SetConn(c)
 	u.mu.Lock()
 	// The replaced session keeps its user for presence bookkeeping; Unbind
 	// of it finds s in the map and leaves s alone.
 	replaced = u.sessions[full.Resource()]
 	u.sessions[full.Resource()] = s
+	u.views = nil
 	u.mu.Unlock()
 	r.mu.Unlock()
 	return s, replaced
@@ -164,6 +170,7 @@ func (r *Router) unbind(s *Session) bool {
 		return false
 	}
 	delete(u.sessions, s.jid.Resource())
+	u.views = nil
 	if len(u.sessions) == 0 {
 		delete(r.users, bare)
 	}
@@ -328,6 +335,7 @@ func (s *Session) SetPresence(p *xmlstream.Element, priority int) (wasAvailable 
 	s.available = p != nil
 	s.presence = p
 	s.priority = priority
+	s.user.views = nil
 	s.user.mu.Unlock()
 	s.changed(true)
 	return wasAvailable
@@ -342,6 +350,7 @@ func (s *Session) SetRemoteState(st PresenceState) {
 	s.priority = st.Priority
 	s.interested = st.Interested
 	s.carbons = st.Carbons
+	s.user.views = nil
 	s.user.mu.Unlock()
 }
 
@@ -372,55 +381,6 @@ func (s *Session) TakeDirected() []jid.JID {
 		out = append(out, j)
 	}
 	s.directed = nil
-	return out
-}
-
-// Available returns the user's available sessions.
-func (u *User) Available() []*Session {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var out []*Session
-	for _, s := range u.sessions {
-		if s.available {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// TopResources returns the available sessions with the highest non-negative
-// priority: where RFC 6121 §8.5.2.1 delivers a chat or normal message sent to
-// the bare JID.
-func (u *User) TopResources() []*Session {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	best := -1
-	var out []*Session
-	for _, s := range u.sessions {
-		if !s.available || s.priority < 0 {
-			continue
-		}
-		switch {
-		case s.priority > best:
-			best = s.priority
-			out = append(out[:0], s)
-		case s.priority == best:
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// NonNegative returns the available sessions with priority >= 0.
-func (u *User) NonNegative() []*Session {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var out []*Session
-	for _, s := range u.sessions {
-		if s.available && s.priority >= 0 {
-			out = append(out, s)
-		}
-	}
 	return out
 }
 

@@ -92,6 +92,38 @@ func TestDeliveryTargets(t *testing.T) {
 	}
 }
 
+// The views are kept between calls (no allocation per message) and
+// follow every change of presence, priority and binding.
+func TestDeliveryTargetsFollowChanges(t *testing.T) {
+	r := New()
+	a, _ := r.Bind(jid.MustParse("v@example.com/a"), &recConn{})
+	b, _ := r.Bind(jid.MustParse("v@example.com/b"), &recConn{})
+	a.SetPresence(presence(""), 1)
+	u := a.User()
+	if top := u.TopResources(); len(top) != 1 || top[0] != a {
+		t.Fatalf("top = %v, want a", top)
+	}
+	if n := testing.AllocsPerRun(100, func() { u.TopResources(); u.Available() }); n != 0 {
+		t.Errorf("%v allocations per unchanged lookup", n)
+	}
+	b.SetPresence(presence(""), 2)
+	if top := u.TopResources(); len(top) != 1 || top[0] != b || len(u.Available()) != 2 {
+		t.Fatalf("after b's presence: top = %v, available %d", top, len(u.Available()))
+	}
+	b.SetRemoteState(PresenceState{Available: true, Priority: -1})
+	if top := u.TopResources(); len(top) != 1 || top[0] != a || len(u.NonNegative()) != 1 {
+		t.Fatalf("after b's state: top = %v", top)
+	}
+	r.Unbind(a)
+	if len(u.TopResources()) != 0 || len(u.Available()) != 1 {
+		t.Fatalf("after unbinding a: top = %v, available %v", u.TopResources(), u.Available())
+	}
+	c, _ := r.Bind(jid.MustParse("v@example.com/b"), &recConn{}) // replaces b
+	if len(u.Available()) != 0 {
+		t.Fatalf("after b was replaced by %v: available %v", c, u.Available())
+	}
+}
+
 func TestNegativeOnlyHasNoTop(t *testing.T) {
 	r := New()
 	s, _ := r.Bind(jid.MustParse("c@example.com/x"), &recConn{})

@@ -1,0 +1,66 @@
+package router
+
+// views are a user's sessions by presence, kept from one change of its
+// sessions or their presence to the next: every message to a bare JID and
+// every carbon asks for them, and building them per call cost an
+// allocation per routed message.
+type views struct {
+	available, top, nonNegative []*Session
+}
+
+// viewsLocked returns u's views, built if stale; u.mu is held. The slices
+// are capped at their length, so a caller's append copies them.
+func (u *User) viewsLocked() *views {
+	if u.views != nil {
+		return u.views
+	}
+	v := &views{}
+	best := -1
+	for _, s := range u.sessions {
+		if !s.available {
+			continue
+		}
+		v.available = append(v.available, s)
+		if s.priority < 0 {
+			continue
+		}
+		v.nonNegative = append(v.nonNegative, s)
+		switch {
+		case s.priority > best:
+			best = s.priority
+			v.top = append(v.top[:0], s)
+		case s.priority == best:
+			v.top = append(v.top, s)
+		}
+	}
+	v.available = v.available[:len(v.available):len(v.available)]
+	v.top = v.top[:len(v.top):len(v.top)]
+	v.nonNegative = v.nonNegative[:len(v.nonNegative):len(v.nonNegative)]
+	u.views = v
+	return v
+}
+
+// Available returns the user's available sessions. The slice is shared:
+// read it, do not change its elements.
+func (u *User) Available() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.viewsLocked().available
+}
+
+// TopResources returns the available sessions with the highest non-negative
+// priority: where RFC 6121 §8.5.2.1 delivers a chat or normal message sent to
+// the bare JID. The slice is shared, as Available's.
+func (u *User) TopResources() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.viewsLocked().top
+}
+
+// NonNegative returns the available sessions with priority >= 0. The slice
+// is shared, as Available's.
+func (u *User) NonNegative() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.viewsLocked().nonNegative
+}
