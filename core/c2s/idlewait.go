@@ -6,9 +6,11 @@ package c2s
 // goroutine stack the runtime can shrink to its smallest useful size. The
 // runtime halves a parked goroutine's stack at a GC only when less than a
 // quarter of it is in use, counting 800 bytes of reserve, so a 4 KiB stack
-// needs the waiting frames to use under about 1.2 KiB: the wait therefore
+// needs the waiting frames to use under about 1.2 KiB: a long wait therefore
 // happens in small frames called from the small sessionLoop, never inside
 // the XML decoder, a stanza handler's frame or crypto/tls's record reader.
+// A session of a listener waits there only until it parks, a second at
+// most (waitOrPark): a parked session has no goroutine and no stack.
 
 import (
 	"crypto/tls"
