@@ -178,6 +178,12 @@ type Writer struct {
 	// jBlocked delays the next journal write after one failed (full).
 	jBlocked time.Time
 	jLogged  time.Time
+	// Scratch of spill, which runs on run's goroutine only: reused so
+	// that a busy spill does not allocate per round.
+	spillCuts [][]item
+	spillBuf  []byte
+	spillEnds []int
+	spillRecs [][]byte
 
 	down time.Time // since when the backend is unreachable; zero while it answers
 	// gaveUp: the backend failed again after Close began, so the journal

@@ -260,3 +260,84 @@ func TestTheQueuePastTheHighWaterMarkGoesToTheJournal(t *testing.T) {
 	}
 	checkInOrder(t, st, "dave@example.com", 200)
 }
+
+// countingJournal notes how many records each Append asked for and
+// whether the journal took them.
+type countingJournal struct {
+	*journal.Journal
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingJournal) Append(records ...[]byte) error {
+	err := c.Journal.Append(records...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.calls = append(c.calls, fmt.Sprintf("%d refused", len(records)))
+	} else {
+		c.calls = append(c.calls, fmt.Sprintf("%d", len(records)))
+	}
+	return err
+}
+
+func (c *countingJournal) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.calls, ",")
+}
+
+func TestASpillRoundIsOneJournalWrite(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	j := &countingJournal{Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}
+	w := NewWriter(g.opener, Options{QueueSize: 40, BatchSize: 4, FlushInterval: time.Hour,
+		RetryMin: time.Millisecond, Journal: j}, nil)
+	// Ten full batches committed at once during an outage: one record
+	// each, all in one write.
+	if err := w.Append(context.Background(), msgsOf("erin@example.com", 0, 40)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batches journaled", func() bool { return w.Stats().Journaled == 40 })
+	if got := j.log(); got != "10" {
+		t.Fatalf("journal appends %q, want one of 10 records", got)
+	}
+	if s := w.Stats(); s.JournalBatches != 10 {
+		t.Fatalf("%d journal records, want 10", s.JournalBatches)
+	}
+	g.setDown(false)
+	waitFor(t, "the journal replayed", func() bool { return st.count() == 40 })
+	closeWriter(t, w)
+	checkInOrder(t, st, "erin@example.com", 40)
+}
+
+func TestANearlyFullJournalTakesHalfTheBatchesThenAQuarter(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	// Room for the first five batches of four messages, not a sixth.
+	var room int64
+	for k := range 5 {
+		room += int64(len(encodeRecord(msgsOf("fay@example.com", 4*k, 4)))) + 8
+	}
+	path := filepath.Join(t.TempDir(), "h.journal")
+	j := &countingJournal{Journal: openJournal(t, path, room+8)}
+	w := NewWriter(g.opener, Options{QueueSize: 40, BatchSize: 4, FlushInterval: time.Hour,
+		BlockTimeout: 100 * time.Millisecond, RetryMin: time.Millisecond, Journal: j}, nil)
+	if err := w.Append(context.Background(), msgsOf("fay@example.com", 0, 40)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "half the batches journaled", func() bool { return w.Stats().Journaled == 20 })
+	// Ten refused, the first five taken; of the other five, none fits:
+	// five, two and one refused, and the rest waits in memory.
+	waitFor(t, "the halving to end", func() bool { return strings.HasPrefix(j.log(), "10 refused,5,5 refused,2 refused,1 refused") })
+	if s := w.Stats(); s.Pending != 20 || s.JournalBatches != 5 {
+		t.Fatalf("stats %+v, want 20 messages in memory and 5 journal records", s)
+	}
+	g.setDown(false)
+	waitFor(t, "everything stored", func() bool { return st.count() == 40 })
+	closeWriter(t, w)
+	// The journal's batches come first, then those that stayed in memory.
+	checkInOrder(t, st, "fay@example.com", 40)
+}
