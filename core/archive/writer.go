@@ -44,8 +44,9 @@ type Options struct {
 	// and in flight (default 16384). It is the writer's whole memory.
 	QueueSize int
 	// MaxInFlight is how many batches may await their acknowledgement
-	// (default 16): the next ones travel while one is being committed,
-	// and the plugin commits those that wait together.
+	// (default 64): the next ones travel while one is being committed,
+	// and the plugin commits those that wait together, up to 16,384
+	// messages: 64 full batches.
 	MaxInFlight int
 	// BlockTimeout is how long Reserve waits for room in a full queue
 	// before it gives up with ErrFull (default 2s).
@@ -87,7 +88,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BatchSize, 256)
 	def(&o.BatchBytes, 1<<20)
 	def(&o.QueueSize, 16384)
-	def(&o.MaxInFlight, 16)
+	def(&o.MaxInFlight, 64)
 	defD(&o.FlushInterval, 10*time.Millisecond)
 	defD(&o.BlockTimeout, 2*time.Second)
 	defD(&o.AckTimeout, 30*time.Second)

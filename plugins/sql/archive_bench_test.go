@@ -18,7 +18,7 @@ import (
 // database.
 func BenchmarkStoreRate(b *testing.B) {
 	for _, driver := range testDrivers() {
-		for _, batch := range []int{256, 4096} {
+		for _, batch := range []int{256, 4096, 16384} {
 			b.Run(fmt.Sprintf("%s/%d", driver, batch), func(b *testing.B) { benchStoreRate(b, driver, batch) })
 		}
 	}
