@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,4 +341,63 @@ func TestANearlyFullJournalTakesHalfTheBatchesThenAQuarter(t *testing.T) {
 	closeWriter(t, w)
 	// The journal's batches come first, then those that stayed in memory.
 	checkInOrder(t, st, "fay@example.com", 40)
+}
+
+// heldStream counts the messages sent on it and acknowledges nothing
+// until released.
+type heldStream struct {
+	Stream
+	sent *atomic.Int64
+}
+
+func (h heldStream) Send(id uint64, msgs []sdk.ArchivedMessage) error {
+	h.sent.Add(int64(len(msgs)))
+	return h.Stream.Send(id, msgs)
+}
+
+// heldStore blocks every AppendArchive until release is closed.
+type heldStore struct {
+	*store
+	release chan struct{}
+}
+
+func (h heldStore) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
+	<-h.release
+	return h.store.AppendArchive(ctx, msgs)
+}
+
+func TestAWideInFlightWindowStillLetsTheJournalTakeTheOverflow(t *testing.T) {
+	st := newStore()
+	held := heldStore{store: st, release: make(chan struct{})}
+	var sent atomic.Int64
+	local := LocalStream(held)
+	open := func(ctx context.Context) (Stream, error) {
+		s, err := local(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return heldStream{Stream: s, sent: &sent}, nil
+	}
+	// 64 batches of 4 in flight would hold the whole queue of 64, which
+	// would then never pass its mark: memory's batches in flight stop at
+	// 64-32-4 = 28 messages, and the queue behind them overflows into the
+	// journal.
+	w := NewWriter(open, Options{QueueSize: 64, HighWater: 32, BatchSize: 4, MaxInFlight: 64,
+		FlushInterval: time.Hour, Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}, nil)
+	for i := 0; i < 64; i += 4 {
+		if err := w.Append(context.Background(), msgsOf("gus@example.com", i, 4)...); err != nil {
+			t.Fatal(err)
+		}
+		// The batch is sent, or waits in the queue behind a full window.
+		waitFor(t, "the batch taken", func() bool {
+			n := int(sent.Load())
+			return n == i+4 || (n == 28 && n+w.Stats().Journaled <= i+4)
+		})
+	}
+	// Nothing is acknowledged, so the journal keeps all it took.
+	waitFor(t, "the overflow journaled", func() bool { return w.Stats().Journaled == 36 })
+	close(held.release)
+	waitFor(t, "everything stored", func() bool { return st.count() == 64 })
+	closeWriter(t, w)
+	checkInOrder(t, st, "gus@example.com", 64)
 }
