@@ -93,7 +93,7 @@ for setup in $setups; do
 		# SQLite.
 		pgdsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 		pgschema="koi_bench_archive_$$"
-		psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" -c "CREATE SCHEMA $pgschema" >/dev/null
+		PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" -c "CREATE SCHEMA $pgschema" >/dev/null
 		extra_block="plugin \"pg\" {
   command = \"$bin/plugins/koi-backend-sql\"
   config  = { driver = \"postgres\"  dsn = \"$pgdsn\"  schema = \"$pgschema\" }
@@ -197,7 +197,7 @@ CONF
 	cat "$d/msg.txt"
 	rates[$setup]=$(sed -n 's/.*"per_second": \([0-9.e+]*\).*/\1/p' "$d/msg.json" | head -1)
 	kill -TERM "$koi"; wait "$koi" 2>/dev/null || true
-	[[ $setup != pg ]] || psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" >/dev/null
+	[[ $setup != pg ]] || PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" >/dev/null
 	if [[ $setup == mongo || $setup == http ]]; then cleanup; pids=(); fi
 done
 
