@@ -90,13 +90,15 @@ for setup in $setups; do
 	pg)
 		# The archive in the sql plugin on PostgreSQL (BENCH_PG_DSN), in
 		# a schema of its own made for the run; the accounts stay on
-		# SQLite.
+		# SQLite. A bounded pool: the first messages of 1,000 users ask
+		# for their archive preferences all at once, and more connections
+		# than the server's max_connections fail them.
 		pgdsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 		pgschema="koi_bench_archive_$$"
 		PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" -c "CREATE SCHEMA $pgschema" >/dev/null
 		extra_block="plugin \"pg\" {
   command = \"$bin/plugins/koi-backend-sql\"
-  config  = { driver = \"postgres\"  dsn = \"$pgdsn\"  schema = \"$pgschema\" }
+  config  = { driver = \"postgres\"  dsn = \"$pgdsn\"  schema = \"$pgschema\"  max_open_conns = 16 }
 }"
 		archive='archive = "pg"'
 		;;
