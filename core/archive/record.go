@@ -21,22 +21,31 @@ func encodeRecord(msgs []sdk.ArchivedMessage) []byte {
 	for _, m := range msgs {
 		size += messageSize(m) + 6*binary.MaxVarintLen64
 	}
-	b := make([]byte, 0, size)
-	b = append(b, recordVersion)
-	b = binary.AppendUvarint(b, uint64(len(msgs)))
-	for _, m := range msgs {
-		for _, s := range []string{m.Owner, m.StanzaID, m.Peer, m.PeerResource, m.Stanza, m.Body} {
-			b = binary.AppendUvarint(b, uint64(len(s)))
-			b = append(b, s...)
-		}
-		b = binary.AppendVarint(b, m.Stamp.UnixMilli())
-		if m.Outgoing {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
-		}
+	b := appendRecordHeader(make([]byte, 0, size), len(msgs))
+	for i := range msgs {
+		b = appendRecordMessage(b, &msgs[i])
 	}
 	return b
+}
+
+// appendRecordHeader starts a record of n messages on b; n calls of
+// appendRecordMessage complete it. The two let a caller encode into a
+// buffer it reuses, from whatever holds its messages.
+func appendRecordHeader(b []byte, n int) []byte {
+	b = append(b, recordVersion)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+func appendRecordMessage(b []byte, m *sdk.ArchivedMessage) []byte {
+	for _, s := range [...]string{m.Owner, m.StanzaID, m.Peer, m.PeerResource, m.Stanza, m.Body} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, m.Stamp.UnixMilli())
+	if m.Outgoing {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 var errRecord = errors.New("archive journal: malformed record")

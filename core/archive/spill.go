@@ -1,10 +1,11 @@
 package archive
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/koi-im/koi/sdk"
+	"github.com/koi-im/koi/core/archive/journal"
 )
 
 // The writer's journal side: where batches go while the backend cannot
@@ -15,9 +16,10 @@ import (
 // they were appended; Ack releases every record up to a position Next
 // returned, and Rewind makes Next start again after the last Ack.
 type Journal interface {
-	// Append stores a record durably (fsynced) before it returns; an
-	// error (full, or a disk failure) leaves the journal as it was.
-	Append(record []byte) error
+	// Append stores records durably (fsynced), all or none, before it
+	// returns; an error (full: wrapping journal.ErrFull, or a disk
+	// failure) leaves the journal as it was.
+	Append(records ...[]byte) error
 	Next() (record []byte, end int64, ok bool)
 	Ack(end int64) error
 	Rewind()
@@ -72,8 +74,20 @@ func (w *Writer) spillingLocked() bool {
 	return w.j != nil && (!w.down.IsZero() || w.jrecords > 0 || w.queue.len() > w.opt.HighWater)
 }
 
+// maxSpillBatches bounds the batches one spill round writes to the
+// journal with a single write and fsync. The fsync is what a spill costs,
+// so grouping is what lets the journal keep up with a backend that is
+// slower than the traffic.
+const maxSpillBatches = 64
+
+// maxKeptSpillBuffer bounds the encode buffer kept between spill rounds.
+const maxKeptSpillBuffer = 8 << 20
+
 // spill moves the due batches of the queue to the journal (all of them
-// past the high-water mark or at shutdown), one fsynced record each.
+// past the high-water mark or at shutdown), up to maxSpillBatches records
+// per write and fsync. A journal too full for them all takes the first
+// half, then a quarter, and so on; what it does not take goes back to the
+// front of the queue, in order.
 func (w *Writer) spill(now time.Time) {
 	for {
 		w.mu.Lock()
@@ -82,26 +96,52 @@ func (w *Writer) spill(now time.Time) {
 			return
 		}
 		all := w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
-		n := w.cutLocked(now, all)
-		if n == 0 {
+		cuts := w.spillCuts[:0]
+		for len(cuts) < maxSpillBatches {
+			n := w.cutLocked(now, all)
+			if n == 0 {
+				break
+			}
+			cuts = append(cuts, w.queue.popFront(n))
+			w.queuedAt = now
+		}
+		if len(cuts) == 0 {
 			w.mu.Unlock()
 			return
 		}
-		items := w.queue.popFront(n)
-		w.queuedAt = now
-		w.spillSeq = items[0].seq
+		w.spillSeq = cuts[0][0].seq
 		w.mu.Unlock()
 
-		msgs := make([]sdk.ArchivedMessage, len(items))
-		for i, it := range items {
-			msgs[i] = it.msg
+		recs := w.encodeSpill(cuts)
+		k := len(recs)
+		err := w.j.Append(recs...)
+		for err != nil && errors.Is(err, journal.ErrFull) && k > 1 {
+			k /= 2
+			err = w.j.Append(recs[:k]...)
 		}
-		err := w.j.Append(encodeRecord(msgs))
+		if err != nil {
+			k = 0
+		}
 
 		w.mu.Lock()
 		w.spillSeq = 0
+		for _, items := range cuts[:k] {
+			w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: len(items)})
+			w.jmsgs += len(items)
+			w.used -= len(items)
+		}
+		w.jrecords += k
+		// Back to the front of the queue, last batch first so that they
+		// keep their order.
+		for i := len(cuts) - 1; i >= k; i-- {
+			w.queue.pushFront(cuts[i])
+		}
+		clear(cuts)
+		w.spillCuts = cuts[:0]
+		if k > 0 {
+			w.notifyLocked()
+		}
 		if err != nil {
-			w.queue.pushFront(items)
 			w.jBlocked = time.Now().Add(w.opt.FlushInterval + 10*time.Millisecond)
 			if time.Since(w.jLogged) >= w.opt.OutageLogInterval {
 				w.jLogged = time.Now()
@@ -111,13 +151,33 @@ func (w *Writer) spill(now time.Time) {
 			w.mu.Unlock()
 			return
 		}
-		w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: n})
-		w.jrecords++
-		w.jmsgs += n
-		w.used -= n
-		w.notifyLocked()
 		w.mu.Unlock()
 	}
+}
+
+// encodeSpill encodes each batch as a journal record into the writer's
+// reused buffer; the records are valid until the next call.
+func (w *Writer) encodeSpill(cuts [][]item) [][]byte {
+	buf := w.spillBuf[:0]
+	ends := w.spillEnds[:0]
+	for _, items := range cuts {
+		buf = appendRecordHeader(buf, len(items))
+		for i := range items {
+			buf = appendRecordMessage(buf, &items[i].msg)
+		}
+		ends = append(ends, len(buf))
+	}
+	recs := w.spillRecs[:0]
+	start := 0
+	for _, end := range ends {
+		recs = append(recs, buf[start:end:end])
+		start = end
+	}
+	if cap(buf) <= maxKeptSpillBuffer {
+		w.spillBuf = buf
+	}
+	w.spillEnds, w.spillRecs = ends, recs
+	return recs
 }
 
 // applyAcks gives the journal the position the backend acknowledged, and

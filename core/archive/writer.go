@@ -44,8 +44,11 @@ type Options struct {
 	// and in flight (default 16384). It is the writer's whole memory.
 	QueueSize int
 	// MaxInFlight is how many batches may await their acknowledgement
-	// (default 16): the next ones travel while one is being committed,
-	// and the plugin commits those that wait together.
+	// (default 64): the next ones travel while one is being committed,
+	// and the plugin commits those that wait together, up to 16,384
+	// messages: 64 full batches. With a journal, the batches from memory
+	// in flight hold at most QueueSize-HighWater messages (see
+	// memWindowFullLocked); those replayed from the journal use it all.
 	MaxInFlight int
 	// BlockTimeout is how long Reserve waits for room in a full queue
 	// before it gives up with ErrFull (default 2s).
@@ -87,7 +90,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BatchSize, 256)
 	def(&o.BatchBytes, 1<<20)
 	def(&o.QueueSize, 16384)
-	def(&o.MaxInFlight, 16)
+	def(&o.MaxInFlight, 64)
 	defD(&o.FlushInterval, 10*time.Millisecond)
 	defD(&o.BlockTimeout, 2*time.Second)
 	defD(&o.AckTimeout, 30*time.Second)
@@ -178,6 +181,12 @@ type Writer struct {
 	// jBlocked delays the next journal write after one failed (full).
 	jBlocked time.Time
 	jLogged  time.Time
+	// Scratch of spill, which runs on run's goroutine only: reused so
+	// that a busy spill does not allocate per round.
+	spillCuts [][]item
+	spillBuf  []byte
+	spillEnds []int
+	spillRecs [][]byte
 
 	down time.Time // since when the backend is unreachable; zero while it answers
 	// gaveUp: the backend failed again after Close began, so the journal
@@ -580,7 +589,7 @@ func (w *Writer) run() {
 			wait = time.Until(retryAt)
 		case c != nil:
 			dead = c.dead
-			if w.queue.len() > 0 && w.jrecords == 0 && len(w.inflight) < w.opt.MaxInFlight {
+			if w.queue.len() > 0 && w.jrecords == 0 && len(w.inflight) < w.opt.MaxInFlight && !w.memWindowFullLocked() {
 				wait = time.Until(w.queuedAt.Add(w.opt.FlushInterval))
 			}
 			if len(w.inflight) > 0 {
@@ -733,7 +742,7 @@ func (w *Writer) sendDue(c *conn, now time.Time) {
 }
 
 func (w *Writer) takeBatchLocked(now time.Time) *batch {
-	if len(w.inflight) >= w.opt.MaxInFlight {
+	if len(w.inflight) >= w.opt.MaxInFlight || w.memWindowFullLocked() {
 		return nil
 	}
 	n := w.cutLocked(now, false)
@@ -745,6 +754,23 @@ func (w *Writer) takeBatchLocked(now time.Time) *batch {
 	w.queuedAt = now
 	w.inflight = append(w.inflight, b)
 	return b
+}
+
+// memWindowFullLocked tells whether the batches in flight from memory
+// hold so many messages that the queue could no longer pass its
+// high-water mark (QueueSize-HighWater, less a batch). With a journal
+// they stop there, so that a backend slower than the traffic lets the
+// queue pass the mark and the journal take the rest (fsynced) instead of
+// keeping every message in memory in flight: a large MaxInFlight then
+// serves the journal's replay, whose batches the plugin stores together
+// in large groups. Without a journal there is no mark to reach; one batch
+// may always go.
+func (w *Writer) memWindowFullLocked() bool {
+	if w.j == nil {
+		return false
+	}
+	mem := w.used - w.reserved - w.queue.len()
+	return mem > 0 && mem >= w.opt.QueueSize-w.opt.HighWater-w.opt.BatchSize
 }
 
 // cutLocked is how many messages from the front of the queue make the

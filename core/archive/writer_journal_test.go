@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,4 +260,144 @@ func TestTheQueuePastTheHighWaterMarkGoesToTheJournal(t *testing.T) {
 		t.Error("nothing went to the journal although the queue passed its high-water mark")
 	}
 	checkInOrder(t, st, "dave@example.com", 200)
+}
+
+// countingJournal notes how many records each Append asked for and
+// whether the journal took them.
+type countingJournal struct {
+	*journal.Journal
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingJournal) Append(records ...[]byte) error {
+	err := c.Journal.Append(records...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.calls = append(c.calls, fmt.Sprintf("%d refused", len(records)))
+	} else {
+		c.calls = append(c.calls, fmt.Sprintf("%d", len(records)))
+	}
+	return err
+}
+
+func (c *countingJournal) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.calls, ",")
+}
+
+func TestASpillRoundIsOneJournalWrite(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	j := &countingJournal{Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}
+	w := NewWriter(g.opener, Options{QueueSize: 40, BatchSize: 4, FlushInterval: time.Hour,
+		RetryMin: time.Millisecond, Journal: j}, nil)
+	// Ten full batches committed at once during an outage: one record
+	// each, all in one write.
+	if err := w.Append(context.Background(), msgsOf("erin@example.com", 0, 40)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batches journaled", func() bool { return w.Stats().Journaled == 40 })
+	if got := j.log(); got != "10" {
+		t.Fatalf("journal appends %q, want one of 10 records", got)
+	}
+	if s := w.Stats(); s.JournalBatches != 10 {
+		t.Fatalf("%d journal records, want 10", s.JournalBatches)
+	}
+	g.setDown(false)
+	waitFor(t, "the journal replayed", func() bool { return st.count() == 40 })
+	closeWriter(t, w)
+	checkInOrder(t, st, "erin@example.com", 40)
+}
+
+func TestANearlyFullJournalTakesHalfTheBatchesThenAQuarter(t *testing.T) {
+	st := newStore()
+	g := &gate{st: st}
+	g.setDown(true)
+	// Room for the first five batches of four messages, not a sixth.
+	var room int64
+	for k := range 5 {
+		room += int64(len(encodeRecord(msgsOf("fay@example.com", 4*k, 4)))) + 8
+	}
+	path := filepath.Join(t.TempDir(), "h.journal")
+	j := &countingJournal{Journal: openJournal(t, path, room+8)}
+	w := NewWriter(g.opener, Options{QueueSize: 40, BatchSize: 4, FlushInterval: time.Hour,
+		BlockTimeout: 100 * time.Millisecond, RetryMin: time.Millisecond, Journal: j}, nil)
+	if err := w.Append(context.Background(), msgsOf("fay@example.com", 0, 40)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "half the batches journaled", func() bool { return w.Stats().Journaled == 20 })
+	// Ten refused, the first five taken; of the other five, none fits:
+	// five, two and one refused, and the rest waits in memory.
+	waitFor(t, "the halving to end", func() bool { return strings.HasPrefix(j.log(), "10 refused,5,5 refused,2 refused,1 refused") })
+	if s := w.Stats(); s.Pending != 20 || s.JournalBatches != 5 {
+		t.Fatalf("stats %+v, want 20 messages in memory and 5 journal records", s)
+	}
+	g.setDown(false)
+	waitFor(t, "everything stored", func() bool { return st.count() == 40 })
+	closeWriter(t, w)
+	// The journal's batches come first, then those that stayed in memory.
+	checkInOrder(t, st, "fay@example.com", 40)
+}
+
+// heldStream counts the messages sent on it and acknowledges nothing
+// until released.
+type heldStream struct {
+	Stream
+	sent *atomic.Int64
+}
+
+func (h heldStream) Send(id uint64, msgs []sdk.ArchivedMessage) error {
+	h.sent.Add(int64(len(msgs)))
+	return h.Stream.Send(id, msgs)
+}
+
+// heldStore blocks every AppendArchive until release is closed.
+type heldStore struct {
+	*store
+	release chan struct{}
+}
+
+func (h heldStore) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
+	<-h.release
+	return h.store.AppendArchive(ctx, msgs)
+}
+
+func TestAWideInFlightWindowStillLetsTheJournalTakeTheOverflow(t *testing.T) {
+	st := newStore()
+	held := heldStore{store: st, release: make(chan struct{})}
+	var sent atomic.Int64
+	local := LocalStream(held)
+	open := func(ctx context.Context) (Stream, error) {
+		s, err := local(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return heldStream{Stream: s, sent: &sent}, nil
+	}
+	// 64 batches of 4 in flight would hold the whole queue of 64, which
+	// would then never pass its mark: memory's batches in flight stop at
+	// 64-32-4 = 28 messages, and the queue behind them overflows into the
+	// journal.
+	w := NewWriter(open, Options{QueueSize: 64, HighWater: 32, BatchSize: 4, MaxInFlight: 64,
+		FlushInterval: time.Hour, Journal: openJournal(t, filepath.Join(t.TempDir(), "h.journal"), 1<<20)}, nil)
+	for i := 0; i < 64; i += 4 {
+		if err := w.Append(context.Background(), msgsOf("gus@example.com", i, 4)...); err != nil {
+			t.Fatal(err)
+		}
+		// The batch is sent, or waits in the queue behind a full window.
+		waitFor(t, "the batch taken", func() bool {
+			n := int(sent.Load())
+			return n == i+4 || (n == 28 && n+w.Stats().Journaled <= i+4)
+		})
+	}
+	// Nothing is acknowledged, so the journal keeps all it took.
+	waitFor(t, "the overflow journaled", func() bool { return w.Stats().Journaled == 36 })
+	close(held.release)
+	waitFor(t, "everything stored", func() bool { return st.count() == 64 })
+	closeWriter(t, w)
+	checkInOrder(t, st, "gus@example.com", 64)
 }

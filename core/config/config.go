@@ -295,7 +295,7 @@ type Archive struct {
 	BatchSize     int           // key batch_size: messages per batch, default 256; at most queue_size
 	BatchBytes    int           // key batch_bytes: bytes per batch, default 1048576 (1 MiB), at most 4194304
 	FlushInterval time.Duration // key flush_interval: longest wait for a batch to fill, default 10ms
-	MaxInFlight   int           // key max_in_flight: batches awaiting acknowledgement, default 16
+	MaxInFlight   int           // key max_in_flight: batches awaiting acknowledgement, default 64
 	BlockTimeout  time.Duration // key block_timeout: a sender's wait for room before resource-constraint, default 2s
 	// JournalDir (key journal_dir) holds one journal file per host,
 	// default DATA_DIR/archive-journal.

@@ -86,7 +86,7 @@ func defaultLimits() Limits {
 func defaultArchive() Archive {
 	return Archive{
 		QueueSize: 16384, BatchSize: 256, BatchBytes: 1 << 20, FlushInterval: 10 * time.Millisecond,
-		MaxInFlight: 16, BlockTimeout: 2 * time.Second, JournalDir: "data/archive-journal", JournalMaxSize: 1 << 30,
+		MaxInFlight: 64, BlockTimeout: 2 * time.Second, JournalDir: "data/archive-journal", JournalMaxSize: 1 << 30,
 	}
 }
 

@@ -521,7 +521,7 @@ func (d *decoder) archive(v any, dataDir string) Archive {
 		BatchSize:      int(b.integer("batch_size", 256, true)),
 		BatchBytes:     int(b.integer("batch_bytes", 1<<20, true)),
 		FlushInterval:  b.duration("flush_interval", 10*time.Millisecond, true),
-		MaxInFlight:    int(b.integer("max_in_flight", 16, true)),
+		MaxInFlight:    int(b.integer("max_in_flight", 64, true)),
 		BlockTimeout:   b.duration("block_timeout", 2*time.Second, true),
 		JournalDir:     d.file(b.nonEmpty("journal_dir", "")),
 		JournalMaxSize: b.integer("journal_max_size", 1<<30, false),

@@ -82,7 +82,7 @@ host "localhost" {
 # The archive writer of each host (see README, "Message archive"); journal_max_size = 0 turns
 # the journal off, and then a sender waits block_timeout for room, then gets resource-constraint.
 # archive { queue_size = 16384  batch_size = 256  batch_bytes = 1048576  flush_interval = "10ms"
-#          max_in_flight = 16  block_timeout = "2s"  journal_dir = "data/archive-journal"
+#          max_in_flight = 64  block_timeout = "2s"  journal_dir = "data/archive-journal"
 #          journal_max_size = 1073741824 }
 # Push notifications (XEP-0357) to the app servers of phone clients; the app server is a third party,
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.

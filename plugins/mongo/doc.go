@@ -23,7 +23,8 @@
 //	archive       one document per archived message; indexes owner_time
 //	              {owner, sid} (unique; stanza ids are ordered like time),
 //	              owner_peer_time {owner, peer, sid}, stamp {ts}
-//	              (retention) and, with full-text search, body_text
+//	              (with retention_days only) and, with full-text
+//	              search, body_text
 //	archive_prefs one document per user with preferences
 //	roster_items, roster_pending
 //	              one document per item or pending request, _id made of

@@ -157,17 +157,22 @@ func index(name string, unique bool, keys ...string) namedIndex {
 
 // createIndexes makes one index per query shape. Stanza ids are ordered
 // like time, so {owner, sid} is the owner+time index and {owner, peer,
-// sid} the owner+peer+time one; ts serves retention.
+// sid} the owner+peer+time one; ts serves retention, and only retention:
+// without it, it would be a third index written by every archived message
+// and read by nothing (one made by an earlier version stays).
 func (s *Store) createIndexes(ctx context.Context) error {
+	archive := []namedIndex{
+		index("owner_time", true, "owner", "sid"),
+		index("owner_peer_time", false, "owner", "peer", "sid"),
+	}
+	if s.set.RetentionDays > 0 {
+		archive = append(archive, index("stamp", false, "ts"))
+	}
 	sets := []struct {
 		c   *mongo.Collection
 		idx []namedIndex
 	}{
-		{s.archive, []namedIndex{
-			index("owner_time", true, "owner", "sid"),
-			index("owner_peer_time", false, "owner", "peer", "sid"),
-			index("stamp", false, "ts"),
-		}},
+		{s.archive, archive},
 		{s.users, []namedIndex{index("host_user", false, "host", "user")}},
 		{s.rosterItems, []namedIndex{index("owner", false, "owner")}},
 		{s.rosterPending, []namedIndex{index("owner", false, "owner")}},

@@ -341,3 +341,19 @@ func TestOpenTwiceAndConcurrently(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+func TestTheStampIndexComesWithRetentionOnly(t *testing.T) {
+	for _, days := range []int{0, 7} {
+		s, _ := open(t, Settings{RetentionDays: days})
+		have, err := indexNames(t.Context(), s.archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !have["owner_time"] || !have["owner_peer_time"] {
+			t.Errorf("retention_days %d: archive indexes %v lack the query indexes", days, have)
+		}
+		if have["stamp"] != (days > 0) {
+			t.Errorf("retention_days %d: archive indexes %v; stamp wanted only with retention", days, have)
+		}
+	}
+}

@@ -132,14 +132,15 @@ func TestSQLitePragmas(t *testing.T) {
 		return v
 	}
 	s, _ := openTest(t)
-	for name, want := range map[string]string{"busy_timeout": "5000", "journal_mode": "wal", "foreign_keys": "1", "synchronous": "1"} {
+	for name, want := range map[string]string{"busy_timeout": "5000", "journal_mode": "wal", "foreign_keys": "1", "synchronous": "1",
+		"cache_size": "-32768", "temp_store": "2", "wal_autocheckpoint": "10000"} {
 		if got := pragma(t, s, name); got != want {
 			t.Errorf("PRAGMA %s = %s, want %s", name, got, want)
 		}
 	}
 
 	// The operator's own pragma wins over koi's default, in either form.
-	for _, param := range []string{"_pragma=busy_timeout(1234)", "_timeout=1234"} {
+	for _, param := range []string{"_pragma=busy_timeout(1234)&_pragma=cache_size(-100)", "_timeout=1234&_pragma=cache_size(-100)"} {
 		path := filepath.Join(t.TempDir(), "own.db")
 		s2, err := Open(t.Context(), Settings{Driver: "sqlite", DSN: path + "?" + param, MaxOpenConns: 1}, nil)
 		if err != nil {
@@ -147,6 +148,9 @@ func TestSQLitePragmas(t *testing.T) {
 		}
 		if got := pragma(t, s2, "busy_timeout"); got != "1234" {
 			t.Errorf("%s: busy_timeout = %s, want the operator's 1234", param, got)
+		}
+		if got := pragma(t, s2, "cache_size"); got != "-100" {
+			t.Errorf("%s: cache_size = %s, want the operator's -100", param, got)
 		}
 		if got := pragma(t, s2, "journal_mode"); got != "wal" {
 			t.Errorf("%s: journal_mode = %s, want wal", param, got)

@@ -37,6 +37,9 @@ const headerSize = 8
 // damage, not a record.
 const MaxRecord = 64 << 20
 
+// maxKeptBuffer bounds the write buffer a Journal keeps between Appends.
+const maxKeptBuffer = 8 << 20
+
 // ErrFull means the record does not fit under the journal's size bound.
 var ErrFull = errors.New("journal full")
 
@@ -56,6 +59,7 @@ type Journal struct {
 	records int   // records in [head, size)
 	unread  int   // records in [read, size)
 	skipped [][2]int64
+	wbuf    []byte // Append's write buffer, reused
 }
 
 // Open opens (creating it and its directory if needed) the journal at
@@ -150,21 +154,27 @@ func sum(length, payload []byte) uint32 {
 	return crc32.Update(c, castagnoli, payload)
 }
 
-// Append writes one record and fsyncs it. ErrFull: the records not yet
-// acknowledged and this one would exceed the size bound. On any error the
-// journal is as it was.
-func (j *Journal) Append(payload []byte) error {
-	if len(payload) == 0 || len(payload) > MaxRecord {
-		return fmt.Errorf("journal: record of %d bytes (1 to %d allowed)", len(payload), MaxRecord)
+// Append writes records, in order, with one write and one fsync: all of
+// them or none. ErrFull: the records not yet acknowledged and these would
+// exceed the size bound. On any error the journal is as it was.
+func (j *Journal) Append(records ...[]byte) error {
+	if len(records) == 0 {
+		return errors.New("journal: no record to append")
 	}
-	need := int64(headerSize + len(payload))
+	var need int64
+	for _, p := range records {
+		if len(p) == 0 || len(p) > MaxRecord {
+			return fmt.Errorf("journal: record of %d bytes (1 to %d allowed)", len(p), MaxRecord)
+		}
+		need += headerSize + int64(len(p))
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return errors.New("journal: closed")
 	}
 	if j.size-j.head+need > j.max {
-		return fmt.Errorf("%w (%d of %d bytes waiting)", ErrFull, j.size-j.head, j.max)
+		return fmt.Errorf("%w (%d of %d bytes waiting, %d more asked)", ErrFull, j.size-j.head, j.max, need)
 	}
 	if j.size+need > j.max {
 		// The acknowledged records at the front are in the way: move
@@ -173,10 +183,19 @@ func (j *Journal) Append(payload []byte) error {
 			return err
 		}
 	}
-	buf := make([]byte, need)
-	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[4:8], sum(buf[0:4], payload))
-	copy(buf[headerSize:], payload)
+	// One buffer for the whole write, kept for the next Append: a spill
+	// round writes many records, many times a second under load.
+	buf := j.wbuf[:0]
+	for _, p := range records {
+		var hdr [headerSize]byte
+		binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(p)))
+		binary.LittleEndian.PutUint32(hdr[4:8], sum(hdr[0:4], p))
+		buf = append(buf, hdr[:]...)
+		buf = append(buf, p...)
+	}
+	if cap(buf) <= maxKeptBuffer {
+		j.wbuf = buf
+	}
 	if _, err := j.f.WriteAt(buf, j.size); err != nil {
 		j.undoLocked()
 		return fmt.Errorf("journal %s: %w", j.path, err)
@@ -186,8 +205,8 @@ func (j *Journal) Append(payload []byte) error {
 		return fmt.Errorf("journal %s: fsync: %w", j.path, err)
 	}
 	j.size += need
-	j.records++
-	j.unread++
+	j.records += len(records)
+	j.unread += len(records)
 	return nil
 }
 

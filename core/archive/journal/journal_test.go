@@ -241,3 +241,57 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("an empty record was accepted")
 	}
 }
+
+func TestAppendSeveralAllOrNone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "host.journal")
+	per := int64(headerSize + len(rec(0)))
+	j, _ := open(t, path, 5*per)
+	if err := j.Append(rec(0), rec(1), rec(2)); err != nil {
+		t.Fatal(err)
+	}
+	// Three more do not fit in the two left: none is written.
+	if err := j.Append(rec(3), rec(4), rec(5)); !errors.Is(err, ErrFull) {
+		t.Fatalf("three records into room for two: %v, want ErrFull", err)
+	}
+	// An empty record among good ones spoils the lot.
+	if err := j.Append(rec(3), nil); err == nil {
+		t.Fatal("an empty record among others was accepted")
+	}
+	if n, b := j.Len(); n != 3 || b != 3*per {
+		t.Fatalf("after refused appends: %d records, %d bytes; want 3, %d", n, b, 3*per)
+	}
+	if st, _ := os.Stat(path); st.Size() != 3*per {
+		t.Fatalf("file is %d bytes after refused appends, want %d", st.Size(), 3*per)
+	}
+	if err := j.Append(rec(3), rec(4)); err != nil {
+		t.Fatalf("two records into room for two: %v", err)
+	}
+	// A restart reads them back in the order they were appended.
+	j.Close()
+	j2, _ := open(t, path, 5*per)
+	got, _ := drain(j2)
+	if want := "record 000,record 001,record 002,record 003,record 004"; strings.Join(got, ",") != want {
+		t.Fatalf("replayed %v, want %s", got, want)
+	}
+}
+
+func TestAppendSeveralAfterCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "host.journal")
+	per := int64(headerSize + len(rec(0)))
+	j, _ := open(t, path, 4*per)
+	if err := j.Append(rec(0), rec(1), rec(2)); err != nil {
+		t.Fatal(err)
+	}
+	_, end, _ := j.Next()
+	if err := j.Ack(end); err != nil {
+		t.Fatal(err)
+	}
+	// Two records fit only once record 0's room is reclaimed.
+	if err := j.Append(rec(3), rec(4)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := drain(j)
+	if want := "record 001,record 002,record 003,record 004"; strings.Join(got, ",") != want {
+		t.Fatalf("read %v, want %s", got, want)
+	}
+}

@@ -1,0 +1,58 @@
+package sqlbackend
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/koi-im/koi/sdk"
+)
+
+// BenchmarkStoreRate measures the archive's store path as the plugin runs
+// it for the core's writer: AppendArchive of one full batch (256 messages,
+// the writer's default) and of a full group commit (4,096: the batches in
+// flight that the plugin stores together), each message stored for both
+// parties of a conversation among 1,000 users, as a bench of 500 pairs
+// makes them. It reports rows per second and microseconds per row, on each
+// database.
+func BenchmarkStoreRate(b *testing.B) {
+	for _, driver := range testDrivers() {
+		for _, batch := range []int{256, 4096, 16384} {
+			b.Run(fmt.Sprintf("%s/%d", driver, batch), func(b *testing.B) { benchStoreRate(b, driver, batch) })
+		}
+	}
+}
+
+func benchStoreRate(b *testing.B, driver string, batch int) {
+	s := openOn(b, testSettings(b, driver))
+	ctx := context.Background()
+	msgs := make([]sdk.ArchivedMessage, batch)
+	var n int
+	next := func() {
+		for i := range msgs {
+			k := n + i
+			owner, peer := fmt.Sprintf("user%04d@localhost", k%1000), fmt.Sprintf("user%04d@localhost", (k+1)%1000)
+			if k%2 == 1 {
+				owner, peer = peer, owner
+			}
+			msgs[i] = sdk.ArchivedMessage{Owner: owner, StanzaID: fmt.Sprintf("%016x", k), Peer: peer,
+				PeerResource: "bench", Stamp: time.Now(), Outgoing: k%2 == 0,
+				Stanza: fmt.Sprintf(`<message to="%s/bench" type="chat" id="m%d"><body>message %d</body></message>`, peer, k, k),
+				Body:   fmt.Sprintf("message %d", k)}
+		}
+		n += batch
+	}
+	var spent time.Duration
+	for b.Loop() {
+		next()
+		start := time.Now()
+		if err := s.AppendArchive(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+		spent += time.Since(start)
+	}
+	rows := float64(b.N * batch)
+	b.ReportMetric(rows/spent.Seconds(), "rows/s")
+	b.ReportMetric(float64(spent.Microseconds())/rows, "µs/row")
+}
