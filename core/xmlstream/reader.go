@@ -426,7 +426,11 @@ func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
 	if plain == 0 {
 		return el, nil
 	}
-	el.Attrs = make([]Attr, 0, plain)
+	room := plain
+	if len(r.stack) == 0 {
+		room++ // a stanza: for the from a server stamps on it, without growing
+	}
+	el.Attrs = make([]Attr, 0, room)
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
