@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,12 @@ type Pool struct {
 
 	admitted atomic.Uint64
 	refused  atomic.Uint64
+
+	// yield makes each admitted step wait for one turn of the network
+	// poller first (see yield.go). Made at the first Acquire: a Pool holds
+	// its two descriptors for the life of the process.
+	yieldOnce sync.Once
+	yielder   *Yielder
 }
 
 type poolState struct {
@@ -90,10 +97,27 @@ func (p *Pool) Resize(size, queue int, maxWait time.Duration) error {
 // (call it exactly once). It returns ErrBusy when the queue is full or the
 // wait exceeds the pool's maximum, and ctx's error (wrapped) when ctx ends
 // first. A nil Pool admits at once.
+//
+// With a slot, the caller still waits for one turn of the network poller
+// before it returns (see yield.go): goroutines of established sessions
+// whose data came in meanwhile run first, whatever the run queues hold.
 func (p *Pool) Acquire(ctx context.Context) (release func(), err error) {
 	if p == nil {
 		return func() {}, nil
 	}
+	release, err = p.acquire(ctx)
+	if err == nil {
+		p.yieldOnce.Do(func() {
+			// Without one (no descriptors left) Yield falls back to
+			// runtime.Gosched.
+			p.yielder, _ = NewYielder()
+		})
+		p.yielder.Yield()
+	}
+	return release, err
+}
+
+func (p *Pool) acquire(ctx context.Context) (release func(), err error) {
 	st := p.cur.Load()
 	select {
 	case st.slots <- struct{}{}:
