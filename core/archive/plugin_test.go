@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,7 +145,14 @@ func TestPluginKilledMidStream(t *testing.T) {
 		seen := map[string]bool{}
 		after := ""
 		for {
-			p, err := b.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, After: after, Max: sdk.MaxArchivePage, Count: after == ""})
+			q := sdk.ArchiveQuery{Owner: owner, After: after, Max: sdk.MaxArchivePage, Count: after == ""}
+			p, err := b.QueryArchive(ctx, q)
+			// The second kill may come after the last store: the new
+			// process can be running before the host has reconnected.
+			for errors.Is(err, sdk.ErrUnavailable) && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+				p, err = b.QueryArchive(ctx, q)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
