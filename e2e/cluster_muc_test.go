@@ -137,9 +137,15 @@ func TestClusterMUC(t *testing.T) {
 	// over, without its occupants.
 	nodes[0].kill(t)
 	bob.send(`<message to='` + room + `' type='groupchat' id='lost1'><body>into the void</body></message>`)
-	if e := bob.expect("the error for a message to the dead node's room", func(e *element) bool {
+	// NATS's no-responders answer is asynchronous; on a loaded machine
+	// (CI runs the e2e tests in parallel) it has taken more than 5 s.
+	e, ok := bob.await(15*time.Second, func(e *element) bool {
 		return e.is("", "message") && e.attr("id") == "lost1"
-	}); e.attr("type") != "error" {
+	})
+	if !ok {
+		t.Fatal("no error within 15 s for a message to the dead node's room")
+	}
+	if e.attr("type") != "error" {
 		t.Fatalf("a message to the dead node's room: %s, want an error", e)
 	} else if _, c := e.stanzaError(); c != "recipient-unavailable" {
 		t.Fatalf("a message to the dead node's room: %s, want recipient-unavailable", e)
