@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,26 +16,6 @@ import (
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 )
-
-// roomsNATS is the NATS (with JetStream) of these tests: KOI_TEST_NATS_URL
-// or the one on 127.0.0.1:4222. Unreachable, the tests skip (fail on CI).
-func roomsNATS(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("KOI_TEST_NATS_URL")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "nats://"), 2*time.Second)
-	if err != nil {
-		msg := "NATS at " + u + " not reachable (nats-server -js; set KOI_TEST_NATS_URL): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	c.Close()
-	return u
-}
 
 // roomsCluster is a cluster name of the test's own, so that parallel runs
 // do not meet.
@@ -80,7 +57,7 @@ func stopNode(c *Cluster) {
 // learns it and forwards to it, a released room goes to the next node
 // that needs it, and a node that restarts gives up its old claims.
 func TestRoomHomes(t *testing.T) {
-	url := roomsNATS(t)
+	url := natsURL(t)
 	name := roomsCluster(t)
 	gotA, gotB := make(chan *xmlstream.Element, 4), make(chan *xmlstream.Element, 4)
 	a, ha := roomsNode(t, url, name, "a", 10*time.Second, gotA)
@@ -165,7 +142,7 @@ func claimsEventually(t *testing.T, h *RoomHomes, room jid.JID, what string) {
 // TestRoomHomeDies: the rooms of a node that stops sending heartbeats are
 // claimed by the next node that needs them once the lease has run out.
 func TestRoomHomeDies(t *testing.T) {
-	url := roomsNATS(t)
+	url := natsURL(t)
 	name := roomsCluster(t)
 	got := make(chan *xmlstream.Element, 4)
 	const lease = time.Second
@@ -206,7 +183,7 @@ func TestRoomHomeDies(t *testing.T) {
 // brings it, so the room's answers reach it; a session the registry never
 // had is forgotten a lease later.
 func TestRoomSenderLearned(t *testing.T) {
-	url := roomsNATS(t)
+	url := natsURL(t)
 	name := roomsCluster(t)
 	got := make(chan *xmlstream.Element, 4)
 	const lease = time.Second
