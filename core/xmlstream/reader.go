@@ -1,14 +1,11 @@
 package xmlstream
 
 import (
-	"bufio"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // Default limits, used where a Limits field is zero or negative.
@@ -25,9 +22,9 @@ const (
 	// Lookups scan the scope linearly; without a bound a stanza full of
 	// declarations would make every lookup slow.
 	maxBindings = 128
-	// shrinkAfter: after a stanza bigger than this the XML decoder is
-	// replaced so that its token buffer, grown to the stanza size, is not
-	// kept alive by an idle connection.
+	// shrinkAfter: after a stanza bigger than this the token buffers are
+	// dropped, so that buffers grown to the stanza's size are not kept
+	// alive by an idle connection.
 	shrinkAfter = 16 << 10
 	// xmlnsURI is the namespace of the xmlns prefix; it may not be bound.
 	xmlnsURI = "http://www.w3.org/2000/xmlns/"
@@ -69,8 +66,8 @@ var ErrStreamEnd = errors.New("stream closed by peer")
 // enforces Limits on the bytes it reads, so it never buffers more than
 // MaxStanzaBytes of a peer's input. A Reader is not safe for concurrent use.
 type Reader struct {
-	src      countingReader
-	dec      *xml.Decoder
+	src      source
+	tok      token
 	maxDepth int
 	state    readerState
 	err      error // sticky error once state is stateFailed
@@ -110,23 +107,14 @@ func NewReader(r io.Reader, l Limits) *Reader {
 	rd := &Reader{maxDepth: l.MaxDepth}
 	rd.src.r = r
 	rd.src.max = l.MaxStanzaBytes
-	rd.dec = rd.newDecoder()
 	return rd
-}
-
-func (r *Reader) newDecoder() *xml.Decoder {
-	// src implements io.ByteReader, so the decoder reads byte by byte
-	// through the counter and adds no buffering of its own.
-	d := xml.NewDecoder(&r.src)
-	d.Strict = true
-	return d
 }
 
 // Idle reports whether the Reader holds no unread input, so that the next
 // call to Next would wait for the source. An idle Reader gives its read
 // buffer back to the pool: the caller is about to wait.
 func (r *Reader) Idle() bool {
-	if r.src.pending || (r.src.br != nil && r.src.br.Buffered() > 0) {
+	if r.src.buffered() > 0 {
 		return false
 	}
 	r.src.release()
@@ -138,7 +126,7 @@ func (r *Reader) Idle() bool {
 // a shallow stack frame, so that the runtime can shrink the stacks of
 // thousands of idle connections.
 func (r *Reader) Prime(b byte) {
-	r.src.pb, r.src.pending = b, true
+	r.src.prime(b)
 }
 
 // Ready reads once from the source into the Reader's buffer, if that holds
@@ -149,21 +137,7 @@ func (r *Reader) Prime(b byte) {
 // error when the read brought nothing; the Reader stays usable, as after a
 // read deadline between elements.
 func (r *Reader) Ready() error {
-	c := &r.src
-	if c.br != nil && c.br.Buffered() > 0 {
-		return nil
-	}
-	if c.br == nil {
-		c.br = bufPool.Get().(*bufio.Reader)
-		c.br.Reset(c.r)
-	}
-	// Peek reads the source once (bufio's fill), as much as it has up to
-	// the buffer's size, and hands back an error only with nothing read.
-	if _, err := c.br.Peek(1); err != nil {
-		c.release() // the caller may wait a long time now
-		return err
-	}
-	return nil
+	return r.src.ready()
 }
 
 // ContentNamespace returns the default namespace declared on the last
@@ -173,9 +147,7 @@ func (r *Reader) ContentNamespace() string { return r.contentNS }
 // Restart prepares for a new stream header on the same byte source, as
 // after SASL success. Bytes already buffered are kept.
 func (r *Reader) Restart() {
-	// Between top-level elements the decoder holds no look-ahead byte, so
-	// a fresh decoder on the same buffered source loses nothing.
-	r.dec = r.newDecoder()
+	// Between top-level elements the tokenizer holds no state of its own.
 	r.clearStream()
 }
 
@@ -185,13 +157,12 @@ func (r *Reader) Restart() {
 func (r *Reader) Reset(src io.Reader) {
 	r.src.release()
 	r.src.r = src
-	r.dec = r.newDecoder()
+	r.src.deferred = nil
 	r.clearStream()
 }
 
 func (r *Reader) clearStream() {
 	r.src.n, r.src.exceeded, r.src.srcErr = 0, false, nil
-	r.src.ref = charRef{}
 	r.state = stateNeedHeader
 	r.err = nil
 	r.streamPrefix, r.contentNS = "", ""
@@ -219,32 +190,29 @@ func (r *Reader) ReadHeader() (*Element, error) {
 		if err := r.expectMarkup(); err != nil {
 			return nil, err
 		}
-		tok, err := r.dec.RawToken()
-		if err != nil {
+		if err := r.readMarkup(); err != nil {
 			return nil, r.tokenError(err, true)
 		}
-		switch t := tok.(type) {
-		case xml.ProcInst:
-			if sawDecl || t.Target != "xml" {
-				return nil, r.fail(&Error{Condition: "restricted-xml", Text: "processing instruction"})
+		switch r.tok.kind {
+		case tokDecl:
+			if sawDecl {
+				return nil, r.fail(restricted("processing instruction"))
 			}
 			sawDecl = true
-		case xml.CharData:
-			if !isSpace(t) {
-				return nil, r.fail(&Error{Condition: "not-well-formed", Text: "text before stream header"})
-			}
-		case xml.StartElement:
-			return r.header(t)
-		case xml.EndElement:
+		case tokText:
+			return nil, r.fail(&Error{Condition: "not-well-formed", Text: "text before stream header"})
+		case tokStart:
+			return r.header()
+		case tokEnd:
 			return nil, r.fail(&Error{Condition: "not-well-formed", Text: "end tag before stream header"})
 		default:
-			return nil, r.fail(restricted(tok))
+			return nil, r.fail(restricted(r.tok.what))
 		}
 	}
 }
 
-func (r *Reader) header(t xml.StartElement) (*Element, error) {
-	el, err := r.resolve(t)
+func (r *Reader) header() (*Element, error) {
+	el, err := r.resolve()
 	if err != nil {
 		// An unbound stream prefix is what a client gets wrong when it
 		// forgets xmlns:stream; tell it so.
@@ -257,10 +225,13 @@ func (r *Reader) header(t xml.StartElement) (*Element, error) {
 		return nil, r.fail(&Error{Condition: "invalid-namespace",
 			Text: "stream header must be {" + NSStream + "}stream"})
 	}
-	r.streamPrefix = t.Name.Space
+	r.streamPrefix = r.tok.prefix
 	r.contentNS, _ = r.lookup("")
 	r.baseLen = len(r.scope)
 	r.state = stateInStream
+	if r.tok.selfClose {
+		r.state = stateEnded // <stream:stream/>: a stream with nothing in it
+	}
 	return el, nil
 }
 
@@ -278,91 +249,133 @@ func (r *Reader) Next() (*Element, error) {
 	case stateNeedHeader:
 		return nil, errors.New("xmlstream: Next called before ReadHeader")
 	}
+	c := &r.src
+	var ws int64 // whitespace since the last element: one budget
 	for {
-		// Each top-level token gets the full budget: a stanza, or the run
-		// of whitespace before it.
-		r.src.n = 0
-		tok, err := r.dec.RawToken()
+		// Each top-level element gets the full budget, and so does the run
+		// of whitespace before it. After whitespace the next element is
+		// still untouched, so a source error there leaves the Reader usable.
+		c.n = 0
+		if w := c.window(); len(w) > 0 && byteClass[w[0]]&space != 0 {
+			i := 1
+			for i < len(w) && byteClass[w[i]]&space != 0 {
+				i++
+			}
+			c.advance(i)
+			c.n = 0
+			if ws += int64(i); ws > c.max {
+				c.exceeded = true
+				return nil, r.tokenError(errLimit, true)
+			}
+			continue
+		}
+		b, err := c.getc()
 		if err != nil {
 			return nil, r.tokenError(err, true)
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
-				return nil, r.fail(&Error{Condition: "bad-format", Text: "text at stream level"})
+		if byteClass[b]&space != 0 {
+			if ws++; ws > c.max {
+				c.exceeded = true
+				return nil, r.tokenError(errLimit, true)
 			}
-		case xml.StartElement:
-			el, err := r.readElement(t)
+			continue
+		}
+		if b != '<' {
+			return nil, r.fail(&Error{Condition: "bad-format", Text: "text at stream level"})
+		}
+		if err := r.readMarkup(); err != nil {
+			return nil, r.tokenError(err, false)
+		}
+		switch r.tok.kind {
+		case tokStart:
+			el, err := r.readElement()
 			if err != nil {
 				return nil, r.fail(err)
 			}
-			if r.src.n > shrinkAfter {
-				r.dec = r.newDecoder()
+			if c.n > shrinkAfter {
+				r.tok = token{}
 			}
 			return el, nil
-		case xml.EndElement:
-			if t.Name.Space != r.streamPrefix || t.Name.Local != "stream" {
-				return nil, r.fail(&Error{Condition: "not-well-formed", Text: "unexpected end tag </" + rawName(t.Name) + ">"})
+		case tokEnd:
+			if r.tok.prefix != r.streamPrefix || r.tok.local != "stream" {
+				return nil, r.fail(&Error{Condition: "not-well-formed", Text: "unexpected end tag </" + joinName(r.tok.prefix, r.tok.local) + ">"})
 			}
 			r.state = stateEnded
 			return nil, ErrStreamEnd
+		case tokText:
+			return nil, r.fail(&Error{Condition: "bad-format", Text: "text at stream level"})
+		case tokDecl:
+			return nil, r.fail(restricted("processing instruction"))
 		default:
-			return nil, r.fail(restricted(tok))
+			return nil, r.fail(restricted(r.tok.what))
 		}
 	}
 }
 
-// readElement reads the rest of the element that start opened.
-func (r *Reader) readElement(start xml.StartElement) (*Element, error) {
+// readElement reads the rest of the element whose start tag is r.tok.
+func (r *Reader) readElement() (*Element, error) {
 	defer r.clearStack()
-	root, err := r.push(start)
+	root, err := r.push()
 	if err != nil {
 		return nil, err
 	}
+	if r.tok.selfClose {
+		return root, nil
+	}
 	for len(r.stack) > 0 {
-		tok, err := r.dec.RawToken()
-		if err != nil {
+		if err := r.readToken(); err != nil {
 			return nil, r.tokenError(err, false)
 		}
 		top := &r.stack[len(r.stack)-1]
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch r.tok.kind {
+		case tokStart:
 			if len(r.stack) >= r.maxDepth {
 				return nil, &Error{Condition: "policy-violation",
 					Text: "elements nested deeper than " + strconv.Itoa(r.maxDepth)}
 			}
 			parent := top.el
-			el, err := r.push(t)
+			el, err := r.push()
 			if err != nil {
 				return nil, err
 			}
 			parent.Children = append(parent.Children, Node{Elem: el})
-		case xml.EndElement:
-			if t.Name.Space != top.prefix || t.Name.Local != top.local {
-				return nil, &Error{Condition: "not-well-formed",
-					Text: "end tag </" + rawName(t.Name) + "> does not match <" + rawName(xml.Name{Space: top.prefix, Local: top.local}) + ">"}
+			if r.tok.selfClose {
+				r.pop()
 			}
-			clear(r.scope[top.scopeLen:])
-			r.scope = r.scope[:top.scopeLen]
-			*top = frame{}
-			r.stack = r.stack[:len(r.stack)-1]
-		case xml.CharData:
-			top.el.AppendText(string(t))
+		case tokEnd:
+			if r.tok.prefix != top.prefix || r.tok.local != top.local {
+				return nil, &Error{Condition: "not-well-formed",
+					Text: "end tag </" + joinName(r.tok.prefix, r.tok.local) + "> does not match <" + joinName(top.prefix, top.local) + ">"}
+			}
+			r.pop()
+		case tokText:
+			top.el.AppendText(string(r.tok.text))
+		case tokDecl:
+			return nil, restricted("processing instruction")
 		default:
-			return nil, restricted(tok)
+			return nil, restricted(r.tok.what)
 		}
 	}
 	return root, nil
 }
 
-// push resolves t and opens it as the innermost element.
-func (r *Reader) push(t xml.StartElement) (*Element, error) {
+// pop closes the innermost element.
+func (r *Reader) pop() {
+	top := &r.stack[len(r.stack)-1]
+	clear(r.scope[top.scopeLen:])
+	r.scope = r.scope[:top.scopeLen]
+	*top = frame{}
+	r.stack = r.stack[:len(r.stack)-1]
+}
+
+// push resolves the start tag r.tok and opens it as the innermost element.
+func (r *Reader) push() (*Element, error) {
 	scopeLen := len(r.scope)
-	el, err := r.resolve(t)
+	el, err := r.resolve()
 	if err != nil {
 		return nil, err
 	}
-	r.stack = append(r.stack, frame{el: el, prefix: t.Name.Space, local: t.Name.Local, scopeLen: scopeLen})
+	r.stack = append(r.stack, frame{el: el, prefix: r.tok.prefix, local: r.tok.local, scopeLen: scopeLen})
 	return el, nil
 }
 
@@ -375,34 +388,35 @@ func (r *Reader) clearStack() {
 	}
 }
 
-// resolve adds t's namespace declarations to the scope and returns t as an
-// Element with namespaces resolved and declarations dropped. It enforces
-// the Namespaces in XML constraints that encoding/xml leaves out.
-func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
+// resolve adds the start tag r.tok's namespace declarations to the scope
+// and returns it as an Element with namespaces resolved and declarations
+// dropped. It enforces the Namespaces in XML constraints.
+func (r *Reader) resolve() (*Element, error) {
+	t := &r.tok
 	scopeLen := len(r.scope)
 	plain := 0
-	for _, a := range t.Attr {
+	for _, a := range t.attrs {
 		var prefix string
 		switch {
-		case a.Name.Space == "" && a.Name.Local == "xmlns":
+		case a.prefix == "" && a.local == "xmlns":
 			// Default namespace; "" undeclares it.
-		case a.Name.Space == "xmlns":
-			prefix = a.Name.Local
+		case a.prefix == "xmlns":
+			prefix = a.local
 			if prefix == "xml" {
-				if a.Value != NSXML {
-					return nil, nsError("prefix xml bound to " + a.Value)
+				if a.value != NSXML {
+					return nil, nsError("prefix xml bound to " + a.value)
 				}
 				continue
 			}
-			if prefix == "xmlns" || a.Value == "" {
+			if prefix == "xmlns" || a.value == "" {
 				return nil, nsError("invalid declaration of prefix " + prefix)
 			}
 		default:
 			plain++
 			continue
 		}
-		if a.Value == NSXML || a.Value == xmlnsURI {
-			return nil, nsError("reserved namespace " + a.Value + " bound")
+		if a.value == NSXML || a.value == xmlnsURI {
+			return nil, nsError("reserved namespace " + a.value + " bound")
 		}
 		for _, b := range r.scope[scopeLen:] {
 			if b.prefix == prefix {
@@ -412,17 +426,17 @@ func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
 		if len(r.scope) >= maxBindings {
 			return nil, &Error{Condition: "policy-violation", Text: "too many namespace declarations"}
 		}
-		r.scope = append(r.scope, binding{prefix: prefix, uri: a.Value})
+		r.scope = append(r.scope, binding{prefix: prefix, uri: a.value})
 	}
 
-	if strings.IndexByte(t.Name.Local, ':') >= 0 || t.Name.Space == "xmlns" {
-		return nil, nsError("invalid element name " + rawName(t.Name))
+	if t.prefix == "xmlns" {
+		return nil, nsError("invalid element name " + joinName(t.prefix, t.local))
 	}
-	space, ok := r.lookup(t.Name.Space)
+	space, ok := r.lookup(t.prefix)
 	if !ok {
-		return nil, nsError(undeclaredPrefix + t.Name.Space)
+		return nil, nsError(undeclaredPrefix + t.prefix)
 	}
-	el := &Element{Space: space, Local: t.Name.Local}
+	el := &Element{Space: space, Local: t.local}
 	if plain == 0 {
 		return el, nil
 	}
@@ -431,25 +445,22 @@ func (r *Reader) resolve(t xml.StartElement) (*Element, error) {
 		room++ // a stanza: for the from a server stamps on it, without growing
 	}
 	el.Attrs = make([]Attr, 0, room)
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+	for _, a := range t.attrs {
+		if a.prefix == "xmlns" || (a.prefix == "" && a.local == "xmlns") {
 			continue
 		}
-		if strings.IndexByte(a.Name.Local, ':') >= 0 {
-			return nil, nsError("invalid attribute name " + rawName(a.Name))
-		}
 		var aspace string
-		if a.Name.Space != "" {
+		if a.prefix != "" {
 			// Unprefixed attributes are in no namespace, whatever the
 			// default namespace is.
-			if aspace, ok = r.lookup(a.Name.Space); !ok {
-				return nil, nsError(undeclaredPrefix + a.Name.Space)
+			if aspace, ok = r.lookup(a.prefix); !ok {
+				return nil, nsError(undeclaredPrefix + a.prefix)
 			}
 		}
-		el.Attrs = append(el.Attrs, Attr{Space: aspace, Local: a.Name.Local, Value: a.Value})
+		el.Attrs = append(el.Attrs, Attr{Space: aspace, Local: a.local, Value: a.value})
 	}
 	if hasDuplicate(el.Attrs) {
-		return nil, &Error{Condition: "not-well-formed", Text: "duplicate attribute on <" + rawName(t.Name) + ">"}
+		return nil, &Error{Condition: "not-well-formed", Text: "duplicate attribute on <" + joinName(t.prefix, t.local) + ">"}
 	}
 	return el, nil
 }
@@ -512,17 +523,13 @@ func (r *Reader) tokenError(err error, atBoundary bool) error {
 			// on: this is how a read deadline used for idle checks must
 			// behave. The decoder keeps its error, so replace it.
 			r.src.srcErr = nil
-			r.dec = r.newDecoder()
 			return wrapped
 		}
 		return r.fail(wrapped)
 	}
-	var syn *xml.SyntaxError
-	if errors.As(err, &syn) {
-		return r.fail(&Error{Condition: "not-well-formed", Text: syn.Msg})
-	}
-	if strings.Contains(err.Error(), "CharsetReader") {
-		return r.fail(&Error{Condition: "unsupported-encoding", Text: "only UTF-8 is supported"})
+	var e *Error
+	if errors.As(err, &e) {
+		return r.fail(e)
 	}
 	return r.fail(&Error{Condition: "not-well-formed", Text: err.Error()})
 }
@@ -533,7 +540,7 @@ func (r *Reader) tokenError(err error, atBoundary bool) error {
 // next '<', which may never come, holding the connection until a timeout.
 func (r *Reader) expectMarkup() error {
 	for {
-		b, err := r.src.ReadByte()
+		b, err := r.src.getc()
 		if err != nil {
 			if r.src.srcErr != nil && !r.src.exceeded {
 				r.src.n = 0 // only whitespace so far: a clean end
@@ -544,8 +551,6 @@ func (r *Reader) expectMarkup() error {
 		case ' ', '\t', '\r', '\n':
 			continue
 		case '<':
-			r.src.pb, r.src.pending = b, true
-			r.src.n--
 			return nil
 		}
 		return r.fail(&Error{Condition: "not-well-formed", Text: "not an XMPP stream: expected a stream header"})
@@ -558,16 +563,7 @@ func (r *Reader) fail(err error) error {
 	return err
 }
 
-func restricted(tok xml.Token) *Error {
-	what := "markup"
-	switch tok.(type) {
-	case xml.Comment:
-		what = "comment"
-	case xml.ProcInst:
-		what = "processing instruction"
-	case xml.Directive:
-		what = "DTD or directive"
-	}
+func restricted(what string) *Error {
 	return &Error{Condition: "restricted-xml", Text: what + " not allowed"}
 }
 
@@ -575,258 +571,3 @@ func nsError(text string) *Error {
 	return &Error{Condition: "not-well-formed", Text: text}
 }
 
-func rawName(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Space + ":" + n.Local
-}
-
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return false
-		}
-	}
-	return true
-}
-
-// errLimit is what countingReader hands the decoder once the budget is
-// spent; the Reader turns it into a policy-violation.
-var errLimit = errors.New("xmlstream: size limit reached")
-
-// countingReader feeds the decoder one byte at a time from a bufio.Reader
-// and refuses to go past max bytes since n was last reset, so a peer cannot
-// make the decoder accumulate an unbounded token.
-//
-// Between stanzas, when its buffer is empty, it returns the buffer to a
-// pool and waits for the next byte with a one-byte read: thousands of idle
-// connections then hold no read buffer at all.
-type countingReader struct {
-	r        io.Reader
-	pending  bool // pb was handed in by Prime and not read yet
-	pb       byte
-	br       *bufio.Reader // nil while idle
-	one      [1]byte
-	n, max   int64
-	exceeded bool
-	srcErr   error // first error returned by the underlying source
-	ref      charRef
-}
-
-// charRef follows character references (&#…; and &#x…;) and the UTF-8 of
-// U+FFFE and U+FFFF through the raw bytes. encoding/xml lets these through
-// (it turns &#xD800; into U+FFFD and passes U+FFFE as it is), so a peer
-// could smuggle characters XML forbids into stanzas that other clients then
-// fail to parse. Every other raw character the decoder checks itself.
-// Inside a CDATA section "&#…;" is plain text and is not checked.
-type charRef struct {
-	state uint8  // refOutside, refAmp, refHash, refDigits, refEF, refEFBF
-	hex   bool   // &#x
-	val   uint32 // saturates above the largest code point
-	cdata uint8  // bytes of "<![CDATA[" matched; len(cdataOpen) inside a section
-	end   uint8  // inside a section: bytes of "]]>" matched
-}
-
-const (
-	refOutside uint8 = iota
-	refAmp           // after '&'
-	refHash          // after "&#"
-	refDigits        // in the digits of a reference
-	refEF            // after byte 0xEF
-	refEFBF          // after bytes 0xEF 0xBF
-)
-
-const cdataOpen = "<![CDATA["
-
-// busy reports whether step must see the next byte even if it is not one
-// that can start something.
-func (r *charRef) busy() bool { return r.state != refOutside || r.cdata != 0 }
-
-// errCharRef is returned for a reference to a code point XML forbids.
-var errCharRef = errors.New("character reference to a code point that XML does not allow")
-
-// errNonChar is returned for U+FFFE or U+FFFF in the input.
-var errNonChar = errors.New("U+FFFE and U+FFFF are not XML characters")
-
-// step takes the next byte and reports a forbidden character. The bytes
-// that can start something are '&', '<' and 0xEF; callers skip step for
-// other bytes while !busy().
-func (r *charRef) step(b byte) error {
-	switch r.state {
-	case refEF:
-		r.state = refOutside
-		if b == 0xBF {
-			r.state = refEFBF
-			return nil
-		}
-	case refEFBF:
-		r.state = refOutside
-		if b == 0xBE || b == 0xBF {
-			return errNonChar
-		}
-	case refAmp:
-		r.state = refOutside
-		if b == '#' {
-			r.state, r.hex, r.val = refHash, false, 0
-			return nil
-		}
-	case refHash:
-		r.state = refDigits
-		if b == 'x' {
-			r.hex = true
-			return nil
-		}
-		return r.digit(b)
-	case refDigits:
-		return r.digit(b)
-	}
-	if b == 0xEF {
-		r.state = refEF
-		return nil
-	}
-	if int(r.cdata) == len(cdataOpen) {
-		// Inside a CDATA section: only "]]>" ends it.
-		switch {
-		case b == ']':
-			r.end = min(r.end+1, 2)
-		case b == '>' && r.end == 2:
-			r.cdata, r.end = 0, 0
-		default:
-			r.end = 0
-		}
-		return nil
-	}
-	switch {
-	case b == cdataOpen[r.cdata]:
-		r.cdata++
-	case b == '<':
-		r.cdata = 1
-	default:
-		r.cdata = 0
-	}
-	if b == '&' {
-		r.state = refAmp
-	}
-	return nil
-}
-
-// digit takes the next byte of a reference's digits.
-func (r *charRef) digit(b byte) error {
-	var d uint32
-	switch {
-	case b == ';':
-		r.state = refOutside
-		if !xmlChar(r.val) {
-			return errCharRef
-		}
-		return nil
-	case '0' <= b && b <= '9':
-		d = uint32(b - '0')
-	case r.hex && 'a' <= b && b <= 'f':
-		d = uint32(b-'a') + 10
-	case r.hex && 'A' <= b && b <= 'F':
-		d = uint32(b-'A') + 10
-	default:
-		// Not a reference after all: the decoder reports the syntax.
-		r.state = refOutside
-		return nil
-	}
-	base := uint32(10)
-	if r.hex {
-		base = 16
-	}
-	r.val = min(r.val*base+d, 0x110000)
-	return nil
-}
-
-// xmlChar reports whether c matches XML 1.0's Char production.
-func xmlChar(c uint32) bool {
-	return c == 0x9 || c == 0xA || c == 0xD ||
-		0x20 <= c && c <= 0xD7FF ||
-		0xE000 <= c && c <= 0xFFFD ||
-		0x10000 <= c && c <= 0x10FFFF
-}
-
-// bufPool holds the read buffers of connections that are not reading; it
-// is a cache, shared because idle connections need none.
-var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
-
-func (c *countingReader) release() {
-	if c.br != nil {
-		c.br.Reset(nil)
-		bufPool.Put(c.br)
-		c.br = nil
-	}
-}
-
-func (c *countingReader) ReadByte() (byte, error) {
-	if c.n >= c.max {
-		c.exceeded = true
-		return 0, errLimit
-	}
-	if c.pending {
-		c.pending = false
-		c.n++
-		if c.pb == '&' || c.pb == '<' || c.pb == 0xEF || c.ref.busy() {
-			return c.pb, c.ref.step(c.pb)
-		}
-		return c.pb, nil
-	}
-	if c.n == 0 && c.br != nil && c.br.Buffered() == 0 {
-		// At a stanza boundary with nothing buffered: about to block.
-		c.release()
-	}
-	if c.br == nil {
-		n, err := c.r.Read(c.one[:])
-		if n == 0 {
-			if err == nil {
-				err = io.ErrNoProgress
-			}
-			if c.srcErr == nil {
-				c.srcErr = err
-			}
-			return 0, err
-		}
-		c.br = bufPool.Get().(*bufio.Reader)
-		c.br.Reset(c.r)
-		c.n++
-		if c.one[0] == '&' || c.one[0] == '<' || c.one[0] == 0xEF || c.ref.busy() {
-			return c.one[0], c.ref.step(c.one[0])
-		}
-		return c.one[0], nil
-	}
-	b, err := c.br.ReadByte()
-	if err != nil {
-		if c.srcErr == nil {
-			c.srcErr = err
-		}
-		return 0, err
-	}
-	c.n++
-	if b == '&' || b == '<' || b == 0xEF || c.ref.busy() {
-		return b, c.ref.step(b)
-	}
-	return b, nil
-}
-
-// Read is only there to satisfy io.Reader; encoding/xml uses ReadByte.
-func (c *countingReader) Read(p []byte) (int, error) {
-	if c.n >= c.max {
-		c.exceeded = true
-		return 0, errLimit
-	}
-	if rest := c.max - c.n; int64(len(p)) > rest {
-		p = p[:rest]
-	}
-	if c.br == nil {
-		c.br = bufPool.Get().(*bufio.Reader)
-		c.br.Reset(c.r)
-	}
-	n, err := c.br.Read(p)
-	c.n += int64(n)
-	if err != nil && c.srcErr == nil {
-		c.srcErr = err
-	}
-	return n, err
-}
