@@ -570,4 +570,3 @@ func restricted(what string) *Error {
 func nsError(text string) *Error {
 	return &Error{Condition: "not-well-formed", Text: text}
 }
-
