@@ -251,3 +251,21 @@ func FuzzAgainstEncodingXML(f *testing.F) {
 		}
 	})
 }
+
+// An idle Reader keeps no token buffer that a large stanza grew.
+func TestIdleDropsLargeBuffers(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	r := mustStart(t, strings.NewReader(header+"<message a='"+big+"'><body>"+big+"</body></message>"), Limits{})
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if cap(r.tok.text) < len(big) {
+		t.Fatalf("text buffer cap %d after a %d-byte text", cap(r.tok.text), len(big))
+	}
+	if !r.Idle() {
+		t.Fatal("not idle after all input")
+	}
+	if cap(r.tok.text) > idleTextCap {
+		t.Errorf("idle Reader keeps a %d-byte text buffer", cap(r.tok.text))
+	}
+}

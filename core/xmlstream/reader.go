@@ -26,6 +26,10 @@ const (
 	// dropped, so that buffers grown to the stanza's size are not kept
 	// alive by an idle connection.
 	shrinkAfter = 16 << 10
+	// idleTextCap and idleAttrsCap bound the token buffers an idle
+	// Reader keeps.
+	idleTextCap  = 512
+	idleAttrsCap = 16
 	// xmlnsURI is the namespace of the xmlns prefix; it may not be bound.
 	xmlnsURI = "http://www.w3.org/2000/xmlns/"
 	// undeclaredPrefix starts the text of the error for an unbound prefix.
@@ -118,6 +122,15 @@ func (r *Reader) Idle() bool {
 		return false
 	}
 	r.src.release()
+	// Token buffers that one large stanza grew are not kept for a wait
+	// that may last hours; ordinary ones are, to spare the next stanza
+	// their allocation.
+	if cap(r.tok.text) > idleTextCap {
+		r.tok.text = nil
+	}
+	if cap(r.tok.attrs) > idleAttrsCap {
+		r.tok.attrs = nil
+	}
 	return true
 }
 
