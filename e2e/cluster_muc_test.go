@@ -136,6 +136,7 @@ func TestClusterMUC(t *testing.T) {
 	// for the dead node); then the next node to need the room takes it
 	// over, without its occupants.
 	nodes[0].kill(t)
+	nodes[0].awaitGoneFromNATS(t, nats, "koi1")
 	bob.send(`<message to='` + room + `' type='groupchat' id='lost1'><body>into the void</body></message>`)
 	// NATS's no-responders answer is asynchronous; on a loaded machine
 	// (CI runs the e2e tests in parallel) it has taken more than 5 s.

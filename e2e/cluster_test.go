@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // natsURL is the NATS (with JetStream) the cluster tests use.
@@ -89,6 +92,37 @@ func (n *clusterNode) kill(t *testing.T) {
 	n.stopped = true
 	n.cmd.Process.Kill()
 	<-n.exited
+}
+
+// awaitGoneFromNATS waits until the NATS server has dropped the
+// subscription of the killed node named node: a forward published before
+// that reaches the dead connection and is lost without a "no responders"
+// answer (the gap the cluster's README names), so a test of that answer
+// must start after it. On a loaded machine the server has taken seconds.
+func (n *clusterNode) awaitGoneFromNATS(t *testing.T, natsURL, node string) {
+	t.Helper()
+	var cluster string
+	for _, e := range n.env {
+		if v, ok := strings.CutPrefix(e, "KOI_CLUSTER__NAME="); ok {
+			cluster = v
+		}
+	}
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("NATS: %v", err)
+	}
+	defer nc.Close()
+	subject := cluster + ".node." + node + ".in"
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		// An empty message is not a stanza: a live node ignores it.
+		_, err := nc.Request(subject, nil, 500*time.Millisecond)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("NATS still has a subscriber on %s 30 s after the node was killed", subject)
 }
 
 // TestCluster runs three nodes: users on different nodes subscribe to each
