@@ -66,7 +66,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 			}
 			t.Send(el)
 			arch.commit(m)
-			m.sendCarbons(el, to, []*router.Session{t}, arch)
+			m.sendCarbons(el, to, []*router.Session{t}, &arch)
 			return
 		}
 		if typ == "groupchat" {
@@ -106,7 +106,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 			m.bounceTo(ctx, el, serr)
 			return
 		}
-		defer m.sendCarbons(el, to, targets, arch)
+		defer m.sendCarbons(el, to, targets, &arch)
 		defer arch.commit(m)
 		// Every target gets the same stanza, and Send serialises it at
 		// once: no copy per target.
@@ -163,7 +163,7 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 		return
 	}
 	arch.commit(m)
-	m.sendCarbons(el, to, nil, arch)
+	m.sendCarbons(el, to, nil, &arch)
 	if m.notifier != nil {
 		m.notifier.Notify(ctx, bare, c)
 	}
