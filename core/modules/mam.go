@@ -62,6 +62,10 @@ type Archive struct {
 	Writer   *archive.Writer
 	FullText bool
 	Default  string
+	// PrefsWait bounds the wait for the preferences of an owner not in
+	// memory while the backend is unavailable (default 2s: well over a
+	// plugin's restart, well under a client's patience).
+	PrefsWait time.Duration
 }
 
 // Sync waits until owner's pending messages are stored.
@@ -247,7 +251,7 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to j
 		ok, err := m.archiveAllowed(ctx, c)
 		if err != nil {
 			// The owner's preferences stayed unreadable (the backend
-			// is down for longer than prefsWait): the copy is not
+			// is down for longer than PrefsWait): the copy is not
 			// archived and the message goes on. Archiving it under the
 			// host's default could keep what a user who said "never"
 			// asked not to be kept; refusing it would turn an archive
@@ -356,7 +360,7 @@ func (m *Server) archiveAllowed(ctx context.Context, c archiveCopy) (bool, error
 // archivePrefs returns owner's preferences (owner a bare JID), with the
 // host's default filled in, from memory when they were read before. While
 // the backend is unavailable (its plugin restarting, which takes a tenth
-// of a second) it waits for it, at most prefsWait.
+// of a second) it waits for it, at most PrefsWait.
 func (m *Server) archivePrefs(ctx context.Context, h *Host, owner string) (sdk.ArchivePrefs, error) {
 	st := m.archive
 	st.mu.RLock()
@@ -365,7 +369,11 @@ func (m *Server) archivePrefs(ctx context.Context, h *Host, owner string) (sdk.A
 	if ok {
 		return p, nil
 	}
-	p, err := readArchivePrefs(ctx, h.Archive.Backend.Backend, owner)
+	wait := h.Archive.Backend.PrefsWait
+	if wait <= 0 {
+		wait = defaultPrefsWait
+	}
+	p, err := readArchivePrefs(ctx, h.Archive.Backend.Backend, owner, wait)
 	if err != nil {
 		return sdk.ArchivePrefs{}, err
 	}
@@ -376,14 +384,13 @@ func (m *Server) archivePrefs(ctx context.Context, h *Host, owner string) (sdk.A
 	return p, nil
 }
 
-// prefsWait bounds the wait for an unavailable backend's preferences:
-// well over a plugin's restart, well under a client's patience.
-const prefsWait = 2 * time.Second
+// defaultPrefsWait is Archive.PrefsWait's default.
+const defaultPrefsWait = 2 * time.Second
 
 // readArchivePrefs reads owner's preferences from b, trying again while b
-// is unavailable, for prefsWait at most or until ctx ends.
-func readArchivePrefs(ctx context.Context, b sdk.Archive, owner string) (sdk.ArchivePrefs, error) {
-	ctx, cancel := context.WithTimeout(ctx, prefsWait)
+// is unavailable, for wait at most or until ctx ends.
+func readArchivePrefs(ctx context.Context, b sdk.Archive, owner string, wait time.Duration) (sdk.ArchivePrefs, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 10 * time.Millisecond
 	for {
