@@ -384,6 +384,39 @@ func (m *Server) archivePrefs(ctx context.Context, h *Host, owner string) (sdk.A
 	return p, nil
 }
 
+// warmArchivePrefs reads the preferences of owner, a user coming online,
+// into memory if they are not there: then the archive plugin restarting
+// while the user chats does not hold the user's messages back. One try,
+// briefly: a failure only leaves the reading to the first message.
+func (m *Server) warmArchivePrefs(ctx context.Context, owner jid.JID) {
+	h := m.Host(owner.Domain())
+	if h == nil || !h.Archive.On || h.Archive.Backend == nil {
+		return
+	}
+	key := owner.String()
+	st := m.archive
+	st.mu.RLock()
+	_, ok := st.prefs[key]
+	st.mu.RUnlock()
+	if ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, warmPrefsTimeout)
+	defer cancel()
+	p, err := h.Archive.Backend.Backend.GetArchivePrefs(ctx, key)
+	if err != nil {
+		return
+	}
+	if p.Default == "" {
+		p.Default = hostArchiveDefault(h)
+	}
+	m.cachePrefs(key, p)
+}
+
+// warmPrefsTimeout bounds warmArchivePrefs: a login does not wait long
+// for what a message can read later.
+const warmPrefsTimeout = 500 * time.Millisecond
+
 // defaultPrefsWait is Archive.PrefsWait's default.
 const defaultPrefsWait = 2 * time.Second
 

@@ -117,3 +117,32 @@ func TestArchiveWithoutPreferencesDeliversAndSkipsTheCopy(t *testing.T) {
 		t.Errorf("bob's archive holds %d messages, want 0: his preferences are unknown", n)
 	}
 }
+
+// A user's preferences are read when the user comes online, so that an
+// outage of the plugin afterwards does not touch the user's messages.
+func TestArchivePreferencesAreReadAtInitialPresence(t *testing.T) {
+	e := newArchiveEnv(t, archive.Options{})
+	outage := &prefsOutage{Archive: e.store}
+	e.host.Archive.Backend.Backend = outage
+	e.host.Archive.Backend.PrefsWait = 50 * time.Millisecond
+	a := e.login("alice@example.com/pc")
+	b := e.login("bob@example.com/phone")
+	a.online("1")
+	b.online("1")
+	if n := outage.reads.Load(); n != 2 {
+		t.Fatalf("%d preferences reads at login, want 2", n)
+	}
+	outage.failures = -1 // the plugin goes down
+	a.chat("bob@example.com", "m", 1)
+	if toBob, toAlice := b.rec.Take(), a.rec.Take(); !delivered(toBob) || bounced(toAlice) != nil {
+		t.Fatalf("the message was not delivered: bob got %v, alice got %v", toBob, toAlice)
+	}
+	if n := outage.reads.Load(); n != 2 {
+		t.Errorf("%d preferences reads, want none after the logins", n)
+	}
+	for _, owner := range []string{"alice@example.com", "bob@example.com"} {
+		if n := archived(t, e, owner); n != 1 {
+			t.Errorf("%s's archive holds %d messages, want 1", owner, n)
+		}
+	}
+}
