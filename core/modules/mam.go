@@ -86,6 +86,9 @@ type archiveState struct {
 	// message, far outnumber changes: readers share the lock.
 	mu    sync.RWMutex
 	prefs map[string]sdk.ArchivePrefs
+	// online are the users with a session here (bare JIDs), whose
+	// preferences the cache keeps whatever its bound.
+	online map[string]bool
 
 	bufs sync.Pool // *[]byte
 
@@ -99,9 +102,10 @@ const maxKeptSerializeBuffer = 64 << 10
 
 func newArchiveState() *archiveState {
 	return &archiveState{
-		ids:   archive.NewIDs(),
-		prefs: map[string]sdk.ArchivePrefs{},
-		bufs:  sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }},
+		ids:    archive.NewIDs(),
+		prefs:  map[string]sdk.ArchivePrefs{},
+		online: map[string]bool{},
+		bufs:   sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }},
 	}
 }
 
@@ -395,9 +399,10 @@ func (m *Server) warmArchivePrefs(ctx context.Context, owner jid.JID) {
 	}
 	key := owner.String()
 	st := m.archive
-	st.mu.RLock()
+	st.mu.Lock()
+	st.online[key] = true
 	_, ok := st.prefs[key]
-	st.mu.RUnlock()
+	st.mu.Unlock()
 	if ok {
 		return
 	}
@@ -465,15 +470,38 @@ func (m *Server) cachePrefs(owner string, p sdk.ArchivePrefs) {
 	st := m.archive
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.prefs) >= prefsCacheSize {
-		// Forget an arbitrary entry: map order is random enough, and a
-		// miss costs one backend call.
+	if _, ok := st.prefs[owner]; !ok && len(st.prefs) >= prefsCacheSize {
+		// Forget an arbitrary entry of a user who is not online: map
+		// order is random enough, and a miss costs one backend call.
+		// With the online users' entries filling the bound the cache
+		// grows past it: they are few next to the users' count.
+		probes := 0
 		for k := range st.prefs {
-			delete(st.prefs, k)
-			break
+			if !st.online[k] {
+				delete(st.prefs, k)
+				break
+			}
+			if probes++; probes == maxEvictionProbes {
+				break
+			}
 		}
 	}
 	st.prefs[owner] = p
+}
+
+// maxEvictionProbes bounds the entries cachePrefs looks at for one not
+// kept for an online user.
+const maxEvictionProbes = 64
+
+// wentOffline lets the cache forget owner's preferences again once the
+// user has no session left.
+func (m *Server) wentOffline(owner jid.JID) {
+	if u := m.router.User(owner); u != nil && u.HasLocal() {
+		return
+	}
+	m.archive.mu.Lock()
+	delete(m.archive.online, owner.String())
+	m.archive.mu.Unlock()
 }
 
 // forgetAllPrefs empties the preferences cache: a host's archive may be

@@ -146,3 +146,34 @@ func TestArchivePreferencesAreReadAtInitialPresence(t *testing.T) {
 		}
 	}
 }
+
+// The cache's bound does not push out the preferences of a user who is
+// online, and still holds for the others.
+func TestOnlineUsersPreferencesStayInMemory(t *testing.T) {
+	e := newArchiveEnv(t, archive.Options{})
+	a := e.login("alice@example.com/pc")
+	a.online("1")
+	// Without the exemption alice's entry would survive 5 times the
+	// bound of random evictions with a chance of e^-5.
+	for i := range 5 * prefsCacheSize {
+		e.m.cachePrefs(fmt.Sprintf("u%d@example.com", i), sdk.ArchivePrefs{Default: sdk.ArchiveAlways})
+	}
+	st := e.m.archive
+	st.mu.RLock()
+	_, kept := st.prefs["alice@example.com"]
+	n := len(st.prefs)
+	st.mu.RUnlock()
+	if !kept {
+		t.Error("alice is online and her preferences were forgotten")
+	}
+	if n > prefsCacheSize {
+		t.Errorf("%d preferences in memory, bound %d", n, prefsCacheSize)
+	}
+	a.logout()
+	st.mu.RLock()
+	online := st.online["alice@example.com"]
+	st.mu.RUnlock()
+	if online {
+		t.Error("alice logged out and her preferences are still kept as an online user's")
+	}
+}
