@@ -180,6 +180,9 @@ func (j JID) ReuseBare(s string) string {
 	return j.Bare().Reuse(s)
 }
 
+// Spells reports whether s is j's canonical form, byte for byte.
+func (j JID) Spells(s string) bool { return j.spells(s) }
+
 func (j JID) spells(s string) bool {
 	if j.local != "" {
 		if !strings.HasPrefix(s, j.local) || len(s) == len(j.local) || s[len(j.local)] != '@' {

@@ -221,33 +221,37 @@ type archiveCopy struct {
 
 // prepareArchive decides which archives keep el, a message from a local
 // user to the local account to, reserves room for the copies and adds the
-// recipient's <stanza-id/> to el. It returns the zero archiving when
-// nothing is archived, and a stanza error when the message must be
-// refused.
-func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to jid.JID) (archiving, *stanza.Error) {
+// recipient's <stanza-id/> to el. sender, if not zero, is the sender's
+// JID as known by the caller: the from address is parsed only when it
+// does not spell sender. It returns the zero archiving when nothing is
+// archived, and a stanza error when the message must be refused.
+func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, sender, to jid.JID) (archiving, *stanza.Error) {
 	var a archiving
 	m.stripStanzaIDs(el)
 	if !archivable(el) {
 		return a, nil
 	}
 	fromAttr := el.Attr("from")
-	from, err := jid.Parse(fromAttr)
-	if err != nil {
-		return a, nil
+	from := sender
+	if sender.IsZero() || !sender.Spells(fromAttr) {
+		var err error
+		if from, err = jid.Parse(fromAttr); err != nil {
+			return a, nil
+		}
 	}
 	hs, hr := m.Host(from.Domain()), m.Host(to.Domain())
 	// The bare JIDs as prefixes of the addresses the stanza carries, which
 	// are canonical as a rule: no string is built for them.
-	sender, recipient := from.ReuseBare(fromAttr), to.ReuseBare(el.Attr("to"))
+	fromBare, recipient := from.ReuseBare(fromAttr), to.ReuseBare(el.Attr("to"))
 
 	var copies [2]archiveCopy
 	n := 0
 	if hr != nil && hr.Archive.On {
-		copies[n] = archiveCopy{hr, recipient, sender, to.Bare(), from.Bare(), from.Resource(), false}
+		copies[n] = archiveCopy{hr, recipient, fromBare, to.Bare(), from.Bare(), from.Resource(), false}
 		n++
 	}
-	if hs != nil && hs.Archive.On && sender != recipient {
-		copies[n] = archiveCopy{hs, sender, recipient, from.Bare(), to.Bare(), to.Resource(), true}
+	if hs != nil && hs.Archive.On && fromBare != recipient {
+		copies[n] = archiveCopy{hs, fromBare, recipient, from.Bare(), to.Bare(), to.Resource(), true}
 		n++
 	}
 	keep := copies[:0]

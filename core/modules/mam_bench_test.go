@@ -70,7 +70,8 @@ func BenchmarkArchiveMessage(b *testing.B) {
 	ctx := context.Background()
 	// The first message reads both preferences from the backend; the rest
 	// find them cached, as for a user who is chatting.
-	if a, serr := e.m.prepareArchive(ctx, el, to); serr != nil || a.n != 2 {
+	from := jid.MustParse("alice@example.com/pc")
+	if a, serr := e.m.prepareArchive(ctx, el, from, to); serr != nil || a.n != 2 {
 		b.Fatalf("prepareArchive: %d copies, %v", a.n, serr)
 	} else {
 		a.commit(e.m)
@@ -80,7 +81,7 @@ func BenchmarkArchiveMessage(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// The same element every time: prepareArchive strips the
 		// stanza-id it added the round before, as it strips forged ones.
-		a, serr := e.m.prepareArchive(ctx, el, to)
+		a, serr := e.m.prepareArchive(ctx, el, from, to)
 		if serr != nil || a.n != 2 {
 			b.Fatalf("prepareArchive: %d copies, %v", a.n, serr)
 		}
