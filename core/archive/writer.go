@@ -282,9 +282,10 @@ func (r *Reservation) Commit(msgs ...sdk.ArchivedMessage) error {
 }
 
 // commitWakesLocked tells whether a commit that took the queue from
-// before to after messages gives run something to do now. Waking run for every message would cost a
-// goroutine switch per message for nothing: it would find the batch not
-// yet due and sleep again until the deadline it already had.
+// before to after messages gives run something to do now. Waking run for
+// every message would cost a goroutine switch per message for nothing: it
+// would find the batch not yet due and sleep again until the deadline it
+// already had.
 func (w *Writer) commitWakesLocked(before, after int) bool {
 	b := w.opt.BatchSize
 	return before == 0 || // the flush deadline starts now
