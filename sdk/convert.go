@@ -216,10 +216,23 @@ func archivedFromPB(m *pb.ArchivedMessage) ArchivedMessage {
 	return out
 }
 
+// archivedListToPB converts a batch with three allocations whatever its
+// length, rather than two per message: the messages and their stamps are
+// made in one array each (never copied afterwards: protobuf messages must
+// not be), and the list points into them.
 func archivedListToPB(msgs []ArchivedMessage) []*pb.ArchivedMessage {
-	out := make([]*pb.ArchivedMessage, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, archivedToPB(m))
+	out := make([]*pb.ArchivedMessage, len(msgs))
+	pbs := make([]pb.ArchivedMessage, len(msgs))
+	stamps := make([]timestamppb.Timestamp, len(msgs))
+	for i := range msgs {
+		m, p := &msgs[i], &pbs[i]
+		p.Owner, p.StanzaId, p.Peer, p.PeerResource = m.Owner, m.StanzaID, m.Peer, m.PeerResource
+		p.Outgoing, p.Stanza, p.Body = m.Outgoing, m.Stanza, m.Body
+		if !m.Stamp.IsZero() {
+			stamps[i].Seconds, stamps[i].Nanos = m.Stamp.Unix(), int32(m.Stamp.Nanosecond())
+			p.Stamp = &stamps[i]
+		}
+		out[i] = p
 	}
 	return out
 }

@@ -1,11 +1,14 @@
 package archive
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/koi-im/koi/core/archive/journal"
+	"github.com/koi-im/koi/sdk"
 )
 
 // The writer's journal side: where batches go while the backend cannot
@@ -61,8 +64,9 @@ func (w *Writer) journalBatchLocked(rec []byte, end int64, ok bool, now time.Tim
 			return b
 		}
 	}
+	b.items = make([]item, len(msgs))
 	for i, m := range msgs {
-		b.items = append(b.items, item{seq: r.seq + uint64(i), msg: m, alone: len(msgs) == 1})
+		b.items[i] = item{seq: r.seq + uint64(i), msg: m, alone: len(msgs) == 1}
 	}
 	w.inflight = append(w.inflight, b)
 	return b
@@ -158,12 +162,29 @@ func (w *Writer) spill(now time.Time) {
 // encodeSpill encodes each batch as a journal record into the writer's
 // reused buffer; the records are valid until the next call.
 func (w *Writer) encodeSpill(cuts [][]item) [][]byte {
+	// Room for the worst case (no field shared) at once: a round can
+	// take megabytes, and growing the buffer by doubling would copy them
+	// again and again.
+	need := 0
+	for _, items := range cuts {
+		need += 1 + binary.MaxVarintLen64
+		for i := range items {
+			need += messageSize(items[i].msg) + 8*binary.MaxVarintLen64
+		}
+	}
 	buf := w.spillBuf[:0]
+	if cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	ends := w.spillEnds[:0]
 	for _, items := range cuts {
 		buf = appendRecordHeader(buf, len(items))
 		for i := range items {
-			buf = appendRecordMessage(buf, &items[i].msg)
+			var prev *sdk.ArchivedMessage
+			if i > 0 {
+				prev = &items[i-1].msg
+			}
+			buf = appendRecordMessage(buf, &items[i].msg, prev)
 		}
 		ends = append(ends, len(buf))
 	}
@@ -222,6 +243,11 @@ func (w *Writer) loadJournal() {
 		}
 		w.jrecs = append(w.jrecs, jrec{seq: w.nextSeq, n: len(ms)})
 		for _, m := range ms {
+			if _, ok := w.owners[m.Owner]; !ok {
+				// A copy: the key would otherwise hold on to the
+				// whole record, which m.Owner is a piece of.
+				m.Owner = strings.Clone(m.Owner)
+			}
 			w.owners[m.Owner]++
 		}
 		w.nextSeq += uint64(len(ms)) + 1

@@ -180,7 +180,9 @@ func NewWriter(open Opener, opt Options, log hclog.Logger) *Writer {
 	return w
 }
 
-// Reservation is room for messages in a writer's queue.
+// Reservation is room for messages in a writer's queue. It is a value, so
+// that reserving allocates nothing; it is used through a pointer (Commit,
+// Release) and must not be copied once made.
 type Reservation struct {
 	w    *Writer
 	n    int
@@ -190,22 +192,22 @@ type Reservation struct {
 // Reserve makes room for n messages. It waits while the queue is full, at
 // most BlockTimeout (then ErrFull) or until ctx ends. The caller must
 // Commit or Release the reservation.
-func (w *Writer) Reserve(ctx context.Context, n int) (*Reservation, error) {
+func (w *Writer) Reserve(ctx context.Context, n int) (Reservation, error) {
 	if n < 0 || n > w.opt.QueueSize {
-		return nil, fmt.Errorf("archive: cannot reserve %d messages (queue size %d)", n, w.opt.QueueSize)
+		return Reservation{}, fmt.Errorf("archive: cannot reserve %d messages (queue size %d)", n, w.opt.QueueSize)
 	}
 	var timeout <-chan time.Time
 	w.mu.Lock()
 	for {
 		if w.closing {
 			w.mu.Unlock()
-			return nil, ErrClosed
+			return Reservation{}, ErrClosed
 		}
 		if w.used+n <= w.opt.QueueSize {
 			w.used += n
 			w.reserved += n
 			w.mu.Unlock()
-			return &Reservation{w: w, n: n}, nil
+			return Reservation{w: w, n: n}, nil
 		}
 		ch := w.changed
 		w.mu.Unlock()
@@ -217,9 +219,9 @@ func (w *Writer) Reserve(ctx context.Context, n int) (*Reservation, error) {
 		select {
 		case <-ch:
 		case <-timeout:
-			return nil, ErrFull
+			return Reservation{}, ErrFull
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return Reservation{}, ctx.Err()
 		}
 		w.mu.Lock()
 	}
@@ -258,25 +260,44 @@ func (r *Reservation) Commit(msgs ...sdk.ArchivedMessage) error {
 	w.mu.Lock()
 	w.reserved -= r.n
 	w.used -= r.n - len(msgs)
-	if w.queue.len() == 0 && len(msgs) > 0 {
+	before := w.queue.len()
+	if before == 0 && len(msgs) > 0 {
 		w.queuedAt = time.Now()
 	}
-	for _, m := range msgs {
-		w.queue.pushBack(item{seq: w.nextSeq, msg: m})
+	for i := range msgs {
+		w.queue.pushBack(item{seq: w.nextSeq, msg: msgs[i]})
 		w.nextSeq++
-		w.owners[m.Owner]++
+		w.owners[msgs[i].Owner]++
 	}
+	wake := w.commitWakesLocked(before, w.queue.len())
 	if len(msgs) < r.n {
 		w.notifyLocked()
+		wake = true
 	}
 	w.mu.Unlock()
-	w.poke()
+	if wake {
+		w.poke()
+	}
 	return nil
 }
 
-// Release gives the room back; after Commit it does nothing.
+// commitWakesLocked tells whether a commit that took the queue from
+// before to after messages gives run something to do now. Waking run for
+// every message would cost a goroutine switch per message for nothing: it
+// would find the batch not yet due and sleep again until the deadline it
+// already had.
+func (w *Writer) commitWakesLocked(before, after int) bool {
+	b := w.opt.BatchSize
+	return before == 0 || // the flush deadline starts now
+		after/b != before/b || // a full batch is due
+		(w.j != nil && before <= w.opt.HighWater && after > w.opt.HighWater) || // the queue spills
+		w.closing
+}
+
+// Release gives the room back; after Commit, or on the zero Reservation,
+// it does nothing.
 func (r *Reservation) Release() {
-	if r.done {
+	if r.done || r.w == nil {
 		return
 	}
 	r.done = true

@@ -18,7 +18,7 @@ import (
 	"github.com/koi-im/koi/sdk"
 )
 
-func openJournal(t *testing.T, path string, max int64) *journal.Journal {
+func openJournal(t testing.TB, path string, max int64) *journal.Journal {
 	t.Helper()
 	j, err := journal.Open(path, max, nil)
 	if err != nil {

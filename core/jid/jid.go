@@ -170,6 +170,19 @@ func (j JID) Reuse(s string) string {
 	return j.String()
 }
 
+// ReuseBare returns the canonical form of j's bare JID, as a prefix of s
+// when s spells j (full or bare) already, so that the common case builds
+// no string; otherwise it builds one.
+func (j JID) ReuseBare(s string) string {
+	if j.resource != "" && j.spells(s) {
+		return s[:len(s)-len(j.resource)-1]
+	}
+	return j.Bare().Reuse(s)
+}
+
+// Spells reports whether s is j's canonical form, byte for byte.
+func (j JID) Spells(s string) bool { return j.spells(s) }
+
 func (j JID) spells(s string) bool {
 	if j.local != "" {
 		if !strings.HasPrefix(s, j.local) || len(s) == len(j.local) || s[len(j.local)] != '@' {

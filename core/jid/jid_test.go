@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/text/secure/precis"
 )
@@ -356,6 +357,32 @@ func TestReuse(t *testing.T) {
 		}
 		if j.spells(tt.s) != tt.same {
 			t.Errorf("%s spells %q: %v, want %v", tt.jid, tt.s, !tt.same, tt.same)
+		}
+	}
+}
+
+func TestReuseBare(t *testing.T) {
+	for _, tt := range []struct {
+		jid, s string
+		shared bool // the result is a prefix of s, not a new string
+	}{
+		{"a@b/c", "a@b/c", true},
+		{"a@b", "a@b", true},
+		{"b/c", "b/c", true},
+		{"a@b/c", "a@b", true},
+		{"a@b/c", "A@b/c", false},
+		{"a@b/c", "a@b/cd", false},
+		{"a@b", "a@b/c", false},
+		{"a@b/c", "", false},
+	} {
+		j := MustParse(tt.jid)
+		got := j.ReuseBare(tt.s)
+		if want := j.Bare().String(); got != want {
+			t.Errorf("%s.ReuseBare(%q) = %q, want %q", tt.jid, tt.s, got, want)
+		}
+		shared := len(got) > 0 && len(tt.s) >= len(got) && unsafe.StringData(got) == unsafe.StringData(tt.s)
+		if shared != tt.shared {
+			t.Errorf("%s.ReuseBare(%q) shares the string: %v, want %v", tt.jid, tt.s, shared, tt.shared)
 		}
 	}
 }

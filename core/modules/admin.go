@@ -54,7 +54,7 @@ func (m *Server) SendMessage(ctx context.Context, el *xmlstream.Element, to jid.
 	if !m.isLocal(to) {
 		return false
 	}
-	m.deliverMessage(ctx, el, to)
+	m.deliverMessage(ctx, el, jid.JID{}, to)
 	return true
 }
 

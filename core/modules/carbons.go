@@ -112,11 +112,9 @@ func (a *archiving) outgoingID() string {
 	if a == nil {
 		return ""
 	}
-	for _, msgs := range a.msgs {
-		for _, m := range msgs {
-			if m.Outgoing {
-				return m.StanzaID
-			}
+	for _, m := range a.msgs[:a.n] {
+		if m.Outgoing {
+			return m.StanzaID
 		}
 	}
 	return ""

@@ -34,6 +34,6 @@ func (m *Server) Redeliver(ctx context.Context, el *xmlstream.Element) {
 	}
 	switch messageType(el) {
 	case "chat", "normal":
-		m.deliverMessage(ctx, el, to.Bare())
+		m.deliverMessage(ctx, el, jid.JID{}, to.Bare())
 	}
 }

@@ -170,7 +170,7 @@ func (m *Server) Route(ctx context.Context, el *xmlstream.Element) {
 			}
 			return
 		}
-		m.deliverMessage(ctx, el, to)
+		m.deliverMessage(ctx, el, jid.JID{}, to)
 	case "presence":
 		if to.Local() == "" {
 			return

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
@@ -59,6 +62,10 @@ type Archive struct {
 	Writer   *archive.Writer
 	FullText bool
 	Default  string
+	// PrefsWait bounds the wait for the preferences of an owner not in
+	// memory while the backend is unavailable (default 2s: well over a
+	// plugin's restart, well under a client's patience).
+	PrefsWait time.Duration
 }
 
 // Sync waits until owner's pending messages are stored.
@@ -69,17 +76,37 @@ func (a *Archive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.Arc
 	return a.Backend.QueryArchive(ctx, q)
 }
 
-// archiveState is the MAM module's memory: the id generator and a bounded
-// cache of preferences, which are read for every archived message.
+// archiveState is the MAM module's memory: the id generator, a bounded
+// cache of preferences, which are read for every archived message, and
+// the buffers stanzas are serialised in.
 type archiveState struct {
 	ids *archive.IDs
 
-	mu    sync.Mutex
-	prefs map[jid.JID]sdk.ArchivePrefs
+	// prefs is keyed by the owner's bare JID. Lookups, one or two per
+	// message, far outnumber changes: readers share the lock.
+	mu    sync.RWMutex
+	prefs map[string]sdk.ArchivePrefs
+	// online are the users with a session here (bare JIDs), whose
+	// preferences the cache keeps whatever its bound.
+	online map[string]bool
+
+	bufs sync.Pool // *[]byte
+
+	// unknownLogged is when (Unix nanoseconds) a message was last logged
+	// as not archived for want of preferences: once a second at most.
+	unknownLogged atomic.Int64
 }
 
+// maxKeptSerializeBuffer bounds a serialisation buffer kept for reuse.
+const maxKeptSerializeBuffer = 64 << 10
+
 func newArchiveState() *archiveState {
-	return &archiveState{ids: archive.NewIDs(), prefs: map[jid.JID]sdk.ArchivePrefs{}}
+	return &archiveState{
+		ids:    archive.NewIDs(),
+		prefs:  map[string]sdk.ArchivePrefs{},
+		online: map[string]bool{},
+		bufs:   sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }},
+	}
 }
 
 func (m *Server) registerMAM() {
@@ -149,18 +176,28 @@ func (m *Server) stripStanzaIDs(el *xmlstream.Element) {
 }
 
 // archiving is a message's archive copies between reservation and commit.
+// It is a value with room for both copies inline, so that archiving a
+// message allocates no bookkeeping; the zero value archives nothing.
 type archiving struct {
-	resv []*archive.Reservation
-	msgs [][]sdk.ArchivedMessage // per reservation
+	msgs [2]sdk.ArchivedMessage
+	n    int // copies in msgs
+	// parts are the reservations: one for both copies when they go to
+	// the same writer (both users on one host), else one per copy; each
+	// commits msgs[lo:hi].
+	parts  [2]archivePart
+	nparts int
+}
+
+type archivePart struct {
+	r      archive.Reservation
+	lo, hi int
 }
 
 // commit queues the copies: the message was delivered.
 func (a *archiving) commit(m *Server) {
-	if a == nil {
-		return
-	}
-	for i, r := range a.resv {
-		if err := r.Commit(a.msgs[i]...); err != nil {
+	for i := range a.parts[:a.nparts] {
+		p := &a.parts[i]
+		if err := p.r.Commit(a.msgs[p.lo:p.hi]...); err != nil {
 			m.log.Error("archiving a delivered message failed", "error", err)
 		}
 	}
@@ -168,100 +205,149 @@ func (a *archiving) commit(m *Server) {
 
 // cancel gives the room back: the message was not delivered.
 func (a *archiving) cancel() {
-	if a == nil {
-		return
+	for i := range a.parts[:a.nparts] {
+		a.parts[i].r.Release()
 	}
-	for _, r := range a.resv {
-		r.Release()
-	}
+}
+
+// archiveCopy is one archive that keeps a message.
+type archiveCopy struct {
+	h             *Host
+	owner, peer   string  // bare JIDs, canonical
+	ownerJ, peerJ jid.JID // the same, bare
+	peerRes       string
+	outgoing      bool
 }
 
 // prepareArchive decides which archives keep el, a message from a local
 // user to the local account to, reserves room for the copies and adds the
-// recipient's <stanza-id/> to el. It returns nil when nothing is archived,
-// and a stanza error when the message must be refused.
-func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, to jid.JID) (*archiving, *stanza.Error) {
+// recipient's <stanza-id/> to el. sender, if not zero, is the sender's
+// JID as known by the caller: the from address is parsed only when it
+// does not spell sender. It returns the zero archiving when nothing is
+// archived, and a stanza error when the message must be refused.
+func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, sender, to jid.JID) (archiving, *stanza.Error) {
+	var a archiving
 	m.stripStanzaIDs(el)
 	if !archivable(el) {
-		return nil, nil
+		return a, nil
 	}
-	from, err := jid.Parse(el.Attr("from"))
-	if err != nil {
-		return nil, nil
+	fromAttr := el.Attr("from")
+	from := sender
+	if sender.IsZero() || !sender.Spells(fromAttr) {
+		var err error
+		if from, err = jid.Parse(fromAttr); err != nil {
+			return a, nil
+		}
 	}
-	sender, recipient := from.Bare(), to.Bare()
-	hs, hr := m.Host(sender.Domain()), m.Host(recipient.Domain())
-	var body string
-	if b := el.Child(xmlstream.NSClient, "body"); b != nil {
-		body = b.Text()
-	}
+	hs, hr := m.Host(from.Domain()), m.Host(to.Domain())
+	// The bare JIDs as prefixes of the addresses the stanza carries, which
+	// are canonical as a rule: no string is built for them.
+	fromBare, recipient := from.ReuseBare(fromAttr), to.ReuseBare(el.Attr("to"))
 
-	type copyOf struct {
-		h        *Host
-		owner    jid.JID
-		peer     jid.JID
-		outgoing bool
-	}
-	var copies []copyOf
+	var copies [2]archiveCopy
+	n := 0
 	if hr != nil && hr.Archive.On {
-		copies = append(copies, copyOf{hr, recipient, from, false})
+		copies[n] = archiveCopy{hr, recipient, fromBare, to.Bare(), from.Bare(), from.Resource(), false}
+		n++
 	}
-	if hs != nil && hs.Archive.On && sender != recipient {
-		copies = append(copies, copyOf{hs, sender, to, true})
+	if hs != nil && hs.Archive.On && fromBare != recipient {
+		copies[n] = archiveCopy{hs, fromBare, recipient, from.Bare(), to.Bare(), to.Resource(), true}
+		n++
 	}
-	var keep []copyOf
-	for _, c := range copies {
-		ok, err := m.archiveAllowed(ctx, c.h, c.owner, c.peer.Bare())
+	keep := copies[:0]
+	for _, c := range copies[:n] {
+		ok, err := m.archiveAllowed(ctx, c)
 		if err != nil {
-			m.log.Warn("archive preferences unavailable; refusing the message", "owner", c.owner.String(), "error", err)
-			return nil, stanza.ErrInternal.WithText("the message archive is unavailable; try again later")
+			// The owner's preferences stayed unreadable (the backend
+			// is down for longer than PrefsWait): the copy is not
+			// archived and the message goes on. Archiving it under the
+			// host's default could keep what a user who said "never"
+			// asked not to be kept; refusing it would turn an archive
+			// outage into a messaging outage. Owners who chat have
+			// their preferences in memory, so this is rare.
+			m.archive.logUnknownPrefs(m.log, c.owner, err)
+			continue
 		}
 		if ok {
 			keep = append(keep, c)
 		}
 	}
 	if len(keep) == 0 {
-		return nil, nil
+		return a, nil
 	}
 
-	a := &archiving{resv: make([]*archive.Reservation, 0, len(keep)), msgs: make([][]sdk.ArchivedMessage, 0, len(keep))}
-	for _, c := range keep {
-		r, err := c.h.Archive.Backend.Writer.Reserve(ctx, 1)
+	for i := 0; i < len(keep); {
+		w := keep[i].h.Archive.Backend.Writer
+		j := i + 1
+		for j < len(keep) && keep[j].h.Archive.Backend.Writer == w {
+			j++
+		}
+		r, err := w.Reserve(ctx, j-i)
 		if err != nil {
 			a.cancel()
-			m.log.Warn("message refused: the archive cannot keep up", "owner", c.owner.String(), "error", err)
-			return nil, stanza.ErrResourceConstraint.WithText("the message archive is busy; try again later")
+			m.log.Warn("message refused: the archive cannot keep up", "owner", keep[i].owner, "error", err)
+			return archiving{}, stanza.ErrResourceConstraint.WithText("the message archive is busy; try again later")
 		}
-		a.resv = append(a.resv, r)
+		a.parts[a.nparts] = archivePart{r: r, lo: i, hi: j}
+		a.nparts++
+		i = j
 	}
-	serialized := el.String() // as routed, before our stanza-id
+	var body string
+	if b := el.Child(xmlstream.NSClient, "body"); b != nil {
+		body = b.Text()
+	}
+	serialized := m.archive.serialize(el) // as routed, before our stanza-id
 	for _, c := range keep {
 		id, stamp := m.archive.ids.Next()
-		a.msgs = append(a.msgs, []sdk.ArchivedMessage{{
-			Owner: c.owner.String(), StanzaID: id, Peer: c.peer.Bare().String(), PeerResource: c.peer.Resource(),
+		a.msgs[a.n] = sdk.ArchivedMessage{
+			Owner: c.owner, StanzaID: id, Peer: c.peer, PeerResource: c.peerRes,
 			Stamp: stamp, Outgoing: c.outgoing, Stanza: serialized, Body: body,
-		}})
+		}
+		a.n++
 		if !c.outgoing {
-			el.AppendChild(xmlstream.NewElement(nsSID, "stanza-id").SetAttr("by", c.owner.String()).SetAttr("id", id))
+			el.AppendChild(stanzaIDElement(c.owner, id))
 		}
 	}
 	return a, nil
 }
 
+// stanzaIDElement makes <stanza-id by='by' id='id'/> (XEP-0359) with one
+// allocation: the element and its two attributes in one block.
+func stanzaIDElement(by, id string) *xmlstream.Element {
+	b := &struct {
+		el    xmlstream.Element
+		attrs [2]xmlstream.Attr
+	}{attrs: [2]xmlstream.Attr{{Local: "by", Value: by}, {Local: "id", Value: id}}}
+	b.el = xmlstream.Element{Space: nsSID, Local: "stanza-id", Attrs: b.attrs[:]}
+	return &b.el
+}
+
+// serialize returns el's XML as one string, built in a reused buffer so
+// that the only allocation is the string itself.
+func (st *archiveState) serialize(el *xmlstream.Element) string {
+	bp := st.bufs.Get().(*[]byte)
+	buf := el.AppendXML((*bp)[:0], "")
+	s := string(buf)
+	if cap(buf) <= maxKeptSerializeBuffer {
+		*bp = buf
+		st.bufs.Put(bp)
+	}
+	return s
+}
+
 // archiveAllowed applies owner's preferences to a message with peer.
-func (m *Server) archiveAllowed(ctx context.Context, h *Host, owner, peer jid.JID) (bool, error) {
-	p, err := m.archivePrefs(ctx, h, owner)
+func (m *Server) archiveAllowed(ctx context.Context, c archiveCopy) (bool, error) {
+	p, err := m.archivePrefs(ctx, c.h, c.owner)
 	if err != nil {
 		return false, err
 	}
-	ps := peer.String()
 	for _, j := range p.Never {
-		if j == ps {
+		if j == c.peer {
 			return false, nil
 		}
 	}
 	for _, j := range p.Always {
-		if j == ps {
+		if j == c.peer {
 			return true, nil
 		}
 	}
@@ -270,8 +356,8 @@ func (m *Server) archiveAllowed(ctx context.Context, h *Host, owner, peer jid.JI
 		return false, nil
 	case sdk.ArchiveRoster:
 		in := false
-		err := m.rosters.With(ctx, owner, func(r *roster.Roster) error {
-			_, in = r.Item(peer)
+		err := m.rosters.With(ctx, c.ownerJ, func(r *roster.Roster) error {
+			_, in = r.Item(c.peerJ)
 			return nil
 		})
 		return in, err
@@ -279,17 +365,23 @@ func (m *Server) archiveAllowed(ctx context.Context, h *Host, owner, peer jid.JI
 	return true, nil
 }
 
-// archivePrefs returns owner's preferences, with the host's default filled
-// in, from memory when they were read before.
-func (m *Server) archivePrefs(ctx context.Context, h *Host, owner jid.JID) (sdk.ArchivePrefs, error) {
+// archivePrefs returns owner's preferences (owner a bare JID), with the
+// host's default filled in, from memory when they were read before. While
+// the backend is unavailable (its plugin restarting, which takes a tenth
+// of a second) it waits for it, at most PrefsWait.
+func (m *Server) archivePrefs(ctx context.Context, h *Host, owner string) (sdk.ArchivePrefs, error) {
 	st := m.archive
-	st.mu.Lock()
+	st.mu.RLock()
 	p, ok := st.prefs[owner]
-	st.mu.Unlock()
+	st.mu.RUnlock()
 	if ok {
 		return p, nil
 	}
-	p, err := h.Archive.Backend.Backend.GetArchivePrefs(ctx, owner.String())
+	wait := h.Archive.Backend.PrefsWait
+	if wait <= 0 {
+		wait = defaultPrefsWait
+	}
+	p, err := readArchivePrefs(ctx, h.Archive.Backend.Backend, owner, wait)
 	if err != nil {
 		return sdk.ArchivePrefs{}, err
 	}
@@ -300,6 +392,77 @@ func (m *Server) archivePrefs(ctx context.Context, h *Host, owner jid.JID) (sdk.
 	return p, nil
 }
 
+// warmArchivePrefs reads the preferences of owner, a user coming online,
+// into memory if they are not there: then the archive plugin restarting
+// while the user chats does not hold the user's messages back. One try,
+// briefly: a failure only leaves the reading to the first message.
+func (m *Server) warmArchivePrefs(ctx context.Context, owner jid.JID) {
+	h := m.Host(owner.Domain())
+	if h == nil || !h.Archive.On || h.Archive.Backend == nil {
+		return
+	}
+	key := owner.String()
+	st := m.archive
+	st.mu.Lock()
+	st.online[key] = true
+	_, ok := st.prefs[key]
+	st.mu.Unlock()
+	if ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, warmPrefsTimeout)
+	defer cancel()
+	p, err := h.Archive.Backend.Backend.GetArchivePrefs(ctx, key)
+	if err != nil {
+		return
+	}
+	if p.Default == "" {
+		p.Default = hostArchiveDefault(h)
+	}
+	m.cachePrefs(key, p)
+}
+
+// warmPrefsTimeout bounds warmArchivePrefs: a login does not wait long
+// for what a message can read later.
+const warmPrefsTimeout = 500 * time.Millisecond
+
+// defaultPrefsWait is Archive.PrefsWait's default.
+const defaultPrefsWait = 2 * time.Second
+
+// readArchivePrefs reads owner's preferences from b, trying again while b
+// is unavailable, for wait at most or until ctx ends.
+func readArchivePrefs(ctx context.Context, b sdk.Archive, owner string, wait time.Duration) (sdk.ArchivePrefs, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	delay := 10 * time.Millisecond
+	for {
+		p, err := b.GetArchivePrefs(ctx, owner)
+		if err == nil || !errors.Is(err, sdk.ErrUnavailable) {
+			return p, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return p, err
+		case <-t.C:
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// logUnknownPrefs logs a copy not archived for want of its owner's
+// preferences, once a second at most: an outage would otherwise log every
+// message.
+func (st *archiveState) logUnknownPrefs(log hclog.Logger, owner string, err error) {
+	now := time.Now().UnixNano()
+	last := st.unknownLogged.Load()
+	if now-last < int64(time.Second) || !st.unknownLogged.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn("archive preferences unreadable; a message is delivered without its archive copy", "owner", owner, "error", err)
+}
+
 func hostArchiveDefault(h *Host) string {
 	if d := h.Archive.Backend.Default; d != "" {
 		return d
@@ -307,19 +470,42 @@ func hostArchiveDefault(h *Host) string {
 	return sdk.ArchiveAlways
 }
 
-func (m *Server) cachePrefs(owner jid.JID, p sdk.ArchivePrefs) {
+func (m *Server) cachePrefs(owner string, p sdk.ArchivePrefs) {
 	st := m.archive
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.prefs) >= prefsCacheSize {
-		// Forget an arbitrary entry: map order is random enough, and a
-		// miss costs one backend call.
+	if _, ok := st.prefs[owner]; !ok && len(st.prefs) >= prefsCacheSize {
+		// Forget an arbitrary entry of a user who is not online: map
+		// order is random enough, and a miss costs one backend call.
+		// With the online users' entries filling the bound the cache
+		// grows past it: they are few next to the users' count.
+		probes := 0
 		for k := range st.prefs {
-			delete(st.prefs, k)
-			break
+			if !st.online[k] {
+				delete(st.prefs, k)
+				break
+			}
+			if probes++; probes == maxEvictionProbes {
+				break
+			}
 		}
 	}
 	st.prefs[owner] = p
+}
+
+// maxEvictionProbes bounds the entries cachePrefs looks at for one not
+// kept for an online user.
+const maxEvictionProbes = 64
+
+// wentOffline lets the cache forget owner's preferences again once the
+// user has no session left.
+func (m *Server) wentOffline(owner jid.JID) {
+	if u := m.router.User(owner); u != nil && u.HasLocal() {
+		return
+	}
+	m.archive.mu.Lock()
+	delete(m.archive.online, owner.String())
+	m.archive.mu.Unlock()
 }
 
 // forgetAllPrefs empties the preferences cache: a host's archive may be
@@ -332,7 +518,7 @@ func (st *archiveState) forgetAllPrefs() {
 
 func (m *Server) forgetPrefs(owner jid.JID) {
 	m.archive.mu.Lock()
-	delete(m.archive.prefs, owner)
+	delete(m.archive.prefs, owner.Bare().String())
 	m.archive.mu.Unlock()
 }
 
@@ -355,7 +541,7 @@ func (m *Server) mamIQ(ns string) iqHandler {
 		case c.q.Local == "query" && typ == "set":
 			return m.mamQuery(ctx, c, ns)
 		case c.q.Local == "prefs" && typ == "get":
-			p, err := m.archivePrefs(ctx, c.host, c.to)
+			p, err := m.archivePrefs(ctx, c.host, c.to.String())
 			if err != nil {
 				return nil, backendError(err)
 			}
@@ -478,7 +664,7 @@ func (m *Server) mamSetPrefs(ctx context.Context, c *iqCall, ns string) (*xmlstr
 	if err := c.host.Archive.Backend.Backend.SetArchivePrefs(ctx, c.to.String(), p); err != nil {
 		return nil, backendError(err)
 	}
-	m.cachePrefs(c.to, p)
+	m.cachePrefs(c.to.String(), p)
 	return prefsElement(ns, p), nil
 }
 

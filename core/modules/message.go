@@ -51,22 +51,24 @@ func (m *Server) outboundMessage(ctx context.Context, s *router.Session, el *xml
 		}
 		return
 	}
-	m.deliverMessage(ctx, el, to)
+	m.deliverMessage(ctx, el, s.JID(), to)
 }
 
-// deliverMessage applies the delivery rules for a local recipient.
-func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+// deliverMessage applies the delivery rules for a local recipient. sender
+// is the sending session's JID when the caller knows it (saving a parse of
+// the from address), else zero.
+func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, sender, to jid.JID) {
 	typ := messageType(el)
 	if to.Resource() != "" {
 		if t := m.router.Session(to); t != nil {
-			arch, serr := m.prepareArchive(ctx, el, to)
+			arch, serr := m.prepareArchive(ctx, el, sender, to)
 			if serr != nil {
 				m.bounceTo(ctx, el, serr)
 				return
 			}
 			t.Send(el)
 			arch.commit(m)
-			m.sendCarbons(el, to, []*router.Session{t}, arch)
+			m.sendCarbons(el, to, []*router.Session{t}, &arch)
 			return
 		}
 		if typ == "groupchat" {
@@ -101,12 +103,12 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 		return
 	}
 	if len(targets) > 0 {
-		arch, serr := m.prepareArchive(ctx, el, to)
+		arch, serr := m.prepareArchive(ctx, el, sender, to)
 		if serr != nil {
 			m.bounceTo(ctx, el, serr)
 			return
 		}
-		defer m.sendCarbons(el, to, targets, arch)
+		defer m.sendCarbons(el, to, targets, &arch)
 		defer arch.commit(m)
 		// Every target gets the same stanza, and Send serialises it at
 		// once: no copy per target.
@@ -128,13 +130,13 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, to j
 	if typ == "headline" {
 		return // headlines are not stored (§8.5.2.1.1)
 	}
-	m.storeOffline(ctx, el, to)
+	m.storeOffline(ctx, el, sender, to)
 }
 
 // storeOffline keeps a message for a user who is away (XEP-0160); to is
 // the address the sender used. The stored copy is archived (and carries
 // its stanza-id) now: offline delivery does not archive it again.
-func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, sender, to jid.JID) {
 	bare := to.Bare()
 	h := m.Host(bare.Domain())
 	if !worthStoring(el) {
@@ -144,7 +146,7 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 		m.bounceTo(ctx, el, serr)
 		return
 	}
-	arch, serr := m.prepareArchive(ctx, el, to)
+	arch, serr := m.prepareArchive(ctx, el, sender, to)
 	if serr != nil {
 		m.bounceTo(ctx, el, serr)
 		return
@@ -163,7 +165,7 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, to jid
 		return
 	}
 	arch.commit(m)
-	m.sendCarbons(el, to, nil, arch)
+	m.sendCarbons(el, to, nil, &arch)
 	if m.notifier != nil {
 		m.notifier.Notify(ctx, bare, c)
 	}

@@ -213,6 +213,7 @@ func (m *Server) Closed(ctx context.Context, s *router.Session) {
 		m.leaveComponents(ctx, s)
 	}
 	m.rosters.Forget(s.JID().Bare())
+	m.wentOffline(s.JID().Bare())
 	if m.blocker != nil {
 		m.blocker.Forget(s.JID().Bare())
 	}

@@ -85,6 +85,7 @@ func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *x
 	m.broadcastPresence(ctx, s, el)
 	if !before.Available {
 		// Initial presence: learn the contacts' presence, receive what waited.
+		m.warmArchivePrefs(ctx, s.JID().Bare())
 		m.probeContacts(ctx, s)
 		m.deliverPendingSubscriptions(ctx, s)
 	}

@@ -25,6 +25,14 @@ func (h hostArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.
 
 func (h hostArchive) FullText() bool { return false }
 
+func (h hostArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
+	r, err := h.Writer.Reserve(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 func (h hostArchive) Remove(ctx context.Context, owner string) error {
 	if err := h.Sync(ctx, owner); err != nil {
 		return err

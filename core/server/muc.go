@@ -103,7 +103,11 @@ func hostArchive(mods *modules.Server, host string) func() muc.Archive {
 type roomArchive struct{ a *modules.Archive }
 
 func (r roomArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
-	return r.a.Writer.Reserve(ctx, n)
+	res, err := r.a.Writer.Reserve(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 func (r roomArchive) Sync(ctx context.Context, owner string) error {

@@ -186,6 +186,11 @@ func (j *Journal) Append(records ...[]byte) error {
 	// One buffer for the whole write, kept for the next Append: a spill
 	// round writes many records, many times a second under load.
 	buf := j.wbuf[:0]
+	if int64(cap(buf)) < need {
+		// At once rather than by doubling, which would copy megabytes
+		// several times over.
+		buf = make([]byte, 0, need)
+	}
 	for _, p := range records {
 		var hdr [headerSize]byte
 		binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(p)))
