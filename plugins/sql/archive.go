@@ -119,9 +119,8 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 			return err
 		})
 	}
-	order := keyOrder(msgs)
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		rest := order
+		rest := msgs
 		for _, n := range archiveChunks {
 			for len(rest) >= n {
 				q, err := insertIgnoreSQL(s.d, "koi_archive", []string{"owner", "stanza_id"}, archiveCols, n)
@@ -129,8 +128,7 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 					return err
 				}
 				args := make([]any, 0, n*len(archiveCols))
-				for _, i := range rest[:n] {
-					m := &msgs[i]
+				for _, m := range rest[:n] {
 					args = append(args, m.Owner, m.StanzaID, m.Peer, m.PeerResource, m.Stamp.UnixMicro(),
 						boolInt(m.Outgoing), m.Stanza, m.Body)
 				}
@@ -153,34 +151,6 @@ type columnArrayArchiver interface {
 	// archiveInsertArrays inserts the rows of archiveCols given as
 	// arrays, skipping rows whose (owner, stanza_id) exists.
 	archiveInsertArrays() string
-}
-
-// keyOrder returns the indexes of msgs in the order of the archive's key,
-// (owner, stanza id), arrival breaking ties so that the first copy of a
-// resent message is still the one stored. A batch arrives in the order
-// conversations happened, its owners spread over the whole archive;
-// inserted in key order, each owner's rows go into the indexes one after
-// the other, down the same pages, which costs SQLite 10-20% less CPU per
-// row (BenchmarkStoreRate/sqlite/4096/mixed and 16384/mixed) and MySQL's
-// server enough to store 20-40% more rows a second. PostgreSQL's single
-// statement is not sorted: there the sort cost the plugin more (0.7-1 µs
-// per row) than it saved.
-func keyOrder(msgs []sdk.ArchivedMessage) []int {
-	order := make([]int, len(msgs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		ma, mb := &msgs[a], &msgs[b]
-		if c := strings.Compare(ma.Owner, mb.Owner); c != 0 {
-			return c
-		}
-		if c := strings.Compare(ma.StanzaID, mb.StanzaID); c != 0 {
-			return c
-		}
-		return a - b
-	})
-	return order
 }
 
 // archiveColumns turns msgs into one array per column of archiveCols.
