@@ -253,3 +253,36 @@ func badPlan(driver, plan string, sortOK bool) string {
 	}
 	return ""
 }
+
+// A group commit joins the batches waiting on the stream, so a batch
+// resent after a lost acknowledgement can meet its first copy in the same
+// AppendArchive call: each (owner, stanza id) is stored once, the first
+// copy kept, and the rest of the call stored, on every database and
+// whichever statement shape a dialect uses for a batch.
+func TestArchiveDuplicatesInOneCall(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		const owner = "ann@example.org"
+		first := benchMsgs(owner, 0, 100)
+		again := slices.Clone(first[10:20])
+		for i := range again {
+			again[i].Body, again[i].Stanza = "resent", "<message><body>resent</body></message>"
+		}
+		call := append(append(slices.Clone(first[:50]), again...), first[50:]...)
+		if err := s.AppendArchive(ctx, call); err != nil {
+			t.Fatalf("AppendArchive of %d messages with %d resent: %v", len(call), len(again), err)
+		}
+		p, err := s.QueryArchive(ctx, sdk.ArchiveQuery{Owner: owner, Max: sdk.MaxArchivePage, Count: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Count != len(first) || len(p.Messages) != len(first) {
+			t.Fatalf("count %d, page of %d; want %d", p.Count, len(p.Messages), len(first))
+		}
+		for i, m := range p.Messages {
+			if m.StanzaID != first[i].StanzaID || m.Body != first[i].Body {
+				t.Fatalf("message %d is %s %q, want %s %q (the first copy)", i, m.StanzaID, m.Body, first[i].StanzaID, first[i].Body)
+			}
+		}
+	})
+}

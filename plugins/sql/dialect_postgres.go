@@ -141,6 +141,20 @@ func (postgresDialect) bumpCounter(table, key, col string) string {
 
 func (postgresDialect) returningID() bool { return true }
 
+// archiveInsertArrays unnests the column arrays into rows. The unnests
+// are in the select list, where they advance in step and stream their
+// rows into the insert: in FROM, unnest(...) is a function scan that
+// first materialises every row, past work_mem into a temporary file
+// (measured: a 16,384-row batch stored at a third of the rate). A key
+// twice in one batch is no error with DO NOTHING (only DO UPDATE refuses
+// to touch a row twice): the first is stored, as with the chunked INSERTs.
+func (postgresDialect) archiveInsertArrays() string {
+	return "INSERT INTO koi_archive (" + strings.Join(archiveCols, ", ") + ") " +
+		"SELECT unnest(?::text[]), unnest(?::text[]), unnest(?::text[]), unnest(?::text[]), " +
+		"unnest(?::bigint[]), unnest(?::integer[]), unnest(?::text[]), unnest(?::text[]) " +
+		"ON CONFLICT (owner, stanza_id) DO NOTHING"
+}
+
 // lockRows makes a concurrent Pop wait for this one; once it commits, the
 // waiting SELECT skips the rows deleted meanwhile (READ COMMITTED
 // re-checks locked rows), so no message is returned twice.
