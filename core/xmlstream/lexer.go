@@ -369,15 +369,8 @@ func (r *Reader) readCDATA() error {
 		case b == '>' && brackets >= 2:
 			r.tok.kind, r.tok.text = tokText, t[:len(t)-2]
 			return nil
-		case b == '\r':
-			t, err = r.appendNewline(t)
-		case b >= utf8.RuneSelf:
-			c.unget()
-			t, err = r.appendRune(t)
-		case b < 0x20 && b != '\t' && b != '\n':
-			err = badChar(rune(b))
 		default:
-			t = append(t, b)
+			t, err = r.appendChar(t, b, false)
 		}
 		brackets = 0
 		if err != nil {
@@ -393,14 +386,8 @@ func (r *Reader) readText() error {
 	t := r.tok.text[:0]
 	brackets := 0
 	for {
-		w := c.window()
-		i := 0
-		for i < len(w) && byteClass[w[i]]&textPlain != 0 {
-			i++
-		}
-		if i > 0 {
-			t = append(t, w[:i]...)
-			c.advance(i)
+		n := len(t)
+		if t = c.appendRun(t, textPlain); len(t) > n {
 			brackets = 0
 		}
 		b, err := c.getc()
@@ -409,9 +396,6 @@ func (r *Reader) readText() error {
 			return err
 		}
 		switch {
-		case byteClass[b]&textPlain != 0:
-			// The buffer ended inside a run.
-			t = append(t, b)
 		case b == '<':
 			c.unget()
 			r.tok.kind, r.tok.text = tokText, t
@@ -420,21 +404,11 @@ func (r *Reader) readText() error {
 			brackets++
 			t = append(t, b)
 			continue
-		case b == '>':
-			if brackets >= 2 {
-				r.tok.text = t
-				return syntaxError("unescaped ]]> not in CDATA section")
-			}
-			t = append(t, b)
-		case b == '&':
-			t, err = r.appendRef(t)
-		case b == '\r':
-			t, err = r.appendNewline(t)
-		case b >= utf8.RuneSelf:
-			c.unget()
-			t, err = r.appendRune(t)
+		case b == '>' && brackets >= 2:
+			r.tok.text = t
+			return syntaxError("unescaped ]]> not in CDATA section")
 		default:
-			err = badChar(rune(b))
+			t, err = r.appendChar(t, b, true)
 		}
 		brackets = 0
 		if err != nil {
@@ -457,43 +431,53 @@ func (r *Reader) readAttrValue(q byte) (string, error) {
 func (r *Reader) appendAttrValue(t []byte, q byte) ([]byte, error) {
 	c := &r.src
 	for {
-		w := c.window()
-		i := 0
-		for i < len(w) && byteClass[w[i]]&attrPlain != 0 {
-			i++
-		}
-		if i > 0 {
-			t = append(t, w[:i]...)
-			c.advance(i)
-		}
+		t = c.appendRun(t, attrPlain)
 		b, err := c.getc()
 		if err != nil {
 			return t, err
 		}
 		switch {
-		case byteClass[b]&attrPlain != 0:
-			// The buffer ended inside a run.
-			t = append(t, b)
 		case b == q:
 			return t, nil
-		case b == '\'' || b == '"':
-			t = append(t, b)
 		case b == '<':
 			return t, syntaxError("unescaped < inside quoted string")
-		case b == '&':
-			t, err = r.appendRef(t)
-		case b == '\r':
-			t, err = r.appendNewline(t)
-		case b >= utf8.RuneSelf:
-			c.unget()
-			t, err = r.appendRune(t)
 		default:
-			err = badChar(rune(b))
+			t, err = r.appendChar(t, b, true)
 		}
 		if err != nil {
 			return t, err
 		}
 	}
+}
+
+// appendRun appends the bytes of class at the front of the buffer and
+// consumes them.
+func (c *source) appendRun(t []byte, class uint8) []byte {
+	w := c.window()
+	i := 0
+	for i < len(w) && byteClass[w[i]]&class != 0 {
+		i++
+	}
+	c.advance(i)
+	return append(t, w[:i]...)
+}
+
+// appendChar appends the character that b, just read, starts in text or
+// an attribute value: a reference's (where refs), LF for a CR, a UTF-8
+// sequence, or b itself where XML allows it.
+func (r *Reader) appendChar(t []byte, b byte, refs bool) ([]byte, error) {
+	switch {
+	case b == '&' && refs:
+		return r.appendRef(t)
+	case b == '\r':
+		return r.appendNewline(t)
+	case b >= utf8.RuneSelf:
+		r.src.unget()
+		return r.appendRune(t)
+	case b < 0x20 && b != '\t' && b != '\n':
+		return t, badChar(rune(b))
+	}
+	return append(t, b), nil
 }
 
 // appendNewline appends the LF that a CR (just read), or a CR LF, stands for.
