@@ -3,6 +3,8 @@ package idlepoll
 import (
 	"errors"
 	"net"
+	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +18,12 @@ func newPoller(t *testing.T) *Poller {
 	t.Helper()
 	p, err := New()
 	if errors.Is(err, ErrUnsupported) {
-		t.Skip("idlepoll: no epoll on this system")
+		// Only Linux has the poller; CI runs on Linux, where this is a bug.
+		msg := "idlepoll: no epoll on " + runtime.GOOS + ": idle sessions keep their goroutines here"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	if err != nil {
 		t.Fatal(err)
