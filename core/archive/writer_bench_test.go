@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,35 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/core/archive/archivetest"
 	"github.com/koi-im/koi/sdk"
 )
-
-// discardStream stores nothing and acknowledges every batch at once, so
-// that a benchmark measures the writer alone.
-type discardStream struct {
-	acks chan uint64
-	once sync.Once
-	sent *atomic.Int64
-}
-
-func (s *discardStream) Send(id uint64, msgs []sdk.ArchivedMessage) error {
-	s.sent.Add(int64(len(msgs)))
-	s.acks <- id
-	return nil
-}
-
-func (s *discardStream) Recv() (uint64, error, error) {
-	id, ok := <-s.acks
-	if !ok {
-		return 0, nil, io.EOF
-	}
-	return id, nil, nil
-}
-
-func (s *discardStream) CloseSend() error {
-	s.once.Do(func() { close(s.acks) })
-	return nil
-}
 
 // benchPair is the two copies of one chat message, as the core archives
 // them: one stanza string shared by the recipient's and the sender's copy.
@@ -68,12 +41,25 @@ func BenchmarkWriterThroughTheJournal(b *testing.B) {
 		pairs[i] = benchPair(i)
 	}
 	var up atomic.Bool
-	var sent atomic.Int64
+	var mu sync.Mutex
+	var streams []*archivetest.AckStream // one per connection
 	open := func(context.Context) (Stream, error) {
 		if !up.Load() {
 			return nil, fmt.Errorf("down: %w", sdk.ErrUnavailable)
 		}
-		return &discardStream{acks: make(chan uint64, 1024), sent: &sent}, nil
+		s := archivetest.NewAckStream()
+		mu.Lock()
+		streams = append(streams, s)
+		mu.Unlock()
+		return s, nil
+	}
+	sent := func() (n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range streams {
+			n += s.Sent.Load()
+		}
+		return n
 	}
 	j := openJournal(b, filepath.Join(b.TempDir(), "bench.journal"), 1<<40)
 	w := NewWriter(open, Options{Journal: j, RetryMin: time.Millisecond, RetryMax: time.Millisecond,
@@ -100,7 +86,7 @@ func BenchmarkWriterThroughTheJournal(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if n := sent.Load(); n != int64(2*b.N) {
+	if n := sent(); n != int64(2*b.N) {
 		b.Fatalf("sent %d of %d", n, 2*b.N)
 	}
 }

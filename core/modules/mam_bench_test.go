@@ -2,54 +2,18 @@ package modules
 
 import (
 	"context"
-	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/koi-im/koi/core/archive"
+	"github.com/koi-im/koi/core/archive/archivetest"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
-	"github.com/koi-im/koi/sdk"
 )
 
-// ackStream is an archive stream that stores nothing and acknowledges
-// every batch at once: with it a benchmark measures the core's side of
-// archiving alone, without a backend.
-type ackStream struct {
-	mu     sync.Mutex
-	acks   chan uint64
-	closed bool
-}
-
 func openAckStream(context.Context) (archive.Stream, error) {
-	// Room for every batch the writer may have in flight, so that Send
-	// never waits.
-	return &ackStream{acks: make(chan uint64, 1024)}, nil
-}
-
-func (s *ackStream) Send(id uint64, _ []sdk.ArchivedMessage) error {
-	s.acks <- id
-	return nil
-}
-
-func (s *ackStream) Recv() (uint64, error, error) {
-	id, ok := <-s.acks
-	if !ok {
-		return 0, nil, io.EOF
-	}
-	return id, nil, nil
-}
-
-func (s *ackStream) CloseSend() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.acks)
-	}
-	return nil
+	return archivetest.NewAckStream(), nil
 }
 
 // BenchmarkArchiveMessage measures the core's cost of archiving one chat
