@@ -187,3 +187,105 @@ func TestArchiveStreamGroupsAndAcknowledgesInOrder(t *testing.T) {
 func errorsContain(err error, s string) bool {
 	return err != nil && strings.Contains(err.Error(), s)
 }
+
+// concurrentArchive is an AppendConcurrency with two writers. Each call
+// reports its first stanza id on started and waits for its own release.
+type concurrentArchive struct {
+	archiveBackend
+	started chan string
+	mu      sync.Mutex
+	release map[string]chan struct{}
+}
+
+func (c *concurrentArchive) AppendWriters() int { return 2 }
+
+func (c *concurrentArchive) gate(id string) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.release[id] == nil {
+		c.release[id] = make(chan struct{})
+	}
+	return c.release[id]
+}
+
+func (c *concurrentArchive) AppendArchive(ctx context.Context, msgs []ArchivedMessage) error {
+	id := msgs[0].StanzaID
+	c.started <- id
+	select {
+	case <-c.gate(id):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.archiveBackend.AppendArchive(ctx, msgs)
+}
+
+// TestArchiveStreamConcurrentGroups: a backend with two writers has a
+// second group stored while the first is still being stored, never a
+// third, and a batch stored early is acknowledged only after the batches
+// before it.
+func TestArchiveStreamConcurrentGroups(t *testing.T) {
+	b := &concurrentArchive{
+		archiveBackend: archiveBackend{first: true, msgs: map[string]ArchivedMessage{}},
+		started:        make(chan string, 8),
+		release:        map[string]chan struct{}{},
+	}
+	c := wire(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.OpenArchiveStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id uint64, from int) {
+		t.Helper()
+		if err := st.Send(id, wireMsgs("a@example.com", from, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantStarted := func(id string) {
+		t.Helper()
+		select {
+		case got := <-b.started:
+			if got != id {
+				t.Fatalf("the call storing %s started, want %s", got, id)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the call storing %s did not start", id)
+		}
+	}
+	send(1, 0)
+	wantStarted("00000000")
+	send(2, 2)
+	wantStarted("00000002") // the second writer, while the first is busy
+	send(3, 4)
+	select {
+	case id := <-b.started:
+		t.Fatalf("a third call (%s) started with two writers busy", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(b.gate("00000002")) // the second group is stored first...
+	wantStarted("00000004")   // ...which frees a writer for the third
+	close(b.gate("00000004"))
+	time.Sleep(50 * time.Millisecond)
+	close(b.gate("00000000"))
+	for want := uint64(1); want <= 3; want++ {
+		id, outcome, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != want || outcome != nil {
+			t.Fatalf("ack %d: batch %d, outcome %v; want batch %d stored", want, id, outcome, want)
+		}
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Recv(); err != io.EOF {
+		t.Errorf("after the last ack: %v, want io.EOF", err)
+	}
+	b.archiveBackend.mu.Lock()
+	defer b.archiveBackend.mu.Unlock()
+	if len(b.msgs) != 6 {
+		t.Errorf("stored %d messages, want 6", len(b.msgs))
+	}
+}

@@ -107,6 +107,18 @@ type Backend interface {
 	Close() error
 }
 
+// AppendConcurrency is optionally implemented by an Archive whose
+// AppendArchive calls may run at the same time, such as one on a database
+// server with a pool of connections. On a busy write stream the plugin then
+// stores up to AppendWriters groups of batches at once, instead of one
+// after the other; each batch is still acknowledged only once it and every
+// batch sent before it are stored. Without it, or with 1, groups are stored
+// one at a time, which is right for an embedded database with a single
+// writer (SQLite).
+type AppendConcurrency interface {
+	AppendWriters() int
+}
+
 // Pinger is optionally implemented by a backend that can check its own
 // dependencies (a database connection, a directory). The host calls it as a
 // health check; an error marks the backend unhealthy.

@@ -691,23 +691,32 @@ func (s *server) SetMUCAffiliation(ctx context.Context, req *pb.MUCAffiliation) 
 const (
 	appendGroupMessages = 16384
 	appendQueue         = 64 // batches read ahead of the one being stored
+	maxAppendWriters    = 64 // groups stored at once, whatever the backend asks
 )
 
 // Append stores the batches of the stream and acknowledges each, in order.
 // While one group of batches is being stored, the next batches are read
 // ahead; they are then stored together, in one AppendArchive call (one
 // transaction, in the shipped backends), which is what makes a busy
-// archive cheap per message. A group that fails as invalid is stored again
-// batch by batch, so that only the faulty batch is refused.
+// archive cheap per message. A backend that is an AppendConcurrency with
+// more than one writer has that many groups stored at once (a database
+// server commits them on several connections); the acknowledgements still
+// go out in the order of the batches, so a batch is acknowledged only
+// when it and every batch before it are stored. A group that fails as
+// invalid is stored again batch by batch, so that only the faulty batch
+// is refused.
 func (s *server) Append(stream pb.Archive_AppendServer) error {
 	a, err := writer[Archive](s, "archive", archiveAccess)
 	if err != nil {
 		return err
 	}
-	ctx := stream.Context()
+	writers := 1
+	if c, ok := a.(AppendConcurrency); ok {
+		writers = min(max(c.AppendWriters(), 1), maxAppendWriters)
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
 	batches := make(chan *pb.ArchiveBatch, appendQueue)
-	done := make(chan struct{})
-	defer close(done)
 	recvErr := make(chan error, 1)
 	go func() {
 		defer close(batches)
@@ -721,12 +730,52 @@ func (s *server) Append(stream pb.Archive_AppendServer) error {
 			}
 			select {
 			case batches <- b:
-			case <-done:
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
+
+	// Groups being stored, in the order of their batches; the acknowledger
+	// is the stream's only sender. slots bounds the groups being stored.
+	type stored struct {
+		group []*pb.ArchiveBatch
+		errs  chan []error
+	}
+	order := make(chan stored, writers)
+	slots := make(chan struct{}, writers)
+	ackErr := make(chan error, 1)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for g := range order {
+			errs := <-g.errs
+			for i, err := range errs {
+				ack := &pb.ArchiveAck{Id: g.group[i].GetId()}
+				if err != nil {
+					st := status.Convert(toStatus(err))
+					ack.Code, ack.Error = int32(st.Code()), st.Message()
+				}
+				if err := stream.Send(ack); err != nil {
+					ackErr <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	var running sync.WaitGroup
+	defer running.Wait()
+	// Take the slot before gathering the group, so that a backend with one
+	// writer gathers everything that queued while it was busy.
 	for b := range batches {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		group, n := []*pb.ArchiveBatch{b}, len(b.GetMessages())
 	more:
 		for n < appendGroupMessages {
@@ -740,18 +789,23 @@ func (s *server) Append(stream pb.Archive_AppendServer) error {
 				break more
 			}
 		}
-		for i, err := range s.appendGroup(ctx, a, group) {
-			ack := &pb.ArchiveAck{Id: group[i].GetId()}
-			if err != nil {
-				st := status.Convert(toStatus(err))
-				ack.Code, ack.Error = int32(st.Code()), st.Message()
-			}
-			if err := stream.Send(ack); err != nil {
-				return err
-			}
+		g := stored{group: group, errs: make(chan []error, 1)}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			g.errs <- s.appendGroup(ctx, a, group)
+			<-slots
+		}()
+		select {
+		case order <- g:
+		case <-ctx.Done():
 		}
 	}
+	close(order)
+	<-acked
 	select {
+	case err := <-ackErr:
+		return err
 	case err := <-recvErr:
 		return err
 	default:

@@ -142,6 +142,12 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 	})
 }
 
+// AppendWriters is the sdk.AppendConcurrency of the archive: the
+// archive_writers setting. Concurrent AppendArchive calls are safe: each
+// is its own transaction, and a message stored twice at once is skipped
+// by one of them like any other duplicate.
+func (s *Store) AppendWriters() int { return s.archiveWriters }
+
 // columnArrayArchiver is a dialect that stores a whole batch with one
 // statement whose parameters are column arrays (archiveColumns): one
 // round trip and one statement to plan, where the chunked multi-row

@@ -286,3 +286,53 @@ func TestArchiveDuplicatesInOneCall(t *testing.T) {
 		}
 	})
 }
+
+// With archive_writers above 1 the SDK stores several groups at once, and
+// after a broken stream the host resends batches whose first copies may
+// still be being stored: concurrent AppendArchive calls over the same
+// messages, in opposite orders, all succeed (a deadlock between them is
+// broken by the database and the transaction run again) and store each
+// message once.
+func TestArchiveConcurrentAppends(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		if _, sqlite := s.d.(sqliteDialect); sqlite {
+			if w := s.AppendWriters(); w != 1 {
+				t.Errorf("SQLite AppendWriters = %d, want 1", w)
+			}
+		} else if w := s.AppendWriters(); w != defaultArchiveWriters {
+			t.Errorf("AppendWriters = %d, want the default %d", w, defaultArchiveWriters)
+		}
+		ctx := t.Context()
+		owners := []string{"ann@example.org", "bob@example.org", "cat@example.org"}
+		var all []sdk.ArchivedMessage
+		for i, o := range owners {
+			all = append(all, benchMsgs(o, i*1000, 200)...)
+		}
+		const writers = 4
+		errs := make(chan error, writers)
+		for w := range writers {
+			call := slices.Clone(all[w*len(all)/(2*writers):]) // overlapping tails
+			if w%2 == 1 {
+				slices.Reverse(call)
+			}
+			go func() { errs <- s.AppendArchive(ctx, call) }()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				t.Fatalf("concurrent AppendArchive: %v", err)
+			}
+		}
+		if err := s.AppendArchive(ctx, all); err != nil { // the head nobody stored
+			t.Fatal(err)
+		}
+		for _, o := range owners {
+			p, err := s.QueryArchive(ctx, sdk.ArchiveQuery{Owner: o, Max: sdk.MaxArchivePage, Count: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Count != 200 || len(p.Messages) != 200 {
+				t.Errorf("%s: count %d, page of %d; want 200", o, p.Count, len(p.Messages))
+			}
+		}
+	})
+}

@@ -31,7 +31,21 @@ type Settings struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// ArchiveWriters is how many batches of archived messages are stored
+	// at once, each in its own transaction on its own connection; 0 means
+	// defaultArchiveWriters on a database server and 1 on SQLite, whose
+	// single writer would only make the others wait.
+	ArchiveWriters int
 }
+
+// defaultArchiveWriters lets a busy archive keep a few of a database
+// server's cores busy: one connection alone leaves PostgreSQL waiting on
+// each commit and on the plugin between transactions.
+const defaultArchiveWriters = 4
+
+// maxArchiveWriters bounds archive_writers (the SDK stores at most this
+// many groups at once whatever a backend asks).
+const maxArchiveWriters = 64
 
 // maxSCRAMIterations bounds the PBKDF2 cost so a typo cannot make every
 // login take minutes.
@@ -46,6 +60,7 @@ type fileConfig struct {
 	MaxOpenConns    int    `json:"max_open_conns"`
 	MaxIdleConns    int    `json:"max_idle_conns"`
 	ConnMaxLifetime string `json:"conn_max_lifetime"`
+	ArchiveWriters  int    `json:"archive_writers"`
 }
 
 // ParseConfig decodes the plugin's config block into Settings and checks it.
@@ -61,6 +76,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		SCRAMIterations: fc.SCRAMIterations,
 		MaxOpenConns:    fc.MaxOpenConns,
 		MaxIdleConns:    fc.MaxIdleConns,
+		ArchiveWriters:  fc.ArchiveWriters,
 	}
 	errs := &sdk.ConfigErrors{Prefix: "sql backend config"}
 	if fc.ConnMaxLifetime != "" {
@@ -135,6 +151,14 @@ func (s Settings) checkInto(errs *sdk.ConfigErrors) dialect {
 	}
 	if s.ConnMaxLifetime < 0 {
 		bad("conn_max_lifetime", "%s is negative", s.ConnMaxLifetime)
+	}
+	switch _, sqlite := d.(sqliteDialect); {
+	case s.ArchiveWriters < 0 || s.ArchiveWriters > maxArchiveWriters:
+		bad("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, maxArchiveWriters)
+	case sqlite && s.ArchiveWriters > 1:
+		bad("archive_writers", "SQLite has a single writer; only 1 makes sense")
+	case s.MaxOpenConns > 0 && s.ArchiveWriters > s.MaxOpenConns:
+		bad("archive_writers", "%d is more than max_open_conns (%d): each writer needs a connection", s.ArchiveWriters, s.MaxOpenConns)
 	}
 	return d
 }

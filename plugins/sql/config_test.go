@@ -16,11 +16,12 @@ import (
 
 func TestParseConfig(t *testing.T) {
 	got, err := ParseConfig(sdk.Config{Raw: []byte(`{"driver":"sqlite","dsn":"data/koi.db","scram_iterations":8192,
-		"max_open_conns":4,"max_idle_conns":2,"conn_max_lifetime":"90s"}`)})
+		"max_open_conns":4,"max_idle_conns":2,"conn_max_lifetime":"90s","archive_writers":1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{Driver: "sqlite", DSN: "data/koi.db", SCRAMIterations: 8192, MaxOpenConns: 4, MaxIdleConns: 2, ConnMaxLifetime: 90 * time.Second}
+	want := Settings{Driver: "sqlite", DSN: "data/koi.db", SCRAMIterations: 8192, MaxOpenConns: 4, MaxIdleConns: 2,
+		ConnMaxLifetime: 90 * time.Second, ArchiveWriters: 1}
 	if got != want {
 		t.Errorf("ParseConfig = %+v, want %+v", got, want)
 	}
@@ -49,6 +50,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative idle conns", `{"driver":"sqlite","dsn":"a.db","max_idle_conns":-1}`, "max_idle_conns"},
 		{"bad lifetime", `{"driver":"sqlite","dsn":"a.db","conn_max_lifetime":"5 minutes"}`, "conn_max_lifetime"},
 		{"negative lifetime", `{"driver":"sqlite","dsn":"a.db","conn_max_lifetime":"-5m"}`, "conn_max_lifetime"},
+		{"archive writers on sqlite", `{"driver":"sqlite","dsn":"a.db","archive_writers":2}`, "archive_writers"},
+		{"negative archive writers", `{"driver":"postgres","dsn":"postgres://db/koi","archive_writers":-1}`, "archive_writers"},
+		{"too many archive writers", `{"driver":"postgres","dsn":"postgres://db/koi","archive_writers":65}`, "archive_writers"},
+		{"archive writers past the pool", `{"driver":"mysql","dsn":"root@tcp(db:3306)/koi","max_open_conns":2,"archive_writers":3}`, "archive_writers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

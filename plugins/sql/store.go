@@ -29,6 +29,8 @@ type Store struct {
 	from, version int
 	// maxIdle is the pool's idle connection limit.
 	maxIdle int
+	// archiveWriters is AppendWriters.
+	archiveWriters int
 
 	// stmts caches a prepared statement per query text ("?" form);
 	// database/sql prepares it again on each connection that needs it.
@@ -39,25 +41,26 @@ type Store struct {
 }
 
 var (
-	_ sdk.Backend         = (*Store)(nil)
-	_ sdk.Pinger          = (*Store)(nil)
-	_ sdk.Auth            = (*Store)(nil)
-	_ sdk.AuthAdmin       = (*Store)(nil)
-	_ sdk.Roster          = (*Store)(nil)
-	_ sdk.RosterWriter    = (*Store)(nil)
-	_ sdk.Offline         = (*Store)(nil)
-	_ sdk.VCard           = (*Store)(nil)
-	_ sdk.VCardWriter     = (*Store)(nil)
-	_ sdk.Private         = (*Store)(nil)
-	_ sdk.PrivateWriter   = (*Store)(nil)
-	_ sdk.Blocklist       = (*Store)(nil)
-	_ sdk.BlocklistWriter = (*Store)(nil)
-	_ sdk.Tokens          = (*Store)(nil)
-	_ sdk.TokensWriter    = (*Store)(nil)
-	_ sdk.MUC             = (*Store)(nil)
-	_ sdk.MUCWriter       = (*Store)(nil)
-	_ sdk.PubSub          = (*Store)(nil)
-	_ sdk.PubSubWriter    = (*Store)(nil)
+	_ sdk.Backend           = (*Store)(nil)
+	_ sdk.Pinger            = (*Store)(nil)
+	_ sdk.Auth              = (*Store)(nil)
+	_ sdk.AuthAdmin         = (*Store)(nil)
+	_ sdk.Roster            = (*Store)(nil)
+	_ sdk.RosterWriter      = (*Store)(nil)
+	_ sdk.Offline           = (*Store)(nil)
+	_ sdk.VCard             = (*Store)(nil)
+	_ sdk.VCardWriter       = (*Store)(nil)
+	_ sdk.Private           = (*Store)(nil)
+	_ sdk.PrivateWriter     = (*Store)(nil)
+	_ sdk.Blocklist         = (*Store)(nil)
+	_ sdk.BlocklistWriter   = (*Store)(nil)
+	_ sdk.Tokens            = (*Store)(nil)
+	_ sdk.TokensWriter      = (*Store)(nil)
+	_ sdk.MUC               = (*Store)(nil)
+	_ sdk.MUCWriter         = (*Store)(nil)
+	_ sdk.PubSub            = (*Store)(nil)
+	_ sdk.PubSubWriter      = (*Store)(nil)
+	_ sdk.AppendConcurrency = (*Store)(nil)
 )
 
 // Open connects to the database described by c and applies any pending
@@ -91,14 +94,26 @@ func open(ctx context.Context, c Settings, log sdk.Logger, migs []migration) (*S
 	if err != nil {
 		return nil, fmt.Errorf("%w: sql backend config: %w", sdk.ErrInvalid, err)
 	}
+	writers := c.ArchiveWriters
+	if writers == 0 {
+		writers = defaultArchiveWriters
+		if _, sqlite := d.(sqliteDialect); sqlite {
+			writers = 1
+		}
+		if c.MaxOpenConns > 0 {
+			writers = min(writers, c.MaxOpenConns)
+		}
+	}
 	maxIdle := c.MaxIdleConns
 	if maxIdle == 0 {
-		maxIdle = defaultMaxIdleConns
+		// The archive's writers take their connections again and again:
+		// closing them between batches would cost a connection set-up each.
+		maxIdle = max(defaultMaxIdleConns, writers)
 	}
 	db.SetMaxOpenConns(c.MaxOpenConns)
 	db.SetMaxIdleConns(maxIdle)
 	db.SetConnMaxLifetime(c.ConnMaxLifetime)
-	s := &Store{db: db, d: d, iterations: c.SCRAMIterations, log: log, maxIdle: maxIdle,
+	s := &Store{db: db, d: d, iterations: c.SCRAMIterations, log: log, maxIdle: maxIdle, archiveWriters: writers,
 		stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
 	if s.iterations == 0 {
 		s.iterations = sdk.DefaultSCRAMIterations
