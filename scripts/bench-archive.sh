@@ -18,6 +18,9 @@
 #          reference REST service, SQLite) on a database of its own
 #   mongo  archive in the mongo plugin, on a FerretDB of its own (SQLite);
 #          FerretDB comes from scripts/ferretdb.sh
+#   mongopg  the same with FerretDB on PostgreSQL (BENCH_PG_DSN), in a
+#          database made for the run and dropped after it: which of
+#          FerretDB and its storage limits the mongo row
 #
 # With taskset and two or more CPUs the server side (koi, its plugins,
 # rest-backend and FerretDB) runs on CPU 0 and koi-bench on CPU 1, as in scripts/bench.sh;
@@ -69,7 +72,7 @@ wait_port() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 ferret=""
-if [[ " $setups " == *" mongo "* ]]; then
+if [[ " $setups " == *" mongo "* || " $setups " == *" mongopg "* ]]; then
 	ferret=$("$root/scripts/ferretdb.sh")
 fi
 
@@ -102,11 +105,20 @@ for setup in $setups; do
 }"
 		archive='archive = "pg"'
 		;;
-	mongo)
+	mongo | mongopg)
 		mkdir -p "$d/ferretdb"
+		storage=(--handler=sqlite --sqlite-url="file:$d/ferretdb/")
+		if [[ $setup == mongopg ]]; then
+			# FerretDB keeps each MongoDB database as a schema of the
+			# PostgreSQL database it is given: one made for the run.
+			pgdsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+			ferretpg="koi_bench_ferret_$$"
+			PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP DATABASE IF EXISTS $ferretpg" -c "CREATE DATABASE $ferretpg" >/dev/null
+			ferreturl=$(sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\1/$ferretpg#" <<<"$pgdsn")
+			storage=(--handler=postgresql --postgresql-url="$ferreturl")
+		fi
 		"${server_pin[@]}" "$ferret" --listen-addr="127.0.0.1:$((port + 3))" --state-dir="$d/ferretdb" \
-			--debug-addr=- --telemetry=disable --log-level=error --handler=sqlite \
-			--sqlite-url="file:$d/ferretdb/" >"$d/ferretdb.log" 2>&1 &
+			--debug-addr=- --telemetry=disable --log-level=error "${storage[@]}" >"$d/ferretdb.log" 2>&1 &
 		pids+=($!)
 		wait_port $((port + 3))
 		extra_block="plugin \"mongo\" {
@@ -200,7 +212,8 @@ CONF
 	rates[$setup]=$(sed -n 's/.*"per_second": \([0-9.e+]*\).*/\1/p' "$d/msg.json" | head -1)
 	kill -TERM "$koi"; wait "$koi" 2>/dev/null || true
 	[[ $setup != pg ]] || PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP SCHEMA IF EXISTS $pgschema CASCADE" >/dev/null
-	if [[ $setup == mongo || $setup == http ]]; then cleanup; pids=(); fi
+	if [[ $setup == mongo || $setup == mongopg || $setup == http ]]; then cleanup; pids=(); fi
+	[[ $setup != mongopg ]] || PGOPTIONS="-c client_min_messages=warning" psql -q "$pgdsn" -c "DROP DATABASE IF EXISTS $ferretpg" >/dev/null
 done
 
 echo

@@ -45,6 +45,12 @@ func checkArchived(m sdk.ArchivedMessage) error {
 
 // AppendArchive inserts the batch in one unordered InsertMany. Messages
 // already stored hit the unique (owner, sid) index and are skipped, which
+// AppendWriters is the sdk.AppendConcurrency of the archive: the
+// archive_writers setting. Concurrent inserts are safe: a message inserted
+// twice at once fails one of them with a duplicate key, which
+// AppendArchive counts as stored.
+func (s *Store) AppendWriters() int { return s.set.ArchiveWriters }
+
 // makes a resent batch harmless without a transaction.
 func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
 	const op = "archive.Append"

@@ -25,7 +25,18 @@ type Settings struct {
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords;
 	// 0 means sdk.DefaultSCRAMIterations.
 	SCRAMIterations int
+	// ArchiveWriters is how many batches of archived messages are inserted
+	// at once (sdk.AppendConcurrency); default defaultArchiveWriters.
+	ArchiveWriters int
 }
+
+// defaultArchiveWriters keeps a few of the server's cores busy with a
+// busy archive, where one insertMany at a time leaves it waiting on each
+// round trip.
+const defaultArchiveWriters = 4
+
+// maxArchiveWriters bounds archive_writers, as the SDK does.
+const maxArchiveWriters = 64
 
 // fileConfig is the config block as the operator writes it.
 type fileConfig struct {
@@ -36,6 +47,7 @@ type fileConfig struct {
 	RetentionInterval string `json:"retention_interval"`
 	ConnectTimeout    string `json:"connect_timeout"`
 	SCRAMIterations   int    `json:"scram_iterations"`
+	ArchiveWriters    int    `json:"archive_writers"`
 }
 
 // ParseConfig decodes the plugin's config block and checks it. Problems
@@ -46,7 +58,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		return Settings{}, err
 	}
 	s := Settings{URI: fc.URI, Database: fc.Database, FullText: fc.FullText, RetentionDays: fc.RetentionDays,
-		SCRAMIterations: fc.SCRAMIterations}
+		SCRAMIterations: fc.SCRAMIterations, ArchiveWriters: fc.ArchiveWriters}
 	errs := &sdk.ConfigErrors{Prefix: "mongo backend config"}
 	dur := func(key, v string, d *time.Duration) {
 		if v == "" {
@@ -99,6 +111,9 @@ func (s Settings) check(errs *sdk.ConfigErrors) {
 	if s.RetentionDays < 0 {
 		errs.Add("retention_days", "%d is negative", s.RetentionDays)
 	}
+	if s.ArchiveWriters < 0 || s.ArchiveWriters > maxArchiveWriters {
+		errs.Add("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, maxArchiveWriters)
+	}
 }
 
 func (s Settings) withDefaults() Settings {
@@ -110,6 +125,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.ConnectTimeout <= 0 {
 		s.ConnectTimeout = 10 * time.Second
+	}
+	if s.ArchiveWriters == 0 {
+		s.ArchiveWriters = defaultArchiveWriters
 	}
 	return s
 }

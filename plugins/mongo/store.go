@@ -47,6 +47,7 @@ type Store struct {
 var (
 	_ sdk.Backend           = (*Store)(nil)
 	_ sdk.Pinger            = (*Store)(nil)
+	_ sdk.AppendConcurrency = (*Store)(nil)
 	_ sdk.Auth              = (*Store)(nil)
 	_ sdk.AuthAdmin         = (*Store)(nil)
 	_ sdk.Archive           = (*Store)(nil)

@@ -39,13 +39,17 @@ func TestParseConfig(t *testing.T) {
 		wantErr []string
 	}{
 		{json: `{"uri": "mongodb://127.0.0.1:27017/"}`,
-			want: Settings{URI: "mongodb://127.0.0.1:27017/", Database: "koi", RetentionInterval: time.Hour, ConnectTimeout: 10 * time.Second}},
-		{json: `{"uri": "mongodb://h/", "database": "chat", "fulltext": true, "retention_days": 30, "retention_interval": "10m", "connect_timeout": "2s"}`,
-			want: Settings{URI: "mongodb://h/", Database: "chat", FullText: true, RetentionDays: 30, RetentionInterval: 10 * time.Minute, ConnectTimeout: 2 * time.Second}},
+			want: Settings{URI: "mongodb://127.0.0.1:27017/", Database: "koi", RetentionInterval: time.Hour, ConnectTimeout: 10 * time.Second,
+				ArchiveWriters: defaultArchiveWriters}},
+		{json: `{"uri": "mongodb://h/", "database": "chat", "fulltext": true, "retention_days": 30, "retention_interval": "10m", "connect_timeout": "2s", "archive_writers": 1}`,
+			want: Settings{URI: "mongodb://h/", Database: "chat", FullText: true, RetentionDays: 30, RetentionInterval: 10 * time.Minute, ConnectTimeout: 2 * time.Second,
+				ArchiveWriters: 1}},
 		{json: `{}`, wantErr: []string{"uri: missing"}},
 		{json: `{"uri": "http://h/", "database": "a.b", "retention_days": -1, "retention_interval": "soon"}`,
 			wantErr: []string{"uri: must start with mongodb://", `database: "a.b"`, "retention_days: -1", `retention_interval: "soon"`}},
 		{json: `{"uri": "mongodb://h/", "retension_days": 3}`, wantErr: []string{"retension_days"}},
+		{json: `{"uri": "mongodb://h/", "archive_writers": -1}`, wantErr: []string{"archive_writers: -1"}},
+		{json: `{"uri": "mongodb://h/", "archive_writers": 65}`, wantErr: []string{"archive_writers: 65"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseConfig(sdk.Config{Raw: []byte(tt.json)})
