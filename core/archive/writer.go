@@ -13,7 +13,8 @@ import (
 )
 
 // Stream is one open write stream to an archive backend; *sdk.ArchiveStream
-// is one. Send and Recv are called from two goroutines, each from one.
+// is one. Send and CloseSend are called from one goroutine, Recv from
+// another.
 type Stream interface {
 	// Send sends a batch under an id that its acknowledgement carries.
 	Send(id uint64, msgs []sdk.ArchivedMessage) error
@@ -433,12 +434,60 @@ func (w *Writer) notifyLocked() {
 	w.changed = make(chan struct{})
 }
 
-// conn is one open stream and its receiving goroutine.
+// conn is one open stream with its sending and receiving goroutines.
+// Sending has a goroutine of its own because Send blocks while the
+// backend is slower than the traffic (gRPC flow control): run must go on
+// moving the queue to the journal meanwhile, or the queue fills and
+// Reserve makes the users wait for the backend after all.
 type conn struct {
 	s      Stream
 	cancel context.CancelFunc
 	dead   chan struct{}
 	once   sync.Once
+	// out feeds the sender; its capacity, MaxInFlight, is never reached
+	// since only batches in flight are in it. Closing it has the sender
+	// end the stream (CloseSend) once it has sent them.
+	out  chan *batch
+	sent chan struct{} // closed when the sender returns
+}
+
+// send hands b to the sender.
+func (c *conn) send(b *batch) {
+	select {
+	case c.out <- b:
+	case <-c.dead:
+	}
+}
+
+// closeSend ends the stream's batches after those handed to the sender,
+// and waits for it.
+func (c *conn) closeSend() {
+	close(c.out)
+	select {
+	case <-c.sent:
+	case <-c.dead:
+	}
+}
+
+// sender sends the batches handed to it, in order, until the stream
+// breaks or out is closed.
+func (c *conn) sender() {
+	defer close(c.sent)
+	for {
+		select {
+		case b, ok := <-c.out:
+			if !ok {
+				c.s.CloseSend()
+				return
+			}
+			if err := c.s.Send(b.id, b.messages()); err != nil {
+				c.kill()
+				return
+			}
+		case <-c.dead:
+			return
+		}
+	}
 }
 
 func (c *conn) kill() {
@@ -485,7 +534,7 @@ func (w *Writer) run() {
 			w.redirect = false
 			if c != nil {
 				w.mu.Unlock()
-				c.s.CloseSend()
+				c.closeSend()
 				c.kill()
 				c = nil
 				w.mu.Lock()
@@ -498,7 +547,7 @@ func (w *Writer) run() {
 			if c != nil {
 				// Every batch is acknowledged or journaled: end the
 				// stream politely.
-				c.s.CloseSend()
+				c.closeSend()
 			}
 			return
 		}
@@ -636,7 +685,9 @@ func (w *Writer) connect() *conn {
 		}
 		return nil
 	}
-	c := &conn{s: s, cancel: cancel, dead: make(chan struct{})}
+	c := &conn{s: s, cancel: cancel, dead: make(chan struct{}),
+		out: make(chan *batch, w.opt.MaxInFlight), sent: make(chan struct{})}
+	go c.sender()
 	go w.receive(c)
 	return c
 }
@@ -673,10 +724,7 @@ func (w *Writer) sendDue(c *conn, now time.Time) {
 		if b.skip {
 			continue
 		}
-		if err := c.s.Send(b.id, b.messages()); err != nil {
-			c.kill()
-			return
-		}
+		c.send(b)
 	}
 }
 

@@ -401,3 +401,58 @@ func TestAWideInFlightWindowStillLetsTheJournalTakeTheOverflow(t *testing.T) {
 	closeWriter(t, w)
 	checkInOrder(t, st, "gus@example.com", 64)
 }
+
+// stuckSendStream is a stream whose Send, after the first batch, blocks
+// until released, as gRPC's does while a slow backend's flow-control
+// window is full.
+type stuckSendStream struct {
+	Stream
+	sends   *atomic.Int64
+	release chan struct{}
+}
+
+func (s stuckSendStream) Send(id uint64, msgs []sdk.ArchivedMessage) error {
+	if s.sends.Add(1) > 1 {
+		<-s.release
+	}
+	return s.Stream.Send(id, msgs)
+}
+
+// A Send that blocks must not stop the writer: the queue behind it still
+// goes to the journal, so Reserve keeps taking messages instead of making
+// the users wait for the backend.
+func TestABlockedSendStillLetsTheJournalTakeTheQueue(t *testing.T) {
+	st := newStore()
+	var sends atomic.Int64
+	release := make(chan struct{})
+	local := LocalStream(st)
+	open := func(ctx context.Context) (Stream, error) {
+		s, err := local(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return stuckSendStream{Stream: s, sends: &sends, release: release}, nil
+	}
+	w := NewWriter(open, Options{QueueSize: 64, HighWater: 32, BatchSize: 4, MaxInFlight: 4,
+		FlushInterval: time.Hour, BlockTimeout: 5 * time.Second,
+		Journal: openJournal(t, filepath.Join(t.TempDir(), "s.journal"), 1<<20)}, nil)
+	// Ten times the queue: without the journal taking it, Reserve would
+	// wait for the stuck Send and then fail with ErrFull.
+	const total = 640
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < total; i += 4 {
+		if err := w.Append(ctx, msgsOf("hal@example.com", i, 4)...); err != nil {
+			t.Fatalf("Append of message %d with a Send blocked: %v", i, err)
+		}
+	}
+	if n := sends.Load(); n > 2 {
+		t.Fatalf("%d Sends started while the second was blocked", n)
+	}
+	// What is not in flight reaches the journal, Send still blocked.
+	waitFor(t, "the queue journaled", func() bool { return w.Stats().Journaled >= total-64 })
+	close(release)
+	waitFor(t, "everything stored", func() bool { return st.count() == total })
+	closeWriter(t, w)
+	checkInOrder(t, st, "hal@example.com", total)
+}
