@@ -2,10 +2,10 @@ package websocket
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
-	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -33,110 +33,317 @@ const (
 // header, <close/> the closing tag, and any other element passes through
 // unchanged (without an XML declaration or surrounding whitespace).
 //
-// It checks the framing rules of RFC 7395 §3.3.3: exactly one complete,
-// well-formed element per message, <open/> and <close/> qualified by the
-// framing namespace. A violation is returned as the *xmlstream.Error the
-// stream must end with. Everything inside an element (namespaces, depth,
-// restricted XML) is left to the c2s reader, which checks it anyway. A
-// message of only whitespace gives nil, nil: it carries nothing.
+// It checks the framing rules of RFC 7395 §3.3.3: exactly one complete
+// element per message, <open/> and <close/> qualified by the framing
+// namespace. A violation is returned as the *xmlstream.Error the stream
+// must end with. Everything inside an element (names, attributes,
+// references, characters, matching end tags, depth) is left to the c2s
+// reader, which checks all of it anyway: this only follows the markup far
+// enough to find where the element ends, as the reader will, and refuses
+// comments, processing instructions and DTDs (RFC 6120 §11.1). So a
+// message costs one pass over its bytes and no allocation; it used to be
+// decoded by encoding/xml first, which cost more than all the rest of
+// routing it. A message of only whitespace gives nil, nil: it carries
+// nothing.
 func translateIn(msg []byte) ([]byte, *xmlstream.Error) {
-	d := xml.NewDecoder(bytes.NewReader(msg))
-	var (
-		root        xml.StartElement
-		start, end  int64 = -1, -1
-		depth       int
-		sawDecl     bool
-		hasChildren bool
-	)
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var syn *xml.SyntaxError
-			if errors.As(err, &syn) {
-				return nil, &xmlstream.Error{Condition: "not-well-formed", Text: syn.Msg}
-			}
-			return nil, &xmlstream.Error{Condition: "not-well-formed", Text: err.Error()}
-		}
-		switch t := tok.(type) {
-		case xml.ProcInst:
-			// An XML declaration may open a message; some clients send one
-			// with <open/>. Anything else is restricted (RFC 6120 §11.1).
-			if t.Target != "xml" || sawDecl || start >= 0 {
-				return nil, &xmlstream.Error{Condition: "restricted-xml", Text: "processing instruction not allowed"}
-			}
-			sawDecl = true
-		case xml.Comment:
-			return nil, &xmlstream.Error{Condition: "restricted-xml", Text: "comment not allowed"}
-		case xml.Directive:
-			return nil, &xmlstream.Error{Condition: "restricted-xml", Text: "DTD or directive not allowed"}
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimLeft(t, " \t\r\n")) > 0 {
-				return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "text outside the element"}
-			}
-		case xml.StartElement:
-			if depth == 0 {
-				if start >= 0 {
-					return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "more than one element in a WebSocket message (RFC 7395 §3.3.3)"}
-				}
-				start, root = off, t.Copy()
-			} else {
-				hasChildren = true
-			}
-			depth++
-		case xml.EndElement:
-			if depth--; depth == 0 {
-				end = d.InputOffset()
-			}
-		}
-	}
-	if start < 0 {
+	i := skipSpaces(msg, 0)
+	if i == len(msg) {
 		return nil, nil
 	}
+	if bytes.HasPrefix(msg[i:], []byte("<?")) {
+		// An XML declaration may open a message; some clients send one
+		// with <open/>. Any other processing instruction is restricted.
+		if !isXMLDecl(msg[i:]) {
+			return nil, restricted(msg[i:])
+		}
+		end := bytes.Index(msg[i:], []byte("?>"))
+		if end < 0 {
+			return nil, errIncomplete
+		}
+		if i = skipSpaces(msg, i+end+2); i == len(msg) {
+			return nil, nil
+		}
+	}
+	start := i
+	if msg[i] != '<' || bytes.HasPrefix(msg[i:], []byte("<![CDATA[")) {
+		return nil, errTextOutside
+	}
+	if bytes.HasPrefix(msg[i:], []byte("<!")) || bytes.HasPrefix(msg[i:], []byte("<?")) {
+		return nil, restricted(msg[i:])
+	}
+	end, children, xerr := elementEnd(msg, start)
+	if xerr != nil {
+		return nil, xerr
+	}
+	if rest := skipSpaces(msg, end); rest < len(msg) {
+		switch {
+		case bytes.HasPrefix(msg[rest:], []byte("<!")) && !bytes.HasPrefix(msg[rest:], []byte("<![CDATA[")),
+			bytes.HasPrefix(msg[rest:], []byte("<?")):
+			return nil, restricted(msg[rest:])
+		case msg[rest] == '<' && !bytes.HasPrefix(msg[rest:], []byte("<![CDATA[")):
+			return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "more than one element in a WebSocket message (RFC 7395 §3.3.3)"}
+		default:
+			return nil, errTextOutside
+		}
+	}
+	tag := msg[start : start+tagEnd(msg[start:])]
+	name, _ := tagName(tag)
+	prefix, local, found := strings.Cut(name, ":")
+	if !found {
+		prefix, local = "", name
+	}
+	var space string
+	declared := false
+	ok := rootAttrs(tag, func(n, v []byte, _ byte) {
+		if p, isDecl := bytes.CutPrefix(n, []byte("xmlns")); isDecl && (len(p) == 0 && prefix == "" ||
+			len(p) > 1 && p[0] == ':' && string(p[1:]) == prefix) {
+			space, declared = unescapeAttr(v), true
+		}
+	})
+	if !ok {
+		return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "malformed start tag"}
+	}
+	if prefix != "" && !declared {
+		space = prefix // as encoding/xml names an undeclared prefix
+	}
 	switch {
-	case root.Name.Space == NSFraming && root.Name.Local == "open":
-		if hasChildren {
+	case space == NSFraming && local == "open":
+		if children {
 			return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "<open/> must be empty"}
 		}
-		return openToHeader(root), nil
-	case root.Name.Space == NSFraming && root.Name.Local == "close":
+		if xerr := wellFormed(msg[start:end]); xerr != nil {
+			return nil, xerr
+		}
+		return openToHeader(tag), nil
+	case space == NSFraming && local == "close":
+		if xerr := wellFormed(msg[start:end]); xerr != nil {
+			return nil, xerr
+		}
 		return []byte(streamFooter), nil
-	case root.Name.Space == NSFraming:
-		return nil, &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + root.Name.Local + "/> is not an RFC 7395 framing element"}
-	case root.Name.Local == "open" || root.Name.Local == "close":
-		return nil, &xmlstream.Error{Condition: "invalid-namespace", Text: "<" + root.Name.Local + "/> must be qualified by " + NSFraming + " (RFC 7395 §3.3.2)"}
-	case root.Name.Space == xmlstream.NSStream && root.Name.Local == "stream":
+	case space == NSFraming:
+		return nil, &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + local + "/> is not an RFC 7395 framing element"}
+	case local == "open" || local == "close":
+		return nil, &xmlstream.Error{Condition: "invalid-namespace", Text: "<" + local + "/> must be qualified by " + NSFraming + " (RFC 7395 §3.3.2)"}
+	case space == xmlstream.NSStream && local == "stream":
 		return nil, &xmlstream.Error{Condition: "invalid-namespace", Text: "on a WebSocket the stream opens with <open xmlns='" + NSFraming + "'/> (RFC 7395 §3.4)"}
 	}
 	return msg[start:end], nil
 }
 
-// openToHeader writes the stream header for an <open/>, carrying its
-// to, from, version, id and xml:lang.
-func openToHeader(open xml.StartElement) []byte {
-	var b strings.Builder
-	b.WriteString(streamHeader)
-	for _, a := range open.Attr {
-		name := a.Name.Local
-		switch a.Name.Space {
-		case "":
-		case "http://www.w3.org/XML/1998/namespace":
-			name = "xml:" + name
-		default:
-			continue // namespace declarations and foreign attributes
-		}
-		if name == "xmlns" {
+// wellFormed reads el as the c2s reader reads an element: <open/> and
+// <close/> become something else, so c2s never sees them, and they are
+// read here instead (once or twice a session, unlike stanzas).
+func wellFormed(el []byte) *xmlstream.Error {
+	in := make([]byte, 0, len(streamHeader)+1+len(el))
+	in = append(append(append(in, streamHeader...), '>'), el...)
+	r := xmlstream.NewReader(bytes.NewReader(in), xmlstream.Limits{})
+	_, err := r.ReadHeader()
+	if err == nil {
+		_, err = r.Next()
+	}
+	if err == nil {
+		return nil
+	}
+	var xerr *xmlstream.Error
+	if errors.As(err, &xerr) {
+		return xerr
+	}
+	return &xmlstream.Error{Condition: "not-well-formed", Text: err.Error()}
+}
+
+// Errors of translateIn that need no details.
+var (
+	errIncomplete  = &xmlstream.Error{Condition: "not-well-formed", Text: "the message ends inside its element (RFC 7395 §3.3.3: one complete element per message)"}
+	errTextOutside = &xmlstream.Error{Condition: "not-well-formed", Text: "text outside the element"}
+)
+
+// restricted is the error for the markup at the start of b, which is a
+// comment, a processing instruction or a DTD.
+func restricted(b []byte) *xmlstream.Error {
+	switch {
+	case bytes.HasPrefix(b, []byte("<!--")):
+		return &xmlstream.Error{Condition: "restricted-xml", Text: "comment not allowed"}
+	case bytes.HasPrefix(b, []byte("<?")):
+		return &xmlstream.Error{Condition: "restricted-xml", Text: "processing instruction not allowed"}
+	}
+	return &xmlstream.Error{Condition: "restricted-xml", Text: "DTD or directive not allowed"}
+}
+
+func skipSpaces(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// isXMLDecl reports whether b starts with an XML declaration, a
+// processing instruction whose target is exactly "xml".
+func isXMLDecl(b []byte) bool {
+	return len(b) > 5 && string(b[:5]) == "<?xml" && (isSpace(b[5]) || b[5] == '?')
+}
+
+// elementEnd follows the element that starts at msg[start] to the end of
+// its end tag, counting start and end tags (quoted '>' and CDATA sections
+// skipped), and reports whether it has child elements. Names are not
+// matched: the c2s reader does that, and on markup it accepts, counting
+// finds the same end.
+func elementEnd(msg []byte, start int) (end int, children bool, err *xmlstream.Error) {
+	depth := 0
+	for k := start; k < len(msg); {
+		if msg[k] != '<' {
+			next := bytes.IndexByte(msg[k:], '<')
+			if next < 0 {
+				break
+			}
+			k += next
 			continue
 		}
-		b.WriteString(" " + name + "='")
-		xml.EscapeText(&b, []byte(a.Value)) //nolint:errcheck // a strings.Builder does not fail
-		b.WriteString("'")
+		rest := msg[k:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			e := bytes.Index(rest, []byte("]]>"))
+			if e < 0 {
+				return 0, false, errIncomplete
+			}
+			k += e + 3
+			continue
+		case bytes.HasPrefix(rest, []byte("<!")), bytes.HasPrefix(rest, []byte("<?")):
+			return 0, false, restricted(rest)
+		}
+		e := tagEnd(rest)
+		if e < 0 {
+			return 0, false, errIncomplete
+		}
+		switch {
+		case rest[1] == '/' && depth == 0:
+			return 0, false, &xmlstream.Error{Condition: "not-well-formed", Text: "an end tag without its start tag"}
+		case rest[1] == '/':
+			depth--
+		case rest[e-2] == '/':
+			children = children || depth > 0
+		default:
+			children = children || depth > 0
+			depth++
+		}
+		k += e
+		if depth == 0 {
+			return k, children, nil
+		}
 	}
-	b.WriteString(">")
-	return []byte(b.String())
+	return 0, false, errIncomplete
+}
+
+// rootAttrs calls f with each attribute of a start tag as written (the
+// value still escaped, quote the character around it), checking that each
+// has the shape name='value' or name="value", after whitespace: what
+// openToHeader copies must not be able to change the header's shape. (The
+// c2s reader checks the names and values themselves.) It reports whether
+// the tag has that shape; f sees the attributes before a bad one.
+func rootAttrs(tag []byte, f func(name, value []byte, quote byte)) bool {
+	_, i := tagName(tag)
+	for {
+		sp := skipSpaces(tag, i)
+		if sp >= len(tag) {
+			return false
+		}
+		if tag[sp] == '>' || (tag[sp] == '/' && sp+1 < len(tag) && tag[sp+1] == '>') {
+			return true
+		}
+		if sp == i {
+			return false // no whitespace before the attribute
+		}
+		n := sp
+		for n < len(tag) && !isSpace(tag[n]) && !strings.ContainsRune("='\"<>/", rune(tag[n])) {
+			n++
+		}
+		if n == sp {
+			return false
+		}
+		j := skipSpaces(tag, n)
+		if j >= len(tag) || tag[j] != '=' {
+			return false
+		}
+		j = skipSpaces(tag, j+1)
+		if j >= len(tag) || (tag[j] != '\'' && tag[j] != '"') {
+			return false
+		}
+		q := tag[j]
+		v := bytes.IndexByte(tag[j+1:], q)
+		if v < 0 {
+			return false
+		}
+		f(tag[sp:n], tag[j+1:j+1+v], q)
+		i = j + v + 2
+	}
+}
+
+// unescapeAttr decodes the predefined entities and character references of
+// an attribute value as written, for comparing a namespace name. What it
+// cannot decode stays as it is; the c2s reader refuses it.
+func unescapeAttr(raw []byte) string {
+	v := string(raw)
+	if !strings.Contains(v, "&") {
+		return v
+	}
+	var b strings.Builder
+	for {
+		amp := strings.IndexByte(v, '&')
+		semi := strings.IndexByte(v[max(amp, 0):], ';')
+		if amp < 0 || semi < 0 {
+			b.WriteString(v)
+			return b.String()
+		}
+		b.WriteString(v[:amp])
+		ref := v[amp+1 : amp+semi]
+		v = v[amp+semi+1:]
+		switch ref {
+		case "lt":
+			b.WriteByte('<')
+		case "gt":
+			b.WriteByte('>')
+		case "amp":
+			b.WriteByte('&')
+		case "apos":
+			b.WriteByte('\'')
+		case "quot":
+			b.WriteByte('"')
+		default:
+			var n uint64
+			var err error = strconv.ErrSyntax
+			if num, ok := strings.CutPrefix(ref, "#x"); ok {
+				n, err = strconv.ParseUint(num, 16, 32)
+			} else if num, ok := strings.CutPrefix(ref, "#"); ok {
+				n, err = strconv.ParseUint(num, 10, 32)
+			}
+			if err != nil || !utf8.ValidRune(rune(n)) {
+				b.WriteString("&" + ref + ";")
+				continue
+			}
+			b.WriteRune(rune(n))
+		}
+	}
+}
+
+// openToHeader writes the stream header for the start tag of an <open/>,
+// carrying its to, from, version, id and xml:lang as they were written
+// (escaped), requoted with ' where they were in ".
+func openToHeader(tag []byte) []byte {
+	b := []byte(streamHeader)
+	rootAttrs(tag, func(name, value []byte, quote byte) {
+		if string(name) == "xmlns" || (bytes.IndexByte(name, ':') >= 0 && !bytes.HasPrefix(name, []byte("xml:"))) {
+			return // namespace declarations and foreign attributes
+		}
+		b = append(b, ' ')
+		b = append(b, name...)
+		b = append(b, "='"...)
+		if quote == '"' {
+			b = append(b, bytes.ReplaceAll(value, []byte("'"), []byte("&apos;"))...)
+		} else {
+			b = append(b, value...)
+		}
+		b = append(b, '\'')
+	})
+	return append(b, '>')
 }
 
 // outbound splits what c2s writes into the messages of RFC 7395. It needs

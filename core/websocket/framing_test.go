@@ -16,7 +16,13 @@ func TestTranslateIn(t *testing.T) {
 		{"open with lang, from and declaration", "<?xml version='1.0'?>\n<open xmlns=\"urn:ietf:params:xml:ns:xmpp-framing\" from=\"a@localhost\" to=\"localhost\" xml:lang=\"en\" version=\"1.0\"/>",
 			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='a@localhost' to='localhost' xml:lang='en' version='1.0'>", ""},
 		{"open escapes", "<open " + fr + " to='a&apos;b&lt;'/>",
-			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a&#39;b&lt;'>", ""},
+			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a&apos;b&lt;'>", ""},
+		{"open requotes", "<open " + fr + ` to="a'b" version = "1.0"/>`,
+			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a&apos;b' version='1.0'>", ""},
+		{"open with an escaped namespace", "<open xmlns='urn:ietf:params:xml:ns:xmpp-&#x66;raming' to='localhost'/>",
+			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>", ""},
+		{"stanza with CDATA and a quoted >", "<message xmlns='jabber:client' id='a>b'><body><![CDATA[</body></message>]]></body></message>",
+			"<message xmlns='jabber:client' id='a>b'><body><![CDATA[</body></message>]]></body></message>", ""},
 		{"open with a prefix", "<f:open xmlns:f='urn:ietf:params:xml:ns:xmpp-framing' to='localhost'/>",
 			"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>", ""},
 		{"close", "<close " + fr + "/>", "</stream:stream>", ""},
@@ -40,6 +46,16 @@ func TestTranslateIn(t *testing.T) {
 		{"stream header", "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='localhost'/>", "", "invalid-namespace"},
 		{"unknown framing element", "<reopen " + fr + "/>", "", "unsupported-stanza-type"},
 		{"open with children", "<open " + fr + "><x/></open>", "", "not-well-formed"},
+		{"open with a malformed attribute", "<open " + fr + " to='a'from='b'/>", "", "not-well-formed"},
+		{"open with an attribute breaking out", "<open " + fr + " to='a' x=y/>", "", "not-well-formed"},
+		{"end tag first", "</message>", "", "not-well-formed"},
+		{"comment inside", "<message><!-- x --></message>", "", "restricted-xml"},
+		{"processing instruction inside", "<message><?x y?></message>", "", "restricted-xml"},
+		{"CDATA outside", "<![CDATA[x]]>", "", "not-well-formed"},
+		{"unclosed CDATA", "<message><![CDATA[x</message>", "", "not-well-formed"},
+		{"unclosed tag", "<message to='a", "", "not-well-formed"},
+		{"other processing instruction first", "<?xml-stylesheet x?><presence/>", "", "restricted-xml"},
+		{"comment after", "<presence/><!-- x -->", "", "restricted-xml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,5 +144,19 @@ func TestTranslateOutRejectsText(t *testing.T) {
 	var o outbound
 	if _, _, err := o.translate([]byte("hello")); err == nil {
 		t.Error("text at the top level was framed")
+	}
+}
+
+// BenchmarkTranslateIn is the cost of one chat message from a WebSocket
+// client before c2s reads it.
+func BenchmarkTranslateIn(b *testing.B) {
+	msg := []byte(`<message xmlns='jabber:client' to='bob@example.com' type='chat' id='a1b2c3d4'><body>` + strings.Repeat("hello bob, ", 25) +
+		`</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := translateIn(msg); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
