@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // oneByte hands out its input one byte per Read, so that every token
@@ -207,6 +208,15 @@ func referenceElements(data []byte) ([]*Element, error) {
 	}
 }
 
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // FuzzAgainstEncodingXML: whatever the tokenizer accepts, encoding/xml
 // accepts too, and reads as the same elements. The tokenizer refuses more
 // (RFC 6120's restrictions, XML's Char production, namespace rules), so
@@ -238,6 +248,13 @@ func FuzzAgainstEncodingXML(f *testing.F) {
 			got = append(got, el)
 		}
 		want, err := referenceElements(data)
+		if err != nil && strings.Contains(err.Error(), "invalid XML name") && !isASCII(data) {
+			// encoding/xml knows names by the classes of XML 1.0's
+			// fourth edition, the tokenizer by the fifth's (the XML 1.0
+			// of today), which allow far more characters outside ASCII;
+			// within ASCII they are the same.
+			return
+		}
 		if err != nil {
 			t.Fatalf("accepted %q, which encoding/xml refuses: %v", data, err)
 		}
