@@ -25,6 +25,8 @@
 #   BENCH_ONLY       run only these rows (space-separated names, e.g.
 #                    "msg-500-pairs-archive-sql msg-500-pairs-archive-http"); register
 #                    always runs, the others are left out of the table. Default: all
+#                    (latency-floor, printed under the table, is the p99 row's load through
+#                    a byte relay instead of koi: the machine's own latency at that rate)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -253,6 +255,22 @@ if want login-scram-sha-1 login-plain-tls login-scram-sha-1-tls login-fast-tls m
 	stop_koi
 fi
 
+# The machine's own latency at the p99 row's rate, with no XMPP server: a
+# byte relay pinned where koi runs. A p99 target below it cannot be met
+# on this machine, whatever the server does.
+if want latency-floor; then
+	echo "== latency-floor" >&2
+	"${server_pin[@]}" "$bin/koi-bench" relay -listen "127.0.0.1:$((port + 9))" &
+	relay_pid=$!
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$((port + 9))") 2>/dev/null && break
+		sleep 0.05
+	done
+	"${tool_pin[@]}" "$bin/koi-bench" floor -addr "127.0.0.1:$((port + 9))" -pairs 500 -rate 5000 \
+		-duration "${secs}s" -json "$dir/results/latency-floor.json" >"$dir/results/latency-floor.txt"
+	kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
+fi
+
 if want msg-500-pairs-archive-sql; then
 	start_koi archive-sql "$dir/koi-archive-sql.hcl"
 	bench msg msg-500-pairs-archive-sql -addr "$plain" -tls none -mech SCRAM-SHA-1 -pairs 500 -duration "${secs}s" -archive sql
@@ -407,5 +425,6 @@ for r in register idle-plaintext idle-tls detached-plaintext login-scram-sha-1 l
 done
 echo >&2
 "$bin/koi-bench" report -details=false -json "$dir/results/summary.json" "${rows[@]}"
+[[ -f $dir/results/latency-floor.txt ]] && cat "$dir/results/latency-floor.txt"
 echo
 echo "$pinning; results in $dir/results"

@@ -13,6 +13,7 @@
 //	koi-bench pep      -addr 127.0.0.1:5222 -domain localhost -contacts 500
 //	koi-bench storm    -addr 127.0.0.1:5223 -tls direct -pairs 50 -rate 1000 -logins 2000 -storm-c 500
 //	koi-bench report   results/*.json
+//	koi-bench relay    -listen 127.0.0.1:5299 & koi-bench floor -addr 127.0.0.1:5299 -pairs 500 -rate 5000
 //
 // Run "koi-bench MODE -h" for the flags of a mode.
 package main
@@ -52,6 +53,8 @@ modes:
   storm     message latency between established pairs during a storm of logins
   storm-gen the storm's logins, as storm runs them in a second process (internal)
   report    summarise result files (-json of the other modes) against koi's budget
+  relay     copy bytes between paired connections: the server side of floor
+  floor     msg's fixed-rate latency through relay, with no XMPP: the machine's floor
 
 Run "koi-bench MODE -h" for the flags of a mode.`
 
@@ -226,8 +229,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mode, args := args[0], args[1:]
 	fs := flag.NewFlagSet("koi-bench "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if mode == "report" {
+	switch mode {
+	case "report":
 		return runReport(fs, args, stdout)
+	case "relay", "floor":
+		return runFloor(ctx, mode, fs, args, stdout)
 	}
 	var c common
 	c.register(fs)
