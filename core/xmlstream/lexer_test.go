@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // oneByte hands out its input one byte per Read, so that every token
@@ -284,5 +285,31 @@ func TestIdleDropsLargeBuffers(t *testing.T) {
 	}
 	if cap(r.tok.text) > idleTextCap {
 		t.Errorf("idle Reader keeps a %d-byte text buffer", cap(r.tok.text))
+	}
+}
+
+// Every string of the table is found, without allocating, as the table's
+// own copy; anything else is copied.
+func TestIntern(t *testing.T) {
+	n := 0
+	for _, bucket := range interned {
+		for _, s := range bucket {
+			n++
+			b := []byte(s)
+			if got := intern(b); got != s || unsafe.StringData(got) != unsafe.StringData(s) {
+				t.Errorf("intern(%q) = %q, not the table's copy", s, got)
+			}
+			if a := testing.AllocsPerRun(10, func() { intern(b) }); a != 0 {
+				t.Errorf("intern(%q) allocates %.0f times", s, a)
+			}
+		}
+	}
+	if n < 200 {
+		t.Errorf("the table holds %d strings", n)
+	}
+	for _, s := range []string{"", "mesage", "messages", "urn:xmpp:sid:1", strings.Repeat("x", maxInterned+1)} {
+		if got := intern([]byte(s)); got != s {
+			t.Errorf("intern(%q) = %q", s, got)
+		}
 	}
 }
