@@ -17,6 +17,12 @@ import (
 // idempotent by (owner, stanza id), so they are retried like reads; a
 // query is a POST (its id list may be long) but a read, retried too.
 
+// AppendWriters is the sdk.AppendConcurrency of the archive: the
+// archive_writers setting, 1 unless the service is said to take several
+// POSTs at once (each is idempotent by owner and id, so two that overlap
+// after a resend store each message once).
+func (b *Backend) AppendWriters() int { return b.set.ArchiveWriters }
+
 // stampLayout writes stamps in UTC to the millisecond, as koi makes them.
 const stampLayout = "2006-01-02T15:04:05.000Z07:00"
 

@@ -32,6 +32,10 @@ const (
 	defaultBreakerFailures  = 5
 	defaultBreakerCooldown  = 10 * time.Second
 	defaultMaxResponseBytes = 16 << 20
+	// One POST of archived messages at a time unless the operator says the
+	// service takes several at once.
+	defaultArchiveWriters = 1
+	maxArchiveWriters     = 64
 )
 
 // options is the plugin's config block as written; Settings is what the
@@ -53,6 +57,7 @@ type options struct {
 	MaxResponseBytes *int64   `json:"max_response_bytes"`
 	ArchiveFullText  bool     `json:"archive_full_text"`
 	RosterBatch      bool     `json:"roster_batch"`
+	ArchiveWriters   *int     `json:"archive_writers"`
 }
 
 // Settings is the checked configuration of the plugin.
@@ -80,6 +85,9 @@ type Settings struct {
 	// RosterBatch declares that the service serves POST roster_changes:
 	// both sides of a subscription in one call, all or none.
 	RosterBatch bool
+	// ArchiveWriters is how many POSTs of archived messages may be in
+	// flight at once (sdk.AppendConcurrency).
+	ArchiveWriters int
 }
 
 // ParseConfig decodes and checks the plugin's config block. Every error
@@ -121,6 +129,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		MaxResponseBytes: defaultMaxResponseBytes,
 		ArchiveFullText:  o.ArchiveFullText,
 		RosterBatch:      o.RosterBatch,
+		ArchiveWriters:   defaultArchiveWriters,
 	}
 
 	if len(o.Features) == 0 {
@@ -205,6 +214,14 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 	if o.BreakerFailures != nil {
 		if s.BreakerFailures = *o.BreakerFailures; s.BreakerFailures < 1 {
 			return bad("breaker_failures %d: want at least 1", s.BreakerFailures)
+		}
+	}
+	if o.ArchiveWriters != nil {
+		if !s.serves(featureArchive) {
+			return bad("archive_writers without the archive in features")
+		}
+		if s.ArchiveWriters = *o.ArchiveWriters; s.ArchiveWriters < 1 || s.ArchiveWriters > maxArchiveWriters {
+			return bad("archive_writers %d: want 1 to %d", s.ArchiveWriters, maxArchiveWriters)
 		}
 	}
 	if o.MaxResponseBytes != nil {

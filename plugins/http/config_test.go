@@ -32,6 +32,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"base_url": "http://x", "features": ["auth"], "max_response_bytes": 10}`, "max_response_bytes"},
 		{`{"base_url": "http://x", "features": ["auth"], "roster_batch": true}`, "roster_batch without a read-write roster"},
 		{`{"base_url": "http://x", "features": ["roster"], "read_only": ["roster"], "roster_batch": true}`, "roster_batch without a read-write roster"},
+		{`{"base_url": "http://x", "features": ["auth"], "archive_writers": 4}`, "archive_writers without the archive"},
+		{`{"base_url": "http://x", "features": ["archive"], "archive_writers": 0}`, "archive_writers 0: want 1 to 64"},
+		{`{"base_url": "http://x", "features": ["archive"], "archive_writers": 65}`, "archive_writers 65: want 1 to 64"},
 	} {
 		_, err := ParseConfig(sdk.Config{Raw: []byte(c.cfg)})
 		if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
@@ -58,7 +61,12 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Error("roster batches are declared without roster_batch")
 	}
 	if s.AuthStyle != styleProsody || s.Timeout != 2*time.Second || s.Retries != defaultRetries ||
-		s.BreakerFailures != defaultBreakerFailures || s.MaxResponseBytes != defaultMaxResponseBytes {
+		s.BreakerFailures != defaultBreakerFailures || s.MaxResponseBytes != defaultMaxResponseBytes ||
+		s.ArchiveWriters != 1 {
 		t.Errorf("defaults not applied: %+v", s)
+	}
+	s, err = ParseConfig(sdk.Config{Raw: []byte(`{"base_url": "http://x", "features": ["archive"], "archive_writers": 4}`)})
+	if err != nil || (&Backend{set: s}).AppendWriters() != 4 {
+		t.Errorf("archive_writers 4: %v, AppendWriters %d", err, (&Backend{set: s}).AppendWriters())
 	}
 }
