@@ -69,20 +69,34 @@ func archiveSchema(d dialect) ([]step, error) {
 var archiveCols = []string{"owner", "stanza_id", "peer", "peer_res", "stamp", "outgoing", "stanza", "body"}
 
 // insertIgnoreSQL is a multi-row INSERT into table that skips rows whose
-// keys exist. It reuses the dialect's upsert, whose conflict clause with
-// no columns to update is exactly "skip" (ON CONFLICT DO NOTHING, or
-// MySQL's no-op ON DUPLICATE KEY UPDATE), and puts rows rows of all cols
-// in front of it.
+// keys exist: the dialect's INSERT OR IGNORE where it has one (orIgnorer),
+// else its upsert, whose conflict clause with no columns to update is
+// exactly "skip" (ON CONFLICT DO NOTHING, or MySQL's no-op ON DUPLICATE
+// KEY UPDATE), with rows rows of all cols in front of it.
 func insertIgnoreSQL(d dialect, table string, keys, cols []string, rows int) (string, error) {
+	row := "(" + placeholders(len(cols)) + ")"
+	values := strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+	if ig, ok := d.(orIgnorer); ok {
+		return fmt.Sprintf("%s INTO %s (%s) VALUES %s", ig.insertOrIgnore(), table, strings.Join(cols, ", "), values), nil
+	}
 	up := d.upsert(table, keys, nil)
 	marker := "VALUES (" + placeholders(len(keys)) + ")"
 	i := strings.Index(up, marker)
 	if i < 0 {
 		return "", fmt.Errorf("%s upsert statement has an unexpected shape: %s", d.name(), up)
 	}
-	row := "(" + placeholders(len(cols)) + ")"
-	values := strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s%s", table, strings.Join(cols, ", "), values, up[i+len(marker):]), nil
+}
+
+// orIgnorer is a dialect with an INSERT that skips a row on any constraint
+// it breaks: SQLite's INSERT OR IGNORE. A statement that cannot fail
+// part-way needs no statement journal, which SQLite writes for a
+// multi-row INSERT ... ON CONFLICT DO NOTHING (since a NOT NULL or CHECK
+// failure would abort it); that journal was a tenth of the archive's
+// insert cost. The archive never binds NULL, so "any constraint" is only
+// ever the key.
+type orIgnorer interface {
+	insertOrIgnore() string
 }
 
 // archiveChunks are the row counts of the INSERT statements a batch is cut

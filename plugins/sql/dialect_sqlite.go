@@ -159,6 +159,8 @@ func (sqliteDialect) upsert(table string, keys, cols []string) string {
 	return onConflictUpsert(table, keys, cols)
 }
 
+func (sqliteDialect) insertOrIgnore() string { return "INSERT OR IGNORE" }
+
 func (sqliteDialect) insertNew(table string, keys, cols []string) string {
 	return onConflictInsertNew(table, keys, cols)
 }
