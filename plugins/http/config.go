@@ -35,7 +35,6 @@ const (
 	// One POST of archived messages at a time unless the operator says the
 	// service takes several at once.
 	defaultArchiveWriters = 1
-	maxArchiveWriters     = 64
 )
 
 // options is the plugin's config block as written; Settings is what the
@@ -220,8 +219,8 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		if !s.serves(featureArchive) {
 			return bad("archive_writers without the archive in features")
 		}
-		if s.ArchiveWriters = *o.ArchiveWriters; s.ArchiveWriters < 1 || s.ArchiveWriters > maxArchiveWriters {
-			return bad("archive_writers %d: want 1 to %d", s.ArchiveWriters, maxArchiveWriters)
+		if s.ArchiveWriters = *o.ArchiveWriters; s.ArchiveWriters < 1 || s.ArchiveWriters > sdk.MaxAppendWriters {
+			return bad("archive_writers %d: want 1 to %d", s.ArchiveWriters, sdk.MaxAppendWriters)
 		}
 	}
 	if o.MaxResponseBytes != nil {

@@ -35,9 +35,6 @@ type Settings struct {
 // round trip.
 const defaultArchiveWriters = 4
 
-// maxArchiveWriters bounds archive_writers, as the SDK does.
-const maxArchiveWriters = 64
-
 // fileConfig is the config block as the operator writes it.
 type fileConfig struct {
 	URI               string `json:"uri"`
@@ -111,8 +108,8 @@ func (s Settings) check(errs *sdk.ConfigErrors) {
 	if s.RetentionDays < 0 {
 		errs.Add("retention_days", "%d is negative", s.RetentionDays)
 	}
-	if s.ArchiveWriters < 0 || s.ArchiveWriters > maxArchiveWriters {
-		errs.Add("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, maxArchiveWriters)
+	if s.ArchiveWriters < 0 || s.ArchiveWriters > sdk.MaxAppendWriters {
+		errs.Add("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, sdk.MaxAppendWriters)
 	}
 }
 

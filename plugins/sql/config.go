@@ -43,10 +43,6 @@ type Settings struct {
 // each commit and on the plugin between transactions.
 const defaultArchiveWriters = 4
 
-// maxArchiveWriters bounds archive_writers (the SDK stores at most this
-// many groups at once whatever a backend asks).
-const maxArchiveWriters = 64
-
 // maxSCRAMIterations bounds the PBKDF2 cost so a typo cannot make every
 // login take minutes.
 const maxSCRAMIterations = 10_000_000
@@ -153,8 +149,8 @@ func (s Settings) checkInto(errs *sdk.ConfigErrors) dialect {
 		bad("conn_max_lifetime", "%s is negative", s.ConnMaxLifetime)
 	}
 	switch _, sqlite := d.(sqliteDialect); {
-	case s.ArchiveWriters < 0 || s.ArchiveWriters > maxArchiveWriters:
-		bad("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, maxArchiveWriters)
+	case s.ArchiveWriters < 0 || s.ArchiveWriters > sdk.MaxAppendWriters:
+		bad("archive_writers", "%d is outside 1..%d", s.ArchiveWriters, sdk.MaxAppendWriters)
 	case sqlite && s.ArchiveWriters > 1:
 		bad("archive_writers", "SQLite has a single writer; only 1 makes sense")
 	case s.MaxOpenConns > 0 && s.ArchiveWriters > s.MaxOpenConns:
