@@ -3,9 +3,7 @@ package websocket
 import (
 	"bytes"
 	"errors"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -92,63 +90,73 @@ func translateIn(msg []byte) ([]byte, *xmlstream.Error) {
 	if !found {
 		prefix, local = "", name
 	}
-	var space string
+	var ns []byte // the root's namespace as written
 	declared := false
 	ok := rootAttrs(tag, func(n, v []byte, _ byte) {
 		if p, isDecl := bytes.CutPrefix(n, []byte("xmlns")); isDecl && (len(p) == 0 && prefix == "" ||
 			len(p) > 1 && p[0] == ':' && string(p[1:]) == prefix) {
-			space, declared = unescapeAttr(v), true
+			ns, declared = v, true
 		}
 	})
 	if !ok {
 		return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "malformed start tag"}
 	}
-	if prefix != "" && !declared {
-		space = prefix // as encoding/xml names an undeclared prefix
+	switch {
+	case bytes.IndexByte(ns, '&') >= 0:
+		// Written with references, which only the c2s reader decodes.
+		el, xerr := readElement(msg[start:end])
+		if xerr != nil {
+			return nil, xerr
+		}
+		ns = []byte(el.Space)
+	case prefix != "" && !declared:
+		ns = []byte(prefix) // as encoding/xml names an undeclared prefix
 	}
 	switch {
-	case space == NSFraming && local == "open":
+	case string(ns) == NSFraming && local == "open":
 		if children {
 			return nil, &xmlstream.Error{Condition: "not-well-formed", Text: "<open/> must be empty"}
 		}
-		if xerr := wellFormed(msg[start:end]); xerr != nil {
+		if _, xerr := readElement(msg[start:end]); xerr != nil {
 			return nil, xerr
 		}
 		return openToHeader(tag), nil
-	case space == NSFraming && local == "close":
-		if xerr := wellFormed(msg[start:end]); xerr != nil {
+	case string(ns) == NSFraming && local == "close":
+		if _, xerr := readElement(msg[start:end]); xerr != nil {
 			return nil, xerr
 		}
 		return []byte(streamFooter), nil
-	case space == NSFraming:
+	case string(ns) == NSFraming:
 		return nil, &xmlstream.Error{Condition: "unsupported-stanza-type", Text: "<" + local + "/> is not an RFC 7395 framing element"}
 	case local == "open" || local == "close":
 		return nil, &xmlstream.Error{Condition: "invalid-namespace", Text: "<" + local + "/> must be qualified by " + NSFraming + " (RFC 7395 §3.3.2)"}
-	case space == xmlstream.NSStream && local == "stream":
+	case string(ns) == xmlstream.NSStream && local == "stream":
 		return nil, &xmlstream.Error{Condition: "invalid-namespace", Text: "on a WebSocket the stream opens with <open xmlns='" + NSFraming + "'/> (RFC 7395 §3.4)"}
 	}
 	return msg[start:end], nil
 }
 
-// wellFormed reads el as the c2s reader reads an element: <open/> and
+// readElement reads el as the c2s reader reads an element: <open/> and
 // <close/> become something else, so c2s never sees them, and they are
-// read here instead (once or twice a session, unlike stanzas).
-func wellFormed(el []byte) *xmlstream.Error {
+// read here instead (once or twice a session, unlike stanzas); so is a
+// root whose namespace is written with character references.
+func readElement(el []byte) (*xmlstream.Element, *xmlstream.Error) {
 	in := make([]byte, 0, len(streamHeader)+1+len(el))
 	in = append(append(append(in, streamHeader...), '>'), el...)
 	r := xmlstream.NewReader(bytes.NewReader(in), xmlstream.Limits{})
 	_, err := r.ReadHeader()
+	var root *xmlstream.Element
 	if err == nil {
-		_, err = r.Next()
+		root, err = r.Next()
 	}
 	if err == nil {
-		return nil
+		return root, nil
 	}
 	var xerr *xmlstream.Error
 	if errors.As(err, &xerr) {
-		return xerr
+		return nil, xerr
 	}
-	return &xmlstream.Error{Condition: "not-well-formed", Text: err.Error()}
+	return nil, &xmlstream.Error{Condition: "not-well-formed", Text: err.Error()}
 }
 
 // Errors of translateIn that need no details.
@@ -274,53 +282,6 @@ func rootAttrs(tag []byte, f func(name, value []byte, quote byte)) bool {
 		}
 		f(tag[sp:n], tag[j+1:j+1+v], q)
 		i = j + v + 2
-	}
-}
-
-// unescapeAttr decodes the predefined entities and character references of
-// an attribute value as written, for comparing a namespace name. What it
-// cannot decode stays as it is; the c2s reader refuses it.
-func unescapeAttr(raw []byte) string {
-	v := string(raw)
-	if !strings.Contains(v, "&") {
-		return v
-	}
-	var b strings.Builder
-	for {
-		amp := strings.IndexByte(v, '&')
-		semi := strings.IndexByte(v[max(amp, 0):], ';')
-		if amp < 0 || semi < 0 {
-			b.WriteString(v)
-			return b.String()
-		}
-		b.WriteString(v[:amp])
-		ref := v[amp+1 : amp+semi]
-		v = v[amp+semi+1:]
-		switch ref {
-		case "lt":
-			b.WriteByte('<')
-		case "gt":
-			b.WriteByte('>')
-		case "amp":
-			b.WriteByte('&')
-		case "apos":
-			b.WriteByte('\'')
-		case "quot":
-			b.WriteByte('"')
-		default:
-			var n uint64
-			var err error = strconv.ErrSyntax
-			if num, ok := strings.CutPrefix(ref, "#x"); ok {
-				n, err = strconv.ParseUint(num, 16, 32)
-			} else if num, ok := strings.CutPrefix(ref, "#"); ok {
-				n, err = strconv.ParseUint(num, 10, 32)
-			}
-			if err != nil || !utf8.ValidRune(rune(n)) {
-				b.WriteString("&" + ref + ";")
-				continue
-			}
-			b.WriteRune(rune(n))
-		}
 	}
 }
 
