@@ -2,6 +2,7 @@ package modules
 
 import (
 	"context"
+	"slices"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/router"
@@ -56,24 +57,27 @@ func carbonEligible(el *xmlstream.Element) bool {
 
 // sendCarbons copies el, just delivered to the recipient's sessions
 // delivered (none when it was stored offline), to the other carbon-enabled
-// sessions of its recipient (received) and of its sender (sent). arch
+// sessions of its recipient (received) and of its sender (sent). sender is
+// the sending session's JID when the caller knows it, else zero. arch
 // holds the sender's archive id, if the message was archived.
-func (m *Server) sendCarbons(el *xmlstream.Element, to jid.JID, delivered []*router.Session, arch *archiving) {
+func (m *Server) sendCarbons(el *xmlstream.Element, sender, to jid.JID, delivered []*router.Session, arch *archiving) {
 	if !carbonEligible(el) {
 		return
 	}
-	from, err := jid.Parse(el.Attr("from"))
-	if err != nil || from.Bare() == to.Bare() {
+	from := sender
+	if fromAttr := el.Attr("from"); from.IsZero() || !from.Spells(fromAttr) {
+		var err error
+		if from, err = jid.Parse(fromAttr); err != nil {
+			return
+		}
+	}
+	if from.Bare() == to.Bare() {
 		return
 	}
 	if len(delivered) > 0 {
-		got := map[*router.Session]bool{}
-		for _, s := range delivered {
-			got[s] = true
-		}
 		if u := m.router.User(to.Bare()); u != nil {
-			for _, s := range u.Available() {
-				if !got[s] && s.Carbons() {
+			for _, s := range u.CarbonCopies() {
+				if !slices.Contains(delivered, s) {
 					s.Send(carbon("received", to.Bare(), s, el))
 				}
 			}
@@ -81,8 +85,8 @@ func (m *Server) sendCarbons(el *xmlstream.Element, to jid.JID, delivered []*rou
 	}
 	if u := m.router.User(from.Bare()); u != nil {
 		var sent *xmlstream.Element
-		for _, s := range u.Available() {
-			if s.JID() == from || !s.Carbons() {
+		for _, s := range u.CarbonCopies() {
+			if s.JID() == from {
 				continue
 			}
 			if sent == nil {

@@ -68,7 +68,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, send
 			}
 			t.Send(el)
 			arch.commit(m)
-			m.sendCarbons(el, to, []*router.Session{t}, &arch)
+			m.sendCarbons(el, sender, to, []*router.Session{t}, &arch)
 			return
 		}
 		if typ == "groupchat" {
@@ -108,7 +108,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, send
 			m.bounceTo(ctx, el, serr)
 			return
 		}
-		defer m.sendCarbons(el, to, targets, &arch)
+		defer m.sendCarbons(el, sender, to, targets, &arch)
 		defer arch.commit(m)
 		// Every target gets the same stanza, and Send serialises it at
 		// once: no copy per target.
@@ -165,7 +165,7 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, sender
 		return
 	}
 	arch.commit(m)
-	m.sendCarbons(el, to, nil, &arch)
+	m.sendCarbons(el, sender, to, nil, &arch)
 	if m.notifier != nil {
 		m.notifier.Notify(ctx, bare, c)
 	}

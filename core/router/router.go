@@ -307,6 +307,9 @@ func (s *Session) SetCarbons(on bool) {
 	s.user.mu.Lock()
 	was := s.carbons
 	s.carbons = on
+	if was != on {
+		s.user.views = nil
+	}
 	s.user.mu.Unlock()
 	s.changed(was != on)
 }

@@ -209,3 +209,45 @@ func TestCarbonsFlag(t *testing.T) {
 		t.Fatalf("remote: carbons %v, observer calls %d (a remote change is not this node's to publish)", rs.Carbons(), o.changed)
 	}
 }
+
+// TestCarbonCopiesFollowChanges: the carbons view is the available sessions
+// that enabled carbons, rebuilt when either changes, local or remote.
+func TestCarbonCopiesFollowChanges(t *testing.T) {
+	r := New()
+	a, _ := r.Bind(jid.MustParse("cc@x/a"), &recConn{})
+	b, _ := r.Bind(jid.MustParse("cc@x/b"), &recConn{})
+	u := a.User()
+	a.SetPresence(presence(""), 0)
+	b.SetPresence(presence(""), 0)
+	if got := u.CarbonCopies(); len(got) != 0 {
+		t.Fatalf("nobody enabled carbons, view %v", got)
+	}
+	a.SetCarbons(true)
+	if got := u.CarbonCopies(); len(got) != 1 || got[0] != a {
+		t.Fatalf("after a enabled: %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { u.CarbonCopies() }); n != 0 {
+		t.Fatalf("CarbonCopies allocates %v times a call", n)
+	}
+	b.SetCarbons(true)
+	if got := u.CarbonCopies(); len(got) != 2 {
+		t.Fatalf("after b enabled: %v", got)
+	}
+	a.SetCarbons(false)
+	if got := u.CarbonCopies(); len(got) != 1 || got[0] != b {
+		t.Fatalf("after a disabled: %v", got)
+	}
+	r.Unbind(b)
+	if got := u.CarbonCopies(); len(got) != 0 {
+		t.Fatalf("after b left: %v", got)
+	}
+	rs, _ := r.BindRemote(jid.MustParse("cc@x/r"), &recConn{})
+	rs.SetRemoteState(PresenceState{Available: true, Carbons: true})
+	if got := u.CarbonCopies(); len(got) != 1 || got[0] != rs {
+		t.Fatalf("remote session with carbons: %v", got)
+	}
+	rs.SetRemoteState(PresenceState{Available: false, Carbons: true})
+	if got := u.CarbonCopies(); len(got) != 0 {
+		t.Fatalf("unavailable remote session still copied: %v", got)
+	}
+}

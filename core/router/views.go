@@ -5,7 +5,7 @@ package router
 // every carbon asks for them, and building them per call cost an
 // allocation per routed message.
 type views struct {
-	available, top, nonNegative []*Session
+	available, top, nonNegative, carbons []*Session
 }
 
 // viewsLocked returns u's views, built if stale; u.mu is held. The slices
@@ -21,6 +21,9 @@ func (u *User) viewsLocked() *views {
 			continue
 		}
 		v.available = append(v.available, s)
+		if s.carbons {
+			v.carbons = append(v.carbons, s)
+		}
 		if s.priority < 0 {
 			continue
 		}
@@ -36,6 +39,7 @@ func (u *User) viewsLocked() *views {
 	v.available = v.available[:len(v.available):len(v.available)]
 	v.top = v.top[:len(v.top):len(v.top)]
 	v.nonNegative = v.nonNegative[:len(v.nonNegative):len(v.nonNegative)]
+	v.carbons = v.carbons[:len(v.carbons):len(v.carbons)]
 	u.views = v
 	return v
 }
@@ -55,6 +59,15 @@ func (u *User) TopResources() []*Session {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.viewsLocked().top
+}
+
+// CarbonCopies returns the available sessions that enabled carbons
+// (XEP-0280): most users have none, and every one-to-one message asks.
+// The slice is shared, as Available's.
+func (u *User) CarbonCopies() []*Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.viewsLocked().carbons
 }
 
 // NonNegative returns the available sessions with priority >= 0. The slice
