@@ -14,7 +14,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +105,9 @@ type Cluster struct {
 	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
 	started time.Time
 
-	lost *inflight // forwards that may come back with "no responders"
+	epoch string  // this run's name among the runs of this node: acks of another's are void
+	out   *outbox // forwards not yet answered for (outbox.go)
+	acker *acker  // this node's answers for others' forwards (acks.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -114,12 +118,22 @@ type Cluster struct {
 
 // New returns a cluster member; Start connects it.
 func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster {
-	return &Cluster{
+	c := &Cluster{
 		cfg: cfg, log: log, rt: rt, mod: mod,
 		writes: map[string]*router.Session{}, wake: make(chan struct{}, 1), flushed: make(chan struct{}),
 		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
-		lost: newInflight(), stop: make(chan struct{}),
+		epoch: newEpoch(), out: newOutbox(), stop: make(chan struct{}),
 	}
+	c.acker = &acker{c: c, runs: map[string]*run{}}
+	return c
+}
+
+// newEpoch names a run of this node: its forwards' sequence numbers start
+// again with it.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // subj is a subject of this cluster.
@@ -168,7 +182,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
 		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
 		{c.subj(subjCache), c.onCache},
-		{c.subj(subjNode + c.cfg.Node + "." + subjLost + "*"), c.onLost},
+		{c.subj(subjNode + c.cfg.Node + "." + subjLost + ">"), c.onLost},
+		{c.subj(subjNode + c.cfg.Node + subjAck), c.onAck},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
 		if err != nil {
@@ -197,10 +212,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	c.heartbeat()
 	c.rt.SetObserver(c)
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.follow(w)
 	go c.writer()
 	go c.beat()
+	go c.acker.acks(c.stop)
 	c.log.Info("joined the cluster", "node", c.cfg.Node, "nats", nc.ConnectedUrlRedacted(), "remote_sessions", len(c.remote))
 	return nil
 }
@@ -445,8 +461,7 @@ func (r *remoteSession) Send(el *xmlstream.Element) bool {
 	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".in"))
 	m.Header.Set(hdrTo, r.full.String())
 	m.Data = el.AppendXML(nil, "")
-	m.Reply = r.c.replySubject(r.c.lost.track(r, m.Data))
-	if err := r.c.nc.PublishMsg(m); err != nil {
+	if err := r.c.publishForward(m, r.node, "in", r); err != nil {
 		r.c.log.Warn("forwarding to another node failed", "node", r.node, "to", r.full.String(), "error", err)
 		return false
 	}
@@ -466,6 +481,7 @@ func (r *remoteSession) Close(condition, text string) {
 
 // onForward delivers a stanza another node sent to one of ours.
 func (c *Cluster) onForward(m *nats.Msg) {
+	defer c.forwarded(m, "in") // answered for, delivered or not
 	to, err := jid.Parse(m.Header.Get(hdrTo))
 	if err != nil {
 		return
@@ -515,12 +531,16 @@ func (c *Cluster) beat() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.Lease / 4)
 	defer t.Stop()
+	rotated := time.Now()
 	for {
 		select {
 		case <-t.C:
 			c.heartbeat()
 			c.reap(context.Background())
-			c.lost.rotate(time.Now())
+			if now := time.Now(); now.Sub(rotated) >= lostRotate {
+				c.out.rotate()
+				rotated = now
+			}
 		case <-c.stop:
 			return
 		}
@@ -560,6 +580,18 @@ func (c *Cluster) reap(ctx context.Context) {
 	for _, rs := range gone {
 		if c.rt.Unbind(rs.s) && leader {
 			c.mod.Closed(ctx, rs.s)
+		}
+	}
+	for _, node := range dead {
+		// What this node forwarded to the dead one and it never answered
+		// for, it handles now: the dead node may have been cut off from
+		// NATS without its connection closing, so no "no responders"
+		// came back for them.
+		if lost := c.out.drop(node); len(lost) > 0 {
+			c.log.Warn("forwards a dead node never answered for; handled as undelivered", "node", node, "count", len(lost))
+			for _, fw := range lost {
+				c.undelivered(fw)
+			}
 		}
 	}
 	if leader {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,75 +20,33 @@ import (
 // stanza is handled as undelivered by that session, exactly as when a
 // local session ends with stanzas unacknowledged: offline storage or a
 // bounce, not a silent loss while the dead node's lease runs out. A live
-// node answers nothing, so each forward is remembered only for a few
-// seconds (two generations, rotated).
+// node answers for its forwards with acknowledgements (outbox.go,
+// acks.go); one cut off from NATS without its connection closing answers
+// for none, and its forwards are handed back when its lease runs out.
 //
 // A room's stanza forwarded to its dead home node is answered to its
 // sender with <recipient-unavailable/> (roomLost) until the lease lets
 // another node take the room over.
-//
-// What this cannot see: a node cut off from NATS without its connection
-// closing, until the NATS server's ping timeout ends it. Those forwards
-// are still in the archive, where the archive is on.
 
-const subjLost = "lost." // node.NODE.lost.SEQ: the reply subject of a forward
+const subjLost = "lost." // node.NODE.lost.DEST.KIND.SEQ: the reply subject of a forward
 
-// lostRotate is how long a generation of forwards is kept: far longer
-// than a 503 takes to come back.
+// lostRotate is how long a generation of forwards to a node that does not
+// acknowledge is kept: far longer than a 503 takes to come back.
 const lostRotate = 2 * time.Second
 
-type forward struct {
-	r    *remoteSession // the connection it was sent on; nil for a room's stanza
-	data []byte         // the stanza as published
-}
-
-type inflight struct {
-	mu      sync.Mutex
-	seq     uint64
-	cur     map[uint64]forward
-	old     map[uint64]forward
-	rotated time.Time
-}
-
-func newInflight() *inflight {
-	return &inflight{cur: map[uint64]forward{}, old: map[uint64]forward{}, rotated: time.Now()}
-}
-
-// track remembers a forward and returns its sequence number.
-func (f *inflight) track(r *remoteSession, data []byte) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seq++
-	f.cur[f.seq] = forward{r: r, data: data}
-	return f.seq
-}
-
-// take returns and forgets the forward seq, if still remembered.
-func (f *inflight) take(seq uint64) (forward, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if fw, ok := f.cur[seq]; ok {
-		delete(f.cur, seq)
-		return fw, true
+// publishForward publishes m, a stanza for node's kind subject ("in" or
+// "room"), as a forward: numbered, kept until answered for, and carrying
+// this run's epoch. r is the remote session it goes to (nil for a room's).
+func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSession) error {
+	dest := destination(node, kind)
+	seq := c.out.track(dest, forward{r: r, data: m.Data})
+	m.Reply = c.subj(subjNode + c.cfg.Node + "." + subjLost + dest + "." + strconv.FormatUint(seq, 10))
+	m.Header.Set(hdrEpoch, c.epoch)
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.out.take(dest, seq) // the caller handles it
+		return err
 	}
-	fw, ok := f.old[seq]
-	delete(f.old, seq)
-	return fw, ok
-}
-
-// rotate forgets the older generation once it is old enough.
-func (f *inflight) rotate(now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if now.Sub(f.rotated) < lostRotate {
-		return
-	}
-	f.old, f.cur, f.rotated = f.cur, make(map[uint64]forward, len(f.cur)), now
-}
-
-// replySubject is the reply subject of forward seq.
-func (c *Cluster) replySubject(seq uint64) string {
-	return c.subj(subjNode + c.cfg.Node + "." + subjLost + strconv.FormatUint(seq, 10))
+	return nil
 }
 
 // onLost handles what comes back on a forward's reply subject: only the
@@ -98,15 +55,20 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	if m.Header.Get("Status") != "503" {
 		return
 	}
-	i := strings.LastIndexByte(m.Subject, '.')
-	seq, err := strconv.ParseUint(m.Subject[i+1:], 10, 64)
-	if err != nil {
-		return
-	}
-	fw, ok := c.lost.take(seq)
+	dest, seq, ok := parseLostSubject(strings.TrimPrefix(m.Subject, c.subj(subjNode+c.cfg.Node+"."+subjLost)))
 	if !ok {
 		return
 	}
+	if fw, ok := c.out.take(dest, seq); ok {
+		c.log.Debug("a forward found no node; handled as undelivered", "to", dest)
+		c.undelivered(fw)
+	}
+}
+
+// undelivered handles a forward its node never took as its session would
+// a stanza it never acknowledged; a room's stanza is answered with an
+// error.
+func (c *Cluster) undelivered(fw forward) {
 	el, err := stanza.Parse(string(fw.data))
 	if err != nil {
 		return
@@ -119,9 +81,9 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	s := fw.r.s
 	c.mu.Unlock()
 	if s == nil {
+		c.mod.Redeliver(context.Background(), el)
 		return
 	}
-	c.log.Debug("a forward found no node; handled as undelivered", "to", s.JID().String())
 	c.mod.Undelivered(context.Background(), s, el)
 }
 

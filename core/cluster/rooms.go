@@ -239,8 +239,7 @@ func (h *RoomHomes) Forward(ctx context.Context, node string, el *xmlstream.Elem
 	m.Header.Set(hdrHops, strconv.Itoa(hops+1))
 	m.Header.Set(hdrNode, h.r.c.cfg.Node)
 	m.Data = el.AppendXML(nil, "")
-	m.Reply = h.r.c.replySubject(h.r.c.lost.track(nil, m.Data)) // lost.go
-	if err := h.r.c.nc.PublishMsg(m); err != nil {
+	if err := h.r.c.publishForward(m, node, "room", nil); err != nil { // lost.go
 		return fmt.Errorf("%w: publish to node %s: %w", ErrNoHome, node, err)
 	}
 	return nil
@@ -311,6 +310,7 @@ func (r *rooms) releaseAll(ctx context.Context, node string) {
 
 // onRoom hands a stanza another node forwarded to the room's service here.
 func (r *rooms) onRoom(m *nats.Msg) {
+	defer r.c.forwarded(m, "room") // answered for, delivered or not
 	el, err := stanza.Parse(string(m.Data))
 	if err != nil {
 		r.c.log.Warn("dropping a malformed room stanza from another node", "error", err)

@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The forwards this node published and no node has yet answered for.
+//
+// A node handles the stanzas forwarded to it in the order they were
+// published (NATS keeps one publisher's messages on one subject in order,
+// and a subscription's handler runs one message at a time), so it can
+// answer for many at once: "from your forward F to your forward L on this
+// subject, every one reached me and was handled, and none before F will"
+// (acks.go). The sender numbers its forwards per destination subject, keeps
+// each until such an acknowledgement covers it, and hands back as
+// undelivered (offline storage, another resource, or an error to the
+// sender) every one that cannot be delivered any more:
+//
+//   - a forward the NATS server answered with "no responders" (lost.go):
+//     the destination is gone;
+//   - a forward below an acknowledgement's F: the destination restarted,
+//     or NATS dropped it (a slow consumer), and it will never come;
+//   - every forward still unacknowledged when its node's lease runs out:
+//     the node crashed, or was cut off from NATS without its connection
+//     closing, and never took them.
+//
+// So a forward is delivered at least once (a node that handled a stanza
+// but died before its acknowledgement left makes it delivered twice, as
+// XEP-0198 does), and a node cut off from NATS loses nothing.
+//
+// A node that never acknowledges (one that predates acknowledgements, in
+// a rolling upgrade) gets the old treatment: its forwards are remembered
+// for two rotations (lostRotate) for a "no responders", then forgotten.
+
+// forward is a stanza published to another node.
+type forward struct {
+	r    *remoteSession // the session it was sent to; nil for a room's stanza
+	data []byte         // the stanza as published
+}
+
+type pendingForward struct {
+	seq  uint64
+	gen  uint64 // the outbox's generation when it was published
+	fw   forward
+	done bool // already handed back (a "no responders")
+}
+
+// peer is one destination subject: a node's sessions (".in") or its rooms
+// (".room").
+type peer struct {
+	last    uint64           // the last sequence number given
+	pending []pendingForward // unacknowledged, by sequence number
+	acking  bool             // it has acknowledged something
+}
+
+type outbox struct {
+	mu    sync.Mutex
+	gen   uint64
+	peers map[string]*peer // by destination: node + ".in" or ".room"
+}
+
+func newOutbox() *outbox { return &outbox{peers: map[string]*peer{}} }
+
+func (o *outbox) peer(dest string) *peer {
+	p := o.peers[dest]
+	if p == nil {
+		p = &peer{}
+		o.peers[dest] = p
+	}
+	return p
+}
+
+// track remembers a forward to dest and returns its sequence number.
+func (o *outbox) track(dest string, fw forward) uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.peer(dest)
+	p.last++
+	p.pending = append(p.pending, pendingForward{seq: p.last, gen: o.gen, fw: fw})
+	return p.last
+}
+
+// take returns and forgets forward seq to dest, if still pending.
+func (o *outbox) take(dest string, seq uint64) (forward, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.peers[dest]
+	if p == nil {
+		return forward{}, false
+	}
+	i, ok := slices.BinarySearchFunc(p.pending, seq, func(f pendingForward, seq uint64) int {
+		switch {
+		case f.seq < seq:
+			return -1
+		case f.seq > seq:
+			return 1
+		}
+		return 0
+	})
+	if !ok || p.pending[i].done {
+		return forward{}, false
+	}
+	fw := p.pending[i].fw
+	p.pending[i].fw, p.pending[i].done = forward{}, true
+	return fw, true
+}
+
+// acked applies dest's acknowledgement of first..last: those are done,
+// and those before first, never to come, are returned to be handled as
+// undelivered.
+func (o *outbox) acked(dest string, first, last uint64) (lost []forward) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.peers[dest]
+	if p == nil || first > last || last > p.last {
+		return nil // not a range of ours: an earlier run of this node's
+	}
+	p.acking = true
+	n := 0
+	for ; n < len(p.pending) && p.pending[n].seq <= last; n++ {
+		if f := p.pending[n]; f.seq < first && !f.done {
+			lost = append(lost, f.fw)
+		}
+	}
+	p.popFront(n)
+	return lost
+}
+
+// popFront forgets the first n pending forwards.
+func (p *peer) popFront(n int) {
+	clear(p.pending[:n]) // the stanzas, for the collector
+	p.pending = p.pending[n:]
+	if len(p.pending) == 0 {
+		p.pending = p.pending[:0:0] // a backlog's array goes too
+	}
+}
+
+// drop returns every pending forward to node (its lease ran out), to be
+// handled as undelivered, and forgets them. The sequence numbers go on:
+// a node thought dead that was only slow answers for the old ones still.
+func (o *outbox) drop(node string) (lost []forward) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for dest, p := range o.peers {
+		if n, _, _ := strings.Cut(dest, "."); n != node {
+			continue
+		}
+		for _, f := range p.pending {
+			if !f.done {
+				lost = append(lost, f.fw)
+			}
+		}
+		p.popFront(len(p.pending))
+	}
+	return lost
+}
+
+// rotate starts a generation, and forgets the forwards two generations old
+// to the nodes that do not acknowledge: only a "no responders" could have
+// come back for them, and it would have come at once.
+func (o *outbox) rotate() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gen++
+	for _, p := range o.peers {
+		if p.acking {
+			continue
+		}
+		n := 0
+		for n < len(p.pending) && p.pending[n].gen+2 <= o.gen {
+			n++
+		}
+		p.popFront(n)
+	}
+}
+
+// destination is the outbox key of node's subject kind ("in" or "room").
+func destination(node, kind string) string { return node + "." + kind }
+
+// parseLostSubject splits the tail of a forward's reply subject,
+// "NODE.KIND.SEQ", into its destination and sequence number.
+func parseLostSubject(tail string) (dest string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(tail, '.')
+	if i < 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(tail[i+1:], 10, 64)
+	if err != nil || strings.Count(tail[:i], ".") != 1 {
+		return "", 0, false
+	}
+	return tail[:i], seq, true
+}

@@ -1,0 +1,245 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+func fwd(s string) forward { return forward{data: []byte(s)} }
+
+func datas(fws []forward) []string {
+	var out []string
+	for _, f := range fws {
+		out = append(out, string(f.data))
+	}
+	return out
+}
+
+// TestOutbox: a forward is done once acknowledged or handed back, never
+// twice; those before an acknowledged run, and all of a dead node's, are
+// handed back; only a node that never acknowledges has its forwards
+// forgotten by rotation.
+func TestOutbox(t *testing.T) {
+	o := newOutbox()
+	for i := 1; i <= 5; i++ {
+		if seq := o.track("b.in", fwd(fmt.Sprint(i))); seq != uint64(i) {
+			t.Fatalf("forward %d numbered %d", i, seq)
+		}
+	}
+	if seq := o.track("b.room", fwd("r1")); seq != 1 {
+		t.Fatalf("another subject of the same node shares the numbering: %d", seq)
+	}
+	if f, ok := o.take("b.in", 3); !ok || string(f.data) != "3" {
+		t.Fatalf("take 3: %q %v", f.data, ok)
+	}
+	if _, ok := o.take("b.in", 3); ok {
+		t.Fatal("a forward taken twice")
+	}
+	if lost := o.acked("b.in", 1, 2); len(lost) != 0 {
+		t.Fatalf("acknowledging 1..2 handed back %v", datas(lost))
+	}
+	// A run starting at 5: 4 never came; 3 was already handed back.
+	if lost := datas(o.acked("b.in", 5, 5)); !slices.Equal(lost, []string{"4"}) {
+		t.Fatalf("acknowledging 5..5 handed back %v, want [4]", lost)
+	}
+	if lost := o.acked("b.in", 1, 99); lost != nil {
+		t.Fatalf("an acknowledgement beyond what was sent was applied: %v", datas(lost))
+	}
+	o.track("b.in", fwd("6"))
+	o.track("b.in", fwd("7"))
+	o.track("c.in", fwd("c1"))
+	if lost := datas(o.drop("b")); !slices.Equal(lost, []string{"6", "7", "r1"}) && !slices.Equal(lost, []string{"r1", "6", "7"}) {
+		t.Fatalf("dropping b handed back %v, want 6, 7 and r1", lost)
+	}
+	if lost := o.drop("b"); len(lost) != 0 {
+		t.Fatalf("a second drop handed back %v", datas(lost))
+	}
+	if seq := o.track("b.in", fwd("8")); seq != 8 {
+		t.Fatalf("numbering restarted after a drop: %d", seq)
+	}
+
+	// b acknowledges (above), c never did: two rotations forget c's
+	// forward, not b's.
+	o.rotate()
+	o.rotate()
+	if _, ok := o.take("c.in", 1); ok {
+		t.Fatal("a forward to a node that never acknowledges outlived two rotations")
+	}
+	if _, ok := o.take("b.in", 8); !ok {
+		t.Fatal("rotation forgot a forward to a node that acknowledges")
+	}
+}
+
+func TestParseLostSubject(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		dest string
+		seq  uint64
+		ok   bool
+	}{
+		{"b.in.7", "b.in", 7, true},
+		{"node-2.room.18446744073709551615", "node-2.room", 1<<64 - 1, true},
+		{"b.7", "", 0, false},
+		{"a.b.in.7", "", 0, false},
+		{"b.in.x", "", 0, false},
+		{"", "", 0, false},
+	} {
+		dest, seq, ok := parseLostSubject(tc.in)
+		if dest != tc.dest || seq != tc.seq || ok != tc.ok {
+			t.Errorf("parseLostSubject(%q) = %q, %d, %v; want %q, %d, %v", tc.in, dest, seq, ok, tc.dest, tc.seq, tc.ok)
+		}
+	}
+}
+
+// sink is a local session's connection that keeps what it is sent.
+type sink struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (s *sink) Send(el *xmlstream.Element) bool {
+	s.mu.Lock()
+	s.got = append(s.got, el.Attr("id"))
+	s.mu.Unlock()
+	return true
+}
+
+func (s *sink) Close(string, string) {}
+
+func (s *sink) ids() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+func (o *outbox) unanswered() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, p := range o.peers {
+		for _, f := range p.pending {
+			if !f.done {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (m *modsLog) taken() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.undelivered)
+}
+
+func msg(id string) *xmlstream.Element {
+	return xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("id", id).SetAttr("type", "chat")
+}
+
+// TestForwardsAnsweredFor: a live node acknowledges what it was forwarded,
+// so the sender keeps nothing; a forward NATS lost is handed back as soon
+// as a later one is acknowledged; and a node that takes forwards but never
+// answers (cut off from NATS, its connection not yet closed) gets them
+// handed back when its lease runs out, in order.
+func TestForwardsAnsweredFor(t *testing.T) {
+	url := natsURL(t)
+	name := clusterName()
+	ctx := context.Background()
+	a, b := startNode(t, url, name, "a"), startNode(t, url, name, "b")
+	for _, n := range []*node{a, b} {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Stop(context.Background()) })
+	}
+	waitLive(t, a, 1)
+
+	bob := jid.MustParse("bob@x/phone")
+	phone := &sink{}
+	b.rt.Bind(bob, phone)
+	rs := &remoteSession{c: a.Cluster, node: "b", full: bob}
+	rs.s, _ = a.rt.BindRemote(bob, rs)
+	for i := range 3 {
+		if !rs.Send(msg(fmt.Sprint("m", i))) {
+			t.Fatal("forward not published")
+		}
+	}
+	waitFor(t, "b's acknowledgements", func() bool { return a.out.unanswered() == 0 })
+	if got := phone.ids(); !slices.Equal(got, []string{"m0", "m1", "m2"}) {
+		t.Fatalf("bob got %v", got)
+	}
+
+	// A forward NATS dropped: numbered, never published.
+	a.out.track(destination("b", "in"), forward{r: rs, data: []byte(msg("dropped").String())})
+	rs.Send(msg("m3"))
+	waitFor(t, "the dropped forward handed back", func() bool { return len(a.mod.taken()) == 1 })
+	if got := a.mod.taken()[0]; !strings.Contains(got, "dropped") || !strings.HasPrefix(got, "bob@x/phone ") {
+		t.Fatalf("handed back: %s", got)
+	}
+	waitFor(t, "b's acknowledgement of m3", func() bool { return a.out.unanswered() == 0 })
+
+	// Node c takes its forwards off NATS and never answers.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	swallowed := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe(a.subj(subjNode+"c.in"), swallowed); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	carol := jid.MustParse("carol@x/pc")
+	rc := &remoteSession{c: a.Cluster, node: "c", full: carol}
+	rc.s, _ = a.rt.BindRemote(carol, rc)
+	a.mu.Lock()
+	a.remote[carol] = rc
+	a.seen["c"] = time.Now()
+	a.mu.Unlock()
+	rc.Send(msg("c1"))
+	rc.Send(msg("c2"))
+	for range 2 {
+		select {
+		case <-swallowed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the forwards to c did not reach NATS")
+		}
+	}
+	time.Sleep(5 * ackEvery)
+	if n := len(a.mod.taken()); n != 1 {
+		t.Fatalf("forwards to a silent node handed back before its lease ran out: %v", a.mod.taken())
+	}
+	a.mu.Lock()
+	a.seen["c"] = time.Now().Add(-time.Hour)
+	a.mu.Unlock()
+	a.reap(ctx)
+	got := a.mod.taken()[1:]
+	want := []string{"carol@x/pc " + msg("c1").String(), "carol@x/pc " + msg("c2").String()}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after c's lease, handed back:\n%v\nwant:\n%v", got, want)
+	}
+	if n := a.out.unanswered(); n != 0 {
+		t.Fatalf("%d forwards still kept after the reap", n)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 5 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
