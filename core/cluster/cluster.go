@@ -241,8 +241,33 @@ func (c *Cluster) Stop(ctx context.Context) {
 	c.rooms.releaseAll(ctx, c.cfg.Node)
 	close(c.stop)
 	c.wg.Wait()
+	c.drainForwards(ctx)
 	if err := c.nc.Drain(); err != nil {
 		c.nc.Close()
+	}
+}
+
+// drainForwards handles what NATS still holds for this node and answers
+// for it before leaving: a forward handled (stored offline, now that the
+// sessions are gone) but not acknowledged would be handed back by its
+// sender a lease later, and stored twice.
+func (c *Cluster) drainForwards(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var closed []<-chan nats.SubStatus
+	for _, s := range c.subs {
+		closed = append(closed, s.StatusChanged(nats.SubscriptionClosed))
+		s.Drain()
+	}
+	for _, ch := range closed {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	c.acker.flush()
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		c.log.Warn("acknowledgements of forwards not sent; their senders hand them back after the lease", "error", err)
 	}
 }
 

@@ -233,13 +233,81 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
+func waitFor(t *testing.T, what string, ok func() bool) { waitWithin(t, what, 5*time.Second, ok) }
+
+func waitWithin(t *testing.T, what string, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 5 s", what)
+			t.Fatalf("no %s within %v", what, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gatedSink is a local session's connection whose first Send waits at a
+// gate.
+type gatedSink struct {
+	sink
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (s *gatedSink) Send(el *xmlstream.Element) bool {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.gate
+	})
+	return s.sink.Send(el)
+}
+
+// TestStopAnswersForWhatItDrains: a node that stops handles what NATS
+// still held for it and acknowledges it before it leaves, so that the
+// sender does not hand those forwards back a lease later (delivering
+// them twice).
+func TestStopAnswersForWhatItDrains(t *testing.T) {
+	url := natsURL(t)
+	name := clusterName()
+	ctx := context.Background()
+	a, b := startNode(t, url, name, "a"), startNode(t, url, name, "b")
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Stop(context.Background()) })
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, a, 1)
+
+	bob := jid.MustParse("bob@x/phone")
+	phone := &gatedSink{entered: make(chan struct{}), gate: make(chan struct{})}
+	b.rt.Bind(bob, phone)
+	rs := &remoteSession{c: a.Cluster, node: "b", full: bob}
+	rs.s, _ = a.rt.BindRemote(bob, rs)
+	const n = 20
+	for i := range n {
+		rs.Send(msg(fmt.Sprint("m", i)))
+	}
+	// The first forward waits in b's handler, the others in its
+	// subscription, while b stops.
+	<-phone.entered
+	stopped := make(chan struct{})
+	go func() {
+		b.Stop(context.Background())
+		close(stopped)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	close(phone.gate)
+	<-stopped
+	// Well within the lease (2 s), after which a would hand back what
+	// is still unanswered.
+	waitWithin(t, "acknowledgement of every forward", time.Second, func() bool { return a.out.unanswered() == 0 })
+	if got := phone.ids(); len(got) != n {
+		t.Fatalf("bob got %d of %d: %v", len(got), n, got)
+	}
+	if got := a.mod.taken(); len(got) != 0 {
+		t.Fatalf("handed back as well: %v", got)
 	}
 }
