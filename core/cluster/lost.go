@@ -39,14 +39,11 @@ const lostRotate = 2 * time.Second
 // this run's epoch. r is the remote session it goes to (nil for a room's).
 func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSession) error {
 	dest := destination(node, kind)
-	seq := c.out.track(dest, forward{r: r, data: m.Data})
-	m.Reply = c.subj(subjNode + c.cfg.Node + "." + subjLost + dest + "." + strconv.FormatUint(seq, 10))
 	m.Header.Set(hdrEpoch, c.epoch)
-	if err := c.nc.PublishMsg(m); err != nil {
-		c.out.take(dest, seq) // the caller handles it
-		return err
-	}
-	return nil
+	return c.out.send(dest, forward{r: r, data: m.Data}, func(seq uint64) error {
+		m.Reply = c.subj(subjNode + c.cfg.Node + "." + subjLost + dest + "." + strconv.FormatUint(seq, 10))
+		return c.nc.PublishMsg(m)
+	})
 }
 
 // onLost handles what comes back on a forward's reply subject: only the

@@ -73,14 +73,22 @@ func (o *outbox) peer(dest string) *peer {
 	return p
 }
 
-// track remembers a forward to dest and returns its sequence number.
-func (o *outbox) track(dest string, fw forward) uint64 {
+// send numbers a forward to dest, remembers it and publishes it with
+// publish, under the outbox's lock: sessions forward from many goroutines,
+// and the destination must see the numbers in the order they were given
+// (a forward overtaken by a later one would look lost, and be delivered
+// twice). A forward publish refused is forgotten: its caller handles it.
+func (o *outbox) send(dest string, fw forward, publish func(seq uint64) error) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.peer(dest)
-	p.last++
-	p.pending = append(p.pending, pendingForward{seq: p.last, gen: o.gen, fw: fw})
-	return p.last
+	seq := p.last + 1
+	if err := publish(seq); err != nil {
+		return err
+	}
+	p.last = seq
+	p.pending = append(p.pending, pendingForward{seq: seq, gen: o.gen, fw: fw})
+	return nil
 }
 
 // take returns and forgets forward seq to dest, if still pending.

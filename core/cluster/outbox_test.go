@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +15,13 @@ import (
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/xmlstream"
 )
+
+// track sends a forward to dest as published, and returns its number.
+func (o *outbox) track(dest string, fw forward) uint64 {
+	var got uint64
+	o.send(dest, fw, func(seq uint64) error { got = seq; return nil })
+	return got
+}
 
 func fwd(s string) forward { return forward{data: []byte(s)} }
 
@@ -35,6 +43,9 @@ func TestOutbox(t *testing.T) {
 		if seq := o.track("b.in", fwd(fmt.Sprint(i))); seq != uint64(i) {
 			t.Fatalf("forward %d numbered %d", i, seq)
 		}
+	}
+	if err := o.send("b.in", fwd("refused"), func(uint64) error { return errors.New("closed") }); err == nil {
+		t.Fatal("a refused publish reported sent")
 	}
 	if seq := o.track("b.room", fwd("r1")); seq != 1 {
 		t.Fatalf("another subject of the same node shares the numbering: %d", seq)
@@ -178,6 +189,30 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	if got := phone.ids(); !slices.Equal(got, []string{"m0", "m1", "m2"}) {
 		t.Fatalf("bob got %v", got)
 	}
+
+	// Sessions forward from many goroutines at once: b must see the
+	// numbers in order, or it would take one overtaken for lost.
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				rs.Send(msg(fmt.Sprint("g", g, "-", i)))
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "b's acknowledgements of concurrent forwards", func() bool { return a.out.unanswered() == 0 })
+	if got := a.mod.taken(); len(got) != 0 {
+		t.Fatalf("concurrent forwards handed back as lost (%d), though b got them: %v", len(got), got[0])
+	}
+	if n := len(phone.ids()); n != 3+8*200 {
+		t.Fatalf("bob got %d forwards, want %d", n, 3+8*200)
+	}
+	phone.mu.Lock()
+	phone.got = phone.got[:3]
+	phone.mu.Unlock()
 
 	// A forward NATS dropped: numbered, never published.
 	a.out.track(destination("b", "in"), forward{r: rs, data: []byte(msg("dropped").String())})
