@@ -371,6 +371,27 @@ func TestClusterKillUnderLoad(t *testing.T) {
 	}
 }
 
+// alicePCAndBobPhone creates alice and bob, logs alice in on node 1 as
+// alice@localhost/pc and bob, available, on node 2 as bob@localhost/phone,
+// and returns alice once a message from her has reached bob (node 1 knows
+// his session) and node 2 has acknowledged it.
+func alicePCAndBobPhone(t *testing.T, nodes []*clusterNode, pw string) *client {
+	t.Helper()
+	nodes[0].addUser(t, "alice@localhost", pw)
+	nodes[0].addUser(t, "bob@localhost", pw)
+	alice := nodes[0].login(t, "alice@localhost/pc", pw)
+	bob := nodes[1].login(t, "bob@localhost/phone", pw)
+	bob.send(`<presence/>`)
+	alice.send(`<message to='bob@localhost/phone' type='chat' id='m0'><body>before</body></message>`)
+	bob.expect("the first message", isMessageFrom("alice@localhost/pc"))
+	// Node 2 acknowledges the forward within 20 ms. Killed or cut off
+	// before that, it would have node 1 hand the message back too:
+	// delivered twice, as a stanza a client got but did not acknowledge
+	// (XEP-0198) is.
+	time.Sleep(500 * time.Millisecond)
+	return alice
+}
+
 // TestClusterForwardToDeadNode: messages for a user whose node was just
 // killed, sent while the registry still lists the user there (the lease
 // has not run out), are not lost: the NATS server answers the forward with
@@ -380,14 +401,7 @@ func TestClusterForwardToDeadNode(t *testing.T) {
 	t.Parallel()
 	nodes := startClusterNodes(t, 2, mixPostgres(t), natsURL(t))
 	const pw = "pw-dead"
-	nodes[0].addUser(t, "alice@localhost", pw)
-	nodes[0].addUser(t, "bob@localhost", pw)
-	alice := nodes[0].login(t, "alice@localhost/pc", pw)
-	bob := nodes[1].login(t, "bob@localhost/phone", pw)
-	bob.send(`<presence/>`)
-	// bob is known on node 1 once a message to his full JID reaches him.
-	alice.send(`<message to='bob@localhost/phone' type='chat' id='m0'><body>before</body></message>`)
-	bob.expect("the message before the kill", isMessageFrom("alice@localhost/pc"))
+	alice := alicePCAndBobPhone(t, nodes, pw)
 
 	nodes[1].kill(t)
 	const n = 5

@@ -121,18 +121,7 @@ func TestClusterForwardToCutOffNode(t *testing.T) {
 	// Before the nodes stop: node 2's shutdown needs NATS.
 	t.Cleanup(px.thaw)
 	const pw = "pw-cut"
-	nodes[0].addUser(t, "alice@localhost", pw)
-	nodes[0].addUser(t, "bob@localhost", pw)
-	alice := nodes[0].login(t, "alice@localhost/pc", pw)
-	bob := nodes[1].login(t, "bob@localhost/phone", pw)
-	bob.send(`<presence/>`)
-	// bob is known on node 1 once a message to his full JID reaches him.
-	alice.send(`<message to='bob@localhost/phone' type='chat' id='m0'><body>before</body></message>`)
-	bob.expect("the message before the partition", isMessageFrom("alice@localhost/pc"))
-	// Node 2 acknowledges it within 20 ms. Frozen before that, node 1
-	// would hand it back too: delivered twice, as a stanza a client got
-	// but did not acknowledge (XEP-0198) is.
-	time.Sleep(500 * time.Millisecond)
+	alice := alicePCAndBobPhone(t, nodes, pw)
 
 	px.freeze()
 	cut := time.Now()
@@ -159,7 +148,7 @@ func TestClusterForwardToCutOffNode(t *testing.T) {
 	for i, w := range want {
 		m := bob2.expect("offline message "+w, isMessageFrom("alice@localhost/pc"))
 		if i == 0 && bodyOf(m) == "before" {
-			t.Log("the message before the partition came again: its acknowledgement was late")
+			t.Log("the first message came again: its acknowledgement was late")
 			m = bob2.expect("offline message "+w, isMessageFrom("alice@localhost/pc"))
 		}
 		if bodyOf(m) != w {

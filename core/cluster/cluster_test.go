@@ -70,6 +70,22 @@ func startNode(t testing.TB, url, name, nodeName string) *node {
 	return &node{c, rt, mod}
 }
 
+// startedPair starts nodes a and b of a cluster of their own, stopped
+// when the test ends, and waits until a sees b.
+func startedPair(t *testing.T) (a, b *node) {
+	t.Helper()
+	url, name := natsURL(t), clusterName()
+	a, b = startNode(t, url, name, "a"), startNode(t, url, name, "b")
+	for _, n := range []*node{a, b} {
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Stop(context.Background()) })
+	}
+	waitLive(t, a, 1)
+	return a, b
+}
+
 func clusterName() string {
 	var b [4]byte
 	rand.Read(b[:])
@@ -165,15 +181,9 @@ const takeTimeoutForTest = 2 * time.Second
 // undelivered, once and in order, by the node that reaps it, and a
 // released session's stanzas are not.
 func TestDetachedKept(t *testing.T) {
-	url := natsURL(t)
-	name := clusterName()
 	ctx := context.Background()
-	a, b := startNode(t, url, name, "a"), startNode(t, url, name, "b")
+	a, b := startedPair(t)
 	for _, n := range []*node{a, b} {
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Stop(context.Background()) })
 		if err := n.ServeHandovers(ctx, handovers{}); err != nil {
 			t.Fatal(err)
 		}

@@ -163,17 +163,9 @@ func msg(id string) *xmlstream.Element {
 // answers (cut off from NATS, its connection not yet closed) gets them
 // handed back when its lease runs out, in order.
 func TestForwardsAnsweredFor(t *testing.T) {
-	url := natsURL(t)
-	name := clusterName()
 	ctx := context.Background()
-	a, b := startNode(t, url, name, "a"), startNode(t, url, name, "b")
-	for _, n := range []*node{a, b} {
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Stop(context.Background()) })
-	}
-	waitLive(t, a, 1)
+	a, b := startedPair(t)
+	url := natsURL(t)
 
 	bob := jid.MustParse("bob@x/phone")
 	phone := &sink{}
