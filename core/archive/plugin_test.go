@@ -83,8 +83,16 @@ func TestPluginKilledMidStream(t *testing.T) {
 	owners := []string{"alice@example.com", "bob@example.com", "carol@example.com"}
 	var appended atomic.Int64
 	done := make(chan error, 1)
+	// The last 100 messages wait for the second kill, so that it always
+	// leaves the writer something to store through a new stream: when
+	// it came after the last store, the writer had no reason to
+	// reconnect, and the test failed for it.
+	lastKill := make(chan struct{})
 	go func() {
 		for i := range n {
+			if i == n-100 {
+				<-lastKill
+			}
 			id, stamp := ids.Next()
 			err := w.Append(context.Background(), sdk.ArchivedMessage{
 				Owner: owners[i%len(owners)], StanzaID: id, Peer: "dave@example.com", Stamp: stamp,
@@ -119,6 +127,9 @@ func TestPluginKilledMidStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("kill %d: SIGKILL to pid %d with %d stored, %d pending", kill, pid, st.Stored, st.Pending)
+		if kill == 2 {
+			close(lastKill)
+		}
 		// Wait for the restart before the next kill.
 		deadline = time.Now().Add(30 * time.Second)
 		for pidOf(t, bin) == 0 || pidOf(t, bin) == pid {

@@ -140,11 +140,5 @@ func (c *Cluster) onAck(m *nats.Msg) {
 		return
 	}
 	dest := m.Header.Get(hdrDest)
-	lost := c.out.acked(dest, first, last)
-	if len(lost) > 0 {
-		c.log.Warn("forwards another node never got; handled as undelivered", "to", dest, "count", len(lost))
-	}
-	for _, fw := range lost {
-		c.undelivered(fw)
-	}
+	c.handBack(func() []forward { return c.out.acked(dest, first, last) }, c.log.Warn, "forwards another node never got; handled as undelivered", "to", dest)
 }

@@ -107,7 +107,9 @@ type Cluster struct {
 
 	epoch string  // this run's name among the runs of this node: acks of another's are void
 	out   *outbox // forwards not yet answered for (outbox.go)
-	acker *acker  // this node's answers for others' forwards (acks.go)
+	// handMu makes each hand-back of forwards (lost.go) one step.
+	handMu sync.Mutex
+	acker  *acker // this node's answers for others' forwards (acks.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -612,12 +614,7 @@ func (c *Cluster) reap(ctx context.Context) {
 		// for, it handles now: the dead node may have been cut off from
 		// NATS without its connection closing, so no "no responders"
 		// came back for them.
-		if lost := c.out.drop(node); len(lost) > 0 {
-			c.log.Warn("forwards a dead node never answered for; handled as undelivered", "node", node, "count", len(lost))
-			for _, fw := range lost {
-				c.undelivered(fw)
-			}
-		}
+		c.handBack(func() []forward { return c.out.drop(node) }, c.log.Warn, "forwards a dead node never answered for; handled as undelivered", "node", node)
 	}
 	if leader {
 		for _, node := range dead {

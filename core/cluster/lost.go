@@ -56,8 +56,24 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	if fw, ok := c.out.take(dest, seq); ok {
-		c.log.Debug("a forward found no node; handled as undelivered", "to", dest)
+	// Debug: a dead node has one for each forward sent to it, and its
+	// death is logged once by the reaper.
+	c.handBack(func() []forward { return c.out.takeThrough(dest, seq) }, c.log.Debug, "forwards found no node; handled as undelivered", "to", dest)
+}
+
+// handBack takes forwards out of the outbox with take and handles them as
+// undelivered, logging msg and args with their count with log. One hand-back at a
+// time: the reaper, a "no responders" and an acknowledgement may each take
+// some of one destination's, and they must be stored in the order sent.
+func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg string, args ...any) {
+	c.handMu.Lock()
+	defer c.handMu.Unlock()
+	lost := take()
+	if len(lost) == 0 {
+		return
+	}
+	log(msg, append(args, "count", len(lost))...)
+	for _, fw := range lost {
 		c.undelivered(fw)
 	}
 }

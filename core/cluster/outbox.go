@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,9 @@ import (
 // sender) every one that cannot be delivered any more:
 //
 //   - a forward the NATS server answered with "no responders" (lost.go):
-//     the destination is gone;
+//     the destination is gone, and with it every earlier forward to it
+//     still unacknowledged (handed back first, to keep the order: NATS
+//     took them to the destination's dead connection);
 //   - a forward below an acknowledgement's F: the destination restarted,
 //     or NATS dropped it (a slow consumer), and it will never come;
 //   - every forward still unacknowledged when its node's lease runs out:
@@ -42,10 +43,9 @@ type forward struct {
 }
 
 type pendingForward struct {
-	seq  uint64
-	gen  uint64 // the outbox's generation when it was published
-	fw   forward
-	done bool // already handed back (a "no responders")
+	seq uint64
+	gen uint64 // the outbox's generation when it was published
+	fw  forward
 }
 
 // peer is one destination subject: a node's sessions (".in") or its rooms
@@ -91,29 +91,23 @@ func (o *outbox) send(dest string, fw forward, publish func(seq uint64) error) e
 	return nil
 }
 
-// take returns and forgets forward seq to dest, if still pending.
-func (o *outbox) take(dest string, seq uint64) (forward, bool) {
+// takeThrough returns and forgets the forwards to dest up to seq, in
+// order: the NATS server found no subscriber for seq, so the destination
+// will answer for none of them.
+func (o *outbox) takeThrough(dest string, seq uint64) []forward {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.peers[dest]
 	if p == nil {
-		return forward{}, false
+		return nil
 	}
-	i, ok := slices.BinarySearchFunc(p.pending, seq, func(f pendingForward, seq uint64) int {
-		switch {
-		case f.seq < seq:
-			return -1
-		case f.seq > seq:
-			return 1
-		}
-		return 0
-	})
-	if !ok || p.pending[i].done {
-		return forward{}, false
+	var out []forward
+	n := 0
+	for ; n < len(p.pending) && p.pending[n].seq <= seq; n++ {
+		out = append(out, p.pending[n].fw)
 	}
-	fw := p.pending[i].fw
-	p.pending[i].fw, p.pending[i].done = forward{}, true
-	return fw, true
+	p.popFront(n)
+	return out
 }
 
 // acked applies dest's acknowledgement of first..last: those are done,
@@ -129,7 +123,7 @@ func (o *outbox) acked(dest string, first, last uint64) (lost []forward) {
 	p.acking = true
 	n := 0
 	for ; n < len(p.pending) && p.pending[n].seq <= last; n++ {
-		if f := p.pending[n]; f.seq < first && !f.done {
+		if f := p.pending[n]; f.seq < first {
 			lost = append(lost, f.fw)
 		}
 	}
@@ -157,9 +151,7 @@ func (o *outbox) drop(node string) (lost []forward) {
 			continue
 		}
 		for _, f := range p.pending {
-			if !f.done {
-				lost = append(lost, f.fw)
-			}
+			lost = append(lost, f.fw)
 		}
 		p.popFront(len(p.pending))
 	}
