@@ -183,6 +183,15 @@ func (j JID) ReuseBare(s string) string {
 // Spells reports whether s is j's canonical form, byte for byte.
 func (j JID) Spells(s string) bool { return j.spells(s) }
 
+// ParseKnown is Parse(s), but returns known at no cost when it is not zero
+// and s spells it: routing code usually has the sender's JID at hand.
+func ParseKnown(s string, known JID) (JID, error) {
+	if known.IsZero() || !known.spells(s) {
+		return Parse(s)
+	}
+	return known, nil
+}
+
 func (j JID) spells(s string) bool {
 	if j.local != "" {
 		if !strings.HasPrefix(s, j.local) || len(s) == len(j.local) || s[len(j.local)] != '@' {

@@ -386,3 +386,26 @@ func TestReuseBare(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKnown(t *testing.T) {
+	alice := MustParse("alice@example.com/pc")
+	for _, tc := range []struct {
+		s     string
+		known JID
+		want  string
+		err   bool
+	}{
+		{"alice@example.com/pc", alice, "alice@example.com/pc", false},
+		{"alice@example.com/pc", JID{}, "alice@example.com/pc", false},
+		{"Alice@Example.com/pc", alice, "alice@example.com/pc", false}, // not spelled: parsed
+		{"bob@example.com", alice, "bob@example.com", false},
+		{"alice@example.com", alice, "alice@example.com", false},
+		{"", alice, "", true},
+		{"@example.com", JID{}, "", true},
+	} {
+		got, err := ParseKnown(tc.s, tc.known)
+		if (err != nil) != tc.err || (err == nil && got.String() != tc.want) {
+			t.Errorf("ParseKnown(%q, %q) = %q, %v; want %q (error %v)", tc.s, tc.known, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -64,14 +64,8 @@ func (m *Server) sendCarbons(el *xmlstream.Element, sender, to jid.JID, delivere
 	if !carbonEligible(el) {
 		return
 	}
-	from := sender
-	if fromAttr := el.Attr("from"); from.IsZero() || !from.Spells(fromAttr) {
-		var err error
-		if from, err = jid.Parse(fromAttr); err != nil {
-			return
-		}
-	}
-	if from.Bare() == to.Bare() {
+	from, err := jid.ParseKnown(el.Attr("from"), sender)
+	if err != nil || from.Bare() == to.Bare() {
 		return
 	}
 	if len(delivered) > 0 {

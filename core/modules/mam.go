@@ -232,12 +232,9 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, send
 		return a, nil
 	}
 	fromAttr := el.Attr("from")
-	from := sender
-	if sender.IsZero() || !sender.Spells(fromAttr) {
-		var err error
-		if from, err = jid.Parse(fromAttr); err != nil {
-			return a, nil
-		}
+	from, err := jid.ParseKnown(fromAttr, sender)
+	if err != nil {
+		return a, nil
 	}
 	hs, hr := m.Host(from.Domain()), m.Host(to.Domain())
 	// The bare JIDs as prefixes of the addresses the stanza carries, which
