@@ -121,8 +121,11 @@ func TestConnectionReuse(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 50 calls in a row, want 1", n)
 	}
-	// 8 goroutines at a time: at most 8 more connections, kept for the
-	// next round (the default transport would keep only 2 idle).
+	// 8 goroutines at a time: about 8 more connections, kept for the
+	// next rounds. net/http may finish a dial it started for a call that
+	// a released connection then served, and keep that one too: so not
+	// exactly 8, but nowhere near the 30 or so of the default transport,
+	// which keeps only 2 idle and dials 6 a round.
 	const workers = 8
 	for range 5 {
 		var wg sync.WaitGroup
@@ -135,7 +138,7 @@ func TestConnectionReuse(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := conns.Load(); n > 1+workers {
-		t.Errorf("%d connections for 5 rounds of %d concurrent calls, want at most %d", n, workers, 1+workers)
+	if n := conns.Load(); n > 1+2*workers {
+		t.Errorf("%d connections for 5 rounds of %d concurrent calls, want at most %d", n, workers, 1+2*workers)
 	}
 }
