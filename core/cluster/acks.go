@@ -91,19 +91,39 @@ func (a *acker) ackLocked(from, kind string, r *run) {
 	r.acked = r.last
 }
 
-// acks sends the acknowledgements every ackEvery.
-func (a *acker) acks(stop <-chan struct{}) {
-	defer a.c.wg.Done()
+// forwards keeps both sides of the forwards going: every ackEvery it
+// acknowledges what this node handled, every genEvery it starts an
+// outbox generation and probes the nodes that owe an answer.
+func (c *Cluster) forwards() {
+	defer c.wg.Done()
 	t := time.NewTicker(ackEvery)
 	defer t.Stop()
+	next := time.Now().Add(genEvery)
 	for {
 		select {
-		case <-t.C:
-			a.flush()
-		case <-stop:
-			a.flush()
+		case now := <-t.C:
+			c.acker.flush()
+			if now.Before(next) {
+				continue
+			}
+			next = now.Add(genEvery)
+			for _, dest := range c.out.tick() {
+				c.probe(dest)
+			}
+		case <-c.stop:
+			c.acker.flush()
 			return
 		}
+	}
+}
+
+// probe publishes an empty forward to dest: numbered after those it has
+// not answered for, so that it answers for them (outbox.tick).
+func (c *Cluster) probe(dest string) {
+	node, kind, _ := strings.Cut(dest, ".")
+	m := nats.NewMsg(c.subj(subjNode + dest))
+	if err := c.publishForward(m, node, kind, nil); err != nil {
+		c.log.Debug("probe not sent", "to", dest, "error", err)
 	}
 }
 

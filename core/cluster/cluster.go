@@ -218,7 +218,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go c.follow(w)
 	go c.writer()
 	go c.beat()
-	go c.acker.acks(c.stop)
+	go c.forwards()
 	c.log.Info("joined the cluster", "node", c.cfg.Node, "nats", nc.ConnectedUrlRedacted(), "remote_sessions", len(c.remote))
 	return nil
 }
@@ -509,6 +509,9 @@ func (r *remoteSession) Close(condition, text string) {
 // onForward delivers a stanza another node sent to one of ours.
 func (c *Cluster) onForward(m *nats.Msg) {
 	defer c.forwarded(m, "in") // answered for, delivered or not
+	if len(m.Data) == 0 {
+		return // a probe (outbox.go), or not a stanza
+	}
 	to, err := jid.Parse(m.Header.Get(hdrTo))
 	if err != nil {
 		return
@@ -558,16 +561,11 @@ func (c *Cluster) beat() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.Lease / 4)
 	defer t.Stop()
-	rotated := time.Now()
 	for {
 		select {
 		case <-t.C:
 			c.heartbeat()
 			c.reap(context.Background())
-			if now := time.Now(); now.Sub(rotated) >= lostRotate {
-				c.out.rotate()
-				rotated = now
-			}
 		case <-c.stop:
 			return
 		}

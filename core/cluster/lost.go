@@ -2,9 +2,9 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,10 +29,6 @@ import (
 // another node take the room over.
 
 const subjLost = "lost." // node.NODE.lost.DEST.KIND.SEQ: the reply subject of a forward
-
-// lostRotate is how long a generation of forwards to a node that does not
-// acknowledge is kept: far longer than a 503 takes to come back.
-const lostRotate = 2 * time.Second
 
 // publishForward publishes m, a stanza for node's kind subject ("in" or
 // "room"), as a forward: numbered, kept until answered for, and carrying
@@ -68,7 +64,7 @@ func (c *Cluster) onLost(m *nats.Msg) {
 func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg string, args ...any) {
 	c.handMu.Lock()
 	defer c.handMu.Unlock()
-	lost := take()
+	lost := slices.DeleteFunc(take(), func(fw forward) bool { return fw.data == nil }) // probes
 	if len(lost) == 0 {
 		return
 	}

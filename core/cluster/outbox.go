@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The forwards this node published and no node has yet answered for.
@@ -34,7 +35,7 @@ import (
 //
 // A node that never acknowledges (one that predates acknowledgements, in
 // a rolling upgrade) gets the old treatment: its forwards are remembered
-// for two rotations (lostRotate) for a "no responders", then forgotten.
+// for a few seconds for a "no responders", then forgotten (tick).
 
 // forward is a stanza published to another node.
 type forward struct {
@@ -158,23 +159,43 @@ func (o *outbox) drop(node string) (lost []forward) {
 	return lost
 }
 
-// rotate starts a generation, and forgets the forwards two generations old
-// to the nodes that do not acknowledge: only a "no responders" could have
-// come back for them, and it would have come at once.
-func (o *outbox) rotate() {
+// Generations of forwards, one every genEvery: a forward to a node that
+// acknowledges, unanswered for staleGens, makes the outbox probe that
+// node; one to a node that does not, forgetGens old, is forgotten.
+const (
+	genEvery   = 500 * time.Millisecond
+	staleGens  = 2
+	forgetGens = 8
+)
+
+// tick starts a generation. It returns the destinations to probe: those
+// whose oldest forward has waited staleGens for an acknowledgement,
+// which a live node sends within ackEvery. Either the forward or its
+// acknowledgement was lost in flight (a NATS connection that dropped and
+// came back), and a probe, numbered after it, makes the destination
+// answer: a gap hands the lost forward back, an acknowledgement covers a
+// lost acknowledgement's. (A destination that is gone answers for none,
+// and its lease hands them back.) The forwards to a node that does not
+// acknowledge are forgotten forgetGens old: only a "no responders"
+// could have come back for them, and it would have come at once.
+func (o *outbox) tick() (probe []string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.gen++
-	for _, p := range o.peers {
+	for dest, p := range o.peers {
 		if p.acking {
+			if len(p.pending) > 0 && p.pending[0].gen+staleGens <= o.gen {
+				probe = append(probe, dest)
+			}
 			continue
 		}
 		n := 0
-		for n < len(p.pending) && p.pending[n].gen+2 <= o.gen {
+		for n < len(p.pending) && p.pending[n].gen+forgetGens <= o.gen {
 			n++
 		}
 		p.popFront(n)
 	}
+	return probe
 }
 
 // destination is the outbox key of node's subject kind ("in" or "room").

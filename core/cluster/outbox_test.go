@@ -36,7 +36,8 @@ func datas(fws []forward) []string {
 // TestOutbox: a forward is done once acknowledged or handed back, never
 // twice; those before an acknowledged run, those up to one that found no
 // responder, and all of a dead node's are handed back, in order; only a
-// node that never acknowledges has its forwards forgotten by rotation.
+// node that never acknowledges has its forwards forgotten after a while;
+// a node that acknowledges is probed for those it leaves unanswered.
 func TestOutbox(t *testing.T) {
 	o := newOutbox()
 	for i := 1; i <= 5; i++ {
@@ -80,15 +81,31 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("numbering restarted after a drop: %d", seq)
 	}
 
-	// b acknowledges (above), c never did: two rotations forget c's
-	// forward, not b's.
-	o.rotate()
-	o.rotate()
+	// b acknowledges (above): its forward 8, unanswered for staleGens
+	// generations, makes the outbox probe b, once a generation while it
+	// lasts. c never acknowledged: its forward is forgotten forgetGens
+	// old, and never probed.
+	for gen := 1; gen <= forgetGens; gen++ {
+		probe := o.tick()
+		want := []string(nil)
+		if gen >= staleGens {
+			want = []string{"b.in"}
+		}
+		if !slices.Equal(probe, want) {
+			t.Fatalf("generation %d: probe %v, want %v", gen, probe, want)
+		}
+		if gen < forgetGens && len(o.peers["c.in"].pending) != 1 {
+			t.Fatalf("generation %d: the forward to c forgotten too soon", gen)
+		}
+	}
 	if got := o.takeThrough("c.in", 1); len(got) != 0 {
-		t.Fatal("a forward to a node that never acknowledges outlived two rotations")
+		t.Fatalf("a forward to a node that never acknowledges outlived %d generations", forgetGens)
 	}
 	if got := o.takeThrough("b.in", 8); len(got) != 1 {
-		t.Fatal("rotation forgot a forward to a node that acknowledges")
+		t.Fatal("a generation forgot a forward to a node that acknowledges")
+	}
+	if probe := o.tick(); len(probe) != 0 {
+		t.Fatalf("probe %v with nothing unanswered", probe)
 	}
 }
 
@@ -212,6 +229,15 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	}
 	waitFor(t, "b's acknowledgement of m3", func() bool { return a.out.unanswered() == 0 })
 
+	// Lost in flight again, and nothing follows it: a probe, a second or
+	// so later, makes b answer, and the forward is handed back.
+	a.out.track(destination("b", "in"), forward{r: rs, data: []byte(msg("dropped-last").String())})
+	waitFor(t, "the last forward, lost, handed back after a probe", func() bool { return len(a.mod.taken()) == 2 })
+	if got := a.mod.taken()[1]; !strings.Contains(got, "dropped-last") {
+		t.Fatalf("handed back: %s", got)
+	}
+	waitFor(t, "b's acknowledgement of the probe", func() bool { return a.out.unanswered() == 0 })
+
 	// Node c takes its forwards off NATS and never answers.
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -230,6 +256,7 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	a.remote[carol] = rc
 	a.seen["c"] = time.Now()
 	a.mu.Unlock()
+	before := len(a.mod.taken())
 	rc.Send(msg("c1"))
 	rc.Send(msg("c2"))
 	for range 2 {
@@ -240,14 +267,14 @@ func TestForwardsAnsweredFor(t *testing.T) {
 		}
 	}
 	time.Sleep(5 * ackEvery)
-	if n := len(a.mod.taken()); n != 1 {
+	if n := len(a.mod.taken()); n != before {
 		t.Fatalf("forwards to a silent node handed back before its lease ran out: %v", a.mod.taken())
 	}
 	a.mu.Lock()
 	a.seen["c"] = time.Now().Add(-time.Hour)
 	a.mu.Unlock()
 	a.reap(ctx)
-	got := a.mod.taken()[1:]
+	got := a.mod.taken()[before:]
 	want := []string{"carol@x/pc " + msg("c1").String(), "carol@x/pc " + msg("c2").String()}
 	if !slices.Equal(got, want) {
 		t.Fatalf("after c's lease, handed back:\n%v\nwant:\n%v", got, want)

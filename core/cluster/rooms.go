@@ -311,6 +311,9 @@ func (r *rooms) releaseAll(ctx context.Context, node string) {
 // onRoom hands a stanza another node forwarded to the room's service here.
 func (r *rooms) onRoom(m *nats.Msg) {
 	defer r.c.forwarded(m, "room") // answered for, delivered or not
+	if len(m.Data) == 0 {
+		return // a probe (outbox.go)
+	}
 	el, err := stanza.Parse(string(m.Data))
 	if err != nil {
 		r.c.log.Warn("dropping a malformed room stanza from another node", "error", err)
