@@ -31,10 +31,13 @@ type run struct {
 	first, last, acked uint64
 }
 
+// runKey names a run's sender and subject kind ("in" or "room").
+type runKey struct{ from, kind string }
+
 type acker struct {
 	c    *Cluster
 	mu   sync.Mutex
-	runs map[string]*run // by sender node + "." + kind
+	runs map[runKey]*run
 }
 
 // handled notes that forward seq of the sender node from (epoch), to this
@@ -43,7 +46,7 @@ type acker struct {
 // it: its acknowledgement goes first, then the new run says that nothing
 // before it will come.
 func (a *acker) handled(from, kind, epoch string, seq uint64) {
-	k := from + "." + kind
+	k := runKey{from, kind}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.runs[k]
@@ -68,8 +71,7 @@ func (a *acker) flush() {
 	defer a.mu.Unlock()
 	for k, r := range a.runs {
 		if r.last != r.acked {
-			from, kind, _ := strings.Cut(k, ".")
-			a.ackLocked(from, kind, r)
+			a.ackLocked(k.from, k.kind, r)
 		}
 	}
 }
@@ -132,7 +134,7 @@ func (c *Cluster) probe(dest string) {
 // another reply subject, or none, are not forwards.
 func (c *Cluster) forwarded(m *nats.Msg, kind string) {
 	epoch := m.Header.Get(hdrEpoch)
-	rest, ok := strings.CutPrefix(m.Reply, c.subj(subjNode))
+	rest, ok := strings.CutPrefix(m.Reply, c.nodePrefix)
 	if epoch == "" || !ok {
 		return
 	}

@@ -105,8 +105,9 @@ type Cluster struct {
 	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
 	started time.Time
 
-	epoch string  // this run's name among the runs of this node: acks of another's are void
-	out   *outbox // forwards not yet answered for (outbox.go)
+	epoch      string  // this run's name among the runs of this node: acks of another's are void
+	nodePrefix string  // c.subj(subjNode), which every forward's reply subject starts with
+	out        *outbox // forwards not yet answered for (outbox.go)
 	// handMu makes each hand-back of forwards (lost.go) one step.
 	handMu sync.Mutex
 	acker  *acker // this node's answers for others' forwards (acks.go)
@@ -126,7 +127,8 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
 		epoch: newEpoch(), out: newOutbox(), stop: make(chan struct{}),
 	}
-	c.acker = &acker{c: c, runs: map[string]*run{}}
+	c.acker = &acker{c: c, runs: map[runKey]*run{}}
+	c.nodePrefix = c.subj(subjNode)
 	return c
 }
 
