@@ -31,6 +31,13 @@ type Store struct {
 	maxIdle int
 	// archiveWriters is AppendWriters.
 	archiveWriters int
+	// writeGate, on SQLite only, lets one write through at a time, in
+	// the order they came. SQLite has one write lock, and the writers
+	// waiting for it poll (busy_timeout) with sleeps that grow to 100 ms:
+	// under contention one can lose every turn until its timeout ends in
+	// SQLITE_BUSY, and each waits longer than the lock is held. Queued
+	// here, none waits for SQLite at all.
+	writeGate chan struct{}
 
 	// stmts caches a prepared statement per query text ("?" form);
 	// database/sql prepares it again on each connection that needs it.
@@ -115,6 +122,9 @@ func open(ctx context.Context, c Settings, log sdk.Logger, migs []migration) (*S
 	db.SetConnMaxLifetime(c.ConnMaxLifetime)
 	s := &Store{db: db, d: d, iterations: c.SCRAMIterations, log: log, maxIdle: maxIdle, archiveWriters: writers,
 		stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+	if _, sqlite := d.(sqliteDialect); sqlite {
+		s.writeGate = make(chan struct{}, 1)
+	}
 	if s.iterations == 0 {
 		s.iterations = sdk.DefaultSCRAMIterations
 	}
@@ -230,6 +240,13 @@ func (s *Store) inTx(ctx context.Context, op string, opts *sql.TxOptions, fn fun
 }
 
 func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	if opts == nil || !opts.ReadOnly {
+		leave, err := s.enterWrite(ctx)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
 	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -309,7 +326,28 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any)
 	if err != nil {
 		return nil, err
 	}
+	if tx == nil {
+		leave, err := s.enterWrite(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
+	}
 	return st.ExecContext(ctx, args...)
+}
+
+// enterWrite waits for the write gate, where there is one (writeGate),
+// and returns what leaves it.
+func (s *Store) enterWrite(ctx context.Context) (leave func(), err error) {
+	if s.writeGate == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writeGate <- struct{}{}:
+		return func() { <-s.writeGate }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // query runs a prepared query, in tx unless tx is nil.
