@@ -29,7 +29,8 @@
 // synchronous NORMAL, a 32 MiB page cache per connection (cache_size
 // -32768), temp_store MEMORY and wal_autocheckpoint 10000 pages, each unless
 // the dsn sets it (e.g. "data/koi.db?_pragma=cache_size(-8192)"), and
-// read-write transactions begin IMMEDIATE.
+// read-write transactions begin IMMEDIATE. Writes queue for SQLite's one
+// write lock in the plugin, in order, rather than poll SQLite for it.
 // PostgreSQL reads run in REPEATABLE READ so a roster is one snapshot; the
 // database must be UTF8. MySQL (5.7.7+) and MariaDB (10.3+) tables are InnoDB
 // with utf8mb4 text, the connection is utf8mb4 in strict SQL mode.
