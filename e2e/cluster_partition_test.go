@@ -1,110 +1,13 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/internal/tcpproxy"
 )
-
-// freezeProxy relays TCP connections to target until frozen; then it
-// moves no byte either way but keeps every connection open, as a network
-// partition does: neither end sees a close, and the NATS server goes on
-// writing to a node that reads nothing, until its ping timeout (minutes).
-type freezeProxy struct {
-	ln     net.Listener
-	target string
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	frozen bool
-	conns  []net.Conn
-}
-
-func newFreezeProxy(t *testing.T, target string) *freezeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &freezeProxy{ln: ln, target: target}
-	p.cond = sync.NewCond(&p.mu)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *freezeProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go p.pipe(u, c)
-		go p.pipe(c, u)
-	}
-}
-
-// pipe copies from src to dst, holding what it read while frozen.
-func (p *freezeProxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		for p.frozen {
-			p.cond.Wait()
-		}
-		p.mu.Unlock()
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				dst.Close()
-			}
-			return
-		}
-	}
-}
-
-func (p *freezeProxy) freeze() {
-	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
-}
-
-func (p *freezeProxy) thaw() {
-	p.mu.Lock()
-	p.frozen = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *freezeProxy) close() {
-	p.thaw()
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-}
 
 // TestClusterForwardToCutOffNode: node 2 reaches NATS through a proxy that
 // then freezes, so node 2 is cut off but its NATS connection stays open
@@ -116,14 +19,21 @@ func (p *freezeProxy) close() {
 func TestClusterForwardToCutOffNode(t *testing.T) {
 	t.Parallel()
 	natsU := natsURL(t)
-	px := newFreezeProxy(t, strings.TrimPrefix(natsU, "nats://"))
-	nodes := startClusterNodesVia(t, mixPostgres(t), []string{natsU, "nats://" + px.addr()})
+	// The proxy freezes as a partition does: no byte either way, and
+	// neither end sees a close, so the NATS server goes on writing to
+	// node 2 until its ping timeout, minutes later.
+	px, err := tcpproxy.New(strings.TrimPrefix(natsU, "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	nodes := startClusterNodesVia(t, mixPostgres(t), []string{natsU, "nats://" + px.Addr()})
 	// Before the nodes stop: node 2's shutdown needs NATS.
-	t.Cleanup(px.thaw)
+	t.Cleanup(px.Thaw)
 	const pw = "pw-cut"
 	alice := alicePCAndBobPhone(t, nodes, pw)
 
-	px.freeze()
+	px.Freeze()
 	cut := time.Now()
 	var want []string
 	for i := range 4 {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/koi-im/koi/internal/tcpproxy"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -191,88 +191,20 @@ func TestKillSessions(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to a database server until cut, which
-// closes them all and refuses new ones, as a stopped server would; restore
-// lets connections through again on the same address.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newProxy starts a proxy to target, closed when the test ends.
+func newProxy(t *testing.T, target string) *tcpproxy.Proxy {
+	t.Helper()
+	p, err := tcpproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() {
-		p.cut()
-		p.wg.Wait()
-	})
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			p.wg.Go(func() { pipe(up, c) })
-			p.wg.Go(func() { pipe(c, up) })
-		}
-	})
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) restore() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("listening on %s again: %v", p.addr, err)
-	}
-	p.serve(ln)
 }
 
 // throughProxy returns set with its dsn pointing at a new proxy to the
 // server.
-func throughProxy(t *testing.T, set Settings) (Settings, *proxy) {
+func throughProxy(t *testing.T, set Settings) (Settings, *tcpproxy.Proxy) {
 	t.Helper()
 	switch set.Driver {
 	case "postgres":
@@ -281,7 +213,7 @@ func throughProxy(t *testing.T, set Settings) (Settings, *proxy) {
 			t.Fatal(err)
 		}
 		p := newProxy(t, net.JoinHostPort(c.Host, fmt.Sprint(c.Port)))
-		u := url.URL{Scheme: "postgres", User: url.UserPassword(c.User, c.Password), Host: p.addr, Path: "/" + c.Database,
+		u := url.URL{Scheme: "postgres", User: url.UserPassword(c.User, c.Password), Host: p.Addr(), Path: "/" + c.Database,
 			RawQuery: url.Values{"sslmode": {"disable"}, "application_name": {set.Schema}}.Encode()}
 		set.DSN = u.String()
 		return set, p
@@ -291,7 +223,7 @@ func throughProxy(t *testing.T, set Settings) (Settings, *proxy) {
 			t.Fatal(err)
 		}
 		p := newProxy(t, c.Addr)
-		c.Addr = p.addr
+		c.Addr = p.Addr()
 		set.DSN = c.FormatDSN()
 		return set, p
 	}
@@ -314,7 +246,7 @@ func TestDatabaseOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			p.cut()
+			p.Cut()
 			calls := map[string]func(context.Context) error{
 				"Ping":      s.Ping,
 				"GetRoster": func(ctx context.Context) error { _, err := s.GetRoster(ctx, owner); return err },
@@ -343,7 +275,9 @@ func TestDatabaseOutage(t *testing.T) {
 				}
 			}
 
-			p.restore()
+			if err := p.Restore(); err != nil {
+				t.Fatal(err)
+			}
 			eventually(t, "GetRoster after the outage", 5, func() error {
 				st, err := s.GetRoster(ctx, owner)
 				if err == nil && len(st.Items) != 1 {
