@@ -79,6 +79,10 @@ fi
 declare -A rates notes sustained
 for setup in $setups; do
 	d=$dir/$setup
+	# Fresh, as the header says, also when BENCH_DIR is given again: a
+	# database left by the run before would make this one insert into a
+	# larger table, and its figures incomparable.
+	rm -rf "$d"
 	mkdir -p "$d"
 	archive=""
 	extra_block=""
