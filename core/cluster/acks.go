@@ -123,8 +123,7 @@ func (c *Cluster) forwards() {
 // not answered for, so that it answers for them (outbox.tick).
 func (c *Cluster) probe(dest string) {
 	node, kind, _ := strings.Cut(dest, ".")
-	m := nats.NewMsg(c.subj(subjNode + dest))
-	if err := c.publishForward(m, node, kind, nil); err != nil {
+	if err := c.publishForward(nats.NewMsg(""), node, kind, nil); err != nil {
 		c.log.Debug("probe not sent", "to", dest, "error", err)
 	}
 }

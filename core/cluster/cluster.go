@@ -106,7 +106,8 @@ type Cluster struct {
 	started time.Time
 
 	epoch      string  // this run's name among the runs of this node: acks of another's are void
-	nodePrefix string  // c.subj(subjNode), which every forward's reply subject starts with
+	nodePrefix string  // c.subj(subjNode): node subjects, forwards' reply subjects, start with it
+	lostPrefix string  // this node's forwards' reply subjects start with it (lost.go)
 	out        *outbox // forwards not yet answered for (outbox.go)
 	// handMu makes each hand-back of forwards (lost.go) one step.
 	handMu sync.Mutex
@@ -129,6 +130,7 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 	}
 	c.acker = &acker{c: c, runs: map[runKey]*run{}}
 	c.nodePrefix = c.subj(subjNode)
+	c.lostPrefix = c.nodePrefix + cfg.Node + "." + subjLost
 	return c
 }
 
@@ -186,7 +188,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		{c.subj(subjNode + c.cfg.Node + ".close"), c.onClose},
 		{c.subj(subjHeartbeat + "*"), c.onHeartbeat},
 		{c.subj(subjCache), c.onCache},
-		{c.subj(subjNode + c.cfg.Node + "." + subjLost + ">"), c.onLost},
+		{c.lostPrefix + ">", c.onLost},
 		{c.subj(subjNode + c.cfg.Node + subjAck), c.onAck},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.h)
@@ -487,7 +489,7 @@ type remoteSession struct {
 
 // Send implements router.Conn: the stanza goes to the home node.
 func (r *remoteSession) Send(el *xmlstream.Element) bool {
-	m := nats.NewMsg(r.c.subj(subjNode + r.node + ".in"))
+	m := nats.NewMsg("") // publishForward names the subject
 	m.Header.Set(hdrTo, r.full.String())
 	m.Data = el.AppendXML(nil, "")
 	if err := r.c.publishForward(m, r.node, "in", r); err != nil {

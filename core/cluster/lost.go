@@ -30,14 +30,16 @@ import (
 
 const subjLost = "lost." // node.NODE.lost.DEST.KIND.SEQ: the reply subject of a forward
 
-// publishForward publishes m, a stanza for node's kind subject ("in" or
-// "room"), as a forward: numbered, kept until answered for, and carrying
-// this run's epoch. r is the remote session it goes to (nil for a room's).
+// publishForward publishes m, a stanza, to node's kind subject ("in" or
+// "room") as a forward: numbered, kept until answered for, and carrying
+// this run's epoch. It sets m's subject. r is the remote session it goes
+// to (nil for a room's).
 func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSession) error {
 	dest := destination(node, kind)
+	m.Subject = c.nodePrefix + dest
 	m.Header.Set(hdrEpoch, c.epoch)
 	return c.out.send(dest, forward{r: r, data: m.Data}, func(seq uint64) error {
-		m.Reply = c.subj(subjNode + c.cfg.Node + "." + subjLost + dest + "." + strconv.FormatUint(seq, 10))
+		m.Reply = c.lostPrefix + dest + "." + strconv.FormatUint(seq, 10)
 		return c.nc.PublishMsg(m)
 	})
 }
@@ -48,7 +50,7 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	if m.Header.Get("Status") != "503" {
 		return
 	}
-	dest, seq, ok := parseLostSubject(strings.TrimPrefix(m.Subject, c.subj(subjNode+c.cfg.Node+"."+subjLost)))
+	dest, seq, ok := parseLostSubject(strings.TrimPrefix(m.Subject, c.lostPrefix))
 	if !ok {
 		return
 	}

@@ -235,7 +235,7 @@ func (h *RoomHomes) Forward(ctx context.Context, node string, el *xmlstream.Elem
 	if hops >= maxHops {
 		return fmt.Errorf("%w: passed on %d times between nodes", ErrNoHome, hops)
 	}
-	m := nats.NewMsg(h.r.c.subj(subjNode + node + subjRoomSuffix))
+	m := nats.NewMsg("") // publishForward names the subject
 	m.Header.Set(hdrHops, strconv.Itoa(hops+1))
 	m.Header.Set(hdrNode, h.r.c.cfg.Node)
 	m.Data = el.AppendXML(nil, "")
