@@ -19,3 +19,8 @@ package admission
 // socket is ready in the same batch; the yielder finally goes to the back
 // of the run queue (Gosched) so that those run before its step. A
 // step costs two system calls more, a few microseconds.
+//
+// It is a strong nudge, not a guarantee: the runtime sometimes leaves a
+// thread without a P blocked in the poller, and a wake-up that thread
+// takes is queued a moment later, possibly after the yielder has gone on.
+// The session then runs at the next scheduling round instead.

