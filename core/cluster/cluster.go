@@ -53,6 +53,9 @@ type Config struct {
 	Node  string        // this node's name: distinct per node, [A-Za-z0-9_-]
 	Lease time.Duration // a node silent longer than this is dead
 	Name  string        // the cluster's name: prefixes subjects and the bucket
+	// OutboxMax bounds the bytes of stanzas forwarded to one node and not
+	// yet acknowledged (outbox.go); 0 is DefaultOutboxMax.
+	OutboxMax int
 }
 
 // Modules is what the cluster needs of the IM logic (core/modules).
@@ -105,13 +108,12 @@ type Cluster struct {
 	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
 	started time.Time
 
-	epoch      string  // this run's name among the runs of this node: acks of another's are void
-	nodePrefix string  // c.subj(subjNode): node subjects, forwards' reply subjects, start with it
-	lostPrefix string  // this node's forwards' reply subjects start with it (lost.go)
-	out        *outbox // forwards not yet answered for (outbox.go)
-	// handMu makes each hand-back of forwards (lost.go) one step.
-	handMu sync.Mutex
-	acker  *acker // this node's answers for others' forwards (acks.go)
+	epoch      string     // this run's name among the runs of this node: acks of another's are void
+	nodePrefix string     // c.subj(subjNode): node subjects, forwards' reply subjects, start with it
+	lostPrefix string     // this node's forwards' reply subjects start with it (lost.go)
+	out        *outbox    // forwards not yet answered for (outbox.go)
+	backs      *handBacks // forwards handed back, to be handled as undelivered (handback.go)
+	acker      *acker     // this node's answers for others' forwards (acks.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -126,7 +128,7 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 		cfg: cfg, log: log, rt: rt, mod: mod,
 		writes: map[string]*router.Session{}, wake: make(chan struct{}, 1), flushed: make(chan struct{}),
 		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
-		epoch: newEpoch(), out: newOutbox(), stop: make(chan struct{}),
+		epoch: newEpoch(), out: newOutbox(cfg.OutboxMax), backs: newHandBacks(), stop: make(chan struct{}),
 	}
 	c.acker = &acker{c: c, runs: map[runKey]*run{}}
 	c.nodePrefix = c.subj(subjNode)
@@ -223,6 +225,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go c.writer()
 	go c.beat()
 	go c.forwards()
+	c.startBacks()
 	c.log.Info("joined the cluster", "node", c.cfg.Node, "nats", nc.ConnectedUrlRedacted(), "remote_sessions", len(c.remote))
 	return nil
 }
@@ -251,6 +254,7 @@ func (c *Cluster) Stop(ctx context.Context) {
 	if err := c.nc.Drain(); err != nil {
 		c.nc.Close()
 	}
+	c.closeBacks(ctx)
 }
 
 // drainForwards handles what NATS still holds for this node and answers
@@ -611,12 +615,20 @@ func (c *Cluster) reap(ctx context.Context) {
 			c.mod.Closed(ctx, rs.s)
 		}
 	}
-	for _, node := range dead {
-		// What this node forwarded to the dead one and it never answered
-		// for, it handles now: the dead node may have been cut off from
-		// NATS without its connection closing, so no "no responders"
-		// came back for them.
-		c.handBack(func() []forward { return c.out.drop(node) }, c.log.Warn, "forwards a dead node never answered for; handled as undelivered", "node", node)
+	// What this node forwarded to the dead ones and they never answered
+	// for, it handles now: a dead node may have been cut off from NATS
+	// without its connection closing, so no "no responders" came back
+	// for them. So also for nodes reaped before: a sender that held one
+	// of their sessions across the reap (waiting for room in a full
+	// outbox, say) forwarded to it after.
+	for _, node := range c.out.nodes() {
+		c.mu.Lock()
+		_, alive := c.seen[node]
+		alive = alive || node == c.cfg.Node
+		c.mu.Unlock()
+		if !alive {
+			c.handBack(func() []forward { return c.out.drop(node) }, c.log.Warn, "forwards a dead node never answered for; handled as undelivered", "node", node)
+		}
 	}
 	if leader {
 		for _, node := range dead {

@@ -46,11 +46,17 @@ func natsURL(t testing.TB) string {
 type modsLog struct {
 	mu          sync.Mutex
 	undelivered []string
+	// gate, if set, holds Undelivered back until it is closed: a backend
+	// that stores slowly.
+	gate chan struct{}
 }
 
 func (m *modsLog) Redeliver(context.Context, *xmlstream.Element) {}
 func (m *modsLog) Closed(context.Context, *router.Session)       {}
 func (m *modsLog) Undelivered(_ context.Context, s *router.Session, el *xmlstream.Element) {
+	if m.gate != nil {
+		<-m.gate
+	}
 	m.mu.Lock()
 	m.undelivered = append(m.undelivered, s.JID().String()+" "+el.String())
 	m.mu.Unlock()

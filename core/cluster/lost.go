@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"context"
-	"slices"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -38,10 +38,22 @@ func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSessio
 	dest := destination(node, kind)
 	m.Subject = c.nodePrefix + dest
 	m.Header.Set(hdrEpoch, c.epoch)
-	return c.out.send(dest, forward{r: r, data: m.Data}, func(seq uint64) error {
+	fw := forward{r: r, data: m.Data}
+	publish := func(seq uint64) error {
 		m.Reply = c.lostPrefix + dest + "." + strconv.FormatUint(seq, 10)
 		return c.nc.PublishMsg(m)
-	})
+	}
+	err := c.out.send(dest, fw, true, publish)
+	if !errors.Is(err, errOutboxFull) {
+		return err
+	}
+	// The destination has not answered for a bound's worth: cut off from
+	// NATS, most likely, and its lease would hand them back anyway.
+	c.handBack(func() []forward { return c.out.takeOver(dest, len(fw.data)) }, c.log.Warn,
+		"forwards another node has not answered for reached cluster.outbox_max_size; handled as undelivered",
+		"to", dest, "max_bytes", c.out.max)
+	c.waitBacks(c.out.max)
+	return c.out.send(dest, fw, false, publish)
 }
 
 // onLost handles what comes back on a forward's reply subject: only the
@@ -57,23 +69,6 @@ func (c *Cluster) onLost(m *nats.Msg) {
 	// Debug: a dead node has one for each forward sent to it, and its
 	// death is logged once by the reaper.
 	c.handBack(func() []forward { return c.out.takeThrough(dest, seq) }, c.log.Debug, "forwards found no node; handled as undelivered", "to", dest)
-}
-
-// handBack takes forwards out of the outbox with take and handles them as
-// undelivered, logging msg and args with their count with log. One hand-back at a
-// time: the reaper, a "no responders" and an acknowledgement may each take
-// some of one destination's, and they must be stored in the order sent.
-func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg string, args ...any) {
-	c.handMu.Lock()
-	defer c.handMu.Unlock()
-	lost := slices.DeleteFunc(take(), func(fw forward) bool { return fw.data == nil }) // probes
-	if len(lost) == 0 {
-		return
-	}
-	log(msg, append(args, "count", len(lost))...)
-	for _, fw := range lost {
-		c.undelivered(fw)
-	}
 }
 
 // undelivered handles a forward its node never took as its session would

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,16 @@ import (
 // A node that never acknowledges (one that predates acknowledgements, in
 // a rolling upgrade) gets the old treatment: its forwards are remembered
 // for a few seconds for a "no responders", then forgotten (tick).
+//
+// What one destination holds is bounded (max bytes of stanzas): a node
+// cut off from NATS answers for nothing until its lease runs out, and at
+// a high rate a lease's worth of forwards is a lot of memory. A forward
+// that would take a destination over the bound has that destination's
+// pending forwards handed back first (takeOver), as its lease would hand
+// them back. A live node never holds that much: it answers every
+// ackEvery, and the NATS server cuts off a consumer that falls further
+// behind than its own buffer (64 MiB by default), which the default
+// bound matches.
 
 // forward is a stanza published to another node.
 type forward struct {
@@ -54,16 +66,27 @@ type pendingForward struct {
 type peer struct {
 	last    uint64           // the last sequence number given
 	pending []pendingForward // unacknowledged, by sequence number
+	bytes   int              // the size of pending's stanzas
 	acking  bool             // it has acknowledged something
 }
 
 type outbox struct {
 	mu    sync.Mutex
 	gen   uint64
+	max   int              // bytes pending per destination (takeOver)
 	peers map[string]*peer // by destination: node + ".in" or ".room"
 }
 
-func newOutbox() *outbox { return &outbox{peers: map[string]*peer{}} }
+// DefaultOutboxMax is the default bound on the stanzas forwarded to one
+// node and not yet acknowledged: the NATS server's default max_pending.
+const DefaultOutboxMax = 64 << 20
+
+func newOutbox(max int) *outbox {
+	if max <= 0 {
+		max = DefaultOutboxMax
+	}
+	return &outbox{max: max, peers: map[string]*peer{}}
+}
 
 func (o *outbox) peer(dest string) *peer {
 	p := o.peers[dest]
@@ -79,17 +102,48 @@ func (o *outbox) peer(dest string) *peer {
 // and the destination must see the numbers in the order they were given
 // (a forward overtaken by a later one would look lost, and be delivered
 // twice). A forward publish refused is forgotten: its caller handles it.
-func (o *outbox) send(dest string, fw forward, publish func(seq uint64) error) error {
+//
+// bounded, a forward that would take dest over the bound is refused with
+// errOutboxFull, unsent: the caller hands dest's pending forwards back
+// (takeOver) and sends it again, unbounded.
+func (o *outbox) send(dest string, fw forward, bounded bool, publish func(seq uint64) error) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.peer(dest)
+	if bounded && len(p.pending) > 0 && p.bytes+len(fw.data) > o.max {
+		return errOutboxFull
+	}
 	seq := p.last + 1
 	if err := publish(seq); err != nil {
 		return err
 	}
 	p.last = seq
 	p.pending = append(p.pending, pendingForward{seq: seq, gen: o.gen, fw: fw})
+	p.bytes += len(fw.data)
 	return nil
+}
+
+// errOutboxFull refuses a forward that would take its destination's
+// pending forwards over the outbox's bound.
+var errOutboxFull = errors.New("cluster: the forwards another node has not answered for exceed cluster.outbox_max_size")
+
+// takeOver returns and forgets dest's pending forwards, in order, if a
+// forward of n bytes would take it over the bound (the caller hands them
+// back before it sends that one); else nothing, as when another sender
+// took them first.
+func (o *outbox) takeOver(dest string, n int) []forward {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.peers[dest]
+	if p == nil || len(p.pending) == 0 || p.bytes+n <= o.max {
+		return nil
+	}
+	out := make([]forward, len(p.pending))
+	for i, f := range p.pending {
+		out[i] = f.fw
+	}
+	p.popFront(len(p.pending))
+	return out
 }
 
 // takeThrough returns and forgets the forwards to dest up to seq, in
@@ -134,6 +188,9 @@ func (o *outbox) acked(dest string, first, last uint64) (lost []forward) {
 
 // popFront forgets the first n pending forwards.
 func (p *peer) popFront(n int) {
+	for _, f := range p.pending[:n] {
+		p.bytes -= len(f.fw.data)
+	}
 	clear(p.pending[:n]) // the stanzas, for the collector
 	p.pending = p.pending[n:]
 	if len(p.pending) == 0 {
@@ -157,6 +214,19 @@ func (o *outbox) drop(node string) (lost []forward) {
 		p.popFront(len(p.pending))
 	}
 	return lost
+}
+
+// nodes lists the nodes that have forwards pending.
+func (o *outbox) nodes() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for dest, p := range o.peers {
+		if n, _, _ := strings.Cut(dest, "."); len(p.pending) > 0 && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Generations of forwards, one every genEvery: a forward to a node that

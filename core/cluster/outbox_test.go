@@ -19,7 +19,7 @@ import (
 // track sends a forward to dest as published, and returns its number.
 func (o *outbox) track(dest string, fw forward) uint64 {
 	var got uint64
-	o.send(dest, fw, func(seq uint64) error { got = seq; return nil })
+	o.send(dest, fw, false, func(seq uint64) error { got = seq; return nil })
 	return got
 }
 
@@ -39,13 +39,13 @@ func datas(fws []forward) []string {
 // node that never acknowledges has its forwards forgotten after a while;
 // a node that acknowledges is probed for those it leaves unanswered.
 func TestOutbox(t *testing.T) {
-	o := newOutbox()
+	o := newOutbox(0)
 	for i := 1; i <= 5; i++ {
 		if seq := o.track("b.in", fwd(fmt.Sprint(i))); seq != uint64(i) {
 			t.Fatalf("forward %d numbered %d", i, seq)
 		}
 	}
-	if err := o.send("b.in", fwd("refused"), func(uint64) error { return errors.New("closed") }); err == nil {
+	if err := o.send("b.in", fwd("refused"), false, func(uint64) error { return errors.New("closed") }); err == nil {
 		t.Fatal("a refused publish reported sent")
 	}
 	if seq := o.track("b.room", fwd("r1")); seq != 1 {
@@ -106,6 +106,47 @@ func TestOutbox(t *testing.T) {
 	}
 	if probe := o.tick(); len(probe) != 0 {
 		t.Fatalf("probe %v with nothing unanswered", probe)
+	}
+}
+
+// TestOutboxMax: a bounded send that would take its destination over the
+// bound is refused, unsent; takeOver then returns every pending forward,
+// in order, and only while still over; acknowledged forwards count no
+// more.
+func TestOutboxMax(t *testing.T) {
+	o := newOutbox(10)
+	sent := 0
+	publish := func(uint64) error { sent++; return nil }
+	for _, d := range []string{"aaaa", "bbbb"} {
+		if err := o.send("b.in", fwd(d), true, publish); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.send("b.in", fwd("cccc"), true, publish); !errors.Is(err, errOutboxFull) || sent != 2 {
+		t.Fatalf("12 bytes over a bound of 10: %v, %d published", err, sent)
+	}
+	if got := o.takeOver("b.in", 1); got != nil {
+		t.Fatalf("took %v back with room left", datas(got))
+	}
+	if got := datas(o.takeOver("b.in", 4)); !slices.Equal(got, []string{"aaaa", "bbbb"}) {
+		t.Fatalf("took back %v, want [aaaa bbbb]", got)
+	}
+	if err := o.send("b.in", fwd("cccc"), true, publish); err != nil {
+		t.Fatal(err)
+	}
+	// Alone, a forward larger than the bound still goes.
+	if err := o.send("c.in", fwd("0123456789abc"), true, publish); err != nil {
+		t.Fatalf("a forward larger than the bound, to an empty outbox: %v", err)
+	}
+	if err := o.send("c.in", fwd("d"), false, publish); err != nil {
+		t.Fatalf("an unbounded send: %v", err)
+	}
+	o.acked("b.in", 3, 3)
+	if p := o.peers["b.in"]; p.bytes != 0 || len(p.pending) != 0 {
+		t.Fatalf("after the acknowledgement: %d bytes in %d forwards", p.bytes, len(p.pending))
+	}
+	if got := o.nodes(); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("nodes with forwards pending: %v, want [c]", got)
 	}
 }
 
@@ -239,23 +280,7 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	waitFor(t, "b's acknowledgement of the probe", func() bool { return a.out.unanswered() == 0 })
 
 	// Node c takes its forwards off NATS and never answers.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	swallowed := make(chan *nats.Msg, 16)
-	if _, err := nc.ChanSubscribe(a.subj(subjNode+"c.in"), swallowed); err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
-	carol := jid.MustParse("carol@x/pc")
-	rc := &remoteSession{c: a.Cluster, node: "c", full: carol}
-	rc.s, _ = a.rt.BindRemote(carol, rc)
-	a.mu.Lock()
-	a.remote[carol] = rc
-	a.seen["c"] = time.Now()
-	a.mu.Unlock()
+	rc, swallowed := silentNode(t, a, url, "c", jid.MustParse("carol@x/pc"))
 	before := len(a.mod.taken())
 	rc.Send(msg("c1"))
 	rc.Send(msg("c2"))
@@ -270,10 +295,9 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	if n := len(a.mod.taken()); n != before {
 		t.Fatalf("forwards to a silent node handed back before its lease ran out: %v", a.mod.taken())
 	}
-	a.mu.Lock()
-	a.seen["c"] = time.Now().Add(-time.Hour)
-	a.mu.Unlock()
+	expire(a, "c")
 	a.reap(ctx)
+	waitFor(t, "c's forwards handed back after its lease", func() bool { return len(a.mod.taken()) == before+2 })
 	got := a.mod.taken()[before:]
 	want := []string{"carol@x/pc " + msg("c1").String(), "carol@x/pc " + msg("c2").String()}
 	if !slices.Equal(got, want) {
@@ -281,6 +305,104 @@ func TestForwardsAnsweredFor(t *testing.T) {
 	}
 	if n := a.out.unanswered(); n != 0 {
 		t.Fatalf("%d forwards still kept after the reap", n)
+	}
+}
+
+// silentNode makes node a see a node named node, with user's session,
+// that takes its forwards off NATS (into the channel returned) and never
+// answers for them: cut off from NATS without its connection closing.
+func silentNode(t *testing.T, a *node, url, node string, user jid.JID) (*remoteSession, chan *nats.Msg) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	swallowed := make(chan *nats.Msg, 1024)
+	if _, err := nc.ChanSubscribe(a.subj(subjNode+node+".in"), swallowed); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	rs := &remoteSession{c: a.Cluster, node: node, full: user}
+	rs.s, _ = a.rt.BindRemote(user, rs)
+	a.mu.Lock()
+	a.remote[user] = rs
+	a.seen[node] = time.Now()
+	a.mu.Unlock()
+	return rs, swallowed
+}
+
+// expire makes a take node's lease for run out at its next reap.
+func expire(a *node, node string) {
+	a.mu.Lock()
+	a.seen[node] = time.Now().Add(-time.Hour)
+	a.mu.Unlock()
+}
+
+// TestOutboxBound: what a node keeps for a node that never answers is
+// bounded. A forward that would go over the bound has the pending ones
+// handed back first, in order; hand-backs are stored by a goroutine of
+// their own, so that a reap (on the heartbeat goroutine) never waits for
+// a slow backend; and a sender waits only while more than a bound's worth
+// is still being stored.
+func TestOutboxBound(t *testing.T) {
+	a, _ := startedPair(t)
+	gate := make(chan struct{})
+	a.mod.gate = gate // the backend stores nothing until the gate opens
+	rc, swallowed := silentNode(t, a, natsURL(t), "c", jid.MustParse("carol@x/pc"))
+	size := len(msg("c00").AppendXML(nil, ""))
+	a.out.mu.Lock()
+	a.out.max = 10 * size
+	a.out.mu.Unlock()
+
+	// 1..10 fill the outbox; 11 hands them back and is kept; so is 20.
+	for i := 1; i <= 20; i++ {
+		if !rc.Send(msg(fmt.Sprintf("c%02d", i))) {
+			t.Fatalf("forward %d not published", i)
+		}
+	}
+	if n := a.out.unanswered(); n != 10 {
+		t.Fatalf("%d forwards kept, want 10 (11..20)", n)
+	}
+	// 21 hands 11..20 back too: with 1..10 not stored yet, that is more
+	// than the bound waiting, and the sender waits for the backend.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		rc.Send(msg("c21"))
+	}()
+	waitFor(t, "11..20 taken back", func() bool { return a.out.unanswered() == 0 })
+	select {
+	case <-sent:
+		t.Fatal("a sender went on while two bounds' worth of hand-backs waited for the backend")
+	case <-time.After(100 * time.Millisecond):
+	}
+	// A reap hands back at once, whatever the backend's speed: its
+	// heartbeats must go on.
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		expire(a, "c")
+		a.reap(context.Background())
+	}()
+	select {
+	case <-reaped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reap waited for the backend to store what it handed back")
+	}
+
+	// 21, sent once the backend took 1..20, went to c after its reap:
+	// the next reap hands it back.
+	close(gate)
+	<-sent
+	waitFor(t, "every forward handed back", func() bool { return len(a.mod.taken()) >= 21 })
+	for i, got := range a.mod.taken() {
+		if want := "carol@x/pc " + msg(fmt.Sprintf("c%02d", i+1)).String(); got != want {
+			t.Fatalf("hand-back %d: %s, want %s", i, got, want)
+		}
+	}
+	if n := len(swallowed); n != 21 {
+		t.Fatalf("%d forwards reached NATS, want 21", n)
 	}
 }
 

@@ -15,8 +15,12 @@ host "a.example" { auth = "store" }
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Cluster{NATSURL: "nats://127.0.0.1:4222", Node: "n1", Lease: 10 * time.Second, Name: "koi"}); c.Cluster != want {
+	if want := (Cluster{NATSURL: "nats://127.0.0.1:4222", Node: "n1", Lease: 10 * time.Second, Name: "koi", OutboxMaxSize: 64 << 20}); c.Cluster != want {
 		t.Fatalf("cluster = %+v, want %+v", c.Cluster, want)
+	}
+	c, err = Parse([]byte(base+`cluster { nats_url = "nats://127.0.0.1:4222"  node = "n1"  outbox_max_size = 8388608 }`), nil)
+	if err != nil || c.Cluster.OutboxMaxSize != 8<<20 {
+		t.Fatalf("outbox_max_size = 8388608: %d, %v", c.Cluster.OutboxMaxSize, err)
 	}
 	if c, err := Parse([]byte(base), nil); err != nil || c.Cluster.On() {
 		t.Fatalf("no cluster block: %+v, %v", c.Cluster, err)
@@ -26,6 +30,8 @@ host "a.example" { auth = "store" }
 		{`cluster { nats_url = "nats://x:4222"  node = "a.b" }`, "cluster.node"},
 		{`cluster { nats_url = "nats://x:4222"  node = "a"  name = "x y" }`, "cluster.name"},
 		{`cluster { nats_url = "nats://x:4222"  node = "a"  lease = "10ms" }`, "cluster.lease"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a"  outbox_max_size = 1000 }`, "cluster.outbox_max_size"},
+		{`cluster { nats_url = "nats://x:4222"  node = "a"  outbox_max_size = 0 }`, "cluster.outbox_max_size"},
 		{`cluster { nats_url = "nats://x:4222"  node = "a" }
 plugin "local" { command = "x"  config = { driver = "sqlite" } }`, `plugin "local".config.driver`},
 		{`cluster { nats_url = "nats://x:4222"  node = "a" }

@@ -267,6 +267,11 @@ type Cluster struct {
 	// Name (key name, default "koi") keeps clusters that share one NATS
 	// apart: it prefixes the subjects and the registry bucket.
 	Name string
+	// OutboxMaxSize (key outbox_max_size, bytes, default 64 MiB) bounds
+	// the stanzas this node forwarded to one other node and that node has
+	// not acknowledged yet; beyond it they are handled as undelivered
+	// (offline storage) at once, not when the node's lease runs out.
+	OutboxMaxSize int64
 }
 
 // On reports whether the cluster block turns clustering on.

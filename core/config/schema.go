@@ -103,7 +103,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"default_logging": kBool,
 		}, true
 	case "cluster":
-		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString}, true
+		return map[string]kind{"nats_url": kString, "node": kString, "lease": kDuration, "name": kString, "outbox_max_size": kInt}, true
 	case "pubsub":
 		return map[string]kind{
 			"service": kBool, "max_items": kInt, "default_max_items": kInt, "max_nodes": kInt, "max_item_size": kInt,

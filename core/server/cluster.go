@@ -21,7 +21,7 @@ func joinCluster(ctx context.Context, cc config.Cluster, rt *router.Router, mods
 	if !cc.On() {
 		return nil, func(context.Context) {}, nil
 	}
-	cl = cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease, Name: cc.Name}, log, rt, mods)
+	cl = cluster.New(cluster.Config{URL: cc.NATSURL, Node: cc.Node, Lease: cc.Lease, Name: cc.Name, OutboxMax: int(cc.OutboxMaxSize)}, log, rt, mods)
 	// The per-user caches every node keeps: a change on one node is
 	// announced to the others before its client hears of it.
 	cl.OnChange("roster", mods.ForgetRoster)

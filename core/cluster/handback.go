@@ -1,0 +1,136 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// Forwards taken back from the outbox (outbox.go) are handled as
+// undelivered by one goroutine, in the order they were taken. Handling
+// one is slow (offline storage is a backend call a stanza), and what
+// takes them back must not wait for it:
+//   - the heartbeat goroutine, whose reaper takes back everything a dead
+//     node never answered for: at a high rate, a lease's worth. Handled
+//     in line, that stopped this node's heartbeats for longer than a
+//     lease, and the other nodes took it for dead too;
+//   - the NATS handlers of acknowledgements and "no responders", which
+//     would leave every other answer waiting.
+//
+// A sender whose forward found its destination's outbox full (a node cut
+// off from NATS) is the exception: it waits until the queue is back under
+// the outbox's bound, so that what is taken back cannot pile up faster
+// than it is stored.
+type handBacks struct {
+	mu      sync.Mutex
+	changed sync.Cond // a batch came, a forward was handled, or closed
+	queue   [][]forward
+	bytes   int // the stanzas' size in queue and in the batch being handled
+	closed  bool
+	running bool // handleBacks was started
+	done    chan struct{}
+}
+
+func newHandBacks() *handBacks {
+	h := &handBacks{done: make(chan struct{})}
+	h.changed.L = &h.mu
+	return h
+}
+
+// handBack takes forwards out of the outbox with take and queues them to
+// be handled as undelivered, logging msg and args with their count with
+// log. Taking and queueing are one step: the reaper, a "no responders",
+// an acknowledgement and a full outbox may each take some of one
+// destination's, and they must be handled in the order sent.
+func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg string, args ...any) {
+	h := c.backs
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lost := slices.DeleteFunc(take(), func(fw forward) bool { return fw.data == nil }) // probes
+	if len(lost) == 0 {
+		return
+	}
+	log(msg, append(args, "count", len(lost))...)
+	if h.closed {
+		// Stopping, the handler gone: in line, still in order.
+		for _, fw := range lost {
+			c.undelivered(fw)
+		}
+		return
+	}
+	for _, fw := range lost {
+		h.bytes += len(fw.data)
+	}
+	h.queue = append(h.queue, lost)
+	h.changed.Broadcast()
+}
+
+// startBacks starts the handler of the queued forwards (handleBacks),
+// which runs until closeBacks.
+func (c *Cluster) startBacks() {
+	c.backs.mu.Lock()
+	c.backs.running = true
+	c.backs.mu.Unlock()
+	go c.handleBacks()
+}
+
+func (c *Cluster) handleBacks() {
+	h := c.backs
+	defer close(h.done)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for {
+		for len(h.queue) == 0 && !h.closed {
+			h.changed.Wait()
+		}
+		if len(h.queue) == 0 {
+			return
+		}
+		batch := h.queue[0]
+		h.queue[0] = nil
+		h.queue = h.queue[1:]
+		for _, fw := range batch {
+			h.mu.Unlock()
+			c.undelivered(fw)
+			h.mu.Lock()
+			h.bytes -= len(fw.data)
+			h.changed.Broadcast()
+		}
+	}
+}
+
+// waitBacks waits until the forwards queued to be handled are at most max
+// bytes, or the queue is closed.
+func (c *Cluster) waitBacks(max int) {
+	h := c.backs
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.bytes > max && !h.closed {
+		h.changed.Wait()
+	}
+}
+
+// closeBacks lets the handler finish the queue and waits for it, or for
+// ctx; later hand-backs are handled in line.
+func (c *Cluster) closeBacks(ctx context.Context) {
+	h := c.backs
+	h.mu.Lock()
+	h.closed = true
+	h.changed.Broadcast()
+	running := h.running
+	h.mu.Unlock()
+	if !running {
+		return
+	}
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		h.mu.Lock()
+		n := 0
+		for _, b := range h.queue {
+			n += len(b)
+		}
+		h.mu.Unlock()
+		c.log.Warn("leaving the cluster with forwards handed back and not yet stored", "count", n, "error", ctx.Err())
+	}
+}
