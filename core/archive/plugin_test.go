@@ -88,9 +88,18 @@ func TestPluginKilledMidStream(t *testing.T) {
 	// it came after the last store, the writer had no reason to
 	// reconnect, and the test failed for it.
 	lastKill := make(chan struct{})
+	// And the last third waits until the writer saw the first kill, so
+	// that the second one always finds a stream to the new plugin
+	// carrying something: under load, kill 1 once came so late that
+	// kill 2's target was met already, and kill 2 hit the new plugin
+	// before the writer had opened a stream to it.
+	firstSeen := make(chan struct{})
 	go func() {
 		for i := range n {
-			if i == n-100 {
+			switch i {
+			case 2 * n / 3:
+				<-firstSeen
+			case n - 100:
 				<-lastKill
 			}
 			id, stamp := ids.Next()
@@ -109,12 +118,13 @@ func TestPluginKilledMidStream(t *testing.T) {
 		}
 		done <- nil
 	}()
+	var storedByFirst uint64 // stored when the writer saw kill 1
 	for kill := 1; kill <= 2; kill++ {
 		target := uint64(kill * n / 3)
 		deadline := time.Now().Add(30 * time.Second)
-		for w.Stats().Stored < target {
+		for st := w.Stats(); st.Stored < target || (kill == 2 && st.Stored <= storedByFirst); st = w.Stats() {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d messages stored before kill %d", w.Stats().Stored, kill)
+				t.Fatalf("only %d messages stored before kill %d", st.Stored, kill)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -129,6 +139,16 @@ func TestPluginKilledMidStream(t *testing.T) {
 		t.Logf("kill %d: SIGKILL to pid %d with %d stored, %d pending", kill, pid, st.Stored, st.Pending)
 		if kill == 2 {
 			close(lastKill)
+		} else {
+			for w.Stats().Reconnects == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the writer did not see its stream end")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// What is stored from now on went through a new stream.
+			storedByFirst = w.Stats().Stored
+			close(firstSeen)
 		}
 		// Wait for the restart before the next kill.
 		deadline = time.Now().Add(30 * time.Second)
