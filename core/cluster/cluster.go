@@ -251,10 +251,12 @@ func (c *Cluster) Stop(ctx context.Context) {
 	close(c.stop)
 	c.wg.Wait()
 	c.drainForwards(ctx)
+	// While NATS is still there: a dead node's sessions end after its
+	// forwards are stored, and the leader then purges the registry.
+	c.closeBacks(ctx)
 	if err := c.nc.Drain(); err != nil {
 		c.nc.Close()
 	}
-	c.closeBacks(ctx)
 }
 
 // drainForwards handles what NATS still holds for this node and answers
@@ -610,16 +612,12 @@ func (c *Cluster) reap(ctx context.Context) {
 	for _, node := range dead {
 		c.log.Warn("a cluster node stopped answering; its sessions end", "node", node, "lease", c.cfg.Lease, "leader", leader)
 	}
-	for _, rs := range gone {
-		if c.rt.Unbind(rs.s) && leader {
-			c.mod.Closed(ctx, rs.s)
-		}
-	}
 	// What this node forwarded to the dead ones and they never answered
 	// for, it handles now: a dead node may have been cut off from NATS
 	// without its connection closing, so no "no responders" came back
-	// for them. So also for nodes reaped before: a sender that held one
-	// of their sessions across the reap (waiting for room in a full
+	// for them. So also for nodes reaped before: their sessions stay
+	// bound until the forwards handed back are stored (below), and a
+	// sender that held one across the reap (waiting for room in a full
 	// outbox, say) forwarded to it after.
 	for _, node := range c.out.nodes() {
 		c.mu.Lock()
@@ -630,7 +628,25 @@ func (c *Cluster) reap(ctx context.Context) {
 			c.handBack(func() []forward { return c.out.drop(node) }, c.log.Warn, "forwards a dead node never answered for; handled as undelivered", "node", node)
 		}
 	}
-	if leader {
+	// The sessions end once those are stored: a message sent to one of
+	// them meanwhile is forwarded, and handed back at the next reap, so
+	// that their users find their messages in offline storage in the
+	// order sent, not the ones sent after the reap first.
+	// The leader's part follows, on the same goroutine: what the dead
+	// node kept for its detached sessions is handled as theirs once they
+	// are unbound (detached.go).
+	if len(dead) == 0 {
+		return
+	}
+	c.afterBacks(func() {
+		for _, rs := range gone {
+			if c.rt.Unbind(rs.s) && leader {
+				c.mod.Closed(ctx, rs.s)
+			}
+		}
+		if !leader {
+			return
+		}
 		for _, node := range dead {
 			c.undeliverDetached(ctx, node, gone) // detached.go
 			if err := c.purgeNode(ctx, node); err != nil {
@@ -638,5 +654,5 @@ func (c *Cluster) reap(ctx context.Context) {
 			}
 			c.rooms.releaseAll(ctx, node)
 		}
-	}
+	})
 }

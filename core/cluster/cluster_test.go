@@ -54,8 +54,11 @@ type modsLog struct {
 func (m *modsLog) Redeliver(context.Context, *xmlstream.Element) {}
 func (m *modsLog) Closed(context.Context, *router.Session)       {}
 func (m *modsLog) Undelivered(_ context.Context, s *router.Session, el *xmlstream.Element) {
-	if m.gate != nil {
-		<-m.gate
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
 	}
 	m.mu.Lock()
 	m.undelivered = append(m.undelivered, s.JID().String()+" "+el.String())

@@ -24,11 +24,18 @@ import (
 type handBacks struct {
 	mu      sync.Mutex
 	changed sync.Cond // a batch came, a forward was handled, or closed
-	queue   [][]forward
+	queue   []backBatch
 	bytes   int // the stanzas' size in queue and in the batch being handled
 	closed  bool
 	running bool // handleBacks was started
 	done    chan struct{}
+}
+
+// backBatch is forwards to handle as undelivered, or a step to take once
+// the batches before it are handled (then).
+type backBatch struct {
+	fws  []forward
+	then func()
 }
 
 func newHandBacks() *handBacks {
@@ -61,7 +68,21 @@ func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg 
 	for _, fw := range lost {
 		h.bytes += len(fw.data)
 	}
-	h.queue = append(h.queue, lost)
+	h.queue = append(h.queue, backBatch{fws: lost})
+	h.changed.Broadcast()
+}
+
+// afterBacks runs step on the handler's goroutine once every forward
+// handed back so far is handled.
+func (c *Cluster) afterBacks(step func()) {
+	h := c.backs
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		step()
+		return
+	}
+	h.queue = append(h.queue, backBatch{then: step})
 	h.changed.Broadcast()
 }
 
@@ -87,9 +108,15 @@ func (c *Cluster) handleBacks() {
 			return
 		}
 		batch := h.queue[0]
-		h.queue[0] = nil
+		h.queue[0] = backBatch{}
 		h.queue = h.queue[1:]
-		for _, fw := range batch {
+		if batch.then != nil {
+			h.mu.Unlock()
+			batch.then()
+			h.mu.Lock()
+			continue
+		}
+		for _, fw := range batch.fws {
 			h.mu.Unlock()
 			c.undelivered(fw)
 			h.mu.Lock()
@@ -128,7 +155,7 @@ func (c *Cluster) closeBacks(ctx context.Context) {
 		h.mu.Lock()
 		n := 0
 		for _, b := range h.queue {
-			n += len(b)
+			n += len(b.fws)
 		}
 		h.mu.Unlock()
 		c.log.Warn("leaving the cluster with forwards handed back and not yet stored", "count", n, "error", ctx.Err())

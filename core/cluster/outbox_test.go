@@ -348,7 +348,9 @@ func expire(a *node, node string) {
 func TestOutboxBound(t *testing.T) {
 	a, _ := startedPair(t)
 	gate := make(chan struct{})
+	a.mod.mu.Lock()
 	a.mod.gate = gate // the backend stores nothing until the gate opens
+	a.mod.mu.Unlock()
 	rc, swallowed := silentNode(t, a, natsURL(t), "c", jid.MustParse("carol@x/pc"))
 	size := len(msg("c00").AppendXML(nil, ""))
 	a.out.mu.Lock()
@@ -404,6 +406,35 @@ func TestOutboxBound(t *testing.T) {
 	if n := len(swallowed); n != 21 {
 		t.Fatalf("%d forwards reached NATS, want 21", n)
 	}
+}
+
+// TestReapEndsSessionsAfterTheirForwards: a dead node's sessions end
+// only once the forwards it never answered for are stored, so that a
+// message sent to one of them meanwhile is stored after them, not before.
+func TestReapEndsSessionsAfterTheirForwards(t *testing.T) {
+	a, _ := startedPair(t)
+	gate := make(chan struct{})
+	a.mod.mu.Lock()
+	a.mod.gate = gate
+	a.mod.mu.Unlock()
+	dave := jid.MustParse("dave@x/pc")
+	rd, _ := silentNode(t, a, natsURL(t), "d", dave)
+	rd.Send(msg("d1"))
+	rd.Send(msg("d2"))
+	expire(a, "d")
+	a.reap(context.Background())
+	if a.rt.Session(dave) == nil {
+		t.Fatal("dave's session ended before the forwards to him were stored")
+	}
+	rd.Send(msg("d3")) // routed to him while d1 and d2 are being stored
+	close(gate)
+	waitFor(t, "every forward to dave handed back", func() bool { return len(a.mod.taken()) == 3 })
+	for i, got := range a.mod.taken() {
+		if want := "dave@x/pc " + msg(fmt.Sprint("d", i+1)).String(); got != want {
+			t.Fatalf("hand-back %d: %s, want %s", i, got, want)
+		}
+	}
+	waitFor(t, "dave's session to end", func() bool { return a.rt.Session(dave) == nil })
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) { waitWithin(t, what, 5*time.Second, ok) }
