@@ -49,6 +49,9 @@ type modsLog struct {
 	// gate, if set, holds Undelivered back until it is closed: a backend
 	// that stores slowly.
 	gate chan struct{}
+	// then, if set, runs after Undelivered recorded a stanza: the IM
+	// logic routing it on.
+	then func(el *xmlstream.Element)
 }
 
 func (m *modsLog) Redeliver(context.Context, *xmlstream.Element) {}
@@ -62,7 +65,11 @@ func (m *modsLog) Undelivered(_ context.Context, s *router.Session, el *xmlstrea
 	}
 	m.mu.Lock()
 	m.undelivered = append(m.undelivered, s.JID().String()+" "+el.String())
+	then := m.then
 	m.mu.Unlock()
+	if then != nil {
+		then(el)
+	}
 }
 
 type node struct {

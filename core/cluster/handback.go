@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Forwards taken back from the outbox (outbox.go) are handled as
@@ -12,15 +13,20 @@ import (
 // takes them back must not wait for it:
 //   - the heartbeat goroutine, whose reaper takes back everything a dead
 //     node never answered for: at a high rate, a lease's worth. Handled
-//     in line, that stopped this node's heartbeats for longer than a
-//     lease, and the other nodes took it for dead too;
+//     in line, that could stop this node's heartbeats for longer than a
+//     lease, and the other nodes would take it for dead too;
 //   - the NATS handlers of acknowledgements and "no responders", which
 //     would leave every other answer waiting.
 //
 // A sender whose forward found its destination's outbox full (a node cut
 // off from NATS) is the exception: it waits until the queue is back under
 // the outbox's bound, so that what is taken back cannot pile up faster
-// than it is stored.
+// than it is stored. It waits a lease at most: handling a forward may
+// route it to another node (the user's other resource), and when that
+// outbox is full too, the sender is the handler itself.
+//
+// Nothing here holds the queue's lock while it handles a forward or runs
+// a step, for the same reason.
 type handBacks struct {
 	mu      sync.Mutex
 	changed sync.Cond // a batch came, a forward was handled, or closed
@@ -52,14 +58,15 @@ func newHandBacks() *handBacks {
 func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg string, args ...any) {
 	h := c.backs
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	lost := slices.DeleteFunc(take(), func(fw forward) bool { return fw.data == nil }) // probes
 	if len(lost) == 0 {
+		h.mu.Unlock()
 		return
 	}
 	log(msg, append(args, "count", len(lost))...)
 	if h.closed {
-		// Stopping, the handler gone: in line, still in order.
+		// Stopping, the handler gone: in line.
+		h.mu.Unlock()
 		for _, fw := range lost {
 			c.undelivered(fw)
 		}
@@ -70,6 +77,7 @@ func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg 
 	}
 	h.queue = append(h.queue, backBatch{fws: lost})
 	h.changed.Broadcast()
+	h.mu.Unlock()
 }
 
 // afterBacks runs step on the handler's goroutine once every forward
@@ -77,13 +85,14 @@ func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg 
 func (c *Cluster) afterBacks(step func()) {
 	h := c.backs
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		step()
 		return
 	}
 	h.queue = append(h.queue, backBatch{then: step})
 	h.changed.Broadcast()
+	h.mu.Unlock()
 }
 
 // startBacks starts the handler of the queued forwards (handleBacks),
@@ -127,12 +136,22 @@ func (c *Cluster) handleBacks() {
 }
 
 // waitBacks waits until the forwards queued to be handled are at most max
-// bytes, or the queue is closed.
-func (c *Cluster) waitBacks(max int) {
+// bytes, the queue is closed, or limit has passed.
+func (c *Cluster) waitBacks(max int, limit time.Duration) {
 	h := c.backs
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for h.bytes > max && !h.closed {
+	if h.bytes <= max || h.closed {
+		return
+	}
+	deadline := time.Now().Add(limit)
+	t := time.AfterFunc(limit, func() {
+		h.mu.Lock()
+		h.changed.Broadcast()
+		h.mu.Unlock()
+	})
+	defer t.Stop()
+	for h.bytes > max && !h.closed && time.Now().Before(deadline) {
 		h.changed.Wait()
 	}
 }

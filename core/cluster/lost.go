@@ -52,7 +52,7 @@ func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSessio
 	c.handBack(func() []forward { return c.out.takeOver(dest, len(fw.data)) }, c.log.Warn,
 		"forwards another node has not answered for reached cluster.outbox_max_size; handled as undelivered",
 		"to", dest, "max_bytes", c.out.max)
-	c.waitBacks(c.out.max)
+	c.waitBacks(c.out.max, c.cfg.Lease)
 	return c.out.send(dest, fw, false, publish)
 }
 

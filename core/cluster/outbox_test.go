@@ -437,6 +437,40 @@ func TestReapEndsSessionsAfterTheirForwards(t *testing.T) {
 	waitFor(t, "dave's session to end", func() bool { return a.rt.Session(dave) == nil })
 }
 
+// TestHandBackRoutedToAFullOutbox: handling a forward handed back can
+// route it to another node (the user's other resource), whose outbox may
+// be full too. The handler is then the sender that waits for the
+// handler: it waits a lease at most, and everything is handled.
+func TestHandBackRoutedToAFullOutbox(t *testing.T) {
+	a, _ := startedPair(t)
+	url := natsURL(t)
+	rc, _ := silentNode(t, a, url, "c", jid.MustParse("carol@x/pc"))
+	re, _ := silentNode(t, a, url, "e", jid.MustParse("carol@x/phone"))
+	size := len(msg("c00").AppendXML(nil, ""))
+	a.out.mu.Lock()
+	a.out.max = 10 * size
+	a.out.mu.Unlock()
+	for i := 1; i <= 10; i++ {
+		re.Send(msg(fmt.Sprintf("e%02d", i))) // e's outbox, full
+	}
+	for i := 1; i <= 5; i++ {
+		rc.Send(msg(fmt.Sprintf("c%02d", i)))
+	}
+	var once sync.Once
+	a.mod.mu.Lock()
+	a.mod.then = func(*xmlstream.Element) {
+		// c01, handed back, goes on to carol's phone on e.
+		once.Do(func() { re.Send(msg("c01-again")) })
+	}
+	a.mod.mu.Unlock()
+	expire(a, "c")
+	a.reap(context.Background())
+	waitWithin(t, "every forward handed back", 10*time.Second, func() bool { return len(a.mod.taken()) == 15 })
+	if got := a.mod.taken()[14]; !strings.Contains(got, "e10") {
+		t.Fatalf("the last one handed back: %s, want e10", got)
+	}
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) { waitWithin(t, what, 5*time.Second, ok) }
 
 func waitWithin(t *testing.T, what string, d time.Duration, ok func() bool) {
