@@ -332,7 +332,20 @@ func silentNode(t *testing.T, a *node, url, node string, user jid.JID) (*remoteS
 	return rs, swallowed
 }
 
-// expire makes a take node's lease for run out at its next reap.
+// gated makes a's backend store nothing until openGate is called (at the
+// latest when the test ends, before its nodes stop: Stop waits for the
+// hand-backs).
+func gated(t *testing.T, a *node) (openGate func()) {
+	ch := make(chan struct{})
+	a.mod.mu.Lock()
+	a.mod.gate = ch
+	a.mod.mu.Unlock()
+	openGate = sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(openGate)
+	return openGate
+}
+
+// expire makes node's lease run out at a's next reap.
 func expire(a *node, node string) {
 	a.mu.Lock()
 	a.seen[node] = time.Now().Add(-time.Hour)
@@ -347,10 +360,7 @@ func expire(a *node, node string) {
 // is still being stored.
 func TestOutboxBound(t *testing.T) {
 	a, _ := startedPair(t)
-	gate := make(chan struct{})
-	a.mod.mu.Lock()
-	a.mod.gate = gate // the backend stores nothing until the gate opens
-	a.mod.mu.Unlock()
+	openGate := gated(t, a)
 	rc, swallowed := silentNode(t, a, natsURL(t), "c", jid.MustParse("carol@x/pc"))
 	size := len(msg("c00").AppendXML(nil, ""))
 	a.out.mu.Lock()
@@ -395,7 +405,7 @@ func TestOutboxBound(t *testing.T) {
 
 	// 21, sent once the backend took 1..20, went to c after its reap:
 	// the next reap hands it back.
-	close(gate)
+	openGate()
 	<-sent
 	waitFor(t, "every forward handed back", func() bool { return len(a.mod.taken()) >= 21 })
 	for i, got := range a.mod.taken() {
@@ -413,10 +423,7 @@ func TestOutboxBound(t *testing.T) {
 // message sent to one of them meanwhile is stored after them, not before.
 func TestReapEndsSessionsAfterTheirForwards(t *testing.T) {
 	a, _ := startedPair(t)
-	gate := make(chan struct{})
-	a.mod.mu.Lock()
-	a.mod.gate = gate
-	a.mod.mu.Unlock()
+	openGate := gated(t, a)
 	dave := jid.MustParse("dave@x/pc")
 	rd, _ := silentNode(t, a, natsURL(t), "d", dave)
 	rd.Send(msg("d1"))
@@ -427,7 +434,7 @@ func TestReapEndsSessionsAfterTheirForwards(t *testing.T) {
 		t.Fatal("dave's session ended before the forwards to him were stored")
 	}
 	rd.Send(msg("d3")) // routed to him while d1 and d2 are being stored
-	close(gate)
+	openGate()
 	waitFor(t, "every forward to dave handed back", func() bool { return len(a.mod.taken()) == 3 })
 	for i, got := range a.mod.taken() {
 		if want := "dave@x/pc " + msg(fmt.Sprint("d", i+1)).String(); got != want {
