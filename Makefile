@@ -62,6 +62,7 @@ FUZZFLAGS ?=
 fuzz:
 	$(GO) test ./core/xmlstream -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
 	$(GO) test ./core/xmlstream -run '^$$' -fuzz '^FuzzAgainstEncodingXML$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
+	$(GO) test ./core/xmlstream -run '^$$' -fuzz '^FuzzAppendEscaped$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
 	$(GO) test ./core/websocket -run '^$$' -fuzz '^FuzzTranslateInAgainstEncodingXML$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
 	$(GO) test ./core/jid -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)
 	$(GO) test ./core/sasl -run '^$$' -fuzz '^FuzzStep$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS)

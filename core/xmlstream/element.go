@@ -319,8 +319,30 @@ func appendEscaped(buf []byte, s string, attr bool) []byte {
 	if attr {
 		special = &attrSpecial
 	}
-	last := 0
+	last, slow := 0, 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time past plain text, the common case. A
+		// word with anything to look at goes byte by byte, all of it,
+		// before the next word is tried: text with a special byte in
+		// every word (any non-Latin script) costs one try per word.
+		if i >= slow && i+8 <= len(s) {
+			// Written out rather than called: this loop is most of
+			// what writing a stanza costs.
+			if w := word(s, i); w&msb == 0 { // else non-ASCII
+				bad := has0(w^('&'*lsb)) | has0(w^('<'*lsb)) | has0(w^('>'*lsb))
+				ctrl := (w - 0x20*lsb) &^ w & msb
+				if attr {
+					bad |= ctrl | has0(w^('\''*lsb)) | has0(w^('"'*lsb))
+				} else if bad == 0 && ctrl != 0 && !textControlsOK(w) {
+					bad = 1
+				}
+				if bad == 0 {
+					i += 8
+					continue
+				}
+			}
+			slow = i + 8
+		}
 		b := s[i]
 		if !special[b] {
 			i++
@@ -359,6 +381,10 @@ func appendEscaped(buf []byte, s string, attr bool) []byte {
 					esc = "\uFFFD"
 				}
 			}
+		} else if b >= 0xc2 && b < 0xe0 && i+1 < len(s) && s[i+1]&0xc0 == 0x80 {
+			// Two bytes, well formed: Cyrillic, Greek, Hebrew, Arabic,
+			// Latin with accents. Nothing to escape.
+			width = 2
 		} else {
 			r, size := utf8.DecodeRuneInString(s[i:])
 			width = size
@@ -374,6 +400,34 @@ func appendEscaped(buf []byte, s string, attr bool) []byte {
 		i += width
 	}
 	return append(buf, s[last:]...)
+}
+
+// word is the eight bytes of s from i, little-endian (one load).
+func word(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// Eight bytes at a time (appendEscaped): lsb and msb are the low and the
+// top bit of every byte of a word.
+const (
+	lsb  = 0x0101010101010101
+	msb  = 0x8080808080808080
+	low7 = 0x7f7f7f7f7f7f7f7f
+)
+
+// has0 is not 0 exactly when a byte of x is 0.
+func has0(x uint64) uint64 { return (x - lsb) &^ x & msb }
+
+// textControlsOK reports whether the only control bytes of w, a word of
+// bytes under 0x80, are tabs and newlines, which text keeps as they are.
+// With every byte under 0x80 no addition carries into the next byte, so
+// each top bit answers for its own byte.
+func textControlsOK(w uint64) bool {
+	ctrl := ^(w + 0x60*lsb) & msb
+	zero := func(x uint64) uint64 { return ^((x & low7) + low7 | x) & msb }
+	return ctrl&^(zero(w^('\t'*lsb))|zero(w^('\n'*lsb))) == 0
 }
 
 // textSpecial and attrSpecial mark the bytes appendEscaped must look at:
