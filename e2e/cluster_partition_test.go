@@ -48,11 +48,19 @@ func TestClusterForwardToCutOffNode(t *testing.T) {
 	// A round trip: node 1 handled alice's messages.
 	alice.send(`<iq type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	alice.expect("ping result", func(e *element) bool { return e.is("", "iq") && e.attr("id") == "ping" })
+	// Node 1's metrics show the partition: forwards unanswered, then
+	// handed back when node 2's lease runs out.
+	if m := scrapeMetrics(t, nodes[0].metrics); m["koi_cluster_forwards_unacknowledged"] < 4 || m["koi_cluster_nodes_alive"] != 1 {
+		t.Errorf("during the partition: %v forwards unacknowledged (want 4 or more), %v nodes alive (want 1)",
+			m["koi_cluster_forwards_unacknowledged"], m["koi_cluster_nodes_alive"])
+	}
 
 	// Node 1 reaps node 2 a lease (2 s) and a beat after its last
 	// heartbeat; bob, his phone's stream still open on node 2, logs in on
 	// node 1.
 	time.Sleep(time.Until(cut.Add(3 * time.Second)))
+	waitMetricAtLeast(t, nodes[0].metrics, "koi_cluster_forwards_handed_back_total", 4)
+	waitMetric(t, nodes[0].metrics, "koi_cluster_nodes_alive", 0)
 	bob2 := nodes[0].login(t, "bob@localhost/tablet", pw)
 	bob2.send(`<presence/>`)
 	for i, w := range want {

@@ -32,7 +32,8 @@ func natsURL(t testing.TB) string {
 // clusterNode is one koi of a test cluster.
 type clusterNode struct {
 	*server
-	env []string
+	env     []string
+	metrics string // the node's Prometheus endpoint
 }
 
 // startClusterNodes starts n koi nodes of examples/cluster on the test's
@@ -60,8 +61,9 @@ func startClusterNodesVia(t *testing.T, pg *mixDB, urls []string) []*clusterNode
 			t.Fatal(err)
 		}
 		dir := t.TempDir()
-		c2s, c2sTLS := freeAddr(t), freeAddr(t)
+		c2s, c2sTLS, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
 		env := []string{
+			"KOI_METRICS__ADDRESS=" + metrics,
 			"KOI_LOG__LEVEL=debug",
 			"KOI_LISTEN__C2S__ADDRESS=" + c2s,
 			"KOI_LISTEN__C2S_TLS__ADDRESS=" + c2sTLS,
@@ -79,7 +81,7 @@ func startClusterNodesVia(t *testing.T, pg *mixDB, urls []string) []*clusterNode
 			"KOI_CLUSTER__NAME=" + name,
 			"KOI_CLUSTER__LEASE=2s",
 		}
-		nodes = append(nodes, &clusterNode{launch(t, dir, path, c2s, c2sTLS, options{}, env), env})
+		nodes = append(nodes, &clusterNode{launch(t, dir, path, c2s, c2sTLS, options{}, env), env, "http://" + metrics + "/metrics"})
 	}
 	return nodes
 }

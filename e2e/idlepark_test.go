@@ -9,14 +9,25 @@ import (
 // waitMetric polls /metrics until name has the value want.
 func waitMetric(t *testing.T, url, name string, want float64) {
 	t.Helper()
+	waitMetricTo(t, url, name, fmt.Sprint(want), func(v float64) bool { return v == want })
+}
+
+// waitMetricAtLeast waits until koi's metric name reaches want.
+func waitMetricAtLeast(t *testing.T, url, name string, want float64) {
+	t.Helper()
+	waitMetricTo(t, url, name, fmt.Sprint("at least ", want), func(v float64) bool { return v >= want })
+}
+
+func waitMetricTo(t *testing.T, url, name, want string, ok func(float64) bool) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		got := scrapeMetrics(t, url)[name]
-		if got == want {
+		if ok(got) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", name, got, want)
+			t.Fatalf("%s = %v, want %s", name, got, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -75,6 +75,39 @@ func (c *Cluster) ask(m *nats.Msg) (*nats.Subscription, error) {
 }
 
 // liveNodes counts the other nodes heard from within the lease.
+// Stats is what this node holds for the cluster now, for the metrics.
+type Stats struct {
+	Nodes          int // other nodes alive
+	RemoteSessions int // sessions on other nodes
+	// Unacknowledged is the forwards sent to other nodes and not yet
+	// answered for, UnacknowledgedBytes their stanzas' size (bounded by
+	// outbox_max_size per node).
+	Unacknowledged, UnacknowledgedBytes int
+	// HandBackBytes is the stanzas handed back as undelivered and not
+	// yet stored; HandedBack counts the forwards handed back since the
+	// start (a node that died or was cut off, NATS drops).
+	HandBackBytes int
+	HandedBack    uint64
+}
+
+// Stats returns what this node holds for the cluster now.
+func (c *Cluster) Stats() Stats {
+	st := Stats{Nodes: c.liveNodes()}
+	c.mu.Lock()
+	st.RemoteSessions = len(c.remote)
+	c.mu.Unlock()
+	c.out.mu.Lock()
+	for _, p := range c.out.peers {
+		st.Unacknowledged += len(p.pending)
+		st.UnacknowledgedBytes += p.bytes
+	}
+	c.out.mu.Unlock()
+	c.backs.mu.Lock()
+	st.HandBackBytes, st.HandedBack = c.backs.bytes, c.backs.total
+	c.backs.mu.Unlock()
+	return st
+}
+
 func (c *Cluster) liveNodes() int {
 	now := time.Now()
 	c.mu.Lock()

@@ -33,7 +33,8 @@ type handBacks struct {
 	queue   []backBatch
 	bytes   int // the stanzas' size in queue and in the batch being handled
 	closed  bool
-	running bool // handleBacks was started
+	running bool   // handleBacks was started
+	total   uint64 // forwards handed back since the start
 	done    chan struct{}
 }
 
@@ -64,6 +65,7 @@ func (c *Cluster) handBack(take func() []forward, log func(string, ...any), msg 
 		return
 	}
 	log(msg, append(args, "count", len(lost))...)
+	h.total += uint64(len(lost))
 	if h.closed {
 		// Stopping, the handler gone: in line.
 		h.mu.Unlock()

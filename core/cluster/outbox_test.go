@@ -376,6 +376,9 @@ func TestOutboxBound(t *testing.T) {
 	if n := a.out.unanswered(); n != 10 {
 		t.Fatalf("%d forwards kept, want 10 (11..20)", n)
 	}
+	if st := a.Stats(); st.Unacknowledged != 10 || st.UnacknowledgedBytes != 10*size || st.HandedBack != 10 || st.HandBackBytes != 10*size {
+		t.Fatalf("stats %+v, want 10 forwards of %d bytes unacknowledged, 10 handed back and not stored", st, size)
+	}
 	// 21 hands 11..20 back too: with 1..10 not stored yet, that is more
 	// than the bound waiting, and the sender waits for the backend.
 	sent := make(chan struct{})
@@ -412,6 +415,10 @@ func TestOutboxBound(t *testing.T) {
 		if want := "carol@x/pc " + msg(fmt.Sprintf("c%02d", i+1)).String(); got != want {
 			t.Fatalf("hand-back %d: %s, want %s", i, got, want)
 		}
+	}
+	waitFor(t, "the hand-back queue to empty", func() bool { return a.Stats().HandBackBytes == 0 })
+	if st := a.Stats(); st.HandedBack != 21 || st.Unacknowledged != 0 {
+		t.Fatalf("stats %+v, want 21 handed back and none unacknowledged", st)
 	}
 	if n := len(swallowed); n != 21 {
 		t.Fatalf("%d forwards reached NATS, want 21", n)

@@ -183,6 +183,12 @@ func (r *Registry) GaugeFunc(name, help string, value func() float64) error {
 	return r.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
 }
 
+// CounterFunc registers a counter whose value, never decreasing, value
+// reads at each scrape.
+func (r *Registry) CounterFunc(name, help string, value func() float64) error {
+	return r.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, value))
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/c2s"
+	"github.com/koi-im/koi/core/cluster"
 	"github.com/koi-im/koi/core/config"
 	"github.com/koi-im/koi/core/metrics"
 	"github.com/koi-im/koi/core/modules"
@@ -72,4 +73,35 @@ func exportParked(reg *metrics.Registry, srv *c2s.Server) error {
 	return reg.GaugeFunc("koi_c2s_parked_sessions", "Idle client sessions waiting without a goroutine of their own.", func() float64 {
 		return float64(srv.ParkedSessions())
 	})
+}
+
+// exportCluster adds the gauges of this node's part in the cluster, if it
+// is in one: a partition shows as a node fewer and unacknowledged bytes
+// climbing towards cluster.outbox_max_size, then as forwards handed back.
+func exportCluster(reg *metrics.Registry, cl *cluster.Cluster) error {
+	if reg == nil || cl == nil {
+		return nil
+	}
+	for _, m := range []struct {
+		name, help string
+		value      func(cluster.Stats) float64
+	}{
+		{"koi_cluster_nodes_alive", "Other cluster nodes whose heartbeats arrive within the lease.",
+			func(s cluster.Stats) float64 { return float64(s.Nodes) }},
+		{"koi_cluster_remote_sessions", "Client sessions on other nodes, as this node routes to them.",
+			func(s cluster.Stats) float64 { return float64(s.RemoteSessions) }},
+		{"koi_cluster_forwards_unacknowledged", "Stanzas forwarded to other nodes and not yet acknowledged.",
+			func(s cluster.Stats) float64 { return float64(s.Unacknowledged) }},
+		{"koi_cluster_forwards_unacknowledged_bytes", "Size of the stanzas forwarded to other nodes and not yet acknowledged.",
+			func(s cluster.Stats) float64 { return float64(s.UnacknowledgedBytes) }},
+		{"koi_cluster_handback_queue_bytes", "Size of the forwards handed back as undelivered and not yet stored.",
+			func(s cluster.Stats) float64 { return float64(s.HandBackBytes) }},
+	} {
+		if err := reg.GaugeFunc(m.name, m.help, func() float64 { return m.value(cl.Stats()) }); err != nil {
+			return err
+		}
+	}
+	return reg.CounterFunc("koi_cluster_forwards_handed_back_total",
+		"Forwards another node never answered for (dead, cut off, or dropped by NATS), handled as undelivered.",
+		func() float64 { return float64(cl.Stats().HandedBack) })
 }

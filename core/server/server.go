@@ -357,6 +357,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := exportParked(reg, srv); err != nil {
 		return err
 	}
+	if err := exportCluster(reg, cl); err != nil {
+		return err
+	}
 	if err := serveHandovers(ctx, cl, srv); err != nil {
 		return err
 	}
