@@ -106,6 +106,7 @@ type Cluster struct {
 	remote  map[jid.JID]*remoteSession // remote sessions by full JID
 	mine    map[jid.JID]uint64         // registry revision of each local session's latest put
 	seen    map[string]time.Time       // nodes: last heartbeat (or first sight)
+	reaped  map[string]bool            // nodes reaped (and not seen since, if not in seen)
 	started time.Time
 
 	epoch      string     // this run's name among the runs of this node: acks of another's are void
@@ -127,7 +128,7 @@ func New(cfg Config, log hclog.Logger, rt *router.Router, mod Modules) *Cluster 
 	c := &Cluster{
 		cfg: cfg, log: log, rt: rt, mod: mod,
 		writes: map[string]*router.Session{}, wake: make(chan struct{}, 1), flushed: make(chan struct{}),
-		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{},
+		remote: map[jid.JID]*remoteSession{}, mine: map[jid.JID]uint64{}, seen: map[string]time.Time{}, reaped: map[string]bool{},
 		epoch: newEpoch(), out: newOutbox(cfg.OutboxMax), backs: newHandBacks(), stop: make(chan struct{}),
 	}
 	c.acker = &acker{c: c, runs: map[runKey]*run{}}
@@ -601,6 +602,7 @@ func (c *Cluster) reap(ctx context.Context) {
 	var gone []*remoteSession
 	for _, node := range dead {
 		delete(c.seen, node)
+		c.reaped[node] = true
 		for full, rs := range c.remote {
 			if rs.node == node {
 				delete(c.remote, full)
@@ -615,16 +617,18 @@ func (c *Cluster) reap(ctx context.Context) {
 	// What this node forwarded to the dead ones and they never answered
 	// for, it handles now: a dead node may have been cut off from NATS
 	// without its connection closing, so no "no responders" came back
-	// for them. So also for nodes reaped before: their sessions stay
-	// bound until the forwards handed back are stored (below), and a
-	// sender that held one across the reap (waiting for room in a full
-	// outbox, say) forwarded to it after.
+	// for them. So also for nodes reaped before and not seen since: their
+	// sessions stay bound until the forwards handed back are stored
+	// (below), and a sender that held one across the reap (waiting for
+	// room in a full outbox, say) forwarded to it after. (Not for a node
+	// this one has not heard from yet: just started, it may have a room's
+	// forward for a node whose first heartbeat is still on its way.)
 	for _, node := range c.out.nodes() {
 		c.mu.Lock()
 		_, alive := c.seen[node]
-		alive = alive || node == c.cfg.Node
+		stray := !alive && c.reaped[node]
 		c.mu.Unlock()
-		if !alive {
+		if stray {
 			c.handBack(func() []forward { return c.out.drop(node) }, c.log.Warn, "forwards a dead node never answered for; handled as undelivered", "node", node)
 		}
 	}
