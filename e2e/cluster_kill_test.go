@@ -394,6 +394,10 @@ func alicePCAndBobPhone(t *testing.T, nodes []*clusterNode, pw string) *client {
 	alice := nodes[0].login(t, "alice@localhost/pc", pw)
 	bob := nodes[1].login(t, "bob@localhost/phone", pw)
 	bob.send(`<presence/>`)
+	// Node 1 learns of bob's session through the registry, a moment
+	// after node 2 bound it: a message sent before that is stored
+	// offline, as it once was on CI (15 ms after the bind).
+	waitMetricAtLeast(t, nodes[0].metrics, "koi_cluster_remote_sessions", 1)
 	alice.send(`<message to='bob@localhost/phone' type='chat' id='m0'><body>before</body></message>`)
 	bob.expect("the first message", isMessageFrom("alice@localhost/pc"))
 	// Node 2 acknowledges the forward within 20 ms. Killed or cut off
