@@ -40,23 +40,47 @@ func NewIDs() *IDs { return &IDs{now: time.Now} }
 // UTC), which is the time to archive the message under: the stamp of a
 // message and its id then never disagree on the order.
 func (g *IDs) Next() (string, time.Time) {
+	var id [1]string
+	var stamp [1]time.Time
+	g.Fill(id[:], stamp[:])
+	return id[0], stamp[0]
+}
+
+// Fill sets ids to new ids in increasing order and stamps (as long as
+// ids) to the times they stand for, as len(ids) calls of Next would, with
+// one reading of the clock: the copies of one message in two archives
+// take their ids together.
+func (g *IDs) Fill(ids []string, stamps []time.Time) {
 	ms := g.now().UnixMilli()
-	g.mu.Lock()
-	switch {
-	case ms > g.lastMS:
-		g.lastMS, g.seq = ms, randomSeq()
-	default:
-		// Same millisecond, or the clock stepped back: keep counting in
-		// the last millisecond used, borrowing the next one on overflow.
-		g.seq++
-		if g.seq == 0 {
-			g.lastMS++
-			g.seq = randomSeq()
-		}
+	var raw [2]struct {
+		ms  int64
+		seq uint32
 	}
-	ms, seq := g.lastMS, g.seq
-	g.mu.Unlock()
-	return encode(ms, seq), time.UnixMilli(ms).UTC()
+	for len(ids) > 0 {
+		n := min(len(ids), len(raw))
+		g.mu.Lock()
+		for i := range n {
+			switch {
+			case ms > g.lastMS:
+				g.lastMS, g.seq = ms, randomSeq()
+			default:
+				// Same millisecond, or the clock stepped back: keep
+				// counting in the last millisecond used, borrowing the
+				// next one on overflow.
+				g.seq++
+				if g.seq == 0 {
+					g.lastMS++
+					g.seq = randomSeq()
+				}
+			}
+			raw[i].ms, raw[i].seq = g.lastMS, g.seq
+		}
+		g.mu.Unlock()
+		for i := range n {
+			ids[i], stamps[i] = encode(raw[i].ms, raw[i].seq), time.UnixMilli(raw[i].ms).UTC()
+		}
+		ids, stamps = ids[n:], stamps[n:]
+	}
 }
 
 // randomSeq starts a millisecond's sequence somewhere in the lower half

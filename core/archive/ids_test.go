@@ -94,3 +94,35 @@ func TestTimeBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestIDsFill checks that Fill makes what as many calls of Next would:
+// ids increasing across calls and within one, each with its own stamp,
+// which differ when the sequence overflows in the middle of a call.
+func TestIDsFill(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	g := &IDs{now: func() time.Time { return now }}
+	first, _ := g.Next()
+	prev := first
+	for _, n := range []int{0, 1, 2, 3, 5} {
+		ids, stamps := make([]string, n), make([]time.Time, n)
+		g.Fill(ids, stamps)
+		for i, id := range ids {
+			if id <= prev {
+				t.Fatalf("Fill(%d): id %d %q after %q is not greater", n, i, id, prev)
+			}
+			if got, ok := IDTime(id); !ok || !got.Equal(stamps[i]) {
+				t.Fatalf("Fill(%d): IDTime(%q) = %v, %v; stamp %v", n, id, got, ok, stamps[i])
+			}
+			prev = id
+		}
+	}
+	g.seq = ^uint32(0) - 1
+	ids, stamps := make([]string, 3), make([]time.Time, 3)
+	g.Fill(ids, stamps)
+	if !stamps[0].Equal(now) || !stamps[1].Equal(now.Add(time.Millisecond)) || !stamps[2].Equal(stamps[1]) {
+		t.Fatalf("overflow inside Fill: stamps %v", stamps)
+	}
+	if !sort.StringsAreSorted(append([]string{prev}, ids...)) {
+		t.Fatalf("overflow inside Fill: ids %v after %q are not increasing", ids, prev)
+	}
+}

@@ -237,17 +237,22 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, send
 		return a, nil
 	}
 	hs, hr := m.Host(from.Domain()), m.Host(to.Domain())
+	recvOn, sendOn := hr != nil && hr.Archive.On, hs != nil && hs.Archive.On
+	if !recvOn && !sendOn {
+		// Every message of a server without an archive comes here.
+		return a, nil
+	}
 	// The bare JIDs as prefixes of the addresses the stanza carries, which
 	// are canonical as a rule: no string is built for them.
 	fromBare, recipient := from.ReuseBare(fromAttr), to.ReuseBare(el.Attr("to"))
 
 	var copies [2]archiveCopy
 	n := 0
-	if hr != nil && hr.Archive.On {
+	if recvOn {
 		copies[n] = archiveCopy{hr, recipient, fromBare, to.Bare(), from.Bare(), from.Resource(), false}
 		n++
 	}
-	if hs != nil && hs.Archive.On && fromBare != recipient {
+	if sendOn && fromBare != recipient {
 		copies[n] = archiveCopy{hs, fromBare, recipient, from.Bare(), to.Bare(), to.Resource(), true}
 		n++
 	}
@@ -294,15 +299,17 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, send
 		body = b.Text()
 	}
 	serialized := m.archive.serialize(el) // as routed, before our stanza-id
-	for _, c := range keep {
-		id, stamp := m.archive.ids.Next()
+	var ids [len(copies)]string
+	var stamps [len(copies)]time.Time
+	m.archive.ids.Fill(ids[:len(keep)], stamps[:len(keep)])
+	for i, c := range keep {
 		a.msgs[a.n] = sdk.ArchivedMessage{
-			Owner: c.owner, StanzaID: id, Peer: c.peer, PeerResource: c.peerRes,
-			Stamp: stamp, Outgoing: c.outgoing, Stanza: serialized, Body: body,
+			Owner: c.owner, StanzaID: ids[i], Peer: c.peer, PeerResource: c.peerRes,
+			Stamp: stamps[i], Outgoing: c.outgoing, Stanza: serialized, Body: body,
 		}
 		a.n++
 		if !c.outgoing {
-			el.AppendChild(stanzaIDElement(c.owner, id))
+			el.AppendChild(stanzaIDElement(c.owner, ids[i]))
 		}
 	}
 	return a, nil

@@ -40,11 +40,14 @@ func BenchmarkArchiveMessage(b *testing.B) {
 	} else {
 		a.commit(e.m)
 	}
+	kids := len(el.Children) - 1 // without the stanza-id just added
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// The same element every time: prepareArchive strips the
-		// stanza-id it added the round before, as it strips forged ones.
+		// The same element every time, without the stanza-id added the
+		// round before: a client's message carries none, and stripping
+		// one costs a JID parse that real traffic does not pay.
+		el.Children = el.Children[:kids]
 		a, serr := e.m.prepareArchive(ctx, el, from, to)
 		if serr != nil || a.n != 2 {
 			b.Fatalf("prepareArchive: %d copies, %v", a.n, serr)
