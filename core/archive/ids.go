@@ -76,8 +76,14 @@ func (g *IDs) Fill(ids []string, stamps []time.Time) {
 			raw[i].ms, raw[i].seq = g.lastMS, g.seq
 		}
 		g.mu.Unlock()
+		// One string holds the chunk's ids: one allocation, not n.
+		var buf [len(raw) * idLen]byte
 		for i := range n {
-			ids[i], stamps[i] = encode(raw[i].ms, raw[i].seq), time.UnixMilli(raw[i].ms).UTC()
+			encodeTo((*[idLen]byte)(buf[i*idLen:]), raw[i].ms, raw[i].seq)
+		}
+		all := string(buf[:n*idLen])
+		for i := range n {
+			ids[i], stamps[i] = all[i*idLen:(i+1)*idLen], time.UnixMilli(raw[i].ms).UTC()
 		}
 		ids, stamps = ids[n:], stamps[n:]
 	}
@@ -95,6 +101,12 @@ func randomSeq() uint32 {
 }
 
 func encode(ms int64, seq uint32) string {
+	var out [idLen]byte
+	encodeTo(&out, ms, seq)
+	return string(out[:])
+}
+
+func encodeTo(out *[idLen]byte, ms int64, seq uint32) {
 	if ms < 0 {
 		ms = 0
 	}
@@ -104,13 +116,11 @@ func encode(ms int64, seq uint32) string {
 	hi := uint64(ms)<<16 | uint64(seq>>16) // 64 bits: 48 of time, 16 of seq
 	lo := uint64(seq & 0xffff)             // 16 bits
 	// 80 bits, most significant first, 5 bits per character.
-	var out [idLen]byte
 	for i := idLen - 1; i >= 0; i-- {
 		out[i] = alphabet[lo&31]
 		lo = lo>>5 | (hi&31)<<11
 		hi >>= 5
 	}
-	return string(out[:])
 }
 
 // FloorID returns the id of sequence 0 in t's millisecond: no id is ever
