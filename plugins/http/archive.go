@@ -77,24 +77,12 @@ func archivePath(owner string, rest ...string) string {
 	return p
 }
 
-func checkMessage(m sdk.ArchivedMessage) error {
-	switch {
-	case m.Owner == "":
-		return fmt.Errorf("%w: a message without owner", sdk.ErrInvalid)
-	case m.StanzaID == "":
-		return fmt.Errorf("%w: a message without stanza id", sdk.ErrInvalid)
-	case m.Peer == "":
-		return fmt.Errorf("%w: a message without peer", sdk.ErrInvalid)
-	}
-	return checkStrings("a message field", m.Owner, m.StanzaID, m.Peer, m.PeerResource, m.Stanza, m.Body)
-}
-
 func (b *Backend) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
 	batch := wireAppend{Messages: make([]wireMessage, len(msgs))}
 	for i, m := range msgs {
 		// Check the whole batch first: a bad message must not leave
 		// half of it stored.
-		if err := checkMessage(m); err != nil {
+		if err := sdk.CheckArchivedMessage(m); err != nil {
 			return err
 		}
 		batch.Messages[i] = wireMessage{
@@ -133,23 +121,8 @@ func appendAnswer(sent int) func(body []byte) error {
 	}
 }
 
-func checkQuery(q sdk.ArchiveQuery) error {
-	switch {
-	case q.Owner == "":
-		return fmt.Errorf("%w: a query without owner", sdk.ErrInvalid)
-	case q.Max < 0 || q.Max > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: max %d is outside 0..%d", sdk.ErrInvalid, q.Max, sdk.MaxArchivePage)
-	case q.Skip < 0:
-		return fmt.Errorf("%w: negative skip", sdk.ErrInvalid)
-	case len(q.IDs) > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: more than %d ids", sdk.ErrInvalid, sdk.MaxArchivePage)
-	}
-	return checkStrings("a query field", append([]string{q.Owner, q.With, q.WithResource, q.AfterID, q.BeforeID,
-		q.Text, q.After, q.Before}, q.IDs...)...)
-}
-
 func (b *Backend) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
-	if err := checkQuery(q); err != nil {
+	if err := sdk.CheckArchiveQuery(q); err != nil {
 		return sdk.ArchivePage{}, err
 	}
 	var w wirePage

@@ -38,19 +38,14 @@ type prefsDoc struct {
 // duplicateKey is MongoDB's error code for a unique index violation.
 const duplicateKey = 11000
 
-func checkArchived(m sdk.ArchivedMessage) error {
-	return checkAll(checkKey("owner", m.Owner), checkKey("stanza id", m.StanzaID), checkKey("peer", m.Peer),
-		checkText("peer resource", m.PeerResource), checkText("stanza", m.Stanza), checkText("body", m.Body))
-}
-
-// AppendArchive inserts the batch in one unordered InsertMany. Messages
-// already stored hit the unique (owner, sid) index and are skipped, which
 // AppendWriters is the sdk.AppendConcurrency of the archive: the
 // archive_writers setting. Concurrent inserts are safe: a message inserted
 // twice at once fails one of them with a duplicate key, which
 // AppendArchive counts as stored.
 func (s *Store) AppendWriters() int { return s.set.ArchiveWriters }
 
+// AppendArchive inserts the batch in one unordered InsertMany. Messages
+// already stored hit the unique (owner, sid) index and are skipped, which
 // makes a resent batch harmless without a transaction.
 func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) error {
 	const op = "archive.Append"
@@ -59,7 +54,7 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 	}
 	docs := make([]any, 0, len(msgs))
 	for _, m := range msgs {
-		if err := checkArchived(m); err != nil {
+		if err := sdk.CheckArchivedMessage(m); err != nil {
 			return s.fail(op, err)
 		}
 		docs = append(docs, archiveDoc{
@@ -81,7 +76,7 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []sdk.ArchivedMessage) e
 // counts.
 func (s *Store) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
 	const op = "archive.Query"
-	if err := checkQuery(q); err != nil {
+	if err := sdk.CheckArchiveQuery(q); err != nil {
 		return sdk.ArchivePage{}, s.fail(op, err)
 	}
 	base := bson.D{{Key: "owner", Value: q.Owner}}
@@ -174,24 +169,6 @@ func minID(a, b string) string {
 		return a
 	}
 	return min(a, b)
-}
-
-func checkQuery(q sdk.ArchiveQuery) error {
-	switch {
-	case q.Max < 0 || q.Max > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: max %d is outside 0..%d", sdk.ErrInvalid, q.Max, sdk.MaxArchivePage)
-	case q.Skip < 0:
-		return fmt.Errorf("%w: negative skip", sdk.ErrInvalid)
-	case len(q.IDs) > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: more than %d ids", sdk.ErrInvalid, sdk.MaxArchivePage)
-	}
-	errs := []error{checkKey("owner", q.Owner), checkText("with", q.With), checkText("with resource", q.WithResource),
-		checkText("after id", q.AfterID), checkText("before id", q.BeforeID), checkText("text", q.Text),
-		checkText("after", q.After), checkText("before", q.Before)}
-	for _, id := range q.IDs {
-		errs = append(errs, checkText("id", id))
-	}
-	return checkAll(errs...)
 }
 
 // DeleteArchive removes the owner's messages and preferences.

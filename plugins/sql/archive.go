@@ -103,13 +103,16 @@ type orIgnorer interface {
 // into: a few fixed shapes, each prepared once.
 var archiveChunks = []int{64, 16, 4, 1}
 
+// checkArchived is sdk.CheckArchivedMessage and the lengths of the key
+// columns.
 func checkArchived(m sdk.ArchivedMessage) error {
-	err := checkAll(checkKey("owner", m.Owner), checkKey("peer", m.Peer), checkText("peer resource", m.PeerResource),
-		checkText("stanza", m.Stanza), checkText("body", m.Body), checkText("stanza id", m.StanzaID))
-	if err != nil {
+	if err := sdk.CheckArchivedMessage(m); err != nil {
 		return err
 	}
-	if m.StanzaID == "" || len(m.StanzaID) > archiveIDChars {
+	if err := checkAll(checkKey("owner", m.Owner), checkKey("peer", m.Peer)); err != nil {
+		return err
+	}
+	if len(m.StanzaID) > archiveIDChars {
 		return fmt.Errorf("%w: stanza id must be 1 to %d characters", sdk.ErrInvalid, archiveIDChars)
 	}
 	return nil
@@ -187,22 +190,13 @@ func archiveColumns(msgs []sdk.ArchivedMessage) []any {
 	return []any{owner, id, peer, res, stamp, out, stanza, body}
 }
 
+// checkQuery is sdk.CheckArchiveQuery and the length of the owner's key
+// column.
 func checkQuery(q sdk.ArchiveQuery) error {
-	switch {
-	case q.Max < 0 || q.Max > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: max %d is outside 0..%d", sdk.ErrInvalid, q.Max, sdk.MaxArchivePage)
-	case q.Skip < 0:
-		return fmt.Errorf("%w: negative skip", sdk.ErrInvalid)
-	case len(q.IDs) > sdk.MaxArchivePage:
-		return fmt.Errorf("%w: more than %d ids", sdk.ErrInvalid, sdk.MaxArchivePage)
+	if err := sdk.CheckArchiveQuery(q); err != nil {
+		return err
 	}
-	errs := []error{checkKey("owner", q.Owner), checkText("with", q.With), checkText("with resource", q.WithResource),
-		checkText("after id", q.AfterID), checkText("before id", q.BeforeID), checkText("text", q.Text),
-		checkText("after", q.After), checkText("before", q.Before)}
-	for _, id := range q.IDs {
-		errs = append(errs, checkText("id", id))
-	}
-	return checkAll(errs...)
+	return checkKey("owner", q.Owner)
 }
 
 // archiveWhere builds the conditions of a query: the result set's, plus
