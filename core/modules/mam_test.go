@@ -1,7 +1,6 @@
 package modules
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -581,42 +580,14 @@ func benchRouteArchived(b *testing.B, open func(*env) archive.Opener) {
 	e := newEnv(b)
 	w := archive.NewWriter(open(e), archive.Options{}, nil)
 	e.host.Archive = Feature[*Archive]{Backend: &Archive{Backend: e.store, Writer: w}, On: true, Writable: true}
-	ac := &wireConn{}
-	bc := &wireConn{}
-	alice, _ := e.r.Bind(jid.MustParse("alice@example.com/pc"), ac)
-	bob, _ := e.r.Bind(jid.MustParse("bob@example.com/phone"), bc)
-	bob.SetPresence(xmlstream.NewElement(xmlstream.NSClient, "presence"), 0)
-	msg := `<message to='bob@example.com' type='chat' id='a1b2c3d4'><body>` + strings.Repeat("hello bob, ", 25) +
-		`</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
-	stream := []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>")
-	r := xmlstream.NewReader(bytes.NewReader(append(stream, bytes.Repeat([]byte(msg), b.N)...)), xmlstream.Limits{})
-	if _, err := r.ReadHeader(); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	from := alice.JID().String()
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		el, err := r.Next()
-		if err != nil {
-			b.Fatal(err)
-		}
-		el.SetAttr("from", from)
-		e.m.Stanza(ctx, alice, el)
-	}
-	b.StopTimer()
+	routeMessages(b, e)
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := w.Close(cctx); err != nil {
+	if err := w.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds()), "flush-ms")
-	if got := bc.n.Load(); got != int64(b.N) {
-		b.Fatalf("delivered %d of %d", got, b.N)
-	}
 	if st := w.Stats(); st.Stored != uint64(2*b.N) {
 		b.Fatalf("archived %d of %d", st.Stored, 2*b.N)
 	}
