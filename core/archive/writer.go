@@ -17,6 +17,7 @@ import (
 // another.
 type Stream interface {
 	// Send sends a batch under an id that its acknowledgement carries.
+	// It keeps nothing of msgs after it returns: the writer reuses it.
 	Send(id uint64, msgs []sdk.ArchivedMessage) error
 	// Recv returns the next acknowledgement, in the order batches were
 	// sent: outcome is nil for a stored batch; err is a broken stream.
@@ -135,10 +136,10 @@ type batch struct {
 	skip bool
 }
 
-func (b *batch) messages() []sdk.ArchivedMessage {
-	out := make([]sdk.ArchivedMessage, len(b.items))
-	for i, it := range b.items {
-		out[i] = it.msg
+// messages appends the batch's messages to out.
+func (b *batch) messages(out []sdk.ArchivedMessage) []sdk.ArchivedMessage {
+	for _, it := range b.items {
+		out = append(out, it.msg)
 	}
 	return out
 }
@@ -473,6 +474,9 @@ func (c *conn) closeSend() {
 // breaks or out is closed.
 func (c *conn) sender() {
 	defer close(c.sent)
+	// Send keeps no message after it returns: one slice serves every
+	// batch.
+	var msgs []sdk.ArchivedMessage
 	for {
 		select {
 		case b, ok := <-c.out:
@@ -480,7 +484,10 @@ func (c *conn) sender() {
 				c.s.CloseSend()
 				return
 			}
-			if err := c.s.Send(b.id, b.messages()); err != nil {
+			msgs = b.messages(msgs[:0])
+			err := c.s.Send(b.id, msgs)
+			clear(msgs) // let the strings go with the batch
+			if err != nil {
 				c.kill()
 				return
 			}
