@@ -130,7 +130,7 @@ func TestBlocking(t *testing.T) {
 	bob.close()
 
 	srv.stop(t)
-	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
 	alice = login(t, local, "alice@localhost/d", pw)
 	if got, want := blocklist(t, alice), []string{"bob@localhost", "spam.example"}; !slices.Equal(got, want) {
 		t.Errorf("blocklist after a restart %q, want %q", got, want)

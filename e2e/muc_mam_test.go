@@ -159,7 +159,7 @@ func TestMUCArchiveSlixmpp(t *testing.T) {
 		alice.expect(body, isGroupchat(lounge+"/Alice", body))
 		want = append(want, "MSG "+lounge+"/Alice "+body)
 	}
-	got, err, log := runSlixmpp(t, srv, "slixmpp_muc_mam.py", map[string]any{
+	got, log, err := runSlixmpp(t, srv, "slixmpp_muc_mam.py", map[string]any{
 		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "max": 2,
 	}, func(string) {})
 	if err != nil || got != strings.Join(append(want, "OK"), " | ") {

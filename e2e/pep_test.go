@@ -209,7 +209,7 @@ func TestPEPBookmarks(t *testing.T) {
 	b.close()
 	bob.close()
 	srv.stop(t)
-	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
 	c := login(t, local, "alice@localhost/old", pw)
 	r = c.iq("<iq type='get'><query xmlns='" + nsPrivate + "'><storage xmlns='storage:bookmarks'/></query></iq>")
 	conf := r.path("query", "storage", "conference")

@@ -46,9 +46,9 @@ func needSlixmpp(t *testing.T, modules ...string) {
 
 // runSlixmpp runs testdata/SCRIPT with args as JSON, after adding the
 // server's c2s host, port and CA file, and calls onLine with each line it
-// prints. It returns the lines joined by " | ", how the script exited,
-// and its log (stderr).
-func runSlixmpp(t *testing.T, srv *server, script string, args map[string]any, onLine func(line string)) (out string, err error, log string) {
+// prints. It returns the lines joined by " | ", the script's log (stderr)
+// and how the script exited.
+func runSlixmpp(t *testing.T, srv *server, script string, args map[string]any, onLine func(line string)) (out, log string, err error) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(srv.c2s)
 	args["host"] = host
@@ -73,5 +73,5 @@ func runSlixmpp(t *testing.T, srv *server, script string, args map[string]any, o
 		onLine(sc.Text())
 	}
 	err = cmd.Wait()
-	return strings.Join(lines, " | "), err, stderr.String()
+	return strings.Join(lines, " | "), stderr.String(), err
 }

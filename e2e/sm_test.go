@@ -433,7 +433,7 @@ func TestSMSlixmpp(t *testing.T) {
 	alice.login("localhost", srv.tlsConfig(t, "localhost"), "alice", pw, "pc")
 
 	dropped := false
-	got, err, log := runSlixmpp(t, srv, "slixmpp_sm.py", map[string]any{
+	got, log, err := runSlixmpp(t, srv, "slixmpp_sm.py", map[string]any{
 		"jid": "bob@localhost/slix", "password": pw, "want": "while you were away",
 	}, func(line string) {
 		if line == "DROPPED" && !dropped {

@@ -27,7 +27,7 @@ func TestVCardAvatarConversionSlixmpp(t *testing.T) {
 	a.close()
 	b.close()
 
-	out, err, log := runSlixmpp(t, srv, "slixmpp_avatar_conversion.py",
+	out, log, err := runSlixmpp(t, srv, "slixmpp_avatar_conversion.py",
 		map[string]any{"alice": "alice@localhost", "bob": "bob@localhost", "password": pw}, func(string) {})
 	if err != nil || !strings.HasSuffix(out, "OK") {
 		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, out, log)

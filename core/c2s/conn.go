@@ -90,10 +90,12 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
 	}
-	return &conn{
+	c := &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
 		ka: s.defaultKA,
 	}
+	c.out.idle.L = &c.out.mu
+	return c
 }
 
 // log returns a logger carrying what is known about the connection. It is
@@ -155,7 +157,7 @@ func (c *conn) handleReadError(err error) {
 // finish releases the connection and tells the handler the session ended.
 func (c *conn) finish() {
 	c.Close("", "")
-	c.out.writers.Wait()
+	c.waitWriters()
 	c.wmu.Lock()
 	if c.errorSent.Load() {
 		linger.Close(c.nc, closeGrace)

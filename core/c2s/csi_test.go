@@ -40,7 +40,7 @@ func newCSIConn(t *testing.T) (*conn, *wire) {
 			}
 		}
 	}()
-	t.Cleanup(func() { a.Close(); b.Close(); c.out.writers.Wait() })
+	t.Cleanup(func() { a.Close(); b.Close(); c.waitWriters() })
 	return c, w
 }
 

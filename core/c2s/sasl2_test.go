@@ -75,8 +75,8 @@ func TestBind2Resource(t *testing.T) {
 		t.Error("two users' resources are the same")
 	}
 	// Without an id every login gets a fresh one.
-	if bind2Resource(nil, "alice", "") == bind2Resource(nil, "alice", "") {
-		t.Error("random resources repeat")
+	if r1, r2 := bind2Resource(nil, "alice", ""), bind2Resource(nil, "alice", ""); r1 == r2 {
+		t.Errorf("random resources repeat: %q", r1)
 	}
 	long := parseEl(t, `<bind xmlns='urn:xmpp:bind:0'><tag>`+strings.Repeat("ü", 40)+`</tag></bind>`)
 	res := bind2Resource(long, "alice", "x")

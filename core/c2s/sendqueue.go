@@ -29,8 +29,12 @@ type sendQueue struct {
 	holding  bool     // SASL2 is binding: queue in held, start no writer (holdQueue)
 	held     [][]byte // while holding, one entry per element: stream management may count them
 	writerOn bool
-	writers  sync.WaitGroup
-	wdl      int64 // the write deadline set (unix ns), under the conn's wmu; 0 if none or unknown
+	// idle is broadcast, under mu, when a writer stops. It is not a
+	// WaitGroup: stanzas from other sessions start a writer again while
+	// the session's end waits for the last one, and a WaitGroup added to
+	// while its Wait is waking up panics, which took the server down.
+	idle sync.Cond
+	wdl  int64 // the write deadline set (unix ns), under the conn's wmu; 0 if none or unknown
 }
 
 // bufPool is the server's pool of send buffers.
@@ -133,7 +137,6 @@ func (c *conn) queuedLocked() {
 	start := !q.writerOn && !q.holding
 	if start {
 		q.writerOn = true
-		q.writers.Add(1)
 	}
 	q.mu.Unlock()
 	if start {
@@ -145,12 +148,12 @@ func (c *conn) queuedLocked() {
 // exits once nothing is left, giving its buffers back.
 func (c *conn) writer() {
 	q := &c.out
-	defer q.writers.Done()
 	var buf *[]byte // the writer's buffer; swapped with pending at each wake-up
 	for {
 		q.mu.Lock()
 		if q.n == 0 {
 			q.writerOn = false
+			q.idle.Broadcast()
 			spare := q.pending
 			q.pending = nil
 			q.mu.Unlock()
@@ -172,6 +175,17 @@ func (c *conn) writer() {
 			c.unpark()
 		}
 	}
+}
+
+// waitWriters waits until no writer runs, so that what was queued is
+// written.
+func (c *conn) waitWriters() {
+	q := &c.out
+	q.mu.Lock()
+	for q.writerOn {
+		q.idle.Wait()
+	}
+	q.mu.Unlock()
 }
 
 // writing reports whether a writer is busy with the queue.

@@ -39,7 +39,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 
 // written waits for the writer to finish and returns what it wrote.
 func (c *countConn) written(sc *conn) string {
-	sc.out.writers.Wait()
+	sc.waitWriters()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return string(c.got)
@@ -54,7 +54,7 @@ func newCountConn(tb testing.TB, queue int) (*conn, *countConn) {
 	cc := &countConn{}
 	srv := New(Config{Host: func(string) Host { return fakeHost{} }, Router: router.New(), SendQueue: queue})
 	c := newConn(srv, cc, TLSDisabled)
-	tb.Cleanup(func() { c.out.writers.Wait() })
+	tb.Cleanup(c.waitWriters)
 	return c, cc
 }
 
@@ -137,5 +137,41 @@ func TestSendQueueFull(t *testing.T) {
 	}
 	if c.out.pending != nil || c.out.writerOn {
 		t.Error("a stopped writer left its buffer or its flag")
+	}
+}
+
+// A session ending waits for its writer while other sessions' stanzas
+// still come in and start the writer again. That must neither crash the
+// server (a WaitGroup panics when it is added to while a Wait is waking
+// up) nor return while a writer runs.
+func TestWaitWritersWhileStanzasArrive(t *testing.T) {
+	c, cc := newCountConn(t, 1<<20)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.enqueue([]byte("<message/>"), false)
+				runtime.Gosched()
+			}
+		})
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for rounds := 0; time.Now().Before(deadline) || rounds < 1000; rounds++ {
+		c.waitWriters()
+	}
+	close(stop)
+	wg.Wait()
+	c.waitWriters()
+	if c.writing() {
+		t.Fatal("a writer runs after waitWriters returned with nothing queued")
+	}
+	if cc.writes.Load() == 0 {
+		t.Fatal("nothing was written")
 	}
 }

@@ -194,7 +194,6 @@ var (
 	errListRead  = stanza.ErrForbidden.WithText("you may not read that list")
 	errBadItem   = stanza.ErrBadRequest.WithText("want items with a role and a nick, or an affiliation and a jid")
 	errNoItem    = stanza.ErrBadRequest.WithText("want at least one item")
-	errRoleNone  = stanza.ErrNotAllowed.WithText("you cannot change your own role this way")
 	errBareJID   = stanza.ErrJIDMalformed.WithText("affiliations are of bare JIDs or domains")
 	errBadNick   = stanza.ErrJIDMalformed.WithText("not a valid nickname")
 	errTooMany   = stanza.ErrPolicyViolation.WithText("too many items in one request")

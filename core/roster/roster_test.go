@@ -24,7 +24,6 @@ type env struct {
 	r      *router.Router
 	store  *sqlbackend.Store
 	src    Source
-	shared sdk.Roster
 	writes []jid.JID
 }
 
