@@ -110,6 +110,10 @@ type Service struct {
 	cancel context.CancelFunc
 	sem    chan struct{}
 	wg     sync.WaitGroup
+	// closeMu orders the requests' wg.Add before Close's Wait: a
+	// WaitGroup must not be added to while it is waited for.
+	closeMu sync.Mutex
+	closed  bool
 
 	mu    sync.Mutex
 	users map[string]*userLock // serialises each user's quota check and marker
@@ -156,6 +160,9 @@ func New(cfg Config, r Router) (*Service, error) {
 // Close stops the clean-up loop and waits for the slot requests in
 // flight.
 func (s *Service) Close() {
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 }
@@ -193,12 +200,22 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 			return
 		}
 		el = el.Copy()
-		s.wg.Go(func() {
+		s.closeMu.Lock()
+		if s.closed {
+			s.closeMu.Unlock()
+			<-s.sem
+			s.fail(ctx, el, stanza.ErrServiceUnavailable.WithText("the upload service is shutting down"), nil)
+			return
+		}
+		s.wg.Add(1)
+		s.closeMu.Unlock()
+		go func() {
+			defer s.wg.Done()
 			defer func() { <-s.sem }()
 			ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 			defer cancel()
 			s.request(ctx, el)
-		})
+		}()
 	case typ == "get" && q.Space == NSDiscoInfo && q.Local == "query":
 		if q.Attr("node") != "" {
 			s.fail(ctx, el, stanza.ErrItemNotFound, nil)

@@ -77,9 +77,10 @@ type Server struct {
 	// maxMessage is cfg.MaxMessageBytes, changed by SetMaxMessageBytes.
 	maxMessage atomic.Int64
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool // Shutdown began: a stream accepted now is turned away
+	wg      sync.WaitGroup
 }
 
 // New returns a Server; call Serve with its listener.
@@ -135,6 +136,9 @@ func (s *Server) Serve(l net.Listener) error {
 // ctx ends are cut.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.hs.Shutdown(ctx)
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -195,6 +199,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(ws, s.maxMessage.Load(), addr(r.RemoteAddr), local)
 	s.mu.Lock()
+	if s.closing {
+		// Shutdown is waiting for the streams: one more must not join
+		// its wait (nor would the c2s server, shutting down too, take
+		// it).
+		s.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "the server is shutting down")
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
