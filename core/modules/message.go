@@ -61,6 +61,7 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, send
 	typ := messageType(el)
 	if to.Resource() != "" {
 		if t := m.router.Session(to); t != nil {
+			t.User().AwaitFlush() // its offline messages go first
 			arch, serr := m.prepareArchive(ctx, el, sender, to)
 			if serr != nil {
 				m.bounceTo(ctx, el, serr)
@@ -85,6 +86,11 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, send
 			targets = u.TopResources()
 		case "headline":
 			targets = u.NonNegative()
+		}
+		if len(targets) > 0 {
+			// Read after the targets: a session seen available has its
+			// flush, if one runs, seen too (router.BeginFlush).
+			u.AwaitFlush()
 		}
 	}
 	switch typ {
@@ -168,6 +174,24 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, sender
 	m.sendCarbons(el, sender, to, nil, &arch)
 	if m.notifier != nil {
 		m.notifier.Notify(ctx, bare, c)
+	}
+	m.offlineStragglers(ctx, bare)
+}
+
+// offlineStragglers delivers bare's offline messages when the user became
+// available while one was being stored: the flush of that presence may
+// have run before the message was in the store, where it would otherwise
+// wait for the next login. Either that flush found the message, or this
+// finds the session available (it was made so before the flush began).
+func (m *Server) offlineStragglers(ctx context.Context, bare jid.JID) {
+	u := m.router.User(bare)
+	if u == nil || len(u.TopResources()) == 0 {
+		return
+	}
+	end := u.BeginFlush()
+	defer end()
+	if top := u.TopResources(); len(top) > 0 {
+		m.deliverOffline(ctx, top[0])
 	}
 }
 

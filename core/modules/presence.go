@@ -81,18 +81,24 @@ func (m *Server) presenceBroadcast(ctx context.Context, s *router.Session, el *x
 	prio := priority(el)
 	before := s.State()
 	m.shape(ctx, s, el)
-	s.SetPresence(el.Copy(), prio)
+	// Offline messages go to the first presence that can take messages
+	// sent to the bare JID: non-negative priority (XEP-0160 §3). They are
+	// older than anything routed to the user once the session is
+	// available, so they go first: deliveries wait for the flush.
+	if prio >= 0 && (!before.Available || before.Priority < 0) {
+		end := s.User().BeginFlush()
+		s.SetPresence(el.Copy(), prio)
+		m.deliverOffline(ctx, s)
+		end()
+	} else {
+		s.SetPresence(el.Copy(), prio)
+	}
 	m.broadcastPresence(ctx, s, el)
 	if !before.Available {
 		// Initial presence: learn the contacts' presence, receive what waited.
 		m.warmArchivePrefs(ctx, s.JID().Bare())
 		m.probeContacts(ctx, s)
 		m.deliverPendingSubscriptions(ctx, s)
-	}
-	// Offline messages go to the first presence that can take messages
-	// sent to the bare JID: non-negative priority (XEP-0160 §3).
-	if prio >= 0 && (!before.Available || before.Priority < 0) {
-		m.deliverOffline(ctx, s)
 	}
 }
 

@@ -54,6 +54,10 @@ type User struct {
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource
 	views    *views              // nil when stale (views.go)
+
+	// flush is closed when the running offline delivery ends; nil when
+	// none runs (flush.go).
+	flush atomic.Pointer[chan struct{}]
 }
 
 // Session is one bound resource.
