@@ -9,11 +9,7 @@ import (
 func TestCheckArchivedMessage(t *testing.T) {
 	ok := ArchivedMessage{Owner: "alice@example.com", StanzaID: "0123456789abcdef", Peer: "bob@example.com",
 		PeerResource: "phone", Stanza: "<message/>", Body: "hi"}
-	tests := []struct {
-		name string
-		edit func(*ArchivedMessage)
-		want string // in the error; "" for none
-	}{
+	runChecks(t, ok, CheckArchivedMessage, []checkCase[ArchivedMessage]{
 		{"valid", func(*ArchivedMessage) {}, ""},
 		{"no body or resource", func(m *ArchivedMessage) { m.Body, m.PeerResource = "", "" }, ""},
 		{"no owner", func(m *ArchivedMessage) { m.Owner = "" }, "without owner"},
@@ -22,23 +18,12 @@ func TestCheckArchivedMessage(t *testing.T) {
 		{"invalid UTF-8", func(m *ArchivedMessage) { m.Body = "a\xffb" }, "body is not valid UTF-8"},
 		{"NUL", func(m *ArchivedMessage) { m.Stanza = "<message>\x00</message>" }, "stanza contains a NUL byte"},
 		{"NUL in the resource", func(m *ArchivedMessage) { m.PeerResource = "\x00" }, "peer resource contains a NUL"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := ok
-			tt.edit(&m)
-			checkInvalid(t, CheckArchivedMessage(m), tt.want)
-		})
-	}
+	})
 }
 
 func TestCheckArchiveQuery(t *testing.T) {
 	ok := ArchiveQuery{Owner: "alice@example.com", With: "bob@example.com", Max: 50, IDs: []string{"a", "b"}}
-	tests := []struct {
-		name string
-		edit func(*ArchiveQuery)
-		want string
-	}{
+	runChecks(t, ok, CheckArchiveQuery, []checkCase[ArchiveQuery]{
 		{"valid", func(*ArchiveQuery) {}, ""},
 		{"max 0 counts", func(q *ArchiveQuery) { q.Max, q.Count = 0, true }, ""},
 		{"the largest page", func(q *ArchiveQuery) { q.Max = MaxArchivePage }, ""},
@@ -50,19 +35,29 @@ func TestCheckArchiveQuery(t *testing.T) {
 		{"invalid text", func(q *ArchiveQuery) { q.Text = "\xc3" }, "text is not valid UTF-8"},
 		{"NUL in an id", func(q *ArchiveQuery) { q.IDs = []string{"a", "b\x00"} }, "id contains a NUL byte"},
 		{"NUL in a bound", func(q *ArchiveQuery) { q.Before = "\x00" }, "before contains a NUL"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q := ok
-			tt.edit(&q)
-			checkInvalid(t, CheckArchiveQuery(q), tt.want)
+	})
+}
+
+// checkCase is ok changed by edit, and what check must say of it: nil
+// when want is "", else ErrInvalid saying want.
+type checkCase[T any] struct {
+	name string
+	edit func(*T)
+	want string
+}
+
+func runChecks[T any](t *testing.T, ok T, check func(T) error, cases []checkCase[T]) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := ok
+			c.edit(&v)
+			wantInvalid(t, check(v), c.want)
 		})
 	}
 }
 
-// checkInvalid wants err to be nil when want is "", else ErrInvalid
-// saying want.
-func checkInvalid(t *testing.T, err error, want string) {
+func wantInvalid(t *testing.T, err error, want string) {
 	t.Helper()
 	switch {
 	case want == "" && err != nil:
