@@ -478,7 +478,7 @@ func (c *conn) nextStanza(ctx context.Context) error {
 	if c.clientState(el) {
 		return nil
 	}
-	if handled, err := c.smElement(el); handled || err != nil {
+	if handled, err := c.smElement(ctx, el); handled || err != nil {
 		return err
 	}
 	if !stanza.IsStanza(el) {

@@ -80,7 +80,7 @@ func smFailed(cond string, h *uint32) *xmlstream.Element {
 
 // smElement handles the XEP-0198 elements of a bound stream and reports
 // whether el was one.
-func (c *conn) smElement(el *xmlstream.Element) (bool, error) {
+func (c *conn) smElement(ctx context.Context, el *xmlstream.Element) (bool, error) {
 	if el.Space != sm.NS || !c.srv.cfg.SM.Enabled {
 		return false, nil
 	}
@@ -98,6 +98,13 @@ func (c *conn) smElement(el *xmlstream.Element) (bool, error) {
 	case "r":
 		if ss == nil {
 			return false, nil
+		}
+		if cl := c.srv.cfg.SM.Cluster; cl != nil {
+			// What the client sent to other nodes leaves this one
+			// before <a/> counts it: the client forgets it then.
+			if err := cl.Settle(ctx); err != nil {
+				c.log().Debug("forwards not confirmed before an acknowledgement", "error", err)
+			}
 		}
 		a := xmlstream.NewElement(sm.NS, "a").SetAttr("h", strconv.FormatUint(uint64(ss.st.H()), 10))
 		c.enqueue(a.AppendXML(nil, xmlstream.NSClient), true)

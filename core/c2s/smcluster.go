@@ -36,6 +36,10 @@ type SMCluster interface {
 	// Release drops what Keep stored for id: the session resumed, moved
 	// or ended here.
 	Release(id string)
+	// Settle returns once the stanzas this node forwarded to other nodes
+	// before the call have left it, so that an acknowledgement (<a h/>)
+	// given after it holds should the node die.
+	Settle(ctx context.Context) error
 }
 
 // keepDetached starts keeping a detached session's queue in the cluster.

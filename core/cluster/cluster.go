@@ -115,6 +115,7 @@ type Cluster struct {
 	out        *outbox    // forwards not yet answered for (outbox.go)
 	backs      *handBacks // forwards handed back, to be handled as undelivered (handback.go)
 	acker      *acker     // this node's answers for others' forwards (acks.go)
+	settle     settler    // forwards flushed before acknowledgements (settle.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup

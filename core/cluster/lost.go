@@ -41,7 +41,11 @@ func (c *Cluster) publishForward(m *nats.Msg, node, kind string, r *remoteSessio
 	fw := forward{r: r, data: m.Data}
 	publish := func(seq uint64) error {
 		m.Reply = c.lostPrefix + dest + "." + strconv.FormatUint(seq, 10)
-		return c.nc.PublishMsg(m)
+		if err := c.nc.PublishMsg(m); err != nil {
+			return err
+		}
+		c.settle.published.Add(1) // in the NATS client's buffer: Settle flushes it
+		return nil
 	}
 	err := c.out.send(dest, fw, true, publish)
 	if !errors.Is(err, errOutboxFull) {
