@@ -29,7 +29,12 @@ const octets = (b) => tlv(0x04, b);
 const bits = (b, unused = 0) => tlv(0x03, Buffer.from([unused]), b);
 const utf8 = (s) => tlv(0x0c, Buffer.from(s, 'utf8'));
 function int(b) {
-  // DER integers are signed: keep a positive one positive.
+  // DER integers are minimal (no leading zero byte before a byte below
+  // 0x80: OpenSSL and Go refuse the certificate) and signed (a positive
+  // one whose top bit is set takes a zero byte in front).
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0 && b[i + 1] < 0x80) i++;
+  b = b.subarray(i);
   return tlv(0x02, b[0] & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
 }
 function oid(s) {
@@ -58,7 +63,7 @@ const HOST = 'localhost';
 function selfSigned() {
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const serial = crypto.randomBytes(16);
-  serial[0] &= 0x7f;
+  serial[0] = (serial[0] & 0x7f) | 0x01; // positive, and never zero (RFC 5280 4.1.2.2)
   const name = seq(set(seq(oid('2.5.4.3'), utf8(HOST))));
   const now = Date.now();
   const tbs = seq(
