@@ -90,12 +90,10 @@ func newConn(s *Server, nc net.Conn, mode TLSMode) *conn {
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
 	}
-	c := &conn{
+	return &conn{
 		srv: s, nc: nc, mode: mode, remoteIP: ip, remote: nc.RemoteAddr().String(),
 		ka: s.defaultKA,
 	}
-	c.out.idle.L = &c.out.mu
-	return c
 }
 
 // log returns a logger carrying what is known about the connection. It is

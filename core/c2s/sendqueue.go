@@ -182,6 +182,10 @@ func (c *conn) writer() {
 func (c *conn) waitWriters() {
 	q := &c.out
 	q.mu.Lock()
+	if q.idle.L == nil {
+		// Set here, under mu, not in newConn: Broadcast needs no L.
+		q.idle.L = &q.mu
+	}
 	for q.writerOn {
 		q.idle.Wait()
 	}
