@@ -12,6 +12,10 @@ import (
 // node leaves unacknowledged between two acknowledgements (20 ms).
 const minOutboxMaxSize = 1 << 20
 
+// defaultOutboxMaxSize is cluster.outbox_max_size unset: the NATS
+// server's default max_pending, as cluster.DefaultOutboxMax.
+const defaultOutboxMaxSize = 64 << 20
+
 // cluster reads the cluster block; without nats_url the node is alone.
 func (d *decoder) cluster(v any) Cluster {
 	b := d.block([]string{"cluster"}, v)
@@ -20,10 +24,10 @@ func (d *decoder) cluster(v any) Cluster {
 	if url == "" {
 		return Cluster{} // off: the other keys mean nothing
 	}
-	c := Cluster{Lease: lease, Name: b.nonEmpty("name", "koi"), OutboxMaxSize: b.integer("outbox_max_size", 64<<20, true)}
+	c := Cluster{Lease: lease, Name: b.nonEmpty("name", "koi"), OutboxMaxSize: b.integer("outbox_max_size", defaultOutboxMaxSize, true)}
 	if c.OutboxMaxSize < minOutboxMaxSize {
 		d.problem(b.at("outbox_max_size"), "at least %d bytes (1 MiB), got %d", int64(minOutboxMaxSize), c.OutboxMaxSize)
-		c.OutboxMaxSize = 64 << 20
+		c.OutboxMaxSize = defaultOutboxMaxSize
 	}
 	if !validNodeName(c.Name) {
 		d.problem(b.at("name"), "want letters, digits, - and _ only (at most 64), got %s", quote(c.Name))

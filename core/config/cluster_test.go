@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/core/cluster"
 )
 
 func TestCluster(t *testing.T) {
@@ -41,5 +43,13 @@ host "b.example" { auth = "store"  upload { listen = "127.0.0.1:5281" } }`, `hos
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: error %v, want one naming %s", tc.src, err, tc.key)
 		}
+	}
+}
+
+// The config's default is the cluster's: the bound an operator gets by
+// leaving the key out is the one the cluster package documents.
+func TestOutboxMaxSizeDefault(t *testing.T) {
+	if defaultOutboxMaxSize != cluster.DefaultOutboxMax {
+		t.Fatalf("cluster.outbox_max_size defaults to %d, cluster.DefaultOutboxMax is %d", defaultOutboxMaxSize, cluster.DefaultOutboxMax)
 	}
 }
