@@ -644,11 +644,19 @@ func (c *Cluster) reap(ctx context.Context) {
 		return
 	}
 	c.afterBacks(func() {
+		ended := make([]jid.JID, 0, len(gone))
 		for _, rs := range gone {
-			if c.rt.Unbind(rs.s) && leader {
+			if !c.rt.Unbind(rs.s) {
+				continue
+			}
+			ended = append(ended, rs.full)
+			if leader {
 				c.mod.Closed(ctx, rs.s)
 			}
 		}
+		// Their rooms here learn it now, not when a message to them
+		// bounces: a quiet room would show them for good.
+		c.rooms.sessionsGone(ctx, ended)
 		if !leader {
 			return
 		}

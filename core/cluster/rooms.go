@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -60,8 +62,18 @@ type rooms struct {
 	kv jetstream.KeyValue
 
 	mu       sync.Mutex
-	claims   map[string]claimState                                // by key
-	services map[string]func(context.Context, *xmlstream.Element) // chat services by domain
+	claims   map[string]claimState  // by key
+	services map[string]RoomService // chat services by domain
+}
+
+// RoomService is a chat service whose rooms the cluster places.
+type RoomService interface {
+	// Deliver handles a stanza for one of the service's rooms, forwarded
+	// by another node.
+	Deliver(ctx context.Context, el *xmlstream.Element)
+	// SessionsGone takes sessions whose node died out of the rooms served
+	// here: the node never sent their unavailable presence.
+	SessionsGone(ctx context.Context, gone []jid.JID)
 }
 
 type hopsKey struct{}
@@ -80,7 +92,7 @@ func (c *Cluster) startRooms(ctx context.Context, js jetstream.JetStream) error 
 	if err != nil {
 		return fmt.Errorf("cluster: key-value bucket %s_rooms: %w", c.cfg.Name, err)
 	}
-	r := &rooms{c: c, kv: kv, claims: map[string]claimState{}, services: map[string]func(context.Context, *xmlstream.Element){}}
+	r := &rooms{c: c, kv: kv, claims: map[string]claimState{}, services: map[string]RoomService{}}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster: watch the room claims: %w", err)
@@ -154,11 +166,10 @@ func (r *rooms) apply(e jetstream.KeyValueEntry) {
 	r.claims[e.Key()] = st
 }
 
-// Rooms returns the room homes of the chat service on domain, whose
-// stanzas forwarded by other nodes go to deliver.
-func (c *Cluster) Rooms(domain string, deliver func(context.Context, *xmlstream.Element)) *RoomHomes {
+// Rooms returns the room homes of svc, the chat service on domain.
+func (c *Cluster) Rooms(domain string, svc RoomService) *RoomHomes {
 	c.rooms.mu.Lock()
-	c.rooms.services[domain] = deliver
+	c.rooms.services[domain] = svc
 	c.rooms.mu.Unlock()
 	return &RoomHomes{r: c.rooms}
 }
@@ -283,6 +294,20 @@ func (r *rooms) drop(ctx context.Context, k string, rev uint64) error {
 	return nil
 }
 
+// sessionsGone tells every chat service that the sessions gone ended with
+// their dead node.
+func (r *rooms) sessionsGone(ctx context.Context, gone []jid.JID) {
+	if len(gone) == 0 {
+		return
+	}
+	r.mu.Lock()
+	svcs := slices.Collect(maps.Values(r.services))
+	r.mu.Unlock()
+	for _, svc := range svcs {
+		svc.SessionsGone(ctx, gone)
+	}
+}
+
 // releaseAll deletes the claims of node (this one when it stops, or a dead
 // one).
 func (r *rooms) releaseAll(ctx context.Context, node string) {
@@ -324,9 +349,9 @@ func (r *rooms) onRoom(m *nats.Msg) {
 		return
 	}
 	r.mu.Lock()
-	deliver := r.services[to.Domain()]
+	svc := r.services[to.Domain()]
 	r.mu.Unlock()
-	if deliver == nil {
+	if svc == nil {
 		r.c.log.Warn("a room stanza for a chat service this node does not serve", "to", to.String())
 		return
 	}
@@ -334,7 +359,7 @@ func (r *rooms) onRoom(m *nats.Msg) {
 		r.c.learnSession(m.Header.Get(hdrNode), from)
 	}
 	hops, _ := strconv.Atoi(m.Header.Get(hdrHops))
-	deliver(context.WithValue(context.Background(), hopsKey{}, hops), el)
+	svc.Deliver(context.WithValue(context.Background(), hopsKey{}, hops), el)
 }
 
 // learnSession puts full, a session of node whose stanza node forwarded,

@@ -36,9 +36,16 @@ func roomsNode(t *testing.T, url, name, node string, lease time.Duration, got ch
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := c.Rooms("conference.example.com", func(_ context.Context, el *xmlstream.Element) { got <- el })
+	h := c.Rooms("conference.example.com", chanService(got))
 	return c, h
 }
+
+// chanService is a chat service that hands what it is given to a channel.
+type chanService chan<- *xmlstream.Element
+
+func (c chanService) Deliver(_ context.Context, el *xmlstream.Element) { c <- el }
+
+func (c chanService) SessionsGone(context.Context, []jid.JID) {}
 
 // crash ends c as a crash would: no claim released, no word to the others.
 func crash(c *Cluster) {

@@ -215,3 +215,52 @@ func (n *names) lock(name string) (unlock func()) {
 		n.mu.Unlock()
 	}
 }
+
+// SessionsGone takes the sessions in gone, whose cluster node died, out of
+// the rooms served here, as a stanza to them that bounced would (status
+// 333): their node never sent their unavailable presence, and a quiet room
+// would otherwise show them until someone spoke.
+func (s *Service) SessionsGone(ctx context.Context, gone []jid.JID) {
+	ended := make(map[jid.JID]bool, len(gone))
+	for _, j := range gone {
+		ended[j] = true
+	}
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		var hit []jid.JID
+		if !r.gone {
+			for j := range r.bySession {
+				if ended[j] {
+					hit = append(hit, j)
+				}
+			}
+		}
+		for _, j := range hit {
+			if o := r.bySession[j]; o != nil {
+				r.sessionFailed(o, j)
+			}
+		}
+		if len(hit) > 0 {
+			r.emptied()
+		}
+		drop := r.dropArchive
+		r.dropArchive = false
+		r.mu.Unlock()
+		if len(hit) == 0 {
+			continue
+		}
+		r.flush(ctx)
+		if drop {
+			s.dropArchive(ctx, r)
+		}
+		if s.homes != nil {
+			s.releaseIfNone(ctx, r.jid)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/xmlstream"
 )
 
 func TestRolePrivileges(t *testing.T) {
@@ -509,6 +512,59 @@ func TestBounceRemovesOccupantAndTemporaryRoomVanishes(t *testing.T) {
 	n.send(alice, `<presence type='unavailable' to='`+lounge+`/Alice'/>`)
 	if n.svc.room("lounge") != nil {
 		t.Fatal("an empty temporary room must vanish")
+	}
+}
+
+// TestSessionsGone: sessions whose cluster node died leave their rooms at
+// once with 333, without waiting for a message to them to bounce; a
+// session of the same user on a live node stays, and a temporary room
+// left empty vanishes.
+func TestSessionsGone(t *testing.T) {
+	n := newTestNet(t, nil)
+	alice := n.user("alice@example.com/pc")
+	bob := n.user("bob@example.com/phone")
+	bobPC := n.user("bob@example.com/pc")
+	carol := n.user("carol@example.com/tab")
+	n.create(alice, lounge+"/Alice")
+	n.join(bob, lounge+"/Bob")
+	n.join(bobPC, lounge+"/Bob")
+	n.join(carol, lounge+"/Carol")
+	const hall = "hall@conference.example.com"
+	n.create(carol, hall+"/Carol")
+	for _, j := range []string{alice, bob, bobPC, carol} {
+		n.take(j)
+	}
+	for _, j := range []string{bob, carol} {
+		n.offline(j)
+	}
+	n.svc.SessionsGone(context.Background(), []jid.JID{jid.MustParse(bob), jid.MustParse(carol), jid.MustParse("dave@example.com/x")})
+
+	// Carol is gone with 333; bob is still in through his pc, which
+	// the room now shows (his first session was the one seen).
+	got := n.take(alice)
+	carolGone := slices.IndexFunc(got, func(e *xmlstream.Element) bool {
+		return e.Attr("from") == lounge+"/Carol" && e.Attr("type") == "unavailable" && slices.Contains(codes(e), "333")
+	})
+	bobNow := slices.IndexFunc(got, func(e *xmlstream.Element) bool {
+		return e.Attr("from") == lounge+"/Bob" && e.Attr("type") == "" && itemOf(e).Attr("jid") == bobPC
+	})
+	if len(got) != 2 || carolGone < 0 || bobNow < 0 {
+		t.Fatalf("alice got %v, want carol leaving with 333 and bob's presence from his pc", got)
+	}
+	if got := n.take(bobPC); !slices.ContainsFunc(got, func(e *xmlstream.Element) bool { return e.Attr("from") == lounge+"/Carol" }) {
+		t.Fatalf("bob's pc got %v, want carol leaving", got)
+	}
+	r := n.svc.room("lounge")
+	if len(r.occupants) != 2 || r.occupants["Bob"] == nil || len(r.occupants["Bob"].sessions) != 1 {
+		t.Fatalf("lounge occupants after the node died: %v", r.occupants)
+	}
+	if n.svc.room("hall") != nil {
+		t.Fatal("carol's temporary room, left empty, must vanish")
+	}
+	// Nothing bounced in the meantime: nothing more is sent.
+	n.svc.SessionsGone(context.Background(), []jid.JID{jid.MustParse(carol)})
+	if got := n.take(alice); len(got) != 0 {
+		t.Fatalf("a second word of the same sessions: alice got %v", got)
 	}
 }
 

@@ -66,7 +66,7 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
 		}
 		if cl != nil {
-			svc.SetHomes(cl.Rooms(hc.MUCDomain, svc.Deliver))
+			svc.SetHomes(cl.Rooms(hc.MUCDomain, svc))
 		}
 		if err := svc.Load(ctx); err != nil {
 			return stop, fmt.Errorf("host %q.muc: %w", hc.Name, err)
