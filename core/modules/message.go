@@ -4,19 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"time"
+	"errors"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/offline"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
-	"github.com/koi-im/koi/sdk"
 )
 
-const (
-	nsChatStates = "http://jabber.org/protocol/chatstates"
-	nsHints      = "urn:xmpp:hints"
-)
+const nsHints = "urn:xmpp:hints"
 
 func newID() string {
 	var b [8]byte
@@ -144,11 +141,11 @@ func (m *Server) deliverMessage(ctx context.Context, el *xmlstream.Element, send
 // its stanza-id) now: offline delivery does not archive it again.
 func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, sender, to jid.JID) {
 	bare := to.Bare()
-	h := m.Host(bare.Domain())
-	if !worthStoring(el) {
+	if !offline.Worth(el) {
 		return
 	}
-	if serr := m.offlineRoom(ctx, h, bare); serr != nil {
+	box, serr := m.offlineRoom(ctx, m.Host(bare.Domain()), bare)
+	if serr != nil {
 		m.bounceTo(ctx, el, serr)
 		return
 	}
@@ -157,13 +154,8 @@ func (m *Server) storeOffline(ctx context.Context, el *xmlstream.Element, sender
 		m.bounceTo(ctx, el, serr)
 		return
 	}
-	now := time.Now().UTC()
-	c := el.Copy()
-	c.SetAttr("to", bare.String())
-	c.RemoveChildren(stanza.NSDelay, "delay")
-	c.AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("from", bare.Domain()).
-		SetAttr("stamp", now.Format(time.RFC3339Nano)).AppendText("Offline storage"))
-	if err := h.Offline.Backend.Store(ctx, bare.String(), sdk.OfflineMessage{Stanza: c.String(), Stamp: now}); err != nil {
+	c, err := box.Put(ctx, bare, el, false)
+	if err != nil {
 		arch.cancel()
 		m.stripStanzaIDs(el) // the id it was given is not used
 		m.log.Warn("offline message not stored", "to", bare.String(), "error", err)
@@ -195,67 +187,36 @@ func (m *Server) offlineStragglers(ctx context.Context, bare jid.JID) {
 	}
 }
 
-// offlineRoom says why a message for bare cannot be stored offline on h,
-// or nil when it can.
-func (m *Server) offlineRoom(ctx context.Context, h *Host, bare jid.JID) *stanza.Error {
-	if h == nil || !h.Offline.On || !h.Offline.Writable {
-		return stanza.ErrServiceUnavailable.WithText("the recipient is offline")
+// offlineRoom returns h's offline storage when it can take one more
+// message for bare, or the error that says why not.
+func (m *Server) offlineRoom(ctx context.Context, h *Host, bare jid.JID) (offline.Box, *stanza.Error) {
+	box, ok := offlineBox(h)
+	if !ok {
+		return box, stanza.ErrServiceUnavailable.WithText("the recipient is offline")
 	}
-	if h.OfflineLimit > 0 {
-		n, err := h.Offline.Backend.Count(ctx, bare.String())
-		if err != nil {
-			return backendError(err)
-		}
-		if n >= h.OfflineLimit {
-			return stanza.ErrServiceUnavailable.WithText("the recipient's offline storage is full")
-		}
+	switch err := box.Room(ctx, bare); {
+	case errors.Is(err, offline.ErrFull):
+		return box, stanza.ErrServiceUnavailable.WithText(err.Error())
+	case err != nil:
+		return box, backendError(err)
 	}
-	return nil
+	return box, nil
 }
 
-// worthStoring leaves out what only makes sense live: chat state
-// notifications and messages hinted no-store (XEP-0334).
-func worthStoring(el *xmlstream.Element) bool {
-	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
-		return false
+// offlineBox returns h's offline storage, when it has one that takes
+// messages.
+func offlineBox(h *Host) (offline.Box, bool) {
+	if h == nil || !h.Offline.On || !h.Offline.Writable {
+		return offline.Box{}, false
 	}
-	if el.Child(nsHints, "store") != nil {
-		return true
-	}
-	for _, c := range el.Elements() {
-		if c.Space != nsChatStates && c.Space != nsHints && c.Local != "thread" {
-			return true
-		}
-	}
-	return false
+	return offline.Box{Backend: h.Offline.Backend, Limit: h.OfflineLimit}, true
 }
 
 // deliverOffline sends stored messages to a session that just became
-// available. Messages the session cannot take are stored again.
+// available.
 func (m *Server) deliverOffline(ctx context.Context, s *router.Session) {
 	bare := s.JID().Bare()
-	h := m.Host(bare.Domain())
-	if h == nil || !h.Offline.On || !h.Offline.Writable {
-		return
-	}
-	msgs, err := h.Offline.Backend.Pop(ctx, bare.String())
-	if err != nil {
-		m.log.Warn("offline messages not delivered", "user", bare.String(), "error", err)
-		return
-	}
-	for i, om := range msgs {
-		el, err := stanza.Parse(om.Stanza)
-		if err != nil {
-			m.log.Warn("dropping unreadable offline message", "user", bare.String(), "error", err)
-			continue
-		}
-		if !s.Send(el) {
-			for _, rest := range msgs[i:] {
-				if err := h.Offline.Backend.Store(ctx, bare.String(), rest); err != nil {
-					m.log.Error("offline message lost while re-storing", "user", bare.String(), "error", err)
-				}
-			}
-			return
-		}
+	if box, ok := offlineBox(m.Host(bare.Domain())); ok {
+		box.Deliver(ctx, m.log, bare, s.Send)
 	}
 }

@@ -2,13 +2,12 @@ package modules
 
 import (
 	"context"
-	"time"
 
 	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/offline"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
-	"github.com/koi-im/koi/sdk"
 )
 
 // Undelivered implements c2s.Undelivered: el was sent to s, which ended
@@ -50,7 +49,7 @@ func (m *Server) undeliveredMessage(ctx context.Context, s *router.Session, el *
 	if el.Child(nsCarbons, "sent") != nil || el.Child(nsCarbons, "received") != nil || el.Child(nsMAM2, "result") != nil || el.Child(nsMAM1, "result") != nil {
 		return
 	}
-	if !worthStoring(el) {
+	if !offline.Worth(el) {
 		return
 	}
 	// A new connection bound the same resource (the client came back
@@ -85,21 +84,15 @@ func (m *Server) undeliveredMessage(ctx context.Context, s *router.Session, el *
 }
 
 // storeUndelivered is storeOffline for a message that was delivered live
-// once (and archived then): it is stored without archiving it again.
+// once (and archived then): it is stored without archiving it again, and
+// keeps its first stamp.
 func (m *Server) storeUndelivered(ctx context.Context, el *xmlstream.Element, bare jid.JID) {
-	h := m.Host(bare.Domain())
-	if serr := m.offlineRoom(ctx, h, bare); serr != nil {
+	box, serr := m.offlineRoom(ctx, m.Host(bare.Domain()), bare)
+	if serr != nil {
 		m.bounceTo(ctx, el, serr)
 		return
 	}
-	now := time.Now().UTC()
-	c := el.Copy()
-	c.SetAttr("to", bare.String())
-	if c.Child(stanza.NSDelay, "delay") == nil {
-		c.AppendChild(xmlstream.NewElement(stanza.NSDelay, "delay").SetAttr("from", bare.Domain()).
-			SetAttr("stamp", now.Format(time.RFC3339Nano)).AppendText("Offline storage"))
-	}
-	if err := h.Offline.Backend.Store(ctx, bare.String(), sdk.OfflineMessage{Stanza: c.String(), Stamp: now}); err != nil {
+	if _, err := box.Put(ctx, bare, el, true); err != nil {
 		m.log.Warn("unacknowledged message not stored offline", "to", bare.String(), "error", err)
 		m.bounceTo(ctx, el, backendError(err))
 	}
