@@ -65,7 +65,7 @@ func serveDebug(log hclog.Logger, srv *server, p *servedPlugin, out io.Writer) i
 		HandshakeConfig: Handshake,
 		Plugins:         map[string]plugin.Plugin{PluginName: p},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(recoverUnary(log)))...)
+			return grpc.NewServer(serverOptions(log, opts)...)
 		},
 		Logger: log,
 		Test:   &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},

@@ -75,7 +75,7 @@ func Serve(f Factory, opts ...ServeOption) {
 			HandshakeConfig: Handshake,
 			Plugins:         map[string]plugin.Plugin{PluginName: p},
 			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-				return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(recoverUnary(log)))...)
+				return grpc.NewServer(serverOptions(log, opts)...)
 			},
 			Logger: log,
 		})

@@ -123,6 +123,7 @@ func (b *Backend) launch(ctx context.Context) (*instance, error) {
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  sdk.DialOptions(),
 		Logger:           b.log,
 		StartTimeout:     startTimeout,
 		SkipHostEnv:      true, // cmd.Env already holds it, in the right order

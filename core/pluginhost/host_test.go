@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -577,6 +578,66 @@ func TestCallTimeout(t *testing.T) {
 	isErr(t, "call after timeout", err, sdk.ErrNotFound)
 	if b.PID() != pid {
 		t.Error("plugin restarted after a timeout")
+	}
+}
+
+// TestAbandonedCallNotRun: a call whose caller gave up while the plugin
+// was stalled (stopped, swapped out, starved) is not run when the plugin
+// comes back: the caller has already answered that it failed, and a
+// write that landed late would change what it said was left alone.
+func TestAbandonedCallNotRun(t *testing.T) {
+	s := spec("store", nil)
+	s.CallTimeout = 200 * time.Millisecond
+	h, _ := startHost(t, s)
+	b := mustBackend(t, h, "store")
+	pid := b.PID()
+	stopProcess(t, pid)
+	stopped := true
+	cont := func() {
+		if stopped {
+			stopped = false
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(cont)
+	err := b.SetVCard(context.Background(), "late@example.org", "<vCard xmlns='vcard-temp'><FN>late</FN></vCard>")
+	isErr(t, "a write to a stopped plugin", err, sdk.ErrUnavailable)
+	time.Sleep(100 * time.Millisecond)
+	cont()
+	if _, err := b.GetVCard(context.Background(), "late@example.org"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("the write abandoned while the plugin was stopped: %v, want it never made (not found)", err)
+	}
+	if b.PID() != pid {
+		t.Error("plugin restarted")
+	}
+}
+
+// stopProcess stops pid with SIGSTOP and waits until every one of its
+// threads is stopped: a thread that is running when the signal comes
+// goes on until one of them takes it, and may answer a call meanwhile.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		all := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			// The state follows the command name in parentheses.
+			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 5s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -75,6 +75,7 @@ func (b *Backend) attach(ctx context.Context) (*instance, error) {
 			ReattachFunc: proc.attach,
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  sdk.DialOptions(),
 		Logger:           b.log,
 		StartTimeout:     startTimeout,
 	})
