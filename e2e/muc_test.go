@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/internal/sigstop"
 )
 
 const (
@@ -548,7 +550,9 @@ func TestMUCStoreOutage(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("plugin children %v, want one", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+	// Stopped for good before the change is sent: a plugin thread that
+	// runs on until the stop takes hold could still store it.
+	if err := sigstop.Stop(pids[0], 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true

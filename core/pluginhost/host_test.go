@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/internal/sigstop"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -591,7 +591,9 @@ func TestAbandonedCallNotRun(t *testing.T) {
 	h, _ := startHost(t, s)
 	b := mustBackend(t, h, "store")
 	pid := b.PID()
-	stopProcess(t, pid)
+	if err := sigstop.Stop(pid, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	stopped := true
 	cont := func() {
 		if stopped {
@@ -609,35 +611,6 @@ func TestAbandonedCallNotRun(t *testing.T) {
 	}
 	if b.PID() != pid {
 		t.Error("plugin restarted")
-	}
-}
-
-// stopProcess stops pid with SIGSTOP and waits until every one of its
-// threads is stopped: a thread that is running when the signal comes
-// goes on until one of them takes it, and may answer a call meanwhile.
-func stopProcess(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		all := len(tasks) > 0
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			// The state follows the command name in parentheses.
-			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
-				all = false
-			}
-		}
-		if all {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped 5s after SIGSTOP", pid)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -1,0 +1,31 @@
+//go:build linux
+
+package sigstop
+
+import (
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestStop(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	if stopped(cmd.Process.Pid) {
+		t.Fatal("a sleeping process taken for stopped")
+	}
+	if err := Stop(cmd.Process.Pid, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !stopped(cmd.Process.Pid) {
+		t.Fatal("not stopped after Stop")
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+}
