@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/koi-im/koi/sdk"
 )
@@ -92,6 +93,22 @@ func TestConfigureRefusals(t *testing.T) {
 	_, err := c.Configure(ctx(t), config(t, bad))
 	if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), `user "alice"`) {
 		t.Errorf("Configure with a plain password in the file: %v, want sdk.ErrInvalid naming alice", err)
+	}
+}
+
+// TestGivenUpCallRefused: a call that carries a koi-deadline already past
+// (koi gave up on it while the plugin was stalled) is refused without
+// being run, as sdk.Serve refuses it.
+func TestGivenUpCallRefused(t *testing.T) {
+	dir := needNode(t)
+	c := start(t, dir, false)
+	late := metadata.AppendToOutgoingContext(ctx(t), "koi-deadline", strconv.FormatInt(time.Now().Add(-time.Second).UnixNano(), 10))
+	if _, err := c.UserExists(late, "example.com", "alice"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call koi gave up on: %v, want it refused as past its deadline", err)
+	}
+	soon := metadata.AppendToOutgoingContext(ctx(t), "koi-deadline", strconv.FormatInt(time.Now().Add(time.Minute).UnixNano(), 10))
+	if _, err := c.UserExists(soon, "example.com", "alice"); errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, sdk.ErrUnavailable) {
+		t.Errorf("a call with time left, before Configure: %v, want it run (unavailable: not configured)", err)
 	}
 }
 

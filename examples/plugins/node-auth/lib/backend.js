@@ -46,10 +46,23 @@ class WireError extends Error {
 }
 const invalid = (msg) => new WireError(status.INVALID_ARGUMENT, `invalid request: ${msg}`);
 
+// givenUp reports whether koi gave up on a call before this plugin read
+// it (it was stalled meanwhile): koi sends its deadline as a point in time,
+// Unix nanoseconds in the metadata koi-deadline, as sdk.Serve honours it.
+function givenUp(call) {
+  const [v] = call.metadata.get('koi-deadline');
+  if (typeof v !== 'string' || !/^[0-9]+$/.test(v)) return false;
+  return BigInt(v) <= BigInt(Date.now()) * 1000000n;
+}
+
 // unary adapts an async handler to grpc-js's callback style; anything not
 // a WireError is an internal error (sdk: a plain error), with its text.
 function unary(fn) {
   return (call, callback) => {
+    if (givenUp(call)) {
+      callback(new WireError(status.DEADLINE_EXCEEDED, 'koi gave up on this call before it began'));
+      return;
+    }
     fn(call.request).then(
       (resp) => callback(null, resp),
       (err) => {
