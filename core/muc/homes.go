@@ -225,13 +225,7 @@ func (s *Service) SessionsGone(ctx context.Context, gone []jid.JID) {
 	for _, j := range gone {
 		ended[j] = true
 	}
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
-	for _, r := range rooms {
+	for _, r := range s.allRooms() {
 		r.mu.Lock()
 		var hit []jid.JID
 		if !r.gone {

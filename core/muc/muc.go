@@ -25,6 +25,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -262,12 +264,7 @@ func (s *Service) stored(ctx context.Context, sr sdk.MUCRoom) (*room, error) {
 
 // Close tells every occupant the service is going away (status 332).
 func (s *Service) Close(ctx context.Context) {
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
+	rooms := s.allRooms()
 	s.leaveHomes(ctx, rooms)
 	for _, r := range rooms {
 		r.mu.Lock()
@@ -366,6 +363,13 @@ func (s *Service) room(local string) *room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rooms[local]
+}
+
+// allRooms returns the rooms served now.
+func (s *Service) allRooms() []*room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.rooms))
 }
 
 // remove forgets r, a room that is gone.
@@ -531,12 +535,7 @@ const maxListed = 1000
 // roomList is the service's disco#items: its public rooms, sorted, with
 // their names (XEP-0045 §6.3). Service admins see every room.
 func (s *Service) roomList(from jid.JID) *xmlstream.Element {
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
+	rooms := s.allRooms()
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].jid.Local() < rooms[j].jid.Local() })
 	admin := s.isAdmin(from)
 	res := xmlstream.NewElement(NSDiscoItems, "query")
