@@ -161,8 +161,8 @@ func TestAdminAPI(t *testing.T) {
 
 	// Kick.
 	api.want(204, "DELETE", "/api/v1/sessions?jid=ada@localhost/desk&reason=please+update", "")
-	if cond, _ := ada.waitStreamError(waitTimeout); cond != "policy-violation" {
-		t.Errorf("kicked session ended with %q", cond)
+	if cond, err := ada.waitStreamError(waitTimeout); cond != "policy-violation" {
+		t.Errorf("kicked session ended with %q (%v)", cond, err)
 	}
 	// The session goes once its connection has closed.
 	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
