@@ -175,3 +175,27 @@ func TestWaitWritersWhileStanzasArrive(t *testing.T) {
 		t.Fatal("nothing was written")
 	}
 }
+
+// TestCloseQueuedBeforeSeenClosed: a session goroutine that sees its
+// connection closed and ends (finish: waitWriters, then the socket's
+// close) finds the closing stream error queued and written, never a queue
+// still empty: otherwise the client sees the connection drop mid-stream
+// (CI saw an admin kick arrive as a bare EOF).
+func TestCloseQueuedBeforeSeenClosed(t *testing.T) {
+	for i := range 2000 {
+		c, cc := newCountConn(t, 64)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.Close("policy-violation", "kicked")
+		}()
+		for !c.closed.Load() {
+			runtime.Gosched()
+		}
+		c.waitWriters()
+		if cc.bytes.Load() == 0 {
+			t.Fatalf("round %d: closed, writers waited for, and nothing written", i)
+		}
+		<-done
+	}
+}
