@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -655,4 +656,56 @@ func TestUpdate(t *testing.T) {
 	n := dial(t, e.addr)
 	n.login(gw, next)
 	c.streamError("conflict")
+}
+
+// countConn counts what is written to it; reads end at once (EOF), as
+// from a peer that closed its side.
+type countConn struct {
+	net.Conn // nil: only what finish and the writer call is implemented
+	mu       sync.Mutex
+	bytes    int
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.bytes += len(p)
+	c.mu.Unlock()
+	return len(p), nil
+}
+func (c *countConn) written() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+func (c *countConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c *countConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *countConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *countConn) Close() error                     { return nil }
+func (c *countConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5} }
+
+// TestFinishWaitsForAClosesTail: a connection that ends (finish) while
+// another goroutine closes it with a stream error (a shutdown, a
+// replacing component) writes that error before the socket closes.
+func TestFinishWaitsForAClosesTail(t *testing.T) {
+	srv, err := New(Config{Router: newRecRouter(), Components: []Spec{{Domain: gw, Secret: secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		cc := &countConn{}
+		c := newConn(srv, cc, nil, Keepalive{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.Close("system-shutdown", "")
+		}()
+		for !c.closed.Load() {
+			runtime.Gosched()
+		}
+		c.finish()
+		if cc.written() == 0 {
+			t.Fatalf("round %d: finished with the stream error unwritten", i)
+		}
+		<-done
+	}
 }

@@ -62,6 +62,7 @@ type conn struct {
 	finished  bool // finish is waiting for the writers: start none
 	writers   sync.WaitGroup
 	closed    atomic.Bool
+	closeMu   sync.Mutex // held by Close until its tail is queued
 	errorSent atomic.Bool
 	fullOnce  atomic.Bool // the queue-full warning was logged
 
@@ -156,10 +157,8 @@ func (c *conn) handleReadError(err error) {
 
 // finish releases the connection.
 func (c *conn) finish() {
-	c.Close("", "")
-	// A Close from another goroutine (shutdown, a replacing connection)
-	// may still be queueing its tail; after this it starts no writer, so
-	// Wait does not race with one starting.
+	c.Close("", "") // returns once a Close from elsewhere has queued its tail
+	// From here no writer starts, so Wait does not race with one starting.
 	c.qmu.Lock()
 	c.finished = true
 	c.qmu.Unlock()
@@ -477,6 +476,10 @@ func (c *conn) writeRaw(b []byte) error {
 // Close sends a stream error (if condition is set) and the closing tag,
 // then ends the connection.
 func (c *conn) Close(condition, text string) {
+	// Held until the tail is queued: finish's own Close waits here, so
+	// that it does not stop the writers before this one's tail is in.
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
