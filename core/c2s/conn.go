@@ -376,10 +376,14 @@ func (c *conn) sessionLoop() error {
 	ctx := c.park.context()
 	rc := rawConn(c.nc)
 	for {
-		if c.r.Idle() {
+		// A whitespace keepalive is all some clients send for hours: it
+		// must not leave the session waiting inside Next, where it
+		// never parks.
+		if c.r.SkipSpace(); c.r.Idle() {
 			if err := c.waitIdle(rc); err != nil {
 				return err
 			}
+			continue
 		}
 		if err := c.nextStanza(ctx); err != nil {
 			return err

@@ -134,6 +134,21 @@ func (r *Reader) Idle() bool {
 	return true
 }
 
+// SkipSpace drops the whitespace at the head of the buffered input
+// between two top-level elements (a client's whitespace keepalive),
+// without reading from the source. After a keepalive the Reader is then
+// Idle again, and its caller waits for the peer in its own shallow frames,
+// not inside Next, which would wait for the next element in deep ones.
+func (r *Reader) SkipSpace() {
+	if r.state != stateInStream {
+		return
+	}
+	c := &r.src
+	for c.rd < c.wr && byteClass[c.buf[c.rd]]&space != 0 {
+		c.rd++
+	}
+}
+
 // Prime hands the Reader one byte that the caller read from the source
 // itself; Next reads it first. A server waits for an idle peer this way, in
 // a shallow stack frame, so that the runtime can shrink the stacks of

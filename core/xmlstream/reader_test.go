@@ -834,3 +834,39 @@ func TestReadyReadsOnce(t *testing.T) {
 		t.Fatalf("Next after a failed Ready = %v, %v", el, err)
 	}
 }
+
+// A whitespace keepalive leaves the Reader idle once SkipSpace has dropped
+// it, without a read: the caller goes back to waiting for the peer itself.
+// Whitespace before an element is dropped just the same, and the element
+// read whole.
+func TestSkipSpace(t *testing.T) {
+	src := &countReads{Reader: &chunks{parts: [][]byte{
+		[]byte(header + `<presence/>`), []byte(" \n\t "), []byte(`  <message id='1'/>`),
+	}}}
+	r := mustStart(t, src, Limits{})
+	r.SkipSpace() // nothing buffered: nothing to do
+	if p, err := r.Next(); err != nil || p.Local != "presence" || !r.Idle() {
+		t.Fatalf("Next = %v, %v", p, err)
+	}
+	if err := r.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Idle() {
+		t.Fatal("idle with a keepalive buffered")
+	}
+	before := src.n
+	r.SkipSpace()
+	if !r.Idle() || src.n != before {
+		t.Fatalf("after a keepalive: idle %v, %d reads; want idle without a read", r.Idle(), src.n-before)
+	}
+	if err := r.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	r.SkipSpace()
+	if r.Idle() {
+		t.Fatal("idle with an element buffered")
+	}
+	if el, err := r.Next(); err != nil || el.Attr("id") != "1" {
+		t.Fatalf("Next after whitespace = %v, %v", el, err)
+	}
+}
