@@ -629,6 +629,14 @@ func (c *Conn) Available(ctx context.Context) error {
 	return c.Ping(ctx)
 }
 
+// Keepalive sends a whitespace keepalive (RFC 6120 §4.6.1), as many
+// clients (libstrophe, Gajim) do every minute or so.
+func (c *Conn) Keepalive() error {
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	defer c.nc.SetWriteDeadline(time.Time{})
+	return c.write(" ")
+}
+
 // Ping sends an XEP-0199 ping to the server and waits for its answer;
 // anything received meanwhile is skipped.
 func (c *Conn) Ping(ctx context.Context) error {

@@ -17,8 +17,8 @@ type IdleParams struct {
 	Concurrency int // logins in flight while opening
 	// Available: send initial presence, as a real client does.
 	Available bool
-	// Settle is how long to wait, all sessions open, before reading the
-	// server's memory.
+	// Settle is how long to wait, all sessions open and each having sent
+	// one whitespace keepalive, before reading the server's memory.
 	Settle time.Duration
 	// Hold keeps the sessions open this much longer (whitespace keepalives
 	// are sent every 60 s) before the liveness check.
@@ -161,6 +161,15 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 		return r, fmt.Errorf("idle: no session opened: %s", r.FirstError)
 	}
 
+	// Each session sends a whitespace keepalive, as clients do, before the
+	// settle: the memory measured is that of sessions that have had one.
+	forEach(ctx, len(conns), p.Concurrency, func(i int) {
+		if c := conns[i]; c != nil {
+			if err := c.Keepalive(); err != nil {
+				errs.add(fmt.Errorf("session %d: keepalive: %w", i, err))
+			}
+		}
+	})
 	select {
 	case <-time.After(p.Settle):
 	case <-ctx.Done():
