@@ -9,6 +9,8 @@
 #
 # Environment:
 #   BENCH_SESSIONS   idle sessions to hold (default 15000)
+#   BENCH_IDLE_KEEPALIVE=false  idle sessions send no whitespace keepalive before their
+#                    memory is read (default: one each, spread over 10 s, as clients do)
 #   BENCH_SECONDS    measured seconds of each login and message run (default 10)
 #   BENCH_PROFILE=1  also save server CPU and heap profiles with the results
 #   BENCH_DIR        where to keep config, logs and results (default: a new temp dir)
@@ -32,6 +34,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/bin
 sessions=${BENCH_SESSIONS:-15000}
+idle_keepalive=${BENCH_IDLE_KEEPALIVE:-true}
 secs=${BENCH_SECONDS:-10}
 port=${BENCH_PORT:-15222}
 plain=127.0.0.1:$port
@@ -224,13 +227,13 @@ stop_koi
 # reuse heap an earlier one grew.
 if want idle-plaintext; then
 	start_koi idle-plain
-	bench idle idle-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50
+	bench idle idle-plaintext -addr "$plain" -tls none -mech SCRAM-SHA-1 -n "$sessions" -c 50 -keepalive="$idle_keepalive"
 	stop_koi
 fi
 
 if want idle-tls; then
 	start_koi idle-tls
-	bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50
+	bench idle idle-tls -addr "$tlsaddr" -tls direct -mech SCRAM-SHA-1 -n "$sessions" -c 50 -keepalive="$idle_keepalive"
 	stop_koi
 fi
 

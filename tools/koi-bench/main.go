@@ -240,7 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		users, from, conc, n, pool, pairs, window, batch, bodySize, offset int
 		settle, hold, warmup, duration, drain                              time.Duration
-		presence, bare, detach                                             bool
+		presence, bare, detach, keepalive                                  bool
 		rate                                                               float64
 		koictl, archive, addrs                                             string
 		cross                                                              float64
@@ -262,6 +262,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&hold, "hold", 0, "keep the sessions open this much longer before checking they are alive")
 		fs.BoolVar(&presence, "presence", true, "send initial presence")
 		fs.BoolVar(&detach, "detach", false, "enable resumable stream management (XEP-0198), then reset each connection: measure detached sessions")
+		fs.BoolVar(&keepalive, "keepalive", true, "each session sends a whitespace keepalive (spread over 10 s) before the memory is read, as clients do")
 	case "login":
 		fs.IntVar(&conc, "c", 50, "concurrent logins")
 		fs.IntVar(&pool, "users", 1000, "users 0..users-1 log in round robin")
@@ -359,7 +360,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		runErr = err
 	case "idle":
-		r, err := load.Idle(ctx, e, load.IdleParams{Sessions: n, Concurrency: conc, Available: presence, Settle: settle, Hold: hold, Detach: detach})
+		r, err := load.Idle(ctx, e, load.IdleParams{Sessions: n, Concurrency: conc, Available: presence, Settle: settle, Hold: hold, Detach: detach, Keepalive: keepalive})
 		if r != nil {
 			r.Label, res = c.label, r
 		}

@@ -18,7 +18,8 @@ type IdleParams struct {
 	// Available: send initial presence, as a real client does.
 	Available bool
 	// Settle is how long to wait, all sessions open and each having sent
-	// one whitespace keepalive, before reading the server's memory.
+	// one whitespace keepalive (over KeepaliveSpread), before reading the
+	// server's memory.
 	Settle time.Duration
 	// Hold keeps the sessions open this much longer (whitespace keepalives
 	// are sent every 60 s) before the liveness check.
@@ -28,6 +29,9 @@ type IdleParams struct {
 	// session, detached, waiting for a resumption. What is measured is then
 	// the memory of a detached session.
 	Detach bool
+	// Keepalive: each session sends one whitespace keepalive (in waves,
+	// over KeepaliveSpread) before the settle, as clients do.
+	Keepalive bool
 }
 
 // IdleResult reports memory per idle session.
@@ -68,6 +72,35 @@ type IdleResult struct {
 	// Detached: the sessions were left detached (IdleParams.Detach); they
 	// have no connection to ping, so Alive stays 0.
 	Detached bool `json:"detached,omitempty"`
+}
+
+// KeepaliveWaves and KeepaliveSpread shape the whitespace keepalives
+// that the idle sessions send before their memory is read: clients send
+// one every minute or so, not all at once, so they go in waves over the
+// spread rather than as one burst that would wake every session together.
+const (
+	KeepaliveWaves  = 10
+	KeepaliveSpread = 10 * time.Second
+)
+
+// sendKeepalives has every open session send one whitespace keepalive, as
+// clients do: the memory measured is then that of sessions that have had
+// one.
+func sendKeepalives(ctx context.Context, conns []*client.Conn, errs *errorLog) {
+	for w := range KeepaliveWaves {
+		for i := w; i < len(conns); i += KeepaliveWaves {
+			if c := conns[i]; c != nil {
+				if err := c.Keepalive(); err != nil {
+					errs.add(fmt.Errorf("session %d: keepalive: %w", i, err))
+				}
+			}
+		}
+		select {
+		case <-time.After(KeepaliveSpread / KeepaliveWaves):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // GCSettle is how long after the forced GC the RSS is read again: the
@@ -161,15 +194,9 @@ func Idle(ctx context.Context, e *Env, p IdleParams) (*IdleResult, error) {
 		return r, fmt.Errorf("idle: no session opened: %s", r.FirstError)
 	}
 
-	// Each session sends a whitespace keepalive, as clients do, before the
-	// settle: the memory measured is that of sessions that have had one.
-	forEach(ctx, len(conns), p.Concurrency, func(i int) {
-		if c := conns[i]; c != nil {
-			if err := c.Keepalive(); err != nil {
-				errs.add(fmt.Errorf("session %d: keepalive: %w", i, err))
-			}
-		}
-	})
+	if p.Keepalive {
+		sendKeepalives(ctx, conns, &errs)
+	}
 	select {
 	case <-time.After(p.Settle):
 	case <-ctx.Done():
