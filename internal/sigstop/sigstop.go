@@ -1,4 +1,4 @@
-//go:build linux
+//go:build unix
 
 // Package sigstop stalls a process for tests that need a backend that
 // neither answers nor goes away: SIGSTOP, then wait until it has taken
@@ -22,6 +22,12 @@ import (
 func Stop(pid int, timeout time.Duration) error {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("sigstop: %d: %w", pid, err)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task", pid)); err != nil {
+		// No /proc to watch the threads in (not Linux): give the signal
+		// a moment to take hold everywhere.
+		time.Sleep(100 * time.Millisecond)
+		return nil
 	}
 	deadline := time.Now().Add(timeout)
 	for !stopped(pid) {
