@@ -495,12 +495,7 @@ func (c *conn) Close(condition, text string) {
 	}
 	if condition != "" {
 		c.errorSent.Store(true)
-		e := xmlstream.NewElement(xmlstream.NSStream, "error")
-		e.AppendChild(xmlstream.NewElement(stanza.NSStreams, condition))
-		if text != "" {
-			e.AppendChild(xmlstream.NewElement(stanza.NSStreams, "text").AppendText(text))
-		}
-		b = e.AppendXML(b, "")
+		b = stanza.AppendStreamError(b, condition, text)
 	}
 	b = append(b, "</stream:stream>"...)
 	c.enqueue(b, true)

@@ -179,3 +179,14 @@ func IsStanza(el *xmlstream.Element) bool {
 	}
 	return false
 }
+
+// AppendStreamError appends a stream error (RFC 6120 §4.9) with condition
+// and, if set, text to b.
+func AppendStreamError(b []byte, condition, text string) []byte {
+	e := xmlstream.NewElement(xmlstream.NSStream, "error")
+	e.AppendChild(xmlstream.NewElement(NSStreams, condition))
+	if text != "" {
+		e.AppendChild(xmlstream.NewElement(NSStreams, "text").AppendText(text))
+	}
+	return e.AppendXML(b, "")
+}

@@ -135,3 +135,14 @@ func TestErrorApp(t *testing.T) {
 		t.Error("WithApp changed the shared error")
 	}
 }
+
+func TestAppendStreamError(t *testing.T) {
+	for _, tc := range []struct{ cond, text, want string }{
+		{"conflict", "", `<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`},
+		{"policy-violation", "a < b", `<stream:error xmlns:stream='http://etherx.jabber.org/streams'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>a &lt; b</text></stream:error>`},
+	} {
+		if got := string(AppendStreamError([]byte("x"), tc.cond, tc.text)); got != "x"+tc.want {
+			t.Errorf("AppendStreamError(%q, %q) = %s, want x%s", tc.cond, tc.text, got, tc.want)
+		}
+	}
+}
