@@ -134,7 +134,7 @@ func checkOfflineConcurrentPop(e *env) {
 		for _, m := range msgs {
 			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(m.Stanza, "<message id='"), "'/>"))
 			if err != nil {
-				return fmt.Errorf("Pop returned a message that was not stored: %.80q", m.Stanza)
+				return fmt.Errorf("a Pop returned a message that was not stored: %.80q", m.Stanza)
 			}
 			if n <= last {
 				return fmt.Errorf("one Pop returned message %d after message %d, not in arrival order", n, last)
@@ -149,7 +149,7 @@ func checkOfflineConcurrentPop(e *env) {
 		defer stored.Store(true)
 		for i := range total {
 			if err := o.Store(e.ctx, owner, sdk.OfflineMessage{Stanza: fmt.Sprintf("<message id='%d'/>", i), Stamp: stamp}); err != nil {
-				errs <- fmt.Errorf("Store %d: %w", i, err)
+				errs <- fmt.Errorf("storing message %d: %w", i, err)
 				return
 			}
 		}
