@@ -52,8 +52,8 @@ type User struct {
 	obs  Observer
 
 	mu       sync.Mutex
-	sessions map[string]*Session // by resource
-	views    *views              // nil when stale (views.go)
+	sessions sessionSet // by resource
+	views    *views     // nil when stale (views.go)
 
 	// flush is closed when the running offline delivery ends; nil when
 	// none runs (flush.go).
@@ -134,7 +134,7 @@ func (r *Router) bind(full jid.JID, c Conn, remote bool) (s *Session, replaced *
 	r.mu.Lock()
 	u := r.users[bare]
 	if u == nil {
-		u = &User{Bare: bare, obs: r.obs, sessions: make(map[string]*Session, 1)}
+		u = &User{Bare: bare, obs: r.obs}
 		r.users[bare] = u
 	}
 	s = &Session{user: u, jid: full, addr: full.String(), remote: remote}
@@ -142,8 +142,7 @@ func (r *Router) bind(full jid.JID, c Conn, remote bool) (s *Session, replaced *
 	u.mu.Lock()
 	// The replaced session keeps its user for presence bookkeeping; Unbind
 	// of it finds s in the map and leaves s alone.
-	replaced = u.sessions[full.Resource()]
-	u.sessions[full.Resource()] = s
+	replaced = u.sessions.put(s)
 	u.views = nil
 	u.mu.Unlock()
 	r.mu.Unlock()
@@ -170,12 +169,12 @@ func (r *Router) unbind(s *Session) bool {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.sessions[s.jid.Resource()] != s {
+	if u.sessions.get(s.jid.Resource()) != s {
 		return false
 	}
-	delete(u.sessions, s.jid.Resource())
+	u.sessions.del(s.jid.Resource())
 	u.views = nil
-	if len(u.sessions) == 0 {
+	if u.sessions.len() == 0 {
 		delete(r.users, bare)
 	}
 	return true
@@ -196,7 +195,7 @@ func (r *Router) Session(full jid.JID) *Session {
 		return nil
 	}
 	u.mu.Lock()
-	s := u.sessions[full.Resource()]
+	s := u.sessions.get(full.Resource())
 	u.mu.Unlock()
 	return s
 }
@@ -238,7 +237,7 @@ func (r *Router) Count() (users, sessions int) {
 	for _, u := range r.users {
 		n := 0
 		u.mu.Lock()
-		for _, s := range u.sessions {
+		for s := range u.sessions.all() {
 			if !s.remote {
 				n++
 			}
@@ -257,7 +256,7 @@ func (r *Router) Count() (users, sessions int) {
 func (u *User) HasLocal() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, s := range u.sessions {
+	for s := range u.sessions.all() {
 		if !s.remote {
 			return true
 		}
@@ -268,8 +267,8 @@ func (u *User) HasLocal() bool {
 // Sessions returns the user's sessions sorted by resource.
 func (u *User) Sessions() []*Session {
 	u.mu.Lock()
-	out := make([]*Session, 0, len(u.sessions))
-	for _, s := range u.sessions {
+	out := make([]*Session, 0, u.sessions.len())
+	for s := range u.sessions.all() {
 		out = append(out, s)
 	}
 	u.mu.Unlock()
@@ -396,7 +395,7 @@ func (u *User) Interested() []*Session {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var out []*Session
-	for _, s := range u.sessions {
+	for s := range u.sessions.all() {
 		if s.interested {
 			out = append(out, s)
 		}

@@ -16,7 +16,7 @@ func (u *User) viewsLocked() *views {
 	}
 	v := &views{}
 	best := -1
-	for _, s := range u.sessions {
+	for s := range u.sessions.all() {
 		if !s.available {
 			continue
 		}
