@@ -15,9 +15,8 @@ func (c *conn) startTLS() error {
 	if c.srv.cfg.TLS == nil {
 		return errors.New("no TLS configuration")
 	}
-	var rec tlscb.Recorder
 	hc := tlscb.NewHandshakeConn(c.nc)
-	tc := tls.Server(hc, rec.Config(c.srv.cfg.TLS))
+	tc := tls.Server(hc, c.srv.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		hc.Forget(c.srv.keyLog)
@@ -30,7 +29,7 @@ func (c *conn) startTLS() error {
 	c.nc = tc
 	c.wmu.Unlock()
 	c.encrypted = true
-	c.served = rec.Served()
+	c.served = hc.Served(c.srv.cfg.TLS)
 	c.finished = hc.ClientFinished(tc.ConnectionState(), c.srv.keyLog)
 	return nil
 }

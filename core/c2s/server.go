@@ -147,6 +147,9 @@ func New(cfg Config) *Server {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.KeyLogWriter = keyLog
 	}
+	// One config for every connection, recording which certificate each
+	// handshake sent (for tls-server-end-point).
+	cfg.TLS = tlscb.RecordServed(cfg.TLS)
 	s := &Server{cfg: cfg, keyLog: keyLog, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
 		keepaliveKick: make(chan struct{}, 1), smReg: sm.NewRegistry[*smSession]()}
 	s.SetTunables(Tunables{Limits: cfg.Limits, IdleTimeout: cfg.IdleTimeout, SendQueue: cfg.SendQueue})

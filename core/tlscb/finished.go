@@ -134,6 +134,35 @@ type HandshakeConn struct {
 	mu        sync.Mutex
 	recording bool
 	buf       []byte
+	// served is the certificate GetCertificate returned (RecordServed);
+	// servedSet says it was called, nil then meaning unknown.
+	served    *tls.Certificate
+	servedSet bool
+}
+
+func (h *HandshakeConn) setServed(c *tls.Certificate) {
+	h.mu.Lock()
+	h.served, h.servedSet = c, true
+	h.mu.Unlock()
+}
+
+// Served returns the certificate the handshake over h sent, with cfg the
+// config given to tls.Server (made by RecordServed); nil if unknown.
+func (h *HandshakeConn) Served(cfg *tls.Config) *tls.Certificate {
+	if c := ServedCertificate(cfg); c != nil || cfg == nil {
+		return c
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.servedSet {
+		return h.served
+	}
+	if cfg.GetConfigForClient == nil && len(cfg.Certificates) == 1 {
+		// GetCertificate was not asked (no server name) or returned nil:
+		// Go sent the one certificate.
+		return &cfg.Certificates[0]
+	}
+	return nil
 }
 
 // NewHandshakeConn wraps nc and starts recording.

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // Channel binding type names, as the gs2 header and XEP-0440 write them.
@@ -39,7 +38,7 @@ type Bindings struct {
 }
 
 // New computes the bindings of a completed server-side handshake. served is
-// the certificate the server sent (see Recorder and ServedCertificate); nil
+// the certificate the server sent (see RecordServed and ServedCertificate); nil
 // means it is not known, and tls-server-end-point is then not offered.
 //
 // The preference order is tls-exporter, tls-server-end-point, tls-unique:
@@ -186,58 +185,38 @@ func ServedCertificate(cfg *tls.Config) *tls.Certificate {
 	return &cfg.Certificates[0]
 }
 
-// Recorder learns which certificate a handshake served when cfg picks it
-// with GetCertificate.
-type Recorder struct {
-	mu   sync.Mutex
-	cert *tls.Certificate
-}
-
-// Config returns the config to hand to tls.Server for one connection, and
-// remembers in r what it will serve. When ServedCertificate already knows
-// the answer, or cfg has a GetConfigForClient callback (whose config we
-// cannot see into) or no GetCertificate, cfg is returned unchanged. Otherwise
-// it is a clone whose GetCertificate records what cfg's returns. Go asks
-// GetCertificate only when the client sent a server name or there are no
-// Certificates, and falls back to Certificates when it returns nil: with
-// exactly one certificate that fallback is known too; with several it is
-// not. A clone starts its own automatic session ticket key unless cfg's
-// keys were set with SetSessionTicketKeys, so resumption across
-// connections needs those set.
-func (r *Recorder) Config(cfg *tls.Config) *tls.Config {
-	if c := ServedCertificate(cfg); c != nil || cfg == nil || cfg.GetConfigForClient != nil || cfg.GetCertificate == nil {
-		r.set(c)
+// RecordServed returns the config to hand to tls.Server, with a
+// HandshakeConn as the connection, for every connection of a listener:
+// with it, HandshakeConn.Served knows which certificate each handshake
+// sent. When ServedCertificate already knows, or cfg has a
+// GetConfigForClient callback (whose config we cannot see into) or no
+// GetCertificate, cfg is returned unchanged. Otherwise it is one clone,
+// made here for all connections (not one each: a connection keeps its
+// config for life), whose GetCertificate records what cfg's returns in
+// the handshake's HandshakeConn. Go asks GetCertificate only when the
+// client sent a server name or there are no Certificates, and falls back
+// to Certificates when it returns nil: with exactly one certificate that
+// fallback is known too; with several it is not. A clone starts its own
+// automatic session ticket key unless cfg's keys were set with
+// SetSessionTicketKeys; being one for all connections, it resumes across
+// them.
+func RecordServed(cfg *tls.Config) *tls.Config {
+	if cfg == nil || ServedCertificate(cfg) != nil || cfg.GetConfigForClient != nil || cfg.GetCertificate == nil {
 		return cfg
 	}
-	var fallback *tls.Certificate
-	if len(cfg.Certificates) == 1 {
-		fallback = &cfg.Certificates[0]
-	}
-	r.set(fallback)
 	get := cfg.GetCertificate
 	clone := cfg.Clone()
 	clone.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		c, err := get(hello)
-		switch {
-		case err != nil:
-			r.set(nil)
-		case c != nil:
-			r.set(c)
+		if h, ok := hello.Conn.(*HandshakeConn); ok {
+			switch {
+			case err != nil:
+				h.setServed(nil)
+			case c != nil:
+				h.setServed(c)
+			}
 		}
 		return c, err
 	}
 	return clone
-}
-
-func (r *Recorder) set(c *tls.Certificate) {
-	r.mu.Lock()
-	r.cert = c
-	r.mu.Unlock()
-}
-
-// Served returns the recorded certificate, nil if unknown.
-func (r *Recorder) Served() *tls.Certificate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cert
 }

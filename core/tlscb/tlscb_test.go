@@ -51,17 +51,24 @@ func ecKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
 }
 
 // handshake runs a real TLS handshake over net.Pipe and returns the
-// server's bindings (with the served certificate as the Recorder saw it)
+// server's bindings (with the served certificate as RecordServed saw it)
 // and the client's connection state.
 func handshake(t *testing.T, srv *tls.Config, version uint16) (*Bindings, tls.ConnectionState) {
+	t.Helper()
+	return handshakeAs(t, RecordServed(srv), version, "localhost")
+}
+
+// handshakeAs is handshake with cfg, made by RecordServed, for a client
+// that asks for server name.
+func handshakeAs(t *testing.T, cfg *tls.Config, version uint16, name string) (*Bindings, tls.ConnectionState) {
 	t.Helper()
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	var rec Recorder
-	sc := tls.Server(a, rec.Config(srv))
+	hc := NewHandshakeConn(a)
+	sc := tls.Server(hc, cfg)
 	cc := tls.Client(b, &tls.Config{
-		InsecureSkipVerify: true, ServerName: "localhost",
+		InsecureSkipVerify: true, ServerName: name,
 		MinVersion: version, MaxVersion: version,
 	})
 	errc := make(chan error, 1)
@@ -72,7 +79,7 @@ func handshake(t *testing.T, srv *tls.Config, version uint16) (*Bindings, tls.Co
 	if err := <-errc; err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}
-	return New(sc.ConnectionState(), rec.Served()), cc.ConnectionState()
+	return New(sc.ConnectionState(), hc.Served(cfg)), cc.ConnectionState()
 }
 
 func TestBindings(t *testing.T) {
@@ -163,7 +170,7 @@ func TestServedCertificateUnknown(t *testing.T) {
 	}
 }
 
-func TestRecorderGetCertificate(t *testing.T) {
+func TestRecordServedGetCertificate(t *testing.T) {
 	c1 := selfSigned(t, ecKey(t, elliptic.P256()), x509.UnknownSignatureAlgorithm)
 	c2 := selfSigned(t, ecKey(t, elliptic.P384()), x509.ECDSAWithSHA384)
 	cfg := &tls.Config{
@@ -183,6 +190,42 @@ func TestRecorderGetCertificate(t *testing.T) {
 	}
 	if cfg.GetCertificate == nil || cfg.Certificates == nil {
 		t.Error("the base config was changed")
+	}
+}
+
+// TestRecordServedPerConnection: one config serves every connection, and
+// each handshake's certificate is recorded on its own connection: the one
+// GetCertificate chose for its server name, or the one certificate when
+// GetCertificate declines.
+func TestRecordServedPerConnection(t *testing.T) {
+	a := selfSigned(t, ecKey(t, elliptic.P256()), x509.UnknownSignatureAlgorithm)
+	b := selfSigned(t, ecKey(t, elliptic.P384()), x509.ECDSAWithSHA384)
+	base := selfSigned(t, ecKey(t, elliptic.P256()), x509.UnknownSignatureAlgorithm)
+	cfg := RecordServed(&tls.Config{
+		Certificates: []tls.Certificate{base},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			switch hello.ServerName {
+			case "a.example":
+				return &a, nil
+			case "b.example":
+				return &b, nil
+			}
+			return nil, nil
+		},
+	})
+	for _, name := range []string{"a.example", "b.example", "other.example", "a.example"} {
+		got, client := handshakeAs(t, cfg, tls.VersionTLS13, name)
+		cb, err := scram.NewTLSServerEndpointBinding(&client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, err := got.Data(ServerEndPoint); err != nil || !bytes.Equal(data, cb.Data) {
+			t.Errorf("%s: tls-server-end-point %x, %v; the client has %x", name, data, err, cb.Data)
+		}
+	}
+	plain := &tls.Config{Certificates: []tls.Certificate{base}}
+	if RecordServed(plain) != plain {
+		t.Error("a config without GetCertificate was cloned")
 	}
 }
 
