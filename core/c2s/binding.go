@@ -29,7 +29,7 @@ func (c *conn) startTLS() error {
 	c.nc = tc
 	c.wmu.Unlock()
 	c.encrypted = true
-	c.served = hc.Served(c.srv.cfg.TLS)
+	c.served = hc.Served(c.srv.cfg.TLS, tc.ConnectionState())
 	c.finished = hc.ClientFinished(tc.ConnectionState(), c.srv.keyLog)
 	return nil
 }

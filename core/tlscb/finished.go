@@ -146,10 +146,12 @@ func (h *HandshakeConn) setServed(c *tls.Certificate) {
 	h.mu.Unlock()
 }
 
-// Served returns the certificate the handshake over h sent, with cfg the
-// config given to tls.Server (made by RecordServed); nil if unknown.
-func (h *HandshakeConn) Served(cfg *tls.Config) *tls.Certificate {
-	if c := ServedCertificate(cfg); c != nil || cfg == nil {
+// Served returns the certificate the completed handshake over h sent,
+// with cfg the config given to tls.Server (made by RecordServed) and cs the
+// connection's state; nil if unknown. A resumed session sent none, and
+// which one its first handshake sent is unknown unless only one can be.
+func (h *HandshakeConn) Served(cfg *tls.Config, cs tls.ConnectionState) *tls.Certificate {
+	if c := ServedCertificate(cfg); c != nil || cfg == nil || cs.DidResume {
 		return c
 	}
 	h.mu.Lock()

@@ -79,7 +79,7 @@ func handshakeAs(t *testing.T, cfg *tls.Config, version uint16, name string) (*B
 	if err := <-errc; err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}
-	return New(sc.ConnectionState(), hc.Served(cfg)), cc.ConnectionState()
+	return New(sc.ConnectionState(), hc.Served(cfg, sc.ConnectionState())), cc.ConnectionState()
 }
 
 func TestBindings(t *testing.T) {
@@ -241,5 +241,51 @@ func TestNoTLS(t *testing.T) {
 	}
 	if got := New(tls.ConnectionState{}, nil).Types(); len(got) != 0 {
 		t.Errorf("a connection state without a handshake offers %v", got)
+	}
+}
+
+// TestResumedSessionServedUnknown: a resumed session sends no certificate,
+// and which one its first handshake sent GetCertificate chose: it is
+// unknown, and tls-server-end-point is not offered.
+func TestResumedSessionServedUnknown(t *testing.T) {
+	base := selfSigned(t, ecKey(t, elliptic.P256()), x509.UnknownSignatureAlgorithm)
+	other := selfSigned(t, ecKey(t, elliptic.P384()), x509.ECDSAWithSHA384)
+	cfg := RecordServed(&tls.Config{
+		Certificates:   []tls.Certificate{base},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &other, nil },
+	})
+	cache := tls.NewLRUClientSessionCache(4)
+	connect := func() (*tls.Certificate, tls.ConnectionState) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		hc := NewHandshakeConn(a)
+		sc := tls.Server(hc, cfg)
+		cc := tls.Client(b, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", ClientSessionCache: cache})
+		errc := make(chan error, 1)
+		go func() {
+			// Reading the server's byte takes its session ticket too.
+			err := cc.Handshake()
+			if err == nil {
+				_, err = cc.Read(make([]byte, 1))
+			}
+			errc <- err
+		}()
+		if err := sc.Handshake(); err != nil {
+			t.Fatalf("server handshake: %v", err)
+		}
+		if _, err := sc.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		return hc.Served(cfg, sc.ConnectionState()), sc.ConnectionState()
+	}
+	if served, cs := connect(); cs.DidResume || served == nil || !bytes.Equal(served.Certificate[0], other.Certificate[0]) {
+		t.Fatalf("first handshake: resumed %v, served the GetCertificate one: %v", cs.DidResume, served != nil && bytes.Equal(served.Certificate[0], other.Certificate[0]))
+	}
+	if served, cs := connect(); !cs.DidResume || served != nil {
+		t.Fatalf("second handshake: resumed %v, served %v; want resumed with the certificate unknown", cs.DidResume, served != nil)
 	}
 }
