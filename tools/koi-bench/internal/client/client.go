@@ -629,8 +629,8 @@ func (c *Conn) Available(ctx context.Context) error {
 	return c.Ping(ctx)
 }
 
-// Keepalive sends a whitespace keepalive (RFC 6120 §4.6.1), as many
-// clients (libstrophe, Gajim) do every minute or so.
+// Keepalive sends a whitespace keepalive (RFC 6120 §4.6.1), as some
+// clients (Psi, for one) do every minute or so.
 func (c *Conn) Keepalive() error {
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	defer c.nc.SetWriteDeadline(time.Time{})
