@@ -67,6 +67,9 @@ type options struct {
 	// MUCStore keeps host "localhost"'s persistent chat rooms in plugin
 	// "store" (muc = "store").
 	MUCStore bool
+	// Archive keeps host "localhost"'s message archives (and its rooms')
+	// in plugin "store".
+	Archive bool
 	// MUC is the body of a muc { } block; "" leaves the block out.
 	MUC string
 }
@@ -115,6 +118,9 @@ host "localhost" {
   tokens  = "store"
 {{- if .Opt.MUCStore}}
   muc     = "store"
+{{- end}}
+{{- if .Opt.Archive}}
+  archive = "store"
 {{- end}}
   pubsub  = "store"
 {{- if .Opt.TokenLifetime}}

@@ -166,3 +166,64 @@ func TestMUCArchiveSlixmpp(t *testing.T) {
 		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
 	}
 }
+
+// TestMUCHistoryAfterRestart: a persistent room whose logging is on gives
+// its history to newcomers after a restart of koi, read back from the
+// room's archive: to a Go client, and to slixmpp's XEP-0045 plugin, which
+// gets it among the messages of its join.
+func TestMUCHistoryAfterRestart(t *testing.T) {
+	t.Parallel()
+	needSlixmpp(t, "slixmpp.plugins.xep_0045")
+	opt := defaultOptions()
+	opt.MUCStore, opt.Archive = true, true
+	srv := startServer(t, opt)
+	const pw = "pw-muchist"
+	for _, u := range []string{"alice", "bob", "carol"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	const room = "kept@" + mucDomain
+	alice := login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, room+"/Alice", "")
+	if r := ownerSubmit(alice, room, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	var want []string
+	for i := range 3 {
+		body := fmt.Sprintf("said before the restart %d", i)
+		alice.send("<message type='groupchat' to='" + room + "'><body>" + body + "</body></message>")
+		alice.expect(body, isGroupchat(room+"/Alice", body))
+		want = append(want, body)
+	}
+	alice.close()
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+
+	bob := login(t, o, "bob@localhost/phone", pw)
+	bob.send("<presence to='" + room + "/Bob'><x xmlns='" + nsMUC + "'/></presence>")
+	for _, body := range want {
+		m := bob.expect("history: "+body, isGroupchat(room+"/Alice", body))
+		if m.child("urn:xmpp:delay", "delay") == nil || m.child("http://jabber.org/protocol/muc#user", "x") != nil {
+			t.Fatalf("a history message after the restart: %s", m)
+		}
+	}
+	bob.expect("subject", func(e *element) bool { return e.is("", "message") && e.child("", "subject") != nil })
+
+	got, log, err := runSlixmpp(t, srv, "slixmpp_muc.py", map[string]any{
+		"jid": "carol@localhost/slix", "password": pw, "room": room, "nick": "Carol",
+		"say": "hello after the restart", "want": "welcome back",
+	}, func(line string) {
+		if line == "JOINED" {
+			bob.expect("carol's message", isGroupchat(room+"/Carol", "hello after the restart"))
+			bob.send("<message type='groupchat' to='" + room + "'><body>welcome back</body></message>")
+		}
+	})
+	for _, body := range want {
+		if !strings.Contains(got, "HISTORY "+body) {
+			t.Fatalf("slixmpp did not get %q in the history: %v; its output: %s\nits log:\n%s", body, err, got, log)
+		}
+	}
+	if err != nil || !strings.Contains(got, "OK") {
+		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
+	}
+}

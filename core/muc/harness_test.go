@@ -29,6 +29,12 @@ type testNet struct {
 
 func newTestNet(t *testing.T, mod func(*Config)) *testNet {
 	t.Helper()
+	return newStoredNet(t, mod, nil)
+}
+
+// newStoredNet is newTestNet with its rooms kept in st.
+func newStoredNet(t *testing.T, mod func(*Config), st Store) *testNet {
+	t.Helper()
 	cfg := Config{
 		Domain: "conference.example.com", Host: "example.com",
 		Defaults:   RoomConfig{Public: true, WhoIs: WhoIsModerators, AllowPM: "anyone", HistoryLength: 20},
@@ -38,7 +44,7 @@ func newTestNet(t *testing.T, mod func(*Config)) *testNet {
 		mod(&cfg)
 	}
 	n := &testNet{t: t, online: map[string]bool{}, got: map[string][]*xmlstream.Element{}}
-	svc, err := New(nil, cfg, n, nil)
+	svc, err := New(nil, cfg, n, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,6 @@ var (
 	errNotGroupchat  = stanza.ErrNotAcceptable.WithText("messages to the room are of type groupchat")
 )
 
-// maxHistoryBytes bounds the memory of one room's history: with stanzas of
-// up to limits.max_stanza_size, max_history of them could be megabytes.
-const maxHistoryBytes = 512 << 10
-
 func newStanzaID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -144,19 +140,8 @@ func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, 
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
 	m.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
-	if keep && r.svc.cfg.MaxHistory > 0 {
-		size := len(m.String())
-		r.history = append(r.history, histEntry{msg: m, at: at, chars: size})
-		r.historyBytes += size
-		// Drop the oldest past max_history, then past the byte bound; the
-		// newest message stays.
-		over := 0
-		for over < len(r.history)-1 && (len(r.history)-over > r.svc.cfg.MaxHistory || r.historyBytes > maxHistoryBytes) {
-			r.historyBytes -= r.history[over].chars
-			over++
-		}
-		clear(r.history[:over])
-		r.history = r.history[over:]
+	if keep {
+		r.keepHistory(histEntry{msg: m, id: id, at: at})
 	}
 	if resv != nil {
 		if err := resv.Commit(r.archiveCopy(m, cur, id, stamp)); err != nil {

@@ -244,6 +244,9 @@ func (s *Service) stored(ctx context.Context, sr sdk.MUCRoom) (*room, error) {
 	r.subject, r.subjectBy = sr.Subject, sr.SubjectBy
 	r.created = sr.Created
 	r.stored = true
+	if s.cfg.MaxHistory > 0 {
+		r.seed = &historySeed{}
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	affs, err := s.store.GetMUCAffiliations(cctx, sr.Room)
 	cancel()
@@ -316,6 +319,9 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 			if r == nil {
 				return
 			}
+		}
+		if isEntering(el, to) {
+			r.awaitHistory(ctx)
 		}
 		if store {
 			r.storeMu.Lock()

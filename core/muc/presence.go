@@ -223,57 +223,6 @@ func (r *room) join(ctx context.Context, el *xmlstream.Element, from, to jid.JID
 	r.sendSubject(from)
 }
 
-// sendHistory sends the discussion history a newcomer asked for (XEP-0045
-// §7.2.15): the room's last messages, at most its history length, limited
-// further by maxstanzas, maxchars, seconds and since.
-func (r *room) sendHistory(h *xmlstream.Element, to jid.JID) {
-	limit := r.cfg.HistoryLength
-	var maxChars = -1
-	var after time.Time
-	if h != nil {
-		if s := h.Attr("maxstanzas"); s != "" {
-			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-				limit = min(limit, n)
-			}
-		}
-		if s := h.Attr("maxchars"); s != "" {
-			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-				maxChars = n
-			}
-		}
-		if s := h.Attr("seconds"); s != "" {
-			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-				after = r.svc.now().Add(-time.Duration(n) * time.Second)
-			}
-		}
-		if s := h.Attr("since"); s != "" {
-			if t, err := time.Parse(time.RFC3339, s); err == nil && t.After(after) {
-				after = t
-			}
-		}
-	}
-	start := len(r.history)
-	chars := 0
-	for start > 0 && len(r.history)-start < limit {
-		e := r.history[start-1]
-		if !after.IsZero() && !e.at.After(after) {
-			break
-		}
-		if maxChars >= 0 && chars+e.chars > maxChars {
-			break
-		}
-		chars += e.chars
-		start--
-	}
-	for _, e := range r.history[start:] {
-		m := e.msg.Copy()
-		m.SetAttr("to", to.String())
-		m.AppendChild(xmlstream.NewElement(NSDelay, "delay").
-			SetAttr("from", r.jid.String()).SetAttr("stamp", e.at.UTC().Format("2006-01-02T15:04:05.000Z")))
-		r.send(m)
-	}
-}
-
 // sendSubject sends the room's subject, empty for none: the mark that the
 // newcomer has the whole of the room's state (XEP-0045 §7.2.15).
 func (r *room) sendSubject(to jid.JID) {

@@ -40,8 +40,9 @@ type room struct {
 	occupants    map[string]*occupant // by nick
 	bySession    map[jid.JID]*occupant
 	history      []histEntry
-	historyBytes int  // the sum of history's chars
-	stored       bool // the room is in the store
+	historyBytes int          // the sum of history's chars
+	seed         *historySeed // history still to read from the archive (history.go)
+	stored       bool         // the room is in the store
 	// storing is set while a store change prepared under the lock is
 	// written without it (see storeOp); op is that change.
 	storing bool
@@ -78,13 +79,6 @@ type occupant struct {
 type session struct {
 	jid      jid.JID
 	presence *xmlstream.Element // the session's last presence, as broadcast (no muc payloads)
-}
-
-// histEntry is one message of the room's history.
-type histEntry struct {
-	msg   *xmlstream.Element // as broadcast, without to
-	at    time.Time
-	chars int // size of the serialised stanza, for maxchars
 }
 
 func newRoom(s *Service, j jid.JID, cfg RoomConfig, creator jid.JID) *room {
