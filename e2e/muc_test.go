@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -659,5 +663,59 @@ func TestMUCReloadFollowsStore(t *testing.T) {
 	alice = login(t, o, "alice@localhost/pc", pw)
 	if info := alice.iq("<iq type='get' to='" + lounge + "'><query xmlns='" + nsDiscoInfo + "'/></iq>"); !strings.Contains(info.String(), "name='After reload'") {
 		t.Fatalf("the change made after the reload was not stored: %s", info)
+	}
+}
+
+// TestMUCRoomAvatar: slixmpp, as an owner, sets a room's avatar with a
+// vCard on the room (XEP-0486), reads it back and finds its hash in the
+// room's disco#info; the occupants are told (status 104), and the avatar
+// outlives a restart of koi.
+func TestMUCRoomAvatar(t *testing.T) {
+	t.Parallel()
+	needSlixmpp(t, "slixmpp.plugins.xep_0054")
+	opt := defaultOptions()
+	opt.MUCStore = true
+	srv := startServer(t, opt)
+	const pw = "pw-mucavatar"
+	for _, u := range []string{"alice", "bob", "carol"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	const room = "pictured@" + mucDomain
+	alice := login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, room+"/Alice", "")
+	if r := ownerSubmit(alice, room, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"+
+		"<field var='muc#roomconfig_roomowners'><value>alice@localhost</value><value>bob@localhost</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	img := []byte("\x89PNG\r\n\x1a\n a room avatar")
+	sum := sha1.Sum(img)
+	hash := hex.EncodeToString(sum[:])
+	got, log, err := runSlixmpp(t, srv, "slixmpp_muc_vcard.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "room": room,
+		"photo": base64.StdEncoding.EncodeToString(img),
+	}, func(string) {})
+	if want := "SET | PHOTO image/png " + hash + " | HASH " + hash + " | OK"; err != nil || got != want {
+		t.Fatalf("slixmpp: %v; its output: %s, want %s\nits log:\n%s", err, got, want, log)
+	}
+	alice.expect("status 104", func(e *element) bool {
+		return e.is("", "message") && e.attr("from") == room && slices.Contains(mucCodes(e), "104")
+	})
+	alice.close()
+
+	srv.stop(t)
+	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	carol := login(t, o, "carol@localhost/x", pw)
+	info := carol.iq("<iq type='get' to='" + room + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
+	if s := info.String(); !strings.Contains(s, "muc#roominfo_avatarhash") || !strings.Contains(s, hash) || !strings.Contains(s, "var='vcard-temp'") {
+		t.Fatalf("the room's disco#info after a restart: %s", s)
+	}
+	v := carol.iq("<iq type='get' to='" + room + "'><vCard xmlns='vcard-temp'/></iq>")
+	bin := v.child("vcard-temp", "vCard").child("vcard-temp", "PHOTO").child("vcard-temp", "BINVAL")
+	if bin == nil {
+		t.Fatalf("the room's vCard after a restart has no photo: %s", v)
+	}
+	if data, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(bin.Text), "")); err != nil || !bytes.Equal(data, img) {
+		t.Fatalf("the room's vCard after a restart: %s", v)
 	}
 }

@@ -21,6 +21,10 @@ type restartable struct {
 	t  *testing.T
 	st *sqlbackend.Store
 	a  Archive
+	// vcards, when set, keeps the rooms' vCards; store, when set, stands
+	// in for st as the rooms' store.
+	vcards VCards
+	store  Store
 }
 
 func newRestartable(t *testing.T) *restartable {
@@ -42,11 +46,18 @@ func (h *restartable) start(a Archive) *testNet {
 	if a == nil {
 		a = h.a
 	}
+	var st Store = h.st
+	if h.store != nil {
+		st = h.store
+	}
 	n := newStoredNet(h.t, func(c *Config) {
 		c.Defaults.Logging = true
 		c.Defaults.Persistent = true
 		c.Archive = func() Archive { return a }
-	}, h.st)
+		if h.vcards != nil {
+			c.VCards = func() VCards { return h.vcards }
+		}
+	}, st)
 	if err := n.svc.Load(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}

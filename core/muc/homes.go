@@ -243,16 +243,12 @@ func (s *Service) SessionsGone(ctx context.Context, gone []jid.JID) {
 		if len(hit) > 0 {
 			r.emptied()
 		}
-		drop := r.dropArchive
-		r.dropArchive = false
 		r.mu.Unlock()
 		if len(hit) == 0 {
 			continue
 		}
 		r.flush(ctx)
-		if drop {
-			s.dropArchive(ctx, r)
-		}
+		s.dropIfGone(ctx, r)
 		if s.homes != nil {
 			s.releaseIfNone(ctx, r.jid)
 		}

@@ -171,10 +171,13 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 	if r.archive() != nil {
 		features = append(features, NSMAM2, NSMAM2Extended)
 	}
+	if r.svc.vcards() != nil {
+		features = append(features, NSVCard)
+	}
 	for _, f := range features {
 		res.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}
-	res.AppendChild(formElement("result", "", "", []field{
+	info := []field{
 		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NSRoomInfo}},
 		{Var: "muc#roomconfig_roomname", Label: "Title", Values: []string{r.cfg.Name}},
 		{Var: "muc#roominfo_description", Label: "Description", Values: []string{r.cfg.Description}},
@@ -184,7 +187,12 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 		{Var: "muc#roominfo_lang", Label: "Language", Values: []string{r.cfg.Language}},
 		{Var: "muc#maxhistoryfetch", Label: "Maximum number of history messages returned by room", Values: []string{strconv.Itoa(r.cfg.HistoryLength)}},
 		{Var: "muc#roomconfig_allowinvites", Type: "boolean", Label: "Occupants may invite others", Values: []string{boolString(r.cfg.AllowInvites || !r.cfg.MembersOnly)}},
-	}))
+	}
+	if len(r.avatar) > 0 {
+		// XEP-0486 §3.3.
+		info = append(info, field{Var: "muc#roominfo_avatarhash", Type: "text-multi", Label: "Avatar hash", Values: r.avatar})
+	}
+	res.AppendChild(formElement("result", "", "", info))
 	r.result(el, res)
 }
 
@@ -637,6 +645,22 @@ func (r *room) configure(ch formChange, el *xmlstream.Element) *stanza.Error {
 	return nil
 }
 
+// announce tells the room of a change with a groupchat message from the
+// room carrying the status codes, if any.
+func (r *room) announce(codes ...string) {
+	if len(codes) == 0 {
+		return
+	}
+	m := xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("type", "groupchat").
+		SetAttr("from", r.jid.String()).SetAttr("id", newStanzaID())
+	x := xmlstream.NewElement(NSUser, "x")
+	for _, c := range codes {
+		x.AppendChild(xmlstream.NewElement(NSUser, "status").SetAttr("code", c))
+	}
+	m.AppendChild(x)
+	r.broadcast(m)
+}
+
 // reconfigure puts a new configuration and affiliations in force and tells
 // the room.
 func (r *room) reconfigure(cfg RoomConfig, affs map[jid.JID]affEntry) {
@@ -655,16 +679,7 @@ func (r *room) reconfigure(cfg RoomConfig, affs map[jid.JID]affEntry) {
 	if old.WhoIs != r.cfg.WhoIs {
 		codes = append(codes, map[bool]string{true: "172", false: "173"}[r.nonAnonymous()])
 	}
-	if len(codes) > 0 {
-		m := xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("type", "groupchat").
-			SetAttr("from", r.jid.String()).SetAttr("id", newStanzaID())
-		x := xmlstream.NewElement(NSUser, "x")
-		for _, c := range codes {
-			x.AppendChild(xmlstream.NewElement(NSUser, "status").SetAttr("code", c))
-		}
-		m.AppendChild(x)
-		r.broadcast(m)
-	}
+	r.announce(codes...)
 	// Occupants whose standing changed with the lists, or who are no
 	// longer welcome in a room that became members-only (322).
 	for _, o := range r.sortedOccupants() {

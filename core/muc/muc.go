@@ -128,6 +128,10 @@ type Config struct {
 	// host keeps none; it is asked at each use, as a reload may change
 	// it. Nil: rooms keep no archive (mam.go).
 	Archive func() Archive
+	// VCards returns where rooms' vCards are kept, the host's vcard
+	// backend, nil while it keeps none it can write; asked at each use.
+	// Nil: rooms have no vCards (vcard.go).
+	VCards func() VCards
 }
 
 // Service is one multi-user chat service. It implements the module
@@ -244,6 +248,7 @@ func (s *Service) stored(ctx context.Context, sr sdk.MUCRoom) (*room, error) {
 	r.subject, r.subjectBy = sr.Subject, sr.SubjectBy
 	r.created = sr.Created
 	r.stored = true
+	r.avatar = storedAvatar(sr.Config)
 	if s.cfg.MaxHistory > 0 {
 		r.seed = &historySeed{}
 	}
@@ -302,6 +307,15 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		}
 		defer s.releaseIfNone(ctx, to.Bare())
 	}
+	if isVCardIQ(el, to) {
+		r := s.room(to.Local())
+		if r == nil {
+			s.reply(ctx, el, errNoRoom)
+			return
+		}
+		s.vcardIQ(ctx, r, el, from)
+		return
+	}
 	if isMAMQuery(el, to) {
 		r := s.room(to.Local())
 		if r == nil {
@@ -345,14 +359,21 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 			r.storeMu.Unlock()
 		}
 		r.flush(ctx)
-		r.mu.Lock()
-		drop := r.dropArchive
-		r.dropArchive = false
-		r.mu.Unlock()
-		if drop {
-			s.dropArchive(ctx, r)
-		}
+		s.dropIfGone(ctx, r)
 		return
+	}
+}
+
+// dropIfGone deletes the archive and vCard of r if it is gone and no other
+// goroutine took that on.
+func (s *Service) dropIfGone(ctx context.Context, r *room) {
+	r.mu.Lock()
+	drop := r.dropData
+	r.dropData = false
+	r.mu.Unlock()
+	if drop {
+		s.dropArchive(ctx, r)
+		s.dropVCard(ctx, r)
 	}
 }
 

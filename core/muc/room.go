@@ -54,9 +54,11 @@ type room struct {
 
 	out      []*xmlstream.Element
 	draining bool
-	// dropArchive is set when the room is gone and its archive is to be
-	// deleted by the goroutine that saw it go (Service.Deliver).
-	dropArchive bool
+	// dropData is set when the room is gone and its archive and vCard
+	// are to be deleted by the goroutine that saw it go (dropIfGone).
+	dropData bool
+	// avatar is the hashes of the photos of the room's vCard (vcard.go).
+	avatar []string
 }
 
 // affEntry is one user's affiliation, with the nick reserved for them and
@@ -381,7 +383,7 @@ func (r *room) emptied() bool {
 		return false
 	}
 	r.gone = true
-	r.dropArchive = true
+	r.dropData = true
 	r.svc.remove(r)
 	return true
 }
@@ -422,7 +424,7 @@ func (r *room) destroy(venue jid.JID, reason, password string) {
 		}
 	}
 	r.gone = true
-	r.dropArchive = true
+	r.dropData = true
 	r.svc.remove(r)
 }
 

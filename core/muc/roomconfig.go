@@ -304,7 +304,7 @@ func configFromMap(d RoomConfig, m map[string][]string, maxHistory, maxUsers int
 	}
 	vals := map[string][]string{}
 	for k, v := range m {
-		if k != fSalt && k != fOwners && k != fAdmins {
+		if k != fSalt && k != fOwners && k != fAdmins && k != fAvatarHash {
 			vals[k] = v
 		}
 	}

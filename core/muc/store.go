@@ -153,8 +153,12 @@ func (a storeAccess) setAll(ctx context.Context, affs []sdk.MUCAffiliation, old 
 
 // record is the room as the backend keeps it, with cfg and subject.
 func (r *room) record(cfg RoomConfig, subject, by string) sdk.MUCRoom {
+	m := cfg.toMap(r.salt)
+	if len(r.avatar) > 0 {
+		m[fAvatarHash] = r.avatar
+	}
 	return sdk.MUCRoom{
-		Room: r.jid.String(), Config: cfg.toMap(r.salt),
+		Room: r.jid.String(), Config: m,
 		Subject: subject, SubjectBy: by, Created: r.created.Truncate(time.Millisecond),
 	}
 }

@@ -61,6 +61,7 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 			MaxRoomsPerUser: mc.MaxRoomsPerUser, JoinRate: mc.JoinRate, JoinWindow: mc.JoinWindow,
 			LockTimeout: mc.LockTimeout,
 			Archive:     hostArchive(mods, hc.Name),
+			VCards:      hostVCards(mods, hc.Name),
 		}, mods, store)
 		if err != nil {
 			return stop, fmt.Errorf("host %q.muc_domain: %w", hc.Name, err)
@@ -96,6 +97,19 @@ func hostArchive(mods *modules.Server, host string) func() muc.Archive {
 			return nil
 		}
 		return roomArchive{h.Archive.Backend}
+	}
+}
+
+// hostVCards gives a host's rooms the host's vcard backend for their
+// vCards (avatars), looked up at each use like hostArchive; nil while the
+// host has none it can write (a directory's vCards are read-only).
+func hostVCards(mods *modules.Server, host string) func() muc.VCards {
+	return func() muc.VCards {
+		h := mods.Host(host)
+		if h == nil || !h.VCard.On || !h.VCard.Writable || h.VCard.Backend == nil {
+			return nil
+		}
+		return h.VCard.Backend
 	}
 }
 
