@@ -719,3 +719,50 @@ func TestMUCRoomAvatar(t *testing.T) {
 		t.Fatalf("the room's vCard after a restart: %s", v)
 	}
 }
+
+// TestMUCRegister: a member registers a nickname with a room over a real
+// stream (XEP-0045 §7.10), finds it on the x-roomuser-item node (§7.12)
+// and keeps it from others; registration does not reach the server's own
+// in-band registration.
+func TestMUCRegister(t *testing.T) {
+	t.Parallel()
+	opt := defaultOptions()
+	opt.MUCStore = true
+	srv := startServer(t, opt)
+	const pw = "pw-mucreg"
+	for _, u := range []string{"alice", "bob", "carol"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	const room = "club@" + mucDomain
+	alice := login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, room+"/Alice", "")
+	if r := ownerSubmit(alice, room, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	if r := adminSet(alice, room, "<item jid='bob@localhost' affiliation='member'/>"); r.attr("type") != "result" {
+		t.Fatalf("making bob a member: %s", r)
+	}
+	bob := login(t, o, "bob@localhost/phone", pw)
+	form := bob.iq("<iq type='get' to='" + room + "'><query xmlns='jabber:iq:register'/></iq>")
+	if !strings.Contains(form.String(), "muc#register_roomnick") {
+		t.Fatalf("the registration form: %s", form)
+	}
+	if r := bob.iq("<iq type='set' to='" + room + "'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>" +
+		"<field var='muc#register_roomnick'><value>Bobby</value></field></x></query></iq>"); r.attr("type") != "result" {
+		t.Fatalf("registering: %s", r)
+	}
+	info := bob.iq("<iq type='get' to='" + room + "'><query xmlns='" + nsDiscoInfo + "' node='x-roomuser-item'/></iq>")
+	if id := info.child(nsDiscoInfo, "query").child(nsDiscoInfo, "identity"); id == nil || id.attr("name") != "Bobby" {
+		t.Fatalf("bob's reserved nickname: %s", info)
+	}
+	carol := login(t, o, "carol@localhost/x", pw)
+	if r := carol.iq("<iq type='get' to='" + room + "'><query xmlns='jabber:iq:register'/></iq>"); !strings.Contains(r.String(), "registration-required") {
+		t.Fatalf("an unaffiliated user's registration: %s", r)
+	}
+	wantPresenceError(t, joinRoom(carol, room+"/Bobby", ""), "conflict")
+	if p := joinRoom(bob, room+"/Bobby", ""); p.attr("type") == "error" {
+		t.Fatalf("bob enters under his nickname: %s", p)
+	}
+}

@@ -31,6 +31,8 @@ func (r *room) iq(ctx context.Context, el *xmlstream.Element, from, to jid.JID) 
 		return
 	}
 	switch {
+	case typ == "get" && q.Space == NSDiscoInfo && q.Local == "query" && q.Attr("node") == nodeReservedNick:
+		r.reservedNick(el, from)
 	case typ == "get" && q.Space == NSDiscoInfo && q.Local == "query":
 		r.discoInfo(el, q)
 	case typ == "get" && q.Space == NSDiscoItems && q.Local == "query":
@@ -45,6 +47,8 @@ func (r *room) iq(ctx context.Context, el *xmlstream.Element, from, to jid.JID) 
 		} else {
 			r.adminSet(ctx, el, q, from)
 		}
+	case q.Space == NSRegister && q.Local == "query":
+		r.register(el, q, from)
 	case q.Space == NSOwner && q.Local == "query":
 		if typ == "get" {
 			r.ownerGet(el, q, from)
@@ -160,7 +164,7 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 		return no
 	}
 	features := []string{
-		NSDiscoInfo, NSMUC, NSStableID, NSSelfPing, NSOccupantID, NSSID, NSRequest,
+		NSDiscoInfo, NSMUC, NSStableID, NSSelfPing, NSOccupantID, NSSID, NSRequest, NSRegister,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
