@@ -704,7 +704,7 @@ func TestMUCRoomAvatar(t *testing.T) {
 	alice.close()
 
 	srv.stop(t)
-	srv = launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
+	launch(t, srv.dir, srv.config, srv.c2s, srv.c2sTLS, srv.opt, nil)
 	carol := login(t, o, "carol@localhost/x", pw)
 	info := carol.iq("<iq type='get' to='" + room + "'><query xmlns='" + nsDiscoInfo + "'/></iq>")
 	if s := info.String(); !strings.Contains(s, "muc#roominfo_avatarhash") || !strings.Contains(s, hash) || !strings.Contains(s, "var='vcard-temp'") {

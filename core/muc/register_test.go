@@ -101,7 +101,7 @@ func TestRegister(t *testing.T) {
 
 	// The reservation outlives a restart.
 	n = h.start(nil)
-	bob, carol, dave = n.user(bob), n.user(carol), n.user(dave)
+	bob, carol = n.user(bob), n.user(carol)
 	if nick := reservedNickOf(t, n, bob, room); nick != "Bobby" {
 		t.Fatalf("bob's reserved nickname after a restart: %q", nick)
 	}
