@@ -79,6 +79,10 @@ host "localhost" {
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.
 # push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
 #        max_registrations = 5  max_errors = 16  interval = "5s" }
+# STUN/TURN for audio and video calls (XEP-0215): the TURN server's name and ports, and the secret
+# it shares with koi (coturn: use-auth-secret, static-auth-secret=...), from which users get
+# credentials that expire after ttl. Without secret only STUN is advertised.
+# turn { host = "turn.example.com"  port = 3478  tls_port = 5349  secret_file = "turn.secret"  ttl = "24h" }
 # PEP on every account (XEP-0163: avatars, bookmarks, OMEMO keys) and the pubsub service
 # pubsub.<host> (XEP-0060, service = false turns it off); nodes live in each host's pubsub backend
 # (key pubsub of the host block), in memory without one. max_item_size is below max_stanza_size.

@@ -68,6 +68,7 @@ type Config struct {
 	// file order.
 	Components []Component
 	MUC        MUC
+	TURN       TURN
 }
 
 // Log configures the server's log (block log).

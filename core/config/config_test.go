@@ -541,6 +541,18 @@ func TestProblems(t *testing.T) {
 			[]string{`push.interval: at most 1h0m0s, got 2h0m0s`}},
 		{"push: body as string", base + host + `push { include_body = "yes" }`, nil,
 			[]string{`push.include_body: want true or false, got string "yes"`}},
+		{"turn: no host", base + host + `turn { secret = "0123456789abcdef" }`, nil,
+			[]string{`turn.host: missing: the TURN server's name, like host = "turn.example.com"`}},
+		{"turn: host with a port", base + host + `turn { host = "turn.example.com:3478" }`, nil,
+			[]string{`turn.host: want a DNS name or an IP address, without a scheme or a port (those are port and tls_port), got "turn.example.com:3478"`}},
+		{"turn: short secret", base + host + `turn { host = "turn.example.com"  secret = "short" }`, nil,
+			[]string{`turn.secret: too short: want at least 16 characters (got 5), e.g. $(openssl rand -hex 24), and the same as coturn's static-auth-secret`}},
+		{"turn: turns without a secret", base + host + `turn { host = "turn.example.com"  tls_port = 5349 }`, nil,
+			[]string{`turn.tls_port: turns needs credentials: set secret (coturn's static-auth-secret) too`}},
+		{"turn: port out of range", base + host + `turn { host = "turn.example.com"  port = 70000 }`, nil,
+			[]string{`turn.port: want a port number up to 65535, got 70000`}},
+		{"turn: ttl too long", base + host + `turn { host = "turn.example.com"  ttl = "1000h" }`, nil,
+			[]string{`turn.ttl: at most 720h0m0s, got 1000h0m0s`}},
 		{"push: typo", base + host + `push { include_bdy = true }`, nil,
 			[]string{`push.include_bdy: unknown key (did you mean include_body?)`}},
 		{"push: placeholder too long", base + host + `push { body_placeholder = "` + strings.Repeat("x", 201) + `" }`, nil,
@@ -866,6 +878,10 @@ host "example.com" { auth = "Store"  roster = "Store" }
 				p := defaultPush()
 				p.IncludeBody, p.Interval, p.BodyPlaceholder = true, 0, ""
 				return c.Push, p
+			}},
+		{"turn from the environment", []string{"KOI_TURN__HOST=turn.example.com", "KOI_TURN__SECRET=0123456789abcdef", "KOI_TURN__TLS_PORT=5349"},
+			func(c *Config) (any, any) {
+				return c.TURN, TURN{Host: "turn.example.com", Port: DefaultTURNPort, TLSPort: 5349, Secret: "0123456789abcdef", TTL: DefaultTURNTTL}
 			}},
 		{"muc from the environment", []string{"KOI_MUC__ENABLED=false", "KOI_MUC__ADMINS=a@localhost, b@example.com", "KOI_HOST__EXAMPLE.COM__MUC_DOMAIN=", "KOI_HOST__LOCALHOST__MUC_DOMAIN=chat.localhost"},
 			func(c *Config) (any, any) {

@@ -61,6 +61,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	d.clusterBackends(c)
 	c.SM = d.streamManagement(tree["stream_management"])
 	c.MUC = d.muc(tree["muc"])
+	c.TURN = d.turn(tree["turn"])
 	return c
 }
 

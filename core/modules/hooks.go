@@ -29,7 +29,7 @@ type Blocker interface {
 }
 
 // OwnIQ answers an IQ request a user addressed to their own account (or to
-// nobody): payload is its first child. It returns the result's payload (nil
+// nobody), or to their server: payload is its first child. It returns the result's payload (nil
 // for an empty result) or a stanza error.
 type OwnIQ func(ctx context.Context, s *router.Session, iq, payload *xmlstream.Element) (*xmlstream.Element, *stanza.Error)
 
@@ -72,6 +72,14 @@ func (m *Server) HandleOwnIQ(typ, ns string, h OwnIQ) {
 		if !c.self {
 			return nil, stanza.ErrServiceUnavailable
 		}
+		return h(ctx, c.s, c.iq, c.q)
+	})
+}
+
+// HandleServerIQ routes requests of type typ with a payload in ns,
+// addressed to a served domain, to h (External Service Discovery).
+func (m *Server) HandleServerIQ(typ, ns string, h OwnIQ) {
+	m.handleIQ(scopeServer, typ, ns, func(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
 		return h(ctx, c.s, c.iq, c.q)
 	})
 }

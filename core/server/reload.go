@@ -194,6 +194,7 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 		{"metrics", cur.Metrics, next.Metrics},
 		{"muc", cur.MUC, next.MUC},
 		{"cluster", cur.Cluster, next.Cluster},
+		{"turn", cur.TURN, next.TURN},
 	} {
 		if !reflect.DeepEqual(d.cur, d.next) {
 			restart = append(restart, d.key)

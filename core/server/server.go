@@ -23,6 +23,7 @@ import (
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/component"
 	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/extdisco"
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
@@ -272,6 +273,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
 	defer pep.Close()
+	if tc := cfg.TURN; tc.Host != "" {
+		extdisco.Register(extdisco.Config{Host: tc.Host, Port: tc.Port, TLSPort: tc.TLSPort, Secret: tc.Secret, TTL: tc.TTL}, mods)
+	}
 	// A message for a session whose connection dropped, waiting under
 	// stream management to be resumed, goes to the phone's push service.
 	var onDetached func(*router.Session, *xmlstream.Element)
