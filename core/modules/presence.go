@@ -292,34 +292,6 @@ func (m *Server) deliverPendingSubscriptions(ctx context.Context, s *router.Sess
 	}
 }
 
-func addFrom(sub string) string {
-	if sub == sdk.SubTo || sub == sdk.SubBoth {
-		return sdk.SubBoth
-	}
-	return sdk.SubFrom
-}
-
-func addTo(sub string) string {
-	if sub == sdk.SubFrom || sub == sdk.SubBoth {
-		return sdk.SubBoth
-	}
-	return sdk.SubTo
-}
-
-func removeFrom(sub string) string {
-	if sub == sdk.SubBoth || sub == sdk.SubTo {
-		return sdk.SubTo
-	}
-	return sdk.SubNone
-}
-
-func removeTo(sub string) string {
-	if sub == sdk.SubBoth || sub == sdk.SubFrom {
-		return sdk.SubFrom
-	}
-	return sdk.SubNone
-}
-
 // inboundPresence handles presence arriving for a local address (RFC 6121
 // §3 and §4, "contact's server" side). from is the sender.
 func (m *Server) inboundPresence(ctx context.Context, p *xmlstream.Element, from, to jid.JID) {

@@ -45,7 +45,7 @@ func (m *Server) stageOut(tx *roster.Tx, r *roster.Roster, typ string, contact j
 	case "subscribed":
 		switch {
 		case tx.Pending(r, contact):
-			it.Subscription = addFrom(it.Subscription)
+			it.Subscription = roster.AddFrom(it.Subscription)
 			it.Approved = false
 			if err := tx.SetItem(r, it); err != nil {
 				return o, err
@@ -69,7 +69,7 @@ func (m *Server) stageOut(tx *roster.Tx, r *roster.Roster, typ string, contact j
 			return o, nil
 		}
 		old := it
-		it.Subscription = removeTo(it.Subscription)
+		it.Subscription = roster.RemoveTo(it.Subscription)
 		it.Ask = false
 		if old.Subscription == it.Subscription && !old.Ask {
 			return o, nil
@@ -84,7 +84,7 @@ func (m *Server) stageOut(tx *roster.Tx, r *roster.Roster, typ string, contact j
 			return o, nil
 		}
 		old := it
-		it.Subscription = removeFrom(it.Subscription)
+		it.Subscription = roster.RemoveFrom(it.Subscription)
 		it.Approved = false
 		if old.Subscription == it.Subscription && !old.Approved {
 			return o, nil
@@ -107,7 +107,7 @@ func (m *Server) stageIn(tx *roster.Tx, r *roster.Roster, p *xmlstream.Element, 
 			o.autoReply = true
 			return o, nil
 		case ok && it.Approved:
-			it.Subscription = addFrom(it.Subscription)
+			it.Subscription = roster.AddFrom(it.Subscription)
 			it.Approved = false
 			o.autoReply, o.sendAvail = true, true
 			return o, tx.SetItem(r, it)
@@ -118,7 +118,7 @@ func (m *Server) stageIn(tx *roster.Tx, r *roster.Roster, p *xmlstream.Element, 
 		if !ok || !it.Ask {
 			return o, nil
 		}
-		it.Subscription = addTo(it.Subscription)
+		it.Subscription = roster.AddTo(it.Subscription)
 		it.Ask = false
 		o.deliver = true
 		return o, tx.SetItem(r, it)
@@ -128,13 +128,13 @@ func (m *Server) stageIn(tx *roster.Tx, r *roster.Roster, p *xmlstream.Element, 
 		}
 		o.deliver = pending
 		if ok && (it.Subscription == sdk.SubFrom || it.Subscription == sdk.SubBoth) {
-			it.Subscription = removeFrom(it.Subscription)
+			it.Subscription = roster.RemoveFrom(it.Subscription)
 			o.deliver = true
 			return o, tx.SetItem(r, it)
 		}
 	case "unsubscribed":
 		if ok && (it.Subscription == sdk.SubTo || it.Subscription == sdk.SubBoth || it.Ask) {
-			it.Subscription = removeTo(it.Subscription)
+			it.Subscription = roster.RemoveTo(it.Subscription)
 			it.Ask = false
 			o.deliver = true
 			return o, tx.SetItem(r, it)
