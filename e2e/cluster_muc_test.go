@@ -105,6 +105,24 @@ func TestClusterMUC(t *testing.T) {
 		t.Fatalf("carol got %s", m)
 	}
 
+	// The service's room list, asked of node 2, which is home of neither
+	// room: each listed as its home has it (XEP-0045 §6.3).
+	const lobby = "lobby@" + mucDomain
+	if p := joinRoom(carol, lobby+"/Carol", ""); p.attr("type") == "error" {
+		t.Fatalf("carol creating a room on node 3: %s", p)
+	}
+	if r := ownerSubmit(carol, lobby, "<field var='muc#roomconfig_roomname'><value>Lobby</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring the lobby: %s", r)
+	}
+	list := bob.iq("<iq type='get' to='" + mucDomain + "'><query xmlns='" + nsDiscoIt + "'/></iq>")
+	var listed []string
+	for _, it := range list.child(nsDiscoIt, "query").children(nsDiscoIt, "item") {
+		listed = append(listed, it.attr("jid")+" "+it.attr("name"))
+	}
+	if want := []string{room + " Cluster Hall", lobby + " Lobby"}; !slices.Equal(listed, want) {
+		t.Fatalf("node 2's room list: %q, want %q", listed, want)
+	}
+
 	// The room's archive (XEP-0313), asked from node 3.
 	wantArchived := func(c *client, what string) {
 		t.Helper()

@@ -74,6 +74,7 @@ type RoomService interface {
 	// SessionsGone takes sessions whose node died out of the rooms served
 	// here: the node never sent their unavailable presence.
 	SessionsGone(ctx context.Context, gone []jid.JID)
+	RoomLister // roomlist.go
 }
 
 type hopsKey struct{}
@@ -166,17 +167,24 @@ func (r *rooms) apply(e jetstream.KeyValueEntry) {
 	r.claims[e.Key()] = st
 }
 
-// Rooms returns the room homes of svc, the chat service on domain.
+// Rooms returns the room homes of svc, the chat service on domain, and
+// answers the other nodes' requests for its room list.
 func (c *Cluster) Rooms(domain string, svc RoomService) *RoomHomes {
 	c.rooms.mu.Lock()
 	c.rooms.services[domain] = svc
 	c.rooms.mu.Unlock()
-	return &RoomHomes{r: c.rooms}
+	if err := c.serveList(domain, svc); err != nil {
+		c.log.Warn("the other nodes will list this node's rooms as they last saw them", "service", domain, "error", err)
+	}
+	return &RoomHomes{r: c.rooms, domain: domain}
 }
 
 // RoomHomes places the rooms of one chat service on the cluster's nodes
 // (it implements muc.Homes).
-type RoomHomes struct{ r *rooms }
+type RoomHomes struct {
+	r      *rooms
+	domain string
+}
 
 // Home returns the node that is room's home, "" for this node; fresh says
 // this call made this node the home, so the room must be read from the

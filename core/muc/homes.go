@@ -38,6 +38,13 @@ type Homes interface {
 	Forward(ctx context.Context, node string, el *xmlstream.Element) error
 	// Release gives up this node's claim on room.
 	Release(ctx context.Context, room jid.JID)
+	// Claim reports the node whose claim room has ("" for this node),
+	// and whether it has one.
+	Claim(room jid.JID) (node string, ok bool)
+	// ListOthers asks the other nodes for the items of the rooms they
+	// are home of that the room list shows (admin: to a service admin),
+	// and returns them by node, for the nodes that answered in time.
+	ListOthers(ctx context.Context, admin bool) map[string][]*xmlstream.Element
 }
 
 // SetHomes makes the service one of a cluster's; call it before serving.

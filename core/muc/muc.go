@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -536,7 +535,7 @@ func (s *Service) serviceStanza(ctx context.Context, el *xmlstream.Element, from
 			s.reply(ctx, el, stanza.ErrItemNotFound)
 			return
 		}
-		s.router.Route(ctx, stanza.Result(el, s.roomList(from)))
+		s.router.Route(ctx, stanza.Result(el, s.roomList(ctx, from)))
 	case typ == "get" && q.Space == NSPing && q.Local == "ping":
 		s.router.Route(ctx, stanza.Result(el, nil))
 	case typ == "get" && q.Space == NSUnique && q.Local == "unique":
@@ -553,39 +552,6 @@ func (s *Service) serviceStanza(ctx context.Context, el *xmlstream.Element, from
 	default:
 		s.reply(ctx, el, stanza.ErrServiceUnavailable)
 	}
-}
-
-// maxListed bounds the room list (XEP-0045 §6.3); a longer list would be
-// a stanza over the size limits of many clients.
-const maxListed = 1000
-
-// roomList is the service's disco#items: its public rooms, sorted, with
-// their names (XEP-0045 §6.3). Service admins see every room.
-func (s *Service) roomList(from jid.JID) *xmlstream.Element {
-	rooms := s.allRooms()
-	sort.Slice(rooms, func(i, j int) bool { return rooms[i].jid.Local() < rooms[j].jid.Local() })
-	admin := s.isAdmin(from)
-	res := xmlstream.NewElement(NSDiscoItems, "query")
-	n := 0
-	for _, r := range rooms {
-		r.mu.Lock()
-		listed := !r.gone && (r.cfg.Public || admin) && !r.locked
-		name := r.cfg.Name
-		r.mu.Unlock()
-		if !listed {
-			continue
-		}
-		if n++; n > maxListed {
-			break
-		}
-		it := xmlstream.NewElement(NSDiscoItems, "item").SetAttr("jid", r.jid.String())
-		if name == "" {
-			name = r.jid.Local()
-		}
-		it.SetAttr("name", name)
-		res.AppendChild(it)
-	}
-	return res
 }
 
 // uniqueName is a random room name, lower case so that it is its own
