@@ -69,6 +69,7 @@ type Config struct {
 	Components []Component
 	MUC        MUC
 	TURN       TURN
+	Contact    Contact
 }
 
 // Log configures the server's log (block log).

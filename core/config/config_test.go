@@ -541,6 +541,10 @@ func TestProblems(t *testing.T) {
 			[]string{`push.interval: at most 1h0m0s, got 2h0m0s`}},
 		{"push: body as string", base + host + `push { include_body = "yes" }`, nil,
 			[]string{`push.include_body: want true or false, got string "yes"`}},
+		{"contact: an address without its scheme", base + host + `contact { abuse = ["abuse@example.com"] }`, nil,
+			[]string{`contact.abuse: want URIs like "mailto:abuse@example.com", got "abuse@example.com" (an address wants its scheme: "mailto:abuse@example.com" or "xmpp:abuse@example.com")`}},
+		{"contact: unknown role", base + host + `contact { abuze = ["mailto:a@example.com"] }`, nil,
+			[]string{`contact.abuze: unknown key (did you mean abuse?)`}},
 		{"turn: no host", base + host + `turn { secret = "0123456789abcdef" }`, nil,
 			[]string{`turn.host: missing: the TURN server's name, like host = "turn.example.com"`}},
 		{"turn: host with a port", base + host + `turn { host = "turn.example.com:3478" }`, nil,
@@ -878,6 +882,10 @@ host "example.com" { auth = "Store"  roster = "Store" }
 				p := defaultPush()
 				p.IncludeBody, p.Interval, p.BodyPlaceholder = true, 0, ""
 				return c.Push, p
+			}},
+		{"contact from the environment", []string{"KOI_CONTACT__ADMIN=xmpp:admin@example.com, mailto:admin@example.com"},
+			func(c *Config) (any, any) {
+				return c.Contact, Contact{"admin": {"xmpp:admin@example.com", "mailto:admin@example.com"}}
 			}},
 		{"turn from the environment", []string{"KOI_TURN__HOST=turn.example.com", "KOI_TURN__SECRET=0123456789abcdef", "KOI_TURN__TLS_PORT=5349"},
 			func(c *Config) (any, any) {

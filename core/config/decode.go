@@ -62,6 +62,7 @@ func (d *decoder) decode(tree map[string]any, order map[string][]string) *Config
 	c.SM = d.streamManagement(tree["stream_management"])
 	c.MUC = d.muc(tree["muc"])
 	c.TURN = d.turn(tree["turn"])
+	c.Contact = d.contact(tree["contact"])
 	return c
 }
 

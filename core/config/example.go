@@ -88,6 +88,9 @@ host "localhost" {
 # so it gets neither the text nor the sender unless you say so. interval collapses bursts.
 # push { enabled = true  include_body = false  include_sender = false  body_placeholder = "New message"
 #        max_registrations = 5  max_errors = 16  interval = "5s" }
+# Who runs this server (XEP-0157), in the disco#info of every host: URIs for each role.
+# contact { abuse = ["mailto:abuse@example.com"]  admin = ["xmpp:admin@example.com"]
+#   feedback = []  sales = []  security = []  support = ["https://example.com/help"] }
 # STUN/TURN for audio and video calls (XEP-0215): the TURN server's name and ports, and the secret
 # it shares with koi (coturn: use-auth-secret, static-auth-secret=...), from which users get
 # credentials that expire after ttl. Without secret only STUN is advertised.

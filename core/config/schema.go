@@ -29,7 +29,7 @@ const (
 // blockNames lists koi's top-level blocks in the order they are decoded,
 // which is also the order their problems are reported in.
 func blockNames() []string {
-	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "pubsub", "admin", "metrics", "muc", "cluster", "turn"}
+	return []string{"log", "listen", "tls", "plugin", "host", "component", "limits", "stream_management", "server", "archive", "push", "pubsub", "admin", "metrics", "muc", "cluster", "turn", "contact"}
 }
 
 // labelled reports whether a top-level block carries a label
@@ -108,6 +108,8 @@ func blockKeys(block string) (map[string]kind, bool) {
 		return map[string]kind{
 			"service": kBool, "max_items": kInt, "default_max_items": kInt, "max_nodes": kInt, "max_item_size": kInt,
 		}, true
+	case "contact":
+		return map[string]kind{"abuse": kList, "admin": kList, "feedback": kList, "sales": kList, "security": kList, "support": kList}, true
 	case "turn":
 		return map[string]kind{"host": kString, "port": kInt, "tls_port": kInt, "secret": kString, "secret_file": kString, "ttl": kDuration}, true
 	case "push":

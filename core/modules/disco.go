@@ -69,7 +69,13 @@ func (m *Server) discoInfoServer(ctx context.Context, c *iqCall) (*xmlstream.Ele
 	if c.q.Attr("node") != "" {
 		return nil, stanza.ErrItemNotFound
 	}
-	return infoQuery("", "server", "im", "koi", m.serverFeatures(c.host)), nil
+	q := infoQuery("", "server", "im", "koi", m.serverFeatures(c.host))
+	for _, f := range m.serverInfo {
+		if x := f(c.host); x != nil {
+			q.AppendChild(x)
+		}
+	}
+	return q, nil
 }
 
 func (m *Server) discoInfoAccount(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {

@@ -90,6 +90,10 @@ func (m *Server) AddServerFeature(ns string, on func(*Host) bool) {
 	m.features = append(m.features, serverFeature{ns, on})
 }
 
+// AddServerInfo adds the form f makes (nil: none) to the disco#info of
+// the hosts (XEP-0128: contact addresses, XEP-0157).
+func (m *Server) AddServerInfo(f func(*Host) *xmlstream.Element) { m.serverInfo = append(m.serverInfo, f) }
+
 // AddAccountFeature advertises ns in the disco#info a user gets about
 // their own account (XEP-0030 on the bare JID), for the hosts for which on
 // is true.

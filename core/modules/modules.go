@@ -91,6 +91,7 @@ type Server struct {
 	// Set by modules outside the package (hooks.go).
 	features        []serverFeature
 	accountFeatures []serverFeature
+	serverInfo      []func(*Host) *xmlstream.Element // hooks.go
 	blocker         Blocker
 	replies         []ReplyHandler
 	notifier        Notifier

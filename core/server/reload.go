@@ -195,6 +195,7 @@ func reloadTarget(cur, next *config.Config) (*config.Config, []string) {
 		{"muc", cur.MUC, next.MUC},
 		{"cluster", cur.Cluster, next.Cluster},
 		{"turn", cur.TURN, next.TURN},
+		{"contact", cur.Contact, next.Contact},
 	} {
 		if !reflect.DeepEqual(d.cur, d.next) {
 			restart = append(restart, d.key)

@@ -23,6 +23,7 @@ import (
 	"github.com/koi-im/koi/core/c2s"
 	"github.com/koi-im/koi/core/component"
 	"github.com/koi-im/koi/core/config"
+	"github.com/koi-im/koi/core/contactinfo"
 	"github.com/koi-im/koi/core/extdisco"
 	"github.com/koi-im/koi/core/fast"
 	"github.com/koi-im/koi/core/modules"
@@ -273,6 +274,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
 	defer pep.Close()
+	contactinfo.Register(cfg.Contact, mods)
 	if tc := cfg.TURN; tc.Host != "" {
 		extdisco.Register(extdisco.Config{Host: tc.Host, Port: tc.Port, TLSPort: tc.TLSPort, Secret: tc.Secret, TTL: tc.TTL}, mods)
 	}
