@@ -7,9 +7,13 @@ import (
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
-type registrar struct{ forms []func(*modules.Host) *xmlstream.Element }
+type registrar struct {
+	forms []func(*modules.Host) *xmlstream.Element
+}
 
-func (r *registrar) AddServerInfo(f func(*modules.Host) *xmlstream.Element) { r.forms = append(r.forms, f) }
+func (r *registrar) AddServerInfo(f func(*modules.Host) *xmlstream.Element) {
+	r.forms = append(r.forms, f)
+}
 
 func TestForm(t *testing.T) {
 	got := Form(map[string][]string{

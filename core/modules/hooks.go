@@ -92,7 +92,9 @@ func (m *Server) AddServerFeature(ns string, on func(*Host) bool) {
 
 // AddServerInfo adds the form f makes (nil: none) to the disco#info of
 // the hosts (XEP-0128: contact addresses, XEP-0157).
-func (m *Server) AddServerInfo(f func(*Host) *xmlstream.Element) { m.serverInfo = append(m.serverInfo, f) }
+func (m *Server) AddServerInfo(f func(*Host) *xmlstream.Element) {
+	m.serverInfo = append(m.serverInfo, f)
+}
 
 // AddAccountFeature advertises ns in the disco#info a user gets about
 // their own account (XEP-0030 on the bare JID), for the hosts for which on
