@@ -221,6 +221,17 @@ func (s *server) DeleteArchive(ctx context.Context, req *pb.OwnerRequest) (*pb.E
 	return emptyReply(a.DeleteArchive(ctx, req.GetOwner()))
 }
 
+func (s *server) RetractMessage(ctx context.Context, req *pb.RetractRequest) (*pb.Empty, error) {
+	a, err := writer[ArchiveRetractor](s, "archive", archiveAccess)
+	if err != nil {
+		return nil, err
+	}
+	if _, caps, _ := s.state(); !caps.Archive.Retract {
+		return nil, status.Error(codes.Unimplemented, "backend does not retract archived messages")
+	}
+	return emptyReply(a.RetractArchived(ctx, req.GetOwner(), req.GetStanzaId(), req.GetTombstone()))
+}
+
 func (s *server) GetPrefs(ctx context.Context, req *pb.OwnerRequest) (*pb.ArchivePrefs, error) {
 	a, err := reader[Archive](s, "archive", archiveAccess)
 	if err != nil {

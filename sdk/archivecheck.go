@@ -28,6 +28,16 @@ func CheckArchivedMessage(m ArchivedMessage) error {
 		"stanza", m.Stanza, "body", m.Body)
 }
 
+// CheckRetraction returns ErrInvalid, saying why, for a retraction
+// (ArchiveRetractor) without owner, stanza id or tombstone, or with one
+// that is not valid UTF-8 or holds a NUL byte.
+func CheckRetraction(owner, stanzaID, tombstone string) error {
+	if owner == "" || stanzaID == "" || tombstone == "" {
+		return fmt.Errorf("%w: a retraction needs an owner, a stanza id and a tombstone", ErrInvalid)
+	}
+	return checkStorable("owner", owner, "stanza id", stanzaID, "tombstone", tombstone)
+}
+
 // CheckArchiveQuery returns ErrInvalid, saying why, when q asks for what no
 // backend serves: no owner, Max outside 0..MaxArchivePage, a negative
 // Skip, more than MaxArchivePage IDs, or a field that is not valid UTF-8

@@ -97,6 +97,20 @@ type ArchiveCapabilities struct {
 	// FullText is true when ArchiveQuery.Text is served (a search of
 	// message bodies). Without it the core never sends Text.
 	FullText bool
+	// Retract is true when the backend also implements ArchiveRetractor:
+	// a moderated group chat message (XEP-0425) is replaced by a
+	// tombstone. Without it rooms in this archive offer no moderation.
+	Retract bool
+}
+
+// ArchiveRetractor replaces archived messages with tombstones.
+type ArchiveRetractor interface {
+	// RetractArchived replaces the stanza of owner's message stanzaID
+	// with tombstone and empties its body, so that queries return the
+	// tombstone in the message's place, under its id and time, and text
+	// searches no longer find its words. ErrNotFound when owner's archive
+	// has no such message; retracting one again replaces the tombstone.
+	RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error
 }
 
 // Backend is what a plugin's factory returns. It must also implement the

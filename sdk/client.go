@@ -61,6 +61,7 @@ var (
 	_ Roster            = (*Client)(nil)
 	_ RosterWriter      = (*Client)(nil)
 	_ RosterBatchWriter = (*Client)(nil)
+	_ ArchiveRetractor  = (*Client)(nil)
 	_ Offline           = (*Client)(nil)
 	_ VCard             = (*Client)(nil)
 	_ VCardWriter       = (*Client)(nil)
@@ -393,6 +394,14 @@ func (c *Client) QueryArchive(ctx context.Context, q ArchiveQuery) (ArchivePage,
 		return ArchivePage{}, err
 	}
 	return archivePageFromPB(resp), nil
+}
+
+// RetractArchived implements ArchiveRetractor. Call it only when the
+// backend declared ArchiveCapabilities.Retract: others answer
+// Unimplemented.
+func (c *Client) RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error {
+	_, err := call(ctx, c.archive.RetractMessage, &pb.RetractRequest{Owner: owner, StanzaId: stanzaID, Tombstone: tombstone})
+	return err
 }
 
 // DeleteArchive implements Archive.

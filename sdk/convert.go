@@ -49,6 +49,7 @@ func capsToPB(c Capabilities) *pb.Capabilities {
 
 		Archive:         accessToPB(c.Archive.Access),
 		ArchiveFulltext: c.Archive.FullText,
+		ArchiveRetract:  c.Archive.Retract,
 		Blocklist:       accessToPB(c.Blocklist),
 		Tokens:          accessToPB(c.Tokens),
 		Pubsub:          accessToPB(c.PubSub),
@@ -64,7 +65,7 @@ func capsFromPB(c *pb.Capabilities) Capabilities {
 		Offline:   accessFromPB(c.GetOffline()),
 		VCard:     accessFromPB(c.GetVcard()),
 		Private:   accessFromPB(c.GetPrivate()),
-		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext()},
+		Archive:   ArchiveCapabilities{Access: accessFromPB(c.GetArchive()), FullText: c.GetArchiveFulltext(), Retract: c.GetArchiveRetract()},
 		Blocklist: accessFromPB(c.GetBlocklist()),
 		Tokens:    accessFromPB(c.GetTokens()),
 		PubSub:    accessFromPB(c.GetPubsub()),

@@ -178,6 +178,14 @@ func validateCapabilities(b Backend, caps Capabilities) error {
 	if caps.Archive.FullText && !caps.Archive.Access.Readable() {
 		problems = append(problems, "declares archive full-text search without archive")
 	}
+	if caps.Archive.Retract {
+		if _, ok := b.(ArchiveRetractor); !ok {
+			problems = append(problems, "declares archive retraction but does not implement sdk.ArchiveRetractor")
+		}
+		if !caps.Archive.Access.Writable() {
+			problems = append(problems, "declares archive retraction without archive")
+		}
+	}
 	if caps.Auth.SCRAM && !caps.Auth.Access.Readable() {
 		problems = append(problems, "declares SCRAM credentials without auth")
 	}

@@ -259,6 +259,14 @@ func (b *Backend) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.Arc
 	return call(ctx, b, "QueryArchive", hostOf(q.Owner), func(ctx context.Context, c *sdk.Client) (sdk.ArchivePage, error) { return c.QueryArchive(ctx, q) })
 }
 
+// RetractArchived implements sdk.ArchiveRetractor; the core calls it only
+// for a backend that declared ArchiveCapabilities.Retract.
+func (b *Backend) RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error {
+	return callErr(ctx, b, "RetractArchived", hostOf(owner), func(ctx context.Context, c *sdk.Client) error {
+		return c.RetractArchived(ctx, owner, stanzaID, tombstone)
+	})
+}
+
 // DeleteArchive implements sdk.Archive.
 func (b *Backend) DeleteArchive(ctx context.Context, owner string) error {
 	return callErr(ctx, b, "DeleteArchive", hostOf(owner), func(ctx context.Context, c *sdk.Client) error { return c.DeleteArchive(ctx, owner) })

@@ -171,6 +171,28 @@ func minID(a, b string) string {
 	return min(a, b)
 }
 
+// RetractArchived replaces the stanza of owner's message stanzaID with
+// tombstone and drops its body, which the text index covers
+// (sdk.ArchiveRetractor).
+func (s *Store) RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error {
+	const op = "archive.Retract"
+	if err := sdk.CheckRetraction(owner, stanzaID, tombstone); err != nil {
+		return s.fail(op, err)
+	}
+	if err := checkKey("owner", owner); err != nil {
+		return s.fail(op, err)
+	}
+	res, err := s.archive.UpdateOne(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "sid", Value: stanzaID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "stanza", Value: tombstone}}}, {Key: "$unset", Value: bson.D{{Key: "body", Value: ""}}}})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	if res.MatchedCount == 0 {
+		return s.fail(op, fmt.Errorf("%w: no message %s in %s's archive", sdk.ErrNotFound, stanzaID, owner))
+	}
+	return nil
+}
+
 // DeleteArchive removes the owner's messages and preferences.
 func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
 	const op = "archive.Delete"

@@ -315,7 +315,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 		Offline:   sdk.AccessReadWrite,
 		VCard:     sdk.AccessReadWrite,
 		Private:   sdk.AccessReadWrite,
-		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText},
+		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: s.FullText, Retract: true},
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,

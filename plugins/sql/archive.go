@@ -3,6 +3,7 @@ package sqlbackend
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -319,6 +320,45 @@ func (s *Store) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.Archi
 		page.Messages = []sdk.ArchivedMessage{}
 	}
 	return page, nil
+}
+
+// RetractArchived replaces the stanza of owner's message stanzaID with
+// tombstone and empties its body (sdk.ArchiveRetractor).
+func (s *Store) RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error {
+	const op = "archive.Retract"
+	if err := checkRetract(owner, stanzaID, tombstone); err != nil {
+		return s.fail(op, err)
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, "UPDATE koi_archive SET stanza = ?, body = '' WHERE owner = ? AND stanza_id = ?", tombstone, owner, stanzaID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			// MySQL counts only changed rows: a tombstone written again
+			// changes none, yet the message is there.
+			var one int
+			err := tx.QueryRowContext(ctx, s.q("SELECT 1 FROM koi_archive WHERE owner = ? AND stanza_id = ?"), owner, stanzaID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: no message %s in %s's archive", sdk.ErrNotFound, stanzaID, owner)
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// checkRetract checks a retraction's arguments.
+func checkRetract(owner, stanzaID, tombstone string) error {
+	if err := sdk.CheckRetraction(owner, stanzaID, tombstone); err != nil {
+		return err
+	}
+	if len(stanzaID) > archiveIDChars {
+		return fmt.Errorf("%w: stanza id must be 1 to %d characters", sdk.ErrInvalid, archiveIDChars)
+	}
+	return checkKey("owner", owner)
 }
 
 // DeleteArchive removes the owner's messages and preferences.

@@ -175,7 +175,7 @@ func capabilities() sdk.Capabilities {
 		Private: sdk.AccessReadWrite,
 		// Full-text search is a substring scan of the owner's messages
 		// (archive.go): no index, but no extra setup either.
-		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Archive:   sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true, Retract: true},
 		Blocklist: sdk.AccessReadWrite,
 		Tokens:    sdk.AccessReadWrite,
 		MUC:       sdk.AccessReadWrite,

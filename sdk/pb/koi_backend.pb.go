@@ -135,9 +135,11 @@ type Capabilities struct {
 	Pubsub    Access `protobuf:"varint,12,opt,name=pubsub,proto3,enum=koi.backend.v1.Access" json:"pubsub,omitempty"`
 	Muc       Access `protobuf:"varint,13,opt,name=muc,proto3,enum=koi.backend.v1.Access" json:"muc,omitempty"`
 	// roster_batch: the roster backend serves Roster.ApplyRosterChanges.
-	RosterBatch   bool `protobuf:"varint,14,opt,name=roster_batch,json=rosterBatch,proto3" json:"roster_batch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RosterBatch bool `protobuf:"varint,14,opt,name=roster_batch,json=rosterBatch,proto3" json:"roster_batch,omitempty"`
+	// archive_retract: the archive backend serves Archive.RetractMessage.
+	ArchiveRetract bool `protobuf:"varint,15,opt,name=archive_retract,json=archiveRetract,proto3" json:"archive_retract,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -264,6 +266,13 @@ func (x *Capabilities) GetMuc() Access {
 func (x *Capabilities) GetRosterBatch() bool {
 	if x != nil {
 		return x.RosterBatch
+	}
+	return false
+}
+
+func (x *Capabilities) GetArchiveRetract() bool {
+	if x != nil {
+		return x.ArchiveRetract
 	}
 	return false
 }
@@ -907,6 +916,68 @@ func (x *OwnerRequest) GetOwner() string {
 	return ""
 }
 
+type RetractRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owner is a bare JID, stanza_id the message's id in owner's archive.
+	Owner    string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	StanzaId string `protobuf:"bytes,2,opt,name=stanza_id,json=stanzaId,proto3" json:"stanza_id,omitempty"`
+	// tombstone is the stanza stored in the message's place.
+	Tombstone     string `protobuf:"bytes,3,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetractRequest) Reset() {
+	*x = RetractRequest{}
+	mi := &file_koi_backend_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetractRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetractRequest) ProtoMessage() {}
+
+func (x *RetractRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_koi_backend_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetractRequest.ProtoReflect.Descriptor instead.
+func (*RetractRequest) Descriptor() ([]byte, []int) {
+	return file_koi_backend_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RetractRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *RetractRequest) GetStanzaId() string {
+	if x != nil {
+		return x.StanzaId
+	}
+	return ""
+}
+
+func (x *RetractRequest) GetTombstone() string {
+	if x != nil {
+		return x.Tombstone
+	}
+	return ""
+}
+
 type ContactRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
@@ -917,7 +988,7 @@ type ContactRequest struct {
 
 func (x *ContactRequest) Reset() {
 	*x = ContactRequest{}
-	mi := &file_koi_backend_proto_msgTypes[15]
+	mi := &file_koi_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1000,7 @@ func (x *ContactRequest) String() string {
 func (*ContactRequest) ProtoMessage() {}
 
 func (x *ContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[15]
+	mi := &file_koi_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1013,7 @@ func (x *ContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactRequest.ProtoReflect.Descriptor instead.
 func (*ContactRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{15}
+	return file_koi_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContactRequest) GetOwner() string {
@@ -973,7 +1044,7 @@ type RosterItem struct {
 
 func (x *RosterItem) Reset() {
 	*x = RosterItem{}
-	mi := &file_koi_backend_proto_msgTypes[16]
+	mi := &file_koi_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1056,7 @@ func (x *RosterItem) String() string {
 func (*RosterItem) ProtoMessage() {}
 
 func (x *RosterItem) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[16]
+	mi := &file_koi_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1069,7 @@ func (x *RosterItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterItem.ProtoReflect.Descriptor instead.
 func (*RosterItem) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{16}
+	return file_koi_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RosterItem) GetJid() string {
@@ -1053,7 +1124,7 @@ type PendingSubscription struct {
 
 func (x *PendingSubscription) Reset() {
 	*x = PendingSubscription{}
-	mi := &file_koi_backend_proto_msgTypes[17]
+	mi := &file_koi_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1136,7 @@ func (x *PendingSubscription) String() string {
 func (*PendingSubscription) ProtoMessage() {}
 
 func (x *PendingSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[17]
+	mi := &file_koi_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1149,7 @@ func (x *PendingSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingSubscription.ProtoReflect.Descriptor instead.
 func (*PendingSubscription) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{17}
+	return file_koi_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PendingSubscription) GetJid() string {
@@ -1106,7 +1177,7 @@ type RosterState struct {
 
 func (x *RosterState) Reset() {
 	*x = RosterState{}
-	mi := &file_koi_backend_proto_msgTypes[18]
+	mi := &file_koi_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1189,7 @@ func (x *RosterState) String() string {
 func (*RosterState) ProtoMessage() {}
 
 func (x *RosterState) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[18]
+	mi := &file_koi_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1202,7 @@ func (x *RosterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterState.ProtoReflect.Descriptor instead.
 func (*RosterState) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{18}
+	return file_koi_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RosterState) GetVersion() string {
@@ -1165,7 +1236,7 @@ type SetItemRequest struct {
 
 func (x *SetItemRequest) Reset() {
 	*x = SetItemRequest{}
-	mi := &file_koi_backend_proto_msgTypes[19]
+	mi := &file_koi_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1248,7 @@ func (x *SetItemRequest) String() string {
 func (*SetItemRequest) ProtoMessage() {}
 
 func (x *SetItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[19]
+	mi := &file_koi_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1261,7 @@ func (x *SetItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetItemRequest.ProtoReflect.Descriptor instead.
 func (*SetItemRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{19}
+	return file_koi_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetItemRequest) GetOwner() string {
@@ -1217,7 +1288,7 @@ type SetPendingRequest struct {
 
 func (x *SetPendingRequest) Reset() {
 	*x = SetPendingRequest{}
-	mi := &file_koi_backend_proto_msgTypes[20]
+	mi := &file_koi_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1300,7 @@ func (x *SetPendingRequest) String() string {
 func (*SetPendingRequest) ProtoMessage() {}
 
 func (x *SetPendingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[20]
+	mi := &file_koi_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1313,7 @@ func (x *SetPendingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPendingRequest.ProtoReflect.Descriptor instead.
 func (*SetPendingRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{20}
+	return file_koi_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetPendingRequest) GetOwner() string {
@@ -1276,7 +1347,7 @@ type RosterChange struct {
 
 func (x *RosterChange) Reset() {
 	*x = RosterChange{}
-	mi := &file_koi_backend_proto_msgTypes[21]
+	mi := &file_koi_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1359,7 @@ func (x *RosterChange) String() string {
 func (*RosterChange) ProtoMessage() {}
 
 func (x *RosterChange) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[21]
+	mi := &file_koi_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1372,7 @@ func (x *RosterChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterChange.ProtoReflect.Descriptor instead.
 func (*RosterChange) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{21}
+	return file_koi_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RosterChange) GetOwner() string {
@@ -1355,7 +1426,7 @@ type RosterChangesRequest struct {
 
 func (x *RosterChangesRequest) Reset() {
 	*x = RosterChangesRequest{}
-	mi := &file_koi_backend_proto_msgTypes[22]
+	mi := &file_koi_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1438,7 @@ func (x *RosterChangesRequest) String() string {
 func (*RosterChangesRequest) ProtoMessage() {}
 
 func (x *RosterChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[22]
+	mi := &file_koi_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1451,7 @@ func (x *RosterChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterChangesRequest.ProtoReflect.Descriptor instead.
 func (*RosterChangesRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{22}
+	return file_koi_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RosterChangesRequest) GetChanges() []*RosterChange {
@@ -1400,7 +1471,7 @@ type RosterVersionsResponse struct {
 
 func (x *RosterVersionsResponse) Reset() {
 	*x = RosterVersionsResponse{}
-	mi := &file_koi_backend_proto_msgTypes[23]
+	mi := &file_koi_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1483,7 @@ func (x *RosterVersionsResponse) String() string {
 func (*RosterVersionsResponse) ProtoMessage() {}
 
 func (x *RosterVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[23]
+	mi := &file_koi_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1496,7 @@ func (x *RosterVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterVersionsResponse.ProtoReflect.Descriptor instead.
 func (*RosterVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{23}
+	return file_koi_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RosterVersionsResponse) GetVersions() map[string]string {
@@ -1444,7 +1515,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_koi_backend_proto_msgTypes[24]
+	mi := &file_koi_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1527,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[24]
+	mi := &file_koi_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1540,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{24}
+	return file_koi_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -1489,7 +1560,7 @@ type OfflineMessage struct {
 
 func (x *OfflineMessage) Reset() {
 	*x = OfflineMessage{}
-	mi := &file_koi_backend_proto_msgTypes[25]
+	mi := &file_koi_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1572,7 @@ func (x *OfflineMessage) String() string {
 func (*OfflineMessage) ProtoMessage() {}
 
 func (x *OfflineMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[25]
+	mi := &file_koi_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1585,7 @@ func (x *OfflineMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineMessage.ProtoReflect.Descriptor instead.
 func (*OfflineMessage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{25}
+	return file_koi_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OfflineMessage) GetStanza() string {
@@ -1541,7 +1612,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_koi_backend_proto_msgTypes[26]
+	mi := &file_koi_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1624,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[26]
+	mi := &file_koi_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1637,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{26}
+	return file_koi_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StoreRequest) GetOwner() string {
@@ -1592,7 +1663,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_koi_backend_proto_msgTypes[27]
+	mi := &file_koi_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1675,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[27]
+	mi := &file_koi_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1688,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{27}
+	return file_koi_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -1636,7 +1707,7 @@ type PopResponse struct {
 
 func (x *PopResponse) Reset() {
 	*x = PopResponse{}
-	mi := &file_koi_backend_proto_msgTypes[28]
+	mi := &file_koi_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1719,7 @@ func (x *PopResponse) String() string {
 func (*PopResponse) ProtoMessage() {}
 
 func (x *PopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[28]
+	mi := &file_koi_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1732,7 @@ func (x *PopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PopResponse.ProtoReflect.Descriptor instead.
 func (*PopResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{28}
+	return file_koi_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PopResponse) GetMessages() []*OfflineMessage {
@@ -1680,7 +1751,7 @@ type DocumentResponse struct {
 
 func (x *DocumentResponse) Reset() {
 	*x = DocumentResponse{}
-	mi := &file_koi_backend_proto_msgTypes[29]
+	mi := &file_koi_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1763,7 @@ func (x *DocumentResponse) String() string {
 func (*DocumentResponse) ProtoMessage() {}
 
 func (x *DocumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[29]
+	mi := &file_koi_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1776,7 @@ func (x *DocumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DocumentResponse.ProtoReflect.Descriptor instead.
 func (*DocumentResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{29}
+	return file_koi_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DocumentResponse) GetXml() string {
@@ -1725,7 +1796,7 @@ type SetVCardRequest struct {
 
 func (x *SetVCardRequest) Reset() {
 	*x = SetVCardRequest{}
-	mi := &file_koi_backend_proto_msgTypes[30]
+	mi := &file_koi_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1808,7 @@ func (x *SetVCardRequest) String() string {
 func (*SetVCardRequest) ProtoMessage() {}
 
 func (x *SetVCardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[30]
+	mi := &file_koi_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1821,7 @@ func (x *SetVCardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVCardRequest.ProtoReflect.Descriptor instead.
 func (*SetVCardRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{30}
+	return file_koi_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetVCardRequest) GetOwner() string {
@@ -1778,7 +1849,7 @@ type GetPrivateRequest struct {
 
 func (x *GetPrivateRequest) Reset() {
 	*x = GetPrivateRequest{}
-	mi := &file_koi_backend_proto_msgTypes[31]
+	mi := &file_koi_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1861,7 @@ func (x *GetPrivateRequest) String() string {
 func (*GetPrivateRequest) ProtoMessage() {}
 
 func (x *GetPrivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[31]
+	mi := &file_koi_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1874,7 @@ func (x *GetPrivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrivateRequest.ProtoReflect.Descriptor instead.
 func (*GetPrivateRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{31}
+	return file_koi_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetPrivateRequest) GetOwner() string {
@@ -1839,7 +1910,7 @@ type SetPrivateRequest struct {
 
 func (x *SetPrivateRequest) Reset() {
 	*x = SetPrivateRequest{}
-	mi := &file_koi_backend_proto_msgTypes[32]
+	mi := &file_koi_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1922,7 @@ func (x *SetPrivateRequest) String() string {
 func (*SetPrivateRequest) ProtoMessage() {}
 
 func (x *SetPrivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[32]
+	mi := &file_koi_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1935,7 @@ func (x *SetPrivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrivateRequest.ProtoReflect.Descriptor instead.
 func (*SetPrivateRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{32}
+	return file_koi_backend_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetPrivateRequest) GetOwner() string {
@@ -1911,7 +1982,7 @@ type ArchivedMessage struct {
 
 func (x *ArchivedMessage) Reset() {
 	*x = ArchivedMessage{}
-	mi := &file_koi_backend_proto_msgTypes[33]
+	mi := &file_koi_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +1994,7 @@ func (x *ArchivedMessage) String() string {
 func (*ArchivedMessage) ProtoMessage() {}
 
 func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[33]
+	mi := &file_koi_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2007,7 @@ func (x *ArchivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivedMessage.ProtoReflect.Descriptor instead.
 func (*ArchivedMessage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{33}
+	return file_koi_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ArchivedMessage) GetOwner() string {
@@ -2005,7 +2076,7 @@ type ArchiveBatch struct {
 
 func (x *ArchiveBatch) Reset() {
 	*x = ArchiveBatch{}
-	mi := &file_koi_backend_proto_msgTypes[34]
+	mi := &file_koi_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2088,7 @@ func (x *ArchiveBatch) String() string {
 func (*ArchiveBatch) ProtoMessage() {}
 
 func (x *ArchiveBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[34]
+	mi := &file_koi_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2101,7 @@ func (x *ArchiveBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveBatch.ProtoReflect.Descriptor instead.
 func (*ArchiveBatch) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{34}
+	return file_koi_backend_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ArchiveBatch) GetId() uint64 {
@@ -2060,7 +2131,7 @@ type ArchiveAck struct {
 
 func (x *ArchiveAck) Reset() {
 	*x = ArchiveAck{}
-	mi := &file_koi_backend_proto_msgTypes[35]
+	mi := &file_koi_backend_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2143,7 @@ func (x *ArchiveAck) String() string {
 func (*ArchiveAck) ProtoMessage() {}
 
 func (x *ArchiveAck) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[35]
+	mi := &file_koi_backend_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2156,7 @@ func (x *ArchiveAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveAck.ProtoReflect.Descriptor instead.
 func (*ArchiveAck) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{35}
+	return file_koi_backend_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ArchiveAck) GetId() uint64 {
@@ -2130,7 +2201,7 @@ type ArchiveQuery struct {
 
 func (x *ArchiveQuery) Reset() {
 	*x = ArchiveQuery{}
-	mi := &file_koi_backend_proto_msgTypes[36]
+	mi := &file_koi_backend_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2142,7 +2213,7 @@ func (x *ArchiveQuery) String() string {
 func (*ArchiveQuery) ProtoMessage() {}
 
 func (x *ArchiveQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[36]
+	mi := &file_koi_backend_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2155,7 +2226,7 @@ func (x *ArchiveQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveQuery.ProtoReflect.Descriptor instead.
 func (*ArchiveQuery) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{36}
+	return file_koi_backend_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ArchiveQuery) GetOwner() string {
@@ -2261,7 +2332,7 @@ type ArchivePage struct {
 
 func (x *ArchivePage) Reset() {
 	*x = ArchivePage{}
-	mi := &file_koi_backend_proto_msgTypes[37]
+	mi := &file_koi_backend_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2344,7 @@ func (x *ArchivePage) String() string {
 func (*ArchivePage) ProtoMessage() {}
 
 func (x *ArchivePage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[37]
+	mi := &file_koi_backend_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2357,7 @@ func (x *ArchivePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivePage.ProtoReflect.Descriptor instead.
 func (*ArchivePage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{37}
+	return file_koi_backend_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ArchivePage) GetMessages() []*ArchivedMessage {
@@ -2329,7 +2400,7 @@ type ArchivePrefs struct {
 
 func (x *ArchivePrefs) Reset() {
 	*x = ArchivePrefs{}
-	mi := &file_koi_backend_proto_msgTypes[38]
+	mi := &file_koi_backend_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2412,7 @@ func (x *ArchivePrefs) String() string {
 func (*ArchivePrefs) ProtoMessage() {}
 
 func (x *ArchivePrefs) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[38]
+	mi := &file_koi_backend_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2425,7 @@ func (x *ArchivePrefs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchivePrefs.ProtoReflect.Descriptor instead.
 func (*ArchivePrefs) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{38}
+	return file_koi_backend_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ArchivePrefs) GetDefaultMode() string {
@@ -2388,7 +2459,7 @@ type SetArchivePrefsRequest struct {
 
 func (x *SetArchivePrefsRequest) Reset() {
 	*x = SetArchivePrefsRequest{}
-	mi := &file_koi_backend_proto_msgTypes[39]
+	mi := &file_koi_backend_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2471,7 @@ func (x *SetArchivePrefsRequest) String() string {
 func (*SetArchivePrefsRequest) ProtoMessage() {}
 
 func (x *SetArchivePrefsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[39]
+	mi := &file_koi_backend_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2484,7 @@ func (x *SetArchivePrefsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetArchivePrefsRequest.ProtoReflect.Descriptor instead.
 func (*SetArchivePrefsRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{39}
+	return file_koi_backend_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetArchivePrefsRequest) GetOwner() string {
@@ -2440,7 +2511,7 @@ type BlocklistRequest struct {
 
 func (x *BlocklistRequest) Reset() {
 	*x = BlocklistRequest{}
-	mi := &file_koi_backend_proto_msgTypes[40]
+	mi := &file_koi_backend_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2523,7 @@ func (x *BlocklistRequest) String() string {
 func (*BlocklistRequest) ProtoMessage() {}
 
 func (x *BlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[40]
+	mi := &file_koi_backend_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2536,7 @@ func (x *BlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocklistRequest.ProtoReflect.Descriptor instead.
 func (*BlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{40}
+	return file_koi_backend_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BlocklistRequest) GetOwner() string {
@@ -2491,7 +2562,7 @@ type BlocklistResponse struct {
 
 func (x *BlocklistResponse) Reset() {
 	*x = BlocklistResponse{}
-	mi := &file_koi_backend_proto_msgTypes[41]
+	mi := &file_koi_backend_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2574,7 @@ func (x *BlocklistResponse) String() string {
 func (*BlocklistResponse) ProtoMessage() {}
 
 func (x *BlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[41]
+	mi := &file_koi_backend_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2587,7 @@ func (x *BlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocklistResponse.ProtoReflect.Descriptor instead.
 func (*BlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{41}
+	return file_koi_backend_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BlocklistResponse) GetJids() []string {
@@ -2540,7 +2611,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_koi_backend_proto_msgTypes[42]
+	mi := &file_koi_backend_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2623,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[42]
+	mi := &file_koi_backend_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2636,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{42}
+	return file_koi_backend_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Token) GetOwner() string {
@@ -2620,7 +2691,7 @@ type TokensRequest struct {
 
 func (x *TokensRequest) Reset() {
 	*x = TokensRequest{}
-	mi := &file_koi_backend_proto_msgTypes[43]
+	mi := &file_koi_backend_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2703,7 @@ func (x *TokensRequest) String() string {
 func (*TokensRequest) ProtoMessage() {}
 
 func (x *TokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[43]
+	mi := &file_koi_backend_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2716,7 @@ func (x *TokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokensRequest.ProtoReflect.Descriptor instead.
 func (*TokensRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{43}
+	return file_koi_backend_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TokensRequest) GetOwner() string {
@@ -2671,7 +2742,7 @@ type TokensResponse struct {
 
 func (x *TokensResponse) Reset() {
 	*x = TokensResponse{}
-	mi := &file_koi_backend_proto_msgTypes[44]
+	mi := &file_koi_backend_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2754,7 @@ func (x *TokensResponse) String() string {
 func (*TokensResponse) ProtoMessage() {}
 
 func (x *TokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[44]
+	mi := &file_koi_backend_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2767,7 @@ func (x *TokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokensResponse.ProtoReflect.Descriptor instead.
 func (*TokensResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{44}
+	return file_koi_backend_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TokensResponse) GetTokens() []*Token {
@@ -2717,7 +2788,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_koi_backend_proto_msgTypes[45]
+	mi := &file_koi_backend_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2800,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[45]
+	mi := &file_koi_backend_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2813,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{45}
+	return file_koi_backend_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteTokenRequest) GetOwner() string {
@@ -2779,7 +2850,7 @@ type MUCConfigField struct {
 
 func (x *MUCConfigField) Reset() {
 	*x = MUCConfigField{}
-	mi := &file_koi_backend_proto_msgTypes[46]
+	mi := &file_koi_backend_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2862,7 @@ func (x *MUCConfigField) String() string {
 func (*MUCConfigField) ProtoMessage() {}
 
 func (x *MUCConfigField) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[46]
+	mi := &file_koi_backend_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2875,7 @@ func (x *MUCConfigField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCConfigField.ProtoReflect.Descriptor instead.
 func (*MUCConfigField) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{46}
+	return file_koi_backend_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MUCConfigField) GetVar() string {
@@ -2835,7 +2906,7 @@ type MUCRoom struct {
 
 func (x *MUCRoom) Reset() {
 	*x = MUCRoom{}
-	mi := &file_koi_backend_proto_msgTypes[47]
+	mi := &file_koi_backend_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +2918,7 @@ func (x *MUCRoom) String() string {
 func (*MUCRoom) ProtoMessage() {}
 
 func (x *MUCRoom) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[47]
+	mi := &file_koi_backend_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +2931,7 @@ func (x *MUCRoom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoom.ProtoReflect.Descriptor instead.
 func (*MUCRoom) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{47}
+	return file_koi_backend_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MUCRoom) GetRoom() string {
@@ -2907,7 +2978,7 @@ type MUCRoomRequest struct {
 
 func (x *MUCRoomRequest) Reset() {
 	*x = MUCRoomRequest{}
-	mi := &file_koi_backend_proto_msgTypes[48]
+	mi := &file_koi_backend_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +2990,7 @@ func (x *MUCRoomRequest) String() string {
 func (*MUCRoomRequest) ProtoMessage() {}
 
 func (x *MUCRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[48]
+	mi := &file_koi_backend_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3003,7 @@ func (x *MUCRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoomRequest.ProtoReflect.Descriptor instead.
 func (*MUCRoomRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{48}
+	return file_koi_backend_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *MUCRoomRequest) GetRoom() string {
@@ -2951,7 +3022,7 @@ type MUCServiceRequest struct {
 
 func (x *MUCServiceRequest) Reset() {
 	*x = MUCServiceRequest{}
-	mi := &file_koi_backend_proto_msgTypes[49]
+	mi := &file_koi_backend_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2963,7 +3034,7 @@ func (x *MUCServiceRequest) String() string {
 func (*MUCServiceRequest) ProtoMessage() {}
 
 func (x *MUCServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[49]
+	mi := &file_koi_backend_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2976,7 +3047,7 @@ func (x *MUCServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCServiceRequest.ProtoReflect.Descriptor instead.
 func (*MUCServiceRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{49}
+	return file_koi_backend_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MUCServiceRequest) GetService() string {
@@ -2995,7 +3066,7 @@ type MUCRoomsResponse struct {
 
 func (x *MUCRoomsResponse) Reset() {
 	*x = MUCRoomsResponse{}
-	mi := &file_koi_backend_proto_msgTypes[50]
+	mi := &file_koi_backend_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3078,7 @@ func (x *MUCRoomsResponse) String() string {
 func (*MUCRoomsResponse) ProtoMessage() {}
 
 func (x *MUCRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[50]
+	mi := &file_koi_backend_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3091,7 @@ func (x *MUCRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCRoomsResponse.ProtoReflect.Descriptor instead.
 func (*MUCRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{50}
+	return file_koi_backend_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MUCRoomsResponse) GetRooms() []*MUCRoom {
@@ -3043,7 +3114,7 @@ type MUCAffiliation struct {
 
 func (x *MUCAffiliation) Reset() {
 	*x = MUCAffiliation{}
-	mi := &file_koi_backend_proto_msgTypes[51]
+	mi := &file_koi_backend_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3126,7 @@ func (x *MUCAffiliation) String() string {
 func (*MUCAffiliation) ProtoMessage() {}
 
 func (x *MUCAffiliation) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[51]
+	mi := &file_koi_backend_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3139,7 @@ func (x *MUCAffiliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCAffiliation.ProtoReflect.Descriptor instead.
 func (*MUCAffiliation) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{51}
+	return file_koi_backend_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MUCAffiliation) GetRoom() string {
@@ -3115,7 +3186,7 @@ type MUCAffiliationsResponse struct {
 
 func (x *MUCAffiliationsResponse) Reset() {
 	*x = MUCAffiliationsResponse{}
-	mi := &file_koi_backend_proto_msgTypes[52]
+	mi := &file_koi_backend_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3198,7 @@ func (x *MUCAffiliationsResponse) String() string {
 func (*MUCAffiliationsResponse) ProtoMessage() {}
 
 func (x *MUCAffiliationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[52]
+	mi := &file_koi_backend_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3211,7 @@ func (x *MUCAffiliationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MUCAffiliationsResponse.ProtoReflect.Descriptor instead.
 func (*MUCAffiliationsResponse) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{52}
+	return file_koi_backend_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MUCAffiliationsResponse) GetAffiliations() []*MUCAffiliation {
@@ -3160,7 +3231,7 @@ type FormValues struct {
 
 func (x *FormValues) Reset() {
 	*x = FormValues{}
-	mi := &file_koi_backend_proto_msgTypes[53]
+	mi := &file_koi_backend_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3243,7 @@ func (x *FormValues) String() string {
 func (*FormValues) ProtoMessage() {}
 
 func (x *FormValues) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[53]
+	mi := &file_koi_backend_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3256,7 @@ func (x *FormValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FormValues.ProtoReflect.Descriptor instead.
 func (*FormValues) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{53}
+	return file_koi_backend_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FormValues) GetValues() []string {
@@ -3208,7 +3279,7 @@ type PubSubNode struct {
 
 func (x *PubSubNode) Reset() {
 	*x = PubSubNode{}
-	mi := &file_koi_backend_proto_msgTypes[54]
+	mi := &file_koi_backend_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3291,7 @@ func (x *PubSubNode) String() string {
 func (*PubSubNode) ProtoMessage() {}
 
 func (x *PubSubNode) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[54]
+	mi := &file_koi_backend_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3304,7 @@ func (x *PubSubNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNode.ProtoReflect.Descriptor instead.
 func (*PubSubNode) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{54}
+	return file_koi_backend_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PubSubNode) GetService() string {
@@ -3274,7 +3345,7 @@ type PubSubNodeRequest struct {
 
 func (x *PubSubNodeRequest) Reset() {
 	*x = PubSubNodeRequest{}
-	mi := &file_koi_backend_proto_msgTypes[55]
+	mi := &file_koi_backend_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +3357,7 @@ func (x *PubSubNodeRequest) String() string {
 func (*PubSubNodeRequest) ProtoMessage() {}
 
 func (x *PubSubNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[55]
+	mi := &file_koi_backend_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +3370,7 @@ func (x *PubSubNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNodeRequest.ProtoReflect.Descriptor instead.
 func (*PubSubNodeRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{55}
+	return file_koi_backend_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PubSubNodeRequest) GetService() string {
@@ -3325,7 +3396,7 @@ type PubSubServiceRequest struct {
 
 func (x *PubSubServiceRequest) Reset() {
 	*x = PubSubServiceRequest{}
-	mi := &file_koi_backend_proto_msgTypes[56]
+	mi := &file_koi_backend_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3408,7 @@ func (x *PubSubServiceRequest) String() string {
 func (*PubSubServiceRequest) ProtoMessage() {}
 
 func (x *PubSubServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[56]
+	mi := &file_koi_backend_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3421,7 @@ func (x *PubSubServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubServiceRequest.ProtoReflect.Descriptor instead.
 func (*PubSubServiceRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{56}
+	return file_koi_backend_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PubSubServiceRequest) GetService() string {
@@ -3369,7 +3440,7 @@ type PubSubNodes struct {
 
 func (x *PubSubNodes) Reset() {
 	*x = PubSubNodes{}
-	mi := &file_koi_backend_proto_msgTypes[57]
+	mi := &file_koi_backend_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3452,7 @@ func (x *PubSubNodes) String() string {
 func (*PubSubNodes) ProtoMessage() {}
 
 func (x *PubSubNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[57]
+	mi := &file_koi_backend_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3465,7 @@ func (x *PubSubNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubNodes.ProtoReflect.Descriptor instead.
 func (*PubSubNodes) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{57}
+	return file_koi_backend_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PubSubNodes) GetNodes() []*PubSubNode {
@@ -3416,7 +3487,7 @@ type PubSubItem struct {
 
 func (x *PubSubItem) Reset() {
 	*x = PubSubItem{}
-	mi := &file_koi_backend_proto_msgTypes[58]
+	mi := &file_koi_backend_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3428,7 +3499,7 @@ func (x *PubSubItem) String() string {
 func (*PubSubItem) ProtoMessage() {}
 
 func (x *PubSubItem) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[58]
+	mi := &file_koi_backend_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3441,7 +3512,7 @@ func (x *PubSubItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItem.ProtoReflect.Descriptor instead.
 func (*PubSubItem) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{58}
+	return file_koi_backend_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PubSubItem) GetId() string {
@@ -3486,7 +3557,7 @@ type PubSubItemQuery struct {
 
 func (x *PubSubItemQuery) Reset() {
 	*x = PubSubItemQuery{}
-	mi := &file_koi_backend_proto_msgTypes[59]
+	mi := &file_koi_backend_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +3569,7 @@ func (x *PubSubItemQuery) String() string {
 func (*PubSubItemQuery) ProtoMessage() {}
 
 func (x *PubSubItemQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[59]
+	mi := &file_koi_backend_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +3582,7 @@ func (x *PubSubItemQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItemQuery.ProtoReflect.Descriptor instead.
 func (*PubSubItemQuery) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{59}
+	return file_koi_backend_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PubSubItemQuery) GetService() string {
@@ -3567,7 +3638,7 @@ type PubSubItemPage struct {
 
 func (x *PubSubItemPage) Reset() {
 	*x = PubSubItemPage{}
-	mi := &file_koi_backend_proto_msgTypes[60]
+	mi := &file_koi_backend_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3579,7 +3650,7 @@ func (x *PubSubItemPage) String() string {
 func (*PubSubItemPage) ProtoMessage() {}
 
 func (x *PubSubItemPage) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[60]
+	mi := &file_koi_backend_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3592,7 +3663,7 @@ func (x *PubSubItemPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubItemPage.ProtoReflect.Descriptor instead.
 func (*PubSubItemPage) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{60}
+	return file_koi_backend_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PubSubItemPage) GetItems() []*PubSubItem {
@@ -3627,7 +3698,7 @@ type PubSubJIDRequest struct {
 
 func (x *PubSubJIDRequest) Reset() {
 	*x = PubSubJIDRequest{}
-	mi := &file_koi_backend_proto_msgTypes[61]
+	mi := &file_koi_backend_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3639,7 +3710,7 @@ func (x *PubSubJIDRequest) String() string {
 func (*PubSubJIDRequest) ProtoMessage() {}
 
 func (x *PubSubJIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[61]
+	mi := &file_koi_backend_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3652,7 +3723,7 @@ func (x *PubSubJIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubJIDRequest.ProtoReflect.Descriptor instead.
 func (*PubSubJIDRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{61}
+	return file_koi_backend_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *PubSubJIDRequest) GetService() string {
@@ -3688,7 +3759,7 @@ type PubSubAffiliation struct {
 
 func (x *PubSubAffiliation) Reset() {
 	*x = PubSubAffiliation{}
-	mi := &file_koi_backend_proto_msgTypes[62]
+	mi := &file_koi_backend_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3700,7 +3771,7 @@ func (x *PubSubAffiliation) String() string {
 func (*PubSubAffiliation) ProtoMessage() {}
 
 func (x *PubSubAffiliation) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[62]
+	mi := &file_koi_backend_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3713,7 +3784,7 @@ func (x *PubSubAffiliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubAffiliation.ProtoReflect.Descriptor instead.
 func (*PubSubAffiliation) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{62}
+	return file_koi_backend_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PubSubAffiliation) GetService() string {
@@ -3753,7 +3824,7 @@ type PubSubAffiliations struct {
 
 func (x *PubSubAffiliations) Reset() {
 	*x = PubSubAffiliations{}
-	mi := &file_koi_backend_proto_msgTypes[63]
+	mi := &file_koi_backend_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +3836,7 @@ func (x *PubSubAffiliations) String() string {
 func (*PubSubAffiliations) ProtoMessage() {}
 
 func (x *PubSubAffiliations) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[63]
+	mi := &file_koi_backend_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +3849,7 @@ func (x *PubSubAffiliations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubAffiliations.ProtoReflect.Descriptor instead.
 func (*PubSubAffiliations) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{63}
+	return file_koi_backend_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PubSubAffiliations) GetAffiliations() []*PubSubAffiliation {
@@ -3803,7 +3874,7 @@ type PubSubSubscription struct {
 
 func (x *PubSubSubscription) Reset() {
 	*x = PubSubSubscription{}
-	mi := &file_koi_backend_proto_msgTypes[64]
+	mi := &file_koi_backend_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +3886,7 @@ func (x *PubSubSubscription) String() string {
 func (*PubSubSubscription) ProtoMessage() {}
 
 func (x *PubSubSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[64]
+	mi := &file_koi_backend_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3899,7 @@ func (x *PubSubSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubSubscription.ProtoReflect.Descriptor instead.
 func (*PubSubSubscription) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{64}
+	return file_koi_backend_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PubSubSubscription) GetService() string {
@@ -3882,7 +3953,7 @@ type PubSubSubscriptions struct {
 
 func (x *PubSubSubscriptions) Reset() {
 	*x = PubSubSubscriptions{}
-	mi := &file_koi_backend_proto_msgTypes[65]
+	mi := &file_koi_backend_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3894,7 +3965,7 @@ func (x *PubSubSubscriptions) String() string {
 func (*PubSubSubscriptions) ProtoMessage() {}
 
 func (x *PubSubSubscriptions) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[65]
+	mi := &file_koi_backend_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3907,7 +3978,7 @@ func (x *PubSubSubscriptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubSubscriptions.ProtoReflect.Descriptor instead.
 func (*PubSubSubscriptions) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{65}
+	return file_koi_backend_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *PubSubSubscriptions) GetSubscriptions() []*PubSubSubscription {
@@ -3927,7 +3998,7 @@ type CreatePubSubNodeRequest struct {
 
 func (x *CreatePubSubNodeRequest) Reset() {
 	*x = CreatePubSubNodeRequest{}
-	mi := &file_koi_backend_proto_msgTypes[66]
+	mi := &file_koi_backend_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4010,7 @@ func (x *CreatePubSubNodeRequest) String() string {
 func (*CreatePubSubNodeRequest) ProtoMessage() {}
 
 func (x *CreatePubSubNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[66]
+	mi := &file_koi_backend_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4023,7 @@ func (x *CreatePubSubNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePubSubNodeRequest.ProtoReflect.Descriptor instead.
 func (*CreatePubSubNodeRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{66}
+	return file_koi_backend_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreatePubSubNodeRequest) GetNode() *PubSubNode {
@@ -3982,7 +4053,7 @@ type PublishPubSubItemRequest struct {
 
 func (x *PublishPubSubItemRequest) Reset() {
 	*x = PublishPubSubItemRequest{}
-	mi := &file_koi_backend_proto_msgTypes[67]
+	mi := &file_koi_backend_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3994,7 +4065,7 @@ func (x *PublishPubSubItemRequest) String() string {
 func (*PublishPubSubItemRequest) ProtoMessage() {}
 
 func (x *PublishPubSubItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[67]
+	mi := &file_koi_backend_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4007,7 +4078,7 @@ func (x *PublishPubSubItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishPubSubItemRequest.ProtoReflect.Descriptor instead.
 func (*PublishPubSubItemRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{67}
+	return file_koi_backend_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PublishPubSubItemRequest) GetService() string {
@@ -4049,7 +4120,7 @@ type RetractPubSubItemRequest struct {
 
 func (x *RetractPubSubItemRequest) Reset() {
 	*x = RetractPubSubItemRequest{}
-	mi := &file_koi_backend_proto_msgTypes[68]
+	mi := &file_koi_backend_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4132,7 @@ func (x *RetractPubSubItemRequest) String() string {
 func (*RetractPubSubItemRequest) ProtoMessage() {}
 
 func (x *RetractPubSubItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_koi_backend_proto_msgTypes[68]
+	mi := &file_koi_backend_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4145,7 @@ func (x *RetractPubSubItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetractPubSubItemRequest.ProtoReflect.Descriptor instead.
 func (*RetractPubSubItemRequest) Descriptor() ([]byte, []int) {
-	return file_koi_backend_proto_rawDescGZIP(), []int{68}
+	return file_koi_backend_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RetractPubSubItemRequest) GetService() string {
@@ -4103,7 +4174,7 @@ var File_koi_backend_proto protoreflect.FileDescriptor
 const file_koi_backend_proto_rawDesc = "" +
 	"\n" +
 	"\x11koi_backend.proto\x12\x0ekoi.backend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\a\n" +
-	"\x05Empty\"\xf8\x04\n" +
+	"\x05Empty\"\xa1\x05\n" +
 	"\fCapabilities\x12*\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x16.koi.backend.v1.AccessR\x04auth\x12\x1d\n" +
 	"\n" +
@@ -4120,7 +4191,8 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x06tokens\x18\v \x01(\x0e2\x16.koi.backend.v1.AccessR\x06tokens\x12.\n" +
 	"\x06pubsub\x18\f \x01(\x0e2\x16.koi.backend.v1.AccessR\x06pubsub\x12(\n" +
 	"\x03muc\x18\r \x01(\x0e2\x16.koi.backend.v1.AccessR\x03muc\x12!\n" +
-	"\froster_batch\x18\x0e \x01(\bR\vrosterBatch\"*\n" +
+	"\froster_batch\x18\x0e \x01(\bR\vrosterBatch\x12'\n" +
+	"\x0farchive_retract\x18\x0f \x01(\bR\x0earchiveRetract\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"U\n" +
 	"\x11ConfigureResponse\x12@\n" +
@@ -4158,7 +4230,11 @@ const file_koi_backend_proto_rawDesc = "" +
 	"\x11ListUsersResponse\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\"$\n" +
 	"\fOwnerRequest\x12\x14\n" +
-	"\x05owner\x18\x01 \x01(\tR\x05owner\"@\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\"a\n" +
+	"\x0eRetractRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
+	"\tstanza_id\x18\x02 \x01(\tR\bstanzaId\x12\x1c\n" +
+	"\ttombstone\x18\x03 \x01(\tR\ttombstone\"@\n" +
 	"\x0eContactRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x18\n" +
 	"\acontact\x18\x02 \x01(\tR\acontact\"\x9c\x01\n" +
@@ -4427,13 +4503,14 @@ const file_koi_backend_proto_rawDesc = "" +
 	"GetPrivate\x12!.koi.backend.v1.GetPrivateRequest\x1a .koi.backend.v1.DocumentResponse\x12F\n" +
 	"\n" +
 	"SetPrivate\x12!.koi.backend.v1.SetPrivateRequest\x1a\x15.koi.backend.v1.Empty\x12D\n" +
-	"\rDeletePrivate\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\xee\x02\n" +
+	"\rDeletePrivate\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty2\xb7\x03\n" +
 	"\aArchive\x12F\n" +
 	"\x06Append\x12\x1c.koi.backend.v1.ArchiveBatch\x1a\x1a.koi.backend.v1.ArchiveAck(\x010\x01\x12B\n" +
 	"\x05Query\x12\x1c.koi.backend.v1.ArchiveQuery\x1a\x1b.koi.backend.v1.ArchivePage\x12D\n" +
 	"\rDeleteArchive\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x15.koi.backend.v1.Empty\x12F\n" +
 	"\bGetPrefs\x12\x1c.koi.backend.v1.OwnerRequest\x1a\x1c.koi.backend.v1.ArchivePrefs\x12I\n" +
-	"\bSetPrefs\x12&.koi.backend.v1.SetArchivePrefsRequest\x1a\x15.koi.backend.v1.Empty2\xa5\x02\n" +
+	"\bSetPrefs\x12&.koi.backend.v1.SetArchivePrefsRequest\x1a\x15.koi.backend.v1.Empty\x12G\n" +
+	"\x0eRetractMessage\x12\x1e.koi.backend.v1.RetractRequest\x1a\x15.koi.backend.v1.Empty2\xa5\x02\n" +
 	"\tBlocklist\x12O\n" +
 	"\fGetBlocklist\x12\x1c.koi.backend.v1.OwnerRequest\x1a!.koi.backend.v1.BlocklistResponse\x12@\n" +
 	"\x05Block\x12 .koi.backend.v1.BlocklistRequest\x1a\x15.koi.backend.v1.Empty\x12B\n" +
@@ -4484,7 +4561,7 @@ func file_koi_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_koi_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_koi_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_koi_backend_proto_goTypes = []any{
 	(Access)(0),                      // 0: koi.backend.v1.Access
 	(*Empty)(nil),                    // 1: koi.backend.v1.Empty
@@ -4502,64 +4579,65 @@ var file_koi_backend_proto_goTypes = []any{
 	(*ListUsersRequest)(nil),         // 13: koi.backend.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),        // 14: koi.backend.v1.ListUsersResponse
 	(*OwnerRequest)(nil),             // 15: koi.backend.v1.OwnerRequest
-	(*ContactRequest)(nil),           // 16: koi.backend.v1.ContactRequest
-	(*RosterItem)(nil),               // 17: koi.backend.v1.RosterItem
-	(*PendingSubscription)(nil),      // 18: koi.backend.v1.PendingSubscription
-	(*RosterState)(nil),              // 19: koi.backend.v1.RosterState
-	(*SetItemRequest)(nil),           // 20: koi.backend.v1.SetItemRequest
-	(*SetPendingRequest)(nil),        // 21: koi.backend.v1.SetPendingRequest
-	(*RosterChange)(nil),             // 22: koi.backend.v1.RosterChange
-	(*RosterChangesRequest)(nil),     // 23: koi.backend.v1.RosterChangesRequest
-	(*RosterVersionsResponse)(nil),   // 24: koi.backend.v1.RosterVersionsResponse
-	(*VersionResponse)(nil),          // 25: koi.backend.v1.VersionResponse
-	(*OfflineMessage)(nil),           // 26: koi.backend.v1.OfflineMessage
-	(*StoreRequest)(nil),             // 27: koi.backend.v1.StoreRequest
-	(*CountResponse)(nil),            // 28: koi.backend.v1.CountResponse
-	(*PopResponse)(nil),              // 29: koi.backend.v1.PopResponse
-	(*DocumentResponse)(nil),         // 30: koi.backend.v1.DocumentResponse
-	(*SetVCardRequest)(nil),          // 31: koi.backend.v1.SetVCardRequest
-	(*GetPrivateRequest)(nil),        // 32: koi.backend.v1.GetPrivateRequest
-	(*SetPrivateRequest)(nil),        // 33: koi.backend.v1.SetPrivateRequest
-	(*ArchivedMessage)(nil),          // 34: koi.backend.v1.ArchivedMessage
-	(*ArchiveBatch)(nil),             // 35: koi.backend.v1.ArchiveBatch
-	(*ArchiveAck)(nil),               // 36: koi.backend.v1.ArchiveAck
-	(*ArchiveQuery)(nil),             // 37: koi.backend.v1.ArchiveQuery
-	(*ArchivePage)(nil),              // 38: koi.backend.v1.ArchivePage
-	(*ArchivePrefs)(nil),             // 39: koi.backend.v1.ArchivePrefs
-	(*SetArchivePrefsRequest)(nil),   // 40: koi.backend.v1.SetArchivePrefsRequest
-	(*BlocklistRequest)(nil),         // 41: koi.backend.v1.BlocklistRequest
-	(*BlocklistResponse)(nil),        // 42: koi.backend.v1.BlocklistResponse
-	(*Token)(nil),                    // 43: koi.backend.v1.Token
-	(*TokensRequest)(nil),            // 44: koi.backend.v1.TokensRequest
-	(*TokensResponse)(nil),           // 45: koi.backend.v1.TokensResponse
-	(*DeleteTokenRequest)(nil),       // 46: koi.backend.v1.DeleteTokenRequest
-	(*MUCConfigField)(nil),           // 47: koi.backend.v1.MUCConfigField
-	(*MUCRoom)(nil),                  // 48: koi.backend.v1.MUCRoom
-	(*MUCRoomRequest)(nil),           // 49: koi.backend.v1.MUCRoomRequest
-	(*MUCServiceRequest)(nil),        // 50: koi.backend.v1.MUCServiceRequest
-	(*MUCRoomsResponse)(nil),         // 51: koi.backend.v1.MUCRoomsResponse
-	(*MUCAffiliation)(nil),           // 52: koi.backend.v1.MUCAffiliation
-	(*MUCAffiliationsResponse)(nil),  // 53: koi.backend.v1.MUCAffiliationsResponse
-	(*FormValues)(nil),               // 54: koi.backend.v1.FormValues
-	(*PubSubNode)(nil),               // 55: koi.backend.v1.PubSubNode
-	(*PubSubNodeRequest)(nil),        // 56: koi.backend.v1.PubSubNodeRequest
-	(*PubSubServiceRequest)(nil),     // 57: koi.backend.v1.PubSubServiceRequest
-	(*PubSubNodes)(nil),              // 58: koi.backend.v1.PubSubNodes
-	(*PubSubItem)(nil),               // 59: koi.backend.v1.PubSubItem
-	(*PubSubItemQuery)(nil),          // 60: koi.backend.v1.PubSubItemQuery
-	(*PubSubItemPage)(nil),           // 61: koi.backend.v1.PubSubItemPage
-	(*PubSubJIDRequest)(nil),         // 62: koi.backend.v1.PubSubJIDRequest
-	(*PubSubAffiliation)(nil),        // 63: koi.backend.v1.PubSubAffiliation
-	(*PubSubAffiliations)(nil),       // 64: koi.backend.v1.PubSubAffiliations
-	(*PubSubSubscription)(nil),       // 65: koi.backend.v1.PubSubSubscription
-	(*PubSubSubscriptions)(nil),      // 66: koi.backend.v1.PubSubSubscriptions
-	(*CreatePubSubNodeRequest)(nil),  // 67: koi.backend.v1.CreatePubSubNodeRequest
-	(*PublishPubSubItemRequest)(nil), // 68: koi.backend.v1.PublishPubSubItemRequest
-	(*RetractPubSubItemRequest)(nil), // 69: koi.backend.v1.RetractPubSubItemRequest
-	nil,                              // 70: koi.backend.v1.RosterVersionsResponse.VersionsEntry
-	nil,                              // 71: koi.backend.v1.PubSubNode.ConfigEntry
-	nil,                              // 72: koi.backend.v1.PubSubSubscription.OptionsEntry
-	(*timestamppb.Timestamp)(nil),    // 73: google.protobuf.Timestamp
+	(*RetractRequest)(nil),           // 16: koi.backend.v1.RetractRequest
+	(*ContactRequest)(nil),           // 17: koi.backend.v1.ContactRequest
+	(*RosterItem)(nil),               // 18: koi.backend.v1.RosterItem
+	(*PendingSubscription)(nil),      // 19: koi.backend.v1.PendingSubscription
+	(*RosterState)(nil),              // 20: koi.backend.v1.RosterState
+	(*SetItemRequest)(nil),           // 21: koi.backend.v1.SetItemRequest
+	(*SetPendingRequest)(nil),        // 22: koi.backend.v1.SetPendingRequest
+	(*RosterChange)(nil),             // 23: koi.backend.v1.RosterChange
+	(*RosterChangesRequest)(nil),     // 24: koi.backend.v1.RosterChangesRequest
+	(*RosterVersionsResponse)(nil),   // 25: koi.backend.v1.RosterVersionsResponse
+	(*VersionResponse)(nil),          // 26: koi.backend.v1.VersionResponse
+	(*OfflineMessage)(nil),           // 27: koi.backend.v1.OfflineMessage
+	(*StoreRequest)(nil),             // 28: koi.backend.v1.StoreRequest
+	(*CountResponse)(nil),            // 29: koi.backend.v1.CountResponse
+	(*PopResponse)(nil),              // 30: koi.backend.v1.PopResponse
+	(*DocumentResponse)(nil),         // 31: koi.backend.v1.DocumentResponse
+	(*SetVCardRequest)(nil),          // 32: koi.backend.v1.SetVCardRequest
+	(*GetPrivateRequest)(nil),        // 33: koi.backend.v1.GetPrivateRequest
+	(*SetPrivateRequest)(nil),        // 34: koi.backend.v1.SetPrivateRequest
+	(*ArchivedMessage)(nil),          // 35: koi.backend.v1.ArchivedMessage
+	(*ArchiveBatch)(nil),             // 36: koi.backend.v1.ArchiveBatch
+	(*ArchiveAck)(nil),               // 37: koi.backend.v1.ArchiveAck
+	(*ArchiveQuery)(nil),             // 38: koi.backend.v1.ArchiveQuery
+	(*ArchivePage)(nil),              // 39: koi.backend.v1.ArchivePage
+	(*ArchivePrefs)(nil),             // 40: koi.backend.v1.ArchivePrefs
+	(*SetArchivePrefsRequest)(nil),   // 41: koi.backend.v1.SetArchivePrefsRequest
+	(*BlocklistRequest)(nil),         // 42: koi.backend.v1.BlocklistRequest
+	(*BlocklistResponse)(nil),        // 43: koi.backend.v1.BlocklistResponse
+	(*Token)(nil),                    // 44: koi.backend.v1.Token
+	(*TokensRequest)(nil),            // 45: koi.backend.v1.TokensRequest
+	(*TokensResponse)(nil),           // 46: koi.backend.v1.TokensResponse
+	(*DeleteTokenRequest)(nil),       // 47: koi.backend.v1.DeleteTokenRequest
+	(*MUCConfigField)(nil),           // 48: koi.backend.v1.MUCConfigField
+	(*MUCRoom)(nil),                  // 49: koi.backend.v1.MUCRoom
+	(*MUCRoomRequest)(nil),           // 50: koi.backend.v1.MUCRoomRequest
+	(*MUCServiceRequest)(nil),        // 51: koi.backend.v1.MUCServiceRequest
+	(*MUCRoomsResponse)(nil),         // 52: koi.backend.v1.MUCRoomsResponse
+	(*MUCAffiliation)(nil),           // 53: koi.backend.v1.MUCAffiliation
+	(*MUCAffiliationsResponse)(nil),  // 54: koi.backend.v1.MUCAffiliationsResponse
+	(*FormValues)(nil),               // 55: koi.backend.v1.FormValues
+	(*PubSubNode)(nil),               // 56: koi.backend.v1.PubSubNode
+	(*PubSubNodeRequest)(nil),        // 57: koi.backend.v1.PubSubNodeRequest
+	(*PubSubServiceRequest)(nil),     // 58: koi.backend.v1.PubSubServiceRequest
+	(*PubSubNodes)(nil),              // 59: koi.backend.v1.PubSubNodes
+	(*PubSubItem)(nil),               // 60: koi.backend.v1.PubSubItem
+	(*PubSubItemQuery)(nil),          // 61: koi.backend.v1.PubSubItemQuery
+	(*PubSubItemPage)(nil),           // 62: koi.backend.v1.PubSubItemPage
+	(*PubSubJIDRequest)(nil),         // 63: koi.backend.v1.PubSubJIDRequest
+	(*PubSubAffiliation)(nil),        // 64: koi.backend.v1.PubSubAffiliation
+	(*PubSubAffiliations)(nil),       // 65: koi.backend.v1.PubSubAffiliations
+	(*PubSubSubscription)(nil),       // 66: koi.backend.v1.PubSubSubscription
+	(*PubSubSubscriptions)(nil),      // 67: koi.backend.v1.PubSubSubscriptions
+	(*CreatePubSubNodeRequest)(nil),  // 68: koi.backend.v1.CreatePubSubNodeRequest
+	(*PublishPubSubItemRequest)(nil), // 69: koi.backend.v1.PublishPubSubItemRequest
+	(*RetractPubSubItemRequest)(nil), // 70: koi.backend.v1.RetractPubSubItemRequest
+	nil,                              // 71: koi.backend.v1.RosterVersionsResponse.VersionsEntry
+	nil,                              // 72: koi.backend.v1.PubSubNode.ConfigEntry
+	nil,                              // 73: koi.backend.v1.PubSubSubscription.OptionsEntry
+	(*timestamppb.Timestamp)(nil),    // 74: google.protobuf.Timestamp
 }
 var file_koi_backend_proto_depIdxs = []int32{
 	0,   // 0: koi.backend.v1.Capabilities.auth:type_name -> koi.backend.v1.Access
@@ -4573,39 +4651,39 @@ var file_koi_backend_proto_depIdxs = []int32{
 	0,   // 8: koi.backend.v1.Capabilities.pubsub:type_name -> koi.backend.v1.Access
 	0,   // 9: koi.backend.v1.Capabilities.muc:type_name -> koi.backend.v1.Access
 	2,   // 10: koi.backend.v1.ConfigureResponse.capabilities:type_name -> koi.backend.v1.Capabilities
-	17,  // 11: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
-	18,  // 12: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
-	17,  // 13: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
-	18,  // 14: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
-	17,  // 15: koi.backend.v1.RosterChange.item:type_name -> koi.backend.v1.RosterItem
-	18,  // 16: koi.backend.v1.RosterChange.pending:type_name -> koi.backend.v1.PendingSubscription
-	22,  // 17: koi.backend.v1.RosterChangesRequest.changes:type_name -> koi.backend.v1.RosterChange
-	70,  // 18: koi.backend.v1.RosterVersionsResponse.versions:type_name -> koi.backend.v1.RosterVersionsResponse.VersionsEntry
-	73,  // 19: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
-	26,  // 20: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
-	26,  // 21: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
-	73,  // 22: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
-	34,  // 23: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
-	34,  // 24: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
-	39,  // 25: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
-	73,  // 26: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	43,  // 27: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
-	47,  // 28: koi.backend.v1.MUCRoom.config:type_name -> koi.backend.v1.MUCConfigField
-	73,  // 29: koi.backend.v1.MUCRoom.created:type_name -> google.protobuf.Timestamp
-	48,  // 30: koi.backend.v1.MUCRoomsResponse.rooms:type_name -> koi.backend.v1.MUCRoom
-	52,  // 31: koi.backend.v1.MUCAffiliationsResponse.affiliations:type_name -> koi.backend.v1.MUCAffiliation
-	71,  // 32: koi.backend.v1.PubSubNode.config:type_name -> koi.backend.v1.PubSubNode.ConfigEntry
-	73,  // 33: koi.backend.v1.PubSubNode.created:type_name -> google.protobuf.Timestamp
-	55,  // 34: koi.backend.v1.PubSubNodes.nodes:type_name -> koi.backend.v1.PubSubNode
-	73,  // 35: koi.backend.v1.PubSubItem.published:type_name -> google.protobuf.Timestamp
-	59,  // 36: koi.backend.v1.PubSubItemPage.items:type_name -> koi.backend.v1.PubSubItem
-	63,  // 37: koi.backend.v1.PubSubAffiliations.affiliations:type_name -> koi.backend.v1.PubSubAffiliation
-	72,  // 38: koi.backend.v1.PubSubSubscription.options:type_name -> koi.backend.v1.PubSubSubscription.OptionsEntry
-	65,  // 39: koi.backend.v1.PubSubSubscriptions.subscriptions:type_name -> koi.backend.v1.PubSubSubscription
-	55,  // 40: koi.backend.v1.CreatePubSubNodeRequest.node:type_name -> koi.backend.v1.PubSubNode
-	59,  // 41: koi.backend.v1.PublishPubSubItemRequest.item:type_name -> koi.backend.v1.PubSubItem
-	54,  // 42: koi.backend.v1.PubSubNode.ConfigEntry.value:type_name -> koi.backend.v1.FormValues
-	54,  // 43: koi.backend.v1.PubSubSubscription.OptionsEntry.value:type_name -> koi.backend.v1.FormValues
+	18,  // 11: koi.backend.v1.RosterState.items:type_name -> koi.backend.v1.RosterItem
+	19,  // 12: koi.backend.v1.RosterState.pending:type_name -> koi.backend.v1.PendingSubscription
+	18,  // 13: koi.backend.v1.SetItemRequest.item:type_name -> koi.backend.v1.RosterItem
+	19,  // 14: koi.backend.v1.SetPendingRequest.pending:type_name -> koi.backend.v1.PendingSubscription
+	18,  // 15: koi.backend.v1.RosterChange.item:type_name -> koi.backend.v1.RosterItem
+	19,  // 16: koi.backend.v1.RosterChange.pending:type_name -> koi.backend.v1.PendingSubscription
+	23,  // 17: koi.backend.v1.RosterChangesRequest.changes:type_name -> koi.backend.v1.RosterChange
+	71,  // 18: koi.backend.v1.RosterVersionsResponse.versions:type_name -> koi.backend.v1.RosterVersionsResponse.VersionsEntry
+	74,  // 19: koi.backend.v1.OfflineMessage.stamp:type_name -> google.protobuf.Timestamp
+	27,  // 20: koi.backend.v1.StoreRequest.message:type_name -> koi.backend.v1.OfflineMessage
+	27,  // 21: koi.backend.v1.PopResponse.messages:type_name -> koi.backend.v1.OfflineMessage
+	74,  // 22: koi.backend.v1.ArchivedMessage.stamp:type_name -> google.protobuf.Timestamp
+	35,  // 23: koi.backend.v1.ArchiveBatch.messages:type_name -> koi.backend.v1.ArchivedMessage
+	35,  // 24: koi.backend.v1.ArchivePage.messages:type_name -> koi.backend.v1.ArchivedMessage
+	40,  // 25: koi.backend.v1.SetArchivePrefsRequest.prefs:type_name -> koi.backend.v1.ArchivePrefs
+	74,  // 26: koi.backend.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	44,  // 27: koi.backend.v1.TokensResponse.tokens:type_name -> koi.backend.v1.Token
+	48,  // 28: koi.backend.v1.MUCRoom.config:type_name -> koi.backend.v1.MUCConfigField
+	74,  // 29: koi.backend.v1.MUCRoom.created:type_name -> google.protobuf.Timestamp
+	49,  // 30: koi.backend.v1.MUCRoomsResponse.rooms:type_name -> koi.backend.v1.MUCRoom
+	53,  // 31: koi.backend.v1.MUCAffiliationsResponse.affiliations:type_name -> koi.backend.v1.MUCAffiliation
+	72,  // 32: koi.backend.v1.PubSubNode.config:type_name -> koi.backend.v1.PubSubNode.ConfigEntry
+	74,  // 33: koi.backend.v1.PubSubNode.created:type_name -> google.protobuf.Timestamp
+	56,  // 34: koi.backend.v1.PubSubNodes.nodes:type_name -> koi.backend.v1.PubSubNode
+	74,  // 35: koi.backend.v1.PubSubItem.published:type_name -> google.protobuf.Timestamp
+	60,  // 36: koi.backend.v1.PubSubItemPage.items:type_name -> koi.backend.v1.PubSubItem
+	64,  // 37: koi.backend.v1.PubSubAffiliations.affiliations:type_name -> koi.backend.v1.PubSubAffiliation
+	73,  // 38: koi.backend.v1.PubSubSubscription.options:type_name -> koi.backend.v1.PubSubSubscription.OptionsEntry
+	66,  // 39: koi.backend.v1.PubSubSubscriptions.subscriptions:type_name -> koi.backend.v1.PubSubSubscription
+	56,  // 40: koi.backend.v1.CreatePubSubNodeRequest.node:type_name -> koi.backend.v1.PubSubNode
+	60,  // 41: koi.backend.v1.PublishPubSubItemRequest.item:type_name -> koi.backend.v1.PubSubItem
+	55,  // 42: koi.backend.v1.PubSubNode.ConfigEntry.value:type_name -> koi.backend.v1.FormValues
+	55,  // 43: koi.backend.v1.PubSubSubscription.OptionsEntry.value:type_name -> koi.backend.v1.FormValues
 	3,   // 44: koi.backend.v1.Plugin.Configure:input_type -> koi.backend.v1.ConfigureRequest
 	5,   // 45: koi.backend.v1.Plugin.Ping:input_type -> koi.backend.v1.PingRequest
 	7,   // 46: koi.backend.v1.Auth.UserExists:input_type -> koi.backend.v1.UserRequest
@@ -4616,114 +4694,116 @@ var file_koi_backend_proto_depIdxs = []int32{
 	7,   // 51: koi.backend.v1.AuthAdmin.DeleteUser:input_type -> koi.backend.v1.UserRequest
 	13,  // 52: koi.backend.v1.AuthAdmin.ListUsers:input_type -> koi.backend.v1.ListUsersRequest
 	15,  // 53: koi.backend.v1.Roster.GetRoster:input_type -> koi.backend.v1.OwnerRequest
-	20,  // 54: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
-	16,  // 55: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
-	21,  // 56: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
-	16,  // 57: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
+	21,  // 54: koi.backend.v1.Roster.SetItem:input_type -> koi.backend.v1.SetItemRequest
+	17,  // 55: koi.backend.v1.Roster.DeleteItem:input_type -> koi.backend.v1.ContactRequest
+	22,  // 56: koi.backend.v1.Roster.SetPending:input_type -> koi.backend.v1.SetPendingRequest
+	17,  // 57: koi.backend.v1.Roster.DeletePending:input_type -> koi.backend.v1.ContactRequest
 	15,  // 58: koi.backend.v1.Roster.DeleteRoster:input_type -> koi.backend.v1.OwnerRequest
-	23,  // 59: koi.backend.v1.Roster.ApplyRosterChanges:input_type -> koi.backend.v1.RosterChangesRequest
-	27,  // 60: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
+	24,  // 59: koi.backend.v1.Roster.ApplyRosterChanges:input_type -> koi.backend.v1.RosterChangesRequest
+	28,  // 60: koi.backend.v1.Offline.Store:input_type -> koi.backend.v1.StoreRequest
 	15,  // 61: koi.backend.v1.Offline.Count:input_type -> koi.backend.v1.OwnerRequest
 	15,  // 62: koi.backend.v1.Offline.Pop:input_type -> koi.backend.v1.OwnerRequest
 	15,  // 63: koi.backend.v1.Offline.DeleteAll:input_type -> koi.backend.v1.OwnerRequest
 	15,  // 64: koi.backend.v1.VCard.GetVCard:input_type -> koi.backend.v1.OwnerRequest
-	31,  // 65: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
+	32,  // 65: koi.backend.v1.VCard.SetVCard:input_type -> koi.backend.v1.SetVCardRequest
 	15,  // 66: koi.backend.v1.VCard.DeleteVCard:input_type -> koi.backend.v1.OwnerRequest
-	32,  // 67: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
-	33,  // 68: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
+	33,  // 67: koi.backend.v1.Private.GetPrivate:input_type -> koi.backend.v1.GetPrivateRequest
+	34,  // 68: koi.backend.v1.Private.SetPrivate:input_type -> koi.backend.v1.SetPrivateRequest
 	15,  // 69: koi.backend.v1.Private.DeletePrivate:input_type -> koi.backend.v1.OwnerRequest
-	35,  // 70: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
-	37,  // 71: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
+	36,  // 70: koi.backend.v1.Archive.Append:input_type -> koi.backend.v1.ArchiveBatch
+	38,  // 71: koi.backend.v1.Archive.Query:input_type -> koi.backend.v1.ArchiveQuery
 	15,  // 72: koi.backend.v1.Archive.DeleteArchive:input_type -> koi.backend.v1.OwnerRequest
 	15,  // 73: koi.backend.v1.Archive.GetPrefs:input_type -> koi.backend.v1.OwnerRequest
-	40,  // 74: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
-	15,  // 75: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
-	41,  // 76: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
-	41,  // 77: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
-	15,  // 78: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
-	44,  // 79: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
-	43,  // 80: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
-	46,  // 81: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
-	15,  // 82: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
-	49,  // 83: koi.backend.v1.MUC.GetMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
-	50,  // 84: koi.backend.v1.MUC.ListMUCRooms:input_type -> koi.backend.v1.MUCServiceRequest
-	49,  // 85: koi.backend.v1.MUC.GetMUCAffiliations:input_type -> koi.backend.v1.MUCRoomRequest
-	48,  // 86: koi.backend.v1.MUC.PutMUCRoom:input_type -> koi.backend.v1.MUCRoom
-	49,  // 87: koi.backend.v1.MUC.DeleteMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
-	52,  // 88: koi.backend.v1.MUC.SetMUCAffiliation:input_type -> koi.backend.v1.MUCAffiliation
-	56,  // 89: koi.backend.v1.PubSub.GetNode:input_type -> koi.backend.v1.PubSubNodeRequest
-	57,  // 90: koi.backend.v1.PubSub.ListNodes:input_type -> koi.backend.v1.PubSubServiceRequest
-	60,  // 91: koi.backend.v1.PubSub.GetItems:input_type -> koi.backend.v1.PubSubItemQuery
-	62,  // 92: koi.backend.v1.PubSub.GetAffiliations:input_type -> koi.backend.v1.PubSubJIDRequest
-	62,  // 93: koi.backend.v1.PubSub.GetSubscriptions:input_type -> koi.backend.v1.PubSubJIDRequest
-	67,  // 94: koi.backend.v1.PubSub.CreateNode:input_type -> koi.backend.v1.CreatePubSubNodeRequest
-	55,  // 95: koi.backend.v1.PubSub.ConfigureNode:input_type -> koi.backend.v1.PubSubNode
-	56,  // 96: koi.backend.v1.PubSub.DeleteNode:input_type -> koi.backend.v1.PubSubNodeRequest
-	68,  // 97: koi.backend.v1.PubSub.Publish:input_type -> koi.backend.v1.PublishPubSubItemRequest
-	69,  // 98: koi.backend.v1.PubSub.Retract:input_type -> koi.backend.v1.RetractPubSubItemRequest
-	56,  // 99: koi.backend.v1.PubSub.Purge:input_type -> koi.backend.v1.PubSubNodeRequest
-	63,  // 100: koi.backend.v1.PubSub.SetAffiliation:input_type -> koi.backend.v1.PubSubAffiliation
-	65,  // 101: koi.backend.v1.PubSub.SetSubscription:input_type -> koi.backend.v1.PubSubSubscription
-	4,   // 102: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
-	6,   // 103: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
-	10,  // 104: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
-	10,  // 105: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
-	12,  // 106: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
-	1,   // 107: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
-	1,   // 108: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
-	1,   // 109: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
-	14,  // 110: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
-	19,  // 111: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
-	25,  // 112: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
-	25,  // 113: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
-	1,   // 114: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
-	1,   // 115: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
-	1,   // 116: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
-	24,  // 117: koi.backend.v1.Roster.ApplyRosterChanges:output_type -> koi.backend.v1.RosterVersionsResponse
-	1,   // 118: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
-	28,  // 119: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
-	29,  // 120: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
-	1,   // 121: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
-	30,  // 122: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
-	1,   // 123: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
-	1,   // 124: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
-	30,  // 125: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
-	1,   // 126: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
-	1,   // 127: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
-	36,  // 128: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
-	38,  // 129: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
-	1,   // 130: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
-	39,  // 131: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
-	1,   // 132: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
-	42,  // 133: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
-	1,   // 134: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
-	1,   // 135: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
-	1,   // 136: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
-	45,  // 137: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
-	1,   // 138: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
-	1,   // 139: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
-	1,   // 140: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
-	48,  // 141: koi.backend.v1.MUC.GetMUCRoom:output_type -> koi.backend.v1.MUCRoom
-	51,  // 142: koi.backend.v1.MUC.ListMUCRooms:output_type -> koi.backend.v1.MUCRoomsResponse
-	53,  // 143: koi.backend.v1.MUC.GetMUCAffiliations:output_type -> koi.backend.v1.MUCAffiliationsResponse
-	1,   // 144: koi.backend.v1.MUC.PutMUCRoom:output_type -> koi.backend.v1.Empty
-	1,   // 145: koi.backend.v1.MUC.DeleteMUCRoom:output_type -> koi.backend.v1.Empty
-	1,   // 146: koi.backend.v1.MUC.SetMUCAffiliation:output_type -> koi.backend.v1.Empty
-	55,  // 147: koi.backend.v1.PubSub.GetNode:output_type -> koi.backend.v1.PubSubNode
-	58,  // 148: koi.backend.v1.PubSub.ListNodes:output_type -> koi.backend.v1.PubSubNodes
-	61,  // 149: koi.backend.v1.PubSub.GetItems:output_type -> koi.backend.v1.PubSubItemPage
-	64,  // 150: koi.backend.v1.PubSub.GetAffiliations:output_type -> koi.backend.v1.PubSubAffiliations
-	66,  // 151: koi.backend.v1.PubSub.GetSubscriptions:output_type -> koi.backend.v1.PubSubSubscriptions
-	1,   // 152: koi.backend.v1.PubSub.CreateNode:output_type -> koi.backend.v1.Empty
-	1,   // 153: koi.backend.v1.PubSub.ConfigureNode:output_type -> koi.backend.v1.Empty
-	1,   // 154: koi.backend.v1.PubSub.DeleteNode:output_type -> koi.backend.v1.Empty
-	1,   // 155: koi.backend.v1.PubSub.Publish:output_type -> koi.backend.v1.Empty
-	1,   // 156: koi.backend.v1.PubSub.Retract:output_type -> koi.backend.v1.Empty
-	1,   // 157: koi.backend.v1.PubSub.Purge:output_type -> koi.backend.v1.Empty
-	1,   // 158: koi.backend.v1.PubSub.SetAffiliation:output_type -> koi.backend.v1.Empty
-	1,   // 159: koi.backend.v1.PubSub.SetSubscription:output_type -> koi.backend.v1.Empty
-	102, // [102:160] is the sub-list for method output_type
-	44,  // [44:102] is the sub-list for method input_type
+	41,  // 74: koi.backend.v1.Archive.SetPrefs:input_type -> koi.backend.v1.SetArchivePrefsRequest
+	16,  // 75: koi.backend.v1.Archive.RetractMessage:input_type -> koi.backend.v1.RetractRequest
+	15,  // 76: koi.backend.v1.Blocklist.GetBlocklist:input_type -> koi.backend.v1.OwnerRequest
+	42,  // 77: koi.backend.v1.Blocklist.Block:input_type -> koi.backend.v1.BlocklistRequest
+	42,  // 78: koi.backend.v1.Blocklist.Unblock:input_type -> koi.backend.v1.BlocklistRequest
+	15,  // 79: koi.backend.v1.Blocklist.UnblockAll:input_type -> koi.backend.v1.OwnerRequest
+	45,  // 80: koi.backend.v1.Tokens.GetTokens:input_type -> koi.backend.v1.TokensRequest
+	44,  // 81: koi.backend.v1.Tokens.PutToken:input_type -> koi.backend.v1.Token
+	47,  // 82: koi.backend.v1.Tokens.DeleteToken:input_type -> koi.backend.v1.DeleteTokenRequest
+	15,  // 83: koi.backend.v1.Tokens.DeleteTokens:input_type -> koi.backend.v1.OwnerRequest
+	50,  // 84: koi.backend.v1.MUC.GetMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	51,  // 85: koi.backend.v1.MUC.ListMUCRooms:input_type -> koi.backend.v1.MUCServiceRequest
+	50,  // 86: koi.backend.v1.MUC.GetMUCAffiliations:input_type -> koi.backend.v1.MUCRoomRequest
+	49,  // 87: koi.backend.v1.MUC.PutMUCRoom:input_type -> koi.backend.v1.MUCRoom
+	50,  // 88: koi.backend.v1.MUC.DeleteMUCRoom:input_type -> koi.backend.v1.MUCRoomRequest
+	53,  // 89: koi.backend.v1.MUC.SetMUCAffiliation:input_type -> koi.backend.v1.MUCAffiliation
+	57,  // 90: koi.backend.v1.PubSub.GetNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	58,  // 91: koi.backend.v1.PubSub.ListNodes:input_type -> koi.backend.v1.PubSubServiceRequest
+	61,  // 92: koi.backend.v1.PubSub.GetItems:input_type -> koi.backend.v1.PubSubItemQuery
+	63,  // 93: koi.backend.v1.PubSub.GetAffiliations:input_type -> koi.backend.v1.PubSubJIDRequest
+	63,  // 94: koi.backend.v1.PubSub.GetSubscriptions:input_type -> koi.backend.v1.PubSubJIDRequest
+	68,  // 95: koi.backend.v1.PubSub.CreateNode:input_type -> koi.backend.v1.CreatePubSubNodeRequest
+	56,  // 96: koi.backend.v1.PubSub.ConfigureNode:input_type -> koi.backend.v1.PubSubNode
+	57,  // 97: koi.backend.v1.PubSub.DeleteNode:input_type -> koi.backend.v1.PubSubNodeRequest
+	69,  // 98: koi.backend.v1.PubSub.Publish:input_type -> koi.backend.v1.PublishPubSubItemRequest
+	70,  // 99: koi.backend.v1.PubSub.Retract:input_type -> koi.backend.v1.RetractPubSubItemRequest
+	57,  // 100: koi.backend.v1.PubSub.Purge:input_type -> koi.backend.v1.PubSubNodeRequest
+	64,  // 101: koi.backend.v1.PubSub.SetAffiliation:input_type -> koi.backend.v1.PubSubAffiliation
+	66,  // 102: koi.backend.v1.PubSub.SetSubscription:input_type -> koi.backend.v1.PubSubSubscription
+	4,   // 103: koi.backend.v1.Plugin.Configure:output_type -> koi.backend.v1.ConfigureResponse
+	6,   // 104: koi.backend.v1.Plugin.Ping:output_type -> koi.backend.v1.PingResponse
+	10,  // 105: koi.backend.v1.Auth.UserExists:output_type -> koi.backend.v1.BoolResponse
+	10,  // 106: koi.backend.v1.Auth.CheckPassword:output_type -> koi.backend.v1.BoolResponse
+	12,  // 107: koi.backend.v1.Auth.SCRAMCredentials:output_type -> koi.backend.v1.SCRAMCredentialsResponse
+	1,   // 108: koi.backend.v1.AuthAdmin.CreateUser:output_type -> koi.backend.v1.Empty
+	1,   // 109: koi.backend.v1.AuthAdmin.SetPassword:output_type -> koi.backend.v1.Empty
+	1,   // 110: koi.backend.v1.AuthAdmin.DeleteUser:output_type -> koi.backend.v1.Empty
+	14,  // 111: koi.backend.v1.AuthAdmin.ListUsers:output_type -> koi.backend.v1.ListUsersResponse
+	20,  // 112: koi.backend.v1.Roster.GetRoster:output_type -> koi.backend.v1.RosterState
+	26,  // 113: koi.backend.v1.Roster.SetItem:output_type -> koi.backend.v1.VersionResponse
+	26,  // 114: koi.backend.v1.Roster.DeleteItem:output_type -> koi.backend.v1.VersionResponse
+	1,   // 115: koi.backend.v1.Roster.SetPending:output_type -> koi.backend.v1.Empty
+	1,   // 116: koi.backend.v1.Roster.DeletePending:output_type -> koi.backend.v1.Empty
+	1,   // 117: koi.backend.v1.Roster.DeleteRoster:output_type -> koi.backend.v1.Empty
+	25,  // 118: koi.backend.v1.Roster.ApplyRosterChanges:output_type -> koi.backend.v1.RosterVersionsResponse
+	1,   // 119: koi.backend.v1.Offline.Store:output_type -> koi.backend.v1.Empty
+	29,  // 120: koi.backend.v1.Offline.Count:output_type -> koi.backend.v1.CountResponse
+	30,  // 121: koi.backend.v1.Offline.Pop:output_type -> koi.backend.v1.PopResponse
+	1,   // 122: koi.backend.v1.Offline.DeleteAll:output_type -> koi.backend.v1.Empty
+	31,  // 123: koi.backend.v1.VCard.GetVCard:output_type -> koi.backend.v1.DocumentResponse
+	1,   // 124: koi.backend.v1.VCard.SetVCard:output_type -> koi.backend.v1.Empty
+	1,   // 125: koi.backend.v1.VCard.DeleteVCard:output_type -> koi.backend.v1.Empty
+	31,  // 126: koi.backend.v1.Private.GetPrivate:output_type -> koi.backend.v1.DocumentResponse
+	1,   // 127: koi.backend.v1.Private.SetPrivate:output_type -> koi.backend.v1.Empty
+	1,   // 128: koi.backend.v1.Private.DeletePrivate:output_type -> koi.backend.v1.Empty
+	37,  // 129: koi.backend.v1.Archive.Append:output_type -> koi.backend.v1.ArchiveAck
+	39,  // 130: koi.backend.v1.Archive.Query:output_type -> koi.backend.v1.ArchivePage
+	1,   // 131: koi.backend.v1.Archive.DeleteArchive:output_type -> koi.backend.v1.Empty
+	40,  // 132: koi.backend.v1.Archive.GetPrefs:output_type -> koi.backend.v1.ArchivePrefs
+	1,   // 133: koi.backend.v1.Archive.SetPrefs:output_type -> koi.backend.v1.Empty
+	1,   // 134: koi.backend.v1.Archive.RetractMessage:output_type -> koi.backend.v1.Empty
+	43,  // 135: koi.backend.v1.Blocklist.GetBlocklist:output_type -> koi.backend.v1.BlocklistResponse
+	1,   // 136: koi.backend.v1.Blocklist.Block:output_type -> koi.backend.v1.Empty
+	1,   // 137: koi.backend.v1.Blocklist.Unblock:output_type -> koi.backend.v1.Empty
+	1,   // 138: koi.backend.v1.Blocklist.UnblockAll:output_type -> koi.backend.v1.Empty
+	46,  // 139: koi.backend.v1.Tokens.GetTokens:output_type -> koi.backend.v1.TokensResponse
+	1,   // 140: koi.backend.v1.Tokens.PutToken:output_type -> koi.backend.v1.Empty
+	1,   // 141: koi.backend.v1.Tokens.DeleteToken:output_type -> koi.backend.v1.Empty
+	1,   // 142: koi.backend.v1.Tokens.DeleteTokens:output_type -> koi.backend.v1.Empty
+	49,  // 143: koi.backend.v1.MUC.GetMUCRoom:output_type -> koi.backend.v1.MUCRoom
+	52,  // 144: koi.backend.v1.MUC.ListMUCRooms:output_type -> koi.backend.v1.MUCRoomsResponse
+	54,  // 145: koi.backend.v1.MUC.GetMUCAffiliations:output_type -> koi.backend.v1.MUCAffiliationsResponse
+	1,   // 146: koi.backend.v1.MUC.PutMUCRoom:output_type -> koi.backend.v1.Empty
+	1,   // 147: koi.backend.v1.MUC.DeleteMUCRoom:output_type -> koi.backend.v1.Empty
+	1,   // 148: koi.backend.v1.MUC.SetMUCAffiliation:output_type -> koi.backend.v1.Empty
+	56,  // 149: koi.backend.v1.PubSub.GetNode:output_type -> koi.backend.v1.PubSubNode
+	59,  // 150: koi.backend.v1.PubSub.ListNodes:output_type -> koi.backend.v1.PubSubNodes
+	62,  // 151: koi.backend.v1.PubSub.GetItems:output_type -> koi.backend.v1.PubSubItemPage
+	65,  // 152: koi.backend.v1.PubSub.GetAffiliations:output_type -> koi.backend.v1.PubSubAffiliations
+	67,  // 153: koi.backend.v1.PubSub.GetSubscriptions:output_type -> koi.backend.v1.PubSubSubscriptions
+	1,   // 154: koi.backend.v1.PubSub.CreateNode:output_type -> koi.backend.v1.Empty
+	1,   // 155: koi.backend.v1.PubSub.ConfigureNode:output_type -> koi.backend.v1.Empty
+	1,   // 156: koi.backend.v1.PubSub.DeleteNode:output_type -> koi.backend.v1.Empty
+	1,   // 157: koi.backend.v1.PubSub.Publish:output_type -> koi.backend.v1.Empty
+	1,   // 158: koi.backend.v1.PubSub.Retract:output_type -> koi.backend.v1.Empty
+	1,   // 159: koi.backend.v1.PubSub.Purge:output_type -> koi.backend.v1.Empty
+	1,   // 160: koi.backend.v1.PubSub.SetAffiliation:output_type -> koi.backend.v1.Empty
+	1,   // 161: koi.backend.v1.PubSub.SetSubscription:output_type -> koi.backend.v1.Empty
+	103, // [103:162] is the sub-list for method output_type
+	44,  // [44:103] is the sub-list for method input_type
 	44,  // [44:44] is the sub-list for extension type_name
 	44,  // [44:44] is the sub-list for extension extendee
 	0,   // [0:44] is the sub-list for field type_name
@@ -4740,7 +4820,7 @@ func file_koi_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_koi_backend_proto_rawDesc), len(file_koi_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   12,
 		},

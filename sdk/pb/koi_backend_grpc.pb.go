@@ -1503,11 +1503,12 @@ var Private_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Archive_Append_FullMethodName        = "/koi.backend.v1.Archive/Append"
-	Archive_Query_FullMethodName         = "/koi.backend.v1.Archive/Query"
-	Archive_DeleteArchive_FullMethodName = "/koi.backend.v1.Archive/DeleteArchive"
-	Archive_GetPrefs_FullMethodName      = "/koi.backend.v1.Archive/GetPrefs"
-	Archive_SetPrefs_FullMethodName      = "/koi.backend.v1.Archive/SetPrefs"
+	Archive_Append_FullMethodName         = "/koi.backend.v1.Archive/Append"
+	Archive_Query_FullMethodName          = "/koi.backend.v1.Archive/Query"
+	Archive_DeleteArchive_FullMethodName  = "/koi.backend.v1.Archive/DeleteArchive"
+	Archive_GetPrefs_FullMethodName       = "/koi.backend.v1.Archive/GetPrefs"
+	Archive_SetPrefs_FullMethodName       = "/koi.backend.v1.Archive/SetPrefs"
+	Archive_RetractMessage_FullMethodName = "/koi.backend.v1.Archive/RetractMessage"
 )
 
 // ArchiveClient is the client API for Archive service.
@@ -1526,6 +1527,9 @@ type ArchiveClient interface {
 	DeleteArchive(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetPrefs(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*ArchivePrefs, error)
 	SetPrefs(ctx context.Context, in *SetArchivePrefsRequest, opts ...grpc.CallOption) (*Empty, error)
+	// RetractMessage replaces an archived message with a tombstone (XEP-0425);
+	// only for a backend that declared archive_retract.
+	RetractMessage(ctx context.Context, in *RetractRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type archiveClient struct {
@@ -1589,6 +1593,16 @@ func (c *archiveClient) SetPrefs(ctx context.Context, in *SetArchivePrefsRequest
 	return out, nil
 }
 
+func (c *archiveClient) RetractMessage(ctx context.Context, in *RetractRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Archive_RetractMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ArchiveServer is the server API for Archive service.
 // All implementations must embed UnimplementedArchiveServer
 // for forward compatibility.
@@ -1605,6 +1619,9 @@ type ArchiveServer interface {
 	DeleteArchive(context.Context, *OwnerRequest) (*Empty, error)
 	GetPrefs(context.Context, *OwnerRequest) (*ArchivePrefs, error)
 	SetPrefs(context.Context, *SetArchivePrefsRequest) (*Empty, error)
+	// RetractMessage replaces an archived message with a tombstone (XEP-0425);
+	// only for a backend that declared archive_retract.
+	RetractMessage(context.Context, *RetractRequest) (*Empty, error)
 	mustEmbedUnimplementedArchiveServer()
 }
 
@@ -1629,6 +1646,9 @@ func (UnimplementedArchiveServer) GetPrefs(context.Context, *OwnerRequest) (*Arc
 }
 func (UnimplementedArchiveServer) SetPrefs(context.Context, *SetArchivePrefsRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPrefs not implemented")
+}
+func (UnimplementedArchiveServer) RetractMessage(context.Context, *RetractRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetractMessage not implemented")
 }
 func (UnimplementedArchiveServer) mustEmbedUnimplementedArchiveServer() {}
 func (UnimplementedArchiveServer) testEmbeddedByValue()                 {}
@@ -1730,6 +1750,24 @@ func _Archive_SetPrefs_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Archive_RetractMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetractRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArchiveServer).RetractMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Archive_RetractMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArchiveServer).RetractMessage(ctx, req.(*RetractRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Archive_ServiceDesc is the grpc.ServiceDesc for Archive service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1752,6 +1790,10 @@ var Archive_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPrefs",
 			Handler:    _Archive_SetPrefs_Handler,
+		},
+		{
+			MethodName: "RetractMessage",
+			Handler:    _Archive_RetractMessage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

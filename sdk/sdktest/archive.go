@@ -20,6 +20,10 @@ func archiveText(c sdk.Capabilities, _ Options) bool {
 	return c.Archive.Access.Writable() && c.Archive.FullText
 }
 
+func archiveRetract(c sdk.Capabilities, _ Options) bool {
+	return c.Archive.Access.Writable() && c.Archive.Retract
+}
+
 func archiveChecks() []check {
 	return []check{
 		{"archive/empty", archiveRead, checkArchiveEmpty},
@@ -28,6 +32,7 @@ func archiveChecks() []check {
 		{"archive/paging", archiveWrite, checkArchivePaging},
 		{"archive/filters", archiveWrite, checkArchiveFilters},
 		{"archive/fulltext", archiveText, checkArchiveFullText},
+		{"archive/retract", archiveRetract, checkArchiveRetract},
 		{"archive/prefs", archiveWrite, checkArchivePrefs},
 		{"archive/delete", archiveWrite, checkArchiveDelete},
 		{"archive/invalid", archiveWrite, checkArchiveInvalid},
@@ -306,6 +311,39 @@ func checkArchiveFullText(e *env) {
 	e.wantPage("search within a conversation", p, []string{archiveID(1)}, true)
 	p = e.queryArchive(sdk.ArchiveQuery{Owner: owner, Text: "submarine", Max: 10})
 	e.wantPage("search for a word in no message", p, nil, true)
+}
+
+func checkArchiveRetract(e *env) {
+	owner, other := e.owner("alice"), e.owner("bob")
+	peer := e.contact("carol")
+	e.appendArchive(archivedMsg(owner, 1, peer, "", false), archivedMsg(owner, 2, peer, "", false), archivedMsg(other, 2, peer, "", false))
+	r, ok := e.b.(sdk.ArchiveRetractor)
+	if !ok {
+		e.t.Fatal("archive retraction is declared but the backend does not implement sdk.ArchiveRetractor")
+	}
+	const tomb = "<message xmlns='jabber:client' type='groupchat'><retracted xmlns='urn:xmpp:message-retract:1' stamp='2026-01-01T00:00:00Z'/></message>"
+	e.ok("RetractArchived", r.RetractArchived(e.ctx, owner, archiveID(2), tomb))
+	p := e.queryArchive(sdk.ArchiveQuery{Owner: owner, Max: 10})
+	e.wantPage("an archive with a retracted message", p, idRange(1, 3), true)
+	if len(p.Messages) == 2 {
+		got, kept := p.Messages[1], archivedMsg(owner, 2, peer, "", false)
+		if got.Stanza != tomb || got.Body != "" || !got.Stamp.Equal(kept.Stamp) || got.Peer != kept.Peer {
+			e.t.Errorf("the retracted message: %+v; want the tombstone, no body, its stamp and peer", got)
+		}
+		if p.Messages[0].Stanza != archivedMsg(owner, 1, peer, "", false).Stanza {
+			e.t.Errorf("another message changed: %+v", p.Messages[0])
+		}
+	}
+	if p := e.queryArchive(sdk.ArchiveQuery{Owner: other, Max: 10}); len(p.Messages) != 1 || p.Messages[0].Stanza == tomb {
+		e.t.Errorf("another owner's message with the same id: %+v", p.Messages)
+	}
+	if e.caps.Archive.FullText {
+		e.wantPage("a text search for a retracted message's words", e.queryArchive(sdk.ArchiveQuery{Owner: owner, Text: "message 2", Max: 10}), nil, true)
+	}
+	e.ok("RetractArchived again", r.RetractArchived(e.ctx, owner, archiveID(2), tomb))
+	e.wantErr("RetractArchived of no message", r.RetractArchived(e.ctx, owner, archiveID(9), tomb), sdk.ErrNotFound)
+	e.wantErr("RetractArchived without a tombstone", r.RetractArchived(e.ctx, owner, archiveID(1), ""), sdk.ErrInvalid)
+	e.wantErr("RetractArchived without owner", r.RetractArchived(e.ctx, "", archiveID(1), tomb), sdk.ErrInvalid)
 }
 
 func sortedCopy(s []string) []string {

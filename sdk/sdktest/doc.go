@@ -38,7 +38,9 @@
 //     pages forward (After), backward (Last, Before) and by Skip, with
 //     Complete, Count and Index; the With, WithResource, AfterID,
 //     BeforeID and IDs filters alone and together; full-text search when
-//     declared; preferences; DeleteArchive; sdk.ErrInvalid for bad input.
+//     declared; RetractArchived (the tombstone in the message's place, its
+//     words no longer found) when declared; preferences; DeleteArchive;
+//     sdk.ErrInvalid for bad input.
 //   - muc: GetMUCRoom of an absent room is sdk.ErrNotFound, lists of an
 //     unused service or room are empty; rooms round trip with their config
 //     byte for byte (multi-valued fields, a field without values, an empty
