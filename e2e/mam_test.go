@@ -195,7 +195,7 @@ func (c *client) mamTo(to string, d time.Duration, set string, fields ...string)
 		msg := r.child(nsForward, "forwarded").child(nsClient, "message")
 		p.ids = append(p.ids, r.attr("id"))
 		p.msgs = append(p.msgs, msg)
-		p.bodies = append(p.bodies, msg.child(nsClient, "body").Text)
+		p.bodies = append(p.bodies, bodyOf(msg))
 	}
 	return p
 }

@@ -227,3 +227,48 @@ func TestMUCHistoryAfterRestart(t *testing.T) {
 		t.Fatalf("slixmpp: %v; its output: %s\nits log:\n%s", err, got, log)
 	}
 }
+
+// TestMUCModerationSlixmpp: slixmpp's XEP-0425 plugin, as a moderator,
+// retracts a participant's message by its stanza-id; everyone inside is
+// told, slixmpp sees the announcement in the form it knows, and the
+// room's archive holds a tombstone in the message's place.
+func TestMUCModerationSlixmpp(t *testing.T) {
+	t.Parallel()
+	needSlixmpp(t, "slixmpp.plugins.xep_0425")
+	srv := archiveServer(t, "sql", "", "", "")
+	const pw = "pw-mucmod"
+	for _, u := range []string{"alice", "bob", "carol"} {
+		srv.addUser(t, u+"@localhost", pw)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	alice := login(t, o, "alice@localhost/pc", pw)
+	joinRoom(alice, lounge+"/Alice", "")
+	if r := ownerSubmit(alice, lounge, "<field var='muc#roomconfig_roomowners'><value>alice@localhost</value><value>bob@localhost</value></field>"); r.attr("type") != "result" {
+		t.Fatalf("configuring: %s", r)
+	}
+	carol := login(t, o, "carol@localhost/x", pw)
+	joinRoom(carol, lounge+"/Carol", "")
+	carol.send("<message type='groupchat' to='" + lounge + "'><body>buy cheap watches</body></message>")
+	echo := carol.expect("her message back", isGroupchat(lounge+"/Carol", "buy cheap watches"))
+	spam := echo.child("urn:xmpp:sid:0", "stanza-id").attr("id")
+	if spam == "" {
+		t.Fatalf("no stanza-id: %s", echo)
+	}
+
+	got, log, err := runSlixmpp(t, srv, "slixmpp_muc_moderate.py", map[string]any{
+		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "nick": "Bob", "id": spam, "reason": "spam",
+	}, func(string) {})
+	if want := "JOINED | MODERATED " + spam + " " + lounge + "/Bob | OK"; err != nil || got != want {
+		t.Fatalf("slixmpp: %v; its output: %s, want %s\nits log:\n%s", err, got, want, log)
+	}
+	ann := carol.expect("the announcement", func(e *element) bool {
+		return e.is("", "message") && e.attr("from") == lounge && e.child("urn:xmpp:message-retract:1", "retract") != nil
+	})
+	if r := ann.child("urn:xmpp:message-retract:1", "retract"); r.attr("id") != spam || r.child("urn:xmpp:message-retract:1", "reason").Text != "spam" {
+		t.Fatalf("the announcement: %s", ann)
+	}
+	page := alice.mamTo(lounge, waitTimeout, "")
+	if len(page.msgs) < 1 || page.ids[0] != spam || bodyOf(page.msgs[0]) != "" || page.msgs[0].child("urn:xmpp:message-retract:1", "retracted") == nil {
+		t.Fatalf("the archive after moderation: %v", page.msgs)
+	}
+}

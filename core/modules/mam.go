@@ -61,6 +61,7 @@ type Archive struct {
 	Backend  sdk.Archive
 	Writer   *archive.Writer
 	FullText bool
+	Retract  bool // Backend is an sdk.ArchiveRetractor that declared it
 	Default  string
 	// PrefsWait bounds the wait for the preferences of an owner not in
 	// memory while the backend is unavailable (default 2s: well over a

@@ -178,6 +178,7 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 	if r.svc.vcards() != nil {
 		features = append(features, NSVCard)
 	}
+	features = append(features, NSModerate0, NSModerate1)
 	for _, f := range features {
 		res.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}

@@ -45,6 +45,12 @@ type Archive interface {
 	FullText() bool
 	// Remove deletes an archive, after its pending messages.
 	Remove(ctx context.Context, owner string) error
+	// CanRetract says whether Retract works: whether the backend
+	// replaces messages with tombstones (moderate.go).
+	CanRetract() bool
+	// Retract replaces owner's stored message stanzaID with tombstone
+	// (sdk.ArchiveRetractor).
+	Retract(ctx context.Context, owner, stanzaID, tombstone string) error
 }
 
 // Errors of room archives.

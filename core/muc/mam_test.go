@@ -25,6 +25,12 @@ func (h hostArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.
 
 func (h hostArchive) FullText() bool { return false }
 
+func (h hostArchive) CanRetract() bool { return true }
+
+func (h hostArchive) Retract(ctx context.Context, owner, stanzaID, tombstone string) error {
+	return h.st.RetractArchived(ctx, owner, stanzaID, tombstone)
+}
+
 func (h hostArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
 	r, err := h.Writer.Reserve(ctx, n)
 	if err != nil {

@@ -315,6 +315,18 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		s.vcardIQ(ctx, r, el, from)
 		return
 	}
+	if m, ok, serr := parseModerate(el, to); ok {
+		r := s.room(to.Local())
+		switch {
+		case r == nil:
+			s.reply(ctx, el, errNoRoom)
+		case serr != nil:
+			s.reply(ctx, el, serr)
+		default:
+			s.moderate(ctx, r, el, from, m)
+		}
+		return
+	}
 	if isMAMQuery(el, to) {
 		r := s.room(to.Local())
 		if r == nil {

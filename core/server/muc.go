@@ -134,6 +134,19 @@ func (r roomArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.
 
 func (r roomArchive) FullText() bool { return r.a.FullText }
 
+func (r roomArchive) CanRetract() bool {
+	_, ok := r.a.Backend.(sdk.ArchiveRetractor)
+	return r.a.Retract && ok
+}
+
+func (r roomArchive) Retract(ctx context.Context, owner, stanzaID, tombstone string) error {
+	ar, ok := r.a.Backend.(sdk.ArchiveRetractor)
+	if !ok || !r.a.Retract {
+		return fmt.Errorf("the archive's plugin cannot retract messages: %w", sdk.ErrReadOnly)
+	}
+	return ar.RetractArchived(ctx, owner, stanzaID, tombstone)
+}
+
 func (r roomArchive) Remove(ctx context.Context, owner string) error { return r.a.Remove(ctx, owner) }
 
 // pluginStore is a host's muc plugin, looked up at each call: a reload

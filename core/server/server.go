@@ -148,7 +148,7 @@ func buildHosts(cfg *config.Config, backend func(name string) (*pluginhost.Backe
 		}
 		if b, _ := get("archive", hc.Archive, func(c sdk.Capabilities) sdk.Access { return c.Archive.Access }); b != nil {
 			h.Archive = modules.Feature[*modules.Archive]{
-				Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText},
+				Backend: &modules.Archive{Backend: b, FullText: b.Capabilities().Archive.FullText, Retract: b.Capabilities().Archive.Retract},
 				On:      true, Writable: true,
 			}
 		}

@@ -1,0 +1,66 @@
+"""slixmpp with its XEP-0425 plugin (0.2, moderate:0) against koi: as a
+moderator, join a room, retract a message by its stanza-id and wait for
+the room's announcement.
+
+Usage: python3 slixmpp_muc_moderate.py JSON, where JSON holds jid,
+password, host, port, ca_file, room, nick, id and reason. Prints JOINED,
+then MODERATED <id> <by> once the announcement came, then OK; FAILED <why>
+on an error.
+"""
+
+import asyncio
+import json
+import logging
+import sys
+
+import slixmpp
+from slixmpp import JID
+
+
+class Bot(slixmpp.ClientXMPP):
+    def __init__(self, a):
+        super().__init__(a["jid"], a["password"])
+        self.a = a
+        self.ca_certs = a["ca_file"]
+        for p in ("xep_0030", "xep_0045", "xep_0425"):
+            self.register_plugin(p)
+        self.done = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("moderated_message", self.moderated)
+
+    async def start(self, _):
+        self.send_presence()
+        try:
+            await self.plugin["xep_0045"].join_muc_wait(
+                JID(self.a["room"]), self.a["nick"], maxstanzas=0, timeout=15)
+            print("JOINED", flush=True)
+            await self.plugin["xep_0425"].moderate(
+                JID(self.a["room"]), self.a["id"], self.a["reason"], timeout=10)
+        except Exception as e:  # noqa: BLE001 - any failure ends the run
+            self.finish("%r" % e)
+
+    def moderated(self, msg):
+        m = msg["apply_to"]["moderated"]
+        print("MODERATED", msg["apply_to"]["id"], m["by"], flush=True)
+        if msg["apply_to"]["id"] == self.a["id"]:
+            self.finish(None)
+
+    def finish(self, err):
+        if not self.done.done():
+            self.done.set_result(err)
+
+
+def main():
+    a = json.loads(sys.argv[1])
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bot = Bot(a)
+    bot.connect((a["host"], a["port"]))
+    err = bot.loop.run_until_complete(asyncio.wait_for(bot.done, 30))
+    bot.disconnect()
+    print("FAILED " + err if err else "OK", flush=True)
+    sys.exit(1 if err else 0)
+
+
+if __name__ == "__main__":
+    main()
