@@ -306,34 +306,12 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		}
 		defer s.releaseIfNone(ctx, to.Bare())
 	}
-	if isVCardIQ(el, to) {
-		r := s.room(to.Local())
-		if r == nil {
+	if serve := s.outsideLock(el, to); serve != nil {
+		if r := s.room(to.Local()); r != nil {
+			serve(ctx, r, el, from)
+		} else {
 			s.reply(ctx, el, errNoRoom)
-			return
 		}
-		s.vcardIQ(ctx, r, el, from)
-		return
-	}
-	if m, ok, serr := parseModerate(el, to); ok {
-		r := s.room(to.Local())
-		switch {
-		case r == nil:
-			s.reply(ctx, el, errNoRoom)
-		case serr != nil:
-			s.reply(ctx, el, serr)
-		default:
-			s.moderate(ctx, r, el, from, m)
-		}
-		return
-	}
-	if isMAMQuery(el, to) {
-		r := s.room(to.Local())
-		if r == nil {
-			s.reply(ctx, el, errNoRoom)
-			return
-		}
-		s.mamQuery(ctx, r, el, from)
 		return
 	}
 	store := s.store != nil && mayStore(el, to)
@@ -373,6 +351,31 @@ func (s *Service) Deliver(ctx context.Context, el *xmlstream.Element) {
 		s.dropIfGone(ctx, r)
 		return
 	}
+}
+
+// roomIQ serves an IQ to a room.
+type roomIQ func(ctx context.Context, r *room, el *xmlstream.Element, from jid.JID)
+
+// outsideLock returns the handler of el if it is one of the IQs to a room
+// served without the room's lock, as their backends may be slow: vCards,
+// moderation and archive queries; nil otherwise.
+func (s *Service) outsideLock(el *xmlstream.Element, to jid.JID) roomIQ {
+	switch {
+	case isVCardIQ(el, to):
+		return s.vcardIQ
+	case isMAMQuery(el, to):
+		return s.mamQuery
+	}
+	if m, ok, serr := parseModerate(el, to); ok {
+		return func(ctx context.Context, r *room, el *xmlstream.Element, from jid.JID) {
+			if serr != nil {
+				s.reply(ctx, el, serr)
+				return
+			}
+			s.moderate(ctx, r, el, from, m)
+		}
+	}
+	return nil
 }
 
 // dropIfGone deletes the archive and vCard of r if it is gone and no other
