@@ -36,19 +36,8 @@ func (d *decoder) components(v any, fileOrder []string, hosts []Host, listeners 
 				d.problem(b.path, "is also a host block: a domain is served either by koi or by a component")
 			}
 		}
-		secret, hasSecret := b.str("secret")
-		file, hasFile := b.str("secret_file")
-		switch {
-		case hasSecret && hasFile:
-			d.problem(b.at("secret_file"), "set secret or secret_file, not both")
-		case hasFile:
-			c.Secret = d.secretFile(b.at("secret_file"), file)
-		case hasSecret:
-			c.Secret = secret
-			if len(secret) < MinComponentSecret {
-				d.problem(b.at("secret"), "too short: want at least %d characters (got %d), e.g. $(openssl rand -hex 24); the handshake is a SHA-1 over it that anyone on the path sees", MinComponentSecret, len(secret))
-			}
-		default:
+		var set bool
+		if c.Secret, set = d.secret(b, "; the handshake is a SHA-1 over it that anyone on the path sees"); !set {
 			d.problem(b.at("secret"), "missing: the component's shared secret (or secret_file = \"path\", or KOI_COMPONENT__%s__SECRET)", strings.ToUpper(label))
 		}
 		out = append(out, c)
@@ -58,6 +47,24 @@ func (d *decoder) components(v any, fileOrder []string, hosts []Host, listeners 
 			`listen "component" { address = "127.0.0.1:5347" }`)
 	}
 	return out
+}
+
+// secret reads block b's shared secret from its key secret or from the
+// file its key secret_file names; why ends the message about a secret too
+// short. set is false when neither key is there.
+func (d *decoder) secret(b *block, why string) (secret string, set bool) {
+	secret, hasSecret := b.str("secret")
+	file, hasFile := b.str("secret_file")
+	switch {
+	case hasSecret && hasFile:
+		d.problem(b.at("secret_file"), "set secret or secret_file, not both")
+		return "", true
+	case hasFile:
+		return d.secretFile(b.at("secret_file"), file), true
+	case hasSecret && len(secret) < MinComponentSecret:
+		d.problem(b.at("secret"), "too short: want at least %d characters (got %d), e.g. $(openssl rand -hex 24)%s", MinComponentSecret, len(secret), why)
+	}
+	return secret, hasSecret
 }
 
 // secretFile reads a secret from the file at p (relative to the config

@@ -55,18 +55,7 @@ func (d *decoder) turn(v any) TURN {
 	default:
 		t.Host = host
 	}
-	secret, hasSecret := b.str("secret")
-	file, hasFile := b.str("secret_file")
-	switch {
-	case hasSecret && hasFile:
-		d.problem(b.at("secret_file"), "set secret or secret_file, not both")
-	case hasFile:
-		t.Secret = d.secretFile(b.at("secret_file"), file)
-	case hasSecret && len(secret) < MinComponentSecret:
-		d.problem(b.at("secret"), "too short: want at least %d characters (got %d), e.g. $(openssl rand -hex 24), and the same as coturn's static-auth-secret", MinComponentSecret, len(secret))
-	default:
-		t.Secret = secret
-	}
+	t.Secret, _ = d.secret(b, ", and the same as coturn's static-auth-secret")
 	if t.TLSPort > 0 && t.Secret == "" {
 		d.problem(b.at("tls_port"), "turns needs credentials: set secret (coturn's static-auth-secret) too")
 	}
