@@ -143,6 +143,9 @@ func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, 
 	if keep {
 		r.keepHistory(histEntry{msg: m, id: id, at: at})
 	}
+	if rid := retractedID(m); rid != "" {
+		r.retractOwn(rid, cur)
+	}
 	if resv != nil {
 		if err := resv.Commit(r.archiveCopy(m, cur, id, stamp)); err != nil {
 			r.svc.log.Error("archiving a groupchat message failed", "room", r.jid.String(), "error", err)

@@ -18,11 +18,16 @@ import (
 // the message's place in its history and in its archive, and archives the
 // announcement, so that a client catching up from the archive learns of
 // it too. Both versions of the protocol are served, as Prosody's
-// mod_muc_moderation does: 0.3 (moderate:1, what Gajim, Conversations and
-// Converse.js send today) and 0.2 (fasten's apply-to with moderate:0), and
-// the announcement carries both. An archive whose backend cannot retract
+// mod_muc_moderation does: 0.3 (moderate:1) and 0.2 (fasten's apply-to
+// with moderate:0, which slixmpp 1.8 sends), and the announcement carries
+// both. An archive whose backend cannot retract
 // (sdk.ArchiveCapabilities.Retract) keeps the message; the live clients
 // and the history still lose it, and koi says so in its log.
+//
+// An occupant's retraction of their own message (XEP-0424) is relayed like
+// any message, and the room puts a tombstone in the message's place when
+// the retraction comes from its sender (their occupant id in the history,
+// their real JID in the archive).
 const (
 	NSModerate0 = "urn:xmpp:message-moderate:0"
 	NSModerate1 = "urn:xmpp:message-moderate:1"
@@ -117,8 +122,12 @@ func (s *Service) moderate(ctx context.Context, r *room, el *xmlstream.Element, 
 		s.reply(ctx, el, errNoMessage)
 		return
 	}
-	now := s.now().UTC()
-	tomb := tombstone(orig, m, by, modID, now)
+	tomb := tombstone(orig, s.now().UTC(), func(ret *xmlstream.Element) {
+		ret.AppendChild(moderatedBy(NSModerate1, by, modID))
+		if m.reason != "" {
+			ret.AppendChild(xmlstream.NewElement(nsRetract1, "reason").AppendText(m.reason))
+		}
+	})
 	if a != nil {
 		if err := retract(ctx, s, a, owner, m.id, tomb); err != nil {
 			s.log.Warn("a moderated message could not be retracted from the room's archive; nothing was changed", "room", owner, "stanza_id", m.id, "error", err)
@@ -179,26 +188,77 @@ func retract(ctx context.Context, s *Service, a Archive, owner, id string, tomb 
 	return err
 }
 
-// tombstone is what stands in the place of orig, moderated as m by the
-// occupant by (XEP-0425 §6): its sender and id, a retracted element with
-// who moderated and why, and its sender's occupant id.
-func tombstone(orig *xmlstream.Element, m moderation, by jid.JID, modID string, at time.Time) *xmlstream.Element {
+// tombstone is what stands in the place of orig, retracted at at (XEP-0424
+// and XEP-0425 §6): its sender and id, a retracted element that decorate
+// completes (who moderated, and why), and its sender's occupant id and
+// its ids, so that clients match it with the retraction.
+func tombstone(orig *xmlstream.Element, at time.Time, decorate func(retracted *xmlstream.Element)) *xmlstream.Element {
 	t := xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("type", "groupchat").SetAttr("from", orig.Attr("from"))
 	if id := orig.Attr("id"); id != "" {
 		t.SetAttr("id", id)
 	}
 	ret := xmlstream.NewElement(nsRetract1, "retracted").SetAttr("stamp", at.Format(time.RFC3339))
-	ret.AppendChild(moderatedBy(NSModerate1, by, modID))
-	if m.reason != "" {
-		ret.AppendChild(xmlstream.NewElement(nsRetract1, "reason").AppendText(m.reason))
+	if decorate != nil {
+		decorate(ret)
 	}
 	t.AppendChild(ret)
 	for _, c := range orig.Elements() {
-		if c.Space == NSOccupantID || (c.Space == NSSID && c.Local == "stanza-id") {
+		if c.Space == NSOccupantID || (c.Space == NSSID && (c.Local == "stanza-id" || c.Local == "origin-id")) {
 			t.AppendChild(c.Copy())
 		}
 	}
 	return t
+}
+
+// retractedID is the stanza-id of the message el, a groupchat message to
+// the room, retracts (XEP-0424, either version), "" for none.
+func retractedID(el *xmlstream.Element) string {
+	if r := el.Child(nsRetract1, "retract"); r != nil {
+		return r.Attr("id")
+	}
+	if a := el.Child(nsFasten, "apply-to"); a != nil && a.Child(nsRetract0, "retract") != nil {
+		return a.Attr("id")
+	}
+	return ""
+}
+
+// retractOwn puts a tombstone in the place of message id when the
+// occupant cur, who sent its retraction, is its sender (XEP-0424: a room
+// SHOULD stop handing a retracted message out): in the history at once,
+// and in the archive on a goroutine of its own, as reading the archive
+// to check the sender must not hold the room. The room's lock is held.
+func (r *room) retractOwn(id string, cur *occupant) {
+	at := r.svc.now().UTC()
+	if i := r.historyIndex(id); i >= 0 {
+		e := r.history[i]
+		if sid := e.msg.Child(NSOccupantID, "occupant-id"); sid == nil || sid.Attr("id") != r.occupantID(cur.bare) {
+			return // not theirs
+		}
+		tomb := tombstone(e.msg, at, nil)
+		r.historyBytes += len(tomb.String()) - e.chars
+		e.msg, e.chars = tomb, len(tomb.String())
+		r.history[i] = e
+	}
+	a := r.archive()
+	if a == nil || !a.CanRetract() {
+		return
+	}
+	s, owner, sender := r.svc, r.jid.String(), cur.bare.String()
+	go func() {
+		ctx, cancel := s.storeCtx(context.Background())
+		defer cancel()
+		orig, serr := s.archived(ctx, a, owner, id)
+		if serr != nil || orig == nil {
+			return
+		}
+		x := orig.Child(NSUser, "x")
+		if x == nil || x.Child(NSUser, "item") == nil || x.Child(NSUser, "item").Attr("jid") != sender {
+			return // not theirs
+		}
+		if err := retract(ctx, s, a, owner, id, tombstone(orig, at, nil)); err != nil {
+			s.log.Warn("a retracted message could not be replaced in the room's archive", "room", owner, "stanza_id", id, "error", err)
+		}
+	}()
 }
 
 func moderatedBy(ns string, by jid.JID, modID string) *xmlstream.Element {

@@ -2,6 +2,7 @@ package muc
 
 import (
 	"testing"
+	"time"
 
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -155,5 +156,58 @@ func TestModerateWithoutArchive(t *testing.T) {
 		t.Fatalf("bob got %v", got)
 	} else {
 		announcement(t, got[0], lounge, spam, lounge+"/Alice", "")
+	}
+}
+
+// TestRetractOwn: an occupant who retracts their own message (XEP-0424)
+// has it replaced by a tombstone in the history and the archive; a
+// retraction of someone else's message changes nothing.
+func TestRetractOwn(t *testing.T) {
+	n, _ := newArchivedNet(t, nil)
+	alice, bob := n.user("alice@example.com/pc"), n.user("bob@example.com/phone")
+	n.create(alice, lounge+"/Alice")
+	n.join(bob, lounge+"/Bob")
+	n.take(alice)
+	oops := said(t, n, bob, lounge, "wrong window")
+	hers := said(t, n, alice, lounge, "hello")
+	n.take(bob)
+	n.take(alice)
+	// bob tries alice's message: relayed, but nothing is retracted.
+	n.send(bob, `<message type='groupchat' to='`+lounge+`'><retract id='`+hers+`' xmlns='urn:xmpp:message-retract:1'/><body>/me retracted a message</body></message>`)
+	n.send(bob, `<message type='groupchat' to='`+lounge+`'><retract id='`+oops+`' xmlns='urn:xmpp:message-retract:1'/><body>/me retracted a message</body></message>`)
+	if got := n.take(alice); len(got) != 2 || got[1].Child(nsRetract1, "retract") == nil {
+		t.Fatalf("alice got %v", got)
+	}
+	r := n.svc.room("lounge")
+	r.mu.Lock()
+	var first, second *xmlstream.Element
+	if i := r.historyIndex(oops); i >= 0 {
+		first = r.history[i].msg
+	}
+	if i := r.historyIndex(hers); i >= 0 {
+		second = r.history[i].msg
+	}
+	r.mu.Unlock()
+	if first == nil || first.Child(nsRetract1, "retracted") == nil || first.Child(xmlstream.NSClient, "body") != nil {
+		t.Fatalf("bob's retracted message in the history: %v", first)
+	}
+	if second == nil || second.Child(xmlstream.NSClient, "body") == nil {
+		t.Fatalf("alice's message in the history after bob's retraction: %v", second)
+	}
+	// The archive is changed on a goroutine of its own.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n.take(alice)
+		a := n.mam(alice, lounge, "", "")
+		if len(a.results) >= 2 && a.ids[0] == oops && a.results[0].Child(nsRetract1, "retracted") != nil {
+			if a.ids[1] != hers || a.results[1].Child(xmlstream.NSClient, "body") == nil {
+				t.Fatalf("alice's archived message after bob's retraction: %v", a.results[1])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the archive after bob's retraction: %v %v", a.ids, a.results)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
