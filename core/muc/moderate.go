@@ -229,8 +229,9 @@ func retractedID(el *xmlstream.Element) string {
 // to check the sender must not hold the room. The room's lock is held.
 func (r *room) retractOwn(id string, cur *occupant) {
 	at := r.svc.now().UTC()
-	if i := r.historyIndex(id); i >= 0 {
+	if i := r.historyMatch(id); i >= 0 {
 		e := r.history[i]
+		id = e.id // the archive's id, for one named by its origin-id
 		if sid := e.msg.Child(NSOccupantID, "occupant-id"); sid == nil || sid.Attr("id") != r.occupantID(cur.bare) {
 			return // not theirs
 		}
@@ -305,6 +306,22 @@ func (r *room) announceModeration(ctx context.Context, m moderation, by jid.JID,
 		}
 	}
 	r.broadcast(msg)
+}
+
+// historyMatch is the index in the history of the message id names: by
+// its stanza-id or, as XEP-0424 0.3's clients name it, by its origin-id
+// or its id; -1 if none.
+func (r *room) historyMatch(id string) int {
+	for i := len(r.history) - 1; i >= 0; i-- {
+		m := r.history[i].msg
+		if r.history[i].id == id || m.Attr("id") == id {
+			return i
+		}
+		if o := m.Child(NSSID, "origin-id"); o != nil && o.Attr("id") == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // historyIndex is the index in the history of the message with stanza-id

@@ -10,7 +10,13 @@ import (
 // said has j say body in room and returns the stanza-id the room gave it.
 func said(t *testing.T, n *testNet, j, room, body string) string {
 	t.Helper()
-	n.send(j, `<message type='groupchat' to='`+room+`'><body>`+body+`</body></message>`)
+	return saidAs(t, n, j, room, body, "")
+}
+
+// saidAs is said with the message's id.
+func saidAs(t *testing.T, n *testNet, j, room, body, id string) string {
+	t.Helper()
+	n.send(j, `<message type='groupchat' id='`+id+`' to='`+room+`'><body>`+body+`</body></message>`)
 	for _, el := range n.take(j) {
 		if el.Local == "message" && el.Child(xmlstream.NSClient, "body") != nil && el.Child(xmlstream.NSClient, "body").Text() == body {
 			if sid := el.Child(NSSID, "stanza-id"); sid != nil {
@@ -168,14 +174,15 @@ func TestRetractOwn(t *testing.T) {
 	n.create(alice, lounge+"/Alice")
 	n.join(bob, lounge+"/Bob")
 	n.take(alice)
-	oops := said(t, n, bob, lounge, "wrong window")
+	oops := saidAs(t, n, bob, lounge, "wrong window", "oops-1")
 	hers := said(t, n, alice, lounge, "hello")
 	n.take(bob)
 	n.take(alice)
 	// bob tries alice's message: relayed, but nothing is retracted.
 	n.send(bob, `<message type='groupchat' to='`+lounge+`'><retract id='`+hers+`' xmlns='urn:xmpp:message-retract:1'/><body>/me retracted a message</body></message>`)
-	n.send(bob, `<message type='groupchat' to='`+lounge+`'><retract id='`+oops+`' xmlns='urn:xmpp:message-retract:1'/><body>/me retracted a message</body></message>`)
-	if got := n.take(alice); len(got) != 2 || got[1].Child(nsRetract1, "retract") == nil {
+	// bob's own, named the 0.3 way: by its message id.
+	n.send(bob, `<message type='groupchat' to='`+lounge+`'><apply-to id='oops-1' xmlns='urn:xmpp:fasten:0'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to><body>/me retracted a message</body></message>`)
+	if got := n.take(alice); len(got) != 2 || got[1].Child(nsFasten, "apply-to") == nil {
 		t.Fatalf("alice got %v", got)
 	}
 	r := n.svc.room("lounge")
