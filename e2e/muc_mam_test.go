@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMUCArchive: three users of a real koi with its archive in the sql
@@ -258,7 +259,7 @@ func TestMUCModerationSlixmpp(t *testing.T) {
 	got, log, err := runSlixmpp(t, srv, "slixmpp_muc_moderate.py", map[string]any{
 		"jid": "bob@localhost/slix", "password": pw, "room": lounge, "nick": "Bob", "id": spam, "reason": "spam",
 	}, func(string) {})
-	if want := "JOINED | MODERATED " + spam + " " + lounge + "/Bob | OK"; err != nil || got != want {
+	if want := "JOINED | MODERATED " + spam + " " + lounge + "/Bob | RETRACTED | OK"; err != nil || got != want {
 		t.Fatalf("slixmpp: %v; its output: %s, want %s\nits log:\n%s", err, got, want, log)
 	}
 	ann := carol.expect("the announcement", func(e *element) bool {
@@ -270,5 +271,24 @@ func TestMUCModerationSlixmpp(t *testing.T) {
 	page := alice.mamTo(lounge, waitTimeout, "")
 	if len(page.msgs) < 1 || page.ids[0] != spam || bodyOf(page.msgs[0]) != "" || page.msgs[0].child("urn:xmpp:message-retract:1", "retracted") == nil {
 		t.Fatalf("the archive after moderation: %v", page.msgs)
+	}
+	// slixmpp's own "oops", retracted with its XEP-0424 plugin, is a
+	// tombstone too (the archive is changed a moment after the relay).
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		page = alice.mamTo(lounge, waitTimeout, "")
+		var oops *element
+		for _, m := range page.msgs {
+			if m.attr("from") == lounge+"/Bob" && m.child("urn:xmpp:message-retract:1", "retracted") != nil && bodyOf(m) == "" {
+				oops = m
+			}
+		}
+		if oops != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slixmpp's retracted message in the archive: %v", page.msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

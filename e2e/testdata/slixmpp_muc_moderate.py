@@ -1,11 +1,12 @@
 """slixmpp with its XEP-0425 plugin (0.2, moderate:0) against koi: as a
 moderator, join a room, retract a message by its stanza-id and wait for
-the room's announcement.
+the room's announcement; then say something and retract it with the
+XEP-0424 plugin (0.3, by the message's id).
 
 Usage: python3 slixmpp_muc_moderate.py JSON, where JSON holds jid,
 password, host, port, ca_file, room, nick, id and reason. Prints JOINED,
-then MODERATED <id> <by> once the announcement came, then OK; FAILED <why>
-on an error.
+then MODERATED <id> <by> once the announcement came, then RETRACTED once
+the room relayed its own retraction, then OK; FAILED <why> on an error.
 """
 
 import asyncio
@@ -22,11 +23,12 @@ class Bot(slixmpp.ClientXMPP):
         super().__init__(a["jid"], a["password"])
         self.a = a
         self.ca_certs = a["ca_file"]
-        for p in ("xep_0030", "xep_0045", "xep_0425"):
+        for p in ("xep_0030", "xep_0045", "xep_0424", "xep_0425"):
             self.register_plugin(p)
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("moderated_message", self.moderated)
+        self.add_event_handler("groupchat_message", self.groupchat)
 
     async def start(self, _):
         self.send_presence()
@@ -43,6 +45,17 @@ class Bot(slixmpp.ClientXMPP):
         m = msg["apply_to"]["moderated"]
         print("MODERATED", msg["apply_to"]["id"], m["by"], flush=True)
         if msg["apply_to"]["id"] == self.a["id"]:
+            self.send_message(mto=self.a["room"], mbody="oops", mtype="groupchat")
+            # slixmpp sets no id of its own choosing: the room keeps the one
+            # it made, which the echo shows.
+
+    def groupchat(self, msg):
+        if msg.get_plugin("delay", check=True) is not None or msg["from"].resource != self.a["nick"]:
+            return
+        if msg["body"] == "oops":
+            self.plugin["xep_0424"].send_retraction(JID(self.a["room"]), msg["id"], mtype="groupchat")
+        elif msg["apply_to"]["id"]:
+            print("RETRACTED", flush=True)
             self.finish(None)
 
     def finish(self, err):
