@@ -10,8 +10,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 pkgs=(
   # scripts/ldap: OpenLDAP and the Samba AD domain controller
   slapd samba samba-ad-dc samba-ad-provision winbind krb5-user ldap-utils openssl
-  # e2e: Debian's slixmpp, its upload plugin's HTTP client, the browser
-  python3-slixmpp python3-aiohttp chromium
+  # e2e: Debian's slixmpp, its upload plugin's HTTP client, the browser,
+  # the TURN server that checks the credentials koi gives (TestTURNCredentials)
+  python3-slixmpp python3-aiohttp chromium coturn
 )
 "$here/ldap/install.sh" "${pkgs[@]}"
 rc=$?
