@@ -12,7 +12,7 @@ func TestValidate(t *testing.T) {
 		Auth:   sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster: sdk.AccessReadWrite, Offline: sdk.AccessReadWrite, VCard: sdk.AccessReadWrite, Private: sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite, Tokens: sdk.AccessReadWrite, MUC: sdk.AccessReadWrite, PubSub: sdk.AccessReadWrite,
-		Archive:     sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Archive:     sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true, Retract: true},
 		RosterBatch: true,
 	}
 	if !rep.OK || rep.Capabilities != want {

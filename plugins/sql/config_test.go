@@ -79,7 +79,7 @@ func TestNew(t *testing.T) {
 		Auth:   sdk.AuthCapabilities{Access: sdk.AccessReadWrite, SCRAM: true},
 		Roster: sdk.AccessReadWrite, Offline: sdk.AccessReadWrite, VCard: sdk.AccessReadWrite, Private: sdk.AccessReadWrite,
 		Blocklist: sdk.AccessReadWrite, Tokens: sdk.AccessReadWrite, MUC: sdk.AccessReadWrite, PubSub: sdk.AccessReadWrite,
-		Archive:     sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true},
+		Archive:     sdk.ArchiveCapabilities{Access: sdk.AccessReadWrite, FullText: true, Retract: true},
 		RosterBatch: true,
 	}
 	if got := b.Capabilities(); got != want {
