@@ -37,6 +37,7 @@ plugin "api" {
     breaker_failures = 5
     breaker_cooldown = "10s"
     archive_full_text = true
+    # archive_retract = true       # the service replaces moderated messages with tombstones (openapi.yaml)
     # roster_batch = true          # the service serves POST roster_changes (openapi.yaml)
   }
 }

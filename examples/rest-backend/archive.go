@@ -261,6 +261,35 @@ func (s *server) deleteArchive(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, err)
 }
 
+// retractArchived replaces a message with the tombstone koi sends, and
+// empties its body so that text searches no longer find its words.
+func (s *server) retractArchived(w http.ResponseWriter, r *http.Request) {
+	var t struct {
+		Tombstone string `json:"tombstone"`
+	}
+	if !readJSON(w, r, &t) {
+		return
+	}
+	if t.Tombstone == "" {
+		writeError(w, http.StatusBadRequest, "tombstone is required")
+		return
+	}
+	res, err := s.st.db.ExecContext(r.Context(), "UPDATE archive SET stanza = ?, body = '' WHERE owner = ? AND sid = ?",
+		t.Tombstone, r.PathValue("owner"), r.PathValue("stanza_id"))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		s.internal(w, r, err)
+		return
+	} else if n == 0 {
+		writeError(w, http.StatusNotFound, "no such message")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *server) getPrefs(w http.ResponseWriter, r *http.Request) {
 	p := prefs{Always: []string{}, Never: []string{}}
 	var always, never string

@@ -47,6 +47,7 @@ func pluginConfig(t testing.TB, url string, extra map[string]any) []byte {
 		"base_url":          url,
 		"features":          []string{"auth", "roster", "archive"},
 		"archive_full_text": true,
+		"archive_retract":   true,
 		"roster_batch":      true,
 		"token":             testToken,
 		"hmac_secret":       testSecret,
@@ -88,7 +89,7 @@ func TestConformanceReadOnlyAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdktest.Run(t, httpbackend.New, sdktest.Options{
-		Config:           pluginConfig(t, ts.URL, map[string]any{"features": []string{"auth"}, "read_only": []string{"auth"}, "archive_full_text": false, "roster_batch": false}),
+		Config:           pluginConfig(t, ts.URL, map[string]any{"features": []string{"auth"}, "read_only": []string{"auth"}, "archive_full_text": false, "archive_retract": false, "roster_batch": false}),
 		ExistingUser:     "existing",
 		ExistingPassword: "pässword",
 	})

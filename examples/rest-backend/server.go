@@ -80,6 +80,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /archive/messages", s.appendArchive)
 	mux.HandleFunc("POST /archive/{owner}/query", s.queryArchive)
 	mux.HandleFunc("DELETE /archive/{owner}", s.deleteArchive)
+	mux.HandleFunc("PUT /archive/{owner}/messages/{stanza_id}", s.retractArchived)
 	mux.HandleFunc("GET /archive/{owner}/prefs", s.getPrefs)
 	mux.HandleFunc("PUT /archive/{owner}/prefs", s.setPrefs)
 

@@ -165,6 +165,25 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
+// RetractArchived replaces owner's message stanzaID with tombstone
+// (sdk.ArchiveRetractor), for a service that declared archive_retract.
+func (b *Backend) RetractArchived(ctx context.Context, owner, stanzaID, tombstone string) error {
+	if err := sdk.CheckRetraction(owner, stanzaID, tombstone); err != nil {
+		return err
+	}
+	if err := checkOwner(owner); err != nil {
+		return err
+	}
+	_, err := b.c.jsonCall(ctx, call{method: http.MethodPut, path: archivePath(owner, "messages", url.PathEscape(stanzaID)), idempotent: true,
+		json: wireTombstone{Tombstone: tombstone}})
+	return err
+}
+
+// wireTombstone is the body of a retraction.
+type wireTombstone struct {
+	Tombstone string `json:"tombstone"`
+}
+
 func (b *Backend) DeleteArchive(ctx context.Context, owner string) error {
 	if err := checkOwner(owner); err != nil {
 		return err

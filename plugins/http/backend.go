@@ -43,6 +43,7 @@ func (s Settings) capabilities() sdk.Capabilities {
 	caps.Roster = s.Access[featureRoster]
 	caps.Archive.Access = s.Access[featureArchive]
 	caps.Archive.FullText = s.ArchiveFullText
+	caps.Archive.Retract = s.ArchiveRetract
 	caps.RosterBatch = s.RosterBatch
 	return caps
 }

@@ -55,6 +55,7 @@ type options struct {
 	BreakerCooldown  *string  `json:"breaker_cooldown"`
 	MaxResponseBytes *int64   `json:"max_response_bytes"`
 	ArchiveFullText  bool     `json:"archive_full_text"`
+	ArchiveRetract   bool     `json:"archive_retract"`
 	RosterBatch      bool     `json:"roster_batch"`
 	ArchiveWriters   *int     `json:"archive_writers"`
 }
@@ -81,6 +82,10 @@ type Settings struct {
 	// ArchiveFullText declares that the service serves the text filter
 	// of archive queries.
 	ArchiveFullText bool
+	// ArchiveRetract declares that the service serves PUT
+	// archive/{owner}/messages/{stanza_id}: a moderated message replaced
+	// by a tombstone.
+	ArchiveRetract bool
 	// RosterBatch declares that the service serves POST roster_changes:
 	// both sides of a subscription in one call, all or none.
 	RosterBatch bool
@@ -127,6 +132,7 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		BreakerCooldown:  defaultBreakerCooldown,
 		MaxResponseBytes: defaultMaxResponseBytes,
 		ArchiveFullText:  o.ArchiveFullText,
+		ArchiveRetract:   o.ArchiveRetract,
 		RosterBatch:      o.RosterBatch,
 		ArchiveWriters:   defaultArchiveWriters,
 	}
@@ -159,6 +165,9 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 
 	if s.ArchiveFullText && !s.serves(featureArchive) {
 		return bad("archive_full_text without the archive in features")
+	}
+	if s.ArchiveRetract && !s.serves(featureArchive) {
+		return bad("archive_retract without the archive in features")
 	}
 	if s.RosterBatch && !s.Access[featureRoster].Writable() {
 		return bad("roster_batch without a read-write roster in features")

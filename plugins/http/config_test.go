@@ -31,6 +31,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"base_url": "http://x", "features": ["auth"], "breaker_failures": 0}`, "breaker_failures"},
 		{`{"base_url": "http://x", "features": ["auth"], "max_response_bytes": 10}`, "max_response_bytes"},
 		{`{"base_url": "http://x", "features": ["auth"], "roster_batch": true}`, "roster_batch without a read-write roster"},
+		{`{"base_url": "http://x", "features": ["auth"], "archive_retract": true}`, "archive_retract without the archive in features"},
 		{`{"base_url": "http://x", "features": ["roster"], "read_only": ["roster"], "roster_batch": true}`, "roster_batch without a read-write roster"},
 		{`{"base_url": "http://x", "features": ["auth"], "archive_writers": 4}`, "archive_writers without the archive"},
 		{`{"base_url": "http://x", "features": ["archive"], "archive_writers": 0}`, "archive_writers 0: want 1 to 64"},
