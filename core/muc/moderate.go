@@ -129,7 +129,7 @@ func (s *Service) moderate(ctx context.Context, r *room, el *xmlstream.Element, 
 		}
 	})
 	if a != nil {
-		if err := retract(ctx, s, a, owner, m.id, tomb); err != nil {
+		if err := s.retract(ctx, a, owner, m.id, tomb); err != nil {
 			s.log.Warn("a moderated message could not be retracted from the room's archive; nothing was changed", "room", owner, "stanza_id", m.id, "error", err)
 			s.reply(ctx, el, archiveError(err))
 			return
@@ -139,12 +139,7 @@ func (s *Service) moderate(ctx context.Context, r *room, el *xmlstream.Element, 
 
 	r.mu.Lock()
 	if i := r.historyIndex(m.id); i >= 0 {
-		e := r.history[i]
-		r.historyBytes -= e.chars
-		e.msg = tomb
-		e.chars = len(tomb.String())
-		r.historyBytes += e.chars
-		r.history[i] = e
+		r.replaceHistory(i, tomb)
 	}
 	r.announceModeration(ctx, m, by, modID)
 	r.mu.Unlock()
@@ -169,9 +164,18 @@ func (s *Service) archived(ctx context.Context, a Archive, owner, id string) (*x
 	return orig, nil
 }
 
+// replaceHistory puts tomb in the place of history entry i, under its id
+// and time. The room's lock is held.
+func (r *room) replaceHistory(i int, tomb *xmlstream.Element) {
+	e := &r.history[i]
+	n := len(tomb.String())
+	r.historyBytes += n - e.chars
+	e.msg, e.chars = tomb, n
+}
+
 // retract puts tomb in the place of message id in owner's archive, when
 // the archive can; a message that only the history held is not there.
-func retract(ctx context.Context, s *Service, a Archive, owner, id string, tomb *xmlstream.Element) error {
+func (s *Service) retract(ctx context.Context, a Archive, owner, id string, tomb *xmlstream.Element) error {
 	if !a.CanRetract() {
 		s.log.Warn("the archive's plugin cannot retract messages: the moderated message stays in the room's archive", "room", owner, "stanza_id", id)
 		return nil
@@ -235,10 +239,7 @@ func (r *room) retractOwn(id string, cur *occupant) {
 		if sid := e.msg.Child(NSOccupantID, "occupant-id"); sid == nil || sid.Attr("id") != r.occupantID(cur.bare) {
 			return // not theirs
 		}
-		tomb := tombstone(e.msg, at, nil)
-		r.historyBytes += len(tomb.String()) - e.chars
-		e.msg, e.chars = tomb, len(tomb.String())
-		r.history[i] = e
+		r.replaceHistory(i, tombstone(e.msg, at, nil))
 	}
 	a := r.archive()
 	if a == nil || !a.CanRetract() {
@@ -256,7 +257,7 @@ func (r *room) retractOwn(id string, cur *occupant) {
 		if x == nil || x.Child(NSUser, "item") == nil || x.Child(NSUser, "item").Attr("jid") != sender {
 			return // not theirs
 		}
-		if err := retract(ctx, s, a, owner, id, tombstone(orig, at, nil)); err != nil {
+		if err := s.retract(ctx, a, owner, id, tombstone(orig, at, nil)); err != nil {
 			s.log.Warn("a retracted message could not be replaced in the room's archive", "room", owner, "stanza_id", id, "error", err)
 		}
 	}()

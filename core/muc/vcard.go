@@ -176,11 +176,18 @@ func (s *Service) setVCard(ctx context.Context, r *room, v *xmlstream.Element, f
 func writeVCard(ctx context.Context, vc VCards, a storeAccess, v *xmlstream.Element, rec *sdk.MUCRoom) error {
 	cctx, cancel := a.ctx(ctx)
 	defer cancel()
-	old, err := vc.GetVCard(cctx, a.room)
-	had := err == nil
-	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-		return err
+	// The old vCard is only wanted to put back under a record that failed.
+	var old string
+	var had bool
+	if rec != nil {
+		var err error
+		old, err = vc.GetVCard(cctx, a.room)
+		had = err == nil
+		if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			return err
+		}
 	}
+	var err error
 	if len(v.Elements()) == 0 {
 		err = ignoreNotFound(vc.DeleteVCard(cctx, a.room))
 	} else {
