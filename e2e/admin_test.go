@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 const adminToken = "e2e-admin-token-0123456789"
@@ -235,7 +237,7 @@ func TestKoictlThroughAdminAPI(t *testing.T) {
 	koictl := func(want int, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(koictlBin(), append([]string{"-config", path}, args...)...)
-		cmd.Env = childEnv()
+		cmd.Env = koiproc.ChildEnv()
 		out, err := cmd.CombinedOutput()
 		code := 0
 		var ee *exec.ExitError

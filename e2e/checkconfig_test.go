@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 // directoryBlock is an ldap plugin block that validates but points at a
@@ -142,7 +144,7 @@ func runKoiEnv(t *testing.T, env []string, args ...string) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, koiBin(), args...)
-	cmd.Env = append(childEnv(), env...)
+	cmd.Env = append(koiproc.ChildEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {

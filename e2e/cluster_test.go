@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 	"github.com/nats-io/nats.go"
 )
 
@@ -253,6 +254,6 @@ func TestCluster(t *testing.T) {
 // koictlCmd is koictl on config with the test's KOI_ overrides.
 func koictlCmd(config string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(koictlBin(), append([]string{"-config", config}, args...)...)
-	cmd.Env = append(childEnv(), env...)
+	cmd.Env = append(koiproc.ChildEnv(), env...)
 	return cmd
 }

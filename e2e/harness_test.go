@@ -16,6 +16,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 // Timeouts of the harness. Generous: the machine may be busy with other
@@ -216,40 +218,14 @@ func (b *syncBuffer) String() string {
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago.
+// ago and not handed out before.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		// The kernel may offer a port it just offered (closed, so free
-		// again) to the next caller: hand each out once per test binary,
-		// or two listeners of one config, or of parallel tests, collide.
-		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
-			return addr
-		}
+	addr, err := koiproc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("finding a free port: every port offered was handed out already")
-	return ""
-}
-
-// handedOut holds the addresses freeAddr returned.
-var handedOut sync.Map
-
-// childEnv is the environment for koi and koictl: ours without KOI_
-// variables, which would change the config under test.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KOI_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return addr
 }
 
 // writeConfig renders the config for opt into dir and returns its path and
@@ -296,7 +272,7 @@ func launch(tb testing.TB, dir, path, c2s, c2sTLS string, opt options, env []str
 		log: &syncBuffer{}, exited: make(chan struct{}),
 	}
 	s.cmd = exec.Command(koiBin(), "-config", path)
-	s.cmd.Env = append(childEnv(), env...)
+	s.cmd.Env = append(koiproc.ChildEnv(), env...)
 	s.cmd.Stderr = s.log
 	s.cmd.Stdout = s.log
 	if err := s.cmd.Start(); err != nil {
@@ -375,7 +351,7 @@ func (s *server) stop(t testing.TB) {
 // koictl runs koictl against this server's config and returns its output.
 func (s *server) koictl(args ...string) (string, error) {
 	cmd := exec.Command(koictlBin(), append([]string{"-config", s.config}, args...)...)
-	cmd.Env = childEnv()
+	cmd.Env = koiproc.ChildEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

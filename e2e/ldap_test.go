@@ -18,6 +18,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"mellium.im/sasl"
 
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 	"github.com/koi-im/koi/internal/testsvc"
 )
 
@@ -103,7 +104,7 @@ func (s *ldapServer) koictl(args ...string) (string, error) { return s.koictlEnv
 // koictlEnv is koictl with more KOI_ overrides.
 func (s *ldapServer) koictlEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command(koictlBin(), append([]string{"-config", s.config}, args...)...)
-	cmd.Env = append(append(childEnv(), s.env...), env...)
+	cmd.Env = append(append(koiproc.ChildEnv(), s.env...), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

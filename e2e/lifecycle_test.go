@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 // TestShutdown stops koi with SIGTERM while clients are connected: each
@@ -119,7 +121,7 @@ func TestCheckConfig(t *testing.T) {
 func runKoi(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(koiBin(), args...)
-	cmd.Env = childEnv()
+	cmd.Env = koiproc.ChildEnv()
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 )
 
 // TestPluginReattach runs the sql plugin as a plugin author would under a
@@ -16,7 +18,7 @@ import (
 func TestPluginReattach(t *testing.T) {
 	t.Parallel()
 	plugin := exec.Command(pluginBin(), "-debug")
-	plugin.Env = childEnv()
+	plugin.Env = koiproc.ChildEnv()
 	plugin.Stderr = &syncBuffer{}
 	out, err := plugin.StdoutPipe()
 	if err != nil {

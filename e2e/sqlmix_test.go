@@ -23,6 +23,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"mellium.im/sasl"
 
+	"github.com/koi-im/koi/e2e/internal/koiproc"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
 )
 
@@ -203,7 +204,7 @@ func mixEnvFor(pg, my *mixDB) []string {
 func mixKoictl(env []string, args ...string) (string, error) {
 	path, _ := filepath.Abs(filepath.Join("..", "examples", "configs", "mixed-postgres-mariadb.hcl"))
 	cmd := exec.Command(koictlBin(), append([]string{"-config", path}, args...)...)
-	cmd.Env = append(append(childEnv(),
+	cmd.Env = append(append(koiproc.ChildEnv(),
 		"KOI_PLUGIN__ACCOUNTS__COMMAND="+pluginBin(),
 		"KOI_PLUGIN__DATA__COMMAND="+pluginBin()), env...)
 	out, err := cmd.CombinedOutput()

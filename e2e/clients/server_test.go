@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,18 +137,31 @@ func join(a, b string) string {
 // reference peer in. Both are stopped at the end of t; koi must exit 0.
 func startKoi(t *testing.T, bins koiproc.Bins, root string, o serverOpts) *koiServer {
 	t.Helper()
-	dir := t.TempDir()
-	path, addrs, err := writeConfig(bins, root, dir, o)
-	if err != nil {
-		t.Fatal(err)
+	var k *koiServer
+	// A port found free can be taken before koi binds it (by an outgoing
+	// connection of a test running in parallel): that is the harness's
+	// bad luck, not koi's, so koi gets other ports.
+	for try := 1; ; try++ {
+		dir := t.TempDir()
+		path, addrs, err := writeConfig(bins, root, dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listen []string
+		for _, a := range addrs {
+			listen = append(listen, a)
+		}
+		k = &koiServer{dir: dir, c2s: addrs["c2s"], c2sTLS: addrs["c2s_tls"], ws: addrs["websocket"],
+			caFile: filepath.Join(dir, "data", "tls", "cert.pem")}
+		k.srv, err = koiproc.Launch(t, bins, path, nil, listen...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, koiproc.ErrPortTaken) || try == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("starting koi again on other ports: %v", err)
 	}
-	var listen []string
-	for _, a := range addrs {
-		listen = append(listen, a)
-	}
-	k := &koiServer{dir: dir, c2s: addrs["c2s"], c2sTLS: addrs["c2s_tls"], ws: addrs["websocket"],
-		caFile: filepath.Join(dir, "data", "tls", "cert.pem")}
-	k.srv = koiproc.Launch(t, bins, path, nil, listen...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := k.srv.AddUser(ctx, peerJID, o.PeerPasswd); err != nil {

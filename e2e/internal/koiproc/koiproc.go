@@ -60,15 +60,34 @@ func Build(ctx context.Context, root, dir string, race bool) (Bins, error) {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago.
+// ago and that FreeAddr has not returned before in this test binary.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("finding a free port: %w", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// The kernel may offer a port it just offered (closed, so free
+		// again) to the next caller: hand each out once per test binary,
+		// or two listeners of one config, or of parallel tests, collide.
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("finding a free port: every port offered was handed out already")
 }
+
+// handedOut holds the addresses FreeAddr returned. It is process-wide
+// because the ports it guards are.
+var handedOut sync.Map
+
+// ErrPortTaken is in Start's error when koi could not bind a listener
+// because something took the port after FreeAddr found it free (an
+// outgoing connection's ephemeral port, say): the caller may retry on
+// other ports.
+var ErrPortTaken = errors.New("a listener's port was taken")
 
 // ChildEnv is the environment for koi and koictl: ours without KOI_
 // variables, which would change the config under test.
@@ -137,20 +156,25 @@ func Start(bins Bins, path string, env []string, listen ...string) (*Server, err
 	for _, addr := range listen {
 		if err := s.waitListening(addr); err != nil {
 			s.Kill()
-			return nil, fmt.Errorf("%w\nkoi log:\n%s", err, s.Log.String())
+			log := s.Log.String()
+			if strings.Contains(log, "bind: address already in use") {
+				err = fmt.Errorf("%w: %w", ErrPortTaken, err)
+			}
+			return nil, fmt.Errorf("%w\nkoi log:\n%s", err, log)
 		}
 	}
 	return s, nil
 }
 
-// Launch is Start for a test: it fails the test on error and, at cleanup,
-// stops koi (which must exit with status 0) and prints koi's log if the
-// test failed or E2E_KOI_LOG is set.
-func Launch(tb testing.TB, bins Bins, path string, env []string, listen ...string) *Server {
+// Launch is Start for a test: at cleanup, it stops koi (which must exit
+// with status 0) and prints koi's log if the test failed or E2E_KOI_LOG is
+// set. Start's error is returned for the test to judge (ErrPortTaken is
+// worth another try).
+func Launch(tb testing.TB, bins Bins, path string, env []string, listen ...string) (*Server, error) {
 	tb.Helper()
 	s, err := Start(bins, path, env, listen...)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	tb.Cleanup(func() {
 		if !s.stopped {
@@ -163,7 +187,7 @@ func Launch(tb testing.TB, bins Bins, path string, env []string, listen ...strin
 			tb.Logf("koi log:\n%s", s.Log.String())
 		}
 	})
-	return s
+	return s, nil
 }
 
 // Exited is closed when the koi process has ended.
