@@ -98,8 +98,9 @@ type ArchiveCapabilities struct {
 	// message bodies). Without it the core never sends Text.
 	FullText bool
 	// Retract is true when the backend also implements ArchiveRetractor:
-	// a moderated group chat message (XEP-0425) is replaced by a
-	// tombstone. Without it rooms in this archive offer no moderation.
+	// a moderated group chat message (XEP-0425), or a message its sender
+	// retracted (XEP-0424), is replaced by a tombstone. Without it rooms
+	// in this archive offer no moderation and retracted messages stay.
 	Retract bool
 }
 

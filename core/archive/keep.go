@@ -9,7 +9,7 @@ const (
 )
 
 // Keepable reports whether a message's content is worth archiving: a body
-// or an encrypted payload, or a <store/> hint, unless it is hinted
+// or an encrypted payload, a retraction, or a <store/> hint, unless it is hinted
 // <no-store/> or <no-permanent-store/> (XEP-0334). Chat states, receipts,
 // markers and subjects alone are not. The archives of accounts and of
 // rooms add their own rules on the message's type.
@@ -25,5 +25,5 @@ func Keepable(el *xmlstream.Element) bool {
 			return true
 		}
 	}
-	return false
+	return RetractedID(el) != "" // XEP-0424: retractions MUST be archived
 }

@@ -121,6 +121,17 @@ type Notifier interface {
 // tells nobody.
 func (m *Server) SetNotifier(n Notifier) { m.notifier = n }
 
+// Retractions hears of retractions of one-to-one messages (XEP-0424)
+// once they are archived, as copies, to put tombstones in the places of
+// the messages they name (target).
+type Retractions interface {
+	Retracted(copies []sdk.ArchivedMessage, target, retraction string)
+}
+
+// SetRetractions installs r; nil (the default) leaves retracted messages
+// in the archives.
+func (m *Server) SetRetractions(r Retractions) { m.retractions = r }
+
 // PresenceObserver hears a session's broadcast presence once it has been
 // sent: available (initial or changed) and unavailable, including the
 // unavailable presence of a session that ends. It runs on the sender's

@@ -91,22 +91,18 @@ type archiveState struct {
 	// preferences the cache keeps whatever its bound.
 	online map[string]bool
 
-	bufs sync.Pool // *[]byte
+	ser archive.Serializer
 
 	// unknownLogged is when (Unix nanoseconds) a message was last logged
 	// as not archived for want of preferences: once a second at most.
 	unknownLogged atomic.Int64
 }
 
-// maxKeptSerializeBuffer bounds a serialisation buffer kept for reuse.
-const maxKeptSerializeBuffer = 64 << 10
-
 func newArchiveState() *archiveState {
 	return &archiveState{
 		ids:    archive.NewIDs(),
 		prefs:  map[string]sdk.ArchivePrefs{},
 		online: map[string]bool{},
-		bufs:   sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }},
 	}
 }
 
@@ -122,9 +118,12 @@ func archiveFeatures(h *Host) []string {
 	if !h.Archive.On {
 		return nil
 	}
-	f := []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID}
+	f := []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID, archive.NSRetract1}
 	if h.Archive.Backend.FullText {
 		f = append(f, nsFulltext)
+	}
+	if h.Archive.Backend.Retract {
+		f = append(f, archive.FeatureTombstone)
 	}
 	return f
 }
@@ -187,6 +186,8 @@ type archiving struct {
 	// commits msgs[lo:hi].
 	parts  [2]archivePart
 	nparts int
+	// retracts is the id of the message this one retracts (XEP-0424).
+	retracts, id string
 }
 
 type archivePart struct {
@@ -201,6 +202,11 @@ func (a *archiving) commit(m *Server) {
 		if err := p.r.Commit(a.msgs[p.lo:p.hi]...); err != nil {
 			m.log.Error("archiving a delivered message failed", "error", err)
 		}
+	}
+	if a.retracts != "" && m.retractions != nil {
+		// A copy: a.msgs handed to an interface would put every
+		// message's archiving on the heap.
+		m.retractions.Retracted(append([]sdk.ArchivedMessage(nil), a.msgs[:a.n]...), a.retracts, a.id)
 	}
 }
 
@@ -299,7 +305,8 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, send
 	if b := el.Child(xmlstream.NSClient, "body"); b != nil {
 		body = b.Text()
 	}
-	serialized := m.archive.serialize(el) // as routed, before our stanza-id
+	a.retracts, a.id = archive.RetractedID(el), el.Attr("id")
+	serialized := m.archive.ser.String(el) // as routed, before our stanza-id
 	var ids [len(copies)]string
 	var stamps [len(copies)]time.Time
 	m.archive.ids.Fill(ids[:len(keep)], stamps[:len(keep)])
@@ -310,34 +317,10 @@ func (m *Server) prepareArchive(ctx context.Context, el *xmlstream.Element, send
 		}
 		a.n++
 		if !c.outgoing {
-			el.AppendChild(stanzaIDElement(c.owner, ids[i]))
+			el.AppendChild(archive.StanzaIDElement(c.owner, ids[i]))
 		}
 	}
 	return a, nil
-}
-
-// stanzaIDElement makes <stanza-id by='by' id='id'/> (XEP-0359) with one
-// allocation: the element and its two attributes in one block.
-func stanzaIDElement(by, id string) *xmlstream.Element {
-	b := &struct {
-		el    xmlstream.Element
-		attrs [2]xmlstream.Attr
-	}{attrs: [2]xmlstream.Attr{{Local: "by", Value: by}, {Local: "id", Value: id}}}
-	b.el = xmlstream.Element{Space: nsSID, Local: "stanza-id", Attrs: b.attrs[:]}
-	return &b.el
-}
-
-// serialize returns el's XML as one string, built in a reused buffer so
-// that the only allocation is the string itself.
-func (st *archiveState) serialize(el *xmlstream.Element) string {
-	bp := st.bufs.Get().(*[]byte)
-	buf := el.AppendXML((*bp)[:0], "")
-	s := string(buf)
-	if cap(buf) <= maxKeptSerializeBuffer {
-		*bp = buf
-		st.bufs.Put(bp)
-	}
-	return s
 }
 
 // archiveAllowed applies owner's preferences to a message with peer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,49 @@ func TestArchiveKeepsBothSides(t *testing.T) {
 	a.send(`<message to='bob@example.com' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>`)
 	if n := len(b.mam(t, nsMAM2, "").ids); n != 3 {
 		t.Fatalf("bob's archive has %d messages, want 3", n)
+	}
+}
+
+// retractions records what the Retractions hook heard.
+type retractions struct {
+	mu    sync.Mutex
+	heard []string
+}
+
+func (r *retractions) Retracted(copies []sdk.ArchivedMessage, target, retraction string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range copies {
+		r.heard = append(r.heard, fmt.Sprintf("%s %s out=%v %s by %s", c.Owner, c.Peer, c.Outgoing, target, retraction))
+	}
+}
+
+// TestRetractionIsArchivedAndHeard: a retraction (XEP-0424, either
+// version) is archived even without a body, and the Retractions hook
+// hears it once committed, with the copies of both archives; a message
+// that retracts nothing is not heard.
+func TestRetractionIsArchivedAndHeard(t *testing.T) {
+	e := newArchiveEnv(t, archive.Options{})
+	var r retractions
+	e.m.SetRetractions(&r)
+	a := e.login("alice@example.com/pc")
+	b := e.login("bob@example.com/phone")
+	a.online("1")
+	b.online("1")
+	a.send(`<message to='bob@example.com' type='chat' id='m1'><body>oops</body></message>`)
+	a.send(`<message to='bob@example.com' type='chat' id='r1'><retract id='m1' xmlns='urn:xmpp:message-retract:1'/></message>`)
+	a.send(`<message to='bob@example.com' type='chat' id='r0'><apply-to id='m1' xmlns='urn:xmpp:fasten:0'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to></message>`)
+	if n := len(b.mam(t, nsMAM2, "").ids); n != 3 {
+		t.Fatalf("bob's archive has %d messages, want the message and both retractions", n)
+	}
+	want := []string{
+		"bob@example.com alice@example.com out=false m1 by r1", "alice@example.com bob@example.com out=true m1 by r1",
+		"bob@example.com alice@example.com out=false m1 by r0", "alice@example.com bob@example.com out=true m1 by r0",
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if strings.Join(r.heard, "|") != strings.Join(want, "|") {
+		t.Fatalf("the hook heard:\n%q\nwant\n%q", r.heard, want)
 	}
 }
 
@@ -544,7 +588,7 @@ func TestArchiveDisco(t *testing.T) {
 	a := e.login("alice@example.com/pc")
 	a.send(`<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	reply := find(a.rec.Take(), func(el *xmlstream.Element) bool { return el.Attr("id") == "d" })
-	for _, f := range []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID, nsFulltext} {
+	for _, f := range []string{nsMAM2, nsMAM2Extended, nsMAM1, nsSID, nsFulltext, archive.NSRetract1} {
 		if reply == nil || !strings.Contains(reply.String(), "var=\""+f+"\"") && !strings.Contains(reply.String(), "var='"+f+"'") {
 			t.Errorf("account disco lacks %s: %v", f, reply)
 		}

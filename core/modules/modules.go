@@ -95,6 +95,7 @@ type Server struct {
 	blocker         Blocker
 	replies         []ReplyHandler
 	notifier        Notifier
+	retractions     Retractions
 	observers       []PresenceObserver
 	shapers         []PresenceShaper
 	accountDisco    AccountDisco

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -172,13 +173,16 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
 	}
-	if r.archive() != nil {
+	if a := r.archive(); a != nil {
 		features = append(features, NSMAM2, NSMAM2Extended)
+		if a.CanRetract() {
+			features = append(features, archive.FeatureTombstone)
+		}
 	}
 	if r.svc.vcards() != nil {
 		features = append(features, NSVCard)
 	}
-	features = append(features, NSModerate0, NSModerate1)
+	features = append(features, NSModerate0, NSModerate1, nsRetract1)
 	for _, f := range features {
 		res.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}

@@ -139,12 +139,12 @@ func (r *room) relay(ctx context.Context, el *xmlstream.Element, cur *occupant, 
 	id, stamp := r.svc.ids.Next()
 	at := r.svc.now()
 	m.AppendChild(xmlstream.NewElement(NSOccupantID, "occupant-id").SetAttr("id", r.occupantID(cur.bare)))
-	m.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
+	m.AppendChild(archive.StanzaIDElement(r.jid.String(), id))
 	if keep {
 		r.keepHistory(histEntry{msg: m, id: id, at: at})
 	}
-	if rid := retractedID(m); rid != "" {
-		r.retractOwn(rid, cur)
+	if rid := archive.RetractedID(m); rid != "" {
+		r.retractOwn(rid, m.Attr("id"), cur)
 	}
 	if resv != nil {
 		if err := resv.Commit(r.archiveCopy(m, cur, id, stamp)); err != nil {

@@ -3,7 +3,6 @@ package muc
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
@@ -31,9 +30,9 @@ import (
 const (
 	NSModerate0 = "urn:xmpp:message-moderate:0"
 	NSModerate1 = "urn:xmpp:message-moderate:1"
-	nsRetract0  = "urn:xmpp:message-retract:0"
-	nsRetract1  = "urn:xmpp:message-retract:1"
-	nsFasten    = "urn:xmpp:fasten:0"
+	nsRetract0  = archive.NSRetract0
+	nsRetract1  = archive.NSRetract1
+	nsFasten    = archive.NSFasten
 )
 
 // Errors of moderation.
@@ -122,7 +121,7 @@ func (s *Service) moderate(ctx context.Context, r *room, el *xmlstream.Element, 
 		s.reply(ctx, el, errNoMessage)
 		return
 	}
-	tomb := tombstone(orig, s.now().UTC(), func(ret *xmlstream.Element) {
+	tomb := archive.Tombstone(orig, "", s.now(), func(ret *xmlstream.Element) {
 		ret.AppendChild(moderatedBy(NSModerate1, by, modID))
 		if m.reason != "" {
 			ret.AppendChild(xmlstream.NewElement(nsRetract1, "reason").AppendText(m.reason))
@@ -192,46 +191,13 @@ func (s *Service) retract(ctx context.Context, a Archive, owner, id string, tomb
 	return err
 }
 
-// tombstone is what stands in the place of orig, retracted at at (XEP-0424
-// and XEP-0425 §6): its sender and id, a retracted element that decorate
-// completes (who moderated, and why), and its sender's occupant id and
-// its ids, so that clients match it with the retraction.
-func tombstone(orig *xmlstream.Element, at time.Time, decorate func(retracted *xmlstream.Element)) *xmlstream.Element {
-	t := xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("type", "groupchat").SetAttr("from", orig.Attr("from"))
-	if id := orig.Attr("id"); id != "" {
-		t.SetAttr("id", id)
-	}
-	ret := xmlstream.NewElement(nsRetract1, "retracted").SetAttr("stamp", at.Format(time.RFC3339))
-	if decorate != nil {
-		decorate(ret)
-	}
-	t.AppendChild(ret)
-	for _, c := range orig.Elements() {
-		if c.Space == NSOccupantID || (c.Space == NSSID && (c.Local == "stanza-id" || c.Local == "origin-id")) {
-			t.AppendChild(c.Copy())
-		}
-	}
-	return t
-}
-
-// retractedID is the stanza-id of the message el, a groupchat message to
-// the room, retracts (XEP-0424, either version), "" for none.
-func retractedID(el *xmlstream.Element) string {
-	if r := el.Child(nsRetract1, "retract"); r != nil {
-		return r.Attr("id")
-	}
-	if a := el.Child(nsFasten, "apply-to"); a != nil && a.Child(nsRetract0, "retract") != nil {
-		return a.Attr("id")
-	}
-	return ""
-}
-
 // retractOwn puts a tombstone in the place of message id when the
-// occupant cur, who sent its retraction, is its sender (XEP-0424: a room
+// occupant cur, who sent its retraction (whose id is retraction), is its
+// sender (XEP-0424: a room
 // SHOULD stop handing a retracted message out): in the history at once,
 // and in the archive on a goroutine of its own, as reading the archive
 // to check the sender must not hold the room. The room's lock is held.
-func (r *room) retractOwn(id string, cur *occupant) {
+func (r *room) retractOwn(id, retraction string, cur *occupant) {
 	at := r.svc.now().UTC()
 	if i := r.historyMatch(id); i >= 0 {
 		e := r.history[i]
@@ -239,7 +205,7 @@ func (r *room) retractOwn(id string, cur *occupant) {
 		if sid := e.msg.Child(NSOccupantID, "occupant-id"); sid == nil || sid.Attr("id") != r.occupantID(cur.bare) {
 			return // not theirs
 		}
-		r.replaceHistory(i, tombstone(e.msg, at, nil))
+		r.replaceHistory(i, archive.Tombstone(e.msg, retraction, at, nil))
 	}
 	a := r.archive()
 	if a == nil || !a.CanRetract() {
@@ -257,7 +223,7 @@ func (r *room) retractOwn(id string, cur *occupant) {
 		if x == nil || x.Child(NSUser, "item") == nil || x.Child(NSUser, "item").Attr("jid") != sender {
 			return // not theirs
 		}
-		if err := s.retract(ctx, a, owner, id, tombstone(orig, at, nil)); err != nil {
+		if err := s.retract(ctx, a, owner, id, archive.Tombstone(orig, retraction, at, nil)); err != nil {
 			s.log.Warn("a retracted message could not be replaced in the room's archive", "room", owner, "stanza_id", id, "error", err)
 		}
 	}()
@@ -297,7 +263,7 @@ func (r *room) announceModeration(ctx context.Context, m moderation, by jid.JID,
 		}
 	}
 	id, stamp := r.svc.ids.Next()
-	msg.AppendChild(xmlstream.NewElement(NSSID, "stanza-id").SetAttr("id", id).SetAttr("by", r.jid.String()))
+	msg.AppendChild(archive.StanzaIDElement(r.jid.String(), id))
 	if resv != nil {
 		err := resv.Commit(sdk.ArchivedMessage{
 			Owner: r.jid.String(), StanzaID: id, Peer: r.jid.String(), Stamp: stamp, Stanza: msg.String(),

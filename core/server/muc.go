@@ -92,11 +92,10 @@ func startMUC(ctx context.Context, cfg *config.Config, ph *pluginhost.Host, mods
 // plugin, and the rooms follow it through the same writer.
 func hostArchive(mods *modules.Server, host string) func() muc.Archive {
 	return func() muc.Archive {
-		h := mods.Host(host)
-		if h == nil || !h.Archive.On || h.Archive.Backend == nil || h.Archive.Backend.Writer == nil {
-			return nil
+		if a := archiveOf(mods, host); a != nil {
+			return archiveView{a}
 		}
-		return roomArchive{h.Archive.Backend}
+		return nil
 	}
 }
 
@@ -113,10 +112,10 @@ func hostVCards(mods *modules.Server, host string) func() muc.VCards {
 	}
 }
 
-// roomArchive is a host's archive as package muc uses it.
-type roomArchive struct{ a *modules.Archive }
+// archiveView is a host's archive as packages muc and retraction use it.
+type archiveView struct{ a *modules.Archive }
 
-func (r roomArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
+func (r archiveView) Reserve(ctx context.Context, n int) (*archive.Reservation, error) {
 	res, err := r.a.Writer.Reserve(ctx, n)
 	if err != nil {
 		return nil, err
@@ -124,22 +123,22 @@ func (r roomArchive) Reserve(ctx context.Context, n int) (*archive.Reservation, 
 	return &res, nil
 }
 
-func (r roomArchive) Sync(ctx context.Context, owner string) error {
+func (r archiveView) Sync(ctx context.Context, owner string) error {
 	return r.a.Writer.Sync(ctx, owner)
 }
 
-func (r roomArchive) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
+func (r archiveView) QueryArchive(ctx context.Context, q sdk.ArchiveQuery) (sdk.ArchivePage, error) {
 	return r.a.Backend.QueryArchive(ctx, q)
 }
 
-func (r roomArchive) FullText() bool { return r.a.FullText }
+func (r archiveView) FullText() bool { return r.a.FullText }
 
-func (r roomArchive) CanRetract() bool {
+func (r archiveView) CanRetract() bool {
 	_, ok := r.a.Backend.(sdk.ArchiveRetractor)
 	return r.a.Retract && ok
 }
 
-func (r roomArchive) Retract(ctx context.Context, owner, stanzaID, tombstone string) error {
+func (r archiveView) Retract(ctx context.Context, owner, stanzaID, tombstone string) error {
 	ar, ok := r.a.Backend.(sdk.ArchiveRetractor)
 	if !ok || !r.a.Retract {
 		return fmt.Errorf("the archive's plugin cannot retract messages: %w", sdk.ErrReadOnly)
@@ -147,7 +146,7 @@ func (r roomArchive) Retract(ctx context.Context, owner, stanzaID, tombstone str
 	return ar.RetractArchived(ctx, owner, stanzaID, tombstone)
 }
 
-func (r roomArchive) Remove(ctx context.Context, owner string) error { return r.a.Remove(ctx, owner) }
+func (r archiveView) Remove(ctx context.Context, owner string) error { return r.a.Remove(ctx, owner) }
 
 // pluginStore is a host's muc plugin, looked up at each call: a reload
 // that changes the plugin's block replaces its process and handle, and

@@ -30,6 +30,7 @@ import (
 	"github.com/koi-im/koi/core/pluginhost"
 	"github.com/koi-im/koi/core/pubsub"
 	"github.com/koi-im/koi/core/push"
+	"github.com/koi-im/koi/core/retraction"
 	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sdnotify"
@@ -275,6 +276,13 @@ func (s *Server) Run(ctx context.Context) error {
 	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
 	defer pep.Close()
 	contactinfo.Register(cfg.Contact, mods)
+	tombs := retraction.New(retraction.Config{Log: s.log.Named("retraction"), Archive: accountArchives(mods)})
+	mods.SetRetractions(tombs)
+	defer func() { // before the archives close
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		_ = tombs.Wait(cctx)
+	}()
 	if tc := cfg.TURN; tc.Host != "" {
 		extdisco.Register(extdisco.Config{Host: tc.Host, Port: tc.Port, TLSPort: tc.TLSPort, Secret: tc.Secret, TTL: tc.TTL}, mods)
 	}

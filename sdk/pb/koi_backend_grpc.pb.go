@@ -1527,8 +1527,8 @@ type ArchiveClient interface {
 	DeleteArchive(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetPrefs(ctx context.Context, in *OwnerRequest, opts ...grpc.CallOption) (*ArchivePrefs, error)
 	SetPrefs(ctx context.Context, in *SetArchivePrefsRequest, opts ...grpc.CallOption) (*Empty, error)
-	// RetractMessage replaces an archived message with a tombstone (XEP-0425);
-	// only for a backend that declared archive_retract.
+	// RetractMessage replaces an archived message with a tombstone (XEP-0425,
+	// XEP-0424); only for a backend that declared archive_retract.
 	RetractMessage(ctx context.Context, in *RetractRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
@@ -1619,8 +1619,8 @@ type ArchiveServer interface {
 	DeleteArchive(context.Context, *OwnerRequest) (*Empty, error)
 	GetPrefs(context.Context, *OwnerRequest) (*ArchivePrefs, error)
 	SetPrefs(context.Context, *SetArchivePrefsRequest) (*Empty, error)
-	// RetractMessage replaces an archived message with a tombstone (XEP-0425);
-	// only for a backend that declared archive_retract.
+	// RetractMessage replaces an archived message with a tombstone (XEP-0425,
+	// XEP-0424); only for a backend that declared archive_retract.
 	RetractMessage(context.Context, *RetractRequest) (*Empty, error)
 	mustEmbedUnimplementedArchiveServer()
 }
