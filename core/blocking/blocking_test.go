@@ -15,6 +15,7 @@ import (
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
+	"github.com/koi-im/koi/plugins/sql/sqltest"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -39,11 +40,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqltest.SQLite(t)
 	for _, u := range []string{"alice", "bob", "carol"} {
 		if err := st.CreateUser(ctx, "example.com", u, "pw-"+u); err != nil {
 			t.Fatal(err)

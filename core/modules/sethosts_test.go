@@ -8,7 +8,7 @@ import (
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
-	sqlbackend "github.com/koi-im/koi/plugins/sql"
+	"github.com/koi-im/koi/plugins/sql/sqltest"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -19,11 +19,7 @@ import (
 func TestSetHostsSwitchesBackends(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	b, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/b.db", SCRAMIterations: 4096}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := sqltest.SQLite(t)
 	if _, err := e.store.SetItem(ctx, "alice@example.com", sdk.RosterItem{JID: "bob@example.com", Subscription: sdk.SubNone, Name: "in A"}); err != nil {
 		t.Fatal(err)
 	}

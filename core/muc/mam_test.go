@@ -9,6 +9,7 @@ import (
 
 	"github.com/koi-im/koi/core/archive"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
+	"github.com/koi-im/koi/plugins/sql/sqltest"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -50,12 +51,7 @@ func (h hostArchive) Remove(ctx context.Context, owner string) error {
 // on in new rooms.
 func newArchivedNet(t *testing.T, mod func(*Config)) (*testNet, *sqlbackend.Store) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqltest.SQLite(t)
 	w := archive.NewWriter(archive.LocalStream(st), archive.Options{}, nil)
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	a := hostArchive{w, st}

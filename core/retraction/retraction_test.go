@@ -11,6 +11,7 @@ import (
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
+	"github.com/koi-im/koi/plugins/sql/sqltest"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -40,12 +41,7 @@ func (s *store) Retract(ctx context.Context, owner, stanzaID, tombstone string) 
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlbackend.Open(ctx, sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqltest.SQLite(t)
 	w := archive.NewWriter(archive.LocalStream(st), archive.Options{}, nil)
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	return &store{Writer: w, st: st, ids: archive.NewIDs(), retract: true}
