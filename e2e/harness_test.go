@@ -129,6 +129,7 @@ host "localhost" {
   token_lifetime = "{{.Opt.TokenLifetime}}"
 {{- end}}
   registration = {{.Opt.RegistrationLocalhost}}
+  admins = ["admin@localhost"]
 {{- if .Opt.Upload}}
   upload { {{.Opt.Upload}} }
 {{- end}}

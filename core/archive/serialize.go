@@ -3,6 +3,8 @@ package archive
 import (
 	"sync"
 
+	"github.com/koi-im/koi/core/jid"
+
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -42,4 +44,33 @@ func (s *Serializer) String(el *xmlstream.Element) string {
 		s.bufs.Put(bp)
 	}
 	return str
+}
+
+// StripStanzaIDs removes from el the <stanza-id/> elements whose by is not
+// a JID or is one forged reports as forged, given the message's sender
+// (XEP-0359 §4: an entity trusts only the ids it or its server added). It
+// costs one scan when el carries none, as most messages do.
+func StripStanzaIDs(el *xmlstream.Element, forged func(by, sender jid.JID) bool) {
+	found := false
+	for _, c := range el.Children {
+		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	sender, _ := jid.Parse(el.Attr("from"))
+	kept := el.Children[:0]
+	for _, c := range el.Children {
+		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
+			by, err := jid.Parse(c.Elem.Attr("by"))
+			if err != nil || forged(by, sender) {
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	el.Children = kept
 }

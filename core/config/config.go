@@ -191,6 +191,9 @@ type Host struct {
 	// (a client that cannot bind cannot log in), "off" never binds.
 	ChannelBinding string
 	Upload         *Upload // block upload: HTTP File Upload (XEP-0363); nil: off
+	// Admins (key admins) are the bare JIDs that run the service
+	// administration commands (XEP-0133) on the host from their clients.
+	Admins []string
 }
 
 // MinComponentSecret is the shortest component secret accepted: the

@@ -342,6 +342,13 @@ func (d *decoder) hosts(v any, fileOrder []string, plugins map[string]Plugin, da
 		h.ChannelBinding = b.enum("channel_binding", "prefer", "prefer", "require", "off")
 		h.TokenLifetime = b.duration("token_lifetime", DefaultTokenLifetime, true)
 		h.Upload = d.upload(b, label, dataDir)
+		for _, a := range b.list("admins") {
+			if msg := checkBareJID(a); msg != "" {
+				d.problem(b.at("admins"), "%s", msg)
+				continue
+			}
+			h.Admins = append(h.Admins, a)
+		}
 		if h.Tokens != "" && len(h.Auth) == 0 {
 			d.problem(b.at("tokens"), "needs auth: a FAST token is issued after a login with the host's auth plugin, and auth is empty")
 		}

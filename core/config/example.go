@@ -50,6 +50,7 @@ host "localhost" {
   registration = false    # XEP-0077 in-band registration
   # muc_domain = "conference.localhost"  # the multi-user chat service (XEP-0045); "" for none
   # channel_binding = "prefer"  # SCRAM-*-PLUS: "prefer" | "require" (no login without it) | "off"
+  # admins = ["admin@localhost"]  # run the admin commands (XEP-0133) from a client: users, announcements
   # HTTP File Upload (XEP-0363): upload.localhost hands users slots, files go to its own HTTPS
   # listener (the tls block's certificate, or its own: cert_file = "..."  key_file = "..."; tls = false
   # for plain HTTP behind a proxy, with url_base = "https://files.example.com"). quota is per user,

@@ -65,7 +65,7 @@ func blockKeys(block string) (map[string]kind, bool) {
 			"auth": kStringOrList, "roster": kString, "shared_roster": kString, "offline": kString, "vcard": kString,
 			"private": kString, "archive": kString, "blocklist": kString, "tokens": kString, "pubsub": kString, "token_lifetime": kDuration, "registration": kBool,
 			"password_change": kBool, "offline_limit": kInt, "channel_binding": kString,
-			"muc": kString, "muc_domain": kString,
+			"muc": kString, "muc_domain": kString, "admins": kList,
 			"upload": kAny,
 		}, true
 	case "limits":

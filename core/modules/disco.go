@@ -66,8 +66,11 @@ func infoQuery(node, category, typ, name string, features []string) *xmlstream.E
 }
 
 func (m *Server) discoInfoServer(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
-	if c.q.Attr("node") != "" {
-		return nil, stanza.ErrItemNotFound
+	if node := c.q.Attr("node"); node != "" {
+		if m.serverNodes == nil {
+			return nil, stanza.ErrItemNotFound
+		}
+		return m.serverNodes.NodeInfo(ctx, c.host.Name, c.s.JID(), node)
 	}
 	q := infoQuery("", "server", "im", "koi", m.serverFeatures(c.host))
 	for _, f := range m.serverInfo {
@@ -116,6 +119,9 @@ func (m *Server) discoItemsAccount(ctx context.Context, c *iqCall) (*xmlstream.E
 // discoItemsServer lists the host's component services (conference.host,
 // upload.host…), so that clients find them (XEP-0030 §4, XEP-0045 §6.1).
 func (m *Server) discoItemsServer(ctx context.Context, c *iqCall) (*xmlstream.Element, *stanza.Error) {
+	if node := c.q.Attr("node"); node != "" && m.serverNodes != nil {
+		return m.serverNodes.NodeItems(ctx, c.host.Name, c.s.JID(), node)
+	}
 	q, serr := discoItems(ctx, c)
 	if serr != nil {
 		return nil, serr

@@ -132,6 +132,16 @@ type Retractions interface {
 // in the archives.
 func (m *Server) SetRetractions(r Retractions) { m.retractions = r }
 
+// ServerNodes answers disco#info and disco#items about the nodes of a
+// served domain (the commands of XEP-0050) for from.
+type ServerNodes interface {
+	NodeInfo(ctx context.Context, host string, from jid.JID, node string) (*xmlstream.Element, *stanza.Error)
+	NodeItems(ctx context.Context, host string, from jid.JID, node string) (*xmlstream.Element, *stanza.Error)
+}
+
+// SetServerNodes installs n; without it a domain has no nodes.
+func (m *Server) SetServerNodes(n ServerNodes) { m.serverNodes = n }
+
 // PresenceObserver hears a session's broadcast presence once it has been
 // sent: available (initial or changed) and unavailable, including the
 // unavailable presence of a session that ends. It runs on the sender's

@@ -144,35 +144,12 @@ func archivable(el *xmlstream.Element) bool {
 }
 
 // stripStanzaIDs removes <stanza-id/> elements that claim to come from an
-// entity of this server: only the server may add those (XEP-0359 §4).
+// entity of this server: only the server may add those (XEP-0359 §4). A
+// component (a room) stamps its own: from it, that one is kept.
 func (m *Server) stripStanzaIDs(el *xmlstream.Element) {
-	forged := false
-	for _, c := range el.Children {
-		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
-			forged = true
-			break
-		}
-	}
-	if !forged {
-		return
-	}
-	// A component (a room) stamps its own stanza-id: from it, that one
-	// is kept.
-	var sender jid.JID
-	if f, err := jid.Parse(el.Attr("from")); err == nil && m.component(f.Domain()) != nil {
-		sender = f.Bare()
-	}
-	kept := el.Children[:0]
-	for _, c := range el.Children {
-		if c.Elem != nil && c.Elem.Local == "stanza-id" && c.Elem.Space == nsSID {
-			by, err := jid.Parse(c.Elem.Attr("by"))
-			if err != nil || m.isLocal(by) || (m.component(by.Domain()) != nil && by.Bare() != sender) {
-				continue
-			}
-		}
-		kept = append(kept, c)
-	}
-	el.Children = kept
+	archive.StripStanzaIDs(el, func(by, sender jid.JID) bool {
+		return m.isLocal(by) || (m.component(by.Domain()) != nil && by.Bare() != sender.Bare())
+	})
 }
 
 // archiving is a message's archive copies between reservation and commit.

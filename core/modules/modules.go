@@ -74,6 +74,7 @@ type Host struct {
 	Registration   bool
 	PasswordChange bool
 	OfflineLimit   int
+	Admins         []string // bare JIDs that run the admin commands (XEP-0133)
 }
 
 // Server handles the stanzas of bound sessions. It implements c2s.Handler.
@@ -96,6 +97,7 @@ type Server struct {
 	replies         []ReplyHandler
 	notifier        Notifier
 	retractions     Retractions
+	serverNodes     ServerNodes
 	observers       []PresenceObserver
 	shapers         []PresenceShaper
 	accountDisco    AccountDisco

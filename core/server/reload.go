@@ -336,7 +336,7 @@ var hostKeys = map[string]string{
 	"Archive": "archive", "Blocklist": "blocklist", "Tokens": "tokens", "TokenLifetime": "token_lifetime",
 	"SharedRoster": "shared_roster", "Registration": "registration", "PasswordChange": "password_change",
 	"OfflineLimit": "offline_limit", "ChannelBinding": "channel_binding", "MUC": "muc", "MUCDomain": "muc_domain", "PubSub": "pubsub",
-	"Upload": "upload",
+	"Upload": "upload", "Admins": "admins",
 }
 
 // fieldChanges lists the fields of two structs of one type that differ,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/adhoc"
 	"github.com/koi-im/koi/core/admission"
 	"github.com/koi-im/koi/core/auth"
 	"github.com/koi-im/koi/core/blocking"
@@ -26,6 +27,7 @@ import (
 	"github.com/koi-im/koi/core/contactinfo"
 	"github.com/koi-im/koi/core/extdisco"
 	"github.com/koi-im/koi/core/fast"
+	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/pluginhost"
 	"github.com/koi-im/koi/core/pubsub"
@@ -123,6 +125,11 @@ func buildHosts(cfg *config.Config, backend func(name string) (*pluginhost.Backe
 		}
 		h := &modules.Host{
 			Name: hc.Name, Registration: hc.Registration, PasswordChange: hc.PasswordChange, OfflineLimit: hc.OfflineLimit,
+		}
+		for _, a := range hc.Admins {
+			if j, err := jid.Parse(a); err == nil { // the config checked it
+				h.Admins = append(h.Admins, j.Bare().String())
+			}
 		}
 		var chain []auth.Backend
 		for _, name := range hc.Auth {
@@ -276,6 +283,10 @@ func (s *Server) Run(ctx context.Context) error {
 	pep := startPubSub(cfg.PubSub, hosts, mods, rt, s.log.Named("pubsub"))
 	defer pep.Close()
 	contactinfo.Register(cfg.Contact, mods)
+	adhoc.Register(adhoc.Config{
+		Log: s.log.Named("adhoc"), IsAdmin: isAdmin(mods),
+		Users: adminUsers{mods.Hosts, rt}, Online: adhocOnline{adminSessions{rt}, mods},
+	}, mods)
 	tombs := retraction.New(retraction.Config{Log: s.log.Named("retraction"), Archive: accountArchives(mods)})
 	mods.SetRetractions(tombs)
 	defer func() { // before the archives close

@@ -1,0 +1,117 @@
+// Package dataform reads and writes data forms (XEP-0004): the forms that
+// ad-hoc commands, room configuration and node configuration exchange.
+package dataform
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// NS is the namespace of data forms.
+const NS = "jabber:x:data"
+
+// maxFields bounds a submitted form: the forms koi sends have at most a
+// few dozen fields.
+const maxFields = 64
+
+// Form is a submitted form: its type and its fields' values by var.
+type Form struct {
+	Type     string
+	FormType string // the FORM_TYPE field's value
+	Fields   map[string][]string
+}
+
+// Value is the first value of field v, "" when it has none.
+func (f *Form) Value(v string) string {
+	if vals := f.Fields[v]; len(vals) > 0 {
+		return vals[0]
+	}
+	return ""
+}
+
+// Parse reads an <x xmlns='jabber:x:data'/>. A field without var, a
+// repeated var or too many fields is an error.
+func Parse(x *xmlstream.Element) (*Form, error) {
+	if x == nil || x.Space != NS || x.Local != "x" {
+		return nil, fmt.Errorf("want a jabber:x:data form")
+	}
+	f := &Form{Type: x.Attr("type"), Fields: map[string][]string{}}
+	switch f.Type {
+	case "submit", "form", "result", "cancel":
+	default:
+		return nil, fmt.Errorf("form type %q", f.Type)
+	}
+	for _, fe := range x.Elements() {
+		if fe.Space != NS || fe.Local != "field" {
+			continue
+		}
+		v := fe.Attr("var")
+		if v == "" {
+			return nil, fmt.Errorf("a field without var")
+		}
+		if _, dup := f.Fields[v]; dup {
+			return nil, fmt.Errorf("field %q given twice", v)
+		}
+		if len(f.Fields) >= maxFields {
+			return nil, fmt.Errorf("more than %d fields", maxFields)
+		}
+		vals := []string{}
+		for _, ve := range fe.Elements() {
+			if ve.Space == NS && ve.Local == "value" {
+				vals = append(vals, ve.Text())
+			}
+		}
+		f.Fields[v] = vals
+		if v == "FORM_TYPE" && len(vals) > 0 {
+			f.FormType = strings.TrimSpace(vals[0])
+		}
+	}
+	return f, nil
+}
+
+// Field is one field of a form koi sends.
+type Field struct {
+	Var, Type, Label string
+	Required         bool
+	Options          []string
+	Values           []string
+}
+
+// Build renders a form of type typ ("form" or "result") with the title
+// and instructions given ("" leaves them out) and, when formType is not
+// "", a hidden FORM_TYPE field first.
+func Build(typ, formType, title, instructions string, fields []Field) *xmlstream.Element {
+	x := xmlstream.NewElement(NS, "x").SetAttr("type", typ)
+	if title != "" {
+		x.AppendChild(xmlstream.NewElement(NS, "title").AppendText(title))
+	}
+	if instructions != "" {
+		x.AppendChild(xmlstream.NewElement(NS, "instructions").AppendText(instructions))
+	}
+	if formType != "" {
+		fields = append([]Field{{Var: "FORM_TYPE", Type: "hidden", Values: []string{formType}}}, fields...)
+	}
+	for _, f := range fields {
+		fe := xmlstream.NewElement(NS, "field").SetAttr("var", f.Var)
+		if f.Type != "" {
+			fe.SetAttr("type", f.Type)
+		}
+		if f.Label != "" {
+			fe.SetAttr("label", f.Label)
+		}
+		if f.Required {
+			fe.AppendChild(xmlstream.NewElement(NS, "required"))
+		}
+		for _, o := range f.Options {
+			fe.AppendChild(xmlstream.NewElement(NS, "option").
+				AppendChild(xmlstream.NewElement(NS, "value").AppendText(o)))
+		}
+		for _, v := range f.Values {
+			fe.AppendChild(xmlstream.NewElement(NS, "value").AppendText(v))
+		}
+		x.AppendChild(fe)
+	}
+	return x
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"slices"
+
+	"github.com/koi-im/koi/core/jid"
+	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
+// isAdmin reads a host's admins from the hosts served now, so a reload
+// that changes them is followed.
+func isAdmin(mods *modules.Server) func(host string, user jid.JID) bool {
+	return func(host string, user jid.JID) bool {
+		h := mods.Host(host)
+		return h != nil && slices.Contains(h.Admins, user.Bare().String())
+	}
+}
+
+// adhocOnline is who is online, as the admin commands see it: the admin
+// API's sessions and broadcast.
+type adhocOnline struct {
+	sessions adminSessions
+	mods     *modules.Server
+}
+
+func (o adhocOnline) OnlineJIDs(host string) []string {
+	ss := o.sessions.Sessions(host)
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.JID
+	}
+	return out
+}
+
+func (o adhocOnline) Kick(full jid.JID, text string) bool { return o.sessions.Kick(full, text) }
+
+func (o adhocOnline) Broadcast(host string, el *xmlstream.Element) int {
+	return o.mods.Broadcast(host, el)
+}
