@@ -11,12 +11,14 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/router"
+	"github.com/koi-im/koi/core/spamreport"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -48,6 +50,54 @@ type Module struct {
 	lists map[jid.JID]*list // by owner; only while the owner has a session
 
 	changed func(ctx context.Context, owner jid.JID) // cluster.go
+	reports Reports
+}
+
+// Reports takes the spam and abuse reports attached to blocks (XEP-0377)
+// once the block is stored.
+type Reports interface {
+	Reported(ctx context.Context, r spamreport.Report)
+}
+
+// SetReports installs r; without it reports are ignored and not
+// advertised.
+func (b *Module) SetReports(r Reports) {
+	b.reports = r
+	for _, f := range spamreport.Features {
+		b.srv.AddServerFeature(f, func(h *modules.Host) bool { return h.Blocklist.On })
+	}
+}
+
+// reportTimeout bounds the handing on of one block's reports.
+const reportTimeout = 10 * time.Second
+
+// report hands on the reports of block q, stored for owner, without
+// holding up the answer.
+func (b *Module) report(owner jid.JID, q *xmlstream.Element) {
+	if b.reports == nil {
+		return
+	}
+	var reports []spamreport.Report
+	for _, it := range q.Elements() {
+		if it.Space != NS || it.Local != "item" {
+			continue
+		}
+		if j, err := jid.Parse(it.Attr("jid")); err == nil {
+			if r, ok := spamreport.Parse(owner, j, q, it); ok {
+				reports = append(reports, r)
+			}
+		}
+	}
+	if len(reports) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
+		defer cancel()
+		for _, r := range reports {
+			b.reports.Reported(ctx, r)
+		}
+	}()
 }
 
 // list is one user's blocklist in memory.
@@ -295,6 +345,9 @@ func (b *Module) set(ctx context.Context, s *router.Session, _, q *xmlstream.Ele
 	}
 	pushChange(pushTo, q.Local, items)
 	b.presenceChanges(ctx, owner, before, after)
+	if q.Local == "block" {
+		b.report(owner, q)
+	}
 	return nil, nil
 }
 

@@ -271,6 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mods := modules.New(s.log.Named("im"), rt, hosts, s.version)
 	lv.mods = mods
 	blk := blocking.Register(s.log.Named("blocking"), mods, rt)
+	blk.SetReports(spamReports(s.log.Named("spamreport"), mods))
 	cl, leaveCluster, err := joinCluster(ctx, cfg.Cluster, rt, mods, blk, s.log.Named("cluster"))
 	if err != nil {
 		return err

@@ -3,8 +3,10 @@ package server
 import (
 	"slices"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/spamreport"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -37,4 +39,26 @@ func (o adhocOnline) Kick(full jid.JID, text string) bool { return o.sessions.Ki
 
 func (o adhocOnline) Broadcast(host string, el *xmlstream.Element) int {
 	return o.mods.Broadcast(host, el)
+}
+
+// spamReports hands the abuse reports attached to blocks (XEP-0377) to
+// the reporter's host's admins, with the reported messages from the
+// reporter's archive.
+func spamReports(log hclog.Logger, mods *modules.Server) *spamreport.Service {
+	return spamreport.New(spamreport.Config{
+		Log: log,
+		Admins: func(host string) []string {
+			if h := mods.Host(host); h != nil {
+				return h.Admins
+			}
+			return nil
+		},
+		Archive: func(host string) spamreport.Archive {
+			if a := archiveOf(mods, host); a != nil {
+				return a
+			}
+			return nil
+		},
+		Send: mods.SendMessage,
+	})
 }
