@@ -21,6 +21,7 @@ type Form struct {
 	Type     string
 	FormType string // the FORM_TYPE field's value
 	Fields   map[string][]string
+	Order    []string // the fields' vars as given, FORM_TYPE left out
 }
 
 // Value is the first value of field v, "" when it has none.
@@ -64,9 +65,13 @@ func Parse(x *xmlstream.Element) (*Form, error) {
 			}
 		}
 		f.Fields[v] = vals
-		if v == "FORM_TYPE" && len(vals) > 0 {
-			f.FormType = strings.TrimSpace(vals[0])
+		if v == "FORM_TYPE" {
+			if len(vals) > 0 {
+				f.FormType = strings.TrimSpace(vals[0])
+			}
+			continue
 		}
+		f.Order = append(f.Order, v)
 	}
 	return f, nil
 }

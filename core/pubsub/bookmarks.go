@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/router"
@@ -160,13 +161,13 @@ func (p *PEP) storeLegacy(ctx context.Context, owner jid.JID, storage *xmlstream
 }
 
 func optionsForm(opts map[string][]string) *xmlstream.Element {
-	var ff []formField
+	var ff []dataform.Field
 	for _, s := range fields {
 		if v, ok := opts[s.v]; ok {
-			ff = append(ff, formField{v: s.v, values: v})
+			ff = append(ff, dataform.Field{Var: s.v, Values: v})
 		}
 	}
-	x := buildForm("submit", NSPublishOptions, ff)
+	x := dataform.Build("submit", NSPublishOptions, "", "", ff)
 	return x
 }
 

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -39,11 +40,11 @@ func (e *engine) nodeInfo(c *call, node string) (*xmlstream.Element, *stanza.Err
 
 // metaData is the node's meta-data form (XEP-0060 §5.4).
 func metaData(cfg nodeConfig) *xmlstream.Element {
-	ff := []formField{}
+	ff := []dataform.Field{}
 	for _, v := range []string{fTitle, fDescription, fType, fAccessModel, fPublishModel, fMaxItems} {
-		ff = append(ff, formField{v: v, values: cfg[v]})
+		ff = append(ff, dataform.Field{Var: v, Values: cfg[v]})
 	}
-	return buildForm("result", NSMetaData, ff)
+	return dataform.Build("result", NSMetaData, "", "", ff)
 }
 
 // discoItems lists the service's nodes the requester may see (node "",

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -204,14 +205,14 @@ func (e *configError) Error() string { return e.field + ": " + e.msg }
 // apply returns c changed by the submitted values of f. A field koi does
 // not know is ignored (XEP-0004: a form may carry fields of extensions),
 // a bad value is an error that changes nothing.
-func (c nodeConfig) apply(f *form, lim Limits) (nodeConfig, *configError) {
+func (c nodeConfig) apply(f *dataform.Form, lim Limits) (nodeConfig, *configError) {
 	out := maps.Clone(c)
-	for _, v := range f.order {
+	for _, v := range f.Order {
 		s := spec(v)
 		if s == nil {
 			continue
 		}
-		n, err := s.norm(f.fields[v], lim)
+		n, err := s.norm(f.Fields[v], lim)
 		if err != nil {
 			return nil, &configError{v, err.Error()}
 		}
@@ -223,13 +224,13 @@ func (c nodeConfig) apply(f *form, lim Limits) (nodeConfig, *configError) {
 // unmet returns the first publish-options field (XEP-0060 §7.1.5) whose
 // value differs from the node's, or that koi does not know; "" when all
 // preconditions hold.
-func (c nodeConfig) unmet(f *form, lim Limits) string {
-	for _, v := range f.order {
+func (c nodeConfig) unmet(f *dataform.Form, lim Limits) string {
+	for _, v := range f.Order {
 		s := spec(v)
 		if s == nil {
 			return v
 		}
-		n, err := s.norm(f.fields[v], lim)
+		n, err := s.norm(f.Fields[v], lim)
 		if err != nil || !slices.Equal(n, c[v]) {
 			return v
 		}
@@ -259,13 +260,13 @@ const NSNodeConfig = "http://jabber.org/protocol/pubsub#node_config"
 // xform renders the configuration as a form of type typ ("form" for the
 // owner to fill in, "result" for disco#info meta-data).
 func (c nodeConfig) xform(typ string) *xmlstream.Element {
-	ff := make([]formField, 0, len(fields))
+	ff := make([]dataform.Field, 0, len(fields))
 	for _, s := range fields {
-		f := formField{v: s.v, values: c[s.v]}
+		f := dataform.Field{Var: s.v, Values: c[s.v]}
 		if typ == "form" {
-			f.typ, f.label, f.options = s.typ, s.label, s.options
+			f.Type, f.Label, f.Options = s.typ, s.label, s.options
 		}
 		ff = append(ff, f)
 	}
-	return buildForm(typ, NSNodeConfig, ff)
+	return dataform.Build(typ, NSNodeConfig, "", "", ff)
 }

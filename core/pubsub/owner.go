@@ -3,6 +3,7 @@ package pubsub
 import (
 	"errors"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
@@ -51,14 +52,14 @@ func (e *engine) configureSet(c *call, req *xmlstream.Element) (*xmlstream.Eleme
 	if serr != nil {
 		return nil, serr
 	}
-	f, err := parseForm(req.Child(NSData, "x"))
+	f, err := dataform.Parse(req.Child(NSData, "x"))
 	if err != nil {
 		return nil, stanza.ErrBadRequest.WithText("configuration form: " + err.Error())
 	}
-	if f.typ == "cancel" {
+	if f.Type == "cancel" {
 		return nil, nil
 	}
-	if f.typ != "submit" || (f.formType != "" && f.formType != NSNodeConfig) {
+	if f.Type != "submit" || (f.FormType != "" && f.FormType != NSNodeConfig) {
 		return nil, stanza.ErrBadRequest.WithText("want a submitted " + NSNodeConfig + " form")
 	}
 	next, cerr := cfg.apply(f, e.lim)

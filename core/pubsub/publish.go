@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/stanza"
@@ -31,12 +32,12 @@ func (e *engine) create(c *call, cr, configure *xmlstream.Element) (*xmlstream.E
 	cfg := defaultConfig(e.pep, e.lim)
 	if configure != nil {
 		if x := configure.Child(NSData, "x"); x != nil {
-			f, err := parseForm(x)
+			f, err := dataform.Parse(x)
 			if err != nil {
 				return nil, stanza.ErrBadRequest.WithText("configuration form: " + err.Error())
 			}
-			if f.formType != "" && f.formType != NSNodeConfig {
-				return nil, stanza.ErrBadRequest.WithText("configuration form of type " + f.formType)
+			if f.FormType != "" && f.FormType != NSNodeConfig {
+				return nil, stanza.ErrBadRequest.WithText("configuration form of type " + f.FormType)
 			}
 			var cerr *configError
 			if cfg, cerr = cfg.apply(f, e.lim); cerr != nil {
@@ -160,14 +161,14 @@ func (e *engine) publish(c *call, pub, opts *xmlstream.Element) (*xmlstream.Elem
 	} else if len(id) > maxNodeName {
 		return nil, stanza.ErrBadRequest.WithText("item id too long")
 	}
-	var opt *form
+	var opt *dataform.Form
 	if opts != nil {
 		if x := opts.Child(NSData, "x"); x != nil {
-			f, err := parseForm(x)
+			f, err := dataform.Parse(x)
 			if err != nil {
 				return nil, stanza.ErrBadRequest.WithText("publish-options: " + err.Error())
 			}
-			if f.formType != NSPublishOptions {
+			if f.FormType != NSPublishOptions {
 				return nil, stanza.ErrBadRequest.WithText("publish-options want FORM_TYPE " + NSPublishOptions)
 			}
 			opt = f
@@ -188,7 +189,7 @@ func (e *engine) publish(c *call, pub, opts *xmlstream.Element) (*xmlstream.Elem
 	return ps, nil
 }
 
-func (e *engine) publishLocked(c *call, name string, opt *form, it sdk.PubSubItem) (nodeConfig, *stanza.Error) {
+func (e *engine) publishLocked(c *call, name string, opt *dataform.Form, it sdk.PubSubItem) (nodeConfig, *stanza.Error) {
 	defer e.lock(c.service)()
 	_, cfg, serr := e.node(c, name)
 	created := false
