@@ -57,7 +57,7 @@ func (s *Service) adminCommands() []*command {
 	}
 	account := dataform.Field{Var: "accountjid", Type: "jid-single", Label: "The account's JID", Required: true}
 	accounts := dataform.Field{Var: "accountjids", Type: "jid-multi", Label: "The accounts' JIDs", Required: true}
-	maxItems := dataform.Field{Var: "max_items", Type: "list-single", Label: "At most", Options: []string{"25", "50", "75", "100", "150", "200", "none"}, Values: []string{"100"}}
+	maxItems := dataform.Field{Var: "max_items", Type: "list-single", Label: "At most", Options: dataform.Choices("25", "50", "75", "100", "150", "200", "none"), Values: []string{"100"}}
 	return []*command{{
 		node: nsAdmin + "#add-user", name: "Add a user",
 		form: accountForm("Add a user", "The new account's JID and its password.", account, pw("password", "Password"), pw("password-verify", "Password again")),

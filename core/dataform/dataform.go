@@ -80,8 +80,44 @@ func Parse(x *xmlstream.Element) (*Form, error) {
 type Field struct {
 	Var, Type, Label string
 	Required         bool
-	Options          []string
 	Values           []string
+	Options          []Option
+}
+
+// Option is one choice of a list field; Label may be "".
+type Option struct{ Label, Value string }
+
+// Choices are options without labels, one per value.
+func Choices(values ...string) []Option {
+	out := make([]Option, len(values))
+	for i, v := range values {
+		out[i].Value = v
+	}
+	return out
+}
+
+// Values reads the fields' values of x, leniently, as a form's reader
+// that only picks the fields it knows does: a field without var is
+// skipped and a var given twice keeps its first values.
+func Values(x *xmlstream.Element) map[string][]string {
+	out := map[string][]string{}
+	for _, fe := range x.Elements() {
+		v := fe.Attr("var")
+		if fe.Space != NS || fe.Local != "field" || v == "" {
+			continue
+		}
+		if _, dup := out[v]; dup {
+			continue
+		}
+		vals := []string{}
+		for _, ve := range fe.Elements() {
+			if ve.Space == NS && ve.Local == "value" {
+				vals = append(vals, ve.Text())
+			}
+		}
+		out[v] = vals
+	}
+	return out
 }
 
 // Build renders a form of type typ ("form" or "result") with the title
@@ -109,12 +145,16 @@ func Build(typ, formType, title, instructions string, fields []Field) *xmlstream
 		if f.Required {
 			fe.AppendChild(xmlstream.NewElement(NS, "required"))
 		}
-		for _, o := range f.Options {
-			fe.AppendChild(xmlstream.NewElement(NS, "option").
-				AppendChild(xmlstream.NewElement(NS, "value").AppendText(o)))
-		}
+		// The schema's order (XEP-0004 §9): values, then options.
 		for _, v := range f.Values {
 			fe.AppendChild(xmlstream.NewElement(NS, "value").AppendText(v))
+		}
+		for _, o := range f.Options {
+			opt := xmlstream.NewElement(NS, "option")
+			if o.Label != "" {
+				opt.SetAttr("label", o.Label)
+			}
+			fe.AppendChild(opt.AppendChild(xmlstream.NewElement(NS, "value").AppendText(o.Value)))
 		}
 		x.AppendChild(fe)
 	}

@@ -41,12 +41,12 @@ func TestParse(t *testing.T) {
 func TestBuild(t *testing.T) {
 	x := Build("form", "urn:x", "Title", "Fill it in", []Field{
 		{Var: "p", Type: "text-private", Label: "Password", Required: true},
-		{Var: "n", Type: "list-single", Options: []string{"1", "2"}, Values: []string{"2"}},
+		{Var: "n", Type: "list-single", Options: []Option{{"One", "1"}, {"", "2"}}, Values: []string{"2"}},
 	})
 	want := `<x xmlns='jabber:x:data' type='form'><title>Title</title><instructions>Fill it in</instructions>` +
 		`<field var='FORM_TYPE' type='hidden'><value>urn:x</value></field>` +
 		`<field var='p' type='text-private' label='Password'><required/></field>` +
-		`<field var='n' type='list-single'><option><value>1</value></option><option><value>2</value></option><value>2</value></field></x>`
+		`<field var='n' type='list-single'><value>2</value><option label='One'><value>1</value></option><option><value>2</value></option></field></x>`
 	if got := x.String(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}

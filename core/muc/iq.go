@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/koi-im/koi/core/archive"
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -186,7 +187,7 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 	for _, f := range features {
 		res.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}
-	info := []field{
+	info := []dataform.Field{
 		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NSRoomInfo}},
 		{Var: "muc#roomconfig_roomname", Label: "Title", Values: []string{r.cfg.Name}},
 		{Var: "muc#roominfo_description", Label: "Description", Values: []string{r.cfg.Description}},
@@ -199,9 +200,9 @@ func (r *room) discoInfo(el, q *xmlstream.Element) {
 	}
 	if len(r.avatar) > 0 {
 		// XEP-0486 §3.3.
-		info = append(info, field{Var: "muc#roominfo_avatarhash", Type: "text-multi", Label: "Avatar hash", Values: r.avatar})
+		info = append(info, dataform.Field{Var: "muc#roominfo_avatarhash", Type: "text-multi", Label: "Avatar hash", Values: r.avatar})
 	}
-	res.AppendChild(formElement("result", "", "", info))
+	res.AppendChild(dataform.Build("result", "", "", "", info))
 	r.result(el, res)
 }
 
@@ -525,7 +526,7 @@ func (r *room) ownerGet(el, q *xmlstream.Element, from jid.JID) {
 		admins = append(admins, j.String())
 	}
 	res := xmlstream.NewElement(NSOwner, "query")
-	res.AppendChild(formElement("form", "Configuration for "+r.jid.String(),
+	res.AppendChild(dataform.Build("form", "", "Configuration for "+r.jid.String(),
 		"Complete and submit this form to configure the room.",
 		r.cfg.fields(owners, admins, r.svc.cfg.MaxHistory, r.svc.cfg.MaxOccupants)))
 	r.result(el, res)
@@ -556,7 +557,7 @@ func (r *room) ownerSet(ctx context.Context, el, q *xmlstream.Element, from jid.
 			r.destroy(jid.JID{}, "The room's creation was cancelled", "")
 		}
 	case "submit":
-		ch, e := applyForm(r.cfg, formValues(x), r.svc.cfg.MaxHistory, r.svc.cfg.MaxOccupants)
+		ch, e := applyForm(r.cfg, dataform.Values(x), r.svc.cfg.MaxHistory, r.svc.cfg.MaxOccupants)
 		if e != nil {
 			r.reply(el, e)
 			return

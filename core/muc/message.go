@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 
 	"github.com/koi-im/koi/core/archive"
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -359,6 +360,6 @@ func (r *room) sendDecline(orig, dec *xmlstream.Element, from, to jid.JID) {
 
 // isForm reports whether x is a data form with FORM_TYPE ns.
 func isForm(x *xmlstream.Element, ns string) bool {
-	v := formValues(x)["FORM_TYPE"]
+	v := dataform.Values(x)["FORM_TYPE"]
 	return len(v) == 1 && v[0] == ns
 }

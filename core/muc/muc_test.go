@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -784,7 +785,7 @@ func TestVoiceRequest(t *testing.T) {
 	n.send(bob, `<message to='`+lounge+`'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field></x></message>`)
 	req := n.one(alice)
 	form := req.Child(NSData, "x")
-	if form == nil || formValues(form)["muc#roomnick"][0] != "Bob" {
+	if form == nil || dataform.Values(form)["muc#roomnick"][0] != "Bob" {
 		t.Fatalf("voice request to the moderator: %v", req)
 	}
 	n.send(alice, `<message to='`+lounge+`'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#roomnick'><value>Bob</value></field><field var='muc#request_allow'><value>true</value></field></x></message>`)

@@ -3,6 +3,7 @@ package muc
 import (
 	"context"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -51,7 +52,7 @@ func (r *room) register(el, q *xmlstream.Element, from jid.JID) {
 			res.AppendChild(xmlstream.NewElement(NSRegister, "registered"))
 			res.AppendChild(xmlstream.NewElement(NSRegister, "username").AppendText(entry.nick))
 		} else {
-			res.AppendChild(formElement("form", "Register with "+r.jid.String(), "Choose the nickname to keep for you in this room", []field{
+			res.AppendChild(dataform.Build("form", "", "Register with "+r.jid.String(), "Choose the nickname to keep for you in this room", []dataform.Field{
 				{Var: "FORM_TYPE", Type: "hidden", Values: []string{nsRegisterForm}},
 				{Var: fRegisterNick, Type: "text-single", Label: "Nickname"},
 			}))
@@ -77,11 +78,11 @@ func (r *room) register(el, q *xmlstream.Element, from jid.JID) {
 	case x != nil && x.Attr("type") == "cancel":
 		r.result(el, nil)
 		return
-	case x == nil || x.Attr("type") != "submit" || firstValue(formValues(x), "FORM_TYPE") != nsRegisterForm:
+	case x == nil || x.Attr("type") != "submit" || firstValue(dataform.Values(x), "FORM_TYPE") != nsRegisterForm:
 		r.reply(el, errRegisterForm)
 		return
 	default:
-		nj, err := r.jid.WithResource(firstValue(formValues(x), fRegisterNick))
+		nj, err := r.jid.WithResource(firstValue(dataform.Values(x), fRegisterNick))
 		if err != nil || nj.Resource() == "" {
 			r.reply(el, errBadNick)
 			return

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -72,7 +73,7 @@ func TestRegister(t *testing.T) {
 	if r.Attr("type") != "result" || q == nil || q.Child(NSData, "x") == nil || q.Child(NSRegister, "registered") != nil {
 		t.Fatalf("the registration form: %s", r)
 	}
-	if v := formValues(q.Child(NSData, "x")); firstValue(v, "FORM_TYPE") != nsRegisterForm || v[fRegisterNick] == nil {
+	if v := dataform.Values(q.Child(NSData, "x")); firstValue(v, "FORM_TYPE") != nsRegisterForm || v[fRegisterNick] == nil {
 		t.Fatalf("the registration form's fields: %v", v)
 	}
 	if r := registerIQ(n, bob, room, "set", `<x xmlns='jabber:x:data' type='submit'><field var='muc#register_roomnick'><value>B</value></field></x>`); condition(r) != "bad-request" {

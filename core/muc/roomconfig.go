@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 )
@@ -86,23 +87,23 @@ const (
 // fields returns the configuration form of a room with c, owners and
 // admins, for a service that keeps at most maxHistory messages and
 // maxUsers occupants per room.
-func (c RoomConfig) fields(owners, admins []string, maxHistory, maxUsers int) []field {
+func (c RoomConfig) fields(owners, admins []string, maxHistory, maxUsers int) []dataform.Field {
 	users := []string{}
 	for _, n := range []int{10, 20, 30, 50, 100, 200, 500, 1000} {
 		if maxUsers == 0 || n <= maxUsers {
 			users = append(users, strconv.Itoa(n))
 		}
 	}
-	var userOpts [][2]string
+	var userOpts []dataform.Option
 	for _, u := range users {
-		userOpts = append(userOpts, [2]string{"", u})
+		userOpts = append(userOpts, dataform.Option{Value: u})
 	}
 	if maxUsers == 0 {
-		userOpts = append(userOpts, [2]string{"No limit", "0"})
+		userOpts = append(userOpts, dataform.Option{Label: "No limit", Value: "0"})
 	} else if !contains(users, strconv.Itoa(maxUsers)) {
-		userOpts = append(userOpts, [2]string{"", strconv.Itoa(maxUsers)})
+		userOpts = append(userOpts, dataform.Option{Value: strconv.Itoa(maxUsers)})
 	}
-	return []field{
+	return []dataform.Field{
 		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NSRoomConfig}},
 		{Var: fRoomName, Type: "text-single", Label: "Title", Values: []string{c.Name}},
 		{Var: fRoomDesc, Type: "text-single", Label: "Description", Values: []string{c.Description}},
@@ -114,12 +115,12 @@ func (c RoomConfig) fields(owners, admins []string, maxHistory, maxUsers int) []
 		{Var: fPassProtected, Type: "boolean", Label: "Password protected", Values: []string{boolString(c.Password != "")}},
 		{Var: fSecret, Type: "text-private", Label: "Password", Values: []string{c.Password}},
 		{Var: fWhoIs, Type: "list-single", Label: "Addresses (JIDs) of room occupants may be viewed by", Values: []string{c.WhoIs},
-			Options: [][2]string{{"Moderators only", WhoIsModerators}, {"Anyone", WhoIsAnyone}}},
+			Options: []dataform.Option{{Label: "Moderators only", Value: WhoIsModerators}, {Label: "Anyone", Value: WhoIsAnyone}}},
 		{Var: fMaxUsers, Type: "list-single", Label: "Maximum number of occupants", Values: []string{strconv.Itoa(c.MaxUsers)}, Options: userOpts},
 		{Var: fChangeSubject, Type: "boolean", Label: "Allow anyone with voice to set the subject", Values: []string{boolString(c.ChangeSubject)}},
 		{Var: fAllowInvites, Type: "boolean", Label: "Allow members to invite new members", Values: []string{boolString(c.AllowInvites)}},
 		{Var: fAllowPM, Type: "list-single", Label: "Allow private messages from", Values: []string{c.AllowPM},
-			Options: [][2]string{{"Everyone", "anyone"}, {"Participants", "participants"}, {"Moderators", "moderators"}, {"Nobody", "none"}}},
+			Options: []dataform.Option{{Label: "Everyone", Value: "anyone"}, {Label: "Participants", Value: "participants"}, {Label: "Moderators", Value: "moderators"}, {Label: "Nobody", Value: "none"}}},
 		{Var: fHistoryLength, Type: "text-single", Label: "Number of messages sent to newcomers (at most " + strconv.Itoa(maxHistory) + ")", Values: []string{strconv.Itoa(c.HistoryLength)}},
 		{Var: fLogging, Type: "boolean", Label: "Archive discussions", Values: []string{boolString(c.Logging)}},
 		{Var: fOwners, Type: "jid-multi", Label: "Owners", Values: owners},

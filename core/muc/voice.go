@@ -3,6 +3,7 @@ package muc
 import (
 	"context"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -19,7 +20,7 @@ func (r *room) voiceRequest(ctx context.Context, el, f *xmlstream.Element, from 
 		r.reply(el, errNotJoined)
 		return
 	}
-	vals := formValues(f)
+	vals := dataform.Values(f)
 	if allow, ok := vals["muc#request_allow"]; ok && f.Attr("type") == "submit" {
 		r.voiceDecision(el, vals, allow, from, cur)
 		return
@@ -31,10 +32,10 @@ func (r *room) voiceRequest(ctx context.Context, el, f *xmlstream.Element, from 
 	if cur.role != RoleVisitor {
 		return // it has voice already: nothing to ask
 	}
-	form := formElement("form", "Voice request", "To approve this request for voice, select the \"Grant voice\" checkbox and submit this form.", []field{
+	form := dataform.Build("form", "", "Voice request", "To approve this request for voice, select the \"Grant voice\" checkbox and submit this form.", []dataform.Field{
 		{Var: "FORM_TYPE", Type: "hidden", Values: []string{NSRequest}},
 		{Var: "muc#role", Type: "list-single", Label: "Requested role", Values: []string{"participant"},
-			Options: [][2]string{{"Participant", "participant"}}},
+			Options: []dataform.Option{{Label: "Participant", Value: "participant"}}},
 		{Var: "muc#jid", Type: "jid-single", Label: "User ID", Values: []string{from.String()}},
 		{Var: "muc#roomnick", Type: "text-single", Label: "Room Nickname", Values: []string{cur.nick}},
 		{Var: "muc#request_allow", Type: "boolean", Label: "Grant voice to this person?", Values: []string{"0"}},

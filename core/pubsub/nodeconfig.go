@@ -264,7 +264,7 @@ func (c nodeConfig) xform(typ string) *xmlstream.Element {
 	for _, s := range fields {
 		f := dataform.Field{Var: s.v, Values: c[s.v]}
 		if typ == "form" {
-			f.Type, f.Label, f.Options = s.typ, s.label, s.options
+			f.Type, f.Label, f.Options = s.typ, s.label, dataform.Choices(s.options...)
 		}
 		ff = append(ff, f)
 	}
