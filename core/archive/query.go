@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -23,7 +24,7 @@ const (
 	NSMAM2      = "urn:xmpp:mam:2"
 	nsRSM       = "http://jabber.org/protocol/rsm"
 	nsForward   = "urn:xmpp:forward:0"
-	nsDataForms = "jabber:x:data"
+	nsDataForms = dataform.NS
 	nsFulltext  = "urn:xmpp:fulltext:0"
 )
 
@@ -47,25 +48,14 @@ type Query struct {
 
 // QueryForm is the query form of namespace ns (XEP-0313 §4.1.1 and §7.1).
 func QueryForm(ns string, fullText bool) *xmlstream.Element {
-	x := xmlstream.NewElement(nsDataForms, "x").SetAttr("type", "form")
-	field := func(typ, v string, value ...string) {
-		f := xmlstream.NewElement(nsDataForms, "field").SetAttr("type", typ).SetAttr("var", v)
-		for _, val := range value {
-			f.AppendChild(xmlstream.NewElement(nsDataForms, "value").AppendText(val))
-		}
-		x.AppendChild(f)
+	fields := []dataform.Field{
+		{Var: "with", Type: "jid-single"}, {Var: "start", Type: "text-single"}, {Var: "end", Type: "text-single"},
+		{Var: "before-id", Type: "text-single"}, {Var: "after-id", Type: "text-single"}, {Var: "ids", Type: "text-multi"},
 	}
-	field("hidden", "FORM_TYPE", ns)
-	field("jid-single", "with")
-	field("text-single", "start")
-	field("text-single", "end")
-	field("text-single", "before-id")
-	field("text-single", "after-id")
-	field("text-multi", "ids")
 	if fullText {
-		field("text-single", "{"+nsFulltext+"}fulltext")
+		fields = append(fields, dataform.Field{Var: "{" + nsFulltext + "}fulltext", Type: "text-single"})
 	}
-	return xmlstream.NewElement(ns, "query").AppendChild(x)
+	return xmlstream.NewElement(ns, "query").AppendChild(dataform.Build("form", ns, "", "", fields))
 }
 
 // ParseQuery reads the form and the RSM set (XEP-0059) of a query in

@@ -8,14 +8,13 @@ package contactinfo
 import (
 	"slices"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/modules"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
 // FormType is the form's FORM_TYPE.
 const FormType = "http://jabber.org/network/serverinfo"
-
-const nsData = "jabber:x:data"
 
 // Registrar is what publishing needs of the module server
 // (modules.Server implements it).
@@ -35,20 +34,14 @@ func Register(addrs map[string][]string, srv Registrar) {
 // Form is the serverinfo form of addrs: a list-multi field ROLE-addresses
 // for each role, in the order of the roles' names.
 func Form(addrs map[string][]string) *xmlstream.Element {
-	x := xmlstream.NewElement(nsData, "x").SetAttr("type", "result")
-	x.AppendChild(xmlstream.NewElement(nsData, "field").SetAttr("var", "FORM_TYPE").SetAttr("type", "hidden").
-		AppendChild(xmlstream.NewElement(nsData, "value").AppendText(FormType)))
 	roles := make([]string, 0, len(addrs))
 	for r := range addrs {
 		roles = append(roles, r)
 	}
 	slices.Sort(roles)
-	for _, r := range roles {
-		f := xmlstream.NewElement(nsData, "field").SetAttr("var", r+"-addresses").SetAttr("type", "list-multi")
-		for _, a := range addrs[r] {
-			f.AppendChild(xmlstream.NewElement(nsData, "value").AppendText(a))
-		}
-		x.AppendChild(f)
+	fields := make([]dataform.Field, len(roles))
+	for i, r := range roles {
+		fields[i] = dataform.Field{Var: r + "-addresses", Type: "list-multi", Values: addrs[r]}
 	}
-	return x
+	return dataform.Build("result", FormType, "", "", fields)
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -45,7 +46,7 @@ const (
 	NS           = "urn:xmpp:http:upload:0"
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems = "http://jabber.org/protocol/disco#items"
-	NSData       = "jabber:x:data"
+	NSData       = dataform.NS
 	NSPing       = "urn:xmpp:ping"
 )
 
@@ -244,18 +245,9 @@ func (s *Service) discoInfo() *xmlstream.Element {
 	for _, f := range []string{NSDiscoInfo, NS, NSPing} {
 		q.AppendChild(xmlstream.NewElement(NSDiscoInfo, "feature").SetAttr("var", f))
 	}
-	x := xmlstream.NewElement(NSData, "x").SetAttr("type", "result")
-	field := func(name, typ, value string) {
-		f := xmlstream.NewElement(NSData, "field").SetAttr("var", name)
-		if typ != "" {
-			f.SetAttr("type", typ)
-		}
-		f.AppendChild(xmlstream.NewElement(NSData, "value").AppendText(value))
-		x.AppendChild(f)
-	}
-	field("FORM_TYPE", "hidden", NS)
-	field("max-file-size", "", strconv.FormatInt(s.cfg.MaxFileSize, 10))
-	return q.AppendChild(x)
+	return q.AppendChild(dataform.Build("result", NS, "", "", []dataform.Field{
+		{Var: "max-file-size", Values: []string{strconv.FormatInt(s.cfg.MaxFileSize, 10)}},
+	}))
 }
 
 // request answers a slot request.
