@@ -10,15 +10,14 @@ succeeded, then one line per event (GOT, IQ); exits 0 on a message "bye".
 """
 
 import asyncio
-import json
-import logging
-import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+import koitest
 
-class Gateway(slixmpp.ComponentXMPP):
+
+class Gateway(koitest.Done, slixmpp.ComponentXMPP):
     def __init__(self, a):
         super().__init__(a["domain"], a["secret"], a["host"], a["port"])
         if a.get("ca_file"):
@@ -56,22 +55,7 @@ class Gateway(slixmpp.ComponentXMPP):
             return
         self.send_message(mto=msg["from"], mfrom=msg["to"], mbody="echo: " + body, mtype="chat")
 
-    def finish(self, err):
-        if not self.done.done():
-            self.done.set_result(err)
-
-
-def main():
-    a = json.loads(sys.argv[1])
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gw = Gateway(a)
-    gw.connect(use_ssl=bool(a.get("ca_file")))
-    err = gw.loop.run_until_complete(asyncio.wait_for(gw.done, 60))
-    gw.disconnect()
-    print("FAILED " + err if err else "OK", flush=True)
-    sys.exit(1 if err else 0)
-
 
 if __name__ == "__main__":
-    main()
+    koitest.main(Gateway, timeout=60,
+                 connect=lambda gw, a: gw.connect(use_ssl=bool(a.get("ca_file"))))

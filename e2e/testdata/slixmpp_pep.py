@@ -10,12 +10,11 @@ and OK at the end; exits 1 with FAILED and the reason otherwise.
 """
 
 import asyncio
-import json
-import logging
-import sys
 
 import slixmpp
 from slixmpp.plugins.xep_0048 import Bookmarks
+
+import koitest
 
 PLUGINS = ["xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0084",
            "xep_0049", "xep_0223", "xep_0048"]
@@ -94,18 +93,5 @@ async def run(a):
     return None
 
 
-def main():
-    a = json.loads(sys.argv[1])
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    loop = asyncio.get_event_loop()
-    try:
-        err = loop.run_until_complete(asyncio.wait_for(run(a), 40))
-    except Exception as e:  # a timeout or a client library error
-        err = "%s: %s" % (type(e).__name__, e)
-    print("FAILED " + err if err else "OK", flush=True)
-    sys.exit(1 if err else 0)
-
-
 if __name__ == "__main__":
-    main()
+    koitest.main_run(run, timeout=40)

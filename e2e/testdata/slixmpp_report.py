@@ -8,15 +8,14 @@ host, port, ca_file, domain, spammer and text. Prints FEATURE, BLOCKED
 """
 
 import asyncio
-import json
-import logging
-import sys
 
 import slixmpp
 from slixmpp import JID
 
+import koitest
 
-class Bot(slixmpp.ClientXMPP):
+
+class Bot(koitest.Done, slixmpp.ClientXMPP):
     def __init__(self, a):
         super().__init__(a["jid"], a["password"])
         self.a = a
@@ -46,22 +45,6 @@ class Bot(slixmpp.ClientXMPP):
             return
         self.finish(None)
 
-    def finish(self, err):
-        if not self.done.done():
-            self.done.set_result(err)
-
-
-def main():
-    a = json.loads(sys.argv[1])
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    bot = Bot(a)
-    bot.connect((a["host"], a["port"]))
-    err = bot.loop.run_until_complete(asyncio.wait_for(bot.done, 30))
-    bot.disconnect()
-    print("FAILED " + err if err else "OK", flush=True)
-    sys.exit(1 if err else 0)
-
 
 if __name__ == "__main__":
-    main()
+    koitest.main(Bot)
