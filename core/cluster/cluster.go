@@ -657,6 +657,7 @@ func (c *Cluster) reap(ctx context.Context) {
 		// Their rooms here learn it now, not when a message to them
 		// bounces: a quiet room would show them for good.
 		c.rooms.sessionsGone(ctx, ended)
+		c.rooms.nodesGone(ctx)
 		if !leader {
 			return
 		}

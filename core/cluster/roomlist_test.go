@@ -19,6 +19,7 @@ type listService struct{ public, hidden string }
 
 func (listService) Deliver(context.Context, *xmlstream.Element) {}
 func (listService) SessionsGone(context.Context, []jid.JID)     {}
+func (listService) NodeGone(context.Context)                    {}
 
 func (l listService) ListHome(admin bool) []*xmlstream.Element {
 	out := []*xmlstream.Element{xmlstream.NewElement("http://jabber.org/protocol/disco#items", "item").SetAttr("jid", l.public)}

@@ -74,6 +74,9 @@ type RoomService interface {
 	// SessionsGone takes sessions whose node died out of the rooms served
 	// here: the node never sent their unavailable presence.
 	SessionsGone(ctx context.Context, gone []jid.JID)
+	// NodeGone is told that a node died, after SessionsGone: the rooms
+	// it made and nobody else has seen are the service's to list.
+	NodeGone(ctx context.Context)
 	RoomLister // roomlist.go
 }
 
@@ -313,6 +316,16 @@ func (r *rooms) sessionsGone(ctx context.Context, gone []jid.JID) {
 	r.mu.Unlock()
 	for _, svc := range svcs {
 		svc.SessionsGone(ctx, gone)
+	}
+}
+
+// nodesGone tells every chat service that nodes died.
+func (r *rooms) nodesGone(ctx context.Context) {
+	r.mu.Lock()
+	svcs := slices.Collect(maps.Values(r.services))
+	r.mu.Unlock()
+	for _, svc := range svcs {
+		svc.NodeGone(ctx)
 	}
 }
 

@@ -47,6 +47,8 @@ func (c chanService) Deliver(_ context.Context, el *xmlstream.Element) { c <- el
 
 func (c chanService) SessionsGone(context.Context, []jid.JID) {}
 
+func (c chanService) NodeGone(context.Context) {}
+
 func (c chanService) ListHome(bool) []*xmlstream.Element { return nil }
 
 // crash ends c as a crash would: no claim released, no word to the others.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/xmlstream"
 	sqlbackend "github.com/koi-im/koi/plugins/sql"
+	"github.com/koi-im/koi/plugins/sql/sqltest"
 	"github.com/koi-im/koi/sdk"
 )
 
@@ -29,11 +31,7 @@ type restartable struct {
 
 func newRestartable(t *testing.T) *restartable {
 	t.Helper()
-	st, err := sqlbackend.Open(context.Background(), sqlbackend.Settings{Driver: "sqlite", DSN: t.TempDir() + "/koi.db", SCRAMIterations: 4096}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqltest.SQLite(t)
 	w := archive.NewWriter(archive.LocalStream(st), archive.Options{}, nil)
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	return &restartable{t: t, st: st, a: hostArchive{w, st}}
@@ -233,5 +231,39 @@ func TestNoHistoryReadWithoutLogging(t *testing.T) {
 	history(t, room, n.join(bob, room+"/Bob"))
 	if q := fa.queries.Load(); q != 0 {
 		t.Fatalf("a room without logging read its archive %d times", q)
+	}
+}
+
+// TestNodeGoneListsItsRooms: a persistent room another node made after
+// this one loaded its rooms is in this node's room list once that node is
+// gone (cluster), read from the store they share; a room this node has in
+// memory is kept as it is.
+func TestNodeGoneListsItsRooms(t *testing.T) {
+	h := newRestartable(t)
+	const room = "made@conference.example.com"
+	one := h.start(nil)
+	alice := one.user("alice@example.com/pc")
+	one.create(alice, "mine@conference.example.com/Alice")
+	two := h.start(nil)
+	bob := two.user("bob@example.com/pc")
+	two.create(bob, room+"/Bob")
+	list := func() string {
+		one.take(alice)
+		one.send(alice, `<iq type='get' id='di' to='conference.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+		var jids []string
+		for _, it := range one.one(alice).Child(NSDiscoItems, "query").Elements() {
+			jids = append(jids, it.Attr("jid"))
+		}
+		return strings.Join(jids, " ")
+	}
+	if got := list(); got != "mine@conference.example.com" {
+		t.Fatalf("before: %q", got)
+	}
+	one.svc.NodeGone(context.Background())
+	if got := list(); got != room+" mine@conference.example.com" {
+		t.Fatalf("after the node is gone: %q", got)
+	}
+	if one.svc.room("mine") == nil || len(one.svc.room("mine").occupants) != 1 {
+		t.Fatal("the room in memory was replaced by the stored one")
 	}
 }

@@ -221,13 +221,27 @@ func (s *Service) Load(ctx context.Context) error {
 		}
 		loaded[r.jid.Local()] = r
 	}
+	added := 0
 	s.mu.Lock()
 	for k, r := range loaded {
-		s.rooms[k] = r
+		if s.rooms[k] == nil { // one in memory is newer than the store
+			s.rooms[k] = r
+			added++
+		}
 	}
 	s.mu.Unlock()
-	s.log.Info("rooms loaded", "service", s.domain.String(), "rooms", len(loaded))
+	s.log.Info("rooms loaded", "service", s.domain.String(), "rooms", added)
 	return nil
+}
+
+// NodeGone is told that a cluster node died. The persistent rooms it
+// made after this node loaded its rooms are read from the store now, so
+// that the room list shows them although no node claims them until
+// someone needs one.
+func (s *Service) NodeGone(ctx context.Context) {
+	if err := s.Load(ctx); err != nil {
+		s.log.Warn("rooms not read again after a cluster node died; the room list may miss the rooms it made", "error", err)
+	}
 }
 
 var errBadStoredRoom = errors.New("a stored room with a bad address")
