@@ -53,3 +53,25 @@ func TestAdminCommandsSlixmpp(t *testing.T) {
 		t.Fatalf("the server's disco#info lacks %s: %s", nsCommands, info)
 	}
 }
+
+// TestAdminCommandsNbxmpp: Gajim's library, nbxmpp, runs the admin
+// commands through its AdHoc module as Gajim's command window does: the
+// list, a command without a form, and add-user's form filled in and
+// completed.
+func TestAdminCommandsNbxmpp(t *testing.T) {
+	t.Parallel()
+	needPython(t, "python3-nbxmpp", "nbxmpp", "gi")
+	srv := startServer(t, defaultOptions())
+	const pw = "pw-adhoc-gajim"
+	srv.addUser(t, "admin@localhost", pw)
+	got, log, err := runSlixmpp(t, srv, "nbxmpp_adhoc.py", map[string]any{
+		"jid": "admin@localhost", "password": pw, "domain": "localhost",
+		"newuser": "gajimuser@localhost", "newpassword": "pw-gajimuser",
+	}, func(string) {})
+	want := "COMMANDS 9 | ONLINE 1 | ADDED Account gajimuser@localhost created. | OK"
+	if err != nil || got != want {
+		t.Fatalf("nbxmpp: %v; its output:\n%s\nwant\n%s\nits log:\n%s", err, got, want, log)
+	}
+	o := dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}
+	login(t, o, "gajimuser@localhost/x", "pw-gajimuser")
+}

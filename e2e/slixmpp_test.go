@@ -26,17 +26,23 @@ const debianPython = "/usr/bin/python3"
 // cannot, it first installs python3-slixmpp with apt (as root).
 func needSlixmpp(t *testing.T, modules ...string) {
 	t.Helper()
+	needPython(t, "python3-slixmpp", modules...)
+}
+
+// needPython is needSlixmpp for the modules of Debian package pkg.
+func needPython(t *testing.T, pkg string, modules ...string) {
+	t.Helper()
 	imp := exec.Command(debianPython, "-c", "import "+strings.Join(modules, ", "))
 	out, err := imp.CombinedOutput()
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if testsvc.AptInstall(ctx, "python3-slixmpp") == nil {
+		if testsvc.AptInstall(ctx, pkg) == nil {
 			out, err = exec.Command(debianPython, "-c", "import "+strings.Join(modules, ", ")).CombinedOutput()
 		}
 	}
 	if err != nil {
-		msg := fmt.Sprintf("python3-slixmpp with %s not importable by %s (apt-get install python3-slixmpp): %v %s", strings.Join(modules, ", "), debianPython, err, out)
+		msg := fmt.Sprintf("%s with %s not importable by %s (apt-get install %s): %v %s", pkg, strings.Join(modules, ", "), debianPython, pkg, err, out)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
