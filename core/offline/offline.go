@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
@@ -87,17 +89,25 @@ func (b Box) Put(ctx context.Context, user jid.JID, el *xmlstream.Element, keepD
 
 // Deliver takes user's stored messages out of the backend and hands them
 // to send in the order they came; from the first one send refuses (the
-// session went away meanwhile), they are stored again.
+// session went away meanwhile), they are stored again. A message that a
+// later one retracts (XEP-0424, from the same sender) is not handed over,
+// nor are its corrections (XEP-0308): the user gets the retraction only,
+// as a server SHOULD stop handing a retracted message out.
 func (b Box) Deliver(ctx context.Context, log hclog.Logger, user jid.JID, send func(*xmlstream.Element) bool) {
 	msgs, err := b.Backend.Pop(ctx, user.String())
 	if err != nil {
 		log.Warn("offline messages not delivered", "user", user.String(), "error", err)
 		return
 	}
+	els := make([]*xmlstream.Element, len(msgs))
 	for i, om := range msgs {
-		el, err := stanza.Parse(om.Stanza)
-		if err != nil {
+		if els[i], err = stanza.Parse(om.Stanza); err != nil {
 			log.Warn("dropping unreadable offline message", "user", user.String(), "error", err)
+		}
+	}
+	retracted := retractedOnes(els)
+	for i, el := range els {
+		if el == nil || retracted[i] {
 			continue
 		}
 		if !send(el) {
@@ -109,4 +119,55 @@ func (b Box) Deliver(ctx context.Context, log hclog.Logger, user jid.JID, send f
 			return
 		}
 	}
+}
+
+// retractedOnes marks the messages of els that a later one retracts: the
+// message named, from the retraction's sender (bare JID), by its id or
+// origin-id, and the corrections of it.
+func retractedOnes(els []*xmlstream.Element) map[int]bool {
+	var out map[int]bool
+	for j, r := range els {
+		if r == nil {
+			continue
+		}
+		target := archive.RetractedID(r)
+		if target == "" {
+			continue
+		}
+		sender := bareOf(r.Attr("from"))
+		if sender == "" {
+			continue
+		}
+		for i := range j {
+			el := els[i]
+			if el == nil || bareOf(el.Attr("from")) != sender || archive.RetractedID(el) != "" {
+				continue
+			}
+			if el.Attr("id") == target || childAttr(el, nsSID, "origin-id", "id") == target ||
+				childAttr(el, nsCorrect, "replace", "id") == target {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				out[i] = true
+			}
+		}
+	}
+	return out
+}
+
+const (
+	nsSID     = "urn:xmpp:sid:0"
+	nsCorrect = "urn:xmpp:message-correct:0"
+)
+
+func bareOf(s string) string {
+	bare, _, _ := strings.Cut(s, "/")
+	return bare
+}
+
+func childAttr(el *xmlstream.Element, ns, local, attr string) string {
+	if c := el.Child(ns, local); c != nil {
+		return c.Attr(attr)
+	}
+	return ""
 }

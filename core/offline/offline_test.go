@@ -143,3 +143,35 @@ func TestBackendErrorsWrapped(t *testing.T) {
 		t.Fatalf("put: %v, want the backend's error", err)
 	}
 }
+
+// TestDeliverLeavesRetractedOut: a message its sender retracted while the
+// user was away is not handed over, nor its correction; the retraction
+// is, and so are another sender's message with the same id and a message
+// retracted by someone who did not send it.
+func TestDeliverLeavesRetractedOut(t *testing.T) {
+	ctx := context.Background()
+	box := newBox(t, 0)
+	bob := jid.MustParse("bob@example.com")
+	for _, m := range []string{
+		`<message from='alice@example.com/pc' id='m1'><body>oops</body></message>`,
+		`<message from='carol@example.com/pc' id='m1'><body>carol's m1</body></message>`,
+		`<message from='alice@example.com/phone' id='m2'><body>oops, fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/></message>`,
+		`<message from='alice@example.com/pc' id='o'><body>by origin-id</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>`,
+		`<message from='alice@example.com/pc' id='keep'><body>kept</body></message>`,
+		`<message from='alice@example.com/phone' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='m1'/><body>retracted</body></message>`,
+		`<message from='alice@example.com/pc' id='r0'><apply-to xmlns='urn:xmpp:fasten:0' id='o1'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to></message>`,
+		`<message from='eve@example.com/x' id='r2'><retract xmlns='urn:xmpp:message-retract:1' id='keep'/></message>`,
+	} {
+		if _, err := box.Put(ctx, bob, parse(t, m), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	box.Deliver(ctx, hclog.NewNullLogger(), bob, func(el *xmlstream.Element) bool {
+		got = append(got, el.Attr("id"))
+		return true
+	})
+	if want := "m1 keep r1 r0 r2"; strings.Join(got, " ") != want {
+		t.Fatalf("delivered %q, want %q", strings.Join(got, " "), want)
+	}
+}
