@@ -63,6 +63,12 @@ func TestRetractionSlixmpp(t *testing.T) {
 	}
 	alice := login(t, o, "alice@localhost/go", pw)
 	awaitTombstone(t, alice, "hi-1")
+	// From offline storage she gets the retraction, not the message.
+	alice.send("<presence/>")
+	alice.expect("the retraction from offline storage", func(e *element) bool { return e.is("", "message") && e.attr("id") == "undo-1" })
+	if m, ok := alice.await(0, func(e *element) bool { return e.is("", "message") && e.attr("id") == "hi-1" }); ok {
+		t.Fatalf("the retracted message was delivered from offline storage: %s", m)
+	}
 }
 
 // awaitTombstone reads c's archive until the message id is a tombstone
