@@ -89,6 +89,7 @@ func TestAdminAPI(t *testing.T) {
 	f.WriteString("\nadmin { address = \"" + adminAddr + "\" }\n")
 	f.Close()
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, []string{"KOI_ADMIN__TOKEN=" + adminToken})
+	srv.waitListening(t, adminAddr) // it starts after the c2s listeners launch waits for
 	api := adminAPI{t: t, base: "http://" + adminAddr}
 
 	// No token, no admin.
@@ -232,8 +233,9 @@ func TestKoictlThroughAdminAPI(t *testing.T) {
 	dir := t.TempDir()
 	opt := defaultOptions()
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
-	addAdmin(t, path)
+	adminAddr := addAdmin(t, path)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
+	srv.waitListening(t, adminAddr)
 	koictl := func(want int, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(koictlBin(), append([]string{"-config", path}, args...)...)

@@ -68,6 +68,7 @@ func TestReload(t *testing.T) {
 	path, c2s, c2sTLS := writeConfig(t, dir, opt)
 	adminAddr := addAdmin(t, path)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
+	srv.waitListening(t, adminAddr)
 	srv.addUser(t, "jo@localhost", "pw-jo")
 	tlsCfg := srv.tlsConfig(t, "localhost")
 	jo := login(t, dialOpts{addr: srv.c2s, tls: tlsCfg}, "jo@localhost/pc", "pw-jo")
