@@ -160,6 +160,7 @@ func TestReloadBackendsPluginsLimits(t *testing.T) {
 	}
 	write("store", "b.db", "", 1000)
 	srv := launch(t, dir, path, c2s, c2sTLS, opt, nil)
+	srv.waitListening(t, adminAddr)
 	srv.addUser(t, "jo@localhost", "pw-jo")
 	api := adminAPI{t: t, base: "http://" + adminAddr}
 	jo := login(t, dialOpts{addr: srv.c2s, tls: srv.tlsConfig(t, "localhost")}, "jo@localhost/pc", "pw-jo")
