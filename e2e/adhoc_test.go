@@ -39,6 +39,19 @@ func TestAdminCommandsSlixmpp(t *testing.T) {
 	}
 	login(t, o, "newbie@localhost/x", "pw-newbie")
 
+	// Gajim's and Psi's "Send server message": a message to
+	// DOMAIN/announce/online, from an admin, reaches everyone online.
+	admin := login(t, o, "admin@localhost/gajim", pw)
+	admin.send("<message to='localhost/announce/online'><subject>Notice</subject><body>back at one</body></message>")
+	if ann := bob.expect("the server message", isMessageFrom("localhost")); ann.attr("type") != "headline" || bodyOf(ann) != "back at one" {
+		t.Fatalf("the server message: %s", ann)
+	}
+	bob.send("<message id='sm1' to='localhost/announce/online'><body>hi all</body></message>")
+	if e := bob.expect("the refusal", func(e *element) bool { return e.attr("id") == "sm1" }); e.attr("type") != "error" ||
+		e.child("", "error").child("urn:ietf:params:xml:ns:xmpp-stanzas", "forbidden") == nil {
+		t.Fatalf("bob's server message: %s", e)
+	}
+
 	// bob is no admin: no commands listed, none run.
 	items := bob.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='" + nsCommands + "'/></iq>")
 	if items.attr("type") != "result" || strings.Contains(items.String(), "<item") {

@@ -98,6 +98,7 @@ type Service struct {
 // Registrar is where the service plugs into the server.
 type Registrar interface {
 	HandleServerIQ(typ, ns string, h modules.OwnIQ)
+	HandleServerMessage(resource string, h modules.ServerMessage)
 	AddServerFeature(ns string, on func(*modules.Host) bool)
 	SetServerNodes(n modules.ServerNodes)
 }
@@ -116,6 +117,7 @@ func Register(cfg Config, srv Registrar) *Service {
 		s.order = append(s.order, c.node)
 	}
 	srv.HandleServerIQ("set", NS, s.handle)
+	srv.HandleServerMessage("announce/online", s.announceMessage)
 	srv.AddServerFeature(NS, func(*modules.Host) bool { return true })
 	srv.SetServerNodes(s)
 	return s

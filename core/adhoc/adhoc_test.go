@@ -16,14 +16,16 @@ import (
 
 type registrar struct {
 	h     modules.OwnIQ
+	msg   modules.ServerMessage
 	nodes modules.ServerNodes
 }
 
-func (r *registrar) HandleServerIQ(_, _ string, h modules.OwnIQ)       { r.h = h }
-func (r *registrar) AddServerFeature(string, func(*modules.Host) bool) {}
-func (r *registrar) SetServerNodes(n modules.ServerNodes)              { r.nodes = n }
-func (nopConn) Send(*xmlstream.Element) bool                           { return true }
-func (nopConn) Close(string, string)                                   {}
+func (r *registrar) HandleServerIQ(_, _ string, h modules.OwnIQ)           { r.h = h }
+func (r *registrar) AddServerFeature(string, func(*modules.Host) bool)     {}
+func (r *registrar) SetServerNodes(n modules.ServerNodes)                  { r.nodes = n }
+func (r *registrar) HandleServerMessage(_ string, h modules.ServerMessage) { r.msg = h }
+func (nopConn) Send(*xmlstream.Element) bool                               { return true }
+func (nopConn) Close(string, string)                                       {}
 func (u *users) ListUsers(context.Context, string) ([]string, string, error) {
 	return u.list(), "", nil
 }
@@ -229,5 +231,45 @@ func TestDiscovery(t *testing.T) {
 	}
 	if _, serr := f.r.nodes.NodeInfo(ctx, "example.com", f.other.JID(), addUser); condition(serr) != "item-not-found" {
 		t.Fatalf("add-user's info for eve: %v", serr)
+	}
+}
+
+// announced records the announcements broadcast.
+type announced struct {
+	online
+	got []string
+}
+
+func (a *announced) Broadcast(host string, el *xmlstream.Element) int {
+	a.got = append(a.got, host+": "+el.Child(xmlstream.NSClient, "subject").Text()+"/"+el.Child(xmlstream.NSClient, "body").Text())
+	return 1
+}
+
+// TestAnnounceMessage: a message to DOMAIN/announce/online (Gajim's and
+// Psi's "Send server message") from an admin is broadcast; from anyone
+// else it is refused, and an empty one too.
+func TestAnnounceMessage(t *testing.T) {
+	f := newFixture(t)
+	a := &announced{}
+	f.r = &registrar{}
+	Register(Config{IsAdmin: func(host string, u jid.JID) bool { return u.String() == "root@example.com" }, Users: f.u, Online: a}, f.r)
+	msg := func(s *router.Session, x string) *stanza.Error {
+		el, err := stanza.Parse(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.r.msg(context.Background(), s, el, jid.MustParse("example.com/announce/online"))
+	}
+	if serr := msg(f.admin, `<message to='example.com/announce/online'><subject>Maintenance</subject><body>at noon</body></message>`); serr != nil {
+		t.Fatal(serr)
+	}
+	if serr := msg(f.other, `<message to='example.com/announce/online'><body>spam for all</body></message>`); condition(serr) != "forbidden" {
+		t.Fatalf("eve's announcement: %v", serr)
+	}
+	if serr := msg(f.admin, `<message to='example.com/announce/online'><body> </body></message>`); condition(serr) != "not-acceptable" {
+		t.Fatalf("an empty announcement: %v", serr)
+	}
+	if strings.Join(a.got, "|") != "example.com: Maintenance/at noon" {
+		t.Fatalf("broadcast %q", a.got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/koi-im/koi/core/dataform"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
@@ -235,18 +236,48 @@ func listResult(v, label string, jids []string, f *dataform.Form, note string) r
 }
 
 func (s *Service) announce(_ context.Context, c call, f *dataform.Form) (result, *stanza.Error) {
-	text := strings.Join(f.Fields["announcement"], "\n")
+	n, serr := s.broadcast(c, f.Value("subject"), strings.Join(f.Fields["announcement"], "\n"))
+	if serr != nil {
+		return result{}, serr
+	}
+	return result{note: fmt.Sprintf("Sent to %d sessions.", n)}, nil
+}
+
+// announceMessage takes a message to DOMAIN/announce/online, which
+// Gajim's and Psi's "Send server message" send (as ejabberd's and
+// Prosody's mod_announce take it): from an admin, its subject and body go
+// to every available session of the host as the announce command's do.
+func (s *Service) announceMessage(_ context.Context, sess *router.Session, el *xmlstream.Element, to jid.JID) *stanza.Error {
+	from := sess.JID()
+	if !s.may(to.Domain(), from) {
+		s.cfg.Log.Info("announcement refused: not an admin", "host", to.Domain(), "from", from.String())
+		return errForbidden
+	}
+	var subject, body string
+	if e := el.Child(xmlstream.NSClient, "subject"); e != nil {
+		subject = e.Text()
+	}
+	if e := el.Child(xmlstream.NSClient, "body"); e != nil {
+		body = e.Text()
+	}
+	_, serr := s.broadcast(call{host: to.Domain(), from: from}, subject, body)
+	return serr
+}
+
+// broadcast sends a headline with subject and text to every available
+// session of c's host and returns how many got it.
+func (s *Service) broadcast(c call, subject, text string) (int, *stanza.Error) {
 	if strings.TrimSpace(text) == "" {
-		return result{}, stanza.ErrNotAcceptable.WithText("an empty announcement")
+		return 0, stanza.ErrNotAcceptable.WithText("an empty announcement")
 	}
 	msg := xmlstream.NewElement(xmlstream.NSClient, "message").SetAttr("type", "headline").SetAttr("from", c.host)
-	if subj := f.Value("subject"); subj != "" {
-		msg.AppendChild(xmlstream.NewElement(xmlstream.NSClient, "subject").AppendText(subj))
+	if subject != "" {
+		msg.AppendChild(xmlstream.NewElement(xmlstream.NSClient, "subject").AppendText(subject))
 	}
 	msg.AppendChild(xmlstream.NewElement(xmlstream.NSClient, "body").AppendText(text))
 	n := s.cfg.Online.Broadcast(c.host, msg)
 	s.cfg.Log.Info("announcement sent", "host", c.host, "by", c.from.Bare().String(), "sessions", n)
-	return result{note: fmt.Sprintf("Sent to %d sessions.", n)}, nil
+	return n, nil
 }
 
 // accountJIDs parses the accounts of a jid-multi field.

@@ -3,7 +3,6 @@ package modules
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/roster"
@@ -56,19 +55,4 @@ func (m *Server) SendMessage(ctx context.Context, el *xmlstream.Element, to jid.
 	}
 	m.deliverMessage(ctx, el, jid.JID{}, to)
 	return true
-}
-
-// Broadcast sends el to every available session of host (every host when
-// host is ""), addressed to each, and returns how many got it.
-func (m *Server) Broadcast(host string, el *xmlstream.Element) int {
-	n := 0
-	for _, s := range m.router.All() {
-		if host != "" && !strings.EqualFold(s.JID().Domain(), host) {
-			continue
-		}
-		if s.State().Available && sendTo(s, el) {
-			n++
-		}
-	}
-	return n
 }

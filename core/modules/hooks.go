@@ -142,6 +142,13 @@ type ServerNodes interface {
 // SetServerNodes installs n; without it a domain has no nodes.
 func (m *Server) SetServerNodes(n ServerNodes) { m.serverNodes = n }
 
+// ServerMessage takes a message a user sent to a served domain's
+// resource (DOMAIN/announce/online); an error is sent back to the user.
+type ServerMessage func(ctx context.Context, s *router.Session, el *xmlstream.Element, to jid.JID) *stanza.Error
+
+// HandleServerMessage routes the messages to DOMAIN/resource to h.
+func (m *Server) HandleServerMessage(resource string, h ServerMessage) { m.serverMsgs[resource] = h }
+
 // PresenceObserver hears a session's broadcast presence once it has been
 // sent: available (initial or changed) and unavailable, including the
 // unavailable presence of a session that ends. It runs on the sender's

@@ -42,8 +42,13 @@ func (m *Server) outboundMessage(ctx context.Context, s *router.Session, el *xml
 		return
 	}
 	if to.Local() == "" {
-		// Messages to the server itself: nothing handles them.
-		if messageType(el) != "error" {
+		// Messages to the server itself: only those to a resource a
+		// module handles.
+		if h := m.serverMsgs[to.Resource()]; h != nil && messageType(el) != "error" {
+			if serr := h(ctx, s, el, to); serr != nil {
+				m.bounce(s, el, serr)
+			}
+		} else if messageType(el) != "error" {
 			m.bounce(s, el, stanza.ErrServiceUnavailable)
 		}
 		return

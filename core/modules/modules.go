@@ -98,6 +98,7 @@ type Server struct {
 	notifier        Notifier
 	retractions     Retractions
 	serverNodes     ServerNodes
+	serverMsgs      map[string]ServerMessage // hooks.go
 	observers       []PresenceObserver
 	shapers         []PresenceShaper
 	accountDisco    AccountDisco
@@ -112,7 +113,7 @@ type Server struct {
 func New(log hclog.Logger, r *router.Router, hosts []*Host, version string) *Server {
 	m := &Server{
 		log: log, router: r,
-		iq: make(map[iqKey]iqHandler), version: version, last: lastactivity.New(nil),
+		iq: make(map[iqKey]iqHandler), serverMsgs: map[string]ServerMessage{}, version: version, last: lastactivity.New(nil),
 	}
 	byName := make(map[string]*Host, len(hosts))
 	for _, h := range hosts {

@@ -1,5 +1,11 @@
 package router
 
+import (
+	"strings"
+
+	"github.com/koi-im/koi/core/xmlstream"
+)
+
 // views are a user's sessions by presence, kept from one change of its
 // sessions or their presence to the next: every message to a bare JID and
 // every carbon asks for them, and building them per call cost an
@@ -76,4 +82,25 @@ func (u *User) NonNegative() []*Session {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.viewsLocked().nonNegative
+}
+
+// Broadcast sends a copy of el, addressed to each, to every available
+// session of host here (every host when host is "") and returns how many
+// took it: an announcement to the users online.
+func (r *Router) Broadcast(host string, el *xmlstream.Element) int {
+	n := 0
+	for _, s := range r.All() {
+		if host != "" && !strings.EqualFold(s.JID().Domain(), host) {
+			continue
+		}
+		if !s.State().Available {
+			continue
+		}
+		c := el.Copy()
+		c.SetAttr("to", s.JID().String())
+		if s.Send(c) {
+			n++
+		}
+	}
+	return n
 }

@@ -215,7 +215,7 @@ func (s *Server) serveAdmin(cfg *config.Config, tlsCfg *tls.Config, hosts func()
 	}
 	h := admin.Handler(admin.Config{
 		Token: ac.Token, Version: s.version, Started: time.Now(), Log: log,
-		Users: adminUsers{hosts, rt}, Sessions: adminSessions{rt}, Rosters: mods, Messages: mods,
+		Users: adminUsers{hosts, rt}, Sessions: adminSessions{rt}, Rosters: mods, Messages: adminMessages{mods, rt},
 		Plugins: adminPlugins{ph}, Counters: counters,
 		Check: func(ctx context.Context) ([]string, []string, error) {
 			return s.checkConfigFile(ctx)

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/modules"
+	"github.com/koi-im/koi/core/router"
 	"github.com/koi-im/koi/core/spamreport"
 	"github.com/koi-im/koi/core/xmlstream"
 )
@@ -23,7 +24,7 @@ func isAdmin(mods *modules.Server) func(host string, user jid.JID) bool {
 // API's sessions and broadcast.
 type adhocOnline struct {
 	sessions adminSessions
-	mods     *modules.Server
+	rt       *router.Router
 }
 
 func (o adhocOnline) OnlineJIDs(host string) []string {
@@ -38,7 +39,7 @@ func (o adhocOnline) OnlineJIDs(host string) []string {
 func (o adhocOnline) Kick(full jid.JID, text string) bool { return o.sessions.Kick(full, text) }
 
 func (o adhocOnline) Broadcast(host string, el *xmlstream.Element) int {
-	return o.mods.Broadcast(host, el)
+	return o.rt.Broadcast(host, el)
 }
 
 // spamReports hands the abuse reports attached to blocks (XEP-0377) to
@@ -61,4 +62,15 @@ func spamReports(log hclog.Logger, mods *modules.Server) *spamreport.Service {
 		},
 		Send: mods.SendMessage,
 	})
+}
+
+// adminMessages is what the admin API sends: messages delivered as a
+// client's would be, and announcements to the sessions online.
+type adminMessages struct {
+	*modules.Server
+	rt *router.Router
+}
+
+func (a adminMessages) Broadcast(host string, el *xmlstream.Element) int {
+	return a.rt.Broadcast(host, el)
 }

@@ -286,7 +286,7 @@ func (s *Server) Run(ctx context.Context) error {
 	contactinfo.Register(cfg.Contact, mods)
 	adhoc.Register(adhoc.Config{
 		Log: s.log.Named("adhoc"), IsAdmin: isAdmin(mods),
-		Users: adminUsers{mods.Hosts, rt}, Online: adhocOnline{adminSessions{rt}, mods},
+		Users: adminUsers{mods.Hosts, rt}, Online: adhocOnline{adminSessions{rt}, rt},
 	}, mods)
 	tombs := retraction.New(retraction.Config{Log: s.log.Named("retraction"), Archive: accountArchives(mods)})
 	mods.SetRetractions(tombs)
