@@ -19,6 +19,7 @@ const (
 
 	nsSID        = "urn:xmpp:sid:0"
 	nsOccupantID = "urn:xmpp:occupant-id:0"
+	nsCorrect    = "urn:xmpp:message-correct:0"
 )
 
 // RetractedID is the id that the retraction el names (either version),
@@ -37,6 +38,24 @@ func RetractedID(el *xmlstream.Element) string {
 		}
 	}
 	return ""
+}
+
+// Named reports whether el is the message that a retraction naming id
+// retracts, not counting a stanza-id: el's id attribute (XEP-0424 1 between
+// two accounts) or its origin-id (XEP-0424 0.3).
+func Named(el *xmlstream.Element, id string) bool {
+	if el.Attr("id") == id {
+		return true
+	}
+	o := el.Child(nsSID, "origin-id")
+	return o != nil && o.Attr("id") == id
+}
+
+// Corrects reports whether el is a correction (XEP-0308) of the message
+// id, which would repeat a retracted message's text.
+func Corrects(el *xmlstream.Element, id string) bool {
+	r := el.Child(nsCorrect, "replace")
+	return r != nil && r.Attr("id") == id
 }
 
 // Tombstone is what an archive or a room's history keeps in the place of

@@ -58,12 +58,7 @@ func Parse(x *xmlstream.Element) (*Form, error) {
 		if len(f.Fields) >= maxFields {
 			return nil, fmt.Errorf("more than %d fields", maxFields)
 		}
-		vals := []string{}
-		for _, ve := range fe.Elements() {
-			if ve.Space == NS && ve.Local == "value" {
-				vals = append(vals, ve.Text())
-			}
-		}
+		vals := fieldValues(fe)
 		f.Fields[v] = vals
 		if v == "FORM_TYPE" {
 			if len(vals) > 0 {
@@ -109,13 +104,7 @@ func Values(x *xmlstream.Element) map[string][]string {
 		if _, dup := out[v]; dup {
 			continue
 		}
-		vals := []string{}
-		for _, ve := range fe.Elements() {
-			if ve.Space == NS && ve.Local == "value" {
-				vals = append(vals, ve.Text())
-			}
-		}
-		out[v] = vals
+		out[v] = fieldValues(fe)
 	}
 	return out
 }
@@ -159,4 +148,15 @@ func Build(typ, formType, title, instructions string, fields []Field) *xmlstream
 		x.AppendChild(fe)
 	}
 	return x
+}
+
+// fieldValues are the values of the field fe, never nil.
+func fieldValues(fe *xmlstream.Element) []string {
+	vals := []string{}
+	for _, ve := range fe.Elements() {
+		if ve.Space == NS && ve.Local == "value" {
+			vals = append(vals, ve.Text())
+		}
+	}
+	return vals
 }

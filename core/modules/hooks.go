@@ -122,8 +122,9 @@ type Notifier interface {
 func (m *Server) SetNotifier(n Notifier) { m.notifier = n }
 
 // Retractions hears of retractions of one-to-one messages (XEP-0424)
-// once they are archived, as copies, to put tombstones in the places of
-// the messages they name (target).
+// once they are archived, as copies (a slice of its own, which it may
+// keep), to put tombstones in the places of the messages they name
+// (target).
 type Retractions interface {
 	Retracted(copies []sdk.ArchivedMessage, target, retraction string)
 }

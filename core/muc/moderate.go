@@ -280,11 +280,7 @@ func (r *room) announceModeration(ctx context.Context, m moderation, by jid.JID,
 // or its id; -1 if none.
 func (r *room) historyMatch(id string) int {
 	for i := len(r.history) - 1; i >= 0; i-- {
-		m := r.history[i].msg
-		if r.history[i].id == id || m.Attr("id") == id {
-			return i
-		}
-		if o := m.Child(NSSID, "origin-id"); o != nil && o.Attr("id") == id {
+		if r.history[i].id == id || archive.Named(r.history[i].msg, id) {
 			return i
 		}
 	}

@@ -143,8 +143,7 @@ func retractedOnes(els []*xmlstream.Element) map[int]bool {
 			if el == nil || bareOf(el.Attr("from")) != sender || archive.RetractedID(el) != "" {
 				continue
 			}
-			if el.Attr("id") == target || childAttr(el, nsSID, "origin-id", "id") == target ||
-				childAttr(el, nsCorrect, "replace", "id") == target {
+			if archive.Named(el, target) || archive.Corrects(el, target) {
 				if out == nil {
 					out = map[int]bool{}
 				}
@@ -155,19 +154,7 @@ func retractedOnes(els []*xmlstream.Element) map[int]bool {
 	return out
 }
 
-const (
-	nsSID     = "urn:xmpp:sid:0"
-	nsCorrect = "urn:xmpp:message-correct:0"
-)
-
 func bareOf(s string) string {
 	bare, _, _ := strings.Cut(s, "/")
 	return bare
-}
-
-func childAttr(el *xmlstream.Element, ns, local, attr string) string {
-	if c := el.Child(ns, local); c != nil {
-		return c.Attr(attr)
-	}
-	return ""
 }

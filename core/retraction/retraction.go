@@ -29,11 +29,8 @@ import (
 	"github.com/koi-im/koi/core/archive"
 	"github.com/koi-im/koi/core/jid"
 	"github.com/koi-im/koi/core/stanza"
-	"github.com/koi-im/koi/core/xmlstream"
 	"github.com/koi-im/koi/sdk"
 )
-
-const nsCorrect = "urn:xmpp:message-correct:0"
 
 // Defaults of Config.
 const (
@@ -103,25 +100,15 @@ func New(cfg Config) *Tombstoner {
 	return &Tombstoner{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency)}
 }
 
-// job is one archive copy of a retraction.
-type job struct {
-	owner, peer string // bare JIDs
-	stanzaID    string // the retraction's id in owner's archive
-	outgoing    bool
-}
-
 // Retracted is told that the message retraction, whose id attribute is
 // retraction and which names the message target, was archived as copies
-// (in its sender's archive, its recipient's, or both). The tombstones are
-// put in place on a goroutine: the caller, which routes messages, does not
-// wait for the archive.
+// (in its sender's archive, its recipient's, or both); copies is kept, so
+// the caller must not reuse it. The tombstones are put in place on a
+// goroutine: the caller, which routes messages, does not wait for the
+// archive.
 func (t *Tombstoner) Retracted(copies []sdk.ArchivedMessage, target, retraction string) {
 	if target == "" || len(copies) == 0 {
 		return
-	}
-	jobs := make([]job, len(copies))
-	for i, c := range copies {
-		jobs[i] = job{owner: c.Owner, peer: c.Peer, stanzaID: c.StanzaID, outgoing: c.Outgoing}
 	}
 	select {
 	case t.slots <- struct{}{}:
@@ -139,9 +126,9 @@ func (t *Tombstoner) Retracted(copies []sdk.ArchivedMessage, target, retraction 
 		defer func() { <-t.slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		for _, j := range jobs {
+		for _, j := range copies {
 			if err := t.tombstone(ctx, j, target, retraction); err != nil {
-				t.cfg.Log.Warn("a retracted message could not be replaced in the archive", "owner", j.owner, "peer", j.peer, "id", target, "error", err)
+				t.cfg.Log.Warn("a retracted message could not be replaced in the archive", "owner", j.Owner, "peer", j.Peer, "id", target, "error", err)
 			}
 		}
 	}()
@@ -162,10 +149,10 @@ func (t *Tombstoner) Wait(ctx context.Context) error {
 	}
 }
 
-// tombstone finds, in j.owner's archive, the message target that the
-// retraction j retracts and replaces it and its corrections.
-func (t *Tombstoner) tombstone(ctx context.Context, j job, target, retraction string) error {
-	owner, err := jid.Parse(j.owner)
+// tombstone finds, in j.Owner's archive, the message target that the
+// retraction archived there as j retracts and replaces it and its corrections.
+func (t *Tombstoner) tombstone(ctx context.Context, j sdk.ArchivedMessage, target, retraction string) error {
+	owner, err := jid.Parse(j.Owner)
 	if err != nil {
 		return err
 	}
@@ -173,36 +160,36 @@ func (t *Tombstoner) tombstone(ctx context.Context, j job, target, retraction st
 	if a == nil || !a.CanRetract() {
 		return nil
 	}
-	if err := a.Sync(ctx, j.owner); err != nil {
+	if err := a.Sync(ctx, j.Owner); err != nil {
 		return err
 	}
 	at := t.cfg.Now()
-	before := j.stanzaID // the retracted message came first
+	before := j.StanzaID // the retracted message came first
 	for seen := 0; seen < t.cfg.Depth; {
 		page, err := a.QueryArchive(ctx, sdk.ArchiveQuery{
-			Owner: j.owner, With: j.peer, Before: before, Last: true, Max: min(pageSize, t.cfg.Depth-seen),
+			Owner: j.Owner, With: j.Peer, Before: before, Last: true, Max: min(pageSize, t.cfg.Depth-seen),
 		})
 		if err != nil {
 			return err
 		}
 		for i := len(page.Messages) - 1; i >= 0; i-- {
 			m := page.Messages[i]
-			if m.Outgoing != j.outgoing || !strings.Contains(m.Stanza, target) {
+			if m.Outgoing != j.Outgoing || !strings.Contains(m.Stanza, target) {
 				continue // cheap: most messages are not the one
 			}
 			el, err := stanza.Parse(m.Stanza)
 			if err != nil || el.Child(archive.NSRetract1, "retracted") != nil || archive.RetractedID(el) != "" {
 				continue
 			}
-			original := names(el, target)
-			if !original && !corrects(el, target) {
+			original := archive.Named(el, target)
+			if !original && !archive.Corrects(el, target) {
 				continue
 			}
-			if err := a.Retract(ctx, j.owner, m.StanzaID, archive.Tombstone(el, retraction, at, nil).String()); err != nil {
+			if err := a.Retract(ctx, j.Owner, m.StanzaID, archive.Tombstone(el, retraction, at, nil).String()); err != nil {
 				return err
 			}
 			if original {
-				t.cfg.Log.Debug("retracted message replaced by a tombstone", "owner", j.owner, "stanza_id", m.StanzaID)
+				t.cfg.Log.Debug("retracted message replaced by a tombstone", "owner", j.Owner, "stanza_id", m.StanzaID)
 				return nil
 			}
 		}
@@ -213,20 +200,4 @@ func (t *Tombstoner) tombstone(ctx context.Context, j job, target, retraction st
 		before = page.Messages[0].StanzaID
 	}
 	return nil
-}
-
-// names reports whether el is the message that id names: by its id
-// attribute (XEP-0424 1) or its origin-id (XEP-0424 0.3).
-func names(el *xmlstream.Element, id string) bool {
-	if el.Attr("id") == id {
-		return true
-	}
-	o := el.Child("urn:xmpp:sid:0", "origin-id")
-	return o != nil && o.Attr("id") == id
-}
-
-// corrects reports whether el is a correction of message id (XEP-0308).
-func corrects(el *xmlstream.Element, id string) bool {
-	r := el.Child(nsCorrect, "replace")
-	return r != nil && r.Attr("id") == id
 }
