@@ -87,76 +87,83 @@ const maxSpillBatches = 64
 // maxKeptSpillBuffer bounds the encode buffer kept between spill rounds.
 const maxKeptSpillBuffer = 8 << 20
 
-// spill moves the due batches of the queue to the journal (all of them
-// past the high-water mark or at shutdown), up to maxSpillBatches records
-// per write and fsync. A journal too full for them all takes the first
-// half, then a quarter, and so on; what it does not take goes back to the
-// front of the queue, in order.
-func (w *Writer) spill(now time.Time) {
-	for {
-		w.mu.Lock()
-		if !w.spillingLocked() || now.Before(w.jBlocked) {
-			w.mu.Unlock()
-			return
-		}
-		all := w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
-		cuts := w.spillCuts[:0]
-		for len(cuts) < maxSpillBatches {
-			n := w.cutLocked(now, all)
-			if n == 0 {
-				break
-			}
-			cuts = append(cuts, w.queue.popFront(n))
-			w.queuedAt = now
-		}
-		if len(cuts) == 0 {
-			w.mu.Unlock()
-			return
-		}
-		w.spillSeq = cuts[0][0].seq
-		w.mu.Unlock()
-
-		recs := w.encodeSpill(cuts)
-		k := len(recs)
-		err := w.j.Append(recs...)
-		for err != nil && errors.Is(err, journal.ErrFull) && k > 1 {
-			k /= 2
-			err = w.j.Append(recs[:k]...)
-		}
-		if err != nil {
-			k = 0
-		}
-
-		w.mu.Lock()
-		w.spillSeq = 0
-		for _, items := range cuts[:k] {
-			w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: len(items)})
-			w.jmsgs += len(items)
-			w.used -= len(items)
-		}
-		w.jrecords += k
-		// Back to the front of the queue, last batch first so that they
-		// keep their order.
-		for i := len(cuts) - 1; i >= k; i-- {
-			w.queue.pushFront(cuts[i])
-		}
-		clear(cuts)
-		w.spillCuts = cuts[:0]
-		if k > 0 {
-			w.notifyLocked()
-		}
-		if err != nil {
-			w.jBlocked = time.Now().Add(w.opt.FlushInterval + 10*time.Millisecond)
-			if time.Since(w.jLogged) >= w.opt.OutageLogInterval {
-				w.jLogged = time.Now()
-				w.log.Error("archive journal takes no more batches; messages wait in memory and are refused when it is full",
-					"error", err, "in_memory", w.used)
-			}
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
+// spill moves due batches of the queue to the journal (all of them past
+// the high-water mark or at shutdown): one round, up to maxSpillBatches
+// records in one write and fsync. A journal too full for them all takes
+// the first half, then a quarter, and so on; what it does not take goes
+// back to the front of the queue, in order. more tells that batches are
+// still due: run sends the journal's batches to the backend before the
+// next round, because traffic faster than the backend keeps batches due
+// round after round, and spilling them all first would leave the backend
+// idle while the journal fills with what it could have stored.
+func (w *Writer) spill(now time.Time) (more bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.spillingLocked() || now.Before(w.jBlocked) {
+		return false
 	}
+	all := w.spillAllLocked()
+	cuts := w.spillCuts[:0]
+	for len(cuts) < maxSpillBatches {
+		n := w.cutLocked(now, all)
+		if n == 0 {
+			break
+		}
+		cuts = append(cuts, w.queue.popFront(n))
+		w.queuedAt = now
+	}
+	if len(cuts) == 0 {
+		return false
+	}
+	w.spillSeq = cuts[0][0].seq
+	w.mu.Unlock()
+
+	recs := w.encodeSpill(cuts)
+	k := len(recs)
+	err := w.j.Append(recs...)
+	for err != nil && errors.Is(err, journal.ErrFull) && k > 1 {
+		k /= 2
+		err = w.j.Append(recs[:k]...)
+	}
+	if err != nil {
+		k = 0
+	}
+
+	w.mu.Lock()
+	w.spillSeq = 0
+	for _, items := range cuts[:k] {
+		w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: len(items)})
+		w.jmsgs += len(items)
+		w.used -= len(items)
+	}
+	w.jrecords += k
+	// Back to the front of the queue, last batch first so that they
+	// keep their order.
+	for i := len(cuts) - 1; i >= k; i-- {
+		w.queue.pushFront(cuts[i])
+	}
+	clear(cuts)
+	w.spillCuts = cuts[:0]
+	if k > 0 {
+		w.notifyLocked()
+	}
+	if err != nil {
+		w.jBlocked = time.Now().Add(w.opt.FlushInterval + 10*time.Millisecond)
+		if time.Since(w.jLogged) >= w.opt.OutageLogInterval {
+			w.jLogged = time.Now()
+			w.log.Error("archive journal takes no more batches; messages wait in memory and are refused when it is full",
+				"error", err, "in_memory", w.used)
+		}
+		return false
+	}
+	return w.spillingLocked() && w.cutLocked(now, w.spillAllLocked()) > 0
+}
+
+// spillAllLocked tells whether every queued batch is due for the journal,
+// full or not: past the high-water mark, or at a shutdown that cannot
+// reach the backend.
+func (w *Writer) spillAllLocked() bool {
+	return w.queue.len() > w.opt.HighWater || (w.closing && (w.gaveUp || !w.down.IsZero()))
 }
 
 // encodeSpill encodes each batch as a journal record into the writer's

@@ -481,8 +481,9 @@ func (w *Writer) run() {
 				w.mu.Unlock()
 			}
 		}
+		more := false
 		if w.j != nil {
-			w.spill(now)
+			more = w.spill(now)
 		}
 		if c != nil {
 			w.sendDue(c, now)
@@ -508,8 +509,12 @@ func (w *Writer) run() {
 			wait = min(wait, max(time.Until(w.queuedAt.Add(w.opt.FlushInterval)), time.Until(w.jBlocked)))
 		}
 		w.mu.Unlock()
+		if more {
+			wait = 0
+		}
 		if wait <= 0 {
-			// A deadline passed: the next round sends the due batch,
+			// A deadline passed, or batches are still due for the
+			// journal: the next round spills or sends the due batch,
 			// retries the connection, or drops a stream that stopped
 			// acknowledging.
 			if c != nil && w.ackOverdue() {
@@ -549,7 +554,8 @@ func (w *Writer) stopping(c *conn) {
 	w.closing, w.gaveUp = true, true
 	w.jBlocked = time.Time{}
 	w.mu.Unlock()
-	w.spill(time.Now())
+	for w.spill(time.Now()) {
+	}
 }
 
 // requeue takes back the batches in flight on a stream that died: those

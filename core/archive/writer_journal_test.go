@@ -456,3 +456,55 @@ func TestABlockedSendStillLetsTheJournalTakeTheQueue(t *testing.T) {
 	closeWriter(t, w)
 	checkInOrder(t, st, "hal@example.com", total)
 }
+
+// slowJournal is a journal whose every write takes a while, as an fsync
+// does on a busy disk.
+type slowJournal struct {
+	*journal.Journal
+	delay time.Duration
+}
+
+func (s slowJournal) Append(records ...[]byte) error {
+	time.Sleep(s.delay)
+	return s.Journal.Append(records...)
+}
+
+// While traffic keeps outrunning the backend, every spill round finds new
+// full batches. The journal's batches must still reach the backend between
+// rounds: a writer that spills round after round and sends only once the
+// queue has nothing left to spill starves a backend that could take most
+// of the load, and the journal fills with what it would have stored.
+func TestTheBackendDrainsTheJournalWhileTrafficKeepsSpilling(t *testing.T) {
+	st := newStore()
+	st.delay = 5 * time.Millisecond // a few thousand messages/s: slower than the traffic
+	w := NewWriter(LocalStream(st), Options{QueueSize: 256, HighWater: 32, BatchSize: 16, MaxInFlight: 2,
+		FlushInterval: time.Millisecond, BlockTimeout: 10 * time.Second,
+		Journal: slowJournal{Journal: openJournal(t, filepath.Join(t.TempDir(), "d.journal"), 256<<20), delay: 2 * time.Millisecond}}, nil)
+	stop := make(chan struct{})
+	produced := make(chan int)
+	go func() {
+		i := 0
+		defer func() { produced <- i }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := w.Append(context.Background(), msgsOf("ivy@example.com", i, 4)...); err != nil {
+				t.Errorf("Append: %v", err)
+				return
+			}
+			i += 4
+		}
+	}()
+	waitFor(t, "the traffic to spill", func() bool { return w.Stats().JournalBatches > 0 })
+	before := st.count()
+	waitFor(t, "the backend to store journaled batches with the traffic still spilling", func() bool {
+		return st.count() >= before+200
+	})
+	close(stop)
+	n := <-produced
+	closeWriter(t, w)
+	checkInOrder(t, st, "ivy@example.com", n)
+}
