@@ -110,6 +110,28 @@ func TestWebchat(t *testing.T) {
 	bob.do("type the reply", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), reply+"\r"))
 	alice.waitText("bob's reply", reply)
 
+	// alice retracts her message (XEP-0424) from its actions menu. koi
+	// makes it a tombstone in both archives; bob's page shows it removed,
+	// and so does a page of bob's that starts with empty storage and
+	// loads the chat's history from his archive.
+	o := dialOpts{addr: s.c2s, tls: s.tlsConfig(t, "localhost")}
+	bobTCP := login(t, o, "bob@localhost/tcp", "bob-pw")
+	defer bobTCP.close()
+	id := archivedID(t, bobTCP, body)
+	alice.retract(body)
+	const removed = `(text) => document.querySelector(".chat-msg--retracted") !== null &&
+		![...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`
+	bob.waitUntil("alice's message shown as removed", removed, body)
+	awaitTombstone(t, bobTCP, id)
+	aliceTCP := login(t, o, "alice@localhost/tcp", "alice-pw")
+	defer aliceTCP.close()
+	awaitTombstone(t, aliceTCP, id)
+	again := openPage(t, browser, "bob-again", url)
+	again.login("bob", "bob-pw")
+	again.openChat("alice@localhost")
+	again.waitText("bob's reply, from his archive", reply)
+	again.waitUntil("alice's message shown as removed, from his archive", removed, body)
+
 	// The browsers' WebSocket sessions count as the TCP ones do, with the
 	// archive on.
 	m := scrapeMetrics(t, "http://"+metrics+"/metrics")
@@ -121,7 +143,7 @@ func TestWebchat(t *testing.T) {
 		t.Error("no koi_archive_queue_depth with the archive on")
 	}
 
-	for _, p := range []*browserPage{alice, bob} {
+	for _, p := range []*browserPage{alice, bob, again} {
 		p.screenshot("webchat-" + p.name + ".png")
 	}
 	if t.Failed() {
@@ -210,4 +232,40 @@ func (p *browserPage) waitText(what, text string) {
 	p.t.Helper()
 	p.waitUntil(fmt.Sprintf("%s (%q) is on the page", what, text),
 		`(text) => [...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`, text)
+}
+
+// retract chooses Retract in the actions menu of the user's own message
+// that reads text, and confirms it in the dialog that follows. The menu's
+// items are on the page whether it is open or not; clicking one is what
+// choosing it does.
+func (p *browserPage) retract(text string) {
+	p.t.Helper()
+	p.waitUntil(fmt.Sprintf("Retract chosen on the message %q", text), `(text) => {
+		const m = [...document.querySelectorAll(".chat-msg")].find(e => e.querySelector(".chat-msg__text")?.textContent.includes(text));
+		const item = m?.querySelector(".chat-msg__action-retract");
+		if (!item) return false;
+		item.click();
+		return true;
+	}`, text)
+	confirm := chromedp.CSS("converse-confirm-modal form.confirm button[type=submit]")
+	p.do("confirm the retraction", chromedp.WaitVisible(confirm), chromedp.Click(confirm))
+}
+
+// archivedID waits until c's archive holds a message whose body is body
+// and returns its id.
+func archivedID(t *testing.T, c *client, body string) string {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		page := c.mam("<max>20</max><before/>")
+		for _, m := range page.msgs {
+			if bodyOf(m) == body {
+				return m.attr("id")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no message %q in the archive: %v", c.jid, body, page.msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
