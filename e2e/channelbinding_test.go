@@ -3,9 +3,11 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,5 +166,65 @@ func waitLog(t *testing.T, srv *server, pattern string) {
 			t.Fatalf("no log line matching %q in\n%s", pattern, srv.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestChannelBindingResumedAfterReload: a client that resumes its TLS
+// session (the session cache of Go's TLS, Android's and OpenSSL's) binds
+// to the certificate it checked when the session began, even when a
+// reload has replaced the certificate since: koi's session tickets carry
+// that certificate's hash, so tls-server-end-point stays offered and
+// right on the resumed connection.
+func TestChannelBindingResumedAfterReload(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, defaultOptions())
+	const pw = "resumed 8?"
+	srv.addUser(t, "alice@localhost", pw)
+	cfg := srv.tlsConfig(t, "localhost")
+	cfg.MinVersion = tls.VersionTLS13
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+
+	loginEndPoint := func(what string) tls.ConnectionState {
+		t.Helper()
+		r := dialRaw(t, srv.c2s, nil)
+		r.open("localhost")
+		f := r.startTLS("localhost", cfg)
+		var types []string
+		for _, cb := range f.child("urn:xmpp:sasl-cb:0", "sasl-channel-binding").children("urn:xmpp:sasl-cb:0", "channel-binding") {
+			types = append(types, cb.attr("type"))
+		}
+		if !slices.Contains(types, "tls-server-end-point") {
+			t.Fatalf("%s: channel binding types %v, without tls-server-end-point", what, types)
+		}
+		cs := r.nc.(*tls.Conn).ConnectionState()
+		cb, err := scram.NewTLSServerEndpointBinding(&cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := scram.SHA256.NewClient("alice", pw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el := scramAuth(t, r, "SCRAM-SHA-256-PLUS", c.NewConversationWithChannelBinding(cb)); !el.is(nsSASL, "success") {
+			t.Fatalf("%s: %s", what, el)
+		}
+		return cs
+	}
+	if cs := loginEndPoint("first session"); cs.DidResume {
+		t.Fatal("the first session resumed")
+	}
+	if cs := loginEndPoint("resumed"); !cs.DidResume {
+		t.Fatal("the second session did not resume")
+	}
+
+	writeCert(t, filepath.Join(srv.dir, "tls", "cert.pem"), filepath.Join(srv.dir, "tls", "key.pem"))
+	mark := len(srv.log.String())
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, srv, "configuration reloaded")
+	if !strings.Contains(srv.log.String()[mark:], "tls certificate") {
+		t.Fatalf("the reload did not replace the certificate:\n%s", srv.log.String()[mark:])
+	}
+	if cs := loginEndPoint("resumed after the reload"); !cs.DidResume {
+		t.Fatal("the session did not resume after the reload")
 	}
 }

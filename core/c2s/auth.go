@@ -15,6 +15,7 @@ import (
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/stanza"
 	"github.com/koi-im/koi/core/throttle"
+	"github.com/koi-im/koi/core/tlscb"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -223,7 +224,7 @@ func (c *conn) admit(n exchange) (string, *sasl.Failure) {
 // loggedIn records the login once the success is on its way.
 func (c *conn) loggedIn(n exchange, user string) {
 	c.user = user
-	c.finished, c.served = nil, nil // binding is done: an idle session keeps none of it
+	c.finished, c.served = nil, tlscb.Served{} // binding is done: an idle session keeps none of it
 	c.logAuthenticated(n)
 }
 

@@ -3,7 +3,6 @@ package c2s
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/koi-im/koi/core/sasl"
 	"github.com/koi-im/koi/core/sm"
 	"github.com/koi-im/koi/core/stanza"
+	"github.com/koi-im/koi/core/tlscb"
 	"github.com/koi-im/koi/core/xmlstream"
 )
 
@@ -53,10 +53,10 @@ type conn struct {
 
 	host       Host
 	encrypted  bool
-	served     *tls.Certificate // the certificate the TLS handshake sent, nil if unknown
-	cbMismatch bool             // a -PLUS attempt failed for want of its binding type
-	finished   []byte           // TLS 1.3 client Finished, until login (see tlscb)
-	user       string           // authenticated local part
+	served     tlscb.Served // the certificate the TLS handshake sent; unknown is the zero value
+	cbMismatch bool         // a -PLUS attempt failed for want of its binding type
+	finished   []byte       // TLS 1.3 client Finished, until login (see tlscb)
+	user       string       // authenticated local part
 	session    *router.Session
 	headerSent bool
 	remoteIP   string

@@ -606,7 +606,7 @@ func tlsPair(t *testing.T, version uint16) (tls.ConnectionState, *tlscb.Bindings
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	return cc.ConnectionState(), tlscb.New(sc.ConnectionState(), &cert)
+	return cc.ConnectionState(), tlscb.New(sc.ConnectionState(), tlscb.CertServed(&cert))
 }
 
 // clientCB is a channel binding as the client computes it.

@@ -135,36 +135,14 @@ type HandshakeConn struct {
 	recording bool
 	buf       []byte
 	// served is the certificate GetCertificate returned (RecordServed);
-	// servedSet says it was called, nil then meaning unknown.
+	// servedSet says it was called, nil then meaning unknown. fallback is
+	// what Go sends when it does not ask (one certificate in the config).
+	// resumed is the tls-server-end-point hash the resumed session's
+	// ticket carries from the handshake that issued it.
 	served    *tls.Certificate
 	servedSet bool
-}
-
-func (h *HandshakeConn) setServed(c *tls.Certificate) {
-	h.mu.Lock()
-	h.served, h.servedSet = c, true
-	h.mu.Unlock()
-}
-
-// Served returns the certificate the completed handshake over h sent,
-// with cfg the config given to tls.Server (made by RecordServed) and cs the
-// connection's state; nil if unknown. A resumed session sent none, and
-// which one its first handshake sent is unknown unless only one can be.
-func (h *HandshakeConn) Served(cfg *tls.Config, cs tls.ConnectionState) *tls.Certificate {
-	if c := ServedCertificate(cfg); c != nil || cfg == nil || cs.DidResume {
-		return c
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.servedSet {
-		return h.served
-	}
-	if cfg.GetConfigForClient == nil && len(cfg.Certificates) == 1 {
-		// GetCertificate was not asked (no server name) or returned nil:
-		// Go sent the one certificate.
-		return &cfg.Certificates[0]
-	}
-	return nil
+	fallback  *tls.Certificate
+	resumed   []byte
 }
 
 // NewHandshakeConn wraps nc and starts recording.

@@ -111,7 +111,7 @@ func TestClientFinishedMatchesOpenSSL(t *testing.T) {
 			if len(keys.secrets) != 0 {
 				t.Errorf("%d secrets left in the key log", len(keys.secrets))
 			}
-			b := New(cs, &cert).WithClientFinished(fin)
+			b := New(cs, CertServed(&cert)).WithClientFinished(fin)
 			if d, err := b.Data(Unique); err != nil || !bytes.Equal(d, fin) {
 				t.Errorf("Data(tls-unique) = %x, %v", d, err)
 			}

@@ -38,8 +38,9 @@ type Bindings struct {
 }
 
 // New computes the bindings of a completed server-side handshake. served is
-// the certificate the server sent (see RecordServed and ServedCertificate); nil
-// means it is not known, and tls-server-end-point is then not offered.
+// the certificate the server sent (see RecordServed and HandshakeConn.Served);
+// its zero value means it is not known, and tls-server-end-point is then not
+// offered.
 //
 // The preference order is tls-exporter, tls-server-end-point, tls-unique:
 // tls-exporter binds to the whole TLS session and is the only type defined
@@ -48,7 +49,7 @@ type Bindings struct {
 // every version; tls-unique is last because it is undefined on TLS 1.3 and
 // is broken on TLS 1.2 without extended master secret (the triple handshake
 // attack), where Go leaves it empty after a resumption.
-func New(cs tls.ConnectionState, served *tls.Certificate) *Bindings {
+func New(cs tls.ConnectionState, served Served) *Bindings {
 	b := &Bindings{data: map[string][]byte{}, why: map[string]string{}}
 	switch cs.Version {
 	case tls.VersionTLS13:
@@ -69,9 +70,9 @@ func New(cs tls.ConnectionState, served *tls.Certificate) *Bindings {
 	} else {
 		b.why[Exporter] = "on TLS 1.2 without extended master secret"
 	}
-	if served == nil {
+	if !served.Known() {
 		b.why[ServerEndPoint] = "because the server certificate of this connection is not known"
-	} else if h, err := EndPointHash(served); err != nil {
+	} else if h, err := served.EndPoint(); err != nil {
 		b.why[ServerEndPoint] = "for this server certificate"
 	} else {
 		b.add(ServerEndPoint, h)
@@ -172,51 +173,4 @@ func digest(h crypto.Hash, b []byte) []byte {
 	}
 	s := sha256.Sum256(b)
 	return s[:]
-}
-
-// ServedCertificate returns the certificate a server with cfg sends to
-// every client, when cfg alone decides it: exactly one certificate and no
-// GetCertificate or GetConfigForClient callback. Otherwise nil: the choice
-// depends on the ClientHello, which the connection state does not keep.
-func ServedCertificate(cfg *tls.Config) *tls.Certificate {
-	if cfg == nil || cfg.GetCertificate != nil || cfg.GetConfigForClient != nil || len(cfg.Certificates) != 1 {
-		return nil
-	}
-	return &cfg.Certificates[0]
-}
-
-// RecordServed returns the config to hand to tls.Server, with a
-// HandshakeConn as the connection, for every connection of a listener:
-// with it, HandshakeConn.Served knows which certificate each handshake
-// sent. When ServedCertificate already knows, or cfg has a
-// GetConfigForClient callback (whose config we cannot see into) or no
-// GetCertificate, cfg is returned unchanged. Otherwise it is one clone,
-// made here for all connections (not one each: a connection keeps its
-// config for life), whose GetCertificate records what cfg's returns in
-// the handshake's HandshakeConn. Go asks GetCertificate only when the
-// client sent a server name or there are no Certificates, and falls back
-// to Certificates when it returns nil: with exactly one certificate that
-// fallback is known too; with several it is not. A clone starts its own
-// automatic session ticket key unless cfg's keys were set with
-// SetSessionTicketKeys; being one for all connections, it resumes across
-// them.
-func RecordServed(cfg *tls.Config) *tls.Config {
-	if cfg == nil || ServedCertificate(cfg) != nil || cfg.GetConfigForClient != nil || cfg.GetCertificate == nil {
-		return cfg
-	}
-	get := cfg.GetCertificate
-	clone := cfg.Clone()
-	clone.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		c, err := get(hello)
-		if h, ok := hello.Conn.(*HandshakeConn); ok {
-			switch {
-			case err != nil:
-				h.setServed(nil)
-			case c != nil:
-				h.setServed(c)
-			}
-		}
-		return c, err
-	}
-	return clone
 }
