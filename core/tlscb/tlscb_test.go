@@ -22,7 +22,7 @@ import (
 
 // selfSigned makes a certificate for "localhost" with key, signed with alg
 // (x509.UnknownSignatureAlgorithm: the default for the key).
-func selfSigned(t *testing.T, key crypto.Signer, alg x509.SignatureAlgorithm) tls.Certificate {
+func selfSigned(t testing.TB, key crypto.Signer, alg x509.SignatureAlgorithm) tls.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:       big.NewInt(1),
@@ -43,7 +43,7 @@ func selfSigned(t *testing.T, key crypto.Signer, alg x509.SignatureAlgorithm) tl
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
-func ecKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+func ecKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
