@@ -20,7 +20,8 @@ import (
 // webchatConfig is koi as examples/webchat expects it: a websocket
 // listener that lets the page's origin in, and the features Converse.js
 // waits for before it opens a chat (the blocklist, XEP-0191) or asks for
-// on login (the archive, XEP-0313).
+// on login (the archive, XEP-0313), and a group chat service, which
+// Converse finds through disco.
 var webchatConfig = template.Must(template.New("webchat").Parse(`# koi e2e webchat test config
 log { level = "debug"  format = "text" }
 listen "c2s"       { address = "{{.C2S}}"  starttls = "required" }
@@ -41,20 +42,29 @@ host "localhost" {
   private   = "store"
   blocklist = "store"
   archive   = "store"
+  muc       = "store"
 }
+
+muc { enabled = true }
 
 server { shutdown_timeout = "5s"  data_dir = "{{.Dir}}/data" }
 metrics { address = "{{.Metrics}}" }
 `))
 
-// A real web client in a real browser: examples/webchat serves Converse.js
-// pointed at koi's WebSocket listener, headless Chromium logs alice and bob
-// in from two separate browser contexts (no shared storage), alice types a
-// message to bob, and bob's page shows it. The screenshot of both pages is
-// kept as a test artefact (go test -artifacts).
-func TestWebchat(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+// webchatEnv is koi with examples/webchat in front of it and a headless
+// browser, alice and bob registered.
+type webchatEnv struct {
+	s       *server
+	browser context.Context
+	url     string // the page
+	metrics string // koi's /metrics listener
+	log     *syncBuffer
+}
+
+// startWebchatEnv builds and starts examples/webchat against a koi of its
+// own.
+func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
+	t.Helper()
 	browser := newBrowser(ctx, t)
 	pkg, err := testsvc.NPMInstall(ctx, "examples/webchat")
 	testsvc.Require(t, err)
@@ -83,11 +93,27 @@ func TestWebchat(t *testing.T) {
 	s.waitListening(t, ws)
 	s.addUser(t, "alice@localhost", "alice-pw")
 	s.addUser(t, "bob@localhost", "bob-pw")
+	web := startWebchat(t, webchatBin, page, "ws://"+ws+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("webchat log:\n%s", web.String())
+		}
+	})
+	return &webchatEnv{s: s, browser: browser, url: "http://" + page + "/", metrics: metrics, log: web}
+}
+
+// A real web client in a real browser: examples/webchat serves Converse.js
+// pointed at koi's WebSocket listener, headless Chromium logs alice and bob
+// in from two separate browser contexts (no shared storage), alice types a
+// message to bob, and bob's page shows it. The screenshot of both pages is
+// kept as a test artefact (go test -artifacts).
+func TestWebchat(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := startWebchatEnv(ctx, t)
+	s, browser, url, metrics := w.s, w.browser, w.url, w.metrics
 	befriend(t, s)
 
-	web := startWebchat(t, webchatBin, page, "ws://"+ws+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
-
-	url := "http://" + page + "/"
 	alice := openPage(t, browser, "alice", url)
 	bob := openPage(t, browser, "bob", url)
 	alice.login("alice", "alice-pw")
@@ -145,9 +171,6 @@ func TestWebchat(t *testing.T) {
 
 	for _, p := range []*browserPage{alice, bob, again} {
 		p.screenshot("webchat-" + p.name + ".png")
-	}
-	if t.Failed() {
-		t.Logf("webchat log:\n%s", web.String())
 	}
 }
 
@@ -268,4 +291,85 @@ func archivedID(t *testing.T, c *client, body string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Group chat in the browser: alice and bob join a room through Converse's
+// "Add a groupchat" dialog (alice's join creates it, and she owns it), bob
+// finds alice's message in the room's history and they talk; then alice,
+// as a moderator, retracts bob's message from its actions menu (XEP-0425)
+// with a reason. Both pages show it removed, and a page of bob's with
+// empty storage that joins again finds it removed in the history koi
+// sends, alice's message still there.
+func TestWebchatGroupChat(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := startWebchatEnv(ctx, t)
+	alice := openPage(t, w.browser, "alice", w.url)
+	bob := openPage(t, w.browser, "bob", w.url)
+	alice.login("alice", "alice-pw")
+	bob.login("bob", "bob-pw")
+
+	const room = "lobby@conference.localhost"
+	alice.joinRoom(room, "alice")
+	const hello = "hello room, from a browser"
+	alice.do("type in the room", chromedp.SendKeys(chromedp.CSS(".chatroom .chat-textarea"), hello+"\r"))
+	alice.waitText("her own message in the room", hello)
+
+	bob.joinRoom(room, "bob")
+	bob.waitText("alice's message, from the room's history", hello)
+	const spam = "buy cheap watches at example.com"
+	bob.do("type in the room", chromedp.SendKeys(chromedp.CSS(".chatroom .chat-textarea"), spam+"\r"))
+	alice.waitText("bob's message", spam)
+
+	alice.moderate(spam, "spam")
+	const removed = `(text) => document.querySelector(".chat-msg--retracted") !== null &&
+		![...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`
+	alice.waitUntil("bob's message shown as removed", removed, spam)
+	bob.waitUntil("his message shown as removed", removed, spam)
+
+	again := openPage(t, w.browser, "bob-again", w.url)
+	again.login("bob", "bob-pw")
+	again.joinRoom(room, "bob")
+	again.waitText("alice's message, from the room's history", hello)
+	again.waitUntil("bob's message shown as removed, from the room's history", removed, spam)
+
+	for _, p := range []*browserPage{alice, bob, again} {
+		p.screenshot("webchat-muc-" + p.name + ".png")
+	}
+}
+
+// joinRoom joins room as nick through Converse's "Add a groupchat" dialog
+// and waits for the room's view.
+func (p *browserPage) joinRoom(room, nick string) {
+	p.t.Helper()
+	p.waitUntil("the Add a groupchat menu item chosen", `() => {
+		const item = document.querySelector(".show-add-muc-modal");
+		if (!item) return false;
+		item.click();
+		return true;
+	}`)
+	address := chromedp.CSS(`converse-add-muc-modal input[name="chatroom"]`)
+	nickname := chromedp.CSS(`converse-add-muc-modal input[name="nickname"]`)
+	p.do("fill in the dialog",
+		chromedp.WaitVisible(address), chromedp.SendKeys(address, room),
+		chromedp.WaitVisible(nickname), chromedp.SetValue(nickname, nick),
+		chromedp.Click(chromedp.CSS(`converse-add-muc-modal input[type="submit"]`)),
+	)
+	p.do("the room opens", chromedp.WaitVisible(chromedp.CSS(".chatroom .chat-textarea")))
+}
+
+// moderate retracts someone else's message in the open room that reads
+// text, as a moderator, giving reason in the dialog that asks for one.
+func (p *browserPage) moderate(text, reason string) {
+	p.t.Helper()
+	p.waitUntil(fmt.Sprintf("Retract chosen on the message %q", text), `(text) => {
+		const m = [...document.querySelectorAll(".chat-msg")].find(e => e.querySelector(".chat-msg__text")?.textContent.includes(text));
+		const item = m?.querySelector(".chat-msg__action-retract");
+		if (!item) return false;
+		item.click();
+		return true;
+	}`, text)
+	field := chromedp.CSS("converse-confirm-modal form.confirm input")
+	p.do("give the reason and confirm", chromedp.WaitVisible(field), chromedp.SendKeys(field, reason),
+		chromedp.Click(chromedp.CSS("converse-confirm-modal form.confirm button[type=submit]")))
 }
