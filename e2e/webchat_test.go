@@ -373,3 +373,60 @@ func (p *browserPage) moderate(text, reason string) {
 	p.do("give the reason and confirm", chromedp.WaitVisible(field), chromedp.SendKeys(field, reason),
 		chromedp.Click(chromedp.CSS("converse-confirm-modal form.confirm button[type=submit]")))
 }
+
+// OMEMO (XEP-0384) between two browsers: Converse.js publishes each page's
+// device list and bundle on koi's PEP, alice's page finds bob's device
+// through them, she turns encryption on and writes, and bob's page
+// decrypts it. koi carries only ciphertext: the message in bob's archive
+// has an <encrypted/> payload and not the text.
+func TestWebchatOMEMO(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := startWebchatEnv(ctx, t)
+	befriend(t, w.s)
+	alice := openPage(t, w.browser, "alice", w.url)
+	bob := openPage(t, w.browser, "bob", w.url)
+	bob.login("bob", "bob-pw")
+	alice.login("alice", "alice-pw")
+
+	alice.openChat("bob@localhost")
+	alice.waitUntil("OMEMO offered for the chat with bob", `() => {
+		const b = document.querySelector(".toggle-omemo");
+		return b !== null && b.dataset.disabled === "false";
+	}`)
+	alice.do("turn OMEMO on", chromedp.Click(chromedp.CSS(".toggle-omemo")),
+		chromedp.WaitVisible(chromedp.CSS(".toggle-omemo converse-icon.fa-lock")))
+	const secret = "a secret for bob, end to end"
+	alice.do("type the message", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), secret+"\r"))
+	alice.waitText("her own message in her chat", secret)
+	bob.do("wait for alice's message to be counted as unread",
+		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
+	bob.openChat("alice@localhost")
+	bob.waitText("alice's message, decrypted", secret)
+
+	o := dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}
+	bobTCP := login(t, o, "bob@localhost/tcp", "bob-pw")
+	defer bobTCP.close()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var encrypted *element
+		for _, m := range bobTCP.mam("<max>20</max><before/>").msgs {
+			if strings.Contains(m.String(), secret) {
+				t.Fatalf("koi carried the text in the clear: %s", m)
+			}
+			if m.child("eu.siacs.conversations.axolotl", "encrypted") != nil || m.child("urn:xmpp:omemo:2", "encrypted") != nil {
+				encrypted = m
+			}
+		}
+		if encrypted != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no OMEMO message in bob's archive")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range []*browserPage{alice, bob} {
+		p.screenshot("webchat-omemo-" + p.name + ".png")
+	}
+}
