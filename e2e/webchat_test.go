@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
+	pngenc "image/png"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -20,8 +25,9 @@ import (
 // webchatConfig is koi as examples/webchat expects it: a websocket
 // listener that lets the page's origin in, and the features Converse.js
 // waits for before it opens a chat (the blocklist, XEP-0191) or asks for
-// on login (the archive, XEP-0313), and a group chat service, which
-// Converse finds through disco.
+// on login (the archive, XEP-0313), and a group chat service and an HTTP
+// upload service (plain HTTP, as the page is), which Converse finds
+// through disco.
 var webchatConfig = template.Must(template.New("webchat").Parse(`# koi e2e webchat test config
 log { level = "debug"  format = "text" }
 listen "c2s"       { address = "{{.C2S}}"  starttls = "required" }
@@ -43,6 +49,7 @@ host "localhost" {
   blocklist = "store"
   archive   = "store"
   muc       = "store"
+  upload { listen = "{{.Upload}}"  tls = false  url_base = "http://{{.Upload}}"  max_file_size = 1000000 }
 }
 
 muc { enabled = true }
@@ -58,6 +65,7 @@ type webchatEnv struct {
 	browser context.Context
 	url     string // the page
 	metrics string // koi's /metrics listener
+	upload  string // koi's HTTP upload listener
 	log     *syncBuffer
 }
 
@@ -77,10 +85,11 @@ func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
 		t.Fatalf("building examples/webchat: %v\n%s", err, out)
 	}
 
-	c2s, c2sTLS, ws, page, metrics := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	c2s, c2sTLS, ws, page, metrics, upload := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	var b bytes.Buffer
 	err = webchatConfig.Execute(&b, map[string]string{
 		"C2S": c2s, "C2STLS": c2sTLS, "WS": ws, "Page": page, "Dir": dir, "Plugin": pluginBin(), "Metrics": metrics,
+		"Upload": upload,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +108,7 @@ func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
 			t.Logf("webchat log:\n%s", web.String())
 		}
 	})
-	return &webchatEnv{s: s, browser: browser, url: "http://" + page + "/", metrics: metrics, log: web}
+	return &webchatEnv{s: s, browser: browser, url: "http://" + page + "/", metrics: metrics, upload: upload, log: web}
 }
 
 // A real web client in a real browser: examples/webchat serves Converse.js
@@ -428,5 +437,53 @@ func TestWebchatOMEMO(t *testing.T) {
 	}
 	for _, p := range []*browserPage{alice, bob} {
 		p.screenshot("webchat-omemo-" + p.name + ".png")
+	}
+}
+
+// HTTP File Upload (XEP-0363) from the browser: alice picks a picture in
+// Converse's file dialog, Converse asks koi for a slot and PUTs the file
+// across origins (koi's upload service answers the CORS preflight), and
+// sends its URL; bob's page shows the picture, whose bytes are the file's.
+func TestWebchatFileUpload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := startWebchatEnv(ctx, t)
+	befriend(t, w.s)
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var png bytes.Buffer
+	if err := pngenc.Encode(&png, img); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "koi-test.png")
+	if err := os.WriteFile(file, png.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	alice := openPage(t, w.browser, "alice", w.url)
+	bob := openPage(t, w.browser, "bob", w.url)
+	alice.login("alice", "alice-pw")
+	bob.login("bob", "bob-pw")
+	alice.openChat("bob@localhost")
+	alice.do("choose the file", chromedp.SetUploadFiles(chromedp.CSS(".chatbox input.fileupload"), []string{file}))
+	bob.do("wait for alice's message to be counted as unread",
+		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
+	bob.openChat("alice@localhost")
+	prefix := "http://" + w.upload + "/"
+	bob.waitUntil("the picture shown", `(prefix) => [...document.querySelectorAll("img.chat-image")].some(i => i.src.startsWith(prefix) && i.complete && i.naturalWidth === 8)`, prefix)
+	src := eval[string](bob, "the picture's address", `[...document.querySelectorAll("img.chat-image")].map(i => i.src).find(s => s.startsWith(`+strconv.Quote(prefix)+`))`)
+	resp, err := http.Get(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, png.Bytes()) {
+		t.Fatalf("GET %s: %s, %d bytes, %v; want the %d bytes uploaded", src, resp.Status, len(got), err, png.Len())
+	}
+	for _, p := range []*browserPage{alice, bob} {
+		p.screenshot("webchat-upload-" + p.name + ".png")
 	}
 }
