@@ -19,6 +19,9 @@
 #                    (default 3): the least disturbed is kept
 #   BENCH_NICE       run koi and koi-bench at this nice level (e.g. -10, needs root) so that
 #                    other work on a shared machine disturbs them less
+#   BENCH_KOI_ENV    environment for koi only, space-separated (e.g. "GOGC=400" or
+#                    "GODEBUG=gctrace=1", whose lines go to koi's log in BENCH_DIR), so that a
+#                    runtime setting is measured without changing koi-bench's
 #   BENCH_PG_DSN     PostgreSQL for the cluster rows (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable;
 #                    the rows make a schema of their own there and drop it)
 #   BENCH_NATS_URL   NATS with JetStream for the cluster rows (default nats://127.0.0.1:4222); the
@@ -122,7 +125,8 @@ koi_pid=
 start_koi() {
 	local log=$dir/koi-$1.log
 	# Not exec'd through a shell: the PID must be koi's own.
-	"${server_pin[@]}" "$bin/koi" -config "${2:-$dir/koi.hcl}" >"$log" 2>&1 &
+	# shellcheck disable=SC2086 # BENCH_KOI_ENV is a list of NAME=value words
+	"${server_pin[@]}" env ${BENCH_KOI_ENV:-} "$bin/koi" -config "${2:-$dir/koi.hcl}" >"$log" 2>&1 &
 	koi_pid=$!
 	for _ in $(seq 300); do
 		if grep -q "koi is ready" "$log"; then
