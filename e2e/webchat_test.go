@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/koi-im/koi/internal/tcpproxy"
 	"github.com/koi-im/koi/internal/testsvc"
 )
 
@@ -63,9 +64,10 @@ metrics { address = "{{.Metrics}}" }
 type webchatEnv struct {
 	s       *server
 	browser context.Context
-	url     string // the page
-	metrics string // koi's /metrics listener
-	upload  string // koi's HTTP upload listener
+	url     string          // the page
+	metrics string          // koi's /metrics listener
+	upload  string          // koi's HTTP upload listener
+	proxy   *tcpproxy.Proxy // between the pages and koi's WebSocket listener
 	log     *syncBuffer
 }
 
@@ -102,13 +104,19 @@ func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
 	s.waitListening(t, ws)
 	s.addUser(t, "alice@localhost", "alice-pw")
 	s.addUser(t, "bob@localhost", "bob-pw")
-	web := startWebchat(t, webchatBin, page, "ws://"+ws+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
+	// The page reaches koi through a proxy that a test can cut, as a
+	// phone's or a laptop's network drops.
+	proxy, err := tcpproxy.New(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := startWebchat(t, webchatBin, page, "ws://"+proxy.Addr()+"/xmpp-websocket", filepath.Join(pkg, "node_modules", "converse.js", "dist"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("webchat log:\n%s", web.String())
 		}
 	})
-	return &webchatEnv{s: s, browser: browser, url: "http://" + page + "/", metrics: metrics, upload: upload, log: web}
+	return &webchatEnv{s: s, browser: browser, url: "http://" + page + "/", metrics: metrics, upload: upload, proxy: proxy, log: web}
 }
 
 // A real web client in a real browser: examples/webchat serves Converse.js
@@ -486,4 +494,39 @@ func TestWebchatFileUpload(t *testing.T) {
 	for _, p := range []*browserPage{alice, bob} {
 		p.screenshot("webchat-upload-" + p.name + ".png")
 	}
+}
+
+// Stream management from the browser (XEP-0198 over WebSocket): bob's
+// Converse.js enables resumption; his network drops (the proxy closes the
+// connection and refuses new ones), koi keeps his session, and a message
+// alice sends meanwhile waits in it; when the network is back Converse
+// resumes the stream, and the message is on his page. The log tells that
+// the stream was resumed, not replaced by a new login that would have
+// found the message in the archive.
+func TestWebchatStreamResumption(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w := startWebchatEnv(ctx, t)
+	befriend(t, w.s)
+	bob := openPage(t, w.browser, "bob", w.url)
+	bob.login("bob", "bob-pw")
+	bob.openChat("alice@localhost")
+	waitLog(t, w.s, `stream management enabled:.* resumable=true`)
+	alice := login(t, dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}, "alice@localhost/tcp", "alice-pw")
+	defer alice.close()
+	alice.send("<presence/>")
+	alice.expect("bob's presence", func(e *element) bool {
+		return e.is("", "presence") && e.attr("type") == "" && strings.HasPrefix(e.attr("from"), "bob@localhost/")
+	})
+
+	w.proxy.Cut()
+	waitLog(t, w.s, `connection lost, session kept for resumption`)
+	const during = "sent while your network was down"
+	alice.send("<message to='bob@localhost' type='chat' id='away-1'><body>" + during + "</body></message>")
+	if err := w.proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, w.s, `stream resumed`)
+	bob.waitText("the message sent while he was away", during)
+	bob.screenshot("webchat-resumed-bob.png")
 }
