@@ -72,9 +72,11 @@ type webchatEnv struct {
 }
 
 // startWebchatEnv builds and starts examples/webchat against a koi of its
-// own.
-func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
+// own; the browser is given 10 minutes.
+func startWebchatEnv(t *testing.T) *webchatEnv {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
 	browser := newBrowser(ctx, t)
 	pkg, err := testsvc.NPMInstall(ctx, "examples/webchat")
 	testsvc.Require(t, err)
@@ -125,27 +127,19 @@ func startWebchatEnv(ctx context.Context, t *testing.T) *webchatEnv {
 // message to bob, and bob's page shows it. The screenshot of both pages is
 // kept as a test artefact (go test -artifacts).
 func TestWebchat(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := startWebchatEnv(ctx, t)
-	s, browser, url, metrics := w.s, w.browser, w.url, w.metrics
+	w := startWebchatEnv(t)
+	s, metrics := w.s, w.metrics
 	befriend(t, s)
 
-	alice := openPage(t, browser, "alice", url)
-	bob := openPage(t, browser, "bob", url)
-	alice.login("alice", "alice-pw")
-	bob.login("bob", "bob-pw")
+	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
 
 	// alice opens the chat with bob from the roster koi gave Converse and
-	// sends; bob's page counts it as unread on alice's roster entry (in
-	// full screen Converse opens no chat by itself), and bob opens it.
+	// sends; bob's page counts it as unread and bob opens it.
 	alice.openChat("bob@localhost")
 	const body = "hello bob, from a browser"
 	alice.do("type the message", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), body+"\r"))
 	alice.waitText("her own message in her chat", body)
-	bob.do("wait for alice's message to be counted as unread",
-		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
-	bob.openChat("alice@localhost")
+	bob.openUnread("alice@localhost")
 	bob.waitText("alice's message", body)
 
 	// And back: bob's answer reaches alice's open chat.
@@ -169,8 +163,7 @@ func TestWebchat(t *testing.T) {
 	aliceTCP := login(t, o, "alice@localhost/tcp", "alice-pw")
 	defer aliceTCP.close()
 	awaitTombstone(t, aliceTCP, id)
-	again := openPage(t, browser, "bob-again", url)
-	again.login("bob", "bob-pw")
+	again := w.page(t, "bob-again", "bob")
 	again.openChat("alice@localhost")
 	again.waitText("bob's reply, from his archive", reply)
 	again.waitUntil("alice's message shown as removed, from his archive", removed, body)
@@ -186,9 +179,7 @@ func TestWebchat(t *testing.T) {
 		t.Error("no koi_archive_queue_depth with the archive on")
 	}
 
-	for _, p := range []*browserPage{alice, bob, again} {
-		p.screenshot("webchat-" + p.name + ".png")
-	}
+	screenshots("webchat-", alice, bob, again)
 }
 
 // befriend makes alice and bob subscribed to each other (RFC 6121) with
@@ -274,19 +265,11 @@ func (p *browserPage) waitText(what, text string) {
 		`(text) => [...document.querySelectorAll(".chat-msg__text")].some(e => e.textContent.includes(text))`, text)
 }
 
-// retract chooses Retract in the actions menu of the user's own message
-// that reads text, and confirms it in the dialog that follows. The menu's
-// items are on the page whether it is open or not; clicking one is what
-// choosing it does.
+// retract retracts the user's own message that reads text, confirming it
+// in the dialog that follows.
 func (p *browserPage) retract(text string) {
 	p.t.Helper()
-	p.waitUntil(fmt.Sprintf("Retract chosen on the message %q", text), `(text) => {
-		const m = [...document.querySelectorAll(".chat-msg")].find(e => e.querySelector(".chat-msg__text")?.textContent.includes(text));
-		const item = m?.querySelector(".chat-msg__action-retract");
-		if (!item) return false;
-		item.click();
-		return true;
-	}`, text)
+	p.chooseRetract(text)
 	confirm := chromedp.CSS("converse-confirm-modal form.confirm button[type=submit]")
 	p.do("confirm the retraction", chromedp.WaitVisible(confirm), chromedp.Click(confirm))
 }
@@ -315,16 +298,12 @@ func archivedID(t *testing.T, c *client, body string) string {
 // finds alice's message in the room's history and they talk; then alice,
 // as a moderator, retracts bob's message from its actions menu (XEP-0425)
 // with a reason. Both pages show it removed, and a page of bob's with
-// empty storage that joins again finds it removed in the history koi
-// sends, alice's message still there.
+// empty storage, which joins the room again from the bookmark Converse
+// made, finds it removed in the history koi sends, alice's message still
+// there.
 func TestWebchatGroupChat(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := startWebchatEnv(ctx, t)
-	alice := openPage(t, w.browser, "alice", w.url)
-	bob := openPage(t, w.browser, "bob", w.url)
-	alice.login("alice", "alice-pw")
-	bob.login("bob", "bob-pw")
+	w := startWebchatEnv(t)
+	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
 
 	const room = "lobby@conference.localhost"
 	alice.joinRoom(room, "alice")
@@ -344,15 +323,15 @@ func TestWebchatGroupChat(t *testing.T) {
 	alice.waitUntil("bob's message shown as removed", removed, spam)
 	bob.waitUntil("his message shown as removed", removed, spam)
 
-	again := openPage(t, w.browser, "bob-again", w.url)
-	again.login("bob", "bob-pw")
-	again.joinRoom(room, "bob")
+	// Converse bookmarked the room for autojoin when bob entered it
+	// (XEP-0402, kept in koi's PEP): a page of his with empty storage
+	// joins it by itself.
+	again := w.page(t, "bob-again", "bob")
+	again.do("the bookmarked room opens by itself", chromedp.WaitVisible(chromedp.CSS(".chatroom .chat-textarea")))
 	again.waitText("alice's message, from the room's history", hello)
 	again.waitUntil("bob's message shown as removed, from the room's history", removed, spam)
 
-	for _, p := range []*browserPage{alice, bob, again} {
-		p.screenshot("webchat-muc-" + p.name + ".png")
-	}
+	screenshots("webchat-muc-", alice, bob, again)
 }
 
 // joinRoom joins room as nick through Converse's "Add a groupchat" dialog
@@ -375,9 +354,10 @@ func (p *browserPage) joinRoom(room, nick string) {
 	p.do("the room opens", chromedp.WaitVisible(chromedp.CSS(".chatroom .chat-textarea")))
 }
 
-// moderate retracts someone else's message in the open room that reads
-// text, as a moderator, giving reason in the dialog that asks for one.
-func (p *browserPage) moderate(text, reason string) {
+// chooseRetract chooses Retract in the actions menu of the message that
+// reads text. The menu's items are on the page whether it is open or not;
+// clicking one is what choosing it does.
+func (p *browserPage) chooseRetract(text string) {
 	p.t.Helper()
 	p.waitUntil(fmt.Sprintf("Retract chosen on the message %q", text), `(text) => {
 		const m = [...document.querySelectorAll(".chat-msg")].find(e => e.querySelector(".chat-msg__text")?.textContent.includes(text));
@@ -386,6 +366,13 @@ func (p *browserPage) moderate(text, reason string) {
 		item.click();
 		return true;
 	}`, text)
+}
+
+// moderate retracts someone else's message in the open room that reads
+// text, as a moderator, giving reason in the dialog that asks for one.
+func (p *browserPage) moderate(text, reason string) {
+	p.t.Helper()
+	p.chooseRetract(text)
 	field := chromedp.CSS("converse-confirm-modal form.confirm input")
 	p.do("give the reason and confirm", chromedp.WaitVisible(field), chromedp.SendKeys(field, reason),
 		chromedp.Click(chromedp.CSS("converse-confirm-modal form.confirm button[type=submit]")))
@@ -397,14 +384,9 @@ func (p *browserPage) moderate(text, reason string) {
 // decrypts it. koi carries only ciphertext: the message in bob's archive
 // has an <encrypted/> payload and not the text.
 func TestWebchatOMEMO(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := startWebchatEnv(ctx, t)
+	w := startWebchatEnv(t)
 	befriend(t, w.s)
-	alice := openPage(t, w.browser, "alice", w.url)
-	bob := openPage(t, w.browser, "bob", w.url)
-	bob.login("bob", "bob-pw")
-	alice.login("alice", "alice-pw")
+	bob, alice := w.page(t, "bob", "bob"), w.page(t, "alice", "alice")
 
 	alice.openChat("bob@localhost")
 	alice.waitUntil("OMEMO offered for the chat with bob", `() => {
@@ -416,9 +398,7 @@ func TestWebchatOMEMO(t *testing.T) {
 	const secret = "a secret for bob, end to end"
 	alice.do("type the message", chromedp.SendKeys(chromedp.CSS(".chat-textarea"), secret+"\r"))
 	alice.waitText("her own message in her chat", secret)
-	bob.do("wait for alice's message to be counted as unread",
-		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
-	bob.openChat("alice@localhost")
+	bob.openUnread("alice@localhost")
 	bob.waitText("alice's message, decrypted", secret)
 
 	o := dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}
@@ -443,9 +423,7 @@ func TestWebchatOMEMO(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, p := range []*browserPage{alice, bob} {
-		p.screenshot("webchat-omemo-" + p.name + ".png")
-	}
+	screenshots("webchat-omemo-", alice, bob)
 }
 
 // HTTP File Upload (XEP-0363) from the browser: alice picks a picture in
@@ -453,9 +431,7 @@ func TestWebchatOMEMO(t *testing.T) {
 // across origins (koi's upload service answers the CORS preflight), and
 // sends its URL; bob's page shows the picture, whose bytes are the file's.
 func TestWebchatFileUpload(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := startWebchatEnv(ctx, t)
+	w := startWebchatEnv(t)
 	befriend(t, w.s)
 	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
 	for i := range img.Pix {
@@ -470,15 +446,10 @@ func TestWebchatFileUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alice := openPage(t, w.browser, "alice", w.url)
-	bob := openPage(t, w.browser, "bob", w.url)
-	alice.login("alice", "alice-pw")
-	bob.login("bob", "bob-pw")
+	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
 	alice.openChat("bob@localhost")
 	alice.do("choose the file", chromedp.SetUploadFiles(chromedp.CSS(".chatbox input.fileupload"), []string{file}))
-	bob.do("wait for alice's message to be counted as unread",
-		chromedp.WaitVisible(chromedp.CSS(`a.open-chat.unread-msgs[data-jid="alice@localhost"]`)))
-	bob.openChat("alice@localhost")
+	bob.openUnread("alice@localhost")
 	prefix := "http://" + w.upload + "/"
 	bob.waitUntil("the picture shown", `(prefix) => [...document.querySelectorAll("img.chat-image")].some(i => i.src.startsWith(prefix) && i.complete && i.naturalWidth === 8)`, prefix)
 	src := eval[string](bob, "the picture's address", `[...document.querySelectorAll("img.chat-image")].map(i => i.src).find(s => s.startsWith(`+strconv.Quote(prefix)+`))`)
@@ -491,9 +462,7 @@ func TestWebchatFileUpload(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, png.Bytes()) {
 		t.Fatalf("GET %s: %s, %d bytes, %v; want the %d bytes uploaded", src, resp.Status, len(got), err, png.Len())
 	}
-	for _, p := range []*browserPage{alice, bob} {
-		p.screenshot("webchat-upload-" + p.name + ".png")
-	}
+	screenshots("webchat-upload-", alice, bob)
 }
 
 // Stream management from the browser (XEP-0198 over WebSocket): bob's
@@ -504,12 +473,9 @@ func TestWebchatFileUpload(t *testing.T) {
 // the stream was resumed, not replaced by a new login that would have
 // found the message in the archive.
 func TestWebchatStreamResumption(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	w := startWebchatEnv(ctx, t)
+	w := startWebchatEnv(t)
 	befriend(t, w.s)
-	bob := openPage(t, w.browser, "bob", w.url)
-	bob.login("bob", "bob-pw")
+	bob := w.page(t, "bob", "bob")
 	bob.openChat("alice@localhost")
 	waitLog(t, w.s, `stream management enabled:.* resumable=true`)
 	alice := login(t, dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}, "alice@localhost/tcp", "alice-pw")
@@ -528,5 +494,30 @@ func TestWebchatStreamResumption(t *testing.T) {
 	}
 	waitLog(t, w.s, `stream resumed`)
 	bob.waitText("the message sent while he was away", during)
-	bob.screenshot("webchat-resumed-bob.png")
+	screenshots("webchat-resumed-", bob)
+}
+
+// page opens a page of its own (no storage shared with the others) named
+// name, and logs user in there (password user-pw).
+func (w *webchatEnv) page(t *testing.T, name, user string) *browserPage {
+	t.Helper()
+	p := openPage(t, w.browser, name, w.url)
+	p.login(user, user+"-pw")
+	return p
+}
+
+// openUnread waits until contact's roster entry counts unread messages (in
+// full screen Converse opens no chat by itself) and opens the chat.
+func (p *browserPage) openUnread(contact string) {
+	p.t.Helper()
+	p.do("wait for "+contact+"'s message to be counted as unread",
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf("a.open-chat.unread-msgs[data-jid=%q]", contact))))
+	p.openChat(contact)
+}
+
+// screenshots keeps each page as a test artefact named prefix + its name.
+func screenshots(prefix string, pages ...*browserPage) {
+	for _, p := range pages {
+		p.screenshot(prefix + p.name + ".png")
+	}
 }

@@ -40,10 +40,12 @@ type Server interface {
 }
 
 // pepFeatures are the pubsub features of every account (XEP-0163 §8,
-// XEP-0060 §10).
+// XEP-0060 §10). config-node-max says that max_items takes "max" (the
+// service's limit): without it Converse.js asks for 9999 bookmarks, over
+// the limit, and its publish fails with precondition-not-met.
 var pepFeatures = []string{
 	"access-open", "access-presence", "access-roster", "access-whitelist",
-	"auto-create", "auto-subscribe", "config-node", "create-and-configure", "create-nodes",
+	"auto-create", "auto-subscribe", "config-node", "config-node-max", "create-and-configure", "create-nodes",
 	"delete-items", "delete-nodes", "filtered-notifications", "item-ids", "last-published",
 	"manage-affiliations", "manage-subscriptions", "member-affiliation", "meta-data",
 	"modify-affiliations", "multi-items", "outcast-affiliation", "persistent-items",

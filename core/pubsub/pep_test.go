@@ -226,12 +226,15 @@ func TestPEPNotifications(t *testing.T) {
 
 	// Account disco says PEP.
 	r := bob.ok(`<iq type='get' id='d' to='alice@example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	var pep, publishOpts bool
+	// config-node-max: Converse.js asks for max_items "max" only where it
+	// is advertised, and 9999 (over the limit) elsewhere.
+	var pep, publishOpts, nodeMax bool
 	for _, k := range r.FirstChild().Elements() {
 		pep = pep || (k.Local == "identity" && k.Attr("category") == "pubsub" && k.Attr("type") == "pep")
 		publishOpts = publishOpts || k.Attr("var") == NS+"#publish-options"
+		nodeMax = nodeMax || k.Attr("var") == NS+"#config-node-max"
 	}
-	if !pep || !publishOpts {
+	if !pep || !publishOpts || !nodeMax {
 		t.Fatalf("account disco %s", r)
 	}
 

@@ -24,7 +24,7 @@ type ComponentServer interface {
 // serviceFeatures are the pubsub features of the service (XEP-0060 §10):
 // no presence or roster access models, which need an owner's roster.
 var serviceFeatures = []string{
-	"access-open", "access-whitelist", "auto-create", "config-node", "create-and-configure",
+	"access-open", "access-whitelist", "auto-create", "config-node", "config-node-max", "create-and-configure",
 	"create-nodes", "delete-items", "delete-nodes", "instant-nodes", "item-ids", "last-published",
 	"manage-affiliations", "manage-subscriptions", "member-affiliation", "meta-data",
 	"modify-affiliations", "multi-items", "outcast-affiliation", "persistent-items", "publish",
