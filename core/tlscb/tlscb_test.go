@@ -267,37 +267,12 @@ func TestResumedSessionKeepsItsCertificate(t *testing.T) {
 				},
 			})
 			connect := func(cache tls.ClientSessionCache) (server, client []byte, resumed bool) {
-				a, b := tcpPair(t)
-				defer a.Close()
-				defer b.Close()
-				hc := NewHandshakeConn(a)
-				sc := tls.Server(hc, cfg)
-				cc := tls.Client(b, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost",
+				hc, cs, ccs := handshakeReading(t, cfg, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost",
 					ClientSessionCache: cache, MaxVersion: version})
-				errc := make(chan error, 1)
-				go func() {
-					// Reading the server's byte takes its session ticket too.
-					err := cc.Handshake()
-					if err == nil {
-						_, err = cc.Read(make([]byte, 1))
-					}
-					errc <- err
-				}()
-				if err := sc.Handshake(); err != nil {
-					t.Fatalf("server handshake: %v", err)
-				}
-				if _, err := sc.Write([]byte("x")); err != nil {
-					t.Fatal(err)
-				}
-				if err := <-errc; err != nil {
-					t.Fatalf("client: %v", err)
-				}
-				cs := sc.ConnectionState()
 				got, err := New(cs, hc.Served(cfg, cs)).Data(ServerEndPoint)
 				if err != nil {
 					t.Fatalf("resumed %v: %v", cs.DidResume, err)
 				}
-				ccs := cc.ConnectionState()
 				cb, err := scram.NewTLSServerEndpointBinding(&ccs)
 				if err != nil {
 					t.Fatal(err)
@@ -338,30 +313,8 @@ func TestATicketWithoutTheCertificate(t *testing.T) {
 	recorded := RecordServed(base)
 	cache := tls.NewLRUClientSessionCache(4)
 	connect := func(cfg *tls.Config) (Served, tls.ConnectionState) {
-		a, b := tcpPair(t)
-		defer a.Close()
-		defer b.Close()
-		hc := NewHandshakeConn(a)
-		sc := tls.Server(hc, cfg)
-		cc := tls.Client(b, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", ClientSessionCache: cache})
-		errc := make(chan error, 1)
-		go func() {
-			err := cc.Handshake()
-			if err == nil {
-				_, err = cc.Read(make([]byte, 1))
-			}
-			errc <- err
-		}()
-		if err := sc.Handshake(); err != nil {
-			t.Fatalf("server handshake: %v", err)
-		}
-		if _, err := sc.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatalf("client: %v", err)
-		}
-		return hc.Served(cfg, sc.ConnectionState()), sc.ConnectionState()
+		hc, cs, _ := handshakeReading(t, cfg, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", ClientSessionCache: cache})
+		return hc.Served(cfg, cs), cs
 	}
 	connect(base) // the ticket, from a plain config
 	if served, cs := connect(recorded); !cs.DidResume || served.Known() {
@@ -372,7 +325,7 @@ func TestATicketWithoutTheCertificate(t *testing.T) {
 // tcpPair is a connected pair of loopback TCP connections: unlike
 // net.Pipe's, their writes are buffered, so a side that writes while the
 // other does (an alert in the middle of a flight) does not deadlock.
-func tcpPair(t *testing.T) (server, client net.Conn) {
+func tcpPair(t testing.TB) (server, client net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -387,4 +340,36 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	return server, client
+}
+
+// handshakeReading runs a handshake between a server with cfg and a client
+// with ccfg over loopback TCP, then has the client read a byte from the
+// server, which makes it take the session tickets sent after the
+// handshake, and returns the server's HandshakeConn and both states.
+func handshakeReading(t testing.TB, cfg, ccfg *tls.Config) (hc *HandshakeConn, server, client tls.ConnectionState) {
+	t.Helper()
+	a, b := tcpPair(t)
+	defer a.Close()
+	defer b.Close()
+	hc = NewHandshakeConn(a)
+	sc := tls.Server(hc, cfg)
+	cc := tls.Client(b, ccfg)
+	errc := make(chan error, 1)
+	go func() {
+		err := cc.Handshake()
+		if err == nil {
+			_, err = cc.Read(make([]byte, 1))
+		}
+		errc <- err
+	}()
+	if err := sc.Handshake(); err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	if _, err := sc.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return hc, sc.ConnectionState(), cc.ConnectionState()
 }
