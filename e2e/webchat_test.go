@@ -521,3 +521,58 @@ func screenshots(prefix string, pages ...*browserPage) {
 		p.screenshot(prefix + p.name + ".png")
 	}
 }
+
+// Avatars (XEP-0054 and XEP-0153) from the browser: alice picks a picture
+// in Converse's profile dialog, Converse stores it in her vCard on koi and
+// announces its hash in her presence, and bob's page, seeing the new hash,
+// fetches her vCard and shows the picture on her roster entry: the same
+// picture her vCard holds when bob asks koi for it.
+func TestWebchatAvatar(t *testing.T) {
+	w := startWebchatEnv(t)
+	befriend(t, w.s)
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 13)
+	}
+	var png bytes.Buffer
+	if err := pngenc.Encode(&png, img); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "avatar.png")
+	if err := os.WriteFile(file, png.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
+
+	alice.waitUntil("her profile dialog opened", `() => {
+		const a = document.querySelector("a.show-profile");
+		if (!a) return false;
+		a.click();
+		return true;
+	}`)
+	alice.do("choose the picture", chromedp.SetUploadFiles(chromedp.CSS(`converse-profile-modal input[name="avatar_image"]`), []string{file}))
+	alice.waitUntil("the profile saved", `() => {
+		const f = document.querySelector("converse-profile-modal #profile-tabpanel form");
+		if (!f) return false;
+		f.requestSubmit();
+		return true;
+	}`)
+	const shown = `[...document.querySelectorAll('a.open-chat[data-jid="alice@localhost"]')].map(a => a.closest("li")?.querySelector("svg.avatar image")?.getAttribute("href")).find(h => h && h.startsWith("data:image/"))`
+	bob.waitUntil("alice's picture on her roster entry", `() => !!(`+shown+`)`)
+	href := eval[string](bob, "the picture shown", shown)
+
+	o := dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}
+	bobTCP := login(t, o, "bob@localhost/tcp", "bob-pw")
+	defer bobTCP.close()
+	r := bobTCP.iq("<iq type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>")
+	photo := r.path("vCard", "PHOTO")
+	if photo == nil || photo.path("BINVAL") == nil {
+		t.Fatalf("alice's vCard has no photo: %s", r)
+	}
+	typ, data, _ := strings.Cut(strings.TrimPrefix(href, "data:"), ";base64,")
+	binval := strings.Join(strings.Fields(photo.path("BINVAL").Text), "")
+	if photo.path("TYPE") == nil || photo.path("TYPE").Text != typ || binval != data {
+		t.Fatalf("bob's page shows %s (%d base64 bytes), alice's vCard holds %s (%d)", typ, len(data), photo, len(binval))
+	}
+	screenshots("webchat-avatar-", alice, bob)
+}
