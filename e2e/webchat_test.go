@@ -300,7 +300,8 @@ func archivedID(t *testing.T, c *client, body string) string {
 // with a reason. Both pages show it removed, and a page of bob's with
 // empty storage, which joins the room again from the bookmark Converse
 // made, finds it removed in the history koi sends, alice's message still
-// there.
+// there. Last, alice renames the room in its configuration form, and
+// every page shows the new name.
 func TestWebchatGroupChat(t *testing.T) {
 	w := startWebchatEnv(t)
 	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
@@ -331,6 +332,26 @@ func TestWebchatGroupChat(t *testing.T) {
 	again.waitText("alice's message, from the room's history", hello)
 	again.waitUntil("bob's message shown as removed, from the room's history", removed, spam)
 
+	// alice renames the room in its configuration form (XEP-0045 §10.2,
+	// the form as koi sends it, drawn and submitted by Converse); the
+	// occupants' pages show the new name.
+	const name = "The koi lobby"
+	alice.waitUntil("the Configure action chosen", `() => {
+		const a = document.querySelector(".configure-chatroom-button");
+		if (!a) return false;
+		a.click();
+		return true;
+	}`)
+	alice.waitUntil("the room renamed in its form", `(name) => {
+		const f = document.querySelector('form.chatroom-form input[name="muc#roomconfig_roomname"]')?.form;
+		if (!f) return false;
+		f.elements["muc#roomconfig_roomname"].value = name;
+		f.requestSubmit();
+		return true;
+	}`, name)
+	for _, p := range []*browserPage{alice, bob, again} {
+		p.waitUntil("the room's new name in its heading", `(name) => [...document.querySelectorAll(".chatroom .chatbox-title__text")].some(e => e.textContent.trim() === name)`, name)
+	}
 	screenshots("webchat-muc-", alice, bob, again)
 }
 
