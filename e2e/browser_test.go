@@ -85,8 +85,11 @@ func openPage(t *testing.T, browser context.Context, name, url string) *browserP
 			fmt.Fprintf(p.console, "exception: %v\n", &chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails})
 		}
 	}()
+	// KOI_CONSOLE=1 logs the console of passing tests too: Converse.js
+	// reports a server's refusal there and goes on, so a test can pass
+	// over one (that is how the bookmarks' precondition-not-met showed).
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KOI_CONSOLE") != "" {
 			t.Logf("%s's browser console:\n%s", name, p.console.String())
 		}
 	})
