@@ -597,3 +597,61 @@ func TestWebchatAvatar(t *testing.T) {
 	}
 	screenshots("webchat-avatar-", alice, bob)
 }
+
+// Adding a contact from the browser (RFC 6121 §3): alice adds bob in
+// Converse's "Add a contact" dialog, bob's page shows her request and he
+// accepts it in its dialog, naming her. koi's rosters then have alice
+// subscribed to bob (to) and bob approving her (from), as TCP clients of
+// each read them. Converse.js 14's dialog does not ask for bob's
+// subscription in return (its "subscribe back" call reaches its event
+// system, not the network), so the subscription stays one-way.
+func TestWebchatAddContact(t *testing.T) {
+	w := startWebchatEnv(t)
+	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
+	alice.waitUntil("the Add a contact dialog opened", `() => {
+		const a = document.querySelector("a.add-contact");
+		if (!a) return false;
+		a.click();
+		return true;
+	}`)
+	jid := chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact input[name="jid"]`)
+	alice.do("fill in bob's address", chromedp.WaitVisible(jid), chromedp.SendKeys(jid, "bob@localhost"),
+		chromedp.SendKeys(chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact input[name="name"]`), "Bob"),
+		chromedp.Click(chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact [type="submit"]`)))
+
+	bob.waitUntil("alice's request accepted", `() => {
+		const a = document.querySelector('converse-roster-contact .accept-xmpp-request');
+		if (!a) return false;
+		a.click();
+		return true;
+	}`)
+	name := chromedp.CSS(`converse-accept-contact-request-modal form input[name="name"]`)
+	bob.do("name alice and accept", chromedp.WaitVisible(name), chromedp.SendKeys(name, "Alice"),
+		chromedp.Click(chromedp.CSS(`converse-accept-contact-request-modal form [type="submit"]`)))
+
+	o := dialOpts{addr: w.s.c2s, tls: w.s.tlsConfig(t, "localhost")}
+	for _, u := range [][3]string{{"alice", "bob", "to"}, {"bob", "alice", "from"}} {
+		c := login(t, o, u[0]+"@localhost/tcp", u[0]+"-pw")
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			r := c.iq("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>")
+			var sub string
+			for _, it := range r.path("query").children("jabber:iq:roster", "item") {
+				if it.attr("jid") == u[1]+"@localhost" && it.attr("ask") == "" {
+					sub = it.attr("subscription")
+				}
+			}
+			if sub == u[2] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's roster has %s with subscription %q, want %s: %s", u[0], u[1], sub, u[2], r)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.close()
+	}
+	// Subscribed, alice gets bob's presence: he shows online on her roster.
+	alice.waitUntil("bob online on her roster", `() => document.querySelector('a.open-chat[data-jid="bob@localhost"] .contact-name--online') !== null`)
+	screenshots("webchat-contact-", alice, bob)
+}
