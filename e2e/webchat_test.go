@@ -336,12 +336,7 @@ func TestWebchatGroupChat(t *testing.T) {
 	// the form as koi sends it, drawn and submitted by Converse); the
 	// occupants' pages show the new name.
 	const name = "The koi lobby"
-	alice.waitUntil("the Configure action chosen", `() => {
-		const a = document.querySelector(".configure-chatroom-button");
-		if (!a) return false;
-		a.click();
-		return true;
-	}`)
+	alice.clickWhenPresent("the Configure action chosen", `.configure-chatroom-button`)
 	alice.waitUntil("the room renamed in its form", `(name) => {
 		const f = document.querySelector('form.chatroom-form input[name="muc#roomconfig_roomname"]')?.form;
 		if (!f) return false;
@@ -359,12 +354,7 @@ func TestWebchatGroupChat(t *testing.T) {
 // and waits for the room's view.
 func (p *browserPage) joinRoom(room, nick string) {
 	p.t.Helper()
-	p.waitUntil("the Add a groupchat menu item chosen", `() => {
-		const item = document.querySelector(".show-add-muc-modal");
-		if (!item) return false;
-		item.click();
-		return true;
-	}`)
+	p.clickWhenPresent("the Add a groupchat menu item chosen", `.show-add-muc-modal`)
 	address := chromedp.CSS(`converse-add-muc-modal input[name="chatroom"]`)
 	nickname := chromedp.CSS(`converse-add-muc-modal input[name="nickname"]`)
 	p.do("fill in the dialog",
@@ -454,18 +444,7 @@ func TestWebchatOMEMO(t *testing.T) {
 func TestWebchatFileUpload(t *testing.T) {
 	w := startWebchatEnv(t)
 	befriend(t, w.s)
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 7)
-	}
-	var png bytes.Buffer
-	if err := pngenc.Encode(&png, img); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "koi-test.png")
-	if err := os.WriteFile(file, png.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, png := writePNG(t, "koi-test.png", 8)
 
 	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
 	alice.openChat("bob@localhost")
@@ -480,8 +459,8 @@ func TestWebchatFileUpload(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, png.Bytes()) {
-		t.Fatalf("GET %s: %s, %d bytes, %v; want the %d bytes uploaded", src, resp.Status, len(got), err, png.Len())
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, png) {
+		t.Fatalf("GET %s: %s, %d bytes, %v; want the %d bytes uploaded", src, resp.Status, len(got), err, len(png))
 	}
 	screenshots("webchat-upload-", alice, bob)
 }
@@ -551,26 +530,10 @@ func screenshots(prefix string, pages ...*browserPage) {
 func TestWebchatAvatar(t *testing.T) {
 	w := startWebchatEnv(t)
 	befriend(t, w.s)
-	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 13)
-	}
-	var png bytes.Buffer
-	if err := pngenc.Encode(&png, img); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "avatar.png")
-	if err := os.WriteFile(file, png.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, _ := writePNG(t, "avatar.png", 32)
 	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
 
-	alice.waitUntil("her profile dialog opened", `() => {
-		const a = document.querySelector("a.show-profile");
-		if (!a) return false;
-		a.click();
-		return true;
-	}`)
+	alice.clickWhenPresent("her profile dialog opened", `a.show-profile`)
 	alice.do("choose the picture", chromedp.SetUploadFiles(chromedp.CSS(`converse-profile-modal input[name="avatar_image"]`), []string{file}))
 	alice.waitUntil("the profile saved", `() => {
 		const f = document.querySelector("converse-profile-modal #profile-tabpanel form");
@@ -608,23 +571,13 @@ func TestWebchatAvatar(t *testing.T) {
 func TestWebchatAddContact(t *testing.T) {
 	w := startWebchatEnv(t)
 	alice, bob := w.page(t, "alice", "alice"), w.page(t, "bob", "bob")
-	alice.waitUntil("the Add a contact dialog opened", `() => {
-		const a = document.querySelector("a.add-contact");
-		if (!a) return false;
-		a.click();
-		return true;
-	}`)
+	alice.clickWhenPresent("the Add a contact dialog opened", `a.add-contact`)
 	jid := chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact input[name="jid"]`)
 	alice.do("fill in bob's address", chromedp.WaitVisible(jid), chromedp.SendKeys(jid, "bob@localhost"),
 		chromedp.SendKeys(chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact input[name="name"]`), "Bob"),
 		chromedp.Click(chromedp.CSS(`converse-add-contact-modal form.add-xmpp-contact [type="submit"]`)))
 
-	bob.waitUntil("alice's request accepted", `() => {
-		const a = document.querySelector('converse-roster-contact .accept-xmpp-request');
-		if (!a) return false;
-		a.click();
-		return true;
-	}`)
+	bob.clickWhenPresent("alice's request accepted", `converse-roster-contact .accept-xmpp-request`)
 	name := chromedp.CSS(`converse-accept-contact-request-modal form input[name="name"]`)
 	bob.do("name alice and accept", chromedp.WaitVisible(name), chromedp.SendKeys(name, "Alice"),
 		chromedp.Click(chromedp.CSS(`converse-accept-contact-request-modal form [type="submit"]`)))
@@ -654,4 +607,36 @@ func TestWebchatAddContact(t *testing.T) {
 	// Subscribed, alice gets bob's presence: he shows online on her roster.
 	alice.waitUntil("bob online on her roster", `() => document.querySelector('a.open-chat[data-jid="bob@localhost"] .contact-name--online') !== null`)
 	screenshots("webchat-contact-", alice, bob)
+}
+
+// clickWhenPresent waits until the page has an element matching selector
+// and clicks it, as a user chooses a menu item: the items of Converse's
+// menus are on the page whether the menu is open or not.
+func (p *browserPage) clickWhenPresent(what, selector string) {
+	p.t.Helper()
+	p.waitUntil(what, `(sel) => {
+		const e = document.querySelector(sel);
+		if (!e) return false;
+		e.click();
+		return true;
+	}`, selector)
+}
+
+// writePNG writes a size×size picture to a temporary file named name and
+// returns its path and bytes.
+func writePNG(t *testing.T, name string, size int) (path string, data []byte) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var b bytes.Buffer
+	if err := pngenc.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, b.Bytes()
 }
