@@ -97,9 +97,10 @@ const maxKeptSpillBuffer = 8 << 20
 // round after round, and spilling them all first would leave the backend
 // idle while the journal fills with what it could have stored.
 func (w *Writer) spill(now time.Time) (more bool) {
+	// No deferred unlock: the journal write below runs unlocked.
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if !w.spillingLocked() || now.Before(w.jBlocked) {
+		w.mu.Unlock()
 		return false
 	}
 	all := w.spillAllLocked()
@@ -113,6 +114,7 @@ func (w *Writer) spill(now time.Time) (more bool) {
 		w.queuedAt = now
 	}
 	if len(cuts) == 0 {
+		w.mu.Unlock()
 		return false
 	}
 	w.spillSeq = cuts[0][0].seq
@@ -130,6 +132,7 @@ func (w *Writer) spill(now time.Time) (more bool) {
 	}
 
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.spillSeq = 0
 	for _, items := range cuts[:k] {
 		w.jrecs = append(w.jrecs, jrec{seq: items[0].seq, n: len(items)})
